@@ -46,6 +46,21 @@ def require_official() -> None:
     pytest.skip(why)
 
 
+# An editable install of our package puts a finder in front of sys.path that would shadow the
+# official ``ncps``; the bootstrap drops such finders and puts the oracle directory first.
+_BOOTSTRAP = """
+import runpy, sys
+sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in type(f).__module__]
+sys.path.insert(0, {oracle!r})
+sys.argv = sys.argv[1:]
+{body}
+"""
+
+
+def _python(body: str) -> list:
+    return [sys.executable, "-c", _BOOTSTRAP.format(oracle=str(ORACLE_DIR), body=body)]
+
+
 def _env() -> dict:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ORACLE_DIR)
@@ -61,7 +76,7 @@ def run_official(code: str, timeout: float = 300) -> dict:
         out = Path(tmp) / "out.json"
         script = f"OUT = {str(out)!r}\n" + code
         proc = subprocess.run(
-            [sys.executable, "-c", script], env=_env(), cwd=tmp, capture_output=True, text=True, timeout=timeout
+            _python(script) + ["-"], env=_env(), cwd=tmp, capture_output=True, text=True, timeout=timeout
         )
         if proc.returncode != 0:
             raise RuntimeError(f"official ncps script failed:\n{proc.stderr[-4000:]}")
@@ -77,7 +92,8 @@ def run_oracle(spec: dict, timeout: float = 300) -> dict[str, np.ndarray]:
         spec_path, out_path = Path(tmp) / "spec.json", Path(tmp) / "out.npz"
         spec_path.write_text(json.dumps(spec))
         proc = subprocess.run(
-            [sys.executable, str(ORACLE_SCRIPT), str(spec_path), str(out_path)],
+            _python("runpy.run_path(sys.argv[0], run_name='__main__')")
+            + [str(ORACLE_SCRIPT), str(spec_path), str(out_path)],
             env=_env(), cwd=tmp, capture_output=True, text=True, timeout=timeout,
         )
         if proc.returncode != 0:

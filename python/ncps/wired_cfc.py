@@ -1,0 +1,126 @@
+"""The wired CfC: one sparse, backbone-free CfC layer per layer of a wiring.
+
+For an NCP wiring the layers are inter → command → motor. Layer ``l`` is a :class:`CfCCell`
+without backbone whose ``ff1``/``ff2`` weights are masked by the wiring's feed-forward block
+(sensory → inter for ``l = 0``, layer ``l-1`` → layer ``l`` otherwise) stacked over a dense
+intra-layer recurrent block, exactly as the official ``WiredCfCCell``:
+
+.. math::
+
+    h'_l = \\mathrm{CfC}_l\\big([\\,h'_{l-1}, h_l\\,], \\Delta t\\big), \\qquad h'_{-1} = x
+
+The state is ``[inter | command | motor]`` (``(B, N)``), the output the last layer's state
+``(B, M)``.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Union
+
+import mlx.core as mx
+import mlx.nn as nn
+import numpy as np
+
+from .cfc import CfCCell
+from .wirings import Wiring
+
+
+class WiredCfCCell(nn.Module):
+    """A CfC cell on a wiring: ``cell(x, state, ts=1.0) -> (motor_output, new_state)``.
+
+    Args:
+        input_size: input features (optional if the wiring is built). The cell keeps its own
+            built copy of the wiring.
+        wiring: the connectivity (``NCP``, ``AutoNCP``, ``Random``, ...).
+        mode: ``"default"``, ``"no_gate"`` or ``"pure"``.
+
+    Sub-cells are ``layer_0 .. layer_{L-1}`` (the official parameter names).
+    """
+
+    def __init__(self, input_size: Optional[int], wiring: Wiring, mode: str = "default"):
+        super().__init__()
+        if not isinstance(wiring, Wiring):
+            raise TypeError(f"wiring must be an ncps.wirings.Wiring, got {type(wiring).__name__}")
+        wiring = wiring.copy()
+        if input_size is not None:
+            wiring.build(int(input_size))
+        if not wiring.is_built():
+            raise ValueError("Wiring must be built before use: call wiring.build(input_dim) or pass input_size")
+        self._wiring = wiring
+        self.mode = mode
+        self._config = dict(input_size=wiring.input_dim, wiring=wiring, mode=mode)
+        in_features = wiring.input_dim
+        self.layer_sizes = []
+        for l in range(wiring.num_layers):
+            neurons = wiring.get_neurons_of_layer(l)
+            if l == 0:
+                feed = wiring.sensory_adjacency_matrix[:, neurons]
+            else:
+                feed = wiring.adjacency_matrix[wiring.get_neurons_of_layer(l - 1)][:, neurons]
+            mask = np.concatenate([feed, np.ones((len(neurons), len(neurons)))], axis=0)
+            cell = CfCCell(in_features, len(neurons), mode, "lecun_tanh", 0, 0, 0.0, sparsity_mask=mask)
+            setattr(self, f"layer_{l}", cell)
+            self.layer_sizes.append(len(neurons))
+            in_features = len(neurons)
+
+    @property
+    def wiring(self) -> Wiring:
+        return self._wiring
+
+    @property
+    def layers(self) -> list:
+        return [getattr(self, f"layer_{l}") for l in range(len(self.layer_sizes))]
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.layer_sizes)
+
+    @property
+    def input_size(self) -> int:
+        return self._wiring.input_dim
+
+    @property
+    def sensory_size(self) -> int:
+        return self._wiring.input_dim
+
+    @property
+    def state_size(self) -> int:
+        return self._wiring.units
+
+    @property
+    def motor_size(self) -> int:
+        return self.layer_sizes[-1]
+
+    @property
+    def output_size(self) -> int:
+        return self.layer_sizes[-1]
+
+    @property
+    def synapse_count(self) -> int:
+        return int(np.abs(self._wiring.adjacency_matrix).sum())
+
+    @property
+    def sensory_synapse_count(self) -> int:
+        return int(np.abs(self._wiring.sensory_adjacency_matrix).sum())
+
+    def get_config(self) -> dict:
+        return dict(self._config)
+
+    def step(self, x: mx.array, state: mx.array, ts: Union[float, mx.array]) -> mx.array:
+        """The new state ``[inter | command | motor]`` (no input checks)."""
+        bounds = np.cumsum(self.layer_sizes)[:-1].tolist()
+        new_states, inp = [], x
+        for cell, h in zip(self.layers, mx.split(state, bounds, axis=-1)):
+            inp = cell.step(inp, h, ts)
+            new_states.append(inp)
+        return mx.concatenate(new_states, axis=-1)
+
+    def readout(self, state: mx.array) -> mx.array:
+        return state[..., -self.motor_size :]
+
+    def __call__(self, x: mx.array, state: mx.array, ts: Union[float, mx.array] = 1.0):
+        from .sequence import check_cell_inputs
+
+        x, state, ts = check_cell_inputs(self, x, state, ts)
+        new_state = self.step(x, state, ts)
+        return self.readout(new_state), new_state
