@@ -164,22 +164,25 @@ class RNN(nn.Module):
 
     # -- one direction ----------------------------------------------------------------------
     def _fused_plan(self) -> tuple[str, Optional[str]]:
+        """The fused kernel's name and None, or the reason it cannot run this layer."""
         cell = self.rnn_cell
         kernel = getattr(cell, "fused_kernel", None)
         if kernel is None:
             return type(cell).__name__, f"no fused kernel is implemented for {type(cell).__name__}"
-        if self.mixed_memory:
-            return kernel, "mixed memory (LSTM before the cell) is not fused yet"
-        return kernel, cell.fused_why_not()
+        return kernel, cell.fused_why_not(mixed_memory=self.mixed_memory)
 
     def _scan(self, x: mx.array, h: mx.array, c: Optional[mx.array], ts: Optional[mx.array]):
-        """One direction over batch-first ``x``; returns ``(outputs (B, T, M), h, c)``."""
+        """One direction over batch-first ``x``; returns ``(outputs (B, T, M), h, c)``.
+
+        A fused cell implements ``fused_sequence(x, h0, dt, lstm, c0) -> (states (B, T, N), c)``
+        (``lstm`` is the mixed-memory LSTM or None) and ``fused_why_not(mixed_memory)``.
+        """
         cell = self.rnn_cell
         kernel, why_not = self._fused_plan()
         if kernels.select(kernel, why_not):
             B, T = x.shape[:2]
             dt = mx.ones((B, T)) if ts is None else ts
-            states = cell.fused_sequence(x, h, dt)
+            states, c = cell.fused_sequence(x, h, dt, self.lstm if self.mixed_memory else None, c)
             return cell.readout(states), states[:, -1], c
         outputs = []
         for t in range(x.shape[1]):
