@@ -88,7 +88,7 @@ def select(kernel: str, why_not: Optional[str]) -> bool:
     mode = get_mode()
     if mode == "reference":
         return False
-    if why_not is None and _ext is None:
+    if _ext is None:  # the root cause, whatever the cell would say
         why_not = f"the extension ncps._ext is not loaded ({_EXT_ERROR})"
     if why_not is None and mx.default_device() != mx.cpu:
         why_not = "the fused kernels run on the CPU stream only (no GPU kernel is built yet)"
