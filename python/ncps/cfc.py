@@ -36,7 +36,7 @@ import mlx.nn as nn
 import numpy as np
 
 from .activations import get_activation
-from .wirings import Wiring
+from .wirings import Wiring, built_copy
 
 MODES = ("default", "pure", "no_gate")
 
@@ -107,11 +107,7 @@ class CfCCell(nn.Module):
         self._wiring = None
         self.motor_size = None
         if wiring is not None:
-            wiring = wiring.copy()
-            if input_size is not None:
-                wiring.build(int(input_size))
-            if not wiring.is_built():
-                raise ValueError("Wiring must be built before use: call wiring.build(input_dim) or pass input_size")
+            wiring = built_copy(wiring, input_size)
             if units is not None and int(units) != wiring.units:
                 raise ValueError(f"units={units} contradicts the wiring's {wiring.units} units")
             self._wiring = wiring

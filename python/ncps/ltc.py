@@ -35,7 +35,7 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
-from .wirings import Wiring
+from .wirings import WiredSizes, Wiring, built_copy
 
 # Names of the effective parameters the solver consumes, in the order the fused primitive takes them.
 SOLVER_PARAMS = (
@@ -107,7 +107,7 @@ def ltc_sequence(
     return mx.stack(states, axis=1)
 
 
-class LTCCell(nn.Module):
+class LTCCell(WiredSizes, nn.Module):
     """A liquid time-constant cell on a wiring: ``cell(x, state, ts=1.0) -> (output, new_state)``.
 
     Args:
@@ -138,19 +138,12 @@ class LTCCell(nn.Module):
         implicit_param_constraints: bool = False,
     ):
         super().__init__()
-        if not isinstance(wiring, Wiring):
-            raise TypeError(f"wiring must be an ncps.wirings.Wiring, got {type(wiring).__name__}")
         if int(ode_unfolds) < 1:
             raise ValueError(f"ode_unfolds must be a positive integer, got {ode_unfolds}")
         self._config = dict(wiring=None, in_features=in_features, input_mapping=input_mapping,
                             output_mapping=output_mapping, ode_unfolds=ode_unfolds, epsilon=epsilon,
                             implicit_param_constraints=implicit_param_constraints)  # fmt: skip
-        wiring = wiring.copy()
-        if in_features is not None:
-            wiring.build(int(in_features))
-        if not wiring.is_built():
-            raise ValueError("Wiring must be built before use: call wiring.build(input_dim) or pass input_size")
-        self._wiring = wiring
+        self._wiring = wiring = built_copy(wiring, in_features)
         self._config.update(wiring=wiring, in_features=wiring.input_dim)
         self.input_mapping = input_mapping
         self.output_mapping = output_mapping
@@ -187,23 +180,7 @@ class LTCCell(nn.Module):
             self.output_b = mx.zeros((M,))
         self.freeze(keys=["sparsity_mask", "sensory_sparsity_mask"], recurse=False)
 
-    # -- sizes -------------------------------------------------------------------------------
-    @property
-    def wiring(self) -> Wiring:
-        return self._wiring
-
-    @property
-    def state_size(self) -> int:
-        return self._wiring.units
-
-    @property
-    def sensory_size(self) -> int:
-        return self._wiring.input_dim
-
-    @property
-    def input_size(self) -> int:
-        return self._wiring.input_dim
-
+    # -- sizes (the rest come from WiredSizes) ------------------------------------------------
     @property
     def motor_size(self) -> int:
         return self._wiring.output_dim
@@ -211,14 +188,6 @@ class LTCCell(nn.Module):
     @property
     def output_size(self) -> int:
         return self._wiring.output_dim
-
-    @property
-    def synapse_count(self) -> int:
-        return int(np.abs(self._wiring.adjacency_matrix).sum())
-
-    @property
-    def sensory_synapse_count(self) -> int:
-        return int(np.abs(self._wiring.sensory_adjacency_matrix).sum())
 
     # -- math --------------------------------------------------------------------------------
     def _positive(self, z: mx.array) -> mx.array:

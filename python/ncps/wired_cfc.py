@@ -22,10 +22,10 @@ import mlx.nn as nn
 import numpy as np
 
 from .cfc import CfCCell
-from .wirings import Wiring
+from .wirings import WiredSizes, Wiring, built_copy
 
 
-class WiredCfCCell(nn.Module):
+class WiredCfCCell(WiredSizes, nn.Module):
     """A CfC cell on a wiring: ``cell(x, state, ts=1.0) -> (motor_output, new_state)``.
 
     Args:
@@ -39,14 +39,7 @@ class WiredCfCCell(nn.Module):
 
     def __init__(self, input_size: Optional[int], wiring: Wiring, mode: str = "default"):
         super().__init__()
-        if not isinstance(wiring, Wiring):
-            raise TypeError(f"wiring must be an ncps.wirings.Wiring, got {type(wiring).__name__}")
-        wiring = wiring.copy()
-        if input_size is not None:
-            wiring.build(int(input_size))
-        if not wiring.is_built():
-            raise ValueError("Wiring must be built before use: call wiring.build(input_dim) or pass input_size")
-        self._wiring = wiring
+        self._wiring = wiring = built_copy(wiring, input_size)
         self.mode = mode
         self._config = dict(input_size=wiring.input_dim, wiring=wiring, mode=mode)
         in_features = wiring.input_dim
@@ -64,10 +57,6 @@ class WiredCfCCell(nn.Module):
             in_features = len(neurons)
 
     @property
-    def wiring(self) -> Wiring:
-        return self._wiring
-
-    @property
     def layers(self) -> list:
         return [getattr(self, f"layer_{l}") for l in range(len(self.layer_sizes))]
 
@@ -76,32 +65,12 @@ class WiredCfCCell(nn.Module):
         return len(self.layer_sizes)
 
     @property
-    def input_size(self) -> int:
-        return self._wiring.input_dim
-
-    @property
-    def sensory_size(self) -> int:
-        return self._wiring.input_dim
-
-    @property
-    def state_size(self) -> int:
-        return self._wiring.units
-
-    @property
     def motor_size(self) -> int:
         return self.layer_sizes[-1]
 
     @property
     def output_size(self) -> int:
         return self.layer_sizes[-1]
-
-    @property
-    def synapse_count(self) -> int:
-        return int(np.abs(self._wiring.adjacency_matrix).sum())
-
-    @property
-    def sensory_synapse_count(self) -> int:
-        return int(np.abs(self._wiring.sensory_adjacency_matrix).sum())
 
     def get_config(self) -> dict:
         return dict(self._config)

@@ -855,3 +855,49 @@ class AutoNCP(NCP):
             "sparsity_level": self._sparsity_level,
             "seed": self._seed,
         }
+
+
+def built_copy(wiring: Wiring, input_dim: Optional[int]) -> Wiring:
+    """The private copy of ``wiring`` a cell keeps, built for ``input_dim`` when given.
+
+    Copying lets one wiring object serve several cells (upstream builds the caller's object in
+    place, so a second layer raises "Conflicting input dimensions").
+    """
+    if not isinstance(wiring, Wiring):
+        raise TypeError(f"wiring must be an ncps.wirings.Wiring, got {type(wiring).__name__}")
+    wiring = wiring.copy()
+    if input_dim is not None:
+        wiring.build(int(input_dim))
+    if not wiring.is_built():
+        raise ValueError("Wiring must be built before use: call wiring.build(input_dim) or pass input_size")
+    return wiring
+
+
+class WiredSizes:
+    """Sizes of a cell whose neurons are those of its wiring ``self._wiring``."""
+
+    _wiring: Wiring
+
+    @property
+    def wiring(self) -> Wiring:
+        return self._wiring
+
+    @property
+    def state_size(self) -> int:
+        return self._wiring.units
+
+    @property
+    def input_size(self) -> int:
+        return self._wiring.input_dim
+
+    @property
+    def sensory_size(self) -> int:
+        return self._wiring.input_dim
+
+    @property
+    def synapse_count(self) -> int:
+        return self._wiring.synapse_count
+
+    @property
+    def sensory_synapse_count(self) -> int:
+        return self._wiring.sensory_synapse_count
