@@ -1,0 +1,1 @@
+"""The ncps benchmark job (``python benchmarks/run.py``) and its helpers."""

@@ -1,0 +1,137 @@
+"""Time the official ``ncps.torch`` package (ncps 1.0.1, PyTorch, CPU) — runs in a subprocess.
+
+Our package and the official one both import as ``ncps``, so this script never runs in the
+benchmark's own process: :mod:`benchmarks.oracle` starts it with a bootstrap that removes the
+editable-install finder of our package and puts the oracle directory (``.oracle/``) first on
+``sys.path`` (the approach of ``tests/official.py``). Usage::
+
+    python official_torch.py jobs.json results.json
+
+``jobs.json``: ``{"threads": 2, "jobs": [job, ...]}`` with each job
+
+.. code-block:: text
+
+    {"id": "...", "layer": "LTC" | "CfC" | "LTCCell" | "CfCCell" | "WiredCfCCell",
+     "input_size": 16, "units": 64 | {"wiring": "AutoNCP", "args": [64, 8], "kwargs": {}},
+     "kwargs": {...},              # constructor keywords of the official class
+     "batch": 32, "time": 100,     # time is ignored for cells
+     "pass": "forward" | "fwd+bwd" | "step",
+     "policy": {"warmup": 1, "reps": 5, "min_reps": 1, "budget_s": 5.0}}
+
+What is timed (``torch.set_num_threads(threads)``, float32, CPU):
+
+- ``forward``: ``model(x)`` under ``torch.no_grad()``;
+- ``fwd+bwd``: ``model(x)[0].sum().backward()``, the gradients of every trainable parameter
+  (reset to None at the start of each timed call, like a training step's ``zero_grad``);
+- ``step``: one cell step at the given batch, ``cell(x, h, 1.0)`` under ``torch.no_grad()``,
+  feeding the new state back in, as a streaming application would.
+
+``results.json``: ``{"torch_version", "threads", "ncps_file", "results": {id: measurement}}``,
+each measurement as produced by :func:`timing.measure` or :func:`timing.failure`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # for timing.py (no ncps import there)
+
+import timing  # noqa: E402
+import torch  # noqa: E402
+
+import ncps  # noqa: E402  (the official package, thanks to the bootstrap)
+import ncps.torch as nt  # noqa: E402
+
+
+def make_units(units):
+    """An int, or a fresh official wiring from ``{"wiring", "args", "kwargs"}``."""
+    if isinstance(units, dict):
+        cls = getattr(ncps.wirings, units["wiring"])
+        return cls(*units.get("args", []), **units.get("kwargs", {}))
+    return int(units)
+
+
+def build(job):
+    layer, n_in, kw = job["layer"], job["input_size"], dict(job.get("kwargs", {}))
+    units = make_units(job["units"])
+    if layer == "LTC":
+        return nt.LTC(n_in, units, **kw)
+    if layer == "CfC":
+        return nt.CfC(n_in, units, **kw)
+    if layer == "LTCCell":
+        return nt.LTCCell(units, in_features=n_in, **kw)
+    if layer == "CfCCell":
+        return nt.CfCCell(n_in, units, **kw)
+    if layer == "WiredCfCCell":
+        return nt.WiredCfCCell(n_in, units, **kw)
+    raise ValueError(f"unknown layer {layer!r}")
+
+
+def state_size(model) -> int:
+    if hasattr(model, "state_size"):
+        return int(model.state_size)
+    return int(model.hidden_size)
+
+
+def make_call(job):
+    torch.manual_seed(0)
+    model = build(job)
+    B, kind = int(job["batch"]), job["pass"]
+    if kind == "step":
+        model.eval()
+        x = torch.randn(B, job["input_size"])
+        h = [torch.randn(B, state_size(model)) * 0.1]
+
+        def call():
+            with torch.no_grad():
+                _, h[0] = model(x, h[0], 1.0)
+
+        return call
+    x = torch.randn(B, int(job["time"]), job["input_size"])
+    if kind == "forward":
+        model.eval()
+
+        def call():
+            with torch.no_grad():
+                model(x)
+
+        return call
+    if kind == "fwd+bwd":
+        model.train()
+        params = [p for p in model.parameters() if p.requires_grad]
+
+        def call():
+            for p in params:
+                p.grad = None
+            out, _ = model(x)
+            out.sum().backward()
+
+        return call
+    raise ValueError(f"unknown pass {kind!r}")
+
+
+def main(jobs_path: str, out_path: str) -> None:
+    spec = json.loads(Path(jobs_path).read_text())
+    threads = int(spec.get("threads", 2))
+    torch.set_num_threads(threads)
+    results = {}
+    for job in spec["jobs"]:
+        try:
+            results[job["id"]] = timing.measure(make_call(job), timing.Policy.from_dict(job.get("policy", {})))
+        except Exception as exc:  # one broken job must not lose the others
+            results[job["id"]] = timing.failure("error", exc)
+        print(f"[official] {job['id']}: {results[job['id']].get('median_s', results[job['id']].get('reason'))}",
+              file=sys.stderr, flush=True)
+    out = {
+        "torch_version": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "ncps_file": ncps.__file__,
+        "results": results,
+    }
+    Path(out_path).write_text(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])

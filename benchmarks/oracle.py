@@ -1,0 +1,105 @@
+"""Run timing jobs on the official ``ncps.torch`` package in a separate process.
+
+The official package and ours share the import name ``ncps``. It is installed on its own
+(``pip install --no-deps --target .oracle ncps==1.0.1``, done by ``scripts/bootstrap.sh``) in the
+directory ``NCPS_ORACLE_DIR`` (default ``<repo>/.oracle``), and ``official_torch.py`` runs in a
+subprocess whose bootstrap drops our editable-install finder from ``sys.meta_path`` and puts that
+directory first on ``sys.path`` — the approach of ``tests/official.py``.
+
+Without the oracle directory or torch, :func:`missing` says why, and every official entry of the
+report reads "official: not installed — run scripts/bootstrap.sh".
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = Path(__file__).resolve().parent / "official_torch.py"
+INSTALL_HINT = "run scripts/bootstrap.sh"
+
+# Same bootstrap as tests/official.py: our editable install puts a finder in front of sys.path
+# that would shadow the official ``ncps``; drop it and put the oracle directory first.
+_BOOTSTRAP = """
+import runpy, sys
+sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in type(f).__module__]
+sys.path.insert(0, {oracle!r})
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def oracle_dir() -> Path:
+    """Where the official package lives: ``$NCPS_ORACLE_DIR`` or ``<repo>/.oracle``."""
+    return Path(os.environ.get("NCPS_ORACLE_DIR", REPO / ".oracle")).resolve()
+
+
+def missing() -> Optional[str]:
+    """None when the official package and torch are usable, otherwise the reason they are not."""
+    d = oracle_dir()
+    if not (d / "ncps" / "torch").is_dir():
+        return f"official ncps not found in {d}"
+    if importlib.util.find_spec("torch") is None:
+        return "torch is not installed"
+    return None
+
+
+def official_version() -> Optional[str]:
+    """The official package's version from its dist-info (its ``__version__`` is stale upstream)."""
+    for info in sorted(oracle_dir().glob("ncps-*.dist-info")):
+        return info.name[len("ncps-") : -len(".dist-info")]
+    return None
+
+
+def torch_version() -> Optional[str]:
+    """torch's version without importing it in this process."""
+    try:
+        from importlib.metadata import version
+
+        return version("torch")
+    except Exception:
+        return None
+
+
+def run_jobs(jobs: list[dict], threads: int = 2, timeout: float = 1800) -> dict:
+    """Time ``jobs`` (see ``official_torch.py``) in the official package's process.
+
+    Returns ``{"available": bool, "reason": str | None, "torch_version", "threads",
+    "results": {id: measurement}}``; never raises for a missing or failing oracle.
+    """
+    why = missing()
+    if why is not None:
+        return {"available": False, "reason": f"{why} — {INSTALL_HINT}", "results": {}}
+    if not jobs:
+        return {"available": True, "reason": None, "results": {}}
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(oracle_dir())
+    # torch runs with the same number of threads as our fused kernels (the machine's cores).
+    env["OMP_NUM_THREADS"] = str(threads)
+    env["MKL_NUM_THREADS"] = str(threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        jobs_path, out_path = Path(tmp) / "jobs.json", Path(tmp) / "out.json"
+        jobs_path.write_text(json.dumps({"threads": threads, "jobs": jobs}))
+        cmd = [sys.executable, "-c", _BOOTSTRAP.format(oracle=str(oracle_dir())), str(SCRIPT), str(jobs_path), str(out_path)]
+        try:
+            proc = subprocess.run(cmd, env=env, cwd=tmp, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return {"available": False, "reason": f"official benchmark timed out after {timeout:.0f} s", "results": {}}
+        if proc.returncode != 0 or not out_path.is_file():
+            tail = (proc.stderr or "").strip().splitlines()[-1:] or ["no output"]
+            return {"available": False, "reason": f"official benchmark failed: {tail[0]}",
+                    "stderr": proc.stderr[-4000:], "results": {}}  # fmt: skip
+        out = json.loads(out_path.read_text())
+    ncps_file = str(out.get("ncps_file", ""))
+    if not ncps_file.startswith(str(oracle_dir())):
+        why = f"the subprocess imported {ncps_file}, not the official package"
+        return {"available": False, "reason": why, "results": {}}
+    out.update(available=True, reason=None)
+    return out

@@ -1,0 +1,109 @@
+"""The benchmark job runs end to end and writes its results (tiny sizes; no timing assertions).
+
+``benchmarks/run.py --quick --tiny`` shrinks every size so that a section takes a second or two.
+The test checks the structure of the JSON, the markdown table and that a PNG was written; once
+with the official package (when it is installed) and once with it declared absent, where the
+table must say how to install it instead of failing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RUN = REPO / "benchmarks" / "run.py"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def run_bench(tmp_path: Path, sections: str, env_extra: dict | None = None) -> tuple[dict, str, Path]:
+    env = dict(os.environ)
+    env.update(env_extra or {})
+    out = tmp_path / "results"
+    proc = subprocess.run(
+        [sys.executable, str(RUN), "--quick", "--tiny", "--section", sections, "--out", str(out), "--name", "t"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    results = json.loads((out / "t.json").read_text())
+    return results, proc.stdout, out
+
+
+def _check_timing(r: dict) -> None:
+    assert r["status"] in ("ok", "n/a", "skipped", "error"), r
+    if r["status"] == "ok":
+        assert r["reps"] >= 1 and len(r["times_s"]) == r["reps"]
+        assert 0 < r["min_s"] <= r["median_s"]
+    else:
+        assert r["reason"]
+
+
+def test_benchmark_writes_json_table_and_chart(tmp_path):
+    results, stdout, out = run_bench(tmp_path, "ltc,scaling,memory")
+
+    for key in ("name", "created", "mode", "config", "machine", "official", "sections", "duration_s", "files"):
+        assert key in results, key
+    machine = results["machine"]
+    for key in ("cpu", "cores", "mlx", "ncps", "kernels", "torch", "load_average_start"):
+        assert key in machine, key
+    assert "extension_loaded" in machine["kernels"]
+    assert results["mode"] == {"quick": True, "tiny": True, "sections": ["ltc", "scaling", "memory"]}
+    assert set(results["sections"]) == {"ltc", "scaling", "memory"}
+
+    ltc = results["sections"]["ltc"]
+    assert ltc["shape"]["ode_unfolds"] == 6
+    impls = {(r["model"], r["pass"], r["impl"]) for r in ltc["results"]}
+    models = {r["model"] for r in ltc["results"] if r["impl"] == "fused"}
+    assert len(models) == 2 and any("AutoNCP" in m for m in models) and any("FullyConnected" in m for m in models)
+    for m in models:
+        for kind in ("forward", "fwd+bwd"):
+            for impl in ("fused", "reference", "official"):
+                assert (m, kind, impl) in impls
+    units = results["config"]["units"]
+    baselines = {r["model"] for r in ltc["results"] if r["impl"] == "mlx.nn"}
+    assert baselines == {f"mlx.nn.LSTM(16, {units})", f"mlx.nn.GRU(16, {units})"}
+    for r in ltc["results"]:
+        _check_timing(r)
+    # the reference path exists for every configuration
+    assert all(r["status"] == "ok" for r in ltc["results"] if r["impl"] == "reference")
+
+    scaling = results["sections"]["scaling"]
+    assert len(scaling["sparse_vs_dense"]) == 2
+    assert {p["sweep"] for p in scaling["scan"]} == {"time", "batch", "units", "sparsity"}
+    for p in scaling["scan"]:
+        _check_timing(p["fused"])
+        _check_timing(p["reference"])
+    assert any(p["reference"]["status"] == "skipped" for p in scaling["scan"])
+
+    memory = results["sections"]["memory"]["results"]
+    for r in memory:
+        if r["impl"] == "reference":
+            assert r["status"] == "ok" and r["peak_bytes"] > 0
+
+    assert "| model | pass | ncps fused | ncps reference | official ncps.torch |" in stdout
+    assert "### Scaling" in stdout and "### Peak memory" in stdout
+    assert (out / "t.md").read_text().strip() == stdout.strip()
+    assert (out / "t.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_benchmark_without_official_package(tmp_path):
+    results, stdout, out = run_bench(tmp_path, "streaming", {"NCPS_ORACLE_DIR": str(tmp_path / "no-oracle")})
+    assert results["official"]["available"] is False
+    rows = results["sections"]["streaming"]["results"]
+    assert {r["impl"] for r in rows} == {"eager", "mx.compile", "official"}
+    for r in rows:
+        _check_timing(r)
+        if r["impl"] == "official":
+            assert r["status"] == "n/a"
+    assert "not installed — run scripts/bootstrap.sh" in stdout
+    assert (out / "t.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_bad_section_is_an_error():
+    proc = subprocess.run([sys.executable, str(RUN), "--section", "nope"], cwd=REPO, capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+    assert proc.returncode == 2
+    assert "--section" in proc.stderr
