@@ -1,11 +1,13 @@
 // The one nanobind module of the package: every primitive's op is bound here.
 #include <nanobind/nanobind.h>
 #include <nanobind/stl/map.h>
+#include <nanobind/stl/optional.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/variant.h>
 #include <nanobind/stl/vector.h>
 
 #include "build_info.h"
+#include "cfc_sequence.h"
 
 namespace nb = nanobind;
 using namespace nb::literals;
@@ -14,4 +16,18 @@ NB_MODULE(_ext, m) {
   m.doc() = "ncps fused MLX primitives";
   m.def("build_info", &ncps::build_info, "How the extension was built.");
   m.def("max_threads", &ncps::max_threads, "Threads the CPU kernels may use.");
+  m.def("cfc_sequence", &ncps::cfc_sequence, "x"_a, "h0"_a, "dt"_a, "params"_a, "unit_sizes"_a, "backbone"_a,
+        "masked"_a, "mode"_a, "activation"_a, "lstm"_a = nb::none(), "c0"_a = nb::none(), nb::kw_only(),
+        "stream"_a = nb::none(),
+        R"doc(Fused CfC / wired CfC sequence (forward primitive CfCSequence, backward CfCSequenceGrad).
+
+Runs ``units`` chained CfC units over every step t (unit u > 0 reads unit u-1's new state; unit 0
+reads x[:, t]); unit u has ``unit_sizes[u]`` neurons, a backbone of widths ``backbone[u]`` and,
+when ``masked[u]``, ff1/ff2 weights multiplied by its mask. With ``lstm`` and ``c0`` the
+mixed-memory LSTM runs before the CfC at every step. Shapes: x (B, T, I), h0 (B, N), dt (B, T);
+params per unit: backbone (W, b) pairs, heads ff1.W, ff1.b, ff2.W, ff2.b, time_a.W, time_a.b,
+time_b.W, time_b.b (pure: ff1.W, ff1.b, w_tau (1, n), A (1, n)), then the mask (n, head_in);
+weights in Linear layout (out, in). Returns [states (B, T, N)] (+ [c_final (B, N)] with the LSTM).
+With x (B, I) it is one streaming step: dt (B, 1) and states (B, N).
+Computed in float32. Raises ValueError for wrong shapes or options. CPU only.)doc");
 }

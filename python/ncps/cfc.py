@@ -35,6 +35,7 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
+from . import fused_cfc, kernels
 from .activations import get_activation
 from .wirings import Wiring, built_copy
 
@@ -148,6 +149,18 @@ class CfCCell(nn.Module):
             self.time_a = glorot_linear(head_in, H)
             self.time_b = glorot_linear(head_in, H)
 
+    # -- fused kernel (protocol of ncps.sequence.RNN._scan) -----------------------------------
+    fused_kernel = fused_cfc.KERNEL
+
+    def fused_why_not(self, mixed_memory: bool = False) -> Optional[str]:
+        """None when the fused C++ kernel covers this cell (with or without mixed memory)."""
+        return fused_cfc.cell_why_not(self)
+
+    def fused_sequence(self, x: mx.array, h0: mx.array, dt: mx.array, lstm=None, c0: Optional[mx.array] = None):
+        """The whole sequence in one fused call: ``x`` ``(B, T, I)``, ``h0`` ``(B, H)``, ``dt``
+        ``(B, T)``; returns ``(states (B, T, H), c_final or None)``."""
+        return fused_cfc.cell_sequence(self, x, h0, dt, lstm, c0)
+
     # -- sizes -------------------------------------------------------------------------------
     @property
     def state_size(self) -> int:
@@ -200,5 +213,8 @@ class CfCCell(nn.Module):
         from .sequence import check_cell_inputs
 
         x, state, ts = check_cell_inputs(self, x, state, ts)
-        h = self.step(x, state, ts)
+        if kernels.select(self.fused_kernel, self.fused_why_not()):
+            h = fused_cfc.cell_step(self, x, state, ts)  # one fused call (streaming inference)
+        else:
+            h = self.step(x, state, ts)
         return self.readout(h), h

@@ -21,6 +21,7 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
+from . import fused_cfc, kernels
 from .cfc import CfCCell
 from .wirings import WiredSizes, Wiring, built_copy
 
@@ -55,6 +56,18 @@ class WiredCfCCell(WiredSizes, nn.Module):
             setattr(self, f"layer_{l}", cell)
             self.layer_sizes.append(len(neurons))
             in_features = len(neurons)
+
+    # -- fused kernel (protocol of ncps.sequence.RNN._scan) -----------------------------------
+    fused_kernel = fused_cfc.KERNEL
+
+    def fused_why_not(self, mixed_memory: bool = False) -> Optional[str]:
+        """None when the fused C++ kernel covers this cell (with or without mixed memory)."""
+        return fused_cfc.cell_why_not(self)
+
+    def fused_sequence(self, x: mx.array, h0: mx.array, dt: mx.array, lstm=None, c0: Optional[mx.array] = None):
+        """The whole sequence in one fused call: ``x`` ``(B, T, I)``, ``h0`` ``(B, N)``, ``dt``
+        ``(B, T)``; returns ``(states (B, T, N), c_final or None)``."""
+        return fused_cfc.cell_sequence(self, x, h0, dt, lstm, c0)
 
     @property
     def layers(self) -> list:
@@ -91,5 +104,8 @@ class WiredCfCCell(WiredSizes, nn.Module):
         from .sequence import check_cell_inputs
 
         x, state, ts = check_cell_inputs(self, x, state, ts)
-        new_state = self.step(x, state, ts)
+        if kernels.select(self.fused_kernel, self.fused_why_not()):
+            new_state = fused_cfc.cell_step(self, x, state, ts)  # one fused call (streaming inference)
+        else:
+            new_state = self.step(x, state, ts)
         return self.readout(new_state), new_state

@@ -1,0 +1,291 @@
+// CfCSequence / CfCSequenceGrad: op wrapper (validation, float32 contiguous inputs, CPU stream),
+// eval_cpu (allocate outputs, dispatch the kernels of cfc_kernel.cpp) and the transforms.
+#include "cfc_sequence.h"
+
+#include <climits>
+#include <memory>
+#include <sstream>
+#include <stdexcept>
+
+#include "mlx/backend/cpu/encoder.h"
+#include "mlx/utils.h"
+
+namespace ncps {
+
+namespace {
+
+constexpr const char* kModes[] = {"default", "no_gate", "pure"};
+constexpr const char* kActs[] = {"lecun_tanh", "tanh", "relu", "silu", "gelu", "sigmoid", "softplus"};
+
+template <class S>
+std::string shape_str(const S& s) {
+  std::ostringstream o;
+  o << "(";
+  for (size_t i = 0; i < s.size(); ++i) o << (i ? ", " : "") << s[i];
+  o << (s.size() == 1 ? ",)" : ")");
+  return o.str();
+}
+
+[[noreturn]] void bad(const std::string& msg) { throw std::invalid_argument("cfc_sequence: " + msg); }
+
+mx::Stream cpu_stream(const mx::StreamOrDevice& s) {
+  const bool given = !std::holds_alternative<std::monostate>(s);
+  mx::Stream st = given ? mx::to_stream(s) : mx::to_stream(s, mx::Device::cpu);
+  if (st.device.type != mx::Device::DeviceType::cpu)
+    bad("the fused kernel runs on the CPU only; pass a CPU stream or none");
+  return st;
+}
+
+cfc::Config make_config(const std::vector<int>& unit_sizes, const std::vector<std::vector<int>>& backbone,
+                        const std::vector<bool>& masked, const std::string& mode, const std::string& activation,
+                        bool mixed) {
+  cfc::Config c;
+  c.mode = -1;
+  for (int i = 0; i < 3; ++i)
+    if (mode == kModes[i]) c.mode = i;
+  if (c.mode < 0) bad("mode must be 'default', 'no_gate' or 'pure', got '" + mode + "'");
+  c.act = -1;
+  for (int i = 0; i < 7; ++i)
+    if (activation == kActs[i]) c.act = i;
+  if (c.act < 0)
+    bad("activation must be one of lecun_tanh, tanh, relu, silu, gelu, sigmoid, softplus; got '" + activation + "'");
+  if (unit_sizes.empty()) bad("unit_sizes must list at least one unit");
+  for (int n : unit_sizes)
+    if (n <= 0) bad("unit_sizes must be positive, got " + shape_str(unit_sizes));
+  if (backbone.size() != unit_sizes.size())
+    bad("backbone must give one list of widths per unit (" + std::to_string(unit_sizes.size()) + "), got " +
+        std::to_string(backbone.size()));
+  if (masked.size() != unit_sizes.size())
+    bad("masked must give one flag per unit (" + std::to_string(unit_sizes.size()) + "), got " +
+        std::to_string(masked.size()));
+  for (const auto& w : backbone)
+    for (int u : w)
+      if (u <= 0) bad("backbone widths must be positive, got " + shape_str(w));
+  c.unit_sizes = unit_sizes;
+  c.backbone = backbone;
+  for (bool m : masked) c.masked.push_back(m ? 1 : 0);
+  c.mixed = mixed;
+  return c;
+}
+
+int64_t numel(const std::vector<int>& s) {
+  int64_t n = 1;
+  for (int d : s) n *= d;
+  return n;
+}
+
+// A float32 input as the task sees it: a pointer, plus shape/strides to gather it if strided.
+struct View {
+  const float* ptr = nullptr;
+  bool contiguous = true;
+  int64_t size = 0;
+  std::vector<int> shape;
+  std::vector<int64_t> strides;
+
+  const float* resolve(std::vector<float>& buf) const {
+    if (contiguous) return ptr;
+    buf.resize(size);
+    const int nd = static_cast<int>(shape.size());
+    for (int64_t i = 0; i < size; ++i) {
+      int64_t rem = i, loc = 0;
+      for (int d = nd - 1; d >= 0; --d) {
+        loc += (rem % shape[d]) * strides[d];
+        rem /= shape[d];
+      }
+      buf[i] = ptr[loc];
+    }
+    return buf.data();
+  }
+};
+
+View make_view(const mx::array& a) {
+  if (a.dtype() != mx::float32) throw std::runtime_error("[CfCSequence] internal error: inputs must be float32");
+  View v;
+  v.ptr = a.data<float>();
+  v.size = static_cast<int64_t>(a.size());
+  v.contiguous = a.flags().row_contiguous;
+  if (!v.contiguous) {
+    v.shape.assign(a.shape().begin(), a.shape().end());
+    v.strides.assign(a.strides().begin(), a.strides().end());
+  }
+  return v;
+}
+
+cfc::Plan plan_of(const cfc::Config& cfg, const mx::array& x) {
+  if (cfg.step) return cfc::make_plan(cfg, x.shape(0), 1, x.shape(1));
+  return cfc::make_plan(cfg, x.shape(0), x.shape(1), x.shape(2));
+}
+
+std::vector<mx::Shape> forward_shapes(const cfc::Plan& p) {
+  std::vector<mx::Shape> s = {p.cfg.step ? mx::Shape{p.B, p.N} : mx::Shape{p.B, p.T, p.N}};
+  if (p.cfg.mixed) s.push_back({p.B, p.N});
+  s.push_back({static_cast<int>(p.ws_size)});
+  return s;
+}
+
+}  // namespace
+
+std::vector<mx::array> cfc_sequence(const mx::array& x, const mx::array& h0, const mx::array& dt,
+                                    const std::vector<mx::array>& params, const std::vector<int>& unit_sizes,
+                                    const std::vector<std::vector<int>>& backbone, const std::vector<bool>& masked,
+                                    const std::string& mode, const std::string& activation,
+                                    const std::optional<std::vector<mx::array>>& lstm,
+                                    const std::optional<mx::array>& c0, mx::StreamOrDevice s) {
+  const bool mixed = lstm.has_value();
+  if (mixed != c0.has_value()) bad("mixed memory needs both lstm (3 arrays) and c0, or neither");
+  if (mixed && lstm->size() != 3)
+    bad("lstm must be [input_map.weight, input_map.bias, recurrent_map.weight], got " +
+        std::to_string(lstm->size()) + " arrays");
+  cfc::Config cfg = make_config(unit_sizes, backbone, masked, mode, activation, mixed);
+  // x (B, I) is one streaming step: dt (B, 1), states (B, N).
+  cfg.step = x.ndim() == 2;
+  bool ok = x.ndim() == 3 || x.ndim() == 2;
+  for (int d = 0; ok && d < x.ndim(); ++d) ok = x.shape(d) >= 1;
+  if (!ok)
+    bad("x must have shape (batch, time, input_size), or (batch, input_size) for one step, with every size >= 1, "
+        "got " + shape_str(x.shape()));
+  const cfc::Plan plan = plan_of(cfg, x);
+  std::vector<mx::array> in = {x, h0, dt};
+  if (mixed) {
+    in.push_back(*c0);
+    for (const auto& a : *lstm) in.push_back(a);
+  }
+  const size_t expected = static_cast<size_t>(plan.n_inputs) - in.size();
+  if (params.size() != expected)
+    bad("expected " + std::to_string(expected) + " parameter arrays for this configuration, got " +
+        std::to_string(params.size()));
+  for (const auto& a : params) in.push_back(a);
+  const auto shapes = cfc::input_shapes(plan);
+  const auto names = cfc::input_names(plan);
+  for (int i = 0; i < plan.n_inputs; ++i) {
+    const std::vector<int> got(in[i].shape().begin(), in[i].shape().end());
+    if (got != shapes[i]) bad(names[i] + " must have shape " + shape_str(shapes[i]) + ", got " + shape_str(got));
+    if (!mx::issubdtype(in[i].dtype(), mx::floating)) bad(names[i] + " must be a floating-point array");
+  }
+  if (plan.ws_size > INT_MAX) bad("the sequence is too large for one call (workspace over 2^31 floats); split it");
+  const mx::Stream st = cpu_stream(s);
+  mx::Dtype out_dtype = x.dtype();
+  for (const auto& a : in) out_dtype = mx::promote_types(out_dtype, a.dtype());
+  // Strided inputs are gathered inside the task (View), so no copies are added to the graph.
+  for (auto& a : in)
+    if (a.dtype() != mx::float32) a = mx::astype(a, mx::float32, st);
+  const auto oshapes = forward_shapes(plan);
+  auto outs = mx::array::make_arrays(oshapes, std::vector<mx::Dtype>(oshapes.size(), mx::float32),
+                                     std::make_shared<CfCSequence>(st, cfg), in);
+  outs.pop_back();  // the workspace stays in the graph for the vjp only
+  if (out_dtype != mx::float32)
+    for (auto& o : outs) o = mx::astype(o, out_dtype, st);
+  return outs;
+}
+
+void CfCSequence::eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) {
+  for (auto& o : outputs) o.set_data(mx::allocator::malloc(o.nbytes()));
+  auto& enc = mx::cpu::get_command_encoder(stream());
+  std::vector<View> views;
+  for (const auto& a : inputs) {
+    enc.set_input_array(a);
+    views.push_back(make_view(a));
+  }
+  for (auto& o : outputs) enc.set_output_array(o);
+  cfc::Plan plan = plan_of(cfg_, inputs[0]);
+  float* states = outputs[0].data<float>();
+  float* cfin = cfg_.mixed ? outputs[1].data<float>() : nullptr;
+  float* ws = outputs.back().data<float>();
+  enc.dispatch([plan = std::move(plan), views = std::move(views), states, cfin, ws]() {
+    std::vector<std::vector<float>> bufs(views.size());
+    std::vector<const float*> ptrs(views.size());
+    for (size_t i = 0; i < views.size(); ++i) ptrs[i] = views[i].resolve(bufs[i]);
+    cfc::forward(plan, ptrs, states, cfin, ws);
+  });
+}
+
+void CfCSequence::eval_gpu(const std::vector<mx::array>&, std::vector<mx::array>&) {
+  throw std::runtime_error("[CfCSequence] has no GPU kernel; run it on the CPU stream");
+}
+
+std::vector<mx::array> CfCSequence::jvp(const std::vector<mx::array>&, const std::vector<mx::array>&,
+                                        const std::vector<int>&) {
+  throw std::runtime_error(
+      "[CfCSequence] forward-mode differentiation (jvp) is not implemented; use reverse mode (mx.grad / mx.vjp)");
+}
+
+std::pair<std::vector<mx::array>, std::vector<int>> CfCSequence::vmap(const std::vector<mx::array>&,
+                                                                      const std::vector<int>&) {
+  throw std::runtime_error("[CfCSequence] vmap is not implemented; the primitive is already batched over B");
+}
+
+std::vector<mx::array> CfCSequence::vjp(const std::vector<mx::array>& primals, const std::vector<mx::array>& cotangents,
+                                        const std::vector<int>& argnums, const std::vector<mx::array>& outputs) {
+  const mx::Stream st = stream();
+  std::vector<mx::array> gin = primals;
+  gin.push_back(outputs.back());
+  auto prep = [&](const mx::array& c) { return c.dtype() == mx::float32 ? c : mx::astype(c, mx::float32, st); };
+  gin.push_back(prep(cotangents[0]));
+  if (cfg_.mixed) gin.push_back(prep(cotangents[1]));
+  std::vector<mx::Shape> shapes;
+  for (const auto& p : primals) shapes.push_back(p.shape());
+  auto grads = mx::array::make_arrays(shapes, std::vector<mx::Dtype>(shapes.size(), mx::float32),
+                                      std::make_shared<CfCSequenceGrad>(st, cfg_), gin);
+  std::vector<mx::array> res;
+  for (int a : argnums) res.push_back(grads[a]);
+  return res;
+}
+
+bool CfCSequence::is_equivalent(const mx::Primitive& other) const {
+  auto* o = dynamic_cast<const CfCSequence*>(&other);
+  return o != nullptr && o->cfg_ == cfg_;
+}
+
+std::vector<mx::Shape> CfCSequence::output_shapes(const std::vector<mx::array>& inputs) {
+  return forward_shapes(plan_of(cfg_, inputs[0]));
+}
+
+void CfCSequenceGrad::eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) {
+  for (auto& o : outputs) o.set_data(mx::allocator::malloc(o.nbytes()));
+  auto& enc = mx::cpu::get_command_encoder(stream());
+  std::vector<View> views;
+  for (const auto& a : inputs) {
+    enc.set_input_array(a);
+    views.push_back(make_view(a));
+  }
+  std::vector<float*> grads;
+  for (auto& o : outputs) {
+    enc.set_output_array(o);
+    grads.push_back(o.data<float>());
+  }
+  cfc::Plan plan = plan_of(cfg_, inputs[0]);
+  enc.dispatch([plan = std::move(plan), views = std::move(views), grads = std::move(grads)]() {
+    std::vector<std::vector<float>> bufs(views.size());
+    std::vector<const float*> ptrs(views.size());
+    for (size_t i = 0; i < views.size(); ++i) ptrs[i] = views[i].resolve(bufs[i]);
+    const int n = plan.n_inputs;
+    const std::vector<const float*> primals(ptrs.begin(), ptrs.begin() + n);
+    const float* ws = ptrs[n];
+    const float* dstates = ptrs[n + 1];
+    const float* dcf = plan.cfg.mixed ? ptrs[n + 2] : nullptr;
+    cfc::backward(plan, primals, ws, dstates, dcf, grads);
+  });
+}
+
+void CfCSequenceGrad::eval_gpu(const std::vector<mx::array>&, std::vector<mx::array>&) {
+  throw std::runtime_error("[CfCSequenceGrad] has no GPU kernel; run it on the CPU stream");
+}
+
+std::vector<mx::array> CfCSequenceGrad::vjp(const std::vector<mx::array>&, const std::vector<mx::array>&,
+                                            const std::vector<int>&, const std::vector<mx::array>&) {
+  throw std::runtime_error("[CfCSequenceGrad] second-order gradients of the fused CfC are not implemented");
+}
+
+bool CfCSequenceGrad::is_equivalent(const mx::Primitive& other) const {
+  auto* o = dynamic_cast<const CfCSequenceGrad*>(&other);
+  return o != nullptr && o->cfg_ == cfg_;
+}
+
+std::vector<mx::Shape> CfCSequenceGrad::output_shapes(const std::vector<mx::array>& inputs) {
+  const cfc::Plan plan = plan_of(cfg_, inputs[0]);
+  std::vector<mx::Shape> s;
+  for (int i = 0; i < plan.n_inputs; ++i) s.push_back(inputs[i].shape());
+  return s;
+}
+
+}  // namespace ncps

@@ -1,0 +1,150 @@
+"""Thin, validated wrappers around the fused CfC primitive ``ncps._ext.cfc_sequence``.
+
+One C++ primitive (``CfCSequence``) runs a whole sequence of a :class:`~ncps.CfCCell` (one unit
+with its backbone MLP) or a :class:`~ncps.WiredCfCCell` (one masked, backbone-free unit per wiring
+layer), optionally with the mixed-memory LSTM before every step; its vjp is a second fused
+primitive (``CfCSequenceGrad``, backpropagation through time), so ``mx.grad``,
+``nn.value_and_grad`` and ``mx.compile`` work as for any MLX op.
+
+The cells call :func:`cell_sequence` from ``fused_sequence`` (the protocol of
+:meth:`ncps.RNN._scan`) and, for a single streaming step, from ``__call__``.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import mlx.core as mx
+
+from .kernels import _ext
+
+KERNEL = "cfc_sequence"
+SUPPORTED_ACTIVATIONS = ("lecun_tanh", "tanh", "relu", "silu", "gelu", "sigmoid", "softplus")
+
+
+def _unit_params(cell) -> list:
+    """The arrays of one CfCCell, in the primitive's order.
+
+    (Modules are dicts: indexing them skips ``nn.Module.__getattr__``, which matters for the
+    latency of a streaming step.)
+    """
+    params = []
+    for layer in cell["backbone"]:
+        params += (layer["weight"], layer["bias"])
+    ff1 = cell["ff1"]
+    params += (ff1["weight"], ff1["bias"])
+    if cell.mode == "pure":
+        params += (cell["w_tau"], cell["A"])
+    else:
+        for name in ("ff2", "time_a", "time_b"):
+            head = cell[name]
+            params += (head["weight"], head["bias"])
+    if "sparsity_mask" in cell:
+        params.append(cell["sparsity_mask"])
+    return params
+
+
+def cell_units(cell) -> list:
+    """The CfCCell of each unit: the cell itself, or the layers of a WiredCfCCell."""
+    return list(cell.layers) if hasattr(cell, "layers") else [cell]
+
+
+def cell_why_not(cell) -> Optional[str]:
+    """None when the fused kernel covers ``cell`` (a CfCCell or WiredCfCCell), else why not."""
+    for unit in cell_units(cell):
+        if unit.activation not in SUPPORTED_ACTIVATIONS:
+            return f"activation {unit.activation!r} has no fused implementation"
+        if unit.dropout is not None and unit.training:
+            return (
+                f"backbone dropout ({unit.backbone_dropout}) in training mode is not fused; "
+                "call .eval() for inference or use the reference path"
+            )
+    return None
+
+
+def _shape(a) -> tuple:
+    return tuple(a.shape)
+
+
+def cell_sequence(cell, x: mx.array, h0: mx.array, dt: mx.array, lstm=None, c0: Optional[mx.array] = None):
+    """Run ``cell`` over a batch-first sequence with the fused primitive.
+
+    Args:
+        cell: a :class:`~ncps.CfCCell` or :class:`~ncps.WiredCfCCell`.
+        x: ``(B, T, input_size)``.
+        h0: ``(B, state_size)``.
+        dt: elapsed times ``(B, T)``.
+        lstm: the mixed-memory :class:`~ncps.LSTMCell` (or None); then ``c0`` ``(B, state_size)``.
+
+    Returns:
+        ``(states (B, T, state_size), c_final (B, state_size) or None)``.
+    """
+    if _ext is None:
+        raise RuntimeError("the fused CfC kernel needs the compiled extension ncps._ext")
+    units = cell_units(cell)
+    I, N = cell.input_size, cell.state_size
+    if not isinstance(x, mx.array) or x.ndim != 3 or x.shape[-1] != I or x.shape[0] < 1 or x.shape[1] < 1:
+        raise ValueError(f"x must have shape (batch, time, input_size) = (B, T, {I}), got {_shape(x)}")
+    B, T = x.shape[:2]
+    if not mx.issubdtype(x.dtype, mx.floating):
+        x = x.astype(mx.float32)
+    if not isinstance(h0, mx.array) or _shape(h0) != (B, N):
+        raise ValueError(f"h0 must have shape (batch, state_size) = ({B}, {N}), got {_shape(h0)}")
+    if not isinstance(dt, mx.array) or _shape(dt) != (B, T):
+        raise ValueError(f"dt must have shape (batch, time) = ({B}, {T}), got {_shape(dt)}")
+    if lstm is not None:
+        if lstm.input_size != I or lstm.hidden_size != N:
+            raise ValueError(
+                f"the mixed-memory LSTM must map {I} inputs to {N} units, got {lstm.input_size} -> {lstm.hidden_size}"
+            )
+        if not isinstance(c0, mx.array) or _shape(c0) != (B, N):
+            raise ValueError(f"c0 must have shape (batch, state_size) = ({B}, {N}), got {_shape(c0)}")
+    elif c0 is not None:
+        raise ValueError("c0 is only for mixed memory (pass lstm too)")
+    out = _call(units, x, h0, dt, lstm, c0)
+    return out[0], (out[1] if lstm is not None else None)
+
+
+def _call(units: list, x, h0, dt, lstm=None, c0=None) -> list:
+    params = []
+    for unit in units:
+        params += _unit_params(unit)
+    lstm_params = None
+    if lstm is not None:
+        lstm_params = [lstm["input_map"]["weight"], lstm["input_map"]["bias"], lstm["recurrent_map"]["weight"]]
+    return _ext.cfc_sequence(
+        x, h0, dt, params,
+        [u.hidden_size for u in units],
+        [[layer["weight"].shape[0] for layer in u["backbone"]] for u in units],
+        ["sparsity_mask" in u for u in units],
+        units[0].mode, units[0].activation, lstm_params, c0 if lstm is not None else None,
+    )  # fmt: skip
+
+
+_DT_CACHE: dict = {}
+
+
+def _constant_dt(B: int, ts: float) -> mx.array:
+    """An evaluated ``(B, 1)`` array of ``ts``: a graph leaf, so a streaming step adds no op."""
+    key = (B, ts)
+    dt = _DT_CACHE.get(key)
+    if dt is None:
+        if len(_DT_CACHE) > 64:
+            _DT_CACHE.clear()
+        dt = _DT_CACHE[key] = mx.full((B, 1), ts, dtype=mx.float32)
+        mx.eval(dt)
+    return dt
+
+
+def cell_step(cell, x: mx.array, h: mx.array, ts) -> mx.array:
+    """One step of ``cell`` as one fused call (the streaming / control-loop case).
+
+    ``x`` ``(B, I)``, ``h`` ``(B, N)``, ``ts`` a float or ``(B, 1)``, as returned by
+    ``ncps.sequence.check_cell_inputs`` (which validated them). Returns the new state ``(B, N)``.
+    The primitive takes ``x`` ``(B, I)`` directly (its step form), so the call adds exactly one
+    node to the graph.
+    """
+    if not mx.issubdtype(x.dtype, mx.floating):
+        x = x.astype(mx.float32)
+    dt = _constant_dt(x.shape[0], float(ts)) if isinstance(ts, (int, float)) else ts
+    return _call(cell_units(cell), x, h, dt)[0]
