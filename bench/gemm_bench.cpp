@@ -48,6 +48,9 @@ int main(int argc, char** argv) {
       {"hoisted X@W0x^T (BT=3200)", 3200, 128, 16, false, false},
       {"post dWheads = dH^T Z (BT=3200)", 256, 128, 3200, true, false},
       {"post dW0 = dA^T [x,h] (BT=3200)", 128, 80, 3200, true, false},
+      {"post dWlh = dG^T H (mixed, BT=3200)", 256, 64, 3200, true, false},
+      {"post dWlx = dG^T X (mixed, BT=3200)", 256, 16, 3200, true, false},
+      {"step bwd dG@Wlh (mixed, B=16 tile)", 16, 64, 256, false, false},
       {"stream B=1 z@Wheads^T (NN, packed)", 1, 256, 128, false, false},
       {"stream B=1 z@Wheads^T (NT, unpacked)", 1, 256, 128, false, true},
   };

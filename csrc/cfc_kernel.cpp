@@ -654,8 +654,19 @@ void forward(const Plan& p, const std::vector<const float*>& in, float* states, 
 
 // ---- backward -----------------------------------------------------------------------------------
 
+int64_t backward_scratch_size(const Plan& p) {
+  const int64_t TB = static_cast<int64_t>(p.T) * p.B;
+  int64_t n = TB;  // dL/d dt
+  for (const Unit& U : p.units) {
+    n += TB * U.hn;
+    for (int w : U.widths) n += TB * w;
+  }
+  if (p.cfg.mixed) n += TB * 4 * p.N;
+  return n;
+}
+
 void backward(const Plan& p, const std::vector<const float*>& in, const float* ws, const float* dstates,
-              const float* dc_final, const std::vector<float*>& grads) {
+              const float* dc_final, const std::vector<float*>& grads, float* scratch) {
   const int B = p.B, T = p.T, I = p.I, N = p.N;
   const int64_t TB = static_cast<int64_t>(T) * B;
   const bool mixed = p.cfg.mixed;
@@ -666,12 +677,9 @@ void backward(const Plan& p, const std::vector<const float*>& in, const float* w
   const float* HL = mixed ? ws + p.hl_off : nullptr;
   const float* GT = mixed ? ws + p.gates_off : nullptr;
   const float* CC = mixed ? ws + p.cc_off : nullptr;
-  const std::vector<std::vector<int>> shapes = input_shapes(p);
-  for (int i = 0; i < p.n_inputs; ++i) {
-    size_t n = 1;
-    for (int d : shapes[i]) n *= d;
-    std::memset(grads[i], 0, n * sizeof(float));
-  }
+  // Every gradient is overwritten below except the masks'.
+  for (const Unit& U : p.units)
+    if (U.mask >= 0) std::memset(grads[U.mask], 0, sizeof(float) * U.n * U.head_in);
 
   const std::vector<UnitW> uw = make_weights(p, in, /*pack=*/false, /*backward=*/true);
   Lin lwx, lwh;
@@ -684,20 +692,27 @@ void backward(const Plan& p, const std::vector<const float*>& in, const float* w
     lwh.in = N;
   }
   const size_t nu = p.units.size();
-  // Gradients w.r.t. every stored pre-activation, (T, B, .).
-  std::vector<std::vector<float>> DH(nu);
-  std::vector<std::vector<std::vector<float>>> DA(nu);
+  // Gradients w.r.t. every stored pre-activation, (T, B, .), carved from `scratch` (an MLX
+  // buffer: reused from MLX's cache, so no page faults or zeroing per call).
+  float* next = scratch;
+  auto take = [&next](int64_t n) {
+    float* o = next;
+    next += n;
+    return o;
+  };
+  std::vector<float*> DH(nu);
+  std::vector<std::vector<float*>> DA(nu);
   int maxw = 1;
   for (size_t u = 0; u < nu; ++u) {
     const Unit& U = p.units[u];
-    DH[u].resize(TB * U.hn);
+    DH[u] = take(TB * U.hn);
     for (int w : U.widths) {
-      DA[u].emplace_back(TB * w);
+      DA[u].push_back(take(TB * w));
       maxw = std::max(maxw, w);
     }
   }
-  std::vector<float> DG(mixed ? TB * 4 * N : 0);
-  std::vector<float> DDT(TB, 0.0f);
+  float* DG = mixed ? take(TB * 4 * N) : nullptr;
+  float* DDT = take(TB);
   const double flops = 2.0 * step_flops(p) * TB;
   const int nt = threads_for(B, flops);
   int64_t pure_len = 0;
@@ -713,6 +728,7 @@ void backward(const Plan& p, const std::vector<const float*>& in, const float* w
     for (int t = T - 1; t >= 0; --t) {
       const int64_t r = static_cast<int64_t>(t) * B + b0;
       const float* dtr = DT + r;
+      std::fill(DDT + r, DDT + r + nb, 0.0f);
       for (int b = 0; b < nb; ++b) {
         const float* ds = dstates + (static_cast<int64_t>(b0 + b) * T + t) * N;
         float* g = G.data() + static_cast<int64_t>(b) * N;
@@ -725,7 +741,7 @@ void backward(const Plan& p, const std::vector<const float*>& in, const float* w
       for (size_t uu = nu; uu-- > 0;) {
         const Unit& U = p.units[uu];
         const UnitW& w = uw[uu];
-        float* dH = DH[uu].data() + r * U.hn;
+        float* dH = DH[uu] + r * U.hn;
         float* accA = nullptr;
         float* accW = nullptr;
         if (mode == PURE) {
@@ -734,7 +750,7 @@ void backward(const Plan& p, const std::vector<const float*>& in, const float* w
           accA = acc + o;
           accW = acc + o + U.n;
         }
-        heads_bwd(mode, nb, U.n, ws + U.heads_off + r * U.hs, U.hs, dtr, G.data() + U.off, N, dH, U.hn, DDT.data() + r,
+        heads_bwd(mode, nb, U.n, ws + U.heads_off + r * U.hs, U.hs, dtr, G.data() + U.off, N, dH, U.hn, DDT + r,
                   w.w_tau, w.A, accA, accW);
         const float* D1 = dH;
         int64_t ld1 = U.hn;
@@ -745,14 +761,14 @@ void backward(const Plan& p, const std::vector<const float*>& in, const float* w
           w.heads.bwd(nb, dH, U.hn, 0, U.head_in, dz, U.head_in, false);
           for (int l = L - 1; l >= 0; --l) {
             const int wl = U.widths[l];
-            float* da = DA[uu][l].data() + r * wl;
+            float* da = DA[uu][l] + r * wl;
             act_grad_rows(act, nb, wl, ws + U.a_off[l] + r * wl, ws + U.z_off[l] + r * wl, dz, wl, da);
             if (l > 0) {
               w.bb[l].bwd(nb, da, wl, 0, U.widths[l - 1], dzn, U.widths[l - 1], false);
               std::swap(dz, dzn);
             }
           }
-          D1 = DA[uu][0].data() + r * U.widths[0];
+          D1 = DA[uu][0] + r * U.widths[0];
           ld1 = U.widths[0];
         }
         const Lin& F = w.first();
@@ -760,7 +776,7 @@ void backward(const Plan& p, const std::vector<const float*>& in, const float* w
         if (uu > 0) F.bwd(nb, D1, ld1, 0, U.in, G.data() + p.units[uu - 1].off, N, true);
       }
       if (mixed) {
-        float* dg = DG.data() + r * 4 * N;
+        float* dg = DG + r * 4 * N;
         lstm_bwd(nb, N, GT + r * 4 * N, CC + r * N, CC + (r + B) * N, dhin.data(), dc.data(), dg);
         lwh.bwd(nb, dg, 4 * N, 0, N, carry.data(), N, false);
       } else {
@@ -788,7 +804,7 @@ void backward(const Plan& p, const std::vector<const float*>& in, const float* w
     const int nh = mode == PURE ? 1 : 4;
     // The heads: input is the last backbone layer, or [inp, h] without backbone.
     for (int k = 0; k < nh; ++k) {
-      const float* A = DH[u].data() + k * U.n;
+      const float* A = DH[u] + k * U.n;
       float* dW = grads[U.head_w[k]];
       const float* mk = k < 2 ? mask : nullptr;
       if (U.widths.empty()) {
@@ -802,7 +818,7 @@ void backward(const Plan& p, const std::vector<const float*>& in, const float* w
     }
     for (size_t l = 0; l < U.widths.size(); ++l) {
       const int wl = U.widths[l];
-      const float* A = DA[u][l].data();
+      const float* A = DA[u][l];
       float* dW = grads[U.bw[l]];
       if (l == 0) {
         add_tn_jobs(jobs, wl, U.in, K, A, wl, INP, ldi, dW, U.K, nullptr);
@@ -815,17 +831,17 @@ void backward(const Plan& p, const std::vector<const float*>& in, const float* w
     }
   }
   if (mixed) {
-    add_tn_jobs(jobs, 4 * N, I, K, DG.data(), 4 * N, XT, I, grads[p.lwx], I, nullptr);
-    add_tn_jobs(jobs, 4 * N, N, K, DG.data(), 4 * N, HH, N, grads[p.lwh], N, nullptr);
-    add_colsum_job(jobs, K, 4 * N, DG.data(), 4 * N, grads[p.lb]);
+    add_tn_jobs(jobs, 4 * N, I, K, DG, 4 * N, XT, I, grads[p.lwx], I, nullptr);
+    add_tn_jobs(jobs, 4 * N, N, K, DG, 4 * N, HH, N, grads[p.lwh], N, nullptr);
+    add_colsum_job(jobs, K, 4 * N, DG, 4 * N, grads[p.lb]);
   }
   // dx (B, T, I): per time chunk, rows b of step t go to dx[b, t].
   {
     const Unit& U0 = p.units[0];
     const Lin& F = uw[0].first();
-    const float* D1 = U0.widths.empty() ? DH[0].data() : DA[0][0].data();
+    const float* D1 = U0.widths.empty() ? DH[0] : DA[0][0];
     const int64_t ld1 = U0.widths.empty() ? U0.hn : U0.widths[0];
-    const float* dgp = mixed ? DG.data() : nullptr;
+    const float* dgp = DG;
     float* dx = grads[0];
     const int tchunk = std::max(1, 256 / std::max(1, B));
     for (int t0 = 0; t0 < T; t0 += tchunk) {

@@ -78,8 +78,10 @@ std::vector<std::string> input_names(const Plan& p);
 // Forward: states (B,T,N), c_final (B,N) or null, ws (ws_size).
 void forward(const Plan& p, const std::vector<const float*>& in, float* states, float* c_final, float* ws);
 
-// Backward: grads[i] has the shape of input i (the mask's gradient is zero).
+// Backward: grads[i] has the shape of input i (the mask's gradient is zero). `scratch` holds
+// backward_scratch_size(p) floats.
+int64_t backward_scratch_size(const Plan& p);
 void backward(const Plan& p, const std::vector<const float*>& in, const float* ws, const float* dstates,
-              const float* dc_final, const std::vector<float*>& grads);
+              const float* dc_final, const std::vector<float*>& grads, float* scratch);
 
 }  // namespace ncps::cfc

@@ -162,7 +162,7 @@ std::vector<mx::array> cfc_sequence(const mx::array& x, const mx::array& h0, con
     if (got != shapes[i]) bad(names[i] + " must have shape " + shape_str(shapes[i]) + ", got " + shape_str(got));
     if (!mx::issubdtype(in[i].dtype(), mx::floating)) bad(names[i] + " must be a floating-point array");
   }
-  if (plan.ws_size > INT_MAX) bad("the sequence is too large for one call (workspace over 2^31 floats); split it");
+  if (plan.ws_size > INT_MAX || cfc::backward_scratch_size(plan) > INT_MAX) bad("the sequence is too large for one call (workspace over 2^31 floats); split it");
   const mx::Stream st = cpu_stream(s);
   mx::Dtype out_dtype = x.dtype();
   for (const auto& a : in) out_dtype = mx::promote_types(out_dtype, a.dtype());
@@ -254,7 +254,14 @@ void CfCSequenceGrad::eval_cpu(const std::vector<mx::array>& inputs, std::vector
     grads.push_back(o.data<float>());
   }
   cfc::Plan plan = plan_of(cfg_, inputs[0]);
-  enc.dispatch([plan = std::move(plan), views = std::move(views), grads = std::move(grads)]() {
+  // Scratch for the per-step gradients, from MLX's allocator (its buffer cache avoids fresh pages
+  // on every call); a temporary of the command encoder, released after the task.
+  mx::array scratch({static_cast<int>(std::max<int64_t>(1, cfc::backward_scratch_size(plan)))}, mx::float32, nullptr,
+                    {});
+  scratch.set_data(mx::allocator::malloc(scratch.nbytes()));
+  float* sp = scratch.data<float>();
+  enc.add_temporary(std::move(scratch));
+  enc.dispatch([plan = std::move(plan), views = std::move(views), grads = std::move(grads), sp]() {
     std::vector<std::vector<float>> bufs(views.size());
     std::vector<const float*> ptrs(views.size());
     for (size_t i = 0; i < views.size(); ++i) ptrs[i] = views[i].resolve(bufs[i]);
@@ -263,7 +270,7 @@ void CfCSequenceGrad::eval_cpu(const std::vector<mx::array>& inputs, std::vector
     const float* ws = ptrs[n];
     const float* dstates = ptrs[n + 1];
     const float* dcf = plan.cfg.mixed ? ptrs[n + 2] : nullptr;
-    cfc::backward(plan, primals, ws, dstates, dcf, grads);
+    cfc::backward(plan, primals, ws, dstates, dcf, grads, sp);
   });
 }
 

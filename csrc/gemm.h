@@ -94,43 +94,37 @@ CFC_INLINE void store_n(float* p, vf v, int n) {
 #endif
 }
 
-// The register tile: C[0:R, 0:NVEC*W] (the last vector only `tail` lanes wide when tail > 0).
-template <int R, int NVEC>
+// The register tile: C[0:R, 0:NVEC*W] (the last vector only `tail` lanes wide when TAIL). One
+// instantiation per (R, NVEC, TAIL) keeps all R * NVEC accumulators in registers (a runtime
+// tail branch with a shared epilogue made GCC spill them to the stack on every k).
+template <int R, int NVEC, bool TAIL>
 CFC_INLINE void tile(int K, const float* __restrict A, int64_t rsA, int64_t csA, const float* __restrict B,
                      int64_t ldb, float* __restrict C, int64_t ldc, int tail, bool acc) {
   vf c[R][NVEC];
+#pragma GCC unroll 16
   for (int i = 0; i < R; ++i)
+#pragma GCC unroll 4
     for (int v = 0; v < NVEC; ++v) c[i][v] = vf{};
-  if (tail == 0) {
-    for (int k = 0; k < K; ++k) {
-      const float* b = B + k * ldb;
-      const float* a = A + k * csA;
-      vf bv[NVEC];
-      for (int v = 0; v < NVEC; ++v) bv[v] = load(b + v * W);
-      for (int i = 0; i < R; ++i) {
-        const vf ai = splat(a[i * rsA]);
-        for (int v = 0; v < NVEC; ++v) c[i][v] += ai * bv[v];
-      }
-    }
-  } else {
-    for (int k = 0; k < K; ++k) {
-      const float* b = B + k * ldb;
-      const float* a = A + k * csA;
-      vf bv[NVEC];
-      for (int v = 0; v < NVEC - 1; ++v) bv[v] = load(b + v * W);
-      bv[NVEC - 1] = load_n(b + (NVEC - 1) * W, tail);
-      for (int i = 0; i < R; ++i) {
-        const vf ai = splat(a[i * rsA]);
-        for (int v = 0; v < NVEC; ++v) c[i][v] += ai * bv[v];
-      }
+  for (int k = 0; k < K; ++k) {
+    const float* b = B + k * ldb;
+    const float* a = A + k * csA;
+    vf bv[NVEC];
+#pragma GCC unroll 4
+    for (int v = 0; v < NVEC; ++v) bv[v] = (TAIL && v == NVEC - 1) ? load_n(b + v * W, tail) : load(b + v * W);
+#pragma GCC unroll 16
+    for (int i = 0; i < R; ++i) {
+      const vf ai = splat(a[i * rsA]);
+#pragma GCC unroll 4
+      for (int v = 0; v < NVEC; ++v) c[i][v] += ai * bv[v];
     }
   }
+#pragma GCC unroll 16
   for (int i = 0; i < R; ++i) {
     float* ci = C + i * ldc;
+#pragma GCC unroll 4
     for (int v = 0; v < NVEC; ++v) {
-      const bool partial = tail > 0 && v == NVEC - 1;
       vf r = c[i][v];
-      if (partial) {
+      if (TAIL && v == NVEC - 1) {
         if (acc) r += load_n(ci + v * W, tail);
         store_n(ci + v * W, r, tail);
       } else {
@@ -143,37 +137,40 @@ CFC_INLINE void tile(int K, const float* __restrict A, int64_t rsA, int64_t csA,
 
 using TileFn = void (*)(int, const float*, int64_t, int64_t, const float*, int64_t, float*, int64_t, int, bool);
 
-template <int R, int NVEC>
+template <int R, int NVEC, bool TAIL>
 void tile_fn(int K, const float* A, int64_t rsA, int64_t csA, const float* B, int64_t ldb, float* C, int64_t ldc,
              int tail, bool acc) {
-  tile<R, NVEC>(K, A, rsA, csA, B, ldb, C, ldc, tail, acc);
+  tile<R, NVEC, TAIL>(K, A, rsA, csA, B, ldb, C, ldc, tail, acc);
 }
 
-// table[nv - 1][r - 1]: the tile of r rows and nv vectors.
-template <int NVEC, int... Rs>
+// table[r - 1]: the tile of r rows and NVEC vectors.
+template <int NVEC, bool TAIL, int... Rs>
 struct TileRow {
-  static constexpr TileFn fns[sizeof...(Rs)] = {&tile_fn<Rs, NVEC>...};
+  static constexpr TileFn fns[sizeof...(Rs)] = {&tile_fn<Rs, NVEC, TAIL>...};
 };
-template <int NVEC, int... Rs>
-constexpr TileFn TileRow<NVEC, Rs...>::fns[sizeof...(Rs)];
+template <int NVEC, bool TAIL, int... Rs>
+constexpr TileFn TileRow<NVEC, TAIL, Rs...>::fns[sizeof...(Rs)];
 
-template <int NVEC>
+template <int NVEC, bool TAIL>
 CFC_INLINE const TileFn* tile_row() {
   static_assert(MR <= 8, "extend the row list");
-  if constexpr (MR == 8) return TileRow<NVEC, 1, 2, 3, 4, 5, 6, 7, 8>::fns;
-  else if constexpr (MR == 6) return TileRow<NVEC, 1, 2, 3, 4, 5, 6>::fns;
-  else if constexpr (MR == 4) return TileRow<NVEC, 1, 2, 3, 4>::fns;
-  else return TileRow<NVEC, 1, 2, 3>::fns;
+  if constexpr (MR == 8) return TileRow<NVEC, TAIL, 1, 2, 3, 4, 5, 6, 7, 8>::fns;
+  else if constexpr (MR == 6) return TileRow<NVEC, TAIL, 1, 2, 3, 4, 5, 6>::fns;
+  else if constexpr (MR == 4) return TileRow<NVEC, TAIL, 1, 2, 3, 4>::fns;
+  else return TileRow<NVEC, TAIL, 1, 2, 3>::fns;
 }
 
-CFC_INLINE const TileFn* tiles_for(int nv) {
+template <bool TAIL>
+CFC_INLINE const TileFn* tiles_for_(int nv) {
   if constexpr (NV >= 4)
-    if (nv == 4) return tile_row<4>();
+    if (nv == 4) return tile_row<4, TAIL>();
   if constexpr (NV >= 3)
-    if (nv == 3) return tile_row<3>();
-  if (nv == 2) return tile_row<2>();
-  return tile_row<1>();
+    if (nv == 3) return tile_row<3, TAIL>();
+  if (nv == 2) return tile_row<2, TAIL>();
+  return tile_row<1, TAIL>();
 }
+
+CFC_INLINE const TileFn* tiles_for(int nv, bool tail) { return tail ? tiles_for_<true>(nv) : tiles_for_<false>(nv); }
 
 // K-panel depth: keeps a KC x (NV*W) panel of B in L1 while the row tiles sweep over it.
 constexpr int KC = 256;
@@ -199,7 +196,7 @@ inline void gemm_cols(int M, int n0, int n1, int K, const float* A, int64_t rsA,
       const int nv = left > NV ? (left == NV + 1 && NV > 2 ? 2 : NV) : left;
       const int nc = std::min(nv * W, n1 - j0);
       const int tail = nc % W;
-      const TileFn* table = tiles_for(nv);
+      const TileFn* table = tiles_for(nv, tail > 0);
       for (int i0 = 0; i0 < M; i0 += MR) {
         const int r = std::min(MR, M - i0);
         table[r - 1](kc, Ak + i0 * rsA, rsA, csA, Bk + j0, ldb, C + i0 * ldc + j0, ldc, tail, acc);
