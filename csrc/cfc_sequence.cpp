@@ -156,11 +156,11 @@ std::vector<mx::array> cfc_sequence(const mx::array& x, const mx::array& h0, con
         std::to_string(params.size()));
   for (const auto& a : params) in.push_back(a);
   const auto shapes = cfc::input_shapes(plan);
-  const auto names = cfc::input_names(plan);
   for (int i = 0; i < plan.n_inputs; ++i) {
     const std::vector<int> got(in[i].shape().begin(), in[i].shape().end());
-    if (got != shapes[i]) bad(names[i] + " must have shape " + shape_str(shapes[i]) + ", got " + shape_str(got));
-    if (!mx::issubdtype(in[i].dtype(), mx::floating)) bad(names[i] + " must be a floating-point array");
+    if (got != shapes[i])
+      bad(cfc::input_names(plan)[i] + " must have shape " + shape_str(shapes[i]) + ", got " + shape_str(got));
+    if (!mx::issubdtype(in[i].dtype(), mx::floating)) bad(cfc::input_names(plan)[i] + " must be a floating-point array");
   }
   if (plan.ws_size > INT_MAX || cfc::backward_scratch_size(plan) > INT_MAX) bad("the sequence is too large for one call (workspace over 2^31 floats); split it");
   const mx::Stream st = cpu_stream(s);

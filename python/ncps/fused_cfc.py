@@ -46,7 +46,9 @@ def _unit_params(cell) -> list:
 
 def cell_units(cell) -> list:
     """The CfCCell of each unit: the cell itself, or the layers of a WiredCfCCell."""
-    return list(cell.layers) if hasattr(cell, "layers") else [cell]
+    if "layer_0" in cell:  # a WiredCfCCell (modules are dicts of their children)
+        return [cell[f"layer_{l}"] for l in range(len(cell.layer_sizes))]
+    return [cell]
 
 
 def cell_why_not(cell) -> Optional[str]:
