@@ -3,7 +3,7 @@
 //
 // Why not a BLAS: MLX's Linux wheel bundles netlib reference BLAS (~2.5 GFLOP/s). A prefixed
 // OpenBLAS (scipy-openblas32) is fast on big products but, measured on the 2-core AVX-512 dev VM
-// (see README "Fused CfC" and bench/gemm_bench.cpp), these kernels match or beat it on the
+// (see README "Fused CfC" and benchmarks/gemm_bench.cpp), these kernels match or beat it on the
 // matrices of the CfC time loop (M = batch tile 1..32, K and N 16..512), mostly because a BLAS
 // call costs ~0.3-1 us of dispatch and packing per small product and the loop issues thousands
 // of them; they also carry no extra runtime dependency. The big post-loop weight-gradient

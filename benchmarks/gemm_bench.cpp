@@ -1,7 +1,7 @@
 // Micro-benchmark behind the GEMM choice of the fused CfC kernels (see csrc/gemm.h):
 // our register-blocked kernels vs scipy-openblas32's scipy_cblas_sgemm (1 thread), on the
 // shapes of the CfC time loop. Build and run:
-//   g++ -O3 -march=native -std=gnu++20 -Icsrc bench/gemm_bench.cpp -ldl -o /tmp/gemm_bench
+//   g++ -O3 -march=native -std=gnu++20 -Icsrc benchmarks/gemm_bench.cpp -ldl -o /tmp/gemm_bench
 //   /tmp/gemm_bench $(python -c "import scipy_openblas32 as s; print(s.get_lib_dir())")/libscipy_openblas.so
 #include <dlfcn.h>
 #include <chrono>

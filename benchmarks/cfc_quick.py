@@ -1,6 +1,6 @@
 """Fused vs reference timings of the CfC layers (not a test). Run:
 
-    python bench/bench_cfc.py [--reps N]
+    python benchmarks/cfc_quick.py [--reps N]
 
 Prints median wall time per call (graph build + mx.eval) for forward and forward+backward
 (nn.value_and_grad of a sum-of-outputs loss over all parameters) at batch 32, T 100, 16 inputs,
