@@ -3,7 +3,8 @@
 // Forward: the input half of the first layer, x_t W_x^T + b for all (t, b), is one GEMM before
 // the loop (as is the LSTM's input product); the loop then adds h W_h^T, runs the backbone and
 // the heads, and applies the closed-form update. The batch is independent along the recurrence,
-// so threads split it into tiles that each run the whole time loop without synchronising.
+// so threads split it into tiles that each run the whole time loop without synchronising (on the
+// blocking pool of cfc_pool.h).
 //
 // Backward (BPTT): the reverse sweep, on the same batch tiles, only propagates the recurrence
 // (dheads -> dz -> backbone -> dh, and the LSTM), storing the pre-activation gradients of every
@@ -17,11 +18,8 @@
 #include <stdexcept>
 
 #include "cfc_math.h"
+#include "cfc_pool.h"
 #include "gemm.h"
-
-#ifdef NCPS_USE_OPENMP
-#include <omp.h>
-#endif
 
 namespace ncps::cfc {
 
@@ -30,46 +28,31 @@ using namespace ncps::cfcm;
 
 namespace {
 
-int omp_threads() {
-#ifdef NCPS_USE_OPENMP
-  return std::max(1, omp_get_max_threads());
-#else
-  return 1;
-#endif
-}
-
 // Below ~2 MFLOP (~20 us on one core) waking a second thread does not pay.
 constexpr double kMinParallelFlops = 2e6;
 
 int threads_for(int64_t tasks, double flops) {
   if (tasks <= 1 || flops < kMinParallelFlops) return 1;
-  return static_cast<int>(std::min<int64_t>(tasks, omp_threads()));
+  return static_cast<int>(std::min<int64_t>(tasks, cfcp::Pool::max_threads()));
 }
 
-// Runs body(tid, nthreads) on `nt` threads (serially when nt == 1 or without OpenMP).
+// Runs body(tid, nthreads) on `nt` threads of the blocking pool (serially when nt == 1).
 template <class F>
 void parallel(int nt, F&& body) {
-#ifdef NCPS_USE_OPENMP
-  if (nt > 1) {
-#pragma omp parallel num_threads(nt)
-    body(omp_get_thread_num(), omp_get_num_threads());
+  if (nt <= 1) {
+    body(0, 1);
     return;
   }
-#endif
-  body(0, 1);
+  cfcp::Pool::get().run(nt, std::function<void(int, int)>(std::forward<F>(body)));
 }
 
 // Runs a list of independent jobs over `nt` threads.
 void run_jobs(const std::vector<std::function<void()>>& jobs, int nt) {
-  const int n = static_cast<int>(jobs.size());
-#ifdef NCPS_USE_OPENMP
-  if (nt > 1 && n > 1) {
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
-    for (int j = 0; j < n; ++j) jobs[j]();
+  if (nt <= 1 || jobs.size() <= 1) {
+    for (const auto& j : jobs) j();
     return;
   }
-#endif
-  for (int j = 0; j < n; ++j) jobs[j]();
+  cfcp::Pool::get().run_jobs(nt, jobs);
 }
 
 CFC_INLINE vf ldp(const float* p, int m) { return m == W ? load(p) : load_n(p, m); }
