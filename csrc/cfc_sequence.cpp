@@ -2,6 +2,7 @@
 // eval_cpu (allocate outputs, dispatch the kernels of cfc_kernel.cpp) and the transforms.
 #include "cfc_sequence.h"
 
+#include <algorithm>
 #include <climits>
 #include <memory>
 #include <sstream>
@@ -209,9 +210,51 @@ std::vector<mx::array> CfCSequence::jvp(const std::vector<mx::array>&, const std
       "[CfCSequence] forward-mode differentiation (jvp) is not implemented; use reverse mode (mx.grad / mx.vjp)");
 }
 
-std::pair<std::vector<mx::array>, std::vector<int>> CfCSequence::vmap(const std::vector<mx::array>&,
-                                                                      const std::vector<int>&) {
-  throw std::runtime_error("[CfCSequence] vmap is not implemented; the primitive is already batched over B");
+// vmap over the per-sample inputs (x, h0, dt, c0): the mapped axis joins the batch axis.
+std::pair<std::vector<mx::array>, std::vector<int>> CfCSequence::vmap(const std::vector<mx::array>& inputs,
+                                                                      const std::vector<int>& axes) {
+  const cfc::Plan plan = plan_of(cfg_, inputs[0]);
+  std::vector<int> per_sample = {0, 1, 2};
+  if (cfg_.mixed) per_sample.push_back(plan.c0);
+  int V = -1;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (axes[i] < 0) continue;
+    if (std::find(per_sample.begin(), per_sample.end(), static_cast<int>(i)) == per_sample.end())
+      throw std::invalid_argument(
+          "[CfCSequence] vmap over parameters is not supported (only over x, h0, dt and c0); use the reference "
+          "path (ncps.kernels.use('reference'))");
+    V = inputs[i].shape(axes[i]);
+  }
+  const mx::Stream st = stream();
+  std::vector<mx::array> in = inputs;
+  if (V >= 0) {
+    for (int i : per_sample) {
+      mx::array a = axes[i] >= 0 ? mx::moveaxis(in[i], axes[i], 0, st) : mx::expand_dims(in[i], 0, st);
+      mx::Shape s = a.shape();
+      s[0] = V;
+      a = mx::broadcast_to(a, s, st);
+      mx::Shape merged(s.begin() + 1, s.end());
+      merged[0] *= V;
+      in[i] = mx::reshape(a, merged, st);
+    }
+  }
+  const cfc::Plan vp = plan_of(cfg_, in[0]);
+  const auto shapes = forward_shapes(vp);
+  auto outs = mx::array::make_arrays(shapes, std::vector<mx::Dtype>(shapes.size(), mx::float32),
+                                     std::make_shared<CfCSequence>(st, cfg_), in);
+  std::vector<int> out_axes(outs.size(), -1);
+  if (V >= 0) {
+    // The batch size of one vmapped slice, from x without its mapped axis.
+    const int B = axes[0] == 0 ? inputs[0].shape(1) : inputs[0].shape(0);
+    for (size_t o = 0; o + 1 < outs.size(); ++o) {  // states (and c_final); the workspace stays internal
+      mx::Shape s = outs[o].shape();
+      s[0] = B;
+      s.insert(s.begin(), V);
+      outs[o] = mx::reshape(outs[o], s, st);
+      out_axes[o] = 0;
+    }
+  }
+  return {outs, out_axes};
 }
 
 std::vector<mx::array> CfCSequence::vjp(const std::vector<mx::array>& primals, const std::vector<mx::array>& cotangents,

@@ -397,6 +397,38 @@ def test_compile_shapeless_and_distinct_configs():
         assert_close_outputs(f(x, dt), fused_cfc.cell_sequence(a, x, mx.zeros((2, 4)), dt)[0], 1e-6)
 
 
+def test_vmap_over_inputs():
+    """vmap over x / h0 / dt folds the mapped axis into the batch; over parameters it refuses."""
+    layer = ncps.CfC(4, AutoNCP(8, 2, seed=0), mixed_memory=True)
+    xs = mx.random.normal((2, 3, 6, 4))
+    f = lambda x: layer(x)[0]  # noqa: E731
+    with kernels.use("reference"):
+        ref = mx.vmap(f, in_axes=1)(xs)
+    with kernels.use("fused"):
+        out = mx.vmap(f, in_axes=1)(xs)
+    assert_close_outputs(out, ref)
+    cell = ncps.CfCCell(4, 5)
+    h = mx.random.normal((1, 5))
+    step = lambda x, h: cell(x[None], h)[1]  # noqa: E731
+    X, H = mx.random.normal((3, 4)), mx.random.normal((3, 1, 5))
+    with kernels.use("reference"):
+        ref = mx.vmap(step)(X, H)
+        g_ref = mx.grad(lambda X: mx.vmap(step)(X, H).sum())(X)
+    with kernels.use("fused"):
+        out = mx.vmap(step)(X, H)
+        g = mx.grad(lambda X: mx.vmap(step)(X, H).sum())(X)
+        assert_close_outputs((out, g), (ref, g_ref))
+        w = cell.ff1.weight
+
+        def with_weight(v):
+            cell.ff1.weight = v
+            return fused_cfc.cell_sequence(cell, mx.zeros((1, 2, 4)), mx.zeros((1, 5)), mx.ones((1, 2)))[0]
+
+        with pytest.raises(ValueError, match="vmap over parameters is not supported"):
+            mx.vmap(with_weight)(mx.stack([w, w]))
+        cell.ff1.weight = w
+
+
 def test_finite_differences():
     mx.random.seed(3)
     cell = ncps.CfCCell(2, 3, backbone_units=4, backbone_layers=1)
