@@ -649,7 +649,8 @@ int64_t backward_scratch_size(const Plan& p) {
 }
 
 void backward(const Plan& p, const std::vector<const float*>& in, const float* ws, const float* dstates,
-              const float* dc_final, const std::vector<float*>& grads, float* scratch) {
+              const float* dc_final, const std::vector<float*>& grads, float* scratch, bool need_dx,
+              bool need_weights) {
   const int B = p.B, T = p.T, I = p.I, N = p.N;
   const int64_t TB = static_cast<int64_t>(T) * B;
   const bool mixed = p.cfg.mixed;
@@ -778,7 +779,7 @@ void backward(const Plan& p, const std::vector<const float*>& in, const float* w
   // Weight, bias and input gradients: big products over all T*B rows.
   std::vector<std::function<void()>> jobs;
   const int K = static_cast<int>(TB);
-  for (size_t u = 0; u < nu; ++u) {
+  for (size_t u = 0; need_weights && u < nu; ++u) {
     const Unit& U = p.units[u];
     const float* INP = u == 0 ? XT : HH + static_cast<int64_t>(B) * N + p.units[u - 1].off;
     const int64_t ldi = u == 0 ? I : N;
@@ -813,13 +814,13 @@ void backward(const Plan& p, const std::vector<const float*>& in, const float* w
       add_colsum_job(jobs, K, wl, A, wl, grads[U.bb[l]]);
     }
   }
-  if (mixed) {
+  if (mixed && need_weights) {
     add_tn_jobs(jobs, 4 * N, I, K, DG, 4 * N, XT, I, grads[p.lwx], I, nullptr);
     add_tn_jobs(jobs, 4 * N, N, K, DG, 4 * N, HH, N, grads[p.lwh], N, nullptr);
     add_colsum_job(jobs, K, 4 * N, DG, 4 * N, grads[p.lb]);
   }
   // dx (B, T, I): per time chunk, rows b of step t go to dx[b, t].
-  {
+  if (need_dx) {
     const Unit& U0 = p.units[0];
     const Lin& F = uw[0].first();
     const float* D1 = U0.widths.empty() ? DH[0] : DA[0][0];
@@ -843,7 +844,7 @@ void backward(const Plan& p, const std::vector<const float*>& in, const float* w
   // dt (B, T) and the pure-mode parameters.
   for (int b = 0; b < B; ++b)
     for (int t = 0; t < T; ++t) grads[2][static_cast<int64_t>(b) * T + t] = DDT[static_cast<int64_t>(t) * B + b];
-  if (mode == PURE) {
+  if (mode == PURE && need_weights) {
     int64_t o = 0;
     for (const Unit& U : p.units) {
       float* gA = grads[U.A];

@@ -267,8 +267,15 @@ std::vector<mx::array> CfCSequence::vjp(const std::vector<mx::array>& primals, c
   if (cfg_.mixed) gin.push_back(prep(cotangents[1]));
   std::vector<mx::Shape> shapes;
   for (const auto& p : primals) shapes.push_back(p.shape());
+  // Skip the products nobody asked for: dx, and the weight gradients (e.g. for input saliency).
+  const cfc::Plan plan = plan_of(cfg_, primals[0]);
+  bool need_dx = false, need_weights = false;
+  for (int a : argnums) {
+    if (a == 0) need_dx = true;
+    else if (a > 2 && a != plan.c0) need_weights = true;
+  }
   auto grads = mx::array::make_arrays(shapes, std::vector<mx::Dtype>(shapes.size(), mx::float32),
-                                      std::make_shared<CfCSequenceGrad>(st, cfg_), gin);
+                                      std::make_shared<CfCSequenceGrad>(st, cfg_, need_dx, need_weights), gin);
   std::vector<mx::array> res;
   for (int a : argnums) res.push_back(grads[a]);
   return res;
@@ -304,7 +311,8 @@ void CfCSequenceGrad::eval_cpu(const std::vector<mx::array>& inputs, std::vector
   scratch.set_data(mx::allocator::malloc(scratch.nbytes()));
   float* sp = scratch.data<float>();
   enc.add_temporary(std::move(scratch));
-  enc.dispatch([plan = std::move(plan), views = std::move(views), grads = std::move(grads), sp]() {
+  enc.dispatch([plan = std::move(plan), views = std::move(views), grads = std::move(grads), sp, dx = need_dx_,
+                wts = need_weights_]() {
     std::vector<std::vector<float>> bufs(views.size());
     std::vector<const float*> ptrs(views.size());
     for (size_t i = 0; i < views.size(); ++i) ptrs[i] = views[i].resolve(bufs[i]);
@@ -313,7 +321,7 @@ void CfCSequenceGrad::eval_cpu(const std::vector<mx::array>& inputs, std::vector
     const float* ws = ptrs[n];
     const float* dstates = ptrs[n + 1];
     const float* dcf = plan.cfg.mixed ? ptrs[n + 2] : nullptr;
-    cfc::backward(plan, primals, ws, dstates, dcf, grads, sp);
+    cfc::backward(plan, primals, ws, dstates, dcf, grads, sp, dx, wts);
   });
 }
 
@@ -328,7 +336,7 @@ std::vector<mx::array> CfCSequenceGrad::vjp(const std::vector<mx::array>&, const
 
 bool CfCSequenceGrad::is_equivalent(const mx::Primitive& other) const {
   auto* o = dynamic_cast<const CfCSequenceGrad*>(&other);
-  return o != nullptr && o->cfg_ == cfg_;
+  return o != nullptr && o->cfg_ == cfg_ && o->need_dx_ == need_dx_ && o->need_weights_ == need_weights_;
 }
 
 std::vector<mx::Shape> CfCSequenceGrad::output_shapes(const std::vector<mx::array>& inputs) {

@@ -50,10 +50,12 @@ class CfCSequence : public mx::Primitive {
 };
 
 // Inputs: the forward's inputs, its workspace, the cotangent of states and (mixed) of c_final.
-// Outputs: the gradient of every forward input (zero for masks).
+// Outputs: the gradient of every forward input (zero for masks); without need_dx the x gradient,
+// without need_weights the parameter gradients are not computed (the vjp does not return them).
 class CfCSequenceGrad : public mx::Primitive {
  public:
-  CfCSequenceGrad(mx::Stream stream, cfc::Config cfg) : mx::Primitive(stream), cfg_(std::move(cfg)) {}
+  CfCSequenceGrad(mx::Stream stream, cfc::Config cfg, bool need_dx, bool need_weights)
+      : mx::Primitive(stream), cfg_(std::move(cfg)), need_dx_(need_dx), need_weights_(need_weights) {}
 
   void eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) override;
   void eval_gpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) override;
@@ -65,6 +67,7 @@ class CfCSequenceGrad : public mx::Primitive {
 
  private:
   cfc::Config cfg_;
+  bool need_dx_, need_weights_;
 };
 
 }  // namespace ncps

@@ -429,6 +429,24 @@ def test_vmap_over_inputs():
         cell.ff1.weight = w
 
 
+@pytest.mark.parametrize("argnums", [(1,), (0,), (2,)])
+def test_partial_gradients(argnums):
+    """Asking only for dx, only for the parameters, or only for h0 skips the other products."""
+    layer = ncps.CfC(4, 6, mixed_memory=True, backbone_units=8)
+    x, h0, c0 = mx.random.normal((2, 5, 4)), mx.random.normal((2, 6)), mx.random.normal((2, 6))
+
+    def loss(params, x, h0):
+        layer.update(params)
+        return (layer(x, (h0, c0))[0] ** 2).sum()
+
+    params = layer.trainable_parameters()
+    with kernels.use("reference"):
+        ref = mx.grad(loss, argnums=argnums)(params, x, h0)
+    with kernels.use("fused"):
+        out = mx.grad(loss, argnums=argnums)(params, x, h0)
+    assert_close_grads(out, ref)
+
+
 def test_finite_differences():
     mx.random.seed(3)
     cell = ncps.CfCCell(2, 3, backbone_units=4, backbone_layers=1)
