@@ -1,14 +1,16 @@
 // Small dense float32 GEMMs for the fused CfC kernels: register-blocked micro-kernels written
 // with GCC/Clang vector extensions (lowered to zmm/ymm/xmm by -march, no runtime dispatch).
 //
-// Why not a BLAS: MLX's Linux wheel bundles netlib reference BLAS (~2.5 GFLOP/s). A prefixed
-// OpenBLAS (scipy-openblas32) is fast on big products but, measured on the 2-core AVX-512 dev VM
-// (see README "Fused CfC" and benchmarks/gemm_bench.cpp), these kernels match or beat it on the
-// matrices of the CfC time loop (M = batch tile 1..32, K and N 16..512), mostly because a BLAS
-// call costs ~0.3-1 us of dispatch and packing per small product and the loop issues thousands
-// of them; they also carry no extra runtime dependency. The big post-loop weight-gradient
-// products reach a similar fraction of peak.
-//
+// Why not a BLAS: MLX's Linux wheel bundles netlib reference BLAS (~2.5 GFLOP/s). The prefixed
+// OpenBLAS wheel (scipy-openblas32, scipy_cblas_sgemm) is fast, but on the shapes of the CfC loop
+// these kernels match or beat it, measured with benchmarks/gemm_bench.cpp (1 thread, AVX-512
+// dev VM, GFLOP/s, ours / OpenBLAS 0.3.34): per-step 32x64->128 115/115, 32x128->256 115/84,
+// 16x128->256 115/116, 16x256->128 117/117; wired 16x49->132 98/104; hoisted 3200x16->128
+// 100/80; post-loop weight gradients (K = 3200 rows) 256x128 99/77, 128x80 114/92, 256x16 113/26;
+// batch-1 step 1x128->256 33/23 (dot-product form). No extra runtime dependency (a vendored
+// OpenBLAS would also have to be kept off MLX's own cblas symbols), and the tiles inline into the
+// kernels. The 8 x 48 tile (24 zmm accumulators) was chosen over 8x32, 6x64, 4x64, 12x32 and the
+// 256-bit variants by the same benchmark.
 // Conventions: row-major C (M x N, leading dimension ldc) = [C +] A * B, with
 //  - A addressed as A[i * rsA + k * csA] (so both A and A^T are "free": NN uses rsA = lda,
 //    csA = 1; TN, C = A^T B, uses rsA = 1, csA = lda),
