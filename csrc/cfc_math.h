@@ -20,14 +20,18 @@ using cfcg::splat;
 
 CFC_INLINE vf vmin(vf a, vf b) { return a < b ? a : b; }
 CFC_INLINE vf vmax(vf a, vf b) { return a > b ? a : b; }
+// x limited to [lo, hi]; NaN stays NaN (so a NaN input still yields a NaN result).
+CFC_INLINE vf vclamp(vf x, float lo, float hi) {
+  x = x < lo ? splat(lo) : x;
+  return x > hi ? splat(hi) : x;
+}
 CFC_INLINE vf vabs(vf a) { return a < 0.0f ? -a : a; }
 // sign(a) in {-1, 0, 1} (the derivative MLX uses for |a|).
 CFC_INLINE vf vsign(vf a) { return (a > 0.0f ? splat(1.0f) : splat(0.0f)) - (a < 0.0f ? splat(1.0f) : splat(0.0f)); }
 
 // exp(x): x clamped to [-87.3, 88.7]; Cody-Waite reduction, degree-6 polynomial (Cephes expf).
 CFC_INLINE vf vexp(vf x) {
-  x = vmax(x, splat(-87.3f));
-  x = vmin(x, splat(88.7f));
+  x = vclamp(x, -87.3f, 88.7f);
   const vf magic = splat(12582912.0f);  // 1.5 * 2^23: round to nearest
   vf t = x * 1.44269504088896341f + magic;
   vf n = t - magic;
@@ -54,7 +58,7 @@ CFC_INLINE vf vsigmoid(vf x) { return 1.0f / (1.0f + vexp(-x)); }
 // tanh(x): the [13/6] rational minimax approximation on [-7.905, 7.905] (Eigen's float tanh;
 // |error| <= 3e-7 absolute and relative), one division and no exp.
 CFC_INLINE vf vtanh(vf x) {
-  x = vmin(vmax(x, splat(-7.90531110763549805f)), splat(7.90531110763549805f));
+  x = vclamp(x, -7.90531110763549805f, 7.90531110763549805f);
   const vf x2 = x * x;
   vf p = splat(-2.76076847742355e-16f);
   p = p * x2 + 2.00018790482477e-13f;

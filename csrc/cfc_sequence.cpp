@@ -69,12 +69,6 @@ cfc::Config make_config(const std::vector<int>& unit_sizes, const std::vector<st
   return c;
 }
 
-int64_t numel(const std::vector<int>& s) {
-  int64_t n = 1;
-  for (int d : s) n *= d;
-  return n;
-}
-
 // A float32 input as the task sees it: a pointer, plus shape/strides to gather it if strided.
 struct View {
   const float* ptr = nullptr;
@@ -141,7 +135,7 @@ std::vector<mx::array> cfc_sequence(const mx::array& x, const mx::array& h0, con
   // x (B, I) is one streaming step: dt (B, 1), states (B, N).
   cfg.step = x.ndim() == 2;
   bool ok = x.ndim() == 3 || x.ndim() == 2;
-  for (int d = 0; ok && d < x.ndim(); ++d) ok = x.shape(d) >= 1;
+  for (int d = 0; ok && d < static_cast<int>(x.ndim()); ++d) ok = x.shape(d) >= 1;
   if (!ok)
     bad("x must have shape (batch, time, input_size), or (batch, input_size) for one step, with every size >= 1, "
         "got " + shape_str(x.shape()));

@@ -247,6 +247,16 @@ def test_unbatched_input_and_proj(spy):
     assert spy.calls > 0
 
 
+def test_nan_propagates():
+    layer = ncps.CfC(3, AutoNCP(6, 2, seed=0))
+    x = mx.random.normal((1, 4, 3))
+    x[0, 1, 0] = float("nan")
+    with kernels.use("fused"):
+        y, _ = layer(x)
+    y = np.array(y)
+    assert np.isfinite(y[0, 0]).all() and np.isnan(y[0, 1:]).all()
+
+
 def test_float16_inputs():
     layer = ncps.CfC(4, 6)
     x = mx.random.normal((2, 5, 4)).astype(mx.float16)
