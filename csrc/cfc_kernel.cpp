@@ -545,32 +545,30 @@ void forward(const Plan& p, const std::vector<const float*>& in, float* states, 
   }
   const double flops = step_flops(p) * TB;
 
-  // Hoisted: the x half of unit 0's first layer (+ bias), and the LSTM's input product.
-  {
-    const Unit& U0 = p.units[0];
-    const Lin& F = uw[0].first();
-    const float* fb = uw[0].first_bias();
-    float* F0 = U0.widths.empty() ? ws + U0.heads_off : ws + U0.a_off[0];
-    const int64_t ld0 = U0.widths.empty() ? U0.hs : U0.widths[0];
-    const int64_t chunk = 64;
-    const int64_t nchunks = (TB + chunk - 1) / chunk;
-    const double hf = 2.0 * TB * I * (F.out + (mixed ? 4 * N : 0));
-    parallel(threads_for(nchunks, hf), [&](int tid, int nth) {
-      for (int64_t c = tid; c < nchunks; c += nth) {
-        const int64_t r0 = c * chunk;
-        const int rows = static_cast<int>(std::min<int64_t>(chunk, TB - r0));
-        fill_rows(F0 + r0 * ld0, ld0, rows, fb, F.out);
-        F.fwd(rows, XT + r0 * I, I, 0, I, F0 + r0 * ld0, ld0, true);
-        if (mixed) {
-          fill_rows(GT + r0 * 4 * N, 4 * N, rows, in[p.lb], 4 * N);
-          lwx.fwd(rows, XT + r0 * I, I, 0, I, GT + r0 * 4 * N, 4 * N, true);
-        }
-      }
-    });
-  }
+  // Hoisted: the x half of unit 0's first layer (+ bias), and the LSTM's input product, for rows
+  // [r0, r0 + rows) of the (T*B) x . matrices: one big product in the serial case, the thread's
+  // own rows of every step (before its time loop) in the parallel one.
+  const Unit& U0 = p.units[0];
+  const Lin& F0 = uw[0].first();
+  const float* F0b = uw[0].first_bias();
+  float* P0 = U0.widths.empty() ? ws + U0.heads_off : ws + U0.a_off[0];
+  const int64_t ld0 = U0.widths.empty() ? U0.hs : U0.widths[0];
+  auto hoist = [&](int64_t r0, int rows) {
+    fill_rows(P0 + r0 * ld0, ld0, rows, F0b, F0.out);
+    F0.fwd(rows, XT + r0 * I, I, 0, I, P0 + r0 * ld0, ld0, true);
+    if (mixed) {
+      fill_rows(GT + r0 * 4 * N, 4 * N, rows, in[p.lb], 4 * N);
+      lwx.fwd(rows, XT + r0 * I, I, 0, I, GT + r0 * 4 * N, 4 * N, true);
+    }
+  };
+  const int nt = threads_for(B, flops);
+  if (nt == 1)
+    for (int64_t r0 = 0; r0 < TB; r0 += 256) hoist(r0, static_cast<int>(std::min<int64_t>(256, TB - r0)));
 
   auto run_tile = [&](int b0, int b1) {
     const int nb = b1 - b0;
+    if (nt > 1)
+      for (int t = 0; t < T; ++t) hoist(static_cast<int64_t>(t) * B + b0, nb);
     for (int t = 0; t < T; ++t) {
       const int64_t r = static_cast<int64_t>(t) * B + b0;  // first row of the tile at step t
       const float* dtr = DT + r;
@@ -622,7 +620,7 @@ void forward(const Plan& p, const std::vector<const float*>& in, float* states, 
       }
     }
   };
-  parallel(threads_for(B, flops), [&](int tid, int nth) {
+  parallel(nt, [&](int tid, int nth) {
     const int b0 = static_cast<int>(static_cast<int64_t>(B) * tid / nth);
     const int b1 = static_cast<int>(static_cast<int64_t>(B) * (tid + 1) / nth);
     if (b1 > b0) run_tile(b0, b1);

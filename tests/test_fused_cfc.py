@@ -230,6 +230,19 @@ def test_return_last_and_time_major(spy):
     assert spy.calls >= 2
 
 
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: ncps.CfC(8, 32, backbone_units=64, mixed_memory=True),
+        lambda: ncps.CfC(8, AutoNCP(48, 6, seed=0), mode="no_gate"),
+    ],
+)
+def test_threaded_sizes(spy, make):
+    """Big enough (> 2 MFLOP) for the kernels to split the batch over threads (on >= 2 cores)."""
+    compare(make(), B=9, T=30, state=True)
+    assert spy.calls > 0
+
+
 def test_no_timespans_and_longer_sequence(spy):
     compare(ncps.CfC(3, 5, backbone_units=6), B=2, T=40, ts=None)
     assert spy.calls > 0
