@@ -2,12 +2,15 @@
 
     python benchmarks/cfc_quick.py [--reps N]
 
-Prints median wall time per call (graph build + mx.eval) for forward and forward+backward
-(nn.value_and_grad of a sum-of-outputs loss over all parameters) at batch 32, T 100, 16 inputs,
-and the latency of one streaming cell step at batch 1.
+Prints wall time per call (graph build + mx.eval; median and min) and the process CPU time per
+call for forward and forward+backward (nn.value_and_grad of a mean-square loss over all
+parameters) at batch 32, T 100, 16 inputs, and the latency of one streaming cell step at batch 1.
+The full comparison with the official package is ``benchmarks/run.py``; this one is quick and
+prints the machine load, since on a shared VM wall times mean little without it.
 """
 
 import argparse
+import os
 import statistics
 import time
 
@@ -19,14 +22,21 @@ from ncps import kernels
 
 
 def timeit(fn, reps, warmup=3):
+    """(median wall, min wall, mean process CPU time) per call, in seconds."""
     for _ in range(warmup):
         fn()
     ts = []
+    c0 = time.process_time()
     for _ in range(reps):
         t0 = time.perf_counter()
         fn()
         ts.append(time.perf_counter() - t0)
-    return statistics.median(ts)
+    return statistics.median(ts), min(ts), (time.process_time() - c0) / reps
+
+
+def fmt(t, unit=1e3):
+    med, mn, cpu = t
+    return f"{med * unit:8.2f} (min {mn * unit:7.2f}, cpu {cpu * unit:7.2f})"
 
 
 def bench_layer(name, make, reps, B=32, T=100, I=16):
@@ -55,8 +65,9 @@ def bench_layer(name, make, reps, B=32, T=100, I=16):
             r = reps if mode == "fused" else max(3, reps // 10)
             res[mode] = (timeit(fwd, r), timeit(fwd_bwd, r))
     (rf, rb), (ff, fb) = res["reference"], res["fused"]
-    print(f"{name:42s} fwd  ref {rf*1e3:9.2f} ms  fused {ff*1e3:8.3f} ms  x{rf/ff:6.1f}")
-    print(f"{'':42s} f+b  ref {rb*1e3:9.2f} ms  fused {fb*1e3:8.3f} ms  x{rb/fb:6.1f}")
+    print(f"{name}")
+    print(f"   fwd  ms: ref {fmt(rf)}  fused {fmt(ff)}  ref/fused x{rf[0] / ff[0]:.1f}")
+    print(f"   f+b  ms: ref {fmt(rb)}  fused {fmt(fb)}  ref/fused x{rb[0] / fb[0]:.1f}")
 
 
 def bench_step(name, cell, reps, I=16):
@@ -73,19 +84,22 @@ def bench_step(name, cell, reps, I=16):
     for mode in ("reference", "fused"):
         with kernels.use(mode):
             res[mode] = timeit(step, reps * 10, warmup=20)
-    print(f"{name:42s} step ref {res['reference']*1e6:9.1f} us  fused {res['fused']*1e6:8.1f} us  x{res['reference']/res['fused']:6.1f}")
+    r, f = res["reference"], res["fused"]
+    print(f"{name}\n   step us: ref {fmt(r, 1e6)}  fused {fmt(f, 1e6)}  ref/fused x{r[0] / f[0]:.1f}")
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=30)
     args = ap.parse_args()
-    print(ncps.kernels.info())
+    info = ncps.kernels.info()
+    print(f"threads {info['threads']}, simd {info.get('simd')}, load average before {os.getloadavg()}")
     bench_layer("CfC(16, 64) default, backbone 128x1", lambda: ncps.CfC(16, 64, backbone_units=128, backbone_layers=1), args.reps)
     bench_layer("CfC(16, AutoNCP(64, 8))", lambda: ncps.CfC(16, ncps.wirings.AutoNCP(64, 8, seed=0)), args.reps)
     bench_layer("CfC(16, 64) mixed memory", lambda: ncps.CfC(16, 64, backbone_units=128, backbone_layers=1, mixed_memory=True), args.reps)
     bench_step("CfCCell(16, 64) backbone 128x1, B=1", ncps.CfCCell(16, 64, backbone_units=128, backbone_layers=1), args.reps)
     bench_step("WiredCfCCell(16, AutoNCP(64, 8)), B=1", ncps.WiredCfCCell(16, ncps.wirings.AutoNCP(64, 8, seed=0)), args.reps)
+    print(f"load average after {os.getloadavg()}")
 
 
 if __name__ == "__main__":

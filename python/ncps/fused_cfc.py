@@ -7,7 +7,17 @@ primitive (``CfCSequenceGrad``, backpropagation through time), so ``mx.grad``,
 ``nn.value_and_grad`` and ``mx.compile`` work as for any MLX op.
 
 The cells call :func:`cell_sequence` from ``fused_sequence`` (the protocol of
-:meth:`ncps.RNN._scan`) and, for a single streaming step, from ``__call__``.
+:meth:`ncps.RNN._scan`) and, for a single streaming step, :func:`cell_step` from ``__call__``
+(the primitive's step form, x ``(B, I)``: one graph node per step).
+
+Design (csrc/cfc_kernel.cpp): the input half of the first layer for all steps is one GEMM before
+the time loop; the loop keeps only the recurrence (h W_h^T, backbone, heads, closed-form update),
+threads split the batch and each runs the whole loop. The forward saves every per-step
+activation; the backward sweep only propagates the recurrence and the weight gradients are
+large GEMMs over all (t, b) rows afterwards. GEMMs are our register-blocked SIMD tiles
+(csrc/gemm.h; MLX's Linux BLAS is the netlib reference). Masked heads are dense GEMMs on W * mask
+(the NCP masks are ~75% dense, so skipping zeros would save at most ~12% of the head products).
+Backbone dropout in training mode is not fused (``fused_why_not`` says so; ``auto`` falls back).
 """
 
 from __future__ import annotations
