@@ -81,13 +81,29 @@ struct View {
     if (contiguous) return ptr;
     buf.resize(size);
     const int nd = static_cast<int>(shape.size());
-    for (int64_t i = 0; i < size; ++i) {
-      int64_t rem = i, loc = 0;
-      for (int d = nd - 1; d >= 0; --d) {
-        loc += (rem % shape[d]) * strides[d];
-        rem /= shape[d];
+    if (nd == 0 || size == 0) {
+      if (size) buf[0] = ptr[0];
+      return buf.data();
+    }
+    // Odometer over the outer dimensions; the innermost one is a strided (often stride-0,
+    // i.e. broadcast) run. No division per element: a broadcast cotangent of (B, T, N) is common.
+    const int inner = shape[nd - 1];
+    const int64_t is = strides[nd - 1];
+    std::vector<int> idx(nd, 0);
+    int64_t loc = 0;
+    for (int64_t o = 0; o < size; o += inner) {
+      float* dst = buf.data() + o;
+      const float* src = ptr + loc;
+      if (is == 0)
+        std::fill(dst, dst + inner, src[0]);
+      else
+        for (int j = 0; j < inner; ++j) dst[j] = src[j * is];
+      for (int d = nd - 2; d >= 0; --d) {
+        loc += strides[d];
+        if (++idx[d] < shape[d]) break;
+        loc -= strides[d] * shape[d];
+        idx[d] = 0;
       }
-      buf[i] = ptr[loc];
     }
     return buf.data();
   }

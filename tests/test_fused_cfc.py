@@ -452,6 +452,22 @@ def test_vmap_over_inputs():
         cell.ff1.weight = w
 
 
+def test_broadcast_cotangent_and_strided_inputs():
+    """sum() hands the primitive a broadcast cotangent; reversed / transposed inputs are strided."""
+    layer = ncps.CfC(4, AutoNCP(9, 3, seed=1), batch_first=False, mixed_memory=True)
+    x = mx.random.normal((6, 3, 4))[::-1]
+
+    def loss(params, x):
+        layer.update(params)
+        return layer(x)[0].sum()
+
+    with kernels.use("reference"):
+        ref = mx.grad(loss, argnums=(0, 1))(layer.trainable_parameters(), x)
+    with kernels.use("fused"):
+        out = mx.grad(loss, argnums=(0, 1))(layer.trainable_parameters(), x)
+    assert_close_grads(out, ref)
+
+
 @pytest.mark.parametrize("argnums", [(1,), (0,), (2,)])
 def test_partial_gradients(argnums):
     """Asking only for dx, only for the parameters, or only for h0 skips the other products."""
