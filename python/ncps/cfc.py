@@ -197,8 +197,6 @@ class CfCCell(nn.Module):
 
     def __call__(self, x: mx.array, state: mx.array, ts: Union[float, mx.array] = 1.0):
         """One step: ``x`` ``(B, I)``, ``state`` ``(B, H)``, ``ts`` float, ``(B,)`` or ``(B, 1)``."""
-        from .sequence import check_cell_inputs
+        from .sequence import cell_step
 
-        x, state, ts = check_cell_inputs(self, x, state, ts)
-        h = self.step(x, state, ts)
-        return self.readout(h), h
+        return cell_step(self, x, state, ts)

@@ -18,15 +18,12 @@ import mlx.core as mx
 
 from . import kernels as _kernels
 from .kernels import _ext
+from .ltc import SOLVER_PARAMS
 
 __all__ = ["ltc_sequence", "LTC_PARAMS"]
 
-# Effective solver parameters in the order the primitive takes them (= ncps.ltc.SOLVER_PARAMS).
-LTC_PARAMS = (
-    "sensory_w", "sensory_sigma", "sensory_mu", "sensory_erev", "sensory_mask",
-    "w", "sigma", "mu", "erev", "mask",
-    "cm", "gleak", "vleak",
-)  # fmt: skip
+# Effective solver parameters in the order the primitive takes them.
+LTC_PARAMS = SOLVER_PARAMS
 
 
 def _require_ext():
