@@ -8,6 +8,7 @@
 
 #include "build_info.h"
 #include "cfc_sequence.h"
+#include "ltc_sequence.h"
 
 namespace nb = nanobind;
 using namespace nb::literals;
@@ -30,4 +31,19 @@ time_b.W, time_b.b (pure: ff1.W, ff1.b, w_tau (1, n), A (1, n)), then the mask (
 weights in Linear layout (out, in). Returns [states (B, T, N)] (+ [c_final (B, N)] with the LSTM).
 With x (B, I) it is one streaming step: dt (B, 1) and states (B, N).
 Computed in float32. Raises ValueError for wrong shapes or options. CPU only.)doc");
+  m.def("ltc_sequence", &ncps::ltc_sequence, "x"_a, "h0"_a, "dt"_a, "sensory_w"_a, "sensory_sigma"_a,
+        "sensory_mu"_a, "sensory_erev"_a, "sensory_mask"_a, "w"_a, "sigma"_a, "mu"_a, "erev"_a, "mask"_a, "cm"_a,
+        "gleak"_a, "vleak"_a, "ode_unfolds"_a, "epsilon"_a, nb::kw_only(), "stream"_a = nb::none(),
+        R"doc(Fused LTC sequence (forward primitive LTCSequence, backward LTCSequenceGrad).
+
+Computes exactly ``ncps.ltc.ltc_sequence``: for every step t, sensory conductances from x[:, t],
+then ``ode_unfolds`` semi-implicit sub-steps of h = dt[:, t] / ode_unfolds; samples with
+dt <= 0 keep their state for that step.
+
+Shapes: x (B, T, I) mapped inputs; h0 (B, N); dt (B, T); sensory_w, sensory_sigma, sensory_mu,
+sensory_erev, sensory_mask (I, N); w, sigma, mu, erev, mask (N, N) indexed [source, destination];
+cm, gleak, vleak (N,). Returns the state after every step, (B, T, N), in x's floating dtype
+(computed in float32). w, sensory_w, cm and gleak are used as given (apply constraints outside).
+Masks multiply the synaptic activation; only synapses with a nonzero mask are computed, and the
+masks receive zero gradient. Raises ValueError for wrong shapes. CPU only.)doc");
 }

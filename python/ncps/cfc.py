@@ -35,7 +35,7 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
-from . import fused_cfc, kernels
+from . import fused_cfc
 from .activations import get_activation
 from .wirings import Wiring, built_copy
 
@@ -161,6 +161,11 @@ class CfCCell(nn.Module):
         ``(B, T)``; returns ``(states (B, T, H), c_final or None)``."""
         return fused_cfc.cell_sequence(self, x, h0, dt, lstm, c0)
 
+    def fused_step(self, x: mx.array, h: mx.array, ts) -> mx.array:
+        """One streaming step as one fused call (the primitive's step form, no reshapes):
+        ``x`` ``(B, I)``, ``h`` ``(B, H)``, ``ts`` a float or ``(B, 1)``; the new state."""
+        return fused_cfc.cell_step(self, x, h, ts)
+
     # -- sizes -------------------------------------------------------------------------------
     @property
     def state_size(self) -> int:
@@ -210,11 +215,6 @@ class CfCCell(nn.Module):
 
     def __call__(self, x: mx.array, state: mx.array, ts: Union[float, mx.array] = 1.0):
         """One step: ``x`` ``(B, I)``, ``state`` ``(B, H)``, ``ts`` float, ``(B,)`` or ``(B, 1)``."""
-        from .sequence import check_cell_inputs
+        from .sequence import cell_step
 
-        x, state, ts = check_cell_inputs(self, x, state, ts)
-        if kernels.select(self.fused_kernel, self.fused_why_not()):
-            h = fused_cfc.cell_step(self, x, state, ts)  # one fused call (streaming inference)
-        else:
-            h = self.step(x, state, ts)
-        return self.readout(h), h
+        return cell_step(self, x, state, ts)

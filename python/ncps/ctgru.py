@@ -72,8 +72,6 @@ class CTGRUCell(nn.Module):
         return state.reshape(state.shape[0], self.hidden_size, self.num_timescales).sum(axis=-1)
 
     def __call__(self, x: mx.array, state: mx.array, ts: Union[float, mx.array] = 1.0):
-        from .sequence import check_cell_inputs
+        from .sequence import cell_step
 
-        x, state, ts = check_cell_inputs(self, x, state, ts)
-        new_state = self.step(x, state, ts)
-        return self.readout(new_state), new_state
+        return cell_step(self, x, state, ts)

@@ -67,8 +67,6 @@ class CTRNNCell(nn.Module):
         return h
 
     def __call__(self, x: mx.array, state: mx.array, ts: Union[float, mx.array] = 1.0):
-        from .sequence import check_cell_inputs
+        from .sequence import cell_step
 
-        x, state, ts = check_cell_inputs(self, x, state, ts)
-        h = self.step(x, state, ts)
-        return h, h
+        return cell_step(self, x, state, ts)

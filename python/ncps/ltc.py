@@ -236,6 +236,22 @@ class LTCCell(WiredSizes, nn.Module):
     def readout(self, v: mx.array) -> mx.array:
         return self.map_outputs(v)
 
+    # -- fused kernel (see ncps.kernels) -----------------------------------------------------------
+    fused_kernel = "ltc_sequence"
+
+    def fused_why_not(self, mixed_memory: bool = False) -> Optional[str]:
+        """None when the fused primitive covers this cell, else the reason it does not."""
+        if mixed_memory:
+            return "mixed memory (an LSTM before every LTC step) is not fused for LTC yet"
+        return None
+
+    def fused_sequence(self, x: mx.array, h0: mx.array, dt: mx.array, lstm=None, c0=None):
+        """All states ``(B, T, N)`` from the fused primitive (``x`` ``(B, T, I)``, ``dt`` ``(B, T)``)."""
+        from .fused import ltc_sequence as fused_ltc_sequence
+
+        states = fused_ltc_sequence(self.map_inputs(x), h0, dt, self.solver_params(), self.ode_unfolds, self.epsilon)
+        return states, None
+
     def apply_weight_constraints(self) -> None:
         """Clip ``w``, ``sensory_w``, ``cm`` and ``gleak`` at zero (explicit-constraint mode)."""
         for name in ("w", "sensory_w", "cm", "gleak"):
@@ -243,8 +259,6 @@ class LTCCell(WiredSizes, nn.Module):
 
     def __call__(self, x: mx.array, state: mx.array, ts: Union[float, mx.array] = 1.0):
         """One step: ``x`` ``(B, I)``, ``state`` ``(B, N)``, ``ts`` float, ``(B,)`` or ``(B, 1)``."""
-        from .sequence import check_cell_inputs
+        from .sequence import cell_step
 
-        x, state, ts = check_cell_inputs(self, x, state, ts)
-        v = self.step(x, state, ts)
-        return self.readout(v), v
+        return cell_step(self, x, state, ts)

@@ -63,6 +63,25 @@ def check_cell_inputs(cell: nn.Module, x: mx.array, state: mx.array, ts: Timespa
     return x, state, ts.reshape(B, 1).astype(mx.float32)
 
 
+def cell_step(cell: nn.Module, x: mx.array, state: mx.array, ts: Timespans):
+    """One checked cell step, ``(output, new_state)``: the cell's fused kernel as a one-step
+    sequence where :func:`ncps.kernels.select` allows (the streaming, control-loop case),
+    through the cell's ``fused_step(x, h, ts)`` when it has one, its reference ``step``
+    otherwise."""
+    x, state, ts = check_cell_inputs(cell, x, state, ts)
+    kernel = getattr(cell, "fused_kernel", None)
+    why_not = f"no fused kernel is implemented for {type(cell).__name__}" if kernel is None else cell.fused_why_not()
+    if kernels.select(kernel or type(cell).__name__, why_not):
+        if hasattr(cell, "fused_step"):  # a dedicated one-step form (CfC cells)
+            new_state = cell.fused_step(x, state, ts)
+        else:
+            dt = mx.full((x.shape[0], 1), ts) if isinstance(ts, float) else ts
+            new_state = cell.fused_sequence(x[:, None], state, dt, None, None)[0][:, 0]
+    else:
+        new_state = cell.step(x, state, ts)
+    return cell.readout(new_state), new_state
+
+
 def _normalize_timespans(ts: Timespans, B: int, T: int, batch_first: bool, batched: bool) -> Optional[mx.array]:
     """Elapsed times as a ``(B, T)`` array, or None for the default of 1.0."""
     if ts is None:

@@ -21,7 +21,7 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
-from . import fused_cfc, kernels
+from . import fused_cfc
 from .cfc import CfCCell
 from .wirings import WiredSizes, Wiring, built_copy
 
@@ -69,6 +69,11 @@ class WiredCfCCell(WiredSizes, nn.Module):
         ``(B, T)``; returns ``(states (B, T, N), c_final or None)``."""
         return fused_cfc.cell_sequence(self, x, h0, dt, lstm, c0)
 
+    def fused_step(self, x: mx.array, h: mx.array, ts) -> mx.array:
+        """One streaming step as one fused call (the primitive's step form, no reshapes):
+        ``x`` ``(B, I)``, ``h`` ``(B, N)``, ``ts`` a float or ``(B, 1)``; the new state."""
+        return fused_cfc.cell_step(self, x, h, ts)
+
     @property
     def layers(self) -> list:
         return [getattr(self, f"layer_{l}") for l in range(len(self.layer_sizes))]
@@ -101,11 +106,6 @@ class WiredCfCCell(WiredSizes, nn.Module):
         return state[..., -self.motor_size :]
 
     def __call__(self, x: mx.array, state: mx.array, ts: Union[float, mx.array] = 1.0):
-        from .sequence import check_cell_inputs
+        from .sequence import cell_step
 
-        x, state, ts = check_cell_inputs(self, x, state, ts)
-        if kernels.select(self.fused_kernel, self.fused_why_not()):
-            new_state = fused_cfc.cell_step(self, x, state, ts)  # one fused call (streaming inference)
-        else:
-            new_state = self.step(x, state, ts)
-        return self.readout(new_state), new_state
+        return cell_step(self, x, state, ts)
