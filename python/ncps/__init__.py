@@ -16,11 +16,14 @@ from .ltc import LTCCell
 from .persistence import load, save
 from .sequence import CTGRU, CTRNN, RNN, CfC, LTC
 from .wired_cfc import WiredCfCCell
+from . import training
+from .lnn import LiquidNeuralNetwork
 
 __version__ = "0.1.0"
 
 __all__ = [
     "CfC", "LTC", "CTRNN", "CTGRU", "RNN",
     "CfCCell", "LTCCell", "WiredCfCCell", "CTRNNCell", "CTGRUCell", "LSTMCell",
-    "interop", "kernels", "wirings", "save", "load",
+    "LiquidNeuralNetwork",
+    "interop", "kernels", "training", "wirings", "save", "load",
 ]  # fmt: skip

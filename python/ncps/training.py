@@ -1,0 +1,689 @@
+"""A small training loop over MLX optimizers: :func:`fit`, :func:`evaluate`, :func:`predict`.
+
+.. code-block:: python
+
+    import mlx.core as mx, mlx.nn as nn, mlx.optimizers as optim
+    import ncps
+    from ncps.training import fit
+
+    model = ncps.CfC(2, ncps.wirings.AutoNCP(16, 1), return_sequences=False)
+
+    def mse(model, x, y):
+        return nn.losses.mse_loss(model(x)[0], y)
+
+    history = fit(model, mse, (X, y), optimizer=optim.Adam(1e-2), epochs=20,
+                  validation_data=(X_val, y_val), clip_norm=1.0, early_stopping_patience=5,
+                  checkpoint_path="best.safetensors", seed=0)
+    history.history["val_loss"], history.best_epoch
+
+Data are tuples of arrays (numpy or MLX) that share their first axis: ``(X, y)``,
+``(X, y, timespans)``, ... Every batch is handed to ``loss_fn(model, *batch)`` (and to each
+metric) in that order.
+
+Data parallel. Started by ``mlx.launch`` (``mx.distributed.init()`` has ``W > 1`` processes),
+:func:`fit` splits every global batch of ``batch_size`` samples of the common, identically
+shuffled order into ``W`` contiguous shards, one per process; each process passes the *whole*
+data set. The gradients are combined into exactly the gradient of the global batch (each shard
+weighted by its size, so unequal shards are right), clipped after that, and applied on every
+process; rank 0's initial parameters are broadcast first. Losses and metrics are reduced over the
+processes; only rank 0 writes checkpoints and progress bars. The same ``seed`` and
+``batch_size`` give the same parameters for any number of processes (to float rounding).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+import warnings
+import zlib
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, Union
+
+import mlx.core as mx
+import mlx.nn as nn
+import mlx.optimizers as optim
+import numpy as np
+from mlx.utils import tree_flatten, tree_map, tree_unflatten
+
+ArrayLike = Union[mx.array, np.ndarray]
+Data = Union[ArrayLike, Sequence[ArrayLike]]
+LossFn = Callable[..., mx.array]
+
+__all__ = ["fit", "evaluate", "predict", "iterate_batches", "History", "Callback", "StopTraining"]
+
+
+class StopTraining(Exception):
+    """Raise from a callback to end :func:`fit` after the current epoch (or batch)."""
+
+
+class Callback:
+    """Base class of :func:`fit` callbacks; override the hooks you need.
+
+    ``logs`` is a dict of floats: ``loss`` and the metrics (and ``val_...`` at epoch end). In a
+    data-parallel run every process calls the hooks with identical logs; use
+    :func:`ncps.distributed.is_main_process` for side effects that should happen once. Raise
+    :class:`StopTraining` to end training. A plain function ``fn(epoch, logs)`` given as a
+    callback is called at every epoch end.
+    """
+
+    def on_train_begin(self, logs: dict) -> None:
+        pass
+
+    def on_epoch_begin(self, epoch: int, logs: dict) -> None:
+        pass
+
+    def on_batch_end(self, batch: int, logs: dict) -> None:
+        pass
+
+    def on_epoch_end(self, epoch: int, logs: dict) -> None:
+        pass
+
+    def on_train_end(self, logs: dict) -> None:
+        pass
+
+
+class _FunctionCallback(Callback):
+    def __init__(self, fn: Callable[[int, dict], Any]):
+        self.fn = fn
+
+    def on_epoch_end(self, epoch: int, logs: dict) -> None:
+        self.fn(epoch, logs)
+
+
+@dataclass
+class History:
+    """What :func:`fit` returns.
+
+    Attributes:
+        history: per-epoch values, Keras style: ``{"loss": [...], "val_loss": [...],
+            "<metric>": [...], "val_<metric>": [...]}``.
+        epoch: the epochs run (0-based).
+        monitor: the quantity that picks the best epoch: ``"val_loss"`` with validation data,
+            ``"loss"`` otherwise.
+        best_epoch: 0-based index of the best epoch (lowest ``monitor``), None before any.
+        best_value: ``monitor`` at ``best_epoch``.
+        stopped_early: True when early stopping or a callback ended training before ``epochs``.
+        restored_best: True when the best epoch's weights were put back at the end.
+        epoch_times: wall seconds of every epoch (training and validation).
+        checkpoint_path: where the best model was written, or None.
+        world_size: number of data-parallel processes.
+        compiled: whether the training step ran under ``mx.compile``.
+    """
+
+    history: dict = field(default_factory=dict)
+    epoch: list = field(default_factory=list)
+    monitor: str = "loss"
+    best_epoch: Optional[int] = None
+    best_value: Optional[float] = None
+    stopped_early: bool = False
+    restored_best: bool = False
+    epoch_times: list = field(default_factory=list)
+    checkpoint_path: Optional[str] = None
+    world_size: int = 1
+    compiled: bool = False
+
+
+# -- data -----------------------------------------------------------------------------------------
+
+
+def _to_mx(a: Any, name: str) -> mx.array:
+    if isinstance(a, mx.array):
+        return a
+    arr = np.asarray(a)
+    if arr.dtype == object or arr.dtype.kind in "USV":
+        raise TypeError(f"{name} must hold numbers, got an array of dtype {arr.dtype}")
+    if arr.dtype == np.float64:
+        arr = arr.astype(np.float32)
+    return mx.array(arr)
+
+
+def _as_arrays(data: Data, name: str) -> tuple[tuple[mx.array, ...], bool]:
+    """``data`` as a tuple of MLX arrays with a common first axis, and whether it was one array."""
+    single = not isinstance(data, (tuple, list))
+    items = (data,) if single else tuple(data)
+    if not items:
+        raise ValueError(f"{name} is empty: give a tuple of arrays such as (X, y)")
+    arrays = tuple(_to_mx(a, f"{name}[{i}]") for i, a in enumerate(items))
+    for i, a in enumerate(arrays):
+        if a.ndim == 0:
+            raise ValueError(f"{name}[{i}] is a scalar; every array needs a first (sample) axis")
+    n = arrays[0].shape[0]
+    lengths = [a.shape[0] for a in arrays]
+    if any(length != n for length in lengths):
+        raise ValueError(f"the arrays of {name} must share their first axis (samples), got lengths {lengths}")
+    if n == 0:
+        raise ValueError(f"{name} has no samples")
+    return arrays, single
+
+
+def iterate_batches(
+    arrays: Data,
+    batch_size: int,
+    shuffle: bool = True,
+    seed: Optional[int] = None,
+) -> Iterator[Any]:
+    """Yield mini-batches of ``arrays`` (one array, or a tuple of arrays with a common first axis).
+
+    Args:
+        arrays: an array or a tuple/list of arrays (numpy or MLX).
+        batch_size: samples per batch; the last batch may be smaller.
+        shuffle: visit the samples in a random order (``np.random.default_rng(seed)``).
+        seed: the seed of that order; the same seed gives the same batches.
+
+    Yields:
+        MLX arrays: a tuple of batches, or one batch when ``arrays`` was one array.
+    """
+    batch_size = _positive_int(batch_size, "batch_size")
+    data, single = _as_arrays(arrays, "arrays")
+    n = data[0].shape[0]
+    order = np.random.default_rng(seed).permutation(n) if shuffle else None
+    for start in range(0, n, batch_size):
+        if order is None:
+            batch = tuple(a[start : start + batch_size] for a in data)
+        else:
+            idx = mx.array(order[start : start + batch_size])
+            batch = tuple(a[idx] for a in data)
+        yield batch[0] if single else batch
+
+
+def _positive_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+# -- evaluation and prediction -------------------------------------------------------------------
+
+
+def _scalar(value: Any, name: str) -> mx.array:
+    value = value if isinstance(value, mx.array) else mx.array(value)
+    if value.size != 1:
+        raise ValueError(f"{name} must return a scalar, got an array of shape {tuple(value.shape)}")
+    return value.reshape(()).astype(mx.float32)
+
+
+def _check_metrics(metrics: Optional[Mapping[str, Callable]]) -> dict:
+    metrics = dict(metrics or {})
+    for name, fn in metrics.items():
+        if not isinstance(name, str) or not name or name == "loss" or name.startswith("val_"):
+            raise ValueError(f"metric names must be strings other than 'loss' and not start with 'val_', got {name!r}")
+        if not callable(fn):
+            raise TypeError(f"metric {name!r} must be a function fn(model, *batch) -> scalar")
+    return metrics
+
+
+def _evaluate_arrays(
+    model: nn.Module,
+    loss_fn: LossFn,
+    arrays: tuple,
+    batch_size: int,
+    metrics: dict,
+    group: Any = None,
+) -> dict:
+    """Batch-size-weighted means of the loss and metrics; each process of ``group`` evaluates
+    its contiguous shard and the sums are reduced."""
+    from . import distributed
+
+    n = arrays[0].shape[0]
+    world = 1 if group is None else group.size()
+    lo, hi = 0, n
+    if world > 1:
+        bounds = distributed.shard_bounds(n, world)
+        lo, hi = bounds[group.rank()], bounds[group.rank() + 1]
+    names = ["loss", *metrics]
+    totals = np.zeros(len(names))
+    count = 0
+    for start in range(lo, hi, batch_size):
+        stop = min(start + batch_size, hi)
+        batch = tuple(a[start:stop] for a in arrays)
+        values = [_scalar(loss_fn(model, *batch), "loss_fn")]
+        values += [_scalar(fn(model, *batch), f"metric {name!r}") for name, fn in metrics.items()]
+        values = mx.stack(values)
+        mx.eval(values)
+        totals += np.array(values, dtype=np.float64) * (stop - start)
+        count += stop - start
+    if world > 1:
+        summed = distributed.all_sum(mx.array([*totals, count], dtype=mx.float32), group)
+        summed = np.array(summed, dtype=np.float64)
+        totals, count = summed[:-1], summed[-1]
+    return {name: float(total / count) for name, total in zip(names, totals)}
+
+
+def evaluate(
+    model: nn.Module,
+    loss_fn: LossFn,
+    data: Data,
+    *,
+    batch_size: int = 32,
+    metrics: Optional[Mapping[str, Callable]] = None,
+) -> dict:
+    """Mean loss and metrics of ``model`` on ``data``.
+
+    Args:
+        model: the model, passed as the first argument of ``loss_fn`` and of every metric.
+        loss_fn: ``loss_fn(model, *batch) -> scalar``, the mean loss of a batch.
+        data: a tuple of arrays with a common first axis, such as ``(X, y)``.
+        batch_size: samples per forward pass.
+        metrics: ``{name: fn(model, *batch) -> scalar}``.
+
+    Returns:
+        ``{"loss": float, name: float, ...}``: every value is the mean over batches weighted by
+        their size (the exact mean over samples when the functions are per-sample means).
+    """
+    arrays, _ = _as_arrays(data, "data")
+    return _evaluate_arrays(model, loss_fn, arrays, _positive_int(batch_size, "batch_size"), _check_metrics(metrics))
+
+
+def predict(
+    model: nn.Module,
+    X: Data,
+    *,
+    batch_size: int = 256,
+    fn: Optional[Callable[..., mx.array]] = None,
+) -> mx.array:
+    """Run ``model`` over ``X`` in batches and concatenate the outputs along the first axis.
+
+    Args:
+        model: the model.
+        X: one array, or a tuple of arrays with a common first axis (such as ``(X, timespans)``).
+        batch_size: samples per forward pass.
+        fn: ``fn(model, *batch) -> array``. Default: ``model(x)`` for one array, and for an ncps
+            sequence layer given ``(x, timespans)``, ``model(x, timespans=timespans)``; when the
+            model returns a tuple (ncps layers return ``(output, state)``) its first item is used.
+
+    Returns:
+        An MLX array with one row per sample of ``X``.
+    """
+    arrays, _ = _as_arrays(X, "X")
+    batch_size = _positive_int(batch_size, "batch_size")
+    if fn is None:
+        fn = _default_forward(model, len(arrays))
+    outputs = []
+    for start in range(0, arrays[0].shape[0], batch_size):
+        out = fn(model, *(a[start : start + batch_size] for a in arrays))
+        if isinstance(out, (tuple, list)):
+            out = out[0]
+        mx.eval(out)
+        outputs.append(out)
+    return mx.concatenate(outputs, axis=0)
+
+
+def _default_forward(model: nn.Module, n_arrays: int) -> Callable:
+    if n_arrays == 1:
+        return lambda m, x: m(x)
+    from .sequence import RNN
+
+    if n_arrays == 2 and isinstance(model, RNN):
+        return lambda m, x, ts: m(x, timespans=ts)
+    raise TypeError(f"predict got {n_arrays} arrays; pass fn=lambda model, *batch: ... to say how they feed the model")
+
+
+# -- checkpoints ---------------------------------------------------------------------------------
+
+
+def _is_ncps_model(model: nn.Module) -> bool:
+    """True for the exact ncps layer and cell classes that :func:`ncps.save` can write."""
+    from .persistence import _CELLS, _LAYERS
+
+    cls = type(model)
+    return _LAYERS.get(cls.__name__) is cls or _CELLS.get(cls.__name__) is cls
+
+
+def _save_checkpoint(model: nn.Module, path: str) -> None:
+    """Write ``model`` to ``path`` atomically: ``ncps.save`` for ncps layers and cells,
+    ``model.save_weights`` otherwise (``.npz`` or safetensors by the file name)."""
+    from .persistence import save
+
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    ext = ".npz" if path.endswith(".npz") and not _is_ncps_model(model) else ".safetensors"
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp-{os.getpid()}{ext}")
+    try:
+        if _is_ncps_model(model):
+            save(model, tmp)
+        else:
+            model.save_weights(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _fingerprint(arrays: Optional[tuple]) -> list[int]:
+    """Sample count and a CRC of the bytes of every array (-1 for no data)."""
+    if arrays is None:
+        return [-1, -1]
+    crc = 0
+    for a in arrays:
+        crc = zlib.crc32(np.ascontiguousarray(np.array(a)).tobytes(), crc)
+    return [int(arrays[0].shape[0]), crc & 0x7FFFFFFF]
+
+
+def _check_same_data(arrays: tuple, val_arrays: Optional[tuple], group: Any) -> None:
+    """Every process of a data-parallel ``fit`` must pass the same data: it shards them itself."""
+    from . import distributed
+
+    prints = distributed.all_gather_ints(_fingerprint(arrays) + _fingerprint(val_arrays), group)
+    if any(p != prints[0] for p in prints):
+        sizes = [(p[0], p[2]) if p[2] >= 0 else p[0] for p in prints]
+        raise ValueError(
+            f"rank {group.rank()}: the data sets differ between processes (training/validation samples per "
+            f"rank: {sizes}; or the same sizes with different values); every process must pass the whole "
+            "data set, fit shards it"
+        )
+
+
+# -- the training step ---------------------------------------------------------------------------
+
+
+def _make_step(
+    model: nn.Module,
+    loss_fn: LossFn,
+    optimizer: optim.Optimizer,
+    metrics: dict,
+    clip_norm: Optional[float],
+    group: Any,
+) -> Callable:
+    """``step(weight, *batch) -> [loss, *metrics]``: one optimizer update.
+
+    With ``W > 1`` processes, ``weight = W * n_local / n_global`` scales this process's
+    gradient so that the average over processes is the gradient of the global batch; the
+    returned values are then global-batch means too.
+    """
+    world = 1 if group is None else group.size()
+    value_and_grad = nn.value_and_grad(model, lambda *batch: loss_fn(model, *batch))
+    metric_fns = list(metrics.items())
+
+    def step(weight: mx.array, *batch: mx.array) -> mx.array:
+        # Metrics see the parameters before the update, like the loss (Keras convention).
+        values = [_scalar(fn(model, *batch), f"metric {name!r}") for name, fn in metric_fns]
+        loss, grads = value_and_grad(*batch)
+        values = mx.stack([_scalar(loss, "loss_fn"), *values])
+        if world > 1:
+            tree = tree_map(lambda g: g * weight.astype(g.dtype), {"grads": grads, "values": values})
+            tree = nn.average_gradients(tree, group=group)
+            grads, values = tree["grads"], tree["values"]
+        if clip_norm is not None:
+            grads, _ = optim.clip_grad_norm(grads, clip_norm)
+        optimizer.update(model, grads)
+        return values
+
+    return step
+
+
+class _Stepper:
+    """Runs the step compiled when ``mx.compile`` can trace it, uncompiled otherwise."""
+
+    def __init__(self, model, optimizer, step, compile_step: bool, seed: Optional[int]):
+        self.model, self.optimizer, self.raw, self.seed = model, optimizer, step, seed
+        self.state = [model.state, optimizer.state, mx.random.state]
+        self.compiled = False
+        self.fn = step
+        self._first = compile_step
+        if compile_step:
+            self.fn = mx.compile(step, inputs=self.state, outputs=self.state)
+            self.compiled = True
+
+    def __call__(self, weight: mx.array, batch: tuple) -> mx.array:
+        if not self._first:
+            values = self.fn(weight, *batch)
+            mx.eval(values, self.state)
+            return values
+        self._first = False
+        params = tree_flatten(self.model.parameters())
+        opt_state = tree_map(lambda x: x, self.optimizer.state)
+        try:
+            values = self.fn(weight, *batch)
+            mx.eval(values, self.state)
+            return values
+        except Exception as exc:  # an untraceable loss, metric or kernel: run uncompiled
+            self.model.update(tree_unflatten(params))
+            self.optimizer.state = opt_state
+            self.optimizer.init(self.model.trainable_parameters())
+            # The failed trace may have left a tracer in mx.random.state: seed it afresh.
+            mx.random.seed(self.seed if self.seed is not None else int(np.random.randint(0, 2**31 - 1)))
+            self.fn, self.compiled = self.raw, False
+            self.state = [self.model.state, self.optimizer.state, mx.random.state]
+            values = self.fn(weight, *batch)  # a real error in loss_fn raises here, unmasked
+            mx.eval(values, self.state)
+            warnings.warn(f"mx.compile could not trace the training step ({type(exc).__name__}: {exc}); "
+                          "training runs uncompiled", RuntimeWarning, stacklevel=3)  # fmt: skip
+            return values
+
+
+# -- progress ------------------------------------------------------------------------------------
+
+
+def _progress_bar(enabled: bool, total: int, desc: str):
+    if not enabled:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, desc=desc, unit="batch", leave=True, dynamic_ncols=True)
+
+
+def _format_logs(logs: Mapping[str, float]) -> str:
+    return " - ".join(f"{k}: {v:.4g}" for k, v in logs.items())
+
+
+# -- fit -----------------------------------------------------------------------------------------
+
+
+def fit(
+    model: nn.Module,
+    loss_fn: LossFn,
+    train_data: Data,
+    *,
+    optimizer: optim.Optimizer,
+    epochs: int = 10,
+    batch_size: int = 32,
+    validation_data: Optional[Data] = None,
+    clip_norm: Optional[float] = None,
+    metrics: Optional[Mapping[str, Callable]] = None,
+    early_stopping_patience: Optional[int] = None,
+    restore_best: bool = True,
+    checkpoint_path: Optional[Union[str, os.PathLike]] = None,
+    progress: bool = True,
+    shuffle: bool = True,
+    seed: Optional[int] = None,
+    callbacks: Optional[Sequence[Union[Callback, Callable[[int, dict], Any]]]] = None,
+    compile: bool = True,
+    group: Optional[Any] = None,
+) -> History:
+    """Train ``model`` with ``optimizer`` on ``train_data``; data-parallel under ``mlx.launch``.
+
+    Args:
+        model: an ``mlx.nn.Module``; its trainable parameters are updated in place.
+        loss_fn: ``loss_fn(model, *batch) -> scalar``, the *mean* loss of a batch.
+        train_data: a tuple of arrays (numpy or MLX) with a common first axis, e.g.
+            ``(X, y)`` or ``(X, y, timespans)``; float64 numpy arrays become float32.
+        optimizer: an ``mlx.optimizers.Optimizer`` (its state carries over between calls).
+        epochs: passes over ``train_data``.
+        batch_size: samples per update (the *global* batch when data-parallel).
+        validation_data: evaluated after every epoch; gives ``val_loss`` and ``val_<metric>``.
+        clip_norm: clip the global gradient norm to this value
+            (``mlx.optimizers.clip_grad_norm``), after averaging over processes.
+        metrics: ``{name: fn(model, *batch) -> scalar}``, reported as batch-size-weighted means
+            on the training batches (before each update, like the loss) and on the validation data.
+        early_stopping_patience: stop after this many epochs without a lower ``val_loss``
+            (``loss`` without validation data). None: never stop early.
+        restore_best: at the end, put back the weights of the best epoch. Applies when there is
+            validation data or early stopping; the optimizer state is not rewound.
+        checkpoint_path: write the model whenever the monitored loss improves: with
+            :func:`ncps.save` for an ncps layer or cell (reload with :func:`ncps.load`), with
+            ``model.save_weights`` for any other module. Rank 0 only.
+        progress: a tqdm progress bar per epoch (rank 0 only); without tqdm, a line per epoch.
+        shuffle: visit the training samples in a new random order every epoch.
+        seed: seeds the shuffling and ``mx.random`` (dropout), so that the same model, data and
+            seed give the same parameters. Seed *before building the model* for identical
+            initial weights (data-parallel runs broadcast rank 0's weights anyway).
+        callbacks: :class:`Callback` objects, or functions ``fn(epoch, logs)`` called at every
+            epoch end. Raise :class:`StopTraining` to end training.
+        compile: run the step under ``mx.compile`` (with a warning and an uncompiled step when
+            it cannot be traced).
+        group: the ``mx.distributed`` group; default ``mx.distributed.init()`` (one process
+            unless started by ``mlx.launch``).
+
+    Returns:
+        A :class:`History`.
+    """
+    # Imported here, not at the top: `python -m ncps.distributed` must find it unimported.
+    from . import distributed
+
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an mlx.nn.Module, got {type(model).__name__}")
+    if not isinstance(optimizer, optim.Optimizer):
+        raise TypeError(f"optimizer must be an mlx.optimizers.Optimizer, got {type(optimizer).__name__}")
+    if not callable(loss_fn):
+        raise TypeError("loss_fn must be a function loss_fn(model, *batch) -> scalar")
+    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
+        raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
+    batch_size = _positive_int(batch_size, "batch_size")
+    if clip_norm is not None and not (float(clip_norm) > 0):
+        raise ValueError(f"clip_norm must be a positive number or None, got {clip_norm!r}")
+    if early_stopping_patience is not None:
+        early_stopping_patience = _positive_int(early_stopping_patience, "early_stopping_patience")
+    metrics = _check_metrics(metrics)
+    arrays, _ = _as_arrays(train_data, "train_data")
+    val_arrays = None if validation_data is None else _as_arrays(validation_data, "validation_data")[0]
+    n = arrays[0].shape[0]
+    cbs = [cb if isinstance(cb, Callback) else _FunctionCallback(cb) for cb in (callbacks or [])]
+    for cb in cbs:
+        if isinstance(cb, _FunctionCallback) and not callable(cb.fn):
+            raise TypeError(f"callbacks must be Callback objects or functions, got {type(cb.fn).__name__}")
+
+    group = distributed.init(group)
+    world = 1 if group is None else group.size()
+    rank = 0 if group is None else group.rank()
+    if world <= 1:
+        group = None
+    main = rank == 0
+
+    if world > 1:
+        _check_same_data(arrays, val_arrays, group)
+        # Every process must shuffle identically: rank 0's seed (or a random one) is used everywhere.
+        seed = distributed.broadcast_int(np.random.randint(0, 2**31 - 1) if seed is None else int(seed), group)
+        model.update(distributed.broadcast(model.parameters(), group))
+    if seed is not None:
+        mx.random.seed(int(seed))
+    rng = np.random.default_rng(seed)
+
+    mx.eval(model.parameters())
+    optimizer.init(model.trainable_parameters())
+    stepper = _Stepper(model, optimizer, _make_step(model, loss_fn, optimizer, metrics, clip_norm, group), compile,
+                       None if seed is None else int(seed))  # fmt: skip
+
+    monitor = "val_loss" if val_arrays is not None else "loss"
+    track_best = val_arrays is not None or early_stopping_patience is not None
+    history = History(monitor=monitor, world_size=world)
+    if checkpoint_path is not None:
+        checkpoint_path = os.fspath(checkpoint_path)
+        history.checkpoint_path = checkpoint_path
+    best_value = math.inf
+    best_params = None
+    wait = 0
+    show = bool(progress) and main
+    train_names = ["loss", *metrics]
+
+    try:
+        for cb in cbs:
+            cb.on_train_begin({})
+        for epoch in range(int(epochs)):
+            start_time = time.perf_counter()
+            for cb in cbs:
+                cb.on_epoch_begin(epoch, {})
+            order = rng.permutation(n) if shuffle else np.arange(n)
+            n_batches = -(-n // batch_size)
+            bar = _progress_bar(show, n_batches, f"Epoch {epoch + 1}/{epochs}")
+            totals = np.zeros(len(train_names))
+            seen = 0
+            stop = False
+            for b, first in enumerate(range(0, n, batch_size)):
+                idx = order[first : first + batch_size]
+                size = len(idx)
+                weight = 1.0
+                if world > 1:
+                    bounds = distributed.shard_bounds(size, world)
+                    local = idx[bounds[rank] : bounds[rank + 1]]
+                    weight = world * len(local) / size
+                    if len(local) == 0:  # fewer samples than processes: take part with weight 0
+                        local, weight = idx[:1], 0.0
+                    idx = local
+                batch = tuple(a[mx.array(idx)] for a in arrays)
+                values = np.array(stepper(mx.array(weight, dtype=mx.float32), batch), dtype=np.float64)
+                totals += values * size
+                seen += size
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{totals[0] / seen:.4g}", refresh=False)
+                if cbs:
+                    batch_logs = dict(zip(train_names, values.tolist()))
+                    try:
+                        for cb in cbs:
+                            cb.on_batch_end(b, batch_logs)
+                    except StopTraining:
+                        stop = True
+                        break
+            history.compiled = stepper.compiled
+
+            logs = {name: float(total / max(seen, 1)) for name, total in zip(train_names, totals)}
+            if world > 1:
+                # Keep the replicas bit-identical (a no-op unless the reductions rounded differently).
+                model.update(distributed.broadcast(model.parameters(), group))
+            if val_arrays is not None:
+                val = _evaluate_arrays(model, loss_fn, val_arrays, batch_size, metrics, group)
+                logs.update({f"val_{k}": v for k, v in val.items()})
+            if world > 1:  # identical logs everywhere, so that every process takes the same decisions
+                keys = list(logs)
+                synced = distributed.broadcast(mx.array([logs[k] for k in keys], dtype=mx.float32), group)
+                logs = dict(zip(keys, np.array(synced, dtype=np.float64).tolist()))
+            history.epoch.append(epoch)
+            for k, v in logs.items():
+                history.history.setdefault(k, []).append(v)
+
+            current = logs[monitor]
+            if current < best_value:
+                best_value = current
+                history.best_epoch, history.best_value = epoch, current
+                wait = 0
+                if track_best and restore_best:
+                    best_params = tree_map(lambda p: p, model.parameters())
+                if checkpoint_path is not None and main:
+                    _save_checkpoint(model, checkpoint_path)
+            else:
+                wait += 1
+
+            history.epoch_times.append(time.perf_counter() - start_time)
+            if bar is not None:
+                bar.set_postfix_str(_format_logs(logs), refresh=True)
+                bar.close()
+            elif show:
+                print(f"Epoch {epoch + 1}/{epochs} - {_format_logs(logs)} - {history.epoch_times[-1]:.2f}s",
+                      file=sys.stderr, flush=True)  # fmt: skip
+            try:
+                for cb in cbs:
+                    cb.on_epoch_end(epoch, dict(logs))
+            except StopTraining:
+                stop = True
+            if early_stopping_patience is not None and wait >= early_stopping_patience:
+                stop = True
+            if stop:
+                history.stopped_early = epoch + 1 < epochs
+                break
+
+        if best_params is not None and history.best_epoch != history.epoch[-1]:
+            model.update(best_params)
+            mx.eval(model.parameters())
+            history.restored_best = True
+        for cb in cbs:
+            cb.on_train_end({k: v[-1] for k, v in history.history.items()})
+    except BaseException as exc:
+        if world > 1 and not isinstance(exc, KeyboardInterrupt):
+            print(f"ncps.training.fit: rank {rank} of {world} failed: {type(exc).__name__}: {exc}",
+                  file=sys.stderr, flush=True)  # fmt: skip
+        raise
+    return history
