@@ -291,7 +291,20 @@ std::vector<mx::array> CfCSequence::vjp(const std::vector<mx::array>& primals, c
   return res;
 }
 
+// Never equivalent, on purpose. Every attribute is in cfg_ (same_config), but MLX 0.32.4's
+// compile CSE mis-orders the tape when it merges two equivalent *multi-output* nodes: try_merge
+// ranks parents by tape_order[], which holds only one output per node, so a sibling ranks as 0
+// and the earlier node can be merged into the later one, whose consumers then precede it and
+// compile_replace fails with "IndexError: _Map_base::at" (seen with ncps.training.fit and a
+// metric: the metric's forward and the loss's forward are the same CfCSequence). Not merging
+// only forgoes computing an identical sequence once instead of twice.
 bool CfCSequence::is_equivalent(const mx::Primitive& other) const {
+  auto* o = dynamic_cast<const CfCSequence*>(&other);
+  (void)o;
+  return false;
+}
+
+bool CfCSequence::same_config(const mx::Primitive& other) const {
   auto* o = dynamic_cast<const CfCSequence*>(&other);
   return o != nullptr && o->cfg_ == cfg_;
 }
@@ -344,7 +357,12 @@ std::vector<mx::array> CfCSequenceGrad::vjp(const std::vector<mx::array>&, const
   throw std::runtime_error("[CfCSequenceGrad] second-order gradients of the fused CfC are not implemented");
 }
 
-bool CfCSequenceGrad::is_equivalent(const mx::Primitive& other) const {
+// Never equivalent: a multi-output node, see CfCSequence::is_equivalent.
+bool CfCSequenceGrad::is_equivalent(const mx::Primitive&) const {
+  return false;
+}
+
+bool CfCSequenceGrad::same_config(const mx::Primitive& other) const {
   auto* o = dynamic_cast<const CfCSequenceGrad*>(&other);
   return o != nullptr && o->cfg_ == cfg_ && o->need_dx_ == need_dx_ && o->need_weights_ == need_weights_;
 }

@@ -41,7 +41,10 @@ class CfCSequence : public mx::Primitive {
   std::pair<std::vector<mx::array>, std::vector<int>> vmap(const std::vector<mx::array>& inputs,
                                                            const std::vector<int>& axes) override;
   const char* name() const override { return "CfCSequence"; }
+  // Always false (see the .cpp: MLX 0.32.4 compile CSE bug with multi-output nodes);
+  // same_config compares every attribute.
   bool is_equivalent(const mx::Primitive& other) const override;
+  bool same_config(const mx::Primitive& other) const;
   std::vector<mx::Shape> output_shapes(const std::vector<mx::array>& inputs) override;
   const cfc::Config& config() const { return cfg_; }
 
@@ -62,7 +65,8 @@ class CfCSequenceGrad : public mx::Primitive {
   std::vector<mx::array> vjp(const std::vector<mx::array>& primals, const std::vector<mx::array>& cotangents,
                              const std::vector<int>& argnums, const std::vector<mx::array>& outputs) override;
   const char* name() const override { return "CfCSequenceGrad"; }
-  bool is_equivalent(const mx::Primitive& other) const override;
+  bool is_equivalent(const mx::Primitive& other) const override;  // always false, as CfCSequence's
+  bool same_config(const mx::Primitive& other) const;
   std::vector<mx::Shape> output_shapes(const std::vector<mx::array>& inputs) override;
 
  private:

@@ -398,8 +398,8 @@ def test_compile_forward_and_grad():
 
 
 def test_compile_shapeless_and_distinct_configs():
-    """output_shapes serves shapeless compilation; is_equivalent keeps differently configured calls
-    with the very same inputs apart under compile's common-subexpression elimination."""
+    """output_shapes serves shapeless compilation; differently configured calls with the very same
+    inputs stay apart under compile's common-subexpression elimination."""
     a = ncps.CfCCell(3, 4, activation="tanh", backbone_units=5)
     b = ncps.CfCCell(3, 4, activation="relu", backbone_units=5)
     b.update(a.parameters())
@@ -484,6 +484,27 @@ def test_partial_gradients(argnums):
     with kernels.use("fused"):
         out = mx.grad(loss, argnums=argnums)(params, x, h0)
     assert_close_grads(out, ref)
+
+
+def test_compile_same_sequence_twice_with_grad():
+    """A metric's forward next to the loss's forward (identical CfCSequence nodes, one of them
+    differentiated) under mx.compile with captured state, as ncps.training.fit compiles it. Merging
+    the two multi-output nodes trips MLX 0.32.4's compile (IndexError: _Map_base::at)."""
+    model = ncps.CfC(2, 8, proj_size=1, backbone_units=16, return_sequences=False)
+    x, y = mx.random.normal((16, 6, 2)), mx.random.normal((16, 1))
+    vg = nn.value_and_grad(model, lambda x, y: nn.losses.mse_loss(model(x)[0], y))
+
+    def step(x, y):
+        metric = nn.losses.l1_loss(model(x)[0], y)
+        loss, grads = vg(x, y)
+        return mx.stack([loss, metric]), grads
+
+    with kernels.use("fused"):
+        ref = step(x, y)
+        out = mx.compile(step, inputs=[model.state], outputs=[model.state])(x, y)
+        mx.eval(out)
+    assert_close_outputs(out[0], ref[0], 1e-6)
+    assert_close_grads(out[1], ref[1], 1e-6)
 
 
 def test_finite_differences():
