@@ -17,6 +17,7 @@ from .persistence import load, save
 from .sequence import CTGRU, CTRNN, RNN, CfC, LTC
 from .wired_cfc import WiredCfCCell
 from . import training
+from . import datasets, mini_keras
 from .lnn import LiquidNeuralNetwork
 
 __version__ = "0.1.0"
@@ -24,6 +25,5 @@ __version__ = "0.1.0"
 __all__ = [
     "CfC", "LTC", "CTRNN", "CTGRU", "RNN",
     "CfCCell", "LTCCell", "WiredCfCCell", "CTRNNCell", "CTGRUCell", "LSTMCell",
-    "LiquidNeuralNetwork",
-    "interop", "kernels", "training", "wirings", "save", "load",
+    "interop", "kernels", "wirings", "save", "load",
 ]  # fmt: skip

@@ -1,0 +1,174 @@
+"""Losses with the Keras calling convention ``loss(y_true, y_pred) -> scalar`` (mean over everything).
+
+Targets are aligned with predictions as Keras does: a ``(B,)`` target against a ``(B, 1)``
+prediction gets a trailing axis (regression and binary losses), and a sparse target with a trailing
+axis of 1 loses it (sparse categorical losses).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional, Union
+
+import mlx.core as mx
+import mlx.nn as nn
+
+LossFn = Callable[[mx.array, mx.array], mx.array]
+
+_EPS = 1e-7
+
+
+def _align(y_true: mx.array, y_pred: mx.array) -> mx.array:
+    if y_true.ndim == y_pred.ndim - 1 and y_pred.shape[-1] == 1:
+        y_true = y_true[..., None]
+    return y_true.astype(y_pred.dtype)
+
+
+def _sparse(y_true: mx.array, y_pred: mx.array) -> mx.array:
+    if y_true.ndim == y_pred.ndim and y_true.shape[-1] == 1:
+        y_true = y_true[..., 0]
+    if y_true.ndim != y_pred.ndim - 1:
+        raise ValueError(
+            f"sparse categorical targets must have the prediction's shape without its class axis: "
+            f"predictions {tuple(y_pred.shape)}, targets {tuple(y_true.shape)}"
+        )
+    return y_true.astype(mx.int32)
+
+
+class Loss:
+    """Base class: a named, configurable ``loss(y_true, y_pred)``."""
+
+    name = "loss"
+
+    def __call__(self, y_true: mx.array, y_pred: mx.array) -> mx.array:
+        raise NotImplementedError
+
+    def get_config(self) -> dict:
+        return {}
+
+
+class MeanSquaredError(Loss):
+    """``mean((y_pred - y_true)²)``."""
+
+    name = "mean_squared_error"
+
+    def __call__(self, y_true, y_pred):
+        return mx.mean(mx.square(y_pred - _align(y_true, y_pred)))
+
+
+class MeanAbsoluteError(Loss):
+    """``mean(|y_pred - y_true|)``."""
+
+    name = "mean_absolute_error"
+
+    def __call__(self, y_true, y_pred):
+        return mx.mean(mx.abs(y_pred - _align(y_true, y_pred)))
+
+
+class Huber(Loss):
+    """The Huber loss with threshold ``delta``."""
+
+    name = "huber"
+
+    def __init__(self, delta: float = 1.0):
+        self.delta = float(delta)
+
+    def __call__(self, y_true, y_pred):
+        return mx.mean(nn.losses.huber_loss(y_pred, _align(y_true, y_pred), delta=self.delta))
+
+    def get_config(self):
+        return {"delta": self.delta}
+
+
+class SparseCategoricalCrossentropy(Loss):
+    """Cross-entropy against integer class labels (the class axis is the last one).
+
+    ``from_logits=False`` (Keras' default) expects probabilities, e.g. from a softmax layer.
+    """
+
+    name = "sparse_categorical_crossentropy"
+
+    def __init__(self, from_logits: bool = False):
+        self.from_logits = bool(from_logits)
+
+    def __call__(self, y_true, y_pred):
+        y_true = _sparse(y_true, y_pred)
+        logits = y_pred if self.from_logits else mx.log(mx.clip(y_pred, _EPS, 1.0))
+        return mx.mean(nn.losses.cross_entropy(logits, y_true))
+
+    def get_config(self):
+        return {"from_logits": self.from_logits}
+
+
+class CategoricalCrossentropy(Loss):
+    """Cross-entropy against one-hot (or soft) targets of the prediction's shape."""
+
+    name = "categorical_crossentropy"
+
+    def __init__(self, from_logits: bool = False):
+        self.from_logits = bool(from_logits)
+
+    def __call__(self, y_true, y_pred):
+        y_true = y_true.astype(y_pred.dtype)
+        if self.from_logits:
+            log_p = y_pred - mx.logsumexp(y_pred, axis=-1, keepdims=True)
+        else:
+            p = y_pred / mx.sum(y_pred, axis=-1, keepdims=True)
+            log_p = mx.log(mx.clip(p, _EPS, 1.0))
+        return mx.mean(-mx.sum(y_true * log_p, axis=-1))
+
+    def get_config(self):
+        return {"from_logits": self.from_logits}
+
+
+class BinaryCrossentropy(Loss):
+    """Binary cross-entropy against 0/1 targets; ``from_logits=False`` expects probabilities."""
+
+    name = "binary_crossentropy"
+
+    def __init__(self, from_logits: bool = False):
+        self.from_logits = bool(from_logits)
+
+    def __call__(self, y_true, y_pred):
+        y_true = _align(y_true, y_pred)
+        if self.from_logits:
+            return mx.mean(nn.losses.binary_cross_entropy(y_pred, y_true, with_logits=True))
+        p = mx.clip(y_pred, _EPS, 1.0 - _EPS)
+        return mx.mean(-(y_true * mx.log(p) + (1.0 - y_true) * mx.log(1.0 - p)))
+
+    def get_config(self):
+        return {"from_logits": self.from_logits}
+
+
+_CLASSES = {
+    "mse": MeanSquaredError, "mean_squared_error": MeanSquaredError,
+    "mae": MeanAbsoluteError, "mean_absolute_error": MeanAbsoluteError,
+    "huber": Huber,
+    "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
+    "categorical_crossentropy": CategoricalCrossentropy,
+    "binary_crossentropy": BinaryCrossentropy,
+}  # fmt: skip
+
+_OUTPUT_ACTIVATION = {
+    SparseCategoricalCrossentropy: "softmax",
+    CategoricalCrossentropy: "softmax",
+    BinaryCrossentropy: "sigmoid",
+}
+
+
+def get(loss: Union[str, Loss, LossFn], output_activation: Optional[str] = None) -> LossFn:
+    """Resolve ``loss``: a :class:`Loss`, a callable ``(y_true, y_pred)``, or a name.
+
+    For a crossentropy given by name, ``from_logits`` follows the model: probabilities when
+    ``output_activation`` is the matching ``"softmax"`` / ``"sigmoid"``, logits otherwise (a
+    deliberate difference from Keras, which always assumes probabilities for a string loss and
+    then trains a model without a final softmax badly and silently).
+    """
+    if isinstance(loss, Loss) or (callable(loss) and not isinstance(loss, str)):
+        return loss
+    try:
+        cls = _CLASSES[loss]
+    except (KeyError, TypeError):
+        raise ValueError(f"Unknown loss {loss!r}; expected one of {sorted(_CLASSES)}, a Loss or a callable") from None
+    if cls in _OUTPUT_ACTIVATION:
+        return cls(from_logits=output_activation != _OUTPUT_ACTIVATION[cls])
+    return cls()

@@ -1,0 +1,535 @@
+"""``Sequential`` models with Keras' ``compile`` / ``fit`` / ``evaluate`` / ``predict`` / ``summary`` /
+``save``, trained by :func:`ncps.training.fit`.
+
+Inputs: an array ``x``, or a tuple ``(x, timespans)`` / ``(x, timespans, mask)`` as in the Keras
+``ncps`` irregular mode. The timespans (``(n, T)`` or ``(n, T, 1)``) and mask (``(n, T)``) go to
+every recurrent layer until the first one that returns only its last step.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Callable, Optional, Sequence, Union
+
+import mlx.core as mx
+import mlx.nn as nn
+import mlx.optimizers as optim
+import numpy as np
+from mlx.utils import tree_flatten
+
+from . import callbacks as _callbacks
+from . import layers as _layers
+from . import losses as _losses
+from . import metrics as _metrics
+
+FORMAT = "ncps-mini-keras/1"
+_META_KEY = "ncps_mini_keras"
+
+ArrayLike = Union[mx.array, np.ndarray, Sequence]
+Inputs = Union[ArrayLike, tuple]
+
+_OPTIMIZERS = {
+    "adam": (optim.Adam, 1e-3),
+    "adamw": (optim.AdamW, 1e-3),
+    "sgd": (optim.SGD, 1e-2),
+    "rmsprop": (optim.RMSprop, 1e-3),
+    "adagrad": (optim.Adagrad, 1e-2),
+    "adamax": (optim.Adamax, 1e-3),
+    "lion": (optim.Lion, 1e-4),
+}
+
+__all__ = ["Sequential", "load_model"]
+
+
+def _to_mx(a: Any) -> mx.array:
+    if isinstance(a, mx.array):
+        return a
+    a = np.asarray(a)
+    if a.dtype == np.float64:
+        a = a.astype(np.float32)
+    elif a.dtype == np.int64:
+        a = a.astype(np.int32)
+    return mx.array(a)
+
+
+def _split_inputs(x: Inputs) -> list[mx.array]:
+    """``x`` or ``(x, timespans[, mask])`` as a list of MLX arrays with a common first axis."""
+    parts = [_to_mx(p) for p in x] if isinstance(x, (tuple, list)) and not _is_plain_sequence(x) else [_to_mx(x)]
+    if not 1 <= len(parts) <= 3:
+        raise ValueError(f"inputs must be x, (x, timespans) or (x, timespans, mask); got a tuple of {len(parts)}")
+    n = parts[0].shape[0]
+    for name, p in zip(("x", "timespans", "mask"), parts):
+        if p.ndim and p.shape[0] != n:  # a scalar timespan applies to every sample
+            raise ValueError(f"{name} has {p.shape[0]} samples but x has {n}")
+    return parts
+
+
+def _is_plain_sequence(x: Any) -> bool:
+    """A nested list of numbers (data), rather than a tuple of arrays (x, timespans[, mask])."""
+    return isinstance(x, list) and len(x) > 0 and not isinstance(x[0], (mx.array, np.ndarray))
+
+
+def _optimizer(spec: Union[str, optim.Optimizer]) -> optim.Optimizer:
+    if isinstance(spec, optim.Optimizer):
+        return spec
+    try:
+        cls, lr = _OPTIMIZERS[str(spec).lower()]
+    except KeyError:
+        raise ValueError(f"Unknown optimizer {spec!r}; expected one of {sorted(_OPTIMIZERS)} or an mlx optimizer") from None
+    return cls(learning_rate=lr)
+
+
+class Sequential(nn.Module):
+    """A linear stack of layers, Keras style.
+
+    Example::
+
+        from ncps import mini_keras as keras
+        from ncps.wirings import AutoNCP
+
+        model = keras.models.Sequential([
+            keras.layers.InputLayer((None, 2)),
+            keras.layers.LTC(AutoNCP(16, 1), return_sequences=True),
+        ])
+        model.compile(optimizer="adam", loss="mse")
+        history = model.fit(x, y, epochs=100, batch_size=1)
+        model.summary()
+        model.save("sine.safetensors")
+        model = keras.models.load_model("sine.safetensors")
+
+    Args:
+        layers: the layers, optionally starting with an :class:`~ncps.mini_keras.layers.InputLayer`.
+        name: the model name shown by :meth:`summary`.
+    """
+
+    def __init__(self, layers: Optional[Sequence[_layers.Layer]] = None, name: str = "sequential"):
+        super().__init__()
+        self.model_name = name
+        self.layers: list[_layers.Layer] = []
+        self.input_shape: Optional[tuple] = None
+        self.built = False
+        self.compiled = False
+        object.__setattr__(self, "_compile_config", None)
+        for layer in layers or []:
+            self.add(layer)
+
+    # -- structure --------------------------------------------------------------------------
+    def add(self, layer: _layers.Layer) -> None:
+        """Append a layer (an ``InputLayer`` only sets the input shape)."""
+        if not isinstance(layer, _layers.Layer):
+            raise TypeError(f"Sequential takes mini_keras layers, got {type(layer).__name__}")
+        if self.built:
+            raise RuntimeError("cannot add layers to a built model")
+        if isinstance(layer, _layers.InputLayer):
+            if self.layers or self.input_shape is not None:
+                raise ValueError("an InputLayer must come first, and only once")
+            self.input_shape = layer.shape
+            return
+        if not self.layers and self.input_shape is None and layer.input_shape_hint is not None:
+            self.input_shape = layer.input_shape_hint
+        if layer.layer_name is None:
+            layer.layer_name = self._unique_name(_NAMES.get(type(layer).__name__) or _snake(type(layer).__name__))
+        elif any(l.layer_name == layer.layer_name for l in self.layers):
+            raise ValueError(f"duplicate layer name {layer.layer_name!r}")
+        self.layers.append(layer)
+
+    def _unique_name(self, base: str) -> str:
+        names = {l.layer_name for l in self.layers}
+        if base not in names:
+            return base
+        i = 1
+        while f"{base}_{i}" in names:
+            i += 1
+        return f"{base}_{i}"
+
+    def build(self, input_shape: Optional[Sequence[Optional[int]]] = None) -> "Sequential":
+        """Create every layer's weights for samples of shape ``input_shape`` (batch axis excluded;
+        default: the ``InputLayer``'s shape). Returns the model."""
+        if input_shape is not None and self.input_shape is not None:
+            if not _layers._compatible(self.input_shape, tuple(input_shape)):
+                raise ValueError(
+                    f"the model expects inputs of shape {_layers._shape_str(self.input_shape)}, "
+                    f"got {_layers._shape_str(tuple(input_shape))}"
+                )
+            input_shape = None  # keep the declared shape (its free axes stay free)
+        if input_shape is None:
+            input_shape = self.input_shape
+        if input_shape is None:
+            raise ValueError("the input shape is unknown: start with an InputLayer, pass input_shape= to the "
+                             "first layer, or call build(input_shape) / fit / predict with data")  # fmt: skip
+        shape = tuple(input_shape)
+        if not self.layers:
+            raise ValueError("the model has no layers")
+        for layer in self.layers:
+            layer.ensure_built(shape)
+            shape = layer.compute_output_shape(shape)
+        if self.input_shape is None:
+            self.input_shape = tuple(input_shape)
+        self.built = True
+        mx.eval(self.parameters())
+        return self
+
+    @property
+    def output_shape(self) -> tuple:
+        """The output shape of one sample (the model must have an input shape)."""
+        shape = self.input_shape
+        for layer in self.layers:
+            shape = layer.compute_output_shape(shape)
+        return shape
+
+    def _output_activation(self) -> Optional[str]:
+        for layer in reversed(self.layers):
+            if isinstance(layer, (_layers.Dense, _layers.Activation)):
+                return layer.activation if isinstance(layer.activation, str) else None
+            if not isinstance(layer, (_layers.Dropout, _layers.Flatten, _layers.Reshape)):
+                return None
+        return None
+
+    # -- forward ----------------------------------------------------------------------------
+    def __call__(self, inputs: Inputs) -> mx.array:
+        """Run the model on ``x`` or ``(x, timespans[, mask])`` (MLX arrays, batch first)."""
+        parts = _split_inputs(inputs) if isinstance(inputs, (tuple, list)) else [_to_mx(inputs)]
+        x, ts, mask = (parts + [None, None])[:3]
+        if not self.built:
+            self.build(tuple(x.shape[1:]))
+        for layer in self.layers:
+            if layer.recurrent:
+                x = layer(x, timespans=ts, mask=mask)
+                if not layer.return_sequences:
+                    ts = mask = None
+            else:
+                x = layer(x)
+        return x
+
+    # -- training ---------------------------------------------------------------------------
+    def compile(
+        self,
+        optimizer: Union[str, optim.Optimizer] = "adam",
+        loss: Union[str, _losses.Loss, Callable] = "mse",
+        metrics: Optional[Sequence[Union[str, Callable]]] = None,
+        clipnorm: Optional[float] = None,
+        jit_compile: bool = True,
+    ) -> None:
+        """Choose the optimizer, the loss and the metrics.
+
+        Args:
+            optimizer: a name (``"adam"``, ``"adamw"``, ``"sgd"``, ``"rmsprop"``, ``"adagrad"``,
+                ``"adamax"``, ``"lion"``, with Keras' default learning rates) or an
+                ``mlx.optimizers`` instance (learning-rate schedules included).
+            loss: ``"mse"``, ``"mae"``, ``"huber"``, ``"sparse_categorical_crossentropy"``,
+                ``"categorical_crossentropy"``, ``"binary_crossentropy"``, a
+                :class:`~ncps.mini_keras.losses.Loss` or a callable ``loss(y_true, y_pred)``.
+                A crossentropy named by a string reads logits unless the model ends in the
+                matching softmax / sigmoid (see :func:`ncps.mini_keras.losses.get`).
+            metrics: names (``"accuracy"``, ``"mae"``, ``"mse"``, ``"rmse"``, …) or callables
+                ``fn(y_true, y_pred)``; reported per epoch for the training and validation data.
+            clipnorm: clip the global gradient norm to this value (Keras puts it on the optimizer).
+            jit_compile: run the training step under ``mx.compile``. Faster per step, but tracing
+                a long unrolled recurrence (e.g. an LTC over many steps) takes a while up front.
+        """
+        self.optimizer = _optimizer(optimizer)
+        self._loss_spec = loss
+        self.loss = _losses.get(loss, self._output_activation())
+        object.__setattr__(self, "_metric_specs", list(metrics or []))
+        object.__setattr__(self, "metrics_fns", dict(_metrics.get(m, self.loss) for m in self._metric_specs))
+        self.clipnorm = clipnorm
+        self.jit_compile = bool(jit_compile)
+        self.compiled = True
+        object.__setattr__(self, "_compile_config", _compile_config(optimizer, loss, self._metric_specs, clipnorm))
+        if self._compile_config is not None:
+            self._compile_config["jit_compile"] = self.jit_compile
+
+    def _require_compiled(self) -> None:
+        if not self.compiled:
+            raise RuntimeError("call model.compile(optimizer=..., loss=...) first")
+
+    def _loss_fn(self) -> Callable:
+        loss = self.loss
+
+        def loss_fn(model, *batch):
+            inputs, y = batch[:-1], batch[-1]
+            return loss(y, model(inputs if len(inputs) > 1 else inputs[0]))
+
+        return loss_fn
+
+    def _metric_fns(self) -> dict:
+        def wrap(fn):
+            def metric(model, *batch):
+                inputs, y = batch[:-1], batch[-1]
+                return fn(y, model(inputs if len(inputs) > 1 else inputs[0]))
+
+            return metric
+
+        return {name: wrap(fn) for name, fn in self.metrics_fns.items()}
+
+    def fit(
+        self,
+        x: Inputs = None,
+        y: ArrayLike = None,
+        batch_size: Optional[int] = None,
+        epochs: int = 1,
+        verbose: int = 1,
+        callbacks: Optional[list] = None,
+        validation_split: float = 0.0,
+        validation_data: Optional[tuple] = None,
+        shuffle: bool = True,
+        seed: Optional[int] = None,
+        early_stopping_patience: Optional[int] = None,
+        restore_best: bool = False,
+        checkpoint_path: Optional[Union[str, os.PathLike]] = None,
+    ):
+        """Train for ``epochs`` passes over ``(x, y)``; returns the ``History`` of
+        :func:`ncps.training.fit` (``history.history`` maps ``"loss"``, ``"val_loss"`` and each
+        metric, plain and ``val_``-prefixed, to a list with one value per epoch).
+
+        Args:
+            x: inputs, ``x`` or ``(x, timespans[, mask])`` (numpy or MLX arrays).
+            y: targets.
+            batch_size: samples per step (default 32).
+            epochs: passes over the data.
+            verbose: 1 shows a progress bar per epoch, 2 one line per epoch, 0 nothing.
+            callbacks: :mod:`ncps.mini_keras.callbacks` objects (``EarlyStopping``,
+                ``ModelCheckpoint``, ...), :class:`ncps.training.Callback` objects or functions
+                ``fn(epoch, logs)``; callbacks with a ``model`` attribute get this model.
+            validation_split: the fraction of samples, taken from the end before shuffling (as
+                Keras does), held out for validation.
+            validation_data: ``(x_val, y_val)``, with ``x_val`` shaped like ``x``.
+            shuffle, seed: shuffle the samples every epoch, reproducibly with ``seed``.
+            early_stopping_patience, restore_best, checkpoint_path: see :func:`ncps.training.fit`.
+                Unlike there, ``restore_best`` defaults to False: as in Keras, the model keeps the
+                final weights unless asked otherwise (or given
+                ``callbacks.EarlyStopping(restore_best_weights=True)``).
+        """
+        from .. import training
+
+        self._require_compiled()
+        if y is None:
+            raise ValueError("fit needs targets y")
+        inputs = _split_inputs(x)
+        y = _to_mx(y)
+        if y.shape[0] != inputs[0].shape[0]:
+            raise ValueError(f"x has {inputs[0].shape[0]} samples but y has {y.shape[0]}")
+        if not self.built:
+            self.build(tuple(inputs[0].shape[1:]))
+        data = (*inputs, y)
+        val = None
+        if validation_data is not None:
+            if len(validation_data) != 2:
+                raise ValueError("validation_data must be (x_val, y_val)")
+            val = (*_split_inputs(validation_data[0]), _to_mx(validation_data[1]))
+        elif validation_split:
+            if not 0.0 < validation_split < 1.0:
+                raise ValueError(f"validation_split must be in (0, 1), got {validation_split}")
+            n = y.shape[0]
+            cut = n - int(round(n * validation_split))
+            if cut <= 0 or cut >= n:
+                raise ValueError(f"validation_split={validation_split} leaves no training or no validation samples of {n}")
+            data, val = tuple(a[:cut] for a in data), tuple(a[cut:] for a in data)
+        callbacks = list(callbacks or [])
+        for cb in callbacks:
+            if hasattr(cb, "model") and getattr(cb, "model", None) is None:
+                cb.model = self
+        if verbose == 2:
+            callbacks.append(_callbacks._EpochLine(epochs))
+        self.train()
+        history = training.fit(
+            self, self._loss_fn(), data, optimizer=self.optimizer, epochs=epochs,
+            batch_size=32 if batch_size is None else int(batch_size), validation_data=val,
+            clip_norm=self.clipnorm, metrics=self._metric_fns() or None,
+            early_stopping_patience=early_stopping_patience, restore_best=restore_best,
+            checkpoint_path=None if checkpoint_path is None else os.fspath(checkpoint_path),
+            progress=verbose == 1, shuffle=shuffle, seed=seed, callbacks=callbacks, compile=self.jit_compile,
+        )  # fmt: skip
+        object.__setattr__(self, "history", history)
+        return history
+
+    def evaluate(
+        self,
+        x: Inputs,
+        y: ArrayLike,
+        batch_size: Optional[int] = None,
+        verbose: int = 0,
+        return_dict: bool = False,
+    ) -> Union[float, list, dict]:
+        """The loss (and metrics) on ``(x, y)`` in evaluation mode (dropout off).
+
+        Returns the loss as a float without metrics, else ``[loss, *metrics]`` in compile order,
+        or a dict ``{"loss": …, name: …}`` with ``return_dict=True``.
+        """
+        from .. import training
+
+        self._require_compiled()
+        data = (*_split_inputs(x), _to_mx(y))
+        if not self.built:
+            self.build(tuple(data[0].shape[1:]))
+        with _eval_mode(self):
+            result = training.evaluate(
+                self, self._loss_fn(), data, batch_size=32 if batch_size is None else int(batch_size),
+                metrics=self._metric_fns() or None,
+            )  # fmt: skip
+        result = {k: float(v) for k, v in result.items()}
+        if verbose:
+            print(" - ".join(f"{k}: {v:.4f}" for k, v in result.items()))
+        if return_dict:
+            return result
+        if not self.metrics_fns:
+            return result["loss"]
+        return [result["loss"], *(result[name] for name in self.metrics_fns)]
+
+    def predict(self, x: Inputs, batch_size: Optional[int] = None, verbose: int = 0) -> mx.array:
+        """The model's outputs for ``x`` (or ``(x, timespans[, mask])``), in evaluation mode,
+        computed ``batch_size`` samples at a time (default 32)."""
+        parts = _split_inputs(x)
+        if not self.built:
+            self.build(tuple(parts[0].shape[1:]))
+        batch_size = 32 if batch_size is None else int(batch_size)
+        n = parts[0].shape[0]
+        outputs = []
+        with _eval_mode(self):
+            for start in range(0, n, batch_size):
+                batch = [p[start : start + batch_size] for p in parts]
+                out = self(tuple(batch) if len(batch) > 1 else batch[0])
+                mx.eval(out)
+                outputs.append(out)
+        return mx.concatenate(outputs, axis=0) if outputs else mx.zeros((0, *self.output_shape))
+
+    # -- reporting --------------------------------------------------------------------------
+    def count_params(self) -> int:
+        """The number of parameters (all of them, trainable or not)."""
+        self._require_built()
+        return sum(v.size for _, v in tree_flatten(self.parameters()))
+
+    def _require_built(self) -> None:
+        if not self.built:
+            if self.input_shape is None:
+                raise ValueError("the model is not built: give it an InputLayer or call build(input_shape) first")
+            self.build()
+
+    def summary(self, print_fn: Optional[Callable[[str], Any]] = None, line_length: int = 72) -> str:
+        """Print (with ``print_fn``, default ``print``) and return a table of the layers with their
+        output shapes and parameter counts, and the totals."""
+        self._require_built()
+        rows = []
+        shape = self.input_shape
+        total = trainable = 0
+        for layer in self.layers:
+            shape = layer.compute_output_shape(shape)
+            n_all, n_train = layer.count_params()
+            total += n_all
+            trainable += n_train
+            rows.append((f"{layer.layer_name} ({type(layer).__name__})", _layers._shape_str(shape), f"{n_all:,}"))
+        w0 = max([28] + [len(r[0]) for r in rows]) + 2
+        w1 = max([22] + [len(r[1]) for r in rows]) + 2
+        width = max(line_length, w0 + w1 + 12)
+        lines = [f'Model: "{self.model_name}"', "_" * width,
+                 f"{'Layer (type)':<{w0}}{'Output Shape':<{w1}}{'Param #':>10}", "=" * width]  # fmt: skip
+        for i, (a, b, c) in enumerate(rows):
+            lines.append(f"{a:<{w0}}{b:<{w1}}{c:>10}")
+            lines.append("_" * width if i < len(rows) - 1 else "=" * width)
+        lines += [f"Total params: {total:,}", f"Trainable params: {trainable:,}",
+                  f"Non-trainable params: {total - trainable:,}", "_" * width]  # fmt: skip
+        text = "\n".join(lines)
+        (print_fn or print)(text)
+        return text
+
+    # -- persistence ------------------------------------------------------------------------
+    def get_config(self) -> dict:
+        """The architecture as JSON-serializable data (wirings included)."""
+        return {
+            "name": self.model_name,
+            "input_shape": None if self.input_shape is None else list(self.input_shape),
+            "layers": [
+                {"class_name": type(l).__name__, "name": l.layer_name, "config": l.get_config()} for l in self.layers
+            ],
+        }
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Sequential":
+        """A new, unbuilt model from :meth:`get_config`'s output (built when it has an input shape)."""
+        model = cls([_layers.deserialize(entry) for entry in config["layers"]], name=config.get("name", "sequential"))
+        if config.get("input_shape") is not None:
+            model.build(tuple(config["input_shape"]))
+        return model
+
+    def save(self, path: Union[str, os.PathLike]) -> None:
+        """Write the architecture, the weights and the compile settings to one ``.safetensors`` file
+        (the configuration is JSON in the file's metadata). Optimizer state is not saved."""
+        self._require_built()
+        meta = {"format": FORMAT, "class_name": type(self).__name__, "config": self.get_config(),
+                "compile": self._compile_config}  # fmt: skip
+        weights = dict(tree_flatten(self.parameters()))
+        mx.save_safetensors(os.fspath(path), weights, metadata={_META_KEY: json.dumps(meta)})
+
+
+def load_model(path: Union[str, os.PathLike], compile: bool = True) -> Sequential:
+    """Rebuild a model written by :meth:`Sequential.save`; it gives identical outputs.
+
+    With ``compile=True`` the model is compiled again with the saved loss, metrics and optimizer
+    (a fresh optimizer state) when these were given by name or as a plain mlx optimizer.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no model file at {path!r}")
+    try:
+        weights, metadata = mx.load(path, format="safetensors", return_metadata=True)
+    except Exception as exc:
+        raise ValueError(f"{path!r} is not a readable safetensors file: {exc}") from exc
+    if _META_KEY not in metadata:
+        raise ValueError(f"{path!r} holds no mini_keras model (was it written by Sequential.save?)")
+    meta = json.loads(metadata[_META_KEY])
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{path!r} has format {meta.get('format')!r}, expected {FORMAT!r}")
+    model = Sequential.from_config(meta["config"])
+    model.load_weights(list(weights.items()), strict=True)
+    mx.eval(model.parameters())
+    spec = meta.get("compile")
+    if compile and spec is not None:
+        opt = spec["optimizer"]
+        if isinstance(opt, dict):
+            opt = getattr(optim, opt["class"])(learning_rate=opt["learning_rate"])
+        model.compile(optimizer=opt, loss=spec["loss"], metrics=spec["metrics"], clipnorm=spec["clipnorm"],
+                      jit_compile=spec.get("jit_compile", True))
+    return model
+
+
+def _compile_config(optimizer, loss, metrics, clipnorm) -> Optional[dict]:
+    """The compile arguments if they can be written as JSON, else None (the model then loads uncompiled)."""
+    if isinstance(optimizer, str):
+        opt: Any = optimizer
+    else:
+        lr = optimizer.learning_rate
+        if callable(lr) or not isinstance(lr, (int, float, mx.array)) or (isinstance(lr, mx.array) and lr.size != 1):
+            return None
+        if not hasattr(optim, type(optimizer).__name__):
+            return None
+        opt = {"class": type(optimizer).__name__, "learning_rate": float(lr.item() if isinstance(lr, mx.array) else lr)}
+    if not isinstance(loss, str) or not all(isinstance(m, str) for m in metrics):
+        return None
+    return {"optimizer": opt, "loss": loss, "metrics": list(metrics), "clipnorm": clipnorm}
+
+
+class _eval_mode:
+    """Context manager: evaluation mode inside, the previous mode restored after."""
+
+    def __init__(self, model: nn.Module):
+        self.model = model
+
+    def __enter__(self):
+        self.was_training = self.model.training
+        self.model.eval()
+
+    def __exit__(self, *exc):
+        self.model.train(self.was_training)
+
+
+_NAMES = {"CfC": "cfc", "LTC": "ltc"}
+
+
+def _snake(name: str) -> str:
+    out = []
+    for i, ch in enumerate(name):
+        if ch.isupper() and i > 0 and (not name[i - 1].isupper() or (i + 1 < len(name) and name[i + 1].islower())):
+            out.append("_")
+        out.append(ch.lower())
+    return "".join(out)
