@@ -25,5 +25,6 @@ __version__ = "0.1.0"
 __all__ = [
     "CfC", "LTC", "CTRNN", "CTGRU", "RNN",
     "CfCCell", "LTCCell", "WiredCfCCell", "CTRNNCell", "CTGRUCell", "LSTMCell",
-    "interop", "kernels", "wirings", "save", "load",
+    "LiquidNeuralNetwork",
+    "datasets", "interop", "kernels", "mini_keras", "training", "wirings", "save", "load",
 ]  # fmt: skip
