@@ -2,12 +2,14 @@
 #include <nanobind/nanobind.h>
 #include <nanobind/stl/map.h>
 #include <nanobind/stl/optional.h>
+#include <nanobind/stl/pair.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/variant.h>
 #include <nanobind/stl/vector.h>
 
 #include "build_info.h"
 #include "cfc_sequence.h"
+#include "ltc_mixed_sequence.h"
 #include "ltc_sequence.h"
 
 namespace nb = nanobind;
@@ -46,4 +48,21 @@ cm, gleak, vleak (N,). Returns the state after every step, (B, T, N), in x's flo
 (computed in float32). w, sensory_w, cm and gleak are used as given (apply constraints outside).
 Masks multiply the synaptic activation; only synapses with a nonzero mask are computed, and the
 masks receive zero gradient. Raises ValueError for wrong shapes. CPU only.)doc");
+  m.def("ltc_mixed_sequence", &ncps::ltc_mixed_sequence, "x"_a, "h0"_a, "dt"_a, "sensory_w"_a, "sensory_sigma"_a,
+        "sensory_mu"_a, "sensory_erev"_a, "sensory_mask"_a, "w"_a, "sigma"_a, "mu"_a, "erev"_a, "mask"_a, "cm"_a,
+        "gleak"_a, "vleak"_a, "lstm_input"_a, "lstm_input_w"_a, "lstm_input_b"_a, "lstm_recurrent_w"_a, "c0"_a,
+        "ode_unfolds"_a, "epsilon"_a, nb::kw_only(), "stream"_a = nb::none(),
+        R"doc(Fused mixed-memory LTC sequence (forward primitive LTCMixedSequence, backward
+LTCMixedSequenceGrad): an LSTM before every LTC step, as the official ncps layers with
+mixed_memory=True.
+
+Every step t: z = lstm_input[:, t] @ lstm_input_w.T + lstm_input_b + v @ lstm_recurrent_w.T,
+[i, ig, fg, og] = split(z, 4), c = c * sigmoid(fg + 1) + tanh(i) * sigmoid(ig),
+h' = tanh(c) * sigmoid(og); then the LTC step of ``ltc_sequence`` from state h' with mapped input
+x[:, t] and dt[:, t] gives the new v (samples with dt <= 0 keep h'). v starts at h0, c at c0.
+
+Shapes: the arguments of ``ltc_sequence``, plus lstm_input (B, T, F), lstm_input_w (4N, F),
+lstm_input_b (4N,), lstm_recurrent_w (4N, N), c0 (B, N). Returns (states, cells), each (B, T, N):
+the LTC state v and the cell state c after every step, in x's floating dtype (computed in
+float32). Raises ValueError for wrong shapes. CPU only.)doc");
 }

@@ -6,6 +6,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "ltc_kernel.h"
@@ -32,9 +33,10 @@ struct Dims {
 
 // Checks ranks, shapes and dtypes of the 16 inputs of ltc_sequence; throws std::invalid_argument
 // (ValueError in Python) naming the argument and the expected shape.
-inline Dims validate(const std::vector<mx::array>& in, int ode_unfolds) {
-  const std::string fn = "ltc_sequence: ";
-  if (in.size() != kNumLTCInputs)
+// `op` names the calling op in the messages; `in` may hold further arrays after the 16.
+inline Dims validate(const std::vector<mx::array>& in, int ode_unfolds, const char* op = "ltc_sequence") {
+  const std::string fn = std::string(op) + ": ";
+  if (in.size() < kNumLTCInputs)
     throw std::invalid_argument(fn + "expected 16 arrays, got " + std::to_string(in.size()));
   for (int k = 0; k < kNumLTCInputs; ++k) {
     if (mx::issubdtype(in[k].dtype(), mx::complexfloating))
@@ -60,6 +62,16 @@ inline Dims validate(const std::vector<mx::array>& in, int ode_unfolds) {
   for (int k = kW; k <= kMask; ++k) expect(k, {d.N, d.N}, "(N, N)");
   for (int k = kCm; k <= kVleak; ++k) expect(k, {d.N}, "(N,)");
   return d;
+}
+
+// The kernels run on the CPU only: with no stream given they run on the CPU stream even where
+// the default device is a GPU; an explicit GPU stream or device is an error.
+inline mx::Stream cpu_stream(const mx::StreamOrDevice& s, const char* op) {
+  const bool given = !std::holds_alternative<std::monostate>(s);
+  mx::Stream st = given ? mx::to_stream(s) : mx::to_stream(s, mx::Device::cpu);
+  if (st.device.type != mx::Device::DeviceType::cpu)
+    throw std::invalid_argument(std::string(op) + ": the fused kernel runs on the CPU only; pass a CPU stream or none");
+  return st;
 }
 
 inline ltc::View make_view(const mx::array& a) {

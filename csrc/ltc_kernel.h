@@ -24,9 +24,15 @@
 // the backward recomputes the K sub-step states from the stored state of step t-1, keeping them
 // and 1/denominator for that one step ((2K+1)*N*L floats), runs the adjoint of the K sub-steps in
 // reverse, and finally the adjoint of the sensory synapses (held over the step).
+//
+// Reuse. One LTC step forward (advance) and its adjoint (StepAdjoint), the lane gather/scatter,
+// the parameter accumulators and the lane/memory-strategy dispatch (with_lanes,
+// with_backward_config) are shared with the mixed-memory kernel (ltc_mixed_kernel.h), which runs
+// an LSTM before every step on the same tiles.
 #pragma once
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -224,35 +230,81 @@ NCPS_INLINE void substep(const Problem& p, const StepCtx<L>& c, const vf<L>* vin
   }
 }
 
+// One LTC step in place: v (the start state) becomes the state after the K sub-steps; lanes with
+// dt <= 0 keep the start state. w and v0 are scratch vectors of N lanes each.
+template <int L>
+NCPS_INLINE void advance(const Problem& p, const StepCtx<L>& c, std::vector<vf<L>>& v, std::vector<vf<L>>& w,
+                         std::vector<vf<L>>& v0) {
+  if (!c.any_moving) return;
+  v0 = v;
+  for (int k = 0; k < p.K; ++k) {
+    substep<L, false>(p, c, v.data(), w.data(), nullptr);
+    std::swap(v, w);
+  }
+  const auto mv = c.moving > 0.0f;
+  for (int i = 0; i < p.N; ++i) v[i] = mv ? v[i] : v0[i];
+}
+
+// Lane l of the tile owns the n floats at base + (b0 + l) * lane_stride (e.g. one time step of a
+// (B, T, n) array with lane_stride = T * n): gather them into n lane vectors (padded lanes get 0),
+// or scatter n lane vectors back to the real lanes.
+template <int L>
+NCPS_INLINE void gather_rows(const float* base, int64_t lane_stride, int B, int b0, int n, vf<L>* out) {
+  const int nl = std::min(L, B - b0);
+  const float* src0 = base + static_cast<int64_t>(b0) * lane_stride;
+#if defined(__AVX512F__)
+  // One hardware gather per vector (padded lanes masked to 0) instead of L scalar stores into it.
+  if constexpr (L == 16) {
+    if (lane_stride <= INT32_MAX / 16) {
+      const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                             _mm512_set1_epi32(static_cast<int>(lane_stride)));
+      const __mmask16 k = static_cast<__mmask16>(nl >= 16 ? 0xFFFFu : (1u << nl) - 1u);
+      for (int i = 0; i < n; ++i) out[i] = (vf<L>)_mm512_mask_i32gather_ps(_mm512_setzero_ps(), k, idx, src0 + i, 4);
+      return;
+    }
+  }
+#endif
+#if defined(__AVX2__)
+  if constexpr (L == 8) {
+    if (lane_stride <= INT32_MAX / 8) {
+      const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+      const __m256i idx = _mm256_mullo_epi32(lanes, _mm256_set1_epi32(static_cast<int>(lane_stride)));
+      const __m256 k = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(nl), lanes));
+      for (int i = 0; i < n; ++i)
+        out[i] = (vf<L>)_mm256_mask_i32gather_ps(_mm256_setzero_ps(), src0 + i, idx, k, 4);
+      return;
+    }
+  }
+#endif
+  for (int i = 0; i < n; ++i) out[i] = splat<L>(0.0f);
+  for (int l = 0; l < nl; ++l) {
+    const float* src = base + static_cast<int64_t>(b0 + l) * lane_stride;
+    for (int i = 0; i < n; ++i) out[i][l] = src[i];
+  }
+}
+
+template <int L>
+NCPS_INLINE void scatter_rows(const vf<L>* in, int B, int b0, int n, float* base, int64_t lane_stride) {
+  const int nl = std::min(L, B - b0);
+  for (int l = 0; l < nl; ++l) {
+    float* dst = base + static_cast<int64_t>(b0 + l) * lane_stride;
+    for (int i = 0; i < n; ++i) dst[i] = in[i][l];
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Forward: states (B, T, N) for lanes [b0, b0 + L).
 template <int L>
 void forward_tile(const Problem& p, int b0, float* states) {
   using V = vf<L>;
   const int N = p.N;
-  const int nl = std::min(L, p.B - b0);
   std::vector<V> v(N), w(N), v0(N);
   StepCtx<L> c(p);
-  for (int i = 0; i < N; ++i) {
-    V a = splat<L>(0.0f);
-    for (int l = 0; l < nl; ++l) a[l] = p.h0[static_cast<int64_t>(b0 + l) * N + i];
-    v[i] = a;
-  }
+  gather_rows<L>(p.h0, N, p.B, b0, N, v.data());
   for (int t = 0; t < p.T; ++t) {
     c.prepare(p, b0, t);
-    if (c.any_moving) {
-      v0 = v;
-      for (int k = 0; k < p.K; ++k) {
-        substep<L, false>(p, c, v.data(), w.data(), nullptr);
-        std::swap(v, w);
-      }
-      const auto mv = c.moving > 0.0f;
-      for (int i = 0; i < N; ++i) v[i] = mv ? v[i] : v0[i];
-    }
-    for (int l = 0; l < nl; ++l) {
-      float* o = states + (static_cast<int64_t>(b0 + l) * p.T + t) * N;
-      for (int i = 0; i < N; ++i) o[i] = v[i][l];
-    }
+    advance<L>(p, c, v, w, v0);
+    scatter_rows<L>(v.data(), p.B, b0, N, states + static_cast<int64_t>(t) * N, static_cast<int64_t>(p.T) * N);
   }
 }
 
@@ -267,17 +319,23 @@ void forward_impl(const Problem& p, float* states) {
   (void)nt;
 }
 
-inline void forward(const Problem& p, float* states) {
-  if (p.B == 0 || p.T == 0 || p.N == 0) return;
-  switch (choose_lanes(p.B)) {
+// Calls f.template operator()<L>() with the tile width for a batch of B (see choose_lanes).
+template <class F>
+void with_lanes(int B, F&& f) {
+  switch (choose_lanes(B)) {
 #if defined(__AVX512F__)
-    case 16: return forward_impl<16>(p, states);
+    case 16: return f.template operator()<16>();
 #endif
 #if defined(__AVX__)
-    case 8: return forward_impl<8>(p, states);
+    case 8: return f.template operator()<8>();
 #endif
-    default: return forward_impl<4>(p, states);
+    default: return f.template operator()<4>();
   }
+}
+
+inline void forward(const Problem& p, float* states) {
+  if (p.B == 0 || p.T == 0 || p.N == 0) return;
+  with_lanes(p.B, [&]<int L>() { forward_impl<L>(p, states); });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -361,43 +419,38 @@ NCPS_INLINE void synapse_adjoint(const Synapse* syn, int32_t e0, int32_t e1, con
   }
 }
 
+// Adjoint of one LTC step for lanes [b0, b0 + L) at time t: the caller puts the step's start state
+// into start() (N lane vectors, padded lanes 0 or any finite value) and, on entry, gv holds
+// dL/d(state after the step); on return gv holds dL/d(start state). Recomputes the K sub-steps,
+// accumulates the parameter gradients into acc and writes ddt and dx of (b, t). Requires
+// c.any_moving (otherwise the step is the identity: gv passes unchanged, ddt = dx = 0).
 template <int L, int A, bool CACHE_SIG>
-void backward_tile(const Problem& p, int b0, const float* states, const float* cot, const Grads& g,
-                   Accum<A>& acc) {
+struct StepAdjoint {
   using V = vf<L>;
-  const int N = p.N, K = p.K, T = p.T, I = p.I;
-  const int nl = std::min(L, p.B - b0);
-  const SynapseList& r = *p.rec;
-  const SynapseList& s = *p.sens;
-  StepCtx<L> c(p);
-  std::vector<V> Vs(static_cast<size_t>(K + 1) * N), Qi(static_cast<size_t>(K) * N);
-  std::vector<V> Sg(CACHE_SIG ? static_cast<size_t>(K) * static_cast<size_t>(r.size()) : 0);
-  std::vector<V> gv(N, splat<L>(0.0f)), gk(N), gn(N), pass(N), dns(N), dds(N), dcmt(N), dxs(I);
-  vf<A>* acc_cm = acc.neu();
-  vf<A>* acc_gl = acc_cm + N;
-  vf<A>* acc_vl = acc_gl + N;
+  std::vector<V> Vs_, Qi_, Sg_, gk_, gn_, pass_, dns_, dds_, dcmt_, dxs_;
 
-  for (int t = T - 1; t >= 0; --t) {
-    if ((T - 1 - t) % kFlushSteps == kFlushSteps - 1) acc.flush();
-    for (int l = 0; l < nl; ++l) {
-      const float* ct = cot + (static_cast<int64_t>(b0 + l) * T + t) * N;
-      for (int i = 0; i < N; ++i) gv[i][l] += ct[i];
-    }
-    c.prepare(p, b0, t);
-    if (!c.any_moving) continue;  // every lane frozen: gradient passes through, dx = ddt = 0
+  explicit StepAdjoint(const Problem& p)
+      : Vs_(static_cast<size_t>(p.K + 1) * p.N), Qi_(static_cast<size_t>(p.K) * p.N),
+        Sg_(CACHE_SIG ? static_cast<size_t>(p.K) * static_cast<size_t>(p.rec->size()) : 0), gk_(p.N), gn_(p.N),
+        pass_(p.N), dns_(p.N), dds_(p.N), dcmt_(p.N), dxs_(p.I) {}
+
+  V* start() { return Vs_.data(); }
+
+  void operator()(const Problem& p, const StepCtx<L>& c, int b0, int t, V* gv, Accum<A>& acc, const Grads& g) {
+    const int N = p.N, K = p.K, T = p.T, I = p.I;
+    const SynapseList& r = *p.rec;
+    const SynapseList& s = *p.sens;
+    const size_t nsyn = static_cast<size_t>(r.size());
+    vf<A>* acc_cm = acc.neu();
+    vf<A>* acc_gl = acc_cm + N;
+    vf<A>* acc_vl = acc_gl + N;
+    // Work buffers as local pointers (kept in registers across the loops).
+    V *Vs = Vs_.data(), *Qi = Qi_.data(), *Sg = Sg_.data(), *gk = gk_.data(), *gn = gn_.data();
+    V *pass = pass_.data(), *dns = dns_.data(), *dds = dds_.data(), *dcmt = dcmt_.data(), *dxs = dxs_.data();
     // Recompute the sub-step states of this step.
-    V* V0 = Vs.data();
-    for (int l = 0; l < nl; ++l) {
-      const float* src = t > 0 ? states + (static_cast<int64_t>(b0 + l) * T + (t - 1)) * N
-                               : p.h0 + static_cast<int64_t>(b0 + l) * N;
-      for (int i = 0; i < N; ++i) V0[i][l] = src[i];
-    }
-    for (int l = nl; l < L; ++l)
-      for (int i = 0; i < N; ++i) V0[i][l] = 0.0f;
     for (int k = 0; k < K; ++k)
-      substep<L, true, CACHE_SIG>(p, c, Vs.data() + static_cast<size_t>(k) * N,
-                                  Vs.data() + static_cast<size_t>(k + 1) * N, Qi.data() + static_cast<size_t>(k) * N,
-                                  Sg.data() + static_cast<size_t>(k) * static_cast<size_t>(r.size()));
+      substep<L, true, CACHE_SIG>(p, c, Vs + static_cast<size_t>(k) * N, Vs + static_cast<size_t>(k + 1) * N,
+                                  Qi + static_cast<size_t>(k) * N, Sg + static_cast<size_t>(k) * nsyn);
     // Adjoint of the K sub-steps (frozen lanes pass their gradient straight through).
     for (int i = 0; i < N; ++i) {
       gk[i] = gv[i] * c.moving;
@@ -407,9 +460,9 @@ void backward_tile(const Problem& p, int b0, const float* states, const float* c
       dcmt[i] = splat<L>(0.0f);
     }
     for (int k = K - 1; k >= 0; --k) {
-      const V* vin = Vs.data() + static_cast<size_t>(k) * N;
+      const V* vin = Vs + static_cast<size_t>(k) * N;
       const V* vout = vin + N;
-      const V* qi = Qi.data() + static_cast<size_t>(k) * N;
+      const V* qi = Qi + static_cast<size_t>(k) * N;
       for (int i = 0; i < N; ++i) gn[i] = splat<L>(0.0f);
       for (int i = 0; i < N; ++i) {
         const V dP = gk[i] * qi[i];
@@ -418,8 +471,8 @@ void backward_tile(const Problem& p, int b0, const float* states, const float* c
         dcmt[i] += dP * vin[i] + dQ;
         dns[i] += dP;
         dds[i] += dQ;
-        synapse_adjoint<L, A, CACHE_SIG>(r.syn.data(), r.rowptr[i], r.rowptr[i + 1], vin, dP, dQ, acc.rec(),
-                                         gn.data(), Sg.data() + static_cast<size_t>(k) * static_cast<size_t>(r.size()));
+        synapse_adjoint<L, A, CACHE_SIG>(r.syn.data(), r.rowptr[i], r.rowptr[i + 1], vin, dP, dQ, acc.rec(), gn,
+                                         Sg + static_cast<size_t>(k) * nsyn);
       }
       std::swap(gk, gn);
     }
@@ -434,22 +487,40 @@ void backward_tile(const Problem& p, int b0, const float* states, const float* c
     // cm_t = cm * K / dt  =>  d cm_t / d dt = -cm_t / dt.
     const auto mv = c.moving > 0.0f;
     const V ddt = mv ? -dtsum / (mv ? c.dtv : splat<L>(1.0f)) : splat<L>(0.0f);
+    const int nl = std::min(L, p.B - b0);
     for (int l = 0; l < nl; ++l) g.ddt[static_cast<int64_t>(b0 + l) * T + t] = ddt[l];
     // Adjoint of the sensory synapses, held over the K sub-steps.
     for (int j = 0; j < I; ++j) dxs[j] = splat<L>(0.0f);
     for (int i = 0; i < N; ++i)
       synapse_adjoint<L, A>(s.syn.data(), s.rowptr[i], s.rowptr[i + 1], c.xs.data(), dns[i], dds[i], acc.sens(),
-                            dxs.data());
-    for (int l = 0; l < nl; ++l) {
-      float* o = g.dx + (static_cast<int64_t>(b0 + l) * T + t) * I;
-      for (int j = 0; j < I; ++j) o[j] = dxs[j][l];
-    }
+                            dxs);
+    scatter_rows<L>(dxs, p.B, b0, I, g.dx + static_cast<int64_t>(t) * I, static_cast<int64_t>(T) * I);
+  }
+};
+
+template <int L, int A, bool CACHE_SIG>
+void backward_tile(const Problem& p, int b0, const float* states, const float* cot, const Grads& g,
+                   Accum<A>& acc) {
+  using V = vf<L>;
+  const int N = p.N, T = p.T;
+  const int64_t row = static_cast<int64_t>(T) * N;
+  StepCtx<L> c(p);
+  StepAdjoint<L, A, CACHE_SIG> adj(p);
+  std::vector<V> gv(N, splat<L>(0.0f)), ct(N);
+  for (int t = T - 1; t >= 0; --t) {
+    if ((T - 1 - t) % kFlushSteps == kFlushSteps - 1) acc.flush();
+    gather_rows<L>(cot + static_cast<int64_t>(t) * N, row, p.B, b0, N, ct.data());
+    for (int i = 0; i < N; ++i) gv[i] += ct[i];
+    c.prepare(p, b0, t);
+    if (!c.any_moving) continue;  // every lane frozen: gradient passes through, dx = ddt = 0
+    if (t > 0)
+      gather_rows<L>(states + static_cast<int64_t>(t - 1) * N, row, p.B, b0, N, adj.start());
+    else
+      gather_rows<L>(p.h0, N, p.B, b0, N, adj.start());
+    adj(p, c, b0, t, gv.data(), acc, g);
   }
   acc.flush();
-  for (int l = 0; l < nl; ++l) {
-    float* o = g.dh0 + static_cast<int64_t>(b0 + l) * N;
-    for (int i = 0; i < N; ++i) o[i] = gv[i][l];
-  }
+  scatter_rows<L>(gv.data(), p.B, b0, N, g.dh0, N);
 }
 
 inline void scatter_synapse_grads(const SynapseList& l, const double* sums, float* dw, float* dsigma, float* dmu,
@@ -464,24 +535,23 @@ inline void scatter_synapse_grads(const SynapseList& l, const double* sums, floa
   }
 }
 
-template <int L, int A, bool CACHE_SIG>
-void backward_impl(const Problem& p, const float* states, const float* cot, const Grads& g) {
-  const int tiles = (p.B + L - 1) / L;
-  const int nt = threads_for(tiles, 3 * work_units(p, L));
-  // The large per-thread buffers are allocated here, outside the parallel region, so that an
-  // allocation failure surfaces as an exception of the task instead of terminating a worker.
+// One accumulator per thread, allocated outside the parallel region so that an allocation
+// failure surfaces as an exception of the task instead of terminating a worker.
+template <int A>
+std::vector<Accum<A>> make_accums(const Problem& p, int nt) {
   std::vector<Accum<A>> accs;
   accs.reserve(static_cast<size_t>(nt));
   for (int th = 0; th < nt; ++th) accs.emplace_back(p);
-#ifdef NCPS_USE_OPENMP
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-#endif
-  for (int tile = 0; tile < tiles; ++tile)
-    backward_tile<L, A, CACHE_SIG>(p, tile * L, states, cot, g, accs[static_cast<size_t>(nt > 1 ? thread_index() : 0)]);
-  // Threads' sums in a fixed order: deterministic for a given thread count.
+  return accs;
+}
+
+// Threads' sums in a fixed order (deterministic for a given thread count), written to the
+// parameter gradients.
+template <int A>
+void write_param_grads(const Problem& p, std::vector<Accum<A>>& accs, const Grads& g) {
   std::vector<double>& total = accs[0].sums;
-  for (int th = 1; th < nt; ++th)
-    for (size_t q = 0; q < total.size(); ++q) total[q] += accs[static_cast<size_t>(th)].sums[q];
+  for (size_t th = 1; th < accs.size(); ++th)
+    for (size_t q = 0; q < total.size(); ++q) total[q] += accs[th].sums[q];
   const int64_t nr = 4 * p.rec->size(), ns = 4 * p.sens->size();
   scatter_synapse_grads(*p.rec, total.data(), g.dw, g.dsigma, g.dmu, g.derev);
   scatter_synapse_grads(*p.sens, total.data() + nr, g.dsw, g.dssigma, g.dsmu, g.dserev);
@@ -493,35 +563,43 @@ void backward_impl(const Problem& p, const float* states, const float* cot, cons
   }
 }
 
+template <int L, int A, bool CACHE_SIG>
+void backward_impl(const Problem& p, const float* states, const float* cot, const Grads& g) {
+  const int tiles = (p.B + L - 1) / L;
+  const int nt = threads_for(tiles, 3 * work_units(p, L));
+  std::vector<Accum<A>> accs = make_accums<A>(p, nt);
+#ifdef NCPS_USE_OPENMP
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+#endif
+  for (int tile = 0; tile < tiles; ++tile)
+    backward_tile<L, A, CACHE_SIG>(p, tile * L, states, cot, g, accs[static_cast<size_t>(nt > 1 ? thread_index() : 0)]);
+  write_param_grads<A>(p, accs, g);
+}
+
 // Accumulator footprint per thread above which the lanes are folded to 4 before accumulating.
 constexpr int64_t kFoldBytes = int64_t(8) << 20;
 // Per-step sigmoid store (K * synapses * L floats) up to which the recompute keeps the sigmoids
 // for the adjoint instead of evaluating them twice.
 constexpr int64_t kSigCacheBytes = int64_t(2) << 20;
 
-template <int L>
-void backward_lanes(const Problem& p, const float* states, const float* cot, const Grads& g) {
+// Calls f.template operator()<A, CACHE_SIG>() with the backward's memory strategy for L lanes.
+template <int L, class F>
+void with_backward_config(const Problem& p, F&& f) {
   const int64_t lane_bytes = L * int64_t(sizeof(float));
   const int64_t acc_bytes = (4 * (p.rec->size() + p.sens->size()) + 3 * int64_t(p.N)) * lane_bytes;
   const bool cache = p.K * p.rec->size() * lane_bytes <= kSigCacheBytes;
   if constexpr (L > 4) {
     if (acc_bytes > kFoldBytes)
-      return cache ? backward_impl<L, 4, true>(p, states, cot, g) : backward_impl<L, 4, false>(p, states, cot, g);
+      return cache ? f.template operator()<4, true>() : f.template operator()<4, false>();
   }
-  return cache ? backward_impl<L, L, true>(p, states, cot, g) : backward_impl<L, L, false>(p, states, cot, g);
+  return cache ? f.template operator()<L, true>() : f.template operator()<L, false>();
 }
 
 inline void backward(const Problem& p, const float* states, const float* cot, const Grads& g) {
   if (p.B == 0 || p.T == 0 || p.N == 0) return;
-  switch (choose_lanes(p.B)) {
-#if defined(__AVX512F__)
-    case 16: return backward_lanes<16>(p, states, cot, g);
-#endif
-#if defined(__AVX__)
-    case 8: return backward_lanes<8>(p, states, cot, g);
-#endif
-    default: return backward_lanes<4>(p, states, cot, g);
-  }
+  with_lanes(p.B, [&]<int L>() {
+    with_backward_config<L>(p, [&]<int A, bool C>() { backward_impl<L, A, C>(p, states, cot, g); });
+  });
 }
 
 }  // namespace ncps::ltc

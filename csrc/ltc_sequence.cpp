@@ -13,20 +13,6 @@
 
 namespace ncps {
 
-namespace {
-
-// The primitive has only a CPU kernel: with no stream given it runs on the CPU stream even where
-// the default device is a GPU; an explicit GPU stream or device is an error.
-mx::Stream cpu_stream(const mx::StreamOrDevice& s) {
-  const bool given = !std::holds_alternative<std::monostate>(s);
-  mx::Stream st = given ? mx::to_stream(s) : mx::to_stream(s, mx::Device::cpu);
-  if (st.device.type != mx::Device::DeviceType::cpu)
-    throw std::invalid_argument("ltc_sequence: the fused kernel runs on the CPU only; pass a CPU stream or none");
-  return st;
-}
-
-}  // namespace
-
 mx::array ltc_sequence(const mx::array& x, const mx::array& h0, const mx::array& dt, const mx::array& sensory_w,
                        const mx::array& sensory_sigma, const mx::array& sensory_mu, const mx::array& sensory_erev,
                        const mx::array& sensory_mask, const mx::array& w, const mx::array& sigma, const mx::array& mu,
@@ -35,7 +21,7 @@ mx::array ltc_sequence(const mx::array& x, const mx::array& h0, const mx::array&
   std::vector<mx::array> in = {x, h0, dt, sensory_w, sensory_sigma, sensory_mu, sensory_erev, sensory_mask,
                                w, sigma, mu, erev, mask, cm, gleak, vleak};
   const detail::Dims d = detail::validate(in, ode_unfolds);
-  const mx::Stream st = cpu_stream(s);
+  const mx::Stream st = detail::cpu_stream(s, "ltc_sequence");
   const mx::Dtype out_dtype = mx::issubdtype(x.dtype(), mx::floating) ? x.dtype() : mx::float32;
   for (auto& a : in) a = mx::contiguous(mx::astype(a, mx::float32, st), false, st);
   mx::array out({d.B, d.T, d.N}, mx::float32, std::make_shared<LTCSequence>(st, ode_unfolds, epsilon), std::move(in));

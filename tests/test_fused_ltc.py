@@ -366,3 +366,187 @@ def test_empty_and_stream():
         mx.jvp(lambda x_: fused.ltc_sequence(x_, h0, dt, p), [x], [mx.ones_like(x)])
     with pytest.raises(RuntimeError, match="vmap"):
         mx.vmap(lambda x_: fused.ltc_sequence(x_, h0, dt, p))(mx.stack([x, x]))
+
+
+# ---------------------------------------------------------------------------------------------
+# Mixed memory: ncps._ext.ltc_mixed_sequence / ncps.fused.ltc_mixed_sequence (an LSTM before every
+# LTC step) against a pure-MLX loop of the official semantics.
+MIXED_ARGS = ARGS + ("lstm_input", "input_w", "input_b", "recurrent_w", "c0")
+
+
+def ref_mixed(x, h0, c0, dt, p, u, lp, K, eps=1e-8):
+    from ncps.ltc import ltc_step
+
+    v, c, S, C = h0, c0, [], []
+    for t in range(x.shape[1]):
+        z = u[:, t] @ lp["input_w"].T + lp["input_b"] + v @ lp["recurrent_w"].T
+        i, ig, fg, og = mx.split(z, 4, axis=-1)
+        c = c * mx.sigmoid(fg + 1.0) + mx.tanh(i) * mx.sigmoid(ig)
+        v = ltc_step(x[:, t], mx.tanh(c) * mx.sigmoid(og), dt[:, t : t + 1], p, K, eps)
+        S.append(v)
+        C.append(c)
+    return mx.stack(S, axis=1), mx.stack(C, axis=1)
+
+
+def make_mixed_case(wiring, I, B, T, F=None, seed=0, zero_dt=()):
+    x, h0, dt, p = make_case(wiring, I=I, B=B, T=T, seed=seed, zero_dt=zero_dt)
+    N, F = h0.shape[1], I if F is None else F
+    rng = np.random.default_rng(seed + 100)
+    lp = {"input_w": mx.array(rng.normal(scale=0.5, size=(4 * N, F)).astype(np.float32)),
+          "input_b": mx.array(rng.uniform(-0.3, 0.3, size=(4 * N,)).astype(np.float32)),
+          "recurrent_w": mx.array(rng.normal(scale=0.4, size=(4 * N, N)).astype(np.float32))}  # fmt: skip
+    u = mx.array(rng.normal(size=(B, T, F)).astype(np.float32))
+    c0 = mx.array(rng.normal(scale=0.5, size=(B, N)).astype(np.float32))
+    return x, h0, c0, dt, p, u, lp
+
+
+def mixed_args(x, h0, c0, dt, p, u, lp):
+    return [x, h0, dt] + [p[k] for k in SOLVER_PARAMS] + [u] + [lp[k] for k in fused.LSTM_PARAMS] + [c0]
+
+
+def mixed_loss(fn, Rs, Rc, K, eps=1e-8):
+    def loss(*a):
+        p = dict(zip(SOLVER_PARAMS, a[3:16]))
+        lp = dict(zip(fused.LSTM_PARAMS, a[17:20]))
+        s, c = fn(a[0], a[1], a[20], a[2], p, a[16], lp, K, eps)
+        return (s * Rs).sum() + (c * Rc).sum()
+
+    return loss
+
+
+def check_mixed(case, K, eps=1e-8):
+    args = mixed_args(*case)
+    s, c = fused.ltc_mixed_sequence(*case[:5], case[5], case[6], K, eps)
+    s_r, c_r = ref_mixed(*case, K, eps)
+    assert s.dtype == c.dtype == mx.float32
+    np.testing.assert_allclose(np.array(s), np.array(s_r), atol=1e-5, rtol=0)
+    np.testing.assert_allclose(np.array(c), np.array(c_r), atol=1e-5, rtol=0)
+    rng = np.random.default_rng(7)
+    Rs = mx.array(rng.normal(size=s.shape).astype(np.float32))
+    Rc = mx.array(rng.normal(size=c.shape).astype(np.float32))
+    argn = list(range(len(args)))
+    ga = mx.grad(mixed_loss(fused.ltc_mixed_sequence, Rs, Rc, K, eps), argnums=argn)(*args)
+    gb = mx.grad(mixed_loss(lambda *a: ref_mixed(*a[:7], a[7], a[8]), Rs, Rc, K, eps), argnums=argn)(*args)
+    for name, a, b in zip(MIXED_ARGS, ga, gb):
+        if name in MASKS:
+            assert not np.any(np.array(a)), name
+            continue
+        a, b = np.array(a), np.array(b)
+        assert a.shape == b.shape and np.all(np.isfinite(a)), name
+        err = np.abs(a - b).max() if a.size else 0.0
+        assert err <= 1e-4 * max(1.0, np.abs(b).max() if b.size else 0.0), f"{name}: max err {err:.3g}"
+    return ga
+
+
+@pytest.mark.parametrize("kind,K", [("fc", 6), ("ncp", 1), ("random", 3)])
+def test_mixed_matches_reference(kind, K):
+    case = make_mixed_case(WIRINGS[kind](), I=4, B=3, T=5, seed=len(kind) + K, zero_dt=[(1, 2), (0, 4), (2, 0)])
+    check_mixed(case, K)
+
+
+@pytest.mark.parametrize("B,T,F", [(1, 1, 2), (12, 3, 5), (40, 4, 3)])  # 1 lane; 8-lane tiles; 3 16-lane tiles (2 threads)
+def test_mixed_sizes_lstm_width_and_determinism(B, T, F):
+    case = make_mixed_case(W.Random(9, sparsity_level=0.4), I=4, B=B, T=T, F=F, seed=B, zero_dt=[(B - 1, T - 1)])
+    ga = check_mixed(case, 3)
+    rng = np.random.default_rng(7)
+    s = fused.ltc_mixed_sequence(*case[:5], case[5], case[6], 3)[0]
+    Rs = mx.array(rng.normal(size=s.shape).astype(np.float32))
+    Rc = mx.array(rng.normal(size=s.shape).astype(np.float32))
+    gb = mx.grad(mixed_loss(fused.ltc_mixed_sequence, Rs, Rc, 3), argnums=list(range(21)))(*mixed_args(*case))
+    for a, b in zip(ga, gb):  # the same call gives bit-identical gradients
+        np.testing.assert_array_equal(np.array(a), np.array(b))
+
+
+def test_mixed_dense_large_and_frozen_steps():
+    # N=100 dense with K=6: the backward recomputes sigmoids in the adjoint (too many to cache).
+    case = list(make_mixed_case(W.FullyConnected(100), I=2, B=5, T=2, seed=3))
+    dt = np.array(case[3])
+    dt[:, 0] = 0.0  # every sample frozen at step 0: the state becomes the LSTM output
+    dt[1, 1] = -1.0
+    case[3] = mx.array(dt)
+    ga = check_mixed(tuple(case), 6)
+    gdt = np.array(ga[2])
+    assert np.all(gdt[:, 0] == 0) and gdt[1, 1] == 0 and np.all(gdt[[0, 2, 3, 4], 1] != 0)
+
+
+def test_mixed_compile_grad_and_cse():
+    case = make_mixed_case(W.AutoNCP(8, 2), I=3, B=4, T=4, seed=8)
+    x, h0, c0, dt, p, u, lp = case
+
+    def f(x, u):
+        a = fused.ltc_mixed_sequence(x, h0, c0, dt, p, u, lp, 2)
+        b = fused.ltc_mixed_sequence(x, h0, c0, dt, p, u, lp, 3)  # must not be merged with a
+        return a[0], a[1], b[0], b[1]
+
+    eager, comp = f(x, u), mx.compile(f)(x, u)
+    for a, b in zip(eager, comp):
+        np.testing.assert_array_equal(np.array(a), np.array(b))
+    assert np.abs(np.array(eager[0]) - np.array(eager[2])).max() > 1e-4
+    loss = lambda x, u: sum(o.sum() for o in f(x, u))  # noqa: E731
+    g_e = mx.grad(loss, argnums=[0, 1])(x, u)
+    g_c = mx.compile(mx.grad(loss, argnums=[0, 1]))(x, u)
+    for a, b in zip(g_e, g_c):
+        np.testing.assert_allclose(np.array(a), np.array(b), rtol=1e-6, atol=1e-7)
+
+
+def test_mixed_empty_half_and_transforms():
+    x, h0, c0, dt, p, u, lp = make_mixed_case(W.FullyConnected(4), I=2, B=3, T=3, seed=0)
+    s, c = fused.ltc_mixed_sequence(x[:, :0], h0, c0, dt[:, :0], p, u[:, :0], lp, stream=mx.cpu)
+    assert s.shape == c.shape == (3, 0, 4)
+    g = mx.grad(lambda h, c_: fused.ltc_mixed_sequence(x[:, :0], h, c_, dt[:, :0], p, u[:, :0], lp)[0].sum(),
+                argnums=[0, 1])(h0, c0)
+    assert not np.any(np.array(g[0])) and not np.any(np.array(g[1]))
+    s16, c16 = fused.ltc_mixed_sequence(x.astype(mx.float16), h0, c0, dt, p, u, lp)
+    assert s16.dtype == c16.dtype == mx.float16
+    s32, c32 = fused.ltc_mixed_sequence(x.astype(mx.float16).astype(mx.float32), h0, c0, dt, p, u, lp)
+    np.testing.assert_allclose(np.array(s16.astype(mx.float32)), np.array(s32), atol=2e-3)
+    with pytest.raises(RuntimeError, match="jvp"):
+        mx.jvp(lambda x_: fused.ltc_mixed_sequence(x_, h0, c0, dt, p, u, lp)[0], [x], [mx.ones_like(x)])
+    with pytest.raises(RuntimeError, match="vmap"):
+        mx.vmap(lambda x_: fused.ltc_mixed_sequence(x_, h0, c0, dt, p, u, lp)[0])(mx.stack([x, x]))
+
+
+def test_mixed_bad_shapes_raise_value_error():
+    x, h0, c0, dt, p, u, lp = make_mixed_case(W.FullyConnected(6), I=3, B=4, T=5, F=2, seed=1)
+    base = dict(x=x, h0=h0, c0=c0, dt=dt, lstm_input=u, **p, **lp)
+    cases = [  # (name in the wrapper's message, name in the op's message, change)
+        ("x", "x", dict(x=x[0])),
+        ("h0", "h0", dict(h0=h0[:, :5])),
+        ("c0", "c0", dict(c0=c0[:3])),
+        ("dt", "dt", dict(dt=dt[:, :4])),
+        ("sensory_w", "sensory_w", dict(sensory_w=p["sensory_w"][:2])),
+        ("mask", "mask", dict(mask=p["mask"][None])),
+        ("vleak", "vleak", dict(vleak=p["vleak"][:5])),
+        ("lstm_input", "lstm_input", dict(lstm_input=u[:, :4])),
+        ("lstm_input", "lstm_input", dict(lstm_input=u[0])),
+        ("input_w", "lstm_input_w", dict(input_w=lp["input_w"][:, :1])),
+        ("input_w", "lstm_input_w", dict(input_w=lp["input_w"][:20])),
+        ("input_b", "lstm_input_b", dict(input_b=lp["input_b"][None])),
+        ("recurrent_w", "lstm_recurrent_w", dict(recurrent_w=lp["recurrent_w"].T)),
+    ]
+    for wname, oname, change in cases:
+        kw = dict(base, **change)
+        q = {k: kw[k] for k in SOLVER_PARAMS}
+        lq = {k: kw[k] for k in fused.LSTM_PARAMS}
+        with pytest.raises(ValueError, match=rf"\bltc_mixed_sequence: {wname}\b"):
+            fused.ltc_mixed_sequence(kw["x"], kw["h0"], kw["c0"], kw["dt"], q, kw["lstm_input"], lq)
+        with pytest.raises(ValueError, match=rf"\bltc_mixed_sequence: {oname}\b"):
+            kernels._ext.ltc_mixed_sequence(kw["x"], kw["h0"], kw["dt"], *(q[k] for k in SOLVER_PARAMS),
+                                            kw["lstm_input"], *(lq[k] for k in fused.LSTM_PARAMS), kw["c0"], 6, 1e-8)
+    with pytest.raises(ValueError, match=r"recurrent_w must have shape \(4N, N\) = \(24, 6\), got \(6, 24\)"):
+        fused.ltc_mixed_sequence(x, h0, c0, dt, p, u, dict(lp, recurrent_w=lp["recurrent_w"].T))
+    with pytest.raises(ValueError, match="lstm is missing"):
+        fused.ltc_mixed_sequence(x, h0, c0, dt, p, u, {k: v for k, v in lp.items() if k != "input_b"})
+    with pytest.raises(TypeError, match="lstm must be a mapping"):
+        fused.ltc_mixed_sequence(x, h0, c0, dt, p, u, [lp[k] for k in fused.LSTM_PARAMS])
+    with pytest.raises(ValueError, match="ode_unfolds"):
+        fused.ltc_mixed_sequence(x, h0, c0, dt, p, u, lp, 0)
+    with pytest.raises(ValueError, match="params is missing"):
+        fused.ltc_mixed_sequence(x, h0, c0, dt, {k: v for k, v in p.items() if k != "cm"}, u, lp)
+    monkey = pytest.MonkeyPatch()
+    monkey.setattr(fused, "_ext", None)
+    try:
+        with pytest.raises(RuntimeError, match="ncps._ext"):
+            fused.ltc_mixed_sequence(x, h0, c0, dt, p, u, lp)
+    finally:
+        monkey.undo()

@@ -129,16 +129,100 @@ def test_streaming_cell_step_is_one_fused_call(monkeypatch):
     assert float(mx.max(mx.abs(y - y_ref))) <= 1e-5 and float(mx.max(mx.abs(h2 - h_ref))) <= 1e-5
 
 
-def test_mixed_memory_falls_back_in_auto_and_raises_in_fused():
-    layer = LTC(F, 5, mixed_memory=True)
-    x = mx.random.normal((2, 3, F))
-    with kernels.use("auto"):
-        out, (h, c) = layer(x)
+# -- mixed memory: an LSTM before every LTC step, fused into LTCMixedSequence -----------------------
+def run_mixed(layer, x, state, ts, mode):
+    """Like run, with the final state in the loss too (so the cell state's gradient path is used)."""
+    out0, st0 = layer(x, state, timespans=ts)
+    rng = np.random.default_rng(2)
+    R = [mx.array(rng.normal(size=a.shape).astype(np.float32)) for _, a in tree_flatten((out0, st0))]
+
+    def loss(model, x):
+        out, st = model(x, state, timespans=ts)
+        return sum((a[1] * r).sum() for a, r in zip(tree_flatten((out, st)), R))
+
+    with kernels.use(mode):
+        out, st = layer(x, state, timespans=ts)
+        _, grads = nn.value_and_grad(layer, loss)(layer, x)
+        gx = mx.grad(lambda x: loss(layer, x))(x)
+        mx.eval(out, st, grads, gx)
+    return out, st, dict(tree_flatten(grads)), gx
+
+
+MIXED_CONFIGS = {
+    "fc": lambda: LTC(F, 6, mixed_memory=True),
+    "ncp_explicit": lambda: LTC(F, NCP(4, 3, 2, 2, 2, 2, 2), mixed_memory=True, implicit_param_constraints=False,
+                                ode_unfolds=3),
+    "autoncp_last": lambda: LTC(F, AutoNCP(12, 3), mixed_memory=True, return_sequences=False),
+    "autoncp_time_major_identity": lambda: LTC(F, AutoNCP(10, 2), mixed_memory=True, batch_first=False,
+                                               input_mapping="none", output_mapping="linear"),
+    "bidirectional": lambda: LTC(F, AutoNCP(10, 2), mixed_memory=True, bidirectional=True),
+    "bidirectional_last": lambda: LTC(F, 5, mixed_memory=True, bidirectional=True, merge_mode="sum",
+                                      return_sequences=False),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MIXED_CONFIGS))
+def test_fused_mixed_memory_matches_reference(name):
+    mx.random.seed(4)
+    layer = MIXED_CONFIGS[name]()
+    B, T, N = 3, 7, layer.state_size
+    x = mx.random.normal((B, T, F) if layer.batch_first else (T, B, F))
+    ts_shape = (B, T) if layer.batch_first else (T, B)
+    ts = mx.random.uniform(0.2, 2.0, ts_shape)
+    ts = mx.where(mx.random.uniform(shape=ts_shape) < 0.2, 0.0, ts)  # some Δt = 0: the LSTM still runs
+    hc = lambda: (mx.random.normal((B, N)) * 0.5, mx.random.normal((B, N)) * 0.5)  # noqa: E731
+    state = (hc(), hc()) if layer.bidirectional else hc()
+    fused_run, ref_run = run_mixed(layer, x, state, ts, "fused"), run_mixed(layer, x, state, ts, "reference")
+    assert any(k.startswith("lstm.") for k in ref_run[2])
+    assert_same(fused_run, ref_run)
+
+
+@pytest.mark.parametrize("B, T", [(1, 1), (1, 6), (4, 1)])
+def test_fused_mixed_memory_edge_sizes_and_defaults(B, T):
+    mx.random.seed(5)
+    layer = LTC(F, AutoNCP(9, 2), mixed_memory=True)
+    x = mx.random.normal((B, T, F))
+    assert_same(run_mixed(layer, x, None, None, "fused"), run_mixed(layer, x, None, None, "reference"))
+    with kernels.use("fused"):
+        out_f, (h_f, c_f) = layer(x[0], timespans=0.5)  # unbatched, scalar timespan
+    with kernels.use("reference"):
+        out_r, (h_r, c_r) = layer(x[0], timespans=0.5)
+    for a, b in ((out_f, out_r), (h_f, h_r), (c_f, c_r)):
+        assert a.shape == b.shape and float(mx.max(mx.abs(a - b))) <= 1e-5
+
+
+def test_fused_mixed_memory_is_one_primitive_call_per_direction(monkeypatch):
+    import ncps.fused
+
+    calls = []
+    real = ncps.fused.ltc_mixed_sequence
+    monkeypatch.setattr(ncps.fused, "ltc_mixed_sequence", lambda *a, **k: calls.append(a[0].shape) or real(*a, **k))
+    monkeypatch.setattr(ncps.fused, "ltc_sequence", lambda *a, **k: pytest.fail("plain LTC primitive called"))
+    layer = LTC(F, AutoNCP(10, 2), mixed_memory=True, bidirectional=True)
+    x = mx.random.normal((2, 4, F))
+    with kernels.use("fused"):
+        out, _ = layer(x)
+        mx.eval(mx.grad(lambda x: layer(x)[0].sum())(x))
+    assert calls == [(2, 4, F)] * 4  # forward pass, then the gradient's forward: one call per direction each
     with kernels.use("reference"):
         ref, _ = layer(x)
-    assert float(mx.max(mx.abs(out - ref))) == 0.0
-    with kernels.use("fused"), pytest.raises(NotImplementedError, match="mixed memory"):
-        layer(x)
+    assert len(calls) == 4
+    assert float(mx.max(mx.abs(out - ref))) <= 1e-5
+    with kernels.use("auto"):
+        auto, _ = layer(x)
+    assert len(calls) == 6 and float(mx.max(mx.abs(auto - out))) == 0.0
+
+
+def test_mixed_memory_streaming_cell_is_unaffected():
+    # LTCCell's own step never has an LSTM: fused_why_not covers both and the cell path stays plain.
+    cell = LTCCell(AutoNCP(8, 2), in_features=F)
+    assert cell.fused_why_not() is None and cell.fused_why_not(mixed_memory=True) is None
+    x, h = mx.random.normal((2, F)), mx.random.normal((2, 8))
+    with kernels.use("fused"):
+        y, h2 = cell(x, h, 0.5)
+    with kernels.use("reference"):
+        y_r, h2_r = cell(x, h, 0.5)
+    assert float(mx.max(mx.abs(h2 - h2_r))) <= 1e-5
 
 
 def test_training_on_the_fused_path_lowers_the_loss():

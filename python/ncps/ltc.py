@@ -240,17 +240,28 @@ class LTCCell(WiredSizes, nn.Module):
     fused_kernel = "ltc_sequence"
 
     def fused_why_not(self, mixed_memory: bool = False) -> Optional[str]:
-        """None when the fused primitive covers this cell, else the reason it does not."""
-        if mixed_memory:
-            return "mixed memory (an LSTM before every LTC step) is not fused for LTC yet"
+        """None when the fused primitive covers this cell, else the reason it does not (it covers
+        mixed memory too)."""
         return None
 
     def fused_sequence(self, x: mx.array, h0: mx.array, dt: mx.array, lstm=None, c0=None):
-        """All states ``(B, T, N)`` from the fused primitive (``x`` ``(B, T, I)``, ``dt`` ``(B, T)``)."""
-        from .fused import ltc_sequence as fused_ltc_sequence
+        """``(states (B, T, N), c_T)`` from the fused primitive (``x`` ``(B, T, I)``, ``dt``
+        ``(B, T)``); with the mixed-memory ``lstm`` (an :class:`ncps.lstm.LSTMCell`) the LSTM runs
+        before every step inside the primitive, from cell state ``c0`` (zeros if None), and
+        ``c_T`` is its final cell state, else ``c_T`` is None."""
+        from . import fused
 
-        states = fused_ltc_sequence(self.map_inputs(x), h0, dt, self.solver_params(), self.ode_unfolds, self.epsilon)
-        return states, None
+        if lstm is None:
+            states = fused.ltc_sequence(self.map_inputs(x), h0, dt, self.solver_params(), self.ode_unfolds,
+                                        self.epsilon)  # fmt: skip
+            return states, None
+        if c0 is None:
+            c0 = mx.zeros_like(h0)
+        states, cells = fused.ltc_mixed_sequence(
+            self.map_inputs(x), h0, c0, dt, self.solver_params(), x, fused.lstm_params(lstm), self.ode_unfolds,
+            self.epsilon,
+        )  # fmt: skip
+        return states, cells[:, -1]
 
     def apply_weight_constraints(self) -> None:
         """Clip ``w``, ``sensory_w``, ``cm`` and ``gleak`` at zero (explicit-constraint mode)."""
