@@ -18,6 +18,7 @@ IMPL_NAMES = {
     "mlx.nn": "mlx.nn",
     "eager": "ncps eager",
     "mx.compile": "ncps mx.compile",
+    "infer": "ncps cell.infer",
 }
 
 
@@ -214,13 +215,16 @@ def _streaming(section: dict) -> list[str]:
     idx = {(r["model"], r["impl"]): r for r in rows}
     body = []
     for model in dict.fromkeys(r["model"] for r in rows):
-        e, c, o = (idx.get((model, i)) for i in ("eager", "mx.compile", "official"))
-        body.append([model, cell(e, notes, "eager"), cell(c, notes, "mx.compile"), cell(o, notes, "official"),
-                     fmt_ratio(ratio(median(o), median(e))), fmt_ratio(ratio(median(o), median(c)))])  # fmt: skip
+        e, c, n, o = (idx.get((model, i)) for i in ("eager", "mx.compile", "infer", "official"))
+        body.append([model, cell(e, notes, "eager"), cell(c, notes, "mx.compile"), cell(n, notes, "infer"),
+                     cell(o, notes, "official"), fmt_ratio(ratio(median(o), median(e))),
+                     fmt_ratio(ratio(median(o), median(n)))])  # fmt: skip
     lines = ["### Streaming inference: one cell step, batch 1", "",
-             "`out, h = cell(x, h); mx.eval(out, h)` vs the official cell under `torch.no_grad()`.", ""]  # fmt: skip
-    lines += table(["cell", "ncps eager", "ncps mx.compile", "official ncps.torch", "official ÷ eager",
-                    "official ÷ compiled"], body)  # fmt: skip
+             "`out, h = cell(x, h); mx.eval(out, h)` (eager, or under `mx.compile`) and `out, h = cell.infer(x, h)` "
+             "(computed immediately on the calling thread, no graph) vs the official cell under "
+             "`torch.no_grad()`.", ""]  # fmt: skip
+    lines += table(["cell", "ncps eager", "ncps mx.compile", "ncps cell.infer", "official ncps.torch",
+                    "official ÷ eager", "official ÷ infer"], body)  # fmt: skip
     if notes.items:
         lines += ["", *notes.lines()]
     return lines
@@ -266,7 +270,7 @@ def markdown(results: dict) -> str:
 # Chart
 # ---------------------------------------------------------------------------------------------
 COLORS = {"fused": "#1f77b4", "reference": "#ff7f0e", "official": "#2ca02c", "mlx.nn": "#7f7f7f",
-          "eager": "#1f77b4", "mx.compile": "#9467bd"}  # fmt: skip
+          "eager": "#1f77b4", "mx.compile": "#9467bd", "infer": "#17becf"}  # fmt: skip
 
 
 def _no_data(ax, title: str) -> None:
@@ -406,7 +410,7 @@ def chart(results: dict, path: Path) -> None:
 
         def stream(ax):
             series = {i: [(lambda v: None if v is None else v * 1e6)(median(idx2.get((m, i)))) for m in models2]
-                      for i in ("eager", "mx.compile", "official")}  # fmt: skip
+                      for i in ("eager", "mx.compile", "infer", "official")}  # fmt: skip
             _bars(ax, "streaming: one step, batch 1", [_short(m) for m in models2], series,
                   "µs (median, log)", log=True)  # fmt: skip
 

@@ -27,7 +27,8 @@ Sections (``--section ltc,cfc,scaling,memory,streaming``; all by default)
     (the peak includes what was already allocated: parameters and input).
 ``streaming``
     Latency of one cell step at batch 1 from a given state, feeding the new state back:
-    ``out, h = cell(x, h); mx.eval(out, h)`` (also under ``mx.compile``) against the official
+    ``out, h = cell(x, h); mx.eval(out, h)`` (also under ``mx.compile``, and ``cell.infer``, which
+    computes the step immediately on the calling thread) against the official
     cell's step under ``torch.no_grad()``, for CfCCell(16, 64), WiredCfCCell(16, AutoNCP(64, 8))
     and LTCCell(AutoNCP(64, 8), 16).
 
@@ -249,13 +250,15 @@ def sequence_call(model: nn.Module, x: mx.array, kind: str, impl: str) -> Callab
     return call
 
 
-def step_call(cell: nn.Module, batch: int, compiled: bool) -> Callable[[], None]:
-    """One synchronised cell step at ``batch`` feeding the state back (streaming inference)."""
+def step_call(cell: nn.Module, batch: int, how: str) -> Callable[[], None]:
+    """One synchronised cell step at ``batch`` feeding the state back (streaming inference):
+    ``cell(x, h)`` eagerly ("eager"), under ``mx.compile``, or through ``cell.infer`` ("infer")."""
     mx.random.seed(1)
     x = mx.random.normal((batch, cell.input_size))
     h = [mx.random.normal((batch, cell.state_size)) * 0.1]
     mx.eval(x, h[0])
-    fn = mx.compile(lambda a, b: cell(a, b), inputs=cell.state) if compiled else cell
+    fn = {"eager": cell, "infer": cell.infer,
+          "mx.compile": mx.compile(lambda a, b: cell(a, b), inputs=cell.state)}[how]  # fmt: skip
 
     def call():
         out, h[0] = fn(x, h[0])
@@ -451,10 +454,10 @@ class Bench:
         ]
         rows, jobs = [], []
         for s in specs:
-            for impl, compiled in (("eager", False), ("mx.compile", True)):
+            for impl in ("eager", "mx.compile", "infer"):
 
-                def run(s=s, compiled=compiled):
-                    return measure(step_call(build(s), 1, compiled), cfg.stream)
+                def run(s=s, impl=impl):
+                    return measure(step_call(build(s), 1, impl), cfg.stream)
 
                 r = guarded(run)
                 self.log(f"streaming {label(s)} {impl}: {describe(r)}")

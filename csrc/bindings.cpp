@@ -19,6 +19,13 @@ NB_MODULE(_ext, m) {
   m.doc() = "ncps fused MLX primitives";
   m.def("build_info", &ncps::build_info, "How the extension was built.");
   m.def("max_threads", &ncps::max_threads, "Threads the CPU kernels may use.");
+  m.def("cfc_step_now", &ncps::cfc_step_now, "x"_a, "h0"_a, "dt"_a, "params"_a, "unit_sizes"_a, "backbone"_a,
+        "masked"_a, "mode"_a, "activation"_a, "readout_start"_a, "readout_size"_a,
+        R"doc(One CfC / wired CfC step for streaming inference, computed immediately on the calling
+thread: no graph node, no gradient, no hand-off to the stream's worker thread. x (B, I), h0 (B, N),
+dt (B, 1); parameters as for ``cfc_sequence`` (no mixed memory). Returns the evaluated
+(output, new_state): the state's columns [readout_start, readout_start + readout_size) and the
+state (B, N), float32.)doc");
   m.def("cfc_sequence", &ncps::cfc_sequence, "x"_a, "h0"_a, "dt"_a, "params"_a, "unit_sizes"_a, "backbone"_a,
         "masked"_a, "mode"_a, "activation"_a, "lstm"_a = nb::none(), "c0"_a = nb::none(), nb::kw_only(),
         "stream"_a = nb::none(),

@@ -2,6 +2,8 @@
 // eval_cpu (allocate outputs, dispatch the kernels of cfc_kernel.cpp) and the transforms.
 #include "cfc_sequence.h"
 
+#include "mlx/transforms.h"
+
 #include <algorithm>
 #include <climits>
 #include <memory>
@@ -136,12 +138,15 @@ std::vector<mx::Shape> forward_shapes(const cfc::Plan& p) {
 
 }  // namespace
 
-std::vector<mx::array> cfc_sequence(const mx::array& x, const mx::array& h0, const mx::array& dt,
-                                    const std::vector<mx::array>& params, const std::vector<int>& unit_sizes,
-                                    const std::vector<std::vector<int>>& backbone, const std::vector<bool>& masked,
-                                    const std::string& mode, const std::string& activation,
-                                    const std::optional<std::vector<mx::array>>& lstm,
-                                    const std::optional<mx::array>& c0, mx::StreamOrDevice s) {
+namespace {
+
+// Validates the op's arguments (std::invalid_argument -> ValueError) and gathers the inputs in
+// primitive order; shared by the graph op and the immediate streaming step.
+std::pair<cfc::Plan, std::vector<mx::array>> checked_inputs(
+    const mx::array& x, const mx::array& h0, const mx::array& dt, const std::vector<mx::array>& params,
+    const std::vector<int>& unit_sizes, const std::vector<std::vector<int>>& backbone,
+    const std::vector<bool>& masked, const std::string& mode, const std::string& activation,
+    const std::optional<std::vector<mx::array>>& lstm, const std::optional<mx::array>& c0) {
   const bool mixed = lstm.has_value();
   if (mixed != c0.has_value()) bad("mixed memory needs both lstm (3 arrays) and c0, or neither");
   if (mixed && lstm->size() != 3)
@@ -155,7 +160,7 @@ std::vector<mx::array> cfc_sequence(const mx::array& x, const mx::array& h0, con
   if (!ok)
     bad("x must have shape (batch, time, input_size), or (batch, input_size) for one step, with every size >= 1, "
         "got " + shape_str(x.shape()));
-  const cfc::Plan plan = plan_of(cfg, x);
+  cfc::Plan plan = plan_of(cfg, x);
   std::vector<mx::array> in = {x, h0, dt};
   if (mixed) {
     in.push_back(*c0);
@@ -174,6 +179,18 @@ std::vector<mx::array> cfc_sequence(const mx::array& x, const mx::array& h0, con
     if (!mx::issubdtype(in[i].dtype(), mx::floating)) bad(cfc::input_names(plan)[i] + " must be a floating-point array");
   }
   if (plan.ws_size > INT_MAX || cfc::backward_scratch_size(plan) > INT_MAX) bad("the sequence is too large for one call (workspace over 2^31 floats); split it");
+  return {std::move(plan), std::move(in)};
+}
+
+}  // namespace
+
+std::vector<mx::array> cfc_sequence(const mx::array& x, const mx::array& h0, const mx::array& dt,
+                                    const std::vector<mx::array>& params, const std::vector<int>& unit_sizes,
+                                    const std::vector<std::vector<int>>& backbone, const std::vector<bool>& masked,
+                                    const std::string& mode, const std::string& activation,
+                                    const std::optional<std::vector<mx::array>>& lstm,
+                                    const std::optional<mx::array>& c0, mx::StreamOrDevice s) {
+  auto [plan, in] = checked_inputs(x, h0, dt, params, unit_sizes, backbone, masked, mode, activation, lstm, c0);
   const mx::Stream st = cpu_stream(s);
   mx::Dtype out_dtype = x.dtype();
   for (const auto& a : in) out_dtype = mx::promote_types(out_dtype, a.dtype());
@@ -182,11 +199,50 @@ std::vector<mx::array> cfc_sequence(const mx::array& x, const mx::array& h0, con
     if (a.dtype() != mx::float32) a = mx::astype(a, mx::float32, st);
   const auto oshapes = forward_shapes(plan);
   auto outs = mx::array::make_arrays(oshapes, std::vector<mx::Dtype>(oshapes.size(), mx::float32),
-                                     std::make_shared<CfCSequence>(st, cfg), in);
+                                     std::make_shared<CfCSequence>(st, plan.cfg), in);
   outs.pop_back();  // the workspace stays in the graph for the vjp only
   if (out_dtype != mx::float32)
     for (auto& o : outs) o = mx::astype(o, out_dtype, st);
   return outs;
+}
+
+std::pair<mx::array, mx::array> cfc_step_now(const mx::array& x, const mx::array& h0, const mx::array& dt,
+                                             const std::vector<mx::array>& params, const std::vector<int>& unit_sizes,
+                                             const std::vector<std::vector<int>>& backbone,
+                                             const std::vector<bool>& masked, const std::string& mode,
+                                             const std::string& activation, int readout_start, int readout_size) {
+  if (readout_start < 0 || readout_size < 1 || readout_start + readout_size > h0.shape(-1))
+    bad("readout columns [" + std::to_string(readout_start) + ", " + std::to_string(readout_start + readout_size) +
+        ") are outside the state");
+  if (x.ndim() != 2) bad("cfc_step_now takes one step: x must have shape (batch, input_size), got " + shape_str(x.shape()));
+  auto [plan, in] = checked_inputs(x, h0, dt, params, unit_sizes, backbone, masked, mode, activation, std::nullopt,
+                                   std::nullopt);
+  // Inference for control loops: compute on the calling thread, with no graph node and no hand-off
+  // to the stream's worker thread (that wake-up dominates a batch-1 step). Inputs are evaluated
+  // first; this is a no-op for parameters and for a state returned by the previous step.
+  const mx::Stream st = mx::default_stream(mx::Device::cpu);
+  for (auto& a : in)
+    if (a.dtype() != mx::float32) a = mx::astype(a, mx::float32, st);
+  mx::eval(in);
+  std::vector<View> views;
+  for (const auto& a : in) views.push_back(make_view(a));
+  thread_local std::vector<std::vector<float>> bufs;
+  thread_local std::vector<float> ws;
+  bufs.resize(views.size());
+  std::vector<const float*> ptrs(views.size());
+  for (size_t i = 0; i < views.size(); ++i) ptrs[i] = views[i].resolve(bufs[i]);
+  ws.resize(static_cast<size_t>(plan.ws_size));
+  mx::array out(mx::allocator::malloc(static_cast<size_t>(plan.B) * plan.N * sizeof(float)), {plan.B, plan.N},
+                mx::float32);
+  cfc::forward(plan, ptrs, out.data<float>(), nullptr, ws.data());
+  // The readout (the cell's output columns) as its own evaluated array: slicing `out` in MLX
+  // would add a graph node and the hand-off this op exists to avoid.
+  mx::array y(mx::allocator::malloc(static_cast<size_t>(plan.B) * readout_size * sizeof(float)),
+              {plan.B, readout_size}, mx::float32);
+  for (int b = 0; b < plan.B; ++b)
+    std::copy_n(out.data<float>() + static_cast<int64_t>(b) * plan.N + readout_start, readout_size,
+                y.data<float>() + static_cast<int64_t>(b) * readout_size);
+  return {y, out};
 }
 
 void CfCSequence::eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) {

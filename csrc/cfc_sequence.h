@@ -28,6 +28,16 @@ std::vector<mx::array> cfc_sequence(const mx::array& x, const mx::array& h0, con
                                     const std::optional<std::vector<mx::array>>& lstm,
                                     const std::optional<mx::array>& c0, mx::StreamOrDevice s = {});
 
+// One streaming inference step computed immediately on the calling thread (no graph, no
+// gradient): x (B, I), h0 (B, N), dt (B, 1); returns the evaluated output (the state's columns
+// [readout_start, readout_start + readout_size)) and new state (B, N), in float32.
+// Same parameters as cfc_sequence, without mixed memory.
+std::pair<mx::array, mx::array> cfc_step_now(const mx::array& x, const mx::array& h0, const mx::array& dt,
+                                             const std::vector<mx::array>& params, const std::vector<int>& unit_sizes,
+                                             const std::vector<std::vector<int>>& backbone,
+                                             const std::vector<bool>& masked, const std::string& mode,
+                                             const std::string& activation, int readout_start, int readout_size);
+
 class CfCSequence : public mx::Primitive {
  public:
   CfCSequence(mx::Stream stream, cfc::Config cfg) : mx::Primitive(stream), cfg_(std::move(cfg)) {}

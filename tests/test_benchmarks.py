@@ -93,7 +93,7 @@ def test_benchmark_without_official_package(tmp_path):
     results, stdout, out = run_bench(tmp_path, "streaming", {"NCPS_ORACLE_DIR": str(tmp_path / "no-oracle")})
     assert results["official"]["available"] is False
     rows = results["sections"]["streaming"]["results"]
-    assert {r["impl"] for r in rows} == {"eager", "mx.compile", "official"}
+    assert {r["impl"] for r in rows} == {"eager", "mx.compile", "infer", "official"}
     for r in rows:
         _check_timing(r)
         if r["impl"] == "official":

@@ -166,6 +166,10 @@ class CfCCell(nn.Module):
         ``x`` ``(B, I)``, ``h`` ``(B, H)``, ``ts`` a float or ``(B, 1)``; the new state."""
         return fused_cfc.cell_step(self, x, h, ts)
 
+    def fused_infer(self, x: mx.array, h: mx.array, ts) -> tuple:
+        """One inference step computed immediately: evaluated ``(output, state)``, no gradient."""
+        return fused_cfc.infer_step(self, x, h, ts, (0, self.output_size))
+
     # -- sizes -------------------------------------------------------------------------------
     @property
     def state_size(self) -> int:
@@ -212,6 +216,12 @@ class CfCCell(nn.Module):
     def readout(self, h: mx.array) -> mx.array:
         """The cell's output for hidden state ``h`` (the motor neurons in seed-style wired mode)."""
         return h if self.motor_size is None else h[..., : self.motor_size]
+
+    def infer(self, x: mx.array, state: mx.array, ts: Union[float, mx.array] = 1.0):
+        """Streaming inference (see :func:`ncps.sequence.infer_step`): ``(output, new_state)``."""
+        from .sequence import infer_step
+
+        return infer_step(self, x, state, ts)
 
     def __call__(self, x: mx.array, state: mx.array, ts: Union[float, mx.array] = 1.0):
         """One step: ``x`` ``(B, I)``, ``state`` ``(B, H)``, ``ts`` float, ``(B,)`` or ``(B, 1)``."""

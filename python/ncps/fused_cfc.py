@@ -148,6 +148,24 @@ def _constant_dt(B: int, ts: float) -> mx.array:
     return dt
 
 
+def infer_step(cell, x: mx.array, h: mx.array, ts, readout: tuple) -> tuple:
+    """One step computed immediately (``_ext.cfc_step_now``): evaluated ``(output, state)``, no
+    graph node and no gradient; ``readout`` = (first column, size) of the output in the state.
+    Other arguments as for :func:`cell_step`."""
+    units = cell_units(cell)
+    params = []
+    for unit in units:
+        params += _unit_params(unit)
+    dt = _constant_dt(x.shape[0], float(ts)) if isinstance(ts, (int, float)) else ts
+    return _ext.cfc_step_now(
+        x, h, dt, params,
+        [u.hidden_size for u in units],
+        [[layer["weight"].shape[0] for layer in u["backbone"]] for u in units],
+        ["sparsity_mask" in u for u in units],
+        units[0].mode, units[0].activation, *readout,
+    )  # fmt: skip
+
+
 def cell_step(cell, x: mx.array, h: mx.array, ts) -> mx.array:
     """One step of ``cell`` as one fused call (the streaming / control-loop case).
 

@@ -268,6 +268,12 @@ class LTCCell(WiredSizes, nn.Module):
         for name in ("w", "sensory_w", "cm", "gleak"):
             setattr(self, name, mx.maximum(getattr(self, name), 0.0))
 
+    def infer(self, x: mx.array, state: mx.array, ts: Union[float, mx.array] = 1.0):
+        """Streaming inference (see :func:`ncps.sequence.infer_step`): ``(output, new_state)``."""
+        from .sequence import infer_step
+
+        return infer_step(self, x, state, ts)
+
     def __call__(self, x: mx.array, state: mx.array, ts: Union[float, mx.array] = 1.0):
         """One step: ``x`` ``(B, I)``, ``state`` ``(B, N)``, ``ts`` float, ``(B,)`` or ``(B, 1)``."""
         from .sequence import cell_step

@@ -82,6 +82,24 @@ def cell_step(cell: nn.Module, x: mx.array, state: mx.array, ts: Timespans):
     return cell.readout(new_state), new_state
 
 
+def infer_step(cell: nn.Module, x: mx.array, state: mx.array, ts: Timespans = 1.0):
+    """Streaming inference for control loops: one step, ``(output, new_state)``, no gradient.
+
+    Where the cell has an immediate kernel (CfC and wired CfC cells) the new state is computed on
+    the calling thread and returned evaluated: no graph is built and MLX's hand-off to its stream
+    worker, which dominates a batch-1 step, is skipped. Otherwise this is ``cell(x, state, ts)``
+    followed by ``mx.eval``. Do not use it inside ``mx.grad`` or ``mx.compile``.
+    """
+    x, state, ts = check_cell_inputs(cell, x, state, ts)
+    kernel = getattr(cell, "fused_kernel", None)
+    why_not = f"no fused kernel is implemented for {type(cell).__name__}" if kernel is None else cell.fused_why_not()
+    if hasattr(cell, "fused_infer") and kernels.select(kernel, why_not):
+        return cell.fused_infer(x, state, ts)
+    output, new_state = cell_step(cell, x, state, ts)
+    mx.eval(output, new_state)
+    return output, new_state
+
+
 def _normalize_timespans(ts: Timespans, B: int, T: int, batch_first: bool, batched: bool) -> Optional[mx.array]:
     """Elapsed times as a ``(B, T)`` array, or None for the default of 1.0."""
     if ts is None:

@@ -74,6 +74,10 @@ class WiredCfCCell(WiredSizes, nn.Module):
         ``x`` ``(B, I)``, ``h`` ``(B, N)``, ``ts`` a float or ``(B, 1)``; the new state."""
         return fused_cfc.cell_step(self, x, h, ts)
 
+    def fused_infer(self, x: mx.array, h: mx.array, ts) -> tuple:
+        """One inference step computed immediately: evaluated ``(output, state)``, no gradient."""
+        return fused_cfc.infer_step(self, x, h, ts, (self.state_size - self.motor_size, self.motor_size))
+
     @property
     def layers(self) -> list:
         return [getattr(self, f"layer_{l}") for l in range(len(self.layer_sizes))]
@@ -104,6 +108,12 @@ class WiredCfCCell(WiredSizes, nn.Module):
 
     def readout(self, state: mx.array) -> mx.array:
         return state[..., -self.motor_size :]
+
+    def infer(self, x: mx.array, state: mx.array, ts: Union[float, mx.array] = 1.0):
+        """Streaming inference (see :func:`ncps.sequence.infer_step`): ``(output, new_state)``."""
+        from .sequence import infer_step
+
+        return infer_step(self, x, state, ts)
 
     def __call__(self, x: mx.array, state: mx.array, ts: Union[float, mx.array] = 1.0):
         from .sequence import cell_step
