@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "ltc_kernel.h"
+#include "mlx/backend/cpu/encoder.h"
 #include "ltc_sequence.h"
 
 namespace ncps::detail {
@@ -74,6 +75,25 @@ inline mx::Stream cpu_stream(const mx::StreamOrDevice& s, const char* op) {
   return st;
 }
 
+// Registers the inputs with the encoder and returns the kernel's views of them.
+std::vector<ltc::View> input_views(mx::cpu::CommandEncoder& enc, const std::vector<mx::array>& inputs);
+
+// Allocates and registers the outputs; returns their float pointers and byte sizes.
+struct Outputs {
+  std::vector<float*> ptr;
+  std::vector<size_t> bytes;
+};
+inline Outputs allocate_outputs(mx::cpu::CommandEncoder& enc, std::vector<mx::array>& outputs) {
+  Outputs out;
+  for (auto& o : outputs) {
+    o.set_data(mx::allocator::malloc(o.nbytes()));
+    enc.set_output_array(o);
+    out.ptr.push_back(o.data<float>());
+    out.bytes.push_back(o.nbytes());
+  }
+  return out;
+}
+
 inline ltc::View make_view(const mx::array& a) {
   if (a.dtype() != mx::float32)
     throw std::runtime_error("[ltc_sequence] internal error: kernel inputs must be float32");
@@ -118,6 +138,16 @@ struct ProblemData {
   ProblemData(const ProblemData&) = delete;
   ProblemData& operator=(const ProblemData&) = delete;
 };
+
+inline std::vector<ltc::View> input_views(mx::cpu::CommandEncoder& enc, const std::vector<mx::array>& inputs) {
+  std::vector<ltc::View> views;
+  views.reserve(inputs.size());
+  for (const auto& a : inputs) {
+    enc.set_input_array(a);
+    views.push_back(make_view(a));
+  }
+  return views;
+}
 
 inline Dims dims_of(const std::vector<mx::array>& in) {
   return Dims{in[kX].shape(0), in[kX].shape(1), in[kX].shape(2), in[kW].shape(0)};

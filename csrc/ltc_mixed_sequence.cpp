@@ -41,12 +41,7 @@ void LTCMixedSequence::eval_cpu(const std::vector<mx::array>& inputs, std::vecto
   if (inputs.size() != kNumLTCMixedInputs || outputs.size() != 2)
     throw std::runtime_error("[LTCMixedSequence] internal error: wrong number of inputs or outputs");
   auto& enc = mx::cpu::get_command_encoder(stream());
-  std::vector<ltc::View> views;
-  views.reserve(inputs.size());
-  for (const auto& a : inputs) {
-    enc.set_input_array(a);
-    views.push_back(detail::make_view(a));
-  }
+  std::vector<ltc::View> views = detail::input_views(enc, inputs);
   for (auto& o : outputs) {
     o.set_data(mx::allocator::malloc(o.nbytes()));
     enc.set_output_array(o);

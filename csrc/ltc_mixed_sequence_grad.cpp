@@ -48,20 +48,8 @@ void LTCMixedSequenceGrad::eval_cpu(const std::vector<mx::array>& inputs, std::v
   if (inputs.size() != kNumLTCMixedInputs + 4 || outputs.size() != kNumLTCMixedGradOutputs)
     throw std::runtime_error("[LTCMixedSequenceGrad] internal error: wrong number of inputs or outputs");
   auto& enc = mx::cpu::get_command_encoder(stream());
-  std::vector<ltc::View> views;
-  views.reserve(inputs.size());
-  for (const auto& a : inputs) {
-    enc.set_input_array(a);
-    views.push_back(detail::make_view(a));
-  }
-  std::vector<float*> outp;
-  std::vector<size_t> outn;
-  for (auto& o : outputs) {
-    o.set_data(mx::allocator::malloc(o.nbytes()));
-    enc.set_output_array(o);
-    outp.push_back(o.data<float>());
-    outn.push_back(o.nbytes());
-  }
+  std::vector<ltc::View> views = detail::input_views(enc, inputs);
+  auto [outp, outn] = detail::allocate_outputs(enc, outputs);
   const detail::MixedDims md = detail::mixed_dims_of(inputs);
   enc.dispatch([views = std::move(views), outp = std::move(outp), outn = std::move(outn), md, K = ode_unfolds_,
                 eps = epsilon_]() {

@@ -32,12 +32,7 @@ void LTCSequence::eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx:
   mx::array& states = outputs[0];
   states.set_data(mx::allocator::malloc(states.nbytes()));
   auto& enc = mx::cpu::get_command_encoder(stream());
-  std::vector<ltc::View> views;
-  views.reserve(inputs.size());
-  for (const auto& a : inputs) {
-    enc.set_input_array(a);
-    views.push_back(detail::make_view(a));
-  }
+  std::vector<ltc::View> views = detail::input_views(enc, inputs);
   enc.set_output_array(states);
   const detail::Dims d = detail::dims_of(inputs);
   enc.dispatch([views = std::move(views), d, K = ode_unfolds_, eps = epsilon_, out = states.data<float>()]() {

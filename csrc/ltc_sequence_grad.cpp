@@ -41,20 +41,8 @@ void LTCSequenceGrad::eval_cpu(const std::vector<mx::array>& inputs, std::vector
   if (inputs.size() != kNumLTCInputs + 2 || outputs.size() != kNumLTCGradOutputs)
     throw std::runtime_error("[LTCSequenceGrad] internal error: wrong number of inputs or outputs");
   auto& enc = mx::cpu::get_command_encoder(stream());
-  std::vector<ltc::View> views;
-  views.reserve(inputs.size());
-  for (const auto& a : inputs) {
-    enc.set_input_array(a);
-    views.push_back(detail::make_view(a));
-  }
-  std::vector<float*> outp;
-  std::vector<size_t> outn;
-  for (auto& o : outputs) {
-    o.set_data(mx::allocator::malloc(o.nbytes()));
-    enc.set_output_array(o);
-    outp.push_back(o.data<float>());
-    outn.push_back(o.nbytes());
-  }
+  std::vector<ltc::View> views = detail::input_views(enc, inputs);
+  auto [outp, outn] = detail::allocate_outputs(enc, outputs);
   const detail::Dims d = detail::dims_of(inputs);
   enc.dispatch([views = std::move(views), outp = std::move(outp), outn = std::move(outn), d, K = ode_unfolds_,
                 eps = epsilon_]() {
