@@ -16,6 +16,7 @@
 #include <cstring>
 #include <functional>
 #include <stdexcept>
+#include <tuple>
 
 #include "cfc_math.h"
 #include "cfc_pool.h"
@@ -116,6 +117,18 @@ struct UnitW {
 };
 
 // pack: transposed copies for the forward GEMMs; backward: row-major stacks for dX = dY W.
+// The mixed-memory LSTM's input and recurrent maps as (4N, I) and (4N, N) linear layers.
+std::pair<Lin, Lin> lstm_weights(const Plan& p, const std::vector<const float*>& in) {
+  Lin wx, wh;
+  wx.part[0] = in[p.lwx];
+  wx.out = 4 * p.N;
+  wx.in = p.I;
+  wh.part[0] = in[p.lwh];
+  wh.out = 4 * p.N;
+  wh.in = p.N;
+  return {wx, wh};
+}
+
 std::vector<UnitW> make_weights(const Plan& p, const std::vector<const float*>& in, bool pack, bool backward) {
   std::vector<UnitW> uw(p.units.size());
   for (size_t u = 0; u < p.units.size(); ++u) {
@@ -532,12 +545,7 @@ void forward(const Plan& p, const std::vector<const float*>& in, float* states, 
   std::vector<UnitW> uw = make_weights(p, in, pack, /*backward=*/false);
   Lin lwx, lwh;
   if (mixed) {
-    lwx.part[0] = in[p.lwx];
-    lwx.out = 4 * N;
-    lwx.in = I;
-    lwh.part[0] = in[p.lwh];
-    lwh.out = 4 * N;
-    lwh.in = N;
+    std::tie(lwx, lwh) = lstm_weights(p, in);
     if (pack) {
       lwx.pack();
       lwh.pack();
@@ -665,14 +673,7 @@ void backward(const Plan& p, const std::vector<const float*>& in, const float* w
 
   const std::vector<UnitW> uw = make_weights(p, in, /*pack=*/false, /*backward=*/true);
   Lin lwx, lwh;
-  if (mixed) {
-    lwx.part[0] = in[p.lwx];
-    lwx.out = 4 * N;
-    lwx.in = I;
-    lwh.part[0] = in[p.lwh];
-    lwh.out = 4 * N;
-    lwh.in = N;
-  }
+  if (mixed) std::tie(lwx, lwh) = lstm_weights(p, in);
   const size_t nu = p.units.size();
   // Gradients w.r.t. every stored pre-activation, (T, B, .), carved from `scratch` (an MLX
   // buffer: reused from MLX's cache, so no page faults or zeroing per call).

@@ -124,6 +124,17 @@ View make_view(const mx::array& a) {
   return v;
 }
 
+// Registers the inputs with the encoder and returns the kernel's views of them.
+std::vector<View> input_views(mx::cpu::CommandEncoder& enc, const std::vector<mx::array>& inputs) {
+  std::vector<View> views;
+  views.reserve(inputs.size());
+  for (const auto& a : inputs) {
+    enc.set_input_array(a);
+    views.push_back(make_view(a));
+  }
+  return views;
+}
+
 cfc::Plan plan_of(const cfc::Config& cfg, const mx::array& x) {
   if (cfg.step) return cfc::make_plan(cfg, x.shape(0), 1, x.shape(1));
   return cfc::make_plan(cfg, x.shape(0), x.shape(1), x.shape(2));
@@ -248,11 +259,7 @@ std::pair<mx::array, mx::array> cfc_step_now(const mx::array& x, const mx::array
 void CfCSequence::eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) {
   for (auto& o : outputs) o.set_data(mx::allocator::malloc(o.nbytes()));
   auto& enc = mx::cpu::get_command_encoder(stream());
-  std::vector<View> views;
-  for (const auto& a : inputs) {
-    enc.set_input_array(a);
-    views.push_back(make_view(a));
-  }
+  std::vector<View> views = input_views(enc, inputs);
   for (auto& o : outputs) enc.set_output_array(o);
   cfc::Plan plan = plan_of(cfg_, inputs[0]);
   float* states = outputs[0].data<float>();
@@ -372,11 +379,7 @@ std::vector<mx::Shape> CfCSequence::output_shapes(const std::vector<mx::array>& 
 void CfCSequenceGrad::eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) {
   for (auto& o : outputs) o.set_data(mx::allocator::malloc(o.nbytes()));
   auto& enc = mx::cpu::get_command_encoder(stream());
-  std::vector<View> views;
-  for (const auto& a : inputs) {
-    enc.set_input_array(a);
-    views.push_back(make_view(a));
-  }
+  std::vector<View> views = input_views(enc, inputs);
   std::vector<float*> grads;
   for (auto& o : outputs) {
     enc.set_output_array(o);
