@@ -100,3 +100,33 @@ def run_oracle(spec: dict, timeout: float = 300) -> dict[str, np.ndarray]:
             raise RuntimeError(f"oracle failed for {spec}:\n{proc.stderr[-4000:]}")
         with np.load(out_path) as data:
             return {k: data[k] for k in data.files}
+
+
+_SCRIPT_IO = """
+import numpy as _np
+with _np.load({inputs!r}) as _data:
+    INPUTS = {{k: _data[k] for k in _data.files}}
+OUTPUTS = {{}}
+{code}
+_np.savez({outputs!r}, **{{k: _np.asarray(v) for k, v in OUTPUTS.items()}})
+"""
+
+
+def run_oracle_script(code: str, inputs: dict[str, np.ndarray], timeout: float = 300) -> dict[str, np.ndarray]:
+    """Run the self-contained Python ``code`` against the official package (its ``ncps`` and torch).
+
+    ``code`` reads the dict ``INPUTS`` (``inputs`` as numpy arrays) and fills the dict ``OUTPUTS``
+    with arrays; those come back. It runs in a fresh process whose ``sys.path`` starts with the
+    oracle directory, so ``import ncps`` there is the official package.
+    """
+    require_official()
+    with tempfile.TemporaryDirectory() as tmp:
+        in_path, out_path = Path(tmp) / "inputs.npz", Path(tmp) / "outputs.npz"
+        np.savez(in_path, **{k: np.asarray(v) for k, v in inputs.items()})
+        body = _SCRIPT_IO.format(inputs=str(in_path), outputs=str(out_path), code=code)
+        proc = subprocess.run(_python(body) + ["-"], env=_env(), cwd=tmp, capture_output=True, text=True,
+                              timeout=timeout)  # fmt: skip
+        if proc.returncode != 0:
+            raise RuntimeError(f"official ncps script failed:\n{proc.stderr[-4000:]}")
+        with np.load(out_path) as data:
+            return {k: data[k] for k in data.files}

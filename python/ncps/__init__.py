@@ -16,7 +16,7 @@ from .ltc import LTCCell
 from .persistence import load, save
 from .sequence import CTGRU, CTRNN, RNN, CfC, LTC
 from .wired_cfc import WiredCfCCell
-from . import training
+from . import optimizers, training
 from . import datasets, mini_keras
 from .lnn import LiquidNeuralNetwork
 
@@ -26,5 +26,5 @@ __all__ = [
     "CfC", "LTC", "CTRNN", "CTGRU", "RNN",
     "CfCCell", "LTCCell", "WiredCfCCell", "CTRNNCell", "CTGRUCell", "LSTMCell",
     "LiquidNeuralNetwork",
-    "datasets", "interop", "kernels", "mini_keras", "training", "wirings", "save", "load",
+    "datasets", "interop", "kernels", "mini_keras", "optimizers", "training", "wirings", "save", "load",
 ]  # fmt: skip

@@ -25,10 +25,9 @@ from typing import Any, Optional, Union
 
 import mlx.core as mx
 import mlx.nn as nn
-import mlx.optimizers as optim
 import numpy as np
 
-from . import training
+from . import optimizers, training
 from .persistence import load, save
 from .sequence import CfC, LTC
 from .wirings import AutoNCP
@@ -108,7 +107,7 @@ class LiquidNeuralNetwork:
             epochs: passes over the data.
             clip_value: clip the gradients' global norm to this value (as PyTorch Lightning's
                 ``gradient_clip_val`` did in the original); None or 0: no clipping.
-            learning_rate: Adam's learning rate.
+            learning_rate: Adam's learning rate (``torch.optim.Adam``'s update: :func:`ncps.optimizers.adam`).
             n_jobs: accepted for compatibility and ignored. The original handed it to PyTorch
                 ``DataLoader`` workers; here the data already sit in memory and need no loader
                 processes. The fused CPU kernels use OpenMP threads, chosen with the environment
@@ -140,7 +139,7 @@ class LiquidNeuralNetwork:
         mx.eval(self.model.parameters())
         verbose = self.verbose if verbose is None else verbose
         self.history = training.fit(
-            self.model, _mse, (X, y), optimizer=optim.Adam(learning_rate=float(learning_rate)), epochs=int(epochs),
+            self.model, _mse, (X, y), optimizer=optimizers.adam(float(learning_rate)), epochs=int(epochs),
             batch_size=int(batch_size) if batch_size else X.shape[0], clip_norm=clip_value or None,
             progress=bool(verbose), seed=self.seed,
         )  # fmt: skip

@@ -26,7 +26,6 @@ from typing import Any, Optional, Union
 
 import mlx.core as mx
 import mlx.nn as nn
-import mlx.optimizers as optim
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.metrics import r2_score
@@ -42,7 +41,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from . import distributed, training
+from . import distributed, optimizers, training
 from .sequence import CfC, LTC
 from .wirings import Wiring
 
@@ -140,7 +139,7 @@ class _LiquidBase(BaseEstimator):
             mode=self.mode, backbone_units=self.backbone_units,
         )  # fmt: skip
         mx.eval(self.model_.parameters())
-        self._optimizer = optim.Adam(learning_rate=float(self.learning_rate))
+        self._optimizer = optimizers.adam(float(self.learning_rate))
 
     def _train(self, X: np.ndarray, y: np.ndarray, epochs: int, seed: int, early_stopping: bool) -> None:
         """Train ``model_`` on ``(X, y)``; hold out ``validation_fraction`` for early stopping."""
@@ -185,7 +184,7 @@ class LiquidRegressor(RegressorMixin, _LiquidBase):
             targets unless the wiring already has ``k`` motor neurons.
         epochs: passes over the training data in :meth:`fit`.
         batch_size: samples per update.
-        learning_rate: Adam's learning rate.
+        learning_rate: Adam's learning rate (``torch.optim.Adam``'s update: :func:`ncps.optimizers.adam`).
         clip_value: clip the gradient's global norm to this value (None: no clipping).
         random_state: seeds the initial weights, the shuffling and the validation split; an int
             makes :meth:`fit` reproducible.
