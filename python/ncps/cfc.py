@@ -36,6 +36,7 @@ import mlx.nn as nn
 import numpy as np
 
 from . import fused_cfc
+from ._aliases import official_names
 from .activations import get_activation
 from .wirings import Wiring, built_copy
 
@@ -69,7 +70,9 @@ class CfCCell(nn.Module):
 
     Args:
         input_size: input features ``I`` (taken from the wiring when ``wiring`` is given).
-        units: hidden size ``H`` (the wiring's ``units`` when ``wiring`` is given).
+        units: hidden size ``H`` (the wiring's ``units`` when ``wiring`` is given). The official
+            names ``hidden_size`` and ``backbone_activation`` are accepted for ``units`` and
+            ``activation``, ``input=`` / ``hx=`` for ``x`` / ``state`` in calls.
         mode: ``"default"``, ``"no_gate"`` or ``"pure"``.
         activation: backbone activation: ``lecun_tanh``, ``tanh``, ``relu``, ``silu``, ``gelu``.
         backbone_units: width of the backbone, an int, or a list with one width per layer.
@@ -82,6 +85,7 @@ class CfCCell(nn.Module):
             ``h'[:, :wiring.output_dim]``.
     """
 
+    @official_names(hidden_size="units", backbone_activation="activation")
     def __init__(
         self,
         input_size: Optional[int] = None,
@@ -223,6 +227,7 @@ class CfCCell(nn.Module):
 
         return infer_step(self, x, state, ts)
 
+    @official_names(input="x", hx="state")
     def __call__(self, x: mx.array, state: mx.array, ts: Union[float, mx.array] = 1.0):
         """One step: ``x`` ``(B, I)``, ``state`` ``(B, H)``, ``ts`` float, ``(B,)`` or ``(B, 1)``."""
         from .sequence import cell_step

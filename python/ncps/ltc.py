@@ -35,6 +35,7 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
+from ._aliases import official_names
 from .wirings import WiredSizes, Wiring, built_copy
 
 # Names of the effective parameters the solver consumes, in the order the fused primitive takes them.
@@ -274,6 +275,7 @@ class LTCCell(WiredSizes, nn.Module):
 
         return infer_step(self, x, state, ts)
 
+    @official_names(inputs="x", states="state", elapsed_time="ts")
     def __call__(self, x: mx.array, state: mx.array, ts: Union[float, mx.array] = 1.0):
         """One step: ``x`` ``(B, I)``, ``state`` ``(B, N)``, ``ts`` float, ``(B,)`` or ``(B, 1)``."""
         from .sequence import cell_step

@@ -24,6 +24,7 @@ import mlx.nn as nn
 import numpy as np
 
 from . import kernels
+from ._aliases import official_names
 from .cfc import CfCCell
 from .ctgru import CTGRUCell
 from .ctrnn import CTRNNCell
@@ -265,6 +266,7 @@ class RNN(nn.Module):
         return h, None
 
     # -- the layer ---------------------------------------------------------------------------
+    @official_names(input="x", hx="state")
     def __call__(self, x: mx.array, state: Any = None, timespans: Timespans = None, *, time_delta: Timespans = None):
         if time_delta is not None:
             if timespans is not None:

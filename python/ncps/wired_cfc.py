@@ -22,6 +22,7 @@ import mlx.nn as nn
 import numpy as np
 
 from . import fused_cfc
+from ._aliases import official_names
 from .cfc import CfCCell
 from .wirings import WiredSizes, Wiring, built_copy
 
@@ -115,6 +116,7 @@ class WiredCfCCell(WiredSizes, nn.Module):
 
         return infer_step(self, x, state, ts)
 
+    @official_names(input="x", hx="state", timespans="ts")
     def __call__(self, x: mx.array, state: mx.array, ts: Union[float, mx.array] = 1.0):
         from .sequence import cell_step
 
