@@ -29,10 +29,8 @@ import numpy as np
 
 from . import optimizers, training
 from .persistence import load, save
-from .sequence import CfC, LTC
+from .layers import MODEL_TYPES
 from .wirings import AutoNCP
-
-MODEL_TYPES = ("LTC", "CfC")
 
 
 def _mse(model: nn.Module, x: mx.array, y: mx.array) -> mx.array:
@@ -134,7 +132,7 @@ class LiquidNeuralNetwork:
         if self.seed is not None:
             mx.random.seed(int(self.seed))
         self.wiring = AutoNCP(self.n_neurons, out_features)
-        layer = LTC if self.model_type == "LTC" else CfC
+        layer = MODEL_TYPES[self.model_type]
         self.model = layer(in_features, self.wiring, batch_first=True, return_sequences=True)
         mx.eval(self.model.parameters())
         verbose = self.verbose if verbose is None else verbose

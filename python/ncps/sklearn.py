@@ -42,12 +42,10 @@ from sklearn.utils.validation import (
 )
 
 from . import distributed, optimizers, training
-from .sequence import CfC, LTC
+from .layers import MODEL_TYPES, CfC, LTC
 from .wirings import Wiring
 
 __all__ = ["LiquidRegressor", "LiquidClassifier"]
-
-MODEL_TYPES = ("CfC", "LTC")
 
 
 class LiquidNet(nn.Module):
@@ -87,7 +85,7 @@ class _LiquidBase(BaseEstimator):
 
     def _validate_params(self) -> None:
         if self.model_type not in MODEL_TYPES:
-            raise ValueError(f"model_type must be one of {MODEL_TYPES}, got {self.model_type!r}")
+            raise ValueError(f"model_type must be one of {tuple(MODEL_TYPES)}, got {self.model_type!r}")
         if not isinstance(self.units, Wiring) and (
             isinstance(self.units, bool) or not isinstance(self.units, numbers.Integral) or self.units < 1
         ):

@@ -343,7 +343,7 @@ def predict(
 def _default_forward(model: nn.Module, n_arrays: int) -> Callable:
     if n_arrays == 1:
         return lambda m, x: m(x)
-    from .sequence import RNN
+    from .layers import RNN
 
     if n_arrays == 2 and isinstance(model, RNN):
         return lambda m, x, ts: m(x, timespans=ts)
@@ -355,10 +355,9 @@ def _default_forward(model: nn.Module, n_arrays: int) -> Callable:
 
 def _is_ncps_model(model: nn.Module) -> bool:
     """True for the exact ncps layer and cell classes that :func:`ncps.save` can write."""
-    from .persistence import _CELLS, _LAYERS
+    from .persistence import is_registered
 
-    cls = type(model)
-    return _LAYERS.get(cls.__name__) is cls or _CELLS.get(cls.__name__) is cls
+    return is_registered(model)
 
 
 def _save_checkpoint(model: nn.Module, path: str) -> None:

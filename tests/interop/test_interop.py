@@ -8,8 +8,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from official import run_official  # noqa: E402
+from tests.official import run_official
 
 OURS = list(importlib.util.find_spec("ncps").submodule_search_locations)
 INIT = next(str(Path(d) / "__init__.py") for d in OURS if (Path(d) / "__init__.py").is_file())

@@ -1,5 +1,5 @@
-"""The fused LTC sequence primitive (ncps._ext.ltc_sequence / ncps.fused.ltc_sequence) against the
-pure-MLX reference ncps.ltc.ltc_sequence: outputs, gradients, transforms, training and validation."""
+"""The fused LTC sequence primitive (ncps._ext.ltc_sequence / ncps.cells.ltc_fused.ltc_sequence) against the
+pure-MLX reference ncps.cells.ltc.ltc_sequence: outputs, gradients, transforms, training and validation."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ import mlx.optimizers as optim
 import numpy as np
 import pytest
 
-from ncps import fused, kernels
+from ncps import kernels
 from ncps import wirings as W
-from ncps.ltc import SOLVER_PARAMS, LTCCell, ltc_sequence
+from ncps.cells import ltc_fused as fused
+from ncps.cells.ltc import SOLVER_PARAMS, LTCCell, ltc_sequence
 
 pytestmark = pytest.mark.skipif(kernels._ext is None, reason="the extension ncps._ext is not built")
 
@@ -369,13 +370,13 @@ def test_empty_and_stream():
 
 
 # ---------------------------------------------------------------------------------------------
-# Mixed memory: ncps._ext.ltc_mixed_sequence / ncps.fused.ltc_mixed_sequence (an LSTM before every
+# Mixed memory: ncps._ext.ltc_mixed_sequence / ncps.cells.ltc_fused.ltc_mixed_sequence (an LSTM before every
 # LTC step) against a pure-MLX loop of the official semantics.
 MIXED_ARGS = ARGS + ("lstm_input", "input_w", "input_b", "recurrent_w", "c0")
 
 
 def ref_mixed(x, h0, c0, dt, p, u, lp, K, eps=1e-8):
-    from ncps.ltc import ltc_step
+    from ncps.cells.ltc import ltc_step
 
     v, c, S, C = h0, c0, [], []
     for t in range(x.shape[1]):

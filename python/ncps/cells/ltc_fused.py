@@ -1,9 +1,15 @@
-"""Thin, validated Python wrappers over the fused C++ primitives in ``ncps._ext``.
+"""The fused LTC kernels: the cell hooks of :class:`~ncps.LTCCell` and the validated array API.
+
+The hooks (:func:`why_not`, :func:`sequence`, :func:`step`; the interface every fused module
+shares, see :mod:`ncps.cells.base`) take a cell and inputs a layer or the cell already validated,
+and call the primitives directly. :func:`ltc_sequence` and :func:`ltc_mixed_sequence` are the
+entry points for arrays and a parameter dict; they validate their arguments and name the one
+that is wrong (the C++ side checks again, as a last line of defence).
 
 :func:`ltc_sequence` wraps ``_ext.ltc_sequence``: the whole liquid time-constant sequence (``T``
 steps of ``ode_unfolds`` semi-implicit sub-steps) as one MLX primitive (``LTCSequence``) whose
 vector-Jacobian product is a second fused primitive (``LTCSequenceGrad``, backpropagation through
-every sub-step). It computes exactly :func:`ncps.ltc.ltc_sequence`, the pure-MLX reference, and
+every sub-step). It computes exactly :func:`ncps.cells.ltc.ltc_sequence`, the pure-MLX reference, and
 works under ``mx.grad``, ``mx.value_and_grad``, ``nn.value_and_grad`` and ``mx.compile``.
 
 :func:`ltc_mixed_sequence` wraps ``_ext.ltc_mixed_sequence``: the mixed-memory variant (an LSTM
@@ -17,17 +23,24 @@ NCP wirings cost in proportion to their synapse count. The masks receive zero gr
 
 from __future__ import annotations
 
-from typing import Mapping, Optional
+from typing import Any, Mapping, Optional, Union
 
 import mlx.core as mx
 
-from . import kernels as _kernels
-from .kernels import _ext
-from .ltc import SOLVER_PARAMS
+from .. import kernels as _kernels
+from ..kernels import _ext
 
-__all__ = ["ltc_sequence", "ltc_mixed_sequence", "lstm_params", "LTC_PARAMS", "LSTM_PARAMS"]
+__all__ = ["ltc_sequence", "ltc_mixed_sequence", "lstm_params", "LTC_PARAMS", "LSTM_PARAMS", "SOLVER_PARAMS",
+           "why_not", "sequence", "step"]  # fmt: skip
 
-# Effective solver parameters in the order the primitive takes them.
+KERNEL = "ltc_sequence"
+
+# Names of the effective parameters the solver consumes, in the order the primitive takes them.
+SOLVER_PARAMS = (
+    "sensory_w", "sensory_sigma", "sensory_mu", "sensory_erev", "sensory_mask",
+    "w", "sigma", "mu", "erev", "mask",
+    "cm", "gleak", "vleak",
+)  # fmt: skip
 LTC_PARAMS = SOLVER_PARAMS
 # The mixed-memory LSTM's parameters in the order the primitive takes them: input_map.weight
 # (4N, F), input_map.bias (4N,), recurrent_map.weight (4N, N).
@@ -38,7 +51,7 @@ def _require_ext():
     if _ext is None:
         why = getattr(_kernels, "_EXT_ERROR", None) or "not built"
         raise RuntimeError(f"the compiled extension ncps._ext is not available ({why}); "
-                           "use the reference implementation ncps.ltc.ltc_sequence instead")
+                           "use the reference implementation ncps.cells.ltc.ltc_sequence instead")
     return _ext
 
 
@@ -103,7 +116,7 @@ def ltc_sequence(
         h0: initial state ``(B, N)``.
         dt: elapsed time ``(B, T)`` per sample and step; a step with ``dt <= 0`` leaves that
             sample's state unchanged.
-        params: the effective solver parameters (keys of :data:`ncps.ltc.SOLVER_PARAMS`, e.g.
+        params: the effective solver parameters (keys of :data:`SOLVER_PARAMS`, e.g.
             ``LTCCell.solver_params()``): ``sensory_*`` ``(I, N)``, ``w, sigma, mu, erev, mask``
             ``(N, N)`` indexed ``[source, destination]``, ``cm, gleak, vleak`` ``(N,)``, with
             positivity constraints already applied.
@@ -119,14 +132,18 @@ def ltc_sequence(
             the expected shape), or ``ode_unfolds < 1``.
         RuntimeError: the extension is not loaded.
     """
-    ext = _require_ext()
+    _require_ext()
     _check_ltc_args("ltc_sequence", x, h0, dt, params, ode_unfolds)
-    return ext.ltc_sequence(x, h0, dt, *(params[k] for k in LTC_PARAMS), int(ode_unfolds), float(epsilon),
-                            stream=stream)
+    return _plain(x, h0, dt, params, ode_unfolds, epsilon, stream)
+
+
+def _plain(x, h0, dt, params, ode_unfolds, epsilon, stream=None) -> mx.array:
+    return _ext.ltc_sequence(x, h0, dt, *(params[k] for k in LTC_PARAMS), int(ode_unfolds), float(epsilon),
+                             stream=stream)
 
 
 def lstm_params(lstm) -> dict:
-    """The parameters of a mixed-memory :class:`ncps.lstm.LSTMCell` under the keys of :data:`LSTM_PARAMS`."""
+    """The parameters of a mixed-memory :class:`~ncps.LSTMCell` under the keys of :data:`LSTM_PARAMS`."""
     return {
         "input_w": lstm.input_map.weight,
         "input_b": lstm.input_map.bias,
@@ -149,7 +166,7 @@ def ltc_mixed_sequence(
 ) -> tuple[mx.array, mx.array]:
     """The fused mixed-memory LTC sequence: ``(states, cells)``, each ``(B, T, N)``.
 
-    Every step ``t`` runs the LSTM (:class:`ncps.lstm.LSTMCell`) on ``(lstm_input[:, t], (v, c))``
+    Every step ``t`` runs the LSTM (:class:`~ncps.LSTMCell`) on ``(lstm_input[:, t], (v, c))``
     and then the LTC step (as :func:`ltc_sequence`) from the LSTM's output with mapped input
     ``x[:, t]``; ``v`` starts at ``h0`` and ``c`` at ``c0``. ``states`` holds ``v`` and ``cells``
     holds ``c`` after every step, so the final state of a layer is ``(states[:, -1], cells[:, -1])``.
@@ -175,7 +192,7 @@ def ltc_mixed_sequence(
         RuntimeError: the extension is not loaded.
     """
     op = "ltc_mixed_sequence"
-    ext = _require_ext()
+    _require_ext()
     B, T, I, N = _check_ltc_args(op, x, h0, dt, params, ode_unfolds)
     _check("c0", c0, (B, N), "(B, N)", op)
     if not isinstance(lstm, Mapping):
@@ -191,8 +208,45 @@ def ltc_mixed_sequence(
     _check("input_w", lstm["input_w"], (4 * N, F), "(4N, F)", op)
     _check("input_b", lstm["input_b"], (4 * N,), "(4N,)", op)
     _check("recurrent_w", lstm["recurrent_w"], (4 * N, N), "(4N, N)", op)
-    states, cells = ext.ltc_mixed_sequence(
+    return _mixed(x, h0, c0, dt, params, lstm_input, lstm, ode_unfolds, epsilon, stream)
+
+
+def _mixed(x, h0, c0, dt, params, lstm_input, lstm, ode_unfolds, epsilon, stream=None) -> tuple[mx.array, mx.array]:
+    states, cells = _ext.ltc_mixed_sequence(
         x, h0, dt, *(params[k] for k in LTC_PARAMS), lstm_input, *(lstm[k] for k in LSTM_PARAMS), c0,
         int(ode_unfolds), float(epsilon), stream=stream,
     )  # fmt: skip
     return states, cells
+
+
+# -- the cell hooks (inputs validated by the caller) ----------------------------------------------
+
+
+def kernel_name(mixed_memory: bool = False) -> str:
+    """The primitive that runs a layer with or without mixed memory."""
+    return "ltc_mixed_sequence" if mixed_memory else KERNEL
+
+
+def why_not(cell: Any, mixed_memory: bool = False) -> Optional[str]:
+    """None: the primitives cover every LTC cell, with or without mixed memory."""
+    return None
+
+
+def sequence(cell: Any, x: mx.array, h0: mx.array, dt: mx.array, lstm: Any = None, c0: Optional[mx.array] = None):
+    """``(states (B, T, N), c_T)`` for ``x`` ``(B, T, I)`` and ``dt`` ``(B, T)``; with the
+    mixed-memory ``lstm`` (an :class:`~ncps.LSTMCell`) the LSTM runs before every step inside the
+    primitive, from cell state ``c0`` (zeros if None), and ``c_T`` is its final cell state, else
+    ``c_T`` is None."""
+    args = (cell.solver_params(), cell.ode_unfolds, cell.epsilon)
+    if lstm is None:
+        return _plain(cell.map_inputs(x), h0, dt, *args), None
+    c0 = mx.zeros_like(h0) if c0 is None else c0
+    states, cells = _mixed(cell.map_inputs(x), h0, c0, dt, args[0], x, lstm_params(lstm), *args[1:])
+    return states, cells[:, -1]
+
+
+def step(cell: Any, x: mx.array, h: mx.array, ts: Union[float, mx.array]) -> mx.array:
+    """One step as a one-step sequence: ``x`` ``(B, I)``, ``h`` ``(B, N)``, ``ts`` a float or
+    ``(B, 1)``; the new state ``(B, N)``."""
+    dt = mx.full((x.shape[0], 1), ts) if isinstance(ts, (int, float)) else ts
+    return sequence(cell, x[:, None], h, dt)[0][:, 0]

@@ -18,11 +18,12 @@ from typing import Union
 import mlx.core as mx
 import mlx.nn as nn
 
-from .activations import get_activation
-from .cfc import glorot_linear
+from ..activations import get_activation
+from ..init import glorot_linear, orthogonal_linear
+from .base import Cell
 
 
-class CTRNNCell(nn.Module):
+class CTRNNCell(Cell):
     """``cell(x, h, ts=1.0) -> (h', h')`` with a learned per-neuron time constant ``tau``."""
 
     def __init__(
@@ -40,8 +41,7 @@ class CTRNNCell(nn.Module):
         self._act = get_activation(activation)
         self.ode_unfolds = int(ode_unfolds)
         self.input_map = glorot_linear(self.input_size, self.hidden_size)
-        self.recurrent_map = nn.Linear(self.hidden_size, self.hidden_size, bias=False)
-        self.recurrent_map.weight = nn.init.orthogonal()(self.recurrent_map.weight)
+        self.recurrent_map = orthogonal_linear(self.hidden_size, self.hidden_size)
         self.tau = mx.full((self.hidden_size,), math.log(math.expm1(tau_init)))  # softplus(tau) = tau_init
 
     @property
@@ -52,9 +52,6 @@ class CTRNNCell(nn.Module):
     def output_size(self) -> int:
         return self.hidden_size
 
-    def get_config(self) -> dict:
-        return dict(self._config)
-
     def step(self, x: mx.array, h: mx.array, ts: Union[float, mx.array]) -> mx.array:
         drive = self.input_map(x)  # the input is held over the sub-steps
         decay = 1.0 / nn.softplus(self.tau)
@@ -63,10 +60,3 @@ class CTRNNCell(nn.Module):
             h = h + dt * (-h * decay + self._act(drive + self.recurrent_map(h)))
         return h
 
-    def readout(self, h: mx.array) -> mx.array:
-        return h
-
-    def __call__(self, x: mx.array, state: mx.array, ts: Union[float, mx.array] = 1.0):
-        from .sequence import cell_step
-
-        return cell_step(self, x, state, ts)

@@ -23,9 +23,7 @@ ends 0.26-0.42 away, thousands of times the tolerance:
 :func:`test_mlx_default_adam_does_not_train_like_torch` asserts that this test would catch it.
 """
 
-import sys
 import warnings
-from pathlib import Path
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -34,8 +32,7 @@ import numpy as np
 import pytest
 from mlx.utils import tree_flatten
 
-sys.path.insert(0, str(Path(__file__).parent))
-from official import run_oracle_script  # noqa: E402
+from tests.official import run_oracle_script  # noqa: E402
 
 import ncps  # noqa: E402
 from ncps import kernels, training  # noqa: E402

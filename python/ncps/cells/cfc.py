@@ -35,19 +35,14 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
-from . import fused_cfc
-from ._aliases import official_names
-from .activations import get_activation
-from .wirings import Wiring, built_copy
+from ..activations import get_activation
+from ..init import glorot_linear
+from ..wirings import Wiring
+from . import cfc_fused
+from .._aliases import official_names
+from .base import Cell, built_copy
 
 MODES = ("default", "pure", "no_gate")
-
-
-def glorot_linear(in_dims: int, out_dims: int, bias: bool = True) -> nn.Linear:
-    """An ``nn.Linear`` with torch's init: Xavier-uniform weight, ``U(±1/sqrt(in))`` bias."""
-    layer = nn.Linear(in_dims, out_dims, bias=bias)
-    layer.weight = nn.init.glorot_uniform()(layer.weight)
-    return layer
 
 
 def _backbone_sizes(backbone_units: Union[int, Sequence[int]], backbone_layers: Optional[int]) -> list[int]:
@@ -65,7 +60,7 @@ def _backbone_sizes(backbone_units: Union[int, Sequence[int]], backbone_layers: 
     return [int(backbone_units)] * layers
 
 
-class CfCCell(nn.Module):
+class CfCCell(Cell):
     """A closed-form continuous-time cell: ``cell(x, h, ts=1.0) -> (h', h')``.
 
     Args:
@@ -153,26 +148,7 @@ class CfCCell(nn.Module):
             self.time_a = glorot_linear(head_in, H)
             self.time_b = glorot_linear(head_in, H)
 
-    # -- fused kernel (protocol of ncps.sequence.RNN._scan) -----------------------------------
-    fused_kernel = fused_cfc.KERNEL
-
-    def fused_why_not(self, mixed_memory: bool = False) -> Optional[str]:
-        """None when the fused C++ kernel covers this cell (with or without mixed memory)."""
-        return fused_cfc.cell_why_not(self)
-
-    def fused_sequence(self, x: mx.array, h0: mx.array, dt: mx.array, lstm=None, c0: Optional[mx.array] = None):
-        """The whole sequence in one fused call: ``x`` ``(B, T, I)``, ``h0`` ``(B, H)``, ``dt``
-        ``(B, T)``; returns ``(states (B, T, H), c_final or None)``."""
-        return fused_cfc.cell_sequence(self, x, h0, dt, lstm, c0)
-
-    def fused_step(self, x: mx.array, h: mx.array, ts) -> mx.array:
-        """One streaming step as one fused call (the primitive's step form, no reshapes):
-        ``x`` ``(B, I)``, ``h`` ``(B, H)``, ``ts`` a float or ``(B, 1)``; the new state."""
-        return fused_cfc.cell_step(self, x, h, ts)
-
-    def fused_infer(self, x: mx.array, h: mx.array, ts) -> tuple:
-        """One inference step computed immediately: evaluated ``(output, state)``, no gradient."""
-        return fused_cfc.infer_step(self, x, h, ts, (0, self.output_size))
+    fused = cfc_fused  # covers mixed memory too
 
     # -- sizes -------------------------------------------------------------------------------
     @property
@@ -190,9 +166,6 @@ class CfCCell(nn.Module):
     @property
     def backbone_layers(self) -> int:
         return len(self.backbone)
-
-    def get_config(self) -> dict:
-        return dict(self._config)
 
     # -- math --------------------------------------------------------------------------------
     def _head(self, layer: nn.Linear, z: mx.array, masked: bool) -> mx.array:
@@ -221,15 +194,7 @@ class CfCCell(nn.Module):
         """The cell's output for hidden state ``h`` (the motor neurons in seed-style wired mode)."""
         return h if self.motor_size is None else h[..., : self.motor_size]
 
-    def infer(self, x: mx.array, state: mx.array, ts: Union[float, mx.array] = 1.0):
-        """Streaming inference (see :func:`ncps.sequence.infer_step`): ``(output, new_state)``."""
-        from .sequence import infer_step
-
-        return infer_step(self, x, state, ts)
-
     @official_names(input="x", hx="state")
-    def __call__(self, x: mx.array, state: mx.array, ts: Union[float, mx.array] = 1.0):
-        """One step: ``x`` ``(B, I)``, ``state`` ``(B, H)``, ``ts`` float, ``(B,)`` or ``(B, 1)``."""
-        from .sequence import cell_step
-
-        return cell_step(self, x, state, ts)
+    def __call__(self, x: mx.array, state: Optional[mx.array] = None, ts: Union[float, mx.array] = 1.0):
+        """One step (see :meth:`Cell.__call__`); also takes the official names ``input=`` and ``hx=``."""
+        return super().__call__(x, state, ts)

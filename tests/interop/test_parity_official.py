@@ -5,21 +5,16 @@ model with ``load_torch_state_dict``, runs the same inputs (per-sample timespans
 and compares outputs, final states (1e-5) and gradients of ``sum(output * R)`` (1e-4 relative).
 """
 
-import sys
-from pathlib import Path
-
 import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 import pytest
 from mlx.utils import tree_flatten
 
-sys.path.insert(0, str(Path(__file__).parent))
-from official import run_oracle  # noqa: E402
-
-import ncps  # noqa: E402
-from ncps import kernels  # noqa: E402
-from ncps.interop import _renumber_backbone, load_torch_state_dict  # noqa: E402
+import ncps
+from ncps import kernels
+from ncps.interop import _renumber_backbone, load_torch_state_dict
+from tests.official import run_oracle  # noqa: F401  (the oracle_cache fixture's runner)
 
 AUTO = {"wiring": "AutoNCP", "args": [12, 3], "kwargs": {"seed": 3}}
 NCP = {"wiring": "NCP", "args": [5, 4, 3, 3, 2, 3, 2]}

@@ -36,11 +36,11 @@ def test_infer_equals_a_cell_call_over_a_control_loop(name):
 
 @pytest.mark.skipif(not kernels.extension_available(), reason="the extension did not build")
 def test_infer_uses_the_immediate_kernel(monkeypatch):
-    import ncps.fused_cfc
+    from ncps.cells import cfc_fused
 
     calls = []
-    real = ncps.fused_cfc.infer_step
-    monkeypatch.setattr(ncps.fused_cfc, "infer_step", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = cfc_fused.infer
+    monkeypatch.setattr(cfc_fused, "infer", lambda *a, **k: calls.append(1) or real(*a, **k))
     cell = CfCCell(4, 6)
     cell.infer(mx.zeros((1, 4)), mx.zeros((1, 6)))
     assert calls == [1]
@@ -57,4 +57,4 @@ def test_infer_rejects_bad_input():
         cell.infer(mx.zeros((1, 3)), mx.zeros((1, 6)))
     if kernels.extension_available():
         with pytest.raises(ValueError, match="readout columns"):
-            ncps.fused_cfc.infer_step(cell, mx.zeros((1, 4)), mx.zeros((1, 6)), 1.0, (4, 5))
+            ncps.cells.cfc_fused.infer(cell, mx.zeros((1, 4)), mx.zeros((1, 6)), 1.0, (4, 5))

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 HERE = Path(__file__).resolve()
-ROOT = HERE.parent.parent
+ROOT = HERE.parents[2]
 TIMEOUT = 50  # seconds per launch; every test stays under a minute
 
 

@@ -3,7 +3,7 @@
 :class:`RNN` owns everything that is not the cell's math: the ``(B, T, F)`` / ``(T, B, F)`` /
 unbatched layouts, elapsed times of every accepted shape, initial states, the mixed-memory LSTM,
 the optional projection, ``return_sequences`` and bidirectional merging. Per direction it either
-calls the cell's fused sequence kernel (see :mod:`ncps.kernels`) or runs the reference loop
+runs the cell's fused sequence kernel where :func:`ncps.kernels.plan` allows, or the reference loop
 
 .. code-block:: text
 
@@ -25,80 +25,13 @@ import numpy as np
 
 from . import kernels
 from ._aliases import official_names
-from .cfc import CfCCell
-from .ctgru import CTGRUCell
-from .ctrnn import CTRNNCell
-from .lstm import LSTMCell
-from .ltc import LTCCell
-from .wired_cfc import WiredCfCCell
+from .cells import Cell, CfCCell, CTGRUCell, CTRNNCell, LSTMCell, LTCCell, WiredCfCCell
+from .cells.base import shape_of as _shape
 from .wirings import FullyConnected, Wiring
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 
 Timespans = Union[None, float, mx.array, np.ndarray]
-
-
-def _shape(a: Any) -> tuple:
-    return tuple(np.shape(a))
-
-
-def check_cell_inputs(cell: nn.Module, x: mx.array, state: mx.array, ts: Timespans):
-    """Validate one cell step's arguments; returns ``x, state`` and ``ts`` as a float or ``(B, 1)``."""
-    x, state = mx.array(x) if not isinstance(x, mx.array) else x, state
-    if x.ndim != 2 or x.shape[1] != cell.input_size:
-        raise ValueError(f"x must have shape (batch, input_size) = (B, {cell.input_size}), got {_shape(x)}")
-    B = x.shape[0]
-    if state is None:
-        state = mx.zeros((B, cell.state_size))
-    if not isinstance(state, mx.array):
-        state = mx.array(state)
-    if state.shape != (B, cell.state_size):
-        raise ValueError(f"state must have shape (batch, state_size) = ({B}, {cell.state_size}), got {_shape(state)}")
-    if isinstance(ts, (int, float)):
-        return x, state, float(ts)
-    ts = mx.array(ts) if not isinstance(ts, mx.array) else ts
-    if ts.ndim == 0:
-        return x, state, ts.item()
-    if ts.shape not in ((B,), (B, 1)):
-        raise ValueError(f"ts must be a float or have shape (B,) or (B, 1) with B = {B}, got {_shape(ts)}")
-    return x, state, ts.reshape(B, 1).astype(mx.float32)
-
-
-def cell_step(cell: nn.Module, x: mx.array, state: mx.array, ts: Timespans):
-    """One checked cell step, ``(output, new_state)``: the cell's fused kernel as a one-step
-    sequence where :func:`ncps.kernels.select` allows (the streaming, control-loop case),
-    through the cell's ``fused_step(x, h, ts)`` when it has one, its reference ``step``
-    otherwise."""
-    x, state, ts = check_cell_inputs(cell, x, state, ts)
-    kernel = getattr(cell, "fused_kernel", None)
-    why_not = f"no fused kernel is implemented for {type(cell).__name__}" if kernel is None else cell.fused_why_not()
-    if kernels.select(kernel or type(cell).__name__, why_not):
-        if hasattr(cell, "fused_step"):  # a dedicated one-step form (CfC cells)
-            new_state = cell.fused_step(x, state, ts)
-        else:
-            dt = mx.full((x.shape[0], 1), ts) if isinstance(ts, float) else ts
-            new_state = cell.fused_sequence(x[:, None], state, dt, None, None)[0][:, 0]
-    else:
-        new_state = cell.step(x, state, ts)
-    return cell.readout(new_state), new_state
-
-
-def infer_step(cell: nn.Module, x: mx.array, state: mx.array, ts: Timespans = 1.0):
-    """Streaming inference for control loops: one step, ``(output, new_state)``, no gradient.
-
-    Where the cell has an immediate kernel (CfC and wired CfC cells) the new state is computed on
-    the calling thread and returned evaluated: no graph is built and MLX's hand-off to its stream
-    worker, which dominates a batch-1 step, is skipped. Otherwise this is ``cell(x, state, ts)``
-    followed by ``mx.eval``. Do not use it inside ``mx.grad`` or ``mx.compile``.
-    """
-    x, state, ts = check_cell_inputs(cell, x, state, ts)
-    kernel = getattr(cell, "fused_kernel", None)
-    why_not = f"no fused kernel is implemented for {type(cell).__name__}" if kernel is None else cell.fused_why_not()
-    if hasattr(cell, "fused_infer") and kernels.select(kernel, why_not):
-        return cell.fused_infer(x, state, ts)
-    output, new_state = cell_step(cell, x, state, ts)
-    mx.eval(output, new_state)
-    return output, new_state
 
 
 def _normalize_timespans(ts: Timespans, B: int, T: int, batch_first: bool, batched: bool) -> Optional[mx.array]:
@@ -149,14 +82,14 @@ class RNN(nn.Module):
 
     def __init__(
         self,
-        cell: nn.Module,
+        cell: Cell,
         return_sequences: bool = True,
         batch_first: bool = True,
         mixed_memory: bool = False,
         proj_size: Optional[int] = None,
         bidirectional: bool = False,
         merge_mode: Optional[str] = "concat",
-        _backward_cell: Optional[nn.Module] = None,
+        _backward_cell: Optional[Cell] = None,
     ):
         super().__init__()
         if merge_mode not in MERGE_MODES:
@@ -201,32 +134,22 @@ class RNN(nn.Module):
         )  # fmt: skip
 
     # -- one direction ----------------------------------------------------------------------
-    def _fused_plan(self) -> tuple[str, Optional[str]]:
-        """The fused kernel's name and None, or the reason it cannot run this layer."""
-        cell = self.rnn_cell
-        kernel = getattr(cell, "fused_kernel", None)
-        if kernel is None:
-            return type(cell).__name__, f"no fused kernel is implemented for {type(cell).__name__}"
-        return kernel, cell.fused_why_not(mixed_memory=self.mixed_memory)
-
     def _scan(self, x: mx.array, h: mx.array, c: Optional[mx.array], ts: Optional[mx.array]):
-        """One direction over batch-first ``x``; returns ``(outputs (B, T, M), h, c)``.
-
-        A fused cell implements ``fused_sequence(x, h0, dt, lstm, c0) -> (states (B, T, N), c)``
-        (``lstm`` is the mixed-memory LSTM or None) and ``fused_why_not(mixed_memory)``.
-        """
+        """One direction over batch-first ``x``; returns ``(outputs (B, T, M), h, c)``: the cell's
+        fused ``sequence`` where :func:`ncps.kernels.plan` allows, the reference loop otherwise."""
         cell = self.rnn_cell
-        kernel, why_not = self._fused_plan()
-        if kernels.select(kernel, why_not):
+        lstm = self.lstm if self.mixed_memory else None
+        plan = kernels.plan(cell, mixed_memory=self.mixed_memory)
+        if plan.fused:
             B, T = x.shape[:2]
             dt = mx.ones((B, T)) if ts is None else ts
-            states, c = cell.fused_sequence(x, h, dt, self.lstm if self.mixed_memory else None, c)
+            states, c = plan.kernel.sequence(cell, x, h, dt, lstm, c)
             return cell.readout(states), states[:, -1], c
         outputs = []
         for t in range(x.shape[1]):
             x_t = x[:, t]
-            if self.mixed_memory:
-                h, c = self.lstm(x_t, (h, c))
+            if lstm is not None:
+                h, c = lstm(x_t, (h, c))
             h = cell.step(x_t, h, 1.0 if ts is None else ts[:, t : t + 1])
             outputs.append(cell.readout(h))
         return mx.stack(outputs, axis=1), h, c
@@ -335,7 +258,7 @@ def _merge(a: mx.array, b: mx.array, mode: Optional[str]):
     return a, b
 
 
-def _cell_kwargs(cell: nn.Module) -> dict:
+def _cell_kwargs(cell: Cell) -> dict:
     """Constructor arguments that rebuild ``cell`` with fresh parameters."""
     return dict(cell.get_config())
 
@@ -346,7 +269,7 @@ class CfC(RNN):
     ``units`` is an int (a dense :class:`CfCCell` with a backbone MLP) or a wiring (a sparse
     :class:`WiredCfCCell`; backbone arguments are then an error). ``CfC(cell=CfCCell(...), ...)``
     wraps a given cell. See :class:`RNN` for the call and the sequence options and
-    :mod:`ncps.cfc` for the math.
+    :mod:`ncps.cells.cfc` for the math.
     """
 
     def __init__(
@@ -365,7 +288,7 @@ class CfC(RNN):
         bidirectional: bool = False,
         merge_mode: Optional[str] = "concat",
         *,
-        cell: Optional[nn.Module] = None,
+        cell: Optional[Cell] = None,
     ):
         if cell is None:
             if isinstance(input_size, Wiring):
@@ -397,7 +320,7 @@ class LTC(RNN):
     ``units`` is an int (``FullyConnected(units)``: every neuron is a motor output) or a wiring.
     ``LTC(cell=LTCCell(...), ...)`` wraps a given cell. Note the official default of
     ``implicit_param_constraints=True`` here (softplus), unlike :class:`LTCCell`. See
-    :class:`RNN` for the call and :mod:`ncps.ltc` for the math.
+    :class:`RNN` for the call and :mod:`ncps.cells.ltc` for the math.
     """
 
     def __init__(
@@ -478,3 +401,7 @@ class CTGRU(RNN):
         if mixed_memory:
             raise ValueError("mixed_memory needs a cell whose state is its output; CTGRU's state is its traces")
         super().__init__(cell, return_sequences, batch_first, mixed_memory, None, bidirectional, merge_mode)
+
+
+# The layers the fronts (``ncps.sklearn``, ``LiquidNeuralNetwork``) build by ``model_type`` name.
+MODEL_TYPES = {"CfC": CfC, "LTC": LTC}

@@ -2,17 +2,14 @@
 oracle process), every Keras-convention one like Keras 3's update formulas with Keras' defaults;
 ``fit`` warns once about an uncorrected Adam."""
 
-import sys
 import warnings
-from pathlib import Path
 
 import mlx.core as mx
 import mlx.optimizers as optim
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from official import run_oracle_script  # noqa: E402
+from tests.official import run_oracle_script  # noqa: E402
 
 from ncps import optimizers, training  # noqa: E402
 

@@ -35,15 +35,11 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
-from ._aliases import official_names
-from .wirings import WiredSizes, Wiring, built_copy
-
-# Names of the effective parameters the solver consumes, in the order the fused primitive takes them.
-SOLVER_PARAMS = (
-    "sensory_w", "sensory_sigma", "sensory_mu", "sensory_erev", "sensory_mask",
-    "w", "sigma", "mu", "erev", "mask",
-    "cm", "gleak", "vleak",
-)  # fmt: skip
+from ..wirings import Wiring
+from . import ltc_fused
+from .ltc_fused import SOLVER_PARAMS  # noqa: F401  (the solver parameters, in the primitive's order)
+from .._aliases import official_names
+from .base import Cell, WiredSizes, built_copy
 
 _INIT_RANGES = {
     "gleak": (0.001, 1.0),
@@ -99,7 +95,7 @@ def ltc_sequence(
     """Reference LTC over a whole sequence: mapped inputs ``(B, T, I)``, ``h0`` ``(B, N)``,
     ``dt`` ``(B, T)``; returns the state after every step, ``(B, T, N)``.
 
-    The fused primitive ``ncps._ext.ltc_sequence`` computes exactly this.
+    The fused primitive (:func:`ncps.cells.ltc_fused.ltc_sequence`) computes exactly this.
     """
     v, states = h0, []
     for t in range(x.shape[1]):
@@ -108,7 +104,7 @@ def ltc_sequence(
     return mx.stack(states, axis=1)
 
 
-class LTCCell(WiredSizes, nn.Module):
+class LTCCell(WiredSizes, Cell):
     """A liquid time-constant cell on a wiring: ``cell(x, state, ts=1.0) -> (output, new_state)``.
 
     Args:
@@ -181,14 +177,7 @@ class LTCCell(WiredSizes, nn.Module):
             self.output_b = mx.zeros((M,))
         self.freeze(keys=["sparsity_mask", "sensory_sparsity_mask"], recurse=False)
 
-    # -- sizes (the rest come from WiredSizes) ------------------------------------------------
-    @property
-    def motor_size(self) -> int:
-        return self._wiring.output_dim
-
-    @property
-    def output_size(self) -> int:
-        return self._wiring.output_dim
+    fused = ltc_fused  # covers mixed memory too
 
     # -- math --------------------------------------------------------------------------------
     def _positive(self, z: mx.array) -> mx.array:
@@ -227,9 +216,6 @@ class LTCCell(WiredSizes, nn.Module):
             y = y + self.output_b
         return y
 
-    def get_config(self) -> dict:
-        return dict(self._config)
-
     def step(self, x: mx.array, v: mx.array, ts: Union[float, mx.array]) -> mx.array:
         """The new state (no input checks; ``ts`` a float or ``(B, 1)``)."""
         return ltc_step(self.map_inputs(x), v, ts, self.solver_params(), self.ode_unfolds, self.epsilon)
@@ -237,47 +223,13 @@ class LTCCell(WiredSizes, nn.Module):
     def readout(self, v: mx.array) -> mx.array:
         return self.map_outputs(v)
 
-    # -- fused kernel (see ncps.kernels) -----------------------------------------------------------
-    fused_kernel = "ltc_sequence"
-
-    def fused_why_not(self, mixed_memory: bool = False) -> Optional[str]:
-        """None when the fused primitive covers this cell, else the reason it does not (it covers
-        mixed memory too)."""
-        return None
-
-    def fused_sequence(self, x: mx.array, h0: mx.array, dt: mx.array, lstm=None, c0=None):
-        """``(states (B, T, N), c_T)`` from the fused primitive (``x`` ``(B, T, I)``, ``dt``
-        ``(B, T)``); with the mixed-memory ``lstm`` (an :class:`ncps.lstm.LSTMCell`) the LSTM runs
-        before every step inside the primitive, from cell state ``c0`` (zeros if None), and
-        ``c_T`` is its final cell state, else ``c_T`` is None."""
-        from . import fused
-
-        if lstm is None:
-            states = fused.ltc_sequence(self.map_inputs(x), h0, dt, self.solver_params(), self.ode_unfolds,
-                                        self.epsilon)  # fmt: skip
-            return states, None
-        if c0 is None:
-            c0 = mx.zeros_like(h0)
-        states, cells = fused.ltc_mixed_sequence(
-            self.map_inputs(x), h0, c0, dt, self.solver_params(), x, fused.lstm_params(lstm), self.ode_unfolds,
-            self.epsilon,
-        )  # fmt: skip
-        return states, cells[:, -1]
-
     def apply_weight_constraints(self) -> None:
         """Clip ``w``, ``sensory_w``, ``cm`` and ``gleak`` at zero (explicit-constraint mode)."""
         for name in ("w", "sensory_w", "cm", "gleak"):
             setattr(self, name, mx.maximum(getattr(self, name), 0.0))
 
-    def infer(self, x: mx.array, state: mx.array, ts: Union[float, mx.array] = 1.0):
-        """Streaming inference (see :func:`ncps.sequence.infer_step`): ``(output, new_state)``."""
-        from .sequence import infer_step
-
-        return infer_step(self, x, state, ts)
-
     @official_names(inputs="x", states="state", elapsed_time="ts")
-    def __call__(self, x: mx.array, state: mx.array, ts: Union[float, mx.array] = 1.0):
-        """One step: ``x`` ``(B, I)``, ``state`` ``(B, N)``, ``ts`` float, ``(B,)`` or ``(B, 1)``."""
-        from .sequence import cell_step
-
-        return cell_step(self, x, state, ts)
+    def __call__(self, x: mx.array, state: Optional[mx.array] = None, ts: Union[float, mx.array] = 1.0):
+        """One step (see :meth:`Cell.__call__`); also takes the official names ``inputs=``,
+        ``states=`` and ``elapsed_time=``."""
+        return super().__call__(x, state, ts)

@@ -25,10 +25,11 @@ from typing import Union
 import mlx.core as mx
 import mlx.nn as nn
 
-from .cfc import glorot_linear
+from ..init import glorot_linear
+from .base import Cell
 
 
-class CTGRUCell(nn.Module):
+class CTGRUCell(Cell):
     """``cell(x, state, ts=1.0) -> (h', state')`` with ``state`` of shape ``(B, units * num_timescales)``."""
 
     def __init__(self, input_size: int, units: int, num_timescales: int = 8):
@@ -51,9 +52,6 @@ class CTGRUCell(nn.Module):
     def output_size(self) -> int:
         return self.hidden_size
 
-    def get_config(self) -> dict:
-        return dict(self._config)
-
     def _scale(self, layer: nn.Linear, z: mx.array) -> mx.array:
         ln_tau = layer(z).reshape(z.shape[0], self.hidden_size, self.num_timescales)
         return mx.softmax(-mx.square(ln_tau - self._ln_tau), axis=-1)
@@ -70,8 +68,3 @@ class CTGRUCell(nn.Module):
 
     def readout(self, state: mx.array) -> mx.array:
         return state.reshape(state.shape[0], self.hidden_size, self.num_timescales).sum(axis=-1)
-
-    def __call__(self, x: mx.array, state: mx.array, ts: Union[float, mx.array] = 1.0):
-        from .sequence import cell_step
-
-        return cell_step(self, x, state, ts)

@@ -1,17 +1,14 @@
 """Tests for ncps.wirings: parity with the official package, configs, validation, drawing."""
 
 import json
-import pathlib
 import sys
-
-sys.path.insert(0, str(pathlib.Path(__file__).parent))
 
 import numpy as np
 import pytest
 
 from ncps import wirings
 from ncps.wirings import NCP, AutoNCP, FullyConnected, Random, Wiring
-from official import run_official
+from tests.official import run_official
 
 # The editable install of our package puts an import hook in sys.meta_path that
 # wins over PYTHONPATH, so without this preamble the "official" subprocess would

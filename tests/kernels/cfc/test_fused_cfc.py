@@ -15,7 +15,8 @@ import pytest
 from mlx.utils import tree_flatten, tree_map
 
 import ncps
-from ncps import fused_cfc, kernels
+from ncps import kernels
+from ncps.cells import cfc_fused as fused_cfc
 from ncps.wirings import NCP, AutoNCP, Random
 
 pytestmark = pytest.mark.skipif(not kernels.extension_available(), reason="ncps._ext is not built")
@@ -28,7 +29,7 @@ GRAD_TOL = 1e-4
 
 
 class Spy:
-    """Stands in for ncps._ext inside ncps.fused_cfc and counts cfc_sequence calls."""
+    """Stands in for ncps._ext inside ncps.cells.cfc_fused and counts cfc_sequence calls."""
 
     def __init__(self, ext):
         self.ext = ext
@@ -406,7 +407,7 @@ def test_compile_shapeless_and_distinct_configs():
     h0 = mx.zeros((2, 4))
 
     def both(x, dt):
-        return fused_cfc.cell_sequence(a, x, h0, dt)[0], fused_cfc.cell_sequence(b, x, h0, dt)[0]
+        return fused_cfc.cfc_sequence(a, x, h0, dt)[0], fused_cfc.cfc_sequence(b, x, h0, dt)[0]
 
     x, dt = mx.random.normal((2, 5, 3)), mx.ones((2, 5))
     ya, yb = both(x, dt)
@@ -414,10 +415,10 @@ def test_compile_shapeless_and_distinct_configs():
     assert_close_outputs((ca, cb), (ya, yb), 1e-6)
     assert not np.allclose(np.array(ya), np.array(yb))
 
-    f = mx.compile(lambda x, dt: fused_cfc.cell_sequence(a, x, mx.zeros((x.shape[0], 4)), dt)[0], shapeless=True)
+    f = mx.compile(lambda x, dt: fused_cfc.cfc_sequence(a, x, mx.zeros((x.shape[0], 4)), dt)[0], shapeless=True)
     for T in (5, 9):
         x, dt = mx.random.normal((2, T, 3)), mx.ones((2, T))
-        assert_close_outputs(f(x, dt), fused_cfc.cell_sequence(a, x, mx.zeros((2, 4)), dt)[0], 1e-6)
+        assert_close_outputs(f(x, dt), fused_cfc.cfc_sequence(a, x, mx.zeros((2, 4)), dt)[0], 1e-6)
 
 
 def test_vmap_over_inputs():
@@ -445,7 +446,7 @@ def test_vmap_over_inputs():
 
         def with_weight(v):
             cell.ff1.weight = v
-            return fused_cfc.cell_sequence(cell, mx.zeros((1, 2, 4)), mx.zeros((1, 5)), mx.ones((1, 2)))[0]
+            return fused_cfc.cfc_sequence(cell, mx.zeros((1, 2, 4)), mx.zeros((1, 5)), mx.ones((1, 2)))[0]
 
         with pytest.raises(ValueError, match="vmap over parameters is not supported"):
             mx.vmap(with_weight)(mx.stack([w, w]))
@@ -517,7 +518,7 @@ def test_finite_differences():
 
     def loss(params, x, h0, dt):
         cell.update(params)
-        return (fused_cfc.cell_sequence(cell, x, h0, dt)[0] * R).sum()
+        return (fused_cfc.cfc_sequence(cell, x, h0, dt)[0] * R).sum()
 
     with kernels.use("fused"):
         grads = mx.grad(loss, argnums=(0, 1, 2, 3))(params, x, h0, dt)
@@ -559,18 +560,18 @@ def test_bad_shapes_raise_before_dispatch():
     cell = ncps.CfCCell(3, 4)
     x, h0, dt = mx.zeros((2, 5, 3)), mx.zeros((2, 4)), mx.ones((2, 5))
     with pytest.raises(ValueError, match=r"x must have shape \(batch, time, input_size\) = \(B, T, 3\)"):
-        fused_cfc.cell_sequence(cell, mx.zeros((2, 5, 4)), h0, dt)
+        fused_cfc.cfc_sequence(cell, mx.zeros((2, 5, 4)), h0, dt)
     with pytest.raises(ValueError, match=r"h0 must have shape .* = \(2, 4\)"):
-        fused_cfc.cell_sequence(cell, x, mx.zeros((2, 5)), dt)
+        fused_cfc.cfc_sequence(cell, x, mx.zeros((2, 5)), dt)
     with pytest.raises(ValueError, match=r"dt must have shape .* = \(2, 5\)"):
-        fused_cfc.cell_sequence(cell, x, h0, mx.ones((2, 4)))
+        fused_cfc.cfc_sequence(cell, x, h0, mx.ones((2, 4)))
     lstm = ncps.LSTMCell(3, 4)
     with pytest.raises(ValueError, match=r"c0 must have shape"):
-        fused_cfc.cell_sequence(cell, x, h0, dt, lstm, mx.zeros((3, 4)))
+        fused_cfc.cfc_sequence(cell, x, h0, dt, lstm, mx.zeros((3, 4)))
     with pytest.raises(ValueError, match="c0 is only for mixed memory"):
-        fused_cfc.cell_sequence(cell, x, h0, dt, None, mx.zeros((2, 4)))
+        fused_cfc.cfc_sequence(cell, x, h0, dt, None, mx.zeros((2, 4)))
     with pytest.raises(ValueError, match="mixed-memory LSTM must map 3 inputs to 4 units"):
-        fused_cfc.cell_sequence(cell, x, h0, dt, ncps.LSTMCell(3, 5), mx.zeros((2, 4)))
+        fused_cfc.cfc_sequence(cell, x, h0, dt, ncps.LSTMCell(3, 5), mx.zeros((2, 4)))
 
 
 def test_extension_validates_shapes_and_options():

@@ -1,6 +1,8 @@
 """The LTC layer and cell on the fused primitive against the reference path: every layer option,
 outputs to 1e-5 and gradients of every parameter to 1e-4 relative."""
 
+from types import SimpleNamespace
+
 import mlx.core as mx
 import mlx.nn as nn
 import mlx.optimizers as optim
@@ -10,6 +12,7 @@ from mlx.utils import tree_flatten
 
 import ncps
 from ncps import LTC, LTCCell, kernels
+from ncps.cells import ltc_fused
 from ncps.wirings import NCP, AutoNCP, FullyConnected, Random
 
 pytestmark = pytest.mark.skipif(not kernels.extension_available(), reason="the extension did not build")
@@ -95,12 +98,19 @@ def test_fused_strided_inputs():
     assert_same(run(layer, x, None, ts, "fused"), run(layer, x, None, ts, "reference"))
 
 
-def test_fused_mode_really_calls_the_primitive(monkeypatch):
-    import ncps.fused
+def spy_ext(monkeypatch, **wrappers):
+    """Replace the primitives ``ncps._ext.<name>`` that ``ncps.cells.ltc_fused`` calls by
+    ``wrapper(real, *args, **kwargs)``, to count or forbid calls."""
+    real = ltc_fused._ext
+    fns = {name: getattr(real, name) for name in ("ltc_sequence", "ltc_mixed_sequence")}
+    for name, wrap in wrappers.items():
+        fns[name] = (lambda wrap, fn: lambda *a, **k: wrap(fn, *a, **k))(wrap, fns[name])
+    monkeypatch.setattr(ltc_fused, "_ext", SimpleNamespace(**fns))
 
+
+def test_fused_mode_really_calls_the_primitive(monkeypatch):
     calls = []
-    real = ncps.fused.ltc_sequence
-    monkeypatch.setattr(ncps.fused, "ltc_sequence", lambda *a, **k: calls.append(a[0].shape) or real(*a, **k))
+    spy_ext(monkeypatch, ltc_sequence=lambda real, *a, **k: calls.append(a[0].shape) or real(*a, **k))
     layer = LTC(F, AutoNCP(10, 2), bidirectional=True)
     with kernels.use("fused"):
         layer(mx.zeros((2, 4, F)))
@@ -114,15 +124,12 @@ def test_fused_mode_really_calls_the_primitive(monkeypatch):
 
 
 def test_streaming_cell_step_is_one_fused_call(monkeypatch):
-    import ncps.fused
-
     cell = LTCCell(AutoNCP(12, 3), in_features=F)
     x, h = mx.random.normal((1, F)), mx.random.normal((1, 12))
     with kernels.use("reference"):
         y_ref, h_ref = cell(x, h, 0.7)
     calls = []
-    real = ncps.fused.ltc_sequence
-    monkeypatch.setattr(ncps.fused, "ltc_sequence", lambda *a, **k: calls.append(1) or real(*a, **k))
+    spy_ext(monkeypatch, ltc_sequence=lambda real, *a, **k: calls.append(1) or real(*a, **k))
     with kernels.use("fused"):
         y, h2 = cell(x, h, 0.7)
     assert calls == [1]
@@ -192,12 +199,9 @@ def test_fused_mixed_memory_edge_sizes_and_defaults(B, T):
 
 
 def test_fused_mixed_memory_is_one_primitive_call_per_direction(monkeypatch):
-    import ncps.fused
-
     calls = []
-    real = ncps.fused.ltc_mixed_sequence
-    monkeypatch.setattr(ncps.fused, "ltc_mixed_sequence", lambda *a, **k: calls.append(a[0].shape) or real(*a, **k))
-    monkeypatch.setattr(ncps.fused, "ltc_sequence", lambda *a, **k: pytest.fail("plain LTC primitive called"))
+    spy_ext(monkeypatch, ltc_mixed_sequence=lambda real, *a, **k: calls.append(a[0].shape) or real(*a, **k),
+            ltc_sequence=lambda real, *a, **k: pytest.fail("plain LTC primitive called"))
     layer = LTC(F, AutoNCP(10, 2), mixed_memory=True, bidirectional=True)
     x = mx.random.normal((2, 4, F))
     with kernels.use("fused"):

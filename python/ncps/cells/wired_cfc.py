@@ -18,16 +18,16 @@ from __future__ import annotations
 from typing import Optional, Union
 
 import mlx.core as mx
-import mlx.nn as nn
 import numpy as np
 
-from . import fused_cfc
-from ._aliases import official_names
+from ..wirings import Wiring
+from . import cfc_fused
+from .._aliases import official_names
+from .base import Cell, WiredSizes, built_copy
 from .cfc import CfCCell
-from .wirings import WiredSizes, Wiring, built_copy
 
 
-class WiredCfCCell(WiredSizes, nn.Module):
+class WiredCfCCell(WiredSizes, Cell):
     """A CfC cell on a wiring: ``cell(x, state, ts=1.0) -> (motor_output, new_state)``.
 
     Args:
@@ -58,26 +58,7 @@ class WiredCfCCell(WiredSizes, nn.Module):
             self.layer_sizes.append(len(neurons))
             in_features = len(neurons)
 
-    # -- fused kernel (protocol of ncps.sequence.RNN._scan) -----------------------------------
-    fused_kernel = fused_cfc.KERNEL
-
-    def fused_why_not(self, mixed_memory: bool = False) -> Optional[str]:
-        """None when the fused C++ kernel covers this cell (with or without mixed memory)."""
-        return fused_cfc.cell_why_not(self)
-
-    def fused_sequence(self, x: mx.array, h0: mx.array, dt: mx.array, lstm=None, c0: Optional[mx.array] = None):
-        """The whole sequence in one fused call: ``x`` ``(B, T, I)``, ``h0`` ``(B, N)``, ``dt``
-        ``(B, T)``; returns ``(states (B, T, N), c_final or None)``."""
-        return fused_cfc.cell_sequence(self, x, h0, dt, lstm, c0)
-
-    def fused_step(self, x: mx.array, h: mx.array, ts) -> mx.array:
-        """One streaming step as one fused call (the primitive's step form, no reshapes):
-        ``x`` ``(B, I)``, ``h`` ``(B, N)``, ``ts`` a float or ``(B, 1)``; the new state."""
-        return fused_cfc.cell_step(self, x, h, ts)
-
-    def fused_infer(self, x: mx.array, h: mx.array, ts) -> tuple:
-        """One inference step computed immediately: evaluated ``(output, state)``, no gradient."""
-        return fused_cfc.infer_step(self, x, h, ts, (self.state_size - self.motor_size, self.motor_size))
+    fused = cfc_fused  # one primitive runs every layer; covers mixed memory too
 
     @property
     def layers(self) -> list:
@@ -95,9 +76,6 @@ class WiredCfCCell(WiredSizes, nn.Module):
     def output_size(self) -> int:
         return self.layer_sizes[-1]
 
-    def get_config(self) -> dict:
-        return dict(self._config)
-
     def step(self, x: mx.array, state: mx.array, ts: Union[float, mx.array]) -> mx.array:
         """The new state ``[inter | command | motor]`` (no input checks)."""
         bounds = np.cumsum(self.layer_sizes)[:-1].tolist()
@@ -110,14 +88,8 @@ class WiredCfCCell(WiredSizes, nn.Module):
     def readout(self, state: mx.array) -> mx.array:
         return state[..., -self.motor_size :]
 
-    def infer(self, x: mx.array, state: mx.array, ts: Union[float, mx.array] = 1.0):
-        """Streaming inference (see :func:`ncps.sequence.infer_step`): ``(output, new_state)``."""
-        from .sequence import infer_step
-
-        return infer_step(self, x, state, ts)
-
     @official_names(input="x", hx="state", timespans="ts")
-    def __call__(self, x: mx.array, state: mx.array, ts: Union[float, mx.array] = 1.0):
-        from .sequence import cell_step
-
-        return cell_step(self, x, state, ts)
+    def __call__(self, x: mx.array, state: Optional[mx.array] = None, ts: Union[float, mx.array] = 1.0):
+        """One step (see :meth:`Cell.__call__`); also takes the official names ``input=``, ``hx=``
+        and ``timespans=``."""
+        return super().__call__(x, state, ts)
