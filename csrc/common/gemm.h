@@ -1,4 +1,4 @@
-// Small dense float32 GEMMs for the fused CfC kernels: register-blocked micro-kernels written
+// Small dense float32 GEMMs (used by the fused CfC kernels): register-blocked micro-kernels written
 // with GCC/Clang vector extensions (lowered to zmm/ymm/xmm by -march, no runtime dispatch).
 //
 // Why not a BLAS: MLX's Linux wheel bundles netlib reference BLAS (~2.5 GFLOP/s). The prefixed
@@ -22,100 +22,42 @@
 #include <cstdint>
 #include <cstring>
 
-#if defined(__AVX512F__) || defined(__AVX__)
-#include <immintrin.h>
-#endif
+#include "common/simd.h"
 
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wpsabi"
-#endif
+namespace ncps::common {
 
-#if defined(__GNUC__) || defined(__clang__)
-#define CFC_INLINE inline __attribute__((always_inline))
-#else
-#define CFC_INLINE inline
-#endif
-
-namespace ncps::cfcg {
-
+// Register tile (MR rows x NV vectors) per target.
 #if defined(__AVX512F__)
-constexpr int W = 16;  // float lanes per vector
-constexpr int MR = 8;  // rows of the register tile
-constexpr int NV = 3;  // vectors across the register tile: 8 x 48 floats = 24 zmm accumulators
+constexpr int MR = 8;
+constexpr int NV = 3;  // 8 x 48 floats = 24 zmm accumulators
 #elif defined(__AVX__)
-constexpr int W = 8;
 constexpr int MR = 6;
 constexpr int NV = 2;  // 12 ymm accumulators
 #else
-constexpr int W = 4;
 constexpr int MR = 4;
 constexpr int NV = 2;  // 8 xmm accumulators (SSE2 / NEON)
 #endif
-
-typedef float vf __attribute__((vector_size(4 * W)));
-// Same vector, 4-byte aligned and alias-safe: for loads/stores at arbitrary float addresses.
-typedef float vfu __attribute__((vector_size(4 * W), aligned(4), may_alias));
-typedef int32_t vi __attribute__((vector_size(4 * W)));
-
-// Broadcast (not vf{} + a, which costs an add: -0.0f + 0.0f != -0.0f).
-CFC_INLINE vf splat(float a) {
-#if defined(__AVX512F__)
-  return (vf)_mm512_set1_ps(a);
-#elif defined(__AVX__)
-  return (vf)_mm256_set1_ps(a);
-#else
-  vf v;
-  for (int i = 0; i < W; ++i) v[i] = a;
-  return v;
-#endif
-}
-CFC_INLINE vf load(const float* p) { return *reinterpret_cast<const vfu*>(p); }
-CFC_INLINE void store(float* p, vf v) { *reinterpret_cast<vfu*>(p) = v; }
-
-// Load/store the first n (0 < n < W) lanes; the other lanes read as 0 and are not written.
-CFC_INLINE vf load_n(const float* p, int n) {
-#if defined(__AVX512F__)
-  return (vf)_mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1u), p);
-#elif defined(__AVX2__)
-  const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  return (vf)_mm256_maskload_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(n), idx));
-#else
-  vf v = {};
-  std::memcpy(&v, p, sizeof(float) * n);
-  return v;
-#endif
-}
-CFC_INLINE void store_n(float* p, vf v, int n) {
-#if defined(__AVX512F__)
-  _mm512_mask_storeu_ps(p, (__mmask16)((1u << n) - 1u), (__m512)v);
-#elif defined(__AVX2__)
-  const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  _mm256_maskstore_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(n), idx), (__m256)v);
-#else
-  std::memcpy(p, &v, sizeof(float) * n);
-#endif
-}
 
 // The register tile: C[0:R, 0:NVEC*W] (the last vector only `tail` lanes wide when TAIL). One
 // instantiation per (R, NVEC, TAIL) keeps all R * NVEC accumulators in registers (a runtime
 // tail branch with a shared epilogue made GCC spill them to the stack on every k).
 template <int R, int NVEC, bool TAIL>
-CFC_INLINE void tile(int K, const float* __restrict A, int64_t rsA, int64_t csA, const float* __restrict B,
+NCPS_INLINE void tile(int K, const float* __restrict A, int64_t rsA, int64_t csA, const float* __restrict B,
                      int64_t ldb, float* __restrict C, int64_t ldc, int tail, bool acc) {
-  vf c[R][NVEC];
+  vf<> c[R][NVEC];
 #pragma GCC unroll 16
   for (int i = 0; i < R; ++i)
 #pragma GCC unroll 4
-    for (int v = 0; v < NVEC; ++v) c[i][v] = vf{};
+    for (int v = 0; v < NVEC; ++v) c[i][v] = vf<>{};
   for (int k = 0; k < K; ++k) {
     const float* b = B + k * ldb;
     const float* a = A + k * csA;
-    vf bv[NVEC];
+    vf<> bv[NVEC];
 #pragma GCC unroll 4
     for (int v = 0; v < NVEC; ++v) bv[v] = (TAIL && v == NVEC - 1) ? load_n(b + v * W, tail) : load(b + v * W);
 #pragma GCC unroll 16
     for (int i = 0; i < R; ++i) {
-      const vf ai = splat(a[i * rsA]);
+      const vf<> ai = splat(a[i * rsA]);
 #pragma GCC unroll 4
       for (int v = 0; v < NVEC; ++v) c[i][v] += ai * bv[v];
     }
@@ -125,7 +67,7 @@ CFC_INLINE void tile(int K, const float* __restrict A, int64_t rsA, int64_t csA,
     float* ci = C + i * ldc;
 #pragma GCC unroll 4
     for (int v = 0; v < NVEC; ++v) {
-      vf r = c[i][v];
+      vf<> r = c[i][v];
       if (TAIL && v == NVEC - 1) {
         if (acc) r += load_n(ci + v * W, tail);
         store_n(ci + v * W, r, tail);
@@ -154,7 +96,7 @@ template <int NVEC, bool TAIL, int... Rs>
 constexpr TileFn TileRow<NVEC, TAIL, Rs...>::fns[sizeof...(Rs)];
 
 template <int NVEC, bool TAIL>
-CFC_INLINE const TileFn* tile_row() {
+NCPS_INLINE const TileFn* tile_row() {
   static_assert(MR <= 8, "extend the row list");
   if constexpr (MR == 8) return TileRow<NVEC, TAIL, 1, 2, 3, 4, 5, 6, 7, 8>::fns;
   else if constexpr (MR == 6) return TileRow<NVEC, TAIL, 1, 2, 3, 4, 5, 6>::fns;
@@ -163,7 +105,7 @@ CFC_INLINE const TileFn* tile_row() {
 }
 
 template <bool TAIL>
-CFC_INLINE const TileFn* tiles_for_(int nv) {
+NCPS_INLINE const TileFn* tiles_for_(int nv) {
   if constexpr (NV >= 4)
     if (nv == 4) return tile_row<4, TAIL>();
   if constexpr (NV >= 3)
@@ -172,7 +114,7 @@ CFC_INLINE const TileFn* tiles_for_(int nv) {
   return tile_row<1, TAIL>();
 }
 
-CFC_INLINE const TileFn* tiles_for(int nv, bool tail) { return tail ? tiles_for_<true>(nv) : tiles_for_<false>(nv); }
+NCPS_INLINE const TileFn* tiles_for(int nv, bool tail) { return tail ? tiles_for_<true>(nv) : tiles_for_<false>(nv); }
 
 // K-panel depth: keeps a KC x (NV*W) panel of B in L1 while the row tiles sweep over it.
 constexpr int KC = 256;
@@ -236,16 +178,16 @@ inline void gemm_nt(int M, int N, int K, const float* A, int64_t lda, const floa
       const float* w1 = Wt + (j + 1) * ldw;
       const float* w2 = Wt + (j + 2) * ldw;
       const float* w3 = Wt + (j + 3) * ldw;
-      vf s0{}, s1{}, s2{}, s3{};
+      vf<> s0{}, s1{}, s2{}, s3{};
       for (int k = 0; k < kv; k += W) {
-        const vf av = load(a + k);
+        const vf<> av = load(a + k);
         s0 += av * load(w0 + k);
         s1 += av * load(w1 + k);
         s2 += av * load(w2 + k);
         s3 += av * load(w3 + k);
       }
       if (kt) {
-        const vf av = load_n(a + kv, kt);
+        const vf<> av = load_n(a + kv, kt);
         s0 += av * load_n(w0 + kv, kt);
         s1 += av * load_n(w1 + kv, kt);
         s2 += av * load_n(w2 + kv, kt);
@@ -263,7 +205,7 @@ inline void gemm_nt(int M, int N, int K, const float* A, int64_t lda, const floa
     }
     for (; j < N; ++j) {
       const float* w0 = Wt + j * ldw;
-      vf s0{};
+      vf<> s0{};
       for (int k = 0; k < kv; k += W) s0 += load(a + k) * load(w0 + k);
       if (kt) s0 += load_n(a + kv, kt) * load_n(w0 + kv, kt);
       float r = 0.0f;
@@ -284,4 +226,4 @@ inline void transpose(int rows, int cols, const float* src, int64_t lds, float* 
     }
 }
 
-}  // namespace ncps::cfcg
+}  // namespace ncps::common

@@ -1,5 +1,5 @@
 // CPU kernels of the fused mixed-memory LTC sequence: forward (LTCMixedSequence) and BPTT
-// (LTCMixedSequenceGrad). Built on ltc_kernel.h: same batch-lane tiles, same StepCtx / advance /
+// (LTCMixedSequenceGrad). Built on kernel.h: same batch-lane tiles, same StepCtx / advance /
 // StepAdjoint for the LTC part, same per-thread parameter accumulators.
 //
 // Every step t (official ncps mixed memory):
@@ -16,7 +16,7 @@
 // dz, then [du_t; dv_{t-1}] = [W_x | W_h]^T dz, dc_{t-1} = dc' * sigmoid(fg + 1).
 // The weight gradient d[W_x | W_h] = sum_{b,t} dz [u; v]^T is accumulated per thread: the dz and
 // [u; v] lane vectors of kChunkSteps steps are buffered and contracted as one small GEMM over
-// (steps x lanes), then added into double sums; threads are summed in a fixed order, so the
+// (steps x lanes), then added into double sums; chunks are summed in a fixed order, so the
 // result is deterministic.
 #pragma once
 
@@ -24,27 +24,12 @@
 #include <cstdint>
 #include <vector>
 
-#include "ltc_kernel.h"
+#include "ltc/cpu/kernel.h"
 
-namespace ncps::ltc {
+namespace ncps::ltc::cpu {
 
-using simd::vexp2;
-using simd::vrcp_ge1;
-
-// tanh from 2^u: tanh|x| = (1 - e) / (1 + e), e = 2^(-2 log2(e) |x|) in (0, 1]; absolute error ~2e-7.
-template <int L>
-NCPS_INLINE vf<L> vtanh(vf<L> x) {
-  using V = vf<L>;
-  const V ax = x < 0.0f ? -x : x;
-  const V e = vexp2<L>(ax * (-2.0f * kLog2e));
-  const V r = (1.0f - e) * vrcp_ge1<L>(1.0f + e);
-  return x < 0.0f ? -r : r;
-}
-
-template <int L>
-NCPS_INLINE vf<L> vsig(vf<L> z) {
-  return vsigmoid_log2<L>(z * -kLog2e);
-}
+using common::vsigmoid;
+using common::vtanh;
 
 // out[j] = (bias ? bias[j] : 0) + sum_m A[m * J + j] * u[m] for j < J: A is (M, J) row-major and
 // u, out are lane vectors. Blocks of R outputs stay in registers; one load of u[m] feeds R FMAs.
@@ -111,9 +96,9 @@ NCPS_INLINE void lstm_step(const MixedProblem& m, const vf<L>* u, vf<L>* z, vf<L
   const int N = m.ltc->N;
   gemv_lanes<L>(m.Wt.data(), m.F + N, 4 * N, u, m.bias, z);
   for (int i = 0; i < N; ++i) {
-    const vf<L> cn = c[i] * vsig<L>(z[2 * N + i] + 1.0f) + vtanh<L>(z[i]) * vsig<L>(z[N + i]);
+    const vf<L> cn = c[i] * vsigmoid<L>(z[2 * N + i] + 1.0f) + vtanh<L>(z[i]) * vsigmoid<L>(z[N + i]);
     c[i] = cn;
-    hh[i] = vtanh<L>(cn) * vsig<L>(z[3 * N + i]);
+    hh[i] = vtanh<L>(cn) * vsigmoid<L>(z[3 * N + i]);
   }
 }
 
@@ -143,12 +128,11 @@ void mixed_forward_tile(const MixedProblem& m, int b0, float* states, float* cel
 template <int L>
 void mixed_forward_impl(const MixedProblem& m, float* states, float* cells) {
   const int tiles = (m.ltc->B + L - 1) / L;
-  const int nt = threads_for(tiles, mixed_work_units(m, L));
-#ifdef NCPS_USE_OPENMP
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-#endif
-  for (int tile = 0; tile < tiles; ++tile) mixed_forward_tile<L>(m, tile * L, states, cells);
-  (void)nt;
+  const int nt = common::threads_for(tiles, mixed_work_units(m, L), kMinParallelWork);
+  common::parallel_chunks(nt, [&](int c) {
+    const auto [t0, t1] = common::chunk_range(tiles, nt, c);
+    for (int64_t tile = t0; tile < t1; ++tile) mixed_forward_tile<L>(m, static_cast<int>(tile) * L, states, cells);
+  });
 }
 
 inline void mixed_forward(const MixedProblem& m, float* states, float* cells) {
@@ -163,7 +147,7 @@ inline void mixed_forward(const MixedProblem& m, float* states, float* cells) {
 // Steps of dz and [u; v] lane vectors buffered before they are contracted into the weight sums.
 constexpr int kChunkSteps = 16;
 
-// Per-thread LSTM weight-gradient accumulator: dW (J x M) and db (J) as double sums of chunks.
+// Per-chunk LSTM weight-gradient accumulator: dW (J x M) and db (J) as double sums of chunks.
 template <int L>
 struct LSTMAccum {
   using V = vf<L>;
@@ -283,8 +267,8 @@ void mixed_backward_tile(const MixedProblem& m, int b0, const float* states, con
     gemv_lanes<L>(m.Wt.data(), M, J, u.data(), m.bias, z.data());
     V* hh = adj.start();
     for (int i = 0; i < N; ++i) {
-      const V si = vsig<L>(z[N + i]), ti = vtanh<L>(z[i]);
-      const V sf = vsig<L>(z[2 * N + i] + 1.0f), so = vsig<L>(z[3 * N + i]);
+      const V si = vsigmoid<L>(z[N + i]), ti = vtanh<L>(z[i]);
+      const V sf = vsigmoid<L>(z[2 * N + i] + 1.0f), so = vsigmoid<L>(z[3 * N + i]);
       const V tc = vtanh<L>(cp[i] * sf + ti * si);
       hh[i] = tc * so;
       // z is dead after this loop: keep the gates in its place.
@@ -324,21 +308,20 @@ void mixed_backward_impl(const MixedProblem& m, const float* states, const float
                          const float* cot_c, const Grads& g, const MixedGrads& mg) {
   const Problem& p = *m.ltc;
   const int tiles = (p.B + L - 1) / L;
-  const int nt = threads_for(tiles, 3 * mixed_work_units(m, L));
+  const int nt = common::threads_for(tiles, 3 * mixed_work_units(m, L), kMinParallelWork);
   const int N = p.N, F = m.F, M = F + N, J = 4 * N;
   std::vector<Accum<A>> accs = make_accums<A>(p, nt);
   std::vector<LSTMAccum<L>> laccs;
   laccs.reserve(static_cast<size_t>(nt));
   for (int th = 0; th < nt; ++th) laccs.emplace_back(J, M);
-#ifdef NCPS_USE_OPENMP
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-#endif
-  for (int tile = 0; tile < tiles; ++tile) {
-    const size_t th = static_cast<size_t>(nt > 1 ? thread_index() : 0);
-    mixed_backward_tile<L, A, CACHE_SIG>(m, tile * L, states, cells, cot_s, cot_c, g, mg, accs[th], laccs[th]);
-  }
+  common::parallel_chunks(nt, [&](int c) {
+    const auto [t0, t1] = common::chunk_range(tiles, nt, c);
+    for (int64_t tile = t0; tile < t1; ++tile)
+      mixed_backward_tile<L, A, CACHE_SIG>(m, static_cast<int>(tile) * L, states, cells, cot_s, cot_c, g, mg,
+                                           accs[static_cast<size_t>(c)], laccs[static_cast<size_t>(c)]);
+  });
   write_param_grads<A>(p, accs, g);
-  // LSTM weights: threads summed in a fixed order, then split into W_x and W_h.
+  // LSTM weights: chunks summed in a fixed order, then split into W_x and W_h.
   std::vector<double>& dw = laccs[0].dw;
   std::vector<double>& db = laccs[0].db;
   for (size_t th = 1; th < laccs.size(); ++th) {
@@ -364,4 +347,4 @@ inline void mixed_backward(const MixedProblem& m, const float* states, const flo
   });
 }
 
-}  // namespace ncps::ltc
+}  // namespace ncps::ltc::cpu

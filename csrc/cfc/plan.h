@@ -1,5 +1,5 @@
-// The fused CfC sequence kernels (CPU, float32): the plan shared by the forward and backward
-// primitives, and the two compute functions that run inside their dispatched tasks.
+// The plan of a fused CfC call, shared by the primitives, the op's validation and the kernels
+// (cpu/kernel.h): input indices, per-unit sizes and the workspace layout.
 //
 // One kernel covers CfCCell (a single "unit" with a backbone MLP of any depth and widths) and
 // WiredCfCCell (one backbone-free, masked unit per wiring layer, chained within each step), in
@@ -25,7 +25,7 @@ enum Mode : int { DEFAULT = 0, NO_GATE = 1, PURE = 2 };
 // What the primitive is configured with (everything but array shapes).
 struct Config {
   int mode = DEFAULT;
-  int act = 0;  // cfcm::Act
+  int act = 0;  // cpu::Act
   bool mixed = false;
   std::vector<int> unit_sizes;            // hidden neurons of each unit (sum = N)
   std::vector<std::vector<int>> backbone;  // backbone widths of each unit
@@ -75,15 +75,7 @@ Plan make_plan(const Config& cfg, int B, int T, int I);
 std::vector<std::vector<int>> input_shapes(const Plan& p);
 std::vector<std::string> input_names(const Plan& p);
 
-// Forward: states (B,T,N), c_final (B,N) or null, ws (ws_size).
-void forward(const Plan& p, const std::vector<const float*>& in, float* states, float* c_final, float* ws);
-
-// Backward: grads[i] has the shape of input i (the mask's gradient is zero). `scratch` holds
-// backward_scratch_size(p) floats. Without need_dx the x gradient, without need_weights every
-// parameter gradient (the big post-loop products) is left unwritten; h0, dt and c0 always get theirs.
-int64_t backward_scratch_size(const Plan& p);
-void backward(const Plan& p, const std::vector<const float*>& in, const float* ws, const float* dstates,
-              const float* dc_final, const std::vector<float*>& grads, float* scratch, bool need_dx = true,
-              bool need_weights = true);
+// Multiply-adds of one step of the whole batch row (for the threading decision).
+double step_flops(const Plan& p);
 
 }  // namespace ncps::cfc

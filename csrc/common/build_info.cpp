@@ -1,10 +1,8 @@
-#include "build_info.h"
+#include "common/build_info.h"
 
-#ifdef NCPS_USE_OPENMP
-#include <omp.h>
-#endif
+#include "common/thread_pool.h"
 
-namespace ncps {
+namespace ncps::common {
 
 static const char* simd_level() {
 #if defined(__AVX512F__)
@@ -22,26 +20,16 @@ static const char* simd_level() {
 #endif
 }
 
-int max_threads() {
-#ifdef NCPS_USE_OPENMP
-  return omp_get_max_threads();
-#else
-  return 1;
-#endif
-}
+int build_max_threads() { return max_threads(); }
 
 std::map<std::string, std::string> build_info() {
   return {
       {"mlx_version", NCPS_MLX_VERSION},
       {"compiler", NCPS_COMPILER},
       {"simd", simd_level()},
-#ifdef NCPS_USE_OPENMP
-      {"threading", "openmp"},
-#else
-      {"threading", "serial"},
-#endif
+      {"threading", "pool"},
       {"backends", "cpu"},
   };
 }
 
-}  // namespace ncps
+}  // namespace ncps::common

@@ -3,7 +3,8 @@
 #include <map>
 #include <string>
 
-namespace ncps {
+namespace ncps::common {
 std::map<std::string, std::string> build_info();
-int max_threads();
-}  // namespace ncps
+// Threads the CPU kernels may use (the thread pool's size).
+int build_max_threads();
+}  // namespace ncps::common

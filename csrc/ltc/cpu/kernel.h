@@ -13,12 +13,13 @@
 //
 // Math. sigmoid(sigma (v - mu)) = 1 / (1 + 2^u), u = sigma log2(e) mu - sigma log2(e) v: one FMA,
 // then exp2 by range reduction and a degree-5 polynomial and a refined reciprocal estimate
-// (fast_math.h); absolute error ~1e-7.
+// (common/simd.h); absolute error ~1e-7.
 //
-// Threading. Tiles are independent; they are spread over OpenMP threads (serial for tiny work).
+// Threading. Tiles are independent; contiguous runs of them (chunks) go to the threads of the
+// common pool (serial for tiny work).
 // The backward keeps per-thread parameter-gradient accumulators (lane vectors, folded to 4 lanes
 // when the synapse set is too large for the cache), flushed into double every few steps and summed
-// over threads once per call in a fixed order, so results are deterministic.
+// over chunks once per call in a fixed order, so results are deterministic.
 //
 // Backward strategy. The forward keeps only the state after every step (its output). For step t,
 // the backward recomputes the K sub-step states from the stored state of step t-1, keeping them
@@ -27,7 +28,7 @@
 //
 // Reuse. One LTC step forward (advance) and its adjoint (StepAdjoint), the lane gather/scatter,
 // the parameter accumulators and the lane/memory-strategy dispatch (with_lanes,
-// with_backward_config) are shared with the mixed-memory kernel (ltc_mixed_kernel.h), which runs
+// with_backward_config) are shared with the mixed-memory kernel (mixed_kernel.h), which runs
 // an LSTM before every step on the same tiles.
 #pragma once
 
@@ -38,42 +39,16 @@
 #include <cstring>
 #include <vector>
 
-#include "fast_math.h"
-#include "parallel.h"
+#include "common/simd.h"
+#include "common/thread_pool.h"
 
-namespace ncps::ltc {
+namespace ncps::ltc::cpu {
 
-using simd::splat;
-using simd::vf;
-using simd::vsigmoid_log2;
+using common::splat;
+using common::vf;
+using common::vsigmoid_log2;
 
 constexpr float kLog2e = 1.44269504088896341f;
-
-// ---------------------------------------------------------------------------------------------
-// Inputs seen by the task: a pointer plus enough layout to gather a strided array if needed.
-struct View {
-  const float* ptr = nullptr;
-  bool contiguous = true;
-  std::vector<int32_t> shape;
-  std::vector<int64_t> strides;
-  int64_t size = 0;
-
-  // Row-contiguous data: the array itself, or a gathered copy kept in `buf`.
-  const float* resolve(std::vector<float>& buf) const {
-    if (contiguous) return ptr;
-    buf.resize(static_cast<size_t>(size));
-    const int nd = static_cast<int>(shape.size());
-    for (int64_t e = 0; e < size; ++e) {
-      int64_t rem = e, loc = 0;
-      for (int d = nd - 1; d >= 0; --d) {
-        loc += (rem % shape[d]) * strides[d];
-        rem /= shape[d];
-      }
-      buf[static_cast<size_t>(e)] = ptr[loc];
-    }
-    return buf.data();
-  }
-};
 
 // ---------------------------------------------------------------------------------------------
 // Synapse list grouped by destination.
@@ -137,19 +112,16 @@ struct Problem {
   const SynapseList* rec = nullptr;
 };
 
-// Widest tile the target's registers hold natively: 16 lanes need AVX-512, 8 need AVX (wider
-// generic vectors are split by the compiler into slow pieces).
-#if defined(__AVX512F__)
-constexpr int kMaxLanes = 16;
-#elif defined(__AVX__)
-constexpr int kMaxLanes = 8;
-#else
-constexpr int kMaxLanes = 4;
-#endif
+// Widest tile the target's registers hold natively (wider generic vectors are split by the
+// compiler into slow pieces).
+constexpr int kMaxLanes = common::W;
+
+// Work (in lane-synapse updates) below which one thread is faster than waking a second one.
+constexpr double kMinParallelWork = 1 << 16;
 
 // Lanes per tile: as wide as the registers allow while leaving at least one tile per thread.
 inline int choose_lanes(int B) {
-  const int P = hardware_threads();
+  const int P = common::max_threads();
   if (kMaxLanes >= 16 && B > 8 && (B + 15) / 16 >= P) return 16;
   if (kMaxLanes >= 8 && B > 4 && (B + 7) / 8 >= P) return 8;
   return 4;
@@ -311,12 +283,11 @@ void forward_tile(const Problem& p, int b0, float* states) {
 template <int L>
 void forward_impl(const Problem& p, float* states) {
   const int tiles = (p.B + L - 1) / L;
-  const int nt = threads_for(tiles, work_units(p, L));
-#ifdef NCPS_USE_OPENMP
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-#endif
-  for (int tile = 0; tile < tiles; ++tile) forward_tile<L>(p, tile * L, states);
-  (void)nt;
+  const int nt = common::threads_for(tiles, work_units(p, L), kMinParallelWork);
+  common::parallel_chunks(nt, [&](int c) {
+    const auto [t0, t1] = common::chunk_range(tiles, nt, c);
+    for (int64_t tile = t0; tile < t1; ++tile) forward_tile<L>(p, static_cast<int>(tile) * L, states);
+  });
 }
 
 // Calls f.template operator()<L>() with the tile width for a batch of B (see choose_lanes).
@@ -347,7 +318,7 @@ struct Grads {  // output pointers, all (B,T,I)/(B,N)/(B,T) or parameter shaped,
   float *dcm, *dgl, *dvl;
 };
 
-// Per-thread parameter-gradient accumulators: 4 vectors per synapse, sum dP*a (erev), da*s
+// Per-chunk parameter-gradient accumulators: 4 vectors per synapse, sum dP*a (erev), da*s
 // (w, times the mask), dz (mu, times -sigma) and dz*(v - mu) (sigma); 3 per neuron: cm, gleak,
 // vleak. They hold A lanes (A = L, or fewer when the synapse set is large: the L lanes are folded
 // before accumulating, which keeps the accumulators cache-resident for dense wirings), and are
@@ -535,7 +506,7 @@ inline void scatter_synapse_grads(const SynapseList& l, const double* sums, floa
   }
 }
 
-// One accumulator per thread, allocated outside the parallel region so that an allocation
+// One accumulator per chunk, allocated outside the parallel section so that an allocation
 // failure surfaces as an exception of the task instead of terminating a worker.
 template <int A>
 std::vector<Accum<A>> make_accums(const Problem& p, int nt) {
@@ -545,7 +516,7 @@ std::vector<Accum<A>> make_accums(const Problem& p, int nt) {
   return accs;
 }
 
-// Threads' sums in a fixed order (deterministic for a given thread count), written to the
+// Chunks' sums in a fixed order (deterministic for a given batch), written to the
 // parameter gradients.
 template <int A>
 void write_param_grads(const Problem& p, std::vector<Accum<A>>& accs, const Grads& g) {
@@ -566,13 +537,13 @@ void write_param_grads(const Problem& p, std::vector<Accum<A>>& accs, const Grad
 template <int L, int A, bool CACHE_SIG>
 void backward_impl(const Problem& p, const float* states, const float* cot, const Grads& g) {
   const int tiles = (p.B + L - 1) / L;
-  const int nt = threads_for(tiles, 3 * work_units(p, L));
+  const int nt = common::threads_for(tiles, 3 * work_units(p, L), kMinParallelWork);
   std::vector<Accum<A>> accs = make_accums<A>(p, nt);
-#ifdef NCPS_USE_OPENMP
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-#endif
-  for (int tile = 0; tile < tiles; ++tile)
-    backward_tile<L, A, CACHE_SIG>(p, tile * L, states, cot, g, accs[static_cast<size_t>(nt > 1 ? thread_index() : 0)]);
+  common::parallel_chunks(nt, [&](int c) {
+    const auto [t0, t1] = common::chunk_range(tiles, nt, c);
+    for (int64_t tile = t0; tile < t1; ++tile)
+      backward_tile<L, A, CACHE_SIG>(p, static_cast<int>(tile) * L, states, cot, g, accs[static_cast<size_t>(c)]);
+  });
   write_param_grads<A>(p, accs, g);
 }
 
@@ -602,4 +573,4 @@ inline void backward(const Problem& p, const float* states, const float* cot, co
   });
 }
 
-}  // namespace ncps::ltc
+}  // namespace ncps::ltc::cpu
