@@ -9,22 +9,27 @@ Tasks (real data that ships inside a PyPI package, nothing downloaded)
 ----------------------------------------------------------------------
 - UEA/UCR archive sets bundled in ``aeon`` (``aeon.datasets.load_classification`` /
   ``load_regression`` read them from the installed package): BasicMotions (6 channels, T = 100,
-  4 classes), JapaneseVowels (12 channels, variable length 7-29, 9 classes), ArrowHead (1 channel,
-  T = 251, 3 classes) and Covid3Month (regression, 1 channel, T = 84). ``aeon`` is a
+  4 classes), JapaneseVowels (12 channels, variable length 7-29, 9 classes), ItalyPowerDemand
+  (1 channel, T = 24, 2 classes) and Covid3Month (regression, 1 channel, T = 84). ``aeon`` is a
   benchmark/test dependency only; without it these sets are skipped with a note.
 - The CfC paper's event-based bit-stream XOR (``ncps.datasets.bitstream_xor``, generated). The
   official package's batched ``timespans`` are broken (Δt arrives as ``(B,)``, not ``(B, 1)``), so
   the elapsed time of each event is given to both packages as a second input channel.
+
+ArrowHead and OSULeaf (T = 251 and 427, 36 and 200 training sequences) are bundled too, but a
+32-unit CfC stayed at chance level on ArrowHead in trials, and OSULeaf's length makes the
+official package's Python loop too slow for the budget; they are left out.
 
 Recipe (the same for both packages)
 -----------------------------------
 A recurrent layer (``CfC(F, 32)`` or ``LTC(F, 32)``, ``return_sequences=False``) and a linear head on
 its last output; inputs z-scored per channel with the training set's statistics (regression
 targets too); variable-length sequences padded with zeros *at the front*, so that the last output
-is the last real step; cross-entropy (or MSE); Adam(lr 5e-3, betas (0.9, 0.999), eps 1e-8) *with*
-bias correction (torch's Adam; ``mlx.optimizers.Adam`` defaults to ``bias_correction=False``, which
+is the last real step; cross-entropy (or MSE); Adam(lr, betas (0.9, 0.999), eps 1e-8) *with* bias
+correction (torch's Adam; ``mlx.optimizers.Adam`` defaults to ``bias_correction=False``, which
 trains markedly worse); gradients clipped to a global norm of 1.0 over all parameters, the way
-``torch.nn.utils.clip_grad_norm_`` does; batch 32 in the same order for both packages (one
+``torch.nn.utils.clip_grad_norm_`` does; batch 32 and lr 5e-3, or batch 8-16 and lr 1e-3 on the
+small sets (see ``TASKS``); the same batches in the same order for both packages (one
 permutation per epoch from ``numpy.random.RandomState(seed)``); the same initial weights (the
 official model is built after ``torch.manual_seed(seed)`` and its ``state_dict`` is loaded into ours
 with ``ncps.interop.load_torch_state_dict``). Our side runs under ``ncps.kernels.use("fused")``.
@@ -83,14 +88,18 @@ class Task:
     layers: tuple
     epochs: int
     quick_epochs: int
+    batch: int = 32
+    lr: float = 5e-3
 
 
+# The small sets (40-140 training sequences) learn steadily only with small batches and lr 1e-3;
+# with batch 32 and lr 5e-3 their test accuracy swings by tens of points from epoch to epoch.
 TASKS = {
-    "BasicMotions": Task("aeon", "classification", ("CfC", "LTC"), epochs=30, quick_epochs=10),
+    "BasicMotions": Task("aeon", "classification", ("CfC",), epochs=40, quick_epochs=15, batch=8, lr=1e-3),
     "JapaneseVowels": Task("aeon", "classification", ("CfC", "LTC"), epochs=15, quick_epochs=5),
-    "ArrowHead": Task("aeon", "classification", ("CfC",), epochs=30, quick_epochs=10),
-    "Covid3Month": Task("aeon", "regression", ("CfC",), epochs=40, quick_epochs=10),
-    "xor": Task("xor", "classification", ("CfC",), epochs=15, quick_epochs=5),
+    "ItalyPowerDemand": Task("aeon", "classification", ("CfC",), epochs=20, quick_epochs=8, batch=8, lr=1e-3),
+    "Covid3Month": Task("aeon", "regression", ("CfC",), epochs=30, quick_epochs=10, batch=16, lr=1e-3),
+    "xor": Task("xor", "classification", ("CfC",), epochs=10, quick_epochs=3),
 }
 
 
@@ -104,11 +113,9 @@ class AccuracyConfig:
     quick: bool = False
     layers: Optional[tuple] = None  # None: each task's own
     units: int = 32
-    batch: int = 32
-    lr: float = 5e-3
     clip: float = 1.0
     eval_batch: int = 512
-    xor_train: int = 2048
+    xor_train: int = 1024
     xor_test: int = 1024
     xor_pad: int = 32
     threads: int = 2
@@ -119,7 +126,7 @@ class AccuracyConfig:
             return cls(datasets=("BasicMotions",), seeds=(0,), epochs=2, quick=True, layers=("CfC",))
         if quick:
             return cls(datasets=("BasicMotions", "JapaneseVowels", "xor"), seeds=(0,), quick=True,
-                       layers=("CfC",), xor_train=1024, xor_test=512)  # fmt: skip
+                       layers=("CfC",), xor_train=512, xor_test=512)  # fmt: skip
         return cls()
 
     def epochs_of(self, name: str) -> int:
@@ -129,9 +136,11 @@ class AccuracyConfig:
     def layers_of(self, name: str) -> tuple:
         return tuple(l for l in TASKS[name].layers if self.layers is None or l in self.layers)
 
-    def recipe(self) -> dict:
-        return {"batch": self.batch, "lr": self.lr, "clip": self.clip, "eval_batch": self.eval_batch,
-                "betas": [0.9, 0.999], "eps": 1e-8, "bias_correction": True, "units": self.units}  # fmt: skip
+    def recipe(self, name: Optional[str] = None) -> dict:
+        """The training settings (of task ``name``; without it, those common to every task)."""
+        common = {"clip": self.clip, "eval_batch": self.eval_batch, "betas": [0.9, 0.999], "eps": 1e-8,
+                  "bias_correction": True, "units": self.units}  # fmt: skip
+        return common if name is None else {**common, "batch": TASKS[name].batch, "lr": TASKS[name].lr}
 
     def public(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -227,7 +236,15 @@ def describe_task(name: str, data: dict) -> dict:
     return {"name": name, "status": "ok", "source": "aeon (bundled)" if task.source == "aeon" else "ncps.datasets",
             "kind": task.kind, "metric": metric_name(task.kind), "n_train": n, "n_test": len(data["x_test"]),
             "length": T if len(data["lengths"]) == 1 else f"{data['lengths'][0]}-{data['lengths'][-1]}",
-            "features": F, "outputs": data["outputs"]}  # fmt: skip
+            "features": F, "outputs": data["outputs"], "baseline": baseline(task.kind, data)}  # fmt: skip
+
+
+def baseline(kind: str, data: dict) -> float:
+    """What a model without input scores: the training set's most frequent class (accuracy) or
+    its mean target (RMSE), on the test set."""
+    if kind == "classification":
+        return float((data["y_test"] == np.bincount(data["y_train"]).argmax()).mean())
+    return float(np.sqrt(np.mean((data["y_test"] - data["y_mean"]) ** 2)))
 
 
 def metric_name(kind: str) -> str:
@@ -361,7 +378,7 @@ def prepare(cfg: AccuracyConfig, tmp: Path, log: Callable[[str], None]) -> tuple
                 jobs.append({"id": f"{name}|{layer}|{seed}", "dataset": name, "layer": layer, "seed": seed,
                              "units": cfg.units, "kind": TASKS[name].kind, "outputs": int(data[name]["outputs"]),
                              "data": str(path), "order": str(order_path),
-                             "init_out": str(tmp / f"{name}-{layer}-{seed}-init.npz"), "recipe": cfg.recipe()})  # fmt: skip
+                             "init_out": str(tmp / f"{name}-{layer}-{seed}-init.npz"), "recipe": cfg.recipe(name)})  # fmt: skip
     return datasets, data, jobs
 
 
@@ -487,8 +504,8 @@ def markdown(sec: dict) -> list[str]:
     """The section's markdown: the recipe, one table row per (task, model), and the notes."""
     cfg, recipe = sec["config"], sec["recipe"]
     lines = ["### Accuracy: training to the official package's accuracy", "",
-             f"{recipe['units']} units + linear head on the last output; Adam(lr {recipe['lr']}, betas (0.9, 0.999), "
-             f"eps 1e-8, bias correction), batch {recipe['batch']}, gradients clipped to norm {recipe['clip']}, "
+             f"{recipe['units']} units + linear head on the last output; Adam(lr as listed, betas (0.9, 0.999), "
+             f"eps 1e-8, bias correction), batch as listed, gradients clipped to norm {recipe['clip']}, "
              f"z-scored inputs, front-padded; same initial weights, batches and seeds ({', '.join(map(str, cfg['seeds']))}) "
              "for both packages. Test metric after the last epoch, mean ± sd over the seeds; training wall "
              "time without evaluation. Time to accuracy: training time until the mean test metric first "
@@ -500,14 +517,16 @@ def markdown(sec: dict) -> list[str]:
         speed = e.get("speedup")
         reached = "not reached" if "target" in e and e.get("ncps_time_to_target_s") is None else \
             (f"{speed:.2f}×" if speed else "—")  # fmt: skip
-        body.append([e["dataset"], f"{e['layer']}({d['features']}, {recipe['units']})", str(cfg_epochs(sec, e)),
+        task = TASKS[e["dataset"]]
+        body.append([e["dataset"], f"{e['layer']}({d['features']}, {recipe['units']})",
+                     f"{cfg_epochs(sec, e)} / {task.batch} / {task.lr:g}",
                      e["metric"], fmt_stats(e["metric"], ours), fmt_stats(e["metric"], off),
                      fmt_seconds(ours.get("train_s")), fmt_seconds(off.get("train_s")),
                      f"{fmt_seconds(e.get('ncps_time_to_target_s'))} / {fmt_seconds(e.get('official_time_to_target_s'))}",
                      reached])  # fmt: skip
         notes += [f"- {PACKAGE_NAMES[p]} on {e['dataset']} {e['layer']}: {e[p]['status']} — {e[p].get('reason')}"
                   for p in PACKAGES if e[p].get("status") != "ok"]  # fmt: skip
-    header = ["task", "model", "epochs", "metric", PACKAGE_NAMES["ncps"], PACKAGE_NAMES["official"],
+    header = ["task", "model", "epochs / batch / lr", "metric", PACKAGE_NAMES["ncps"], PACKAGE_NAMES["official"],
               "ncps train time", "official train time", "time to accuracy ncps / official", "speed-up"]  # fmt: skip
     lines += ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in body]
@@ -526,7 +545,9 @@ def task_line(d: dict) -> str:
     if d.get("status") != "ok":
         return f"{d['name']} (skipped)"
     what = f"{d['outputs']} classes" if d["kind"] == "classification" else "regression"
-    return f"{d['name']} ({d['source']}, {d['n_train']}/{d['n_test']} train/test, T = {d['length']}, {d['features']} channels, {what})"
+    base = fmt_metric(d["metric"], d["baseline"])
+    return (f"{d['name']} ({d['source']}, {d['n_train']}/{d['n_test']} train/test, T = {d['length']}, "
+            f"{d['features']} channels, {what}; without input: {base})")
 
 
 def panels(sec: dict) -> list[Callable]:

@@ -20,12 +20,12 @@ RUN = REPO / "benchmarks" / "run.py"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def run_bench(tmp_path: Path, sections: str, env_extra: dict | None = None) -> tuple[dict, str, Path]:
+def run_bench(tmp_path: Path, sections: str, env_extra: dict | None = None, extra: tuple = ()) -> tuple[dict, str, Path]:
     env = dict(os.environ)
     env.update(env_extra or {})
     out = tmp_path / "results"
     proc = subprocess.run(
-        [sys.executable, str(RUN), "--quick", "--tiny", "--section", sections, "--out", str(out), "--name", "t"],
+        [sys.executable, str(RUN), "--quick", "--tiny", "--section", sections, "--out", str(out), "--name", "t", *extra],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -119,8 +119,9 @@ def _aeon_installed() -> bool:
 def test_accuracy_section_tiny(tmp_path):
     """One bundled data set, one seed, two epochs: the structure of the section, and (with the
     oracle) both packages' runs, which start from the same weights and see the same batches, so
-    their training losses agree."""
-    results, stdout, out = run_bench(tmp_path, "accuracy")
+    their training losses agree. One torch thread: on a loaded 2-core machine two threads can
+    make these 20 small steps take half a minute, and nothing here is timed."""
+    results, stdout, out = run_bench(tmp_path, "accuracy", extra=("--torch-threads", "1"))
     assert results["mode"]["sections"] == ["accuracy"]
     sec = results["sections"]["accuracy"]
     for key in ("config", "recipe", "official", "datasets", "runs", "summary"):
@@ -138,7 +139,7 @@ def test_accuracy_section_tiny(tmp_path):
         assert 0.0 <= e["metric"] <= 1.0 and e["train_s"] > 0 and math.isfinite(e["loss"])
     (row,) = sec["summary"]
     assert row["metric"] == "accuracy" and row["ncps"]["status"] == "ok"
-    assert "| BasicMotions | CfC(6, 32) | 2 | accuracy |" in stdout
+    assert "| BasicMotions | CfC(6, 32) | 2 / 8 / 0.001 | accuracy |" in stdout
     official = [r for r in sec["runs"] if r["package"] == "official"]
     assert len(official) == 1
     if results["official"]["available"]:
