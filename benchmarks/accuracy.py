@@ -68,7 +68,8 @@ import numpy as np  # noqa: E402
 from mlx.utils import tree_flatten, tree_map  # noqa: E402
 
 import ncps  # noqa: E402
-from benchmarks import oracle  # noqa: E402
+from benchmarks import oracle, report  # noqa: E402
+from benchmarks.timing import failure  # noqa: E402
 
 TRAIN_SCRIPT = Path(__file__).resolve().parent / "accuracy_torch.py"
 AEON_HINT = "pip install aeon (or pip install -e '.[bench]')"
@@ -341,7 +342,8 @@ def train_ours(job: dict, data: dict, order: np.ndarray) -> dict:
             train_s += time.perf_counter() - t0
             metric = test_metric(model, data, kind, int(recipe["eval_batch"]))
             epochs.append({"epoch": epoch + 1, "train_s": train_s, "metric": metric, "loss": float(np.mean(losses))})
-    return {"status": "ok", "init": "official" if init.is_file() else "own", "warmup_s": warmup_s, "epochs": epochs}
+    init_from = "official" if init.is_file() else "own"
+    return {"status": "ok", "init": init_from, "warmup_s": warmup_s, "epochs": epochs}
 
 
 def guarded(fn: Callable[[], dict]) -> dict:
@@ -349,10 +351,7 @@ def guarded(fn: Callable[[], dict]) -> dict:
     try:
         return fn()
     except Exception as exc:
-        import traceback
-
-        return {"status": "error", "reason": str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
-                "traceback": traceback.format_exc()[-3000:]}  # fmt: skip
+        return failure("error", exc)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -369,17 +368,23 @@ def prepare(cfg: AccuracyConfig, tmp: Path, log: Callable[[str], None]) -> tuple
             datasets.append({"name": name, "status": "skipped", "reason": str(exc)})
             continue
         datasets.append(describe_task(name, data[name]))
-        path = tmp / f"{name}.npz"
-        np.savez(path, **{k: v for k, v in data[name].items() if k != "lengths"})
-        for seed in cfg.seeds:
-            order_path = tmp / f"{name}-order-{seed}.npy"
-            np.save(order_path, epoch_orders(len(data[name]["x_train"]), cfg.epochs_of(name), seed))
-            for layer in cfg.layers_of(name):
-                jobs.append({"id": f"{name}|{layer}|{seed}", "dataset": name, "layer": layer, "seed": seed,
-                             "units": cfg.units, "kind": TASKS[name].kind, "outputs": int(data[name]["outputs"]),
-                             "data": str(path), "order": str(order_path),
-                             "init_out": str(tmp / f"{name}-{layer}-{seed}-init.npz"), "recipe": cfg.recipe(name)})  # fmt: skip
+        jobs += task_jobs(cfg, name, data[name], tmp)
     return datasets, data, jobs
+
+
+def task_jobs(cfg: AccuracyConfig, name: str, data: dict, tmp: Path) -> list:
+    """One job per (model, seed) of a task; writes the data and each seed's epoch orders."""
+    path, jobs = tmp / f"{name}.npz", []
+    np.savez(path, **{k: v for k, v in data.items() if k != "lengths"})
+    for seed in cfg.seeds:
+        order_path = tmp / f"{name}-order-{seed}.npy"
+        np.save(order_path, epoch_orders(len(data["x_train"]), cfg.epochs_of(name), seed))
+        for layer in cfg.layers_of(name):
+            jobs.append({"id": f"{name}|{layer}|{seed}", "dataset": name, "layer": layer, "seed": seed,
+                         "units": cfg.units, "kind": TASKS[name].kind, "outputs": int(data["outputs"]),
+                         "data": str(path), "order": str(order_path), "recipe": cfg.recipe(name),
+                         "init_out": str(tmp / f"{name}-{layer}-{seed}-init.npz")})  # fmt: skip
+    return jobs
 
 
 def run_official(jobs: list, threads: int, log: Callable[[str], None]) -> tuple[dict, dict]:
@@ -392,8 +397,8 @@ def run_official(jobs: list, threads: int, log: Callable[[str], None]) -> tuple[
     out = oracle.run_jobs(jobs, threads=threads, script=TRAIN_SCRIPT)
     if not out["available"]:
         log(f"accuracy: official failed: {out['reason']}\n{out.get('stderr', '')}")
-        return {"available": False, "reason": out["reason"]}, {j["id"]: {"status": "error", "reason": out["reason"]}
-                                                                for j in jobs}  # fmt: skip
+        failed = {"status": "error", "reason": out["reason"]}
+        return {"available": False, "reason": out["reason"]}, {j["id"]: dict(failed) for j in jobs}
     info = {"available": True, "torch_version": out.get("torch_version"), "torch_threads": out.get("threads")}
     return info, {j["id"]: out["results"].get(j["id"], {"status": "error", "reason": "no result"}) for j in jobs}
 
@@ -461,12 +466,17 @@ def summarize(runs: list, datasets: list) -> list:
         entry = {"dataset": key[0], "layer": key[1], "metric": metric_name(kinds[key[0]])}
         for package in PACKAGES:
             mine = [r for r in runs if (r["dataset"], r["layer"], r["package"]) == (*key, package)]
-            good = [r for r in mine if r.get("status") == "ok" and r.get("epochs")]
-            bad = next((r for r in mine if r not in good), None)
-            entry[package] = package_stats(good) if good and bad is None else \
-                {"status": (bad or {}).get("status", "n/a"), "reason": (bad or {}).get("reason", "no runs")}  # fmt: skip
+            entry[package] = package_entry(mine)
         out.append(with_time_to_target(entry, kinds[key[0]] == "classification"))
     return out
+
+
+def package_entry(runs: list) -> dict:
+    """The statistics of one package's runs, or the status of the first run that failed."""
+    bad = next((r for r in runs if r.get("status") != "ok" or not r.get("epochs")), None)
+    if bad is not None or not runs:
+        return {"status": (bad or {}).get("status", "n/a"), "reason": (bad or {}).get("reason", "no runs")}
+    return package_stats(runs)
 
 
 def with_time_to_target(entry: dict, higher_is_better: bool) -> dict:
@@ -491,48 +501,46 @@ def fmt_metric(metric: str, v: float) -> str:
 def fmt_stats(metric: str, s: dict) -> str:
     if s.get("status") != "ok":
         return str(s.get("status"))
+    if s["seeds"] == 1:
+        return fmt_metric(metric, s["mean"])
     return f"{fmt_metric(metric, s['mean'])} ± {fmt_metric(metric, s['sd'])}"
 
 
 def fmt_seconds(v: Optional[float]) -> str:
-    from benchmarks.report import fmt_time
-
-    return fmt_time(v)
+    return report.fmt_time(v)
 
 
 def markdown(sec: dict) -> list[str]:
     """The section's markdown: the recipe, one table row per (task, model), and the notes."""
-    cfg, recipe = sec["config"], sec["recipe"]
+    seeds = ", ".join(map(str, sec["config"]["seeds"]))
     lines = ["### Accuracy: training to the official package's accuracy", "",
-             f"{recipe['units']} units + linear head on the last output; Adam(lr as listed, betas (0.9, 0.999), "
-             f"eps 1e-8, bias correction), batch as listed, gradients clipped to norm {recipe['clip']}, "
-             f"z-scored inputs, front-padded; same initial weights, batches and seeds ({', '.join(map(str, cfg['seeds']))}) "
-             "for both packages. Test metric after the last epoch, mean ± sd over the seeds; training wall "
-             "time without evaluation. Time to accuracy: training time until the mean test metric first "
-             "reaches the official package's final mean; speed-up = official ÷ ncps.", ""]  # fmt: skip
-    body, notes = [], []
-    tasks = {d["name"]: d for d in sec["datasets"]}
-    for e in sec["summary"]:
-        d, ours, off = tasks[e["dataset"]], e["ncps"], e["official"]
-        speed = e.get("speedup")
-        reached = "not reached" if "target" in e and e.get("ncps_time_to_target_s") is None else \
-            (f"{speed:.2f}×" if speed else "—")  # fmt: skip
-        task = TASKS[e["dataset"]]
-        body.append([e["dataset"], f"{e['layer']}({d['features']}, {recipe['units']})",
-                     f"{cfg_epochs(sec, e)} / {task.batch} / {task.lr:g}",
-                     e["metric"], fmt_stats(e["metric"], ours), fmt_stats(e["metric"], off),
-                     fmt_seconds(ours.get("train_s")), fmt_seconds(off.get("train_s")),
-                     f"{fmt_seconds(e.get('ncps_time_to_target_s'))} / {fmt_seconds(e.get('official_time_to_target_s'))}",
-                     reached])  # fmt: skip
-        notes += [f"- {PACKAGE_NAMES[p]} on {e['dataset']} {e['layer']}: {e[p]['status']} — {e[p].get('reason')}"
-                  for p in PACKAGES if e[p].get("status") != "ok"]  # fmt: skip
+             f"{sec['recipe']['units']} units + linear head on the last output; Adam(lr, betas (0.9, 0.999), eps 1e-8, "
+             f"bias correction), gradients clipped to norm {sec['recipe']['clip']}, z-scored inputs, front-padded; "
+             f"same initial weights, batches and seeds ({seeds}) for both packages. Test metric after the last "
+             "epoch, mean ± sd over the seeds; training wall time without evaluation. Time to accuracy: training "
+             "time until the mean test metric first reaches the official package's final mean; speed-up = "
+             "official ÷ ncps.", ""]  # fmt: skip
     header = ["task", "model", "epochs / batch / lr", "metric", PACKAGE_NAMES["ncps"], PACKAGE_NAMES["official"],
               "ncps train time", "official train time", "time to accuracy ncps / official", "speed-up"]  # fmt: skip
-    lines += ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in body]
+    lines += report.table(header, [table_row(sec, e) for e in sec["summary"]])
     lines += ["", "Tasks: " + "; ".join(task_line(d) for d in sec["datasets"]) + "."]
+    notes = [f"- {PACKAGE_NAMES[p]} on {e['dataset']} {e['layer']}: {e[p]['status']} — {e[p].get('reason')}"
+             for e in sec["summary"] for p in PACKAGES if e[p].get("status") != "ok"]  # fmt: skip
     notes += [f"- {d['name']}: skipped — {d['reason']}" for d in sec["datasets"] if d.get("status") != "ok"]
     return lines + (["", *dict.fromkeys(notes)] if notes else [])
+
+
+def table_row(sec: dict, e: dict) -> list[str]:
+    d = next(d for d in sec["datasets"] if d["name"] == e["dataset"])
+    task, ours, off = TASKS[e["dataset"]], e["ncps"], e["official"]
+    reached = report.fmt_ratio(e.get("speedup"))
+    if "target" in e and e["ncps_time_to_target_s"] is None:
+        reached = "not reached"
+    t2t = f"{fmt_seconds(e.get('ncps_time_to_target_s'))} / {fmt_seconds(e.get('official_time_to_target_s'))}"
+    return [e["dataset"], f"{e['layer']}({d['features']}, {sec['recipe']['units']})",
+            f"{cfg_epochs(sec, e)} / {task.batch} / {task.lr:g}", e["metric"], fmt_stats(e["metric"], ours),
+            fmt_stats(e["metric"], off), fmt_seconds(ours.get("train_s")), fmt_seconds(off.get("train_s")), t2t,
+            reached]  # fmt: skip
 
 
 def cfg_epochs(sec: dict, e: dict) -> int:
@@ -572,7 +580,8 @@ def curve_panel(ax, e: dict) -> None:
     if not drawn:
         ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, color="gray")
         return
-    ax.set_xlabel("training wall time (s, mean over seeds)", fontsize=8)
+    ax.set_xscale("log")  # the two packages' times differ by one to two orders of magnitude
+    ax.set_xlabel("training wall time (s, mean over seeds, log)", fontsize=8)
     ax.set_ylabel("accuracy (%)" if e["metric"] == "accuracy" else "RMSE", fontsize=8)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
