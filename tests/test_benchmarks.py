@@ -147,7 +147,7 @@ def test_accuracy_section_tiny(tmp_path):
         assert ours[0]["init"] == "official"
         for a, b in zip(ours[0]["epochs"], official[0]["epochs"]):
             assert abs(a["loss"] - b["loss"]) <= 1e-4 * (1 + abs(b["loss"])), (a, b)
-        assert row["official"]["status"] == "ok" and "speedup" in row
+        assert row["official"]["status"] == "ok" and "speedup" in row and row["same_loss_epochs"] == 2
     else:
         assert official[0]["status"] == "n/a"
 
