@@ -233,16 +233,16 @@ def why_not(cell: Any, mixed_memory: bool = False) -> Optional[str]:
 
 
 def sequence(cell: Any, x: mx.array, h0: mx.array, dt: mx.array, lstm: Any = None, c0: Optional[mx.array] = None):
-    """``(states (B, T, N), c_T)`` for ``x`` ``(B, T, I)`` and ``dt`` ``(B, T)``; with the
-    mixed-memory ``lstm`` (an :class:`~ncps.LSTMCell`) the LSTM runs before every step inside the
-    primitive, from cell state ``c0`` (zeros if None), and ``c_T`` is its final cell state, else
-    ``c_T`` is None."""
+    """``(states, cells)`` for ``x`` ``(B, T, I)`` and ``dt`` ``(B, T)``: the state after every
+    step ``(B, T, N)``; with the mixed-memory ``lstm`` (an :class:`~ncps.LSTMCell`) the LSTM runs
+    before every step inside the primitive, from cell state ``c0`` (zeros if None), and ``cells``
+    ``(B, T, N)`` is its cell state after every step, else None. (The layer takes a padded
+    sequence's final state at its own last step from these; see :mod:`ncps.cells.base`.)"""
     args = (cell.solver_params(), cell.ode_unfolds, cell.epsilon)
     if lstm is None:
         return _plain(cell.map_inputs(x), h0, dt, *args), None
     c0 = mx.zeros_like(h0) if c0 is None else c0
-    states, cells = _mixed(cell.map_inputs(x), h0, c0, dt, args[0], x, lstm_params(lstm), *args[1:])
-    return states, cells[:, -1]
+    return _mixed(cell.map_inputs(x), h0, c0, dt, args[0], x, lstm_params(lstm), *args[1:])
 
 
 def step(cell: Any, x: mx.array, h: mx.array, ts: Union[float, mx.array]) -> mx.array:
