@@ -109,8 +109,8 @@ def main(argv: list[str] | None = None) -> dict:
     axes[0].set_ylabel("value")
     fig.suptitle(f"Generated waveforms of {MIN_LEN} to {MAX_LEN} steps (three per class)", y=1.04)
     _common.save(fig, out, f"{NAME}_data.png")
-    _common.plot_history(history.history, out, f"{NAME}_training.png", "CfC with lengths= (train on a list of sequences)",
-                         keys=["loss", "accuracy"])  # fmt: skip
+    _common.plot_history(history.history, out, f"{NAME}_training.png",
+                         "CfC with lengths= (train on a list of sequences)", keys=["loss", "accuracy"])  # fmt: skip
 
     pred = np.argmax(np.array(predict(model, (x_test, len_test))), axis=-1)
     edges = np.arange(MIN_LEN, MAX_LEN + 9, 8)

@@ -75,7 +75,8 @@ def _normalize_lengths(lengths: Lengths, B: int, T: int, batched: bool) -> Optio
     """``lengths`` as a validated int32 ``(B,)`` array (``(1,)`` for unbatched input), or None."""
     if lengths is None:
         return None
-    if isinstance(lengths, bool) or (isinstance(lengths, (mx.array, np.ndarray)) and lengths.dtype in (mx.bool_, np.bool_)):
+    booleans = isinstance(lengths, (mx.array, np.ndarray)) and lengths.dtype in (mx.bool_, np.bool_)
+    if isinstance(lengths, bool) or booleans:
         raise TypeError("lengths must hold integers, got booleans")
     if not isinstance(lengths, mx.array):
         arr = np.asarray(lengths)

@@ -223,7 +223,9 @@ def _pad_ragged(items: tuple, name: str) -> tuple:
         if _is_ragged(item):
             padded, these = pad_sequences(item)
             if lengths is not None and not np.array_equal(lengths, these):
-                raise ValueError(f"the variable-length sequences of {name}[{i}] do not have the lengths of the first ones")
+                raise ValueError(
+                    f"the variable-length sequences of {name}[{i}] do not have the lengths of the first ones"
+                )
             lengths = these
             item = padded
         out.append(item)

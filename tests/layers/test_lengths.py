@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 from mlx.utils import tree_flatten, tree_map
 
-import ncps
 from ncps import CTGRU, CTRNN, LTC, CfC, kernels
 from ncps.wirings import AutoNCP
 
@@ -53,7 +52,8 @@ def build(kind: str, **kw):
     raise ValueError(kind)
 
 
-FUSABLE = ["ltc", "ltc_ncp", "ltc_mixed", "cfc_default", "cfc_no_gate", "cfc_pure", "cfc_mixed", "cfc_proj", "wired_cfc"]
+FUSABLE = ["ltc", "ltc_ncp", "ltc_mixed", "cfc_default", "cfc_no_gate", "cfc_pure", "cfc_mixed", "cfc_proj",
+           "wired_cfc"]  # fmt: skip
 ALL = FUSABLE + ["ctrnn", "ctgru"]
 
 

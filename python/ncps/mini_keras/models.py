@@ -81,7 +81,9 @@ def _with_mask(parts: list, lengths: Any) -> list:
     if lengths.shape != (n,):
         raise ValueError(f"lengths must have shape (n,) = ({n},), one per sequence of x, got {lengths.shape}")
     if lengths.size and (lengths.min() < 1 or lengths.max() > T):
-        raise ValueError(f"lengths must satisfy 1 <= lengths[i] <= T = {T}, got values in [{lengths.min()}, {lengths.max()}]")
+        raise ValueError(
+            f"lengths must satisfy 1 <= lengths[i] <= T = {T}, got values in [{lengths.min()}, {lengths.max()}]"
+        )
     ts = parts[1] if len(parts) == 2 else mx.ones((n, T))
     return [x, ts, mx.arange(T)[None] < mx.array(lengths.astype(np.int32))[:, None]]
 

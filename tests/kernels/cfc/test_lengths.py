@@ -26,7 +26,9 @@ def reference_cells(cell, lstm, x, h0, c0, dt):
     return mx.stack(hs, 1), mx.stack(cs, 1)
 
 
-@pytest.mark.parametrize("make", [lambda: ncps.CfCCell(3, 5, backbone_units=8), lambda: ncps.WiredCfCCell(3, AutoNCP(7, 2))])
+@pytest.mark.parametrize(
+    "make", [lambda: ncps.CfCCell(3, 5, backbone_units=8), lambda: ncps.WiredCfCCell(3, AutoNCP(7, 2))]
+)
 def test_mixed_cells_after_every_step_and_their_gradient(make):
     mx.random.seed(0)
     cell = make()
