@@ -138,9 +138,13 @@ std::pair<mx::array, mx::array> cfc_step_now(const mx::array& x, const mx::array
   // to the stream's worker thread (that wake-up dominates a batch-1 step). Inputs are evaluated
   // first; this is a no-op for parameters and for a state returned by the previous step.
   const mx::Stream st = mx::default_stream(mx::Device::cpu);
-  for (auto& a : in)
+  bool all_available = true;
+  for (auto& a : in) {
     if (a.dtype() != mx::float32) a = mx::astype(a, mx::float32, st);
-  mx::eval(in);
+    all_available = all_available && a.is_available();
+  }
+  // mx::eval builds a tape and synchronises even when nothing is pending: skip it in the common case.
+  if (!all_available) mx::eval(in);
   std::vector<common::View> views;
   for (const auto& a : in) views.push_back(common::make_view(a, "cfc_step_now"));
   thread_local std::vector<std::vector<float>> bufs;
