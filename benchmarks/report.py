@@ -176,13 +176,26 @@ def _scaling(section: dict) -> list[str]:
         body = []
         for p in scan:
             value = f"{p['value']:g}" if isinstance(p["value"], float) else str(p["value"])
+            mem = (p.get("memory") or {}).get("peak_bytes")
             body.append([p["sweep"], value, p["model"], str(p["batch"]), str(p["time"]),
-                         cell(p.get("fused"), notes, "fused"), cell(p.get("reference"), notes, "reference"),
+                         cell(p.get("fused"), notes, "fused"), fmt_bytes(mem) if mem else "—",
+                         cell(p.get("reference"), notes, "reference"),
                          fmt_ratio(ratio(median(p.get("reference")), median(p.get("fused"))))])  # fmt: skip
-        lines += table(["sweep", "value", "model", "batch", "T", "ncps fused", "ncps reference", "reference ÷ fused"], body)
+        lines += table(["sweep", "value", "model", "batch", "T", "ncps fused", "fused peak memory", "ncps reference",
+                        "reference ÷ fused"], body)  # fmt: skip
+    fits = section.get("growth") or {}
+    if fits:
+        lines += ["", "Growth of the fused forward (least-squares exponent k of y ∝ value^k in log-log; time from the "
+                  "minimum, memory from the peak):", ""]  # fmt: skip
+        lines += table(["sweep", "time exponent", "peak-memory exponent"],
+                       [[sweep, _exp(f.get("time")), _exp(f.get("memory"))] for sweep, f in fits.items()])
     if notes.items:
         lines += ["", *notes.lines()]
     return lines
+
+
+def _exp(k: Optional[float]) -> str:
+    return "—" if k is None else f"{k:.2f}"
 
 
 def _memory(section: dict) -> list[str]:
@@ -438,7 +451,8 @@ def _scan_panel(ax, section: dict, sweep: str) -> None:
     pts = [p for p in section.get("scan", []) if p["sweep"] == sweep]
     model = pts[0]["model"].split(" · ")[-1] if pts else ""
     title = {"time": f"forward vs T ({model})", "batch": f"forward vs batch ({model})",
-             "units": "forward vs units (FullyConnected)", "sparsity": "forward vs sparsity (AutoNCP)"}[sweep]  # fmt: skip
+             "units": "forward vs units (FullyConnected)", "sparse units": "forward vs units (AutoNCP, sparse)",
+             "sparsity": "forward vs sparsity (AutoNCP)"}[sweep]  # fmt: skip
     drawn = False
     for impl, style in (("fused", "o-"), ("reference", "s--")):
         xy = [(p["value"], median(p.get(impl))) for p in pts if median(p.get(impl)) is not None]
@@ -448,13 +462,14 @@ def _scan_panel(ax, section: dict, sweep: str) -> None:
     if not drawn:
         return _no_data(ax, title)
     ax.set_title(title, fontsize=10)
-    ax.set_xlabel({"time": "T (steps)", "batch": "batch", "units": "units", "sparsity": "sparsity_level"}[sweep],
+    ax.set_xlabel({"time": "T (steps)", "batch": "batch", "units": "units", "sparse units": "units",
+                   "sparsity": "sparsity_level"}[sweep],
                   fontsize=8)  # fmt: skip
     ax.set_ylabel("ms (median, log)", fontsize=8)
     ax.set_yscale("log")
     _log_y(ax)
     values = [p["value"] for p in pts]
-    if sweep in ("batch", "units", "time"):
+    if sweep in ("batch", "units", "time", "sparse units"):
         from matplotlib.ticker import NullFormatter
 
         ax.set_xscale("log", base=2)
@@ -502,8 +517,9 @@ def chart(results: dict, path: Path) -> None:
                   "ms (median)", log=False)  # fmt: skip
 
         panels.append(svd)
-        for sweep in ("time", "batch", "units", "sparsity"):
-            panels.append(lambda ax, sweep=sweep: _scan_panel(ax, sc, sweep))
+        for sweep in ("time", "batch", "units", "sparse units", "sparsity"):
+            if any(p["sweep"] == sweep for p in sc.get("scan", [])):
+                panels.append(lambda ax, sweep=sweep: _scan_panel(ax, sc, sweep))
     if "memory" in sections:
         rows = sections["memory"]["results"]
         idx = _index(rows)

@@ -126,9 +126,10 @@ class Config:
     sparse_units: int = 256
     sparse_motor: int = 16
     sparse_level: float = 0.8
-    scan_time: tuple = (25, 50, 100, 200)
-    scan_batch: tuple = (1, 8, 32, 128)
-    scan_units: tuple = (16, 32, 64, 128, 256)
+    scan_time: tuple = (25, 100, 1000, 10000)
+    scan_batch: tuple = (1, 8, 32, 128, 1024)
+    scan_units: tuple = (16, 64, 256, 1024)
+    scan_sparse_units: tuple = (64, 256, 1024)  # AutoNCP(N, sparse_motor, sparsity_level=sparse_level)
     scan_sparsity: tuple = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
     sparsity_units: int = 128
     sparsity_motor: int = 16
@@ -153,6 +154,7 @@ class Config:
             cfg.scan_time = (25, 100)
             cfg.scan_batch = (1, 32)
             cfg.scan_units = (16, 64, 256)
+            cfg.scan_sparse_units = (64, 256)
             cfg.scan_sparsity = (0.2, 0.5, 0.8)
             cfg.reference_work_limit = 32 * 25 * 64**2
             cfg.fast = Policy(warmup=1, reps=3, min_reps=2, budget_s=2.0)
@@ -169,6 +171,7 @@ class Config:
             cfg.batch, cfg.time, cfg.units, cfg.motor, cfg.backbone_units = 2, 6, 12, 2, 16
             cfg.sparse_units, cfg.sparse_motor = 24, 4
             cfg.scan_time, cfg.scan_batch, cfg.scan_units = (3, 6), (1, 2), (8, 12)
+            cfg.scan_sparse_units = (12, 16)
             cfg.scan_sparsity, cfg.sparsity_units, cfg.sparsity_motor = (0.2, 0.8), 16, 2
             cfg.reference_work_limit = 2 * 6 * 12**2  # exercises the "skipped" path too
             tiny_policy = Policy(warmup=1, reps=2, min_reps=1, budget_s=0.2)
@@ -348,12 +351,14 @@ class Bench:
         self.log(f"{label(s)} B={batch} T={T} {kind} {impl}: {describe(result)} [{time.perf_counter() - t0:.1f} s]")
         return result
 
-    def peak_memory(self, s: dict, impl: str) -> dict:
+    def peak_memory(self, s: dict, impl: str, batch: Optional[int] = None, T: Optional[int] = None,
+                    kind: str = "fwd+bwd") -> dict:
         cfg = self.cfg
+        batch, T = batch or cfg.batch, T or cfg.time
 
         def run():
             model = build(s)
-            call = sequence_call(model, sequence_input(cfg, cfg.batch, cfg.time), "fwd+bwd", impl)
+            call = sequence_call(model, sequence_input(cfg, batch, T), kind, impl)
             gc.collect()
             mx.clear_cache()
             baseline = mx.get_active_memory()
@@ -364,7 +369,7 @@ class Bench:
                     "transient_bytes": int(peak - baseline)}  # fmt: skip
 
         result = guarded(run)
-        self.log(f"memory {label(s)} {impl}: {result.get('peak_bytes', result.get('reason'))}")
+        self.log(f"memory {label(s)} B={batch} T={T} {kind} {impl}: {result.get('peak_bytes', result.get('reason'))}")
         return result
 
     # -- the official side ------------------------------------------------------------------
@@ -459,6 +464,9 @@ class Bench:
         points += [("batch", B, headline, B, cfg.time) for B in cfg.scan_batch]
         points += [("units", N, spec("LTC", cfg.inputs, wiring("FullyConnected", N), **kw), cfg.batch, cfg.time)
                    for N in cfg.scan_units]  # fmt: skip
+        points += [("sparse units", N, spec("LTC", cfg.inputs, wiring("AutoNCP", N, cfg.sparse_motor,
+                                                                      sparsity_level=cfg.sparse_level), **kw),
+                    cfg.batch, cfg.time) for N in cfg.scan_sparse_units]  # fmt: skip
         points += [("sparsity", p, spec("LTC", cfg.inputs, wiring("AutoNCP", cfg.sparsity_units, cfg.sparsity_motor,
                                                                   sparsity_level=p), **kw), cfg.batch, cfg.time)
                    for p in cfg.scan_sparsity]  # fmt: skip
@@ -467,6 +475,7 @@ class Bench:
             N = units_count(s["units"])
             row = {"sweep": sweep, "value": value, "model": label(s), "spec": s, "batch": B, "time": T, "pass": "forward"}
             row["fused"] = self.time_sequence(s, B, T, "forward", "fused", cfg.scan_fast)
+            row["memory"] = self.peak_memory(s, "fused", B, T, "forward")
             work = B * T * N * N
             if work <= cfg.reference_work_limit:
                 row["reference"] = self.time_sequence(s, B, T, "forward", "reference", cfg.scan_slow)
@@ -476,7 +485,7 @@ class Bench:
                                               "(seconds per call)"}  # fmt: skip
             scan.append(row)
         return {"shape": self.shape(), "sparse_vs_dense": sparse_vs_dense, "target_sparse_over_dense": 0.5,
-                "scan": scan}  # fmt: skip
+                "scan": scan, "growth": growth(scan)}  # fmt: skip
 
     def section_memory(self) -> dict:
         cfg = self.cfg
@@ -545,6 +554,27 @@ class Bench:
     def shape(self) -> dict:
         c = self.cfg
         return {"batch": c.batch, "time": c.time, "inputs": c.inputs, "units": c.units, "ode_unfolds": c.ode_unfolds}
+
+
+def growth(scan: list[dict]) -> dict:
+    """Per sweep over a size (time, batch, units, sparse units): the exponent k of a least-squares
+    fit ``y ∝ value^k`` in log-log, for the fused forward's time (min) and peak memory."""
+    import math
+
+    out = {}
+    for sweep in ("time", "batch", "units", "sparse units"):
+        pts = [p for p in scan if p["sweep"] == sweep]
+        fits = {}
+        for key, get in (("time", lambda p: p["fused"].get("min_s") if p["fused"].get("status") == "ok" else None),
+                         ("memory", lambda p: (p.get("memory") or {}).get("peak_bytes"))):  # fmt: skip
+            xy = [(math.log(p["value"]), math.log(get(p))) for p in pts if get(p)]
+            if len(xy) >= 2:
+                mx_, my = sum(x for x, _ in xy) / len(xy), sum(y for _, y in xy) / len(xy)
+                sxx = sum((x - mx_) ** 2 for x, _ in xy)
+                fits[key] = sum((x - mx_) * (y - my) for x, y in xy) / sxx if sxx > 0 else None
+        if fits:
+            out[sweep] = fits
+    return out
 
 
 def describe(r: dict) -> str:

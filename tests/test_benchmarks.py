@@ -74,7 +74,9 @@ def test_benchmark_writes_json_table_and_chart(tmp_path):
 
     scaling = results["sections"]["scaling"]
     assert len(scaling["sparse_vs_dense"]) == 2
-    assert {p["sweep"] for p in scaling["scan"]} == {"time", "batch", "units", "sparsity"}
+    assert {p["sweep"] for p in scaling["scan"]} == {"time", "batch", "units", "sparse units", "sparsity"}
+    assert set(scaling["growth"]) == {"time", "batch", "units", "sparse units"}
+    assert all(p["memory"]["peak_bytes"] > 0 for p in scaling["scan"])
     for p in scaling["scan"]:
         _check_timing(p["fused"])
         _check_timing(p["reference"])

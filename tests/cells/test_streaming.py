@@ -134,3 +134,22 @@ def test_ltc_step_now_rejects_bad_shapes():
     with pytest.raises(ValueError, match=r"output_w must have shape \(motor,\) = \(2,\)"):
         ext.ltc_step_now(mx.zeros((1, 3)), mx.zeros((1, 8)), mx.ones((1, 1)), params, None, None, mx.ones((3,)), None,
                          2, 6, 1e-8, False)  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["cfc_default", "wired"])
+def test_cfc_infer_sees_replaced_parameters(name):
+    """cfc_step_now caches its checked plan by the parameter arrays' identities: new arrays (an
+    optimizer step, load_weights) must be used by the next step."""
+    mx.random.seed(3)
+    cell = CELLS[name]()
+    x, h = mx.random.normal((2, 5)), mx.random.normal((2, cell.state_size))
+    y0, _ = cell.infer(x, h)
+    from mlx.utils import tree_map
+
+    cell.update(tree_map(lambda v: v * 1.5, cell.trainable_parameters()))
+    y1, h1 = cell.infer(x, h)
+    with kernels.use("reference"):
+        y_ref, h_ref = cell(x, h)
+    np.testing.assert_allclose(np.array(y1), np.array(y_ref), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.array(h1), np.array(h_ref), rtol=1e-5, atol=1e-5)
+    assert not np.allclose(np.array(y0), np.array(y1))
