@@ -254,7 +254,11 @@ def fmt_rate(v: Optional[float], unit: str) -> str:
 
 
 def fmt_fraction(v: Optional[float]) -> str:
-    return "—" if v is None else f"{100 * v:.2g} %"
+    if v is None:
+        return "—"
+    if v > 1.0:  # the probe ran in a busier moment than the row: the limit is understated
+        return f"{100 * v:.0f} % (limit understated: busy machine)"
+    return f"{100 * v:.2g} %"
 
 
 def fraction_of_limit(r: Optional[dict], limits: dict) -> tuple[Optional[float], Optional[float]]:
