@@ -26,6 +26,11 @@ What is timed (``torch.set_num_threads(threads)``, float32, CPU):
 - ``step``: one cell step at the given batch, ``cell(x, h, 1.0)`` under ``torch.no_grad()``,
   feeding the new state back in, as a streaming application would.
 
+With ``"compile": true`` at the top level the cell's ``forward`` runs under ``torch.compile``
+(inductor, CPU): the cell of a sequence layer (the layer's time loop stays in Python: compiling the
+whole layer would unroll T steps into one graph, minutes of compilation), or the cell itself for
+``step`` jobs. The first (warm-up) call compiles; its time is reported as ``compile_s``.
+
 ``results.json``: ``{"torch_version", "threads", "ncps_file", "results": {id: measurement}}``,
 each measurement as produced by :func:`timing.measure` or :func:`timing.failure`.
 """
@@ -34,6 +39,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # for timing.py (no ncps import there)
@@ -75,9 +81,17 @@ def state_size(model) -> int:
     return int(model.hidden_size)
 
 
-def make_call(job):
+def compile_cell(model) -> None:
+    """Put the step of ``model`` (a layer's ``rnn_cell``, or the cell itself) under ``torch.compile``."""
+    cell = getattr(model, "rnn_cell", model)
+    cell.forward = torch.compile(cell.forward, dynamic=False)
+
+
+def make_call(job, compiled: bool = False):
     torch.manual_seed(0)
     model = build(job)
+    if compiled:
+        compile_cell(model)
     B, kind = int(job["batch"]), job["pass"]
     if kind == "step":
         model.eval()
@@ -116,10 +130,17 @@ def main(jobs_path: str, out_path: str) -> None:
     spec = json.loads(Path(jobs_path).read_text())
     threads = int(spec.get("threads", 2))
     torch.set_num_threads(threads)
+    compiled = bool(spec.get("compile", False))
     results = {}
     for job in spec["jobs"]:
         try:
-            results[job["id"]] = timing.measure(make_call(job), timing.Policy.from_dict(job.get("policy", {})))
+            call = make_call(job, compiled)
+            t0 = time.perf_counter()
+            if compiled:
+                call()  # compiles
+            compile_s = time.perf_counter() - t0
+            result = timing.measure(call, timing.Policy.from_dict(job.get("policy", {})))
+            results[job["id"]] = dict(result, compile_s=compile_s) if compiled else result
         except Exception as exc:  # one broken job must not lose the others
             results[job["id"]] = timing.failure("error", exc)
         print(f"[official] {job['id']}: {results[job['id']].get('median_s', results[job['id']].get('reason'))}",

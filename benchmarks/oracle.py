@@ -9,7 +9,10 @@ first on ``sys.path``:
 - :func:`run_parity` runs ``official_parity.py`` on a spec (numerical parity: outputs, states,
   parameters and gradients of one official module, as an npz);
 - :func:`run_code` runs a snippet against the official package (wirings, interop checks);
-- :func:`run_jobs` runs ``official_torch.py`` (timing jobs of the benchmark).
+- :func:`run_jobs` runs ``official_torch.py`` (timing jobs of the benchmark), or with
+  ``peer="keras-jax"`` ``official_keras.py``: the official ``ncps.keras`` on Keras 3 + JAX under
+  ``jax.jit``, with JAX and Keras from the peers directory ``NCPS_PEERS_DIR`` (default
+  ``<repo>/.peers``, ``pip install --target .peers jax keras``, done by ``scripts/bootstrap.sh``).
 
 Without the oracle directory or torch, :func:`missing` says why: the tests skip (fail in CI) and
 every official entry of the benchmark report reads "official: not installed — run scripts/bootstrap.sh".
@@ -28,6 +31,8 @@ from typing import Optional
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = Path(__file__).resolve().parent / "official_torch.py"
+KERAS_SCRIPT = Path(__file__).resolve().parent / "official_keras.py"
+PEERS = ("torch", "torch.compile", "keras-jax")  # the official package on each framework
 PARITY_SCRIPT = Path(__file__).resolve().parent / "official_parity.py"
 INSTALL_HINT = "run scripts/bootstrap.sh"
 
@@ -50,9 +55,13 @@ def _command(script: str, *args: str) -> list:
     return [sys.executable, "-c", _BOOTSTRAP.format(oracle=str(oracle_dir())), script, *args]
 
 
-def _env(threads: int = 1) -> dict:
+def _env(threads: int = 1, peer: str = "torch") -> dict:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(oracle_dir())
+    if peer == "keras-jax":
+        env["PYTHONPATH"] += os.pathsep + str(peers_dir())
+        env["KERAS_BACKEND"] = "jax"
+        env["JAX_PLATFORMS"] = "cpu"
     env["OMP_NUM_THREADS"] = str(threads)
     env["MKL_NUM_THREADS"] = str(threads)
     return env
@@ -63,14 +72,33 @@ def oracle_dir() -> Path:
     return Path(os.environ.get("NCPS_ORACLE_DIR", REPO / ".oracle")).resolve()
 
 
-def missing() -> Optional[str]:
-    """None when the official package and torch are usable, otherwise the reason they are not."""
+def peers_dir() -> Path:
+    """Where JAX and Keras (benchmark peers only) live: ``$NCPS_PEERS_DIR`` or ``<repo>/.peers``."""
+    return Path(os.environ.get("NCPS_PEERS_DIR", REPO / ".peers")).resolve()
+
+
+def missing(peer: str = "torch") -> Optional[str]:
+    """None when the official package and ``peer``'s framework are usable, otherwise why not."""
     d = oracle_dir()
     if not (d / "ncps" / "torch").is_dir():
         return f"official ncps not found in {d}"
+    if peer == "keras-jax":
+        p = peers_dir()
+        if not ((p / "jax").is_dir() and (p / "keras").is_dir()):
+            return f"jax and keras not found in {p}"
+        return None
     if importlib.util.find_spec("torch") is None:
         return "torch is not installed"
     return None
+
+
+def peer_versions() -> dict:
+    """The versions of JAX and Keras in the peers directory, from their dist-info (no import)."""
+    out = {}
+    for name in ("jax", "jaxlib", "keras"):
+        for info in sorted(peers_dir().glob(f"{name}-*.dist-info")):
+            out[name] = info.name[len(name) + 1 : -len(".dist-info")]
+    return out
 
 
 def official_version() -> Optional[str]:
@@ -90,31 +118,39 @@ def torch_version() -> Optional[str]:
         return None
 
 
-def run_jobs(jobs: list[dict], threads: int = 2, timeout: float = 1800, script: Path = SCRIPT) -> dict:
-    """Run ``jobs`` in the official package's process: timing jobs (``official_torch.py``, the
-    default ``script``) or training jobs (``accuracy_torch.py``), which share one protocol.
+def run_jobs(jobs: list[dict], threads: int = 2, timeout: float = 1800, peer: str = "torch",
+             script: Optional[Path] = None) -> dict:
+    """Run ``jobs`` in the official package's process, on ``peer``: "torch" (eager), "torch.compile"
+    (each job's module under ``torch.compile``) or "keras-jax" (``official_keras.py``). The jobs
+    are timing jobs (``official_torch.py``, the default ``script``) or training jobs
+    (``accuracy_torch.py``), which share one protocol.
 
-    Returns ``{"available": bool, "reason": str | None, "torch_version", "threads",
-    "results": {id: measurement}}``; never raises for a missing or failing oracle.
+    Returns ``{"available": bool, "reason": str | None, "torch_version" | "peer_version",
+    "threads", "results": {id: measurement}}``; never raises for a missing or failing oracle.
     """
-    why = missing()
+    if peer not in PEERS:
+        raise ValueError(f"peer must be one of {PEERS}, got {peer!r}")
+    why = missing(peer)
     if why is not None:
         return {"available": False, "reason": f"{why} — {INSTALL_HINT}", "results": {}}
     if not jobs:
         return {"available": True, "reason": None, "results": {}}
     # torch runs with the same number of threads as our fused kernels (the machine's cores).
-    env = _env(threads)
+    env = _env(threads, peer)
     with tempfile.TemporaryDirectory() as tmp:
         jobs_path, out_path = Path(tmp) / "jobs.json", Path(tmp) / "out.json"
-        jobs_path.write_text(json.dumps({"threads": threads, "jobs": jobs}))
+        jobs_path.write_text(json.dumps({"threads": threads, "compile": peer == "torch.compile", "jobs": jobs}))
+        if script is None:
+            script = KERAS_SCRIPT if peer == "keras-jax" else SCRIPT
         cmd = _command(str(script), str(jobs_path), str(out_path))
         try:
             proc = subprocess.run(cmd, env=env, cwd=tmp, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
-            return {"available": False, "reason": f"official run timed out after {timeout:.0f} s", "results": {}}
+            return {"available": False, "reason": f"official {peer} run timed out after {timeout:.0f} s",
+                    "results": {}}  # fmt: skip
         if proc.returncode != 0 or not out_path.is_file():
             tail = (proc.stderr or "").strip().splitlines()[-1:] or ["no output"]
-            return {"available": False, "reason": f"official run failed: {tail[0]}",
+            return {"available": False, "reason": f"official {peer} run failed: {tail[0]}",
                     "stderr": proc.stderr[-4000:], "results": {}}  # fmt: skip
         out = json.loads(out_path.read_text())
     ncps_file = str(out.get("ncps_file", ""))

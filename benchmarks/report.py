@@ -15,6 +15,8 @@ IMPL_NAMES = {
     "fused": "ncps fused",
     "reference": "ncps reference",
     "official": "official ncps.torch",
+    "torch.compile": "official ncps.torch + torch.compile",
+    "keras-jax": "official ncps.keras, Keras 3 + JAX (jit)",
     "mlx.nn": "mlx.nn",
     "eager": "ncps eager",
     "mx.compile": "ncps mx.compile",
@@ -174,13 +176,26 @@ def _scaling(section: dict) -> list[str]:
         body = []
         for p in scan:
             value = f"{p['value']:g}" if isinstance(p["value"], float) else str(p["value"])
+            mem = (p.get("memory") or {}).get("peak_bytes")
             body.append([p["sweep"], value, p["model"], str(p["batch"]), str(p["time"]),
-                         cell(p.get("fused"), notes, "fused"), cell(p.get("reference"), notes, "reference"),
+                         cell(p.get("fused"), notes, "fused"), fmt_bytes(mem) if mem else "—",
+                         cell(p.get("reference"), notes, "reference"),
                          fmt_ratio(ratio(median(p.get("reference")), median(p.get("fused"))))])  # fmt: skip
-        lines += table(["sweep", "value", "model", "batch", "T", "ncps fused", "ncps reference", "reference ÷ fused"], body)
+        lines += table(["sweep", "value", "model", "batch", "T", "ncps fused", "fused peak memory", "ncps reference",
+                        "reference ÷ fused"], body)  # fmt: skip
+    fits = section.get("growth") or {}
+    if fits:
+        lines += ["", "Growth of the fused forward (least-squares exponent k of y ∝ value^k in log-log; time from the "
+                  "minimum, memory from the peak):", ""]  # fmt: skip
+        lines += table(["sweep", "time exponent", "peak-memory exponent"],
+                       [[sweep, _exp(f.get("time")), _exp(f.get("memory"))] for sweep, f in fits.items()])
     if notes.items:
         lines += ["", *notes.lines()]
     return lines
+
+
+def _exp(k: Optional[float]) -> str:
+    return "—" if k is None else f"{k:.2f}"
 
 
 def _memory(section: dict) -> list[str]:
@@ -214,20 +229,114 @@ def _streaming(section: dict) -> list[str]:
     rows, notes = section["results"], Notes()
     idx = {(r["model"], r["impl"]): r for r in rows}
     body = []
+    peers = [(impl, name) for impl, name in PEER_COLUMNS if any(r["impl"] == impl for r in rows)]
     for model in dict.fromkeys(r["model"] for r in rows):
-        e, c, n, o = (idx.get((model, i)) for i in ("eager", "mx.compile", "infer", "official"))
-        body.append([model, cell(e, notes, "eager"), cell(c, notes, "mx.compile"), cell(n, notes, "infer"),
-                     cell(o, notes, "official"), fmt_ratio(ratio(median(o), median(e))),
-                     fmt_ratio(ratio(median(o), median(n)))])  # fmt: skip
+        e, c, n = (idx.get((model, i)) for i in ("eager", "mx.compile", "infer"))
+        body.append([model, cell(e, notes, "eager"), cell(c, notes, "mx.compile"), cell(n, notes, "infer")]
+                    + [cell(idx.get((model, impl)), notes, impl) for impl, _ in peers]
+                    + [fmt_ratio(ratio(median(idx.get((model, impl))), median(n))) for impl, _ in peers])  # fmt: skip
     lines = ["### Streaming inference: one cell step, batch 1", "",
              "`out, h = cell(x, h); mx.eval(out, h)` (eager, or under `mx.compile`) and `out, h = cell.infer(x, h)` "
              "(computed immediately on the calling thread, no graph) vs the official cell under "
              "`torch.no_grad()`.", ""]  # fmt: skip
-    lines += table(["cell", "ncps eager", "ncps mx.compile", "ncps cell.infer", "official ncps.torch",
-                    "official ÷ eager", "official ÷ infer"], body)  # fmt: skip
+    lines += table(["cell", "ncps eager", "ncps mx.compile", "ncps cell.infer"]
+                   + [IMPL_NAMES[impl] for impl, _ in peers] + [f"{name} ÷ infer" for _, name in peers], body)
     if notes.items:
         lines += ["", *notes.lines()]
     return lines
+
+
+PEER_COLUMNS = (("official", "torch"), ("torch.compile", "torch.compile"), ("keras-jax", "Keras 3 + JAX"))
+
+
+def fmt_rate(v: Optional[float], unit: str) -> str:
+    return "—" if v is None else f"{_num(v)} {unit}/s"
+
+
+def fmt_fraction(v: Optional[float]) -> str:
+    if v is None:
+        return "—"
+    if v > 1.0:  # the probe ran in a busier moment than the row: the limit is understated
+        return f"{100 * v:.0f} % (limit understated: busy machine)"
+    return f"{100 * v:.2g} %"
+
+
+def fraction_of_limit(r: Optional[dict], limits: dict) -> tuple[Optional[float], Optional[float]]:
+    """(achieved rate in the work's unit per second, fraction of the machine's limit) of a fused
+    row, from its fastest call (the least disturbed by other load)."""
+    w = (r or {}).get("work")
+    if not ok(r) or not w:
+        return None, None
+    rate = w["amount"] / r["min_s"]
+    limit = limits.get("gemm_gflops") if w["limit"] == "gemm" else limits.get("synapse_evals_per_s")
+    if limit and w["limit"] == "synapse":
+        limit = limit * 1e-9  # Gsyn/s
+    return rate, (rate / limit if limit else None)
+
+
+def _peers(results: dict) -> list[str]:
+    """One table: every model and pass, our fused time against the official package on each
+    framework, the ratios, and the fraction of the machine's limit reached."""
+    sections, limits = results["sections"], results.get("limits") or {}
+    rows = [r for name in ("ltc", "cfc") if name in sections for r in sections[name]["results"]]
+    if not rows:
+        return []
+    idx, notes = _index(rows), Notes()
+    peers = [(impl, name) for impl, name in PEER_COLUMNS if any(r["impl"] == impl for r in rows)]
+    body = []
+    for model in dict.fromkeys(r["model"] for r in rows if r["impl"] == "fused"):
+        for kind in ("forward", "fwd+bwd"):
+            f = idx.get((model, kind, "fused"))
+            cells = [model, kind, _min_cell(f, notes, "fused")]
+            cells += [_min_cell(idx.get((model, kind, impl)), notes, impl) for impl, _ in peers]
+            cells += [fmt_ratio(ratio(_min(idx.get((model, kind, impl))), _min(f))) for impl, _ in peers]
+            rate, frac = fraction_of_limit(f, limits)
+            unit = (f or {}).get("work", {}).get("unit", "")
+            cells += [fmt_rate(rate, unit), fmt_fraction(frac)]
+            body.append(cells)
+    header = ["model", "pass", "ncps fused"] + [f"official, {name}" for _, name in peers]
+    header += [f"{name} ÷ fused" for _, name in peers] + ["fused achieves", "of the machine's limit"]
+    lim = []
+    if limits.get("gemm_gflops"):
+        lim.append(f"GEMM {_num(limits['gemm_gflops'])} GFLOP/s ({limits.get('gemm_source')})")
+    if limits.get("synapse_evals_per_s"):
+        lim.append(f"LTC synapses {_num(limits['synapse_evals_per_s'] * 1e-9)} Gsyn/s "
+                   f"({limits.get('simd_lanes')} SIMD lanes)")  # fmt: skip
+    versions = [f"{IMPL_NAMES[impl]}: {info.get('version')}" for impl, info in (results.get("peers") or {}).items()
+                if info.get("version")]  # fmt: skip
+    lines = ["### Against the official package on every framework", "",
+             "Times are the **minimum** over timed calls (the least disturbed by other load; the sections below give "
+             "medians); ratios > 1× mean the peer is slower. The machine's limit: "
+             + ("; ".join(lim) if lim else "not measured (section `limits`)")
+             + ". Work is counted as matmul FLOPs (CfC) or synapse evaluations (LTC); forward+backward as 3× the "
+             "forward (see `benchmarks/limits.py`).", ""]  # fmt: skip
+    if versions:
+        lines[-1:-1] = [" · ".join(versions), ""]
+    lines += table(header, body)
+    if notes.items:
+        lines += ["", *notes.lines()]
+    return lines
+
+
+def _min(r: Optional[dict]) -> Optional[float]:
+    return r["min_s"] if ok(r) and "min_s" in r else None
+
+
+def _min_cell(r: Optional[dict], notes: Notes, impl: str) -> str:
+    notes.add(impl, r)
+    if not r:
+        return "—"
+    return fmt_time(r["min_s"]) if ok(r) else str(r.get("status"))
+
+
+def _limits(section: dict) -> list[str]:
+    gemm = section.get("gemm", {})
+    rows = [[f"GEMM {section.get('gemm_n')}² float32, {name}", f"{_num(r['gflops'])} GFLOP/s" if ok(r)
+             else f"{r.get('status')}: {r.get('reason')}"] for name, r in gemm.items()]  # fmt: skip
+    if section.get("synapse_evals_per_s"):
+        rows.append([f"LTC synapse loop, {section.get('simd_lanes')} lanes, {section.get('threads')} threads",
+                     f"{_num(section['synapse_evals_per_s'] * 1e-9)} Gsyn/s"])  # fmt: skip
+    return ["### The machine's limits", "", *table(["probe", "best rate"], rows)]
 
 
 def markdown(results: dict) -> str:
@@ -253,6 +362,11 @@ def markdown(results: dict) -> str:
     if all(load) and max(load[0][0], load[1][0]) > 0.5 * (m.get("cores") or 1):
         lines += ["", f"**Warning:** the machine was busy (load average {load[0][0]} → {load[1][0]}); timings are noisy."]
     sections = results["sections"]
+    peers = _peers(results)
+    if peers:
+        lines += ["", *peers]
+    if "limits" in sections:
+        lines += ["", *_limits(sections["limits"])]
     if "ltc" in sections:
         lines += ["", *_comparison("LTC", sections["ltc"])]
     if "cfc" in sections:
@@ -274,6 +388,7 @@ def markdown(results: dict) -> str:
 # Chart
 # ---------------------------------------------------------------------------------------------
 COLORS = {"fused": "#1f77b4", "reference": "#ff7f0e", "official": "#2ca02c", "mlx.nn": "#7f7f7f",
+          "torch.compile": "#8c564b", "keras-jax": "#d62728", "fused forward": "#1f77b4", "fused fwd+bwd": "#aec7e8",
           "eager": "#1f77b4", "mx.compile": "#9467bd", "infer": "#17becf"}  # fmt: skip
 
 
@@ -329,7 +444,8 @@ def _comparison_panel(ax, title: str, section: dict, kind: str) -> None:
     rows = [r for r in section["results"] if r.get("pass") == kind]
     idx = _index(rows)
     models = list(dict.fromkeys(r["model"] for r in rows))
-    impls = [i for i in ("fused", "reference", "official", "mlx.nn") if any(r["impl"] == i for r in rows)]
+    impls = [i for i in ("fused", "reference", "official", "torch.compile", "keras-jax", "mlx.nn")
+             if any(r["impl"] == i for r in rows)]  # fmt: skip
     series = {i: [_ms(median(idx.get((m, kind, i)))) for m in models] for i in impls}
     _bars(ax, f"{title} {'forward' if kind == 'forward' else 'forward+backward'}", [_short(m) for m in models],
           series, "ms (median, log)", log=True)  # fmt: skip
@@ -343,7 +459,8 @@ def _scan_panel(ax, section: dict, sweep: str) -> None:
     pts = [p for p in section.get("scan", []) if p["sweep"] == sweep]
     model = pts[0]["model"].split(" · ")[-1] if pts else ""
     title = {"time": f"forward vs T ({model})", "batch": f"forward vs batch ({model})",
-             "units": "forward vs units (FullyConnected)", "sparsity": "forward vs sparsity (AutoNCP)"}[sweep]  # fmt: skip
+             "units": "forward vs units (FullyConnected)", "sparse units": "forward vs units (AutoNCP, sparse)",
+             "sparsity": "forward vs sparsity (AutoNCP)"}[sweep]  # fmt: skip
     drawn = False
     for impl, style in (("fused", "o-"), ("reference", "s--")):
         xy = [(p["value"], median(p.get(impl))) for p in pts if median(p.get(impl)) is not None]
@@ -353,13 +470,14 @@ def _scan_panel(ax, section: dict, sweep: str) -> None:
     if not drawn:
         return _no_data(ax, title)
     ax.set_title(title, fontsize=10)
-    ax.set_xlabel({"time": "T (steps)", "batch": "batch", "units": "units", "sparsity": "sparsity_level"}[sweep],
+    ax.set_xlabel({"time": "T (steps)", "batch": "batch", "units": "units", "sparse units": "units",
+                   "sparsity": "sparsity_level"}[sweep],
                   fontsize=8)  # fmt: skip
     ax.set_ylabel("ms (median, log)", fontsize=8)
     ax.set_yscale("log")
     _log_y(ax)
     values = [p["value"] for p in pts]
-    if sweep in ("batch", "units", "time"):
+    if sweep in ("batch", "units", "time", "sparse units"):
         from matplotlib.ticker import NullFormatter
 
         ax.set_xscale("log", base=2)
@@ -383,6 +501,20 @@ def chart(results: dict, path: Path) -> None:
         if name in sections:
             for kind in ("forward", "fwd+bwd"):
                 panels.append(lambda ax, n=name, t=title, k=kind: _comparison_panel(ax, t, sections[n], k))
+    fused_rows = [r for n in ("ltc", "cfc") if n in sections for r in sections[n]["results"] if r["impl"] == "fused"]
+    if fused_rows and results.get("limits"):
+        models = list(dict.fromkeys(r["model"] for r in fused_rows))
+        fidx = _index(fused_rows)
+
+        def limit_panel(ax):
+            series = {}
+            for kind, name in (("forward", "fused forward"), ("fwd+bwd", "fused fwd+bwd")):
+                fr = [fraction_of_limit(fidx.get((m, kind, "fused")), results["limits"])[1] for m in models]
+                series[name] = [None if v is None else 100 * v for v in fr]
+            _bars(ax, "fraction of the machine's limit (GEMM / synapse rate)", [_short(m) for m in models], series,
+                  "% of limit (min time)", log=False)  # fmt: skip
+
+        panels.append(limit_panel)
     if "scaling" in sections:
         sc = sections["scaling"]
 
@@ -393,8 +525,9 @@ def chart(results: dict, path: Path) -> None:
                   "ms (median)", log=False)  # fmt: skip
 
         panels.append(svd)
-        for sweep in ("time", "batch", "units", "sparsity"):
-            panels.append(lambda ax, sweep=sweep: _scan_panel(ax, sc, sweep))
+        for sweep in ("time", "batch", "units", "sparse units", "sparsity"):
+            if any(p["sweep"] == sweep for p in sc.get("scan", [])):
+                panels.append(lambda ax, sweep=sweep: _scan_panel(ax, sc, sweep))
     if "memory" in sections:
         rows = sections["memory"]["results"]
         idx = _index(rows)
@@ -414,7 +547,7 @@ def chart(results: dict, path: Path) -> None:
 
         def stream(ax):
             series = {i: [(lambda v: None if v is None else v * 1e6)(median(idx2.get((m, i)))) for m in models2]
-                      for i in ("eager", "mx.compile", "infer", "official")}  # fmt: skip
+                      for i in ("eager", "mx.compile", "infer", "official", "torch.compile", "keras-jax")}  # fmt: skip
             _bars(ax, "streaming: one step, batch 1", [_short(m) for m in models2], series,
                   "µs (median, log)", log=True)  # fmt: skip
 

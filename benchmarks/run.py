@@ -9,8 +9,22 @@ It prints a markdown table (ready for the README) on stdout, progress on stderr,
 The quick fused-vs-reference check of the CfC kernels while working on them:
 ``python benchmarks/run.py --quick --section cfc,streaming`` (a minute or two).
 
-Sections (``--section ltc,cfc,scaling,memory,streaming``; all by default)
------------------------------------------------------------------------------------
+Peers (``--peers official,keras-jax,torch.compile``)
+----------------------------------------------------
+Every model is also timed on the official package on each framework, each in its own subprocess
+(``benchmarks/oracle.py``): ``official`` = ``ncps.torch`` eager (``official_torch.py``),
+``keras-jax`` = ``ncps.keras`` on Keras 3 with the JAX backend under ``jax.jit`` (XLA compiles the
+whole recurrence; ``official_keras.py``, JAX and Keras from ``.peers/``) and ``torch.compile`` =
+``ncps.torch`` with its cell under ``torch.compile`` (full runs only by default: inductor compiles
+for minutes on 2 cores). A peer that is not installed is skipped with a note. The first table of
+the report puts them side by side, with the fraction of the machine's limit each fused row reaches.
+
+Sections (``--section limits,ltc,cfc,scaling,memory,streaming,accuracy``; all by default)
+-----------------------------------------------------------------------------------------
+``limits``
+    The machine's limits (``benchmarks/limits.py``): the GEMM rate (float32 2048² matmul, the best
+    of numpy's BLAS, JAX's XLA and our ``csrc/common/gemm.h`` tiles) and the LTC synapse rate (the
+    sigmoid-synapse accumulation at full SIMD width, ``benchmarks/limits.cpp``, compiled here).
 ``ltc``
     LTC(16, AutoNCP(64, 8)) and LTC(16, FullyConnected(64)) (= LTC(16, 64)), batch 32, T = 100,
     16 inputs, 6 ODE unfolds; forward and forward+backward, under ``ncps.kernels.use("fused")``,
@@ -89,10 +103,12 @@ import mlx.core as mx  # noqa: E402
 import mlx.nn as nn  # noqa: E402
 
 import ncps  # noqa: E402
-from benchmarks import accuracy, oracle, report  # noqa: E402
+from benchmarks import accuracy, limits, oracle, report  # noqa: E402
 from benchmarks.timing import Policy, failure, measure  # noqa: E402
 
-SECTIONS = ("ltc", "cfc", "scaling", "memory", "streaming", "accuracy")
+SECTIONS = ("limits", "ltc", "cfc", "scaling", "memory", "streaming", "accuracy")
+# The official package on each framework: impl name in the results -> oracle.run_jobs(peer=...)
+PEER_IMPLS = {"official": "torch", "torch.compile": "torch.compile", "keras-jax": "keras-jax"}
 IMPLS = ("fused", "reference")  # our two paths; "official" and "mlx.nn" are the others
 PASSES = ("forward", "fwd+bwd")
 
@@ -116,15 +132,19 @@ class Config:
     sparse_units: int = 256
     sparse_motor: int = 16
     sparse_level: float = 0.8
-    scan_time: tuple = (25, 50, 100, 200)
-    scan_batch: tuple = (1, 8, 32, 128)
-    scan_units: tuple = (16, 32, 64, 128, 256)
+    scan_time: tuple = (25, 100, 1000, 10000)
+    scan_batch: tuple = (1, 8, 32, 128, 1024)
+    scan_units: tuple = (16, 64, 256, 1024)
+    scan_sparse_units: tuple = (64, 256, 1024)  # AutoNCP(N, sparse_motor, sparsity_level=sparse_level)
     scan_sparsity: tuple = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
     sparsity_units: int = 128
     sparsity_motor: int = 16
     # the reference path runs in a scaling point only if B*T*N^2 <= this (32*100*64^2 is ~2-3 s)
     reference_work_limit: float = 32 * 200 * 64**2
     threads: int = 2  # torch threads of the official run (set from --torch-threads / the cores)
+    peers: tuple = ("official", "keras-jax", "torch.compile")  # from --peers
+    gemm_n: int = 2048  # the machine-limit GEMM (numpy, XLA)
+    limit_seconds: float = 2.0  # time per machine-limit probe
     # repetition policies
     fast: Policy = field(default_factory=lambda: Policy(warmup=2, reps=10, min_reps=3, budget_s=6.0))
     slow: Policy = field(default_factory=lambda: Policy(warmup=1, reps=5, min_reps=2, budget_s=8.0))
@@ -141,6 +161,7 @@ class Config:
             cfg.scan_time = (25, 100)
             cfg.scan_batch = (1, 32)
             cfg.scan_units = (16, 64, 256)
+            cfg.scan_sparse_units = (64, 256)
             cfg.scan_sparsity = (0.2, 0.5, 0.8)
             cfg.reference_work_limit = 32 * 25 * 64**2
             cfg.fast = Policy(warmup=1, reps=3, min_reps=2, budget_s=2.0)
@@ -149,15 +170,21 @@ class Config:
             cfg.scan_fast = Policy(warmup=1, reps=3, min_reps=1, budget_s=1.0)
             cfg.scan_slow = Policy(warmup=1, reps=1, min_reps=1, budget_s=1.0)
             cfg.stream = Policy(warmup=10, reps=300, min_reps=30, budget_s=0.5)
+            cfg.limit_seconds = 0.5
+            # torch.compile's inductor compiles for minutes on a 2-core machine: full runs only
+            # (or --peers official,keras-jax,torch.compile)
+            cfg.peers = ("official", "keras-jax")
         if tiny:  # test sizes: seconds for everything
             cfg.batch, cfg.time, cfg.units, cfg.motor, cfg.backbone_units = 2, 6, 12, 2, 16
             cfg.sparse_units, cfg.sparse_motor = 24, 4
             cfg.scan_time, cfg.scan_batch, cfg.scan_units = (3, 6), (1, 2), (8, 12)
+            cfg.scan_sparse_units = (12, 16)
             cfg.scan_sparsity, cfg.sparsity_units, cfg.sparsity_motor = (0.2, 0.8), 16, 2
             cfg.reference_work_limit = 2 * 6 * 12**2  # exercises the "skipped" path too
             tiny_policy = Policy(warmup=1, reps=2, min_reps=1, budget_s=0.2)
             cfg.fast = cfg.slow = cfg.official = cfg.scan_fast = cfg.scan_slow = tiny_policy
             cfg.stream = Policy(warmup=3, reps=20, min_reps=5, budget_s=0.1)
+            cfg.gemm_n, cfg.limit_seconds = 256, 0.05
         return cfg
 
     def public(self) -> dict:
@@ -310,7 +337,13 @@ class Bench:
         self.official_info: dict = {"available": oracle.missing() is None, "reason": None}
         if oracle.missing() is not None:
             self.official_info["reason"] = f"not installed — {oracle.INSTALL_HINT} ({oracle.missing()})"
-
+        # every peer of the official package: {impl: {"available", "reason", "version"}}
+        self.peer_info: dict[str, dict] = {}
+        for impl in cfg.peers:
+            why = oracle.missing(PEER_IMPLS[impl])
+            self.peer_info[impl] = {"available": why is None,
+                                    "reason": None if why is None else f"not installed — {oracle.INSTALL_HINT} ({why})"}
+        self.limits: dict = {}  # filled by section_limits
     # -- measurements of our side -----------------------------------------------------------
     def time_sequence(self, s: dict, batch: int, T: int, kind: str, impl: str, policy: Policy) -> dict:
         key = json.dumps([s, batch, T, kind, impl], sort_keys=True)  # the first policy's result is reused
@@ -327,12 +360,14 @@ class Bench:
         self.log(f"{label(s)} B={batch} T={T} {kind} {impl}: {describe(result)} [{time.perf_counter() - t0:.1f} s]")
         return result
 
-    def peak_memory(self, s: dict, impl: str) -> dict:
+    def peak_memory(self, s: dict, impl: str, batch: Optional[int] = None, T: Optional[int] = None,
+                    kind: str = "fwd+bwd") -> dict:
         cfg = self.cfg
+        batch, T = batch or cfg.batch, T or cfg.time
 
         def run():
             model = build(s)
-            call = sequence_call(model, sequence_input(cfg, cfg.batch, cfg.time), "fwd+bwd", impl)
+            call = sequence_call(model, sequence_input(cfg, batch, T), kind, impl)
             gc.collect()
             mx.clear_cache()
             baseline = mx.get_active_memory()
@@ -343,24 +378,36 @@ class Bench:
                     "transient_bytes": int(peak - baseline)}  # fmt: skip
 
         result = guarded(run)
-        self.log(f"memory {label(s)} {impl}: {result.get('peak_bytes', result.get('reason'))}")
+        self.log(f"memory {label(s)} B={batch} T={T} {kind} {impl}: {result.get('peak_bytes', result.get('reason'))}")
         return result
 
     # -- the official side ------------------------------------------------------------------
-    def official(self, jobs: list[dict]) -> dict[str, dict]:
-        """Time jobs on the official package; every job gets an entry (n/a when unavailable)."""
+    def official(self, jobs: list[dict], impl: str = "official") -> dict[str, dict]:
+        """Time jobs on the official package on one framework (``impl``, a key of PEER_IMPLS);
+        every job gets an entry (n/a when unavailable)."""
+        info = self.official_info if impl == "official" else self.peer_info[impl]
+        if impl != "official" and not info["available"]:
+            return {j["id"]: {"status": "n/a", "reason": info["reason"]} for j in jobs}
         if not self.official_info["available"]:
             return {j["id"]: {"status": "n/a", "reason": self.official_info["reason"]} for j in jobs}
-        self.log(f"official ncps.torch: {len(jobs)} jobs in a subprocess ...")
-        out = oracle.run_jobs(jobs, threads=self.cfg.threads)
+        self.log(f"official ncps on {impl}: {len(jobs)} jobs in a subprocess ...")
+        out = oracle.run_jobs(jobs, threads=self.cfg.threads, peer=PEER_IMPLS[impl])
         if not out["available"]:
-            self.log(f"official failed: {out['reason']}\n{out.get('stderr', '')}")
+            self.log(f"official {impl} failed: {out['reason']}\n{out.get('stderr', '')}")
             return {j["id"]: {"status": "error", "reason": out["reason"]} for j in jobs}
-        self.official_info.update(torch_version=out.get("torch_version"), torch_threads=out.get("threads"))
+        if impl == "official":
+            self.official_info.update(torch_version=out.get("torch_version"), torch_threads=out.get("threads"))
+        else:
+            info.update(version=out.get("peer_version") or f"torch {out.get('torch_version')} (torch.compile)")
         results = out["results"]
         for j in jobs:
-            self.log(f"official {j['id']}: {describe(results.get(j['id'], {}))}")
+            self.log(f"{impl} {j['id']}: {describe(results.get(j['id'], {}))}")
         return {j["id"]: results.get(j["id"], {"status": "error", "reason": "no result"}) for j in jobs}
+
+    def peers(self, jobs: list[dict]) -> dict[str, dict[str, dict]]:
+        """``{impl: {job id: result}}`` for every peer of this run (the official package on torch,
+        torch.compile and Keras 3 + JAX)."""
+        return {impl: self.official(jobs, impl) for impl in self.cfg.peers}
 
     # -- sections -----------------------------------------------------------------------------
     def baselines(self) -> list[dict]:
@@ -383,10 +430,14 @@ class Bench:
                 job_id = f"{label(s)}|{kind}"
                 jobs.append({"id": job_id, **s, "batch": cfg.batch, "time": cfg.time, "pass": kind,
                              "policy": cfg.official.to_dict()})  # fmt: skip
-        for job_id, r in self.official(jobs).items():
-            model, kind = job_id.split("|")
-            s = next(s for s in specs if label(s) == model)
-            rows.append({"model": model, "spec": s, "pass": kind, "impl": "official", **r})
+        for impl, results in self.peers(jobs).items():
+            for job_id, r in results.items():
+                model, kind = job_id.split("|")
+                s = next(s for s in specs if label(s) == model)
+                rows.append({"model": model, "spec": s, "pass": kind, "impl": impl, **r})
+        for row in rows:  # the work of each timed call, for the fraction of the machine's limit
+            if row["impl"] != "mlx.nn":
+                row["work"] = limits.work(row["spec"], cfg.batch, cfg.time, row["pass"])
         return rows
 
     def section_ltc(self) -> dict:
@@ -422,6 +473,9 @@ class Bench:
         points += [("batch", B, headline, B, cfg.time) for B in cfg.scan_batch]
         points += [("units", N, spec("LTC", cfg.inputs, wiring("FullyConnected", N), **kw), cfg.batch, cfg.time)
                    for N in cfg.scan_units]  # fmt: skip
+        points += [("sparse units", N, spec("LTC", cfg.inputs, wiring("AutoNCP", N, cfg.sparse_motor,
+                                                                      sparsity_level=cfg.sparse_level), **kw),
+                    cfg.batch, cfg.time) for N in cfg.scan_sparse_units]  # fmt: skip
         points += [("sparsity", p, spec("LTC", cfg.inputs, wiring("AutoNCP", cfg.sparsity_units, cfg.sparsity_motor,
                                                                   sparsity_level=p), **kw), cfg.batch, cfg.time)
                    for p in cfg.scan_sparsity]  # fmt: skip
@@ -430,6 +484,7 @@ class Bench:
             N = units_count(s["units"])
             row = {"sweep": sweep, "value": value, "model": label(s), "spec": s, "batch": B, "time": T, "pass": "forward"}
             row["fused"] = self.time_sequence(s, B, T, "forward", "fused", cfg.scan_fast)
+            row["memory"] = self.peak_memory(s, "fused", B, T, "forward")
             work = B * T * N * N
             if work <= cfg.reference_work_limit:
                 row["reference"] = self.time_sequence(s, B, T, "forward", "reference", cfg.scan_slow)
@@ -439,7 +494,7 @@ class Bench:
                                               "(seconds per call)"}  # fmt: skip
             scan.append(row)
         return {"shape": self.shape(), "sparse_vs_dense": sparse_vs_dense, "target_sparse_over_dense": 0.5,
-                "scan": scan}  # fmt: skip
+                "scan": scan, "growth": growth(scan)}  # fmt: skip
 
     def section_memory(self) -> dict:
         cfg = self.cfg
@@ -475,9 +530,10 @@ class Bench:
                 self.log(f"streaming {label(s)} {impl}: {describe(r)}")
                 rows.append({"model": label(s), "spec": s, "batch": 1, "impl": impl, **r})
             jobs.append({"id": label(s), **s, "batch": 1, "pass": "step", "policy": cfg.stream.to_dict()})
-        for job_id, r in self.official(jobs).items():
-            s = next(s for s in specs if label(s) == job_id)
-            rows.append({"model": job_id, "spec": s, "batch": 1, "impl": "official", **r})
+        for impl, results in self.peers(jobs).items():
+            for job_id, r in results.items():
+                s = next(s for s in specs if label(s) == job_id)
+                rows.append({"model": job_id, "spec": s, "batch": 1, "impl": impl, **r})
         return {"batch": 1, "results": rows}
 
     def section_accuracy(self) -> dict:
@@ -485,9 +541,62 @@ class Bench:
         acc.threads = self.cfg.threads
         return accuracy.section(acc, self.log)
 
+    def section_limits(self, previous: Optional[dict] = None) -> dict:
+        """The machine's GEMM rate (best of numpy, XLA and our gemm.h tiles) and the LTC synapse
+        rate at full SIMD width (``benchmarks/limits.py``). With ``previous`` (the section from the
+        start of the run) the probes run again at the end and each rate keeps its best: a limit
+        measured while the machine was busy would otherwise understate it."""
+        cfg, gemm = self.cfg, {}
+        gemm["numpy"] = guarded(lambda: {"status": "ok", "gflops": limits.numpy_gemm_gflops(cfg.gemm_n, cfg.limit_seconds)})
+        native = guarded(lambda: {"status": "ok", **limits.native_limits(cfg.threads, cfg.limit_seconds)})
+        gemm["ncps gemm.h"] = ({"status": "ok", "gflops": native["gemm_gflops"], "n": native["gemm_n"]}
+                               if native["status"] == "ok" else native)  # fmt: skip
+        if "keras-jax" in cfg.peers:
+            policy = Policy(warmup=1, reps=20, min_reps=3, budget_s=cfg.limit_seconds)
+            r = self.official([{"id": "gemm", "pass": "gemm", "n": cfg.gemm_n, "policy": policy.to_dict()}], "keras-jax")
+            r = r["gemm"]
+            gemm["jax (XLA)"] = ({"status": "ok", "gflops": 2.0 * cfg.gemm_n**3 / r["min_s"] * 1e-9}
+                                 if r.get("status") == "ok" else r)  # fmt: skip
+        for name, r in gemm.items():
+            self.log(f"limits: GEMM {name}: {r.get('gflops', r.get('reason'))}")
+        rates = {name: r["gflops"] for name, r in gemm.items() if r.get("status") == "ok"}
+        best = max(rates, key=rates.get) if rates else None
+        synapse = native.get("synapse_evals_per_s") if native["status"] == "ok" else None
+        self.log(f"limits: synapse rate {synapse}")
+        if previous:  # keep the best of the start and the end of the run, probe by probe
+            for name, r in previous.get("gemm", {}).items():
+                if r.get("status") == "ok" and r["gflops"] > rates.get(name, 0.0):
+                    gemm[name], rates[name] = r, r["gflops"]
+            best = max(rates, key=rates.get) if rates else None
+            synapse = max(filter(None, (synapse, previous.get("synapse_evals_per_s"))), default=None)
+        self.limits = {"gemm_gflops": rates.get(best), "gemm_source": best,
+                       "synapse_evals_per_s": synapse, "simd_lanes": native.get("simd_lanes") or self.limits.get("simd_lanes")}  # fmt: skip
+        return {"gemm_n": cfg.gemm_n, "threads": cfg.threads, "gemm": gemm, "native": native, **self.limits}
+
     def shape(self) -> dict:
         c = self.cfg
         return {"batch": c.batch, "time": c.time, "inputs": c.inputs, "units": c.units, "ode_unfolds": c.ode_unfolds}
+
+
+def growth(scan: list[dict]) -> dict:
+    """Per sweep over a size (time, batch, units, sparse units): the exponent k of a least-squares
+    fit ``y ∝ value^k`` in log-log, for the fused forward's time (min) and peak memory."""
+    import math
+
+    out = {}
+    for sweep in ("time", "batch", "units", "sparse units"):
+        pts = [p for p in scan if p["sweep"] == sweep]
+        fits = {}
+        for key, get in (("time", lambda p: p["fused"].get("min_s") if p["fused"].get("status") == "ok" else None),
+                         ("memory", lambda p: (p.get("memory") or {}).get("peak_bytes"))):  # fmt: skip
+            xy = [(math.log(p["value"]), math.log(get(p))) for p in pts if get(p)]
+            if len(xy) >= 2:
+                mx_, my = sum(x for x, _ in xy) / len(xy), sum(y for _, y in xy) / len(xy)
+                sxx = sum((x - mx_) ** 2 for x, _ in xy)
+                fits[key] = sum((x - mx_) * (y - my) for x, y in xy) / sxx if sxx > 0 else None
+        if fits:
+            out[sweep] = fits
+    return out
 
 
 def describe(r: dict) -> str:
@@ -575,12 +684,18 @@ def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
     p.add_argument("--name", default=None, help="file name stem (default: full, quick or tiny)")
     p.add_argument("--torch-threads", type=int, default=None,
                    help="threads of the official torch run (default: the available cores)")  # fmt: skip
+    p.add_argument("--peers", default=None,
+                   help=f"comma-separated subset of the official package's frameworks {','.join(PEER_IMPLS)} "
+                        "(official = ncps.torch eager; default: all, without torch.compile in --quick)")  # fmt: skip
     p.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # test sizes
     args = p.parse_args(argv)
     args.sections = [s.strip() for s in args.section.split(",") if s.strip()]
     unknown = [s for s in args.sections if s not in SECTIONS]
     if unknown or not args.sections:
         p.error(f"--section takes a comma-separated subset of {','.join(SECTIONS)}; got {args.section!r}")
+    args.peers = None if args.peers is None else tuple(s.strip() for s in args.peers.split(",") if s.strip())
+    if args.peers is not None and any(s not in PEER_IMPLS for s in args.peers):
+        p.error(f"--peers takes a comma-separated subset of {','.join(PEER_IMPLS)}; got {','.join(args.peers)!r}")
     if args.tiny or os.environ.get("NCPS_BENCH_TINY"):
         args.tiny = True
     if args.name is None:
@@ -594,6 +709,8 @@ def main(argv: Optional[list] = None) -> int:
     args = parse_args(argv)
     cfg = Config.make(args.quick, args.tiny)
     cfg.threads = args.torch_threads or available_cores()
+    if args.peers is not None:
+        cfg.peers = tuple(p for p in PEER_IMPLS if p in args.peers)  # in the order of PEER_IMPLS
     started = time.perf_counter()
 
     def log(msg: str) -> None:
@@ -611,6 +728,9 @@ def main(argv: Optional[list] = None) -> int:
             log(f"== section {name}")
             sections[name] = getattr(bench, f"section_{name}")()
 
+    if "limits" in sections and len(sections) > 1:
+        log("== section limits (again, keeping the best of start and end)")
+        sections["limits"] = bench.section_limits(previous=sections["limits"])
     machine["load_average_start"] = load_start
     machine["load_average_end"] = load_average()
     results = {
@@ -621,6 +741,8 @@ def main(argv: Optional[list] = None) -> int:
         "config": cfg.public(),
         "machine": machine,
         "official": bench.official_info,
+        "peers": bench.peer_info,
+        "limits": bench.limits,
         "sections": sections,
         "duration_s": round(time.perf_counter() - started, 1),
     }

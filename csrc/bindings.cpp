@@ -57,6 +57,16 @@ cm, gleak, vleak (N,). Returns the state after every step, (B, T, N), in x's flo
 (computed in float32). w, sensory_w, cm and gleak are used as given (apply constraints outside).
 Masks multiply the synaptic activation; only synapses with a nonzero mask are computed, and the
 masks receive zero gradient. Raises ValueError for wrong shapes. CPU only.)doc");
+  m.def("ltc_step_now", &ncps::ltc::ltc_step_now, "x"_a, "h0"_a, "dt"_a, "params"_a, "input_w"_a.none(),
+        "input_b"_a.none(), "output_w"_a.none(), "output_b"_a.none(), "motor_size"_a, "ode_unfolds"_a, "epsilon"_a,
+        "implicit_constraints"_a,
+        R"doc(One LTC cell step for streaming inference, computed immediately on the calling thread: no
+graph node, no gradient, no hand-off to the stream's worker thread. x (B, I) raw inputs, h0 (B, N),
+dt (B, 1); params: the 13 raw solver parameters in the order of ``ltc_sequence``; with
+implicit_constraints softplus is applied to w, sensory_w, cm and gleak. input_w/input_b (I,) and
+output_w/output_b (motor_size,) map inputs and outputs (None: skipped). Returns the evaluated
+(output (B, motor_size), new_state (B, N)), float32. Prepared parameters are cached per thread by
+the arrays' identities.)doc");
   m.def("ltc_mixed_sequence", &ncps::ltc::ltc_mixed_sequence, "x"_a, "h0"_a, "dt"_a, "sensory_w"_a, "sensory_sigma"_a,
         "sensory_mu"_a, "sensory_erev"_a, "sensory_mask"_a, "w"_a, "sigma"_a, "mu"_a, "erev"_a, "mask"_a, "cm"_a,
         "gleak"_a, "vleak"_a, "lstm_input"_a, "lstm_input_w"_a, "lstm_input_b"_a, "lstm_recurrent_w"_a, "c0"_a,

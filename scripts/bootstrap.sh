@@ -3,6 +3,7 @@
 #   - a virtual environment in $NCPS_VENV (default .venv) with mlx, the build tools and the test tools
 #     (aeon included: its bundled UEA/UCR data sets feed the accuracy benchmark)
 #   - torch 2.13.0 (CPU) and the official ncps 1.0.1 in .oracle/ (test and benchmark oracle only)
+#   - JAX and Keras 3 in .peers/ (benchmark peer only: the official ncps.keras on Keras 3 + JAX)
 #   - this package, built from source (C++ extension included) and installed into the venv
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,6 +34,18 @@ fi
 if [ ! -d .oracle/ncps/torch ]; then
   echo "[bootstrap] installing the official ncps 1.0.1 into .oracle/ (oracle only)"
   pip install -q --no-deps --target .oracle "ncps==1.0.1"
+fi
+
+# The strongest CPU peer of the benchmark: the official ncps.keras on Keras 3 + JAX (jax.jit).
+# Its own directory, like the oracle (the official package imports as ncps); never on our path.
+peers_stamp=".peers/.ncps-peers-v1"
+if [ ! -f "$peers_stamp" ]; then
+  echo "[bootstrap] installing jax 0.10.2 and keras 3.15.1 into .peers/ (benchmark peer only)"
+  if pip install -q --target .peers "jax[cpu]==0.10.2" "keras==3.15.1"; then
+    touch "$peers_stamp"
+  else
+    echo "[bootstrap] could not install jax/keras: the benchmark will skip the Keras 3 + JAX peer"
+  fi
 fi
 
 echo "[bootstrap] building and installing ncps"

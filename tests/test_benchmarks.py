@@ -15,6 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 RUN = REPO / "benchmarks" / "run.py"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -26,7 +28,7 @@ def run_bench(tmp_path: Path, sections: str, env_extra: dict | None = None, extr
     out = tmp_path / "results"
     proc = subprocess.run(
         [sys.executable, str(RUN), "--quick", "--tiny", "--section", sections, "--out", str(out), "--name", "t", *extra],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     results = json.loads((out / "t.json").read_text())
@@ -73,7 +75,9 @@ def test_benchmark_writes_json_table_and_chart(tmp_path):
 
     scaling = results["sections"]["scaling"]
     assert len(scaling["sparse_vs_dense"]) == 2
-    assert {p["sweep"] for p in scaling["scan"]} == {"time", "batch", "units", "sparsity"}
+    assert {p["sweep"] for p in scaling["scan"]} == {"time", "batch", "units", "sparse units", "sparsity"}
+    assert set(scaling["growth"]) == {"time", "batch", "units", "sparse units"}
+    assert all(p["memory"]["peak_bytes"] > 0 for p in scaling["scan"])
     for p in scaling["scan"]:
         _check_timing(p["fused"])
         _check_timing(p["reference"])
@@ -94,13 +98,48 @@ def test_benchmark_without_official_package(tmp_path):
     results, stdout, out = run_bench(tmp_path, "streaming", {"NCPS_ORACLE_DIR": str(tmp_path / "no-oracle")})
     assert results["official"]["available"] is False
     rows = results["sections"]["streaming"]["results"]
-    assert {r["impl"] for r in rows} == {"eager", "mx.compile", "infer", "official"}
+    assert {r["impl"] for r in rows} == {"eager", "mx.compile", "infer", "official", "keras-jax"}
     for r in rows:
         _check_timing(r)
-        if r["impl"] == "official":
+        if r["impl"] in ("official", "keras-jax"):  # the Keras peer runs the official package too
             assert r["status"] == "n/a"
     assert "not installed — run scripts/bootstrap.sh" in stdout
     assert (out / "t.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_peers_and_machine_limits(tmp_path):
+    """The Keras 3 + JAX peer (when installed), the machine's limits and the peer table."""
+    results, stdout, out = run_bench(tmp_path, "limits,cfc", {})
+    limits = results["sections"]["limits"]
+    assert limits["gemm"]["numpy"]["status"] == "ok" and limits["gemm"]["numpy"]["gflops"] > 0
+    assert results["limits"]["gemm_gflops"] == max(r["gflops"] for r in limits["gemm"].values() if r["status"] == "ok")
+    if limits["native"]["status"] == "ok":  # a C++ compiler was found
+        assert limits["synapse_evals_per_s"] > 0 and limits["gemm"]["ncps gemm.h"]["gflops"] > 0
+    rows = results["sections"]["cfc"]["results"]
+    impls = {r["impl"] for r in rows}
+    assert {"fused", "reference", "official", "keras-jax"} <= impls
+    assert "torch.compile" not in impls  # full runs only unless --peers asks for it
+    keras = [r for r in rows if r["impl"] == "keras-jax"]
+    if results["peers"]["keras-jax"]["available"]:
+        assert all(r["status"] == "ok" and r["compile_s"] > 0 for r in keras), keras
+    else:
+        assert all(r["status"] == "n/a" and "bootstrap" in r["reason"] for r in keras)
+    fused = [r for r in rows if r["impl"] == "fused"]
+    assert all(r["work"]["unit"] == "GFLOP" and r["work"]["amount"] > 0 for r in fused)
+    by_pass = {(r["model"], r["pass"]): r["work"]["amount"] for r in fused}
+    for (model, kind), amount in by_pass.items():
+        if kind == "fwd+bwd":
+            assert amount == pytest.approx(3 * by_pass[(model, "forward")])
+    assert "### Against the official package on every framework" in stdout
+    assert "| Keras 3 + JAX ÷ fused |" in stdout and "of the machine's limit |" in stdout
+    assert (out / "t.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_bad_peer_is_an_error():
+    proc = subprocess.run([sys.executable, str(RUN), "--peers", "tensorflow"], cwd=REPO, capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+    assert proc.returncode == 2
+    assert "--peers" in proc.stderr
 
 
 def test_bad_section_is_an_error():

@@ -20,6 +20,7 @@ PLOTS = {
     "atari_cloning": ["training", "frames", "actions", "activity"],
     "sequence_classifier": ["data", "training", "confusion", "activity"],
     "variable_length": ["data", "training", "by_length"],
+    "control_loop": ["trajectory", "latency"],
 }
 
 
@@ -37,6 +38,9 @@ def test_example_quick_run(name, tmp_path):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     metrics = json.loads((tmp_path / f"{name}_metrics.json").read_text())
     assert metrics["example"] == name and metrics["total_seconds"] > 0
+    if name == "control_loop":  # the latency distribution of the fixed-rate loop
+        assert 0 < metrics["latency_p50_us"] <= metrics["latency_p99_us"] <= metrics["latency_max_us"]
+        assert metrics["steps"] == 200 and metrics["deadline_misses"] >= 0
 
 
 def test_atari_example_labels_synthetic_data(tmp_path):

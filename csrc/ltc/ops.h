@@ -2,7 +2,9 @@
 // inputs, the CPU stream, and the primitive's graph node.
 #pragma once
 
+#include <optional>
 #include <utility>
+#include <vector>
 
 #include "mlx/array.h"
 #include "mlx/utils.h"
@@ -35,5 +37,22 @@ std::pair<mx::array, mx::array> ltc_mixed_sequence(
     const mx::array& vleak, const mx::array& lstm_input, const mx::array& lstm_input_w,
     const mx::array& lstm_input_b, const mx::array& lstm_recurrent_w, const mx::array& c0, int ode_unfolds,
     float epsilon, mx::StreamOrDevice s = {});
+
+// One LTC cell step for streaming inference, computed immediately on the calling thread (no graph
+// node, no gradient, no hand-off to a stream's worker thread): (output (B, motor), state (B, N)).
+// x (B, I) raw inputs, h0 (B, N), dt (B, 1); params = the cell's 13 raw solver parameters in the
+// order of ltc_sequence (sensory_w, sensory_sigma, sensory_mu, sensory_erev, sensory_mask, w,
+// sigma, mu, erev, mask, cm, gleak, vleak); with implicit_constraints, softplus of w, sensory_w,
+// cm and gleak is applied here. The input mapping x * input_w + input_b and the output mapping
+// state[:, :motor] * output_w + output_b use the arrays given (none: skipped). The prepared
+// parameters (constraints applied, synapse lists built) are cached per thread and keyed by the
+// parameter arrays' identities, so a step after the first only computes.
+std::pair<mx::array, mx::array> ltc_step_now(const mx::array& x, const mx::array& h0, const mx::array& dt,
+                                             const std::vector<mx::array>& params,
+                                             const std::optional<mx::array>& input_w,
+                                             const std::optional<mx::array>& input_b,
+                                             const std::optional<mx::array>& output_w,
+                                             const std::optional<mx::array>& output_b, int motor_size,
+                                             int ode_unfolds, float epsilon, bool implicit_constraints);
 
 }  // namespace ncps::ltc

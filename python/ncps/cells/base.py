@@ -119,7 +119,7 @@ class Cell(nn.Module):
     def infer(self, x: mx.array, state: Optional[mx.array] = None, ts: Timespan = 1.0):
         """Streaming inference for control loops: one step, evaluated ``(output, new_state)``.
 
-        Where the fused module has an immediate form (CfC and wired CfC cells) the new state is
+        Where the fused module has an immediate form (CfC, wired CfC and LTC cells) the new state is
         computed on the calling thread: no graph is built and MLX's hand-off to its stream
         worker, which dominates a batch-1 step, is skipped. Otherwise this is ``cell(x, state,
         ts)`` followed by ``mx.eval``. Do not use it inside ``mx.grad`` or ``mx.compile``.

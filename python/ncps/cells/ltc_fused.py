@@ -31,7 +31,7 @@ from .. import kernels as _kernels
 from ..kernels import _ext
 
 __all__ = ["ltc_sequence", "ltc_mixed_sequence", "lstm_params", "LTC_PARAMS", "LSTM_PARAMS", "SOLVER_PARAMS",
-           "why_not", "sequence", "step"]  # fmt: skip
+           "why_not", "sequence", "step", "infer"]  # fmt: skip
 
 KERNEL = "ltc_sequence"
 
@@ -259,3 +259,24 @@ def step(cell: Any, x: mx.array, h: mx.array, ts: Union[float, mx.array]) -> mx.
     ``(B, 1)``; the new state ``(B, N)``."""
     dt = mx.full((x.shape[0], 1), ts) if isinstance(ts, (int, float)) else ts
     return sequence(cell, x[:, None], h, dt)[0][:, 0]
+
+
+# The cell's raw parameters in the order of SOLVER_PARAMS (the masks under the cell's names), and
+# its optional mappings: what ``_ext.ltc_step_now`` takes.
+_RAW_PARAMS = ("sensory_w", "sensory_sigma", "sensory_mu", "sensory_erev", "sensory_sparsity_mask",
+               "w", "sigma", "mu", "erev", "sparsity_mask", "cm", "gleak", "vleak")  # fmt: skip
+
+
+def infer(cell: Any, x: mx.array, h: mx.array, ts: Union[float, mx.array]) -> tuple:
+    """One step computed immediately (``_ext.ltc_step_now``): evaluated ``(output, state)``, no
+    graph node and no gradient. The kernel applies the constraints and the mappings itself and
+    caches the prepared parameters (synapse lists) by the arrays' identities, so a control loop
+    pays only for the step; replacing a parameter (training, ``load_weights``) re-prepares.
+    Arguments as for :func:`step`."""
+    from .cfc_fused import _constant_dt  # the evaluated (B, 1) dt leaf both cells' steps use
+
+    dt = _constant_dt(x.shape[0], float(ts)) if isinstance(ts, (int, float)) else ts
+    get = cell.get  # nn.Module is a dict: its arrays without Module.__getattr__
+    return _ext.ltc_step_now(x, h, dt, [get(k) for k in _RAW_PARAMS], get("input_w"), get("input_b"),
+                             get("output_w"), get("output_b"), cell.motor_size, cell.ode_unfolds, cell.epsilon,
+                             cell.implicit_param_constraints)  # fmt: skip
