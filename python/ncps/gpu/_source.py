@@ -1,0 +1,72 @@
+"""Kernel sources of the ncps kernel dialect and their assembly for each back-end.
+
+A kernel is one body file in ``kernels/`` (the text inside the kernel function) plus a
+:class:`KernelSpec` naming its inputs, outputs and template constants in launch order. The same
+spec drives all three back-ends: ``mx.fast.metal_kernel``, ``mx.fast.cuda_kernel`` and the C++
+emulation in :mod:`ncps.gpu.emulate`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+BACKENDS = ("metal", "cuda", "emulate")
+
+
+def kernel_dir() -> Path:
+    """The folder with the dialect preludes and kernel bodies: installed with the package as
+    ``ncps/gpu/kernels``, or the source tree's top-level ``kernels/``."""
+    here = Path(__file__).resolve().parent
+    for cand in (here / "kernels", here.parents[2] / "kernels"):
+        if (cand / "dialect" / "cpu.h").is_file():
+            return cand
+    raise FileNotFoundError(f"the ncps kernel sources were not found (looked in {here / 'kernels'} and "
+                            f"{here.parents[2] / 'kernels'})")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class KernelSpec:
+    """A kernel's interface: ``inputs`` are ``(name, "float" | "int")`` pairs, ``outputs`` float
+    array names, ``template`` the int constants (compile-time on the GPU back-ends)."""
+
+    name: str
+    body: str
+    inputs: tuple
+    outputs: tuple
+    template: tuple
+
+    @property
+    def input_names(self) -> list[str]:
+        return [n for n, _ in self.inputs]
+
+
+@lru_cache(maxsize=None)
+def read_text(relpath: str) -> str:
+    return (kernel_dir() / relpath).read_text()
+
+
+def body(spec: KernelSpec) -> str:
+    return read_text(spec.body)
+
+
+def assemble(spec: KernelSpec, backend: str) -> tuple[str, str]:
+    """``(source, header)`` for ``mx.fast.metal_kernel`` / ``mx.fast.cuda_kernel``."""
+    if backend == "metal":
+        # The id macros must stand in the source: MLX declares thread-position arguments only for
+        # names it finds there.
+        return read_text("dialect/metal_ids.h") + body(spec), read_text("dialect/metal.h")
+    if backend == "cuda":
+        return body(spec), read_text("dialect/cuda.cuh")
+    raise ValueError(f"backend must be 'metal' or 'cuda' for an MLX kernel, got {backend!r}")
+
+
+def source_hash(spec: KernelSpec, *extra: str) -> str:
+    h = hashlib.sha256()
+    for part in (spec.name, body(spec), read_text("dialect/cpu.h"), repr(spec.inputs), repr(spec.outputs),
+                 repr(spec.template), *extra):  # fmt: skip
+        h.update(part.encode())
+        h.update(b"\0")
+    return h.hexdigest()[:20]

@@ -1,0 +1,224 @@
+"""LTC sequence on the GPU: the dialect kernels ``kernels/ltc_forward.inc`` and
+``kernels/ltc_backward.inc`` behind one ``mx.custom_function``.
+
+:func:`ltc_sequence_gpu` computes exactly :func:`ncps.ltc.ltc_sequence` (and takes the same arrays
+as :func:`ncps.fused.ltc_sequence`): mapped inputs ``x`` ``(B, T, I)``, ``h0`` ``(B, N)``, ``dt``
+``(B, T)`` and the effective solver parameters; it returns the states ``(B, T, N)``. Its vjp
+launches the fused BPTT kernel, so ``mx.grad``, ``nn.value_and_grad`` and ``mx.compile`` work
+through it. The masks receive zero gradient, as in the CPU primitive.
+
+Sparse wirings cost in proportion to their synapses: the kernels walk CSR synapse lists built
+once per wiring by :func:`ltc_synapse_plan` (pass the plan to avoid reading the masks back from
+the device on every call; it must be built outside ``mx.compile``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Optional
+
+import mlx.core as mx
+import numpy as np
+
+from ..ltc import SOLVER_PARAMS
+from ._source import KernelSpec
+from .launch import TG_MEMORY_LIMIT, launch, resolve_backend
+
+__all__ = ["LTCSynapsePlan", "ltc_synapse_plan", "ltc_sequence_gpu", "ltc_threads", "LTC_FORWARD", "LTC_BACKWARD"]
+
+_SENSORY, _RECURRENT, _NEURON = SOLVER_PARAMS[:5], SOLVER_PARAMS[5:10], SOLVER_PARAMS[10:]
+_CSR = (("rec_ptr", "int"), ("rec_src", "int"), ("sens_ptr", "int"), ("sens_src", "int"))
+_FWD_INPUTS = (("x", "float"), ("h0", "float"), ("dt", "float"), *((k, "float") for k in SOLVER_PARAMS), *_CSR,
+               ("dims", "int"), ("eps", "float"))  # fmt: skip
+# Gradient outputs, in the order of the differentiable inputs they belong to.
+_GRAD_OF = ("x", "h0", "dt", "sensory_w", "sensory_sigma", "sensory_mu", "sensory_erev",
+            "w", "sigma", "mu", "erev", "cm", "gleak", "vleak")  # fmt: skip
+
+LTC_FORWARD = KernelSpec("ncps_ltc_forward", "ltc_forward.inc", _FWD_INPUTS, ("states",), ("N", "I", "K", "NT"))
+LTC_BACKWARD = KernelSpec(
+    "ncps_ltc_backward",
+    "ltc_backward.inc",
+    _FWD_INPUTS + (("states", "float"), ("cot", "float"), ("rec_optr", "int"), ("rec_odst", "int"),
+                   ("sens_optr", "int"), ("sens_odst", "int")),  # fmt: skip
+    tuple("g_" + k for k in _GRAD_OF),
+    ("N", "I", "K", "NT"),
+)
+
+
+@dataclass(frozen=True)
+class LTCSynapsePlan:
+    """CSR synapse lists of one wiring (int32 device arrays) and, for the backward's per-synapse
+    gradient rows, the dense flat index ``src * N + dst`` of each by-source position."""
+
+    N: int
+    I: int
+    rec_ptr: mx.array   # (N+1,) by destination
+    rec_src: mx.array   # (S,)
+    sens_ptr: mx.array  # (N+1,)
+    sens_src: mx.array  # (SS,)
+    rec_optr: mx.array  # (N+1,) by source
+    rec_odst: mx.array  # (S,)
+    sens_optr: mx.array  # (I+1,)
+    sens_odst: mx.array  # (SS,)
+    rec_flat: mx.array  # (S,) src*N + dst for by-source position e
+    sens_flat: mx.array  # (SS,)
+
+
+def _csr(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row pointers and column indices of the nonzeros of ``mask`` (rows in order)."""
+    rows, cols = np.nonzero(mask)
+    ptr = np.zeros(mask.shape[0] + 1, dtype=np.int32)
+    np.cumsum(np.bincount(rows, minlength=mask.shape[0]), out=ptr[1:])
+    return ptr, cols.astype(np.int32)
+
+
+def ltc_synapse_plan(params: Mapping[str, mx.array]) -> LTCSynapsePlan:
+    """The synapse lists of ``params["mask"]`` ``(N, N)`` and ``params["sensory_mask"]`` ``(I, N)``
+    (indexed ``[source, destination]``; a synapse is a nonzero entry). Reads the masks to the host."""
+    mask = np.array(params["mask"])
+    smask = np.array(params["sensory_mask"])
+    if mask.ndim != 2 or mask.shape[0] != mask.shape[1]:
+        raise ValueError(f"ltc_synapse_plan: mask must have shape (N, N), got {mask.shape}")
+    if smask.ndim != 2 or smask.shape[1] != mask.shape[0]:
+        raise ValueError(f"ltc_synapse_plan: sensory_mask must have shape (I, N) = (I, {mask.shape[0]}), "
+                         f"got {smask.shape}")  # fmt: skip
+    N, I = mask.shape[0], smask.shape[0]
+    rp, rs = _csr(mask.T)
+    sp, ss = _csr(smask.T)
+    op, od = _csr(mask)
+    sop, sod = _csr(smask)
+    rflat = (np.nonzero(mask)[0] * N + od).astype(np.int32)
+    sflat = (np.nonzero(smask)[0] * N + sod).astype(np.int32)
+    a = mx.array
+    return LTCSynapsePlan(N, I, a(rp), a(rs), a(sp), a(ss), a(op), a(od), a(sop), a(sod), a(rflat), a(sflat))
+
+
+def _next_pow2(n: int) -> int:
+    return 1 << max(0, int(n) - 1).bit_length()
+
+
+def ltc_threads(N: int, I: int) -> int:
+    """Default threads per group: a power of two covering the larger of ``N`` and ``I``,
+    between 32 (one SIMD group / warp) and 256."""
+    return min(256, max(32, _next_pow2(max(N, I))))
+
+
+def _tg_bytes(N: int, I: int, K: int, NT: int) -> int:
+    """Threadgroup memory of the backward kernel (the larger of the two)."""
+    return 4 * ((K + 1) * N + K * N + I + 8 * N + NT)
+
+
+def _scatter(partial: mx.array, flat: mx.array, shape: tuple) -> mx.array:
+    """Sum per-batch synapse gradient rows ``(B, S)`` over ``B`` and place them in a dense array."""
+    dense = mx.zeros((shape[0] * shape[1],), dtype=mx.float32)
+    if flat.size:
+        dense = dense.at[flat].add(partial.sum(axis=0))  # distinct indices: no collisions
+    return dense.reshape(shape)
+
+
+def _shape_str(shape) -> str:
+    shape = tuple(shape)
+    return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
+
+
+def _check_args(op: str, x, h0, dt, params, ode_unfolds) -> tuple:
+    """Validate a call (the checks of the CPU wrapper ncps.fused.ltc_sequence); ``(B, T, I, N)``."""
+    if not isinstance(params, Mapping):
+        raise TypeError(f"{op}: params must be a mapping of solver parameters, got {type(params).__name__}")
+    missing = [k for k in SOLVER_PARAMS if k not in params]
+    if missing:
+        raise ValueError(f"{op}: params is missing {missing} (expected keys {list(SOLVER_PARAMS)})")
+    if isinstance(ode_unfolds, bool) or int(ode_unfolds) != ode_unfolds or int(ode_unfolds) < 1:
+        raise ValueError(f"{op}: ode_unfolds must be a positive integer, got {ode_unfolds!r}")
+    for name, a, nd, sym in (("x", x, 3, "(B, T, I)"), ("w", params["w"], 2, "(N, N)")):
+        if not isinstance(a, mx.array) or a.ndim != nd:
+            got = _shape_str(a.shape) if isinstance(a, mx.array) else type(a).__name__
+            raise ValueError(f"{op}: {name} must have shape {sym}, got {got}")
+    B, T, I = x.shape
+    N = params["w"].shape[0]
+    want = {"h0": (h0, (B, N), "(B, N)"), "dt": (dt, (B, T), "(B, T)")}
+    want.update({k: (params[k], (I, N), "(I, N)") for k in _SENSORY})
+    want.update({k: (params[k], (N, N), "(N, N)") for k in _RECURRENT})
+    want.update({k: (params[k], (N,), "(N,)") for k in _NEURON})
+    for name, (a, shape, sym) in want.items():
+        if not isinstance(a, mx.array):
+            raise TypeError(f"{op}: {name} must be an mlx.core.array, got {type(a).__name__}")
+        if tuple(a.shape) != shape:
+            raise ValueError(f"{op}: {name} must have shape {sym} = {_shape_str(shape)}, got {_shape_str(a.shape)}")
+    return B, T, I, N
+
+
+def ltc_sequence_gpu(
+    x: mx.array,
+    h0: mx.array,
+    dt: mx.array,
+    params: Mapping[str, mx.array],
+    ode_unfolds: int = 6,
+    epsilon: float = 1e-8,
+    *,
+    plan: Optional[LTCSynapsePlan] = None,
+    backend: Optional[str] = None,
+    threads: Optional[int] = None,
+    stream=None,
+) -> mx.array:
+    """The LTC sequence as one GPU kernel: states ``(B, T, N)`` after every step.
+
+    Args:
+        x, h0, dt, params, ode_unfolds, epsilon: as :func:`ncps.fused.ltc_sequence` (``dt <= 0``
+            leaves that sample's state unchanged).
+        plan: the wiring's synapse lists (:func:`ltc_synapse_plan`); built from the masks if None.
+        backend: ``"metal"``, ``"cuda"`` or ``"emulate"`` (the C++ emulation, for tests); None
+            picks the back-end of the default device / ``stream``.
+        threads: threads per group (default :func:`ltc_threads`).
+        stream: the MLX stream or device of the launches.
+
+    Raises:
+        ValueError: wrong shapes (the message names the argument and the expected shape), a plan
+            of another size, or a kernel that needs more threadgroup memory than the limit.
+        RuntimeError: no GPU back-end and no ``backend`` given.
+    """
+    op = "ltc_sequence_gpu"
+    B, T, I, N = _check_args(op, x, h0, dt, params, ode_unfolds)
+    K = int(ode_unfolds)
+    backend = resolve_backend(backend, stream)
+    if plan is None:
+        plan = ltc_synapse_plan(params)
+    if (plan.N, plan.I) != (N, I):
+        raise ValueError(f"{op}: plan is for (N, I) = ({plan.N}, {plan.I}), the arrays have ({N}, {I})")
+    NT = int(threads) if threads is not None else ltc_threads(N, I)
+    if NT < 1:
+        raise ValueError(f"{op}: threads must be positive, got {threads}")
+    if _tg_bytes(N, I, K, NT) > TG_MEMORY_LIMIT:
+        raise ValueError(f"{op}: N={N}, I={I}, ode_unfolds={K} need {_tg_bytes(N, I, K, NT)} bytes of threadgroup "
+                         f"memory, more than {TG_MEMORY_LIMIT}")  # fmt: skip
+    template = dict(N=N, I=I, K=K, NT=NT)
+    f32 = lambda a: a.astype(mx.float32)  # noqa: E731
+    csr = [plan.rec_ptr, plan.rec_src, plan.sens_ptr, plan.sens_src]
+    ocsr = [plan.rec_optr, plan.rec_odst, plan.sens_optr, plan.sens_odst]
+    meta = [mx.array([B, T], dtype=mx.int32), mx.array([epsilon], dtype=mx.float32)]
+
+    @mx.custom_function
+    def seq(x, h0, dt, *p):
+        ins = [f32(x), f32(h0), f32(dt), *map(f32, p), *csr, *meta]
+        return launch(LTC_FORWARD, backend, ins, [(B, T, N)], template, B, stream=stream)[0]
+
+    @seq.vjp
+    def seq_vjp(primals, cotangent, states):
+        x, h0, dt, *p = primals
+        ins = [f32(x), f32(h0), f32(dt), *map(f32, p), *csr, *meta, states, f32(cotangent), *ocsr]
+        shapes = [(B, T, I), (B, N), (B, T), *[(B, int(plan.sens_flat.size))] * 4,
+                  *[(B, int(plan.rec_flat.size))] * 4, (B, N), (B, N), (B, N)]  # fmt: skip
+        g = dict(zip(_GRAD_OF, launch(LTC_BACKWARD, backend, ins, shapes, template, B, zero_init=True,
+                                      stream=stream)))  # fmt: skip
+        grads = {"x": g["x"], "h0": g["h0"], "dt": g["dt"], "sensory_mask": mx.zeros((I, N)), "mask": mx.zeros((N, N))}
+        for k in _SENSORY[:4]:
+            grads[k] = _scatter(g[k], plan.sens_flat, (I, N))
+        for k in _RECURRENT[:4]:
+            grads[k] = _scatter(g[k], plan.rec_flat, (N, N))
+        for k in _NEURON:
+            grads[k] = g[k].sum(axis=0)
+        order = ("x", "h0", "dt", *SOLVER_PARAMS)
+        return tuple(grads[k].astype(a.dtype) for k, a in zip(order, primals))
+
+    out = seq(x, h0, dt, *(params[k] for k in SOLVER_PARAMS))
+    return out.astype(x.dtype) if mx.issubdtype(x.dtype, mx.floating) else out
