@@ -1,6 +1,5 @@
 // CUDA prelude of the ncps kernel dialect (see kernels/README.md). Passed as the `header` of
 // mx.fast.cuda_kernel; template constants (N, NT, ...) arrive as constexpr ints from MLX.
-#pragma once
 #define KERNEL_CONST const
 #define LID_X (static_cast<int>(threadIdx.x))
 #define GID_X (static_cast<int>(blockIdx.x))

@@ -70,3 +70,24 @@ def source_hash(spec: KernelSpec, *extra: str) -> str:
         h.update(part.encode())
         h.update(b"\0")
     return h.hexdigest()[:20]
+
+
+# What MLX 0.32.4's cuda_kernel puts before the header (its utils.cuh is not shipped with the CPU
+# wheel; the kernels use nothing from it, so a check compiles without it).
+_MLX_CUDA_DEFAULT_HEADER = "\n#include <cooperative_groups.h>\n#include <cuda/std/limits>\n\n" \
+    "#define inf cuda::std::numeric_limits<float>::infinity()\n\n"
+
+
+def cuda_wrapper_source(spec: KernelSpec, template: dict) -> str:
+    """The translation unit ``mx.fast.cuda_kernel`` builds for ``spec`` (MLX 0.32.4's layout:
+    default header, our header, ``namespace mlx::core::cu``, one ``__global__`` function with the
+    inputs, outputs and ``constexpr int`` template constants, then the body), minus MLX's own
+    ``utils.cuh`` include. Used to compile-check the CUDA kernels with nvcc."""
+    source, header = assemble(spec, "cuda")
+    params = [f"    const {'int32_t' if t == 'int' else 'float'}* {n}" for n, t in spec.inputs]
+    params += [f"    float* {n}" for n in spec.outputs]
+    consts = "".join(f"  constexpr int {c} = {int(template[c])};\n" for c in spec.template)
+    name = "custom_kernel_" + spec.name + "".join(f"_{int(template[c])}" for c in spec.template)
+    return (_MLX_CUDA_DEFAULT_HEADER + header + "namespace mlx::core::cu {\n\nnamespace cg = cooperative_groups;\n\n"
+            f"__global__ void {name}(\n" + ",\n".join(params) + ") {\n" + consts + "\n" + source
+            + "\n}\n\n} // namespace mlx::core::cu\n")  # fmt: skip

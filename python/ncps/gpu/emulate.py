@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import os
 import shutil
+from contextlib import contextmanager
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -22,6 +23,21 @@ from ._source import KernelSpec, body, kernel_dir, source_hash
 
 TSAN_FLAGS = ("-fsanitize=thread", "-O1", "-g")
 DEFAULT_FLAGS = ("-O2",)
+
+# Compiler flags of the builds ncps.gpu's "emulate" back-end runs, and where their stderr goes.
+_options = {"flags": DEFAULT_FLAGS, "reports": None}
+
+
+@contextmanager
+def configured(flags=DEFAULT_FLAGS, reports=None):
+    """Run the ``"emulate"`` back-end with other compiler ``flags`` (e.g. :data:`TSAN_FLAGS`, or
+    ``-DNCPS_DROP_BARRIER=<tag>``), appending each run's stderr to the list ``reports``."""
+    saved = dict(_options)
+    _options.update(flags=tuple(flags), reports=reports)
+    try:
+        yield
+    finally:
+        _options.update(saved)
 
 
 def cache_root() -> Path:
@@ -110,10 +126,12 @@ def run(
     output_shapes: Sequence[tuple],
     template: dict,
     groups: int,
-    flags: Sequence[str] = DEFAULT_FLAGS,
+    flags: Optional[Sequence[str]] = None,
 ) -> tuple[list[np.ndarray], subprocess.CompletedProcess]:
     """Run ``spec`` on ``groups`` threadgroups of ``template["NT"]`` threads. Outputs start at
-    zero. Returns the outputs (float32) and the finished process (its stderr holds TSan reports)."""
+    zero. Returns the outputs (float32) and the finished process (its stderr holds TSan reports).
+    ``flags`` default to those of :func:`configured`."""
+    flags = _options["flags"] if flags is None else flags
     if len(inputs) != len(spec.inputs):
         raise ValueError(f"{spec.name}: expected {len(spec.inputs)} inputs, got {len(inputs)}")
     exe = build(spec, flags)
@@ -127,6 +145,8 @@ def run(
         proc = subprocess.run([str(exe), d], capture_output=True, text=True)
         if proc.returncode != 0 and "ThreadSanitizer" not in proc.stderr:
             raise RuntimeError(f"the emulation of {spec.name} failed (exit {proc.returncode}):\n{proc.stderr}")
+        if _options["reports"] is not None:
+            _options["reports"].append(proc.stderr)
         outs = [np.fromfile(os.path.join(d, f"out_{k}.bin"), dtype=np.float32).reshape(s)
                 for k, s in enumerate(output_shapes)]  # fmt: skip
     return outs, proc

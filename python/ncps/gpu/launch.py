@@ -16,10 +16,17 @@ TG_MEMORY_LIMIT = 32 * 1024
 
 
 def default_backend(stream=None) -> Optional[str]:
-    """``"metal"`` or ``"cuda"`` when ``stream`` (default: the default device) is a GPU with that
-    back-end available, else None (the caller should take the reference or CPU path)."""
-    dev = stream if isinstance(stream, mx.Device) else getattr(stream, "device", None) or mx.default_device()
-    if dev.type != mx.gpu:
+    """``"metal"`` or ``"cuda"`` when ``stream`` (a Stream, Device or DeviceType; default: the
+    default device) is a GPU with that back-end available, else None (the caller should take the reference or CPU path)."""
+    if stream is None:
+        kind = mx.default_device().type
+    elif isinstance(stream, mx.DeviceType):
+        kind = stream
+    elif isinstance(stream, mx.Device):
+        kind = stream.type
+    else:  # a Stream
+        kind = stream.device.type
+    if kind != mx.gpu:
         return None
     if mx.metal.is_available():
         return "metal"

@@ -148,6 +148,55 @@ def _check_args(op: str, x, h0, dt, params, ode_unfolds) -> tuple:
     return B, T, I, N
 
 
+@dataclass(frozen=True)
+class LTCLaunch:
+    """Everything a launch needs besides the arrays."""
+
+    backend: str
+    plan: LTCSynapsePlan
+    template: dict
+    B: int
+    T: int
+    epsilon: float
+    stream: object = None
+
+
+def _inputs(run: LTCLaunch, x, h0, dt, p) -> list:
+    """The forward kernel's inputs (float32 arrays, then the CSR lists and the scalars)."""
+    f32 = [a.astype(mx.float32) for a in (x, h0, dt, *p)]
+    pl = run.plan
+    meta = [mx.array([run.B, run.T], dtype=mx.int32), mx.array([run.epsilon], dtype=mx.float32)]
+    return f32 + [pl.rec_ptr, pl.rec_src, pl.sens_ptr, pl.sens_src] + meta
+
+
+def ltc_forward(run: LTCLaunch, x, h0, dt, p) -> mx.array:
+    """Launch the forward kernel: states ``(B, T, N)`` (``p`` in :data:`SOLVER_PARAMS` order)."""
+    N = run.template["N"]
+    return launch(LTC_FORWARD, run.backend, _inputs(run, x, h0, dt, p), [(run.B, run.T, N)], run.template, run.B,
+                  stream=run.stream)[0]  # fmt: skip
+
+
+def ltc_backward(run: LTCLaunch, primals, cotangent, states) -> tuple:
+    """Launch the backward kernel and assemble the gradients of ``primals`` = ``(x, h0, dt, *p)``."""
+    x, h0, dt, *p = primals
+    B, T, N, I, pl = run.B, run.T, run.template["N"], run.template["I"], run.plan
+    ins = _inputs(run, x, h0, dt, p) + [states, cotangent.astype(mx.float32), pl.rec_optr, pl.rec_odst,
+                                        pl.sens_optr, pl.sens_odst]  # fmt: skip
+    S, SS = int(pl.rec_flat.size), int(pl.sens_flat.size)
+    shapes = [(B, T, I), (B, N), (B, T), *[(B, SS)] * 4, *[(B, S)] * 4, (B, N), (B, N), (B, N)]
+    outs = launch(LTC_BACKWARD, run.backend, ins, shapes, run.template, B, zero_init=True, stream=run.stream)
+    g = dict(zip(_GRAD_OF, outs))
+    grads = {"x": g["x"], "h0": g["h0"], "dt": g["dt"], "sensory_mask": mx.zeros((I, N)), "mask": mx.zeros((N, N))}
+    for k in _SENSORY[:4]:
+        grads[k] = _scatter(g[k], pl.sens_flat, (I, N))
+    for k in _RECURRENT[:4]:
+        grads[k] = _scatter(g[k], pl.rec_flat, (N, N))
+    for k in _NEURON:
+        grads[k] = g[k].sum(axis=0)
+    order = ("x", "h0", "dt", *SOLVER_PARAMS)
+    return tuple(grads[k].astype(a.dtype) for k, a in zip(order, primals))
+
+
 def ltc_sequence_gpu(
     x: mx.array,
     h0: mx.array,
@@ -191,34 +240,15 @@ def ltc_sequence_gpu(
     if _tg_bytes(N, I, K, NT) > TG_MEMORY_LIMIT:
         raise ValueError(f"{op}: N={N}, I={I}, ode_unfolds={K} need {_tg_bytes(N, I, K, NT)} bytes of threadgroup "
                          f"memory, more than {TG_MEMORY_LIMIT}")  # fmt: skip
-    template = dict(N=N, I=I, K=K, NT=NT)
-    f32 = lambda a: a.astype(mx.float32)  # noqa: E731
-    csr = [plan.rec_ptr, plan.rec_src, plan.sens_ptr, plan.sens_src]
-    ocsr = [plan.rec_optr, plan.rec_odst, plan.sens_optr, plan.sens_odst]
-    meta = [mx.array([B, T], dtype=mx.int32), mx.array([epsilon], dtype=mx.float32)]
+    run = LTCLaunch(backend, plan, dict(N=N, I=I, K=K, NT=NT), B, T, float(epsilon), stream)
 
     @mx.custom_function
     def seq(x, h0, dt, *p):
-        ins = [f32(x), f32(h0), f32(dt), *map(f32, p), *csr, *meta]
-        return launch(LTC_FORWARD, backend, ins, [(B, T, N)], template, B, stream=stream)[0]
+        return ltc_forward(run, x, h0, dt, p)
 
     @seq.vjp
     def seq_vjp(primals, cotangent, states):
-        x, h0, dt, *p = primals
-        ins = [f32(x), f32(h0), f32(dt), *map(f32, p), *csr, *meta, states, f32(cotangent), *ocsr]
-        shapes = [(B, T, I), (B, N), (B, T), *[(B, int(plan.sens_flat.size))] * 4,
-                  *[(B, int(plan.rec_flat.size))] * 4, (B, N), (B, N), (B, N)]  # fmt: skip
-        g = dict(zip(_GRAD_OF, launch(LTC_BACKWARD, backend, ins, shapes, template, B, zero_init=True,
-                                      stream=stream)))  # fmt: skip
-        grads = {"x": g["x"], "h0": g["h0"], "dt": g["dt"], "sensory_mask": mx.zeros((I, N)), "mask": mx.zeros((N, N))}
-        for k in _SENSORY[:4]:
-            grads[k] = _scatter(g[k], plan.sens_flat, (I, N))
-        for k in _RECURRENT[:4]:
-            grads[k] = _scatter(g[k], plan.rec_flat, (N, N))
-        for k in _NEURON:
-            grads[k] = g[k].sum(axis=0)
-        order = ("x", "h0", "dt", *SOLVER_PARAMS)
-        return tuple(grads[k].astype(a.dtype) for k, a in zip(order, primals))
+        return ltc_backward(run, primals, cotangent, states)
 
     out = seq(x, h0, dt, *(params[k] for k in SOLVER_PARAMS))
     return out.astype(x.dtype) if mx.issubdtype(x.dtype, mx.floating) else out

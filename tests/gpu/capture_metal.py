@@ -1,0 +1,38 @@
+"""Print the Metal sources MLX generates for the ncps.gpu kernels (forward and vjp), by tracing
+under mx.export_function with verbose=True (works without a Metal back-end). Run as a script: MLX
+prints from C++, so the caller captures this process's stdout."""
+
+import os
+import sys
+import tempfile
+
+import mlx.core as mx
+
+from ncps.gpu.ltc import ltc_synapse_plan
+from ncps.ltc import SOLVER_PARAMS, LTCCell
+from ncps.wirings import AutoNCP
+
+def main() -> None:
+    import ncps.gpu.ltc as gl
+
+    original = gl.launch
+    gl.launch = lambda *a, **k: original(*a, **{**k, "verbose": True})
+    cell = LTCCell(AutoNCP(10, 2), in_features=3)
+    names = list(SOLVER_PARAMS)
+    params = cell.solver_params()
+    plan = ltc_synapse_plan(params)
+    run = gl.LTCLaunch("metal", plan, dict(N=10, I=3, K=6, NT=32), 2, 4, 1e-8)
+
+    def f(x, h0, dt, *p):
+        states = gl.ltc_forward(run, x, h0, dt, p)
+        return [states, *gl.ltc_backward(run, (x, h0, dt, *p), states, states)]
+
+    # Tracing for export makes MLX generate, and with verbose=True print, both kernels exactly as
+    # a Mac would compile them (nothing is evaluated: there is no Metal back-end here).
+    with tempfile.TemporaryDirectory() as d:
+        mx.export_function(os.path.join(d, "ltc.mlxfn"), f, mx.zeros((2, 4, 3)), mx.zeros((2, 10)),
+                           mx.ones((2, 4)), *(params[k] for k in names))
+    sys.stdout.flush()
+
+if __name__ == "__main__":
+    main()
