@@ -27,11 +27,23 @@ def main() -> None:
         states = gl.ltc_forward(run, x, h0, dt, p)
         return [states, *gl.ltc_backward(run, (x, h0, dt, *p), states, states)]
 
+    import ncps.gpu.cfc as gc
+    from ncps.cfc import CfCCell
+
+    gc.launch = gl.launch
+    cfc = CfCCell(3, 6, backbone_units=7)
+    hw, hb = gc._heads(cfc)
+    template = dict(I=3, H=6, U=7, MODE=0, ACT=0, NT=32)
+
+    def g(x, h0, dt):
+        return gc.cfc_forward("metal", template, (x, h0, dt, cfc.backbone[0].weight, cfc.backbone[0].bias, hw, hb))
+
     # Tracing for export makes MLX generate, and with verbose=True print, both kernels exactly as
     # a Mac would compile them (nothing is evaluated: there is no Metal back-end here).
     with tempfile.TemporaryDirectory() as d:
         mx.export_function(os.path.join(d, "ltc.mlxfn"), f, mx.zeros((2, 4, 3)), mx.zeros((2, 10)),
                            mx.ones((2, 4)), *(params[k] for k in names))
+        mx.export_function(os.path.join(d, "cfc.mlxfn"), g, mx.zeros((2, 4, 3)), mx.zeros((2, 6)), mx.ones((2, 4)))
     sys.stdout.flush()
 
 if __name__ == "__main__":

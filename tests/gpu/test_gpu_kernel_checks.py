@@ -10,10 +10,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import mlx.core as mx
 import pytest
 from gpu_util import ltc_grads, ltc_problem
 
-from ncps.gpu import emulate, ltc_sequence_gpu
+from ncps.cfc import CfCCell
+from ncps.gpu import cfc_sequence_gpu, emulate, ltc_sequence_gpu
+from ncps.gpu.cfc import CFC_FORWARD
 from ncps.gpu._source import cuda_wrapper_source
 from ncps.gpu.ltc import LTC_BACKWARD, LTC_FORWARD
 from ncps.wirings import AutoNCP
@@ -21,23 +24,31 @@ from ncps.wirings import AutoNCP
 pytestmark = pytest.mark.gpu_emulated
 
 HERE = Path(__file__).parent
-SPECS = [LTC_FORWARD, LTC_BACKWARD]
+SPECS = [LTC_FORWARD, LTC_BACKWARD, CFC_FORWARD]
+# Template constants of the compile checks, per kernel.
+CHECK_SIZES = {LTC_FORWARD.name: dict(N=64, I=16, K=6, NT=64), LTC_BACKWARD.name: dict(N=64, I=16, K=6, NT=64),
+               CFC_FORWARD.name: dict(I=16, H=64, U=128, MODE=0, ACT=0, NT=128)}
 
 
 # -- ThreadSanitizer -----------------------------------------------------------------------------
-def _tsan_reports(extra_flags=()) -> str:
-    """Run forward + backward of a small LTC (3 neurons per thread, idle lanes) under TSan."""
+def _tsan_reports(extra_flags=(), cfc: bool = False) -> str:
+    """Run forward + backward of a small LTC (3 neurons per thread, idle lanes) under TSan, and
+    with ``cfc`` the CfC forward too."""
     cell, x, h0, dt = ltc_problem(AutoNCP(10, 2), 3, 2, 3, dt_zero=[(1, 1)])
     p = cell.solver_params()
     reports = []
     with emulate.configured(emulate.TSAN_FLAGS + tuple(extra_flags), reports):
         ltc_grads(lambda *a: ltc_sequence_gpu(*a, 2, 1e-8, backend="emulate", threads=4), x, h0, dt, p)
-    assert len(reports) == 2  # forward and backward ran
+        if cfc:
+            mx.random.seed(0)
+            c = CfCCell(3, 6, backbone_units=7)
+            cfc_sequence_gpu(c, x, mx.zeros((2, 6)), dt, backend="emulate", threads=4)
+    assert len(reports) == 2 + cfc  # every kernel ran
     return "\n".join(reports)
 
 
-def test_tsan_finds_no_race_in_the_ltc_kernels():
-    reports = _tsan_reports()
+def test_tsan_finds_no_race_in_the_kernels():
+    reports = _tsan_reports(cfc=True)
     assert "ThreadSanitizer" not in reports, reports[:4000]
 
 
@@ -61,7 +72,7 @@ def ptxas_log() -> str:
     """ptxas -v output for all kernels (one translation unit per kernel as MLX builds it, one
     front-end run to compute_80 PTX, then ptxas for sm_80 and sm_90); cached by source hash."""
     nvcc = _nvcc()
-    srcs = [cuda_wrapper_source(s, dict(N=64, I=16, K=6, NT=64)) for s in SPECS]
+    srcs = [cuda_wrapper_source(s, CHECK_SIZES[s.name]) for s in SPECS]
     key = hashlib.sha256("\0".join(srcs).encode()).hexdigest()[:16]
     out = emulate.cache_root() / f"cuda-check-{key}"
     log = out / "ptxas.log"

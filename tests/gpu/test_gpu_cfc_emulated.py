@@ -1,0 +1,62 @@
+"""The CfC forward dialect kernel compiled as C++ with the CPU prelude, against ``CfCCell.step``."""
+
+import mlx.core as mx
+import numpy as np
+import pytest
+from gpu_util import OUT_TOL, assert_close
+
+from ncps.cfc import CfCCell
+from ncps.gpu import cfc_sequence_gpu, cfc_why_not
+from ncps.wired_cfc import WiredCfCCell
+from ncps.wirings import AutoNCP
+
+pytestmark = pytest.mark.gpu_emulated
+
+CASES = [
+    ("default-lecun-nt4", dict(mode="default"), 4),
+    ("no_gate-silu-nt32", dict(mode="no_gate", activation="silu", backbone_units=13), 32),
+    ("pure-relu-nt8", dict(mode="pure", activation="relu"), 8),
+    ("default-tanh-nobackbone", dict(mode="default", activation="tanh", backbone_layers=0), 5),
+    ("masked-nobackbone", dict(backbone_layers=0, sparsity_mask=np.random.default_rng(0).integers(0, 2, (14, 9))), 4),
+]
+
+
+def _problem(kw, B=3, T=5, seed=1):
+    mx.random.seed(seed)
+    kw = dict(kw)
+    cell = CfCCell(5, 9, backbone_units=kw.pop("backbone_units", 11), **kw)
+    x = mx.random.normal((B, T, 5))
+    h0 = mx.random.normal((B, 9))
+    dt = mx.random.uniform(0.0, 2.0, (B, T))
+    dt[0, 1] = 0.0
+    return cell, x, h0, dt
+
+
+def _reference(cell, x, h0, dt):
+    h, out = h0, []
+    for t in range(x.shape[1]):
+        h = cell.step(x[:, t], h, dt[:, t : t + 1])
+        out.append(h)
+    return mx.stack(out, axis=1)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_cfc_forward_matches_reference(case):
+    _, kw, threads = case
+    cell, x, h0, dt = _problem(kw)
+    got = cfc_sequence_gpu(cell, x, h0, dt, backend="emulate", threads=threads)
+    assert_close(got, _reference(cell, x, h0, dt), OUT_TOL, "states")
+
+
+def test_cfc_forward_is_not_differentiable_yet_and_says_so():
+    cell, x, h0, dt = _problem(dict(mode="default"), B=1, T=2)
+    with pytest.raises(NotImplementedError, match="no backward kernel"):
+        mx.grad(lambda h: cfc_sequence_gpu(cell, x, h, dt, backend="emulate").sum())(h0)
+
+
+def test_cfc_uncovered_cells_are_named():
+    assert "wired" in cfc_why_not(WiredCfCCell(3, AutoNCP(10, 2)))
+    assert "backbone_layers=2" in cfc_why_not(CfCCell(3, 4, backbone_layers=2))
+    cell, x, h0, dt = _problem(dict(mode="default"))
+    with pytest.raises(ValueError, match=r"h0 must have shape \(B, H\) = \(3, 9\)"):
+        cfc_sequence_gpu(cell, x, h0[:, :4], dt, backend="emulate")
