@@ -1,4 +1,4 @@
-// Micro-benchmark behind the GEMM choice of the fused CfC kernels (see csrc/gemm.h):
+// Micro-benchmark behind the GEMM choice of the fused CfC kernels (see csrc/common/gemm.h):
 // our register-blocked kernels vs scipy-openblas32's scipy_cblas_sgemm (1 thread), on the
 // shapes of the CfC time loop. Build and run:
 //   g++ -O3 -march=native -std=gnu++20 -Icsrc benchmarks/gemm_bench.cpp -ldl -o /tmp/gemm_bench
@@ -9,10 +9,10 @@
 #include <cstdio>
 #include <random>
 #include <vector>
-#include "gemm.h"
+#include "common/gemm.h"
 
 using sgemm_t = void (*)(int, int, int, int, int, int, float, const float*, int, const float*, int, float, float*, int);
-using namespace ncps::cfcg;
+using namespace ncps::common;
 
 static double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 

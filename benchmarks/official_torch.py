@@ -3,7 +3,7 @@
 Our package and the official one both import as ``ncps``, so this script never runs in the
 benchmark's own process: :mod:`benchmarks.oracle` starts it with a bootstrap that removes the
 editable-install finder of our package and puts the oracle directory (``.oracle/``) first on
-``sys.path`` (the approach of ``tests/official.py``). Usage::
+``sys.path`` (see ``oracle.py``, the one oracle runner). Usage::
 
     python official_torch.py jobs.json results.json
 

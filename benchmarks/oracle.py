@@ -1,13 +1,18 @@
-"""Run timing jobs on the official ``ncps.torch`` package in a separate process.
+"""The one runner of the official ``ncps.torch`` package (the oracle), for tests and benchmarks.
 
 The official package and ours share the import name ``ncps``. It is installed on its own
 (``pip install --no-deps --target .oracle ncps==1.0.1``, done by ``scripts/bootstrap.sh``) in the
-directory ``NCPS_ORACLE_DIR`` (default ``<repo>/.oracle``), and ``official_torch.py`` runs in a
-subprocess whose bootstrap drops our editable-install finder from ``sys.meta_path`` and puts that
-directory first on ``sys.path`` — the approach of ``tests/official.py``.
+directory ``NCPS_ORACLE_DIR`` (default ``<repo>/.oracle``), and every job runs in a subprocess
+whose bootstrap drops our editable-install finder from ``sys.meta_path`` and puts that directory
+first on ``sys.path``:
 
-Without the oracle directory or torch, :func:`missing` says why, and every official entry of the
-report reads "official: not installed — run scripts/bootstrap.sh".
+- :func:`run_parity` runs ``official_parity.py`` on a spec (numerical parity: outputs, states,
+  parameters and gradients of one official module, as an npz);
+- :func:`run_code` runs a snippet against the official package (wirings, interop checks);
+- :func:`run_jobs` runs ``official_torch.py`` (timing jobs of the benchmark).
+
+Without the oracle directory or torch, :func:`missing` says why: the tests skip (fail in CI) and
+every official entry of the benchmark report reads "official: not installed — run scripts/bootstrap.sh".
 """
 
 from __future__ import annotations
@@ -23,17 +28,34 @@ from typing import Optional
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = Path(__file__).resolve().parent / "official_torch.py"
+PARITY_SCRIPT = Path(__file__).resolve().parent / "official_parity.py"
 INSTALL_HINT = "run scripts/bootstrap.sh"
 
-# Same bootstrap as tests/official.py: our editable install puts a finder in front of sys.path
-# that would shadow the official ``ncps``; drop it and put the oracle directory first.
+# Our editable install puts a finder in front of sys.path that would shadow the official
+# ``ncps``; drop it and put the oracle directory first. Then run the script ``sys.argv[1]``, or
+# the code on stdin when it is "-".
 _BOOTSTRAP = """
 import runpy, sys
 sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in type(f).__module__]
 sys.path.insert(0, {oracle!r})
 sys.argv = sys.argv[1:]
-runpy.run_path(sys.argv[0], run_name="__main__")
+if sys.argv[0] == "-":
+    exec(compile(sys.stdin.read(), "<oracle>", "exec"), {{"__name__": "__main__"}})
+else:
+    runpy.run_path(sys.argv[0], run_name="__main__")
 """
+
+
+def _command(script: str, *args: str) -> list:
+    return [sys.executable, "-c", _BOOTSTRAP.format(oracle=str(oracle_dir())), script, *args]
+
+
+def _env(threads: int = 1) -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(oracle_dir())
+    env["OMP_NUM_THREADS"] = str(threads)
+    env["MKL_NUM_THREADS"] = str(threads)
+    return env
 
 
 def oracle_dir() -> Path:
@@ -79,15 +101,12 @@ def run_jobs(jobs: list[dict], threads: int = 2, timeout: float = 1800) -> dict:
         return {"available": False, "reason": f"{why} — {INSTALL_HINT}", "results": {}}
     if not jobs:
         return {"available": True, "reason": None, "results": {}}
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(oracle_dir())
     # torch runs with the same number of threads as our fused kernels (the machine's cores).
-    env["OMP_NUM_THREADS"] = str(threads)
-    env["MKL_NUM_THREADS"] = str(threads)
+    env = _env(threads)
     with tempfile.TemporaryDirectory() as tmp:
         jobs_path, out_path = Path(tmp) / "jobs.json", Path(tmp) / "out.json"
         jobs_path.write_text(json.dumps({"threads": threads, "jobs": jobs}))
-        cmd = [sys.executable, "-c", _BOOTSTRAP.format(oracle=str(oracle_dir())), str(SCRIPT), str(jobs_path), str(out_path)]
+        cmd = _command(str(SCRIPT), str(jobs_path), str(out_path))
         try:
             proc = subprocess.run(cmd, env=env, cwd=tmp, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -103,3 +122,59 @@ def run_jobs(jobs: list[dict], threads: int = 2, timeout: float = 1800) -> dict:
         return {"available": False, "reason": why, "results": {}}
     out.update(available=True, reason=None)
     return out
+
+
+def run_code(code: str, timeout: float = 300) -> dict:
+    """Run Python ``code`` against the official package; it must ``json.dump`` a result to the
+    file named by the variable ``OUT``. Returns the decoded JSON; raises RuntimeError if it fails."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "out.json"
+        script = f"OUT = {str(out)!r}\n" + code
+        proc = subprocess.run(_command("-"), input=script, env=_env(), cwd=tmp, capture_output=True, text=True,
+                              timeout=timeout)  # fmt: skip
+        if proc.returncode != 0:
+            raise RuntimeError(f"official ncps script failed:\n{proc.stderr[-4000:]}")
+        return json.loads(out.read_text())
+
+
+
+_ARRAYS_IO = """
+import numpy as _np
+with _np.load({inputs!r}) as _data:
+    INPUTS = {{k: _data[k] for k in _data.files}}
+OUTPUTS = {{}}
+{code}
+_np.savez({outputs!r}, **{{k: _np.asarray(v) for k, v in OUTPUTS.items()}})
+"""
+
+
+def run_arrays(code: str, inputs: dict, timeout: float = 300) -> dict:
+    """Run Python ``code`` against the official package with arrays in and out: ``code`` reads the
+    dict ``INPUTS`` (``inputs`` as numpy arrays) and fills the dict ``OUTPUTS``, which comes back
+    as numpy arrays. Raises RuntimeError if it fails."""
+    import numpy as np
+
+    with tempfile.TemporaryDirectory() as tmp:
+        in_path, out_path = Path(tmp) / "inputs.npz", Path(tmp) / "outputs.npz"
+        np.savez(in_path, **{k: np.asarray(v) for k, v in inputs.items()})
+        script = _ARRAYS_IO.format(inputs=str(in_path), outputs=str(out_path), code=code)
+        proc = subprocess.run(_command("-"), input=script, env=_env(), cwd=tmp, capture_output=True, text=True,
+                              timeout=timeout)  # fmt: skip
+        if proc.returncode != 0:
+            raise RuntimeError(f"official ncps script failed:\n{proc.stderr[-4000:]}")
+        with np.load(out_path) as data:
+            return {k: data[k] for k in data.files}
+
+def run_parity(spec: dict, timeout: float = 300) -> dict:
+    """Run ``official_parity.py`` on ``spec`` (see its docstring); returns its npz as a dict of arrays."""
+    import numpy as np
+
+    with tempfile.TemporaryDirectory() as tmp:
+        spec_path, out_path = Path(tmp) / "spec.json", Path(tmp) / "out.npz"
+        spec_path.write_text(json.dumps(spec))
+        proc = subprocess.run(_command(str(PARITY_SCRIPT), str(spec_path), str(out_path)), env=_env(), cwd=tmp,
+                              capture_output=True, text=True, timeout=timeout)  # fmt: skip
+        if proc.returncode != 0:
+            raise RuntimeError(f"oracle failed for {spec}:\n{proc.stderr[-4000:]}")
+        with np.load(out_path) as data:
+            return {k: data[k] for k in data.files}

@@ -6,6 +6,9 @@ It prints a markdown table (ready for the README) on stdout, progress on stderr,
 ``<out>/<name>.json`` (every timing, machine information) and ``<out>/<name>.png`` (a chart) and
 ``<out>/<name>.md`` (the table), ``<out>`` being ``benchmarks/results`` unless ``--out`` is given.
 
+The quick fused-vs-reference check of the CfC kernels while working on them:
+``python benchmarks/run.py --quick --section cfc,streaming`` (a minute or two).
+
 Sections (``--section ltc,cfc,scaling,memory,streaming``; all by default)
 --------------------------------------------------------------------------
 ``ltc``

@@ -7,26 +7,28 @@
 #include <nanobind/stl/variant.h>
 #include <nanobind/stl/vector.h>
 
-#include "build_info.h"
-#include "cfc_sequence.h"
-#include "ltc_mixed_sequence.h"
-#include "ltc_sequence.h"
+#include "cfc/ops.h"
+#include "common/build_info.h"
+#include "common/math_probe.h"
+#include "ltc/ops.h"
 
 namespace nb = nanobind;
 using namespace nb::literals;
 
 NB_MODULE(_ext, m) {
   m.doc() = "ncps fused MLX primitives";
-  m.def("build_info", &ncps::build_info, "How the extension was built.");
-  m.def("max_threads", &ncps::max_threads, "Threads the CPU kernels may use.");
-  m.def("cfc_step_now", &ncps::cfc_step_now, "x"_a, "h0"_a, "dt"_a, "params"_a, "unit_sizes"_a, "backbone"_a,
+  m.def("build_info", &ncps::common::build_info, "How the extension was built.");
+  m.def("max_threads", &ncps::common::build_max_threads, "Threads the CPU kernels may use.");
+  m.def("_math_probe", &ncps::common::math_probe, "fn"_a, "x"_a, "lanes"_a,
+        "Tests only: the kernels' SIMD exp / exp2 / sigmoid / sigmoid_log2 / tanh on a list of floats.");
+  m.def("cfc_step_now", &ncps::cfc::cfc_step_now, "x"_a, "h0"_a, "dt"_a, "params"_a, "unit_sizes"_a, "backbone"_a,
         "masked"_a, "mode"_a, "activation"_a, "readout_start"_a, "readout_size"_a,
         R"doc(One CfC / wired CfC step for streaming inference, computed immediately on the calling
 thread: no graph node, no gradient, no hand-off to the stream's worker thread. x (B, I), h0 (B, N),
 dt (B, 1); parameters as for ``cfc_sequence`` (no mixed memory). Returns the evaluated
 (output, new_state): the state's columns [readout_start, readout_start + readout_size) and the
 state (B, N), float32.)doc");
-  m.def("cfc_sequence", &ncps::cfc_sequence, "x"_a, "h0"_a, "dt"_a, "params"_a, "unit_sizes"_a, "backbone"_a,
+  m.def("cfc_sequence", &ncps::cfc::cfc_sequence, "x"_a, "h0"_a, "dt"_a, "params"_a, "unit_sizes"_a, "backbone"_a,
         "masked"_a, "mode"_a, "activation"_a, "lstm"_a = nb::none(), "c0"_a = nb::none(), nb::kw_only(),
         "stream"_a = nb::none(),
         R"doc(Fused CfC / wired CfC sequence (forward primitive CfCSequence, backward CfCSequenceGrad).
@@ -40,7 +42,7 @@ time_b.W, time_b.b (pure: ff1.W, ff1.b, w_tau (1, n), A (1, n)), then the mask (
 weights in Linear layout (out, in). Returns [states (B, T, N)] (+ [c_final (B, N)] with the LSTM).
 With x (B, I) it is one streaming step: dt (B, 1) and states (B, N).
 Computed in float32. Raises ValueError for wrong shapes or options. CPU only.)doc");
-  m.def("ltc_sequence", &ncps::ltc_sequence, "x"_a, "h0"_a, "dt"_a, "sensory_w"_a, "sensory_sigma"_a,
+  m.def("ltc_sequence", &ncps::ltc::ltc_sequence, "x"_a, "h0"_a, "dt"_a, "sensory_w"_a, "sensory_sigma"_a,
         "sensory_mu"_a, "sensory_erev"_a, "sensory_mask"_a, "w"_a, "sigma"_a, "mu"_a, "erev"_a, "mask"_a, "cm"_a,
         "gleak"_a, "vleak"_a, "ode_unfolds"_a, "epsilon"_a, nb::kw_only(), "stream"_a = nb::none(),
         R"doc(Fused LTC sequence (forward primitive LTCSequence, backward LTCSequenceGrad).
@@ -55,7 +57,7 @@ cm, gleak, vleak (N,). Returns the state after every step, (B, T, N), in x's flo
 (computed in float32). w, sensory_w, cm and gleak are used as given (apply constraints outside).
 Masks multiply the synaptic activation; only synapses with a nonzero mask are computed, and the
 masks receive zero gradient. Raises ValueError for wrong shapes. CPU only.)doc");
-  m.def("ltc_mixed_sequence", &ncps::ltc_mixed_sequence, "x"_a, "h0"_a, "dt"_a, "sensory_w"_a, "sensory_sigma"_a,
+  m.def("ltc_mixed_sequence", &ncps::ltc::ltc_mixed_sequence, "x"_a, "h0"_a, "dt"_a, "sensory_w"_a, "sensory_sigma"_a,
         "sensory_mu"_a, "sensory_erev"_a, "sensory_mask"_a, "w"_a, "sigma"_a, "mu"_a, "erev"_a, "mask"_a, "cm"_a,
         "gleak"_a, "vleak"_a, "lstm_input"_a, "lstm_input_w"_a, "lstm_input_b"_a, "lstm_recurrent_w"_a, "c0"_a,
         "ode_unfolds"_a, "epsilon"_a, nb::kw_only(), "stream"_a = nb::none(),

@@ -30,6 +30,7 @@ import _common
 from ncps import CfC
 from ncps.datasets import AtariCloningDataset, DatasetNotFoundError
 from ncps.datasets.atari_cloning import CHUNK_LEN, write_chunk
+from ncps.optimizers import adam
 
 NAME = "atari_cloning"
 ACTIONS = ["NOOP", "FIRE", "RIGHT", "LEFT"]
@@ -114,7 +115,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--env", default="breakout")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (torch.optim.Adam's update)")
     args = p.parse_args(argv)
     timer = _common.Timer()
     out = args.out
@@ -144,7 +145,7 @@ def main(argv: list[str] | None = None) -> dict:
     mx.random.seed(args.seed)
     model = ConvCfC(len(ACTIONS))
     mx.eval(model.parameters())
-    optimizer = optim.Adam(learning_rate=args.lr)
+    optimizer = adam(args.lr)
 
     def loss_fn(model, x, y):
         logits, _ = model(x)

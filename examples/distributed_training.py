@@ -24,11 +24,11 @@ from pathlib import Path
 
 import mlx.core as mx
 import mlx.nn as nn
-import mlx.optimizers as optim
 import numpy as np
 
 import ncps
 from ncps import distributed, training
+from ncps.optimizers import adam
 from ncps.wirings import AutoNCP
 
 
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     start = time.perf_counter()
     history = training.fit(
-        model, mse, (X, y), optimizer=optim.Adam(learning_rate=args.lr), epochs=args.epochs,
+        model, mse, (X, y), optimizer=adam(args.lr), epochs=args.epochs,
         batch_size=args.batch_size, validation_data=(X_val, y_val), clip_norm=1.0,
         checkpoint_path=args.checkpoint, seed=args.seed, progress=main_process,
     )  # fmt: skip

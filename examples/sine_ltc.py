@@ -17,12 +17,12 @@ import sys
 
 import mlx.core as mx
 import mlx.nn as nn
-import mlx.optimizers as optim
 import numpy as np
 
 import _common
 from ncps import LTC, training
 from ncps.datasets import sine_cosine
+from ncps.optimizers import adam
 from ncps.wirings import AutoNCP
 
 NAME = "sine_ltc"
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"epoch {epoch + 1:4d}/{epochs}  loss {logs['loss']:.5f}", flush=True)
 
     history = training.fit(
-        model, loss_fn, (x, y), optimizer=optim.Adam(learning_rate=args.lr), epochs=epochs, batch_size=1,
+        model, loss_fn, (x, y), optimizer=adam(args.lr), epochs=epochs, batch_size=1,
         clip_norm=1.0, progress=False, seed=args.seed, callbacks=[report], compile=not args.quick,
     )  # fmt: skip
     after = np.array(model(x)[0])[0, :, 0]

@@ -26,12 +26,12 @@ from __future__ import annotations
 import sys
 
 import mlx.core as mx
-import mlx.optimizers as optim
 import numpy as np
 
 import _common
 from ncps import mini_keras as keras
 from ncps.datasets import XOR_TEST_SEED, bitstream_xor
+from ncps.optimizers import make_optimizer
 
 NAME = "xor_cfc"
 PAD = 32
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--samples", type=int, default=2000, help="training strings per stage")
     p.add_argument("--epochs", type=int, default=3, help="epochs per stage")
     p.add_argument("--units", type=int, default=64)
-    p.add_argument("--lr", type=float, default=0.002, help="Adam learning rate of the first stage")
+    p.add_argument("--lr", type=float, default=0.002, help="Adam learning rate of the first stage (keras.optimizers.Adam's update)")
     p.add_argument("--decay", type=float, default=0.75, help="learning-rate factor per stage")
     p.add_argument("--test-samples", type=int, default=10_000)
     args = p.parse_args(argv)
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> dict:
         keras.layers.CfC(args.units, mixed_memory=True, backbone_units=64, backbone_layers=1, activation="relu"),
         keras.layers.Dense(1),
     ])  # fmt: skip
-    optimizer = optim.Adam(learning_rate=args.lr)
+    optimizer = make_optimizer("adam", args.lr, convention="keras")
     model.compile(optimizer=optimizer, loss="binary_crossentropy", metrics=["accuracy"], clipnorm=1.0)
     model.summary()
 

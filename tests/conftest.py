@@ -1,15 +1,10 @@
-import sys
-from pathlib import Path
-
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
 
 
 @pytest.fixture(scope="session")
 def oracle_cache():
     """``oracle_cache(name, spec)``: the official oracle's npz for ``spec``, computed once per session."""
-    from official import run_oracle
+    from tests.official import run_oracle
 
     cache = {}
 

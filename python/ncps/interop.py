@@ -22,10 +22,8 @@ import numpy as np
 from mlx.utils import tree_flatten, tree_unflatten
 
 from . import wirings as _wirings
-from .cfc import CfCCell
-from .ltc import LTCCell
-from .sequence import RNN, CfC, LTC
-from .wired_cfc import WiredCfCCell
+from .cells import CfCCell, LTCCell, WiredCfCCell
+from .layers import RNN, CfC, LTC
 
 _BACKBONE = re.compile(r"^(.*backbone)\.(\d+)\.(weight|bias)$")
 

@@ -1,7 +1,7 @@
 """Fused C++ kernels or the pure-MLX reference path: the one place that decides.
 
-Every layer asks :func:`select` whether a fused primitive covers its call. The answer depends on
-the mode:
+Every layer call and every cell step asks :func:`plan` once (the Python twin of an MLX
+primitive's ``use_fallback(stream)``); nothing else decides. The answer depends on the mode:
 
 - ``"auto"`` (default): the fused primitive where one exists for the configuration and device,
   the reference implementation otherwise. Never raises.
@@ -17,7 +17,8 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from typing import Any, Iterator, Optional
+from dataclasses import dataclass
+from typing import Any, Iterator, Optional, Union
 
 import mlx.core as mx
 
@@ -49,7 +50,8 @@ def get_mode() -> str:
 
 
 def set_mode(mode: str) -> None:
-    """Set the kernel mode for this thread (and the default for new threads)."""
+    """Set the kernel mode for the calling thread, and make it the default of threads that have
+    not set their own (a ``with use(...)`` block still overrides it inside the block)."""
     global _default_mode
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -78,25 +80,70 @@ def extension_available() -> bool:
     return _ext is not None
 
 
-def select(kernel: str, why_not: Optional[str]) -> bool:
-    """Decide whether a call runs fused.
+@dataclass(frozen=True)
+class Plan:
+    """How one call runs: on ``backend`` ``"cpu"`` (the fused C++ primitive, through the cell's
+    ``fused`` module ``kernel``) or ``"reference"`` (pure MLX; ``reason`` says why not fused,
+    None when the mode asked for the reference path)."""
 
-    ``kernel`` names the fused primitive; ``why_not`` is None when it covers this call, otherwise
-    the reason it does not. Returns True for the fused path, False for the reference path, and
-    raises in ``"fused"`` mode when the fused path is impossible.
+    backend: str
+    kernel: Any = None
+    reason: Optional[str] = None
+
+    @property
+    def fused(self) -> bool:
+        return self.backend != "reference"
+
+
+REFERENCE = Plan("reference")
+
+
+def _device_type(stream: Union[None, mx.Stream, mx.Device, mx.DeviceType]) -> mx.DeviceType:
+    """``mx.cpu`` or ``mx.gpu``: the kind of device ``stream`` (a stream, device or device type;
+    the default device when None) runs on."""
+    device = mx.default_device() if stream is None else stream
+    device = device.device if isinstance(device, mx.Stream) else device
+    return device.type if isinstance(device, mx.Device) else device
+
+
+def _backend_for(device: mx.DeviceType) -> tuple[Optional[str], Optional[str]]:
+    """The fused backend serving ``device``, or None and the reason there is none.
+
+    A GPU backend slots in here: return ``("gpu", None)`` for ``mx.gpu`` once its kernels are
+    built (the cells' ``fused`` modules then dispatch on ``Plan.backend``).
+    """
+    if device == mx.cpu:
+        return "cpu", None
+    return None, "the fused kernels run on the CPU stream only (no GPU kernel is built yet)"
+
+
+def plan(cell: Any, *, mixed_memory: bool = False, stream: Union[None, mx.Stream, mx.Device] = None) -> Plan:
+    """Decide how a call of ``cell`` (a step, or a layer's sequence) runs.
+
+    ``cell.fused`` is the cell's fused-kernel module (None when it has none) and
+    ``cell.fused_why_not(mixed_memory)`` says why that kernel does not cover this configuration
+    (None when it does). In ``"fused"`` mode an impossible fused path raises
+    ``NotImplementedError`` with the reason; ``"auto"`` falls back to the reference path.
     """
     mode = get_mode()
     if mode == "reference":
-        return False
-    if _ext is None:  # the root cause, whatever the cell would say
+        return REFERENCE
+    kernel = getattr(cell, "fused", None)
+    backend, why_not = None, None
+    if kernel is None:
+        why_not = f"no fused kernel is implemented for {type(cell).__name__}"
+    elif _ext is None:  # the root cause, whatever the cell would say
         why_not = f"the extension ncps._ext is not loaded ({_EXT_ERROR})"
-    if why_not is None and mx.default_device() != mx.cpu:
-        why_not = "the fused kernels run on the CPU stream only (no GPU kernel is built yet)"
+    else:
+        why_not = cell.fused_why_not(mixed_memory)
+        if why_not is None:
+            backend, why_not = _backend_for(_device_type(stream))
     if why_not is None:
-        return True
+        return Plan(backend, kernel)
     if mode == "fused":
-        raise NotImplementedError(f"No fused kernel '{kernel}' for this call: {why_not}")
-    return False
+        name = kernel.kernel_name(mixed_memory) if kernel is not None else type(cell).__name__
+        raise NotImplementedError(f"No fused kernel '{name}' for this call: {why_not}")
+    return Plan("reference", None, why_not)
 
 
 def info() -> dict[str, Any]:

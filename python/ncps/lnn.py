@@ -25,15 +25,12 @@ from typing import Any, Optional, Union
 
 import mlx.core as mx
 import mlx.nn as nn
-import mlx.optimizers as optim
 import numpy as np
 
-from . import training
+from . import optimizers, training
 from .persistence import load, save
-from .sequence import CfC, LTC
+from .layers import MODEL_TYPES
 from .wirings import AutoNCP
-
-MODEL_TYPES = ("LTC", "CfC")
 
 
 def _mse(model: nn.Module, x: mx.array, y: mx.array) -> mx.array:
@@ -108,7 +105,7 @@ class LiquidNeuralNetwork:
             epochs: passes over the data.
             clip_value: clip the gradients' global norm to this value (as PyTorch Lightning's
                 ``gradient_clip_val`` did in the original); None or 0: no clipping.
-            learning_rate: Adam's learning rate.
+            learning_rate: Adam's learning rate (``torch.optim.Adam``'s update: :func:`ncps.optimizers.adam`).
             n_jobs: accepted for compatibility and ignored. The original handed it to PyTorch
                 ``DataLoader`` workers; here the data already sit in memory and need no loader
                 processes. The fused CPU kernels use OpenMP threads, chosen with the environment
@@ -135,12 +132,12 @@ class LiquidNeuralNetwork:
         if self.seed is not None:
             mx.random.seed(int(self.seed))
         self.wiring = AutoNCP(self.n_neurons, out_features)
-        layer = LTC if self.model_type == "LTC" else CfC
+        layer = MODEL_TYPES[self.model_type]
         self.model = layer(in_features, self.wiring, batch_first=True, return_sequences=True)
         mx.eval(self.model.parameters())
         verbose = self.verbose if verbose is None else verbose
         self.history = training.fit(
-            self.model, _mse, (X, y), optimizer=optim.Adam(learning_rate=float(learning_rate)), epochs=int(epochs),
+            self.model, _mse, (X, y), optimizer=optimizers.adam(float(learning_rate)), epochs=int(epochs),
             batch_size=int(batch_size) if batch_size else X.shape[0], clip_norm=clip_value or None,
             progress=bool(verbose), seed=self.seed,
         )  # fmt: skip

@@ -2,10 +2,5 @@
 official package's ``ncps.torch`` / ``ncps.tf`` layout)."""
 
 from . import wirings  # noqa: F401
-from .cfc import CfCCell  # noqa: F401
-from .ctgru import CTGRUCell  # noqa: F401
-from .ctrnn import CTRNNCell  # noqa: F401
-from .lstm import LSTMCell  # noqa: F401
-from .ltc import LTCCell  # noqa: F401
-from .sequence import CTGRU, CTRNN, CfC, LTC  # noqa: F401
-from .wired_cfc import WiredCfCCell  # noqa: F401
+from .cells import CfCCell, CTGRUCell, CTRNNCell, LSTMCell, LTCCell, WiredCfCCell  # noqa: F401
+from .layers import CTGRU, CTRNN, CfC, LTC  # noqa: F401

@@ -15,48 +15,76 @@ import mlx.core as mx
 import mlx.nn as nn
 from mlx.utils import tree_flatten
 
-from . import cfc, ctgru, ctrnn, ltc, sequence, wired_cfc
+from .cells import Cell, CfCCell, CTGRUCell, CTRNNCell, LTCCell, WiredCfCCell
+from .layers import CTGRU, CTRNN, RNN, CfC, LTC
 from .wirings import Wiring
 
 FORMAT = "ncps-model/1"
-_CELLS = {c.__name__: c for c in (cfc.CfCCell, ltc.LTCCell, wired_cfc.WiredCfCCell, ctrnn.CTRNNCell, ctgru.CTGRUCell)}
-_LAYERS = {c.__name__: c for c in (sequence.CfC, sequence.LTC, sequence.CTRNN, sequence.CTGRU, sequence.RNN)}
+
+_REGISTRY: dict[str, type] = {}
 
 
-def _encode(value: Any) -> Any:
+def register(cls: type) -> type:
+    """Make a cell class (a :class:`~ncps.cells.base.Cell` with ``get_config``) or a layer class
+    (an :class:`~ncps.RNN` subclass whose constructor takes ``cell=`` and the options of
+    ``get_config``) writable by :func:`save`; returns ``cls`` (usable as a decorator)."""
+    if not (isinstance(cls, type) and issubclass(cls, (Cell, RNN))):
+        raise TypeError(f"register takes a Cell or RNN subclass, got {cls!r}")
+    known = _REGISTRY.get(cls.__name__)
+    if known is not None and known is not cls:
+        raise ValueError(f"another class named {cls.__name__!r} is already registered ({known.__module__})")
+    _REGISTRY[cls.__name__] = cls
+    return cls
+
+
+def is_registered(model: Any) -> bool:
+    """True when ``model``'s exact class is a registered cell or layer (so :func:`save` can write it)."""
+    return _REGISTRY.get(type(model).__name__) is type(model)
+
+
+for _cls in (CfCCell, LTCCell, WiredCfCCell, CTRNNCell, CTGRUCell, CfC, LTC, CTRNN, CTGRU, RNN):
+    register(_cls)
+
+
+def encode_config(value: Any) -> Any:
+    """A JSON-ready description of ``value``: wirings, registered cells and layers (recursively,
+    configuration only, no weights); any other value is returned as is."""
     if isinstance(value, Wiring):
         return {"__wiring__": value.get_config()}
     if isinstance(value, nn.Module):
+        if not is_registered(value):
+            raise TypeError(
+                f"ncps.save handles ncps cells and layers, not {type(value).__name__}; "
+                "use model.save_weights(path) for other modules"
+            )
         name = type(value).__name__
-        if name in _CELLS:
-            return {"__cell__": name, "config": {k: _encode(v) for k, v in value.get_config().items()}}
-        if name in _LAYERS:
-            return {"__layer__": name, "cell": _encode(value.rnn_cell), "options": value.get_config()}
-        raise TypeError(
-            f"ncps.save handles ncps cells and layers, not {name}; use model.save_weights(path) for other modules"
-        )
+        if isinstance(value, RNN):
+            return {"__layer__": name, "cell": encode_config(value.rnn_cell), "options": value.get_config()}
+        return {"__cell__": name, "config": {k: encode_config(v) for k, v in value.get_config().items()}}
     return value
 
 
-def _decode(value: Any) -> Any:
+def decode_config(value: Any) -> Any:
+    """Rebuild what :func:`encode_config` described (fresh parameters)."""
     if isinstance(value, dict) and "__wiring__" in value:
         return Wiring.from_config(value["__wiring__"])
     if isinstance(value, dict) and "__cell__" in value:
-        return _CELLS[value["__cell__"]](**{k: _decode(v) for k, v in value["config"].items()})
+        return _REGISTRY[value["__cell__"]](**{k: decode_config(v) for k, v in value["config"].items()})
     if isinstance(value, dict) and "__layer__" in value:
-        cell = _decode(value["cell"])
+        cell = decode_config(value["cell"])
         options = dict(value["options"])
-        if value["__layer__"] == "RNN":
-            return sequence.RNN(cell, **options)
+        cls = _REGISTRY[value["__layer__"]]
+        if cls is RNN:
+            return RNN(cell, **options)
         if options.get("proj_size") is None:
             options.pop("proj_size", None)
-        return _LAYERS[value["__layer__"]](cell=cell, **options)
+        return cls(cell=cell, **options)
     return value
 
 
 def save(model: nn.Module, path: Union[str, os.PathLike]) -> None:
     """Write ``model`` (an ncps layer or cell) to ``path`` (a ``.safetensors`` file)."""
-    config = json.dumps({"format": FORMAT, "model": _encode(model)})
+    config = json.dumps({"format": FORMAT, "model": encode_config(model)})
     weights = dict(tree_flatten(model.parameters()))
     mx.save_safetensors(os.fspath(path), weights, metadata={"ncps": config})
 
@@ -78,7 +106,7 @@ def load(path: Union[str, os.PathLike]) -> nn.Module:
         raise ValueError(f"{path!r} has a corrupt ncps configuration: {exc}") from exc
     if config.get("format") != FORMAT:
         raise ValueError(f"{path!r} has format {config.get('format')!r}, expected {FORMAT!r}")
-    model = _decode(config["model"])
+    model = decode_config(config["model"])
     model.load_weights(list(weights.items()), strict=True)
     mx.eval(model.parameters())
     return model

@@ -26,7 +26,6 @@ from typing import Any, Optional, Union
 
 import mlx.core as mx
 import mlx.nn as nn
-import mlx.optimizers as optim
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.metrics import r2_score
@@ -42,13 +41,11 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from . import distributed, training
-from .sequence import CfC, LTC
+from . import distributed, optimizers, training
+from .layers import MODEL_TYPES, CfC, LTC
 from .wirings import Wiring
 
 __all__ = ["LiquidRegressor", "LiquidClassifier"]
-
-MODEL_TYPES = ("CfC", "LTC")
 
 
 class LiquidNet(nn.Module):
@@ -88,7 +85,7 @@ class _LiquidBase(BaseEstimator):
 
     def _validate_params(self) -> None:
         if self.model_type not in MODEL_TYPES:
-            raise ValueError(f"model_type must be one of {MODEL_TYPES}, got {self.model_type!r}")
+            raise ValueError(f"model_type must be one of {tuple(MODEL_TYPES)}, got {self.model_type!r}")
         if not isinstance(self.units, Wiring) and (
             isinstance(self.units, bool) or not isinstance(self.units, numbers.Integral) or self.units < 1
         ):
@@ -140,7 +137,7 @@ class _LiquidBase(BaseEstimator):
             mode=self.mode, backbone_units=self.backbone_units,
         )  # fmt: skip
         mx.eval(self.model_.parameters())
-        self._optimizer = optim.Adam(learning_rate=float(self.learning_rate))
+        self._optimizer = optimizers.adam(float(self.learning_rate))
 
     def _train(self, X: np.ndarray, y: np.ndarray, epochs: int, seed: int, early_stopping: bool) -> None:
         """Train ``model_`` on ``(X, y)``; hold out ``validation_fraction`` for early stopping."""
@@ -185,7 +182,7 @@ class LiquidRegressor(RegressorMixin, _LiquidBase):
             targets unless the wiring already has ``k`` motor neurons.
         epochs: passes over the training data in :meth:`fit`.
         batch_size: samples per update.
-        learning_rate: Adam's learning rate.
+        learning_rate: Adam's learning rate (``torch.optim.Adam``'s update: :func:`ncps.optimizers.adam`).
         clip_value: clip the gradient's global norm to this value (None: no clipping).
         random_state: seeds the initial weights, the shuffling and the validation split; an int
             makes :meth:`fit` reproducible.

@@ -11,7 +11,7 @@
     def mse(model, x, y):
         return nn.losses.mse_loss(model(x)[0], y)
 
-    history = fit(model, mse, (X, y), optimizer=optim.Adam(1e-2), epochs=20,
+    history = fit(model, mse, (X, y), optimizer=ncps.optimizers.adam(1e-2), epochs=20,
                   validation_data=(X_val, y_val), clip_norm=1.0, early_stopping_patience=5,
                   checkpoint_path="best.safetensors", seed=0)
     history.history["val_loss"], history.best_epoch
@@ -51,7 +51,37 @@ ArrayLike = Union[mx.array, np.ndarray]
 Data = Union[ArrayLike, Sequence[ArrayLike]]
 LossFn = Callable[..., mx.array]
 
-__all__ = ["fit", "evaluate", "predict", "iterate_batches", "History", "Callback", "StopTraining"]
+__all__ = ["fit", "evaluate", "predict", "iterate_batches", "History", "Callback", "StopTraining",
+           "BiasCorrectionWarning"]  # fmt: skip
+
+
+class BiasCorrectionWarning(UserWarning):
+    """:func:`fit` was given an Adam-family optimizer without bias correction (MLX's default).
+
+    Silence it with ``warnings.filterwarnings("ignore", category=BiasCorrectionWarning)`` or the
+    environment variable ``NCPS_BIAS_CORRECTION_WARNING=0``.
+    """
+
+
+_warned_bias_correction = False
+
+
+def _warn_if_uncorrected(optimizer: optim.Optimizer) -> None:
+    """Warn once per process about an uncorrected Adam (see :mod:`ncps.optimizers` for why)."""
+    global _warned_bias_correction
+    from .optimizers import lacks_bias_correction
+
+    if _warned_bias_correction or os.environ.get("NCPS_BIAS_CORRECTION_WARNING", "1") == "0":
+        return
+    if lacks_bias_correction(optimizer):
+        _warned_bias_correction = True
+        warnings.warn(
+            f"{type(optimizer).__name__} without bias correction (mlx.optimizers' default): its first "
+            "hundreds of updates are 3-6x larger than torch's or Keras' Adam at the same learning rate. "
+            "Use ncps.optimizers.adam(lr) or optim.Adam(lr, bias_correction=True) to train like PyTorch; "
+            "set NCPS_BIAS_CORRECTION_WARNING=0 to silence this.",
+            BiasCorrectionWarning, stacklevel=3,
+        )  # fmt: skip
 
 
 class StopTraining(Exception):
@@ -313,7 +343,7 @@ def predict(
 def _default_forward(model: nn.Module, n_arrays: int) -> Callable:
     if n_arrays == 1:
         return lambda m, x: m(x)
-    from .sequence import RNN
+    from .layers import RNN
 
     if n_arrays == 2 and isinstance(model, RNN):
         return lambda m, x, ts: m(x, timespans=ts)
@@ -325,10 +355,9 @@ def _default_forward(model: nn.Module, n_arrays: int) -> Callable:
 
 def _is_ncps_model(model: nn.Module) -> bool:
     """True for the exact ncps layer and cell classes that :func:`ncps.save` can write."""
-    from .persistence import _CELLS, _LAYERS
+    from .persistence import is_registered
 
-    cls = type(model)
-    return _LAYERS.get(cls.__name__) is cls or _CELLS.get(cls.__name__) is cls
+    return is_registered(model)
 
 
 def _save_checkpoint(model: nn.Module, path: str) -> None:
@@ -501,12 +530,21 @@ def fit(
         loss_fn: ``loss_fn(model, *batch) -> scalar``, the *mean* loss of a batch.
         train_data: a tuple of arrays (numpy or MLX) with a common first axis, e.g.
             ``(X, y)`` or ``(X, y, timespans)``; float64 numpy arrays become float32.
-        optimizer: an ``mlx.optimizers.Optimizer`` (its state carries over between calls).
+        optimizer: an ``mlx.optimizers.Optimizer`` (its state carries over between calls), used
+            as given. Prefer :mod:`ncps.optimizers` (``adam(lr)`` is ``torch.optim.Adam``):
+            ``mlx.optimizers.Adam`` defaults to ``bias_correction=False``, which makes the first
+            hundreds of updates 3-6x larger than torch's or Keras' Adam at the same learning rate
+            (the moments start at zero and are not rescaled by ``1 - beta^t``), so learning
+            rates tuned for PyTorch train erratically. Given such an optimizer, ``fit`` emits a
+            :class:`BiasCorrectionWarning` once per process (``NCPS_BIAS_CORRECTION_WARNING=0``
+            or ``warnings.filterwarnings`` silences it).
         epochs: passes over ``train_data``.
         batch_size: samples per update (the *global* batch when data-parallel).
         validation_data: evaluated after every epoch; gives ``val_loss`` and ``val_<metric>``.
-        clip_norm: clip the global gradient norm to this value
-            (``mlx.optimizers.clip_grad_norm``), after averaging over processes.
+        clip_norm: clip the global gradient norm to this value, after averaging over processes:
+            ``mlx.optimizers.clip_grad_norm``, the same as ``torch.nn.utils.clip_grad_norm_``
+            (one L2 norm over all parameters; gradients scaled by
+            ``min(1, clip_norm / (norm + 1e-6))``).
         metrics: ``{name: fn(model, *batch) -> scalar}``, reported as batch-size-weighted means
             on the training batches (before each update, like the loss) and on the validation data.
         early_stopping_patience: stop after this many epochs without a lower ``val_loss``
@@ -548,6 +586,7 @@ def fit(
     if early_stopping_patience is not None:
         early_stopping_patience = _positive_int(early_stopping_patience, "early_stopping_patience")
     metrics = _check_metrics(metrics)
+    _warn_if_uncorrected(optimizer)
     arrays, _ = _as_arrays(train_data, "train_data")
     val_arrays = None if validation_data is None else _as_arrays(validation_data, "validation_data")[0]
     n = arrays[0].shape[0]

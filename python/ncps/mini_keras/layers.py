@@ -14,8 +14,8 @@ from typing import Any, Callable, Optional, Sequence, Union
 import mlx.core as mx
 import mlx.nn as nn
 
-from .. import sequence as _seq
-from ..persistence import _decode, _encode
+from .. import layers as _layers
+from ..persistence import decode_config, encode_config
 from ..wirings import Wiring
 from . import activations as _act
 
@@ -286,7 +286,7 @@ class _Recurrent(Layer):
         self.units = units
         self.return_sequences = bool(return_sequences)
 
-    def _make(self, input_size: int) -> _seq.RNN:
+    def _make(self, input_size: int) -> _layers.RNN:
         raise NotImplementedError
 
     def build(self, input_shape):
@@ -332,12 +332,12 @@ class _Recurrent(Layer):
         if isinstance(self.units, Wiring):
             # Save the layer's built wiring: it holds the exact matrices the weights belong to.
             wiring = getattr(self.rnn.rnn_cell, "wiring", None) if self.built else None
-            return _encode(wiring if isinstance(wiring, Wiring) else self.units)
+            return encode_config(wiring if isinstance(wiring, Wiring) else self.units)
         return self.units
 
     @staticmethod
     def _decode_units(units: Any) -> Union[int, Wiring]:
-        return _decode(units)
+        return decode_config(units)
 
 
 class CfC(_Recurrent):
@@ -378,7 +378,7 @@ class CfC(_Recurrent):
         self.backbone_dropout = backbone_dropout
 
     def _make(self, input_size):
-        return _seq.CfC(
+        return _layers.CfC(
             input_size, self.units, return_sequences=True, mixed_memory=self.mixed_memory, mode=self.mode,
             activation=self.activation, backbone_units=self.backbone_units, backbone_layers=self.backbone_layers,
             backbone_dropout=self.backbone_dropout,
@@ -430,7 +430,7 @@ class LTC(_Recurrent):
         self.implicit_param_constraints = bool(implicit_param_constraints)
 
     def _make(self, input_size):
-        return _seq.LTC(
+        return _layers.LTC(
             input_size, self.units, return_sequences=True, mixed_memory=self.mixed_memory,
             input_mapping=self.input_mapping, output_mapping=self.output_mapping, ode_unfolds=self.ode_unfolds,
             epsilon=self.epsilon, implicit_param_constraints=self.implicit_param_constraints,

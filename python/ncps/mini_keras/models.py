@@ -18,6 +18,7 @@ import mlx.optimizers as optim
 import numpy as np
 from mlx.utils import tree_flatten
 
+from .. import optimizers as _optimizers
 from . import callbacks as _callbacks
 from . import layers as _layers
 from . import losses as _losses
@@ -28,16 +29,6 @@ _META_KEY = "ncps_mini_keras"
 
 ArrayLike = Union[mx.array, np.ndarray, Sequence]
 Inputs = Union[ArrayLike, tuple]
-
-_OPTIMIZERS = {
-    "adam": (optim.Adam, 1e-3),
-    "adamw": (optim.AdamW, 1e-3),
-    "sgd": (optim.SGD, 1e-2),
-    "rmsprop": (optim.RMSprop, 1e-3),
-    "adagrad": (optim.Adagrad, 1e-2),
-    "adamax": (optim.Adamax, 1e-3),
-    "lion": (optim.Lion, 1e-4),
-}
 
 __all__ = ["Sequential", "load_model"]
 
@@ -71,13 +62,10 @@ def _is_plain_sequence(x: Any) -> bool:
 
 
 def _optimizer(spec: Union[str, optim.Optimizer]) -> optim.Optimizer:
+    """An optimizer instance as given, or a name built with Keras' defaults and update formulas."""
     if isinstance(spec, optim.Optimizer):
         return spec
-    try:
-        cls, lr = _OPTIMIZERS[str(spec).lower()]
-    except KeyError:
-        raise ValueError(f"Unknown optimizer {spec!r}; expected one of {sorted(_OPTIMIZERS)} or an mlx optimizer") from None
-    return cls(learning_rate=lr)
+    return _optimizers.make_optimizer(str(spec), convention="keras")
 
 
 class Sequential(nn.Module):
@@ -215,8 +203,10 @@ class Sequential(nn.Module):
 
         Args:
             optimizer: a name (``"adam"``, ``"adamw"``, ``"sgd"``, ``"rmsprop"``, ``"adagrad"``,
-                ``"adamax"``, ``"lion"``, with Keras' default learning rates) or an
-                ``mlx.optimizers`` instance (learning-rate schedules included).
+                ``"adamax"``, ``"lion"``): the ``keras.optimizers`` class with Keras 3's defaults
+                and update formula (``"adam"``: lr 1e-3, bias-corrected, epsilon 1e-7; see
+                :mod:`ncps.optimizers`), or an ``mlx.optimizers`` instance (learning-rate
+                schedules included; an Adam without ``bias_correction=True`` trains unlike Keras).
             loss: ``"mse"``, ``"mae"``, ``"huber"``, ``"sparse_categorical_crossentropy"``,
                 ``"categorical_crossentropy"``, ``"binary_crossentropy"``, a
                 :class:`~ncps.mini_keras.losses.Loss` or a callable ``loss(y_true, y_pred)``.
@@ -487,7 +477,8 @@ def load_model(path: Union[str, os.PathLike], compile: bool = True) -> Sequentia
     if compile and spec is not None:
         opt = spec["optimizer"]
         if isinstance(opt, dict):
-            opt = getattr(optim, opt["class"])(learning_rate=opt["learning_rate"])
+            cls = getattr(_optimizers, opt["class"], None) or getattr(optim, opt["class"])
+            opt = cls(learning_rate=opt["learning_rate"], **opt.get("options", {}))
         model.compile(optimizer=opt, loss=spec["loss"], metrics=spec["metrics"], clipnorm=spec["clipnorm"],
                       jit_compile=spec.get("jit_compile", True))
     return model
@@ -501,12 +492,30 @@ def _compile_config(optimizer, loss, metrics, clipnorm) -> Optional[dict]:
         lr = optimizer.learning_rate
         if callable(lr) or not isinstance(lr, (int, float, mx.array)) or (isinstance(lr, mx.array) and lr.size != 1):
             return None
-        if not hasattr(optim, type(optimizer).__name__):
+        cls = type(optimizer)
+        if cls not in (getattr(optim, cls.__name__, None), getattr(_optimizers, cls.__name__, None)):
             return None
-        opt = {"class": type(optimizer).__name__, "learning_rate": float(lr.item() if isinstance(lr, mx.array) else lr)}
+        opt = {"class": cls.__name__, "learning_rate": float(lr.item() if isinstance(lr, mx.array) else lr),
+               "options": _optimizer_options(optimizer)}  # fmt: skip
     if not isinstance(loss, str) or not all(isinstance(m, str) for m in metrics):
         return None
     return {"optimizer": opt, "loss": loss, "metrics": list(metrics), "clipnorm": clipnorm}
+
+
+def _optimizer_options(optimizer: optim.Optimizer) -> dict:
+    """The constructor arguments of ``optimizer`` other than the learning rate (``bias_correction``,
+    ``betas``, ``eps``, ...), read back from its attributes, so that a reloaded model trains alike."""
+    import inspect
+
+    names = [n for n in inspect.signature(type(optimizer).__init__).parameters if n not in ("self", "learning_rate")]
+    options = {}
+    for name in names:
+        value = getattr(optimizer, name, None)
+        if isinstance(value, (bool, int, float)) or (
+            isinstance(value, (list, tuple)) and all(isinstance(v, (int, float)) for v in value)
+        ):
+            options[name] = list(value) if isinstance(value, tuple) else value
+    return options
 
 
 class _eval_mode:

@@ -1,0 +1,281 @@
+// Backward kernel (BPTT) of the fused CfC sequence: the reverse sweep, on the same batch chunks as
+// the forward, only propagates the recurrence (dheads -> dz -> backbone -> dh, and the LSTM),
+// storing the pre-activation gradients of every layer. The weight, bias and input gradients are
+// then large GEMMs over all T*B rows, split into jobs over the common pool's threads.
+#include <algorithm>
+#include <cstring>
+#include <functional>
+#include <tuple>
+#include <vector>
+
+#include "cfc/cpu/elementwise.h"
+#include "cfc/cpu/kernel.h"
+#include "cfc/cpu/weights.h"
+#include "common/thread_pool.h"
+
+namespace ncps::cfc::cpu {
+
+namespace {
+
+// ---- post-loop jobs ---------------------------------------------------------------------------
+
+// C (M x N, ldc) = A^T B over K rows (A: K x M, lda; B: K x N, ldb), optionally times a mask
+// (M x N, ld ldc), split into row/column tiles.
+void add_tn_jobs(std::vector<std::function<void()>>& jobs, int M, int N, int K, const float* A, int64_t lda,
+                 const float* B, int64_t ldb, float* C, int64_t ldc, const float* mask) {
+  constexpr int RC = 64, CC = 96;
+  for (int m0 = 0; m0 < M; m0 += RC)
+    for (int n0 = 0; n0 < N; n0 += CC) {
+      const int m1 = std::min(M, m0 + RC), n1 = std::min(N, n0 + CC);
+      jobs.emplace_back([=] {
+        common::gemm_cols(m1 - m0, n0, n1, K, A + m0, 1, lda, B, ldb, C + m0 * ldc, ldc, false);
+        if (mask)
+          for (int i = m0; i < m1; ++i)
+            for (int j = n0; j < n1; ++j) C[i * ldc + j] *= mask[i * ldc + j];
+      });
+    }
+}
+
+// out[j] = sum over K rows of D[r, j], j < n.
+void add_colsum_job(std::vector<std::function<void()>>& jobs, int K, int n, const float* D, int64_t ld, float* out) {
+  jobs.emplace_back([=] {
+    for (int j = 0; j < n; j += W) {
+      const int m = std::min(W, n - j);
+      vf s0{}, s1{};
+      int r = 0;
+      for (; r + 1 < K; r += 2) {
+        s0 += load_m(D + r * ld + j, m);
+        s1 += load_m(D + (r + 1) * ld + j, m);
+      }
+      if (r < K) s0 += load_m(D + r * ld + j, m);
+      store_m(out + j, s0 + s1, m);
+    }
+  });
+}
+
+}  // namespace
+
+// ---- backward -----------------------------------------------------------------------------------
+
+int64_t backward_scratch_size(const Plan& p) {
+  const int64_t TB = static_cast<int64_t>(p.T) * p.B;
+  int64_t n = TB;  // dL/d dt
+  for (const Unit& U : p.units) {
+    n += TB * U.hn;
+    for (int w : U.widths) n += TB * w;
+  }
+  if (p.cfg.mixed) n += TB * 4 * p.N;
+  return n;
+}
+
+void backward(const Plan& p, const std::vector<const float*>& in, const float* ws, const float* dstates,
+              const float* dc_final, const std::vector<float*>& grads, float* scratch, bool need_dx,
+              bool need_weights) {
+  const int B = p.B, T = p.T, I = p.I, N = p.N;
+  const int64_t TB = static_cast<int64_t>(T) * B;
+  const bool mixed = p.cfg.mixed;
+  const int mode = p.cfg.mode, act = p.cfg.act;
+  const float* XT = ws + p.xt_off;
+  const float* DT = ws + p.dt_off;
+  const float* HH = ws + p.hh_off;
+  const float* HL = mixed ? ws + p.hl_off : nullptr;
+  const float* GT = mixed ? ws + p.gates_off : nullptr;
+  const float* CC = mixed ? ws + p.cc_off : nullptr;
+  // Every gradient is overwritten below except the masks'.
+  for (const Unit& U : p.units)
+    if (U.mask >= 0) std::memset(grads[U.mask], 0, sizeof(float) * U.n * U.head_in);
+
+  const std::vector<UnitW> uw = make_weights(p, in, /*pack=*/false, /*backward=*/true);
+  Lin lwx, lwh;
+  if (mixed) std::tie(lwx, lwh) = lstm_weights(p, in);
+  const size_t nu = p.units.size();
+  // Gradients w.r.t. every stored pre-activation, (T, B, .), carved from `scratch` (an MLX
+  // buffer: reused from MLX's cache, so no page faults or zeroing per call).
+  float* next = scratch;
+  auto take = [&next](int64_t n) {
+    float* o = next;
+    next += n;
+    return o;
+  };
+  std::vector<float*> DH(nu);
+  std::vector<std::vector<float*>> DA(nu);
+  int maxw = 1;
+  for (size_t u = 0; u < nu; ++u) {
+    const Unit& U = p.units[u];
+    DH[u] = take(TB * U.hn);
+    for (int w : U.widths) {
+      DA[u].push_back(take(TB * w));
+      maxw = std::max(maxw, w);
+    }
+  }
+  float* DG = mixed ? take(TB * 4 * N) : nullptr;
+  float* DDT = take(TB);
+  const double flops = 2.0 * step_flops(p) * TB;
+  const int nt = common::threads_for(B, flops, kMinParallelFlops);
+  int64_t pure_len = 0;
+  for (const Unit& U : p.units) pure_len += 2 * U.n;
+  std::vector<std::vector<float>> pure_acc(nt, std::vector<float>(mode == PURE ? pure_len : 0, 0.0f));
+
+  auto run_tile = [&](int b0, int b1, float* acc) {
+    const int nb = b1 - b0;
+    std::vector<float> G(static_cast<size_t>(nb) * N), carry(static_cast<size_t>(nb) * N, 0.0f),
+        dhin(static_cast<size_t>(nb) * N), dc(static_cast<size_t>(nb) * N, 0.0f),
+        dz0(static_cast<size_t>(nb) * maxw), dz1(static_cast<size_t>(nb) * maxw);
+    if (mixed && dc_final) std::memcpy(dc.data(), dc_final + static_cast<int64_t>(b0) * N, sizeof(float) * nb * N);
+    for (int t = T - 1; t >= 0; --t) {
+      const int64_t r = static_cast<int64_t>(t) * B + b0;
+      const float* dtr = DT + r;
+      std::fill(DDT + r, DDT + r + nb, 0.0f);
+      for (int b = 0; b < nb; ++b) {
+        const float* ds = dstates + (static_cast<int64_t>(b0 + b) * T + t) * N;
+        float* g = G.data() + static_cast<int64_t>(b) * N;
+        const float* c = carry.data() + static_cast<int64_t>(b) * N;
+        for (int j = 0; j < N; j += W) {
+          const int m = std::min(W, N - j);
+          store_m(g + j, load_m(ds + j, m) + load_m(c + j, m), m);
+        }
+      }
+      for (size_t uu = nu; uu-- > 0;) {
+        const Unit& U = p.units[uu];
+        const UnitW& w = uw[uu];
+        float* dH = DH[uu] + r * U.hn;
+        float* accA = nullptr;
+        float* accW = nullptr;
+        if (mode == PURE) {
+          int64_t o = 0;
+          for (size_t v = 0; v < uu; ++v) o += 2 * p.units[v].n;
+          accA = acc + o;
+          accW = acc + o + U.n;
+        }
+        heads_bwd(mode, nb, U.n, ws + U.heads_off + r * U.hs, U.hs, dtr, G.data() + U.off, N, dH, U.hn, DDT + r,
+                  w.w_tau, w.A, accA, accW);
+        const float* D1 = dH;
+        int64_t ld1 = U.hn;
+        if (!U.widths.empty()) {
+          const int L = static_cast<int>(U.widths.size());
+          float* dz = dz0.data();
+          float* dzn = dz1.data();
+          w.heads.bwd(nb, dH, U.hn, 0, U.head_in, dz, U.head_in, false);
+          for (int l = L - 1; l >= 0; --l) {
+            const int wl = U.widths[l];
+            float* da = DA[uu][l] + r * wl;
+            act_grad_rows(act, nb, wl, ws + U.a_off[l] + r * wl, ws + U.z_off[l] + r * wl, dz, wl, da);
+            if (l > 0) {
+              w.bb[l].bwd(nb, da, wl, 0, U.widths[l - 1], dzn, U.widths[l - 1], false);
+              std::swap(dz, dzn);
+            }
+          }
+          D1 = DA[uu][0] + r * U.widths[0];
+          ld1 = U.widths[0];
+        }
+        const Lin& F = w.first();
+        F.bwd(nb, D1, ld1, U.in, U.n, dhin.data() + U.off, N, false);
+        if (uu > 0) F.bwd(nb, D1, ld1, 0, U.in, G.data() + p.units[uu - 1].off, N, true);
+      }
+      if (mixed) {
+        float* dg = DG + r * 4 * N;
+        lstm_bwd(nb, N, GT + r * 4 * N, CC + r * N, CC + (r + B) * N, dhin.data(), dc.data(), dg);
+        lwh.bwd(nb, dg, 4 * N, 0, N, carry.data(), N, false);
+      } else {
+        std::swap(carry, dhin);
+      }
+    }
+    std::memcpy(grads[1] + static_cast<int64_t>(b0) * N, carry.data(), sizeof(float) * nb * N);
+    if (mixed) std::memcpy(grads[p.c0] + static_cast<int64_t>(b0) * N, dc.data(), sizeof(float) * nb * N);
+  };
+  // Chunk c of nt, whichever thread runs it (so the pure-mode sums do not depend on the threads).
+  common::parallel_chunks(nt, [&](int c) {
+    const int b0 = static_cast<int>(static_cast<int64_t>(B) * c / nt);
+    const int b1 = static_cast<int>(static_cast<int64_t>(B) * (c + 1) / nt);
+    if (b1 > b0) run_tile(b0, b1, pure_acc[c].data());
+  });
+
+  // Weight, bias and input gradients: big products over all T*B rows.
+  std::vector<std::function<void()>> jobs;
+  const int K = static_cast<int>(TB);
+  for (size_t u = 0; need_weights && u < nu; ++u) {
+    const Unit& U = p.units[u];
+    const float* INP = u == 0 ? XT : HH + static_cast<int64_t>(B) * N + p.units[u - 1].off;
+    const int64_t ldi = u == 0 ? I : N;
+    const float* HIN = (mixed ? HL : HH) + U.off;
+    const float* mask = U.mask >= 0 ? in[U.mask] : nullptr;
+    const int nh = mode == PURE ? 1 : 4;
+    // The heads: input is the last backbone layer, or [inp, h] without backbone.
+    for (int k = 0; k < nh; ++k) {
+      const float* A = DH[u] + k * U.n;
+      float* dW = grads[U.head_w[k]];
+      const float* mk = k < 2 ? mask : nullptr;
+      if (U.widths.empty()) {
+        add_tn_jobs(jobs, U.n, U.in, K, A, U.hn, INP, ldi, dW, U.K, mk);
+        add_tn_jobs(jobs, U.n, U.n, K, A, U.hn, HIN, N, dW + U.in, U.K, mk ? mk + U.in : nullptr);
+      } else {
+        const int L = static_cast<int>(U.widths.size());
+        add_tn_jobs(jobs, U.n, U.head_in, K, A, U.hn, ws + U.z_off[L - 1], U.widths[L - 1], dW, U.head_in, mk);
+      }
+      add_colsum_job(jobs, K, U.n, A, U.hn, grads[U.head_b[k]]);
+    }
+    for (size_t l = 0; l < U.widths.size(); ++l) {
+      const int wl = U.widths[l];
+      const float* A = DA[u][l];
+      float* dW = grads[U.bw[l]];
+      if (l == 0) {
+        add_tn_jobs(jobs, wl, U.in, K, A, wl, INP, ldi, dW, U.K, nullptr);
+        add_tn_jobs(jobs, wl, U.n, K, A, wl, HIN, N, dW + U.in, U.K, nullptr);
+      } else {
+        add_tn_jobs(jobs, wl, U.widths[l - 1], K, A, wl, ws + U.z_off[l - 1], U.widths[l - 1], dW, U.widths[l - 1],
+                    nullptr);
+      }
+      add_colsum_job(jobs, K, wl, A, wl, grads[U.bb[l]]);
+    }
+  }
+  if (mixed && need_weights) {
+    add_tn_jobs(jobs, 4 * N, I, K, DG, 4 * N, XT, I, grads[p.lwx], I, nullptr);
+    add_tn_jobs(jobs, 4 * N, N, K, DG, 4 * N, HH, N, grads[p.lwh], N, nullptr);
+    add_colsum_job(jobs, K, 4 * N, DG, 4 * N, grads[p.lb]);
+  }
+  // dx (B, T, I): per time chunk, rows b of step t go to dx[b, t].
+  if (need_dx) {
+    const Unit& U0 = p.units[0];
+    const Lin& F = uw[0].first();
+    const float* D1 = U0.widths.empty() ? DH[0] : DA[0][0];
+    const int64_t ld1 = U0.widths.empty() ? U0.hn : U0.widths[0];
+    const float* dgp = DG;
+    float* dx = grads[0];
+    const int tchunk = std::max(1, 256 / std::max(1, B));
+    for (int t0 = 0; t0 < T; t0 += tchunk) {
+      const int t1 = std::min(T, t0 + tchunk);
+      jobs.emplace_back([=, &F, &lwx] {
+        for (int t = t0; t < t1; ++t) {
+          const int64_t r = static_cast<int64_t>(t) * B;
+          F.bwd(B, D1 + r * ld1, ld1, 0, I, dx + static_cast<int64_t>(t) * I, static_cast<int64_t>(T) * I, false);
+          if (dgp) lwx.bwd(B, dgp + r * 4 * N, 4 * N, 0, I, dx + static_cast<int64_t>(t) * I, static_cast<int64_t>(T) * I, true);
+        }
+      });
+    }
+  }
+  common::run_jobs(jobs, common::threads_for(static_cast<int64_t>(jobs.size()), flops, kMinParallelFlops));
+
+  // dt (B, T) and the pure-mode parameters.
+  for (int b = 0; b < B; ++b)
+    for (int t = 0; t < T; ++t) grads[2][static_cast<int64_t>(b) * T + t] = DDT[static_cast<int64_t>(t) * B + b];
+  if (mode == PURE && need_weights) {
+    int64_t o = 0;
+    for (const Unit& U : p.units) {
+      float* gA = grads[U.A];
+      float* gW = grads[U.w_tau];
+      for (int j = 0; j < U.n; ++j) {
+        float sa = 0.0f, sw = 0.0f;
+        for (int th = 0; th < nt; ++th) {
+          sa += pure_acc[th][o + j];
+          sw += pure_acc[th][o + U.n + j];
+        }
+        gA[j] = sa;
+        gW[j] = sw;
+      }
+      o += 2 * U.n;
+    }
+  }
+}
+
+
+}  // namespace ncps::cfc::cpu

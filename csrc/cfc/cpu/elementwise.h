@@ -1,0 +1,169 @@
+// The elementwise pieces of one CfC step on nb batch rows, forward and backward: backbone
+// activations, the heads with the closed-form update, and the mixed-memory LSTM cell.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+
+#include "cfc/cpu/activations.h"
+#include "cfc/plan.h"
+
+namespace ncps::cfc::cpu {
+
+// ---- elementwise pieces -----------------------------------------------------------------------
+
+// Backbone activation of nb rows: z = act(a).
+inline void act_rows(int act, int nb, int w, const float* a, float* z) {
+  const int64_t n = static_cast<int64_t>(nb) * w;  // rows are contiguous (ld = w)
+  for (int64_t j = 0; j < n; j += W) {
+    const int m = static_cast<int>(std::min<int64_t>(W, n - j));
+    store_m(z + j, act_fwd(act, load_m(a + j, m)), m);
+  }
+}
+
+// da = dz * act'(a).
+inline void act_grad_rows(int act, int nb, int w, const float* a, const float* z, const float* dz, int64_t lddz, float* da) {
+  for (int b = 0; b < nb; ++b) {
+    const float* ab = a + static_cast<int64_t>(b) * w;
+    const float* zb = z + static_cast<int64_t>(b) * w;
+    const float* gb = dz + b * lddz;
+    float* db = da + static_cast<int64_t>(b) * w;
+    for (int j = 0; j < w; j += W) {
+      const int m = std::min(W, w - j);
+      store_m(db + j, load_m(gb + j, m) * act_grad(act, load_m(ab + j, m), load_m(zb + j, m)), m);
+    }
+  }
+}
+
+// Heads forward on nb rows. H (ld hs) holds the head pre-activations [p1 | p2 | pa | pb]
+// (or [p1] in pure mode) and receives what the backward needs: [f1 | f2 | t_a | g] (or
+// [f1 | e]). Writes h' into hout (ld ldo).
+inline void heads_fwd(int mode, int nb, int n, float* H, int hs, const float* dtr, float* hout, int64_t ldo,
+               const float* w_tau, const float* A) {
+  for (int b = 0; b < nb; ++b) {
+    float* hp = H + static_cast<int64_t>(b) * hs;
+    float* ho = hout + b * ldo;
+    const float dtv = dtr[b];
+    for (int j = 0; j < n; j += W) {
+      const int m = std::min(W, n - j);
+      if (mode == PURE) {
+        const vf f = load_m(hp + j, m);
+        const vf a = load_m(A + j, m);
+        const vf e = vexp(-dtv * (vabs(load_m(w_tau + j, m)) + vabs(f)));
+        store_m(hp + n + j, e, m);
+        store_m(ho + j, a - a * e * f, m);
+      } else {
+        const vf f1 = vtanh(load_m(hp + j, m));
+        const vf f2 = vtanh(load_m(hp + n + j, m));
+        const vf g = vsigmoid(load_m(hp + 2 * n + j, m) * dtv + load_m(hp + 3 * n + j, m));
+        const vf h = mode == NO_GATE ? f1 + g * f2 : f1 * (1.0f - g) + g * f2;
+        store_m(hp + j, f1, m);
+        store_m(hp + n + j, f2, m);
+        store_m(hp + 3 * n + j, g, m);
+        store_m(ho + j, h, m);
+      }
+    }
+  }
+}
+
+// Heads backward on nb rows: gh = dL/dh' (ld ldg) -> DH (ld hn) = dL/d(head pre-activations);
+// adds dL/d dt to ddt[b]; in pure mode accumulates dL/dA and dL/dw_tau into accA, accW.
+inline void heads_bwd(int mode, int nb, int n, const float* H, int hs, const float* dtr, const float* gh, int64_t ldg,
+               float* DH, int hn, float* ddt, const float* w_tau, const float* A, float* accA, float* accW) {
+  for (int b = 0; b < nb; ++b) {
+    const float* hp = H + static_cast<int64_t>(b) * hs;
+    const float* g_ = gh + b * ldg;
+    float* dh = DH + static_cast<int64_t>(b) * hn;
+    const float dtv = dtr[b];
+    vf sdt{};
+    for (int j = 0; j < n; j += W) {
+      const int m = std::min(W, n - j);
+      const vf go = load_m(g_ + j, m);
+      if (mode == PURE) {
+        const vf f = load_m(hp + j, m);
+        const vf e = load_m(hp + n + j, m);
+        const vf a = load_m(A + j, m);
+        const vf wt = load_m(w_tau + j, m);
+        const vf af = vabs(f);
+        const vf aef = a * e * f;
+        store_m(dh + j, go * (-(a * e) * (1.0f - dtv * af)), m);
+        store_m(accA + j, load_m(accA + j, m) + go * (1.0f - e * f), m);
+        store_m(accW + j, load_m(accW + j, m) + go * aef * dtv * vsign(wt), m);
+        sdt += go * aef * (vabs(wt) + af);
+      } else {
+        const vf f1 = load_m(hp + j, m);
+        const vf f2 = load_m(hp + n + j, m);
+        const vf ta = load_m(hp + 2 * n + j, m);
+        const vf g = load_m(hp + 3 * n + j, m);
+        vf dp1, dgl;
+        if (mode == NO_GATE) {
+          dp1 = go * (1.0f - f1 * f1);
+          dgl = go * f2;
+        } else {
+          dp1 = go * (1.0f - g) * (1.0f - f1 * f1);
+          dgl = go * (f2 - f1);
+        }
+        const vf dgp = dgl * g * (1.0f - g);
+        store_m(dh + j, dp1, m);
+        store_m(dh + n + j, go * g * (1.0f - f2 * f2), m);
+        store_m(dh + 2 * n + j, dgp * dtv, m);
+        store_m(dh + 3 * n + j, dgp, m);
+        sdt += dgp * ta;
+      }
+    }
+    ddt[b] += hsum(sdt);
+  }
+}
+
+// LSTM forward on nb rows: G (ld 4N) holds the gate pre-activations and receives
+// [tanh(i), s(ig), s(fg + 1), s(og)]; c' = c fg + i ig, hl = tanh(c') og.
+inline void lstm_fwd(int nb, int N, float* G, const float* cprev, float* cnew, float* hl) {
+  for (int b = 0; b < nb; ++b) {
+    float* g = G + static_cast<int64_t>(b) * 4 * N;
+    const float* cp = cprev + static_cast<int64_t>(b) * N;
+    float* cn = cnew + static_cast<int64_t>(b) * N;
+    float* h = hl + static_cast<int64_t>(b) * N;
+    for (int j = 0; j < N; j += W) {
+      const int m = std::min(W, N - j);
+      const vf i = vtanh(load_m(g + j, m));
+      const vf ig = vsigmoid(load_m(g + N + j, m));
+      const vf fg = vsigmoid(load_m(g + 2 * N + j, m) + 1.0f);
+      const vf og = vsigmoid(load_m(g + 3 * N + j, m));
+      const vf c = load_m(cp + j, m) * fg + i * ig;
+      store_m(g + j, i, m);
+      store_m(g + N + j, ig, m);
+      store_m(g + 2 * N + j, fg, m);
+      store_m(g + 3 * N + j, og, m);
+      store_m(cn + j, c, m);
+      store_m(h + j, vtanh(c) * og, m);
+    }
+  }
+}
+
+// LSTM backward on nb rows: dhl = dL/dhl, dc = dL/dc' (updated in place to dL/dc) ->
+// DG (ld 4N) = dL/d(gate pre-activations).
+inline void lstm_bwd(int nb, int N, const float* G, const float* cprev, const float* cnew, const float* dhl, float* dc,
+              float* DG) {
+  for (int b = 0; b < nb; ++b) {
+    const float* g = G + static_cast<int64_t>(b) * 4 * N;
+    const float* cp = cprev + static_cast<int64_t>(b) * N;
+    const float* cn = cnew + static_cast<int64_t>(b) * N;
+    const float* dh = dhl + static_cast<int64_t>(b) * N;
+    float* dcb = dc + static_cast<int64_t>(b) * N;
+    float* dg = DG + static_cast<int64_t>(b) * 4 * N;
+    for (int j = 0; j < N; j += W) {
+      const int m = std::min(W, N - j);
+      const vf i = load_m(g + j, m), ig = load_m(g + N + j, m), fg = load_m(g + 2 * N + j, m), og = load_m(g + 3 * N + j, m);
+      const vf tc = vtanh(load_m(cn + j, m));
+      const vf d = load_m(dh + j, m);
+      const vf dcn = load_m(dcb + j, m) + d * og * (1.0f - tc * tc);
+      store_m(dg + j, dcn * ig * (1.0f - i * i), m);
+      store_m(dg + N + j, dcn * i * ig * (1.0f - ig), m);
+      store_m(dg + 2 * N + j, dcn * load_m(cp + j, m) * fg * (1.0f - fg), m);
+      store_m(dg + 3 * N + j, d * tc * og * (1.0f - og), m);
+      store_m(dcb + j, dcn * fg, m);
+    }
+  }
+}
+
+}  // namespace ncps::cfc::cpu

@@ -1,0 +1,144 @@
+// Forward kernel of the fused CfC sequence: the input half of the first layer, x_t W_x^T + b for
+// all (t, b), is one GEMM before the loop (as is the LSTM's input product); the loop then adds
+// h W_h^T, runs the backbone and the heads, and applies the closed-form update. The batch is
+// independent along the recurrence, so chunks of it run the whole time loop on the common pool's
+// threads without synchronising.
+#include <algorithm>
+#include <cstring>
+#include <tuple>
+#include <vector>
+
+#include "cfc/cpu/elementwise.h"
+#include "cfc/cpu/kernel.h"
+#include "cfc/cpu/weights.h"
+#include "common/thread_pool.h"
+
+namespace ncps::cfc::cpu {
+
+// ---- forward ------------------------------------------------------------------------------------
+
+void forward(const Plan& p, const std::vector<const float*>& in, float* states, float* c_final, float* ws) {
+  const int B = p.B, T = p.T, I = p.I, N = p.N;
+  const int64_t TB = static_cast<int64_t>(T) * B;
+  const bool mixed = p.cfg.mixed;
+  const int mode = p.cfg.mode, act = p.cfg.act;
+  float* XT = ws + p.xt_off;
+  float* DT = ws + p.dt_off;
+  float* HH = ws + p.hh_off;
+  float* HL = mixed ? ws + p.hl_off : nullptr;
+  float* GT = mixed ? ws + p.gates_off : nullptr;
+  float* CC = mixed ? ws + p.cc_off : nullptr;
+  const float *x = in[0], *h0 = in[1], *dt = in[2];
+
+  for (int b = 0; b < B; ++b)
+    for (int t = 0; t < T; ++t) {
+      std::memcpy(XT + (static_cast<int64_t>(t) * B + b) * I, x + (static_cast<int64_t>(b) * T + t) * I,
+                  I * sizeof(float));
+      DT[static_cast<int64_t>(t) * B + b] = dt[static_cast<int64_t>(b) * T + t];
+    }
+  std::memcpy(HH, h0, sizeof(float) * B * N);
+  if (mixed) std::memcpy(CC, in[p.c0], sizeof(float) * B * N);
+
+  // Tiny calls (a streaming step) use the weights as they are; otherwise transposed copies.
+  const bool pack = TB >= 8;
+  std::vector<UnitW> uw = make_weights(p, in, pack, /*backward=*/false);
+  Lin lwx, lwh;
+  if (mixed) {
+    std::tie(lwx, lwh) = lstm_weights(p, in);
+    if (pack) {
+      lwx.pack();
+      lwh.pack();
+    }
+  }
+  const double flops = step_flops(p) * TB;
+
+  // Hoisted: the x half of unit 0's first layer (+ bias), and the LSTM's input product, for rows
+  // [r0, r0 + rows) of the (T*B) x . matrices: one big product in the serial case, the thread's
+  // own rows of every step (before its time loop) in the parallel one.
+  const Unit& U0 = p.units[0];
+  const Lin& F0 = uw[0].first();
+  const float* F0b = uw[0].first_bias();
+  float* P0 = U0.widths.empty() ? ws + U0.heads_off : ws + U0.a_off[0];
+  const int64_t ld0 = U0.widths.empty() ? U0.hs : U0.widths[0];
+  auto hoist = [&](int64_t r0, int rows) {
+    fill_rows(P0 + r0 * ld0, ld0, rows, F0b, F0.out);
+    F0.fwd(rows, XT + r0 * I, I, 0, I, P0 + r0 * ld0, ld0, true);
+    if (mixed) {
+      fill_rows(GT + r0 * 4 * N, 4 * N, rows, in[p.lb], 4 * N);
+      lwx.fwd(rows, XT + r0 * I, I, 0, I, GT + r0 * 4 * N, 4 * N, true);
+    }
+  };
+  const int nt = common::threads_for(B, flops, kMinParallelFlops);
+  if (nt == 1)
+    for (int64_t r0 = 0; r0 < TB; r0 += 256) hoist(r0, static_cast<int>(std::min<int64_t>(256, TB - r0)));
+
+  auto run_tile = [&](int b0, int b1) {
+    const int nb = b1 - b0;
+    if (nt > 1)
+      for (int t = 0; t < T; ++t) hoist(static_cast<int64_t>(t) * B + b0, nb);
+    for (int t = 0; t < T; ++t) {
+      const int64_t r = static_cast<int64_t>(t) * B + b0;  // first row of the tile at step t
+      const float* dtr = DT + r;
+      if (mixed) {
+        float* G = GT + r * 4 * N;
+        lwh.fwd(nb, HH + r * N, N, 0, N, G, 4 * N, true);
+        lstm_fwd(nb, N, G, CC + r * N, CC + (r + B) * N, HL + r * N);
+      }
+      const float* hin_base = (mixed ? HL : HH) + r * N;
+      float* hout_base = HH + (r + B) * N;
+      for (size_t u = 0; u < p.units.size(); ++u) {
+        const Unit& U = p.units[u];
+        const UnitW& w = uw[u];
+        const Lin& F = w.first();
+        float* C;
+        int64_t ldc;
+        if (U.widths.empty()) {
+          C = ws + U.heads_off + r * U.hs;
+          ldc = U.hs;
+        } else {
+          C = ws + U.a_off[0] + r * U.widths[0];
+          ldc = U.widths[0];
+        }
+        if (u > 0) {  // unit 0's input half was hoisted
+          fill_rows(C, ldc, nb, w.first_bias(), F.out);
+          F.fwd(nb, hout_base + p.units[u - 1].off, N, 0, U.in, C, ldc, true);
+        }
+        F.fwd(nb, hin_base + U.off, N, U.in, U.n, C, ldc, true);
+        const float* zlast = nullptr;
+        int wlast = 0;
+        for (size_t l = 0; l < U.widths.size(); ++l) {
+          const int wl = U.widths[l];
+          float* a = ws + U.a_off[l] + r * wl;
+          float* z = ws + U.z_off[l] + r * wl;
+          if (l > 0) {
+            fill_rows(a, wl, nb, w.bbias[l], wl);
+            w.bb[l].fwd(nb, zlast, wlast, 0, wlast, a, wl, true);
+          }
+          act_rows(act, nb, wl, a, z);
+          zlast = z;
+          wlast = wl;
+        }
+        float* Hc = ws + U.heads_off + r * U.hs;
+        if (!U.widths.empty()) {
+          fill_rows(Hc, U.hs, nb, w.hbias.data(), U.hn);
+          w.heads.fwd(nb, zlast, wlast, 0, wlast, Hc, U.hs, true);
+        }
+        heads_fwd(mode, nb, U.n, Hc, U.hs, dtr, hout_base + U.off, N, w.w_tau, w.A);
+      }
+    }
+  };
+  // Chunk c of nt, whichever thread runs it (so the pure-mode sums do not depend on the threads).
+  common::parallel_chunks(nt, [&](int c) {
+    const int b0 = static_cast<int>(static_cast<int64_t>(B) * c / nt);
+    const int b1 = static_cast<int>(static_cast<int64_t>(B) * (c + 1) / nt);
+    if (b1 > b0) run_tile(b0, b1);
+  });
+
+  for (int b = 0; b < B; ++b)
+    for (int t = 0; t < T; ++t)
+      std::memcpy(states + (static_cast<int64_t>(b) * T + t) * N, HH + (static_cast<int64_t>(t + 1) * B + b) * N,
+                  N * sizeof(float));
+  if (mixed) std::memcpy(c_final, CC + TB * N, sizeof(float) * B * N);
+}
+
+}  // namespace ncps::cfc::cpu

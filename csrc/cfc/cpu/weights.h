@@ -1,0 +1,124 @@
+// The CfC weights as the kernels use them: Linear layers given as row blocks (the four heads are
+// four arrays), masked copies of the wired units' ff1/ff2, and transposed (packed) copies for the
+// forward GEMMs or row-major stacks for the backward's dX = dY W.
+#pragma once
+
+#include <cstring>
+#include <utility>
+#include <vector>
+
+#include "cfc/plan.h"
+#include "common/gemm.h"
+
+namespace ncps::cfc::cpu {
+
+using common::gemm_nn;
+using common::gemm_nt;
+using common::transpose;
+
+// A Linear weight W (out, in), row-major, given as `parts` row blocks of `out / parts` rows each
+// (the four heads are four arrays). fwd: C (+)= A W[:, k0:k0+kn]^T, through the transposed copy
+// when packed, else by dot products on the arrays as they are (tiny calls: a streaming step).
+// bwd: dX (+)= dY W[:, c0:c0+cn], with W row-major (a stacked copy for several parts).
+struct Lin {
+  const float* part[4] = {nullptr, nullptr, nullptr, nullptr};
+  int parts = 1;
+  int out = 0, in = 0;
+  std::vector<float> masked[2];  // ff1/ff2 times the mask
+  std::vector<float> wt;         // (in, out), when packed
+  std::vector<float> stack;      // (out, in), when parts > 1 and the backward needs it
+
+  int rows() const { return out / parts; }
+  void pack() {
+    wt.resize(static_cast<size_t>(in) * out);
+    for (int k = 0; k < parts; ++k) transpose(rows(), in, part[k], in, wt.data() + k * rows(), out);
+  }
+  void build_stack() {
+    if (parts == 1) return;
+    const size_t blk = static_cast<size_t>(rows()) * in;
+    stack.resize(blk * parts);
+    for (int k = 0; k < parts; ++k) std::memcpy(stack.data() + k * blk, part[k], blk * sizeof(float));
+  }
+  const float* rowmajor() const { return parts == 1 ? part[0] : stack.data(); }
+  void fwd(int M, const float* A, int64_t lda, int k0, int kn, float* C, int64_t ldc, bool acc) const {
+    if (!wt.empty()) {
+      gemm_nn(M, out, kn, A, lda, wt.data() + static_cast<int64_t>(k0) * out, out, C, ldc, acc);
+      return;
+    }
+    for (int k = 0; k < parts; ++k) gemm_nt(M, rows(), kn, A, lda, part[k] + k0, in, C + k * rows(), ldc, acc);
+  }
+  void bwd(int M, const float* dY, int64_t ldy, int c0, int cn, float* dX, int64_t ldx, bool acc) const {
+    gemm_nn(M, cn, out, dY, ldy, rowmajor() + c0, in, dX, ldx, acc);
+  }
+};
+
+struct UnitW {
+  std::vector<Lin> bb;
+  std::vector<const float*> bbias;
+  Lin heads;                  // (hn, head_in): [ff1 (masked); ff2 (masked); time_a; time_b]
+  std::vector<float> hbias;   // (hn)
+  const float* w_tau = nullptr;
+  const float* A = nullptr;
+  const Lin& first() const { return bb.empty() ? heads : bb[0]; }
+  const float* first_bias() const { return bb.empty() ? hbias.data() : bbias[0]; }
+};
+
+// pack: transposed copies for the forward GEMMs; backward: row-major stacks for dX = dY W.
+// The mixed-memory LSTM's input and recurrent maps as (4N, I) and (4N, N) linear layers.
+inline std::pair<Lin, Lin> lstm_weights(const Plan& p, const std::vector<const float*>& in) {
+  Lin wx, wh;
+  wx.part[0] = in[p.lwx];
+  wx.out = 4 * p.N;
+  wx.in = p.I;
+  wh.part[0] = in[p.lwh];
+  wh.out = 4 * p.N;
+  wh.in = p.N;
+  return {wx, wh};
+}
+
+inline std::vector<UnitW> make_weights(const Plan& p, const std::vector<const float*>& in, bool pack, bool backward) {
+  std::vector<UnitW> uw(p.units.size());
+  for (size_t u = 0; u < p.units.size(); ++u) {
+    const Unit& U = p.units[u];
+    UnitW& w = uw[u];
+    w.bb.resize(U.widths.size());
+    for (size_t l = 0; l < U.widths.size(); ++l) {
+      Lin& L = w.bb[l];
+      L.part[0] = in[U.bw[l]];
+      L.out = U.widths[l];
+      L.in = l == 0 ? U.K : U.widths[l - 1];
+      if (pack) L.pack();
+      w.bbias.push_back(in[U.bb[l]]);
+    }
+    const int nh = p.cfg.mode == PURE ? 1 : 4;
+    Lin& H = w.heads;
+    H.parts = nh;
+    H.out = U.hn;
+    H.in = U.head_in;
+    const size_t blk = static_cast<size_t>(U.n) * U.head_in;
+    for (int k = 0; k < nh; ++k) {
+      H.part[k] = in[U.head_w[k]];
+      if (U.mask >= 0 && k < 2) {
+        const float* m = in[U.mask];
+        H.masked[k].resize(blk);
+        for (size_t i = 0; i < blk; ++i) H.masked[k][i] = H.part[k][i] * m[i];
+        H.part[k] = H.masked[k].data();
+      }
+    }
+    if (pack) H.pack();
+    if (backward) H.build_stack();
+    w.hbias.resize(U.hn);
+    for (int k = 0; k < nh; ++k) std::memcpy(w.hbias.data() + k * U.n, in[U.head_b[k]], U.n * sizeof(float));
+    if (p.cfg.mode == PURE) {
+      w.w_tau = in[U.w_tau];
+      w.A = in[U.A];
+    }
+  }
+  return uw;
+}
+
+inline void fill_rows(float* C, int64_t ldc, int rows, const float* bias, int n) {
+  for (int r = 0; r < rows; ++r) std::memcpy(C + r * ldc, bias, n * sizeof(float));
+}
+
+}  // namespace ncps::cfc::cpu

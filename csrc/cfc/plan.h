@@ -1,0 +1,81 @@
+// The plan of a fused CfC call, shared by the primitives, the op's validation and the kernels
+// (cpu/kernel.h): input indices, per-unit sizes and the workspace layout.
+//
+// One kernel covers CfCCell (a single "unit" with a backbone MLP of any depth and widths) and
+// WiredCfCCell (one backbone-free, masked unit per wiring layer, chained within each step), in
+// the three modes, optionally preceded at every step by the mixed-memory LSTM.
+//
+// Layout. The user-facing arrays are batch-major: x (B, T, I), dt (B, T), states (B, T, N).
+// Everything the kernels keep is time-major, (T, B, .), so that one step of the batch is one
+// contiguous (B, .) matrix and the products over all (t, b) rows (the hoisted input products
+// and the weight gradients) are single GEMMs. The forward saves, in one float32 workspace
+// output `ws`, every per-step activation the backward needs; the backward recomputes nothing
+// but cheap elementwise derivatives.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace ncps::cfc {
+
+enum Mode : int { DEFAULT = 0, NO_GATE = 1, PURE = 2 };
+
+// What the primitive is configured with (everything but array shapes).
+struct Config {
+  int mode = DEFAULT;
+  int act = 0;  // cpu::Act
+  bool mixed = false;
+  std::vector<int> unit_sizes;            // hidden neurons of each unit (sum = N)
+  std::vector<std::vector<int>> backbone;  // backbone widths of each unit
+  std::vector<int> masked;                 // 1 if the unit's ff1/ff2 weights are masked
+  bool step = false;  // one streaming step: x (B, I), dt (B, 1), states (B, N) (T = 1, same memory)
+  bool operator==(const Config& o) const {
+    return mode == o.mode && act == o.act && mixed == o.mixed && unit_sizes == o.unit_sizes &&
+           backbone == o.backbone && masked == o.masked && step == o.step;
+  }
+};
+
+struct Unit {
+  int n = 0, off = 0, in = 0;  // neurons, column offset in the state, input features
+  int K = 0;                   // first layer's input width: in + n
+  std::vector<int> widths;     // backbone widths
+  int head_in = 0;             // heads' input width
+  int hn = 0;                  // heads GEMM width: 4n (n in pure mode)
+  int hs = 0;                  // stored heads width: 4n ([f1, f2, t_a, g]) or 2n ([f1, e])
+  // input indices
+  std::vector<int> bw, bb;        // backbone weights / biases
+  int head_w[4] = {-1, -1, -1, -1}, head_b[4] = {-1, -1, -1, -1};  // ff1, ff2, time_a, time_b
+  int w_tau = -1, A = -1, mask = -1;
+  // workspace offsets (floats)
+  std::vector<int64_t> a_off, z_off;  // backbone pre-/post-activations, (T, B, width)
+  int64_t heads_off = 0;             // (T, B, hs)
+};
+
+struct Plan {
+  Config cfg;
+  int B = 0, T = 0, I = 0, N = 0;
+  int n_inputs = 0;
+  int c0 = -1, lwx = -1, lb = -1, lwh = -1;  // mixed-memory LSTM inputs
+  std::vector<Unit> units;
+  // workspace offsets (floats)
+  int64_t xt_off = 0, dt_off = 0, hh_off = 0, hl_off = -1, gates_off = -1, cc_off = -1, ws_size = 0;
+};
+
+// Builds the plan: input indices, per-unit sizes, workspace layout. Input order:
+//   x (B,T,I), h0 (B,N), dt (B,T), [c0 (B,N), lstm_wx (4N,I), lstm_b (4N,), lstm_wh (4N,N)],
+//   then per unit: backbone (W (U_l, U_{l-1}), b (U_l,)) per layer, then the heads
+//   default/no_gate: ff1.W, ff1.b, ff2.W, ff2.b, time_a.W, time_a.b, time_b.W, time_b.b
+//   pure:            ff1.W, ff1.b, w_tau (1,n), A (1,n)
+//   and the mask (n, head_in) when masked. Weights are in Linear layout (out, in).
+Plan make_plan(const Config& cfg, int B, int T, int I);
+
+// Expected shape of every input (for validation and output_shapes).
+std::vector<std::vector<int>> input_shapes(const Plan& p);
+std::vector<std::string> input_names(const Plan& p);
+
+// Multiply-adds of one step of the whole batch row (for the threading decision).
+double step_flops(const Plan& p);
+
+}  // namespace ncps::cfc

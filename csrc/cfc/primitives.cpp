@@ -1,0 +1,160 @@
+// The CfC primitives: eval_cpu (register inputs, allocate outputs, dispatch the cpu/ kernels),
+// vmap over the per-sample inputs, the vjp (the fused backward node) and output shapes.
+#include "cfc/primitives.h"
+
+#include <algorithm>
+#include <memory>
+#include <stdexcept>
+
+#include "cfc/cpu/kernel.h"
+#include "common/ops.h"
+#include "mlx/backend/cpu/encoder.h"
+#include "mlx/ops.h"
+
+namespace ncps::cfc {
+
+Plan plan_of(const Config& cfg, const mx::array& x) {
+  if (cfg.step) return make_plan(cfg, x.shape(0), 1, x.shape(1));
+  return make_plan(cfg, x.shape(0), x.shape(1), x.shape(2));
+}
+
+std::vector<mx::Shape> forward_shapes(const Plan& p) {
+  std::vector<mx::Shape> s = {p.cfg.step ? mx::Shape{p.B, p.N} : mx::Shape{p.B, p.T, p.N}};
+  if (p.cfg.mixed) s.push_back({p.B, p.N});
+  s.push_back({static_cast<int>(p.ws_size)});
+  return s;
+}
+
+void CfCSequence::eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) {
+  auto& enc = mx::cpu::get_command_encoder(stream());
+  std::vector<common::View> views = common::input_views(enc, inputs, name());
+  const std::vector<float*> out = common::allocate_outputs(enc, outputs);
+  Plan plan = plan_of(cfg_, inputs[0]);
+  float* states = out[0];
+  float* cfin = cfg_.mixed ? out[1] : nullptr;
+  float* ws = out.back();
+  enc.dispatch([plan = std::move(plan), views = std::move(views), states, cfin, ws]() {
+    std::vector<std::vector<float>> bufs;
+    const std::vector<const float*> ptrs = common::resolve_all(views, bufs);
+    cpu::forward(plan, ptrs, states, cfin, ws);
+  });
+}
+
+// vmap over the per-sample inputs (x, h0, dt, c0): the mapped axis joins the batch axis.
+std::pair<std::vector<mx::array>, std::vector<int>> CfCSequence::vmap(const std::vector<mx::array>& inputs,
+                                                                      const std::vector<int>& axes) {
+  const Plan plan = plan_of(cfg_, inputs[0]);
+  std::vector<int> per_sample = {0, 1, 2};
+  if (cfg_.mixed) per_sample.push_back(plan.c0);
+  int V = -1;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (axes[i] < 0) continue;
+    if (std::find(per_sample.begin(), per_sample.end(), static_cast<int>(i)) == per_sample.end())
+      throw std::invalid_argument(
+          "[CfCSequence] vmap over parameters is not supported (only over x, h0, dt and c0); use the reference "
+          "path (ncps.kernels.use('reference'))");
+    V = inputs[i].shape(axes[i]);
+  }
+  const mx::Stream st = stream();
+  std::vector<mx::array> in = inputs;
+  if (V >= 0) {
+    for (int i : per_sample) {
+      mx::array a = axes[i] >= 0 ? mx::moveaxis(in[i], axes[i], 0, st) : mx::expand_dims(in[i], 0, st);
+      mx::Shape s = a.shape();
+      s[0] = V;
+      a = mx::broadcast_to(a, s, st);
+      mx::Shape merged(s.begin() + 1, s.end());
+      merged[0] *= V;
+      in[i] = mx::reshape(a, merged, st);
+    }
+  }
+  const Plan vp = plan_of(cfg_, in[0]);
+  const auto shapes = forward_shapes(vp);
+  auto outs = mx::array::make_arrays(shapes, std::vector<mx::Dtype>(shapes.size(), mx::float32),
+                                     std::make_shared<CfCSequence>(st, cfg_), in);
+  std::vector<int> out_axes(outs.size(), -1);
+  if (V >= 0) {
+    // The batch size of one vmapped slice, from x without its mapped axis.
+    const int B = axes[0] == 0 ? inputs[0].shape(1) : inputs[0].shape(0);
+    for (size_t o = 0; o + 1 < outs.size(); ++o) {  // states (and c_final); the workspace stays internal
+      mx::Shape s = outs[o].shape();
+      s[0] = B;
+      s.insert(s.begin(), V);
+      outs[o] = mx::reshape(outs[o], s, st);
+      out_axes[o] = 0;
+    }
+  }
+  return {outs, out_axes};
+}
+
+std::vector<mx::array> CfCSequence::vjp(const std::vector<mx::array>& primals, const std::vector<mx::array>& cotangents,
+                                        const std::vector<int>& argnums, const std::vector<mx::array>& outputs) {
+  const mx::Stream st = stream();
+  std::vector<mx::array> gin = primals;
+  gin.push_back(outputs.back());
+  auto prep = [&](const mx::array& c) { return c.dtype() == mx::float32 ? c : mx::astype(c, mx::float32, st); };
+  gin.push_back(prep(cotangents[0]));
+  if (cfg_.mixed) gin.push_back(prep(cotangents[1]));
+  std::vector<mx::Shape> shapes;
+  for (const auto& p : primals) shapes.push_back(p.shape());
+  // Skip the products nobody asked for: dx, and the weight gradients (e.g. for input saliency).
+  const Plan plan = plan_of(cfg_, primals[0]);
+  bool need_dx = false, need_weights = false;
+  for (int a : argnums) {
+    if (a == 0) need_dx = true;
+    else if (a > 2 && a != plan.c0) need_weights = true;
+  }
+  auto grads = mx::array::make_arrays(shapes, std::vector<mx::Dtype>(shapes.size(), mx::float32),
+                                      std::make_shared<CfCSequenceGrad>(st, cfg_, need_dx, need_weights), gin);
+  std::vector<mx::array> res;
+  for (int a : argnums) res.push_back(grads[a]);
+  return res;
+}
+
+bool CfCSequence::same_config(const mx::Primitive& other) const {
+  auto* o = dynamic_cast<const CfCSequence*>(&other);
+  return o != nullptr && o->cfg_ == cfg_;
+}
+
+std::vector<mx::Shape> CfCSequence::output_shapes(const std::vector<mx::array>& inputs) {
+  return forward_shapes(plan_of(cfg_, inputs[0]));
+}
+
+void CfCSequenceGrad::eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) {
+  auto& enc = mx::cpu::get_command_encoder(stream());
+  std::vector<common::View> views = common::input_views(enc, inputs, name());
+  std::vector<float*> grads = common::allocate_outputs(enc, outputs);
+  Plan plan = plan_of(cfg_, inputs[0]);
+  // Scratch for the per-step gradients, from MLX's allocator (its buffer cache avoids fresh pages
+  // on every call); a temporary of the command encoder, released after the task.
+  mx::array scratch({static_cast<int>(std::max<int64_t>(1, cpu::backward_scratch_size(plan)))}, mx::float32, nullptr,
+                    {});
+  scratch.set_data(mx::allocator::malloc(scratch.nbytes()));
+  float* sp = scratch.data<float>();
+  enc.add_temporary(std::move(scratch));
+  enc.dispatch([plan = std::move(plan), views = std::move(views), grads = std::move(grads), sp, dx = need_dx_,
+                wts = need_weights_]() {
+    std::vector<std::vector<float>> bufs;
+    const std::vector<const float*> ptrs = common::resolve_all(views, bufs);
+    const int n = plan.n_inputs;
+    const std::vector<const float*> primals(ptrs.begin(), ptrs.begin() + n);
+    const float* ws = ptrs[n];
+    const float* dstates = ptrs[n + 1];
+    const float* dcf = plan.cfg.mixed ? ptrs[n + 2] : nullptr;
+    cpu::backward(plan, primals, ws, dstates, dcf, grads, sp, dx, wts);
+  });
+}
+
+bool CfCSequenceGrad::same_config(const mx::Primitive& other) const {
+  auto* o = dynamic_cast<const CfCSequenceGrad*>(&other);
+  return o != nullptr && o->cfg_ == cfg_ && o->need_dx_ == need_dx_ && o->need_weights_ == need_weights_;
+}
+
+std::vector<mx::Shape> CfCSequenceGrad::output_shapes(const std::vector<mx::array>& inputs) {
+  const Plan plan = plan_of(cfg_, inputs[0]);
+  std::vector<mx::Shape> s;
+  for (int i = 0; i < plan.n_inputs; ++i) s.push_back(inputs[i].shape());
+  return s;
+}
+
+}  // namespace ncps::cfc

@@ -1,0 +1,59 @@
+// CfCSequence / CfCSequenceGrad: a whole CfC (or wired CfC, optionally mixed-memory) sequence as
+// one MLX primitive, with a fused BPTT primitive as its vjp. Kernels in cpu/.
+#pragma once
+
+#include <utility>
+#include <vector>
+
+#include "cfc/plan.h"
+#include "common/primitive.h"
+#include "mlx/array.h"
+
+namespace ncps::cfc {
+
+namespace mx = mlx::core;
+
+// The plan of a call with input x ((B, T, I), or (B, I) for one step), and the forward's output
+// shapes: states, c_final (mixed memory), the workspace.
+Plan plan_of(const Config& cfg, const mx::array& x);
+std::vector<mx::Shape> forward_shapes(const Plan& p);
+
+// Inputs in plan order (plan.h). Outputs: states, c_final (mixed memory) and the workspace, which
+// only the vjp reads.
+class CfCSequence : public common::Primitive {
+ public:
+  CfCSequence(mx::Stream stream, Config cfg) : common::Primitive(stream), cfg_(std::move(cfg)) {}
+
+  void eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) override;
+  std::vector<mx::array> vjp(const std::vector<mx::array>& primals, const std::vector<mx::array>& cotangents,
+                             const std::vector<int>& argnums, const std::vector<mx::array>& outputs) override;
+  // vmap over the per-sample inputs (x, h0, dt, c0): the mapped axis joins the batch axis.
+  std::pair<std::vector<mx::array>, std::vector<int>> vmap(const std::vector<mx::array>& inputs,
+                                                           const std::vector<int>& axes) override;
+  std::vector<mx::Shape> output_shapes(const std::vector<mx::array>& inputs) override;
+  const char* name() const override { return "CfCSequence"; }
+  bool same_config(const mx::Primitive& other) const override;
+
+ private:
+  Config cfg_;
+};
+
+// Inputs: the forward's inputs, its workspace, the cotangent of states and (mixed) of c_final.
+// Outputs: the gradient of every forward input (zero for masks); without need_dx the x gradient,
+// without need_weights the parameter gradients are not computed (the vjp does not return them).
+class CfCSequenceGrad : public common::Primitive {
+ public:
+  CfCSequenceGrad(mx::Stream stream, Config cfg, bool need_dx, bool need_weights)
+      : common::Primitive(stream), cfg_(std::move(cfg)), need_dx_(need_dx), need_weights_(need_weights) {}
+
+  void eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) override;
+  std::vector<mx::Shape> output_shapes(const std::vector<mx::array>& inputs) override;
+  const char* name() const override { return "CfCSequenceGrad"; }
+  bool same_config(const mx::Primitive& other) const override;
+
+ private:
+  Config cfg_;
+  bool need_dx_, need_weights_;
+};
+
+}  // namespace ncps::cfc

@@ -1,0 +1,287 @@
+// The one SIMD vector type of the CPU kernels and its math: GCC/Clang vector extensions of L float
+// lanes, lowered by the compiler to the widest registers the target has (zmm with -march=native on
+// AVX-512, ymm on AVX2, xmm/NEON otherwise), so the kernels need no per-ISA code of their own.
+//
+// L defaults to W, the native width: the CfC kernels work on one native vector (`vf<>`), the LTC
+// kernels on tiles of L batch lanes (`vf<L>`, L = 4, 8 or 16).
+//
+// Behaviour at the extremes (tests/test_simd_math.py):
+//  - NaN in gives NaN out (clamps are written so that a NaN compares false and stays).
+//  - vexp(x): ~2 ulp on [-87.3, 88.72]; +inf above ln(FLT_MAX) = 88.72; x < -87.3 gives
+//    exp(-87.3) = 1.2e-38 (no subnormals).
+//  - vexp2(u): rel. error 2.3e-7; +inf above u = 128; u < -126 gives at most 2^-126 (subnormal or
+//    0 on AVX-512, 2^-126 elsewhere).
+//  - vsigmoid(100) = 1, vsigmoid(-100) = 0 exactly; vtanh saturates for |x| >= 7.9 at +-(1 - 2.4e-7).
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+#if defined(__SSE__)
+#include <immintrin.h>
+#endif
+
+#if defined(__GNUC__) && !defined(__clang__)
+// Passing wide vectors by value changes the psABI when the target lacks AVX; every function here
+// is force-inlined, so no vector ever crosses a real call boundary.
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define NCPS_INLINE inline __attribute__((always_inline))
+#else
+#define NCPS_INLINE inline
+#endif
+
+namespace ncps::common {
+
+// Float lanes of the target's widest native vector.
+#if defined(__AVX512F__)
+constexpr int W = 16;
+#elif defined(__AVX__)
+constexpr int W = 8;
+#else
+constexpr int W = 4;
+#endif
+
+// L float lanes (L a power of two), the matching int32 lanes, and an unaligned, alias-safe float
+// vector for loads and stores at arbitrary addresses.
+template <int L>
+struct Lanes {
+  typedef float F __attribute__((vector_size(4 * L)));
+  typedef int32_t I __attribute__((vector_size(4 * L)));
+  typedef float U __attribute__((vector_size(4 * L), aligned(4), may_alias));
+};
+
+template <int L = W>
+using vf = typename Lanes<L>::F;
+template <int L = W>
+using vi = typename Lanes<L>::I;
+
+// Broadcast (not vf{} + a, which costs an add: -0.0f + 0.0f != -0.0f).
+template <int L = W>
+NCPS_INLINE vf<L> splat(float a) {
+#if defined(__AVX512F__)
+  if constexpr (L == 16) return (vf<L>)_mm512_set1_ps(a);
+#endif
+#if defined(__AVX__)
+  if constexpr (L == 8) return (vf<L>)_mm256_set1_ps(a);
+#endif
+#if defined(__SSE__)
+  if constexpr (L == 4) return (vf<L>)_mm_set1_ps(a);
+#endif
+  vf<L> v;
+  for (int i = 0; i < L; ++i) v[i] = a;
+  return v;
+}
+
+// Native-width loads and stores at any float address; the _n forms touch the first n (0 < n < W)
+// lanes only (the others read as 0 and are not written).
+NCPS_INLINE vf<> load(const float* p) { return *reinterpret_cast<const Lanes<W>::U*>(p); }
+NCPS_INLINE void store(float* p, vf<> v) { *reinterpret_cast<Lanes<W>::U*>(p) = v; }
+
+NCPS_INLINE vf<> load_n(const float* p, int n) {
+#if defined(__AVX512F__)
+  return (vf<>)_mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1u), p);
+#elif defined(__AVX2__)
+  const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  return (vf<>)_mm256_maskload_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(n), idx));
+#else
+  vf<> v = {};
+  std::memcpy(&v, p, sizeof(float) * n);
+  return v;
+#endif
+}
+NCPS_INLINE void store_n(float* p, vf<> v, int n) {
+#if defined(__AVX512F__)
+  _mm512_mask_storeu_ps(p, (__mmask16)((1u << n) - 1u), (__m512)v);
+#elif defined(__AVX2__)
+  const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  _mm256_maskstore_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(n), idx), (__m256)v);
+#else
+  std::memcpy(p, &v, sizeof(float) * n);
+#endif
+}
+
+// m lanes from p (m == W: a full load).
+NCPS_INLINE vf<> load_m(const float* p, int m) { return m == W ? load(p) : load_n(p, m); }
+NCPS_INLINE void store_m(float* p, vf<> v, int m) {
+  if (m == W)
+    store(p, v);
+  else
+    store_n(p, v, m);
+}
+
+template <int L = W>
+NCPS_INLINE vf<L> vmin(vf<L> a, vf<L> b) {
+  return a < b ? a : b;
+}
+template <int L = W>
+NCPS_INLINE vf<L> vmax(vf<L> a, vf<L> b) {
+  return a > b ? a : b;
+}
+// x limited to [lo, hi]; NaN stays NaN (so a NaN input still yields a NaN result).
+template <int L = W>
+NCPS_INLINE vf<L> vclamp(vf<L> x, float lo, float hi) {
+  x = x < lo ? splat<L>(lo) : x;
+  return x > hi ? splat<L>(hi) : x;
+}
+template <int L = W>
+NCPS_INLINE vf<L> vabs(vf<L> a) {
+  return a < 0.0f ? -a : a;
+}
+// sign(a) in {-1, 0, 1} (the derivative MLX uses for |a|).
+template <int L = W>
+NCPS_INLINE vf<L> vsign(vf<L> a) {
+  return (a > 0.0f ? splat<L>(1.0f) : splat<L>(0.0f)) - (a < 0.0f ? splat<L>(1.0f) : splat<L>(0.0f));
+}
+
+template <int L = W>
+NCPS_INLINE float hsum(vf<L> a) {
+  float s = 0.0f;
+  for (int l = 0; l < L; ++l) s += a[l];
+  return s;
+}
+
+// 2^n for integer-valued n in [-126, 129], as 2^(n/2) * 2^(n - n/2) so that n = 128, 129 give
+// +inf through the product instead of corrupt exponent bits.
+template <int L>
+NCPS_INLINE vf<L> scale_pow2(vf<L> y, vf<L> n) {
+  const vi<L> ni = __builtin_convertvector(n, vi<L>);
+  const vi<L> n1 = ni >> 1;
+  const vi<L> n2 = ni - n1;
+  return y * (vf<L>)((n1 + 127) << 23) * (vf<L>)((n2 + 127) << 23);
+}
+
+// exp(x): Cody-Waite range reduction and a degree-6 polynomial (Cephes expf). The upper clamp
+// sits above ln(FLT_MAX) so that overflow gives +inf; the lower one avoids subnormals.
+template <int L = W>
+NCPS_INLINE vf<L> vexp(vf<L> x) {
+  using F = vf<L>;
+  x = vclamp<L>(x, -87.3f, 88.75f);
+  // n = round(x / ln 2) with the 1.5 * 2^23 trick (exact for |x / ln 2| < 2^22).
+  const F magic = splat<L>(12582912.0f);
+  const F n = (x * 1.44269504088896341f + magic) - magic;
+  // r = x - n ln 2 in two pieces, |r| <= ln(2)/2.
+  F r = x - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  F p = splat<L>(1.9875691500e-4f);
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  return scale_pow2<L>(p * (r * r) + r + 1.0f, n);
+}
+
+// 2^u: n = round(u), f = u - n in [-1/2, 1/2], 2^f by a degree-5 polynomial (max rel. error
+// 2.3e-7), times 2^n. On AVX-512 `vscalefps` applies 2^n and handles overflow and underflow itself.
+template <int L = W>
+NCPS_INLINE vf<L> vexp2(vf<L> u) {
+  using F = vf<L>;
+  auto poly = [](F f) {
+    F p = splat<L>(1.3266970636e-3f);
+    p = p * f + 9.6754599362e-3f;
+    p = p * f + 5.5507425219e-2f;
+    p = p * f + 2.4022121727e-1f;
+    p = p * f + 6.9314694405e-1f;
+    return p * f + 1.0000001192f;
+  };
+#if defined(__AVX512F__)
+  if constexpr (L == 16) {
+    // (maskz forms with a full mask: the unmasked intrinsics trip -Wmaybe-uninitialized in GCC 12)
+    const __m512 n = _mm512_maskz_roundscale_ps(0xFFFF, (__m512)u, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    return (F)_mm512_maskz_scalef_ps(0xFFFF, (__m512)poly(u - (F)n), n);
+  }
+#endif
+#if defined(__AVX512VL__)
+  if constexpr (L == 8) {
+    const __m256 n = _mm256_maskz_roundscale_ps(0xFF, (__m256)u, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    return (F)_mm256_maskz_scalef_ps(0xFF, (__m256)poly(u - (F)n), n);
+  }
+  if constexpr (L == 4) {
+    const __m128 n = _mm_maskz_roundscale_ps(0xF, (__m128)u, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    return (F)_mm_maskz_scalef_ps(0xF, (__m128)poly(u - (F)n), n);
+  }
+#endif
+  u = vclamp<L>(u, -126.0f, 129.0f);
+  const F magic = splat<L>(12582912.0f);
+  const F n = (u + magic) - magic;
+  return scale_pow2<L>(poly(u - n), n);
+}
+
+// 1 / d for d >= 1 (finite or +inf): the hardware reciprocal estimate refined by one
+// Newton-Raphson step (rel. error < 2e-7), much cheaper than a vector division; exact division
+// where the target has no estimate instruction.
+template <int L = W>
+NCPS_INLINE vf<L> vrcp_ge1(vf<L> d) {
+  using F [[maybe_unused]] = vf<L>;
+#if defined(__AVX512F__)
+  if constexpr (L == 16) {
+    F r = (F)_mm512_maskz_rcp14_ps(0xFFFF, (__m512)d);
+    return r * (2.0f - d * r);
+  }
+#endif
+#if defined(__AVX512VL__)
+  if constexpr (L == 8) {
+    F r = (F)_mm256_maskz_rcp14_ps(0xFF, (__m256)d);
+    return r * (2.0f - d * r);
+  }
+  if constexpr (L == 4) {
+    F r = (F)_mm_maskz_rcp14_ps(0xF, (__m128)d);
+    return r * (2.0f - d * r);
+  }
+#else
+#if defined(__AVX__)
+  if constexpr (L == 8) {
+    F r = (F)_mm256_rcp_ps((__m256)d);
+    return r * (2.0f - d * r);
+  }
+#endif
+#if defined(__SSE__)
+  if constexpr (L == 4) {
+    F r = (F)_mm_rcp_ps((__m128)d);
+    return r * (2.0f - d * r);
+  }
+#endif
+#endif
+  return 1.0f / d;
+}
+
+// The logistic sigmoid 1 / (1 + exp(-x)), exact division (~1e-7).
+template <int L = W>
+NCPS_INLINE vf<L> vsigmoid(vf<L> x) {
+  return 1.0f / (1.0f + vexp<L>(-x));
+}
+
+// The logistic sigmoid from u = -z * log2(e): 1 / (1 + 2^u). The LTC kernels fold log2(e) into
+// their per-synapse constants so that u costs one fused multiply-add.
+template <int L = W>
+NCPS_INLINE vf<L> vsigmoid_log2(vf<L> u) {
+  // The clamp keeps 1 + 2^u finite for the reciprocal refinement (sigmoid < 1.2e-38 there).
+  u = u > 126.0f ? splat<L>(126.0f) : u;
+  return vrcp_ge1<L>(1.0f + vexp2<L>(u));
+}
+
+// tanh(x): the [13/6] rational minimax approximation on [-7.905, 7.905] (Eigen's float tanh;
+// |error| <= 3e-7 absolute and relative), one division and no exp.
+template <int L = W>
+NCPS_INLINE vf<L> vtanh(vf<L> x) {
+  using F = vf<L>;
+  x = vclamp<L>(x, -7.90531110763549805f, 7.90531110763549805f);
+  const F x2 = x * x;
+  F p = splat<L>(-2.76076847742355e-16f);
+  p = p * x2 + 2.00018790482477e-13f;
+  p = p * x2 - 8.60467152213735e-11f;
+  p = p * x2 + 5.12229709037114e-08f;
+  p = p * x2 + 1.48572235717979e-05f;
+  p = p * x2 + 6.37261928875436e-04f;
+  p = p * x2 + 4.89352455891786e-03f;
+  F q = splat<L>(1.19825839466702e-06f);
+  q = q * x2 + 1.18534705686654e-04f;
+  q = q * x2 + 2.26843463243900e-03f;
+  q = q * x2 + 4.89352518554385e-03f;
+  return (p * x) / q;
+}
+
+}  // namespace ncps::common

@@ -1,0 +1,50 @@
+"""Official ``ncps.torch`` keyword names accepted as aliases of ours, so that code written for the
+official package runs after changing only the import.
+
+``@official_names(hidden_size="units")`` on a method lets a caller pass ``hidden_size=`` for
+``units``; passing both (by keyword, or ``units`` by position) raises a ``TypeError`` naming the
+two. The wrapped method keeps its signature and docstring.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from typing import Callable, TypeVar
+
+F = TypeVar("F", bound=Callable)
+
+
+def official_names(**aliases: str) -> Callable[[F], F]:
+    """Decorator: ``official_name="our_name"`` pairs for the keyword arguments of a method."""
+
+    def decorate(fn: F) -> F:
+        signature = inspect.signature(fn)
+        for ours in aliases.values():
+            if ours not in signature.parameters:
+                raise AssertionError(f"{fn.__qualname__} has no parameter {ours!r}")  # a bug in this package
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            if kwargs and not aliases.keys().isdisjoint(kwargs):
+                kwargs = _rename(fn, signature, aliases, args, kwargs)
+            return fn(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def _rename(fn: Callable, signature: inspect.Signature, aliases: dict, args: tuple, kwargs: dict) -> dict:
+    kwargs = dict(kwargs)
+    given = {official: kwargs.pop(official) for official in aliases if official in kwargs}
+    bound = signature.bind_partial(*args, **kwargs).arguments
+    for official, value in given.items():
+        ours = aliases[official]
+        if ours in bound or ours in kwargs:
+            raise TypeError(
+                f"{fn.__qualname__}() got both {official!r} (the official ncps.torch name) and {ours!r}, "
+                "the same argument; pass only one"
+            )
+        kwargs[ours] = value
+    return kwargs

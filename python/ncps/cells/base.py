@@ -1,0 +1,181 @@
+"""What every cell shares: the :class:`Cell` base (checked step, streaming inference, the
+fused-kernel hooks) and the sizes and wiring copy of cells built on a wiring.
+
+A cell implements the math of one time step and nothing else:
+
+- ``step(x, state, ts) -> new_state``: the reference step, inputs already checked (``x``
+  ``(B, input_size)``, ``state`` ``(B, state_size)``, ``ts`` a float or ``(B, 1)``);
+- ``readout(state) -> output``: the output ``(..., output_size)`` of a state;
+- ``input_size``, ``state_size``, ``output_size`` and ``get_config()`` (constructor arguments).
+
+A cell with a fused kernel points at its wrapper module with the class attribute ``fused``; every
+such module has the same interface (see :mod:`ncps.cells.ltc_fused` and
+:mod:`ncps.cells.cfc_fused`):
+
+- ``KERNEL``: the primitive's name (in error messages);
+- ``why_not(cell, mixed_memory) -> Optional[str]``: None when the kernel covers the cell;
+- ``sequence(cell, x, h0, dt, lstm, c0) -> (states (B, T, N), c_final or None)``;
+- ``step(cell, x, h, ts) -> new_state``;
+- optionally ``infer(cell, x, h, ts) -> (output, state)``, evaluated on the calling thread.
+
+:func:`ncps.kernels.plan` decides, once per call, whether the fused module or the reference path runs.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any, Optional, Union
+
+import mlx.core as mx
+import mlx.nn as nn
+import numpy as np
+
+from .. import kernels
+from ..wirings import Wiring
+
+Timespan = Union[float, mx.array, np.ndarray]
+
+
+def shape_of(a: Any) -> tuple:
+    """The shape of an array-like, for error messages."""
+    return tuple(np.shape(a))
+
+
+class Cell(nn.Module):
+    """Base of the ncps cells: ``cell(x, state=None, ts=1.0) -> (output, new_state)``."""
+
+    fused: Optional[ModuleType] = None
+
+    # -- what a subclass provides -----------------------------------------------------------
+    input_size: int
+
+    @property
+    def state_size(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def output_size(self) -> int:
+        raise NotImplementedError
+
+    def step(self, x: mx.array, state: mx.array, ts: Union[float, mx.array]) -> mx.array:
+        raise NotImplementedError
+
+    def readout(self, state: mx.array) -> mx.array:
+        return state
+
+    def get_config(self) -> dict:
+        """The constructor arguments that rebuild this cell (with fresh parameters)."""
+        return dict(self._config)
+
+    # -- fused-kernel hooks -------------------------------------------------------------------
+    def fused_why_not(self, mixed_memory: bool = False) -> Optional[str]:
+        """None when the cell's fused kernel covers it (inside a layer with ``mixed_memory``),
+        else the reason it does not."""
+        if self.fused is None:
+            return f"no fused kernel is implemented for {type(self).__name__}"
+        return self.fused.why_not(self, mixed_memory)
+
+    # -- checked calls ------------------------------------------------------------------------
+    def check_inputs(self, x: Any, state: Any, ts: Timespan):
+        """Validate one step's arguments: ``(x, state, ts)`` with ``state`` zeros when None and
+        ``ts`` a float or ``(B, 1)`` float32 array."""
+        x = mx.array(x) if not isinstance(x, mx.array) else x
+        if x.ndim != 2 or x.shape[1] != self.input_size:
+            raise ValueError(f"x must have shape (batch, input_size) = (B, {self.input_size}), got {shape_of(x)}")
+        B, N = x.shape[0], self.state_size
+        if state is None:
+            state = mx.zeros((B, N))
+        elif not isinstance(state, mx.array):
+            state = mx.array(state)
+        if state.shape != (B, N):
+            raise ValueError(f"state must have shape (batch, state_size) = ({B}, {N}), got {shape_of(state)}")
+        if isinstance(ts, (int, float)):
+            return x, state, float(ts)
+        ts = mx.array(ts) if not isinstance(ts, mx.array) else ts
+        if ts.ndim == 0:
+            return x, state, ts.item()
+        if ts.shape not in ((B,), (B, 1)):
+            raise ValueError(f"ts must be a float or have shape (B,) or (B, 1) with B = {B}, got {shape_of(ts)}")
+        return x, state, ts.reshape(B, 1).astype(mx.float32)
+
+    def __call__(self, x: mx.array, state: Optional[mx.array] = None, ts: Timespan = 1.0):
+        """One checked step: ``x`` ``(B, input_size)``, ``state`` ``(B, state_size)`` (zeros if
+        None), ``ts`` a float, ``(B,)`` or ``(B, 1)``; returns ``(output, new_state)``. Runs the
+        fused kernel's step where :func:`ncps.kernels.plan` allows (the streaming, control-loop
+        case), the reference :meth:`step` otherwise."""
+        x, state, ts = self.check_inputs(x, state, ts)
+        return self._step(x, state, ts, kernels.plan(self))
+
+    def _step(self, x: mx.array, state: mx.array, ts, plan: kernels.Plan):
+        new_state = plan.kernel.step(self, x, state, ts) if plan.fused else self.step(x, state, ts)
+        return self.readout(new_state), new_state
+
+    def infer(self, x: mx.array, state: Optional[mx.array] = None, ts: Timespan = 1.0):
+        """Streaming inference for control loops: one step, evaluated ``(output, new_state)``.
+
+        Where the fused module has an immediate form (CfC and wired CfC cells) the new state is
+        computed on the calling thread: no graph is built and MLX's hand-off to its stream
+        worker, which dominates a batch-1 step, is skipped. Otherwise this is ``cell(x, state,
+        ts)`` followed by ``mx.eval``. Do not use it inside ``mx.grad`` or ``mx.compile``.
+        """
+        x, state, ts = self.check_inputs(x, state, ts)
+        plan = kernels.plan(self)
+        if plan.fused and hasattr(plan.kernel, "infer"):
+            return plan.kernel.infer(self, x, state, ts)
+        output, new_state = self._step(x, state, ts, plan)
+        mx.eval(output, new_state)
+        return output, new_state
+
+
+def built_copy(wiring: Wiring, input_dim: Optional[int]) -> Wiring:
+    """The private copy of ``wiring`` a cell keeps, built for ``input_dim`` when given.
+
+    Copying lets one wiring object serve several cells (upstream builds the caller's object in
+    place, so a second layer raises "Conflicting input dimensions").
+    """
+    if not isinstance(wiring, Wiring):
+        raise TypeError(f"wiring must be an ncps.wirings.Wiring, got {type(wiring).__name__}")
+    wiring = wiring.copy()
+    if input_dim is not None:
+        wiring.build(int(input_dim))
+    if not wiring.is_built():
+        raise ValueError("Wiring must be built before use: call wiring.build(input_dim) or pass input_size")
+    return wiring
+
+
+class WiredSizes:
+    """Sizes of a cell whose neurons are those of its wiring ``self._wiring``."""
+
+    _wiring: Wiring
+
+    @property
+    def wiring(self) -> Wiring:
+        return self._wiring
+
+    @property
+    def state_size(self) -> int:
+        return self._wiring.units
+
+    @property
+    def input_size(self) -> int:
+        return self._wiring.input_dim
+
+    @property
+    def sensory_size(self) -> int:
+        return self._wiring.input_dim
+
+    @property
+    def motor_size(self) -> int:
+        return self._wiring.output_dim
+
+    @property
+    def output_size(self) -> int:
+        return self._wiring.output_dim
+
+    @property
+    def synapse_count(self) -> int:
+        return self._wiring.synapse_count
+
+    @property
+    def sensory_synapse_count(self) -> int:
+        return self._wiring.sensory_synapse_count

@@ -1,0 +1,199 @@
+"""The fused CfC kernel: the cell hooks of :class:`~ncps.CfCCell` and :class:`~ncps.WiredCfCCell`.
+
+One C++ primitive (``CfCSequence``) runs a whole sequence of a :class:`~ncps.CfCCell` (one unit
+with its backbone MLP) or a :class:`~ncps.WiredCfCCell` (one masked, backbone-free unit per wiring
+layer), optionally with the mixed-memory LSTM before every step; its vjp is a second fused
+primitive (``CfCSequenceGrad``, backpropagation through time), so ``mx.grad``,
+``nn.value_and_grad`` and ``mx.compile`` work as for any MLX op.
+
+The hooks are the interface every fused module shares (see :mod:`ncps.cells.base`):
+:func:`why_not`, :func:`sequence` (a layer's whole sequence), :func:`step` (one streaming step in
+the primitive's step form, x ``(B, I)``: one graph node per step) and :func:`infer` (one step
+computed immediately). They take inputs the layer or the cell already validated;
+:func:`cfc_sequence` is the validated entry point for direct calls.
+
+Design (csrc/cfc_kernel.cpp): the input half of the first layer for all steps is one GEMM before
+the time loop; the loop keeps only the recurrence (h W_h^T, backbone, heads, closed-form update),
+threads split the batch and each runs the whole loop. The forward saves every per-step
+activation; the backward sweep only propagates the recurrence and the weight gradients are
+large GEMMs over all (t, b) rows afterwards. GEMMs are our register-blocked SIMD tiles
+(csrc/gemm.h; MLX's Linux BLAS is the netlib reference). Masked heads are dense GEMMs on W * mask
+(the NCP masks are ~75% dense, so skipping zeros would save at most ~12% of the head products).
+Backbone dropout in training mode is not fused (:func:`why_not` says so; ``auto`` falls back).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Union
+
+import mlx.core as mx
+
+from ..kernels import _ext
+
+KERNEL = "cfc_sequence"
+SUPPORTED_ACTIVATIONS = ("lecun_tanh", "tanh", "relu", "silu", "gelu", "sigmoid", "softplus")
+
+
+def _unit_params(cell) -> list:
+    """The arrays of one CfCCell, in the primitive's order.
+
+    (Modules are dicts: indexing them skips ``nn.Module.__getattr__``, which matters for the
+    latency of a streaming step.)
+    """
+    params = []
+    for layer in cell["backbone"]:
+        params += (layer["weight"], layer["bias"])
+    ff1 = cell["ff1"]
+    params += (ff1["weight"], ff1["bias"])
+    if cell.mode == "pure":
+        params += (cell["w_tau"], cell["A"])
+    else:
+        for name in ("ff2", "time_a", "time_b"):
+            head = cell[name]
+            params += (head["weight"], head["bias"])
+    if "sparsity_mask" in cell:
+        params.append(cell["sparsity_mask"])
+    return params
+
+
+def cell_units(cell) -> list:
+    """The CfCCell of each unit: the cell itself, or the layers of a WiredCfCCell."""
+    if "layer_0" in cell:  # a WiredCfCCell (modules are dicts of their children)
+        return [cell[f"layer_{l}"] for l in range(len(cell.layer_sizes))]
+    return [cell]
+
+
+def kernel_name(mixed_memory: bool = False) -> str:
+    """The primitive that runs a layer (mixed memory runs inside the same one)."""
+    return KERNEL
+
+
+def why_not(cell: Any, mixed_memory: bool = False) -> Optional[str]:
+    """None when the fused kernel covers ``cell`` (a CfCCell or WiredCfCCell; mixed memory is
+    covered too), else why not."""
+    for unit in cell_units(cell):
+        if unit.activation not in SUPPORTED_ACTIVATIONS:
+            return f"activation {unit.activation!r} has no fused implementation"
+        if unit.dropout is not None and unit.training:
+            return (
+                f"backbone dropout ({unit.backbone_dropout}) in training mode is not fused; "
+                "call .eval() for inference or use the reference path"
+            )
+    return None
+
+
+def _shape(a) -> tuple:
+    return tuple(a.shape)
+
+
+def cfc_sequence(cell: Any, x: mx.array, h0: mx.array, dt: mx.array, lstm: Any = None, c0: Optional[mx.array] = None):
+    """Run ``cell`` over a batch-first sequence with the fused primitive, validating every argument.
+
+    Args:
+        cell: a :class:`~ncps.CfCCell` or :class:`~ncps.WiredCfCCell`.
+        x: ``(B, T, input_size)``.
+        h0: ``(B, state_size)``.
+        dt: elapsed times ``(B, T)``.
+        lstm: the mixed-memory :class:`~ncps.LSTMCell` (or None); then ``c0`` ``(B, state_size)``.
+
+    Returns:
+        ``(states (B, T, state_size), c_final (B, state_size) or None)``, as :func:`sequence`.
+    """
+    if _ext is None:
+        raise RuntimeError("the fused CfC kernel needs the compiled extension ncps._ext")
+    I, N = cell.input_size, cell.state_size
+    if not isinstance(x, mx.array) or x.ndim != 3 or x.shape[-1] != I or x.shape[0] < 1 or x.shape[1] < 1:
+        raise ValueError(f"x must have shape (batch, time, input_size) = (B, T, {I}), got {_shape(x)}")
+    B, T = x.shape[:2]
+    if not isinstance(h0, mx.array) or _shape(h0) != (B, N):
+        raise ValueError(f"h0 must have shape (batch, state_size) = ({B}, {N}), got {_shape(h0)}")
+    if not isinstance(dt, mx.array) or _shape(dt) != (B, T):
+        raise ValueError(f"dt must have shape (batch, time) = ({B}, {T}), got {_shape(dt)}")
+    if lstm is not None:
+        if lstm.input_size != I or lstm.hidden_size != N:
+            raise ValueError(
+                f"the mixed-memory LSTM must map {I} inputs to {N} units, got {lstm.input_size} -> {lstm.hidden_size}"
+            )
+        if not isinstance(c0, mx.array) or _shape(c0) != (B, N):
+            raise ValueError(f"c0 must have shape (batch, state_size) = ({B}, {N}), got {_shape(c0)}")
+    elif c0 is not None:
+        raise ValueError("c0 is only for mixed memory (pass lstm too)")
+    return sequence(cell, x, h0, dt, lstm, c0)
+
+
+def sequence(cell: Any, x: mx.array, h0: mx.array, dt: mx.array, lstm: Any = None, c0: Optional[mx.array] = None):
+    """``(states (B, T, N), c_final or None)`` for ``x`` ``(B, T, I)``, ``h0`` ``(B, N)`` and ``dt``
+    ``(B, T)`` (validated by the caller); with the mixed-memory ``lstm`` the LSTM runs before every
+    step inside the primitive, from ``c0`` (zeros if None), and ``c_final`` is its final cell state."""
+    if lstm is not None and c0 is None:
+        c0 = mx.zeros_like(h0)
+    out = _call(cell_units(cell), x, h0, dt, lstm, c0)
+    return out[0], (out[1] if lstm is not None else None)
+
+
+def _unit_args(units: list) -> tuple:
+    """The primitive's arguments that describe the units: ``(params, unit_sizes, backbone,
+    masked, mode, activation)``."""
+    params = []
+    for unit in units:
+        params += _unit_params(unit)
+    return (
+        params,
+        [u.hidden_size for u in units],
+        [[layer["weight"].shape[0] for layer in u["backbone"]] for u in units],
+        ["sparsity_mask" in u for u in units],
+        units[0].mode,
+        units[0].activation,
+    )
+
+
+def _call(units: list, x, h0, dt, lstm=None, c0=None) -> list:
+    if not mx.issubdtype(x.dtype, mx.floating):
+        x = x.astype(mx.float32)
+    lstm_params = None
+    if lstm is not None:
+        lstm_params = [lstm["input_map"]["weight"], lstm["input_map"]["bias"], lstm["recurrent_map"]["weight"]]
+    return _ext.cfc_sequence(x, h0, dt, *_unit_args(units), lstm_params, c0 if lstm is not None else None)
+
+
+_DT_CACHE: dict = {}
+
+
+def _constant_dt(B: int, ts: float) -> mx.array:
+    """An evaluated ``(B, 1)`` array of ``ts``: a graph leaf, so a streaming step adds no op."""
+    key = (B, ts)
+    dt = _DT_CACHE.get(key)
+    if dt is None:
+        if len(_DT_CACHE) > 64:
+            _DT_CACHE.clear()
+        dt = _DT_CACHE[key] = mx.full((B, 1), ts, dtype=mx.float32)
+        mx.eval(dt)
+    return dt
+
+
+def _readout(cell: Any) -> tuple:
+    """(first column, size) of the output inside the state: a wired cell's motor neurons are
+    its last ones, a CfCCell's output its first ``output_size`` columns."""
+    if "layer_0" in cell:
+        return cell.state_size - cell.motor_size, cell.motor_size
+    return 0, cell.output_size
+
+
+def infer(cell: Any, x: mx.array, h: mx.array, ts: Union[float, mx.array], readout: Optional[tuple] = None) -> tuple:
+    """One step computed immediately (``_ext.cfc_step_now``): evaluated ``(output, state)``, no
+    graph node and no gradient; ``readout`` = (first column, size) of the output in the state
+    (the cell's own by default). Other arguments as for :func:`step`."""
+    dt = _constant_dt(x.shape[0], float(ts)) if isinstance(ts, (int, float)) else ts
+    return _ext.cfc_step_now(x, h, dt, *_unit_args(cell_units(cell)), *(readout or _readout(cell)))
+
+
+def step(cell: Any, x: mx.array, h: mx.array, ts: Union[float, mx.array]) -> mx.array:
+    """One step of ``cell`` as one fused call (the streaming / control-loop case).
+
+    ``x`` ``(B, I)``, ``h`` ``(B, N)``, ``ts`` a float or ``(B, 1)``, as returned by
+    :meth:`ncps.cells.base.Cell.check_inputs` (which validated them). Returns the new state
+    ``(B, N)``. The primitive takes ``x`` ``(B, I)`` directly (its step form), so the call adds
+    exactly one node to the graph.
+    """
+    dt = _constant_dt(x.shape[0], float(ts)) if isinstance(ts, (int, float)) else ts
+    return _call(cell_units(cell), x, h, dt)[0]

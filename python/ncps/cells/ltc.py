@@ -1,0 +1,235 @@
+"""The liquid time-constant (LTC) cell (Hasani et al., AAAI 2021) in the form of the official ncps.
+
+Each neuron ``i`` is a leaky membrane driven by conductance-based synapses:
+
+.. math::
+
+    c_{m,i} \\frac{dv_i}{dt} = g_{l,i}(v_{l,i} - v_i)
+        + \\sum_k W_{ki}(v_k)(E_{ki} - v_i) + \\sum_j S_{ji}(\\tilde x_j)(E^s_{ji} - v_i)
+
+    W_{ki}(v) = w_{ki}\\,\\sigma(\\sigma_{ki}(v - \\mu_{ki}))\\,m_{ki}, \\qquad
+    S_{ji}(\\tilde x) = w^s_{ji}\\,\\sigma(\\sigma^s_{ji}(\\tilde x - \\mu^s_{ji}))\\,m^s_{ji}
+
+where ``m`` and ``m^s`` are the (frozen) wiring masks. One time step of length ``Δt`` runs
+``K = ode_unfolds`` semi-implicit Euler sub-steps of ``h = Δt/K``, conductances frozen at the
+previous sub-step and the input held fixed:
+
+.. math::
+
+    v \\leftarrow \\frac{(c_m/h)\\,v + g_l v_l + \\sum_k W_{ki}E_{ki} + \\sum_j S_{ji}E^s_{ji}}
+                       {c_m/h + g_l + \\sum_k W_{ki} + \\sum_j S_{ji} + \\varepsilon}
+
+Shapes: input ``x`` ``(B, I)``, state ``v`` ``(B, N)``, output ``(B, M)`` (the first ``M`` neurons
+are the motor neurons), ``Δt`` a float or ``(B,)``/``(B, 1)``.
+
+Fixes against the official package: per-sample ``Δt`` is honoured (upstream broadcasts ``(B,)``
+against the neuron axis), and ``Δt = 0`` leaves the state unchanged (upstream divides by zero and
+returns NaN).
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Union
+
+import mlx.core as mx
+import mlx.nn as nn
+import numpy as np
+
+from ..wirings import Wiring
+from . import ltc_fused
+from .ltc_fused import SOLVER_PARAMS  # noqa: F401  (the solver parameters, in the primitive's order)
+from .._aliases import official_names
+from .base import Cell, WiredSizes, built_copy
+
+_INIT_RANGES = {
+    "gleak": (0.001, 1.0),
+    "vleak": (-0.2, 0.2),
+    "cm": (0.4, 0.6),
+    "w": (0.001, 1.0),
+    "sigma": (3.0, 8.0),
+    "mu": (0.3, 0.8),
+    "sensory_w": (0.001, 1.0),
+    "sensory_sigma": (3.0, 8.0),
+    "sensory_mu": (0.3, 0.8),
+}
+
+
+def _synapses(v: mx.array, w: mx.array, sigma: mx.array, mu: mx.array, mask: mx.array) -> mx.array:
+    """Synaptic conductances ``(B, S, N)`` for presynaptic potentials ``v`` ``(B, S)``."""
+    return w * mx.sigmoid(sigma * (v[:, :, None] - mu)) * mask
+
+
+def ltc_step(
+    x: mx.array, v: mx.array, dt: Union[float, mx.array], p: dict, ode_unfolds: int, epsilon: float
+) -> mx.array:
+    """One LTC time step: ``K`` semi-implicit sub-steps from state ``v`` under mapped input ``x``.
+
+    ``p`` holds the effective solver parameters (names in :data:`SOLVER_PARAMS`, positivity
+    constraints and masks already applied); ``dt`` is a float or a ``(B, 1)`` array.
+    """
+    s = _synapses(x, p["sensory_w"], p["sensory_sigma"], p["sensory_mu"], p["sensory_mask"])
+    num_s = (s * p["sensory_erev"]).sum(axis=1)
+    den_s = s.sum(axis=1)
+    if isinstance(dt, (int, float)):
+        if dt == 0:
+            return v
+        moving, h = None, dt / ode_unfolds
+    else:
+        # A safe step where Δt = 0 keeps NaN out of both branches of the where (and its gradient).
+        moving = dt > 0
+        h = mx.where(moving, dt, 1.0) / ode_unfolds
+    cm_t = p["cm"] / h
+    leak = p["gleak"] * p["vleak"]
+    v0 = v
+    for _ in range(ode_unfolds):
+        a = _synapses(v, p["w"], p["sigma"], p["mu"], p["mask"])
+        num = (a * p["erev"]).sum(axis=1) + num_s
+        den = a.sum(axis=1) + den_s
+        v = (cm_t * v + leak + num) / (cm_t + p["gleak"] + den + epsilon)
+    return v if moving is None else mx.where(moving, v, v0)
+
+
+def ltc_sequence(
+    x: mx.array, h0: mx.array, dt: mx.array, p: dict, ode_unfolds: int, epsilon: float
+) -> mx.array:
+    """Reference LTC over a whole sequence: mapped inputs ``(B, T, I)``, ``h0`` ``(B, N)``,
+    ``dt`` ``(B, T)``; returns the state after every step, ``(B, T, N)``.
+
+    The fused primitive (:func:`ncps.cells.ltc_fused.ltc_sequence`) computes exactly this.
+    """
+    v, states = h0, []
+    for t in range(x.shape[1]):
+        v = ltc_step(x[:, t], v, dt[:, t : t + 1], p, ode_unfolds, epsilon)
+        states.append(v)
+    return mx.stack(states, axis=1)
+
+
+class LTCCell(WiredSizes, Cell):
+    """A liquid time-constant cell on a wiring: ``cell(x, state, ts=1.0) -> (output, new_state)``.
+
+    Args:
+        wiring: the connectivity (an int-sized fully connected layer is ``FullyConnected(units)``).
+            The cell builds and keeps its own copy, so one wiring may serve several cells.
+        in_features: input size; needed unless the wiring is already built.
+        input_mapping, output_mapping: ``"affine"`` (``x*w + b``), ``"linear"`` (``x*w``) or
+            anything else for the identity.
+        ode_unfolds: semi-implicit sub-steps per time step.
+        epsilon: added to the solver's denominator.
+        implicit_param_constraints: if True, ``w``, ``sensory_w``, ``cm`` and ``gleak`` pass through
+            softplus; if False (the official cell's default), call :meth:`apply_weight_constraints`
+            after each optimizer step.
+
+    Parameters keep the official names (``gleak, vleak, cm, sigma, mu, w, erev, sensory_*``,
+    ``input_w/b``, ``output_w/b``); the masks ``sparsity_mask`` and ``sensory_sparsity_mask`` are
+    frozen.
+    """
+
+    def __init__(
+        self,
+        wiring: Wiring,
+        in_features: Optional[int] = None,
+        input_mapping: str = "affine",
+        output_mapping: str = "affine",
+        ode_unfolds: int = 6,
+        epsilon: float = 1e-8,
+        implicit_param_constraints: bool = False,
+    ):
+        super().__init__()
+        if int(ode_unfolds) < 1:
+            raise ValueError(f"ode_unfolds must be a positive integer, got {ode_unfolds}")
+        self._config = dict(wiring=None, in_features=in_features, input_mapping=input_mapping,
+                            output_mapping=output_mapping, ode_unfolds=ode_unfolds, epsilon=epsilon,
+                            implicit_param_constraints=implicit_param_constraints)  # fmt: skip
+        self._wiring = wiring = built_copy(wiring, in_features)
+        self._config.update(wiring=wiring, in_features=wiring.input_dim)
+        self.input_mapping = input_mapping
+        self.output_mapping = output_mapping
+        self.ode_unfolds = int(ode_unfolds)
+        self.epsilon = float(epsilon)
+        self.implicit_param_constraints = bool(implicit_param_constraints)
+
+        N, I, M = self.state_size, self.sensory_size, self.motor_size
+
+        def init(name: str, shape: tuple) -> mx.array:
+            lo, hi = _INIT_RANGES[name]
+            return mx.random.uniform(lo, hi, shape)
+
+        self.gleak = init("gleak", (N,))
+        self.vleak = init("vleak", (N,))
+        self.cm = init("cm", (N,))
+        self.sigma = init("sigma", (N, N))
+        self.mu = init("mu", (N, N))
+        self.w = init("w", (N, N))
+        self.erev = mx.array(wiring.erev_initializer(), dtype=mx.float32)
+        self.sensory_sigma = init("sensory_sigma", (I, N))
+        self.sensory_mu = init("sensory_mu", (I, N))
+        self.sensory_w = init("sensory_w", (I, N))
+        self.sensory_erev = mx.array(wiring.sensory_erev_initializer(), dtype=mx.float32)
+        self.sparsity_mask = mx.array(np.abs(wiring.adjacency_matrix), dtype=mx.float32)
+        self.sensory_sparsity_mask = mx.array(np.abs(wiring.sensory_adjacency_matrix), dtype=mx.float32)
+        if input_mapping in ("affine", "linear"):
+            self.input_w = mx.ones((I,))
+        if input_mapping == "affine":
+            self.input_b = mx.zeros((I,))
+        if output_mapping in ("affine", "linear"):
+            self.output_w = mx.ones((M,))
+        if output_mapping == "affine":
+            self.output_b = mx.zeros((M,))
+        self.freeze(keys=["sparsity_mask", "sensory_sparsity_mask"], recurse=False)
+
+    fused = ltc_fused  # covers mixed memory too
+
+    # -- math --------------------------------------------------------------------------------
+    def _positive(self, z: mx.array) -> mx.array:
+        return nn.softplus(z) if self.implicit_param_constraints else z
+
+    def solver_params(self) -> dict:
+        """The effective solver parameters (constraints applied, masks attached)."""
+        return {
+            "sensory_w": self._positive(self.sensory_w),
+            "sensory_sigma": self.sensory_sigma,
+            "sensory_mu": self.sensory_mu,
+            "sensory_erev": self.sensory_erev,
+            "sensory_mask": self.sensory_sparsity_mask,
+            "w": self._positive(self.w),
+            "sigma": self.sigma,
+            "mu": self.mu,
+            "erev": self.erev,
+            "mask": self.sparsity_mask,
+            "cm": self._positive(self.cm),
+            "gleak": self._positive(self.gleak),
+            "vleak": self.vleak,
+        }
+
+    def map_inputs(self, x: mx.array) -> mx.array:
+        if self.input_mapping in ("affine", "linear"):
+            x = x * self.input_w
+        if self.input_mapping == "affine":
+            x = x + self.input_b
+        return x
+
+    def map_outputs(self, v: mx.array) -> mx.array:
+        y = v[..., : self.motor_size]
+        if self.output_mapping in ("affine", "linear"):
+            y = y * self.output_w
+        if self.output_mapping == "affine":
+            y = y + self.output_b
+        return y
+
+    def step(self, x: mx.array, v: mx.array, ts: Union[float, mx.array]) -> mx.array:
+        """The new state (no input checks; ``ts`` a float or ``(B, 1)``)."""
+        return ltc_step(self.map_inputs(x), v, ts, self.solver_params(), self.ode_unfolds, self.epsilon)
+
+    def readout(self, v: mx.array) -> mx.array:
+        return self.map_outputs(v)
+
+    def apply_weight_constraints(self) -> None:
+        """Clip ``w``, ``sensory_w``, ``cm`` and ``gleak`` at zero (explicit-constraint mode)."""
+        for name in ("w", "sensory_w", "cm", "gleak"):
+            setattr(self, name, mx.maximum(getattr(self, name), 0.0))
+
+    @official_names(inputs="x", states="state", elapsed_time="ts")
+    def __call__(self, x: mx.array, state: Optional[mx.array] = None, ts: Union[float, mx.array] = 1.0):
+        """One step (see :meth:`Cell.__call__`); also takes the official names ``inputs=``,
+        ``states=`` and ``elapsed_time=``."""
+        return super().__call__(x, state, ts)

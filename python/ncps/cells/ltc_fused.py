@@ -1,0 +1,252 @@
+"""The fused LTC kernels: the cell hooks of :class:`~ncps.LTCCell` and the validated array API.
+
+The hooks (:func:`why_not`, :func:`sequence`, :func:`step`; the interface every fused module
+shares, see :mod:`ncps.cells.base`) take a cell and inputs a layer or the cell already validated,
+and call the primitives directly. :func:`ltc_sequence` and :func:`ltc_mixed_sequence` are the
+entry points for arrays and a parameter dict; they validate their arguments and name the one
+that is wrong (the C++ side checks again, as a last line of defence).
+
+:func:`ltc_sequence` wraps ``_ext.ltc_sequence``: the whole liquid time-constant sequence (``T``
+steps of ``ode_unfolds`` semi-implicit sub-steps) as one MLX primitive (``LTCSequence``) whose
+vector-Jacobian product is a second fused primitive (``LTCSequenceGrad``, backpropagation through
+every sub-step). It computes exactly :func:`ncps.cells.ltc.ltc_sequence`, the pure-MLX reference, and
+works under ``mx.grad``, ``mx.value_and_grad``, ``nn.value_and_grad`` and ``mx.compile``.
+
+:func:`ltc_mixed_sequence` wraps ``_ext.ltc_mixed_sequence``: the mixed-memory variant (an LSTM
+before every LTC step, ``mixed_memory=True`` in the layers) as one primitive
+(``LTCMixedSequence``) with a fused backward (``LTCMixedSequenceGrad``) through the LSTM and every
+LTC sub-step; the LSTM's input and recurrent projections run inside the kernel.
+
+The kernels run on the CPU; only synapses whose mask entry is nonzero are computed, so sparse
+NCP wirings cost in proportion to their synapse count. The masks receive zero gradient.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Optional, Union
+
+import mlx.core as mx
+
+from .. import kernels as _kernels
+from ..kernels import _ext
+
+__all__ = ["ltc_sequence", "ltc_mixed_sequence", "lstm_params", "LTC_PARAMS", "LSTM_PARAMS", "SOLVER_PARAMS",
+           "why_not", "sequence", "step"]  # fmt: skip
+
+KERNEL = "ltc_sequence"
+
+# Names of the effective parameters the solver consumes, in the order the primitive takes them.
+SOLVER_PARAMS = (
+    "sensory_w", "sensory_sigma", "sensory_mu", "sensory_erev", "sensory_mask",
+    "w", "sigma", "mu", "erev", "mask",
+    "cm", "gleak", "vleak",
+)  # fmt: skip
+LTC_PARAMS = SOLVER_PARAMS
+# The mixed-memory LSTM's parameters in the order the primitive takes them: input_map.weight
+# (4N, F), input_map.bias (4N,), recurrent_map.weight (4N, N).
+LSTM_PARAMS = ("input_w", "input_b", "recurrent_w")
+
+
+def _require_ext():
+    if _ext is None:
+        why = getattr(_kernels, "_EXT_ERROR", None) or "not built"
+        raise RuntimeError(f"the compiled extension ncps._ext is not available ({why}); "
+                           "use the reference implementation ncps.cells.ltc.ltc_sequence instead")
+    return _ext
+
+
+def _shape_str(shape) -> str:
+    shape = tuple(shape)
+    return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def _check(name: str, a, want: tuple, sym: str, op: str = "ltc_sequence") -> None:
+    if not isinstance(a, mx.array):
+        raise TypeError(f"{op}: {name} must be an mlx.core.array, got {type(a).__name__}")
+    if tuple(a.shape) != want:
+        raise ValueError(f"{op}: {name} must have shape {sym} = {_shape_str(want)}, got {_shape_str(a.shape)}")
+    if mx.issubdtype(a.dtype, mx.complexfloating):
+        raise ValueError(f"{op}: {name} must be a real array, got {a.dtype}")
+
+
+def _check_ltc_args(op: str, x, h0, dt, params, ode_unfolds) -> tuple:
+    """Validate the LTC part of a call; returns ``(B, T, I, N)``."""
+    if not isinstance(params, Mapping):
+        raise TypeError(f"{op}: params must be a mapping of solver parameters, got {type(params).__name__}")
+    missing = [k for k in LTC_PARAMS if k not in params]
+    if missing:
+        raise ValueError(f"{op}: params is missing {missing} (expected keys {list(LTC_PARAMS)})")
+    if isinstance(ode_unfolds, bool) or int(ode_unfolds) != ode_unfolds or int(ode_unfolds) < 1:
+        raise ValueError(f"{op}: ode_unfolds must be a positive integer, got {ode_unfolds!r}")
+    if not isinstance(x, mx.array) or x.ndim != 3:
+        got = _shape_str(x.shape) if isinstance(x, mx.array) else type(x).__name__
+        raise ValueError(f"{op}: x must have shape (B, T, I), got {got}")
+    w = params["w"]
+    if not isinstance(w, mx.array) or w.ndim != 2 or w.shape[0] != w.shape[1]:
+        got = _shape_str(w.shape) if isinstance(w, mx.array) else type(w).__name__
+        raise ValueError(f"{op}: w must have shape (N, N), got {got}")
+    B, T, I = x.shape
+    N = w.shape[0]
+    _check("x", x, (B, T, I), "(B, T, I)", op)
+    _check("h0", h0, (B, N), "(B, N)", op)
+    _check("dt", dt, (B, T), "(B, T)", op)
+    for k in LTC_PARAMS[:5]:
+        _check(k, params[k], (I, N), "(I, N)", op)
+    for k in LTC_PARAMS[5:10]:
+        _check(k, params[k], (N, N), "(N, N)", op)
+    for k in LTC_PARAMS[10:]:
+        _check(k, params[k], (N,), "(N,)", op)
+    return B, T, I, N
+
+
+def ltc_sequence(
+    x: mx.array,
+    h0: mx.array,
+    dt: mx.array,
+    params: Mapping[str, mx.array],
+    ode_unfolds: int = 6,
+    epsilon: float = 1e-8,
+    *,
+    stream: Optional[object] = None,
+) -> mx.array:
+    """The fused LTC sequence: states ``(B, T, N)`` after every step.
+
+    Args:
+        x: mapped inputs ``(B, T, I)``.
+        h0: initial state ``(B, N)``.
+        dt: elapsed time ``(B, T)`` per sample and step; a step with ``dt <= 0`` leaves that
+            sample's state unchanged.
+        params: the effective solver parameters (keys of :data:`SOLVER_PARAMS`, e.g.
+            ``LTCCell.solver_params()``): ``sensory_*`` ``(I, N)``, ``w, sigma, mu, erev, mask``
+            ``(N, N)`` indexed ``[source, destination]``, ``cm, gleak, vleak`` ``(N,)``, with
+            positivity constraints already applied.
+        ode_unfolds: semi-implicit sub-steps per step (``K >= 1``).
+        epsilon: added to the solver's denominator.
+        stream: optional CPU stream or device.
+
+    Returns:
+        ``(B, T, N)`` in ``x``'s floating dtype (computed in float32).
+
+    Raises:
+        ValueError: a missing parameter, a wrong shape or rank (the message names the argument and
+            the expected shape), or ``ode_unfolds < 1``.
+        RuntimeError: the extension is not loaded.
+    """
+    _require_ext()
+    _check_ltc_args("ltc_sequence", x, h0, dt, params, ode_unfolds)
+    return _plain(x, h0, dt, params, ode_unfolds, epsilon, stream)
+
+
+def _plain(x, h0, dt, params, ode_unfolds, epsilon, stream=None) -> mx.array:
+    return _ext.ltc_sequence(x, h0, dt, *(params[k] for k in LTC_PARAMS), int(ode_unfolds), float(epsilon),
+                             stream=stream)
+
+
+def lstm_params(lstm) -> dict:
+    """The parameters of a mixed-memory :class:`~ncps.LSTMCell` under the keys of :data:`LSTM_PARAMS`."""
+    return {
+        "input_w": lstm.input_map.weight,
+        "input_b": lstm.input_map.bias,
+        "recurrent_w": lstm.recurrent_map.weight,
+    }
+
+
+def ltc_mixed_sequence(
+    x: mx.array,
+    h0: mx.array,
+    c0: mx.array,
+    dt: mx.array,
+    params: Mapping[str, mx.array],
+    lstm_input: mx.array,
+    lstm: Mapping[str, mx.array],
+    ode_unfolds: int = 6,
+    epsilon: float = 1e-8,
+    *,
+    stream: Optional[object] = None,
+) -> tuple[mx.array, mx.array]:
+    """The fused mixed-memory LTC sequence: ``(states, cells)``, each ``(B, T, N)``.
+
+    Every step ``t`` runs the LSTM (:class:`~ncps.LSTMCell`) on ``(lstm_input[:, t], (v, c))``
+    and then the LTC step (as :func:`ltc_sequence`) from the LSTM's output with mapped input
+    ``x[:, t]``; ``v`` starts at ``h0`` and ``c`` at ``c0``. ``states`` holds ``v`` and ``cells``
+    holds ``c`` after every step, so the final state of a layer is ``(states[:, -1], cells[:, -1])``.
+
+    Args:
+        x: mapped LTC inputs ``(B, T, I)``.
+        h0, c0: initial LTC state and LSTM cell state ``(B, N)``.
+        dt: elapsed time ``(B, T)``; a step with ``dt <= 0`` runs the LSTM but not the LTC (the
+            state becomes the LSTM's output), as the reference.
+        params: the effective LTC solver parameters, as for :func:`ltc_sequence`.
+        lstm_input: the LSTM's input ``(B, T, F)`` (the unmapped layer input).
+        lstm: the LSTM's parameters (keys of :data:`LSTM_PARAMS`, e.g. :func:`lstm_params`):
+            ``input_w`` ``(4N, F)``, ``input_b`` ``(4N,)``, ``recurrent_w`` ``(4N, N)``, gates
+            ordered ``[input, input gate, forget gate, output gate]``.
+        ode_unfolds, epsilon, stream: as for :func:`ltc_sequence`.
+
+    Returns:
+        ``(states, cells)`` in ``x``'s floating dtype (computed in float32).
+
+    Raises:
+        ValueError: a missing parameter or a wrong shape (the message names the argument and the
+            expected shape), or ``ode_unfolds < 1``.
+        RuntimeError: the extension is not loaded.
+    """
+    op = "ltc_mixed_sequence"
+    _require_ext()
+    B, T, I, N = _check_ltc_args(op, x, h0, dt, params, ode_unfolds)
+    _check("c0", c0, (B, N), "(B, N)", op)
+    if not isinstance(lstm, Mapping):
+        raise TypeError(f"{op}: lstm must be a mapping of LSTM parameters, got {type(lstm).__name__}")
+    missing = [k for k in LSTM_PARAMS if k not in lstm]
+    if missing:
+        raise ValueError(f"{op}: lstm is missing {missing} (expected keys {list(LSTM_PARAMS)})")
+    if not isinstance(lstm_input, mx.array) or lstm_input.ndim != 3 or tuple(lstm_input.shape[:2]) != (B, T):
+        got = _shape_str(lstm_input.shape) if isinstance(lstm_input, mx.array) else type(lstm_input).__name__
+        raise ValueError(f"{op}: lstm_input must have shape (B, T, F) with (B, T) = ({B}, {T}), got {got}")
+    F = lstm_input.shape[2]
+    _check("lstm_input", lstm_input, (B, T, F), "(B, T, F)", op)
+    _check("input_w", lstm["input_w"], (4 * N, F), "(4N, F)", op)
+    _check("input_b", lstm["input_b"], (4 * N,), "(4N,)", op)
+    _check("recurrent_w", lstm["recurrent_w"], (4 * N, N), "(4N, N)", op)
+    return _mixed(x, h0, c0, dt, params, lstm_input, lstm, ode_unfolds, epsilon, stream)
+
+
+def _mixed(x, h0, c0, dt, params, lstm_input, lstm, ode_unfolds, epsilon, stream=None) -> tuple[mx.array, mx.array]:
+    states, cells = _ext.ltc_mixed_sequence(
+        x, h0, dt, *(params[k] for k in LTC_PARAMS), lstm_input, *(lstm[k] for k in LSTM_PARAMS), c0,
+        int(ode_unfolds), float(epsilon), stream=stream,
+    )  # fmt: skip
+    return states, cells
+
+
+# -- the cell hooks (inputs validated by the caller) ----------------------------------------------
+
+
+def kernel_name(mixed_memory: bool = False) -> str:
+    """The primitive that runs a layer with or without mixed memory."""
+    return "ltc_mixed_sequence" if mixed_memory else KERNEL
+
+
+def why_not(cell: Any, mixed_memory: bool = False) -> Optional[str]:
+    """None: the primitives cover every LTC cell, with or without mixed memory."""
+    return None
+
+
+def sequence(cell: Any, x: mx.array, h0: mx.array, dt: mx.array, lstm: Any = None, c0: Optional[mx.array] = None):
+    """``(states (B, T, N), c_T)`` for ``x`` ``(B, T, I)`` and ``dt`` ``(B, T)``; with the
+    mixed-memory ``lstm`` (an :class:`~ncps.LSTMCell`) the LSTM runs before every step inside the
+    primitive, from cell state ``c0`` (zeros if None), and ``c_T`` is its final cell state, else
+    ``c_T`` is None."""
+    args = (cell.solver_params(), cell.ode_unfolds, cell.epsilon)
+    if lstm is None:
+        return _plain(cell.map_inputs(x), h0, dt, *args), None
+    c0 = mx.zeros_like(h0) if c0 is None else c0
+    states, cells = _mixed(cell.map_inputs(x), h0, c0, dt, args[0], x, lstm_params(lstm), *args[1:])
+    return states, cells[:, -1]
+
+
+def step(cell: Any, x: mx.array, h: mx.array, ts: Union[float, mx.array]) -> mx.array:
+    """One step as a one-step sequence: ``x`` ``(B, I)``, ``h`` ``(B, N)``, ``ts`` a float or
+    ``(B, 1)``; the new state ``(B, N)``."""
+    dt = mx.full((x.shape[0], 1), ts) if isinstance(ts, (int, float)) else ts
+    return sequence(cell, x[:, None], h, dt)[0][:, 0]

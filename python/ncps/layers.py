@@ -1,0 +1,407 @@
+"""Sequence layers: one generic wrapper runs any cell over time.
+
+:class:`RNN` owns everything that is not the cell's math: the ``(B, T, F)`` / ``(T, B, F)`` /
+unbatched layouts, elapsed times of every accepted shape, initial states, the mixed-memory LSTM,
+the optional projection, ``return_sequences`` and bidirectional merging. Per direction it either
+runs the cell's fused sequence kernel where :func:`ncps.kernels.plan` allows, or the reference loop
+
+.. code-block:: text
+
+    for t in 0..T-1:
+        if mixed_memory: h, c = lstm(x_t, (h, c))
+        y_t, h = cell(x_t, h, Δt_t)
+    output = proj(y) for every t (return_sequences) or for the last t
+
+:class:`CfC`, :class:`LTC`, :class:`CTRNN` and :class:`CTGRU` only build their cell.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Union
+
+import mlx.core as mx
+import mlx.nn as nn
+import numpy as np
+
+from . import kernels
+from ._aliases import official_names
+from .cells import Cell, CfCCell, CTGRUCell, CTRNNCell, LSTMCell, LTCCell, WiredCfCCell
+from .cells.base import shape_of as _shape
+from .wirings import FullyConnected, Wiring
+
+MERGE_MODES = ("concat", "sum", "mul", "ave", None)
+
+Timespans = Union[None, float, mx.array, np.ndarray]
+
+
+def _normalize_timespans(ts: Timespans, B: int, T: int, batch_first: bool, batched: bool) -> Optional[mx.array]:
+    """Elapsed times as a ``(B, T)`` array, or None for the default of 1.0."""
+    if ts is None:
+        return None
+    if isinstance(ts, (int, float)):
+        return mx.full((B, T), float(ts))
+    ts = mx.array(ts) if not isinstance(ts, mx.array) else ts
+    ts = ts.astype(mx.float32)
+    if ts.ndim == 0:
+        return mx.full((B, T), ts.item())
+    if not batched:
+        if ts.shape in ((T,), (T, 1)):
+            return ts.reshape(1, T)
+        raise ValueError(f"timespans for unbatched input of length T = {T} must be a float, (T,) or (T, 1); got {_shape(ts)}")
+    if ts.shape == (B,):
+        return mx.broadcast_to(ts[:, None], (B, T))
+    if ts.ndim == 3 and ts.shape[-1] == 1:
+        ts = ts[..., 0]
+    if batch_first and ts.shape == (B, T):
+        return ts
+    if not batch_first and ts.shape == (T, B):
+        return ts.T
+    layout = f"(B, T) = ({B}, {T}) or (B, T, 1)" if batch_first else f"(T, B) = ({T}, {B}) or (T, B, 1)"
+    raise ValueError(f"timespans must be None, a float, (B,) = ({B},), {layout}; got {_shape(ts)}")
+
+
+class RNN(nn.Module):
+    """Runs a cell over sequences: ``layer(x, state=None, timespans=None) -> (output, state)``.
+
+    Args:
+        cell: the cell of the forward direction (``LTCCell``, ``CfCCell``, ``WiredCfCCell``,
+            ``CTRNNCell``, ``CTGRUCell``). With ``bidirectional=True`` a second, independently
+            initialised cell of the same configuration reads the reversed sequence.
+        return_sequences: return every step's output ``(B, T, ·)``, or only the last ``(B, ·)``.
+        batch_first: ``x`` is ``(B, T, F)`` if True, ``(T, B, F)`` otherwise; ``(T, F)`` is unbatched.
+        mixed_memory: run an LSTM before the cell at every step; the state is then ``(h, c)``.
+        proj_size: a linear projection of each output to ``proj_size`` features.
+        bidirectional, merge_mode: combine both directions by ``concat``, ``sum``, ``mul``,
+            ``ave``, or return them as a tuple (``None``).
+
+    ``timespans`` (alias ``time_delta``): None (1.0), a float, ``(B,)``, ``(B, T)`` or
+    ``(B, T, 1)`` (``(T, B)``, ``(T, B, 1)`` when not batch-first); each sample's own elapsed
+    time is used. ``state``: ``(B, state_size)``, ``(h, c)`` with mixed memory, and a pair
+    ``(forward, backward)`` of those when bidirectional. The returned state has that structure.
+    """
+
+    def __init__(
+        self,
+        cell: Cell,
+        return_sequences: bool = True,
+        batch_first: bool = True,
+        mixed_memory: bool = False,
+        proj_size: Optional[int] = None,
+        bidirectional: bool = False,
+        merge_mode: Optional[str] = "concat",
+        _backward_cell: Optional[Cell] = None,
+    ):
+        super().__init__()
+        if merge_mode not in MERGE_MODES:
+            raise ValueError(f"merge_mode must be one of {MERGE_MODES}, got {merge_mode!r}")
+        if proj_size is not None and int(proj_size) < 1:
+            raise ValueError(f"proj_size must be a positive integer, got {proj_size}")
+        self.rnn_cell = cell
+        self.return_sequences = bool(return_sequences)
+        self.batch_first = bool(batch_first)
+        self.mixed_memory = bool(mixed_memory)
+        self.proj_size = None if proj_size is None else int(proj_size)
+        self.bidirectional = bool(bidirectional)
+        self.merge_mode = merge_mode
+        if self.mixed_memory:
+            self.lstm = LSTMCell(cell.input_size, cell.state_size)
+        if self.proj_size is not None:
+            self.fc = nn.Linear(cell.output_size, self.proj_size)
+        if self.bidirectional:
+            back = _backward_cell if _backward_cell is not None else type(cell)(**_cell_kwargs(cell))
+            self.backward_layer = RNN(back, True, True, mixed_memory, proj_size)
+
+    # -- sizes -------------------------------------------------------------------------------
+    @property
+    def input_size(self) -> int:
+        return self.rnn_cell.input_size
+
+    @property
+    def state_size(self) -> int:
+        return self.rnn_cell.state_size
+
+    @property
+    def output_size(self) -> int:
+        """Features of one output step (after projection and merging)."""
+        size = self.proj_size or self.rnn_cell.output_size
+        return 2 * size if self.bidirectional and self.merge_mode == "concat" else size
+
+    def get_config(self) -> dict:
+        """The sequence options (the cell has its own ``get_config``)."""
+        return dict(
+            return_sequences=self.return_sequences, batch_first=self.batch_first, mixed_memory=self.mixed_memory,
+            proj_size=self.proj_size, bidirectional=self.bidirectional, merge_mode=self.merge_mode,
+        )  # fmt: skip
+
+    # -- one direction ----------------------------------------------------------------------
+    def _scan(self, x: mx.array, h: mx.array, c: Optional[mx.array], ts: Optional[mx.array]):
+        """One direction over batch-first ``x``; returns ``(outputs (B, T, M), h, c)``: the cell's
+        fused ``sequence`` where :func:`ncps.kernels.plan` allows, the reference loop otherwise."""
+        cell = self.rnn_cell
+        lstm = self.lstm if self.mixed_memory else None
+        plan = kernels.plan(cell, mixed_memory=self.mixed_memory)
+        if plan.fused:
+            B, T = x.shape[:2]
+            dt = mx.ones((B, T)) if ts is None else ts
+            states, c = plan.kernel.sequence(cell, x, h, dt, lstm, c)
+            return cell.readout(states), states[:, -1], c
+        outputs = []
+        for t in range(x.shape[1]):
+            x_t = x[:, t]
+            if lstm is not None:
+                h, c = lstm(x_t, (h, c))
+            h = cell.step(x_t, h, 1.0 if ts is None else ts[:, t : t + 1])
+            outputs.append(cell.readout(h))
+        return mx.stack(outputs, axis=1), h, c
+
+    def _run(self, x: mx.array, state: Any, ts: Optional[mx.array]):
+        """Batch-first ``x`` → ``(outputs (B, T, ·) or (B, ·), final state)`` for one direction."""
+        B = x.shape[0]
+        h, c = self._initial_state(state, B)
+        outputs, h, c = self._scan(x, h, c, ts)
+        if not self.return_sequences:
+            outputs = outputs[:, -1]
+        if self.proj_size is not None:
+            outputs = self.fc(outputs)
+        return outputs, ((h, c) if self.mixed_memory else h)
+
+    def _initial_state(self, state: Any, B: int):
+        N = self.state_size
+        if state is None:
+            zeros = mx.zeros((B, N))
+            return zeros, (zeros if self.mixed_memory else None)
+        if self.mixed_memory:
+            if not isinstance(state, (tuple, list)) or len(state) != 2:
+                raise RuntimeError(
+                    "Running a layer with mixed_memory=True requires a tuple (h0, c0) as state, "
+                    f"got {type(state).__name__}"
+                )
+            h, c = (mx.array(s) for s in state)
+            for name, s in (("state[0] (h0)", h), ("state[1] (c0)", c)):
+                if s.shape != (B, N):
+                    raise ValueError(f"{name} must have shape (batch, state_size) = ({B}, {N}), got {_shape(s)}")
+            return h, c
+        if isinstance(state, (tuple, list)):
+            raise ValueError("state must be an array of shape (batch, state_size); a tuple is only for mixed_memory=True")
+        h = mx.array(state)
+        if h.shape != (B, N):
+            raise ValueError(f"state must have shape (batch, state_size) = ({B}, {N}), got {_shape(h)}")
+        return h, None
+
+    # -- the layer ---------------------------------------------------------------------------
+    @official_names(input="x", hx="state")
+    def __call__(self, x: mx.array, state: Any = None, timespans: Timespans = None, *, time_delta: Timespans = None):
+        if time_delta is not None:
+            if timespans is not None:
+                raise ValueError("pass either timespans or time_delta, not both")
+            timespans = time_delta
+        x = mx.array(x) if not isinstance(x, mx.array) else x
+        if x.ndim not in (2, 3):
+            layout = "(B, T, F)" if self.batch_first else "(T, B, F)"
+            raise ValueError(f"x must have shape {layout} or (T, F), got {_shape(x)}")
+        if x.shape[-1] != self.input_size:
+            raise ValueError(f"x must have {self.input_size} features in its last axis (input_size), got shape {_shape(x)}")
+        batched = x.ndim == 3
+        if not batched:
+            x = x[None]
+            state = _map_state(state, lambda s: mx.array(s)[None])
+        elif not self.batch_first:
+            x = x.transpose(1, 0, 2)
+        B, T = x.shape[:2]
+        ts = _normalize_timespans(timespans, B, T, self.batch_first or not batched, batched)
+
+        if self.bidirectional:
+            if state is not None and (not isinstance(state, (tuple, list)) or len(state) != 2):
+                raise ValueError("a bidirectional layer takes state as a tuple (forward_state, backward_state)")
+            fwd_state, bwd_state = (None, None) if state is None else state
+            out_f, state_f = self._run(x, fwd_state, ts)
+            back = self.backward_layer
+            out_b, state_b = back._run(x[:, ::-1], bwd_state, None if ts is None else ts[:, ::-1])
+            if self.return_sequences:
+                out_b = out_b[:, ::-1]
+            else:
+                out_b = out_b[:, -1] if out_b.ndim == 3 else out_b
+            output = _merge(out_f, out_b, self.merge_mode)
+            state = (state_f, state_b)
+        else:
+            output, state = self._run(x, state, ts)
+
+        if not batched:
+            output = _map_output(output, lambda o: o[0])
+            state = _map_state(state, lambda s: s[0])
+        elif not self.batch_first and self.return_sequences:
+            output = _map_output(output, lambda o: o.transpose(1, 0, 2))
+        return output, state
+
+
+def _map_output(output, fn):
+    return tuple(fn(o) for o in output) if isinstance(output, tuple) else fn(output)
+
+
+def _map_state(state, fn):
+    if state is None:
+        return None
+    if isinstance(state, (tuple, list)):
+        return tuple(_map_state(s, fn) for s in state)
+    return fn(state)
+
+
+def _merge(a: mx.array, b: mx.array, mode: Optional[str]):
+    if mode == "concat":
+        return mx.concatenate([a, b], axis=-1)
+    if mode == "sum":
+        return a + b
+    if mode == "mul":
+        return a * b
+    if mode == "ave":
+        return (a + b) / 2
+    return a, b
+
+
+def _cell_kwargs(cell: Cell) -> dict:
+    """Constructor arguments that rebuild ``cell`` with fresh parameters."""
+    return dict(cell.get_config())
+
+
+class CfC(RNN):
+    """A closed-form continuous-time (CfC) sequence layer.
+
+    ``units`` is an int (a dense :class:`CfCCell` with a backbone MLP) or a wiring (a sparse
+    :class:`WiredCfCCell`; backbone arguments are then an error). ``CfC(cell=CfCCell(...), ...)``
+    wraps a given cell. See :class:`RNN` for the call and the sequence options and
+    :mod:`ncps.cells.cfc` for the math.
+    """
+
+    def __init__(
+        self,
+        input_size: Optional[int] = None,
+        units: Union[int, Wiring, None] = None,
+        proj_size: Optional[int] = None,
+        return_sequences: bool = True,
+        batch_first: bool = True,
+        mixed_memory: bool = False,
+        mode: str = "default",
+        activation: str = "lecun_tanh",
+        backbone_units: Union[int, list, None] = None,
+        backbone_layers: Optional[int] = None,
+        backbone_dropout: Optional[float] = None,
+        bidirectional: bool = False,
+        merge_mode: Optional[str] = "concat",
+        *,
+        cell: Optional[Cell] = None,
+    ):
+        if cell is None:
+            if isinstance(input_size, Wiring):
+                raise TypeError("CfC(input_size, units): input_size is an int; pass the wiring as units")
+            if units is None:
+                raise ValueError("CfC needs units (an int or a Wiring) or cell=")
+            if isinstance(units, Wiring):
+                for name, value in (("backbone_units", backbone_units), ("backbone_layers", backbone_layers),
+                                    ("backbone_dropout", backbone_dropout)):  # fmt: skip
+                    if value is not None:
+                        raise ValueError(f"Cannot use {name} in wired mode (units is a Wiring)")
+                cell = WiredCfCCell(input_size, units, mode)
+            else:
+                if input_size is None:
+                    raise ValueError("CfC needs input_size")
+                cell = CfCCell(
+                    input_size, units, mode, activation,
+                    128 if backbone_units is None else backbone_units,
+                    backbone_layers, 0.0 if backbone_dropout is None else backbone_dropout,
+                )  # fmt: skip
+        elif not isinstance(cell, (CfCCell, WiredCfCCell)):
+            raise TypeError(f"cell must be a CfCCell or WiredCfCCell, got {type(cell).__name__}")
+        super().__init__(cell, return_sequences, batch_first, mixed_memory, proj_size, bidirectional, merge_mode)
+
+
+class LTC(RNN):
+    """A liquid time-constant (LTC) sequence layer.
+
+    ``units`` is an int (``FullyConnected(units)``: every neuron is a motor output) or a wiring.
+    ``LTC(cell=LTCCell(...), ...)`` wraps a given cell. Note the official default of
+    ``implicit_param_constraints=True`` here (softplus), unlike :class:`LTCCell`. See
+    :class:`RNN` for the call and :mod:`ncps.cells.ltc` for the math.
+    """
+
+    def __init__(
+        self,
+        input_size: Optional[int] = None,
+        units: Union[int, Wiring, None] = None,
+        return_sequences: bool = True,
+        batch_first: bool = True,
+        mixed_memory: bool = False,
+        input_mapping: str = "affine",
+        output_mapping: str = "affine",
+        ode_unfolds: int = 6,
+        epsilon: float = 1e-8,
+        implicit_param_constraints: bool = True,
+        bidirectional: bool = False,
+        merge_mode: Optional[str] = "concat",
+        *,
+        cell: Optional[LTCCell] = None,
+    ):
+        if cell is None:
+            if units is None:
+                raise ValueError("LTC needs units (an int or a Wiring) or cell=")
+            wiring = FullyConnected(int(units)) if not isinstance(units, Wiring) else units
+            cell = LTCCell(wiring, input_size, input_mapping, output_mapping, ode_unfolds, epsilon,
+                           implicit_param_constraints)  # fmt: skip
+        elif not isinstance(cell, LTCCell):
+            raise TypeError(f"cell must be an LTCCell, got {type(cell).__name__}")
+        super().__init__(cell, return_sequences, batch_first, mixed_memory, None, bidirectional, merge_mode)
+
+
+class CTRNN(RNN):
+    """A continuous-time RNN sequence layer (:class:`CTRNNCell`); see :class:`RNN` for the call."""
+
+    def __init__(
+        self,
+        input_size: Optional[int] = None,
+        units: Optional[int] = None,
+        return_sequences: bool = True,
+        batch_first: bool = True,
+        mixed_memory: bool = False,
+        activation: str = "tanh",
+        ode_unfolds: int = 6,
+        bidirectional: bool = False,
+        merge_mode: Optional[str] = "concat",
+        *,
+        cell: Optional[CTRNNCell] = None,
+    ):
+        if cell is None:
+            if input_size is None or units is None:
+                raise ValueError("CTRNN needs input_size and units (or cell=)")
+            cell = CTRNNCell(input_size, units, activation, ode_unfolds)
+        super().__init__(cell, return_sequences, batch_first, mixed_memory, None, bidirectional, merge_mode)
+
+
+class CTGRU(RNN):
+    """A continuous-time GRU sequence layer (:class:`CTGRUCell`); see :class:`RNN` for the call.
+
+    Its state is the flattened multi-timescale traces, ``(B, units * num_timescales)``.
+    """
+
+    def __init__(
+        self,
+        input_size: Optional[int] = None,
+        units: Optional[int] = None,
+        return_sequences: bool = True,
+        batch_first: bool = True,
+        mixed_memory: bool = False,
+        num_timescales: int = 8,
+        bidirectional: bool = False,
+        merge_mode: Optional[str] = "concat",
+        *,
+        cell: Optional[CTGRUCell] = None,
+    ):
+        if cell is None:
+            if input_size is None or units is None:
+                raise ValueError("CTGRU needs input_size and units (or cell=)")
+            cell = CTGRUCell(input_size, units, num_timescales)
+        if mixed_memory:
+            raise ValueError("mixed_memory needs a cell whose state is its output; CTGRU's state is its traces")
+        super().__init__(cell, return_sequences, batch_first, mixed_memory, None, bidirectional, merge_mode)
+
+
+# The layers the fronts (``ncps.sklearn``, ``LiquidNeuralNetwork``) build by ``model_type`` name.
+MODEL_TYPES = {"CfC": CfC, "LTC": LTC}

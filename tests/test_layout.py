@@ -1,0 +1,99 @@
+"""The package's import graph has no cycle, function-local imports included, and nothing in the
+repository reaches outside it (``../shared``)."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "python" / "ncps"
+EXTENSIONS = {"ncps._ext"}  # compiled modules: they import nothing of ours
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports_of(path: Path, modules: set[str]) -> set[str]:
+    """The ncps modules ``path`` imports anywhere (module level or inside functions)."""
+    name = module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                base = f"{anchor}.{base}" if base else anchor
+            # "from pkg import mod" imports pkg.mod when that is a module, else a name of pkg.
+            targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules | EXTENSIONS else base for a in node.names]
+        else:
+            continue
+        found.update(t for t in targets if t in modules and t != name)
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    files = sorted(PACKAGE.rglob("*.py"))
+    modules = {module_name(p) for p in files}
+    return {module_name(p): imports_of(p, modules) for p in files}
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One cycle of ``graph`` as a list of modules (first == last), or [] when there is none."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str]:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return path[path.index(nxt) :] + [nxt]
+            if nxt not in state:
+                cycle = visit(nxt)
+                if cycle:
+                    return cycle
+        state[node] = 2
+        path.pop()
+        return []
+
+    for node in sorted(graph):
+        if node not in state:
+            cycle = visit(node)
+            if cycle:
+                return cycle
+    return []
+
+
+def test_import_graph_is_acyclic():
+    graph = import_graph()
+    assert "ncps.cells.ltc" in graph and "ncps.cells.ltc_fused" in graph["ncps.cells.ltc"]
+    cycle = find_cycle(graph)
+    assert not cycle, "import cycle: " + " -> ".join(cycle)
+
+
+def test_cycle_finder_finds_a_cycle():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) == []
+
+
+def test_ncps_import_is_light():
+    code = "import sys, ncps; print(sorted(m for m in ('sklearn', 'ncps.training', 'ncps.mini_keras') if m in sys.modules))"
+    out = subprocess.run([__import__("sys").executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_nothing_refers_outside_the_repository():
+    proc = subprocess.run(
+        ["git", "grep", "-nE", r"\.\./shared|NCPS_SHARED_DIR|shared/oracle", "--", ".", ":!tests/test_layout.py"],
+        cwd=ROOT, capture_output=True, text=True,
+    )  # fmt: skip
+    if proc.returncode == 128:  # not a git checkout (an unpacked sdist): nothing to check
+        return
+    assert proc.stdout == "", proc.stdout
