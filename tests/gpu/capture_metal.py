@@ -9,7 +9,7 @@ import tempfile
 import mlx.core as mx
 
 from ncps.gpu.ltc import ltc_synapse_plan
-from ncps.ltc import SOLVER_PARAMS, LTCCell
+from ncps.cells.ltc import SOLVER_PARAMS, LTCCell
 from ncps.wirings import AutoNCP
 
 def main() -> None:
@@ -28,7 +28,7 @@ def main() -> None:
         return [states, *gl.ltc_backward(run, (x, h0, dt, *p), states, states)]
 
     import ncps.gpu.cfc as gc
-    from ncps.cfc import CfCCell
+    from ncps.cells.cfc import CfCCell
 
     gc.launch = gl.launch
     cfc = CfCCell(3, 6, backbone_units=7)

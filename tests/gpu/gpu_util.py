@@ -5,7 +5,7 @@ from __future__ import annotations
 import mlx.core as mx
 import numpy as np
 
-from ncps.ltc import LTCCell, ltc_sequence
+from ncps.cells.ltc import LTCCell, ltc_sequence
 
 OUT_TOL = 1e-5   # outputs, relative to the reference's largest magnitude
 GRAD_TOL = 1e-4  # gradients, likewise

@@ -3,11 +3,11 @@
 import mlx.core as mx
 import numpy as np
 import pytest
-from gpu_util import OUT_TOL, assert_close
+from tests.gpu.gpu_util import OUT_TOL, assert_close
 
-from ncps.cfc import CfCCell
+from ncps.cells.cfc import CfCCell
 from ncps.gpu import cfc_sequence_gpu, cfc_why_not
-from ncps.wired_cfc import WiredCfCCell
+from ncps.cells.wired_cfc import WiredCfCCell
 from ncps.wirings import AutoNCP
 
 pytestmark = pytest.mark.gpu_emulated

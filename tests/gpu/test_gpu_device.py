@@ -3,10 +3,10 @@ pure-MLX reference. Skipped where MLX has no GPU back-end (CI, this project's Li
 
 import mlx.core as mx
 import pytest
-from gpu_util import GRAD_TOL, OUT_TOL, assert_close, ltc_grads, ltc_problem, reference_seq
+from tests.gpu.gpu_util import GRAD_TOL, OUT_TOL, assert_close, ltc_grads, ltc_problem, reference_seq
 
 from ncps.gpu import default_backend, ltc_sequence_gpu, ltc_synapse_plan
-from ncps.ltc import SOLVER_PARAMS
+from ncps.cells.ltc import SOLVER_PARAMS
 from ncps.wirings import AutoNCP, FullyConnected, Random
 
 pytestmark = [

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import mlx.core as mx
 import pytest
-from gpu_util import ltc_grads, ltc_problem
+from tests.gpu.gpu_util import ltc_grads, ltc_problem
 
-from ncps.cfc import CfCCell
+from ncps.cells.cfc import CfCCell
 from ncps.gpu import cfc_sequence_gpu, emulate, ltc_sequence_gpu
 from ncps.gpu.cfc import CFC_FORWARD
 from ncps.gpu._source import cuda_wrapper_source

@@ -1,14 +1,14 @@
 """The LTC dialect kernels compiled as C++ with the CPU prelude (real threads and barriers) and
-launched through ncps.gpu's custom_function, against the pure-MLX reference ncps.ltc.ltc_sequence."""
+launched through ncps.gpu's custom_function, against the pure-MLX reference ncps.cells.ltc.ltc_sequence."""
 
 import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 import pytest
-from gpu_util import GRAD_TOL, OUT_TOL, assert_close, ltc_grads, ltc_problem, reference_seq
+from tests.gpu.gpu_util import GRAD_TOL, OUT_TOL, assert_close, ltc_grads, ltc_problem, reference_seq
 
 from ncps.gpu import ltc_sequence_gpu, ltc_synapse_plan
-from ncps.ltc import SOLVER_PARAMS
+from ncps.cells.ltc import SOLVER_PARAMS
 from ncps.wirings import NCP, AutoNCP, FullyConnected, Random
 
 pytestmark = pytest.mark.gpu_emulated
@@ -99,6 +99,6 @@ def test_ltc_bad_arguments_name_the_argument():
 
 
 def LTCCellParams(N, I):
-    from ncps.ltc import LTCCell
+    from ncps.cells.ltc import LTCCell
 
     return LTCCell(FullyConnected(N), in_features=I).solver_params()

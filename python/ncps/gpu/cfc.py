@@ -1,6 +1,6 @@
 """CfC sequence forward on the GPU (inference): the dialect kernel ``kernels/cfc_forward.inc``.
 
-:func:`cfc_sequence_gpu` runs a dense :class:`ncps.cfc.CfCCell` (backbone of 0 or 1 layers,
+:func:`cfc_sequence_gpu` runs a dense :class:`ncps.cells.cfc.CfCCell` (backbone of 0 or 1 layers,
 modes default / no_gate / pure, activations lecun_tanh / tanh / relu / silu, optional sparsity
 mask) over a whole sequence and returns the states ``(B, T, H)``, as ``cell.step`` applied step by
 step. There is no backward kernel yet, so it is not differentiable (its vjp raises).

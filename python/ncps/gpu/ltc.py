@@ -1,8 +1,8 @@
 """LTC sequence on the GPU: the dialect kernels ``kernels/ltc_forward.inc`` and
 ``kernels/ltc_backward.inc`` behind one ``mx.custom_function``.
 
-:func:`ltc_sequence_gpu` computes exactly :func:`ncps.ltc.ltc_sequence` (and takes the same arrays
-as :func:`ncps.fused.ltc_sequence`): mapped inputs ``x`` ``(B, T, I)``, ``h0`` ``(B, N)``, ``dt``
+:func:`ltc_sequence_gpu` computes exactly :func:`ncps.cells.ltc.ltc_sequence` (and takes the same arrays
+as :func:`ncps.cells.ltc_fused.ltc_sequence`): mapped inputs ``x`` ``(B, T, I)``, ``h0`` ``(B, N)``, ``dt``
 ``(B, T)`` and the effective solver parameters; it returns the states ``(B, T, N)``. Its vjp
 launches the fused BPTT kernel, so ``mx.grad``, ``nn.value_and_grad`` and ``mx.compile`` work
 through it. The masks receive zero gradient, as in the CPU primitive.
@@ -20,7 +20,7 @@ from typing import Mapping, Optional
 import mlx.core as mx
 import numpy as np
 
-from ..ltc import SOLVER_PARAMS
+from ..cells.ltc_fused import SOLVER_PARAMS, _check_ltc_args
 from ._source import KernelSpec
 from .launch import TG_MEMORY_LIMIT, launch, resolve_backend
 
@@ -116,38 +116,6 @@ def _scatter(partial: mx.array, flat: mx.array, shape: tuple) -> mx.array:
     return dense.reshape(shape)
 
 
-def _shape_str(shape) -> str:
-    shape = tuple(shape)
-    return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
-
-
-def _check_args(op: str, x, h0, dt, params, ode_unfolds) -> tuple:
-    """Validate a call (the checks of the CPU wrapper ncps.fused.ltc_sequence); ``(B, T, I, N)``."""
-    if not isinstance(params, Mapping):
-        raise TypeError(f"{op}: params must be a mapping of solver parameters, got {type(params).__name__}")
-    missing = [k for k in SOLVER_PARAMS if k not in params]
-    if missing:
-        raise ValueError(f"{op}: params is missing {missing} (expected keys {list(SOLVER_PARAMS)})")
-    if isinstance(ode_unfolds, bool) or int(ode_unfolds) != ode_unfolds or int(ode_unfolds) < 1:
-        raise ValueError(f"{op}: ode_unfolds must be a positive integer, got {ode_unfolds!r}")
-    for name, a, nd, sym in (("x", x, 3, "(B, T, I)"), ("w", params["w"], 2, "(N, N)")):
-        if not isinstance(a, mx.array) or a.ndim != nd:
-            got = _shape_str(a.shape) if isinstance(a, mx.array) else type(a).__name__
-            raise ValueError(f"{op}: {name} must have shape {sym}, got {got}")
-    B, T, I = x.shape
-    N = params["w"].shape[0]
-    want = {"h0": (h0, (B, N), "(B, N)"), "dt": (dt, (B, T), "(B, T)")}
-    want.update({k: (params[k], (I, N), "(I, N)") for k in _SENSORY})
-    want.update({k: (params[k], (N, N), "(N, N)") for k in _RECURRENT})
-    want.update({k: (params[k], (N,), "(N,)") for k in _NEURON})
-    for name, (a, shape, sym) in want.items():
-        if not isinstance(a, mx.array):
-            raise TypeError(f"{op}: {name} must be an mlx.core.array, got {type(a).__name__}")
-        if tuple(a.shape) != shape:
-            raise ValueError(f"{op}: {name} must have shape {sym} = {_shape_str(shape)}, got {_shape_str(a.shape)}")
-    return B, T, I, N
-
-
 @dataclass(frozen=True)
 class LTCLaunch:
     """Everything a launch needs besides the arrays."""
@@ -213,7 +181,7 @@ def ltc_sequence_gpu(
     """The LTC sequence as one GPU kernel: states ``(B, T, N)`` after every step.
 
     Args:
-        x, h0, dt, params, ode_unfolds, epsilon: as :func:`ncps.fused.ltc_sequence` (``dt <= 0``
+        x, h0, dt, params, ode_unfolds, epsilon: as :func:`ncps.cells.ltc_fused.ltc_sequence` (``dt <= 0``
             leaves that sample's state unchanged).
         plan: the wiring's synapse lists (:func:`ltc_synapse_plan`); built from the masks if None.
         backend: ``"metal"``, ``"cuda"`` or ``"emulate"`` (the C++ emulation, for tests); None
@@ -227,7 +195,7 @@ def ltc_sequence_gpu(
         RuntimeError: no GPU back-end and no ``backend`` given.
     """
     op = "ltc_sequence_gpu"
-    B, T, I, N = _check_args(op, x, h0, dt, params, ode_unfolds)
+    B, T, I, N = _check_ltc_args(op, x, h0, dt, params, ode_unfolds)
     K = int(ode_unfolds)
     backend = resolve_backend(backend, stream)
     if plan is None:
