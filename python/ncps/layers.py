@@ -143,7 +143,7 @@ class RNN(nn.Module):
         if plan.fused:
             B, T = x.shape[:2]
             dt = mx.ones((B, T)) if ts is None else ts
-            states, c = plan.kernel.sequence(cell, x, h, dt, lstm, c)
+            states, c = plan.kernel.sequence(cell, x, h, dt, lstm, c, **plan.hook_args())
             return cell.readout(states), states[:, -1], c
         outputs = []
         for t in range(x.shape[1]):

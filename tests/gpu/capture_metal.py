@@ -36,7 +36,9 @@ def main() -> None:
     template = dict(I=3, H=6, U=7, MODE=0, ACT=0, NT=32)
 
     def g(x, h0, dt):
-        return gc.cfc_forward("metal", template, (x, h0, dt, cfc.backbone[0].weight, cfc.backbone[0].bias, hw, hb))
+        primals = (x, h0, dt, cfc.backbone[0].weight, cfc.backbone[0].bias, hw, hb)
+        states = gc.cfc_forward("metal", template, primals)
+        return [states, *gc.cfc_backward("metal", template, primals, states, states)]
 
     # Tracing for export makes MLX generate, and with verbose=True print, both kernels exactly as
     # a Mac would compile them (nothing is evaluated: there is no Metal back-end here).

@@ -16,7 +16,7 @@ from tests.gpu.gpu_util import ltc_grads, ltc_problem
 
 from ncps.cells.cfc import CfCCell
 from ncps.gpu import cfc_sequence_gpu, emulate, ltc_sequence_gpu
-from ncps.gpu.cfc import CFC_FORWARD
+from ncps.gpu.cfc import CFC_BACKWARD, CFC_FORWARD
 from ncps.gpu._source import cuda_wrapper_source
 from ncps.gpu.ltc import LTC_BACKWARD, LTC_FORWARD
 from ncps.wirings import AutoNCP
@@ -24,26 +24,28 @@ from ncps.wirings import AutoNCP
 pytestmark = pytest.mark.gpu_emulated
 
 HERE = Path(__file__).parent
-SPECS = [LTC_FORWARD, LTC_BACKWARD, CFC_FORWARD]
+SPECS = [LTC_FORWARD, LTC_BACKWARD, CFC_FORWARD, CFC_BACKWARD]
 # Template constants of the compile checks, per kernel.
 CHECK_SIZES = {LTC_FORWARD.name: dict(N=64, I=16, K=6, NT=64), LTC_BACKWARD.name: dict(N=64, I=16, K=6, NT=64),
-               CFC_FORWARD.name: dict(I=16, H=64, U=128, MODE=0, ACT=0, NT=128)}
+               CFC_FORWARD.name: dict(I=16, H=64, U=128, MODE=0, ACT=0, NT=128),
+               CFC_BACKWARD.name: dict(I=16, H=64, U=128, MODE=0, ACT=0, NT=128)}
 
 
 # -- ThreadSanitizer -----------------------------------------------------------------------------
-def _tsan_reports(extra_flags=(), cfc: bool = False) -> str:
-    """Run forward + backward of a small LTC (3 neurons per thread, idle lanes) under TSan, and
-    with ``cfc`` the CfC forward too."""
+def _tsan_reports(extra_flags=(), ltc: bool = True, cfc: bool = False) -> str:
+    """Run forward + backward of a small LTC (3 neurons per thread, idle lanes) and, with ``cfc``,
+    of a CfC (a backbone wider than the threads) under TSan."""
     cell, x, h0, dt = ltc_problem(AutoNCP(10, 2), 3, 2, 3, dt_zero=[(1, 1)])
     p = cell.solver_params()
     reports = []
     with emulate.configured(emulate.TSAN_FLAGS + tuple(extra_flags), reports):
-        ltc_grads(lambda *a: ltc_sequence_gpu(*a, 2, 1e-8, backend="emulate", threads=4), x, h0, dt, p)
+        if ltc:
+            ltc_grads(lambda *a: ltc_sequence_gpu(*a, 2, 1e-8, backend="emulate", threads=4), x, h0, dt, p)
         if cfc:
             mx.random.seed(0)
             c = CfCCell(3, 6, backbone_units=7)
-            cfc_sequence_gpu(c, x, mx.zeros((2, 6)), dt, backend="emulate", threads=4)
-    assert len(reports) == 2 + cfc  # every kernel ran
+            mx.grad(lambda h: cfc_sequence_gpu(c, x, h, dt, backend="emulate", threads=4).sum())(mx.zeros((2, 6)))
+    assert len(reports) == 2 * ltc + 2 * cfc  # every kernel ran
     return "\n".join(reports)
 
 
@@ -52,10 +54,11 @@ def test_tsan_finds_no_race_in_the_kernels():
     assert "ThreadSanitizer" not in reports, reports[:4000]
 
 
-@pytest.mark.parametrize("tag", [2, 12])
-def test_tsan_reports_a_race_when_a_barrier_is_removed(tag):
-    """BARRIER(2) orders the forward's sub-steps; BARRIER(12) the backward's two adjoint phases."""
-    reports = _tsan_reports([f"-DNCPS_DROP_BARRIER={tag}"])
+@pytest.mark.parametrize("tag, ltc", [(2, True), (12, True), (23, False)])
+def test_tsan_reports_a_race_when_a_barrier_is_removed(tag, ltc):
+    """BARRIER(2) orders the LTC forward's sub-steps, BARRIER(12) the LTC backward's two adjoint
+    phases, BARRIER(23) the CfC backward's head adjoints before the head-input sums read them."""
+    reports = _tsan_reports([f"-DNCPS_DROP_BARRIER={tag}"], ltc=ltc, cfc=not ltc)
     assert "WARNING: ThreadSanitizer: data race" in reports
 
 

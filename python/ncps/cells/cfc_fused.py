@@ -121,13 +121,15 @@ def cfc_sequence(cell: Any, x: mx.array, h0: mx.array, dt: mx.array, lstm: Any =
     return sequence(cell, x, h0, dt, lstm, c0)
 
 
-def sequence(cell: Any, x: mx.array, h0: mx.array, dt: mx.array, lstm: Any = None, c0: Optional[mx.array] = None):
+def sequence(cell: Any, x: mx.array, h0: mx.array, dt: mx.array, lstm: Any = None, c0: Optional[mx.array] = None,
+             *, backend: str = "cpu", stream: Optional[object] = None):  # fmt: skip
     """``(states (B, T, N), c_final or None)`` for ``x`` ``(B, T, I)``, ``h0`` ``(B, N)`` and ``dt``
     ``(B, T)`` (validated by the caller); with the mixed-memory ``lstm`` the LSTM runs before every
-    step inside the primitive, from ``c0`` (zeros if None), and ``c_final`` is its final cell state."""
+    step inside the primitive, from ``c0`` (zeros if None), and ``c_final`` is its final cell state.
+    ``backend`` is ``"cpu"``; the primitive runs on ``stream``."""
     if lstm is not None and c0 is None:
         c0 = mx.zeros_like(h0)
-    out = _call(cell_units(cell), x, h0, dt, lstm, c0)
+    out = _call(cell_units(cell), x, h0, dt, lstm, c0, stream)
     return out[0], (out[1] if lstm is not None else None)
 
 
@@ -147,13 +149,14 @@ def _unit_args(units: list) -> tuple:
     )
 
 
-def _call(units: list, x, h0, dt, lstm=None, c0=None) -> list:
+def _call(units: list, x, h0, dt, lstm=None, c0=None, stream=None) -> list:
     if not mx.issubdtype(x.dtype, mx.floating):
         x = x.astype(mx.float32)
     lstm_params = None
     if lstm is not None:
         lstm_params = [lstm["input_map"]["weight"], lstm["input_map"]["bias"], lstm["recurrent_map"]["weight"]]
-    return _ext.cfc_sequence(x, h0, dt, *_unit_args(units), lstm_params, c0 if lstm is not None else None)
+    return _ext.cfc_sequence(x, h0, dt, *_unit_args(units), lstm_params, c0 if lstm is not None else None,
+                             stream=stream)
 
 
 _DT_CACHE: dict = {}
@@ -187,7 +190,8 @@ def infer(cell: Any, x: mx.array, h: mx.array, ts: Union[float, mx.array], reado
     return _ext.cfc_step_now(x, h, dt, *_unit_args(cell_units(cell)), *(readout or _readout(cell)))
 
 
-def step(cell: Any, x: mx.array, h: mx.array, ts: Union[float, mx.array]) -> mx.array:
+def step(cell: Any, x: mx.array, h: mx.array, ts: Union[float, mx.array], *, backend: str = "cpu",
+         stream: Optional[object] = None) -> mx.array:  # fmt: skip
     """One step of ``cell`` as one fused call (the streaming / control-loop case).
 
     ``x`` ``(B, I)``, ``h`` ``(B, N)``, ``ts`` a float or ``(B, 1)``, as returned by
@@ -196,4 +200,4 @@ def step(cell: Any, x: mx.array, h: mx.array, ts: Union[float, mx.array]) -> mx.
     exactly one node to the graph.
     """
     dt = _constant_dt(x.shape[0], float(ts)) if isinstance(ts, (int, float)) else ts
-    return _call(cell_units(cell), x, h, dt)[0]
+    return _call(cell_units(cell), x, h, dt, stream=stream)[0]

@@ -232,21 +232,23 @@ def why_not(cell: Any, mixed_memory: bool = False) -> Optional[str]:
     return None
 
 
-def sequence(cell: Any, x: mx.array, h0: mx.array, dt: mx.array, lstm: Any = None, c0: Optional[mx.array] = None):
+def sequence(cell: Any, x: mx.array, h0: mx.array, dt: mx.array, lstm: Any = None, c0: Optional[mx.array] = None,
+             *, backend: str = "cpu", stream: Optional[object] = None):  # fmt: skip
     """``(states (B, T, N), c_T)`` for ``x`` ``(B, T, I)`` and ``dt`` ``(B, T)``; with the
     mixed-memory ``lstm`` (an :class:`~ncps.LSTMCell`) the LSTM runs before every step inside the
     primitive, from cell state ``c0`` (zeros if None), and ``c_T`` is its final cell state, else
-    ``c_T`` is None."""
+    ``c_T`` is None. ``backend`` is ``"cpu"``; the primitive runs on ``stream``."""
     args = (cell.solver_params(), cell.ode_unfolds, cell.epsilon)
     if lstm is None:
-        return _plain(cell.map_inputs(x), h0, dt, *args), None
+        return _plain(cell.map_inputs(x), h0, dt, *args, stream=stream), None
     c0 = mx.zeros_like(h0) if c0 is None else c0
-    states, cells = _mixed(cell.map_inputs(x), h0, c0, dt, args[0], x, lstm_params(lstm), *args[1:])
+    states, cells = _mixed(cell.map_inputs(x), h0, c0, dt, args[0], x, lstm_params(lstm), *args[1:], stream=stream)
     return states, cells[:, -1]
 
 
-def step(cell: Any, x: mx.array, h: mx.array, ts: Union[float, mx.array]) -> mx.array:
+def step(cell: Any, x: mx.array, h: mx.array, ts: Union[float, mx.array], *, backend: str = "cpu",
+         stream: Optional[object] = None) -> mx.array:  # fmt: skip
     """One step as a one-step sequence: ``x`` ``(B, I)``, ``h`` ``(B, N)``, ``ts`` a float or
     ``(B, 1)``; the new state ``(B, N)``."""
     dt = mx.full((x.shape[0], 1), ts) if isinstance(ts, (int, float)) else ts
-    return sequence(cell, x[:, None], h, dt)[0][:, 0]
+    return sequence(cell, x[:, None], h, dt, stream=stream)[0][:, 0]

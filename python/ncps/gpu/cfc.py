@@ -1,9 +1,14 @@
-"""CfC sequence forward on the GPU (inference): the dialect kernel ``kernels/cfc_forward.inc``.
+"""CfC sequence on the GPU: the dialect kernels ``kernels/cfc_forward.inc`` and
+``kernels/cfc_backward.inc`` behind one ``mx.custom_function``.
 
 :func:`cfc_sequence_gpu` runs a dense :class:`ncps.cells.cfc.CfCCell` (backbone of 0 or 1 layers,
 modes default / no_gate / pure, activations lecun_tanh / tanh / relu / silu, optional sparsity
 mask) over a whole sequence and returns the states ``(B, T, H)``, as ``cell.step`` applied step by
-step. There is no backward kernel yet, so it is not differentiable (its vjp raises).
+step. Its vjp launches the BPTT kernel, which writes per-(b, t) adjoints only (no atomics); the
+weight gradients are then GEMMs over all ``B T`` rows, so every gradient is deterministic.
+
+The module is also the GPU hook module of :class:`~ncps.CfCCell` and :class:`~ncps.WiredCfCCell`
+(``why_not``, ``sequence``, ``step``; see :mod:`ncps.cells.base`).
 """
 
 from __future__ import annotations
@@ -11,22 +16,37 @@ from __future__ import annotations
 from typing import Optional
 
 import mlx.core as mx
+import numpy as np
 
 from ._source import KernelSpec
 from .launch import TG_MEMORY_LIMIT, launch, resolve_backend
 
-__all__ = ["cfc_sequence_gpu", "cfc_why_not", "CFC_FORWARD"]
+__all__ = ["cfc_sequence_gpu", "cfc_why_not", "CFC_FORWARD", "CFC_BACKWARD"]
 
-CFC_FORWARD = KernelSpec(
-    "ncps_cfc_forward",
-    "cfc_forward.inc",
-    (("x", "float"), ("h0", "float"), ("dt", "float"), ("bw", "float"), ("bb", "float"), ("hw", "float"),
-     ("hb", "float"), ("dims", "int")),  # fmt: skip
-    ("states",),
-    ("I", "H", "U", "MODE", "ACT", "NT"),
+_FWD_INPUTS = (("x", "float"), ("h0", "float"), ("dt", "float"), ("bw", "float"), ("bb", "float"), ("hw", "float"),
+               ("hb", "float"), ("dims", "int"))  # fmt: skip
+_TEMPLATE = ("I", "H", "U", "MODE", "ACT", "NT")
+CFC_FORWARD = KernelSpec("ncps_cfc_forward", "cfc_forward.inc", _FWD_INPUTS, ("states",), _TEMPLATE)
+CFC_BACKWARD = KernelSpec(
+    "ncps_cfc_backward",
+    "cfc_backward.inc",
+    _FWD_INPUTS[:-1] + (("states", "float"), ("cot", "float"), ("dims", "int")),
+    ("g_x", "g_h0", "g_dt", "g_f", "g_a", "zin"),
+    _TEMPLATE,
 )
 _MODES = {"default": 0, "no_gate": 1, "pure": 2}
 _ACTS = {"lecun_tanh": 0, "tanh": 1, "relu": 2, "silu": 3}
+
+
+def _sizes(cell) -> tuple[int, int, int]:
+    """``(I, H, U)``: inputs, units and backbone width (0 without a backbone)."""
+    return cell.input_size, cell.hidden_size, (cell.backbone[0].weight.shape[0] if cell.backbone else 0)
+
+
+def _tg_bytes(I: int, H: int, U: int) -> int:
+    """Threadgroup memory of the backward kernel (the larger of the two)."""
+    C = I + H
+    return 4 * (C + 3 * max(U, 1) + 6 * H + (U if U > 0 else C))
 
 
 def cfc_why_not(cell) -> Optional[str]:
@@ -39,6 +59,9 @@ def cfc_why_not(cell) -> Optional[str]:
         return f"activation {cell.activation!r}: the GPU kernel covers {list(_ACTS)}"
     if cell.dropout is not None and cell.training:
         return "backbone dropout in training mode is not fused"
+    I, H, U = _sizes(cell)
+    if _tg_bytes(I, H, U) > TG_MEMORY_LIMIT:
+        return f"I={I}, H={H}, U={U} need {_tg_bytes(I, H, U)} bytes of threadgroup memory (limit {TG_MEMORY_LIMIT})"
     return None
 
 
@@ -56,11 +79,45 @@ def _heads(cell) -> tuple[mx.array, mx.array]:
     return mx.stack(ws), mx.stack(bs)
 
 
+def _dims(B: int, T: int) -> mx.array:
+    return mx.array([B, T], dtype=mx.int32)
+
+
 def cfc_forward(backend: str, template: dict, arrays, stream=None) -> mx.array:
     """Launch the forward kernel on ``arrays`` = ``(x, h0, dt, bw, bb, hw, hb)``."""
     B, T = arrays[0].shape[:2]
-    ins = [a.astype(mx.float32) for a in arrays] + [mx.array([B, T], dtype=mx.int32)]
+    ins = [a.astype(mx.float32) for a in arrays] + [_dims(B, T)]
     return launch(CFC_FORWARD, backend, ins, [(B, T, template["H"])], template, B, stream=stream)[0]
+
+
+def cfc_backward(backend: str, template: dict, primals, cotangent, states, stream=None) -> tuple:
+    """Launch the backward kernel and form the gradients of ``primals`` = ``(x, h0, dt, bw, bb, hw, hb)``.
+
+    The kernel returns per-(b, t) adjoints; the weight gradients are sums over the ``R = B T``
+    rows: ``dhb = sum_r g_f``, ``dhw[k] = g_f[:, k]^T zin``, ``dbb = sum_r g_a``,
+    ``dbw = g_a^T [x_t, h_{t-1}]``."""
+    x, h0, dt, bw, bb, hw, hb = primals
+    B, T = x.shape[:2]
+    I, H, U = template["I"], template["H"], template["U"]
+    Z, R = (U if U > 0 else I + H), B * T
+    ins = [a.astype(mx.float32) for a in primals] + [states, cotangent.astype(mx.float32), _dims(B, T)]
+    shapes = [(B, T, I), (B, H), (B, T), (B, T, 4, H), (B, T, max(U, 1)), (B, T, Z)]
+    gx, gh0, gdt, gf, ga, zin = launch(CFC_BACKWARD, backend, ins, shapes, template, B, zero_init=True,
+                                       stream=stream)  # fmt: skip
+    gf = gf.reshape(R, 4 * H)
+    ghb = gf.sum(axis=0).reshape(4, H)
+    ghw = (gf.T @ zin.reshape(R, Z)).reshape(4, H, Z)
+    if template["MODE"] == 2:  # only ff1 reads zin; rows 1..3 of gf are w_tau, A and 0
+        ghw = mx.concatenate([ghw[:1], mx.zeros((3, H, Z))])
+    if U > 0:
+        ga = ga.reshape(R, U)
+        prev = mx.concatenate([h0[:, None].astype(mx.float32), states[:, :-1]], axis=1)
+        cat = mx.concatenate([x.astype(mx.float32), prev], axis=-1).reshape(R, I + H)
+        gbw, gbb = ga.T @ cat, ga.sum(axis=0)
+    else:
+        gbw, gbb = mx.zeros(bw.shape), mx.zeros(bb.shape)
+    grads = (gx, gh0, gdt, gbw, gbb, ghw, ghb)
+    return tuple(g.astype(p.dtype) for g, p in zip(grads, primals))
 
 
 def cfc_sequence_gpu(
@@ -74,27 +131,29 @@ def cfc_sequence_gpu(
     stream=None,
 ) -> mx.array:
     """States ``(B, T, H)`` of ``cell`` over ``x`` ``(B, T, I)`` from ``h0`` ``(B, H)`` with
-    elapsed times ``dt`` ``(B, T)`` (inference only).
+    elapsed times ``dt`` ``(B, T)``; differentiable (the vjp is the BPTT kernel).
+
+    Args:
+        backend: ``"metal"``, ``"cuda"`` or ``"emulate"`` (the C++ emulation, for tests); None
+            picks the back-end of the default device / ``stream``.
+        threads: threads per group (default: a power of two covering ``max(I, H, U)``, 32..256).
 
     Raises:
-        ValueError: a cell the kernel does not cover (see :func:`cfc_why_not`) or wrong shapes.
+        ValueError: a cell the kernels do not cover (see :func:`cfc_why_not`) or wrong shapes.
     """
     why = cfc_why_not(cell)
     if why is not None:
         raise ValueError(f"cfc_sequence_gpu: {why}")
-    I, H = cell.input_size, cell.hidden_size
-    if x.ndim != 3 or x.shape[2] != I:
-        raise ValueError(f"cfc_sequence_gpu: x must have shape (B, T, I) with I = {I}, got {tuple(x.shape)}")
+    I, H, U = _sizes(cell)
+    if not isinstance(x, mx.array) or x.ndim != 3 or x.shape[2] != I:
+        raise ValueError(f"cfc_sequence_gpu: x must have shape (B, T, I) with I = {I}, got {tuple(np.shape(x))}")
     B, T = x.shape[:2]
-    if tuple(h0.shape) != (B, H):
-        raise ValueError(f"cfc_sequence_gpu: h0 must have shape (B, H) = ({B}, {H}), got {tuple(h0.shape)}")
-    if tuple(dt.shape) != (B, T):
-        raise ValueError(f"cfc_sequence_gpu: dt must have shape (B, T) = ({B}, {T}), got {tuple(dt.shape)}")
+    if not isinstance(h0, mx.array) or tuple(h0.shape) != (B, H):
+        raise ValueError(f"cfc_sequence_gpu: h0 must have shape (B, H) = ({B}, {H}), got {tuple(np.shape(h0))}")
+    if not isinstance(dt, mx.array) or tuple(dt.shape) != (B, T):
+        raise ValueError(f"cfc_sequence_gpu: dt must have shape (B, T) = ({B}, {T}), got {tuple(np.shape(dt))}")
     backend = resolve_backend(backend, stream)
-    U = cell.backbone[0].weight.shape[0] if cell.backbone else 0
     NT = int(threads) if threads is not None else min(256, max(32, 1 << (max(H, U, I) - 1).bit_length()))
-    if 4 * (I + 2 * H + max(U, 1)) > TG_MEMORY_LIMIT:
-        raise ValueError(f"cfc_sequence_gpu: I={I}, H={H}, U={U} exceed the threadgroup memory limit")
     if U:
         bw, bb = cell.backbone[0].weight, cell.backbone[0].bias
     else:
@@ -107,7 +166,37 @@ def cfc_sequence_gpu(
         return cfc_forward(backend, template, arrays, stream)
 
     @seq.vjp
-    def seq_vjp(primals, cotangent, output):
-        raise NotImplementedError("cfc_sequence_gpu has no backward kernel yet; train on the reference or CPU path")
+    def seq_vjp(primals, cotangent, states):
+        return cfc_backward(backend, template, primals, cotangent, states, stream)
 
-    return seq(x, h0, dt, bw, bb, hw, hb).astype(x.dtype)
+    out = seq(x, h0, dt, bw, bb, hw, hb)
+    return out.astype(x.dtype) if mx.issubdtype(x.dtype, mx.floating) else out
+
+
+# -- the cell hooks of CfCCell / WiredCfCCell (see ncps.cells.base; inputs validated by the caller)
+
+KERNEL = "cfc_sequence_gpu"
+
+
+def kernel_name(mixed_memory: bool = False) -> str:
+    return KERNEL
+
+
+def why_not(cell, mixed_memory: bool = False) -> Optional[str]:
+    """None when the GPU kernels cover ``cell`` inside a layer with ``mixed_memory``, else why not."""
+    if mixed_memory:
+        return "the mixed-memory CfC has no GPU kernel yet"
+    return cfc_why_not(cell)
+
+
+def sequence(cell, x: mx.array, h0: mx.array, dt: mx.array, lstm=None, c0=None, *, backend: str, stream=None):
+    """``(states (B, T, H), None)`` of ``cell`` over ``x`` ``(B, T, I)`` with ``dt`` ``(B, T)``."""
+    if lstm is not None:
+        raise NotImplementedError("the mixed-memory CfC has no GPU kernel yet")
+    return cfc_sequence_gpu(cell, x, h0, dt, backend=backend, stream=stream), None
+
+
+def step(cell, x: mx.array, h: mx.array, ts, *, backend: str, stream=None) -> mx.array:
+    """One step as a one-step sequence: ``x`` ``(B, I)``, ``h`` ``(B, H)``, ``ts`` a float or ``(B, 1)``."""
+    dt = mx.full((x.shape[0], 1), ts) if isinstance(ts, (int, float)) else ts
+    return sequence(cell, x[:, None], h, dt, backend=backend, stream=stream)[0][:, 0]

@@ -220,3 +220,55 @@ def ltc_sequence_gpu(
 
     out = seq(x, h0, dt, *(params[k] for k in SOLVER_PARAMS))
     return out.astype(x.dtype) if mx.issubdtype(x.dtype, mx.floating) else out
+
+
+# -- the cell hooks of LTCCell (see ncps.cells.base; inputs validated by the caller) ---------------
+
+KERNEL = "ltc_sequence_gpu"
+_PLANS: dict = {}  # (id(mask), id(sensory_mask)) -> (mask, sensory_mask, LTCSynapsePlan)
+
+
+def kernel_name(mixed_memory: bool = False) -> str:
+    return KERNEL
+
+
+def why_not(cell, mixed_memory: bool = False) -> Optional[str]:
+    """None when the GPU kernels cover ``cell`` (an LTCCell), else why not."""
+    if mixed_memory:
+        return "the mixed-memory LTC has no GPU kernel yet"
+    N, I, K = cell.state_size, cell.sensory_size, cell.ode_unfolds
+    need = _tg_bytes(N, I, K, ltc_threads(N, I))
+    if need > TG_MEMORY_LIMIT:
+        return f"N={N}, I={I}, ode_unfolds={K} need {need} bytes of threadgroup memory (limit {TG_MEMORY_LIMIT})"
+    return None
+
+
+def cell_synapse_plan(params: Mapping[str, mx.array]) -> LTCSynapsePlan:
+    """:func:`ltc_synapse_plan` of a cell's masks, built once per pair of mask arrays (the masks
+    are frozen, so their identity is the wiring's): later calls, also inside ``mx.compile``, do
+    not read the masks back."""
+    mask, smask = params["mask"], params["sensory_mask"]
+    key = (id(mask), id(smask))
+    hit = _PLANS.get(key)
+    if hit is None or hit[0] is not mask or hit[1] is not smask:
+        if len(_PLANS) > 64:
+            _PLANS.clear()
+        hit = _PLANS[key] = (mask, smask, ltc_synapse_plan(params))  # holding the masks keeps the ids unique
+    return hit[2]
+
+
+def sequence(cell, x: mx.array, h0: mx.array, dt: mx.array, lstm=None, c0=None, *, backend: str, stream=None):
+    """``(states (B, T, N), None)`` of ``cell`` over ``x`` ``(B, T, I)`` with ``dt`` ``(B, T)``
+    (no mixed memory: :func:`why_not` says so)."""
+    if lstm is not None:
+        raise NotImplementedError("the mixed-memory LTC has no GPU kernel yet")
+    params = cell.solver_params()
+    states = ltc_sequence_gpu(cell.map_inputs(x), h0, dt, params, cell.ode_unfolds, cell.epsilon,
+                              plan=cell_synapse_plan(params), backend=backend, stream=stream)  # fmt: skip
+    return states, None
+
+
+def step(cell, x: mx.array, h: mx.array, ts, *, backend: str, stream=None) -> mx.array:
+    """One step as a one-step sequence: ``x`` ``(B, I)``, ``h`` ``(B, N)``, ``ts`` a float or ``(B, 1)``."""
+    dt = mx.full((x.shape[0], 1), ts) if isinstance(ts, (int, float)) else ts
+    return sequence(cell, x[:, None], h, dt, backend=backend, stream=stream)[0][:, 0]

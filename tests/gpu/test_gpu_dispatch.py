@@ -1,0 +1,142 @@
+"""ncps.kernels.plan on a GPU device: GPU kernel, CPU primitive on the CPU stream, or reference, per
+cell and mode, with the availability probes monkeypatched; and the whole layer path through the GPU
+hooks with the C++ emulation standing in for the GPU."""
+
+import mlx.core as mx
+import mlx.nn as nn
+import pytest
+from mlx.utils import tree_flatten
+from tests.gpu.gpu_util import GRAD_TOL, OUT_TOL, assert_close, weighted_sum
+
+import ncps
+import ncps.gpu.cfc as gpu_cfc
+import ncps.gpu.ltc as gpu_ltc
+from ncps import kernels
+from ncps.cells import cfc_fused, ltc_fused
+from ncps.gpu import emulate
+from ncps.wirings import AutoNCP
+
+pytestmark = pytest.mark.gpu_emulated
+
+
+@pytest.fixture
+def metal(monkeypatch):
+    """A machine whose MLX has a Metal device."""
+    monkeypatch.setattr(kernels, "_metal_why_not", lambda: None)
+
+
+def cells():
+    return dict(
+        ltc=ncps.LTCCell(AutoNCP(8, 2), 3),
+        cfc=ncps.CfCCell(3, 4),
+        cfc_deep=ncps.CfCCell(3, 4, backbone_layers=2),
+        wired=ncps.WiredCfCCell(3, AutoNCP(8, 2)),
+        ctrnn=ncps.CTRNNCell(3, 4),
+    )
+
+
+def test_without_a_gpu_backend_the_cpu_primitive_serves_gpu_calls(monkeypatch):
+    monkeypatch.setattr(kernels, "_metal_why_not", lambda: "no Metal device")
+    monkeypatch.setattr(kernels, "_cuda_why_not", lambda: "mlx built without CUDA")
+    if not kernels.extension_available():
+        pytest.skip("needs the extension")
+    c = cells()
+    for mode in ("auto", "fused"):  # fused mode does not raise: the CPU primitive covers the call
+        with kernels.use(mode):
+            p = kernels.plan(c["ltc"], stream=mx.gpu)
+            assert (p.backend, p.kernel, p.stream) == ("cpu", ltc_fused, mx.cpu)
+            assert "no Metal device" in p.reason and "without CUDA" in p.reason
+    with kernels.use("auto"):
+        p = kernels.plan(c["ctrnn"], stream=mx.gpu)
+        assert p == kernels.Plan("reference", None, p.reason) and "CTRNNCell" in p.reason
+    with kernels.use("fused"), pytest.raises(NotImplementedError, match="CTRNNCell.*GPU: .*no Metal device"):
+        kernels.plan(c["ctrnn"], stream=mx.gpu)
+
+
+def test_plan_per_cell_on_a_gpu_device(metal):
+    c = cells()
+    with kernels.use("auto"):
+        assert kernels.plan(c["ltc"], stream=mx.gpu) == kernels.Plan("metal", gpu_ltc)
+        assert kernels.plan(c["cfc"], stream=mx.gpu) == kernels.Plan("metal", gpu_cfc)
+        assert kernels.plan(c["ltc"], stream=mx.cpu) == kernels.Plan("cpu", ltc_fused, stream=mx.cpu)
+        device = mx.Device(mx.gpu)
+        assert kernels.plan(c["ltc"], stream=device).stream == device  # the launch runs on the call's device
+        if kernels.extension_available():
+            uncovered = [("ltc", True, ltc_fused, "mixed-memory LTC"), ("cfc", True, cfc_fused, "mixed-memory CfC"),
+                         ("cfc_deep", False, cfc_fused, "backbone_layers=2"), ("wired", False, cfc_fused, "wired")]
+            for name, mixed, module, why in uncovered:
+                p = kernels.plan(c[name], mixed_memory=mixed, stream=mx.gpu)
+                assert (p.backend, p.kernel, p.stream) == ("cpu", module, mx.cpu), name
+                assert why in p.reason, (name, p.reason)
+    with kernels.use("reference"):
+        assert kernels.plan(c["ltc"], stream=mx.gpu) == kernels.REFERENCE
+
+
+def test_cuda_probe_and_missing_extension(monkeypatch):
+    monkeypatch.setattr(kernels, "_cuda_why_not", lambda: None)
+    monkeypatch.setattr(kernels, "_ext", None)
+    c = cells()
+    with kernels.use("fused"):
+        assert kernels.plan(c["cfc"], stream=mx.gpu).backend == "cuda"  # the GPU kernel needs no extension
+        with pytest.raises(NotImplementedError, match=r"not loaded.*GPU: the mixed-memory CfC"):
+            kernels.plan(c["cfc"], mixed_memory=True, stream=mx.gpu)
+    with kernels.use("auto"):
+        p = kernels.plan(c["wired"], stream=mx.gpu)
+        assert not p.fused and "wired" in p.reason and "not loaded" in p.reason
+
+
+def test_info_reports_each_kernel_backend(metal):
+    backends = kernels.info()["kernel_backends"]
+    assert set(backends) == {"cpu", "metal", "cuda"}
+    assert backends["metal"] is None
+    assert backends["cpu"] is None if kernels.extension_available() else "not loaded" in backends["cpu"]
+    assert backends["cuda"] is None or "CUDA" in backends["cuda"]
+
+
+@pytest.fixture
+def emulated_gpu(monkeypatch):
+    """Every call runs on a "GPU" whose backend is the C++ emulation; counts the kernel launches."""
+    launches = []
+    run = emulate.run
+    monkeypatch.setattr(kernels, "_device_type", lambda stream: mx.gpu)
+    monkeypatch.setattr(kernels, "_gpu_backend", lambda: ("emulate", None))
+    monkeypatch.setattr(emulate, "run", lambda spec, *a, **k: launches.append(spec.name) or run(spec, *a, **k))
+    return launches
+
+
+def layer_value_and_grads(layer, x, ts):
+    def loss(model, x, ts):
+        return weighted_sum(model(x, timespans=ts)[0])
+
+    value, grads = nn.value_and_grad(layer, loss)(layer, x, ts)
+    return value, dict(tree_flatten(grads)), mx.grad(loss, argnums=1)(layer, x, ts)
+
+
+@pytest.mark.parametrize("name", ["ltc", "cfc"])
+def test_layer_forward_and_grad_through_the_gpu_path(emulated_gpu, name):
+    mx.random.seed(3)
+    layer = ncps.LTC(3, AutoNCP(8, 2)) if name == "ltc" else ncps.CfC(3, 6, backbone_units=7)
+    x = mx.random.normal((2, 5, 3))
+    ts = mx.random.uniform(0.5, 1.5, (2, 5))
+    with kernels.use("fused"):
+        got = layer_value_and_grads(layer, x, ts)
+    assert emulated_gpu == [f"ncps_{name}_forward", f"ncps_{name}_backward"] * 2  # value_and_grad, then grad
+    with kernels.use("reference"):
+        want = layer_value_and_grads(layer, x, ts)
+    assert_close(got[0], want[0], OUT_TOL, "loss")
+    assert got[1].keys() == want[1].keys()
+    for key, ref in want[1].items():
+        assert_close(got[1][key], ref, GRAD_TOL, f"d{key}")
+    assert_close(got[2], want[2], GRAD_TOL, "dx")
+
+
+def test_cell_step_through_the_gpu_path(emulated_gpu):
+    cell = ncps.LTCCell(AutoNCP(8, 2), 3)
+    x, h = mx.random.normal((2, 3)), 0.1 * mx.random.normal((2, 8))
+    with kernels.use("fused"):
+        out, state = cell(x, h, 0.7)
+    assert emulated_gpu == ["ncps_ltc_forward"]
+    with kernels.use("reference"):
+        ref_out, ref_state = cell(x, h, 0.7)
+    assert_close(state, ref_state, OUT_TOL, "state")
+    assert_close(out, ref_out, OUT_TOL, "output")
