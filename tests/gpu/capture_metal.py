@@ -31,12 +31,14 @@ def main() -> None:
     from ncps.cells.cfc import CfCCell
 
     gc.launch = gl.launch
-    cfc = CfCCell(3, 6, backbone_units=7)
+    cfc = CfCCell(3, 6, backbone_units=[7, 5])
     hw, hb = gc._heads(cfc)
-    template = dict(I=3, H=6, U=7, MODE=0, ACT=0, NT=32)
+    template = dict(I=3, H=6, L=2, U=7, MODE=0, ACT=0, NT=32, widths=(7, 5))
+    bw = mx.concatenate([layer.weight.reshape(-1) for layer in cfc.backbone])
+    bb = mx.concatenate([layer.bias for layer in cfc.backbone])
 
     def g(x, h0, dt):
-        primals = (x, h0, dt, cfc.backbone[0].weight, cfc.backbone[0].bias, hw, hb)
+        primals = (x, h0, dt, bw, bb, hw, hb)
         states = gc.cfc_forward("metal", template, primals)
         return [states, *gc.cfc_backward("metal", template, primals, states, states)]
 

@@ -9,9 +9,9 @@ from mlx.utils import tree_flatten
 from tests.gpu.gpu_util import GRAD_TOL, OUT_TOL, assert_close, weighted_sum
 
 from ncps.cells.cfc import CfCCell
-from ncps.gpu import cfc_sequence_gpu, cfc_why_not
+from ncps.gpu import cfc_sequence_gpu, cfc_why_not, wired_cfc_sequence_gpu
 from ncps.cells.wired_cfc import WiredCfCCell
-from ncps.wirings import AutoNCP
+from ncps.wirings import NCP, AutoNCP
 
 pytestmark = pytest.mark.gpu_emulated
 
@@ -20,6 +20,9 @@ CASES = [
     ("no_gate-silu-nt32", dict(mode="no_gate", activation="silu", backbone_units=13), 32),
     ("pure-relu-nt8", dict(mode="pure", activation="relu"), 8),
     ("default-tanh-nobackbone", dict(mode="default", activation="tanh", backbone_layers=0), 5),
+    ("default-relu-3layers-nt4", dict(mode="default", activation="relu", backbone_layers=3, backbone_units=6), 4),
+    ("pure-tanh-widths-12-7", dict(mode="pure", activation="tanh", backbone_units=[12, 7]), 8),
+    ("no_gate-lecun-widths-4-13", dict(mode="no_gate", backbone_units=[4, 13]), 32),
     ("masked-nobackbone", dict(backbone_layers=0, sparsity_mask=np.random.default_rng(0).integers(0, 2, (14, 9))), 4),
 ]
 
@@ -77,9 +80,36 @@ def test_cfc_backward_matches_reference(case):
         assert_close(got, want, GRAD_TOL, f"d{name}")
 
 
+WIRED = [("autoncp-default", AutoNCP(10, 2), "default"), ("ncp-pure", NCP(3, 2, 2, 2, 2, 2, 1), "pure"),
+         ("autoncp-no_gate", AutoNCP(12, 3), "no_gate")]
+
+
+@pytest.mark.parametrize("case", WIRED, ids=[c[0] for c in WIRED])
+def test_wired_cfc_forward_and_backward_match_reference(case):
+    _, wiring, mode = case
+    mx.random.seed(4)
+    cell = WiredCfCCell(5, wiring, mode=mode)
+    for unit in cell.layers:
+        if mode == "pure":
+            unit.w_tau = 0.5 * mx.random.normal(unit.w_tau.shape)
+            unit.A = 1.0 + 0.3 * mx.random.normal(unit.A.shape)
+    B, T, N = 2, 4, cell.state_size
+    x, h0, dt = mx.random.normal((B, T, 5)), 0.5 * mx.random.normal((B, N)), mx.random.uniform(0.2, 1.5, (B, T))
+    gpu_fn = lambda m, *a: wired_cfc_sequence_gpu(m, *a, backend="emulate", threads=4)  # noqa: E731
+    assert_close(gpu_fn(cell, x, h0, dt), _reference(cell, x, h0, dt), OUT_TOL, "states")
+    gpu, ref = _grads(gpu_fn, cell, x, h0, dt), _grads(_reference, cell, x, h0, dt)
+    params_gpu, params_ref = dict(tree_flatten(gpu[0])), dict(tree_flatten(ref[0]))
+    assert params_gpu.keys() == params_ref.keys() and any("layer_2" in k for k in params_ref)
+    for name, want in params_ref.items():
+        assert_close(params_gpu[name], want, GRAD_TOL, f"d{name}")
+    for name, got, want in zip(("x", "h0", "dt"), gpu[1], ref[1]):
+        assert_close(got, want, GRAD_TOL, f"d{name}")
+
+
 def test_cfc_uncovered_cells_are_named():
     assert "wired" in cfc_why_not(WiredCfCCell(3, AutoNCP(10, 2)))
-    assert "backbone_layers=2" in cfc_why_not(CfCCell(3, 4, backbone_layers=2))
+    assert "'gelu'" in cfc_why_not(CfCCell(3, 4, activation="gelu"))
+    assert cfc_why_not(CfCCell(3, 4, backbone_layers=3)) is None
     cell, x, h0, dt = _problem(dict(mode="default"))
     with pytest.raises(ValueError, match=r"h0 must have shape \(B, H\) = \(3, 9\)"):
         cfc_sequence_gpu(cell, x, h0[:, :4], dt, backend="emulate")

@@ -29,7 +29,7 @@ def cells():
     return dict(
         ltc=ncps.LTCCell(AutoNCP(8, 2), 3),
         cfc=ncps.CfCCell(3, 4),
-        cfc_deep=ncps.CfCCell(3, 4, backbone_layers=2),
+        cfc_gelu=ncps.CfCCell(3, 4, activation="gelu"),
         wired=ncps.WiredCfCCell(3, AutoNCP(8, 2)),
         ctrnn=ncps.CTRNNCell(3, 4),
     )
@@ -58,12 +58,13 @@ def test_plan_per_cell_on_a_gpu_device(metal):
     with kernels.use("auto"):
         assert kernels.plan(c["ltc"], stream=mx.gpu) == kernels.Plan("metal", gpu_ltc)
         assert kernels.plan(c["cfc"], stream=mx.gpu) == kernels.Plan("metal", gpu_cfc)
+        assert kernels.plan(c["wired"], stream=mx.gpu) == kernels.Plan("metal", gpu_cfc)
         assert kernels.plan(c["ltc"], stream=mx.cpu) == kernels.Plan("cpu", ltc_fused, stream=mx.cpu)
         device = mx.Device(mx.gpu)
         assert kernels.plan(c["ltc"], stream=device).stream == device  # the launch runs on the call's device
         if kernels.extension_available():
             uncovered = [("ltc", True, ltc_fused, "mixed-memory LTC"), ("cfc", True, cfc_fused, "mixed-memory CfC"),
-                         ("cfc_deep", False, cfc_fused, "backbone_layers=2"), ("wired", False, cfc_fused, "wired")]
+                         ("cfc_gelu", False, cfc_fused, "'gelu'"), ("wired", True, cfc_fused, "mixed")]
             for name, mixed, module, why in uncovered:
                 p = kernels.plan(c[name], mixed_memory=mixed, stream=mx.gpu)
                 assert (p.backend, p.kernel, p.stream) == ("cpu", module, mx.cpu), name
@@ -81,8 +82,8 @@ def test_cuda_probe_and_missing_extension(monkeypatch):
         with pytest.raises(NotImplementedError, match=r"not loaded.*GPU: the mixed-memory CfC"):
             kernels.plan(c["cfc"], mixed_memory=True, stream=mx.gpu)
     with kernels.use("auto"):
-        p = kernels.plan(c["wired"], stream=mx.gpu)
-        assert not p.fused and "wired" in p.reason and "not loaded" in p.reason
+        p = kernels.plan(c["cfc_gelu"], stream=mx.gpu)
+        assert not p.fused and "'gelu'" in p.reason and "not loaded" in p.reason
 
 
 def test_info_reports_each_kernel_backend(metal):
@@ -112,15 +113,24 @@ def layer_value_and_grads(layer, x, ts):
     return value, dict(tree_flatten(grads)), mx.grad(loss, argnums=1)(layer, x, ts)
 
 
-@pytest.mark.parametrize("name", ["ltc", "cfc"])
+LAYERS = {
+    "ltc": (lambda: ncps.LTC(3, AutoNCP(8, 2)), ["ncps_ltc_forward", "ncps_ltc_backward"]),
+    "cfc": (lambda: ncps.CfC(3, 6, backbone_units=7), ["ncps_cfc_forward", "ncps_cfc_backward"]),
+    # three units: three forward launches, then three backward launches in reverse order
+    "wired_cfc": (lambda: ncps.CfC(3, AutoNCP(9, 2)), ["ncps_cfc_forward"] * 3 + ["ncps_cfc_backward"] * 3),
+}
+
+
+@pytest.mark.parametrize("name", list(LAYERS))
 def test_layer_forward_and_grad_through_the_gpu_path(emulated_gpu, name):
     mx.random.seed(3)
-    layer = ncps.LTC(3, AutoNCP(8, 2)) if name == "ltc" else ncps.CfC(3, 6, backbone_units=7)
+    make, launches = LAYERS[name]
+    layer = make()
     x = mx.random.normal((2, 5, 3))
     ts = mx.random.uniform(0.5, 1.5, (2, 5))
     with kernels.use("fused"):
         got = layer_value_and_grads(layer, x, ts)
-    assert emulated_gpu == [f"ncps_{name}_forward", f"ncps_{name}_backward"] * 2  # value_and_grad, then grad
+    assert emulated_gpu == launches * 2  # value_and_grad, then grad
     with kernels.use("reference"):
         want = layer_value_and_grads(layer, x, ts)
     assert_close(got[0], want[0], OUT_TOL, "loss")

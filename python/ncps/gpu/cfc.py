@@ -1,14 +1,15 @@
 """CfC sequence on the GPU: the dialect kernels ``kernels/cfc_forward.inc`` and
 ``kernels/cfc_backward.inc`` behind one ``mx.custom_function``.
 
-:func:`cfc_sequence_gpu` runs a dense :class:`ncps.cells.cfc.CfCCell` (backbone of 0 or 1 layers,
+:func:`cfc_sequence_gpu` runs a dense :class:`ncps.cells.cfc.CfCCell` (backbone of any depth,
 modes default / no_gate / pure, activations lecun_tanh / tanh / relu / silu, optional sparsity
 mask) over a whole sequence and returns the states ``(B, T, H)``, as ``cell.step`` applied step by
 step. Its vjp launches the BPTT kernel, which writes per-(b, t) adjoints only (no atomics); the
 weight gradients are then GEMMs over all ``B T`` rows, so every gradient is deterministic.
 
-The module is also the GPU hook module of :class:`~ncps.CfCCell` and :class:`~ncps.WiredCfCCell`
-(``why_not``, ``sequence``, ``step``; see :mod:`ncps.cells.base`).
+:func:`wired_cfc_sequence_gpu` runs a :class:`~ncps.WiredCfCCell` (a chain of backbone-free,
+masked units) unit by unit. The module is also the GPU hook module of :class:`~ncps.CfCCell` and
+:class:`~ncps.WiredCfCCell` (``why_not``, ``sequence``, ``step``; see :mod:`ncps.cells.base`).
 """
 
 from __future__ import annotations
@@ -21,47 +22,54 @@ import numpy as np
 from ._source import KernelSpec
 from .launch import TG_MEMORY_LIMIT, launch, resolve_backend
 
-__all__ = ["cfc_sequence_gpu", "cfc_why_not", "CFC_FORWARD", "CFC_BACKWARD"]
+__all__ = ["cfc_sequence_gpu", "cfc_why_not", "wired_cfc_sequence_gpu", "CFC_FORWARD", "CFC_BACKWARD"]
 
 _FWD_INPUTS = (("x", "float"), ("h0", "float"), ("dt", "float"), ("bw", "float"), ("bb", "float"), ("hw", "float"),
                ("hb", "float"), ("dims", "int"))  # fmt: skip
-_TEMPLATE = ("I", "H", "U", "MODE", "ACT", "NT")
+_TEMPLATE = ("I", "H", "L", "U", "MODE", "ACT", "NT")
 CFC_FORWARD = KernelSpec("ncps_cfc_forward", "cfc_forward.inc", _FWD_INPUTS, ("states",), _TEMPLATE)
 CFC_BACKWARD = KernelSpec(
     "ncps_cfc_backward",
     "cfc_backward.inc",
     _FWD_INPUTS[:-1] + (("states", "float"), ("cot", "float"), ("dims", "int")),
-    ("g_x", "g_h0", "g_dt", "g_f", "g_a", "zin"),
+    ("g_x", "g_h0", "g_dt", "g_f", "g_a", "zs", "zin"),
     _TEMPLATE,
 )
 _MODES = {"default": 0, "no_gate": 1, "pure": 2}
 _ACTS = {"lecun_tanh": 0, "tanh": 1, "relu": 2, "silu": 3}
 
 
-def _sizes(cell) -> tuple[int, int, int]:
-    """``(I, H, U)``: inputs, units and backbone width (0 without a backbone)."""
-    return cell.input_size, cell.hidden_size, (cell.backbone[0].weight.shape[0] if cell.backbone else 0)
+def _sizes(cell) -> tuple[int, int, list]:
+    """``(I, H, widths)``: inputs, units and the backbone layers' widths (empty without a backbone)."""
+    return cell.input_size, cell.hidden_size, [layer.weight.shape[0] for layer in cell.backbone]
 
 
-def _tg_bytes(I: int, H: int, U: int) -> int:
+def _tg_bytes(I: int, H: int, widths: list) -> int:
     """Threadgroup memory of the backward kernel (the larger of the two)."""
-    C = I + H
-    return 4 * (C + 3 * max(U, 1) + 6 * H + (U if U > 0 else C))
+    C, L, U = I + H, len(widths), max(widths, default=0)
+    return 4 * (C + 3 * max(L * U, 1) + 6 * H + (U if L else C))
+
+
+def units_of(cell) -> list:
+    """The dense CfC units of ``cell``: the cell itself, or the layers of a WiredCfCCell (modules
+    are dicts of their children)."""
+    if "layer_0" in cell:
+        return [cell[f"layer_{l}"] for l in range(len(cell.layer_sizes))]
+    return [cell]
 
 
 def cfc_why_not(cell) -> Optional[str]:
-    """None when :func:`cfc_sequence_gpu` covers ``cell``, else the reason it does not."""
+    """None when :func:`cfc_sequence_gpu` covers ``cell`` (one dense unit), else the reason it does not."""
     if "layer_0" in cell:
-        return "wired CfC (a chain of units) has no GPU kernel yet"
-    if len(cell.backbone) > 1:
-        return f"backbone_layers={len(cell.backbone)}: the GPU kernel covers 0 or 1 backbone layers"
+        return "a wired CfC is a chain of units: run it with wired_cfc_sequence_gpu"
     if cell.backbone and cell.activation not in _ACTS:
         return f"activation {cell.activation!r}: the GPU kernel covers {list(_ACTS)}"
     if cell.dropout is not None and cell.training:
         return "backbone dropout in training mode is not fused"
-    I, H, U = _sizes(cell)
-    if _tg_bytes(I, H, U) > TG_MEMORY_LIMIT:
-        return f"I={I}, H={H}, U={U} need {_tg_bytes(I, H, U)} bytes of threadgroup memory (limit {TG_MEMORY_LIMIT})"
+    I, H, widths = _sizes(cell)
+    need = _tg_bytes(I, H, widths)
+    if need > TG_MEMORY_LIMIT:
+        return f"I={I}, H={H}, backbone {widths} need {need} bytes of threadgroup memory (limit {TG_MEMORY_LIMIT})"
     return None
 
 
@@ -79,14 +87,16 @@ def _heads(cell) -> tuple[mx.array, mx.array]:
     return mx.stack(ws), mx.stack(bs)
 
 
-def _dims(B: int, T: int) -> mx.array:
-    return mx.array([B, T], dtype=mx.int32)
+def _dims(B: int, T: int, widths: tuple) -> mx.array:
+    """The kernels' int input: ``[B, T, width of backbone layer 0, 1, ...]``."""
+    return mx.array([B, T, *widths], dtype=mx.int32)
 
 
 def cfc_forward(backend: str, template: dict, arrays, stream=None) -> mx.array:
-    """Launch the forward kernel on ``arrays`` = ``(x, h0, dt, bw, bb, hw, hb)``."""
+    """Launch the forward kernel on ``arrays`` = ``(x, h0, dt, bw, bb, hw, hb)`` (``bw``, ``bb``:
+    the backbone layers' weights and biases, flattened and concatenated)."""
     B, T = arrays[0].shape[:2]
-    ins = [a.astype(mx.float32) for a in arrays] + [_dims(B, T)]
+    ins = [a.astype(mx.float32) for a in arrays] + [_dims(B, T, template["widths"])]
     return launch(CFC_FORWARD, backend, ins, [(B, T, template["H"])], template, B, stream=stream)[0]
 
 
@@ -94,26 +104,34 @@ def cfc_backward(backend: str, template: dict, primals, cotangent, states, strea
     """Launch the backward kernel and form the gradients of ``primals`` = ``(x, h0, dt, bw, bb, hw, hb)``.
 
     The kernel returns per-(b, t) adjoints; the weight gradients are sums over the ``R = B T``
-    rows: ``dhb = sum_r g_f``, ``dhw[k] = g_f[:, k]^T zin``, ``dbb = sum_r g_a``,
-    ``dbw = g_a^T [x_t, h_{t-1}]``."""
+    rows: ``dhb = sum_r g_f``, ``dhw[k] = g_f[:, k]^T zin``, and per backbone layer ``l``
+    ``db_l = sum_r g_a[l]``, ``dW_l = g_a[l]^T input_l`` (``input_0 = [x_t, h_{t-1}]``,
+    ``input_l = zs[l - 1]``)."""
     x, h0, dt, bw, bb, hw, hb = primals
     B, T = x.shape[:2]
-    I, H, U = template["I"], template["H"], template["U"]
-    Z, R = (U if U > 0 else I + H), B * T
-    ins = [a.astype(mx.float32) for a in primals] + [states, cotangent.astype(mx.float32), _dims(B, T)]
-    shapes = [(B, T, I), (B, H), (B, T), (B, T, 4, H), (B, T, max(U, 1)), (B, T, Z)]
-    gx, gh0, gdt, gf, ga, zin = launch(CFC_BACKWARD, backend, ins, shapes, template, B, zero_init=True,
-                                       stream=stream)  # fmt: skip
+    I, H, widths = template["I"], template["H"], template["widths"]
+    L, U = len(widths), max(widths, default=0)
+    Z, R = (widths[-1] if L else I + H), B * T
+    ins = [a.astype(mx.float32) for a in primals] + [states, cotangent.astype(mx.float32), _dims(B, T, widths)]
+    shapes = [(B, T, I), (B, H), (B, T), (B, T, 4, H), (B, T, max(L, 1), max(U, 1)), (B, T, max(L, 1), max(U, 1)),
+              (B, T, Z)]  # fmt: skip
+    gx, gh0, gdt, gf, ga, zs, zin = launch(CFC_BACKWARD, backend, ins, shapes, template, B, zero_init=True,
+                                           stream=stream)  # fmt: skip
     gf = gf.reshape(R, 4 * H)
     ghb = gf.sum(axis=0).reshape(4, H)
     ghw = (gf.T @ zin.reshape(R, Z)).reshape(4, H, Z)
     if template["MODE"] == 2:  # only ff1 reads zin; rows 1..3 of gf are w_tau, A and 0
         ghw = mx.concatenate([ghw[:1], mx.zeros((3, H, Z))])
-    if U > 0:
-        ga = ga.reshape(R, U)
+    if L:
         prev = mx.concatenate([h0[:, None].astype(mx.float32), states[:, :-1]], axis=1)
-        cat = mx.concatenate([x.astype(mx.float32), prev], axis=-1).reshape(R, I + H)
-        gbw, gbb = ga.T @ cat, ga.sum(axis=0)
+        layer_in = mx.concatenate([x.astype(mx.float32), prev], axis=-1).reshape(R, I + H)
+        gws, gbs = [], []
+        for l, width in enumerate(widths):
+            ga_l = ga[:, :, l, :width].reshape(R, width)
+            gws.append((ga_l.T @ layer_in).reshape(-1))
+            gbs.append(ga_l.sum(axis=0))
+            layer_in = zs[:, :, l, :width].reshape(R, width)
+        gbw, gbb = mx.concatenate(gws), mx.concatenate(gbs)
     else:
         gbw, gbb = mx.zeros(bw.shape), mx.zeros(bb.shape)
     grads = (gx, gh0, gdt, gbw, gbb, ghw, ghb)
@@ -144,7 +162,7 @@ def cfc_sequence_gpu(
     why = cfc_why_not(cell)
     if why is not None:
         raise ValueError(f"cfc_sequence_gpu: {why}")
-    I, H, U = _sizes(cell)
+    I, H = cell.input_size, cell.hidden_size
     if not isinstance(x, mx.array) or x.ndim != 3 or x.shape[2] != I:
         raise ValueError(f"cfc_sequence_gpu: x must have shape (B, T, I) with I = {I}, got {tuple(np.shape(x))}")
     B, T = x.shape[:2]
@@ -153,13 +171,17 @@ def cfc_sequence_gpu(
     if not isinstance(dt, mx.array) or tuple(dt.shape) != (B, T):
         raise ValueError(f"cfc_sequence_gpu: dt must have shape (B, T) = ({B}, {T}), got {tuple(np.shape(dt))}")
     backend = resolve_backend(backend, stream)
+    widths = tuple(int(w) for w in _sizes(cell)[2])
+    U = max(widths, default=0)
     NT = int(threads) if threads is not None else min(256, max(32, 1 << (max(H, U, I) - 1).bit_length()))
-    if U:
-        bw, bb = cell.backbone[0].weight, cell.backbone[0].bias
+    if widths:
+        bw = mx.concatenate([layer.weight.reshape(-1) for layer in cell.backbone])
+        bb = mx.concatenate([layer.bias for layer in cell.backbone])
     else:
         bw, bb = mx.zeros((1,)), mx.zeros((1,))
     hw, hb = _heads(cell)
-    template = dict(I=I, H=H, U=U, MODE=_MODES[cell.mode], ACT=_ACTS.get(cell.activation, 0), NT=NT)
+    template = dict(I=I, H=H, L=len(widths), U=U, MODE=_MODES[cell.mode], ACT=_ACTS.get(cell.activation, 0), NT=NT,
+                    widths=widths)  # fmt: skip
 
     @mx.custom_function
     def seq(*arrays):
@@ -171,6 +193,27 @@ def cfc_sequence_gpu(
 
     out = seq(x, h0, dt, bw, bb, hw, hb)
     return out.astype(x.dtype) if mx.issubdtype(x.dtype, mx.floating) else out
+
+
+def wired_cfc_sequence_gpu(cell, x: mx.array, h0: mx.array, dt: mx.array, **kwargs) -> mx.array:
+    """States ``(B, T, N)`` of a :class:`~ncps.WiredCfCCell` (or a plain CfCCell) over ``x``
+    ``(B, T, I)`` from ``h0`` ``(B, N)``: its units in turn, each one launch of
+    :func:`cfc_sequence_gpu` over the whole sequence.
+
+    Unit ``l`` at step ``t`` reads unit ``l - 1``'s new state at the same step and its own previous
+    state, never a later step of unit ``l - 1``; so the chain runs unit by unit (``L`` forward and
+    ``L`` backward launches) instead of step by step. ``kwargs`` as for :func:`cfc_sequence_gpu`.
+    """
+    units = units_of(cell)
+    N = sum(u.hidden_size for u in units)
+    if not isinstance(h0, mx.array) or h0.ndim != 2 or h0.shape[1] != N:
+        raise ValueError(f"wired_cfc_sequence_gpu: h0 must have shape (B, N) with N = {N}, got {tuple(np.shape(h0))}")
+    bounds = np.cumsum([u.hidden_size for u in units])[:-1].tolist()
+    inp, states = x, []
+    for unit, h in zip(units, mx.split(h0, bounds, axis=-1)):
+        inp = cfc_sequence_gpu(unit, inp, h, dt, **kwargs)
+        states.append(inp)
+    return states[0] if len(states) == 1 else mx.concatenate(states, axis=-1)
 
 
 # -- the cell hooks of CfCCell / WiredCfCCell (see ncps.cells.base; inputs validated by the caller)
@@ -186,14 +229,18 @@ def why_not(cell, mixed_memory: bool = False) -> Optional[str]:
     """None when the GPU kernels cover ``cell`` inside a layer with ``mixed_memory``, else why not."""
     if mixed_memory:
         return "the mixed-memory CfC has no GPU kernel yet"
-    return cfc_why_not(cell)
+    for unit in units_of(cell):
+        why = cfc_why_not(unit)
+        if why is not None:
+            return why
+    return None
 
 
 def sequence(cell, x: mx.array, h0: mx.array, dt: mx.array, lstm=None, c0=None, *, backend: str, stream=None):
     """``(states (B, T, H), None)`` of ``cell`` over ``x`` ``(B, T, I)`` with ``dt`` ``(B, T)``."""
     if lstm is not None:
         raise NotImplementedError("the mixed-memory CfC has no GPU kernel yet")
-    return cfc_sequence_gpu(cell, x, h0, dt, backend=backend, stream=stream), None
+    return wired_cfc_sequence_gpu(cell, x, h0, dt, backend=backend, stream=stream), None
 
 
 def step(cell, x: mx.array, h: mx.array, ts, *, backend: str, stream=None) -> mx.array:
