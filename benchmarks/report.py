@@ -263,6 +263,8 @@ def markdown(results: dict) -> str:
         lines += ["", *_memory(sections["memory"])]
     if "streaming" in sections:
         lines += ["", *_streaming(sections["streaming"])]
+    if "gpu" in sections:
+        lines += ["", *sections["gpu"]["markdown"]]
     return "\n".join(lines) + "\n"
 
 

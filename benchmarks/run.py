@@ -9,8 +9,8 @@ It prints a markdown table (ready for the README) on stdout, progress on stderr,
 The quick fused-vs-reference check of the CfC kernels while working on them:
 ``python benchmarks/run.py --quick --section cfc,streaming`` (a minute or two).
 
-Sections (``--section ltc,cfc,scaling,memory,streaming``; all by default)
---------------------------------------------------------------------------
+Sections (``--section ltc,cfc,scaling,memory,streaming,gpu``; all by default)
+------------------------------------------------------------------------------
 ``ltc``
     LTC(16, AutoNCP(64, 8)) and LTC(16, FullyConnected(64)) (= LTC(16, 64)), batch 32, T = 100,
     16 inputs, 6 ODE unfolds; forward and forward+backward, under ``ncps.kernels.use("fused")``,
@@ -34,6 +34,11 @@ Sections (``--section ltc,cfc,scaling,memory,streaming``; all by default)
     computes the step immediately on the calling thread) against the official
     cell's step under ``torch.no_grad()``, for CfCCell(16, 64), WiredCfCCell(16, AutoNCP(64, 8))
     and LTCCell(AutoNCP(64, 8), 16).
+``gpu``
+    Only where MLX has a GPU device (else skipped with the reason): GPU kernels vs the reference
+    path on the GPU vs the fused CPU primitives vs the official ``ncps.torch`` on CUDA, batch
+    1-1024, T 100-1000, N up to 512, with the batch where the GPU overtakes the CPU
+    (``benchmarks/gpu.py``).
 
 Methodology
 -----------
@@ -86,7 +91,7 @@ import ncps  # noqa: E402
 from benchmarks import oracle, report  # noqa: E402
 from benchmarks.timing import Policy, failure, measure  # noqa: E402
 
-SECTIONS = ("ltc", "cfc", "scaling", "memory", "streaming")
+SECTIONS = ("ltc", "cfc", "scaling", "memory", "streaming", "gpu")
 IMPLS = ("fused", "reference")  # our two paths; "official" and "mlx.nn" are the others
 PASSES = ("forward", "fwd+bwd")
 
@@ -470,6 +475,11 @@ class Bench:
             s = next(s for s in specs if label(s) == job_id)
             rows.append({"model": job_id, "spec": s, "batch": 1, "impl": "official", **r})
         return {"batch": 1, "results": rows}
+
+    def section_gpu(self) -> dict:
+        from benchmarks import gpu
+
+        return gpu.section(self, sys.modules[__name__])
 
     def shape(self) -> dict:
         c = self.cfg
