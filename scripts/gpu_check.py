@@ -61,6 +61,9 @@ def _cases():
             x, h0, dt = mx.random.normal((3, 5, 6)), mx.random.normal((3, 20)), mx.random.uniform(0.2, 1.5, (3, 5))
             loss = lambda x: (cfc_sequence_gpu(cell, x, h0, dt, backend="emulate", threads=threads) ** 2).sum()  # noqa: E731
             mx.eval(mx.grad(loss)(x))
+        lstm = ncps.LSTMCell(6, 20)  # mixed memory: the LSTM inside the CfC kernels' time loop
+        mixed = lambda x: (cfc_sequence_gpu(cell, x, h0, dt, lstm=lstm, backend="emulate")[0] ** 2).sum()  # noqa: E731
+        mx.eval(mx.grad(mixed)(x))
     finally:
         emulate.run = run
     return captured

@@ -33,14 +33,15 @@ def main() -> None:
     gc.launch = gl.launch
     cfc = CfCCell(3, 6, backbone_units=[7, 5])
     hw, hb = gc._heads(cfc)
-    template = dict(I=3, H=6, L=2, U=7, MODE=0, ACT=0, NT=32, widths=(7, 5))
+    template = dict(I=3, H=6, L=2, U=7, MODE=0, ACT=0, MIX=1, NT=32, widths=(7, 5))
+    lstm = [mx.zeros((24, 3)), mx.zeros((24,)), mx.zeros((24, 6)), mx.zeros((2, 6))]
     bw = mx.concatenate([layer.weight.reshape(-1) for layer in cfc.backbone])
     bb = mx.concatenate([layer.bias for layer in cfc.backbone])
 
     def g(x, h0, dt):
-        primals = (x, h0, dt, bw, bb, hw, hb)
-        states = gc.cfc_forward("metal", template, primals)
-        return [states, *gc.cfc_backward("metal", template, primals, states, states)]
+        primals = (x, h0, dt, bw, bb, hw, hb, *lstm)
+        outputs = gc.cfc_forward("metal", template, primals)
+        return [*outputs, *gc.cfc_backward("metal", template, primals, outputs, outputs)]
 
     # Tracing for export makes MLX generate, and with verbose=True print, both kernels exactly as
     # a Mac would compile them (nothing is evaluated: there is no Metal back-end here).

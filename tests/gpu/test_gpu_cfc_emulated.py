@@ -9,6 +9,7 @@ from mlx.utils import tree_flatten
 from tests.gpu.gpu_util import GRAD_TOL, OUT_TOL, assert_close, weighted_sum
 
 from ncps.cells.cfc import CfCCell
+from ncps.cells.lstm import LSTMCell
 from ncps.gpu import cfc_sequence_gpu, cfc_why_not, wired_cfc_sequence_gpu
 from ncps.cells.wired_cfc import WiredCfCCell
 from ncps.wirings import NCP, AutoNCP
@@ -113,3 +114,49 @@ def test_cfc_uncovered_cells_are_named():
     cell, x, h0, dt = _problem(dict(mode="default"))
     with pytest.raises(ValueError, match=r"h0 must have shape \(B, H\) = \(3, 9\)"):
         cfc_sequence_gpu(cell, x, h0[:, :4], dt, backend="emulate")
+
+
+MIXED = [("default-lecun-nt4", dict(mode="default"), 4), ("pure-2layers-nt8", dict(mode="pure", backbone_units=[8, 6]), 8),
+         ("no_gate-nobackbone-nt32", dict(mode="no_gate", backbone_layers=0), 32)]  # fmt: skip
+
+
+def _mixed_reference(model, x, h0, c0, dt):
+    h, c, states, cells = h0, c0, [], []
+    for t in range(x.shape[1]):
+        h, c = model.lstm(x[:, t], (h, c))
+        h = model.cell.step(x[:, t], h, dt[:, t : t + 1])
+        states.append(h)
+        cells.append(c)
+    return mx.stack(states, axis=1), mx.stack(cells, axis=1)
+
+
+@pytest.mark.parametrize("case", MIXED, ids=[c[0] for c in MIXED])
+def test_cfc_mixed_memory_matches_reference(case):
+    """The LSTM inside the kernels' time loop: states and cell states (1e-5), gradients of every
+    CfC and LSTM parameter and of x, h0, c0, dt (1e-4), with cotangents on both outputs."""
+    _, kw, threads = case
+    cell, x, h0, dt = _problem(kw, B=2, T=4)
+    model = nn.Module()
+    model.cell, model.lstm = cell, LSTMCell(5, 9)
+    c0 = 0.5 * mx.random.normal(h0.shape)
+    gpu_fn = lambda m, x, h0, c0, dt: cfc_sequence_gpu(m.cell, x, h0, dt, lstm=m.lstm, c0=c0, backend="emulate",  # noqa: E731
+                                                       threads=threads)  # fmt: skip
+    got, want = gpu_fn(model, x, h0, c0, dt), _mixed_reference(model, x, h0, c0, dt)
+    assert_close(got[0], want[0], OUT_TOL, "states")
+    assert_close(got[1], want[1], OUT_TOL, "cells")
+
+    def grads(fn):
+        def loss(m, x, h0, c0, dt):
+            states, cells = fn(m, x, h0, c0, dt)
+            return weighted_sum(states) + 0.5 * weighted_sum(cells)
+
+        return nn.value_and_grad(model, loss)(model, x, h0, c0, dt)[1], mx.grad(loss, argnums=(1, 2, 3, 4))(
+            model, x, h0, c0, dt)  # fmt: skip
+
+    gpu, ref = grads(gpu_fn), grads(_mixed_reference)
+    params_gpu, params_ref = dict(tree_flatten(gpu[0])), dict(tree_flatten(ref[0]))
+    assert params_gpu.keys() == params_ref.keys() and any(k.startswith("lstm.") for k in params_ref)
+    for name, want in params_ref.items():
+        assert_close(params_gpu[name], want, GRAD_TOL, f"d{name}")
+    for name, got, want in zip(("x", "h0", "c0", "dt"), gpu[1], ref[1]):
+        assert_close(got, want, GRAD_TOL, f"d{name}")

@@ -63,7 +63,8 @@ def test_plan_per_cell_on_a_gpu_device(metal):
         device = mx.Device(mx.gpu)
         assert kernels.plan(c["ltc"], stream=device).stream == device  # the launch runs on the call's device
         if kernels.extension_available():
-            uncovered = [("ltc", True, ltc_fused, "mixed-memory LTC"), ("cfc", True, cfc_fused, "mixed-memory CfC"),
+            assert kernels.plan(c["cfc"], mixed_memory=True, stream=mx.gpu) == kernels.Plan("metal", gpu_cfc)
+            uncovered = [("ltc", True, ltc_fused, "mixed-memory LTC"),
                          ("cfc_gelu", False, cfc_fused, "'gelu'"), ("wired", True, cfc_fused, "mixed")]
             for name, mixed, module, why in uncovered:
                 p = kernels.plan(c[name], mixed_memory=mixed, stream=mx.gpu)
@@ -79,8 +80,8 @@ def test_cuda_probe_and_missing_extension(monkeypatch):
     c = cells()
     with kernels.use("fused"):
         assert kernels.plan(c["cfc"], stream=mx.gpu).backend == "cuda"  # the GPU kernel needs no extension
-        with pytest.raises(NotImplementedError, match=r"not loaded.*GPU: the mixed-memory CfC"):
-            kernels.plan(c["cfc"], mixed_memory=True, stream=mx.gpu)
+        with pytest.raises(NotImplementedError, match=r"not loaded.*GPU: a wired CfC with mixed memory"):
+            kernels.plan(c["wired"], mixed_memory=True, stream=mx.gpu)
     with kernels.use("auto"):
         p = kernels.plan(c["cfc_gelu"], stream=mx.gpu)
         assert not p.fused and "'gelu'" in p.reason and "not loaded" in p.reason
@@ -116,6 +117,7 @@ def layer_value_and_grads(layer, x, ts):
 LAYERS = {
     "ltc": (lambda: ncps.LTC(3, AutoNCP(8, 2)), ["ncps_ltc_forward", "ncps_ltc_backward"]),
     "cfc": (lambda: ncps.CfC(3, 6, backbone_units=7), ["ncps_cfc_forward", "ncps_cfc_backward"]),
+    "cfc_mixed": (lambda: ncps.CfC(3, 6, backbone_units=7, mixed_memory=True), ["ncps_cfc_forward", "ncps_cfc_backward"]),
     # three units: three forward launches, then three backward launches in reverse order
     "wired_cfc": (lambda: ncps.CfC(3, AutoNCP(9, 2)), ["ncps_cfc_forward"] * 3 + ["ncps_cfc_backward"] * 3),
 }

@@ -15,6 +15,7 @@ import pytest
 from tests.gpu.gpu_util import ltc_grads, ltc_problem
 
 from ncps.cells.cfc import CfCCell
+from ncps.cells.lstm import LSTMCell
 from ncps.gpu import cfc_sequence_gpu, emulate, ltc_sequence_gpu
 from ncps.gpu.cfc import CFC_BACKWARD, CFC_FORWARD
 from ncps.gpu._source import cuda_wrapper_source
@@ -27,14 +28,14 @@ HERE = Path(__file__).parent
 SPECS = [LTC_FORWARD, LTC_BACKWARD, CFC_FORWARD, CFC_BACKWARD]
 # Template constants of the compile checks, per kernel.
 CHECK_SIZES = {LTC_FORWARD.name: dict(N=64, I=16, K=6, NT=64), LTC_BACKWARD.name: dict(N=64, I=16, K=6, NT=64),
-               CFC_FORWARD.name: dict(I=16, H=64, L=2, U=128, MODE=0, ACT=0, NT=128),
-               CFC_BACKWARD.name: dict(I=16, H=64, L=2, U=128, MODE=0, ACT=0, NT=128)}
+               CFC_FORWARD.name: dict(I=16, H=64, L=2, U=128, MODE=0, ACT=0, MIX=1, NT=128),
+               CFC_BACKWARD.name: dict(I=16, H=64, L=2, U=128, MODE=0, ACT=0, MIX=1, NT=128)}
 
 
 # -- ThreadSanitizer -----------------------------------------------------------------------------
 def _tsan_reports(extra_flags=(), ltc: bool = True, cfc: bool = False) -> str:
     """Run forward + backward of a small LTC (3 neurons per thread, idle lanes) and, with ``cfc``,
-    of a CfC (two backbone layers wider than the threads) under TSan."""
+    of a CfC (two backbone layers wider than the threads; without and with mixed memory) under TSan."""
     cell, x, h0, dt = ltc_problem(AutoNCP(10, 2), 3, 2, 3, dt_zero=[(1, 1)])
     p = cell.solver_params()
     reports = []
@@ -43,9 +44,11 @@ def _tsan_reports(extra_flags=(), ltc: bool = True, cfc: bool = False) -> str:
             ltc_grads(lambda *a: ltc_sequence_gpu(*a, 2, 1e-8, backend="emulate", threads=4), x, h0, dt, p)
         if cfc:
             mx.random.seed(0)
-            c = CfCCell(3, 6, backbone_units=[7, 5])
+            c, lstm = CfCCell(3, 6, backbone_units=[7, 5]), LSTMCell(3, 6)
             mx.grad(lambda h: cfc_sequence_gpu(c, x, h, dt, backend="emulate", threads=4).sum())(mx.zeros((2, 6)))
-    assert len(reports) == 2 * ltc + 2 * cfc  # every kernel ran
+            mixed = lambda h: cfc_sequence_gpu(c, x, h, dt, lstm=lstm, backend="emulate", threads=4)[0].sum()  # noqa: E731
+            mx.grad(mixed)(mx.zeros((2, 6)))
+    assert len(reports) == 2 * ltc + 4 * cfc  # every kernel ran
     return "\n".join(reports)
 
 

@@ -25,14 +25,16 @@ from .launch import TG_MEMORY_LIMIT, launch, resolve_backend
 __all__ = ["cfc_sequence_gpu", "cfc_why_not", "wired_cfc_sequence_gpu", "CFC_FORWARD", "CFC_BACKWARD"]
 
 _FWD_INPUTS = (("x", "float"), ("h0", "float"), ("dt", "float"), ("bw", "float"), ("bb", "float"), ("hw", "float"),
-               ("hb", "float"), ("dims", "int"))  # fmt: skip
-_TEMPLATE = ("I", "H", "L", "U", "MODE", "ACT", "NT")
-CFC_FORWARD = KernelSpec("ncps_cfc_forward", "cfc_forward.inc", _FWD_INPUTS, ("states",), _TEMPLATE)
+               ("hb", "float"), ("lw", "float"), ("lb", "float"), ("rw", "float"), ("c0", "float"),
+               ("dims", "int"))  # fmt: skip
+_TEMPLATE = ("I", "H", "L", "U", "MODE", "ACT", "MIX", "NT")
+CFC_FORWARD = KernelSpec("ncps_cfc_forward", "cfc_forward.inc", _FWD_INPUTS, ("states", "cells"), _TEMPLATE)
 CFC_BACKWARD = KernelSpec(
     "ncps_cfc_backward",
     "cfc_backward.inc",
-    _FWD_INPUTS[:-1] + (("states", "float"), ("cot", "float"), ("dims", "int")),
-    ("g_x", "g_h0", "g_dt", "g_f", "g_a", "zs", "zin"),
+    _FWD_INPUTS[:-1] + (("states", "float"), ("cells", "float"), ("cot", "float"), ("cot_c", "float"),
+                        ("dims", "int")),  # fmt: skip
+    ("g_x", "g_h0", "g_dt", "g_f", "g_a", "zs", "zin", "g_gates", "g_c0", "hls"),
     _TEMPLATE,
 )
 _MODES = {"default": 0, "no_gate": 1, "pure": 2}
@@ -92,39 +94,50 @@ def _dims(B: int, T: int, widths: tuple) -> mx.array:
     return mx.array([B, T, *widths], dtype=mx.int32)
 
 
-def cfc_forward(backend: str, template: dict, arrays, stream=None) -> mx.array:
-    """Launch the forward kernel on ``arrays`` = ``(x, h0, dt, bw, bb, hw, hb)`` (``bw``, ``bb``:
-    the backbone layers' weights and biases, flattened and concatenated)."""
+def cfc_forward(backend: str, template: dict, arrays, stream=None) -> list:
+    """Launch the forward kernel on ``arrays`` = ``(x, h0, dt, bw, bb, hw, hb, lw, lb, rw, c0)``
+    (``bw``, ``bb``: the backbone layers' weights and biases, flattened and concatenated; ``lw``,
+    ``lb``, ``rw``, ``c0``: the mixed-memory LSTM, placeholders without it): ``[states, cells]``
+    (``cells`` a placeholder without mixed memory)."""
     B, T = arrays[0].shape[:2]
+    H = template["H"]
     ins = [a.astype(mx.float32) for a in arrays] + [_dims(B, T, template["widths"])]
-    return launch(CFC_FORWARD, backend, ins, [(B, T, template["H"])], template, B, stream=stream)[0]
+    shapes = [(B, T, H), (B, T, H) if template["MIX"] else (1,)]
+    return launch(CFC_FORWARD, backend, ins, shapes, template, B, stream=stream)
 
 
-def cfc_backward(backend: str, template: dict, primals, cotangent, states, stream=None) -> tuple:
-    """Launch the backward kernel and form the gradients of ``primals`` = ``(x, h0, dt, bw, bb, hw, hb)``.
+def cfc_backward(backend: str, template: dict, primals, cotangents, outputs, stream=None) -> tuple:
+    """Launch the backward kernel and form the gradients of ``primals`` (as :func:`cfc_forward`'s
+    arrays) from the cotangents of ``outputs`` = ``[states, cells]``.
 
     The kernel returns per-(b, t) adjoints; the weight gradients are sums over the ``R = B T``
-    rows: ``dhb = sum_r g_f``, ``dhw[k] = g_f[:, k]^T zin``, and per backbone layer ``l``
-    ``db_l = sum_r g_a[l]``, ``dW_l = g_a[l]^T input_l`` (``input_0 = [x_t, h_{t-1}]``,
-    ``input_l = zs[l - 1]``)."""
-    x, h0, dt, bw, bb, hw, hb = primals
+    rows: ``dhb = sum_r g_f``, ``dhw[k] = g_f[:, k]^T zin``, per backbone layer ``l``
+    ``db_l = sum_r g_a[l]``, ``dW_l = g_a[l]^T input_l`` (``input_0 = [x_t, h_in]`` with ``h_in``
+    the LSTM's output under mixed memory, else ``h_{t-1}``; ``input_l = zs[l - 1]``), and for the
+    LSTM ``dlb = sum_r g_gates``, ``dlw = g_gates^T x_t``, ``drw = g_gates^T h_{t-1}``."""
+    x, h0, dt, bw, bb, hw, hb, lw, lb, rw, c0 = primals
+    states, cells = outputs
+    cot, cot_c = cotangents
     B, T = x.shape[:2]
-    I, H, widths = template["I"], template["H"], template["widths"]
+    I, H, widths, mix = template["I"], template["H"], template["widths"], template["MIX"]
     L, U = len(widths), max(widths, default=0)
     Z, R = (widths[-1] if L else I + H), B * T
-    ins = [a.astype(mx.float32) for a in primals] + [states, cotangent.astype(mx.float32), _dims(B, T, widths)]
-    shapes = [(B, T, I), (B, H), (B, T), (B, T, 4, H), (B, T, max(L, 1), max(U, 1)), (B, T, max(L, 1), max(U, 1)),
-              (B, T, Z)]  # fmt: skip
-    gx, gh0, gdt, gf, ga, zs, zin = launch(CFC_BACKWARD, backend, ins, shapes, template, B, zero_init=True,
-                                           stream=stream)  # fmt: skip
+    ins = [a.astype(mx.float32) for a in primals]
+    ins += [states, cells, cot.astype(mx.float32), cot_c.astype(mx.float32), _dims(B, T, widths)]
+    LU = (B, T, max(L, 1), max(U, 1))
+    mixed = (B, T, 4, H) if mix else (1,), (B, H) if mix else (1,), (B, T, H) if mix else (1,)
+    shapes = [(B, T, I), (B, H), (B, T), (B, T, 4, H), LU, LU, (B, T, Z), *mixed]
+    gx, gh0, gdt, gf, ga, zs, zin, gg, gc0, hls = launch(CFC_BACKWARD, backend, ins, shapes, template, B,
+                                                         zero_init=True, stream=stream)  # fmt: skip
     gf = gf.reshape(R, 4 * H)
     ghb = gf.sum(axis=0).reshape(4, H)
     ghw = (gf.T @ zin.reshape(R, Z)).reshape(4, H, Z)
     if template["MODE"] == 2:  # only ff1 reads zin; rows 1..3 of gf are w_tau, A and 0
         ghw = mx.concatenate([ghw[:1], mx.zeros((3, H, Z))])
+    x32 = x.astype(mx.float32)
+    prev = mx.concatenate([h0[:, None].astype(mx.float32), states[:, :-1]], axis=1)  # h_{t-1}
     if L:
-        prev = mx.concatenate([h0[:, None].astype(mx.float32), states[:, :-1]], axis=1)
-        layer_in = mx.concatenate([x.astype(mx.float32), prev], axis=-1).reshape(R, I + H)
+        layer_in = mx.concatenate([x32, hls if mix else prev], axis=-1).reshape(R, I + H)
         gws, gbs = [], []
         for l, width in enumerate(widths):
             ga_l = ga[:, :, l, :width].reshape(R, width)
@@ -134,7 +147,12 @@ def cfc_backward(backend: str, template: dict, primals, cotangent, states, strea
         gbw, gbb = mx.concatenate(gws), mx.concatenate(gbs)
     else:
         gbw, gbb = mx.zeros(bw.shape), mx.zeros(bb.shape)
-    grads = (gx, gh0, gdt, gbw, gbb, ghw, ghb)
+    if mix:
+        gg = gg.reshape(R, 4 * H)
+        glw, glb, grw = gg.T @ x32.reshape(R, I), gg.sum(axis=0), gg.T @ prev.reshape(R, H)
+    else:
+        glw, glb, grw, gc0 = (mx.zeros(a.shape) for a in (lw, lb, rw, c0))
+    grads = (gx, gh0, gdt, gbw, gbb, ghw, ghb, glw, glb, grw, gc0)
     return tuple(g.astype(p.dtype) for g, p in zip(grads, primals))
 
 
@@ -144,14 +162,20 @@ def cfc_sequence_gpu(
     h0: mx.array,
     dt: mx.array,
     *,
+    lstm=None,
+    c0: Optional[mx.array] = None,
     backend: Optional[str] = None,
     threads: Optional[int] = None,
     stream=None,
-) -> mx.array:
+):
     """States ``(B, T, H)`` of ``cell`` over ``x`` ``(B, T, I)`` from ``h0`` ``(B, H)`` with
     elapsed times ``dt`` ``(B, T)``; differentiable (the vjp is the BPTT kernel).
 
     Args:
+        lstm: the mixed-memory :class:`~ncps.LSTMCell` (``I`` inputs, ``H`` units) or None; with
+            it the LSTM runs before every step from cell state ``c0`` ``(B, H)`` (zeros if None)
+            and the call returns ``(states, cells)``, ``cells`` ``(B, T, H)`` the LSTM's cell
+            state after every step.
         backend: ``"metal"``, ``"cuda"`` or ``"emulate"`` (the C++ emulation, for tests); None
             picks the back-end of the default device / ``stream``.
         threads: threads per group (default: a power of two covering ``max(I, H, U)``, 32..256).
@@ -170,6 +194,18 @@ def cfc_sequence_gpu(
         raise ValueError(f"cfc_sequence_gpu: h0 must have shape (B, H) = ({B}, {H}), got {tuple(np.shape(h0))}")
     if not isinstance(dt, mx.array) or tuple(dt.shape) != (B, T):
         raise ValueError(f"cfc_sequence_gpu: dt must have shape (B, T) = ({B}, {T}), got {tuple(np.shape(dt))}")
+    if lstm is not None:
+        if (lstm.input_size, lstm.hidden_size) != (I, H):
+            raise ValueError(f"cfc_sequence_gpu: the mixed-memory LSTM must map {I} inputs to {H} units, "
+                             f"got {lstm.input_size} -> {lstm.hidden_size}")  # fmt: skip
+        c0 = mx.zeros_like(h0) if c0 is None else c0
+        if not isinstance(c0, mx.array) or tuple(c0.shape) != (B, H):
+            raise ValueError(f"cfc_sequence_gpu: c0 must have shape (B, H) = ({B}, {H}), got {tuple(np.shape(c0))}")
+        lstm_arrays = (lstm.input_map.weight, lstm.input_map.bias, lstm.recurrent_map.weight, c0)
+    elif c0 is not None:
+        raise ValueError("cfc_sequence_gpu: c0 is only for mixed memory (pass lstm too)")
+    else:
+        lstm_arrays = (mx.zeros((1,)),) * 4
     backend = resolve_backend(backend, stream)
     widths = tuple(int(w) for w in _sizes(cell)[2])
     U = max(widths, default=0)
@@ -180,19 +216,21 @@ def cfc_sequence_gpu(
     else:
         bw, bb = mx.zeros((1,)), mx.zeros((1,))
     hw, hb = _heads(cell)
-    template = dict(I=I, H=H, L=len(widths), U=U, MODE=_MODES[cell.mode], ACT=_ACTS.get(cell.activation, 0), NT=NT,
-                    widths=widths)  # fmt: skip
+    template = dict(I=I, H=H, L=len(widths), U=U, MODE=_MODES[cell.mode], ACT=_ACTS.get(cell.activation, 0),
+                    MIX=int(lstm is not None), NT=NT, widths=widths)  # fmt: skip
 
     @mx.custom_function
     def seq(*arrays):
-        return cfc_forward(backend, template, arrays, stream)
+        return tuple(cfc_forward(backend, template, arrays, stream))
 
     @seq.vjp
-    def seq_vjp(primals, cotangent, states):
-        return cfc_backward(backend, template, primals, cotangent, states, stream)
+    def seq_vjp(primals, cotangents, outputs):
+        return cfc_backward(backend, template, primals, cotangents, outputs, stream)
 
-    out = seq(x, h0, dt, bw, bb, hw, hb)
-    return out.astype(x.dtype) if mx.issubdtype(x.dtype, mx.floating) else out
+    states, cells = seq(x, h0, dt, bw, bb, hw, hb, *lstm_arrays)
+    if mx.issubdtype(x.dtype, mx.floating):
+        states, cells = states.astype(x.dtype), cells.astype(x.dtype)
+    return states if lstm is None else (states, cells)
 
 
 def wired_cfc_sequence_gpu(cell, x: mx.array, h0: mx.array, dt: mx.array, **kwargs) -> mx.array:
@@ -227,19 +265,28 @@ def kernel_name(mixed_memory: bool = False) -> str:
 
 def why_not(cell, mixed_memory: bool = False) -> Optional[str]:
     """None when the GPU kernels cover ``cell`` inside a layer with ``mixed_memory``, else why not."""
-    if mixed_memory:
-        return "the mixed-memory CfC has no GPU kernel yet"
-    for unit in units_of(cell):
+    units = units_of(cell)
+    if mixed_memory and len(units) > 1:
+        return "a wired CfC with mixed memory has no GPU kernel yet (the LSTM couples the units)"
+    for unit in units:
         why = cfc_why_not(unit)
         if why is not None:
             return why
+    if mixed_memory:  # the LSTM's threadgroup arrays: 4 * (12 H + I) bytes more
+        I, H, widths = _sizes(cell)
+        need = _tg_bytes(I, H, widths) + 4 * (12 * H + I)
+        if need > TG_MEMORY_LIMIT:
+            return f"mixed memory at H={H} needs {need} bytes of threadgroup memory (limit {TG_MEMORY_LIMIT})"
     return None
 
 
 def sequence(cell, x: mx.array, h0: mx.array, dt: mx.array, lstm=None, c0=None, *, backend: str, stream=None):
-    """``(states (B, T, H), None)`` of ``cell`` over ``x`` ``(B, T, I)`` with ``dt`` ``(B, T)``."""
+    """``(states (B, T, N), c_T or None)`` of ``cell`` over ``x`` ``(B, T, I)`` with ``dt``
+    ``(B, T)``; with the mixed-memory ``lstm`` (dense cells only: :func:`why_not`) the LSTM runs
+    before every step from ``c0`` and ``c_T`` is its final cell state."""
     if lstm is not None:
-        raise NotImplementedError("the mixed-memory CfC has no GPU kernel yet")
+        states, cells = cfc_sequence_gpu(cell, x, h0, dt, lstm=lstm, c0=c0, backend=backend, stream=stream)
+        return states, cells[:, -1]
     return wired_cfc_sequence_gpu(cell, x, h0, dt, backend=backend, stream=stream), None
 
 
