@@ -34,6 +34,7 @@ def _cases():
     import mlx.core as mx
 
     import ncps
+    from ncps.cells.ltc_fused import lstm_params
     from ncps.gpu import cfc_sequence_gpu, emulate, ltc_sequence_gpu
     from ncps.wirings import AutoNCP, FullyConnected
 
@@ -55,6 +56,9 @@ def _cases():
             dt = mx.random.uniform(0.3, 1.5, (B, T))
             loss = lambda x: (ltc_sequence_gpu(x, h0, dt, p, 6, 1e-8, backend="emulate", threads=threads) ** 2).sum()  # noqa: E731
             mx.eval(mx.grad(loss)(x))
+        lp = lstm_params(ncps.LSTMCell(I, cell.state_size))  # mixed memory (the last wiring)
+        mixed = lambda x: (ltc_sequence_gpu(x, h0, dt, p, 6, 1e-8, lstm_input=x, lstm=lp, backend="emulate")[0] ** 2).sum()  # noqa: E731
+        mx.eval(mx.grad(mixed)(x))
         for kw, threads in ((dict(backbone_units=24), 32), (dict(mode="pure", backbone_units=[20, 12]), 32),
                             (dict(mode="no_gate", backbone_layers=0), 32)):  # fmt: skip
             cell = ncps.CfCCell(6, 20, **kw)

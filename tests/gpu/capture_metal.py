@@ -21,11 +21,13 @@ def main() -> None:
     names = list(SOLVER_PARAMS)
     params = cell.solver_params()
     plan = ltc_synapse_plan(params)
-    run = gl.LTCLaunch("metal", plan, dict(N=10, I=3, K=6, NT=32), 2, 4, 1e-8)
+    run = gl.LTCLaunch("metal", plan, dict(N=10, I=3, K=6, F=3, MIX=1, NT=32), 2, 4, 1e-8)
+    mixed = [mx.zeros((2, 4, 3)), mx.zeros((40, 3)), mx.zeros((40,)), mx.zeros((40, 10)), mx.zeros((2, 10))]
 
     def f(x, h0, dt, *p):
-        states = gl.ltc_forward(run, x, h0, dt, p)
-        return [states, *gl.ltc_backward(run, (x, h0, dt, *p), states, states)]
+        primals = (x, h0, dt, *p, *mixed)
+        outputs = gl.ltc_forward(run, primals)
+        return [*outputs, *gl.ltc_backward(run, primals, outputs, outputs)]
 
     import ncps.gpu.cfc as gc
     from ncps.cells.cfc import CfCCell

@@ -64,7 +64,8 @@ def test_plan_per_cell_on_a_gpu_device(metal):
         assert kernels.plan(c["ltc"], stream=device).stream == device  # the launch runs on the call's device
         if kernels.extension_available():
             assert kernels.plan(c["cfc"], mixed_memory=True, stream=mx.gpu) == kernels.Plan("metal", gpu_cfc)
-            uncovered = [("ltc", True, ltc_fused, "mixed-memory LTC"),
+            assert kernels.plan(c["ltc"], mixed_memory=True, stream=mx.gpu) == kernels.Plan("metal", gpu_ltc)
+            uncovered = [
                          ("cfc_gelu", False, cfc_fused, "'gelu'"), ("wired", True, cfc_fused, "mixed")]
             for name, mixed, module, why in uncovered:
                 p = kernels.plan(c[name], mixed_memory=mixed, stream=mx.gpu)
@@ -117,6 +118,7 @@ def layer_value_and_grads(layer, x, ts):
 LAYERS = {
     "ltc": (lambda: ncps.LTC(3, AutoNCP(8, 2)), ["ncps_ltc_forward", "ncps_ltc_backward"]),
     "cfc": (lambda: ncps.CfC(3, 6, backbone_units=7), ["ncps_cfc_forward", "ncps_cfc_backward"]),
+    "ltc_mixed": (lambda: ncps.LTC(3, AutoNCP(8, 2), mixed_memory=True), ["ncps_ltc_forward", "ncps_ltc_backward"]),
     "cfc_mixed": (lambda: ncps.CfC(3, 6, backbone_units=7, mixed_memory=True), ["ncps_cfc_forward", "ncps_cfc_backward"]),
     # three units: three forward launches, then three backward launches in reverse order
     "wired_cfc": (lambda: ncps.CfC(3, AutoNCP(9, 2)), ["ncps_cfc_forward"] * 3 + ["ncps_cfc_backward"] * 3),

@@ -16,6 +16,7 @@ from tests.gpu.gpu_util import ltc_grads, ltc_problem
 
 from ncps.cells.cfc import CfCCell
 from ncps.cells.lstm import LSTMCell
+from ncps.cells.ltc_fused import lstm_params
 from ncps.gpu import cfc_sequence_gpu, emulate, ltc_sequence_gpu
 from ncps.gpu.cfc import CFC_BACKWARD, CFC_FORWARD
 from ncps.gpu._source import cuda_wrapper_source
@@ -27,14 +28,16 @@ pytestmark = pytest.mark.gpu_emulated
 HERE = Path(__file__).parent
 SPECS = [LTC_FORWARD, LTC_BACKWARD, CFC_FORWARD, CFC_BACKWARD]
 # Template constants of the compile checks, per kernel.
-CHECK_SIZES = {LTC_FORWARD.name: dict(N=64, I=16, K=6, NT=64), LTC_BACKWARD.name: dict(N=64, I=16, K=6, NT=64),
+CHECK_SIZES = {LTC_FORWARD.name: dict(N=64, I=16, K=6, F=16, MIX=1, NT=64),
+               LTC_BACKWARD.name: dict(N=64, I=16, K=6, F=16, MIX=1, NT=64),
                CFC_FORWARD.name: dict(I=16, H=64, L=2, U=128, MODE=0, ACT=0, MIX=1, NT=128),
                CFC_BACKWARD.name: dict(I=16, H=64, L=2, U=128, MODE=0, ACT=0, MIX=1, NT=128)}
 
 
 # -- ThreadSanitizer -----------------------------------------------------------------------------
 def _tsan_reports(extra_flags=(), ltc: bool = True, cfc: bool = False) -> str:
-    """Run forward + backward of a small LTC (3 neurons per thread, idle lanes) and, with ``cfc``,
+    """Run forward + backward of a small LTC (3 neurons per thread, idle lanes; without and with
+    mixed memory) and, with ``cfc``,
     of a CfC (two backbone layers wider than the threads; without and with mixed memory) under TSan."""
     cell, x, h0, dt = ltc_problem(AutoNCP(10, 2), 3, 2, 3, dt_zero=[(1, 1)])
     p = cell.solver_params()
@@ -42,13 +45,17 @@ def _tsan_reports(extra_flags=(), ltc: bool = True, cfc: bool = False) -> str:
     with emulate.configured(emulate.TSAN_FLAGS + tuple(extra_flags), reports):
         if ltc:
             ltc_grads(lambda *a: ltc_sequence_gpu(*a, 2, 1e-8, backend="emulate", threads=4), x, h0, dt, p)
+            lp = lstm_params(LSTMCell(3, 10))  # mixed memory: the LSTM inside the time loop
+            mixed = lambda x: ltc_sequence_gpu(x, h0, dt, p, 2, 1e-8, lstm_input=x, lstm=lp, backend="emulate",  # noqa: E731
+                                               threads=4)[0].sum()  # fmt: skip
+            mx.grad(mixed)(x)
         if cfc:
             mx.random.seed(0)
             c, lstm = CfCCell(3, 6, backbone_units=[7, 5]), LSTMCell(3, 6)
             mx.grad(lambda h: cfc_sequence_gpu(c, x, h, dt, backend="emulate", threads=4).sum())(mx.zeros((2, 6)))
             mixed = lambda h: cfc_sequence_gpu(c, x, h, dt, lstm=lstm, backend="emulate", threads=4)[0].sum()  # noqa: E731
             mx.grad(mixed)(mx.zeros((2, 6)))
-    assert len(reports) == 2 * ltc + 4 * cfc  # every kernel ran
+    assert len(reports) == 4 * ltc + 4 * cfc  # every kernel ran
     return "\n".join(reports)
 
 
@@ -57,10 +64,11 @@ def test_tsan_finds_no_race_in_the_kernels():
     assert "ThreadSanitizer" not in reports, reports[:4000]
 
 
-@pytest.mark.parametrize("tag, ltc", [(2, True), (12, True), (23, False)])
+@pytest.mark.parametrize("tag, ltc", [(2, True), (12, True), (31, True), (23, False)])
 def test_tsan_reports_a_race_when_a_barrier_is_removed(tag, ltc):
     """BARRIER(2) orders the LTC forward's sub-steps, BARRIER(12) the LTC backward's two adjoint
-    phases, BARRIER(23) the CfC backward's head adjoints before the head-input sums read them."""
+    phases, BARRIER(31) the mixed LTC backward's gate adjoints before the input sums read them,
+    BARRIER(23) the CfC backward's head adjoints before the head-input sums read them."""
     reports = _tsan_reports([f"-DNCPS_DROP_BARRIER={tag}"], ltc=ltc, cfc=not ltc)
     assert "WARNING: ThreadSanitizer: data race" in reports
 

@@ -102,3 +102,35 @@ def LTCCellParams(N, I):
     from ncps.cells.ltc import LTCCell
 
     return LTCCell(FullyConnected(N), in_features=I).solver_params()
+
+
+MIXED = [("autoncp12-nt8", lambda: AutoNCP(12, 3), 4, None, 8, ()),
+         ("fc10-F5-nt4-dt0", lambda: FullyConnected(10), 3, 5, 4, [(1, 2), (0, 0)])]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", MIXED, ids=[c[0] for c in MIXED])
+def test_ltc_mixed_memory_matches_reference(case):
+    """The LSTM inside the LTC kernels' time loop, against the reference used for the CPU
+    primitive: states and cell states (1e-5), gradients of every input, solver and LSTM parameter
+    (1e-4; the masks get none), with cotangents on both outputs; dt = 0 runs the LSTM only."""
+    from tests.kernels.ltc.test_primitive import make_mixed_case, mixed_args, mixed_loss, ref_mixed
+
+    _, make, I, F, threads, zero_dt = case
+    args = make_mixed_case(make(), I, 2, 4, F=F, zero_dt=zero_dt)
+
+    def gpu(x, h0, c0, dt, p, u, lp, K, eps):
+        return ltc_sequence_gpu(x, h0, dt, p, K, eps, lstm_input=u, lstm=lp, c0=c0, backend="emulate", threads=threads)
+
+    got, want = gpu(*args, 6, 1e-8), ref_mixed(*args, 6)
+    assert_close(got[0], want[0], OUT_TOL, "states")
+    assert_close(got[1], want[1], OUT_TOL, "cells")
+    flat = mixed_args(*args)
+    Rs = mx.sin(mx.arange(got[0].size, dtype=mx.float32).reshape(got[0].shape)) + 0.5
+    Rc = mx.cos(mx.arange(got[1].size, dtype=mx.float32).reshape(got[1].shape))
+    argnums = tuple(range(len(flat)))
+    g_gpu = mx.grad(mixed_loss(gpu, Rs, Rc, 6), argnums=argnums)(*flat)
+    g_ref = mx.grad(mixed_loss(ref_mixed, Rs, Rc, 6), argnums=argnums)(*flat)
+    names = ["x", "h0", "dt", *SOLVER_PARAMS, "lstm_input", "input_w", "input_b", "recurrent_w", "c0"]
+    for name, a, b in zip(names, g_gpu, g_ref):
+        if not name.endswith("mask"):
+            assert_close(a, b, GRAD_TOL, f"d{name}")

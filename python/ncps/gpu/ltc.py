@@ -20,7 +20,7 @@ from typing import Mapping, Optional
 import mlx.core as mx
 import numpy as np
 
-from ..cells.ltc_fused import SOLVER_PARAMS, _check_ltc_args
+from ..cells.ltc_fused import LSTM_PARAMS, SOLVER_PARAMS, _check, _check_ltc_args, lstm_params
 from ._source import KernelSpec
 from .launch import TG_MEMORY_LIMIT, launch, resolve_backend
 
@@ -28,20 +28,24 @@ __all__ = ["LTCSynapsePlan", "ltc_synapse_plan", "ltc_sequence_gpu", "ltc_thread
 
 _SENSORY, _RECURRENT, _NEURON = SOLVER_PARAMS[:5], SOLVER_PARAMS[5:10], SOLVER_PARAMS[10:]
 _CSR = (("rec_ptr", "int"), ("rec_src", "int"), ("sens_ptr", "int"), ("sens_src", "int"))
+# The mixed-memory LSTM's arrays (placeholders without it): its input (B, T, F), input_w (4N, F),
+# input_b (4N,), recurrent_w (4N, N), and the initial cell state (B, N).
+_MIXED = (("lstm_input", "float"), ("lw", "float"), ("lb", "float"), ("rw", "float"), ("c0", "float"))
 _FWD_INPUTS = (("x", "float"), ("h0", "float"), ("dt", "float"), *((k, "float") for k in SOLVER_PARAMS), *_CSR,
-               ("dims", "int"), ("eps", "float"))  # fmt: skip
+               *_MIXED, ("dims", "int"), ("eps", "float"))  # fmt: skip
 # Gradient outputs, in the order of the differentiable inputs they belong to.
 _GRAD_OF = ("x", "h0", "dt", "sensory_w", "sensory_sigma", "sensory_mu", "sensory_erev",
             "w", "sigma", "mu", "erev", "cm", "gleak", "vleak")  # fmt: skip
+_TEMPLATE = ("N", "I", "K", "F", "MIX", "NT")
 
-LTC_FORWARD = KernelSpec("ncps_ltc_forward", "ltc_forward.inc", _FWD_INPUTS, ("states",), ("N", "I", "K", "NT"))
+LTC_FORWARD = KernelSpec("ncps_ltc_forward", "ltc_forward.inc", _FWD_INPUTS, ("states", "cells"), _TEMPLATE)
 LTC_BACKWARD = KernelSpec(
     "ncps_ltc_backward",
     "ltc_backward.inc",
-    _FWD_INPUTS + (("states", "float"), ("cot", "float"), ("rec_optr", "int"), ("rec_odst", "int"),
-                   ("sens_optr", "int"), ("sens_odst", "int")),  # fmt: skip
-    tuple("g_" + k for k in _GRAD_OF),
-    ("N", "I", "K", "NT"),
+    _FWD_INPUTS + (("states", "float"), ("cells", "float"), ("cot", "float"), ("cot_c", "float"),
+                   ("rec_optr", "int"), ("rec_odst", "int"), ("sens_optr", "int"), ("sens_odst", "int")),  # fmt: skip
+    tuple("g_" + k for k in _GRAD_OF) + ("g_u", "g_gates", "g_c0"),
+    _TEMPLATE,
 )
 
 
@@ -103,9 +107,10 @@ def ltc_threads(N: int, I: int) -> int:
     return min(256, max(32, _next_pow2(max(N, I))))
 
 
-def _tg_bytes(N: int, I: int, K: int, NT: int) -> int:
-    """Threadgroup memory of the backward kernel (the larger of the two)."""
-    return 4 * ((K + 1) * N + K * N + I + 8 * N + NT)
+def _tg_bytes(N: int, I: int, K: int, NT: int, F: int = 0) -> int:
+    """Threadgroup memory of the backward kernel (the larger of the two); ``F > 0``: with the
+    mixed-memory LSTM reading ``F`` features."""
+    return 4 * ((K + 1) * N + K * N + I + 8 * N + NT + (F + 11 * N if F else 0))
 
 
 def _scatter(partial: mx.array, flat: mx.array, shape: tuple) -> mx.array:
@@ -129,29 +134,45 @@ class LTCLaunch:
     stream: object = None
 
 
-def _inputs(run: LTCLaunch, x, h0, dt, p) -> list:
-    """The forward kernel's inputs (float32 arrays, then the CSR lists and the scalars)."""
+def _inputs(run: LTCLaunch, x, h0, dt, p, mixed) -> list:
+    """The forward kernel's inputs (float32 arrays, the CSR lists, the LSTM's arrays, the scalars)."""
     f32 = [a.astype(mx.float32) for a in (x, h0, dt, *p)]
     pl = run.plan
     meta = [mx.array([run.B, run.T], dtype=mx.int32), mx.array([run.epsilon], dtype=mx.float32)]
-    return f32 + [pl.rec_ptr, pl.rec_src, pl.sens_ptr, pl.sens_src] + meta
+    return f32 + [pl.rec_ptr, pl.rec_src, pl.sens_ptr, pl.sens_src] + [a.astype(mx.float32) for a in mixed] + meta
 
 
-def ltc_forward(run: LTCLaunch, x, h0, dt, p) -> mx.array:
-    """Launch the forward kernel: states ``(B, T, N)`` (``p`` in :data:`SOLVER_PARAMS` order)."""
-    N = run.template["N"]
-    return launch(LTC_FORWARD, run.backend, _inputs(run, x, h0, dt, p), [(run.B, run.T, N)], run.template, run.B,
-                  stream=run.stream)[0]  # fmt: skip
+def _split(arrays) -> tuple:
+    """``(x, h0, dt, p, mixed)`` of the custom function's arguments ``(x, h0, dt, *p, *mixed)``."""
+    x, h0, dt, *rest = arrays
+    n = len(SOLVER_PARAMS)
+    return x, h0, dt, rest[:n], rest[n:]
 
 
-def ltc_backward(run: LTCLaunch, primals, cotangent, states) -> tuple:
-    """Launch the backward kernel and assemble the gradients of ``primals`` = ``(x, h0, dt, *p)``."""
-    x, h0, dt, *p = primals
-    B, T, N, I, pl = run.B, run.T, run.template["N"], run.template["I"], run.plan
-    ins = _inputs(run, x, h0, dt, p) + [states, cotangent.astype(mx.float32), pl.rec_optr, pl.rec_odst,
-                                        pl.sens_optr, pl.sens_odst]  # fmt: skip
+def ltc_forward(run: LTCLaunch, arrays) -> tuple:
+    """Launch the forward kernel on ``(x, h0, dt, *p, *mixed)`` (``p`` in :data:`SOLVER_PARAMS`
+    order, ``mixed`` the LSTM's five arrays or placeholders): ``(states, cells)`` (``cells`` a
+    placeholder without mixed memory)."""
+    N, mix = run.template["N"], run.template["MIX"]
+    shapes = [(run.B, run.T, N), (run.B, run.T, N) if mix else (1,)]
+    outs = launch(LTC_FORWARD, run.backend, _inputs(run, *_split(arrays)), shapes, run.template, run.B,
+                  stream=run.stream)  # fmt: skip
+    return tuple(outs)
+
+
+def ltc_backward(run: LTCLaunch, primals, cotangents, outputs) -> tuple:
+    """Launch the backward kernel and assemble the gradients of ``primals`` = ``(x, h0, dt, *p,
+    *mixed)`` from the cotangents of ``outputs`` = ``(states, cells)``."""
+    x, h0, dt, p, mixed = _split(primals)
+    states, cells = outputs
+    cot, cot_c = cotangents
+    B, T, N, I, F, mix, pl = run.B, run.T, run.template["N"], run.template["I"], run.template["F"], \
+        run.template["MIX"], run.plan  # fmt: skip
+    ins = _inputs(run, x, h0, dt, p, mixed) + [states, cells, cot.astype(mx.float32), cot_c.astype(mx.float32),
+                                               pl.rec_optr, pl.rec_odst, pl.sens_optr, pl.sens_odst]  # fmt: skip
     S, SS = int(pl.rec_flat.size), int(pl.sens_flat.size)
     shapes = [(B, T, I), (B, N), (B, T), *[(B, SS)] * 4, *[(B, S)] * 4, (B, N), (B, N), (B, N)]
+    shapes += [(B, T, F), (B, T, 4, N), (B, N)] if mix else [(1,)] * 3
     outs = launch(LTC_BACKWARD, run.backend, ins, shapes, run.template, B, zero_init=True, stream=run.stream)
     g = dict(zip(_GRAD_OF, outs))
     grads = {"x": g["x"], "h0": g["h0"], "dt": g["dt"], "sensory_mask": mx.zeros((I, N)), "mask": mx.zeros((N, N))}
@@ -162,7 +183,17 @@ def ltc_backward(run: LTCLaunch, primals, cotangent, states) -> tuple:
     for k in _NEURON:
         grads[k] = g[k].sum(axis=0)
     order = ("x", "h0", "dt", *SOLVER_PARAMS)
-    return tuple(grads[k].astype(a.dtype) for k, a in zip(order, primals))
+    out = [grads[k].astype(a.dtype) for k, a in zip(order, primals)]
+    if mix:  # the LSTM's weight gradients: GEMMs of the gate adjoints over all B T rows
+        gu, gg, gc0 = outs[len(_GRAD_OF):]
+        R = B * T
+        gg = gg.reshape(R, 4 * N)
+        prev = mx.concatenate([h0[:, None].astype(mx.float32), states[:, :-1]], axis=1).reshape(R, N)
+        u = mixed[0].astype(mx.float32).reshape(R, F)
+        lstm_grads = (gu, gg.T @ u, gg.sum(axis=0), gg.T @ prev, gc0)
+    else:
+        lstm_grads = tuple(mx.zeros(a.shape) for a in mixed)
+    return tuple(out) + tuple(g.astype(a.dtype) for g, a in zip(lstm_grads, mixed))
 
 
 def ltc_sequence_gpu(
@@ -174,11 +205,19 @@ def ltc_sequence_gpu(
     epsilon: float = 1e-8,
     *,
     plan: Optional[LTCSynapsePlan] = None,
+    lstm_input: Optional[mx.array] = None,
+    lstm: Optional[Mapping[str, mx.array]] = None,
+    c0: Optional[mx.array] = None,
     backend: Optional[str] = None,
     threads: Optional[int] = None,
     stream=None,
-) -> mx.array:
+):
     """The LTC sequence as one GPU kernel: states ``(B, T, N)`` after every step.
+
+    With the mixed-memory LSTM (``lstm``: its parameters under the keys of
+    :data:`~ncps.cells.ltc_fused.LSTM_PARAMS`, ``lstm_input`` ``(B, T, F)``, ``c0`` ``(B, N)``,
+    zeros if None) the LSTM runs before every step inside the kernel, as
+    :func:`ncps.cells.ltc_fused.ltc_mixed_sequence`, and the call returns ``(states, cells)``.
 
     Args:
         x, h0, dt, params, ode_unfolds, epsilon: as :func:`ncps.cells.ltc_fused.ltc_sequence` (``dt <= 0``
@@ -205,21 +244,46 @@ def ltc_sequence_gpu(
     NT = int(threads) if threads is not None else ltc_threads(N, I)
     if NT < 1:
         raise ValueError(f"{op}: threads must be positive, got {threads}")
-    if _tg_bytes(N, I, K, NT) > TG_MEMORY_LIMIT:
-        raise ValueError(f"{op}: N={N}, I={I}, ode_unfolds={K} need {_tg_bytes(N, I, K, NT)} bytes of threadgroup "
-                         f"memory, more than {TG_MEMORY_LIMIT}")  # fmt: skip
-    run = LTCLaunch(backend, plan, dict(N=N, I=I, K=K, NT=NT), B, T, float(epsilon), stream)
+    mixed, F = _mixed_args(op, B, T, N, lstm_input, lstm, c0)
+    need = _tg_bytes(N, I, K, NT, F)
+    if need > TG_MEMORY_LIMIT:
+        raise ValueError(f"{op}: N={N}, I={I}, ode_unfolds={K}{f', F={F}' if F else ''} need {need} bytes of "
+                         f"threadgroup memory, more than {TG_MEMORY_LIMIT}")  # fmt: skip
+    template = dict(N=N, I=I, K=K, F=max(F, 1), MIX=int(lstm is not None), NT=NT)
+    run = LTCLaunch(backend, plan, template, B, T, float(epsilon), stream)
 
     @mx.custom_function
-    def seq(x, h0, dt, *p):
-        return ltc_forward(run, x, h0, dt, p)
+    def seq(*arrays):
+        return ltc_forward(run, arrays)
 
     @seq.vjp
-    def seq_vjp(primals, cotangent, states):
-        return ltc_backward(run, primals, cotangent, states)
+    def seq_vjp(primals, cotangents, outputs):
+        return ltc_backward(run, primals, cotangents, outputs)
 
-    out = seq(x, h0, dt, *(params[k] for k in SOLVER_PARAMS))
-    return out.astype(x.dtype) if mx.issubdtype(x.dtype, mx.floating) else out
+    states, cells = seq(x, h0, dt, *(params[k] for k in SOLVER_PARAMS), *mixed)
+    if mx.issubdtype(x.dtype, mx.floating):
+        states, cells = states.astype(x.dtype), cells.astype(x.dtype)
+    return states if lstm is None else (states, cells)
+
+
+def _mixed_args(op: str, B: int, T: int, N: int, lstm_input, lstm, c0) -> tuple:
+    """The LSTM's five kernel arrays (placeholders without it) and its input width ``F`` (0)."""
+    if lstm is None:
+        if lstm_input is not None or c0 is not None:
+            raise ValueError(f"{op}: lstm_input and c0 are only for mixed memory (pass lstm too)")
+        return (mx.zeros((1,)),) * 5, 0
+    if not isinstance(lstm, Mapping) or any(k not in lstm for k in LSTM_PARAMS):
+        raise ValueError(f"{op}: lstm must be a mapping with keys {list(LSTM_PARAMS)}")
+    if not isinstance(lstm_input, mx.array) or lstm_input.ndim != 3 or tuple(lstm_input.shape[:2]) != (B, T):
+        got = tuple(lstm_input.shape) if isinstance(lstm_input, mx.array) else type(lstm_input).__name__
+        raise ValueError(f"{op}: lstm_input must have shape (B, T, F) with (B, T) = ({B}, {T}), got {got}")
+    F = lstm_input.shape[2]
+    c0 = mx.zeros((B, N)) if c0 is None else c0
+    _check("c0", c0, (B, N), "(B, N)", op)
+    _check("input_w", lstm["input_w"], (4 * N, F), "(4N, F)", op)
+    _check("input_b", lstm["input_b"], (4 * N,), "(4N,)", op)
+    _check("recurrent_w", lstm["recurrent_w"], (4 * N, N), "(4N, N)", op)
+    return (lstm_input, lstm["input_w"], lstm["input_b"], lstm["recurrent_w"], c0), F
 
 
 # -- the cell hooks of LTCCell (see ncps.cells.base; inputs validated by the caller) ---------------
@@ -234,10 +298,8 @@ def kernel_name(mixed_memory: bool = False) -> str:
 
 def why_not(cell, mixed_memory: bool = False) -> Optional[str]:
     """None when the GPU kernels cover ``cell`` (an LTCCell), else why not."""
-    if mixed_memory:
-        return "the mixed-memory LTC has no GPU kernel yet"
     N, I, K = cell.state_size, cell.sensory_size, cell.ode_unfolds
-    need = _tg_bytes(N, I, K, ltc_threads(N, I))
+    need = _tg_bytes(N, I, K, ltc_threads(N, I), cell.input_size if mixed_memory else 0)
     if need > TG_MEMORY_LIMIT:
         return f"N={N}, I={I}, ode_unfolds={K} need {need} bytes of threadgroup memory (limit {TG_MEMORY_LIMIT})"
     return None
@@ -258,14 +320,17 @@ def cell_synapse_plan(params: Mapping[str, mx.array]) -> LTCSynapsePlan:
 
 
 def sequence(cell, x: mx.array, h0: mx.array, dt: mx.array, lstm=None, c0=None, *, backend: str, stream=None):
-    """``(states (B, T, N), None)`` of ``cell`` over ``x`` ``(B, T, I)`` with ``dt`` ``(B, T)``
-    (no mixed memory: :func:`why_not` says so)."""
-    if lstm is not None:
-        raise NotImplementedError("the mixed-memory LTC has no GPU kernel yet")
+    """``(states (B, T, N), c_T or None)`` of ``cell`` over ``x`` ``(B, T, I)`` with ``dt``
+    ``(B, T)``; with the mixed-memory ``lstm`` (an :class:`~ncps.LSTMCell` reading the unmapped
+    ``x``) the LSTM runs before every step from ``c0`` (zeros if None) and ``c_T`` is its final
+    cell state."""
     params = cell.solver_params()
-    states = ltc_sequence_gpu(cell.map_inputs(x), h0, dt, params, cell.ode_unfolds, cell.epsilon,
-                              plan=cell_synapse_plan(params), backend=backend, stream=stream)  # fmt: skip
-    return states, None
+    kwargs = dict(plan=cell_synapse_plan(params), backend=backend, stream=stream)
+    if lstm is None:
+        return ltc_sequence_gpu(cell.map_inputs(x), h0, dt, params, cell.ode_unfolds, cell.epsilon, **kwargs), None
+    states, cells = ltc_sequence_gpu(cell.map_inputs(x), h0, dt, params, cell.ode_unfolds, cell.epsilon,
+                                     lstm_input=x, lstm=lstm_params(lstm), c0=c0, **kwargs)  # fmt: skip
+    return states, cells[:, -1]
 
 
 def step(cell, x: mx.array, h: mx.array, ts, *, backend: str, stream=None) -> mx.array:
