@@ -154,3 +154,15 @@ def test_cell_step_through_the_gpu_path(emulated_gpu):
         ref_out, ref_state = cell(x, h, 0.7)
     assert_close(state, ref_state, OUT_TOL, "state")
     assert_close(out, ref_out, OUT_TOL, "output")
+
+
+def test_cell_synapse_plan_comes_from_the_wiring_once():
+    """The GPU hook's synapse lists are those of the cell's masks, built on the host from its
+    wiring (no device read, so mx.compile can trace the call) and once per cell."""
+    cell = ncps.LTCCell(AutoNCP(12, 3), 4)
+    plan = gpu_ltc.cell_synapse_plan(cell)
+    want = gpu_ltc.ltc_synapse_plan(cell.solver_params())
+    for name in ("rec_ptr", "rec_src", "sens_ptr", "sens_src", "rec_optr", "rec_odst", "rec_flat", "sens_flat"):
+        assert mx.array_equal(getattr(plan, name), getattr(want, name)).item(), name
+    assert gpu_ltc.cell_synapse_plan(cell) is plan
+    assert "_gpu_synapse_plan" not in dict(tree_flatten(cell.parameters()))

@@ -76,7 +76,7 @@ def _csr(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ptr, cols.astype(np.int32)
 
 
-def ltc_synapse_plan(params: Mapping[str, mx.array]) -> LTCSynapsePlan:
+def ltc_synapse_plan(params: Mapping[str, object]) -> LTCSynapsePlan:
     """The synapse lists of ``params["mask"]`` ``(N, N)`` and ``params["sensory_mask"]`` ``(I, N)``
     (indexed ``[source, destination]``; a synapse is a nonzero entry). Reads the masks to the host."""
     mask = np.array(params["mask"])
@@ -289,7 +289,6 @@ def _mixed_args(op: str, B: int, T: int, N: int, lstm_input, lstm, c0) -> tuple:
 # -- the cell hooks of LTCCell (see ncps.cells.base; inputs validated by the caller) ---------------
 
 KERNEL = "ltc_sequence_gpu"
-_PLANS: dict = {}  # (id(mask), id(sensory_mask)) -> (mask, sensory_mask, LTCSynapsePlan)
 
 
 def kernel_name(mixed_memory: bool = False) -> str:
@@ -305,18 +304,17 @@ def why_not(cell, mixed_memory: bool = False) -> Optional[str]:
     return None
 
 
-def cell_synapse_plan(params: Mapping[str, mx.array]) -> LTCSynapsePlan:
-    """:func:`ltc_synapse_plan` of a cell's masks, built once per pair of mask arrays (the masks
-    are frozen, so their identity is the wiring's): later calls, also inside ``mx.compile``, do
-    not read the masks back."""
-    mask, smask = params["mask"], params["sensory_mask"]
-    key = (id(mask), id(smask))
-    hit = _PLANS.get(key)
-    if hit is None or hit[0] is not mask or hit[1] is not smask:
-        if len(_PLANS) > 64:
-            _PLANS.clear()
-        hit = _PLANS[key] = (mask, smask, ltc_synapse_plan(params))  # holding the masks keeps the ids unique
-    return hit[2]
+def cell_synapse_plan(cell) -> LTCSynapsePlan:
+    """:func:`ltc_synapse_plan` of an LTCCell's wiring, built once per cell from the wiring's
+    adjacency matrices on the host (the frozen masks are their absolute values), so no call reads
+    the masks back from the device, and calls inside ``mx.compile`` work."""
+    plan = getattr(cell, "_gpu_synapse_plan", None)
+    if plan is None:
+        wiring = cell._wiring
+        masks = {"mask": np.abs(wiring.adjacency_matrix), "sensory_mask": np.abs(wiring.sensory_adjacency_matrix)}
+        plan = ltc_synapse_plan(masks)
+        object.__setattr__(cell, "_gpu_synapse_plan", plan)  # a plain attribute, not a module parameter
+    return plan
 
 
 def sequence(cell, x: mx.array, h0: mx.array, dt: mx.array, lstm=None, c0=None, *, backend: str, stream=None):
@@ -325,7 +323,7 @@ def sequence(cell, x: mx.array, h0: mx.array, dt: mx.array, lstm=None, c0=None, 
     ``x``) the LSTM runs before every step from ``c0`` (zeros if None) and ``c_T`` is its final
     cell state."""
     params = cell.solver_params()
-    kwargs = dict(plan=cell_synapse_plan(params), backend=backend, stream=stream)
+    kwargs = dict(plan=cell_synapse_plan(cell), backend=backend, stream=stream)
     if lstm is None:
         return ltc_sequence_gpu(cell.map_inputs(x), h0, dt, params, cell.ode_unfolds, cell.epsilon, **kwargs), None
     states, cells = ltc_sequence_gpu(cell.map_inputs(x), h0, dt, params, cell.ode_unfolds, cell.epsilon,
