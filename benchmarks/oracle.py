@@ -90,8 +90,9 @@ def torch_version() -> Optional[str]:
         return None
 
 
-def run_jobs(jobs: list[dict], threads: int = 2, timeout: float = 1800) -> dict:
-    """Time ``jobs`` (see ``official_torch.py``) in the official package's process.
+def run_jobs(jobs: list[dict], threads: int = 2, timeout: float = 1800, script: Path = SCRIPT) -> dict:
+    """Run ``jobs`` in the official package's process: timing jobs (``official_torch.py``, the
+    default ``script``) or training jobs (``accuracy_torch.py``), which share one protocol.
 
     Returns ``{"available": bool, "reason": str | None, "torch_version", "threads",
     "results": {id: measurement}}``; never raises for a missing or failing oracle.
@@ -106,14 +107,14 @@ def run_jobs(jobs: list[dict], threads: int = 2, timeout: float = 1800) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         jobs_path, out_path = Path(tmp) / "jobs.json", Path(tmp) / "out.json"
         jobs_path.write_text(json.dumps({"threads": threads, "jobs": jobs}))
-        cmd = _command(str(SCRIPT), str(jobs_path), str(out_path))
+        cmd = _command(str(script), str(jobs_path), str(out_path))
         try:
             proc = subprocess.run(cmd, env=env, cwd=tmp, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
-            return {"available": False, "reason": f"official benchmark timed out after {timeout:.0f} s", "results": {}}
+            return {"available": False, "reason": f"official run timed out after {timeout:.0f} s", "results": {}}
         if proc.returncode != 0 or not out_path.is_file():
             tail = (proc.stderr or "").strip().splitlines()[-1:] or ["no output"]
-            return {"available": False, "reason": f"official benchmark failed: {tail[0]}",
+            return {"available": False, "reason": f"official run failed: {tail[0]}",
                     "stderr": proc.stderr[-4000:], "results": {}}  # fmt: skip
         out = json.loads(out_path.read_text())
     ncps_file = str(out.get("ncps_file", ""))

@@ -265,6 +265,10 @@ def markdown(results: dict) -> str:
         lines += ["", *_streaming(sections["streaming"])]
     if "gpu" in sections:
         lines += ["", *sections["gpu"]["markdown"]]
+    if "accuracy" in sections:
+        from benchmarks import accuracy  # its tables and panels live with it
+
+        lines += ["", *accuracy.markdown(sections["accuracy"])]
     return "\n".join(lines) + "\n"
 
 
@@ -417,6 +421,10 @@ def chart(results: dict, path: Path) -> None:
                   "µs (median, log)", log=True)  # fmt: skip
 
         panels.append(stream)
+    if "accuracy" in sections:
+        from benchmarks import accuracy
+
+        panels += accuracy.panels(sections["accuracy"])
 
     ncols = min(4, max(1, len(panels)))
     nrows = max(1, math.ceil(len(panels) / ncols))

@@ -9,8 +9,8 @@ It prints a markdown table (ready for the README) on stdout, progress on stderr,
 The quick fused-vs-reference check of the CfC kernels while working on them:
 ``python benchmarks/run.py --quick --section cfc,streaming`` (a minute or two).
 
-Sections (``--section ltc,cfc,scaling,memory,streaming,gpu``; all by default)
-------------------------------------------------------------------------------
+Sections (``--section ltc,cfc,scaling,memory,streaming,accuracy,gpu``; all by default)
+------------------------------------------------------------------------------------
 ``ltc``
     LTC(16, AutoNCP(64, 8)) and LTC(16, FullyConnected(64)) (= LTC(16, 64)), batch 32, T = 100,
     16 inputs, 6 ODE unfolds; forward and forward+backward, under ``ncps.kernels.use("fused")``,
@@ -34,6 +34,12 @@ Sections (``--section ltc,cfc,scaling,memory,streaming,gpu``; all by default)
     computes the step immediately on the calling thread) against the official
     cell's step under ``torch.no_grad()``, for CfCCell(16, 64), WiredCfCCell(16, AutoNCP(64, 8))
     and LTCCell(AutoNCP(64, 8), 16).
+``accuracy``
+    Train CfC / LTC (32 units + linear head) on real UEA/UCR sets bundled in ``aeon`` and on the
+    bit-stream XOR, with the official package on the same initial weights, batches and seeds: test
+    accuracy (RMSE) mean ± sd, training time, speed-up to the official accuracy (see
+    ``benchmarks/accuracy.py``; about 15 minutes, ``--quick`` 1-2). Alone: ``--section accuracy``
+    (``--only accuracy``), written as ``accuracy[-quick].*`` so that it never replaces ``full.*``.
 ``gpu``
     Only where MLX has a GPU device (else skipped with the reason): GPU kernels vs the reference
     path on the GPU vs the fused CPU primitives vs the official ``ncps.torch`` on CUDA, batch
@@ -88,10 +94,10 @@ import mlx.core as mx  # noqa: E402
 import mlx.nn as nn  # noqa: E402
 
 import ncps  # noqa: E402
-from benchmarks import oracle, report  # noqa: E402
+from benchmarks import accuracy, oracle, report  # noqa: E402
 from benchmarks.timing import Policy, failure, measure  # noqa: E402
 
-SECTIONS = ("ltc", "cfc", "scaling", "memory", "streaming", "gpu")
+SECTIONS = ("ltc", "cfc", "scaling", "memory", "streaming", "accuracy", "gpu")
 IMPLS = ("fused", "reference")  # our two paths; "official" and "mlx.nn" are the others
 PASSES = ("forward", "fwd+bwd")
 
@@ -131,10 +137,11 @@ class Config:
     scan_fast: Policy = field(default_factory=lambda: Policy(warmup=2, reps=7, min_reps=3, budget_s=3.0))
     scan_slow: Policy = field(default_factory=lambda: Policy(warmup=1, reps=3, min_reps=1, budget_s=4.0))
     stream: Policy = field(default_factory=lambda: Policy(warmup=20, reps=1000, min_reps=50, budget_s=2.0))
+    accuracy: accuracy.AccuracyConfig = field(default_factory=accuracy.AccuracyConfig)
 
     @classmethod
     def make(cls, quick: bool, tiny: bool) -> "Config":
-        cfg = cls()
+        cfg = cls(accuracy=accuracy.AccuracyConfig.make(quick, tiny))
         if quick:
             cfg.scan_time = (25, 100)
             cfg.scan_batch = (1, 32)
@@ -162,6 +169,8 @@ class Config:
         """The sizes and policies, for the JSON."""
         out = {}
         for k, v in self.__dict__.items():
+            if isinstance(v, accuracy.AccuracyConfig):
+                v = v.public()
             out[k] = v.to_dict() if isinstance(v, Policy) else (list(v) if isinstance(v, tuple) else v)
         return out
 
@@ -476,6 +485,11 @@ class Bench:
             rows.append({"model": job_id, "spec": s, "batch": 1, "impl": "official", **r})
         return {"batch": 1, "results": rows}
 
+    def section_accuracy(self) -> dict:
+        acc = self.cfg.accuracy
+        acc.threads = self.cfg.threads
+        return accuracy.section(acc, self.log)
+
     def section_gpu(self) -> dict:
         from benchmarks import gpu
 
@@ -565,7 +579,7 @@ def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     p.add_argument("--quick", action="store_true", help="few repetitions and scaling points (~1-2 min)")
-    p.add_argument("--section", default=",".join(SECTIONS),
+    p.add_argument("--section", "--only", default=",".join(SECTIONS),
                    help=f"comma-separated subset of {','.join(SECTIONS)} (default: all)")  # fmt: skip
     p.add_argument("--out", default=str(REPO / "benchmarks" / "results"), help="output directory")
     p.add_argument("--name", default=None, help="file name stem (default: full, quick or tiny)")
@@ -581,6 +595,8 @@ def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
         args.tiny = True
     if args.name is None:
         args.name = "tiny" if args.tiny else ("quick" if args.quick else "full")
+        if args.sections == ["accuracy"]:  # alone: never replace the speed results
+            args.name = "accuracy" + ("" if args.name == "full" else f"-{args.name}")
     return args
 
 

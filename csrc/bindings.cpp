@@ -39,7 +39,7 @@ when ``masked[u]``, ff1/ff2 weights multiplied by its mask. With ``lstm`` and ``
 mixed-memory LSTM runs before the CfC at every step. Shapes: x (B, T, I), h0 (B, N), dt (B, T);
 params per unit: backbone (W, b) pairs, heads ff1.W, ff1.b, ff2.W, ff2.b, time_a.W, time_a.b,
 time_b.W, time_b.b (pure: ff1.W, ff1.b, w_tau (1, n), A (1, n)), then the mask (n, head_in);
-weights in Linear layout (out, in). Returns [states (B, T, N)] (+ [c_final (B, N)] with the LSTM).
+weights in Linear layout (out, in). Returns [states (B, T, N)] (+ [cells (B, T, N)], the LSTM cell state after every step, with the LSTM).
 With x (B, I) it is one streaming step: dt (B, 1) and states (B, N).
 Computed in float32. Raises ValueError for wrong shapes or options. CPU only.)doc");
   m.def("ltc_sequence", &ncps::ltc::ltc_sequence, "x"_a, "h0"_a, "dt"_a, "sensory_w"_a, "sensory_sigma"_a,

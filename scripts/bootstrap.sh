@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything on a fresh Linux machine (idempotent; re-running only rebuilds what changed):
 #   - a virtual environment in $NCPS_VENV (default .venv) with mlx, the build tools and the test tools
+#     (aeon included: its bundled UEA/UCR data sets feed the accuracy benchmark)
 #   - torch 2.13.0 (CPU) and the official ncps 1.0.1 in .oracle/ (test and benchmark oracle only)
 #   - this package, built from source (C++ extension included) and installed into the venv
 set -euo pipefail
@@ -16,11 +17,12 @@ fi
 VPY="$VENV/bin/python"
 pip() { "$VPY" -m pip "$@"; }
 
-stamp="$VENV/.ncps-deps-v2"
+stamp="$VENV/.ncps-deps-v3"  # bump when the list changes, so that existing venvs pick it up
 if [ ! -f "$stamp" ]; then
   echo "[bootstrap] installing dependencies"
+  # aeon: the UEA/UCR data sets bundled in its wheel feed the accuracy benchmark (test/bench only).
   pip install -q "mlx[cpu]==0.32.4" "nanobind>=3,<4" "scikit-build-core>=0.10" numpy \
-    pytest matplotlib networkx tqdm scikit-learn
+    pytest matplotlib networkx tqdm scikit-learn aeon
   # torch is a test/benchmark dependency only (the official package's oracle). Prefer the CPU build.
   pip install -q "torch==2.13.0+cpu" 2>/dev/null \
     || pip install -q "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu 2>/dev/null \

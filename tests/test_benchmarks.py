@@ -9,6 +9,7 @@ table must say how to install it instead of failing.
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -19,12 +20,12 @@ RUN = REPO / "benchmarks" / "run.py"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def run_bench(tmp_path: Path, sections: str, env_extra: dict | None = None) -> tuple[dict, str, Path]:
+def run_bench(tmp_path: Path, sections: str, env_extra: dict | None = None, extra: tuple = ()) -> tuple[dict, str, Path]:
     env = dict(os.environ)
     env.update(env_extra or {})
     out = tmp_path / "results"
     proc = subprocess.run(
-        [sys.executable, str(RUN), "--quick", "--tiny", "--section", sections, "--out", str(out), "--name", "t"],
+        [sys.executable, str(RUN), "--quick", "--tiny", "--section", sections, "--out", str(out), "--name", "t", *extra],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -107,6 +108,62 @@ def test_bad_section_is_an_error():
                           text=True, timeout=60)  # fmt: skip
     assert proc.returncode == 2
     assert "--section" in proc.stderr
+
+
+def _aeon_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("aeon") is not None
+
+
+def test_accuracy_section_tiny(tmp_path):
+    """One bundled data set, one seed, two epochs: the structure of the section, and (with the
+    oracle) both packages' runs, which start from the same weights and see the same batches, so
+    their training losses agree. One torch thread: on a loaded 2-core machine two threads can
+    make these 20 small steps take half a minute, and nothing here is timed."""
+    results, stdout, out = run_bench(tmp_path, "accuracy", extra=("--torch-threads", "1"))
+    assert results["mode"]["sections"] == ["accuracy"]
+    sec = results["sections"]["accuracy"]
+    for key in ("config", "recipe", "official", "datasets", "runs", "summary"):
+        assert key in sec, key
+    assert sec["recipe"]["bias_correction"] is True and sec["recipe"]["eps"] == 1e-8
+    assert "### Accuracy" in stdout and (out / "t.png").read_bytes()[:8] == PNG_MAGIC
+    if not _aeon_installed():
+        assert sec["datasets"][0]["status"] == "skipped" and "pip install aeon" in stdout
+        return
+    (task,) = sec["datasets"]
+    assert task["status"] == "ok" and task["name"] == "BasicMotions" and task["n_train"] == 40
+    ours = [r for r in sec["runs"] if r["package"] == "ncps"]
+    assert len(ours) == 1 and ours[0]["status"] == "ok" and len(ours[0]["epochs"]) == 2
+    for e in ours[0]["epochs"]:
+        assert 0.0 <= e["metric"] <= 1.0 and e["train_s"] > 0 and math.isfinite(e["loss"])
+    (row,) = sec["summary"]
+    assert row["metric"] == "accuracy" and row["ncps"]["status"] == "ok"
+    assert "| BasicMotions | CfC(6, 32) | 2 / 8 / 0.001 | accuracy |" in stdout
+    official = [r for r in sec["runs"] if r["package"] == "official"]
+    assert len(official) == 1
+    if results["official"]["available"]:
+        assert official[0]["status"] == "ok", official[0]
+        assert ours[0]["init"] == "official"
+        for a, b in zip(ours[0]["epochs"], official[0]["epochs"]):
+            assert abs(a["loss"] - b["loss"]) <= 1e-4 * (1 + abs(b["loss"])), (a, b)
+        assert row["official"]["status"] == "ok" and "speedup" in row and row["same_loss_epochs"] == 2
+    else:
+        assert official[0]["status"] == "n/a"
+
+
+def test_accuracy_without_aeon_skips_with_a_note(monkeypatch):
+    sys.path.insert(0, str(REPO))
+    from benchmarks import accuracy
+
+    monkeypatch.setitem(sys.modules, "aeon", None)  # import aeon → ImportError
+    monkeypatch.setitem(sys.modules, "aeon.datasets", None)
+    cfg = accuracy.AccuracyConfig(datasets=("BasicMotions",), seeds=(0,), epochs=1)
+    sec = accuracy.section(cfg, lambda msg: None)
+    assert sec["runs"] == [] and sec["summary"] == []
+    (task,) = sec["datasets"]
+    assert task["status"] == "skipped" and "pip install aeon" in task["reason"]
+    assert any("BasicMotions: skipped" in line for line in accuracy.markdown(sec))
 
 
 def test_gpu_section_skips_with_the_reason_without_a_gpu(tmp_path):

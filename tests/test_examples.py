@@ -19,6 +19,7 @@ PLOTS = {
     "xor_cfc": ["encoding", "accuracy", "activity"],
     "atari_cloning": ["training", "frames", "actions", "activity"],
     "sequence_classifier": ["data", "training", "confusion", "activity"],
+    "variable_length": ["data", "training", "by_length"],
 }
 
 

@@ -13,7 +13,8 @@ namespace ncps::cfc {
 
 namespace mx = mlx::core;
 
-// The op. Returns [states (B, T, N)] or, with the LSTM, [states, c_final (B, N)].
+// The op. Returns [states (B, T, N)] or, with the LSTM, [states, cells (B, T, N)] (the LSTM cell
+// state after every step, so that a layer with variable lengths can take each sequence's own last one).
 //   x (B, T, I), h0 (B, N), dt (B, T); params: per unit, the backbone (W, b) pairs, then the heads
 //   (ff1.W, ff1.b, ff2.W, ff2.b, time_a.W, time_a.b, time_b.W, time_b.b; pure: ff1.W, ff1.b,
 //   w_tau, A), then the mask when masked (see plan.h for shapes);

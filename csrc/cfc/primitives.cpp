@@ -20,7 +20,7 @@ Plan plan_of(const Config& cfg, const mx::array& x) {
 
 std::vector<mx::Shape> forward_shapes(const Plan& p) {
   std::vector<mx::Shape> s = {p.cfg.step ? mx::Shape{p.B, p.N} : mx::Shape{p.B, p.T, p.N}};
-  if (p.cfg.mixed) s.push_back({p.B, p.N});
+  if (p.cfg.mixed) s.push_back(s[0]);  // the LSTM cell state after every step, shaped as states
   s.push_back({static_cast<int>(p.ws_size)});
   return s;
 }
@@ -31,12 +31,12 @@ void CfCSequence::eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx:
   const std::vector<float*> out = common::allocate_outputs(enc, outputs);
   Plan plan = plan_of(cfg_, inputs[0]);
   float* states = out[0];
-  float* cfin = cfg_.mixed ? out[1] : nullptr;
+  float* cells = cfg_.mixed ? out[1] : nullptr;
   float* ws = out.back();
-  enc.dispatch([plan = std::move(plan), views = std::move(views), states, cfin, ws]() {
+  enc.dispatch([plan = std::move(plan), views = std::move(views), states, cells, ws]() {
     std::vector<std::vector<float>> bufs;
     const std::vector<const float*> ptrs = common::resolve_all(views, bufs);
-    cpu::forward(plan, ptrs, states, cfin, ws);
+    cpu::forward(plan, ptrs, states, cells, ws);
   });
 }
 
@@ -76,7 +76,7 @@ std::pair<std::vector<mx::array>, std::vector<int>> CfCSequence::vmap(const std:
   if (V >= 0) {
     // The batch size of one vmapped slice, from x without its mapped axis.
     const int B = axes[0] == 0 ? inputs[0].shape(1) : inputs[0].shape(0);
-    for (size_t o = 0; o + 1 < outs.size(); ++o) {  // states (and c_final); the workspace stays internal
+    for (size_t o = 0; o + 1 < outs.size(); ++o) {  // states (and cells); the workspace stays internal
       mx::Shape s = outs[o].shape();
       s[0] = B;
       s.insert(s.begin(), V);
@@ -140,8 +140,8 @@ void CfCSequenceGrad::eval_cpu(const std::vector<mx::array>& inputs, std::vector
     const std::vector<const float*> primals(ptrs.begin(), ptrs.begin() + n);
     const float* ws = ptrs[n];
     const float* dstates = ptrs[n + 1];
-    const float* dcf = plan.cfg.mixed ? ptrs[n + 2] : nullptr;
-    cpu::backward(plan, primals, ws, dstates, dcf, grads, sp, dx, wts);
+    const float* dcells = plan.cfg.mixed ? ptrs[n + 2] : nullptr;
+    cpu::backward(plan, primals, ws, dstates, dcells, grads, sp, dx, wts);
   });
 }
 

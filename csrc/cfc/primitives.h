@@ -14,11 +14,11 @@ namespace ncps::cfc {
 namespace mx = mlx::core;
 
 // The plan of a call with input x ((B, T, I), or (B, I) for one step), and the forward's output
-// shapes: states, c_final (mixed memory), the workspace.
+// shapes: states, cells (mixed memory, shaped as states), the workspace.
 Plan plan_of(const Config& cfg, const mx::array& x);
 std::vector<mx::Shape> forward_shapes(const Plan& p);
 
-// Inputs in plan order (plan.h). Outputs: states, c_final (mixed memory) and the workspace, which
+// Inputs in plan order (plan.h). Outputs: states, cells (mixed memory) and the workspace, which
 // only the vjp reads.
 class CfCSequence : public common::Primitive {
  public:
@@ -38,7 +38,7 @@ class CfCSequence : public common::Primitive {
   Config cfg_;
 };
 
-// Inputs: the forward's inputs, its workspace, the cotangent of states and (mixed) of c_final.
+// Inputs: the forward's inputs, its workspace, the cotangent of states and (mixed) of cells.
 // Outputs: the gradient of every forward input (zero for masks); without need_dx the x gradient,
 // without need_weights the parameter gradients are not computed (the vjp does not return them).
 class CfCSequenceGrad : public common::Primitive {

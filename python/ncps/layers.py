@@ -2,22 +2,32 @@
 
 :class:`RNN` owns everything that is not the cell's math: the ``(B, T, F)`` / ``(T, B, F)`` /
 unbatched layouts, elapsed times of every accepted shape, initial states, the mixed-memory LSTM,
-the optional projection, ``return_sequences`` and bidirectional merging. Per direction it either
-runs the cell's fused sequence kernel where :func:`ncps.kernels.plan` allows, or the reference loop
+the optional projection, ``return_sequences``, variable ``lengths`` and bidirectional merging.
+Per direction it either runs the cell's fused sequence kernel where :func:`ncps.kernels.plan`
+allows, or the reference loop
 
 .. code-block:: text
 
     for t in 0..T-1:
-        if mixed_memory: h, c = lstm(x_t, (h, c))
-        y_t, h = cell(x_t, h, Δt_t)
-    output = proj(y) for every t (return_sequences) or for the last t
+        if mixed_memory: h', c' = lstm(x_t, (h, c))
+        h' = cell.step(x_t, h', Δt_t)
+        h, c = where(t < L_b, (h', c'), (h, c))      # sequence b is frozen after its length L_b
+        y_t = where(t < L_b, readout(h), 0)
+    output = proj(y) for every t (return_sequences) or y at t = L_b - 1
+
+With ``lengths`` the padded steps are sanitized before either path runs (inputs 0, Δt 1), so
+garbage or NaN in the padding never enters a cell: the valid steps of a causal run do not depend
+on later steps, and every padded step receives a zero cotangent, whose product with finite
+Jacobians is zero (with NaN there it would be NaN). The fused kernels therefore run unchanged
+over all ``T`` steps; the layer takes each sequence's final state at ``t = L_b - 1`` from the
+per-step states (and LSTM cells) the kernels return, and masks the padded outputs.
 
 :class:`CfC`, :class:`LTC`, :class:`CTRNN` and :class:`CTGRU` only build their cell.
 """
 
 from __future__ import annotations
 
-from typing import Any, Optional, Union
+from typing import Any, Optional, Sequence, Union
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -32,6 +42,7 @@ from .wirings import FullyConnected, Wiring
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 
 Timespans = Union[None, float, mx.array, np.ndarray]
+Lengths = Union[None, int, Sequence[int], mx.array, np.ndarray]
 
 
 def _normalize_timespans(ts: Timespans, B: int, T: int, batch_first: bool, batched: bool) -> Optional[mx.array]:
@@ -60,8 +71,56 @@ def _normalize_timespans(ts: Timespans, B: int, T: int, batch_first: bool, batch
     raise ValueError(f"timespans must be None, a float, (B,) = ({B},), {layout}; got {_shape(ts)}")
 
 
+def _normalize_lengths(lengths: Lengths, B: int, T: int, batched: bool) -> Optional[mx.array]:
+    """``lengths`` as a validated int32 ``(B,)`` array (``(1,)`` for unbatched input), or None."""
+    if lengths is None:
+        return None
+    booleans = isinstance(lengths, (mx.array, np.ndarray)) and lengths.dtype in (mx.bool_, np.bool_)
+    if isinstance(lengths, bool) or booleans:
+        raise TypeError("lengths must hold integers, got booleans")
+    if not isinstance(lengths, mx.array):
+        arr = np.asarray(lengths)
+        if arr.dtype == object or not (np.issubdtype(arr.dtype, np.integer) or arr.size == 0):
+            raise TypeError(f"lengths must be an integer array of shape (B,) = ({B},), got dtype {arr.dtype}")
+        lengths = mx.array(arr.astype(np.int32))
+    elif not mx.issubdtype(lengths.dtype, mx.integer):
+        raise TypeError(f"lengths must be an integer array of shape (B,) = ({B},), got dtype {lengths.dtype}")
+    if not batched:
+        if lengths.ndim != 0:
+            raise ValueError(f"lengths for unbatched input (T, F) must be a single int, got shape {_shape(lengths)}")
+        lengths = lengths.reshape(1)
+    elif lengths.shape != (B,):
+        raise ValueError(f"lengths must have shape (B,) = ({B},), one length per sequence, got shape {_shape(lengths)}")
+    lengths = lengths.astype(mx.int32)
+    try:
+        lo, hi = mx.min(lengths).item(), mx.max(lengths).item()
+    except ValueError:  # a placeholder inside mx.compile / vmap: its values are not known yet
+        return lengths
+    if lo < 1 or hi > T:
+        raise ValueError(f"lengths must satisfy 1 <= lengths[b] <= T = {T}, got values in [{lo}, {hi}]")
+    return lengths
+
+
+def _at(a: mx.array, index: mx.array) -> mx.array:
+    """``a[b, index[b]]`` for every ``b``: ``(B, T, ...)`` and ``(B,)`` → ``(B, ...)``."""
+    index = index.reshape((-1,) + (1,) * (a.ndim - 1))
+    return mx.take_along_axis(a, index, axis=1).squeeze(1)
+
+
+def _reverse_within(lengths: mx.array, T: int) -> mx.array:
+    """``(B, T)`` time indices that reverse each sequence within its length and keep its padding in
+    place: ``L_b - 1 - t`` for ``t < L_b``, ``t`` after. The map is its own inverse."""
+    t = mx.arange(T)[None]
+    return mx.where(t < lengths[:, None], lengths[:, None] - 1 - t, t)
+
+
+def _take_time(a: mx.array, index: mx.array) -> mx.array:
+    """``a[b, index[b, t]]``: ``a`` ``(B, T, ...)``, ``index`` ``(B, T)``."""
+    return mx.take_along_axis(a, index.reshape(index.shape + (1,) * (a.ndim - 2)), axis=1)
+
+
 class RNN(nn.Module):
-    """Runs a cell over sequences: ``layer(x, state=None, timespans=None) -> (output, state)``.
+    """Runs a cell over sequences: ``layer(x, state=None, timespans=None, lengths=None) -> (output, state)``.
 
     Args:
         cell: the cell of the forward direction (``LTCCell``, ``CfCCell``, ``WiredCfCCell``,
@@ -78,6 +137,16 @@ class RNN(nn.Module):
     ``(B, T, 1)`` (``(T, B)``, ``(T, B, 1)`` when not batch-first); each sample's own elapsed
     time is used. ``state``: ``(B, state_size)``, ``(h, c)`` with mixed memory, and a pair
     ``(forward, backward)`` of those when bidirectional. The returned state has that structure.
+
+    ``lengths``: None (every sequence fills all ``T`` steps) or integers ``(B,)`` (an mx or numpy
+    array or a list; a single int for unbatched input) with ``1 <= lengths[b] <= T``, for padded
+    batches: sequence ``b`` occupies steps ``0 .. L_b - 1`` (of the time axis, whichever
+    ``batch_first`` says) and its padding follows. Steps ``t >= L_b`` leave its state unchanged
+    (``h_t = h_{L_b - 1}``) and output zeros; ``return_sequences=False`` returns ``y_{L_b - 1}``; the
+    returned state is ``h_{L_b - 1}``; the backward direction of a bidirectional layer reads
+    ``x_{L_b - 1}, ..., x_0`` and its outputs are put back in place. Every result, gradients
+    included, equals running each sequence alone, cut to its length; what the padding holds
+    (NaN included) has no effect.
     """
 
     def __init__(
@@ -134,35 +203,47 @@ class RNN(nn.Module):
         )  # fmt: skip
 
     # -- one direction ----------------------------------------------------------------------
-    def _scan(self, x: mx.array, h: mx.array, c: Optional[mx.array], ts: Optional[mx.array]):
-        """One direction over batch-first ``x``; returns ``(outputs (B, T, M), h, c)``: the cell's
-        fused ``sequence`` where :func:`ncps.kernels.plan` allows, the reference loop otherwise."""
+    def _scan(self, x: mx.array, h: mx.array, c: Optional[mx.array], ts: Optional[mx.array],
+              lengths: Optional[mx.array] = None):  # fmt: skip
+        """One direction over batch-first ``x``; returns ``(outputs (B, T, M), h, c)`` with the
+        state after step ``lengths - 1`` (the last step when None): the cell's fused ``sequence``
+        where :func:`ncps.kernels.plan` allows, the reference loop otherwise. Padded outputs are
+        left for the caller to mask."""
         cell = self.rnn_cell
         lstm = self.lstm if self.mixed_memory else None
         plan = kernels.plan(cell, mixed_memory=self.mixed_memory)
         if plan.fused:
             B, T = x.shape[:2]
             dt = mx.ones((B, T)) if ts is None else ts
-            states, c = plan.kernel.sequence(cell, x, h, dt, lstm, c, **plan.hook_args())
-            return cell.readout(states), states[:, -1], c
+            states, cells = plan.kernel.sequence(cell, x, h, dt, lstm, c, lengths, **plan.hook_args())
+            last = (lambda a: a[:, -1]) if lengths is None else (lambda a: _at(a, lengths - 1))
+            return cell.readout(states), last(states), (None if cells is None else last(cells))
         outputs = []
         for t in range(x.shape[1]):
             x_t = x[:, t]
-            if lstm is not None:
-                h, c = lstm(x_t, (h, c))
-            h = cell.step(x_t, h, 1.0 if ts is None else ts[:, t : t + 1])
+            h_new, c_new = lstm(x_t, (h, c)) if lstm is not None else (h, c)
+            h_new = cell.step(x_t, h_new, 1.0 if ts is None else ts[:, t : t + 1])
+            if lengths is None:
+                h, c = h_new, c_new
+            else:  # sequences that ended before t keep their state
+                keep = (t < lengths)[:, None]
+                h = mx.where(keep, h_new, h)
+                c = None if c is None else mx.where(keep, c_new, c)
             outputs.append(cell.readout(h))
         return mx.stack(outputs, axis=1), h, c
 
-    def _run(self, x: mx.array, state: Any, ts: Optional[mx.array]):
-        """Batch-first ``x`` → ``(outputs (B, T, ·) or (B, ·), final state)`` for one direction."""
-        B = x.shape[0]
+    def _run(self, x: mx.array, state: Any, ts: Optional[mx.array], lengths: Optional[mx.array] = None):
+        """Batch-first ``x`` (padding sanitized) → ``(outputs (B, T, ·) or (B, ·), final state)``
+        for one direction."""
+        B, T = x.shape[:2]
         h, c = self._initial_state(state, B)
-        outputs, h, c = self._scan(x, h, c, ts)
+        outputs, h, c = self._scan(x, h, c, ts, lengths)
         if not self.return_sequences:
-            outputs = outputs[:, -1]
+            outputs = outputs[:, -1] if lengths is None else _at(outputs, lengths - 1)
         if self.proj_size is not None:
             outputs = self.fc(outputs)
+        if lengths is not None and self.return_sequences:  # after the projection, whose bias is not 0
+            outputs = mx.where((mx.arange(T)[None] < lengths[:, None])[..., None], outputs, 0.0)
         return outputs, ((h, c) if self.mixed_memory else h)
 
     def _initial_state(self, state: Any, B: int):
@@ -190,7 +271,8 @@ class RNN(nn.Module):
 
     # -- the layer ---------------------------------------------------------------------------
     @official_names(input="x", hx="state")
-    def __call__(self, x: mx.array, state: Any = None, timespans: Timespans = None, *, time_delta: Timespans = None):
+    def __call__(self, x: mx.array, state: Any = None, timespans: Timespans = None, lengths: Lengths = None, *,
+                 time_delta: Timespans = None):  # fmt: skip
         if time_delta is not None:
             if timespans is not None:
                 raise ValueError("pass either timespans or time_delta, not both")
@@ -209,22 +291,33 @@ class RNN(nn.Module):
             x = x.transpose(1, 0, 2)
         B, T = x.shape[:2]
         ts = _normalize_timespans(timespans, B, T, self.batch_first or not batched, batched)
+        lengths = _normalize_lengths(lengths, B, T, batched)
+        if lengths is not None:
+            # Padding never reaches a cell (see the module docstring): inputs 0, elapsed time 1.
+            valid = mx.arange(T)[None] < lengths[:, None]
+            x = mx.where(valid[..., None], x, 0.0)
+            ts = None if ts is None else mx.where(valid, ts, 1.0)
 
         if self.bidirectional:
             if state is not None and (not isinstance(state, (tuple, list)) or len(state) != 2):
                 raise ValueError("a bidirectional layer takes state as a tuple (forward_state, backward_state)")
             fwd_state, bwd_state = (None, None) if state is None else state
-            out_f, state_f = self._run(x, fwd_state, ts)
-            back = self.backward_layer
-            out_b, state_b = back._run(x[:, ::-1], bwd_state, None if ts is None else ts[:, ::-1])
-            if self.return_sequences:
-                out_b = out_b[:, ::-1]
+            out_f, state_f = self._run(x, fwd_state, ts, lengths)
+            if lengths is None:
+                reverse = lambda a: a[:, ::-1]  # noqa: E731
             else:
-                out_b = out_b[:, -1] if out_b.ndim == 3 else out_b
+                index = _reverse_within(lengths, T)
+                reverse = lambda a: _take_time(a, index)  # noqa: E731
+            back = self.backward_layer
+            out_b, state_b = back._run(reverse(x), bwd_state, None if ts is None else reverse(ts), lengths)
+            if self.return_sequences:
+                out_b = reverse(out_b)
+            else:
+                out_b = out_b[:, -1] if lengths is None else _at(out_b, lengths - 1)
             output = _merge(out_f, out_b, self.merge_mode)
             state = (state_f, state_b)
         else:
-            output, state = self._run(x, state, ts)
+            output, state = self._run(x, state, ts, lengths)
 
         if not batched:
             output = _map_output(output, lambda o: o[0])

@@ -12,7 +12,9 @@
     reg.fit(X, Y)                   # Y: (n, T) or (n, T, k): one target per step
 
 Inputs are sequences ``(n_samples, T, n_features)``; a 2-D ``(n_samples, n_features)`` is a
-sequence of length 1. Training runs :func:`ncps.training.fit` (Adam, gradient-norm clipping,
+sequence of length 1. Sequences of different lengths: pass ``X`` as a list of ``(T_i, n_features)``
+arrays (padded at the end for you), or padded with ``lengths=`` (``fit(X, y, lengths=L)``,
+``predict(X, lengths=L)``, ...). Training runs :func:`ncps.training.fit` (Adam, gradient-norm clipping,
 optional early stopping on a held-out fraction), so it is data-parallel under ``mlx.launch``.
 Needs scikit-learn (``pip install ncps[sklearn]``); ``import ncps`` alone does not.
 """
@@ -51,8 +53,8 @@ __all__ = ["LiquidRegressor", "LiquidClassifier"]
 class LiquidNet(nn.Module):
     """A CfC or LTC layer and, where its output size differs from the target's, a linear head.
 
-    ``net(x, timespans=None)`` returns the outputs: ``(B, k)``, or ``(B, T, k)`` with
-    ``return_sequences=True``.
+    ``net(x, timespans=None, lengths=None)`` returns the outputs: ``(B, k)``, or ``(B, T, k)`` with
+    ``return_sequences=True`` (zeros after each sequence's length).
     """
 
     def __init__(
@@ -75,9 +77,14 @@ class LiquidNet(nn.Module):
             self.rnn = LTC(input_size, units, return_sequences=return_sequences)
         self.head = nn.Linear(self.rnn.output_size, n_outputs) if self.rnn.output_size != n_outputs else None
 
-    def __call__(self, x: mx.array, timespans: Any = None) -> mx.array:
-        out, _ = self.rnn(x, timespans=timespans)
-        return out if self.head is None else self.head(out)
+    def __call__(self, x: mx.array, timespans: Any = None, lengths: Any = None) -> mx.array:
+        out, _ = self.rnn(x, timespans=timespans, lengths=lengths)
+        if self.head is None:
+            return out
+        out = self.head(out)
+        if lengths is not None and out.ndim == 3:  # the head's bias is not 0 on the padding
+            out = mx.where((mx.arange(out.shape[1])[None] < lengths[:, None])[..., None], out, 0.0)
+        return out
 
 
 class _LiquidBase(BaseEstimator):
@@ -102,8 +109,19 @@ class _LiquidBase(BaseEstimator):
             raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction!r}")
 
     # -- input validation ---------------------------------------------------------------------
-    def _check_X(self, X: Any, *, reset: bool) -> np.ndarray:
-        """``X`` as a float32 ``(n, T, F)`` array; a 2-D ``(n, F)`` becomes ``(n, 1, F)``."""
+    def _check_X(self, X: Any, *, reset: bool, lengths: Any = None) -> tuple[np.ndarray, Optional[np.ndarray]]:
+        """``(X, lengths)``: ``X`` as a float32 ``(n, T, F)`` array (a 2-D ``(n, F)`` becomes
+        ``(n, 1, F)``; a list of ``(T_i, F)`` sequences of different lengths is padded) and the
+        validated int32 lengths ``(n,)``, or None."""
+        if training._is_ragged(X):
+            if lengths is not None:
+                raise ValueError("lengths is for a padded array X; a list of sequences carries its own lengths")
+            X, lengths = training.pad_sequences(X)
+            X = X[..., None] if X.ndim == 2 else X  # sequences of scalars: one feature
+        X = self._check_padded_X(X, reset=reset)
+        return X, _check_lengths(lengths, X)
+
+    def _check_padded_X(self, X: Any, *, reset: bool) -> np.ndarray:
         if _ndim(X) == 3:
             X = check_array(X, allow_nd=True, dtype=FLOAT_DTYPES, input_name="X")
             if reset:
@@ -139,18 +157,20 @@ class _LiquidBase(BaseEstimator):
         mx.eval(self.model_.parameters())
         self._optimizer = optimizers.adam(float(self.learning_rate))
 
-    def _train(self, X: np.ndarray, y: np.ndarray, epochs: int, seed: int, early_stopping: bool) -> None:
-        """Train ``model_`` on ``(X, y)``; hold out ``validation_fraction`` for early stopping."""
+    def _train(self, X: np.ndarray, y: np.ndarray, epochs: int, seed: int, early_stopping: bool,
+               lengths: Optional[np.ndarray] = None) -> None:  # fmt: skip
+        """Train ``model_`` on ``(X, y[, lengths])``; hold out ``validation_fraction`` for early stopping."""
+        data = (X, y) if lengths is None else (X, y, lengths)
         validation = None
         n = X.shape[0]
         if early_stopping and self.validation_fraction > 0 and n >= 2:
             n_val = min(max(1, int(round(self.validation_fraction * n))), n - 1)
             order = np.random.default_rng(seed).permutation(n)
             val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
-            validation = (X[val_idx], y[val_idx])
-            X, y = X[train_idx], y[train_idx]
+            validation = tuple(a[val_idx] for a in data)
+            data = tuple(a[train_idx] for a in data)
         history = training.fit(
-            self.model_, self._loss, (X, y), optimizer=self._optimizer, epochs=int(epochs),
+            self.model_, self._loss, data, optimizer=self._optimizer, epochs=int(epochs),
             batch_size=int(self.batch_size), validation_data=validation, clip_norm=self.clip_value,
             early_stopping_patience=int(self.n_iter_no_change) if early_stopping else None,
             restore_best=True, progress=bool(self.verbose), seed=seed, compile=self.compile,
@@ -161,9 +181,10 @@ class _LiquidBase(BaseEstimator):
             self.validation_scores_ = list(getattr(self, "validation_scores_", [])) + history.history["val_loss"]
         self.n_iter_ = getattr(self, "n_iter_", 0) + len(history.epoch)
 
-    def _forward(self, X: np.ndarray) -> np.ndarray:
-        """The network's outputs for validated ``X``, as float64 numpy."""
-        out = training.predict(self.model_, X, batch_size=max(int(self.batch_size), 256))
+    def _forward(self, X: np.ndarray, lengths: Optional[np.ndarray] = None) -> np.ndarray:
+        """The network's outputs for validated ``X`` (and lengths), as float64 numpy."""
+        out = training.predict(self.model_, X if lengths is None else (X, lengths),
+                               batch_size=max(int(self.batch_size), 256))  # fmt: skip
         return np.array(out, dtype=np.float64)
 
     def __sklearn_tags__(self):
@@ -246,8 +267,13 @@ class LiquidRegressor(RegressorMixin, _LiquidBase):
         self.compile = compile
 
     @staticmethod
-    def _loss(model: nn.Module, x: mx.array, y: mx.array) -> mx.array:
-        return nn.losses.mse_loss(model(x), y)
+    def _loss(model: nn.Module, x: mx.array, y: mx.array, lengths: Optional[mx.array] = None) -> mx.array:
+        out = model(x, lengths=lengths)
+        if lengths is None or out.ndim == 2:
+            return nn.losses.mse_loss(out, y)
+        # One target per valid step: the mean over those steps only.
+        valid = (mx.arange(y.shape[1])[None] < lengths[:, None])[..., None]
+        return mx.where(valid, (out - y) ** 2, 0.0).sum() / (valid.sum() * y.shape[-1])
 
     def _check_y(self, y: Any, X: np.ndarray) -> np.ndarray:
         """``y`` as float32 ``(n, k)`` (or ``(n, T, k)`` with return_sequences)."""
@@ -266,29 +292,32 @@ class LiquidRegressor(RegressorMixin, _LiquidBase):
                              "(use return_sequences=True for one target per step)")  # fmt: skip
         return y[:, None] if y.ndim == 1 else y
 
-    def fit(self, X: Any, y: Any) -> "LiquidRegressor":
-        """Train a new network on ``X`` ``(n, T, F)`` (or ``(n, F)``) and targets ``y``."""
+    def fit(self, X: Any, y: Any, lengths: Any = None) -> "LiquidRegressor":
+        """Train a new network on ``X`` ``(n, T, F)`` (or ``(n, F)``, or a list of ``(T_i, F)``
+        sequences) and targets ``y``; ``lengths`` ``(n,)`` for a padded ``X``."""
         self._validate_params()
-        X = self._check_X(X, reset=True)
+        X, lengths = self._check_X(X, reset=True, lengths=lengths)
+        y = _pad_targets(y)
         y_raw = np.asarray(y) if not hasattr(y, "shape") else y
         y = self._check_y(y, X)
         self._y_ndim = np.ndim(y_raw)
         self.n_outputs_ = y.shape[-1]
         seed = self._seed()
-        self._set_target_scaling(y)
+        self._set_target_scaling(y, lengths)
         self._build(X.shape[2], self.n_outputs_, seed)
         for name in ("loss_curve_", "validation_scores_", "n_iter_"):
             self.__dict__.pop(name, None)
-        self._train(X, self._scale(y), self.epochs, seed, self.early_stopping)
+        self._train(X, self._scale(y), self.epochs, seed, self.early_stopping, lengths)
         return self
 
-    def partial_fit(self, X: Any, y: Any) -> "LiquidRegressor":
+    def partial_fit(self, X: Any, y: Any, lengths: Any = None) -> "LiquidRegressor":
         """One more epoch on ``(X, y)``; the first call builds the network (like :meth:`fit`
         with one epoch). The target scaling is fixed by the first call."""
         first = not hasattr(self, "model_")
         if first:
             self._validate_params()
-        X = self._check_X(X, reset=first)
+        X, lengths = self._check_X(X, reset=first, lengths=lengths)
+        y = _pad_targets(y)
         if first:
             y_raw = np.asarray(y) if not hasattr(y, "shape") else y
         y = self._check_y(y, X)
@@ -296,15 +325,17 @@ class LiquidRegressor(RegressorMixin, _LiquidBase):
         if first:
             self._y_ndim = np.ndim(y_raw)
             self.n_outputs_ = y.shape[-1]
-            self._set_target_scaling(y)
+            self._set_target_scaling(y, lengths)
             self._build(X.shape[2], self.n_outputs_, seed)
         elif y.shape[-1] != self.n_outputs_:
             raise ValueError(f"y has {y.shape[-1]} targets, but the model was fit with {self.n_outputs_}")
-        self._train(X, self._scale(y), 1, seed, early_stopping=False)
+        self._train(X, self._scale(y), 1, seed, early_stopping=False, lengths=lengths)
         return self
 
-    def _set_target_scaling(self, y: np.ndarray) -> None:
+    def _set_target_scaling(self, y: np.ndarray, lengths: Optional[np.ndarray] = None) -> None:
         axes = tuple(range(y.ndim - 1))
+        if lengths is not None and y.ndim == 3:  # per-step targets: only the valid steps count
+            y, axes = y[np.arange(y.shape[1])[None] < lengths[:, None]], (0,)
         if self.normalize_y:
             mean = y.mean(axis=axes)
             scale = y.std(axis=axes)
@@ -316,12 +347,14 @@ class LiquidRegressor(RegressorMixin, _LiquidBase):
     def _scale(self, y: np.ndarray) -> np.ndarray:
         return ((y - self._y_mean) / self._y_scale).astype(np.float32)
 
-    def predict(self, X: Any) -> np.ndarray:
+    def predict(self, X: Any, lengths: Any = None) -> np.ndarray:
         """Predictions (float64): ``(n,)`` or ``(n, k)`` like ``y`` in fit; ``(n, T)`` /
-        ``(n, T, k)`` with ``return_sequences``."""
+        ``(n, T, k)`` with ``return_sequences`` (0 after each sequence's length)."""
         check_is_fitted(self, "model_")
-        X = self._check_X(X, reset=False)
-        out = self._forward(X) * self._y_scale + self._y_mean
+        X, lengths = self._check_X(X, reset=False, lengths=lengths)
+        out = self._forward(X, lengths) * self._y_scale + self._y_mean
+        if lengths is not None and out.ndim == 3:
+            out = np.where((np.arange(out.shape[1])[None] < lengths[:, None])[..., None], out, 0.0)
         if self.return_sequences:
             return out[..., 0] if self._y_ndim == 2 else out
         return out[:, 0] if self._y_ndim == 1 else out
@@ -392,8 +425,8 @@ class LiquidClassifier(ClassifierMixin, _LiquidBase):
         self.compile = compile
 
     @staticmethod
-    def _loss(model: nn.Module, x: mx.array, y: mx.array) -> mx.array:
-        return nn.losses.cross_entropy(model(x), y, reduction="mean")
+    def _loss(model: nn.Module, x: mx.array, y: mx.array, lengths: Optional[mx.array] = None) -> mx.array:
+        return nn.losses.cross_entropy(model(x, lengths=lengths), y, reduction="mean")
 
     def _check_labels(self, y: Any, X: np.ndarray) -> np.ndarray:
         _require_y(self, y)
@@ -402,10 +435,11 @@ class LiquidClassifier(ClassifierMixin, _LiquidBase):
         check_classification_targets(y)
         return y
 
-    def fit(self, X: Any, y: Any) -> "LiquidClassifier":
-        """Train a new network on ``X`` ``(n, T, F)`` (or ``(n, F)``) and labels ``y`` ``(n,)``."""
+    def fit(self, X: Any, y: Any, lengths: Any = None) -> "LiquidClassifier":
+        """Train a new network on ``X`` ``(n, T, F)`` (or ``(n, F)``, or a list of ``(T_i, F)``
+        sequences) and labels ``y`` ``(n,)``; ``lengths`` ``(n,)`` for a padded ``X``."""
         self._validate_params()
-        X = self._check_X(X, reset=True)
+        X, lengths = self._check_X(X, reset=True, lengths=lengths)
         y = self._check_labels(y, X)
         encoder = LabelEncoder().fit(y)
         if len(encoder.classes_) < 2:
@@ -415,16 +449,16 @@ class LiquidClassifier(ClassifierMixin, _LiquidBase):
         self._build(X.shape[2], len(self.classes_), seed)
         for name in ("loss_curve_", "validation_scores_", "n_iter_"):
             self.__dict__.pop(name, None)
-        self._train(X, encoder.transform(y).astype(np.int32), self.epochs, seed, self.early_stopping)
+        self._train(X, encoder.transform(y).astype(np.int32), self.epochs, seed, self.early_stopping, lengths)
         return self
 
-    def partial_fit(self, X: Any, y: Any, classes: Any = None) -> "LiquidClassifier":
+    def partial_fit(self, X: Any, y: Any, classes: Any = None, lengths: Any = None) -> "LiquidClassifier":
         """One more epoch on ``(X, y)``. The first call builds the network for ``classes`` (all
         the labels that will ever appear; default: those of this ``y``)."""
         first = not hasattr(self, "model_")
         if first:
             self._validate_params()
-        X = self._check_X(X, reset=first)
+        X, lengths = self._check_X(X, reset=first, lengths=lengths)
         y = self._check_labels(y, X)
         if first:
             labels = np.unique(column_or_1d(classes) if classes is not None else y)
@@ -440,30 +474,52 @@ class LiquidClassifier(ClassifierMixin, _LiquidBase):
         unknown = np.setdiff1d(y, self.classes_)
         if unknown.size:
             raise ValueError(f"y contains labels not in classes_: {unknown!r}")
-        self._train(X, np.searchsorted(self.classes_, y).astype(np.int32), 1, seed, early_stopping=False)
+        self._train(X, np.searchsorted(self.classes_, y).astype(np.int32), 1, seed, early_stopping=False,
+                    lengths=lengths)  # fmt: skip
         return self
 
-    def predict_proba(self, X: Any) -> np.ndarray:
+    def predict_proba(self, X: Any, lengths: Any = None) -> np.ndarray:
         """Class probabilities ``(n, n_classes)``, columns in the order of ``classes_``."""
         check_is_fitted(self, "model_")
-        logits = self._forward(self._check_X(X, reset=False))
+        logits = self._forward(*self._check_X(X, reset=False, lengths=lengths))
         logits -= logits.max(axis=1, keepdims=True)
         proba = np.exp(logits)
         return proba / proba.sum(axis=1, keepdims=True)
 
-    def predict_log_proba(self, X: Any) -> np.ndarray:
+    def predict_log_proba(self, X: Any, lengths: Any = None) -> np.ndarray:
         """Logarithm of :meth:`predict_proba`."""
-        return np.log(self.predict_proba(X))
+        return np.log(self.predict_proba(X, lengths))
 
-    def predict(self, X: Any) -> np.ndarray:
+    def predict(self, X: Any, lengths: Any = None) -> np.ndarray:
         """The most probable class of every sequence."""
-        proba = self.predict_proba(X)
+        proba = self.predict_proba(X, lengths)
         return self.classes_[np.argmax(proba, axis=1)]
 
 
 def _require_y(estimator: BaseEstimator, y: Any) -> None:
     if y is None:
         raise ValueError(f"{type(estimator).__name__} requires y to be passed, but the target y is None")
+
+
+def _pad_targets(y: Any) -> Any:
+    """Per-step targets of sequences of different lengths (a list of ``(T_i,)`` or ``(T_i, k)``
+    arrays), padded like their sequences; anything else as given."""
+    return training.pad_sequences(y)[0] if training._is_ragged(y) else y
+
+
+def _check_lengths(lengths: Any, X: np.ndarray) -> Optional[np.ndarray]:
+    """``lengths`` as int32 ``(n,)`` with ``1 <= lengths[i] <= T`` for ``X`` ``(n, T, F)``, or None."""
+    if lengths is None:
+        return None
+    arr = np.asarray(lengths)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"lengths must be integers, got dtype {arr.dtype}")
+    n, T = X.shape[:2]
+    if arr.shape != (n,):
+        raise ValueError(f"lengths must have shape (n_samples,) = ({n},), got {arr.shape}")
+    if arr.min() < 1 or arr.max() > T:
+        raise ValueError(f"lengths must satisfy 1 <= lengths[i] <= T = {T}, got values in [{arr.min()}, {arr.max()}]")
+    return arr.astype(np.int32)
 
 
 def _ndim(X: Any) -> int:

@@ -20,6 +20,12 @@ Data are tuples of arrays (numpy or MLX) that share their first axis: ``(X, y)``
 ``(X, y, timespans)``, ... Every batch is handed to ``loss_fn(model, *batch)`` (and to each
 metric) in that order.
 
+Sequences of different lengths: give ``X`` as a list of per-sample arrays ``(T_i, F)``; they are
+padded at the end to the longest (:func:`pad_sequences`) and their lengths are appended to the
+data, so ``loss_fn(model, X, y, lengths)`` calls ``model(X, lengths=lengths)``. That is the same
+as passing ``(X_padded, y, lengths)`` yourself; either way mini-batches slice the lengths with
+the samples.
+
 Data parallel. Started by ``mlx.launch`` (``mx.distributed.init()`` has ``W > 1`` processes),
 :func:`fit` splits every global batch of ``batch_size`` samples of the common, identically
 shuffled order into ``W`` contiguous shards, one per process; each process passes the *whole*
@@ -51,8 +57,8 @@ ArrayLike = Union[mx.array, np.ndarray]
 Data = Union[ArrayLike, Sequence[ArrayLike]]
 LossFn = Callable[..., mx.array]
 
-__all__ = ["fit", "evaluate", "predict", "iterate_batches", "History", "Callback", "StopTraining",
-           "BiasCorrectionWarning"]  # fmt: skip
+__all__ = ["fit", "evaluate", "predict", "iterate_batches", "pad_sequences", "History", "Callback",
+           "StopTraining", "BiasCorrectionWarning"]  # fmt: skip
 
 
 class BiasCorrectionWarning(UserWarning):
@@ -169,12 +175,72 @@ def _to_mx(a: Any, name: str) -> mx.array:
     return mx.array(arr)
 
 
+def pad_sequences(sequences: Sequence[ArrayLike], value: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Pad per-sample sequences ``(T_i, ...)`` at the end into one batch.
+
+    Args:
+        sequences: arrays (numpy, MLX or nested lists) with the same trailing shape and
+            ``T_i >= 1`` steps each.
+        value: what the padding holds (the layers never read it when given ``lengths``).
+
+    Returns:
+        ``(padded, lengths)``: ``(n, max T_i, ...)`` (float32 for floating data) and the int32
+        lengths ``(n,)``, ready for ``layer(padded, lengths=lengths)``.
+    """
+    arrays = [np.asarray(s) for s in sequences]
+    if not arrays:
+        raise ValueError("pad_sequences needs at least one sequence")
+    tail = arrays[0].shape[1:]
+    for i, a in enumerate(arrays):
+        if a.ndim == 0 or a.shape[0] < 1 or a.shape[1:] != tail:
+            raise ValueError(
+                f"sequence {i} must have shape (T_i, {', '.join(map(str, tail))}) with T_i >= 1 like sequence 0 "
+                f"{arrays[0].shape}, got {a.shape}"
+            )
+    dtype = np.float32 if arrays[0].dtype.kind == "f" else arrays[0].dtype
+    lengths = np.array([a.shape[0] for a in arrays], dtype=np.int32)
+    padded = np.full((len(arrays), int(lengths.max()), *tail), value, dtype=dtype)
+    for i, a in enumerate(arrays):
+        padded[i, : a.shape[0]] = a
+    return padded, lengths
+
+
+def _is_ragged(item: Any) -> bool:
+    """A list of per-sample arrays whose first axes differ (variable-length sequences)."""
+    if not isinstance(item, list) or len(item) < 2:
+        return False
+    if not all(isinstance(a, (np.ndarray, mx.array)) and a.ndim >= 1 for a in item):
+        return False
+    return len({a.shape[0] for a in item}) > 1
+
+
+def _pad_ragged(items: tuple, name: str) -> tuple:
+    """``items`` with every ragged list padded (:func:`pad_sequences`) and, if any, the lengths
+    appended as the last item; ragged items must share their lengths."""
+    lengths = None
+    out = []
+    for i, item in enumerate(items):
+        if _is_ragged(item):
+            padded, these = pad_sequences(item)
+            if lengths is not None and not np.array_equal(lengths, these):
+                raise ValueError(
+                    f"the variable-length sequences of {name}[{i}] do not have the lengths of the first ones"
+                )
+            lengths = these
+            item = padded
+        out.append(item)
+    return tuple(out) if lengths is None else (*out, lengths)
+
+
 def _as_arrays(data: Data, name: str) -> tuple[tuple[mx.array, ...], bool]:
-    """``data`` as a tuple of MLX arrays with a common first axis, and whether it was one array."""
-    single = not isinstance(data, (tuple, list))
+    """``data`` as a tuple of MLX arrays with a common first axis, and whether it was one array.
+    Variable-length sequences (a list of per-sample arrays) are padded, their lengths appended."""
+    single = not isinstance(data, tuple) and not (isinstance(data, list) and not _is_ragged(data))
     items = (data,) if single else tuple(data)
     if not items:
         raise ValueError(f"{name} is empty: give a tuple of arrays such as (X, y)")
+    items = _pad_ragged(items, name)
+    single = single and len(items) == 1
     arrays = tuple(_to_mx(a, f"{name}[{i}]") for i, a in enumerate(items))
     for i, a in enumerate(arrays):
         if a.ndim == 0:
@@ -317,11 +383,15 @@ def predict(
 
     Args:
         model: the model.
-        X: one array, or a tuple of arrays with a common first axis (such as ``(X, timespans)``).
+        X: one array, or a tuple of arrays with a common first axis (such as ``(X, timespans)``),
+            or a list of per-sample sequences of different lengths (padded, lengths appended).
         batch_size: samples per forward pass.
-        fn: ``fn(model, *batch) -> array``. Default: ``model(x)`` for one array, and for an ncps
-            sequence layer given ``(x, timespans)``, ``model(x, timespans=timespans)``; when the
-            model returns a tuple (ncps layers return ``(output, state)``) its first item is used.
+        fn: ``fn(model, *batch) -> array``. Default: ``model(x)`` for one array; for a model
+            that takes ``lengths`` (an ncps sequence layer, or a model whose ``__call__`` has that
+            keyword) ``(x, lengths)`` with integer lengths ``(n,)`` gives
+            ``model(x, lengths=lengths)``; for an ncps sequence layer ``(x, timespans)`` gives
+            ``model(x, timespans=timespans)`` and ``(x, timespans, lengths)`` both. When the model
+            returns a tuple (ncps layers return ``(output, state)``) its first item is used.
 
     Returns:
         An MLX array with one row per sample of ``X``.
@@ -329,7 +399,7 @@ def predict(
     arrays, _ = _as_arrays(X, "X")
     batch_size = _positive_int(batch_size, "batch_size")
     if fn is None:
-        fn = _default_forward(model, len(arrays))
+        fn = _default_forward(model, arrays)
     outputs = []
     for start in range(0, arrays[0].shape[0], batch_size):
         out = fn(model, *(a[start : start + batch_size] for a in arrays))
@@ -340,13 +410,23 @@ def predict(
     return mx.concatenate(outputs, axis=0)
 
 
-def _default_forward(model: nn.Module, n_arrays: int) -> Callable:
+def _default_forward(model: nn.Module, arrays: tuple) -> Callable:
+    n_arrays = len(arrays)
     if n_arrays == 1:
         return lambda m, x: m(x)
+    import inspect
+
     from .layers import RNN
 
+    last = arrays[-1]
+    has_lengths = last.ndim == 1 and mx.issubdtype(last.dtype, mx.integer)
+    takes_lengths = isinstance(model, RNN) or "lengths" in inspect.signature(model.__call__).parameters
+    if n_arrays == 2 and has_lengths and takes_lengths:
+        return lambda m, x, lengths: m(x, lengths=lengths)
     if n_arrays == 2 and isinstance(model, RNN):
         return lambda m, x, ts: m(x, timespans=ts)
+    if n_arrays == 3 and has_lengths and isinstance(model, RNN):
+        return lambda m, x, ts, lengths: m(x, timespans=ts, lengths=lengths)
     raise TypeError(f"predict got {n_arrays} arrays; pass fn=lambda model, *batch: ... to say how they feed the model")
 
 
@@ -529,7 +609,9 @@ def fit(
         model: an ``mlx.nn.Module``; its trainable parameters are updated in place.
         loss_fn: ``loss_fn(model, *batch) -> scalar``, the *mean* loss of a batch.
         train_data: a tuple of arrays (numpy or MLX) with a common first axis, e.g.
-            ``(X, y)`` or ``(X, y, timespans)``; float64 numpy arrays become float32.
+            ``(X, y)``, ``(X, y, timespans)`` or ``(X, y, lengths)``; float64 numpy arrays become
+            float32. ``X`` may be a list of per-sample sequences of different lengths: it is
+            padded and the lengths are appended (``loss_fn(model, X, y, lengths)``).
         optimizer: an ``mlx.optimizers.Optimizer`` (its state carries over between calls), used
             as given. Prefer :mod:`ncps.optimizers` (``adam(lr)`` is ``torch.optim.Adam``):
             ``mlx.optimizers.Adam`` defaults to ``bias_correction=False``, which makes the first

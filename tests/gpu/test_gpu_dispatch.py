@@ -166,3 +166,30 @@ def test_cell_synapse_plan_comes_from_the_wiring_once():
         assert mx.array_equal(getattr(plan, name), getattr(want, name)).item(), name
     assert gpu_ltc.cell_synapse_plan(cell) is plan
     assert "_gpu_synapse_plan" not in dict(tree_flatten(cell.parameters()))
+
+
+@pytest.mark.parametrize("name", ["ltc", "ltc_mixed", "cfc_mixed"])
+def test_variable_lengths_through_the_gpu_path(emulated_gpu, name):
+    """lengths= through the GPU hooks: outputs, final state (each sequence's own last step; with
+    mixed memory its own last cell state too) and gradients as on the reference path."""
+    mx.random.seed(6)
+    layer = LAYERS[name][0]()
+    x, lengths = mx.random.normal((3, 5, 3)), mx.array([5, 2, 4])
+
+    def run():
+        def loss(m, x):
+            out, state = m(x, lengths=lengths)
+            state = state if isinstance(state, mx.array) else state[0] + 0.5 * state[1]
+            return weighted_sum(out) + (state**2).sum()
+
+        return nn.value_and_grad(layer, loss)(layer, x)
+
+    with kernels.use("fused"):
+        value, grads = run()
+    assert emulated_gpu and all(n.startswith(f"ncps_{name[:3]}") for n in emulated_gpu)
+    with kernels.use("reference"):
+        ref_value, ref_grads = run()
+    assert_close(value, ref_value, OUT_TOL, "loss")
+    ref = dict(tree_flatten(ref_grads))
+    for key, g in tree_flatten(grads):
+        assert_close(g, ref[key], GRAD_TOL, f"d{key}")

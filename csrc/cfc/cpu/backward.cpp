@@ -69,7 +69,7 @@ int64_t backward_scratch_size(const Plan& p) {
 }
 
 void backward(const Plan& p, const std::vector<const float*>& in, const float* ws, const float* dstates,
-              const float* dc_final, const std::vector<float*>& grads, float* scratch, bool need_dx,
+              const float* dcells, const std::vector<float*>& grads, float* scratch, bool need_dx,
               bool need_weights) {
   const int B = p.B, T = p.T, I = p.I, N = p.N;
   const int64_t TB = static_cast<int64_t>(T) * B;
@@ -121,13 +121,20 @@ void backward(const Plan& p, const std::vector<const float*>& in, const float* w
     std::vector<float> G(static_cast<size_t>(nb) * N), carry(static_cast<size_t>(nb) * N, 0.0f),
         dhin(static_cast<size_t>(nb) * N), dc(static_cast<size_t>(nb) * N, 0.0f),
         dz0(static_cast<size_t>(nb) * maxw), dz1(static_cast<size_t>(nb) * maxw);
-    if (mixed && dc_final) std::memcpy(dc.data(), dc_final + static_cast<int64_t>(b0) * N, sizeof(float) * nb * N);
     for (int t = T - 1; t >= 0; --t) {
       const int64_t r = static_cast<int64_t>(t) * B + b0;
       const float* dtr = DT + r;
       std::fill(DDT + r, DDT + r + nb, 0.0f);
       for (int b = 0; b < nb; ++b) {
-        const float* ds = dstates + (static_cast<int64_t>(b0 + b) * T + t) * N;
+        const int64_t bt = (static_cast<int64_t>(b0 + b) * T + t) * N;
+        const float* ds = dstates + bt;
+        if (mixed && dcells) {  // dc holds dL/dc_t (the cell state after step t): add this step's cotangent
+          float* d = dc.data() + static_cast<int64_t>(b) * N;
+          for (int j = 0; j < N; j += W) {
+            const int m = std::min(W, N - j);
+            store_m(d + j, load_m(d + j, m) + load_m(dcells + bt + j, m), m);
+          }
+        }
         float* g = G.data() + static_cast<int64_t>(b) * N;
         const float* c = carry.data() + static_cast<int64_t>(b) * N;
         for (int j = 0; j < N; j += W) {

@@ -17,7 +17,7 @@ namespace ncps::cfc::cpu {
 
 // ---- forward ------------------------------------------------------------------------------------
 
-void forward(const Plan& p, const std::vector<const float*>& in, float* states, float* c_final, float* ws) {
+void forward(const Plan& p, const std::vector<const float*>& in, float* states, float* cells, float* ws) {
   const int B = p.B, T = p.T, I = p.I, N = p.N;
   const int64_t TB = static_cast<int64_t>(T) * B;
   const bool mixed = p.cfg.mixed;
@@ -135,10 +135,11 @@ void forward(const Plan& p, const std::vector<const float*>& in, float* states, 
   });
 
   for (int b = 0; b < B; ++b)
-    for (int t = 0; t < T; ++t)
-      std::memcpy(states + (static_cast<int64_t>(b) * T + t) * N, HH + (static_cast<int64_t>(t + 1) * B + b) * N,
-                  N * sizeof(float));
-  if (mixed) std::memcpy(c_final, CC + TB * N, sizeof(float) * B * N);
+    for (int t = 0; t < T; ++t) {
+      const int64_t src = (static_cast<int64_t>(t + 1) * B + b) * N, dst = (static_cast<int64_t>(b) * T + t) * N;
+      std::memcpy(states + dst, HH + src, N * sizeof(float));
+      if (mixed) std::memcpy(cells + dst, CC + src, N * sizeof(float));
+    }
 }
 
 }  // namespace ncps::cfc::cpu

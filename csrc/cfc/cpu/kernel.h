@@ -12,15 +12,15 @@ namespace ncps::cfc::cpu {
 // Below ~2 MFLOP (~20 us on one core) waking a second thread does not pay.
 constexpr double kMinParallelFlops = 2e6;
 
-// Forward: states (B,T,N), c_final (B,N) or null, ws (ws_size).
-void forward(const Plan& p, const std::vector<const float*>& in, float* states, float* c_final, float* ws);
+// Forward: states (B,T,N), cells (B,T,N; the LSTM cell state after every step) or null, ws (ws_size).
+void forward(const Plan& p, const std::vector<const float*>& in, float* states, float* cells, float* ws);
 
 // Backward: grads[i] has the shape of input i (the mask's gradient is zero). `scratch` holds
 // backward_scratch_size(p) floats. Without need_dx the x gradient, without need_weights every
 // parameter gradient (the big post-loop products) is left unwritten; h0, dt and c0 always get theirs.
 int64_t backward_scratch_size(const Plan& p);
 void backward(const Plan& p, const std::vector<const float*>& in, const float* ws, const float* dstates,
-              const float* dc_final, const std::vector<float*>& grads, float* scratch, bool need_dx = true,
+              const float* dcells, const std::vector<float*>& grads, float* scratch, bool need_dx = true,
               bool need_weights = true);
 
 }  // namespace ncps::cfc::cpu

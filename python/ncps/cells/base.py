@@ -15,7 +15,13 @@ such module has the same interface (see :mod:`ncps.cells.ltc_fused`, :mod:`ncps.
 
 - ``KERNEL``: the primitive's name (in error messages);
 - ``why_not(cell, mixed_memory) -> Optional[str]``: None when the kernel covers the cell;
-- ``sequence(cell, x, h0, dt, lstm, c0, *, backend, stream) -> (states (B, T, N), c_final or None)``;
+- ``sequence(cell, x, h0, dt, lstm, c0, lengths=None, *, backend, stream) -> (states (B, T, N),
+  cells (B, T, N) or None)``: the state (and, with the mixed-memory ``lstm``, the LSTM cell state) after every step.
+  Variable lengths need nothing more from a kernel: :class:`ncps.layers.RNN` zeroes the padded
+  inputs, gives them ``dt = 1``, and takes each sequence's final state at its own last step from
+  these per-step outputs (a causal run's valid steps do not depend on the padding after them).
+  ``lengths`` ``(B,)`` (or None) is passed only so that a kernel may skip padded work; the steps
+  at or past a sequence's length may then hold anything finite, as the layer never reads them;
 - ``step(cell, x, h, ts, *, backend, stream) -> new_state``;
 - optionally ``infer(cell, x, h, ts) -> (output, state)``, evaluated on the calling thread.
 

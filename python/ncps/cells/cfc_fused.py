@@ -97,7 +97,7 @@ def cfc_sequence(cell: Any, x: mx.array, h0: mx.array, dt: mx.array, lstm: Any =
         lstm: the mixed-memory :class:`~ncps.LSTMCell` (or None); then ``c0`` ``(B, state_size)``.
 
     Returns:
-        ``(states (B, T, state_size), c_final (B, state_size) or None)``, as :func:`sequence`.
+        ``(states, cells or None)``, each ``(B, T, state_size)``, as :func:`sequence`.
     """
     if _ext is None:
         raise RuntimeError("the fused CfC kernel needs the compiled extension ncps._ext")
@@ -122,11 +122,15 @@ def cfc_sequence(cell: Any, x: mx.array, h0: mx.array, dt: mx.array, lstm: Any =
 
 
 def sequence(cell: Any, x: mx.array, h0: mx.array, dt: mx.array, lstm: Any = None, c0: Optional[mx.array] = None,
-             *, backend: str = "cpu", stream: Optional[object] = None):  # fmt: skip
-    """``(states (B, T, N), c_final or None)`` for ``x`` ``(B, T, I)``, ``h0`` ``(B, N)`` and ``dt``
-    ``(B, T)`` (validated by the caller); with the mixed-memory ``lstm`` the LSTM runs before every
-    step inside the primitive, from ``c0`` (zeros if None), and ``c_final`` is its final cell state.
-    ``backend`` is ``"cpu"``; the primitive runs on ``stream``."""
+             lengths: Optional[mx.array] = None, *, backend: str = "cpu", stream: Optional[object] = None):  # fmt: skip
+    """``(states, cells)`` for ``x`` ``(B, T, I)``, ``h0`` ``(B, N)`` and ``dt`` ``(B, T)``
+    (validated by the caller): the state after every step ``(B, T, N)``; with the mixed-memory
+    ``lstm`` the LSTM runs before every step inside the primitive, from ``c0`` (zeros if None),
+    and ``cells`` ``(B, T, N)`` is its cell state after every step, else None. (The layer takes a
+    padded sequence's final state at its own last step from these; see :mod:`ncps.cells.base`.)
+    ``lengths`` is accepted for the shared interface and not used: the primitive computes the
+    padded steps (zero input, ``dt = 1``) and the layer discards them. ``backend`` is ``"cpu"``;
+    the primitive runs on ``stream``."""
     if lstm is not None and c0 is None:
         c0 = mx.zeros_like(h0)
     out = _call(cell_units(cell), x, h0, dt, lstm, c0, stream)

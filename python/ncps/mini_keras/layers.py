@@ -263,6 +263,18 @@ def _last_valid(outputs: mx.array, mask: mx.array) -> mx.array:
     return mx.take_along_axis(outputs, idx.reshape(-1, 1, 1), axis=1)[:, 0]
 
 
+def _mask_lengths(x: mx.array, mask: mx.array) -> mx.array:
+    """The lengths ``(B,)`` a mask ``(B, T)`` gives: each row's last True step + 1 (``T`` for a row
+    without one, as :func:`_last_valid` reads it)."""
+    if tuple(mask.shape) != tuple(x.shape[:2]):
+        raise ValueError(
+            f"mask must have shape (batch, T) = ({x.shape[0]}, {x.shape[1]}), one entry per step of x "
+            f"{_shape_str(tuple(x.shape))}, got {_shape_str(tuple(mask.shape))}"
+        )
+    T = mask.shape[1]
+    return T - mx.argmax(mask.astype(mx.bool_)[:, ::-1].astype(mx.int32), axis=1).astype(mx.int32)
+
+
 def _carry_forward(outputs: mx.array, mask: mx.array) -> mx.array:
     """Masked steps repeat the output of the latest unmasked step (Keras' masked RNN output)."""
     T = outputs.shape[1]
@@ -317,7 +329,10 @@ class _Recurrent(Layer):
         return (input_shape[0], out) if self.return_sequences else (out,)
 
     def call(self, x, timespans=None, mask=None):
-        outputs, _ = self.rnn(x, timespans=timespans)
+        # The mask marks each sequence's data; what follows its last True step is padding, which
+        # the layer skips through `lengths` (the state stops there, the padding is never read).
+        lengths = None if mask is None else _mask_lengths(x, mask)
+        outputs, _ = self.rnn(x, timespans=timespans, lengths=lengths)
         if mask is not None:
             return _carry_forward(outputs, mask) if self.return_sequences else _last_valid(outputs, mask)
         return outputs if self.return_sequences else outputs[:, -1]
@@ -354,7 +369,10 @@ class CfC(_Recurrent):
 
     Call the model with ``(x, timespans)`` for irregular sampling and ``(x, timespans, mask)``
     for padded sequences: the output is then the one at each sequence's last unmasked step
-    (padding must come after the data, as Keras' masked RNN assumes for the final output).
+    (padding must come after the data, as Keras' masked RNN assumes for the final output); the
+    layer runs with ``lengths`` = that step + 1, so the padding never reaches the state. The
+    model's ``fit`` / ``evaluate`` / ``predict`` also take a list of sequences of different
+    lengths, or ``lengths=`` with a padded ``x``.
     """
 
     def __init__(

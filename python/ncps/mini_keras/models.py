@@ -3,7 +3,9 @@
 
 Inputs: an array ``x``, or a tuple ``(x, timespans)`` / ``(x, timespans, mask)`` as in the Keras
 ``ncps`` irregular mode. The timespans (``(n, T)`` or ``(n, T, 1)``) and mask (``(n, T)``) go to
-every recurrent layer until the first one that returns only its last step.
+every recurrent layer until the first one that returns only its last step. Sequences of different
+lengths: ``x`` a list of ``(T_i, F)`` arrays (padded at the end), or a padded ``x`` with
+``lengths=`` in ``fit`` / ``evaluate`` / ``predict``; both become the mask ``t < lengths``.
 """
 
 from __future__ import annotations
@@ -44,9 +46,18 @@ def _to_mx(a: Any) -> mx.array:
     return mx.array(a)
 
 
-def _split_inputs(x: Inputs) -> list[mx.array]:
-    """``x`` or ``(x, timespans[, mask])`` as a list of MLX arrays with a common first axis."""
+def _split_inputs(x: Inputs, lengths: Any = None) -> list[mx.array]:
+    """``x`` or ``(x, timespans[, mask])`` as a list of MLX arrays with a common first axis; a list
+    of sequences of different lengths, or ``lengths`` ``(n,)``, adds the mask ``t < lengths``."""
+    from ..training import _is_ragged, pad_sequences
+
+    if _is_ragged(x):
+        if lengths is not None:
+            raise ValueError("lengths is for a padded x; a list of sequences carries its own lengths")
+        x, lengths = pad_sequences(x)
     parts = [_to_mx(p) for p in x] if isinstance(x, (tuple, list)) and not _is_plain_sequence(x) else [_to_mx(x)]
+    if lengths is not None:
+        parts = _with_mask(parts, lengths)
     if not 1 <= len(parts) <= 3:
         raise ValueError(f"inputs must be x, (x, timespans) or (x, timespans, mask); got a tuple of {len(parts)}")
     n = parts[0].shape[0]
@@ -54,6 +65,27 @@ def _split_inputs(x: Inputs) -> list[mx.array]:
         if p.ndim and p.shape[0] != n:  # a scalar timespan applies to every sample
             raise ValueError(f"{name} has {p.shape[0]} samples but x has {n}")
     return parts
+
+
+def _with_mask(parts: list, lengths: Any) -> list:
+    """``[x, timespans, mask]`` with ``mask = t < lengths`` (timespans 1 when not given)."""
+    x = parts[0]
+    if len(parts) == 3:
+        raise ValueError("pass either a mask in x = (x, timespans, mask) or lengths=, not both")
+    if x.ndim != 3:
+        raise ValueError(f"lengths needs sequences x of shape (n, T, F), got {tuple(x.shape)}")
+    n, T = x.shape[:2]
+    lengths = np.asarray(lengths)
+    if lengths.dtype.kind not in "iu":
+        raise TypeError(f"lengths must be integers, got dtype {lengths.dtype}")
+    if lengths.shape != (n,):
+        raise ValueError(f"lengths must have shape (n,) = ({n},), one per sequence of x, got {lengths.shape}")
+    if lengths.size and (lengths.min() < 1 or lengths.max() > T):
+        raise ValueError(
+            f"lengths must satisfy 1 <= lengths[i] <= T = {T}, got values in [{lengths.min()}, {lengths.max()}]"
+        )
+    ts = parts[1] if len(parts) == 2 else mx.ones((n, T))
+    return [x, ts, mx.arange(T)[None] < mx.array(lengths.astype(np.int32))[:, None]]
 
 
 def _is_plain_sequence(x: Any) -> bool:
@@ -268,13 +300,15 @@ class Sequential(nn.Module):
         early_stopping_patience: Optional[int] = None,
         restore_best: bool = False,
         checkpoint_path: Optional[Union[str, os.PathLike]] = None,
+        lengths: Optional[ArrayLike] = None,
     ):
         """Train for ``epochs`` passes over ``(x, y)``; returns the ``History`` of
         :func:`ncps.training.fit` (``history.history`` maps ``"loss"``, ``"val_loss"`` and each
         metric, plain and ``val_``-prefixed, to a list with one value per epoch).
 
         Args:
-            x: inputs, ``x`` or ``(x, timespans[, mask])`` (numpy or MLX arrays).
+            x: inputs, ``x`` or ``(x, timespans[, mask])`` (numpy or MLX arrays), or a list of
+                sequences ``(T_i, F)`` of different lengths (padded at the end, masked).
             y: targets.
             batch_size: samples per step (default 32).
             epochs: passes over the data.
@@ -290,13 +324,15 @@ class Sequential(nn.Module):
                 Unlike there, ``restore_best`` defaults to False: as in Keras, the model keeps the
                 final weights unless asked otherwise (or given
                 ``callbacks.EarlyStopping(restore_best_weights=True)``).
+            lengths: ``(n,)`` integers for a padded ``x``: sequence ``i`` is its first
+                ``lengths[i]`` steps (the mask ``t < lengths``).
         """
         from .. import training
 
         self._require_compiled()
         if y is None:
             raise ValueError("fit needs targets y")
-        inputs = _split_inputs(x)
+        inputs = _split_inputs(x, lengths)
         y = _to_mx(y)
         if y.shape[0] != inputs[0].shape[0]:
             raise ValueError(f"x has {inputs[0].shape[0]} samples but y has {y.shape[0]}")
@@ -341,8 +377,10 @@ class Sequential(nn.Module):
         batch_size: Optional[int] = None,
         verbose: int = 0,
         return_dict: bool = False,
+        lengths: Optional[ArrayLike] = None,
     ) -> Union[float, list, dict]:
-        """The loss (and metrics) on ``(x, y)`` in evaluation mode (dropout off).
+        """The loss (and metrics) on ``(x, y)`` in evaluation mode (dropout off); ``x`` and
+        ``lengths`` as in :meth:`fit`.
 
         Returns the loss as a float without metrics, else ``[loss, *metrics]`` in compile order,
         or a dict ``{"loss": …, name: …}`` with ``return_dict=True``.
@@ -350,7 +388,7 @@ class Sequential(nn.Module):
         from .. import training
 
         self._require_compiled()
-        data = (*_split_inputs(x), _to_mx(y))
+        data = (*_split_inputs(x, lengths), _to_mx(y))
         if not self.built:
             self.build(tuple(data[0].shape[1:]))
         with _eval_mode(self):
@@ -367,10 +405,12 @@ class Sequential(nn.Module):
             return result["loss"]
         return [result["loss"], *(result[name] for name in self.metrics_fns)]
 
-    def predict(self, x: Inputs, batch_size: Optional[int] = None, verbose: int = 0) -> mx.array:
+    def predict(self, x: Inputs, batch_size: Optional[int] = None, verbose: int = 0,
+                lengths: Optional[ArrayLike] = None) -> mx.array:  # fmt: skip
         """The model's outputs for ``x`` (or ``(x, timespans[, mask])``), in evaluation mode,
-        computed ``batch_size`` samples at a time (default 32)."""
-        parts = _split_inputs(x)
+        computed ``batch_size`` samples at a time (default 32); ``x`` and ``lengths`` as in
+        :meth:`fit`."""
+        parts = _split_inputs(x, lengths)
         if not self.built:
             self.build(tuple(parts[0].shape[1:]))
         batch_size = 32 if batch_size is None else int(batch_size)
