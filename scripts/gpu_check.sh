@@ -6,8 +6,8 @@
 #      emulation's (scripts/gpu_check.py run); then the same launches under compute-sanitizer
 #      racecheck (shared-memory races) and memcheck (out-of-bounds accesses);
 #   2. the MLX path, where MLX's CUDA wheels were carried: the gpu-marked tests (kernels through
-#      mx.fast.cuda_kernel vs the reference, mx.compile, bit-for-bit repeatable gradients), the
-#      dispatch and emulated tests, then the GPU benchmark section (--quick).
+#      mx.fast.cuda_kernel vs the reference, layers through ncps.kernels.plan, mx.compile,
+#      bit-for-bit repeatable gradients), then the GPU benchmark section (--quick).
 #
 # Inputs (ignored paths, carried to the GPU machine):
 #   build/gpu_check/        written here first by `python scripts/gpu_check.py prepare` (needs mlx,
@@ -74,8 +74,8 @@ else
   export PYTHONPATH="$PWD/python:$PWD"
   "$VPY" -c "import mlx.core as mx, ncps; print('mlx', mx.__version__, mx.default_device(), ncps.kernels.kernel_backends())" \
     || fail "mlx/ncps import"
-  step "2a. tests on the GPU (marker gpu) and the dispatch / emulated tests"
-  "$VPY" -m pytest -q -p no:cacheprovider tests/gpu -rs || fail "tests/gpu"
+  step "2a. tests on the GPU (marker gpu; the emulated ones run in CI)"
+  "$VPY" -m pytest -q -p no:cacheprovider -m gpu tests/gpu -rs || fail "tests/gpu -m gpu"
   step "2b. GPU benchmark section (--quick)"
   "$VPY" benchmarks/run.py --quick --section gpu --out build/gpu_results --name gpu_quick \
     || fail "benchmark"
