@@ -89,10 +89,12 @@ def compile_cell(model) -> None:
 
 def make_call(job, compiled: bool = False):
     torch.manual_seed(0)
-    model = build(job)
+    device = torch.device(job.get("device", "cpu"))  # "cuda": the GPU section
+    model = build(job).to(device)
     if compiled:
         compile_cell(model)
     B, kind = int(job["batch"]), job["pass"]
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     if kind == "step":
         model.eval()
         x = torch.randn(B, job["input_size"])
@@ -103,13 +105,14 @@ def make_call(job, compiled: bool = False):
                 _, h[0] = model(x, h[0], 1.0)
 
         return call
-    x = torch.randn(B, int(job["time"]), job["input_size"])
+    x = torch.randn(B, int(job["time"]), job["input_size"], device=device)
     if kind == "forward":
         model.eval()
 
         def call():
             with torch.no_grad():
                 model(x)
+            sync()
 
         return call
     if kind == "fwd+bwd":
@@ -121,6 +124,7 @@ def make_call(job, compiled: bool = False):
                 p.grad = None
             out, _ = model(x)
             out.sum().backward()
+            sync()
 
         return call
     raise ValueError(f"unknown pass {kind!r}")

@@ -377,6 +377,8 @@ def markdown(results: dict) -> str:
         lines += ["", *_memory(sections["memory"])]
     if "streaming" in sections:
         lines += ["", *_streaming(sections["streaming"])]
+    if "gpu" in sections:
+        lines += ["", *sections["gpu"]["markdown"]]
     if "accuracy" in sections:
         from benchmarks import accuracy  # its tables and panels live with it
 

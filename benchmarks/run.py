@@ -19,8 +19,8 @@ whole recurrence; ``official_keras.py``, JAX and Keras from ``.peers/``) and ``t
 for minutes on 2 cores). A peer that is not installed is skipped with a note. The first table of
 the report puts them side by side, with the fraction of the machine's limit each fused row reaches.
 
-Sections (``--section limits,ltc,cfc,scaling,memory,streaming,accuracy``; all by default)
------------------------------------------------------------------------------------------
+Sections (``--section limits,ltc,cfc,scaling,memory,streaming,accuracy,gpu``; all by default)
+---------------------------------------------------------------------------------------------
 ``limits``
     The machine's limits (``benchmarks/limits.py``): the GEMM rate (float32 2048² matmul, the best
     of numpy's BLAS, JAX's XLA and our ``csrc/common/gemm.h`` tiles) and the LTC synapse rate (the
@@ -54,6 +54,11 @@ Sections (``--section limits,ltc,cfc,scaling,memory,streaming,accuracy``; all by
     accuracy (RMSE) mean ± sd, training time, speed-up to the official accuracy (see
     ``benchmarks/accuracy.py``; about 15 minutes, ``--quick`` 1-2). Alone: ``--section accuracy``
     (``--only accuracy``), written as ``accuracy[-quick].*`` so that it never replaces ``full.*``.
+``gpu``
+    Only where MLX has a GPU device (else skipped with the reason): GPU kernels vs the reference
+    path on the GPU vs the fused CPU primitives vs the official ``ncps.torch`` on CUDA, batch
+    1-1024, T 100-1000, N up to 512, with the batch where the GPU overtakes the CPU
+    (``benchmarks/gpu.py``).
 
 Methodology
 -----------
@@ -106,7 +111,7 @@ import ncps  # noqa: E402
 from benchmarks import accuracy, limits, oracle, report  # noqa: E402
 from benchmarks.timing import Policy, failure, measure  # noqa: E402
 
-SECTIONS = ("limits", "ltc", "cfc", "scaling", "memory", "streaming", "accuracy")
+SECTIONS = ("limits", "ltc", "cfc", "scaling", "memory", "streaming", "accuracy", "gpu")
 # The official package on each framework: impl name in the results -> oracle.run_jobs(peer=...)
 PEER_IMPLS = {"official": "torch", "torch.compile": "torch.compile", "keras-jax": "keras-jax"}
 IMPLS = ("fused", "reference")  # our two paths; "official" and "mlx.nn" are the others
@@ -572,6 +577,11 @@ class Bench:
         self.limits = {"gemm_gflops": rates.get(best), "gemm_source": best,
                        "synapse_evals_per_s": synapse, "simd_lanes": native.get("simd_lanes") or self.limits.get("simd_lanes")}  # fmt: skip
         return {"gemm_n": cfg.gemm_n, "threads": cfg.threads, "gemm": gemm, "native": native, **self.limits}
+
+    def section_gpu(self) -> dict:
+        from benchmarks import gpu
+
+        return gpu.section(self, sys.modules[__name__])
 
     def shape(self) -> dict:
         c = self.cfg

@@ -48,6 +48,15 @@ if [ ! -f "$peers_stamp" ]; then
   fi
 fi
 
+# clang++ runs the Metal front-end check of the GPU kernels (tests/gpu); without it that test
+# skips. Installed only where it needs no prompt (root with apt-get); NCPS_NO_CLANG=1 opts out.
+if [ -z "${NCPS_NO_CLANG:-}" ] && ! command -v clang++ >/dev/null && ! command -v clang++-14 >/dev/null \
+   && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "[bootstrap] installing clang-14 (Metal front-end check of the GPU kernels)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends clang-14 >/dev/null \
+    || echo "[bootstrap] clang-14 not installed; the Metal front-end test will skip"
+fi
+
 echo "[bootstrap] building and installing ncps"
 pip install -q --no-build-isolation --no-deps .
 "$VPY" -c "import ncps, json; i = ncps.kernels.info(); print('[bootstrap] ncps', ncps.__version__, '| extension loaded:', i['extension_loaded'], '|', i.get('simd'), '|', i.get('reason') or '')"

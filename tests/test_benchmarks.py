@@ -203,3 +203,32 @@ def test_accuracy_without_aeon_skips_with_a_note(monkeypatch):
     (task,) = sec["datasets"]
     assert task["status"] == "skipped" and "pip install aeon" in task["reason"]
     assert any("BasicMotions: skipped" in line for line in accuracy.markdown(sec))
+
+
+def test_gpu_section_skips_with_the_reason_without_a_gpu(tmp_path):
+    from benchmarks import gpu
+
+    if gpu.why_no_gpu() is None:
+        return  # a GPU machine runs the section for real (scripts/gpu_check.sh)
+    results, stdout, _ = run_bench(tmp_path, "gpu")
+    section = results["sections"]["gpu"]
+    assert section["skipped"] and section["results"] == []
+    assert "no GPU device" in section["reason"] and "Metal" in section["reason"]
+    assert "### GPU" in stdout and "Skipped: no GPU device" in stdout
+
+
+def test_gpu_crossover_and_table():
+    from benchmarks import gpu
+
+    def row(B, impl, ms, status="ok"):
+        return {"model": "LTC · AutoNCP(64, 8)", "batch": B, "time": 100, "pass": "forward", "impl": impl,
+                "status": status, "median_s": ms / 1e3}  # fmt: skip
+
+    rows = [row(1, "gpu", 5), row(1, "cpu", 1), row(64, "gpu", 4), row(64, "cpu", 6), row(256, "gpu", 5),
+            row(256, "cpu", 20), row(64, "official-cuda", 40), row(1024, "gpu", 9)]  # fmt: skip
+    (c,) = gpu.crossover(rows)
+    assert c["batches"] == [1, 64, 256] and c["crossover_batch"] == 64
+    assert gpu.crossover([row(1, "gpu", 5), row(1, "cpu", 1)])[0]["crossover_batch"] is None
+    lines = gpu.markdown({"results": rows, "crossover": [c], "launches": {"launches": 1}})
+    assert any("| 64 | 100 | forward | 4 ms | - | 6 ms | 40 ms | 10.00× |" in line for line in lines), lines
+    assert any("GPU beats CPU" in line for line in lines) and any("| 64 |" in line for line in lines[-3:])

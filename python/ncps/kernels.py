@@ -8,6 +8,12 @@ primitive's ``use_fallback(stream)``); nothing else decides. The answer depends 
 - ``"fused"``: the fused primitive, or a ``NotImplementedError`` saying why none applies.
 - ``"reference"``: always the pure-MLX reference implementation (the oracle in tests).
 
+The device of the call's stream picks the backend: on the CPU the C++ primitive (``"cpu"``); on a
+GPU the cell's GPU kernel (``"metal"`` or ``"cuda"``, :mod:`ncps.gpu`) where one covers the call,
+else the C++ primitive on the CPU stream (Apple's unified memory makes that copy-free), else the
+reference path. ``"fused"`` mode raises only when neither a GPU kernel nor the CPU primitive covers
+the call.
+
 The mode is set with :func:`set_mode`, temporarily with ``with use("reference"): ...``, or at
 import time with the environment variable ``NCPS_KERNELS``.
 """
@@ -15,9 +21,11 @@ import time with the environment variable ``NCPS_KERNELS``.
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import os
+import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterator, Optional, Union
 
 import mlx.core as mx
@@ -82,17 +90,24 @@ def extension_available() -> bool:
 
 @dataclass(frozen=True)
 class Plan:
-    """How one call runs: on ``backend`` ``"cpu"`` (the fused C++ primitive, through the cell's
-    ``fused`` module ``kernel``) or ``"reference"`` (pure MLX; ``reason`` says why not fused,
-    None when the mode asked for the reference path)."""
+    """How one call runs: on ``backend`` ``"cpu"`` (the fused C++ primitive), ``"metal"`` or
+    ``"cuda"`` (a GPU kernel of :mod:`ncps.gpu`; ``"emulate"`` in tests), through the hook module
+    ``kernel``, on ``stream`` (None: the call's own; ``mx.cpu`` when the CPU primitive serves a call
+    on a GPU device); or ``"reference"`` (pure MLX). ``reason`` says why the preferred kernel does
+    not run (None when it does, or when the mode asked for the reference path)."""
 
     backend: str
     kernel: Any = None
     reason: Optional[str] = None
+    stream: Any = field(default=None, compare=False)  # MLX's Stream/Device refuse == None
 
     @property
     def fused(self) -> bool:
         return self.backend != "reference"
+
+    def hook_args(self) -> dict:
+        """The keyword arguments every fused hook takes: ``backend`` and ``stream``."""
+        return {"backend": self.backend, "stream": self.stream}
 
 
 REFERENCE = Plan("reference")
@@ -106,44 +121,105 @@ def _device_type(stream: Union[None, mx.Stream, mx.Device, mx.DeviceType]) -> mx
     return device.type if isinstance(device, mx.Device) else device
 
 
-def _backend_for(device: mx.DeviceType) -> tuple[Optional[str], Optional[str]]:
-    """The fused backend serving ``device``, or None and the reason there is none.
+def _metal_why_not() -> Optional[str]:
+    """None when MLX has a Metal device, else why not."""
+    if mx.metal.is_available():
+        return None
+    return "no Metal device" + ("" if sys.platform == "darwin" else f" (platform {sys.platform})")
 
-    A GPU backend slots in here: return ``("gpu", None)`` for ``mx.gpu`` once its kernels are
-    built (the cells' ``fused`` modules then dispatch on ``Plan.backend``).
-    """
+
+def _cuda_why_not() -> Optional[str]:
+    """None when MLX has a CUDA device, else why not."""
+    cuda = getattr(mx, "cuda", None)
+    if cuda is not None and cuda.is_available():
+        return None
+    for dist in ("mlx-cuda-13", "mlx-cuda-12", "mlx-cuda"):
+        try:
+            importlib.metadata.version(dist)
+            return "no CUDA device"
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return "mlx built without CUDA (install mlx[cuda12] or mlx[cuda13])"
+
+
+def _gpu_backend() -> tuple[Optional[str], Optional[str]]:
+    """``("metal" | "cuda", None)``: the GPU backend MLX runs here; ``(None, reason)`` without one."""
+    why = {"metal": _metal_why_not(), "cuda": _cuda_why_not()}
+    for name, reason in why.items():
+        if reason is None:
+            return name, None
+    return None, "; ".join(f"{name}: {reason}" for name, reason in why.items())
+
+
+def _backend_for(device: mx.DeviceType) -> tuple[Optional[str], Optional[str]]:
+    """The kernel backend serving ``device``, or None and the reason there is none."""
     if device == mx.cpu:
         return "cpu", None
-    return None, "the fused kernels run on the CPU stream only (no GPU kernel is built yet)"
+    return _gpu_backend()
+
+
+def _cpu_why_not(cell: Any, mixed_memory: bool) -> Optional[str]:
+    """None when the cell's C++ primitive covers the call, else why not."""
+    if getattr(cell, "fused", None) is None:
+        return f"no fused kernel is implemented for {type(cell).__name__}"
+    if _ext is None:  # the root cause, whatever the cell would say
+        return f"the extension ncps._ext is not loaded ({_EXT_ERROR})"
+    return cell.fused_why_not(mixed_memory)
+
+
+def _gpu_why_not(cell: Any, mixed_memory: bool) -> Optional[str]:
+    """None when the cell's GPU kernel covers the call, else why not."""
+    gpu = getattr(cell, "gpu_fused", None)
+    if gpu is None:
+        return f"no GPU kernel is implemented for {type(cell).__name__}"
+    return gpu.why_not(cell, mixed_memory)
+
+
+def _kernel_name(cell: Any, mixed_memory: bool) -> str:
+    kernel = getattr(cell, "fused", None)
+    return kernel.kernel_name(mixed_memory) if kernel is not None else type(cell).__name__
 
 
 def plan(cell: Any, *, mixed_memory: bool = False, stream: Union[None, mx.Stream, mx.Device] = None) -> Plan:
-    """Decide how a call of ``cell`` (a step, or a layer's sequence) runs.
+    """Decide how a call of ``cell`` (a step, or a layer's sequence) runs on ``stream``'s device.
 
-    ``cell.fused`` is the cell's fused-kernel module (None when it has none) and
-    ``cell.fused_why_not(mixed_memory)`` says why that kernel does not cover this configuration
-    (None when it does). In ``"fused"`` mode an impossible fused path raises
-    ``NotImplementedError`` with the reason; ``"auto"`` falls back to the reference path.
+    ``cell.fused`` is the cell's C++ hook module and ``cell.gpu_fused`` its GPU hook module (None
+    when it has none); each module's ``why_not(cell, mixed_memory)`` says why it does not cover this
+    configuration (None when it does). On a GPU device the GPU kernel is preferred, then the CPU
+    primitive on the CPU stream. In ``"fused"`` mode a call that no kernel covers raises
+    ``NotImplementedError`` with the reasons; ``"auto"`` falls back to the reference path.
     """
     mode = get_mode()
     if mode == "reference":
         return REFERENCE
-    kernel = getattr(cell, "fused", None)
-    backend, why_not = None, None
-    if kernel is None:
-        why_not = f"no fused kernel is implemented for {type(cell).__name__}"
-    elif _ext is None:  # the root cause, whatever the cell would say
-        why_not = f"the extension ncps._ext is not loaded ({_EXT_ERROR})"
+    cpu_why = _cpu_why_not(cell, mixed_memory)
+    device = _device_type(stream)
+    backend, why_not = _backend_for(device)
+    if device == mx.cpu:
+        if cpu_why is None:
+            return Plan("cpu", cell.fused, stream=stream)
+        why_not = cpu_why
     else:
-        why_not = cell.fused_why_not(mixed_memory)
-        if why_not is None:
-            backend, why_not = _backend_for(_device_type(stream))
-    if why_not is None:
-        return Plan(backend, kernel)
+        if backend is not None:
+            why_not = _gpu_why_not(cell, mixed_memory)
+            if why_not is None:
+                return Plan(backend, cell.gpu_fused, stream=stream if isinstance(stream, (mx.Stream, mx.Device)) else None)
+        if cpu_why is None:
+            return Plan("cpu", cell.fused, f"no GPU kernel: {why_not}; the CPU primitive runs on the CPU stream", mx.cpu)
+        why_not = f"{cpu_why} (GPU: {why_not})"
     if mode == "fused":
-        name = kernel.kernel_name(mixed_memory) if kernel is not None else type(cell).__name__
-        raise NotImplementedError(f"No fused kernel '{name}' for this call: {why_not}")
+        raise NotImplementedError(f"No fused kernel '{_kernel_name(cell, mixed_memory)}' for this call: {why_not}")
     return Plan("reference", None, why_not)
+
+
+def kernel_backends() -> dict[str, Optional[str]]:
+    """Each kernel backend (``cpu``, ``metal``, ``cuda``) and None when its kernels can run here,
+    else why they cannot."""
+    return {
+        "cpu": None if _ext is not None else f"the extension ncps._ext is not loaded ({_EXT_ERROR})",
+        "metal": _metal_why_not(),
+        "cuda": _cuda_why_not(),
+    }
 
 
 def info() -> dict[str, Any]:
@@ -152,6 +228,7 @@ def info() -> dict[str, Any]:
         "extension_loaded": _ext is not None,
         "mode": get_mode(),
         "mlx_version_runtime": mx.__version__,
+        "kernel_backends": kernel_backends(),
     }
     if _ext is None:
         out.update(

@@ -215,7 +215,7 @@ class RNN(nn.Module):
         if plan.fused:
             B, T = x.shape[:2]
             dt = mx.ones((B, T)) if ts is None else ts
-            states, cells = plan.kernel.sequence(cell, x, h, dt, lstm, c, lengths)
+            states, cells = plan.kernel.sequence(cell, x, h, dt, lstm, c, lengths, **plan.hook_args())
             last = (lambda a: a[:, -1]) if lengths is None else (lambda a: _at(a, lengths - 1))
             return cell.readout(states), last(states), (None if cells is None else last(cells))
         outputs = []

@@ -9,15 +9,19 @@ from ncps.cells import cfc_fused, ltc_fused
 from ncps.wirings import AutoNCP
 
 
-def test_plan_per_mode_and_cell():
+def test_plan_per_mode_and_cell(monkeypatch):
     cfc, ltc, ctrnn = ncps.CfCCell(3, 4), ncps.LTCCell(AutoNCP(8, 2), 3), ncps.CTRNNCell(3, 4)
     with kernels.use("reference"):
         assert kernels.plan(cfc) == kernels.Plan("reference")
     with kernels.use("auto"):
         p = kernels.plan(ctrnn)
         assert not p.fused and p.reason == "no fused kernel is implemented for CTRNNCell"
-        p = kernels.plan(cfc, stream=mx.gpu)
-        assert not p.fused and "CPU stream only" in p.reason
+        monkeypatch.setattr(kernels, "_gpu_backend", lambda: (None, "no GPU here"))
+        p = kernels.plan(cfc, stream=mx.gpu)  # no GPU backend: the CPU primitive on the CPU stream
+        if kernels.extension_available():
+            assert (p.backend, p.stream) == ("cpu", mx.cpu) and "no GPU here" in p.reason
+        else:
+            assert not p.fused and "no GPU here" in p.reason
         if kernels.extension_available():
             assert kernels.plan(cfc) == kernels.Plan("cpu", cfc_fused)
             assert kernels.plan(ltc, mixed_memory=True, stream=mx.cpu) == kernels.Plan("cpu", ltc_fused)

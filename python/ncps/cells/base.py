@@ -8,23 +8,25 @@ A cell implements the math of one time step and nothing else:
 - ``readout(state) -> output``: the output ``(..., output_size)`` of a state;
 - ``input_size``, ``state_size``, ``output_size`` and ``get_config()`` (constructor arguments).
 
-A cell with a fused kernel points at its wrapper module with the class attribute ``fused``; every
-such module has the same interface (see :mod:`ncps.cells.ltc_fused` and
-:mod:`ncps.cells.cfc_fused`):
+A cell with a fused kernel points at its wrapper module with the class attribute ``fused`` (the
+C++ primitives on the CPU) and, where it has GPU kernels, ``gpu_fused`` (:mod:`ncps.gpu`); every
+such module has the same interface (see :mod:`ncps.cells.ltc_fused`, :mod:`ncps.cells.cfc_fused`,
+:mod:`ncps.gpu.ltc` and :mod:`ncps.gpu.cfc`):
 
 - ``KERNEL``: the primitive's name (in error messages);
 - ``why_not(cell, mixed_memory) -> Optional[str]``: None when the kernel covers the cell;
-- ``sequence(cell, x, h0, dt, lstm, c0, lengths=None) -> (states (B, T, N), cells (B, T, N) or
-  None)``: the state (and, with the mixed-memory ``lstm``, the LSTM cell state) after every step.
+- ``sequence(cell, x, h0, dt, lstm, c0, lengths=None, *, backend, stream) -> (states (B, T, N),
+  cells (B, T, N) or None)``: the state (and, with the mixed-memory ``lstm``, the LSTM cell state) after every step.
   Variable lengths need nothing more from a kernel: :class:`ncps.layers.RNN` zeroes the padded
   inputs, gives them ``dt = 1``, and takes each sequence's final state at its own last step from
   these per-step outputs (a causal run's valid steps do not depend on the padding after them).
   ``lengths`` ``(B,)`` (or None) is passed only so that a kernel may skip padded work; the steps
   at or past a sequence's length may then hold anything finite, as the layer never reads them;
-- ``step(cell, x, h, ts) -> new_state``;
+- ``step(cell, x, h, ts, *, backend, stream) -> new_state``;
 - optionally ``infer(cell, x, h, ts) -> (output, state)``, evaluated on the calling thread.
 
-:func:`ncps.kernels.plan` decides, once per call, whether the fused module or the reference path runs.
+``backend`` and ``stream`` come from the plan (:meth:`ncps.kernels.Plan.hook_args`).
+:func:`ncps.kernels.plan` decides, once per call, which module (or the reference path) runs.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ class Cell(nn.Module):
     """Base of the ncps cells: ``cell(x, state=None, ts=1.0) -> (output, new_state)``."""
 
     fused: Optional[ModuleType] = None
+    gpu_fused: Optional[ModuleType] = None
 
     # -- what a subclass provides -----------------------------------------------------------
     input_size: int
@@ -113,7 +116,10 @@ class Cell(nn.Module):
         return self._step(x, state, ts, kernels.plan(self))
 
     def _step(self, x: mx.array, state: mx.array, ts, plan: kernels.Plan):
-        new_state = plan.kernel.step(self, x, state, ts) if plan.fused else self.step(x, state, ts)
+        if plan.fused:
+            new_state = plan.kernel.step(self, x, state, ts, **plan.hook_args())
+        else:
+            new_state = self.step(x, state, ts)
         return self.readout(new_state), new_state
 
     def infer(self, x: mx.array, state: Optional[mx.array] = None, ts: Timespan = 1.0):

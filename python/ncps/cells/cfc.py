@@ -39,6 +39,7 @@ from ..activations import get_activation
 from ..init import glorot_linear
 from ..wirings import Wiring
 from . import cfc_fused
+from ..gpu import cfc as gpu_cfc
 from .._aliases import official_names
 from .base import Cell, built_copy
 
@@ -149,6 +150,7 @@ class CfCCell(Cell):
             self.time_b = glorot_linear(head_in, H)
 
     fused = cfc_fused  # covers mixed memory too
+    gpu_fused = gpu_cfc  # the GPU kernels (ncps.gpu.cfc); their why_not says what they cover
 
     # -- sizes -------------------------------------------------------------------------------
     @property

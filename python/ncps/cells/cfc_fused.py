@@ -122,17 +122,18 @@ def cfc_sequence(cell: Any, x: mx.array, h0: mx.array, dt: mx.array, lstm: Any =
 
 
 def sequence(cell: Any, x: mx.array, h0: mx.array, dt: mx.array, lstm: Any = None, c0: Optional[mx.array] = None,
-             lengths: Optional[mx.array] = None):  # fmt: skip
+             lengths: Optional[mx.array] = None, *, backend: str = "cpu", stream: Optional[object] = None):  # fmt: skip
     """``(states, cells)`` for ``x`` ``(B, T, I)``, ``h0`` ``(B, N)`` and ``dt`` ``(B, T)``
     (validated by the caller): the state after every step ``(B, T, N)``; with the mixed-memory
     ``lstm`` the LSTM runs before every step inside the primitive, from ``c0`` (zeros if None),
     and ``cells`` ``(B, T, N)`` is its cell state after every step, else None. (The layer takes a
     padded sequence's final state at its own last step from these; see :mod:`ncps.cells.base`.)
     ``lengths`` is accepted for the shared interface and not used: the primitive computes the
-    padded steps (zero input, ``dt = 1``) and the layer discards them."""
+    padded steps (zero input, ``dt = 1``) and the layer discards them. ``backend`` is ``"cpu"``;
+    the primitive runs on ``stream``."""
     if lstm is not None and c0 is None:
         c0 = mx.zeros_like(h0)
-    out = _call(cell_units(cell), x, h0, dt, lstm, c0)
+    out = _call(cell_units(cell), x, h0, dt, lstm, c0, stream)
     return out[0], (out[1] if lstm is not None else None)
 
 
@@ -152,13 +153,14 @@ def _unit_args(units: list) -> tuple:
     )
 
 
-def _call(units: list, x, h0, dt, lstm=None, c0=None) -> list:
+def _call(units: list, x, h0, dt, lstm=None, c0=None, stream=None) -> list:
     if not mx.issubdtype(x.dtype, mx.floating):
         x = x.astype(mx.float32)
     lstm_params = None
     if lstm is not None:
         lstm_params = [lstm["input_map"]["weight"], lstm["input_map"]["bias"], lstm["recurrent_map"]["weight"]]
-    return _ext.cfc_sequence(x, h0, dt, *_unit_args(units), lstm_params, c0 if lstm is not None else None)
+    return _ext.cfc_sequence(x, h0, dt, *_unit_args(units), lstm_params, c0 if lstm is not None else None,
+                             stream=stream)
 
 
 _DT_CACHE: dict = {}
@@ -192,7 +194,8 @@ def infer(cell: Any, x: mx.array, h: mx.array, ts: Union[float, mx.array], reado
     return _ext.cfc_step_now(x, h, dt, *_unit_args(cell_units(cell)), *(readout or _readout(cell)))
 
 
-def step(cell: Any, x: mx.array, h: mx.array, ts: Union[float, mx.array]) -> mx.array:
+def step(cell: Any, x: mx.array, h: mx.array, ts: Union[float, mx.array], *, backend: str = "cpu",
+         stream: Optional[object] = None) -> mx.array:  # fmt: skip
     """One step of ``cell`` as one fused call (the streaming / control-loop case).
 
     ``x`` ``(B, I)``, ``h`` ``(B, N)``, ``ts`` a float or ``(B, 1)``, as returned by
@@ -201,4 +204,4 @@ def step(cell: Any, x: mx.array, h: mx.array, ts: Union[float, mx.array]) -> mx.
     exactly one node to the graph.
     """
     dt = _constant_dt(x.shape[0], float(ts)) if isinstance(ts, (int, float)) else ts
-    return _call(cell_units(cell), x, h, dt)[0]
+    return _call(cell_units(cell), x, h, dt, stream=stream)[0]

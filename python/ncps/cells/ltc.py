@@ -37,6 +37,7 @@ import numpy as np
 
 from ..wirings import Wiring
 from . import ltc_fused
+from ..gpu import ltc as gpu_ltc
 from .ltc_fused import SOLVER_PARAMS  # noqa: F401  (the solver parameters, in the primitive's order)
 from .._aliases import official_names
 from .base import Cell, WiredSizes, built_copy
@@ -178,6 +179,7 @@ class LTCCell(WiredSizes, Cell):
         self.freeze(keys=["sparsity_mask", "sensory_sparsity_mask"], recurse=False)
 
     fused = ltc_fused  # covers mixed memory too
+    gpu_fused = gpu_ltc  # the GPU kernels (ncps.gpu.ltc); their why_not says what they cover
 
     # -- math --------------------------------------------------------------------------------
     def _positive(self, z: mx.array) -> mx.array:

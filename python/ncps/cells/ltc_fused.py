@@ -233,7 +233,7 @@ def why_not(cell: Any, mixed_memory: bool = False) -> Optional[str]:
 
 
 def sequence(cell: Any, x: mx.array, h0: mx.array, dt: mx.array, lstm: Any = None, c0: Optional[mx.array] = None,
-             lengths: Optional[mx.array] = None):  # fmt: skip
+             lengths: Optional[mx.array] = None, *, backend: str = "cpu", stream: Optional[object] = None):  # fmt: skip
     """``(states, cells)`` for ``x`` ``(B, T, I)`` and ``dt`` ``(B, T)``: the state after every
     step ``(B, T, N)``; with the mixed-memory ``lstm`` (an :class:`~ncps.LSTMCell`) the LSTM runs
     before every step inside the primitive, from cell state ``c0`` (zeros if None), and ``cells``
@@ -244,21 +244,23 @@ def sequence(cell: Any, x: mx.array, h0: mx.array, dt: mx.array, lstm: Any = Non
     steps ``t >= lengths[b]`` get ``dt = 0``, which the primitive treats as "frozen" and skips
     for every group of SIMD lanes (consecutive samples) whose sequences have all ended, so a
     batch sorted by length costs about its real steps. States past a length then repeat the last
-    valid one. (The mixed-memory LSTM still runs at ``dt = 0``, so there it changes nothing.)"""
+    valid one. (The mixed-memory LSTM still runs at ``dt = 0``, so there it changes nothing.)
+    ``backend`` is ``"cpu"``; the primitive runs on ``stream``."""
     args = (cell.solver_params(), cell.ode_unfolds, cell.epsilon)
     if lstm is None:
         if lengths is not None:
             dt = mx.where(mx.arange(dt.shape[1])[None] < lengths[:, None], dt, 0.0)
-        return _plain(cell.map_inputs(x), h0, dt, *args), None
+        return _plain(cell.map_inputs(x), h0, dt, *args, stream=stream), None
     c0 = mx.zeros_like(h0) if c0 is None else c0
-    return _mixed(cell.map_inputs(x), h0, c0, dt, args[0], x, lstm_params(lstm), *args[1:])
+    return _mixed(cell.map_inputs(x), h0, c0, dt, args[0], x, lstm_params(lstm), *args[1:], stream=stream)
 
 
-def step(cell: Any, x: mx.array, h: mx.array, ts: Union[float, mx.array]) -> mx.array:
+def step(cell: Any, x: mx.array, h: mx.array, ts: Union[float, mx.array], *, backend: str = "cpu",
+         stream: Optional[object] = None) -> mx.array:  # fmt: skip
     """One step as a one-step sequence: ``x`` ``(B, I)``, ``h`` ``(B, N)``, ``ts`` a float or
     ``(B, 1)``; the new state ``(B, N)``."""
     dt = mx.full((x.shape[0], 1), ts) if isinstance(ts, (int, float)) else ts
-    return sequence(cell, x[:, None], h, dt)[0][:, 0]
+    return sequence(cell, x[:, None], h, dt, stream=stream)[0][:, 0]
 
 
 # The cell's raw parameters in the order of SOLVER_PARAMS (the masks under the cell's names), and

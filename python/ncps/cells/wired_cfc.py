@@ -22,6 +22,7 @@ import numpy as np
 
 from ..wirings import Wiring
 from . import cfc_fused
+from ..gpu import cfc as gpu_cfc
 from .._aliases import official_names
 from .base import Cell, WiredSizes, built_copy
 from .cfc import CfCCell
@@ -59,6 +60,7 @@ class WiredCfCCell(WiredSizes, Cell):
             in_features = len(neurons)
 
     fused = cfc_fused  # one primitive runs every layer; covers mixed memory too
+    gpu_fused = gpu_cfc  # the GPU kernels (ncps.gpu.cfc); their why_not says what they cover
 
     @property
     def layers(self) -> list:

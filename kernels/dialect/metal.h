@@ -1,0 +1,12 @@
+// Metal prelude of the ncps kernel dialect (see kernels/README.md). Passed as the `header` of
+// mx.fast.metal_kernel. The thread-id macros live in metal_ids.h, which must be prepended to the
+// kernel *source*: MLX declares the [[thread_position_in_threadgroup]]-style arguments only for
+// names it finds in the source, not in the header.
+#define KERNEL_CONST const
+#define TG_ARRAY(T, name, n) threadgroup T name[n]
+#define BARRIER(tag) threadgroup_barrier(metal::mem_flags::mem_threadgroup)
+#define EXP(x) metal::precise::exp(x)
+#define TANH(x) metal::precise::tanh(x)
+#define FABS(x) metal::fabs(x)
+#define SIGMOID(x) ncps_sigmoid(x)
+inline float ncps_sigmoid(float z) { return 1.0f / (1.0f + metal::precise::exp(-z)); }

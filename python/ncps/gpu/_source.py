@@ -1,0 +1,93 @@
+"""Kernel sources of the ncps kernel dialect and their assembly for each back-end.
+
+A kernel is one body file in ``kernels/`` (the text inside the kernel function) plus a
+:class:`KernelSpec` naming its inputs, outputs and template constants in launch order. The same
+spec drives all three back-ends: ``mx.fast.metal_kernel``, ``mx.fast.cuda_kernel`` and the C++
+emulation in :mod:`ncps.gpu.emulate`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+BACKENDS = ("metal", "cuda", "emulate")
+
+
+def kernel_dir() -> Path:
+    """The folder with the dialect preludes and kernel bodies: installed with the package as
+    ``ncps/gpu/kernels``, or the source tree's top-level ``kernels/``."""
+    here = Path(__file__).resolve().parent
+    for cand in (here / "kernels", here.parents[2] / "kernels"):
+        if (cand / "dialect" / "cpu.h").is_file():
+            return cand
+    raise FileNotFoundError(f"the ncps kernel sources were not found (looked in {here / 'kernels'} and "
+                            f"{here.parents[2] / 'kernels'})")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class KernelSpec:
+    """A kernel's interface: ``inputs`` are ``(name, "float" | "int")`` pairs, ``outputs`` float
+    array names, ``template`` the int constants (compile-time on the GPU back-ends)."""
+
+    name: str
+    body: str
+    inputs: tuple
+    outputs: tuple
+    template: tuple
+
+    @property
+    def input_names(self) -> list[str]:
+        return [n for n, _ in self.inputs]
+
+
+@lru_cache(maxsize=None)
+def read_text(relpath: str) -> str:
+    return (kernel_dir() / relpath).read_text()
+
+
+def body(spec: KernelSpec) -> str:
+    return read_text(spec.body)
+
+
+def assemble(spec: KernelSpec, backend: str) -> tuple[str, str]:
+    """``(source, header)`` for ``mx.fast.metal_kernel`` / ``mx.fast.cuda_kernel``."""
+    if backend == "metal":
+        # The id macros must stand in the source: MLX declares thread-position arguments only for
+        # names it finds there.
+        return read_text("dialect/metal_ids.h") + body(spec), read_text("dialect/metal.h")
+    if backend == "cuda":
+        return body(spec), read_text("dialect/cuda.cuh")
+    raise ValueError(f"backend must be 'metal' or 'cuda' for an MLX kernel, got {backend!r}")
+
+
+def source_hash(spec: KernelSpec, *extra: str) -> str:
+    h = hashlib.sha256()
+    for part in (spec.name, body(spec), read_text("dialect/cpu.h"), repr(spec.inputs), repr(spec.outputs),
+                 repr(spec.template), *extra):  # fmt: skip
+        h.update(part.encode())
+        h.update(b"\0")
+    return h.hexdigest()[:20]
+
+
+# What MLX 0.32.4's cuda_kernel puts before the header (its utils.cuh is not shipped with the CPU
+# wheel; the kernels use nothing from it, so a check compiles without it).
+_MLX_CUDA_DEFAULT_HEADER = "\n#include <cooperative_groups.h>\n#include <cuda/std/limits>\n\n" \
+    "#define inf cuda::std::numeric_limits<float>::infinity()\n\n"
+
+
+def cuda_wrapper_source(spec: KernelSpec, template: dict) -> str:
+    """The translation unit ``mx.fast.cuda_kernel`` builds for ``spec`` (MLX 0.32.4's layout:
+    default header, our header, ``namespace mlx::core::cu``, one ``__global__`` function with the
+    inputs, outputs and ``constexpr int`` template constants, then the body), minus MLX's own
+    ``utils.cuh`` include. Used to compile-check the CUDA kernels with nvcc."""
+    source, header = assemble(spec, "cuda")
+    params = [f"    const {'int32_t' if t == 'int' else 'float'}* {n}" for n, t in spec.inputs]
+    params += [f"    float* {n}" for n in spec.outputs]
+    consts = "".join(f"  constexpr int {c} = {int(template[c])};\n" for c in spec.template)
+    name = "custom_kernel_" + spec.name + "".join(f"_{int(template[c])}" for c in spec.template)
+    return (_MLX_CUDA_DEFAULT_HEADER + header + "namespace mlx::core::cu {\n\nnamespace cg = cooperative_groups;\n\n"
+            f"__global__ void {name}(\n" + ",\n".join(params) + ") {\n" + consts + "\n" + source
+            + "\n}\n\n} // namespace mlx::core::cu\n")  # fmt: skip

@@ -1,0 +1,298 @@
+"""CfC sequence on the GPU: the dialect kernels ``kernels/cfc_forward.inc`` and
+``kernels/cfc_backward.inc`` behind one ``mx.custom_function``.
+
+:func:`cfc_sequence_gpu` runs a dense :class:`ncps.cells.cfc.CfCCell` (backbone of any depth,
+modes default / no_gate / pure, activations lecun_tanh / tanh / relu / silu, optional sparsity
+mask) over a whole sequence and returns the states ``(B, T, H)``, as ``cell.step`` applied step by
+step. Its vjp launches the BPTT kernel, which writes per-(b, t) adjoints only (no atomics); the
+weight gradients are then GEMMs over all ``B T`` rows, so every gradient is deterministic.
+
+:func:`wired_cfc_sequence_gpu` runs a :class:`~ncps.WiredCfCCell` (a chain of backbone-free,
+masked units) unit by unit. The module is also the GPU hook module of :class:`~ncps.CfCCell` and
+:class:`~ncps.WiredCfCCell` (``why_not``, ``sequence``, ``step``; see :mod:`ncps.cells.base`).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import mlx.core as mx
+import numpy as np
+
+from ._source import KernelSpec
+from .launch import TG_MEMORY_LIMIT, launch, resolve_backend
+
+__all__ = ["cfc_sequence_gpu", "cfc_why_not", "wired_cfc_sequence_gpu", "CFC_FORWARD", "CFC_BACKWARD"]
+
+_FWD_INPUTS = (("x", "float"), ("h0", "float"), ("dt", "float"), ("bw", "float"), ("bb", "float"), ("hw", "float"),
+               ("hb", "float"), ("lw", "float"), ("lb", "float"), ("rw", "float"), ("c0", "float"),
+               ("dims", "int"))  # fmt: skip
+_TEMPLATE = ("I", "H", "L", "U", "MODE", "ACT", "MIX", "NT")
+CFC_FORWARD = KernelSpec("ncps_cfc_forward", "cfc_forward.inc", _FWD_INPUTS, ("states", "cells"), _TEMPLATE)
+CFC_BACKWARD = KernelSpec(
+    "ncps_cfc_backward",
+    "cfc_backward.inc",
+    _FWD_INPUTS[:-1] + (("states", "float"), ("cells", "float"), ("cot", "float"), ("cot_c", "float"),
+                        ("dims", "int")),  # fmt: skip
+    ("g_x", "g_h0", "g_dt", "g_f", "g_a", "zs", "zin", "g_gates", "g_c0", "hls"),
+    _TEMPLATE,
+)
+_MODES = {"default": 0, "no_gate": 1, "pure": 2}
+_ACTS = {"lecun_tanh": 0, "tanh": 1, "relu": 2, "silu": 3}
+
+
+def _sizes(cell) -> tuple[int, int, list]:
+    """``(I, H, widths)``: inputs, units and the backbone layers' widths (empty without a backbone)."""
+    return cell.input_size, cell.hidden_size, [layer.weight.shape[0] for layer in cell.backbone]
+
+
+def _tg_bytes(I: int, H: int, widths: list) -> int:
+    """Threadgroup memory of the backward kernel (the larger of the two)."""
+    C, L, U = I + H, len(widths), max(widths, default=0)
+    return 4 * (C + 3 * max(L * U, 1) + 6 * H + (U if L else C))
+
+
+def units_of(cell) -> list:
+    """The dense CfC units of ``cell``: the cell itself, or the layers of a WiredCfCCell (modules
+    are dicts of their children)."""
+    if "layer_0" in cell:
+        return [cell[f"layer_{l}"] for l in range(len(cell.layer_sizes))]
+    return [cell]
+
+
+def cfc_why_not(cell) -> Optional[str]:
+    """None when :func:`cfc_sequence_gpu` covers ``cell`` (one dense unit), else the reason it does not."""
+    if "layer_0" in cell:
+        return "a wired CfC is a chain of units: run it with wired_cfc_sequence_gpu"
+    if cell.backbone and cell.activation not in _ACTS:
+        return f"activation {cell.activation!r}: the GPU kernel covers {list(_ACTS)}"
+    if cell.dropout is not None and cell.training:
+        return "backbone dropout in training mode is not fused"
+    I, H, widths = _sizes(cell)
+    need = _tg_bytes(I, H, widths)
+    if need > TG_MEMORY_LIMIT:
+        return f"I={I}, H={H}, backbone {widths} need {need} bytes of threadgroup memory (limit {TG_MEMORY_LIMIT})"
+    return None
+
+
+def _heads(cell) -> tuple[mx.array, mx.array]:
+    """Stacked head weights ``(4, H, Z)`` and biases ``(4, H)``: [ff1, ff2, time_a, time_b];
+    in pure mode [ff1, 0, 0, 0] and [b1, w_tau, A, 0]."""
+    masked = lambda layer: layer.weight * cell.sparsity_mask if "sparsity_mask" in cell else layer.weight  # noqa: E731
+    if cell.mode == "pure":
+        w1 = masked(cell.ff1)
+        zeros = mx.zeros_like(w1)
+        b = [cell.ff1.bias, cell.w_tau.reshape(-1), cell.A.reshape(-1), mx.zeros_like(cell.ff1.bias)]
+        return mx.stack([w1, zeros, zeros, zeros]), mx.stack(b)
+    ws = [masked(cell.ff1), masked(cell.ff2), cell.time_a.weight, cell.time_b.weight]
+    bs = [cell.ff1.bias, cell.ff2.bias, cell.time_a.bias, cell.time_b.bias]
+    return mx.stack(ws), mx.stack(bs)
+
+
+def _dims(B: int, T: int, widths: tuple) -> mx.array:
+    """The kernels' int input: ``[B, T, width of backbone layer 0, 1, ...]``."""
+    return mx.array([B, T, *widths], dtype=mx.int32)
+
+
+def cfc_forward(backend: str, template: dict, arrays, stream=None) -> list:
+    """Launch the forward kernel on ``arrays`` = ``(x, h0, dt, bw, bb, hw, hb, lw, lb, rw, c0)``
+    (``bw``, ``bb``: the backbone layers' weights and biases, flattened and concatenated; ``lw``,
+    ``lb``, ``rw``, ``c0``: the mixed-memory LSTM, placeholders without it): ``[states, cells]``
+    (``cells`` a placeholder without mixed memory)."""
+    B, T = arrays[0].shape[:2]
+    H = template["H"]
+    ins = [a.astype(mx.float32) for a in arrays] + [_dims(B, T, template["widths"])]
+    shapes = [(B, T, H), (B, T, H) if template["MIX"] else (1,)]
+    return launch(CFC_FORWARD, backend, ins, shapes, template, B, stream=stream)
+
+
+def cfc_backward(backend: str, template: dict, primals, cotangents, outputs, stream=None) -> tuple:
+    """Launch the backward kernel and form the gradients of ``primals`` (as :func:`cfc_forward`'s
+    arrays) from the cotangents of ``outputs`` = ``[states, cells]``.
+
+    The kernel returns per-(b, t) adjoints; the weight gradients are sums over the ``R = B T``
+    rows: ``dhb = sum_r g_f``, ``dhw[k] = g_f[:, k]^T zin``, per backbone layer ``l``
+    ``db_l = sum_r g_a[l]``, ``dW_l = g_a[l]^T input_l`` (``input_0 = [x_t, h_in]`` with ``h_in``
+    the LSTM's output under mixed memory, else ``h_{t-1}``; ``input_l = zs[l - 1]``), and for the
+    LSTM ``dlb = sum_r g_gates``, ``dlw = g_gates^T x_t``, ``drw = g_gates^T h_{t-1}``."""
+    x, h0, dt, bw, bb, hw, hb, lw, lb, rw, c0 = primals
+    states, cells = outputs
+    cot, cot_c = cotangents
+    B, T = x.shape[:2]
+    I, H, widths, mix = template["I"], template["H"], template["widths"], template["MIX"]
+    L, U = len(widths), max(widths, default=0)
+    Z, R = (widths[-1] if L else I + H), B * T
+    ins = [a.astype(mx.float32) for a in primals]
+    ins += [states, cells, cot.astype(mx.float32), cot_c.astype(mx.float32), _dims(B, T, widths)]
+    LU = (B, T, max(L, 1), max(U, 1))
+    mixed = (B, T, 4, H) if mix else (1,), (B, H) if mix else (1,), (B, T, H) if mix else (1,)
+    shapes = [(B, T, I), (B, H), (B, T), (B, T, 4, H), LU, LU, (B, T, Z), *mixed]
+    gx, gh0, gdt, gf, ga, zs, zin, gg, gc0, hls = launch(CFC_BACKWARD, backend, ins, shapes, template, B,
+                                                         zero_init=True, stream=stream)  # fmt: skip
+    gf = gf.reshape(R, 4 * H)
+    ghb = gf.sum(axis=0).reshape(4, H)
+    ghw = (gf.T @ zin.reshape(R, Z)).reshape(4, H, Z)
+    if template["MODE"] == 2:  # only ff1 reads zin; rows 1..3 of gf are w_tau, A and 0
+        ghw = mx.concatenate([ghw[:1], mx.zeros((3, H, Z))])
+    x32 = x.astype(mx.float32)
+    prev = mx.concatenate([h0[:, None].astype(mx.float32), states[:, :-1]], axis=1)  # h_{t-1}
+    if L:
+        layer_in = mx.concatenate([x32, hls if mix else prev], axis=-1).reshape(R, I + H)
+        gws, gbs = [], []
+        for l, width in enumerate(widths):
+            ga_l = ga[:, :, l, :width].reshape(R, width)
+            gws.append((ga_l.T @ layer_in).reshape(-1))
+            gbs.append(ga_l.sum(axis=0))
+            layer_in = zs[:, :, l, :width].reshape(R, width)
+        gbw, gbb = mx.concatenate(gws), mx.concatenate(gbs)
+    else:
+        gbw, gbb = mx.zeros(bw.shape), mx.zeros(bb.shape)
+    if mix:
+        gg = gg.reshape(R, 4 * H)
+        glw, glb, grw = gg.T @ x32.reshape(R, I), gg.sum(axis=0), gg.T @ prev.reshape(R, H)
+    else:
+        glw, glb, grw, gc0 = (mx.zeros(a.shape) for a in (lw, lb, rw, c0))
+    grads = (gx, gh0, gdt, gbw, gbb, ghw, ghb, glw, glb, grw, gc0)
+    return tuple(g.astype(p.dtype) for g, p in zip(grads, primals))
+
+
+def cfc_sequence_gpu(
+    cell,
+    x: mx.array,
+    h0: mx.array,
+    dt: mx.array,
+    *,
+    lstm=None,
+    c0: Optional[mx.array] = None,
+    backend: Optional[str] = None,
+    threads: Optional[int] = None,
+    stream=None,
+):
+    """States ``(B, T, H)`` of ``cell`` over ``x`` ``(B, T, I)`` from ``h0`` ``(B, H)`` with
+    elapsed times ``dt`` ``(B, T)``; differentiable (the vjp is the BPTT kernel).
+
+    Args:
+        lstm: the mixed-memory :class:`~ncps.LSTMCell` (``I`` inputs, ``H`` units) or None; with
+            it the LSTM runs before every step from cell state ``c0`` ``(B, H)`` (zeros if None)
+            and the call returns ``(states, cells)``, ``cells`` ``(B, T, H)`` the LSTM's cell
+            state after every step.
+        backend: ``"metal"``, ``"cuda"`` or ``"emulate"`` (the C++ emulation, for tests); None
+            picks the back-end of the default device / ``stream``.
+        threads: threads per group (default: a power of two covering ``max(I, H, U)``, 32..256).
+
+    Raises:
+        ValueError: a cell the kernels do not cover (see :func:`cfc_why_not`) or wrong shapes.
+    """
+    why = cfc_why_not(cell)
+    if why is not None:
+        raise ValueError(f"cfc_sequence_gpu: {why}")
+    I, H = cell.input_size, cell.hidden_size
+    if not isinstance(x, mx.array) or x.ndim != 3 or x.shape[2] != I:
+        raise ValueError(f"cfc_sequence_gpu: x must have shape (B, T, I) with I = {I}, got {tuple(np.shape(x))}")
+    B, T = x.shape[:2]
+    if not isinstance(h0, mx.array) or tuple(h0.shape) != (B, H):
+        raise ValueError(f"cfc_sequence_gpu: h0 must have shape (B, H) = ({B}, {H}), got {tuple(np.shape(h0))}")
+    if not isinstance(dt, mx.array) or tuple(dt.shape) != (B, T):
+        raise ValueError(f"cfc_sequence_gpu: dt must have shape (B, T) = ({B}, {T}), got {tuple(np.shape(dt))}")
+    if lstm is not None:
+        if (lstm.input_size, lstm.hidden_size) != (I, H):
+            raise ValueError(f"cfc_sequence_gpu: the mixed-memory LSTM must map {I} inputs to {H} units, "
+                             f"got {lstm.input_size} -> {lstm.hidden_size}")  # fmt: skip
+        c0 = mx.zeros_like(h0) if c0 is None else c0
+        if not isinstance(c0, mx.array) or tuple(c0.shape) != (B, H):
+            raise ValueError(f"cfc_sequence_gpu: c0 must have shape (B, H) = ({B}, {H}), got {tuple(np.shape(c0))}")
+        lstm_arrays = (lstm.input_map.weight, lstm.input_map.bias, lstm.recurrent_map.weight, c0)
+    elif c0 is not None:
+        raise ValueError("cfc_sequence_gpu: c0 is only for mixed memory (pass lstm too)")
+    else:
+        lstm_arrays = (mx.zeros((1,)),) * 4
+    backend = resolve_backend(backend, stream)
+    widths = tuple(int(w) for w in _sizes(cell)[2])
+    U = max(widths, default=0)
+    NT = int(threads) if threads is not None else min(256, max(32, 1 << (max(H, U, I) - 1).bit_length()))
+    if widths:
+        bw = mx.concatenate([layer.weight.reshape(-1) for layer in cell.backbone])
+        bb = mx.concatenate([layer.bias for layer in cell.backbone])
+    else:
+        bw, bb = mx.zeros((1,)), mx.zeros((1,))
+    hw, hb = _heads(cell)
+    template = dict(I=I, H=H, L=len(widths), U=U, MODE=_MODES[cell.mode], ACT=_ACTS.get(cell.activation, 0),
+                    MIX=int(lstm is not None), NT=NT, widths=widths)  # fmt: skip
+
+    @mx.custom_function
+    def seq(*arrays):
+        return tuple(cfc_forward(backend, template, arrays, stream))
+
+    @seq.vjp
+    def seq_vjp(primals, cotangents, outputs):
+        return cfc_backward(backend, template, primals, cotangents, outputs, stream)
+
+    states, cells = seq(x, h0, dt, bw, bb, hw, hb, *lstm_arrays)
+    if mx.issubdtype(x.dtype, mx.floating):
+        states, cells = states.astype(x.dtype), cells.astype(x.dtype)
+    return states if lstm is None else (states, cells)
+
+
+def wired_cfc_sequence_gpu(cell, x: mx.array, h0: mx.array, dt: mx.array, **kwargs) -> mx.array:
+    """States ``(B, T, N)`` of a :class:`~ncps.WiredCfCCell` (or a plain CfCCell) over ``x``
+    ``(B, T, I)`` from ``h0`` ``(B, N)``: its units in turn, each one launch of
+    :func:`cfc_sequence_gpu` over the whole sequence.
+
+    Unit ``l`` at step ``t`` reads unit ``l - 1``'s new state at the same step and its own previous
+    state, never a later step of unit ``l - 1``; so the chain runs unit by unit (``L`` forward and
+    ``L`` backward launches) instead of step by step. ``kwargs`` as for :func:`cfc_sequence_gpu`.
+    """
+    units = units_of(cell)
+    N = sum(u.hidden_size for u in units)
+    if not isinstance(h0, mx.array) or h0.ndim != 2 or h0.shape[1] != N:
+        raise ValueError(f"wired_cfc_sequence_gpu: h0 must have shape (B, N) with N = {N}, got {tuple(np.shape(h0))}")
+    bounds = np.cumsum([u.hidden_size for u in units])[:-1].tolist()
+    inp, states = x, []
+    for unit, h in zip(units, mx.split(h0, bounds, axis=-1)):
+        inp = cfc_sequence_gpu(unit, inp, h, dt, **kwargs)
+        states.append(inp)
+    return states[0] if len(states) == 1 else mx.concatenate(states, axis=-1)
+
+
+# -- the cell hooks of CfCCell / WiredCfCCell (see ncps.cells.base; inputs validated by the caller)
+
+KERNEL = "cfc_sequence_gpu"
+
+
+def kernel_name(mixed_memory: bool = False) -> str:
+    return KERNEL
+
+
+def why_not(cell, mixed_memory: bool = False) -> Optional[str]:
+    """None when the GPU kernels cover ``cell`` inside a layer with ``mixed_memory``, else why not."""
+    units = units_of(cell)
+    if mixed_memory and len(units) > 1:
+        return "a wired CfC with mixed memory has no GPU kernel yet (the LSTM couples the units)"
+    for unit in units:
+        why = cfc_why_not(unit)
+        if why is not None:
+            return why
+    if mixed_memory:  # the LSTM's threadgroup arrays: 4 * (12 H + I) bytes more
+        I, H, widths = _sizes(cell)
+        need = _tg_bytes(I, H, widths) + 4 * (12 * H + I)
+        if need > TG_MEMORY_LIMIT:
+            return f"mixed memory at H={H} needs {need} bytes of threadgroup memory (limit {TG_MEMORY_LIMIT})"
+    return None
+
+
+def sequence(cell, x: mx.array, h0: mx.array, dt: mx.array, lstm=None, c0=None, lengths=None, *, backend: str,
+             stream=None):  # fmt: skip
+    """``(states, cells)`` of ``cell`` over ``x`` ``(B, T, I)`` with ``dt`` ``(B, T)``: the state
+    after every step ``(B, T, N)``; with the mixed-memory ``lstm`` (dense cells only:
+    :func:`why_not`) the LSTM runs before every step from ``c0`` and ``cells`` ``(B, T, N)`` is its
+    cell state after every step, else None. ``lengths`` is not used: the kernels compute the padded
+    steps and the layer discards them."""
+    if lstm is not None:
+        return cfc_sequence_gpu(cell, x, h0, dt, lstm=lstm, c0=c0, backend=backend, stream=stream)
+    return wired_cfc_sequence_gpu(cell, x, h0, dt, backend=backend, stream=stream), None
+
+
+def step(cell, x: mx.array, h: mx.array, ts, *, backend: str, stream=None) -> mx.array:
+    """One step as a one-step sequence: ``x`` ``(B, I)``, ``h`` ``(B, H)``, ``ts`` a float or ``(B, 1)``."""
+    dt = mx.full((x.shape[0], 1), ts) if isinstance(ts, (int, float)) else ts
+    return sequence(cell, x[:, None], h, dt, backend=backend, stream=stream)[0][:, 0]

@@ -1,0 +1,152 @@
+"""CPU emulation of the dialect kernels: each kernel body compiled as C++ with the CPU prelude
+(``kernels/dialect/cpu.h``: every threadgroup's threads are std::threads sharing a std::barrier).
+
+The generated program reads its inputs from ``in_<k>.bin`` files and writes ``out_<k>.bin``, so the
+same build can run under ThreadSanitizer (a sanitized program cannot be loaded into Python).
+Builds are cached by a hash of the source and flags under ``$NCPS_GPU_EMU_CACHE`` (default: the
+system temp folder), so only a changed kernel recompiles.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from contextlib import contextmanager
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from ._source import KernelSpec, body, kernel_dir, source_hash
+
+TSAN_FLAGS = ("-fsanitize=thread", "-O1", "-g")
+DEFAULT_FLAGS = ("-O2",)
+
+# Compiler flags of the builds ncps.gpu's "emulate" back-end runs, and where their stderr goes.
+_options = {"flags": DEFAULT_FLAGS, "reports": None}
+
+
+@contextmanager
+def configured(flags=DEFAULT_FLAGS, reports=None):
+    """Run the ``"emulate"`` back-end with other compiler ``flags`` (e.g. :data:`TSAN_FLAGS`, or
+    ``-DNCPS_DROP_BARRIER=<tag>``), appending each run's stderr to the list ``reports``."""
+    saved = dict(_options)
+    _options.update(flags=tuple(flags), reports=reports)
+    try:
+        yield
+    finally:
+        _options.update(saved)
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("NCPS_GPU_EMU_CACHE", Path(tempfile.gettempdir()) / "ncps-gpu-emu"))
+
+
+def cxx() -> str:
+    exe = os.environ.get("CXX", "g++")
+    if shutil.which(exe) is None:
+        raise RuntimeError(f"the kernel emulation needs a C++20 compiler; {exe!r} is not on PATH")
+    return exe
+
+
+def program_source(spec: KernelSpec) -> str:
+    """The C++ program that runs ``spec`` under the CPU prelude."""
+    params = [f"const {'int' if t == 'int' else 'float'}* {n}" for n, t in spec.inputs]
+    params += [f"float* {n}" for n in spec.outputs]
+    consts = "".join(f"  const int {c} = ncps_tmpl[{k}];\n" for k, c in enumerate(spec.template))
+    args = [f"reinterpret_cast<const {'int' if t == 'int' else 'float'}*>(ins[{k}].data())"
+            for k, (_, t) in enumerate(spec.inputs)]  # fmt: skip
+    args += [f"outs[{k}].data()" for k in range(len(spec.outputs))]
+    path = (kernel_dir() / spec.body).as_posix()
+    return f"""#include "cpu.h"
+#include <cstdio>
+#include <fstream>
+#include <iterator>
+#include <string>
+
+static void ncps_kernel({", ".join(params)}, int ncps_groups, const int* ncps_tmpl) {{
+{consts}  ncps_emu::launch(ncps_groups, NT, [&](ncps_emu::Ctx& ncps_ctx) {{
+#line 1 "{path}"
+{body(spec)}
+  }});
+}}
+
+static std::vector<char> slurp(const std::string& p) {{
+  std::ifstream f(p, std::ios::binary);
+  return std::vector<char>((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+}}
+
+int main(int argc, char** argv) {{
+  if (argc != 2) return 2;
+  const std::string dir = argv[1];
+  std::ifstream meta(dir + "/meta.txt");
+  int groups = 0;
+  meta >> groups;
+  std::vector<int> tmpl({len(spec.template)});
+  for (int& v : tmpl) meta >> v;
+  std::vector<std::vector<char>> ins;
+  for (int k = 0; k < {len(spec.inputs)}; ++k) ins.push_back(slurp(dir + "/in_" + std::to_string(k) + ".bin"));
+  std::vector<std::vector<float>> outs({len(spec.outputs)});
+  for (auto& o : outs) {{ long n = 0; meta >> n; o.assign(n, 0.0f); }}
+  ncps_kernel({", ".join(args)}, groups, tmpl.data());
+  for (size_t k = 0; k < outs.size(); ++k) {{
+    std::ofstream f(dir + "/out_" + std::to_string(k) + ".bin", std::ios::binary);
+    f.write(reinterpret_cast<const char*>(outs[k].data()), outs[k].size() * sizeof(float));
+  }}
+  return 0;
+}}
+"""
+
+
+def build(spec: KernelSpec, flags: Sequence[str] = DEFAULT_FLAGS) -> Path:
+    """Compile (or reuse) the emulation program of ``spec``; returns the executable's path."""
+    flags = tuple(flags)
+    src = program_source(spec)
+    out_dir = cache_root() / f"{spec.name}-{source_hash(spec, src, *flags)}"
+    exe = out_dir / "kernel"
+    if exe.is_file():
+        return exe
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "kernel.cpp").write_text(src)
+    tmp = out_dir / f"kernel.{os.getpid()}.tmp"
+    cmd = [cxx(), "-std=c++20", "-pthread", *flags, "-I", str(kernel_dir() / "dialect"), str(out_dir / "kernel.cpp"),
+           "-o", str(tmp)]  # fmt: skip
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise RuntimeError(f"compiling the emulation of {spec.name} failed:\n{' '.join(cmd)}\n{res.stderr}")
+    os.replace(tmp, exe)  # atomic: concurrent builders never see a half-written program
+    return exe
+
+
+def run(
+    spec: KernelSpec,
+    inputs: Sequence[np.ndarray],
+    output_shapes: Sequence[tuple],
+    template: dict,
+    groups: int,
+    flags: Optional[Sequence[str]] = None,
+) -> tuple[list[np.ndarray], subprocess.CompletedProcess]:
+    """Run ``spec`` on ``groups`` threadgroups of ``template["NT"]`` threads. Outputs start at
+    zero. Returns the outputs (float32) and the finished process (its stderr holds TSan reports).
+    ``flags`` default to those of :func:`configured`."""
+    flags = _options["flags"] if flags is None else flags
+    if len(inputs) != len(spec.inputs):
+        raise ValueError(f"{spec.name}: expected {len(spec.inputs)} inputs, got {len(inputs)}")
+    exe = build(spec, flags)
+    with tempfile.TemporaryDirectory(prefix="ncps-emu-") as d:
+        for k, ((name, kind), a) in enumerate(zip(spec.inputs, inputs)):
+            dtype = np.int32 if kind == "int" else np.float32
+            np.ascontiguousarray(a, dtype=dtype).tofile(os.path.join(d, f"in_{k}.bin"))
+        sizes = [int(np.prod(s)) for s in output_shapes]
+        tmpl = [int(template[c]) for c in spec.template]
+        Path(d, "meta.txt").write_text(" ".join(map(str, [groups, *tmpl, *sizes])) + "\n")
+        proc = subprocess.run([str(exe), d], capture_output=True, text=True)
+        if proc.returncode != 0 and "ThreadSanitizer" not in proc.stderr:
+            raise RuntimeError(f"the emulation of {spec.name} failed (exit {proc.returncode}):\n{proc.stderr}")
+        if _options["reports"] is not None:
+            _options["reports"].append(proc.stderr)
+        outs = [np.fromfile(os.path.join(d, f"out_{k}.bin"), dtype=np.float32).reshape(s)
+                for k, s in enumerate(output_shapes)]  # fmt: skip
+    return outs, proc

@@ -1,0 +1,340 @@
+"""LTC sequence on the GPU: the dialect kernels ``kernels/ltc_forward.inc`` and
+``kernels/ltc_backward.inc`` behind one ``mx.custom_function``.
+
+:func:`ltc_sequence_gpu` computes exactly :func:`ncps.cells.ltc.ltc_sequence` (and takes the same arrays
+as :func:`ncps.cells.ltc_fused.ltc_sequence`): mapped inputs ``x`` ``(B, T, I)``, ``h0`` ``(B, N)``, ``dt``
+``(B, T)`` and the effective solver parameters; it returns the states ``(B, T, N)``. Its vjp
+launches the fused BPTT kernel, so ``mx.grad``, ``nn.value_and_grad`` and ``mx.compile`` work
+through it. The masks receive zero gradient, as in the CPU primitive.
+
+Sparse wirings cost in proportion to their synapses: the kernels walk CSR synapse lists built
+once per wiring by :func:`ltc_synapse_plan` (pass the plan to avoid reading the masks back from
+the device on every call; it must be built outside ``mx.compile``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Optional
+
+import mlx.core as mx
+import numpy as np
+
+from ..cells.ltc_fused import LSTM_PARAMS, SOLVER_PARAMS, _check, _check_ltc_args, lstm_params
+from ._source import KernelSpec
+from .launch import TG_MEMORY_LIMIT, launch, resolve_backend
+
+__all__ = ["LTCSynapsePlan", "ltc_synapse_plan", "ltc_sequence_gpu", "ltc_threads", "LTC_FORWARD", "LTC_BACKWARD"]
+
+_SENSORY, _RECURRENT, _NEURON = SOLVER_PARAMS[:5], SOLVER_PARAMS[5:10], SOLVER_PARAMS[10:]
+_CSR = (("rec_ptr", "int"), ("rec_src", "int"), ("sens_ptr", "int"), ("sens_src", "int"))
+# The mixed-memory LSTM's arrays (placeholders without it): its input (B, T, F), input_w (4N, F),
+# input_b (4N,), recurrent_w (4N, N), and the initial cell state (B, N).
+_MIXED = (("lstm_input", "float"), ("lw", "float"), ("lb", "float"), ("rw", "float"), ("c0", "float"))
+_FWD_INPUTS = (("x", "float"), ("h0", "float"), ("dt", "float"), *((k, "float") for k in SOLVER_PARAMS), *_CSR,
+               *_MIXED, ("dims", "int"), ("eps", "float"))  # fmt: skip
+# Gradient outputs, in the order of the differentiable inputs they belong to.
+_GRAD_OF = ("x", "h0", "dt", "sensory_w", "sensory_sigma", "sensory_mu", "sensory_erev",
+            "w", "sigma", "mu", "erev", "cm", "gleak", "vleak")  # fmt: skip
+_TEMPLATE = ("N", "I", "K", "F", "MIX", "NT")
+
+LTC_FORWARD = KernelSpec("ncps_ltc_forward", "ltc_forward.inc", _FWD_INPUTS, ("states", "cells"), _TEMPLATE)
+LTC_BACKWARD = KernelSpec(
+    "ncps_ltc_backward",
+    "ltc_backward.inc",
+    _FWD_INPUTS + (("states", "float"), ("cells", "float"), ("cot", "float"), ("cot_c", "float"),
+                   ("rec_optr", "int"), ("rec_odst", "int"), ("sens_optr", "int"), ("sens_odst", "int")),  # fmt: skip
+    tuple("g_" + k for k in _GRAD_OF) + ("g_u", "g_gates", "g_c0"),
+    _TEMPLATE,
+)
+
+
+@dataclass(frozen=True)
+class LTCSynapsePlan:
+    """CSR synapse lists of one wiring (int32 device arrays) and, for the backward's per-synapse
+    gradient rows, the dense flat index ``src * N + dst`` of each by-source position."""
+
+    N: int
+    I: int
+    rec_ptr: mx.array   # (N+1,) by destination
+    rec_src: mx.array   # (S,)
+    sens_ptr: mx.array  # (N+1,)
+    sens_src: mx.array  # (SS,)
+    rec_optr: mx.array  # (N+1,) by source
+    rec_odst: mx.array  # (S,)
+    sens_optr: mx.array  # (I+1,)
+    sens_odst: mx.array  # (SS,)
+    rec_flat: mx.array  # (S,) src*N + dst for by-source position e
+    sens_flat: mx.array  # (SS,)
+
+
+def _csr(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row pointers and column indices of the nonzeros of ``mask`` (rows in order)."""
+    rows, cols = np.nonzero(mask)
+    ptr = np.zeros(mask.shape[0] + 1, dtype=np.int32)
+    np.cumsum(np.bincount(rows, minlength=mask.shape[0]), out=ptr[1:])
+    return ptr, cols.astype(np.int32)
+
+
+def ltc_synapse_plan(params: Mapping[str, object]) -> LTCSynapsePlan:
+    """The synapse lists of ``params["mask"]`` ``(N, N)`` and ``params["sensory_mask"]`` ``(I, N)``
+    (indexed ``[source, destination]``; a synapse is a nonzero entry). Reads the masks to the host."""
+    mask = np.array(params["mask"])
+    smask = np.array(params["sensory_mask"])
+    if mask.ndim != 2 or mask.shape[0] != mask.shape[1]:
+        raise ValueError(f"ltc_synapse_plan: mask must have shape (N, N), got {mask.shape}")
+    if smask.ndim != 2 or smask.shape[1] != mask.shape[0]:
+        raise ValueError(f"ltc_synapse_plan: sensory_mask must have shape (I, N) = (I, {mask.shape[0]}), "
+                         f"got {smask.shape}")  # fmt: skip
+    N, I = mask.shape[0], smask.shape[0]
+    rp, rs = _csr(mask.T)
+    sp, ss = _csr(smask.T)
+    op, od = _csr(mask)
+    sop, sod = _csr(smask)
+    rflat = (np.nonzero(mask)[0] * N + od).astype(np.int32)
+    sflat = (np.nonzero(smask)[0] * N + sod).astype(np.int32)
+    a = mx.array
+    return LTCSynapsePlan(N, I, a(rp), a(rs), a(sp), a(ss), a(op), a(od), a(sop), a(sod), a(rflat), a(sflat))
+
+
+def _next_pow2(n: int) -> int:
+    return 1 << max(0, int(n) - 1).bit_length()
+
+
+def ltc_threads(N: int, I: int) -> int:
+    """Default threads per group: a power of two covering the larger of ``N`` and ``I``,
+    between 32 (one SIMD group / warp) and 256."""
+    return min(256, max(32, _next_pow2(max(N, I))))
+
+
+def _tg_bytes(N: int, I: int, K: int, NT: int, F: int = 0) -> int:
+    """Threadgroup memory of the backward kernel (the larger of the two); ``F > 0``: with the
+    mixed-memory LSTM reading ``F`` features."""
+    return 4 * ((K + 1) * N + K * N + I + 8 * N + NT + (F + 11 * N if F else 0))
+
+
+def _scatter(partial: mx.array, flat: mx.array, shape: tuple) -> mx.array:
+    """Sum per-batch synapse gradient rows ``(B, S)`` over ``B`` and place them in a dense array."""
+    dense = mx.zeros((shape[0] * shape[1],), dtype=mx.float32)
+    if flat.size:
+        dense = dense.at[flat].add(partial.sum(axis=0))  # distinct indices: no collisions
+    return dense.reshape(shape)
+
+
+@dataclass(frozen=True)
+class LTCLaunch:
+    """Everything a launch needs besides the arrays."""
+
+    backend: str
+    plan: LTCSynapsePlan
+    template: dict
+    B: int
+    T: int
+    epsilon: float
+    stream: object = None
+
+
+def _inputs(run: LTCLaunch, x, h0, dt, p, mixed) -> list:
+    """The forward kernel's inputs (float32 arrays, the CSR lists, the LSTM's arrays, the scalars)."""
+    f32 = [a.astype(mx.float32) for a in (x, h0, dt, *p)]
+    pl = run.plan
+    meta = [mx.array([run.B, run.T], dtype=mx.int32), mx.array([run.epsilon], dtype=mx.float32)]
+    return f32 + [pl.rec_ptr, pl.rec_src, pl.sens_ptr, pl.sens_src] + [a.astype(mx.float32) for a in mixed] + meta
+
+
+def _split(arrays) -> tuple:
+    """``(x, h0, dt, p, mixed)`` of the custom function's arguments ``(x, h0, dt, *p, *mixed)``."""
+    x, h0, dt, *rest = arrays
+    n = len(SOLVER_PARAMS)
+    return x, h0, dt, rest[:n], rest[n:]
+
+
+def ltc_forward(run: LTCLaunch, arrays) -> tuple:
+    """Launch the forward kernel on ``(x, h0, dt, *p, *mixed)`` (``p`` in :data:`SOLVER_PARAMS`
+    order, ``mixed`` the LSTM's five arrays or placeholders): ``(states, cells)`` (``cells`` a
+    placeholder without mixed memory)."""
+    N, mix = run.template["N"], run.template["MIX"]
+    shapes = [(run.B, run.T, N), (run.B, run.T, N) if mix else (1,)]
+    outs = launch(LTC_FORWARD, run.backend, _inputs(run, *_split(arrays)), shapes, run.template, run.B,
+                  stream=run.stream)  # fmt: skip
+    return tuple(outs)
+
+
+def ltc_backward(run: LTCLaunch, primals, cotangents, outputs) -> tuple:
+    """Launch the backward kernel and assemble the gradients of ``primals`` = ``(x, h0, dt, *p,
+    *mixed)`` from the cotangents of ``outputs`` = ``(states, cells)``."""
+    x, h0, dt, p, mixed = _split(primals)
+    states, cells = outputs
+    cot, cot_c = cotangents
+    B, T, N, I, F, mix, pl = run.B, run.T, run.template["N"], run.template["I"], run.template["F"], \
+        run.template["MIX"], run.plan  # fmt: skip
+    ins = _inputs(run, x, h0, dt, p, mixed) + [states, cells, cot.astype(mx.float32), cot_c.astype(mx.float32),
+                                               pl.rec_optr, pl.rec_odst, pl.sens_optr, pl.sens_odst]  # fmt: skip
+    S, SS = int(pl.rec_flat.size), int(pl.sens_flat.size)
+    shapes = [(B, T, I), (B, N), (B, T), *[(B, SS)] * 4, *[(B, S)] * 4, (B, N), (B, N), (B, N)]
+    shapes += [(B, T, F), (B, T, 4, N), (B, N)] if mix else [(1,)] * 3
+    outs = launch(LTC_BACKWARD, run.backend, ins, shapes, run.template, B, zero_init=True, stream=run.stream)
+    g = dict(zip(_GRAD_OF, outs))
+    grads = {"x": g["x"], "h0": g["h0"], "dt": g["dt"], "sensory_mask": mx.zeros((I, N)), "mask": mx.zeros((N, N))}
+    for k in _SENSORY[:4]:
+        grads[k] = _scatter(g[k], pl.sens_flat, (I, N))
+    for k in _RECURRENT[:4]:
+        grads[k] = _scatter(g[k], pl.rec_flat, (N, N))
+    for k in _NEURON:
+        grads[k] = g[k].sum(axis=0)
+    order = ("x", "h0", "dt", *SOLVER_PARAMS)
+    out = [grads[k].astype(a.dtype) for k, a in zip(order, primals)]
+    if mix:  # the LSTM's weight gradients: GEMMs of the gate adjoints over all B T rows
+        gu, gg, gc0 = outs[len(_GRAD_OF):]
+        R = B * T
+        gg = gg.reshape(R, 4 * N)
+        prev = mx.concatenate([h0[:, None].astype(mx.float32), states[:, :-1]], axis=1).reshape(R, N)
+        u = mixed[0].astype(mx.float32).reshape(R, F)
+        lstm_grads = (gu, gg.T @ u, gg.sum(axis=0), gg.T @ prev, gc0)
+    else:
+        lstm_grads = tuple(mx.zeros(a.shape) for a in mixed)
+    return tuple(out) + tuple(g.astype(a.dtype) for g, a in zip(lstm_grads, mixed))
+
+
+def ltc_sequence_gpu(
+    x: mx.array,
+    h0: mx.array,
+    dt: mx.array,
+    params: Mapping[str, mx.array],
+    ode_unfolds: int = 6,
+    epsilon: float = 1e-8,
+    *,
+    plan: Optional[LTCSynapsePlan] = None,
+    lstm_input: Optional[mx.array] = None,
+    lstm: Optional[Mapping[str, mx.array]] = None,
+    c0: Optional[mx.array] = None,
+    backend: Optional[str] = None,
+    threads: Optional[int] = None,
+    stream=None,
+):
+    """The LTC sequence as one GPU kernel: states ``(B, T, N)`` after every step.
+
+    With the mixed-memory LSTM (``lstm``: its parameters under the keys of
+    :data:`~ncps.cells.ltc_fused.LSTM_PARAMS`, ``lstm_input`` ``(B, T, F)``, ``c0`` ``(B, N)``,
+    zeros if None) the LSTM runs before every step inside the kernel, as
+    :func:`ncps.cells.ltc_fused.ltc_mixed_sequence`, and the call returns ``(states, cells)``.
+
+    Args:
+        x, h0, dt, params, ode_unfolds, epsilon: as :func:`ncps.cells.ltc_fused.ltc_sequence` (``dt <= 0``
+            leaves that sample's state unchanged).
+        plan: the wiring's synapse lists (:func:`ltc_synapse_plan`); built from the masks if None.
+        backend: ``"metal"``, ``"cuda"`` or ``"emulate"`` (the C++ emulation, for tests); None
+            picks the back-end of the default device / ``stream``.
+        threads: threads per group (default :func:`ltc_threads`).
+        stream: the MLX stream or device of the launches.
+
+    Raises:
+        ValueError: wrong shapes (the message names the argument and the expected shape), a plan
+            of another size, or a kernel that needs more threadgroup memory than the limit.
+        RuntimeError: no GPU back-end and no ``backend`` given.
+    """
+    op = "ltc_sequence_gpu"
+    B, T, I, N = _check_ltc_args(op, x, h0, dt, params, ode_unfolds)
+    K = int(ode_unfolds)
+    backend = resolve_backend(backend, stream)
+    if plan is None:
+        plan = ltc_synapse_plan(params)
+    if (plan.N, plan.I) != (N, I):
+        raise ValueError(f"{op}: plan is for (N, I) = ({plan.N}, {plan.I}), the arrays have ({N}, {I})")
+    NT = int(threads) if threads is not None else ltc_threads(N, I)
+    if NT < 1:
+        raise ValueError(f"{op}: threads must be positive, got {threads}")
+    mixed, F = _mixed_args(op, B, T, N, lstm_input, lstm, c0)
+    need = _tg_bytes(N, I, K, NT, F)
+    if need > TG_MEMORY_LIMIT:
+        raise ValueError(f"{op}: N={N}, I={I}, ode_unfolds={K}{f', F={F}' if F else ''} need {need} bytes of "
+                         f"threadgroup memory, more than {TG_MEMORY_LIMIT}")  # fmt: skip
+    template = dict(N=N, I=I, K=K, F=max(F, 1), MIX=int(lstm is not None), NT=NT)
+    run = LTCLaunch(backend, plan, template, B, T, float(epsilon), stream)
+
+    @mx.custom_function
+    def seq(*arrays):
+        return ltc_forward(run, arrays)
+
+    @seq.vjp
+    def seq_vjp(primals, cotangents, outputs):
+        return ltc_backward(run, primals, cotangents, outputs)
+
+    states, cells = seq(x, h0, dt, *(params[k] for k in SOLVER_PARAMS), *mixed)
+    if mx.issubdtype(x.dtype, mx.floating):
+        states, cells = states.astype(x.dtype), cells.astype(x.dtype)
+    return states if lstm is None else (states, cells)
+
+
+def _mixed_args(op: str, B: int, T: int, N: int, lstm_input, lstm, c0) -> tuple:
+    """The LSTM's five kernel arrays (placeholders without it) and its input width ``F`` (0)."""
+    if lstm is None:
+        if lstm_input is not None or c0 is not None:
+            raise ValueError(f"{op}: lstm_input and c0 are only for mixed memory (pass lstm too)")
+        return (mx.zeros((1,)),) * 5, 0
+    if not isinstance(lstm, Mapping) or any(k not in lstm for k in LSTM_PARAMS):
+        raise ValueError(f"{op}: lstm must be a mapping with keys {list(LSTM_PARAMS)}")
+    if not isinstance(lstm_input, mx.array) or lstm_input.ndim != 3 or tuple(lstm_input.shape[:2]) != (B, T):
+        got = tuple(lstm_input.shape) if isinstance(lstm_input, mx.array) else type(lstm_input).__name__
+        raise ValueError(f"{op}: lstm_input must have shape (B, T, F) with (B, T) = ({B}, {T}), got {got}")
+    F = lstm_input.shape[2]
+    c0 = mx.zeros((B, N)) if c0 is None else c0
+    _check("c0", c0, (B, N), "(B, N)", op)
+    _check("input_w", lstm["input_w"], (4 * N, F), "(4N, F)", op)
+    _check("input_b", lstm["input_b"], (4 * N,), "(4N,)", op)
+    _check("recurrent_w", lstm["recurrent_w"], (4 * N, N), "(4N, N)", op)
+    return (lstm_input, lstm["input_w"], lstm["input_b"], lstm["recurrent_w"], c0), F
+
+
+# -- the cell hooks of LTCCell (see ncps.cells.base; inputs validated by the caller) ---------------
+
+KERNEL = "ltc_sequence_gpu"
+
+
+def kernel_name(mixed_memory: bool = False) -> str:
+    return KERNEL
+
+
+def why_not(cell, mixed_memory: bool = False) -> Optional[str]:
+    """None when the GPU kernels cover ``cell`` (an LTCCell), else why not."""
+    N, I, K = cell.state_size, cell.sensory_size, cell.ode_unfolds
+    need = _tg_bytes(N, I, K, ltc_threads(N, I), cell.input_size if mixed_memory else 0)
+    if need > TG_MEMORY_LIMIT:
+        return f"N={N}, I={I}, ode_unfolds={K} need {need} bytes of threadgroup memory (limit {TG_MEMORY_LIMIT})"
+    return None
+
+
+def cell_synapse_plan(cell) -> LTCSynapsePlan:
+    """:func:`ltc_synapse_plan` of an LTCCell's wiring, built once per cell from the wiring's
+    adjacency matrices on the host (the frozen masks are their absolute values), so no call reads
+    the masks back from the device, and calls inside ``mx.compile`` work."""
+    plan = getattr(cell, "_gpu_synapse_plan", None)
+    if plan is None:
+        wiring = cell._wiring
+        masks = {"mask": np.abs(wiring.adjacency_matrix), "sensory_mask": np.abs(wiring.sensory_adjacency_matrix)}
+        plan = ltc_synapse_plan(masks)
+        object.__setattr__(cell, "_gpu_synapse_plan", plan)  # a plain attribute, not a module parameter
+    return plan
+
+
+def sequence(cell, x: mx.array, h0: mx.array, dt: mx.array, lstm=None, c0=None, lengths=None, *, backend: str,
+             stream=None):  # fmt: skip
+    """``(states, cells)`` of ``cell`` over ``x`` ``(B, T, I)`` with ``dt`` ``(B, T)``: the state
+    after every step ``(B, T, N)``; with the mixed-memory ``lstm`` (an :class:`~ncps.LSTMCell`
+    reading the unmapped ``x``) the LSTM runs before every step from ``c0`` (zeros if None) and
+    ``cells`` ``(B, T, N)`` is its cell state after every step, else None. With ``lengths`` and no
+    mixed memory the padded steps get ``dt = 0``, which the kernel skips (one group per sequence)."""
+    params = cell.solver_params()
+    kwargs = dict(plan=cell_synapse_plan(cell), backend=backend, stream=stream)
+    if lstm is None:
+        if lengths is not None:
+            dt = mx.where(mx.arange(dt.shape[1])[None] < lengths[:, None], dt, 0.0)
+        return ltc_sequence_gpu(cell.map_inputs(x), h0, dt, params, cell.ode_unfolds, cell.epsilon, **kwargs), None
+    return ltc_sequence_gpu(cell.map_inputs(x), h0, dt, params, cell.ode_unfolds, cell.epsilon, lstm_input=x,
+                            lstm=lstm_params(lstm), c0=c0, **kwargs)  # fmt: skip
+
+
+def step(cell, x: mx.array, h: mx.array, ts, *, backend: str, stream=None) -> mx.array:
+    """One step as a one-step sequence: ``x`` ``(B, I)``, ``h`` ``(B, N)``, ``ts`` a float or ``(B, 1)``."""
+    dt = mx.full((x.shape[0], 1), ts) if isinstance(ts, (int, float)) else ts
+    return sequence(cell, x[:, None], h, dt, backend=backend, stream=stream)[0][:, 0]
