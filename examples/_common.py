@@ -66,13 +66,13 @@ def plot_history(history: dict, out: Path, name: str, title: str, keys: Optional
 
 
 def plot_wiring(wiring: Any, out: Path, name: str, title: str) -> Path:
-    """The wiring drawn by ``Wiring.draw_graph`` with a legend of the neuron types."""
+    """The wiring drawn by ``Wiring.draw_graph`` in columns (sensory → inter → command → motor),
+    with a legend of the neuron types and synapse polarities."""
     pyplot = plt()
-    fig = pyplot.figure(figsize=(7.5, 6))
-    handles = wiring.draw_graph(layout="shell", draw_labels=True)
-    pyplot.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig = pyplot.figure(figsize=(8, 5.5))
+    handles = wiring.draw_graph(layout="layered", draw_labels=True)
+    pyplot.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=9, frameon=False)
     pyplot.title(title)
-    pyplot.axis("off")
     return save(fig, out, name)
 
 
