@@ -24,7 +24,7 @@ epochs of RMSprop at 0.005 decayed by 0.95 per epoch). Two changes make it learn
 Plots (in ``--out``): an encoded example, accuracy after every epoch, test accuracy by string
 length, and the hidden state over one test string.
 
-    python examples/xor_cfc.py               # 10 epochs, about 10 minutes on a busy 2-core CPU
+    python examples/xor_cfc.py               # 10 epochs, 13 minutes on a busy 2-core CPU
     python examples/xor_cfc.py --epochs 30   # longer
     python examples/xor_cfc.py --quick
 """
