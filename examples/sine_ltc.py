@@ -40,9 +40,9 @@ def neuron_states(model: LTC, x: mx.array) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    p = _common.parser(__doc__.splitlines()[0])
-    p.add_argument("--epochs", type=int, default=400, help="training epochs (one batch each)")
-    p.add_argument("--lr", type=float, default=0.01, help="Adam learning rate")
+    p = _common.parser(__doc__)
+    p.add_argument("--epochs", type=int, default=400, help="Training epochs (one update each: the data set is one sequence).")
+    p.add_argument("--lr", type=float, default=0.01, help="Learning rate of Adam (updates as torch.optim.Adam does).")
     args = p.parse_args(argv)
     epochs = min(args.epochs, 3) if args.quick else args.epochs
     timer = _common.Timer()
@@ -76,14 +76,14 @@ def main(argv: list[str] | None = None) -> dict:
     out = args.out
     _common.plot_history(history.history, out, f"{NAME}_loss.png", "LTC + AutoNCP(16, 1): training loss (MSE)")
     plt = _common.plt()
-    fig, ax = plt.subplots(figsize=(7, 3.2))
+    fig, ax = plt.subplots(figsize=(8.5, 3.2))
     steps = np.arange(x.shape[1])
     ax.plot(steps, y_np[0, :, 0], "k", lw=2, label="target sin 2u")
     ax.plot(steps, before, ":", label="before training")
     ax.plot(steps, after, "--", label=f"after {epochs} epochs (MSE {mse:.4f})")
     ax.plot(steps, x_np[0, :, 0], color="0.7", lw=0.8, label="input sin u")
     ax.set_xlabel("step")
-    ax.legend(loc="lower left", fontsize=8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)  # beside, not over, the curves
     ax.grid(alpha=0.3)
     ax.set_title("LTC prediction vs truth")
     _common.save(fig, out, f"{NAME}_prediction.png")
@@ -91,7 +91,8 @@ def main(argv: list[str] | None = None) -> dict:
     _common.plot_wiring(built, out, f"{NAME}_wiring.png", "AutoNCP(16, 1) wiring of the LTC")
     labels = [f"{i} {built.get_type_of_neuron(i)}" for i in range(built.units)]
     _common.plot_activity(neuron_states(model, x), out, f"{NAME}_activity.png",
-                          "LTC neuron states over the sequence (neuron 0 is the motor output)", labels=labels)  # fmt: skip
+                          "LTC neuron states over the sequence (neuron 0 is the motor output)", labels=labels,
+                          always=[0])  # fmt: skip
 
     metrics = {"example": NAME, "epochs": epochs, "final_train_loss": history.history["loss"][-1], "mse": mse,
                "train_seconds": train_time, "total_seconds": timer(), "compiled_step": history.compiled}  # fmt: skip

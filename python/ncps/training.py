@@ -566,13 +566,25 @@ class _Stepper:
 
 
 def _progress_bar(enabled: bool, total: int, desc: str):
-    if not enabled:
+    """A tqdm bar on an interactive terminal, else None (then ``fit`` prints one line per epoch).
+
+    Off a terminal (a log file, a pipe, CI) tqdm's carriage-return redraws pile up as several
+    copies of the bar per epoch, so there the plain line is the readable choice.
+    """
+    if not enabled or not _is_terminal(sys.stderr):
         return None
     try:
         from tqdm.auto import tqdm
     except ImportError:
         return None
     return tqdm(total=total, desc=desc, unit="batch", leave=True, dynamic_ncols=True)
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
 
 
 def _format_logs(logs: Mapping[str, float]) -> str:
@@ -636,7 +648,8 @@ def fit(
         checkpoint_path: write the model whenever the monitored loss improves: with
             :func:`ncps.save` for an ncps layer or cell (reload with :func:`ncps.load`), with
             ``model.save_weights`` for any other module. Rank 0 only.
-        progress: a tqdm progress bar per epoch (rank 0 only); without tqdm, a line per epoch.
+        progress: report each epoch (rank 0 only, on stderr): a tqdm progress bar when stderr is a
+            terminal and tqdm is installed, otherwise exactly one line per epoch.
         shuffle: visit the training samples in a new random order every epoch.
         seed: seeds the shuffling and ``mx.random`` (dropout), so that the same model, data and
             seed give the same parameters. Seed *before building the model* for identical

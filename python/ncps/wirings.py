@@ -395,42 +395,44 @@ class Wiring:
 
         Sensory, inter, command and motor neurons get distinct colours;
         excitatory synapses are green and inhibitory ones red by default.
+        Labels are short enough to fit inside the nodes: ``s{j}`` for sensory
+        input ``j`` and ``{i}`` for neuron ``i`` (its state index).
 
         Example:
 
             >>> import matplotlib.pyplot as plt
-            >>> handles = wiring.draw_graph(draw_labels=True)
-            >>> plt.legend(handles=handles, loc="upper center", bbox_to_anchor=(1, 1))
+            >>> handles = wiring.draw_graph(layout="layered", draw_labels=True)
+            >>> plt.legend(handles=handles, loc="upper left", bbox_to_anchor=(1, 1))
             >>> plt.show()
 
         Args:
-            layout (str): One of ``"kamada"``, ``"circular"``, ``"random"``,
-              ``"shell"``, ``"spring"``, ``"spectral"``, ``"spiral"``.
+            layout (str): ``"shell"`` (concentric rings, one per neuron type:
+              motor innermost, sensory outermost), ``"layered"`` (one column
+              per type, sensory → inter → command → motor), or a networkx
+              layout: ``"kamada"``, ``"circular"``, ``"random"``, ``"spring"``,
+              ``"spectral"``, ``"spiral"``.
             neuron_colors (dict, optional): Colour per neuron type, merged
               over the defaults.
             synapse_colors (str or dict, optional): One colour for all synapses
               or a dict with ``"excitatory"`` and ``"inhibitory"`` entries.
-            draw_labels (bool): Draw the node names. Default: ``False``.
+            draw_labels (bool): Draw the (short) node names. Default: ``False``.
 
         Returns:
-            A list of ``matplotlib.patches.Patch``, one per neuron type drawn,
-            for ``plt.legend(handles=...)``.
+            Legend handles for ``plt.legend(handles=...)``: one
+            ``matplotlib.patches.Patch`` per neuron type drawn, then one
+            ``matplotlib.lines.Line2D`` per synapse polarity drawn.
         """
         nx, mpatches, plt = _import_plotting(matplotlib=True)
+        from matplotlib.lines import Line2D
 
-        layouts = {
-            "kamada": nx.kamada_kawai_layout,
-            "circular": nx.circular_layout,
-            "random": nx.random_layout,
-            "shell": nx.shell_layout,
-            "spring": nx.spring_layout,
-            "spectral": nx.spectral_layout,
-            "spiral": nx.spiral_layout,
-        }
-        if layout not in layouts:
-            raise ValueError(
-                f"layout must be one of {sorted(layouts)}, got {layout!r}"
-            )
+        graph = self.get_graph(include_sensory_neurons=self.is_built())
+        nodes_by_type: Dict[str, List[str]] = {}
+        for node, neuron_type in graph.nodes(data="neuron_type"):
+            nodes_by_type.setdefault(neuron_type, []).append(node)
+        types = [t for t in _NEURON_TYPE_ORDER if t in nodes_by_type]
+        types += sorted(t for t in nodes_by_type if t not in _NEURON_TYPE_ORDER)
+        pos = _graph_layout(nx, graph, layout, [nodes_by_type[t] for t in types])
+
         colors = dict(_DEFAULT_NEURON_COLORS)
         colors.update(neuron_colors or {})
         if synapse_colors is None:
@@ -440,38 +442,65 @@ class Wiring:
         else:
             synapse_colors = {**_DEFAULT_SYNAPSE_COLORS, **synapse_colors}
 
-        graph = self.get_graph(include_sensory_neurons=self.is_built())
-        pos = layouts[layout](graph)
-
-        nodes_by_type: Dict[str, List[str]] = {}
-        for node, neuron_type in graph.nodes(data="neuron_type"):
-            nodes_by_type.setdefault(neuron_type, []).append(node)
-        types = [t for t in _NEURON_TYPE_ORDER if t in nodes_by_type]
-        types += sorted(t for t in nodes_by_type if t not in _NEURON_TYPE_ORDER)
-
-        legend_patches = []
+        node_size = 360 if draw_labels else 200
+        handles = []
         for neuron_type in types:
             color = colors.get(neuron_type, "tab:gray")
             nx.draw_networkx_nodes(
-                graph, pos, nodelist=nodes_by_type[neuron_type], node_color=color
+                graph, pos, nodelist=nodes_by_type[neuron_type], node_color=color,
+                node_size=node_size, edgecolors="white", linewidths=0.8,
             )
-            legend_patches.append(
-                mpatches.Patch(color=color, label=f"{neuron_type.capitalize()} neurons")
-            )
-        if draw_labels:
-            nx.draw_networkx_labels(graph, pos)
+            handles.append(mpatches.Patch(color=color, label=f"{neuron_type.capitalize()} neurons"))
         for kind in ("excitatory", "inhibitory"):
             edges = [(u, v) for u, v, p in graph.edges(data="polarity") if p == kind]
             if edges:
+                # Curved edges keep the two directions of a reciprocal pair apart.
                 nx.draw_networkx_edges(
-                    graph, pos, edgelist=edges, edge_color=synapse_colors[kind]
+                    graph, pos, edgelist=edges, edge_color=synapse_colors[kind], width=0.8,
+                    alpha=0.7, arrowsize=8, node_size=node_size, connectionstyle="arc3,rad=0.1",
                 )
-        return legend_patches
+                handles.append(Line2D([], [], color=synapse_colors[kind], lw=1.5, label=f"{kind.capitalize()} synapse"))
+        if draw_labels:
+            labels = {node: _short_label(node) for node in graph.nodes}
+            nx.draw_networkx_labels(graph, pos, labels=labels, font_size=7, font_color="white", font_weight="bold")
+        if layout != "layered":  # rings stay round; columns use the whole width
+            plt.gca().set_aspect("equal", adjustable="datalim")
+        plt.gca().axis("off")
+        return handles
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self._init_config().items())
         built = f"input_dim={self.input_dim}" if self.is_built() else "unbuilt"
         return f"{type(self).__name__}({args}) [{built}]"
+
+
+def _short_label(node: str) -> str:
+    """``sensory_3`` -> ``s3``, ``neuron_12`` -> ``12``: small enough to sit inside a node."""
+    kind, _, index = node.rpartition("_")
+    return f"s{index}" if kind == "sensory" else index
+
+
+def _graph_layout(nx: Any, graph: Any, layout: str, groups: List[List[str]]) -> dict:
+    """Node positions for :meth:`Wiring.draw_graph`; ``groups`` lists the nodes per neuron type in
+    the order sensory, inter, command, motor."""
+    if layout == "shell":
+        # Innermost ring first: a single motor neuron sits in the centre.
+        return nx.shell_layout(graph, nlist=groups[::-1])
+    if layout == "layered":
+        layers = {node: i for i, group in enumerate(groups) for node in group}
+        nx.set_node_attributes(graph, layers, "layer")
+        return nx.multipartite_layout(graph, subset_key="layer")
+    layouts = {
+        "kamada": nx.kamada_kawai_layout,
+        "circular": nx.circular_layout,
+        "random": nx.random_layout,
+        "spring": nx.spring_layout,
+        "spectral": nx.spectral_layout,
+        "spiral": nx.spiral_layout,
+    }
+    if layout not in layouts:
+        raise ValueError(f"layout must be one of {sorted([*layouts, 'shell', 'layered'])}, got {layout!r}")
+    return layouts[layout](graph)
 
 
 def _as_adjacency(name: str, value: Any, shape: Sequence[int]) -> np.ndarray:

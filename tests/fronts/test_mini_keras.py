@@ -256,6 +256,31 @@ def test_verbose_2_prints_one_line_per_epoch(capsys):
     assert out.count("Epoch ") == 3 and "Epoch 3/3 - loss:" in out
 
 
+_FIT_SCRIPT = """
+import numpy as np
+from ncps import mini_keras as keras
+model = keras.Sequential([keras.layers.Dense(1, input_shape=(2,))])
+model.compile(optimizer="sgd", loss="mse")
+model.fit(np.ones((16, 2)), np.ones((16, 1)), epochs=3, batch_size=4, verbose={verbose})
+"""
+
+
+@pytest.mark.parametrize("verbose", [1, 2])
+def test_fit_off_a_terminal_prints_one_line_per_epoch(verbose):
+    """verbose=1 (a progress bar on a terminal) and verbose=2 both print one line per epoch, and
+    no carriage returns, when the output goes to a pipe."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", _FIT_SCRIPT.format(verbose=verbose)], capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    text = proc.stdout + proc.stderr
+    assert "\r" not in text
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert [line.split(" - ")[0] for line in lines] == ["Epoch 1/3", "Epoch 2/3", "Epoch 3/3"], text
+
+
 def test_early_stopping_and_model_checkpoint(tmp_path):
     x, y = _seq_data(n=16, T=3)
     model = keras.Sequential([keras.layers.InputLayer((3, 2)), keras.layers.Flatten(), keras.layers.Dense(1)])

@@ -338,6 +338,33 @@ def test_progress_bar_and_plain_fallback(capsys, monkeypatch):
     assert len(lines) == 2 and "loss:" in lines[0]
 
 
+_FIT_SCRIPT = """
+import numpy as np, ncps
+from ncps.optimizers import adam
+from ncps.training import fit
+import mlx.nn as nn
+X = np.random.default_rng(0).normal(size=(40, 5, 2)).astype(np.float32)
+y = X.sum(axis=(1, 2))[:, None]
+model = ncps.CfC(2, 8, proj_size=1, backbone_units=16, return_sequences=False)
+fit(model, lambda m, x, t: nn.losses.mse_loss(m(x)[0], t), (X, y), optimizer=adam(1e-2), epochs=3,
+    batch_size=8, validation_data=(X[:8], y[:8]))
+"""
+
+
+def test_progress_off_a_terminal_is_one_line_per_epoch():
+    """With stderr a pipe (a log file, CI) and tqdm installed, every epoch prints exactly one
+    line and no carriage-return redraws of a bar."""
+    import subprocess
+
+    pytest.importorskip("tqdm")
+    proc = subprocess.run([sys.executable, "-c", _FIT_SCRIPT], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "\r" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert [line.split(" - ")[0] for line in lines] == ["Epoch 1/3", "Epoch 2/3", "Epoch 3/3"], proc.stderr
+    assert all("loss:" in line and "val_loss:" in line for line in lines)
+
+
 def test_zero_epochs_and_mx_inputs():
     X, y = make_task(n=16)
     model = make_model()

@@ -497,10 +497,36 @@ def test_draw_graph_png(pyplot, tmp_path):
     pyplot.savefig(path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [h.get_label() for h in handles] == [
-        "Sensory neurons", "Inter neurons", "Command neurons", "Motor neurons"
+        "Sensory neurons", "Inter neurons", "Command neurons", "Motor neurons",
+        "Excitatory synapse", "Inhibitory synapse",
     ]
+    # Labels are short enough to sit inside the nodes: s{j} for inputs, the index for neurons.
+    texts = {t.get_text() for t in pyplot.gca().texts}
+    assert texts == {"s0", "s1", "s2", *map(str, range(12))}
     with pytest.raises(ValueError, match="layout"):
         w.draw_graph(layout="grid")
+
+
+@pytest.mark.parametrize("layout", ["shell", "layered"])
+def test_draw_graph_groups_neurons_by_type(pyplot, layout):
+    """shell: one ring per type, a single motor neuron in the centre; layered: one column per
+    type, left to right sensory, inter, command, motor."""
+    w = AutoNCP(12, 1, seed=1)
+    w.build(3)
+    pyplot.figure()
+    w.draw_graph(layout=layout)
+    offsets = {}
+    for collection, kind in zip(pyplot.gca().collections, ("sensory", "inter", "command", "motor")):
+        offsets[kind] = np.asarray(collection.get_offsets())
+    if layout == "shell":
+        radius = {k: np.round(np.hypot(*v.T), 6) for k, v in offsets.items()}
+        assert all(len(set(r)) == 1 for r in radius.values())
+        assert radius["motor"][0] == 0 and radius["command"][0] < radius["inter"][0] < radius["sensory"][0]
+    else:
+        columns = [set(np.round(offsets[k][:, 0], 6)) for k in ("sensory", "inter", "command", "motor")]
+        assert all(len(c) == 1 for c in columns)
+        xs = [c.pop() for c in columns]
+        assert xs == sorted(xs) and len(set(xs)) == 4
 
 
 def test_draw_graph_colors(pyplot):
@@ -512,23 +538,26 @@ def test_draw_graph_colors(pyplot):
     handles = w.draw_graph()
     expected = {"Sensory neurons": "tab:olive", "Inter neurons": "tab:blue",
                 "Command neurons": "tab:purple", "Motor neurons": "tab:orange"}
-    assert {h.get_label(): h.get_facecolor() for h in handles} == {
+    assert {h.get_label(): h.get_facecolor() for h in handles[:4]} == {
         k: to_rgba(v) for k, v in expected.items()
+    }
+    assert {h.get_label(): to_rgba(h.get_color()) for h in handles[4:]} == {
+        "Excitatory synapse": to_rgba("tab:green"), "Inhibitory synapse": to_rgba("tab:red")
     }
     # The node collections drawn use one distinct colour per neuron type.
     ax = pyplot.gca()
     node_colors = {tuple(c.get_facecolor()[0]) for c in ax.collections if len(c.get_offsets())}
     assert node_colors == {to_rgba(v) for v in expected.values()}
     # Excitatory synapses are green and inhibitory ones red.
-    edge_colors = {to_rgba(p.get_edgecolor()) for p in ax.patches}
-    assert edge_colors == {to_rgba("tab:green"), to_rgba("tab:red")}
+    edge_colors = {to_rgba(p.get_edgecolor())[:3] for p in ax.patches}  # drawn translucent
+    assert edge_colors == {to_rgba("tab:green")[:3], to_rgba("tab:red")[:3]}
 
     pyplot.figure()
     user = {"motor": "black"}
     handles = w.draw_graph(neuron_colors=user, synapse_colors="gray", layout="circular")
     assert user == {"motor": "black"}  # not mutated
-    assert handles[-1].get_facecolor() == to_rgba("black")
-    assert {to_rgba(p.get_edgecolor()) for p in pyplot.gca().patches} == {to_rgba("gray")}
+    assert handles[3].get_label() == "Motor neurons" and handles[3].get_facecolor() == to_rgba("black")
+    assert {to_rgba(p.get_edgecolor())[:3] for p in pyplot.gca().patches} == {to_rgba("gray")[:3]}
 
 
 def test_plotting_import_error(monkeypatch):
