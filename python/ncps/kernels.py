@@ -159,6 +159,7 @@ def info() -> dict[str, Any]:
             backends=[],
             mlx_version_built=None,
             simd=None,
+            simd_compiled=[],
             threads=1,
         )
         return out
@@ -166,6 +167,9 @@ def info() -> dict[str, Any]:
     out.update(
         reason=None,
         backends=built.pop("backends").split(","),
+        # the kernel target running (``simd``: chosen from the CPU at import, or NCPS_ISA) and all
+        # compiled in, best first (e.g. ["avx512", "avx2", "baseline"] on x86-64)
+        simd_compiled=built.pop("simd_compiled").split(","),
         mlx_version_built=built.pop("mlx_version"),
         threads=int(_ext.max_threads()),
         **built,
