@@ -147,7 +147,14 @@ def plan(cell: Any, *, mixed_memory: bool = False, stream: Union[None, mx.Stream
 
 
 def info() -> dict[str, Any]:
-    """What the extension is and what it can do: a plain dict for logs and bug reports."""
+    """What the extension is and what it can do: a plain dict for logs and bug reports.
+
+    ``simd`` is the kernel target running (``"avx512"``, ``"avx2"`` or ``"baseline"`` on x86-64,
+    chosen at import from the CPU or forced with the environment variable ``NCPS_ISA``;
+    ``"neon"`` on aarch64; ``"native"`` for an ``NCPS_NATIVE=ON`` build) and ``simd_compiled``
+    every target compiled into the extension, best first. A forced target that is not compiled
+    in or that the CPU lacks leaves the extension unloaded, with the reason in ``reason``.
+    """
     out: dict[str, Any] = {
         "extension_loaded": _ext is not None,
         "mode": get_mode(),
