@@ -54,7 +54,7 @@ def build_probe() -> Path:
     src = SOURCE.read_text()
     if exe.is_file() and stamp.is_file() and stamp.read_text() == src:
         return exe
-    cmd = [cxx, "-O3", "-march=native", "-std=gnu++20", "-pthread", f"-I{REPO / 'csrc'}", str(SOURCE), "-o", str(exe)]
+    cmd = [cxx, "-O3", "-march=native", "-DNCPS_ISA=native", "-std=gnu++20", "-pthread", f"-I{REPO / 'csrc'}", str(SOURCE), "-o", str(exe)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     if proc.returncode != 0:
         raise RuntimeError(f"compiling limits.cpp failed: {proc.stderr.strip()[-500:]}")

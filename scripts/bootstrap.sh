@@ -31,6 +31,17 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 
+# The platform checks' tools (tests/platform/): qemu-user for emulated older x86-64 CPUs and for
+# aarch64, the aarch64 cross compiler and objdump. Only as root with apt-get; the tests skip locally
+# without them and fail in CI.
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+   && ! { command -v qemu-aarch64-static && command -v aarch64-linux-gnu-g++ && command -v objdump; } >/dev/null; then
+  echo "[bootstrap] apt-get install qemu-user-static g++-aarch64-linux-gnu binutils"
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    qemu-user-static g++-aarch64-linux-gnu binutils >/dev/null
+fi
+
 if [ ! -d .oracle/ncps/torch ]; then
   echo "[bootstrap] installing the official ncps 1.0.1 into .oracle/ (oracle only)"
   pip install -q --no-deps --target .oracle "ncps==1.0.1"

@@ -10,6 +10,7 @@
 
 #include "cfc/cpu/kernel.h"
 #include "cfc/primitives.h"
+#include "common/isa.h"
 #include "common/ops.h"
 #include "mlx/ops.h"
 #include "mlx/transforms.h"
@@ -197,7 +198,8 @@ std::pair<mx::array, mx::array> cfc_step_now(const mx::array& x, const mx::array
   ws.resize(static_cast<size_t>(plan.ws_size));
   mx::array out(mx::allocator::malloc(static_cast<size_t>(plan.B) * plan.N * sizeof(float)), {plan.B, plan.N},
                 mx::float32);
-  cpu::forward(plan, ptrs, out.data<float>(), nullptr, ws.data());
+  float* states = out.data<float>();
+  common::dispatch([&]<class Isa>() { cpu::forward<Isa>(plan, ptrs, states, nullptr, ws.data()); });
   // The readout (the cell's output columns) as its own evaluated array: slicing `out` in MLX
   // would add a graph node and the hand-off this op exists to avoid.
   mx::array y(mx::allocator::malloc(static_cast<size_t>(plan.B) * readout_size * sizeof(float)),

@@ -1,6 +1,8 @@
 // The plan of a fused CfC call (see plan.h).
 #include "cfc/plan.h"
 
+#include "cfc/cpu/kernel.h"
+
 namespace ncps::cfc {
 
 // ---- plan ---------------------------------------------------------------------------------------
@@ -149,6 +151,17 @@ double step_flops(const Plan& p) {
   }
   if (p.cfg.mixed) f += 2.0 * 4 * p.N * (p.N + p.I);
   return f;
+}
+
+int64_t cpu::backward_scratch_size(const Plan& p) {
+  const int64_t TB = static_cast<int64_t>(p.T) * p.B;
+  int64_t n = TB;  // dL/d dt
+  for (const Unit& U : p.units) {
+    n += TB * U.hn;
+    for (int w : U.widths) n += TB * w;
+  }
+  if (p.cfg.mixed) n += TB * 4 * p.N;
+  return n;
 }
 
 }  // namespace ncps::cfc

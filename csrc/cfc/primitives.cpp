@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "cfc/cpu/kernel.h"
+#include "common/isa.h"
 #include "common/ops.h"
 #include "mlx/backend/cpu/encoder.h"
 #include "mlx/ops.h"
@@ -36,7 +37,7 @@ void CfCSequence::eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx:
   enc.dispatch([plan = std::move(plan), views = std::move(views), states, cells, ws]() {
     std::vector<std::vector<float>> bufs;
     const std::vector<const float*> ptrs = common::resolve_all(views, bufs);
-    cpu::forward(plan, ptrs, states, cells, ws);
+    common::dispatch([&]<class Isa>() { cpu::forward<Isa>(plan, ptrs, states, cells, ws); });
   });
 }
 
@@ -141,7 +142,7 @@ void CfCSequenceGrad::eval_cpu(const std::vector<mx::array>& inputs, std::vector
     const float* ws = ptrs[n];
     const float* dstates = ptrs[n + 1];
     const float* dcells = plan.cfg.mixed ? ptrs[n + 2] : nullptr;
-    cpu::backward(plan, primals, ws, dstates, dcells, grads, sp, dx, wts);
+    common::dispatch([&]<class Isa>() { cpu::backward<Isa>(plan, primals, ws, dstates, dcells, grads, sp, dx, wts); });
   });
 }
 

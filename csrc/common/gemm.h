@@ -1,5 +1,5 @@
 // Small dense float32 GEMMs (used by the fused CfC kernels): register-blocked micro-kernels written
-// with GCC/Clang vector extensions (lowered to zmm/ymm/xmm by -march, no runtime dispatch).
+// with GCC/Clang vector extensions (lowered to zmm/ymm/xmm/NEON per kernel target, common/isa.h).
 //
 // Why not a BLAS: MLX's Linux wheel bundles netlib reference BLAS (~2.5 GFLOP/s). The prefixed
 // OpenBLAS wheel (scipy-openblas32, scipy_cblas_sgemm) is fast, but on the shapes of the CfC loop
@@ -25,6 +25,7 @@
 #include "common/simd.h"
 
 namespace ncps::common {
+NCPS_ISA_BEGIN
 
 // Register tile (MR rows x NV vectors) per target.
 #if defined(__AVX512F__)
@@ -226,4 +227,5 @@ inline void transpose(int rows, int cols, const float* src, int64_t lds, float* 
     }
 }
 
+NCPS_ISA_END
 }  // namespace ncps::common

@@ -28,7 +28,8 @@ std::vector<float> apply(const std::string& fn, const std::vector<float>& x) {
 
 }  // namespace
 
-std::vector<float> math_probe(const std::string& fn, const std::vector<float>& x, int lanes) {
+template <>
+std::vector<float> math_probe<NCPS_ISA_TAG>(const std::string& fn, const std::vector<float>& x, int lanes) {
   if (lanes == 4) return apply<4>(fn, x);
   if (lanes == 8) return apply<8>(fn, x);
   if (lanes == W) return apply<W>(fn, x);

@@ -1,6 +1,7 @@
 // The one SIMD vector type of the CPU kernels and its math: GCC/Clang vector extensions of L float
-// lanes, lowered by the compiler to the widest registers the target has (zmm with -march=native on
-// AVX-512, ymm on AVX2, xmm/NEON otherwise), so the kernels need no per-ISA code of their own.
+// lanes, lowered by the compiler to the widest registers the target has (zmm for the avx512 target,
+// ymm for avx2, xmm on baseline x86-64, NEON q registers on aarch64), so the kernels need no per-ISA
+// code of their own. A kernel header: compiled once per target, inside its namespace (common/isa.h).
 //
 // L defaults to W, the native width: the CfC kernels work on one native vector (`vf<>`), the LTC
 // kernels on tiles of L batch lanes (`vf<L>`, L = 4, 8 or 16).
@@ -10,15 +11,23 @@
 //  - vexp(x): ~2 ulp on [-87.3, 88.72]; +inf above ln(FLT_MAX) = 88.72; x < -87.3 gives
 //    exp(-87.3) = 1.2e-38 (no subnormals).
 //  - vexp2(u): rel. error 2.3e-7; +inf above u = 128; u < -126 gives at most 2^-126 (subnormal or
-//    0 on AVX-512, 2^-126 elsewhere).
+//    0 on AVX-512, 2^-126 (1 + 2^-23) elsewhere).
 //  - vsigmoid(100) = 1, vsigmoid(-100) = 0 exactly; vtanh saturates for |x| >= 7.9 at +-(1 - 2.4e-7).
 #pragma once
 
 #include <cstdint>
 #include <cstring>
 
+#include "common/isa.h"
+
+#if !defined(NCPS_ISA)
+#error "common/simd.h is kernel code: compile it as a kernel target (NCPS_KERNEL_SOURCES in cmake/kernel_targets.cmake)"
+#endif
+
 #if defined(__SSE__)
 #include <immintrin.h>
+#elif defined(__ARM_NEON)
+#include <arm_neon.h>
 #endif
 
 #if defined(__GNUC__) && !defined(__clang__)
@@ -34,6 +43,7 @@
 #endif
 
 namespace ncps::common {
+NCPS_ISA_BEGIN
 
 // Float lanes of the target's widest native vector.
 #if defined(__AVX512F__)
@@ -69,6 +79,8 @@ NCPS_INLINE vf<L> splat(float a) {
 #endif
 #if defined(__SSE__)
   if constexpr (L == 4) return (vf<L>)_mm_set1_ps(a);
+#elif defined(__ARM_NEON)
+  if constexpr (L == 4) return (vf<L>)vdupq_n_f32(a);
 #endif
   vf<L> v;
   for (int i = 0; i < L; ++i) v[i] = a;
@@ -245,6 +257,22 @@ NCPS_INLINE vf<L> vrcp_ge1(vf<L> d) {
   }
 #endif
 #endif
+#if defined(__ARM_NEON) && defined(__aarch64__)
+  // NEON's estimate has ~8 bits: two Newton-Raphson steps (vrecps: 2 - d r) reach float precision.
+  // Wider tiles are handled as 4-lane pieces.
+  if constexpr (L % 4 == 0) {
+    F out;
+    for (int k = 0; k < L; k += 4) {
+      float32x4_t dk;
+      std::memcpy(&dk, reinterpret_cast<const float*>(&d) + k, sizeof(dk));
+      float32x4_t r = vrecpeq_f32(dk);
+      r = vmulq_f32(r, vrecpsq_f32(dk, r));
+      r = vmulq_f32(r, vrecpsq_f32(dk, r));
+      std::memcpy(reinterpret_cast<float*>(&out) + k, &r, sizeof(r));
+    }
+    return out;
+  }
+#endif
   return 1.0f / d;
 }
 
@@ -284,4 +312,5 @@ NCPS_INLINE vf<L> vtanh(vf<L> x) {
   return (p * x) / q;
 }
 
+NCPS_ISA_END
 }  // namespace ncps::common

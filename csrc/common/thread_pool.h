@@ -26,103 +26,31 @@
 #include <utility>
 #include <vector>
 
-#include <pthread.h>
-
 namespace ncps::common {
 
+// Shared by the baseline files and every kernel target (common/isa.h): declarations and templates
+// only, the code is in thread_pool.cpp (compiled once, for the baseline), so that no target's copy
+// of an inline function can be the one the linker keeps.
 class ThreadPool {
  public:
   // The process-wide pool (created on first use; a forked child gets a fresh one).
-  static ThreadPool& get() {
-    static std::once_flag once;
-    std::call_once(once, [] { pthread_atfork(nullptr, nullptr, [] { instance() = nullptr; }); });
-    ThreadPool*& p = instance();
-    if (p == nullptr) p = new ThreadPool();  // never destroyed: blocked workers simply end with the process
-    return *p;
-  }
+  static ThreadPool& get();
 
-  static int max_threads() {
-    static const int n = [] {
-      const char* env = std::getenv("OMP_NUM_THREADS");
-      const int given = env ? std::atoi(env) : 0;
-      return given > 0 ? given : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-    }();
-    return n;
-  }
+  // OMP_NUM_THREADS when set, else the hardware threads.
+  static int max_threads();
 
   // Runs body(tid, n) for tid = 0..n-1 on n threads (the caller is tid 0) and waits for all.
   // Serial (body(0, 1)) when n <= 1, or when the pool is already busy (another stream's task,
   // or a nested call).
-  void run(int n, const std::function<void(int, int)>& body) {
-    n = std::min(n, max_threads());
-    std::unique_lock<std::mutex> busy(run_mutex_, std::try_to_lock);
-    if (n <= 1 || !busy.owns_lock()) {
-      body(0, 1);
-      return;
-    }
-    {
-      std::lock_guard<std::mutex> lk(m_);
-      while (static_cast<int>(workers_.size()) < n - 1) {
-        const int id = static_cast<int>(workers_.size()) + 1;
-        workers_.emplace_back([this, id] { work(id); });
-        workers_.back().detach();
-      }
-      job_ = &body;
-      job_n_ = n;
-      pending_ = n - 1;
-      error_ = nullptr;
-      ++gen_;
-    }
-    cv_work_.notify_all();
-    std::exception_ptr mine;
-    try {
-      body(0, n);
-    } catch (...) {
-      mine = std::current_exception();
-    }
-    std::unique_lock<std::mutex> lk(m_);
-    cv_done_.wait(lk, [this] { return pending_ == 0; });
-    job_ = nullptr;
-    if (mine) std::rethrow_exception(mine);
-    if (error_) std::rethrow_exception(error_);
-  }
+  void run(int n, const std::function<void(int, int)>& body);
 
   // Runs jobs[0..] over n threads, each thread taking the next unstarted job.
-  void run_jobs(int n, const std::vector<std::function<void()>>& jobs) {
-    std::atomic<size_t> next{0};
-    run(std::min<int64_t>(n, static_cast<int64_t>(jobs.size())), [&](int, int) {
-      for (size_t j; (j = next.fetch_add(1)) < jobs.size();) jobs[j]();
-    });
-  }
+  void run_jobs(int n, const std::vector<std::function<void()>>& jobs);
 
  private:
   ThreadPool() = default;
-  static ThreadPool*& instance() {
-    static ThreadPool* p = nullptr;
-    return p;
-  }
-
-  void work(int id) {
-    uint64_t seen = 0;
-    std::unique_lock<std::mutex> lk(m_);
-    for (;;) {
-      cv_work_.wait(lk, [&] { return gen_ != seen; });
-      seen = gen_;
-      if (id >= job_n_) continue;
-      const std::function<void(int, int)>* f = job_;
-      const int n = job_n_;
-      lk.unlock();
-      std::exception_ptr err;
-      try {
-        (*f)(id, n);
-      } catch (...) {
-        err = std::current_exception();
-      }
-      lk.lock();
-      if (err && !error_) error_ = err;
-      if (--pending_ == 0) cv_done_.notify_one();
-    }
-  }
+  static ThreadPool*& instance();
+  void work(int id);
 
   std::mutex run_mutex_;  // one parallel section at a time
   std::mutex m_;
@@ -135,14 +63,11 @@ class ThreadPool {
   std::exception_ptr error_;
 };
 
-inline int max_threads() { return ThreadPool::max_threads(); }
+int max_threads();
 
 // Threads for `tasks` independent tasks totalling `work` (in the caller's unit): 1 below
 // `min_parallel_work` (waking a second thread would not pay), never more than tasks or threads.
-inline int threads_for(int64_t tasks, double work, double min_parallel_work) {
-  if (tasks <= 1 || work < min_parallel_work) return 1;
-  return static_cast<int>(std::min<int64_t>(tasks, max_threads()));
-}
+int threads_for(int64_t tasks, double work, double min_parallel_work);
 
 // body(c) for every chunk c in [0, n), chunks spread over up to n pool threads (serially when
 // n <= 1 or when the pool is busy with another stream's task).
@@ -159,19 +84,9 @@ void parallel_chunks(int n, F&& body) {
 
 // [begin, end) of chunk c when `items` are split into n contiguous chunks, the first items % n
 // one larger (the split of OpenMP's static schedule).
-inline std::pair<int64_t, int64_t> chunk_range(int64_t items, int n, int c) {
-  const int64_t q = items / n, r = items % n;
-  const int64_t b = c * q + std::min<int64_t>(c, r);
-  return {b, b + q + (c < r ? 1 : 0)};
-}
+std::pair<int64_t, int64_t> chunk_range(int64_t items, int n, int c);
 
 // Runs independent jobs over `nt` threads, each thread taking the next unstarted job.
-inline void run_jobs(const std::vector<std::function<void()>>& jobs, int nt) {
-  if (nt <= 1 || jobs.size() <= 1) {
-    for (const auto& j : jobs) j();
-    return;
-  }
-  ThreadPool::get().run_jobs(nt, jobs);
-}
+void run_jobs(const std::vector<std::function<void()>>& jobs, int nt);
 
 }  // namespace ncps::common

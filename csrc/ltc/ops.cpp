@@ -8,7 +8,8 @@
 #include <vector>
 
 #include "common/ops.h"
-#include "ltc/cpu/kernel.h"
+#include "common/isa.h"
+#include "ltc/cpu/problem.h"
 #include "ltc/primitives.h"
 #include "mlx/ops.h"
 #include "mlx/transforms.h"
@@ -291,7 +292,7 @@ std::pair<mx::array, mx::array> ltc_step_now(const mx::array& x, const mx::array
   p.sens = &ps.sens;
   p.rec = &ps.rec;
   mx::array state(mx::allocator::malloc(static_cast<size_t>(B) * N * sizeof(float)), {B, N}, mx::float32);
-  cpu::forward(p, state.data<float>());
+  common::dispatch([&]<class Isa>() { cpu::forward<Isa>(p, state.data<float>()); });
   mx::array y(mx::allocator::malloc(static_cast<size_t>(B) * motor_size * sizeof(float)), {B, motor_size},
               mx::float32);
   const float* s = state.data<float>();

@@ -7,6 +7,7 @@
 #include <stdexcept>
 #include <typeinfo>
 
+#include "common/isa.h"
 #include "common/ops.h"
 #include "ltc/cpu/problem.h"
 #include "mlx/backend/cpu/encoder.h"
@@ -96,7 +97,7 @@ void LTCSequence::eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx:
   const std::vector<float*> out = common::allocate_outputs(enc, outputs);
   enc.dispatch([views = std::move(views), d = dims_of(inputs), K = ode_unfolds_, eps = epsilon_, states = out[0]]() {
     cpu::ProblemData pd(views, d, K, eps);
-    cpu::forward(pd.p, states);
+    common::dispatch([&]<class Isa>() { cpu::forward<Isa>(pd.p, states); });
   });
 }
 
@@ -127,7 +128,7 @@ void LTCSequenceGrad::eval_cpu(const std::vector<mx::array>& inputs, std::vector
     std::vector<float> sbuf, cbuf;
     const float* states = views[kNumInputs].resolve(sbuf);
     const float* cot = views[kNumInputs + 1].resolve(cbuf);
-    cpu::backward(pd.p, states, cot, ltc_grads(out));
+    common::dispatch([&]<class Isa>() { cpu::backward<Isa>(pd.p, states, cot, ltc_grads(out)); });
   });
 }
 
@@ -146,7 +147,7 @@ void LTCMixedSequence::eval_cpu(const std::vector<mx::array>& inputs, std::vecto
   enc.dispatch([views = std::move(views), md = mixed_dims_of(inputs), K = ode_unfolds_, eps = epsilon_,
                 states = out[0], cells = out[1]]() {
     cpu::MixedProblemData pd(views, md, K, eps);
-    cpu::mixed_forward(pd.m, states, cells);
+    common::dispatch([&]<class Isa>() { cpu::mixed_forward<Isa>(pd.m, states, cells); });
   });
 }
 
@@ -180,7 +181,9 @@ void LTCMixedSequenceGrad::eval_cpu(const std::vector<mx::array>& inputs, std::v
     const float* saved[4];  // states, cells, their cotangents
     for (int k = 0; k < 4; ++k) saved[k] = views[kNumMixedInputs + k].resolve(bufs[k]);
     const cpu::MixedGrads mg{out[14], out[15], out[16], out[17], out[18]};
-    cpu::mixed_backward(pd.m, saved[0], saved[1], saved[2], saved[3], ltc_grads(out), mg);
+    common::dispatch([&]<class Isa>() {
+      cpu::mixed_backward<Isa>(pd.m, saved[0], saved[1], saved[2], saved[3], ltc_grads(out), mg);
+    });
   });
 }
 

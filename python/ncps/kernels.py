@@ -223,7 +223,14 @@ def kernel_backends() -> dict[str, Optional[str]]:
 
 
 def info() -> dict[str, Any]:
-    """What the extension is and what it can do: a plain dict for logs and bug reports."""
+    """What the extension is and what it can do: a plain dict for logs and bug reports.
+
+    ``simd`` is the kernel target running (``"avx512"``, ``"avx2"`` or ``"baseline"`` on x86-64,
+    chosen at import from the CPU or forced with the environment variable ``NCPS_ISA``;
+    ``"neon"`` on aarch64; ``"native"`` for an ``NCPS_NATIVE=ON`` build) and ``simd_compiled``
+    every target compiled into the extension, best first. A forced target that is not compiled
+    in or that the CPU lacks leaves the extension unloaded, with the reason in ``reason``.
+    """
     out: dict[str, Any] = {
         "extension_loaded": _ext is not None,
         "mode": get_mode(),
@@ -236,6 +243,7 @@ def info() -> dict[str, Any]:
             backends=[],
             mlx_version_built=None,
             simd=None,
+            simd_compiled=[],
             threads=1,
         )
         return out
@@ -243,6 +251,9 @@ def info() -> dict[str, Any]:
     out.update(
         reason=None,
         backends=built.pop("backends").split(","),
+        # the kernel target running (``simd``: chosen from the CPU at import, or NCPS_ISA) and all
+        # compiled in, best first (e.g. ["avx512", "avx2", "baseline"] on x86-64)
+        simd_compiled=built.pop("simd_compiled").split(","),
         mlx_version_built=built.pop("mlx_version"),
         threads=int(_ext.max_threads()),
         **built,

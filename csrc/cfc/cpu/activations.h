@@ -12,6 +12,7 @@
 #include "common/simd.h"
 
 namespace ncps::cfc::cpu {
+NCPS_ISA_BEGIN
 
 // The CfC kernels work on one native vector.
 using vf = common::vf<>;
@@ -76,4 +77,5 @@ NCPS_INLINE vf act_grad(int act, vf a, vf z) {
   }
 }
 
+NCPS_ISA_END
 }  // namespace ncps::cfc::cpu

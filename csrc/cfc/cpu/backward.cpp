@@ -14,6 +14,7 @@
 #include "common/thread_pool.h"
 
 namespace ncps::cfc::cpu {
+NCPS_ISA_BEGIN
 
 namespace {
 
@@ -54,23 +55,14 @@ void add_colsum_job(std::vector<std::function<void()>>& jobs, int K, int n, cons
 }
 
 }  // namespace
+NCPS_ISA_END
 
 // ---- backward -----------------------------------------------------------------------------------
 
-int64_t backward_scratch_size(const Plan& p) {
-  const int64_t TB = static_cast<int64_t>(p.T) * p.B;
-  int64_t n = TB;  // dL/d dt
-  for (const Unit& U : p.units) {
-    n += TB * U.hn;
-    for (int w : U.widths) n += TB * w;
-  }
-  if (p.cfg.mixed) n += TB * 4 * p.N;
-  return n;
-}
-
-void backward(const Plan& p, const std::vector<const float*>& in, const float* ws, const float* dstates,
-              const float* dcells, const std::vector<float*>& grads, float* scratch, bool need_dx,
-              bool need_weights) {
+template <>
+void backward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, const float* ws,
+                            const float* dstates, const float* dcells, const std::vector<float*>& grads,
+                            float* scratch, bool need_dx, bool need_weights) {
   const int B = p.B, T = p.T, I = p.I, N = p.N;
   const int64_t TB = static_cast<int64_t>(T) * B;
   const bool mixed = p.cfg.mixed;

@@ -9,6 +9,7 @@
 #include "cfc/plan.h"
 
 namespace ncps::cfc::cpu {
+NCPS_ISA_BEGIN
 
 // ---- elementwise pieces -----------------------------------------------------------------------
 
@@ -166,4 +167,5 @@ inline void lstm_bwd(int nb, int N, const float* G, const float* cprev, const fl
   }
 }
 
+NCPS_ISA_END
 }  // namespace ncps::cfc::cpu

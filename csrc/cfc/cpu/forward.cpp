@@ -17,7 +17,9 @@ namespace ncps::cfc::cpu {
 
 // ---- forward ------------------------------------------------------------------------------------
 
-void forward(const Plan& p, const std::vector<const float*>& in, float* states, float* cells, float* ws) {
+template <>
+void forward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, float* states, float* cells,
+                           float* ws) {
   const int B = p.B, T = p.T, I = p.I, N = p.N;
   const int64_t TB = static_cast<int64_t>(T) * B;
   const bool mixed = p.cfg.mixed;

@@ -1,11 +1,14 @@
 // The fused CfC kernels (CPU, float32): the two compute functions that run inside the
-// primitives' dispatched tasks (forward.cpp, backward.cpp).
+// primitives' dispatched tasks (forward.cpp, backward.cpp). Both files are compiled once per
+// instruction-set target, each defining the kernels for its tag type Isa (common/isa.h); callers
+// run the chosen target's with common::dispatch([&]<class Isa>() { cpu::forward<Isa>(...); }).
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
 #include "cfc/plan.h"
+#include "common/isa.h"
 
 namespace ncps::cfc::cpu {
 
@@ -13,12 +16,15 @@ namespace ncps::cfc::cpu {
 constexpr double kMinParallelFlops = 2e6;
 
 // Forward: states (B,T,N), cells (B,T,N; the LSTM cell state after every step) or null, ws (ws_size).
+template <class Isa>
 void forward(const Plan& p, const std::vector<const float*>& in, float* states, float* cells, float* ws);
 
 // Backward: grads[i] has the shape of input i (the mask's gradient is zero). `scratch` holds
-// backward_scratch_size(p) floats. Without need_dx the x gradient, without need_weights every
-// parameter gradient (the big post-loop products) is left unwritten; h0, dt and c0 always get theirs.
+// backward_scratch_size(p) floats (plan.cpp). Without need_dx the x gradient, without
+// need_weights every parameter gradient (the big post-loop products) is left unwritten; h0, dt
+// and c0 always get theirs.
 int64_t backward_scratch_size(const Plan& p);
+template <class Isa>
 void backward(const Plan& p, const std::vector<const float*>& in, const float* ws, const float* dstates,
               const float* dcells, const std::vector<float*>& grads, float* scratch, bool need_dx = true,
               bool need_weights = true);

@@ -11,6 +11,7 @@
 #include "common/gemm.h"
 
 namespace ncps::cfc::cpu {
+NCPS_ISA_BEGIN
 
 using common::gemm_nn;
 using common::gemm_nt;
@@ -121,4 +122,5 @@ inline void fill_rows(float* C, int64_t ldc, int rows, const float* bias, int n)
   for (int r = 0; r < rows; ++r) std::memcpy(C + r * ldc, bias, n * sizeof(float));
 }
 
+NCPS_ISA_END
 }  // namespace ncps::cfc::cpu

@@ -30,6 +30,9 @@
 // the parameter accumulators and the lane/memory-strategy dispatch (with_lanes,
 // with_backward_config) are shared with the mixed-memory kernel (mixed_kernel.h), which runs
 // an LSTM before every step on the same tiles.
+//
+// Targets. Kernel code: compiled once per instruction-set target inside that target's namespace
+// (common/isa.h) through kernels.cpp; the problem types it works on are in types.h.
 #pragma once
 
 #include <algorithm>
@@ -41,76 +44,14 @@
 
 #include "common/simd.h"
 #include "common/thread_pool.h"
+#include "ltc/cpu/types.h"
 
 namespace ncps::ltc::cpu {
+NCPS_ISA_BEGIN
 
 using common::splat;
 using common::vf;
 using common::vsigmoid_log2;
-
-constexpr float kLog2e = 1.44269504088896341f;
-
-// ---------------------------------------------------------------------------------------------
-// Synapse list grouped by destination.
-// sigmoid(sigma * (v - mu)) = 1 / (1 + 2^u) with u = c - sl * v (one FMA per synapse).
-struct Synapse {
-  float wm;     // w * mask
-  float sl;     // sigma * log2(e)
-  float c;      // sigma * mu * log2(e)
-  float erev;   // reversal potential
-  float sigma;  // steepness
-  float mu;     // midpoint
-  int32_t src;  // presynaptic index (input channel for sensory synapses)
-  float mask;   // mask value
-};
-static_assert(sizeof(Synapse) == 32, "one synapse per half cache line");
-
-struct SynapseList {
-  std::vector<int32_t> rowptr;  // N + 1 offsets into syn, by destination
-  std::vector<Synapse> syn;
-  std::vector<int64_t> pos;   // flat index src * N + dst in the (S, N) parameter arrays
-  int64_t size() const { return static_cast<int64_t>(syn.size()); }
-};
-
-inline SynapseList build_synapses(const float* w, const float* sigma, const float* mu, const float* erev,
-                                  const float* mask, int S, int N) {
-  SynapseList l;
-  l.rowptr.assign(static_cast<size_t>(N) + 1, 0);
-  for (int k = 0; k < S; ++k)
-    for (int i = 0; i < N; ++i)
-      if (mask[static_cast<int64_t>(k) * N + i] != 0.0f) l.rowptr[i + 1]++;
-  for (int i = 0; i < N; ++i) l.rowptr[i + 1] += l.rowptr[i];
-  const size_t n = static_cast<size_t>(l.rowptr[N]);
-  l.syn.resize(n);
-  l.pos.resize(n);
-  std::vector<int32_t> cursor(l.rowptr.begin(), l.rowptr.end() - 1);
-  for (int k = 0; k < S; ++k) {
-    for (int i = 0; i < N; ++i) {
-      const int64_t p = static_cast<int64_t>(k) * N + i;
-      const float m = mask[p];
-      if (m == 0.0f) continue;
-      const int32_t e = cursor[i]++;
-      l.syn[e] = Synapse{w[p] * m, sigma[p] * kLog2e, sigma[p] * mu[p] * kLog2e, erev[p], sigma[p], mu[p], k, m};
-      l.pos[e] = p;
-    }
-  }
-  return l;
-}
-
-// ---------------------------------------------------------------------------------------------
-// The problem as the kernels see it: contiguous float32 pointers and sizes.
-struct Problem {
-  int B = 0, T = 0, I = 0, N = 0, K = 1;
-  float eps = 0.0f;
-  const float* x = nullptr;   // (B, T, I)
-  const float* h0 = nullptr;  // (B, N)
-  const float* dt = nullptr;  // (B, T)
-  const float* cm = nullptr;  // (N,)
-  const float* gl = nullptr;  // (N,)
-  const float* vl = nullptr;  // (N,)
-  const SynapseList* sens = nullptr;
-  const SynapseList* rec = nullptr;
-};
 
 // Widest tile the target's registers hold natively (wider generic vectors are split by the
 // compiler into slow pieces).
@@ -311,13 +252,6 @@ inline void forward(const Problem& p, float* states) {
 
 // ---------------------------------------------------------------------------------------------
 // Backward.
-struct Grads {  // output pointers, all (B,T,I)/(B,N)/(B,T) or parameter shaped, pre-zeroed
-  float *dx, *dh0, *ddt;
-  float *dsw, *dssigma, *dsmu, *dserev;
-  float *dw, *dsigma, *dmu, *derev;
-  float *dcm, *dgl, *dvl;
-};
-
 // Per-chunk parameter-gradient accumulators: 4 vectors per synapse, sum dP*a (erev), da*s
 // (w, times the mask), dz (mu, times -sigma) and dz*(v - mu) (sigma); 3 per neuron: cm, gleak,
 // vleak. They hold A lanes (A = L, or fewer when the synapse set is large: the L lanes are folded
@@ -573,4 +507,5 @@ inline void backward(const Problem& p, const float* states, const float* cot, co
   });
 }
 
+NCPS_ISA_END
 }  // namespace ncps::ltc::cpu

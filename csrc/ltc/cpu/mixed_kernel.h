@@ -27,6 +27,7 @@
 #include "ltc/cpu/kernel.h"
 
 namespace ncps::ltc::cpu {
+NCPS_ISA_BEGIN
 
 using common::vsigmoid;
 using common::vtanh;
@@ -54,34 +55,6 @@ NCPS_INLINE void gemv_lanes(const float* A, int M, int J, const vf<L>* u, const 
     out[j] = acc;
   }
 }
-
-// The LSTM part of the problem, next to the LTC Problem.
-struct MixedProblem {
-  const Problem* ltc = nullptr;
-  int F = 0;                  // LSTM input features
-  const float* u = nullptr;   // (B, T, F) LSTM inputs
-  const float* c0 = nullptr;  // (B, N)
-  const float* bias = nullptr;  // (4N,)
-  std::vector<float> W;   // (4N, F + N) = [W_x | W_h]
-  std::vector<float> Wt;  // (F + N, 4N), its transpose
-
-  // wx (4N, F), wh (4N, N), row-major.
-  void set_weights(const float* wx, const float* wh) {
-    const int N = ltc->N, M = F + N, J = 4 * N;
-    W.resize(static_cast<size_t>(J) * M);
-    Wt.resize(static_cast<size_t>(J) * M);
-    for (int j = 0; j < J; ++j) {
-      for (int f = 0; f < F; ++f) W[static_cast<size_t>(j) * M + f] = wx[static_cast<int64_t>(j) * F + f];
-      for (int k = 0; k < N; ++k) W[static_cast<size_t>(j) * M + F + k] = wh[static_cast<int64_t>(j) * N + k];
-    }
-    for (int j = 0; j < J; ++j)
-      for (int m = 0; m < M; ++m) Wt[static_cast<size_t>(m) * J + j] = W[static_cast<size_t>(j) * M + m];
-  }
-};
-
-struct MixedGrads {  // LSTM gradients, pre-zeroed: du (B, T, F), dwx (4N, F), db (4N), dwh (4N, N), dc0 (B, N)
-  float *du, *dwx, *db, *dwh, *dc0;
-};
 
 inline int64_t mixed_work_units(const MixedProblem& m, int L) {
   const Problem& p = *m.ltc;
@@ -347,4 +320,5 @@ inline void mixed_backward(const MixedProblem& m, const float* states, const flo
   });
 }
 
+NCPS_ISA_END
 }  // namespace ncps::ltc::cpu

@@ -7,11 +7,37 @@
 #include <vector>
 
 #include "common/view.h"
-#include "ltc/cpu/kernel.h"
-#include "ltc/cpu/mixed_kernel.h"
+#include "ltc/cpu/types.h"
 #include "ltc/primitives.h"
 
 namespace ncps::ltc::cpu {
+
+// The synapse list of an (S, N) synapse layer: the synapses k -> i with mask[k, i] != 0, grouped
+// by destination i (see kernel.h).
+inline SynapseList build_synapses(const float* w, const float* sigma, const float* mu, const float* erev,
+                                  const float* mask, int S, int N) {
+  SynapseList l;
+  l.rowptr.assign(static_cast<size_t>(N) + 1, 0);
+  for (int k = 0; k < S; ++k)
+    for (int i = 0; i < N; ++i)
+      if (mask[static_cast<int64_t>(k) * N + i] != 0.0f) l.rowptr[i + 1]++;
+  for (int i = 0; i < N; ++i) l.rowptr[i + 1] += l.rowptr[i];
+  const size_t n = static_cast<size_t>(l.rowptr[N]);
+  l.syn.resize(n);
+  l.pos.resize(n);
+  std::vector<int32_t> cursor(l.rowptr.begin(), l.rowptr.end() - 1);
+  for (int k = 0; k < S; ++k) {
+    for (int i = 0; i < N; ++i) {
+      const int64_t p = static_cast<int64_t>(k) * N + i;
+      const float m = mask[p];
+      if (m == 0.0f) continue;
+      const int32_t e = cursor[i]++;
+      l.syn[e] = Synapse{w[p] * m, sigma[p] * kLog2e, sigma[p] * mu[p] * kLog2e, erev[p], sigma[p], mu[p], k, m};
+      l.pos[e] = p;
+    }
+  }
+  return l;
+}
 
 // What a task owns while it runs: gathered copies of strided inputs and the synapse lists.
 struct ProblemData {
