@@ -125,6 +125,8 @@ def plan(cell: Any, *, mixed_memory: bool = False, stream: Union[None, mx.Stream
     (None when it does). In ``"fused"`` mode an impossible fused path raises
     ``NotImplementedError`` with the reason; ``"auto"`` falls back to the reference path.
     """
+    if not callable(getattr(cell, "fused_why_not", None)):
+        raise TypeError(f"plan takes an ncps cell (ncps.cells.Cell), got {type(cell).__name__}")
     mode = get_mode()
     if mode == "reference":
         return REFERENCE

@@ -139,7 +139,7 @@ struct StepCtx {
   using V = vf<L>;
   std::vector<V> xs;              // (I) inputs of this step
   std::vector<V> cmt, bnum, bden; // (N) cm/h, gl*vl + num_s, cm/h + gl + den_s + eps
-  V dtv, h, moving;               // moving: 1 where dt > 0, else 0
+  V dtv, h, moving;               // moving: 0 where dt == 0, else 1 (NaN dt moves: NaN state)
   bool any_moving = false;
 
   explicit StepCtx(const Problem& p) : xs(p.I), cmt(p.N), bnum(p.N), bden(p.N) {}
@@ -154,8 +154,12 @@ struct StepCtx {
     }
     V d = splat<L>(0.0f);
     for (int l = 0; l < nl; ++l) d[l] = p.dt[static_cast<int64_t>(b0 + l) * p.T + t];
+    // An invalid dt (negative, NaN, inf) becomes NaN and so does the state: never a plausible
+    // number (docs/reliability.md); dt = 0 (and padded lanes) keep the state, like the reference.
+    d = (d >= 0.0f) ? d : splat<L>(NAN);
+    d = (d <= 3.4e38f) ? d : splat<L>(NAN);
     dtv = d;
-    auto mv = d > 0.0f;  // NaN and negative dt: frozen, like the reference's where(dt > 0, ...)
+    auto mv = d != 0.0f;
     moving = mv ? splat<L>(1.0f) : splat<L>(0.0f);
     any_moving = false;
     for (int l = 0; l < L; ++l) any_moving |= (mv[l] != 0);

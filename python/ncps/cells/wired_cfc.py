@@ -23,6 +23,8 @@ import numpy as np
 from ..wirings import Wiring
 from . import cfc_fused
 from .._aliases import official_names
+from .. import _checks
+from .cfc import MODES
 from .base import Cell, WiredSizes, built_copy
 from .cfc import CfCCell
 
@@ -42,7 +44,7 @@ class WiredCfCCell(WiredSizes, Cell):
     def __init__(self, input_size: Optional[int], wiring: Wiring, mode: str = "default"):
         super().__init__()
         self._wiring = wiring = built_copy(wiring, input_size)
-        self.mode = mode
+        self.mode = _checks.choice(mode, "mode", MODES)
         self._config = dict(input_size=wiring.input_dim, wiring=wiring, mode=mode)
         in_features = wiring.input_dim
         self.layer_sizes = []
