@@ -16,11 +16,13 @@ fi
 VPY="$VENV/bin/python"
 pip() { "$VPY" -m pip "$@"; }
 
-stamp="$VENV/.ncps-deps-v2"
+stamp="$VENV/.ncps-deps-v3"
 if [ ! -f "$stamp" ]; then
   echo "[bootstrap] installing dependencies"
   pip install -q "mlx[cpu]==0.32.4" "nanobind>=3,<4" "scikit-build-core>=0.10" numpy \
-    pytest matplotlib networkx tqdm scikit-learn
+    pytest matplotlib networkx tqdm scikit-learn hypothesis
+  # atheris (fuzzing tests) has wheels for common platforms only; its tests skip without it locally.
+  pip install -q atheris 2>/dev/null || echo "[bootstrap] atheris not installable here: fuzzing tests will skip"
   # torch is a test/benchmark dependency only (the official package's oracle). Prefer the CPU build.
   pip install -q "torch==2.13.0+cpu" 2>/dev/null \
     || pip install -q "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu 2>/dev/null \

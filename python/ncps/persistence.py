@@ -108,8 +108,11 @@ def atomic_write(path: Union[str, os.PathLike], write: Callable[[str], None], su
         raise FileNotFoundError(f"cannot write {path!r}: the folder {directory!r} does not exist")
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=f".tmp{suffix}", dir=directory)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would hide the file from other users
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -167,8 +170,10 @@ def load(path: Union[str, os.PathLike]) -> nn.Module:
         raise ValueError(f"{path!r} has no model in its ncps configuration")
     try:
         model = decode_config(config["model"])
-    except (TypeError, KeyError, ValueError) as exc:
+    except (TypeError, KeyError, ValueError, AttributeError) as exc:
         raise ValueError(f"{path!r} has an invalid ncps model configuration: {exc}") from exc
+    if not isinstance(model, (Cell, RNN)):
+        raise ValueError(f"{path!r} has an invalid ncps model configuration: it describes no ncps cell or layer")
     try:
         model.load_weights(list(weights.items()), strict=True)
     except ValueError as exc:
