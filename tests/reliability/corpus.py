@@ -294,6 +294,19 @@ def _call_cases():
 
         add(f"{kind}_dtypes_agree", dtypes, nonfinite())
 
+        def half_params(k=kind):
+            layer = _layer(k)
+            layer.set_dtype(mx.float16)
+            for dt in (mx.float32, mx.float16):
+                outs = []
+                for mode in ("fused", "reference"):
+                    with ncps.kernels.use(mode):
+                        y, h = layer(mx.array(_x()).astype(dt))
+                        outs.append((y.dtype, h.dtype))
+                assert outs[0] == outs[1], (dt, outs)
+
+        add(f"{kind}_float16_params_dtypes_agree", half_params, ok())
+
     # cells, one step
     def cell(kind):
         from ncps import wirings as W

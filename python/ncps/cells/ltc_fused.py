@@ -250,11 +250,14 @@ def sequence(cell: Any, x: mx.array, h0: mx.array, dt: mx.array, lstm: Any = Non
     primitive, from cell state ``c0`` (zeros if None), and ``c_T`` is its final cell state, else
     ``c_T`` is None."""
     args = (cell.solver_params(), cell.ode_unfolds, cell.epsilon)
+    # The reference's dtype: its arithmetic promotes x, the state and the parameters together
+    # (the primitive alone returns x's dtype).
+    dtype = (mx.zeros((), x.dtype) + mx.zeros((), h0.dtype) + mx.zeros((), args[0]["cm"].dtype)).dtype
     if lstm is None:
-        return _plain(cell.map_inputs(x), h0, dt, *args), None
+        return _plain(cell.map_inputs(x), h0, dt, *args).astype(dtype), None
     c0 = mx.zeros_like(h0) if c0 is None else c0
     states, cells = _mixed(cell.map_inputs(x), h0, c0, dt, args[0], x, lstm_params(lstm), *args[1:])
-    return states, cells[:, -1]
+    return states.astype(dtype), cells[:, -1].astype(dtype)
 
 
 def step(cell: Any, x: mx.array, h: mx.array, ts: Union[float, mx.array]) -> mx.array:
