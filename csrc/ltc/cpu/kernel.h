@@ -425,7 +425,9 @@ struct StepAdjoint {
     // Recompute the sub-step states of this step.
     for (int k = 0; k < K; ++k)
       substep<L, true, CACHE_SIG>(p, c, Vs + static_cast<size_t>(k) * N, Vs + static_cast<size_t>(k + 1) * N,
-                                  Qi + static_cast<size_t>(k) * N, Sg + static_cast<size_t>(k) * nsyn);
+                                  Qi + static_cast<size_t>(k) * N,
+                                  // Sg is empty without the sigmoid cache: no offset into a null pointer (UB).
+                                  CACHE_SIG ? Sg + static_cast<size_t>(k) * nsyn : nullptr);
     // Adjoint of the K sub-steps (frozen lanes pass their gradient straight through).
     for (int i = 0; i < N; ++i) {
       gk[i] = gv[i] * c.moving;
@@ -447,7 +449,7 @@ struct StepAdjoint {
         dns[i] += dP;
         dds[i] += dQ;
         synapse_adjoint<L, A, CACHE_SIG>(r.syn.data(), r.rowptr[i], r.rowptr[i + 1], vin, dP, dQ, acc.rec(), gn,
-                                         Sg + static_cast<size_t>(k) * nsyn);
+                                         CACHE_SIG ? Sg + static_cast<size_t>(k) * nsyn : nullptr);
       }
       std::swap(gk, gn);
     }
