@@ -31,7 +31,7 @@ def _clang() -> str:
 def test_sanitizers_report_nothing():
     _clang()
     env = dict(os.environ, SANITIZE_TESTS="tests/kernels tests/reliability/test_properties.py")
-    p = subprocess.run(["bash", "scripts/sanitize.sh"], cwd=ROOT, capture_output=True, timeout=600, env=env)
+    p = subprocess.run(["bash", "scripts/sanitize.sh"], cwd=ROOT, capture_output=True, timeout=240, env=env)
     out = (p.stdout + p.stderr).decode(errors="replace")
     assert p.returncode == 0, out[-6000:]
     assert "no sanitizer reports" in out, out[-3000:]
