@@ -18,28 +18,19 @@ fi
 VPY="$VENV/bin/python"
 pip() { "$VPY" -m pip "$@"; }
 
-stamp="$VENV/.ncps-deps-v3"  # bump when the list changes, so that existing venvs pick it up
+stamp="$VENV/.ncps-deps-v4"  # bump when the list changes, so that existing venvs pick it up
 if [ ! -f "$stamp" ]; then
   echo "[bootstrap] installing dependencies"
   # aeon: the UEA/UCR data sets bundled in its wheel feed the accuracy benchmark (test/bench only).
   pip install -q "mlx[cpu]==0.32.4" "nanobind>=3,<4" "scikit-build-core>=0.10" numpy \
-    pytest matplotlib networkx tqdm scikit-learn aeon
+    pytest matplotlib networkx tqdm scikit-learn aeon hypothesis
+  # atheris (fuzzing tests) has wheels for common platforms only; its tests skip without it locally.
+  pip install -q atheris 2>/dev/null || echo "[bootstrap] atheris not installable here: fuzzing tests will skip"
   # torch is a test/benchmark dependency only (the official package's oracle). Prefer the CPU build.
   pip install -q "torch==2.13.0+cpu" 2>/dev/null \
     || pip install -q "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu 2>/dev/null \
     || pip install -q "torch==2.13.0"
   touch "$stamp"
-fi
-
-# The platform checks' tools (tests/platform/): qemu-user for emulated older x86-64 CPUs and for
-# aarch64, the aarch64 cross compiler and objdump. Only as root with apt-get; the tests skip locally
-# without them and fail in CI.
-if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null \
-   && ! { command -v qemu-aarch64-static && command -v aarch64-linux-gnu-g++ && command -v objdump; } >/dev/null; then
-  echo "[bootstrap] apt-get install qemu-user-static g++-aarch64-linux-gnu binutils"
-  apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    qemu-user-static g++-aarch64-linux-gnu binutils >/dev/null
 fi
 
 if [ ! -d .oracle/ncps/torch ]; then
@@ -59,13 +50,25 @@ if [ ! -f "$peers_stamp" ]; then
   fi
 fi
 
-# clang++ runs the Metal front-end check of the GPU kernels (tests/gpu); without it that test
-# skips. Installed only where it needs no prompt (root with apt-get); NCPS_NO_CLANG=1 opts out.
-if [ -z "${NCPS_NO_CLANG:-}" ] && ! command -v clang++ >/dev/null && ! command -v clang++-14 >/dev/null \
-   && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-  echo "[bootstrap] installing clang-14 (Metal front-end check of the GPU kernels)"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends clang-14 >/dev/null \
-    || echo "[bootstrap] clang-14 not installed; the Metal front-end test will skip"
+# System tools of the test suite, from Debian's packages (only as root with apt-get, never with a
+# prompt; without them those tests skip locally and fail in CI):
+#   qemu-user-static, g++-aarch64-linux-gnu, binutils: tests/platform (emulated older x86-64 CPUs,
+#     the aarch64 cross build run under qemu, objdump for the ISA check);
+#   clang-14, libclang-rt-14-dev: the Metal front-end check (tests/gpu) and the ASan/UBSan build
+#     (scripts/sanitize.sh). NCPS_NO_APT=1 opts out.
+if [ -z "${NCPS_NO_APT:-}" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  need=()
+  command -v qemu-aarch64-static >/dev/null || need+=(qemu-user-static)
+  command -v aarch64-linux-gnu-g++ >/dev/null || need+=(g++-aarch64-linux-gnu)
+  command -v objdump >/dev/null || need+=(binutils)
+  command -v clang++-14 >/dev/null || need+=(clang-14)
+  dpkg -s libclang-rt-14-dev >/dev/null 2>&1 || need+=(libclang-rt-14-dev)
+  if [ ${#need[@]} -gt 0 ]; then
+    echo "[bootstrap] apt-get install ${need[*]}"
+    apt-get update -qq >/dev/null || true
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null \
+      || echo "[bootstrap] could not install ${need[*]}: the tests that need them skip locally, fail in CI"
+  fi
 fi
 
 echo "[bootstrap] building and installing ncps"

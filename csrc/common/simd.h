@@ -15,6 +15,10 @@
 //  - vsigmoid(100) = 1, vsigmoid(-100) = 0 exactly; vtanh saturates for |x| >= 7.9 at +-(1 - 2.4e-7).
 #pragma once
 
+#include <cstddef>
+#include <memory>
+#include <vector>
+
 #include <cstdint>
 #include <cstring>
 
@@ -67,6 +71,26 @@ template <int L = W>
 using vf = typename Lanes<L>::F;
 template <int L = W>
 using vi = typename Lanes<L>::I;
+
+// std::vector of lanes through a per-target allocator. The library's out-of-line helpers
+// (value-initialise, fill, copy) are templates on the element type only, so with std::allocator
+// every target would emit the same weak symbol for, e.g., std::vector<vf<8>> and the linker would
+// keep one of them: an AVX-512 copy reached from the AVX2 target is an illegal instruction on an
+// AVX2 CPU. (Seen in a clang -O1 sanitizer build, where those helpers are not inlined.) With this
+// allocator, which lives in the target's namespace, the helpers are instantiated per target.
+template <class T>
+struct TargetAllocator {
+  using value_type = T;
+  TargetAllocator() noexcept = default;
+  template <class U>
+  TargetAllocator(const TargetAllocator<U>&) noexcept {}
+  T* allocate(std::size_t n) { return std::allocator<T>{}.allocate(n); }
+  void deallocate(T* p, std::size_t n) noexcept { std::allocator<T>{}.deallocate(p, n); }
+  template <class U>
+  bool operator==(const TargetAllocator<U>&) const noexcept { return true; }
+};
+template <class T>
+using lane_vector = std::vector<T, TargetAllocator<T>>;
 
 // Broadcast (not vf{} + a, which costs an add: -0.0f + 0.0f != -0.0f).
 template <int L = W>

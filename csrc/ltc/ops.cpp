@@ -20,6 +20,9 @@ namespace {
 
 using common::shape_str;
 
+// The cap of python/ncps/_checks.py: more sub-steps only cost time (10**9 would hang).
+constexpr int kMaxOdeUnfolds = 10000;
+
 const char* const kInputNames[kNumMixedInputs] = {
     "x", "h0", "dt", "sensory_w", "sensory_sigma", "sensory_mu", "sensory_erev", "sensory_mask",
     "w", "sigma", "mu", "erev", "mask", "cm", "gleak", "vleak",
@@ -45,8 +48,9 @@ struct Checker {
 Dims validate(const std::vector<mx::array>& in, int ode_unfolds, const char* op) {
   const Checker c{std::string(op) + ": ", in};
   c.real(0, kNumInputs);
-  if (ode_unfolds < 1)
-    throw std::invalid_argument(c.fn + "ode_unfolds must be a positive integer, got " + std::to_string(ode_unfolds));
+  if (ode_unfolds < 1 || ode_unfolds > kMaxOdeUnfolds)
+    throw std::invalid_argument(c.fn + "ode_unfolds must be an integer in [1, " + std::to_string(kMaxOdeUnfolds) +
+                                "], got " + std::to_string(ode_unfolds));
   const mx::array& x = in[kX];
   if (x.ndim() != 3) throw std::invalid_argument(c.fn + "x must have shape (B, T, I), got " + shape_str(x.shape()));
   const mx::array& w = in[kW];

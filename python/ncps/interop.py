@@ -22,7 +22,7 @@ import numpy as np
 from mlx.utils import tree_flatten, tree_unflatten
 
 from . import wirings as _wirings
-from .cells import CfCCell, LTCCell, WiredCfCCell
+from .cells import Cell, CfCCell, LTCCell, WiredCfCCell
 from .layers import RNN, CfC, LTC
 
 _BACKBONE = re.compile(r"^(.*backbone)\.(\d+)\.(weight|bias)$")
@@ -55,6 +55,10 @@ def load_torch_state_dict(model: nn.Module, state_dict: Mapping[str, Any]) -> nn
     ``model`` must be configured like the official module (same sizes, mode, wiring, mixed
     memory, projection). Raises ``ValueError`` naming every missing, unexpected or misshapen key.
     """
+    if not isinstance(model, (RNN, Cell)):
+        raise TypeError(f"model must be an ncps layer or cell, got {type(model).__name__}")
+    if not isinstance(state_dict, Mapping) or not all(isinstance(k, str) for k in state_dict):
+        raise TypeError(f"state_dict must be a mapping of parameter names to tensors, got {type(state_dict).__name__}")
     if isinstance(model, RNN) and model.bidirectional:
         raise ValueError("the official ncps.torch layers are unidirectional; build the model with bidirectional=False")
     ours = dict(tree_flatten(model.parameters()))
@@ -131,6 +135,9 @@ def from_torch(module: Any) -> nn.Module:
     Supports ``CfC``, ``LTC``, ``CfCCell``, ``LTCCell`` and ``WiredCfCCell``.
     """
     name = type(module).__name__
+    if name not in ("CfC", "LTC", "CfCCell", "LTCCell", "WiredCfCCell") or not hasattr(module, "state_dict"):
+        raise TypeError(f"from_torch takes an official ncps.torch module (CfC, LTC, CfCCell, LTCCell or "
+                        f"WiredCfCCell), got {name}")  # fmt: skip
     if name == "CfC":
         cell = module.rnn_cell
         if type(cell).__name__ == "WiredCfCCell":

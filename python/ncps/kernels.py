@@ -189,6 +189,8 @@ def plan(cell: Any, *, mixed_memory: bool = False, stream: Union[None, mx.Stream
     primitive on the CPU stream. In ``"fused"`` mode a call that no kernel covers raises
     ``NotImplementedError`` with the reasons; ``"auto"`` falls back to the reference path.
     """
+    if not callable(getattr(cell, "fused_why_not", None)):
+        raise TypeError(f"plan takes an ncps cell (ncps.cells.Cell), got {type(cell).__name__}")
     mode = get_mode()
     if mode == "reference":
         return REFERENCE

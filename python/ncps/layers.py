@@ -33,7 +33,7 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
-from . import kernels
+from . import _checks, kernels
 from ._aliases import official_names
 from .cells import Cell, CfCCell, CTGRUCell, CTRNNCell, LSTMCell, LTCCell, WiredCfCCell
 from .cells.base import shape_of as _shape
@@ -49,12 +49,13 @@ def _normalize_timespans(ts: Timespans, B: int, T: int, batch_first: bool, batch
     """Elapsed times as a ``(B, T)`` array, or None for the default of 1.0."""
     if ts is None:
         return None
-    if isinstance(ts, (int, float)):
-        return mx.full((B, T), float(ts))
-    ts = mx.array(ts) if not isinstance(ts, mx.array) else ts
-    ts = ts.astype(mx.float32)
+    if isinstance(ts, (int, float)) and not isinstance(ts, bool):
+        return mx.full((B, T), _checks.timespan(ts))
+    ts = _checks.as_array(ts, "timespans")
+    _checks.real_array(ts, "timespans")
+    ts = _checks.invalid_timespans_to_nan(ts.astype(mx.float32))
     if ts.ndim == 0:
-        return mx.full((B, T), ts.item())
+        return mx.full((B, T), _checks.timespan(ts.item()))
     if not batched:
         if ts.shape in ((T,), (T, 1)):
             return ts.reshape(1, T)
@@ -161,10 +162,11 @@ class RNN(nn.Module):
         _backward_cell: Optional[Cell] = None,
     ):
         super().__init__()
-        if merge_mode not in MERGE_MODES:
-            raise ValueError(f"merge_mode must be one of {MERGE_MODES}, got {merge_mode!r}")
-        if proj_size is not None and int(proj_size) < 1:
-            raise ValueError(f"proj_size must be a positive integer, got {proj_size}")
+        if not isinstance(cell, Cell):
+            raise TypeError(f"cell must be an ncps cell (ncps.cells.Cell), got {type(cell).__name__}")
+        _checks.choice(merge_mode, "merge_mode", MERGE_MODES)
+        if proj_size is not None:
+            proj_size = _checks.integer(proj_size, "proj_size")
         self.rnn_cell = cell
         self.return_sequences = bool(return_sequences)
         self.batch_first = bool(batch_first)
@@ -277,7 +279,8 @@ class RNN(nn.Module):
             if timespans is not None:
                 raise ValueError("pass either timespans or time_delta, not both")
             timespans = time_delta
-        x = mx.array(x) if not isinstance(x, mx.array) else x
+        x = _checks.as_array(x, "x")
+        _checks.real_array(x, "x")
         if x.ndim not in (2, 3):
             layout = "(B, T, F)" if self.batch_first else "(T, B, F)"
             raise ValueError(f"x must have shape {layout} or (T, F), got {_shape(x)}")
@@ -290,6 +293,8 @@ class RNN(nn.Module):
         elif not self.batch_first:
             x = x.transpose(1, 0, 2)
         B, T = x.shape[:2]
+        if B == 0 or T == 0:
+            raise ValueError(f"x must have at least one sample and one time step, got batch B = {B} and time T = {T}")
         ts = _normalize_timespans(timespans, B, T, self.batch_first or not batched, batched)
         lengths = _normalize_lengths(lengths, B, T, batched)
         if lengths is not None:
@@ -388,6 +393,8 @@ class CfC(RNN):
                 raise TypeError("CfC(input_size, units): input_size is an int; pass the wiring as units")
             if units is None:
                 raise ValueError("CfC needs units (an int or a Wiring) or cell=")
+            if input_size is not None:
+                input_size = _checks.integer(input_size, "input_size")
             if isinstance(units, Wiring):
                 for name, value in (("backbone_units", backbone_units), ("backbone_layers", backbone_layers),
                                     ("backbone_dropout", backbone_dropout)):  # fmt: skip
@@ -396,7 +403,8 @@ class CfC(RNN):
                 cell = WiredCfCCell(input_size, units, mode)
             else:
                 if input_size is None:
-                    raise ValueError("CfC needs input_size")
+                    raise ValueError("CfC needs input_size (the number of input features)")
+                units = _checks.integer(units, "units")
                 cell = CfCCell(
                     input_size, units, mode, activation,
                     128 if backbone_units is None else backbone_units,
@@ -436,7 +444,11 @@ class LTC(RNN):
         if cell is None:
             if units is None:
                 raise ValueError("LTC needs units (an int or a Wiring) or cell=")
-            wiring = FullyConnected(int(units)) if not isinstance(units, Wiring) else units
+            if input_size is None and not (isinstance(units, Wiring) and units.is_built()):
+                raise ValueError("LTC needs input_size (the number of input features) unless the wiring is built")
+            if input_size is not None:
+                input_size = _checks.integer(input_size, "input_size")
+            wiring = units if isinstance(units, Wiring) else FullyConnected(_checks.integer(units, "units"))
             cell = LTCCell(wiring, input_size, input_mapping, output_mapping, ode_unfolds, epsilon,
                            implicit_param_constraints)  # fmt: skip
         elif not isinstance(cell, LTCCell):
@@ -464,6 +476,7 @@ class CTRNN(RNN):
         if cell is None:
             if input_size is None or units is None:
                 raise ValueError("CTRNN needs input_size and units (or cell=)")
+            input_size, units = _checks.integer(input_size, "input_size"), _checks.integer(units, "units")
             cell = CTRNNCell(input_size, units, activation, ode_unfolds)
         super().__init__(cell, return_sequences, batch_first, mixed_memory, None, bidirectional, merge_mode)
 
@@ -490,6 +503,7 @@ class CTGRU(RNN):
         if cell is None:
             if input_size is None or units is None:
                 raise ValueError("CTGRU needs input_size and units (or cell=)")
+            input_size, units = _checks.integer(input_size, "input_size"), _checks.integer(units, "units")
             cell = CTGRUCell(input_size, units, num_timescales)
         if mixed_memory:
             raise ValueError("mixed_memory needs a cell whose state is its output; CTGRU's state is its traces")

@@ -79,6 +79,8 @@ class LiquidNeuralNetwork:
     def _as_batch(X: Any, name: str) -> tuple[np.ndarray, bool]:
         """``X`` as float32 ``(B, T, F)`` and whether it came as one unbatched ``(T, F)`` sequence."""
         X = np.asarray(X, dtype=np.float32)
+        if not np.isfinite(X).all():
+            raise ValueError(f"{name} contains NaN or infinite values; clean or impute them first")
         if X.ndim == 2:
             return X[None], True
         if X.ndim != 3:
@@ -120,6 +122,8 @@ class LiquidNeuralNetwork:
         """
         X, _ = self._as_batch(X, "X")
         y = np.asarray(y, dtype=np.float32)
+        if not np.isfinite(y).all():
+            raise ValueError("y contains NaN or infinite values; clean or impute them first")
         if y.ndim == X.ndim - 1 and y.shape[:2] == X.shape[:2]:
             y = y[..., None]
         elif y.ndim == 1 and X.shape[0] == 1 and y.shape[0] == X.shape[1]:  # one sequence, (T,)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Union
+import tempfile
+from typing import Any, Callable, Union
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -64,16 +65,31 @@ def encode_config(value: Any) -> Any:
     return value
 
 
+def _registered(name: Any) -> type:
+    cls = _REGISTRY.get(name) if isinstance(name, str) else None
+    if cls is None:
+        raise ValueError(f"the configuration names the class {name!r}, which is not a registered ncps cell or layer "
+                         f"(known: {sorted(_REGISTRY)}; register it with ncps.persistence.register)")
+    return cls
+
+
 def decode_config(value: Any) -> Any:
-    """Rebuild what :func:`encode_config` described (fresh parameters)."""
+    """Rebuild what :func:`encode_config` described (fresh parameters). Only registered classes
+    are built, from JSON values: loading never executes code from a file."""
     if isinstance(value, dict) and "__wiring__" in value:
         return Wiring.from_config(value["__wiring__"])
     if isinstance(value, dict) and "__cell__" in value:
-        return _REGISTRY[value["__cell__"]](**{k: decode_config(v) for k, v in value["config"].items()})
+        cls = _registered(value["__cell__"])
+        config = value.get("config")
+        if not isinstance(config, dict):
+            raise ValueError(f"the configuration of {cls.__name__} must be a JSON object, got {config!r}")
+        return cls(**{k: decode_config(v) for k, v in config.items()})
     if isinstance(value, dict) and "__layer__" in value:
-        cell = decode_config(value["cell"])
+        cls = _registered(value["__layer__"])
+        if not isinstance(value.get("options"), dict):
+            raise ValueError(f"the configuration of {cls.__name__} must hold its options as a JSON object")
+        cell = decode_config(value.get("cell"))
         options = dict(value["options"])
-        cls = _REGISTRY[value["__layer__"]]
         if cls is RNN:
             return RNN(cell, **options)
         if options.get("proj_size") is None:
@@ -82,16 +98,58 @@ def decode_config(value: Any) -> Any:
     return value
 
 
+def atomic_write(path: Union[str, os.PathLike], write: Callable[[str], None], suffix: str = "") -> None:
+    """Run ``write(tmp)`` on a temporary file next to ``path`` (ending in ``suffix``, for writers
+    that choose the format by the name), flush it to disk, then rename it onto ``path``: a reader,
+    or a crash at any moment, sees the old file or the new one, never a partial one."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"cannot write {path!r}: the folder {directory!r} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=f".tmp{suffix}", dir=directory)
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would hide the file from other users
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        try:  # make the rename itself durable
+            dir_fd = os.open(directory, os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
 def save(model: nn.Module, path: Union[str, os.PathLike]) -> None:
-    """Write ``model`` (an ncps layer or cell) to ``path`` (a ``.safetensors`` file)."""
+    """Write ``model`` (an ncps layer or cell) to ``path``, atomically (see :func:`atomic_write`).
+
+    The file is written at exactly ``path`` (conventionally ``*.safetensors``; without that
+    suffix it is not added).
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
     config = json.dumps({"format": FORMAT, "model": encode_config(model)})
     weights = dict(tree_flatten(model.parameters()))
-    mx.save_safetensors(os.fspath(path), weights, metadata={"ncps": config})
+    atomic_write(path, lambda tmp: mx.save_safetensors(tmp, weights, metadata={"ncps": config}), ".safetensors")
 
 
 def load(path: Union[str, os.PathLike]) -> nn.Module:
-    """Rebuild a model written by :func:`save`; it gives identical outputs."""
+    """Rebuild a model written by :func:`save`; it gives identical outputs. ``path`` may omit a
+    ``.safetensors`` suffix that the file has."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
     path = os.fspath(path)
+    if not os.path.isfile(path) and os.path.isfile(path + ".safetensors"):
+        path += ".safetensors"
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no ncps model file at {path!r}")
     try:
@@ -104,9 +162,21 @@ def load(path: Union[str, os.PathLike]) -> nn.Module:
         config = json.loads(metadata["ncps"])
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path!r} has a corrupt ncps configuration: {exc}") from exc
+    if not isinstance(config, dict):
+        raise ValueError(f"{path!r} has a corrupt ncps configuration: a JSON object was expected")
     if config.get("format") != FORMAT:
         raise ValueError(f"{path!r} has format {config.get('format')!r}, expected {FORMAT!r}")
-    model = decode_config(config["model"])
-    model.load_weights(list(weights.items()), strict=True)
+    if "model" not in config:
+        raise ValueError(f"{path!r} has no model in its ncps configuration")
+    try:
+        model = decode_config(config["model"])
+    except (TypeError, KeyError, ValueError, AttributeError) as exc:
+        raise ValueError(f"{path!r} has an invalid ncps model configuration: {exc}") from exc
+    if not isinstance(model, (Cell, RNN)):
+        raise ValueError(f"{path!r} has an invalid ncps model configuration: it describes no ncps cell or layer")
+    try:
+        model.load_weights(list(weights.items()), strict=True)
+    except ValueError as exc:
+        raise ValueError(f"{path!r}: its weights do not fit the model it describes: {exc}") from exc
     mx.eval(model.parameters())
     return model

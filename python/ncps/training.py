@@ -38,6 +38,7 @@ processes; only rank 0 writes checkpoints and progress bars. The same ``seed`` a
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import sys
@@ -443,21 +444,59 @@ def _is_ncps_model(model: nn.Module) -> bool:
 def _save_checkpoint(model: nn.Module, path: str) -> None:
     """Write ``model`` to ``path`` atomically: ``ncps.save`` for ncps layers and cells,
     ``model.save_weights`` otherwise (``.npz`` or safetensors by the file name)."""
-    from .persistence import save
+    from .persistence import atomic_write, save
 
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    ext = ".npz" if path.endswith(".npz") and not _is_ncps_model(model) else ".safetensors"
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp-{os.getpid()}{ext}")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    if _is_ncps_model(model):
+        save(model, path)  # atomic itself
+        return
+    ext = ".npz" if path.endswith(".npz") else ".safetensors"
+    atomic_write(path, model.save_weights, ext)
+
+
+# -- resumable training state -------------------------------------------------------------------
+
+_STATE_FORMAT = "ncps-train-state/1"
+
+
+def _save_train_state(path: str, model: nn.Module, optimizer: optim.Optimizer, rng: np.random.Generator,
+                      progress: dict, best_params: Any) -> None:  # fmt: skip
+    """Everything a resumed ``fit`` needs, in one safetensors file written atomically: model
+    parameters, optimizer state, the shuffling state, the next epoch, history and best values.
+    (``mx.random``'s key cannot be set from Python: with a ``state_path``, ``fit`` reseeds it at
+    every epoch from ``progress["random_base"]`` and the epoch instead.)"""
+    from .persistence import atomic_write
+
+    arrays = {f"model.{k}": v for k, v in tree_flatten(model.parameters())}
+    arrays.update({f"optimizer.{k}": v for k, v in tree_flatten(optimizer.state)})
+    if best_params is not None:
+        arrays.update({f"best.{k}": v for k, v in tree_flatten(best_params)})
+    meta = dict(progress, format=_STATE_FORMAT, numpy_rng=rng.bit_generator.state)
+    mx.eval(list(arrays.values()))
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    atomic_write(path, lambda tmp: mx.save_safetensors(tmp, arrays, metadata={"ncps_train_state": json.dumps(meta)}),
+                 ".safetensors")  # fmt: skip
+
+
+def _load_train_state(path: str, model: nn.Module, optimizer: optim.Optimizer, rng: np.random.Generator) -> tuple:
+    """Restore what :func:`_save_train_state` wrote; returns ``(progress dict, best_params or None)``."""
     try:
-        if _is_ncps_model(model):
-            save(model, tmp)
-        else:
-            model.save_weights(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        arrays, metadata = mx.load(path, format="safetensors", return_metadata=True)
+        meta = json.loads(metadata["ncps_train_state"])
+    except Exception as exc:
+        raise ValueError(f"state_path {path!r} is not a training state written by fit: {exc}") from exc
+    if meta.get("format") != _STATE_FORMAT:
+        raise ValueError(f"state_path {path!r} has format {meta.get('format')!r}, expected {_STATE_FORMAT!r}")
+
+    def part(prefix: str) -> list:
+        return [(k[len(prefix):], v) for k, v in arrays.items() if k.startswith(prefix)]
+
+    model.load_weights(part("model."), strict=True)
+    optimizer.state = tree_unflatten(part("optimizer."))
+    rng.bit_generator.state = meta.pop("numpy_rng")
+    best = part("best.")
+    mx.eval(model.parameters(), optimizer.state)
+    return meta, (tree_unflatten(best) if best else None)
 
 
 def _fingerprint(arrays: Optional[tuple]) -> list[int]:
@@ -614,6 +653,9 @@ def fit(
     callbacks: Optional[Sequence[Union[Callback, Callable[[int, dict], Any]]]] = None,
     compile: bool = True,
     group: Optional[Any] = None,
+    on_nonfinite: str = "raise",
+    state_path: Optional[Union[str, os.PathLike]] = None,
+    resume: bool = False,
 ) -> History:
     """Train ``model`` with ``optimizer`` on ``train_data``; data-parallel under ``mlx.launch``.
 
@@ -660,6 +702,15 @@ def fit(
             it cannot be traced).
         group: the ``mx.distributed`` group; default ``mx.distributed.init()`` (one process
             unless started by ``mlx.launch``).
+        on_nonfinite: ``"raise"`` (default): a NaN or infinite training loss stops training with
+            a ``FloatingPointError`` naming the epoch and batch (the data or the learning rate
+            is the usual cause; the parameters are then already non-finite or about to be);
+            ``"continue"``: keep going, as plain MLX would.
+        state_path: after every epoch, write the whole training state (model, optimizer state,
+            epoch, the shuffling and ``mx.random`` states, history, best weights) to this file,
+            atomically (rank 0 only). With ``resume=True`` and an existing file, training
+            continues from it and ends with the parameters an uninterrupted run would have.
+        resume: continue from ``state_path`` when that file exists (start afresh otherwise).
 
     Returns:
         A :class:`History`.
@@ -681,6 +732,11 @@ def fit(
     if early_stopping_patience is not None:
         early_stopping_patience = _positive_int(early_stopping_patience, "early_stopping_patience")
     metrics = _check_metrics(metrics)
+    if on_nonfinite not in ("raise", "continue"):
+        raise ValueError(f"on_nonfinite must be 'raise' or 'continue', got {on_nonfinite!r}")
+    if resume and state_path is None:
+        raise ValueError("resume=True needs state_path (the file fit writes the training state to)")
+    state_path = None if state_path is None else os.fspath(state_path)
     _warn_if_uncorrected(optimizer)
     arrays, _ = _as_arrays(train_data, "train_data")
     val_arrays = None if validation_data is None else _as_arrays(validation_data, "validation_data")[0]
@@ -708,6 +764,14 @@ def fit(
 
     mx.eval(model.parameters())
     optimizer.init(model.trainable_parameters())
+    # With a state path, mx.random (dropout) is reseeded per epoch, so a resumed run draws the same.
+    random_base = None if state_path is None else (int(seed) if seed is not None else int(rng.integers(0, 2**31 - 1)))
+    saved, saved_best = None, None
+    if resume and os.path.exists(state_path):  # before the step captures the optimizer's state
+        saved, saved_best = _load_train_state(state_path, model, optimizer, rng)
+        random_base = saved["random_base"]
+        if world > 1:
+            model.update(distributed.broadcast(model.parameters(), group))
     stepper = _Stepper(model, optimizer, _make_step(model, loss_fn, optimizer, metrics, clip_norm, group), compile,
                        None if seed is None else int(seed))  # fmt: skip
 
@@ -722,12 +786,20 @@ def fit(
     wait = 0
     show = bool(progress) and main
     train_names = ["loss", *metrics]
+    start_epoch = 0
+    if saved is not None:
+        best_params = saved_best
+        start_epoch, best_value, wait = saved["next_epoch"], saved["best_value"], saved["wait"]
+        history.epoch, history.history = saved["epochs"], saved["history"]
+        history.best_epoch, history.best_value = saved["best_epoch"], saved["best_value_reported"]
 
     try:
         for cb in cbs:
             cb.on_train_begin({})
-        for epoch in range(int(epochs)):
+        for epoch in range(start_epoch, int(epochs)):
             start_time = time.perf_counter()
+            if random_base is not None:
+                mx.random.seed((random_base * 1_000_003 + epoch) % 2**32)
             for cb in cbs:
                 cb.on_epoch_begin(epoch, {})
             order = rng.permutation(n) if shuffle else np.arange(n)
@@ -749,6 +821,12 @@ def fit(
                     idx = local
                 batch = tuple(a[mx.array(idx)] for a in arrays)
                 values = np.array(stepper(mx.array(weight, dtype=mx.float32), batch), dtype=np.float64)
+                if on_nonfinite == "raise" and not math.isfinite(values[0]):
+                    raise FloatingPointError(
+                        f"the training loss is {values[0]} at epoch {epoch + 1}, batch {b + 1}: check the data for "
+                        "NaN/inf (inputs, targets, timespans) and the learning rate; pass on_nonfinite='continue' "
+                        "to train on anyway"
+                    )
                 totals += values * size
                 seen += size
                 if bar is not None:
@@ -792,6 +870,12 @@ def fit(
                 wait += 1
 
             history.epoch_times.append(time.perf_counter() - start_time)
+            if state_path is not None and main:
+                progress_state = dict(
+                    next_epoch=epoch + 1, best_value=best_value, wait=wait, epochs=history.epoch, random_base=random_base,
+                    history=history.history, best_epoch=history.best_epoch, best_value_reported=history.best_value,
+                )  # fmt: skip
+                _save_train_state(state_path, model, optimizer, rng, progress_state, best_params)
             if bar is not None:
                 bar.set_postfix_str(_format_logs(logs), refresh=True)
                 bar.close()

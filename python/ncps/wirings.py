@@ -300,6 +300,8 @@ class Wiring:
         returns an ``NCP`` for an ``NCP`` config. Configs without it (such as
         the official package's) are read as configs of ``cls``.
         """
+        if not isinstance(config, dict):
+            raise TypeError(f"config must be a dict from get_config(), got {type(config).__name__}")
         config = dict(config)
         name = config.pop("class", None)
         klass = cls if name is None else cls._subclass_named(name)
@@ -589,9 +591,13 @@ class Random(Wiring):
     ):
         super().__init__(units)
         self.set_output_dim(self.units if output_dim is None else output_dim)
-        if not 0.0 <= sparsity_level < 1.0:
+        if (
+            isinstance(sparsity_level, bool)
+            or not isinstance(sparsity_level, numbers.Real)
+            or not 0.0 <= sparsity_level < 1.0
+        ):
             raise ValueError(
-                f"sparsity_level must be in [0, 1), got {sparsity_level}"
+                f"sparsity_level must be a number in [0, 1), got {sparsity_level!r}"
             )
         self.sparsity_level = float(sparsity_level)
         self.random_seed = _seed_value(random_seed)
@@ -855,7 +861,11 @@ class AutoNCP(NCP):
                 f"output_size must be less than units - 2, got units={units} "
                 f"and output_size={output_size}"
             )
-        if not 0.1 <= sparsity_level <= 1.0:
+        if (
+            isinstance(sparsity_level, bool)
+            or not isinstance(sparsity_level, numbers.Real)
+            or not 0.1 <= sparsity_level <= 1.0
+        ):
             raise ValueError(
                 f"sparsity_level must be between 0.1 and 1.0, got {sparsity_level}"
             )

@@ -165,7 +165,7 @@ def test_seed_style_construction():
     out, _ = layer(mx.random.normal((B, T, F)))
     assert out.shape == (B, T, 8)
     assert [lin.weight.shape for lin in cell.backbone] == [(32, F + 16), (24, 32)]
-    assert not wiring.is_built()  # the cell built its own copy
+    assert wiring.is_built() and wiring.synapse_count > 0  # built in place: draw_graph shows its synapses
     ltc = LTC(cell=LTCCell(NCP(4, 3, 2, 2, 2, 2, 2), in_features=F), return_sequences=False)
     assert ltc(mx.random.normal((B, T, F)))[0].shape == (B, 2)
 
@@ -175,8 +175,9 @@ def test_one_wiring_serves_several_layers():
     a, b, c = CfC(4, wiring), LTC(4, wiring), LTC(7, wiring)
     assert a(mx.random.normal((2, 3, 4)))[0].shape == (2, 3, 3)
     assert c(mx.random.normal((2, 3, 7)))[0].shape == (2, 3, 3)
-    assert not wiring.is_built()
-    # each layer builds a copy of the unbuilt wiring, so equal input sizes give equal wirings
+    # the first layer builds the caller's wiring in place (draw_graph shows its synapses); a layer
+    # of another input size builds a fresh wiring of the same configuration
+    assert wiring.is_built() and wiring.input_dim == 4
     assert np.array_equal(a.rnn_cell.wiring.adjacency_matrix, b.rnn_cell.wiring.adjacency_matrix)
     assert c.rnn_cell.wiring.input_dim == 7
 

@@ -49,6 +49,7 @@
 namespace ncps::ltc::cpu {
 NCPS_ISA_BEGIN
 
+using common::lane_vector;
 using common::splat;
 using common::vf;
 using common::vsigmoid_log2;
@@ -78,9 +79,9 @@ inline int64_t work_units(const Problem& p, int L) {
 template <int L>
 struct StepCtx {
   using V = vf<L>;
-  std::vector<V> xs;              // (I) inputs of this step
-  std::vector<V> cmt, bnum, bden; // (N) cm/h, gl*vl + num_s, cm/h + gl + den_s + eps
-  V dtv, h, moving;               // moving: 1 where dt > 0, else 0
+  lane_vector<V> xs;              // (I) inputs of this step
+  lane_vector<V> cmt, bnum, bden; // (N) cm/h, gl*vl + num_s, cm/h + gl + den_s + eps
+  V dtv, h, moving;               // moving: 0 where dt == 0, else 1 (NaN dt moves: NaN state)
   bool any_moving = false;
 
   explicit StepCtx(const Problem& p) : xs(p.I), cmt(p.N), bnum(p.N), bden(p.N) {}
@@ -95,8 +96,12 @@ struct StepCtx {
     }
     V d = splat<L>(0.0f);
     for (int l = 0; l < nl; ++l) d[l] = p.dt[static_cast<int64_t>(b0 + l) * p.T + t];
+    // An invalid dt (negative, NaN, inf) becomes NaN and so does the state: never a plausible
+    // number (docs/reliability.md); dt = 0 (and padded lanes) keep the state, like the reference.
+    d = (d >= 0.0f) ? d : splat<L>(NAN);
+    d = (d <= 3.4e38f) ? d : splat<L>(NAN);
     dtv = d;
-    auto mv = d > 0.0f;  // NaN and negative dt: frozen, like the reference's where(dt > 0, ...)
+    auto mv = d != 0.0f;
     moving = mv ? splat<L>(1.0f) : splat<L>(0.0f);
     any_moving = false;
     for (int l = 0; l < L; ++l) any_moving |= (mv[l] != 0);
@@ -146,8 +151,8 @@ NCPS_INLINE void substep(const Problem& p, const StepCtx<L>& c, const vf<L>* vin
 // One LTC step in place: v (the start state) becomes the state after the K sub-steps; lanes with
 // dt <= 0 keep the start state. w and v0 are scratch vectors of N lanes each.
 template <int L>
-NCPS_INLINE void advance(const Problem& p, const StepCtx<L>& c, std::vector<vf<L>>& v, std::vector<vf<L>>& w,
-                         std::vector<vf<L>>& v0) {
+NCPS_INLINE void advance(const Problem& p, const StepCtx<L>& c, lane_vector<vf<L>>& v, lane_vector<vf<L>>& w,
+                         lane_vector<vf<L>>& v0) {
   if (!c.any_moving) return;
   v0 = v;
   for (int k = 0; k < p.K; ++k) {
@@ -211,7 +216,7 @@ template <int L>
 void forward_tile(const Problem& p, int b0, float* states) {
   using V = vf<L>;
   const int N = p.N;
-  std::vector<V> v(N), w(N), v0(N);
+  lane_vector<V> v(N), w(N), v0(N);
   StepCtx<L> c(p);
   gather_rows<L>(p.h0, N, p.B, b0, N, v.data());
   for (int t = 0; t < p.T; ++t) {
@@ -276,7 +281,7 @@ template <int A>
 struct Accum {
   using V = vf<A>;
   int64_t nr, ns, nn;
-  std::vector<V> lanes;      // rec (4 nr), sens (4 ns), neurons (3 N)
+  lane_vector<V> lanes;      // rec (4 nr), sens (4 ns), neurons (3 N)
   std::vector<double> sums;  // same layout, lanes summed
   explicit Accum(const Problem& p)
       : nr(4 * p.rec->size()), ns(4 * p.sens->size()), nn(3 * static_cast<int64_t>(p.N)),
@@ -332,7 +337,7 @@ NCPS_INLINE void synapse_adjoint(const Synapse* syn, int32_t e0, int32_t e1, con
 template <int L, int A, bool CACHE_SIG>
 struct StepAdjoint {
   using V = vf<L>;
-  std::vector<V> Vs_, Qi_, Sg_, gk_, gn_, pass_, dns_, dds_, dcmt_, dxs_;
+  lane_vector<V> Vs_, Qi_, Sg_, gk_, gn_, pass_, dns_, dds_, dcmt_, dxs_;
 
   explicit StepAdjoint(const Problem& p)
       : Vs_(static_cast<size_t>(p.K + 1) * p.N), Qi_(static_cast<size_t>(p.K) * p.N),
@@ -355,7 +360,9 @@ struct StepAdjoint {
     // Recompute the sub-step states of this step.
     for (int k = 0; k < K; ++k)
       substep<L, true, CACHE_SIG>(p, c, Vs + static_cast<size_t>(k) * N, Vs + static_cast<size_t>(k + 1) * N,
-                                  Qi + static_cast<size_t>(k) * N, Sg + static_cast<size_t>(k) * nsyn);
+                                  Qi + static_cast<size_t>(k) * N,
+                                  // Sg is empty without the sigmoid cache: no offset into a null pointer (UB).
+                                  CACHE_SIG ? Sg + static_cast<size_t>(k) * nsyn : nullptr);
     // Adjoint of the K sub-steps (frozen lanes pass their gradient straight through).
     for (int i = 0; i < N; ++i) {
       gk[i] = gv[i] * c.moving;
@@ -377,7 +384,7 @@ struct StepAdjoint {
         dns[i] += dP;
         dds[i] += dQ;
         synapse_adjoint<L, A, CACHE_SIG>(r.syn.data(), r.rowptr[i], r.rowptr[i + 1], vin, dP, dQ, acc.rec(), gn,
-                                         Sg + static_cast<size_t>(k) * nsyn);
+                                         CACHE_SIG ? Sg + static_cast<size_t>(k) * nsyn : nullptr);
       }
       std::swap(gk, gn);
     }
@@ -411,7 +418,7 @@ void backward_tile(const Problem& p, int b0, const float* states, const float* c
   const int64_t row = static_cast<int64_t>(T) * N;
   StepCtx<L> c(p);
   StepAdjoint<L, A, CACHE_SIG> adj(p);
-  std::vector<V> gv(N, splat<L>(0.0f)), ct(N);
+  lane_vector<V> gv(N, splat<L>(0.0f)), ct(N);
   for (int t = T - 1; t >= 0; --t) {
     if ((T - 1 - t) % kFlushSteps == kFlushSteps - 1) acc.flush();
     gather_rows<L>(cot + static_cast<int64_t>(t) * N, row, p.B, b0, N, ct.data());

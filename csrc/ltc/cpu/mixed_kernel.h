@@ -83,7 +83,7 @@ void mixed_forward_tile(const MixedProblem& m, int b0, float* states, float* cel
   const Problem& p = *m.ltc;
   const int N = p.N, F = m.F;
   const int64_t row = static_cast<int64_t>(p.T) * N;
-  std::vector<V> u(static_cast<size_t>(F + N)), z(4 * static_cast<size_t>(N)), c(N), v(N), w(N), v0(N);
+  lane_vector<V> u(static_cast<size_t>(F + N)), z(4 * static_cast<size_t>(N)), c(N), v(N), w(N), v0(N);
   StepCtx<L> ctx(p);
   gather_rows<L>(p.h0, N, p.B, b0, N, u.data() + F);
   gather_rows<L>(m.c0, N, p.B, b0, N, c.data());
@@ -125,7 +125,7 @@ template <int L>
 struct LSTMAccum {
   using V = vf<L>;
   int J, M, n = 0;
-  std::vector<V> dz, u;      // kChunkSteps x J, kChunkSteps x M
+  lane_vector<V> dz, u;      // kChunkSteps x J, kChunkSteps x M
   std::vector<double> dw, db;
 
   LSTMAccum(int J_, int M_)
@@ -221,7 +221,7 @@ void mixed_backward_tile(const MixedProblem& m, int b0, const float* states, con
   const int64_t row = static_cast<int64_t>(T) * N;
   StepCtx<L> ctx(p);
   StepAdjoint<L, A, CACHE_SIG> adj(p);
-  std::vector<V> gv(N, splat<L>(0.0f)), gc(N, splat<L>(0.0f)), ct(N), u(M), z(J), dz(J), gu(M), cp(N), gt(N);
+  lane_vector<V> gv(N, splat<L>(0.0f)), gc(N, splat<L>(0.0f)), ct(N), u(M), z(J), dz(J), gu(M), cp(N), gt(N);
   for (int t = T - 1; t >= 0; --t) {
     if ((T - 1 - t) % kFlushSteps == kFlushSteps - 1) acc.flush();
     gather_rows<L>(cot_s + static_cast<int64_t>(t) * N, row, p.B, b0, N, ct.data());

@@ -38,7 +38,7 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
-from .. import kernels
+from .. import _checks, kernels
 from ..wirings import Wiring
 
 Timespan = Union[float, mx.array, np.ndarray]
@@ -88,24 +88,28 @@ class Cell(nn.Module):
     def check_inputs(self, x: Any, state: Any, ts: Timespan):
         """Validate one step's arguments: ``(x, state, ts)`` with ``state`` zeros when None and
         ``ts`` a float or ``(B, 1)`` float32 array."""
-        x = mx.array(x) if not isinstance(x, mx.array) else x
+        x = _checks.as_array(x, "x")
+        _checks.real_array(x, "x")
         if x.ndim != 2 or x.shape[1] != self.input_size:
             raise ValueError(f"x must have shape (batch, input_size) = (B, {self.input_size}), got {shape_of(x)}")
         B, N = x.shape[0], self.state_size
+        if B == 0:
+            raise ValueError("x has an empty batch (B = 0); pass at least one sample")
         if state is None:
             state = mx.zeros((B, N))
         elif not isinstance(state, mx.array):
             state = mx.array(state)
         if state.shape != (B, N):
             raise ValueError(f"state must have shape (batch, state_size) = ({B}, {N}), got {shape_of(state)}")
-        if isinstance(ts, (int, float)):
-            return x, state, float(ts)
-        ts = mx.array(ts) if not isinstance(ts, mx.array) else ts
+        if isinstance(ts, (int, float)) and not isinstance(ts, bool):
+            return x, state, _checks.timespan(ts, "ts")
+        ts = _checks.as_array(ts, "ts")
+        _checks.real_array(ts, "ts")
         if ts.ndim == 0:
-            return x, state, ts.item()
+            return x, state, _checks.timespan(ts.item(), "ts")
         if ts.shape not in ((B,), (B, 1)):
             raise ValueError(f"ts must be a float or have shape (B,) or (B, 1) with B = {B}, got {shape_of(ts)}")
-        return x, state, ts.reshape(B, 1).astype(mx.float32)
+        return x, state, _checks.invalid_timespans_to_nan(ts.reshape(B, 1).astype(mx.float32))
 
     def __call__(self, x: mx.array, state: Optional[mx.array] = None, ts: Timespan = 1.0):
         """One checked step: ``x`` ``(B, input_size)``, ``state`` ``(B, state_size)`` (zeros if
@@ -142,11 +146,20 @@ class Cell(nn.Module):
 def built_copy(wiring: Wiring, input_dim: Optional[int]) -> Wiring:
     """The private copy of ``wiring`` a cell keeps, built for ``input_dim`` when given.
 
-    Copying lets one wiring object serve several cells (upstream builds the caller's object in
-    place, so a second layer raises "Conflicting input dimensions").
+    An unbuilt ``wiring`` is first built in place, as upstream does, so that the caller's object
+    shows the synapses the cell uses (``wiring.draw_graph()``, ``synapse_count``); the cell then
+    keeps a copy, so that later edits of the caller's object do not change a trained cell.
     """
     if not isinstance(wiring, Wiring):
         raise TypeError(f"wiring must be an ncps.wirings.Wiring, got {type(wiring).__name__}")
+    if input_dim is not None:
+        input_dim = _checks.integer(input_dim, "input_size")
+        if not wiring.is_built():
+            wiring.build(input_dim)
+        elif wiring.input_dim != input_dim and type(wiring) is not Wiring:
+            # Built for another input size: a fresh wiring of the same configuration (seed
+            # included), as the unbuilt original would have built for this size.
+            wiring = type(wiring)(**wiring._init_config())
     wiring = wiring.copy()
     if input_dim is not None:
         wiring.build(int(input_dim))

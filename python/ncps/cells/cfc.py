@@ -41,24 +41,25 @@ from ..wirings import Wiring
 from . import cfc_fused
 from ..gpu import cfc as gpu_cfc
 from .._aliases import official_names
+from .. import _checks
 from .base import Cell, built_copy
 
 MODES = ("default", "pure", "no_gate")
 
 
 def _backbone_sizes(backbone_units: Union[int, Sequence[int]], backbone_layers: Optional[int]) -> list[int]:
+    if backbone_layers is not None:
+        backbone_layers = _checks.integer(backbone_layers, "backbone_layers", 0)
     if isinstance(backbone_units, (list, tuple)):
-        sizes = [int(u) for u in backbone_units]
-        if backbone_layers is not None and int(backbone_layers) != len(sizes):
+        sizes = [_checks.integer(u, "backbone_units") for u in backbone_units]
+        if backbone_layers is not None and backbone_layers != len(sizes):
             raise ValueError(
                 f"backbone_units has {len(sizes)} entries but backbone_layers={backbone_layers}; "
                 "give one width per layer"
             )
         return sizes
-    layers = 1 if backbone_layers is None else int(backbone_layers)
-    if layers < 0:
-        raise ValueError(f"backbone_layers must be >= 0, got {backbone_layers}")
-    return [int(backbone_units)] * layers
+    layers = 1 if backbone_layers is None else backbone_layers
+    return [_checks.integer(backbone_units, "backbone_units", 0 if layers == 0 else 1)] * layers
 
 
 class CfCCell(Cell):
@@ -98,6 +99,11 @@ class CfCCell(Cell):
         super().__init__()
         if mode not in MODES:
             raise ValueError(f"Unknown mode {mode!r}, valid options are {list(MODES)}")
+        if input_size is not None:
+            input_size = _checks.integer(input_size, "input_size")
+        if units is not None:
+            units = _checks.integer(units, "units")
+        backbone_dropout = _checks.real(backbone_dropout, "backbone_dropout", 0.0, below=1.0)
         self._config = dict(
             input_size=input_size, units=units, mode=mode, activation=activation,
             backbone_units=list(backbone_units) if isinstance(backbone_units, (list, tuple)) else backbone_units,

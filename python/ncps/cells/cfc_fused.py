@@ -24,10 +24,12 @@ Backbone dropout in training mode is not fused (:func:`why_not` says so; ``auto`
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Optional, Union
 
 import mlx.core as mx
 
+from .. import _checks
 from ..kernels import _ext
 
 KERNEL = "cfc_sequence"
@@ -101,7 +103,12 @@ def cfc_sequence(cell: Any, x: mx.array, h0: mx.array, dt: mx.array, lstm: Any =
     """
     if _ext is None:
         raise RuntimeError("the fused CfC kernel needs the compiled extension ncps._ext")
+    if getattr(cell, "fused", None) is not sys.modules[__name__]:  # a CfCCell or WiredCfCCell
+        raise TypeError(f"cell must be a CfCCell or WiredCfCCell, got {type(cell).__name__}")
     I, N = cell.input_size, cell.state_size
+    for name, a in (("x", x), ("h0", h0), ("dt", dt), ("c0", c0)):
+        if isinstance(a, mx.array):
+            _checks.real_array(a, name)
     if not isinstance(x, mx.array) or x.ndim != 3 or x.shape[-1] != I or x.shape[0] < 1 or x.shape[1] < 1:
         raise ValueError(f"x must have shape (batch, time, input_size) = (B, T, {I}), got {_shape(x)}")
     B, T = x.shape[:2]
@@ -118,7 +125,7 @@ def cfc_sequence(cell: Any, x: mx.array, h0: mx.array, dt: mx.array, lstm: Any =
             raise ValueError(f"c0 must have shape (batch, state_size) = ({B}, {N}), got {_shape(c0)}")
     elif c0 is not None:
         raise ValueError("c0 is only for mixed memory (pass lstm too)")
-    return sequence(cell, x, h0, dt, lstm, c0)
+    return sequence(cell, x, h0, _checks.invalid_timespans_to_nan(dt), lstm, c0)
 
 
 def sequence(cell: Any, x: mx.array, h0: mx.array, dt: mx.array, lstm: Any = None, c0: Optional[mx.array] = None,

@@ -26,6 +26,7 @@ import mlx.core as mx
 import mlx.nn as nn
 
 from ..init import glorot_linear
+from .. import _checks
 from .base import Cell
 
 
@@ -34,8 +35,8 @@ class CTGRUCell(Cell):
 
     def __init__(self, input_size: int, units: int, num_timescales: int = 8):
         super().__init__()
-        if int(num_timescales) < 1:
-            raise ValueError(f"num_timescales must be a positive integer, got {num_timescales}")
+        input_size, units = _checks.integer(input_size, "input_size"), _checks.integer(units, "units")
+        num_timescales = _checks.integer(num_timescales, "num_timescales")
         self._config = dict(input_size=input_size, units=units, num_timescales=num_timescales)
         self.input_size, self.hidden_size, self.num_timescales = int(input_size), int(units), int(num_timescales)
         H, M, I = self.hidden_size, self.num_timescales, self.input_size

@@ -20,6 +20,7 @@ import mlx.nn as nn
 
 from ..activations import get_activation
 from ..init import glorot_linear, orthogonal_linear
+from .. import _checks
 from .base import Cell
 
 
@@ -30,9 +31,9 @@ class CTRNNCell(Cell):
         self, input_size: int, units: int, activation: str = "tanh", ode_unfolds: int = 6, tau_init: float = 1.0
     ):
         super().__init__()
-        if int(ode_unfolds) < 1:
-            raise ValueError(f"ode_unfolds must be a positive integer, got {ode_unfolds}")
-        if tau_init <= 0:
+        input_size, units = _checks.integer(input_size, "input_size"), _checks.integer(units, "units")
+        _checks.integer(ode_unfolds, "ode_unfolds", 1, _checks.MAX_ODE_UNFOLDS)
+        if _checks.real(tau_init, "tau_init") <= 0:
             raise ValueError(f"tau_init must be positive, got {tau_init}")
         self._config = dict(input_size=input_size, units=units, activation=activation,
                             ode_unfolds=ode_unfolds, tau_init=tau_init)  # fmt: skip

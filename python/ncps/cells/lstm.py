@@ -16,6 +16,8 @@ from __future__ import annotations
 import mlx.core as mx
 import mlx.nn as nn
 
+from .. import _checks
+
 
 class LSTMCell(nn.Module):
     """``cell(x, (h, c)) -> (h', c')``; parameters ``input_map`` (with bias) and
@@ -23,7 +25,8 @@ class LSTMCell(nn.Module):
 
     def __init__(self, input_size: int, hidden_size: int):
         super().__init__()
-        self.input_size, self.hidden_size = int(input_size), int(hidden_size)
+        self.input_size = _checks.integer(input_size, "input_size")
+        self.hidden_size = _checks.integer(hidden_size, "hidden_size")
         self.input_map = nn.Linear(self.input_size, 4 * self.hidden_size, bias=True)
         self.recurrent_map = nn.Linear(self.hidden_size, 4 * self.hidden_size, bias=False)
         self.input_map.weight = nn.init.glorot_uniform()(self.input_map.weight)

@@ -40,7 +40,12 @@ from . import ltc_fused
 from ..gpu import ltc as gpu_ltc
 from .ltc_fused import SOLVER_PARAMS  # noqa: F401  (the solver parameters, in the primitive's order)
 from .._aliases import official_names
+from .. import _checks
 from .base import Cell, WiredSizes, built_copy
+
+# "affine" (x*w + b), "linear" (x*w), or the identity (the official package takes any other value
+# for it; only these spellings are accepted, so that a typo of "affine" is an error).
+MAPPINGS = ("affine", "linear", None, "none", "identity")
 
 _INIT_RANGES = {
     "gleak": (0.001, 1.0),
@@ -74,10 +79,14 @@ def ltc_step(
     if isinstance(dt, (int, float)):
         if dt == 0:
             return v
+        if not 0 < dt < float("inf"):  # an invalid Δt never gives a plausible state
+            return mx.full(v.shape, float("nan"), dtype=v.dtype)
         moving, h = None, dt / ode_unfolds
     else:
-        # A safe step where Δt = 0 keeps NaN out of both branches of the where (and its gradient).
-        moving = dt > 0
+        # Δt = 0 keeps the state; a safe step there keeps NaN out of both branches of the where
+        # (and its gradient). Negative, NaN and infinite Δt become NaN (docs/reliability.md).
+        dt = mx.where((dt >= 0) & (dt < float("inf")), dt, float("nan"))
+        moving = dt != 0
         h = mx.where(moving, dt, 1.0) / ode_unfolds
     cm_t = p["cm"] / h
     leak = p["gleak"] * p["vleak"]
@@ -136,8 +145,10 @@ class LTCCell(WiredSizes, Cell):
         implicit_param_constraints: bool = False,
     ):
         super().__init__()
-        if int(ode_unfolds) < 1:
-            raise ValueError(f"ode_unfolds must be a positive integer, got {ode_unfolds}")
+        _checks.integer(ode_unfolds, "ode_unfolds", 1, _checks.MAX_ODE_UNFOLDS)
+        _checks.choice(input_mapping, "input_mapping", MAPPINGS)
+        _checks.choice(output_mapping, "output_mapping", MAPPINGS)
+        _checks.real(epsilon, "epsilon", 0.0)
         self._config = dict(wiring=None, in_features=in_features, input_mapping=input_mapping,
                             output_mapping=output_mapping, ode_unfolds=ode_unfolds, epsilon=epsilon,
                             implicit_param_constraints=implicit_param_constraints)  # fmt: skip

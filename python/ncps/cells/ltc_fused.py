@@ -27,6 +27,7 @@ from typing import Any, Mapping, Optional, Union
 
 import mlx.core as mx
 
+from .. import _checks
 from .. import kernels as _kernels
 from ..kernels import _ext
 
@@ -69,6 +70,13 @@ def _check(name: str, a, want: tuple, sym: str, op: str = "ltc_sequence") -> Non
         raise ValueError(f"{op}: {name} must be a real array, got {a.dtype}")
 
 
+def _check_epsilon(op: str, epsilon) -> None:
+    try:
+        _checks.real(epsilon, "epsilon", 0.0)
+    except ValueError as exc:
+        raise ValueError(f"{op}: {exc}") from None
+
+
 def _check_ltc_args(op: str, x, h0, dt, params, ode_unfolds) -> tuple:
     """Validate the LTC part of a call; returns ``(B, T, I, N)``."""
     if not isinstance(params, Mapping):
@@ -76,8 +84,10 @@ def _check_ltc_args(op: str, x, h0, dt, params, ode_unfolds) -> tuple:
     missing = [k for k in LTC_PARAMS if k not in params]
     if missing:
         raise ValueError(f"{op}: params is missing {missing} (expected keys {list(LTC_PARAMS)})")
-    if isinstance(ode_unfolds, bool) or int(ode_unfolds) != ode_unfolds or int(ode_unfolds) < 1:
-        raise ValueError(f"{op}: ode_unfolds must be a positive integer, got {ode_unfolds!r}")
+    try:
+        _checks.integer(ode_unfolds, "ode_unfolds", 1, _checks.MAX_ODE_UNFOLDS)
+    except ValueError as exc:
+        raise ValueError(f"{op}: {exc}") from None
     if not isinstance(x, mx.array) or x.ndim != 3:
         got = _shape_str(x.shape) if isinstance(x, mx.array) else type(x).__name__
         raise ValueError(f"{op}: x must have shape (B, T, I), got {got}")
@@ -134,6 +144,7 @@ def ltc_sequence(
     """
     _require_ext()
     _check_ltc_args("ltc_sequence", x, h0, dt, params, ode_unfolds)
+    _check_epsilon("ltc_sequence", epsilon)
     return _plain(x, h0, dt, params, ode_unfolds, epsilon, stream)
 
 
@@ -194,6 +205,7 @@ def ltc_mixed_sequence(
     op = "ltc_mixed_sequence"
     _require_ext()
     B, T, I, N = _check_ltc_args(op, x, h0, dt, params, ode_unfolds)
+    _check_epsilon(op, epsilon)
     _check("c0", c0, (B, N), "(B, N)", op)
     if not isinstance(lstm, Mapping):
         raise TypeError(f"{op}: lstm must be a mapping of LSTM parameters, got {type(lstm).__name__}")
@@ -247,12 +259,16 @@ def sequence(cell: Any, x: mx.array, h0: mx.array, dt: mx.array, lstm: Any = Non
     valid one. (The mixed-memory LSTM still runs at ``dt = 0``, so there it changes nothing.)
     ``backend`` is ``"cpu"``; the primitive runs on ``stream``."""
     args = (cell.solver_params(), cell.ode_unfolds, cell.epsilon)
+    # The reference's dtype: its arithmetic promotes x, the state and the parameters together
+    # (the primitive alone returns x's dtype).
+    dtype = (mx.zeros((), x.dtype) + mx.zeros((), h0.dtype) + mx.zeros((), args[0]["cm"].dtype)).dtype
     if lstm is None:
         if lengths is not None:
             dt = mx.where(mx.arange(dt.shape[1])[None] < lengths[:, None], dt, 0.0)
-        return _plain(cell.map_inputs(x), h0, dt, *args, stream=stream), None
+        return _plain(cell.map_inputs(x), h0, dt, *args, stream=stream).astype(dtype), None
     c0 = mx.zeros_like(h0) if c0 is None else c0
-    return _mixed(cell.map_inputs(x), h0, c0, dt, args[0], x, lstm_params(lstm), *args[1:], stream=stream)
+    states, cells = _mixed(cell.map_inputs(x), h0, c0, dt, args[0], x, lstm_params(lstm), *args[1:], stream=stream)
+    return states.astype(dtype), cells.astype(dtype)
 
 
 def step(cell: Any, x: mx.array, h: mx.array, ts: Union[float, mx.array], *, backend: str = "cpu",

@@ -24,6 +24,8 @@ from ..wirings import Wiring
 from . import cfc_fused
 from ..gpu import cfc as gpu_cfc
 from .._aliases import official_names
+from .. import _checks
+from .cfc import MODES
 from .base import Cell, WiredSizes, built_copy
 from .cfc import CfCCell
 
@@ -43,7 +45,7 @@ class WiredCfCCell(WiredSizes, Cell):
     def __init__(self, input_size: Optional[int], wiring: Wiring, mode: str = "default"):
         super().__init__()
         self._wiring = wiring = built_copy(wiring, input_size)
-        self.mode = mode
+        self.mode = _checks.choice(mode, "mode", MODES)
         self._config = dict(input_size=wiring.input_dim, wiring=wiring, mode=mode)
         in_features = wiring.input_dim
         self.layer_sizes = []

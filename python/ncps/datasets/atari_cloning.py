@@ -117,8 +117,10 @@ class AtariCloningDataset:
 
     def load_chunk(self, idx: int) -> tuple[np.ndarray, np.ndarray]:
         """Chunk ``idx`` as stored: ``obs`` uint8 ``(32, 84, 84, 4)`` and ``actions`` int64 ``(32,)``."""
-        with np.load(self.files[idx]) as arr:
-            obs, actions = arr["obs"], arr["actions"]
+        arr = utils.load_npz(self.files[idx])
+        if "obs" not in arr or "actions" not in arr:
+            raise ValueError(f"{self.files[idx]}: expected arrays 'obs' and 'actions', found {sorted(arr)}")
+        obs, actions = arr["obs"], arr["actions"]
         if obs.ndim != 4 or obs.shape[1:] != FRAME_SHAPE or actions.shape != obs.shape[:1]:
             raise ValueError(
                 f"{self.files[idx]}: expected obs (T, 84, 84, 4) and actions (T,), "

@@ -37,13 +37,13 @@ __all__ = ["load_data", "URL", "MD5", "FILENAME"]
 
 def _unpack(path: Path) -> list[Arrays]:
     recordings = []
-    with np.load(path) as packed:
-        i = 0
-        while f"x_{i}" in packed.files:
-            if f"y_{i}" not in packed.files:
-                raise ValueError(f"{path}: x_{i} has no matching y_{i}")
-            recordings.append((packed[f"x_{i}"], packed[f"y_{i}"]))
-            i += 1
+    packed = utils.load_npz(path)
+    i = 0
+    while f"x_{i}" in packed:
+        if f"y_{i}" not in packed:
+            raise ValueError(f"{path}: x_{i} has no matching y_{i}")
+        recordings.append((packed[f"x_{i}"], packed[f"y_{i}"]))
+        i += 1
     if len(recordings) <= NUM_TEST:
         raise ValueError(
             f"{path}: expected recordings x_0, y_0, x_1, y_1, … (29 in the official file), found {len(recordings)}; "

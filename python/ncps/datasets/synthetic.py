@@ -16,6 +16,8 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
+from .. import _checks
+
 XOR_TRAIN_SEED = 1234984
 """The seed of the CfC paper's 100,000 training sequences."""
 XOR_TEST_SEED = 48736
@@ -109,7 +111,8 @@ def bitstream_xor(
     Padding follows the last event: classify with the output at the last masked-in step (e.g.
     ``ncps.mini_keras`` with ``x=(x, timespans, mask)``, or gather ``lengths - 1`` yourself).
     """
-    if pad_size < 3:
+    n = _checks.integer(n, "n")
+    if _checks.integer(pad_size, "pad_size", None) < 3:
         raise ValueError(f"pad_size must be at least 3, got {pad_size}")
     rng = np.random.RandomState(seed)
     xs = np.zeros((n, pad_size, 1), np.float32)
@@ -148,6 +151,9 @@ def sine_cosine(
     Returns:
         ``x`` float32 ``(n, seq_len, 2)`` and ``y`` float32 ``(n, seq_len, 1)``.
     """
+    seq_len, n = _checks.integer(seq_len, "seq_len"), _checks.integer(n, "n")
+    _checks.real(periods, "periods")
+    _checks.real(noise, "noise", 0.0)
     rng = np.random.default_rng(seed)
     u = np.linspace(0.0, 2 * np.pi * periods, seq_len)[None, :]
     if random_phase:
@@ -183,7 +189,8 @@ def irregular_sine_classification(
         :class:`IrregularData` with ``x (n, seq_len, 1)``, ``timespans (n, seq_len)`` (the first
         entry is the gap before the first observation) and ``y (n,)``.
     """
-    if n_classes < 2:
+    n, seq_len = _checks.integer(n, "n"), _checks.integer(seq_len, "seq_len")
+    if _checks.integer(n_classes, "n_classes", None) < 2:
         raise ValueError(f"n_classes must be at least 2, got {n_classes}")
     lo, hi = mean_dt
     if not 0 < lo <= hi or not 0 <= jitter < 1:

@@ -8,8 +8,11 @@ for the real thing. Tests replace :func:`urlopen` (or the helpers themselves) to
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 from typing import Any, Optional, Union
+
+import numpy as np
 
 PathLike = Union[str, os.PathLike]
 
@@ -96,3 +99,20 @@ def download_and_unzip(url: str, extract_to: PathLike = ".", timeout: float = 60
         if os.path.exists(tmp):
             os.remove(tmp)
     return root
+
+
+def load_npz(path: PathLike) -> dict:
+    """The arrays of an ``.npz`` file, read without pickle (a file never runs code): a corrupt
+    file or one holding Python objects is a ``ValueError`` naming the file."""
+    try:
+        with np.load(path, allow_pickle=False) as packed:
+            return {name: packed[name] for name in packed.files}
+    except FileNotFoundError:
+        raise
+    except ValueError as exc:
+        if "pickle" in str(exc):
+            raise ValueError(f"{path}: holds Python objects (pickled data), which ncps never loads; "
+                             "expected plain numeric arrays") from None  # fmt: skip
+        raise ValueError(f"{path}: not a readable .npz file ({exc})") from None
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        raise ValueError(f"{path}: not a readable .npz file ({type(exc).__name__}: {exc})") from None

@@ -14,6 +14,7 @@ from typing import Any, Callable, Optional, Sequence, Union
 import mlx.core as mx
 import mlx.nn as nn
 
+from .. import _checks
 from .. import layers as _layers
 from ..persistence import decode_config, encode_config
 from ..wirings import Wiring
@@ -128,9 +129,7 @@ class Dense(Layer):
 
     def __init__(self, units: int, activation: _act.ActivationLike = None, use_bias: bool = True, **kwargs):
         super().__init__(**kwargs)
-        if int(units) < 1:
-            raise ValueError(f"units must be a positive integer, got {units}")
-        self.units = int(units)
+        self.units = _checks.integer(units, "units")
         self.activation = activation
         self.activation_fn = _act.get(activation)
         self.use_bias = bool(use_bias)
@@ -292,9 +291,7 @@ class _Recurrent(Layer):
     def __init__(self, units: Union[int, Wiring], return_sequences: bool = False, **kwargs):
         super().__init__(**kwargs)
         if not isinstance(units, Wiring):
-            if int(units) < 1:
-                raise ValueError(f"units must be a positive integer or a Wiring, got {units!r}")
-            units = int(units)
+            units = _checks.integer(units, "units")
         self.units = units
         self.return_sequences = bool(return_sequences)
 

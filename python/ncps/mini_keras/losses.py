@@ -7,10 +7,11 @@ axis of 1 loses it (sparse categorical losses).
 
 from __future__ import annotations
 
-from typing import Callable, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 import mlx.core as mx
 import mlx.nn as nn
+import numpy as np
 
 LossFn = Callable[[mx.array, mx.array], mx.array]
 
@@ -21,6 +22,23 @@ def _align(y_true: mx.array, y_pred: mx.array) -> mx.array:
     if y_true.ndim == y_pred.ndim - 1 and y_pred.shape[-1] == 1:
         y_true = y_true[..., None]
     return y_true.astype(y_pred.dtype)
+
+
+def check_sparse_labels(y: Any, n_classes: int) -> None:
+    """Raise a ``ValueError`` unless every label of ``y`` is an integer in ``[0, n_classes)``."""
+    y = np.asarray(y)
+    if y.size == 0:
+        return
+    if not np.issubdtype(y.dtype, np.integer):
+        if not np.issubdtype(y.dtype, np.floating) or not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
+            raise ValueError(f"sparse categorical labels must be integers (class indices), got dtype {y.dtype} "
+                             f"with values such as {y.ravel()[:5].tolist()}")  # fmt: skip
+    lo, hi = y.min(), y.max()
+    if lo < 0 or hi >= n_classes:
+        raise ValueError(
+            f"sparse categorical labels must be class indices in [0, {n_classes}) (the model has {n_classes} "
+            f"outputs), got labels in [{lo}, {hi}]" + ("; labels start at 0, not 1" if lo == 1 and hi == n_classes else "")
+        )
 
 
 def _sparse(y_true: mx.array, y_pred: mx.array) -> mx.array:
@@ -93,7 +111,13 @@ class SparseCategoricalCrossentropy(Loss):
     def __call__(self, y_true, y_pred):
         y_true = _sparse(y_true, y_pred)
         logits = y_pred if self.from_logits else mx.log(mx.clip(y_pred, _EPS, 1.0))
-        return mx.mean(nn.losses.cross_entropy(logits, y_true))
+        # A label outside [0, n_classes) would index out of range inside MLX's cross-entropy
+        # (memory corruption); it is clamped for the lookup and its loss made NaN instead, so that
+        # fit stops on the non-finite loss. Sequential.fit checks the labels up front.
+        n_classes = y_pred.shape[-1]
+        valid = (y_true >= 0) & (y_true < n_classes)
+        losses = nn.losses.cross_entropy(logits, mx.clip(y_true, 0, n_classes - 1))
+        return mx.mean(mx.where(valid, losses, float("nan")))
 
     def get_config(self):
         return {"from_logits": self.from_logits}

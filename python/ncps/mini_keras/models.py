@@ -338,6 +338,8 @@ class Sequential(nn.Module):
             raise ValueError(f"x has {inputs[0].shape[0]} samples but y has {y.shape[0]}")
         if not self.built:
             self.build(tuple(inputs[0].shape[1:]))
+        if isinstance(self.loss, _losses.SparseCategoricalCrossentropy):
+            _losses.check_sparse_labels(np.array(y), self.output_shape[-1])
         data = (*inputs, y)
         val = None
         if validation_data is not None:
