@@ -33,9 +33,10 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # for timing.py (no ncps import there)
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # for timing.py and official_common.py
 
 import timing  # noqa: E402
+from official_common import official_units  # noqa: E402
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import keras  # noqa: E402
@@ -45,18 +46,10 @@ import ncps  # noqa: E402  (the official package, thanks to the bootstrap)
 import ncps.keras as nk  # noqa: E402
 
 
-def make_wiring(units):
-    """An int, or a fresh official wiring from ``{"wiring", "args", "kwargs"}``."""
-    if isinstance(units, dict):
-        cls = getattr(ncps.wirings, units["wiring"])
-        return cls(*units.get("args", []), **units.get("kwargs", {}))
-    return int(units)
-
-
 def build(job):
     """The official Keras layer or cell of ``job``, built for its input shape."""
     layer, n_in, kw = job["layer"], job["input_size"], dict(job.get("kwargs", {}))
-    units, B = make_wiring(job["units"]), int(job["batch"])
+    units, B = official_units(job["units"]), int(job["batch"])
     if layer in ("CfC", "CfCCell") and not isinstance(units, int):
         layer = "WiredCfCCell" if layer == "CfCCell" else layer
     if layer.startswith("CfC") and isinstance(units, int):

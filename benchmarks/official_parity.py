@@ -26,37 +26,21 @@ oracle runs the wrappers' own loop over the official cells with the elapsed time
 """
 import json
 import sys
+from pathlib import Path
 
-import numpy as np
-import torch
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # for official_common.py (no ncps of ours)
 
-import ncps
-import ncps.torch as nt
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from official_common import build_layer, official_units  # noqa: E402
+
+import ncps.torch as nt  # noqa: E402  (the official package, thanks to the bootstrap)
 from ncps.torch.lstm import LSTMCell  # noqa: F401  (imported by the wrappers too)
 
 
-def make_units(spec):
-    units = spec.get("units", 16)
-    if isinstance(units, dict):
-        cls = getattr(ncps.wirings, units["wiring"])
-        return cls(*units.get("args", []), **units.get("kwargs", {}))
-    return units
-
-
 def build(spec):
-    layer, n_in, kw = spec["layer"], spec["input_size"], dict(spec.get("kwargs", {}))
-    units = make_units(spec)
-    if layer == "CfC":
-        return nt.CfC(n_in, units, **kw)
-    if layer == "LTC":
-        return nt.LTC(n_in, units, **kw)
-    if layer == "CfCCell":
-        return nt.CfCCell(n_in, units, **kw)
-    if layer == "LTCCell":
-        return nt.LTCCell(units, in_features=n_in, **kw)
-    if layer == "WiredCfCCell":
-        return nt.WiredCfCCell(n_in, units, **kw)
-    raise SystemExit(f"unknown layer {layer!r}")
+    kw = dict(spec.get("kwargs", {}))
+    return build_layer(nt, spec["layer"], spec["input_size"], official_units(spec.get("units", 16)), kw)
 
 
 def run_sequence(m, x, ts, hx, batch_first):

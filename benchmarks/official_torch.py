@@ -42,37 +42,19 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # for timing.py (no ncps import there)
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # for timing.py and official_common.py
 
 import timing  # noqa: E402
+from official_common import build_layer, official_units  # noqa: E402
 import torch  # noqa: E402
 
 import ncps  # noqa: E402  (the official package, thanks to the bootstrap)
 import ncps.torch as nt  # noqa: E402
 
 
-def make_units(units):
-    """An int, or a fresh official wiring from ``{"wiring", "args", "kwargs"}``."""
-    if isinstance(units, dict):
-        cls = getattr(ncps.wirings, units["wiring"])
-        return cls(*units.get("args", []), **units.get("kwargs", {}))
-    return int(units)
-
-
 def build(job):
     layer, n_in, kw = job["layer"], job["input_size"], dict(job.get("kwargs", {}))
-    units = make_units(job["units"])
-    if layer == "LTC":
-        return nt.LTC(n_in, units, **kw)
-    if layer == "CfC":
-        return nt.CfC(n_in, units, **kw)
-    if layer == "LTCCell":
-        return nt.LTCCell(units, in_features=n_in, **kw)
-    if layer == "CfCCell":
-        return nt.CfCCell(n_in, units, **kw)
-    if layer == "WiredCfCCell":
-        return nt.WiredCfCCell(n_in, units, **kw)
-    raise ValueError(f"unknown layer {layer!r}")
+    return build_layer(nt, layer, n_in, official_units(job["units"]), kw)
 
 
 def state_size(model) -> int:

@@ -445,14 +445,17 @@ class Bench:
                 row["work"] = limits.work(row["spec"], cfg.batch, cfg.time, row["pass"])
         return rows
 
-    def section_ltc(self) -> dict:
+    def ltc_specs(self) -> list:
+        """The two LTC models of the run: the AutoNCP wiring and a fully connected one."""
         cfg = self.cfg
         kw = {"ode_unfolds": cfg.ode_unfolds}
-        specs = [
+        return [
             spec("LTC", cfg.inputs, wiring("AutoNCP", cfg.units, cfg.motor), **kw),
             spec("LTC", cfg.inputs, wiring("FullyConnected", cfg.units), **kw),
         ]
-        return {"shape": self.shape(), "results": self.model_comparison(specs) + self.baselines()}
+
+    def section_ltc(self) -> dict:
+        return {"shape": self.shape(), "results": self.model_comparison(self.ltc_specs()) + self.baselines()}
 
     def section_cfc(self) -> dict:
         cfg = self.cfg
@@ -503,10 +506,8 @@ class Bench:
 
     def section_memory(self) -> dict:
         cfg = self.cfg
-        kw = {"ode_unfolds": cfg.ode_unfolds}
         specs = [
-            spec("LTC", cfg.inputs, wiring("AutoNCP", cfg.units, cfg.motor), **kw),
-            spec("LTC", cfg.inputs, wiring("FullyConnected", cfg.units), **kw),
+            *self.ltc_specs(),
             spec("CfC", cfg.inputs, cfg.units, backbone_units=cfg.backbone_units, backbone_layers=cfg.backbone_layers),
             spec("CfC", cfg.inputs, wiring("AutoNCP", cfg.units, cfg.motor)),
         ]

@@ -456,6 +456,13 @@ class LTC(RNN):
         super().__init__(cell, return_sequences, batch_first, mixed_memory, None, bidirectional, merge_mode)
 
 
+def _sizes(layer: str, input_size: Optional[int], units: Optional[int]) -> tuple[int, int]:
+    """``input_size`` and ``units`` of a layer built without ``cell=`` (both required), as ints."""
+    if input_size is None or units is None:
+        raise ValueError(f"{layer} needs input_size and units (or cell=)")
+    return _checks.integer(input_size, "input_size"), _checks.integer(units, "units")
+
+
 class CTRNN(RNN):
     """A continuous-time RNN sequence layer (:class:`CTRNNCell`); see :class:`RNN` for the call."""
 
@@ -474,9 +481,7 @@ class CTRNN(RNN):
         cell: Optional[CTRNNCell] = None,
     ):
         if cell is None:
-            if input_size is None or units is None:
-                raise ValueError("CTRNN needs input_size and units (or cell=)")
-            input_size, units = _checks.integer(input_size, "input_size"), _checks.integer(units, "units")
+            input_size, units = _sizes("CTRNN", input_size, units)
             cell = CTRNNCell(input_size, units, activation, ode_unfolds)
         super().__init__(cell, return_sequences, batch_first, mixed_memory, None, bidirectional, merge_mode)
 
@@ -501,9 +506,7 @@ class CTGRU(RNN):
         cell: Optional[CTGRUCell] = None,
     ):
         if cell is None:
-            if input_size is None or units is None:
-                raise ValueError("CTGRU needs input_size and units (or cell=)")
-            input_size, units = _checks.integer(input_size, "input_size"), _checks.integer(units, "units")
+            input_size, units = _sizes("CTGRU", input_size, units)
             cell = CTGRUCell(input_size, units, num_timescales)
         if mixed_memory:
             raise ValueError("mixed_memory needs a cell whose state is its output; CTGRU's state is its traces")

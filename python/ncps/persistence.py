@@ -142,6 +142,15 @@ def save(model: nn.Module, path: Union[str, os.PathLike]) -> None:
     atomic_write(path, lambda tmp: mx.save_safetensors(tmp, weights, metadata={"ncps": config}), ".safetensors")
 
 
+def read_safetensors(path: str) -> tuple[dict[str, mx.array], dict[str, str]]:
+    """The weights and metadata of the safetensors file at ``path``, which exists; a ValueError
+    naming ``path`` if it is not a readable safetensors file."""
+    try:
+        return mx.load(path, format="safetensors", return_metadata=True)
+    except Exception as exc:
+        raise ValueError(f"{path!r} is not a readable safetensors file: {exc}") from exc
+
+
 def load(path: Union[str, os.PathLike]) -> nn.Module:
     """Rebuild a model written by :func:`save`; it gives identical outputs. ``path`` may omit a
     ``.safetensors`` suffix that the file has."""
@@ -152,10 +161,7 @@ def load(path: Union[str, os.PathLike]) -> nn.Module:
         path += ".safetensors"
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no ncps model file at {path!r}")
-    try:
-        weights, metadata = mx.load(path, format="safetensors", return_metadata=True)
-    except Exception as exc:
-        raise ValueError(f"{path!r} is not a readable safetensors file: {exc}") from exc
+    weights, metadata = read_safetensors(path)
     if "ncps" not in metadata:
         raise ValueError(f"{path!r} has no ncps model configuration (was it written by ncps.save?)")
     try:

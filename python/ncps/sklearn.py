@@ -90,6 +90,12 @@ class LiquidNet(nn.Module):
 class _LiquidBase(BaseEstimator):
     """Shared parameters, validation and training of the two estimators."""
 
+    def _store_params(self, args: dict[str, Any]) -> None:
+        """Keep each constructor argument (from ``locals()``) unchanged under its own name, as
+        scikit-learn's ``get_params``/``clone`` expect: no validation here, that is fit's job."""
+        for name in self._get_param_names():
+            setattr(self, name, args[name])
+
     def _validate_params(self) -> None:
         if self.model_type not in MODEL_TYPES:
             raise ValueError(f"model_type must be one of {tuple(MODEL_TYPES)}, got {self.model_type!r}")
@@ -249,22 +255,7 @@ class LiquidRegressor(RegressorMixin, _LiquidBase):
         verbose: bool = False,
         compile: bool = True,
     ):
-        self.model_type = model_type
-        self.units = units
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.clip_value = clip_value
-        self.random_state = random_state
-        self.return_sequences = return_sequences
-        self.mode = mode
-        self.backbone_units = backbone_units
-        self.validation_fraction = validation_fraction
-        self.early_stopping = early_stopping
-        self.n_iter_no_change = n_iter_no_change
-        self.normalize_y = normalize_y
-        self.verbose = verbose
-        self.compile = compile
+        self._store_params(locals())
 
     @staticmethod
     def _loss(model: nn.Module, x: mx.array, y: mx.array, lengths: Optional[mx.array] = None) -> mx.array:
@@ -409,20 +400,7 @@ class LiquidClassifier(ClassifierMixin, _LiquidBase):
         verbose: bool = False,
         compile: bool = True,
     ):
-        self.model_type = model_type
-        self.units = units
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.clip_value = clip_value
-        self.random_state = random_state
-        self.mode = mode
-        self.backbone_units = backbone_units
-        self.validation_fraction = validation_fraction
-        self.early_stopping = early_stopping
-        self.n_iter_no_change = n_iter_no_change
-        self.verbose = verbose
-        self.compile = compile
+        self._store_params(locals())
 
     @staticmethod
     def _loss(model: nn.Module, x: mx.array, y: mx.array, lengths: Optional[mx.array] = None) -> mx.array:

@@ -94,6 +94,17 @@ def test_ltc_infer_equals_the_reference_step(name, ts):
         np.testing.assert_array_equal(np.array(h), np.array(h_ref))
 
 
+def _assert_infer_sees_change(cell, x, h, y0):
+    """After the parameters changed, ``infer`` equals the reference step and differs from ``y0``
+    (its output before the change)."""
+    y1, h1 = cell.infer(x, h)
+    with kernels.use("reference"):
+        y_ref, h_ref = cell(x, h)
+    np.testing.assert_allclose(np.array(y1), np.array(y_ref), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.array(h1), np.array(h_ref), rtol=1e-5, atol=1e-5)
+    assert not np.allclose(np.array(y0), np.array(y1))
+
+
 @pytest.mark.skipif(not kernels.extension_available(), reason="the extension did not build")
 def test_ltc_infer_uses_the_immediate_kernel_and_sees_new_parameters(monkeypatch):
     from ncps.cells import ltc_fused
@@ -110,12 +121,7 @@ def test_ltc_infer_uses_the_immediate_kernel_and_sees_new_parameters(monkeypatch
     # apply_weight_constraints does) must be seen by the next step.
     cell.output_b = cell.output_b + 1.0
     cell.w = cell.w * 2.0
-    y1, h1 = cell.infer(x, h)
-    with kernels.use("reference"):
-        y_ref, h_ref = cell(x, h)
-    np.testing.assert_allclose(np.array(y1), np.array(y_ref), rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(np.array(h1), np.array(h_ref), rtol=1e-5, atol=1e-5)
-    assert not np.allclose(np.array(y0), np.array(y1))
+    _assert_infer_sees_change(cell, x, h, y0)
 
 
 @pytest.mark.skipif(not kernels.extension_available(), reason="the extension did not build")
@@ -147,9 +153,4 @@ def test_cfc_infer_sees_replaced_parameters(name):
     from mlx.utils import tree_map
 
     cell.update(tree_map(lambda v: v * 1.5, cell.trainable_parameters()))
-    y1, h1 = cell.infer(x, h)
-    with kernels.use("reference"):
-        y_ref, h_ref = cell(x, h)
-    np.testing.assert_allclose(np.array(y1), np.array(y_ref), rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(np.array(h1), np.array(h_ref), rtol=1e-5, atol=1e-5)
-    assert not np.allclose(np.array(y0), np.array(y1))
+    _assert_infer_sees_change(cell, x, h, y0)

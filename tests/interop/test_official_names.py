@@ -16,21 +16,16 @@ from ncps import CfC, CfCCell, LTC, LTCCell, WiredCfCCell  # was: from ncps.torc
 from ncps.wirings import NCP, AutoNCP
 
 
-def test_official_cfc_docstring_example():
-    rnn = CfC(20, 50)
+@pytest.mark.parametrize("layer", [CfC, LTC])
+def test_official_docstring_example(layer):
+    rnn = layer(20, 50)
     x = mx.random.normal((2, 3, 20))  # (batch, time, features)
     h0 = mx.zeros((2, 50))  # (batch, units)
     output, hn = rnn(x, h0)
     assert output.shape == (2, 3, 50) and hn.shape == (2, 50)
 
 
-def test_official_ltc_docstring_examples():
-    rnn = LTC(20, 50)
-    x = mx.random.normal((2, 3, 20))  # (batch, time, features)
-    h0 = mx.zeros((2, 50))  # (batch, units)
-    output, hn = rnn(x, h0)
-    assert output.shape == (2, 3, 50) and hn.shape == (2, 50)
-
+def test_official_ltc_wired_docstring_example():
     wiring = NCP(10, 10, 8, 6, 6, 4, 6)
     rnn = LTC(20, wiring)
 

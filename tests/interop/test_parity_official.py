@@ -12,6 +12,7 @@ import pytest
 from mlx.utils import tree_flatten
 
 import ncps
+from benchmarks.official_common import build_layer
 from ncps import kernels
 from ncps.interop import _renumber_backbone, load_torch_state_dict
 from tests.official import run_oracle  # noqa: F401  (the oracle_cache fixture's runner)
@@ -77,16 +78,7 @@ def make_units(units):
 
 def build_ours(spec):
     kw = dict(spec.get("kwargs", {}))
-    units, n_in, layer = make_units(spec["units"]), spec["input_size"], spec["layer"]
-    if layer == "CfC":
-        return ncps.CfC(n_in, units, **kw)
-    if layer == "LTC":
-        return ncps.LTC(n_in, units, **kw)
-    if layer == "CfCCell":
-        return ncps.CfCCell(n_in, units, **kw)
-    if layer == "LTCCell":
-        return ncps.LTCCell(units, in_features=n_in, **kw)
-    return ncps.WiredCfCCell(n_in, units, **kw)
+    return build_layer(ncps, spec["layer"], spec["input_size"], make_units(spec["units"]), kw)
 
 
 def run_ours(model, ref, spec):

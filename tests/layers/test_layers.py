@@ -226,6 +226,16 @@ def test_apply_weight_constraints_clips_at_zero():
     assert "sparsity_mask" not in dict(nn.utils.tree_flatten(cell.trainable_parameters()))
 
 
+def _central_difference(f, a, idx, eps):
+    """``(f(a + eps e) - f(a - eps e)) / (2 eps)`` with ``e`` the unit entry ``idx`` of ``a``."""
+    values = []
+    for sign in (1, -1):
+        q = a.copy()
+        q[idx] += sign * eps
+        values.append(f(q))
+    return (values[0] - values[1]) / (2 * eps)
+
+
 def _finite_difference_check(model, x, ts, names, n_entries=3, eps=1e-2, tol=1e-2):
     # float32 central differences: MLX's float64 exp/sigmoid on CPU are only float32-accurate,
     # so float64 would not be more exact. A wrong gradient is off by O(1), far above ``tol``.
@@ -239,28 +249,22 @@ def _finite_difference_check(model, x, ts, names, n_entries=3, eps=1e-2, tol=1e-
     rng = np.random.default_rng(0)
     for name in names:
         p = np.array(params[name])
+
+        def loss_at(q, name=name):
+            model.update(nn.utils.tree_unflatten([(name, mx.array(q))]))
+            return loss(model, x).item()
+
         for _ in range(n_entries):
             idx = tuple(rng.integers(0, s) for s in p.shape)
-            values = []
-            for sign in (1, -1):
-                q = p.copy()
-                q[idx] += sign * eps
-                model.update(nn.utils.tree_unflatten([(name, mx.array(q))]))
-                values.append(loss(model, x).item())
+            numeric = _central_difference(loss_at, p, idx, eps)
             model.update(nn.utils.tree_unflatten([(name, mx.array(p))]))
-            numeric = (values[0] - values[1]) / (2 * eps)
             analytic = float(np.array(grads[name])[idx])
             assert abs(numeric - analytic) <= tol * max(0.1, abs(numeric)), (name, idx, numeric, analytic)
     gx = np.array(mx.grad(lambda x: loss(model, x))(x))
     xn = np.array(x)
     for _ in range(n_entries):
         idx = tuple(rng.integers(0, s) for s in xn.shape)
-        vals = []
-        for sign in (1, -1):
-            q = xn.copy()
-            q[idx] += sign * eps
-            vals.append(loss(model, mx.array(q)).item())
-        numeric = (vals[0] - vals[1]) / (2 * eps)
+        numeric = _central_difference(lambda q: loss(model, mx.array(q)).item(), xn, idx, eps)
         assert abs(numeric - gx[idx]) <= tol * max(0.1, abs(numeric)), ("x", idx, numeric, gx[idx])
 
 

@@ -97,16 +97,23 @@ class Huber(Loss):
         return {"delta": self.delta}
 
 
-class SparseCategoricalCrossentropy(Loss):
+class _ProbabilisticLoss(Loss):
+    """A loss of predicted probabilities, or of logits with ``from_logits=True``."""
+
+    def __init__(self, from_logits: bool = False):
+        self.from_logits = bool(from_logits)
+
+    def get_config(self) -> dict:
+        return {"from_logits": self.from_logits}
+
+
+class SparseCategoricalCrossentropy(_ProbabilisticLoss):
     """Cross-entropy against integer class labels (the class axis is the last one).
 
     ``from_logits=False`` (Keras' default) expects probabilities, e.g. from a softmax layer.
     """
 
     name = "sparse_categorical_crossentropy"
-
-    def __init__(self, from_logits: bool = False):
-        self.from_logits = bool(from_logits)
 
     def __call__(self, y_true, y_pred):
         y_true = _sparse(y_true, y_pred)
@@ -119,17 +126,11 @@ class SparseCategoricalCrossentropy(Loss):
         losses = nn.losses.cross_entropy(logits, mx.clip(y_true, 0, n_classes - 1))
         return mx.mean(mx.where(valid, losses, float("nan")))
 
-    def get_config(self):
-        return {"from_logits": self.from_logits}
 
-
-class CategoricalCrossentropy(Loss):
+class CategoricalCrossentropy(_ProbabilisticLoss):
     """Cross-entropy against one-hot (or soft) targets of the prediction's shape."""
 
     name = "categorical_crossentropy"
-
-    def __init__(self, from_logits: bool = False):
-        self.from_logits = bool(from_logits)
 
     def __call__(self, y_true, y_pred):
         y_true = y_true.astype(y_pred.dtype)
@@ -140,17 +141,11 @@ class CategoricalCrossentropy(Loss):
             log_p = mx.log(mx.clip(p, _EPS, 1.0))
         return mx.mean(-mx.sum(y_true * log_p, axis=-1))
 
-    def get_config(self):
-        return {"from_logits": self.from_logits}
 
-
-class BinaryCrossentropy(Loss):
+class BinaryCrossentropy(_ProbabilisticLoss):
     """Binary cross-entropy against 0/1 targets; ``from_logits=False`` expects probabilities."""
 
     name = "binary_crossentropy"
-
-    def __init__(self, from_logits: bool = False):
-        self.from_logits = bool(from_logits)
 
     def __call__(self, y_true, y_pred):
         y_true = _align(y_true, y_pred)
@@ -158,9 +153,6 @@ class BinaryCrossentropy(Loss):
             return mx.mean(nn.losses.binary_cross_entropy(y_pred, y_true, with_logits=True))
         p = mx.clip(y_pred, _EPS, 1.0 - _EPS)
         return mx.mean(-(y_true * mx.log(p) + (1.0 - y_true) * mx.log(1.0 - p)))
-
-    def get_config(self):
-        return {"from_logits": self.from_logits}
 
 
 _CLASSES = {

@@ -21,6 +21,7 @@ import numpy as np
 from mlx.utils import tree_flatten
 
 from .. import optimizers as _optimizers
+from ..persistence import read_safetensors
 from . import callbacks as _callbacks
 from . import layers as _layers
 from . import losses as _losses
@@ -503,10 +504,7 @@ def load_model(path: Union[str, os.PathLike], compile: bool = True) -> Sequentia
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no model file at {path!r}")
-    try:
-        weights, metadata = mx.load(path, format="safetensors", return_metadata=True)
-    except Exception as exc:
-        raise ValueError(f"{path!r} is not a readable safetensors file: {exc}") from exc
+    weights, metadata = read_safetensors(path)
     if _META_KEY not in metadata:
         raise ValueError(f"{path!r} holds no mini_keras model (was it written by Sequential.save?)")
     meta = json.loads(metadata[_META_KEY])

@@ -20,6 +20,17 @@ pytestmark = pytest.mark.skipif(not kernels.extension_available(), reason="the e
 F = 5
 
 
+def _evaluate(layer, x, state, ts, mode, loss):
+    """Outputs and final state of ``layer`` under ``mode``, with the gradients of ``loss(model, x)``
+    w.r.t. every parameter and x."""
+    with kernels.use(mode):
+        out, st = layer(x, state, timespans=ts)
+        _, grads = nn.value_and_grad(layer, loss)(layer, x)
+        gx = mx.grad(lambda x: loss(layer, x))(x)
+        mx.eval(out, st, grads, gx)
+    return out, st, dict(tree_flatten(grads)), gx
+
+
 def run(layer, x, state, ts, mode):
     """Outputs, final state and gradients of a weighted loss w.r.t. x and every parameter."""
     R = mx.array(np.random.default_rng(1).normal(size=layer(x, state, timespans=ts)[0].shape).astype(np.float32))
@@ -28,12 +39,7 @@ def run(layer, x, state, ts, mode):
         out, _ = model(x, state, timespans=ts)
         return (out * R).sum()
 
-    with kernels.use(mode):
-        out, st = layer(x, state, timespans=ts)
-        _, grads = nn.value_and_grad(layer, loss)(layer, x)
-        gx = mx.grad(lambda x: loss(layer, x))(x)
-        mx.eval(out, st, grads, gx)
-    return out, st, dict(tree_flatten(grads)), gx
+    return _evaluate(layer, x, state, ts, mode, loss)
 
 
 def assert_same(fused, ref):
@@ -147,12 +153,7 @@ def run_mixed(layer, x, state, ts, mode):
         out, st = model(x, state, timespans=ts)
         return sum((a[1] * r).sum() for a, r in zip(tree_flatten((out, st)), R))
 
-    with kernels.use(mode):
-        out, st = layer(x, state, timespans=ts)
-        _, grads = nn.value_and_grad(layer, loss)(layer, x)
-        gx = mx.grad(lambda x: loss(layer, x))(x)
-        mx.eval(out, st, grads, gx)
-    return out, st, dict(tree_flatten(grads)), gx
+    return _evaluate(layer, x, state, ts, mode, loss)
 
 
 MIXED_CONFIGS = {
