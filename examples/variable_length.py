@@ -74,10 +74,11 @@ def accuracy(model, x, y, lengths):
 
 def main(argv: list[str] | None = None) -> dict:
     p = _common.parser(__doc__.splitlines()[0])
-    p.add_argument("--epochs", type=int, default=25)
-    p.add_argument("--samples", type=int, default=3000)
-    p.add_argument("--units", type=int, default=32)
-    p.add_argument("--lr", type=float, default=5e-3, help="Adam learning rate (torch.optim.Adam's update)")
+    p.add_argument("--epochs", type=int, default=25, help="Passes over the training set.")
+    p.add_argument("--samples", type=int, default=3000,
+                   help="Training sequences, 6 to 64 steps long (the test set has half as many).")
+    p.add_argument("--units", type=int, default=32, help="Neurons of the mixed-memory CfC.")
+    p.add_argument("--lr", type=float, default=5e-3, help="Learning rate of Adam (updates as torch.optim.Adam does).")
     args = p.parse_args(argv)
     epochs, n = (2, 192) if args.quick else (args.epochs, args.samples)
     timer = _common.Timer()
