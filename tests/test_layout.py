@@ -1,5 +1,5 @@
 """The package's import graph has no cycle, function-local imports included, and nothing in the
-repository reaches outside it (``../shared``)."""
+repository reaches outside it (into the sibling folder of shared notes that the developers have)."""
 
 from __future__ import annotations
 
@@ -89,9 +89,13 @@ def test_ncps_import_is_light():
     assert out.stdout.strip() == "[]"
 
 
+# Assembled here so that this file does not match its own pattern.
+_OUTSIDE = "|".join((r"\.\./" + "shared", "NCPS_" + "SHARED_DIR", "shared" + "/oracle"))
+
+
 def test_nothing_refers_outside_the_repository():
     proc = subprocess.run(
-        ["git", "grep", "-nE", r"\.\./shared|NCPS_SHARED_DIR|shared/oracle", "--", ".", ":!tests/test_layout.py"],
+        ["git", "grep", "-nE", _OUTSIDE, "--", "."],
         cwd=ROOT, capture_output=True, text=True,
     )  # fmt: skip
     if proc.returncode == 128:  # not a git checkout (an unpacked sdist): nothing to check
