@@ -92,10 +92,10 @@ def control(cell, r: np.ndarray, dt: float, hz: float, policy: bool) -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     p = _common.parser(__doc__.splitlines()[0])
-    p.add_argument("--model", choices=("ltc", "cfc"), default="ltc", help="the policy's cell")
-    p.add_argument("--hz", type=float, default=100.0, help="control rate")
-    p.add_argument("--seconds", type=float, default=30.0, help="length of the closed-loop run")
-    p.add_argument("--epochs", type=int, default=60, help="behaviour-cloning epochs")
+    p.add_argument("--model", choices=("ltc", "cfc"), default="ltc", help="The policy's cell: an LTC or a CfC.")
+    p.add_argument("--hz", type=float, default=100.0, help="Control rate in Hz: one policy step per period.")
+    p.add_argument("--seconds", type=float, default=30.0, help="Length of the closed-loop run in seconds.")
+    p.add_argument("--epochs", type=int, default=60, help="Epochs of behaviour cloning before the closed-loop run.")
     args = p.parse_args(argv)
     epochs = min(args.epochs, 3) if args.quick else args.epochs
     seconds = min(args.seconds, 2.0) if args.quick else args.seconds
