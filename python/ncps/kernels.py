@@ -151,11 +151,25 @@ def _gpu_backend() -> tuple[Optional[str], Optional[str]]:
     return None, "; ".join(f"{name}: {reason}" for name, reason in why.items())
 
 
+def gpu_kernels_enabled() -> bool:
+    """Whether calls on a GPU device may run the GPU kernels of ``kernels/``.
+
+    They have been checked by emulation (every threadgroup's threads concurrently, ThreadSanitizer),
+    compiled for CUDA and front-end checked for Metal, but never run on GPU hardware; until they
+    have been, a GPU call runs the validated CPU primitive on the CPU stream (free of copies on
+    Apple's unified memory) unless the environment variable ``NCPS_GPU_KERNELS=1`` asks for them.
+    """
+    return os.environ.get("NCPS_GPU_KERNELS", "").strip() == "1"
+
+
 def _backend_for(device: mx.DeviceType) -> tuple[Optional[str], Optional[str]]:
     """The kernel backend serving ``device``, or None and the reason there is none."""
     if device == mx.cpu:
         return "cpu", None
-    return _gpu_backend()
+    backend, why_not = _gpu_backend()
+    if backend is not None and not gpu_kernels_enabled():
+        return None, "the GPU kernels are not yet validated on GPU hardware (NCPS_GPU_KERNELS=1 enables them)"
+    return backend, why_not
 
 
 def _cpu_why_not(cell: Any, mixed_memory: bool) -> Optional[str]:
@@ -238,6 +252,7 @@ def info() -> dict[str, Any]:
         "mode": get_mode(),
         "mlx_version_runtime": mx.__version__,
         "kernel_backends": kernel_backends(),
+        "gpu_kernels_enabled": gpu_kernels_enabled(),
     }
     if _ext is None:
         out.update(

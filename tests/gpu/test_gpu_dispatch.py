@@ -21,8 +21,9 @@ pytestmark = pytest.mark.gpu_emulated
 
 @pytest.fixture
 def metal(monkeypatch):
-    """A machine whose MLX has a Metal device."""
+    """A machine whose MLX has a Metal device, with the GPU kernels enabled."""
     monkeypatch.setattr(kernels, "_metal_why_not", lambda: None)
+    monkeypatch.setenv("NCPS_GPU_KERNELS", "1")
 
 
 def cells():
@@ -78,6 +79,7 @@ def test_plan_per_cell_on_a_gpu_device(metal):
 def test_cuda_probe_and_missing_extension(monkeypatch):
     monkeypatch.setattr(kernels, "_cuda_why_not", lambda: None)
     monkeypatch.setattr(kernels, "_ext", None)
+    monkeypatch.setenv("NCPS_GPU_KERNELS", "1")
     c = cells()
     with kernels.use("fused"):
         assert kernels.plan(c["cfc"], stream=mx.gpu).backend == "cuda"  # the GPU kernel needs no extension
@@ -103,6 +105,7 @@ def emulated_gpu(monkeypatch):
     run = emulate.run
     monkeypatch.setattr(kernels, "_device_type", lambda stream: mx.gpu)
     monkeypatch.setattr(kernels, "_gpu_backend", lambda: ("emulate", None))
+    monkeypatch.setenv("NCPS_GPU_KERNELS", "1")
     monkeypatch.setattr(emulate, "run", lambda spec, *a, **k: launches.append(spec.name) or run(spec, *a, **k))
     return launches
 
@@ -193,3 +196,16 @@ def test_variable_lengths_through_the_gpu_path(emulated_gpu, name):
     ref = dict(tree_flatten(ref_grads))
     for key, g in tree_flatten(grads):
         assert_close(g, ref[key], GRAD_TOL, f"d{key}")
+
+
+def test_gpu_kernels_are_opt_in_until_validated_on_hardware(monkeypatch):
+    """With a Metal device but without NCPS_GPU_KERNELS=1, a GPU call runs the CPU primitive on the
+    CPU stream and the plan says why."""
+    monkeypatch.setattr(kernels, "_metal_why_not", lambda: None)
+    monkeypatch.delenv("NCPS_GPU_KERNELS", raising=False)
+    cell = ncps.LTCCell(AutoNCP(8, 2), 3)
+    p = kernels.plan(cell, stream=mx.gpu)
+    assert p.backend == "cpu" and "NCPS_GPU_KERNELS=1" in p.reason
+    assert kernels.info()["gpu_kernels_enabled"] is False
+    monkeypatch.setenv("NCPS_GPU_KERNELS", "1")
+    assert kernels.plan(cell, stream=mx.gpu).backend == "metal"
