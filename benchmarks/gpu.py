@@ -21,6 +21,7 @@ launches of one LTC AutoNCP(64, 8) forward at B = 32, T = 100 — against the ta
 from __future__ import annotations
 
 import contextlib
+import os
 from types import ModuleType
 from typing import Any, Iterator, Optional
 
@@ -52,12 +53,20 @@ def why_no_gpu() -> Optional[str]:
 
 @contextlib.contextmanager
 def on_device(device: mx.DeviceType) -> Iterator[None]:
-    previous = mx.default_device()
+    """``device`` as the default device; on the GPU with the GPU kernels enabled (they are opt-in,
+    ``NCPS_GPU_KERNELS=1``, until validated on hardware: this section is where they are timed)."""
+    previous, opt_in = mx.default_device(), os.environ.get("NCPS_GPU_KERNELS")
     mx.set_default_device(mx.Device(device))
+    if device == mx.gpu:
+        os.environ["NCPS_GPU_KERNELS"] = "1"
     try:
         yield
     finally:
         mx.set_default_device(previous)
+        if opt_in is None:
+            os.environ.pop("NCPS_GPU_KERNELS", None)
+        else:
+            os.environ["NCPS_GPU_KERNELS"] = opt_in
 
 
 def crossover(rows: list[dict]) -> list[dict]:

@@ -15,6 +15,12 @@ pytestmark = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def gpu_kernels_enabled(monkeypatch):
+    """The layers' GPU kernels are opt-in until validated on hardware: these tests are that validation."""
+    monkeypatch.setenv("NCPS_GPU_KERNELS", "1")
+
+
 @pytest.mark.parametrize("make,I", [(lambda: FullyConnected(33), 5), (lambda: AutoNCP(48, 6), 12),
                                     (lambda: Random(70, 8, sparsity_level=0.7), 9)])  # fmt: skip
 def test_ltc_on_gpu_matches_reference(make, I):
