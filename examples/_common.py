@@ -33,6 +33,17 @@ def parser(doc: str) -> argparse.ArgumentParser:
     return p
 
 
+def training_options(p: argparse.ArgumentParser, *, epochs: int, samples: int, units: int, lr: float,
+                     epochs_help: str, samples_help: str, units_help: str,
+                     lr_help: str = "Learning rate of Adam (updates as torch.optim.Adam does).") -> None:  # fmt: skip
+    """Add the options of an example that trains a model on generated sequences: ``--epochs``,
+    ``--samples``, ``--units`` and ``--lr`` (of Adam), with these defaults and help texts."""
+    p.add_argument("--epochs", type=int, default=epochs, help=epochs_help)
+    p.add_argument("--samples", type=int, default=samples, help=samples_help)
+    p.add_argument("--units", type=int, default=units, help=units_help)
+    p.add_argument("--lr", type=float, default=lr, help=lr_help)
+
+
 def plt():
     """matplotlib.pyplot on the non-interactive Agg backend, with constrained layout everywhere
     (so that a figure title never overlaps the subplot titles, and colour bars and outside

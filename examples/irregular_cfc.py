@@ -41,12 +41,12 @@ def build_model(units: int, seq_len: int) -> keras.Sequential:
 
 def main(argv: list[str] | None = None) -> dict:
     p = _common.parser(__doc__)
-    p.add_argument("--epochs", type=int, default=15, help="Training epochs of each of the two models.")
-    p.add_argument("--samples", type=int, default=1600, help="Training plus validation sequences (a fifth is held out for validation).")
-    p.add_argument("--units", type=int, default=32, help="CfC neurons (and backbone units).")
-    p.add_argument("--lr", type=float, default=2e-3,
-                   help="Learning rate of Adam (updates as keras.optimizers.Adam does). At 5e-3 the test accuracy "
-                        "swings between 39 %% and 98 %% with the seed; at 2e-3 it is 97-99 %%.")  # fmt: skip
+    _common.training_options(
+        p, epochs=15, samples=1600, units=32, lr=2e-3, epochs_help="Training epochs of each of the two models.",
+        samples_help="Training plus validation sequences (a fifth is held out for validation).",
+        units_help="CfC neurons (and backbone units).",
+        lr_help="Learning rate of Adam (updates as keras.optimizers.Adam does). At 5e-3 the test accuracy "
+                "swings between 39 %% and 98 %% with the seed; at 2e-3 it is 97-99 %%.")  # fmt: skip
     args = p.parse_args(argv)
     epochs, n = (2, 160) if args.quick else (args.epochs, args.samples)
     seq_len = 32

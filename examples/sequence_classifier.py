@@ -68,10 +68,9 @@ def waveforms(n: int, seq_len: int = 48, seed: int = 0) -> tuple[np.ndarray, np.
 
 def main(argv: list[str] | None = None) -> dict:
     p = _common.parser(__doc__)
-    p.add_argument("--epochs", type=int, default=20, help="Passes over the training sequences.")
-    p.add_argument("--samples", type=int, default=2000, help="Training sequences (the test set has a quarter as many).")
-    p.add_argument("--units", type=int, default=32, help="CfC neurons.")
-    p.add_argument("--lr", type=float, default=5e-3, help="Learning rate of Adam (updates as torch.optim.Adam does).")
+    _common.training_options(
+        p, epochs=20, samples=2000, units=32, lr=5e-3, epochs_help="Passes over the training sequences.",
+        samples_help="Training sequences (the test set has a quarter as many).", units_help="CfC neurons.")
     args = p.parse_args(argv)
     epochs, n = (2, 128) if args.quick else (args.epochs, args.samples)
     timer = _common.Timer()

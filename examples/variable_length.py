@@ -74,11 +74,10 @@ def accuracy(model, x, y, lengths):
 
 def main(argv: list[str] | None = None) -> dict:
     p = _common.parser(__doc__.splitlines()[0])
-    p.add_argument("--epochs", type=int, default=25, help="Passes over the training set.")
-    p.add_argument("--samples", type=int, default=3000,
-                   help="Training sequences, 6 to 64 steps long (the test set has half as many).")
-    p.add_argument("--units", type=int, default=32, help="Neurons of the mixed-memory CfC.")
-    p.add_argument("--lr", type=float, default=5e-3, help="Learning rate of Adam (updates as torch.optim.Adam does).")
+    _common.training_options(
+        p, epochs=25, samples=3000, units=32, lr=5e-3, epochs_help="Passes over the training set.",
+        samples_help="Training sequences, 6 to 64 steps long (the test set has half as many).",
+        units_help="Neurons of the mixed-memory CfC.")
     args = p.parse_args(argv)
     epochs, n = (2, 192) if args.quick else (args.epochs, args.samples)
     timer = _common.Timer()

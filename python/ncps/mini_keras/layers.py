@@ -287,6 +287,10 @@ class _Recurrent(Layer):
     known, handle ``timespans`` and ``mask``, and serialise the wiring."""
 
     recurrent = True
+    _ncps_layer: type  # the ncps layer built: ncps.CfC or ncps.LTC
+    # The subclass's further constructor arguments: kept as attributes of the same name, passed
+    # on to the ncps layer and saved in the config, in this order.
+    _options: tuple[str, ...] = ()
 
     def __init__(self, units: Union[int, Wiring], return_sequences: bool = False, **kwargs):
         super().__init__(**kwargs)
@@ -295,8 +299,14 @@ class _Recurrent(Layer):
         self.units = units
         self.return_sequences = bool(return_sequences)
 
+    def _option_values(self) -> dict:
+        return {name: getattr(self, name) for name in self._options}
+
     def _make(self, input_size: int) -> _layers.RNN:
-        raise NotImplementedError
+        return self._ncps_layer(input_size, self.units, return_sequences=True, **self._option_values())
+
+    def get_config(self) -> dict:
+        return {"units": self._units_config(), "return_sequences": self.return_sequences, **self._option_values()}
 
     def build(self, input_shape):
         if len(input_shape) != 2 or input_shape[-1] is None:
@@ -372,6 +382,9 @@ class CfC(_Recurrent):
     lengths, or ``lengths=`` with a padded ``x``.
     """
 
+    _ncps_layer = _layers.CfC
+    _options = ("mixed_memory", "mode", "activation", "backbone_units", "backbone_layers", "backbone_dropout")
+
     def __init__(
         self,
         units: Union[int, Wiring],
@@ -392,21 +405,6 @@ class CfC(_Recurrent):
         self.backbone_layers = backbone_layers
         self.backbone_dropout = backbone_dropout
 
-    def _make(self, input_size):
-        return _layers.CfC(
-            input_size, self.units, return_sequences=True, mixed_memory=self.mixed_memory, mode=self.mode,
-            activation=self.activation, backbone_units=self.backbone_units, backbone_layers=self.backbone_layers,
-            backbone_dropout=self.backbone_dropout,
-        )  # fmt: skip
-
-    def get_config(self):
-        return {
-            "units": self._units_config(), "return_sequences": self.return_sequences,
-            "mixed_memory": self.mixed_memory, "mode": self.mode, "activation": self.activation,
-            "backbone_units": self.backbone_units, "backbone_layers": self.backbone_layers,
-            "backbone_dropout": self.backbone_dropout,
-        }  # fmt: skip
-
 
 class LTC(_Recurrent):
     """A liquid time-constant layer (:class:`ncps.LTC`), Keras style.
@@ -423,6 +421,11 @@ class LTC(_Recurrent):
 
     Timespans and masks as for :class:`CfC`.
     """
+
+    _ncps_layer = _layers.LTC
+    _options = (
+        "mixed_memory", "input_mapping", "output_mapping", "ode_unfolds", "epsilon", "implicit_param_constraints",
+    )
 
     def __init__(
         self,
@@ -443,21 +446,6 @@ class LTC(_Recurrent):
         self.ode_unfolds = int(ode_unfolds)
         self.epsilon = float(epsilon)
         self.implicit_param_constraints = bool(implicit_param_constraints)
-
-    def _make(self, input_size):
-        return _layers.LTC(
-            input_size, self.units, return_sequences=True, mixed_memory=self.mixed_memory,
-            input_mapping=self.input_mapping, output_mapping=self.output_mapping, ode_unfolds=self.ode_unfolds,
-            epsilon=self.epsilon, implicit_param_constraints=self.implicit_param_constraints,
-        )  # fmt: skip
-
-    def get_config(self):
-        return {
-            "units": self._units_config(), "return_sequences": self.return_sequences,
-            "mixed_memory": self.mixed_memory, "input_mapping": self.input_mapping,
-            "output_mapping": self.output_mapping, "ode_unfolds": self.ode_unfolds, "epsilon": self.epsilon,
-            "implicit_param_constraints": self.implicit_param_constraints,
-        }  # fmt: skip
 
 
 LAYERS: dict[str, type] = {
