@@ -49,6 +49,22 @@ def shape_of(a: Any) -> tuple:
     return tuple(np.shape(a))
 
 
+_DT_CACHE: dict = {}
+
+
+def constant_dt(B: int, ts: float) -> mx.array:
+    """An evaluated ``(B, 1)`` array of ``ts``: a graph leaf, so a streaming step adds no op (the
+    fused modules' ``step``/``infer`` share it)."""
+    key = (B, ts)
+    dt = _DT_CACHE.get(key)
+    if dt is None:
+        if len(_DT_CACHE) > 64:
+            _DT_CACHE.clear()
+        dt = _DT_CACHE[key] = mx.full((B, 1), ts, dtype=mx.float32)
+        mx.eval(dt)
+    return dt
+
+
 class Cell(nn.Module):
     """Base of the ncps cells: ``cell(x, state=None, ts=1.0) -> (output, new_state)``."""
 

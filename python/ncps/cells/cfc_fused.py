@@ -31,6 +31,7 @@ import mlx.core as mx
 
 from .. import _checks
 from ..kernels import _ext
+from .base import constant_dt
 
 KERNEL = "cfc_sequence"
 SUPPORTED_ACTIVATIONS = ("lecun_tanh", "tanh", "relu", "silu", "gelu", "sigmoid", "softplus")
@@ -170,20 +171,6 @@ def _call(units: list, x, h0, dt, lstm=None, c0=None, stream=None) -> list:
                              stream=stream)
 
 
-_DT_CACHE: dict = {}
-
-
-def _constant_dt(B: int, ts: float) -> mx.array:
-    """An evaluated ``(B, 1)`` array of ``ts``: a graph leaf, so a streaming step adds no op."""
-    key = (B, ts)
-    dt = _DT_CACHE.get(key)
-    if dt is None:
-        if len(_DT_CACHE) > 64:
-            _DT_CACHE.clear()
-        dt = _DT_CACHE[key] = mx.full((B, 1), ts, dtype=mx.float32)
-        mx.eval(dt)
-    return dt
-
 
 def _readout(cell: Any) -> tuple:
     """(first column, size) of the output inside the state: a wired cell's motor neurons are
@@ -197,7 +184,7 @@ def infer(cell: Any, x: mx.array, h: mx.array, ts: Union[float, mx.array], reado
     """One step computed immediately (``_ext.cfc_step_now``): evaluated ``(output, state)``, no
     graph node and no gradient; ``readout`` = (first column, size) of the output in the state
     (the cell's own by default). Other arguments as for :func:`step`."""
-    dt = _constant_dt(x.shape[0], float(ts)) if isinstance(ts, (int, float)) else ts
+    dt = constant_dt(x.shape[0], float(ts)) if isinstance(ts, (int, float)) else ts
     return _ext.cfc_step_now(x, h, dt, *_unit_args(cell_units(cell)), *(readout or _readout(cell)))
 
 
@@ -210,5 +197,5 @@ def step(cell: Any, x: mx.array, h: mx.array, ts: Union[float, mx.array], *, bac
     ``(B, N)``. The primitive takes ``x`` ``(B, I)`` directly (its step form), so the call adds
     exactly one node to the graph.
     """
-    dt = _constant_dt(x.shape[0], float(ts)) if isinstance(ts, (int, float)) else ts
+    dt = constant_dt(x.shape[0], float(ts)) if isinstance(ts, (int, float)) else ts
     return _call(cell_units(cell), x, h, dt, stream=stream)[0]

@@ -30,6 +30,7 @@ import mlx.core as mx
 from .. import _checks
 from .. import kernels as _kernels
 from ..kernels import _ext
+from .base import constant_dt
 
 __all__ = ["ltc_sequence", "ltc_mixed_sequence", "lstm_params", "LTC_PARAMS", "LSTM_PARAMS", "SOLVER_PARAMS",
            "why_not", "sequence", "step", "infer"]  # fmt: skip
@@ -291,9 +292,7 @@ def infer(cell: Any, x: mx.array, h: mx.array, ts: Union[float, mx.array]) -> tu
     caches the prepared parameters (synapse lists) by the arrays' identities, so a control loop
     pays only for the step; replacing a parameter (training, ``load_weights``) re-prepares.
     Arguments as for :func:`step`."""
-    from .cfc_fused import _constant_dt  # the evaluated (B, 1) dt leaf both cells' steps use
-
-    dt = _constant_dt(x.shape[0], float(ts)) if isinstance(ts, (int, float)) else ts
+    dt = constant_dt(x.shape[0], float(ts)) if isinstance(ts, (int, float)) else ts
     get = cell.get  # nn.Module is a dict: its arrays without Module.__getattr__
     return _ext.ltc_step_now(x, h, dt, [get(k) for k in _RAW_PARAMS], get("input_w"), get("input_b"),
                              get("output_w"), get("output_b"), cell.motor_size, cell.ode_unfolds, cell.epsilon,
