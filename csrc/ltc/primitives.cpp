@@ -5,6 +5,7 @@
 #include <cstring>
 #include <memory>
 #include <stdexcept>
+#include <string>
 #include <typeinfo>
 
 #include "common/isa.h"
@@ -67,9 +68,20 @@ std::vector<mx::array> pick_grads(const std::vector<mx::array>& primals, const s
   return res;
 }
 
-void zero(const std::vector<float*>& ptr, const std::vector<size_t>& bytes) {
-  for (size_t o = 0; o < ptr.size(); ++o)
-    if (bytes[o]) std::memset(ptr[o], 0, bytes[o]);
+// The backward nodes' eval_cpu: check the arity, register the inputs, and run `kernel(views, out)`
+// on zeroed float32 outputs (the kernels accumulate into them).
+template <class Kernel>
+void eval_grad(mx::Primitive& node, const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs,
+               size_t n_inputs, size_t n_outputs, Kernel kernel) {
+  if (inputs.size() != n_inputs || outputs.size() != n_outputs)
+    throw std::runtime_error(std::string("[") + node.name() + "] internal error: wrong number of inputs or outputs");
+  auto& enc = mx::cpu::get_command_encoder(node.stream());
+  enc.dispatch([views = common::input_views(enc, inputs, node.name()), out = common::allocate_outputs(enc, outputs),
+                bytes = common::output_bytes(outputs), kernel = std::move(kernel)]() {
+    for (size_t o = 0; o < out.size(); ++o)
+      if (bytes[o]) std::memset(out[o], 0, bytes[o]);
+    kernel(views, out);
+  });
 }
 
 cpu::Grads ltc_grads(const std::vector<float*>& o) {
@@ -117,13 +129,8 @@ std::vector<mx::Shape> LTCSequence::output_shapes(const std::vector<mx::array>& 
 // ---- LTCSequenceGrad --------------------------------------------------------------------------
 
 void LTCSequenceGrad::eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) {
-  if (inputs.size() != kNumInputs + 2 || outputs.size() != kNumGradOutputs)
-    throw std::runtime_error("[LTCSequenceGrad] internal error: wrong number of inputs or outputs");
-  auto& enc = mx::cpu::get_command_encoder(stream());
-  auto views = common::input_views(enc, inputs, name());
-  enc.dispatch([views = std::move(views), out = common::allocate_outputs(enc, outputs),
-                bytes = common::output_bytes(outputs), d = dims_of(inputs), K = ode_unfolds_, eps = epsilon_]() {
-    zero(out, bytes);
+  eval_grad(*this, inputs, outputs, kNumInputs + 2, kNumGradOutputs,
+            [d = dims_of(inputs), K = ode_unfolds_, eps = epsilon_](const auto& views, const auto& out) {
     cpu::ProblemData pd(views, d, K, eps);
     std::vector<float> sbuf, cbuf;
     const float* states = views[kNumInputs].resolve(sbuf);
@@ -168,14 +175,8 @@ std::vector<mx::Shape> LTCMixedSequence::output_shapes(const std::vector<mx::arr
 // ---- LTCMixedSequenceGrad ---------------------------------------------------------------------
 
 void LTCMixedSequenceGrad::eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) {
-  if (inputs.size() != kNumMixedInputs + 4 || outputs.size() != kNumMixedGradOutputs)
-    throw std::runtime_error("[LTCMixedSequenceGrad] internal error: wrong number of inputs or outputs");
-  auto& enc = mx::cpu::get_command_encoder(stream());
-  auto views = common::input_views(enc, inputs, name());
-  enc.dispatch([views = std::move(views), out = common::allocate_outputs(enc, outputs),
-                bytes = common::output_bytes(outputs), md = mixed_dims_of(inputs), K = ode_unfolds_,
-                eps = epsilon_]() {
-    zero(out, bytes);
+  eval_grad(*this, inputs, outputs, kNumMixedInputs + 4, kNumMixedGradOutputs,
+            [md = mixed_dims_of(inputs), K = ode_unfolds_, eps = epsilon_](const auto& views, const auto& out) {
     cpu::MixedProblemData pd(views, md, K, eps);
     std::vector<float> bufs[4];
     const float* saved[4];  // states, cells, their cotangents
