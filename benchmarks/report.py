@@ -383,6 +383,10 @@ def markdown(results: dict) -> str:
         from benchmarks import accuracy  # its tables and panels live with it
 
         lines += ["", *accuracy.markdown(sections["accuracy"])]
+    if "training" in sections:
+        from benchmarks import training
+
+        lines += ["", *training.markdown(sections["training"])]
     return "\n".join(lines) + "\n"
 
 
@@ -558,6 +562,10 @@ def chart(results: dict, path: Path) -> None:
         from benchmarks import accuracy
 
         panels += accuracy.panels(sections["accuracy"])
+    if "training" in sections:
+        from benchmarks import training
+
+        panels.append(training.panel(sections["training"]))
 
     ncols = min(4, max(1, len(panels)))
     nrows = max(1, math.ceil(len(panels) / ncols))

@@ -19,8 +19,8 @@ whole recurrence; ``official_keras.py``, JAX and Keras from ``.peers/``) and ``t
 for minutes on 2 cores). A peer that is not installed is skipped with a note. The first table of
 the report puts them side by side, with the fraction of the machine's limit each fused row reaches.
 
-Sections (``--section limits,ltc,cfc,scaling,memory,streaming,accuracy,gpu``; all by default)
----------------------------------------------------------------------------------------------
+Sections (``--section limits,ltc,cfc,scaling,memory,streaming,accuracy,training,gpu``; all by default)
+------------------------------------------------------------------------------------------------------
 ``limits``
     The machine's limits (``benchmarks/limits.py``): the GEMM rate (float32 2048² matmul, the best
     of numpy's BLAS, JAX's XLA and our ``csrc/common/gemm.h`` tiles) and the LTC synapse rate (the
@@ -54,6 +54,12 @@ Sections (``--section limits,ltc,cfc,scaling,memory,streaming,accuracy,gpu``; al
     accuracy (RMSE) mean ± sd, training time, speed-up to the official accuracy (see
     ``benchmarks/accuracy.py``; about 15 minutes, ``--quick`` 1-2). Alone: ``--section accuracy``
     (``--only accuracy``), written as ``accuracy[-quick].*`` so that it never replaces ``full.*``.
+``training``
+    Training throughput of every front (``ncps.training.fit``, ``ncps.sklearn``, ``ncps.mini_keras``)
+    against a bare MLX loop and the official ``ncps.torch`` and ``ncps.keras`` (Keras 3 + JAX)
+    training loops, same recipe on JapaneseVowels: time per epoch, samples/s, speed-ups and the
+    fronts' overhead (see ``benchmarks/training.py``; a minute or two). Alone: ``--only training``,
+    written as ``training[-quick].*``.
 ``gpu``
     Only where MLX has a GPU device (else skipped with the reason): GPU kernels vs the reference
     path on the GPU vs the fused CPU primitives vs the official ``ncps.torch`` on CUDA, batch
@@ -108,10 +114,10 @@ import mlx.core as mx  # noqa: E402
 import mlx.nn as nn  # noqa: E402
 
 import ncps  # noqa: E402
-from benchmarks import accuracy, limits, oracle, report  # noqa: E402
+from benchmarks import accuracy, limits, oracle, report, training  # noqa: E402
 from benchmarks.timing import Policy, failure, measure  # noqa: E402
 
-SECTIONS = ("limits", "ltc", "cfc", "scaling", "memory", "streaming", "accuracy", "gpu")
+SECTIONS = ("limits", "ltc", "cfc", "scaling", "memory", "streaming", "accuracy", "training", "gpu")
 # The official package on each framework: impl name in the results -> oracle.run_jobs(peer=...)
 PEER_IMPLS = {"official": "torch", "torch.compile": "torch.compile", "keras-jax": "keras-jax"}
 IMPLS = ("fused", "reference")  # our two paths; "official" and "mlx.nn" are the others
@@ -158,10 +164,11 @@ class Config:
     scan_slow: Policy = field(default_factory=lambda: Policy(warmup=1, reps=3, min_reps=1, budget_s=4.0))
     stream: Policy = field(default_factory=lambda: Policy(warmup=20, reps=1000, min_reps=50, budget_s=2.0))
     accuracy: accuracy.AccuracyConfig = field(default_factory=accuracy.AccuracyConfig)
+    training: training.TrainingConfig = field(default_factory=training.TrainingConfig)
 
     @classmethod
     def make(cls, quick: bool, tiny: bool) -> "Config":
-        cfg = cls(accuracy=accuracy.AccuracyConfig.make(quick, tiny))
+        cfg = cls(accuracy=accuracy.AccuracyConfig.make(quick, tiny), training=training.TrainingConfig.make(quick, tiny))
         if quick:
             cfg.scan_time = (25, 100)
             cfg.scan_batch = (1, 32)
@@ -196,7 +203,7 @@ class Config:
         """The sizes and policies, for the JSON."""
         out = {}
         for k, v in self.__dict__.items():
-            if isinstance(v, accuracy.AccuracyConfig):
+            if isinstance(v, (accuracy.AccuracyConfig, training.TrainingConfig)):
                 v = v.public()
             out[k] = v.to_dict() if isinstance(v, Policy) else (list(v) if isinstance(v, tuple) else v)
         return out
@@ -547,6 +554,12 @@ class Bench:
         acc.threads = self.cfg.threads
         return accuracy.section(acc, self.log)
 
+    def section_training(self) -> dict:
+        cfg = self.cfg.training
+        cfg.threads = self.cfg.threads
+        cfg.peers = tuple(p for p in self.cfg.peers if p in ("official", "keras-jax"))
+        return training.section(cfg, self.log)
+
     def section_limits(self, previous: Optional[dict] = None) -> dict:
         """The machine's GEMM rate (best of numpy, XLA and our gemm.h tiles) and the LTC synapse
         rate at full SIMD width (``benchmarks/limits.py``). With ``previous`` (the section from the
@@ -711,8 +724,8 @@ def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
         args.tiny = True
     if args.name is None:
         args.name = "tiny" if args.tiny else ("quick" if args.quick else "full")
-        if args.sections == ["accuracy"]:  # alone: never replace the speed results
-            args.name = "accuracy" + ("" if args.name == "full" else f"-{args.name}")
+        if args.sections in (["accuracy"], ["training"]):  # alone: never replace the speed results
+            args.name = args.sections[0] + ("" if args.name == "full" else f"-{args.name}")
     return args
 
 

@@ -1,0 +1,378 @@
+"""The training-throughput benchmark: every ncps front against the official training loops.
+
+Run it as the ``training`` section of ``benchmarks/run.py`` (``--only training``; also part of
+the full run and of ``--quick``). One real data set, one recipe, one row per way of training:
+
+Data
+----
+JapaneseVowels (UEA archive, bundled in ``aeon``; 12 channels, 9 classes, lengths 7-29), loaded,
+z-scored and front-padded to T = 29 by :func:`benchmarks.accuracy.aeon_task`. Throughput does not
+care about generalisation, so the training and test splits are trained on together (640
+sequences, 20 batches of 32 per epoch): twice the steps per epoch of the training split alone,
+steadier epoch times.
+
+Recipe (every row)
+------------------
+``CfC(12, 32)`` (default mode, backbone 128×1) and a linear head on its last output; sparse
+cross-entropy on logits; Adam, lr 5e-3, bias-corrected; gradients clipped to a global norm of 1;
+batch 32, a new shuffle every epoch; ``epochs`` epochs, the first of which is a warm-up (it
+includes ``mx.compile``'s tracing and XLA's compilation) and is left out of the statistics.
+
+Rows
+----
+- ``bare MLX loop (eager)``: ``nn.value_and_grad`` + clipping + ``optimizer.update`` +
+  ``mx.eval`` and ``loss.item()`` per batch (:func:`benchmarks.accuracy.train_ours`);
+- ``bare MLX loop (mx.compile)``: the same step under ``mx.compile``: the floor of our fronts,
+  which compile their step by default; the overhead column is relative to it;
+- ``ncps.training.fit``, ``ncps.sklearn LiquidClassifier.fit`` and ``ncps.mini_keras
+  Sequential.fit`` on the same recipe (their own epoch clocks: ``History.epoch_times``);
+- the official ``ncps.torch`` with the usual eager torch loop (``benchmarks/accuracy_torch.py``),
+  and the official ``ncps.keras`` on Keras 3 + JAX, ``model.fit`` with ``jit_compile=True``
+  (``benchmarks/training_keras.py``), each in its own subprocess (``benchmarks/oracle.py``);
+- ``mini_keras`` and Keras 3 + JAX once more with ``metrics=["accuracy"]``, the per-batch metric
+  Keras users usually ask for.
+
+Columns: time per epoch (median and min over the epochs after the warm-up), samples/s (samples
+per epoch ÷ median epoch time), the speed-up over the official torch loop and over Keras 3 + JAX
+(their median ÷ ours; the metric rows against the Keras row with the same metric), and the
+overhead over the compiled bare loop (our median ÷ its median − 1).
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+import mlx.core as mx  # noqa: E402
+import numpy as np  # noqa: E402
+
+import ncps  # noqa: E402
+import ncps.training  # noqa: E402
+from benchmarks import accuracy, oracle, report  # noqa: E402
+from benchmarks.timing import failure  # noqa: E402
+
+KERAS_SCRIPT = Path(__file__).resolve().parent / "training_keras.py"
+FLOOR = "bare-compiled"  # the row the overhead column is relative to
+# Row key -> (label, how it runs, per-batch metrics)
+ROWS = {
+    "bare-eager": ("bare MLX loop (eager)", "ncps", ()),
+    "bare-compiled": ("bare MLX loop (mx.compile)", "ncps", ()),
+    "fit": ("ncps.training.fit", "ncps", ()),
+    "sklearn": ("ncps.sklearn LiquidClassifier.fit", "ncps", ()),
+    "mini_keras": ("ncps.mini_keras Sequential.fit", "ncps", ()),
+    "torch": ("official ncps.torch, eager torch loop", "official", ()),
+    "keras-jax": ("official ncps.keras, Keras 3 + JAX model.fit (jit)", "keras-jax", ()),
+    "mini_keras+acc": ("ncps.mini_keras Sequential.fit", "ncps", ("accuracy",)),
+    "keras-jax+acc": ("official ncps.keras, Keras 3 + JAX model.fit (jit)", "keras-jax", ("accuracy",)),
+}
+
+
+@dataclass
+class TrainingConfig:
+    """The data set, the recipe and the number of epochs of one run."""
+
+    dataset: str = "JapaneseVowels"
+    units: int = 32
+    batch: int = 32
+    lr: float = 5e-3
+    clip: float = 1.0
+    epochs: int = 11  # the first is the warm-up
+    samples: Optional[int] = None  # None: both splits; else the first n sequences (tiny runs)
+    seed: int = 0
+    threads: int = 2
+    peers: tuple = ("official", "keras-jax")
+
+    @classmethod
+    def make(cls, quick: bool, tiny: bool) -> "TrainingConfig":
+        if tiny:
+            return cls(epochs=2, samples=64)
+        return cls(epochs=6) if quick else cls()
+
+    def recipe(self) -> dict:
+        return {"units": self.units, "batch": self.batch, "lr": self.lr, "clip": self.clip, "betas": [0.9, 0.999],
+                "bias_correction": True, "epochs": self.epochs, "warmup_epochs": 1}  # fmt: skip
+
+    def public(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# Data and the statistics of one run
+# ---------------------------------------------------------------------------------------------
+def load(cfg: TrainingConfig) -> dict:
+    """Both splits of the data set as one training set ``x`` (n, T, F), ``y`` (n,)."""
+    task = accuracy.aeon_task(cfg.dataset, "classification")
+    x = np.concatenate([task["x_train"], task["x_test"]])[: cfg.samples]
+    y = np.concatenate([task["y_train"], task["y_test"]])[: cfg.samples]
+    return {"x": x, "y": y, "outputs": int(task["outputs"]), "lengths": task["lengths"]}
+
+
+def epoch_stats(times: list, n: int) -> dict:
+    """Median and min epoch time after the warm-up epoch, and samples/s at the median."""
+    times = [float(t) for t in times]
+    if len(times) < 2 or not all(t > 0 for t in times):
+        return {"status": "error", "reason": f"need >= 2 positive epoch times, got {times}"}
+    timed = times[1:]
+    med = statistics.median(timed)
+    return {"status": "ok", "epoch_times_s": times, "warmup_s": times[0], "median_s": med, "min_s": min(timed),
+            "samples_per_s": n / med, "samples": n}  # fmt: skip
+
+
+def guarded(fn: Callable[[], dict]) -> dict:
+    try:
+        return fn()
+    except Exception as exc:
+        return failure("error", exc)
+
+
+# ---------------------------------------------------------------------------------------------
+# Our rows
+# ---------------------------------------------------------------------------------------------
+def bare_job(cfg: TrainingConfig, data: dict, tmp: Path) -> tuple[dict, dict]:
+    """The job and data of :func:`benchmarks.accuracy.train_ours` (its test metric on 32 samples)."""
+    job = {"kind": "classification", "seed": cfg.seed, "layer": "CfC", "units": cfg.units,
+           "init_out": str(tmp / "torch-init.npz"), "recipe": {"batch": cfg.batch, "lr": cfg.lr, "clip": cfg.clip,
+                                                            "eval_batch": 512}}  # fmt: skip
+    task = {"x_train": data["x"], "y_train": data["y"], "x_test": data["x"][:32], "y_test": data["y"][:32],
+            "outputs": data["outputs"]}  # fmt: skip
+    return job, task
+
+
+def run_bare(cfg: TrainingConfig, data: dict, tmp: Path, compiled: bool) -> dict:
+    job, task = bare_job(cfg, data, tmp)
+    order = accuracy.epoch_orders(len(data["x"]), cfg.epochs, cfg.seed)
+    run = accuracy.train_ours(job, task, order, compiled=compiled)
+    cumulative = [0.0] + [e["train_s"] for e in run["epochs"]]
+    return epoch_stats(np.diff(cumulative).tolist(), len(data["x"]))
+
+
+def run_fit(cfg: TrainingConfig, data: dict) -> dict:
+    mx.random.seed(cfg.seed)
+    model = accuracy.Net("CfC", data["x"].shape[-1], cfg.units, data["outputs"])
+    t0 = time.perf_counter()
+    history = ncps.training.fit(model, accuracy.loss_fn("classification"), (data["x"], data["y"]),
+                                optimizer=ncps.optimizers.adam(cfg.lr), epochs=cfg.epochs, batch_size=cfg.batch,
+                                clip_norm=cfg.clip, progress=False, seed=cfg.seed)  # fmt: skip
+    return {**epoch_stats(history.epoch_times, len(data["x"])), "call_s": time.perf_counter() - t0,
+            "compiled": history.compiled}  # fmt: skip
+
+
+def run_sklearn(cfg: TrainingConfig, data: dict) -> dict:
+    from ncps.sklearn import LiquidClassifier
+
+    clf = LiquidClassifier(units=cfg.units, epochs=cfg.epochs, batch_size=cfg.batch, learning_rate=cfg.lr,
+                           clip_value=cfg.clip, random_state=cfg.seed)  # fmt: skip
+    t0 = time.perf_counter()
+    clf.fit(data["x"], data["y"])
+    return {**epoch_stats(clf.history_.epoch_times, len(data["x"])), "call_s": time.perf_counter() - t0,
+            "compiled": clf.history_.compiled}  # fmt: skip
+
+
+def run_mini_keras(cfg: TrainingConfig, data: dict, metrics: tuple) -> dict:
+    from ncps import mini_keras as keras
+
+    mx.random.seed(cfg.seed)
+    model = keras.models.Sequential([keras.layers.InputLayer(data["x"].shape[1:]), keras.layers.CfC(cfg.units),
+                                     keras.layers.Dense(data["outputs"])])  # fmt: skip
+    model.compile(optimizer=ncps.optimizers.make_optimizer("adam", cfg.lr, convention="keras"),
+                  loss="sparse_categorical_crossentropy", metrics=list(metrics), clipnorm=cfg.clip)  # fmt: skip
+    t0 = time.perf_counter()
+    history = model.fit(data["x"], data["y"], batch_size=cfg.batch, epochs=cfg.epochs, verbose=0, seed=cfg.seed)
+    return {**epoch_stats(history.epoch_times, len(data["x"])), "call_s": time.perf_counter() - t0,
+            "compiled": history.compiled}  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------
+# The official rows (subprocesses)
+# ---------------------------------------------------------------------------------------------
+def run_torch(cfg: TrainingConfig, data: dict, tmp: Path) -> tuple[dict, dict]:
+    """The official package's usual torch loop (``accuracy_torch.py``): (info, row)."""
+    job, task = bare_job(cfg, data, tmp)
+    path, order_path = tmp / "data.npz", tmp / "order.npy"
+    np.savez(path, **task)
+    np.save(order_path, accuracy.epoch_orders(len(data["x"]), cfg.epochs, cfg.seed))
+    job = {**job, "id": "torch", "outputs": data["outputs"], "data": str(path), "order": str(order_path)}
+    out = oracle.run_jobs([job], threads=cfg.threads, script=accuracy.TRAIN_SCRIPT)
+    if not out["available"]:
+        return {"available": False, "reason": out["reason"]}, {"status": "n/a", "reason": out["reason"]}
+    run = out["results"].get("torch", {"status": "error", "reason": "no result"})
+    info = {"available": True, "version": f"torch {out.get('torch_version')}", "threads": out.get("threads")}
+    if run.get("status") != "ok":
+        return info, run
+    cumulative = [0.0] + [e["train_s"] for e in run["epochs"]]
+    return info, epoch_stats(np.diff(cumulative).tolist(), len(data["x"]))
+
+
+def run_keras(cfg: TrainingConfig, data: dict, tmp: Path) -> tuple[dict, dict]:
+    """``model.fit`` of the official ``ncps.keras`` on Keras 3 + JAX, without and with the
+    accuracy metric: (info, {row key: row})."""
+    path = tmp / "keras-data.npz"
+    np.savez(path, x_train=data["x"], y_train=data["y"])
+    keys = [k for k, (_, how, _) in ROWS.items() if how == "keras-jax"]
+    jobs = [{"id": k, "units": cfg.units, "outputs": data["outputs"], "seed": cfg.seed, "epochs": cfg.epochs,
+             "metrics": list(ROWS[k][2]), "data": str(path), "recipe": {"batch": cfg.batch, "lr": cfg.lr,
+                                                                      "clip": cfg.clip}} for k in keys]  # fmt: skip
+    out = oracle.run_jobs(jobs, threads=cfg.threads, peer="keras-jax", script=KERAS_SCRIPT)
+    if not out["available"]:
+        return {"available": False, "reason": out["reason"]}, {k: {"status": "n/a", "reason": out["reason"]} for k in keys}
+    info = {"available": True, "version": out.get("peer_version"), "threads": out.get("threads")}
+    rows = {}
+    for k in keys:
+        r = out["results"].get(k, {"status": "error", "reason": "no result"})
+        rows[k] = epoch_stats(r["epoch_times_s"], len(data["x"])) if r.get("status") == "ok" else r
+    return info, rows
+
+
+# ---------------------------------------------------------------------------------------------
+# The section
+# ---------------------------------------------------------------------------------------------
+def section(cfg: TrainingConfig, log: Callable[[str], None]) -> dict:
+    """Every row of the table; the official peers first (subprocesses), then ours."""
+    try:
+        data = load(cfg)
+    except accuracy.MissingData as exc:
+        log(f"training: skipped: {exc}")
+        return {"config": cfg.public(), "recipe": cfg.recipe(), "skipped": True, "reason": str(exc), "rows": []}
+    n, T, F = data["x"].shape
+    results: dict[str, dict] = {}
+    official: dict[str, dict] = {}
+    not_asked = {"status": "skipped", "reason": "peer not selected (--peers)"}
+    with tempfile.TemporaryDirectory() as tmp:
+        if "official" in cfg.peers:
+            log("training: official ncps.torch loop in a subprocess ...")
+            official["torch"], results["torch"] = run_torch(cfg, data, Path(tmp))
+        else:
+            results["torch"] = dict(not_asked)
+        if "keras-jax" in cfg.peers:
+            log("training: official ncps.keras on Keras 3 + JAX in a subprocess ...")
+            official["keras-jax"], rows = run_keras(cfg, data, Path(tmp))
+            results.update(rows)
+        else:
+            results.update({k: dict(not_asked) for k, (_, how, _) in ROWS.items() if how == "keras-jax"})
+        ours = {
+            "bare-eager": lambda: run_bare(cfg, data, Path(tmp), compiled=False),
+            "bare-compiled": lambda: run_bare(cfg, data, Path(tmp), compiled=True),
+            "fit": lambda: run_fit(cfg, data),
+            "sklearn": lambda: run_sklearn(cfg, data),
+            "mini_keras": lambda: run_mini_keras(cfg, data, ()),
+            "mini_keras+acc": lambda: run_mini_keras(cfg, data, ("accuracy",)),
+        }
+        with ncps.kernels.use("fused"):
+            for key, run in ours.items():
+                results[key] = guarded(run)
+    rows = []
+    for key, (label, how, metrics) in ROWS.items():
+        r = results[key]
+        log(f"training: {label} {'+'.join(metrics)}: {describe(r)}")
+        rows.append({"key": key, "label": label, "impl": how, "metrics": list(metrics), **r})
+    add_ratios(rows)
+    return {"config": cfg.public(), "recipe": cfg.recipe(), "official": official, "rows": rows,
+            "dataset": {"name": cfg.dataset, "samples": n, "time": T, "features": F, "outputs": data["outputs"],
+                        "lengths": f"{data['lengths'][0]}-{data['lengths'][-1]}"}}  # fmt: skip
+
+
+def add_ratios(rows: list) -> None:
+    """Speed-ups over the official loops (their median ÷ ours; the Keras row with the same
+    metrics) and the overhead over the compiled bare loop, in place."""
+    by_key = {r["key"]: r for r in rows}
+
+    def median_of(key: str) -> Optional[float]:
+        r = by_key.get(key, {})
+        return r.get("median_s") if r.get("status") == "ok" else None
+
+    floor = median_of(FLOOR)
+    for r in rows:
+        if r.get("status") != "ok":
+            continue
+        keras_key = "keras-jax+acc" if r["metrics"] else "keras-jax"
+        r["speedup_torch"] = report.ratio(median_of("torch"), r["median_s"])
+        r["speedup_keras"] = report.ratio(median_of(keras_key), r["median_s"])
+        if r["impl"] == "ncps" and floor:
+            r["overhead_pct"] = 100.0 * (r["median_s"] / floor - 1.0)
+
+
+def describe(r: dict) -> str:
+    if r.get("status") == "ok":
+        return (f"{report.fmt_time(r['median_s'])} per epoch (min {report.fmt_time(r['min_s'])}), "
+                f"{r['samples_per_s']:.0f} samples/s")  # fmt: skip
+    return f"{r.get('status')}: {r.get('reason')}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Markdown and chart panel (used by benchmarks/report.py)
+# ---------------------------------------------------------------------------------------------
+def fmt_pct(v: Optional[float]) -> str:
+    return "—" if v is None else f"{v:+.0f} %"
+
+
+def markdown(sec: dict) -> list[str]:
+    lines = ["### Training throughput: every front against the official training loops", ""]
+    if sec.get("skipped"):
+        return lines + [f"Skipped: {sec['reason']}."]
+    d, rc = sec["dataset"], sec["recipe"]
+    lines += [f"{d['name']} (aeon, both splits: {d['samples']} sequences, T = {d['time']} front-padded from lengths "
+              f"{d['lengths']}, {d['features']} channels, {d['outputs']} classes); CfC({d['features']}, {rc['units']}) "
+              f"+ linear head, Adam lr {rc['lr']:g} (bias-corrected), global grad-norm clip {rc['clip']:g}, batch "
+              f"{rc['batch']}, {rc['epochs']} epochs. Time per epoch: median / min over the epochs after the first "
+              "(warm-up: tracing, XLA compilation). Speed-up = the official loop's median ÷ ours (> 1: we are "
+              "faster); overhead = our median ÷ the compiled bare MLX loop's − 1.", ""]  # fmt: skip
+    header = ["front", "per-batch metrics", "time per epoch", "samples/s", "warm-up epoch",
+              "speed-up vs official torch", "speed-up vs Keras 3 + JAX", "overhead vs bare (compiled)"]  # fmt: skip
+    rows = []
+    for r in sec["rows"]:
+        metrics = "loss, " + ", ".join(r["metrics"]) if r["metrics"] else "loss"
+        if r.get("status") != "ok":
+            rows.append([r["label"], metrics, str(r.get("status")), "—", "—", "—", "—", "—"])
+            continue
+        rows.append([r["label"], metrics, report.fmt_pair(r["median_s"], r["min_s"]), f"{r['samples_per_s']:.0f}",
+                     report.fmt_time(r["warmup_s"]), report.fmt_ratio(r.get("speedup_torch")),
+                     report.fmt_ratio(r.get("speedup_keras")), fmt_pct(r.get("overhead_pct"))])  # fmt: skip
+    lines += report.table(header, rows)
+    notes = [f"- {r['label']}: {r.get('status')} — {r.get('reason')}" for r in sec["rows"] if r.get("status") != "ok"]
+    peers = [f"{name}: {info.get('version')} ({info.get('threads')} threads)" for name, info in sec["official"].items()
+             if info.get("available")]  # fmt: skip
+    if peers:
+        notes.append("- Peers: " + "; ".join(peers) + ".")
+    return lines + (["", *dict.fromkeys(notes)] if notes else [])
+
+
+def panel(sec: dict) -> Callable:
+    """A bar chart of samples/s per row."""
+
+    def draw(ax) -> None:
+        rows = [r for r in sec.get("rows", []) if r.get("status") == "ok"]
+        if not rows:
+            ax.set_title("training throughput", fontsize=10)
+            ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, color="gray")
+            return
+        names = [r["label"].replace("official ", "").split(",")[0] + (" +acc" if r["metrics"] else "") for r in rows]
+        colors = {"ncps": "#1f77b4", "official": "#2ca02c", "keras-jax": "#d62728"}
+        ax.barh(range(len(rows)), [r["samples_per_s"] for r in rows], color=[colors[r["impl"]] for r in rows])
+        ax.set_yticks(range(len(rows)), names, fontsize=7)
+        ax.invert_yaxis()
+        ax.set_xscale("log")
+        ax.set_xlabel("training samples/s (median epoch, log)", fontsize=8)
+        ax.set_title(f"training throughput: {sec['dataset']['name']}, CfC({sec['recipe']['units']})", fontsize=10)
+        ax.grid(alpha=0.3, axis="x")
+
+    return draw
+
+
+def main(argv: Optional[list] = None) -> int:
+    """``python benchmarks/training.py [run.py options]``: run.py with only this section."""
+    from benchmarks import run
+
+    return run.main(["--section", "training", *(sys.argv[1:] if argv is None else argv)])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
