@@ -226,6 +226,24 @@ def test_fit_classification_with_timespans_and_accuracy():
     assert isinstance(pred, mx.array) and pred.shape == (40, 2)
 
 
+def test_metrics_come_from_the_loss_forward_pass(monkeypatch):
+    """As in Keras, the model runs once per training batch whatever the metrics; each metric is
+    the batch-size-weighted mean of the metric of the predictions the loss saw."""
+    x, y = _seq_data(n=24)
+    mx.random.seed(0)
+    model = keras.Sequential([keras.layers.InputLayer((None, 2)), keras.layers.CfC(8, backbone_units=8),
+                              keras.layers.Dense(1)])  # fmt: skip
+    model.compile(optimizer=optim.SGD(learning_rate=0.0), loss="mse", metrics=["mae", "rmse"], jit_compile=False)
+    expected_mae = float(np.mean(np.abs(np.array(model.predict(x)) - np.asarray(y).reshape(24, 1))))
+    calls = []
+    forward = keras.Sequential.__call__
+    monkeypatch.setattr(keras.Sequential, "__call__", lambda self, inputs: calls.append(1) or forward(self, inputs))
+    history = model.fit(x, y, epochs=1, batch_size=8, verbose=0, shuffle=False)
+    assert len(calls) == 3  # three batches, one forward pass each
+    assert list(history.history) == ["loss", "mae", "rmse"]
+    assert history.history["mae"][0] == pytest.approx(expected_mae, rel=1e-5)
+
+
 def test_fit_with_mask_and_binary_logits():
     from ncps.datasets import bitstream_xor
 

@@ -105,6 +105,78 @@ def test_train_metrics_are_batch_weighted_means():
     assert h.history["count"] == [pytest.approx((16 * 16 + 16 * 16 + 8 * 8) / 40)]
 
 
+def mse_and_mae(model, x, y):
+    """The loss and, from the same forward pass, the MAE (for ``loss_metrics=["mae"]``)."""
+    pred = model(x)[0]
+    return nn.losses.mse_loss(pred, y), [nn.losses.l1_loss(pred, y)]
+
+
+@pytest.mark.parametrize("compile_step", [True, False])
+def test_loss_metrics_match_separate_metrics(compile_step):
+    """Metrics returned by loss_fn (one forward pass) give the history and the parameters that
+    the same metrics as separate functions (a second forward pass) give."""
+    X, y = make_task(n=48)
+    runs = []
+    for kw in (dict(metrics={"mae": mae}), dict(loss_metrics=["mae"])):
+        model = make_model()
+        loss = mse if "metrics" in kw else mse_and_mae
+        h = fit(model, loss, (X, y), optimizer=optim.Adam(learning_rate=1e-2), epochs=2, batch_size=16,
+                validation_data=(X[:20], y[:20]), restore_best=False, progress=False, seed=0, compile=compile_step,
+                **kw)  # fmt: skip
+        runs.append((h, params_of(model)))
+    (h_sep, p_sep), (h_one, p_one) = runs
+    assert list(h_one.history) == list(h_sep.history) == ["loss", "mae", "val_loss", "val_mae"]
+    for k in h_sep.history:
+        np.testing.assert_allclose(h_one.history[k], h_sep.history[k], rtol=1e-5, err_msg=k)
+    for k in p_sep:
+        np.testing.assert_allclose(p_one[k], p_sep[k], rtol=1e-5, atol=1e-7, err_msg=k)
+    ev = evaluate(make_model(), mse_and_mae, (X, y), batch_size=7, loss_metrics=["mae"])
+    ev_sep = evaluate(make_model(), mse, (X, y), batch_size=7, metrics={"mae": mae})
+    assert list(ev) == ["loss", "mae"] and ev == pytest.approx(ev_sep, rel=1e-6)
+
+
+def test_loss_metrics_run_the_model_once_per_batch():
+    """What loss_metrics saves: ``metrics`` functions call the model again on every batch."""
+    X, y = make_task(n=40)
+    calls = []
+    model = make_model()
+    forward = type(model).__call__
+
+    class Counting(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = model
+
+        def __call__(self, x):
+            calls.append(x.shape[0])
+            return forward(self.inner, x)
+
+    counting = Counting()
+    common = dict(optimizer=optim.SGD(learning_rate=0.0), epochs=1, batch_size=16, progress=False, compile=False)
+    fit(counting, mse_and_mae, (X, y), loss_metrics=["mae"], **common)
+    assert calls == [16, 16, 8]
+    calls.clear()
+    fit(counting, mse, (X, y), metrics={"mae": mae}, **common)
+    assert len(calls) == 6
+
+
+@pytest.mark.parametrize(
+    "loss_fn, kwargs, match",
+    [
+        (mse, dict(loss_metrics=["mae"]), "loss_fn must return \\(loss, values\\)"),
+        (lambda m, x, y: (mse(m, x, y), []), dict(loss_metrics=["mae"]), "1 scalar value"),
+        (mse_and_mae, dict(loss_metrics=["mae"], metrics={"mae": mae}), "unique"),
+        (mse_and_mae, dict(loss_metrics=["val_mae"]), "metric names"),
+        (mse_and_mae, dict(loss_metrics="mae"), "sequence of names"),
+    ],
+)
+def test_loss_metrics_errors(loss_fn, kwargs, match):
+    X, y = make_task(n=8)
+    with pytest.raises((ValueError, TypeError), match=match):
+        fit(make_model(), loss_fn, (X, y), optimizer=optim.SGD(learning_rate=0.1), epochs=1, progress=False,
+            compile=False, **kwargs)  # fmt: skip
+
+
 def test_clipping_matches_manual_clip_grad_norm():
     X, y = make_task(n=32)
     clip, lr = 0.05, 0.1

@@ -268,23 +268,19 @@ class Sequential(nn.Module):
             raise RuntimeError("call model.compile(optimizer=..., loss=...) first")
 
     def _loss_fn(self) -> Callable:
-        loss = self.loss
+        """``loss_fn(model, *batch)`` for :func:`ncps.training.fit`: the loss, or with metrics
+        ``(loss, [metric values])`` from the same predictions (``loss_metrics=self.metrics_fns``),
+        so that the model runs once per batch, as in Keras, not once more per metric."""
+        loss, metric_fns = self.loss, list(self.metrics_fns.values())
 
         def loss_fn(model, *batch):
             inputs, y = batch[:-1], batch[-1]
-            return loss(y, model(inputs if len(inputs) > 1 else inputs[0]))
+            y_pred = model(inputs if len(inputs) > 1 else inputs[0])
+            if not metric_fns:
+                return loss(y, y_pred)
+            return loss(y, y_pred), [fn(y, y_pred) for fn in metric_fns]
 
         return loss_fn
-
-    def _metric_fns(self) -> dict:
-        def wrap(fn):
-            def metric(model, *batch):
-                inputs, y = batch[:-1], batch[-1]
-                return fn(y, model(inputs if len(inputs) > 1 else inputs[0]))
-
-            return metric
-
-        return {name: wrap(fn) for name, fn in self.metrics_fns.items()}
 
     def fit(
         self,
@@ -365,7 +361,7 @@ class Sequential(nn.Module):
         history = training.fit(
             self, self._loss_fn(), data, optimizer=self.optimizer, epochs=epochs,
             batch_size=32 if batch_size is None else int(batch_size), validation_data=val,
-            clip_norm=self.clipnorm, metrics=self._metric_fns() or None,
+            clip_norm=self.clipnorm, loss_metrics=list(self.metrics_fns),
             early_stopping_patience=early_stopping_patience, restore_best=restore_best,
             checkpoint_path=None if checkpoint_path is None else os.fspath(checkpoint_path),
             progress=verbose == 1, shuffle=shuffle, seed=seed, callbacks=callbacks, compile=self.jit_compile,
@@ -397,7 +393,7 @@ class Sequential(nn.Module):
         with _eval_mode(self):
             result = training.evaluate(
                 self, self._loss_fn(), data, batch_size=32 if batch_size is None else int(batch_size),
-                metrics=self._metric_fns() or None,
+                loss_metrics=list(self.metrics_fns),
             )  # fmt: skip
         result = {k: float(v) for k, v in result.items()}
         if verbose:
