@@ -191,6 +191,46 @@ def test_accuracy_section_tiny(tmp_path):
         assert official[0]["status"] == "n/a"
 
 
+def test_training_section_tiny(tmp_path):
+    """Every front, the bare loops and the official loops (when installed) train a few batches:
+    the rows, their statistics and the table; structure and sanity only, no timing comparisons."""
+    results, stdout, out = run_bench(tmp_path, "training", extra=("--torch-threads", "1"))
+    assert results["mode"]["sections"] == ["training"]
+    sec = results["sections"]["training"]
+    assert "### Training throughput" in stdout and (out / "t.png").read_bytes()[:8] == PNG_MAGIC
+    if not _aeon_installed():
+        assert sec["skipped"] and "pip install aeon" in sec["reason"]
+        return
+    from benchmarks import training
+
+    cfg = sec["config"]
+    assert sec["recipe"]["bias_correction"] is True and sec["recipe"]["clip"] == 1.0 and sec["recipe"]["batch"] == 32
+    assert sec["dataset"]["name"] == "JapaneseVowels" and sec["dataset"]["samples"] == cfg["samples"] == 64
+    rows = {r["key"]: r for r in sec["rows"]}
+    assert list(rows) == list(training.ROWS)
+    for key, r in rows.items():
+        if r["impl"] != "ncps" and r["status"] != "ok":  # a peer that is not installed
+            assert r["status"] == "n/a" and "bootstrap" in r["reason"], r
+            continue
+        assert r["status"] == "ok", r
+        times = r["epoch_times_s"]
+        assert len(times) == cfg["rounds"] * (cfg["epochs"] - 1) + 1
+        assert all(math.isfinite(t) and t > 0 for t in times)
+        assert r["warmup_s"] == times[0] and r["min_s"] <= r["median_s"] and r["min_s"] == min(times[1:])
+        assert r["samples_per_s"] == pytest.approx(r["samples"] / r["median_s"])
+        if r["impl"] == "ncps":
+            assert math.isfinite(r["overhead_pct"])
+        if key in ("fit", "sklearn", "mini_keras", "mini_keras+acc"):
+            assert r["compiled"] is True and r["call_s"] > 0
+    assert rows[training.FLOOR]["overhead_pct"] == 0.0
+    for key in ("torch", "keras-jax"):  # sec["official"] says whether each peer ran
+        assert (rows[key]["status"] == "ok") == bool(sec["official"][key]["available"])
+        if rows[key]["status"] == "ok":
+            assert rows["fit"]["speedup_torch" if key == "torch" else "speedup_keras"] > 0
+    assert "| front | per-batch metrics | time per epoch | samples/s |" in stdout
+    assert "| ncps.mini_keras Sequential.fit | loss, accuracy |" in stdout
+
+
 def test_accuracy_without_aeon_skips_with_a_note(monkeypatch):
     sys.path.insert(0, str(REPO))
     from benchmarks import accuracy
