@@ -118,16 +118,8 @@ def train(job: dict) -> dict:
 def main(jobs_path: str, out_path: str) -> None:
     spec = json.loads(Path(jobs_path).read_text())
     torch.set_num_threads(int(spec.get("threads", 2)))
-    results = {}
-    for job in spec["jobs"]:
-        try:
-            results[job["id"]] = train(job)
-        except Exception as exc:  # one broken job must not lose the others
-            results[job["id"]] = timing.failure("error", exc)
-        r = results[job["id"]]
-        last = r["epochs"][-1] if r.get("epochs") else {}
-        print(f"[official] {job['id']}: {last.get('metric', r.get('reason'))} in {last.get('train_s', 0):.1f} s",
-              file=sys.stderr, flush=True)  # fmt: skip
+    results = timing.run_each(spec["jobs"], train, "official",
+                              lambda r: f"{r['epochs'][-1]['metric']} in {r['epochs'][-1]['train_s']:.1f} s")  # fmt: skip
     out = {"torch_version": torch.__version__, "threads": torch.get_num_threads(), "ncps_file": ncps.__file__,
            "results": results}  # fmt: skip
     Path(out_path).write_text(json.dumps(out))

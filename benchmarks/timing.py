@@ -89,3 +89,21 @@ def failure(status: str, exc: BaseException) -> dict:
     if status == "error":
         out["traceback"] = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-3000:]
     return out
+
+
+def run_each(jobs: list, fn: Callable[[dict], dict], tag: str, describe: Callable[[dict], Any]) -> dict:
+    """``{job id: fn(job)}`` for the jobs of a subprocess script; a job that raises becomes a
+    failure entry (one broken job must not lose the others). Each result is logged on stderr as
+    ``[tag] id: describe(result)`` (the reason of a failure)."""
+    import sys
+
+    results = {}
+    for job in jobs:
+        try:
+            results[job["id"]] = fn(job)
+        except Exception as exc:
+            results[job["id"]] = failure("error", exc)
+        r = results[job["id"]]
+        print(f"[{tag}] {job['id']}: {describe(r) if r.get('status') == 'ok' else r.get('reason')}",
+              file=sys.stderr, flush=True)  # fmt: skip
+    return results

@@ -75,14 +75,7 @@ def train(job: dict) -> dict:
 
 def main(jobs_path: str, out_path: str) -> None:
     spec = json.loads(Path(jobs_path).read_text())
-    results = {}
-    for job in spec["jobs"]:
-        try:
-            results[job["id"]] = train(job)
-        except Exception as exc:  # one broken job must not lose the others
-            results[job["id"]] = timing.failure("error", exc)
-        print(f"[keras-jax] {job['id']}: {results[job['id']].get('epoch_times_s', results[job['id']].get('reason'))}",
-              file=sys.stderr, flush=True)  # fmt: skip
+    results = timing.run_each(spec["jobs"], train, "keras-jax", lambda r: f"epochs of {r['epoch_times_s']} s")
     out = {"peer_version": f"keras {keras.__version__} + jax {jax.__version__} (jit)",
            "threads": int(spec.get("threads", 2)), "ncps_file": ncps.__file__, "results": results}  # fmt: skip
     Path(out_path).write_text(json.dumps(out))
