@@ -56,12 +56,13 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 import mlx.core as mx  # noqa: E402
+import mlx.nn as nn  # noqa: E402
 import numpy as np  # noqa: E402
 
 import ncps  # noqa: E402
 import ncps.training  # noqa: E402
 from benchmarks import accuracy, oracle, report  # noqa: E402
-from benchmarks.timing import failure  # noqa: E402
+from benchmarks.timing import Policy, failure, measure, summarize  # noqa: E402
 
 KERAS_SCRIPT = Path(__file__).resolve().parent / "training_keras.py"
 FLOOR = "bare-compiled"  # the row the overhead column is relative to
@@ -94,12 +95,15 @@ class TrainingConfig:
     seed: int = 0
     threads: int = 2
     peers: tuple = ("official", "keras-jax")
+    step_policy: Policy = Policy(warmup=3, reps=200, min_reps=20, budget_s=1.0)  # per part and round
 
     @classmethod
     def make(cls, quick: bool, tiny: bool) -> "TrainingConfig":
         if tiny:
-            return cls(epochs=2, rounds=1, samples=64)
-        return cls(epochs=6, rounds=2) if quick else cls()
+            return cls(epochs=2, rounds=1, samples=64, step_policy=Policy(warmup=1, reps=3, min_reps=1, budget_s=0.05))
+        if quick:
+            return cls(epochs=6, rounds=2, step_policy=Policy(warmup=3, reps=100, min_reps=10, budget_s=0.5))
+        return cls()
 
     def recipe(self) -> dict:
         return {"units": self.units, "batch": self.batch, "lr": self.lr, "clip": self.clip, "betas": [0.9, 0.999],
@@ -206,6 +210,59 @@ def run_mini_keras(cfg: TrainingConfig, data: dict, metrics: tuple) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------
+# Where a step's time goes
+# ---------------------------------------------------------------------------------------------
+def accuracy_metric(model: nn.Module, x: mx.array, y: mx.array) -> mx.array:
+    """The accuracy of a batch as a ``metrics=`` function: it runs the model again."""
+    return mx.mean((mx.argmax(model(x), axis=-1) == y).astype(mx.float32))
+
+
+def loss_and_accuracy(model: nn.Module, x: mx.array, y: mx.array) -> tuple:
+    """The loss and, from the same forward pass, the accuracy (``loss_metrics=["accuracy"]``)."""
+    logits = model(x)
+    accuracy_ = mx.mean((mx.argmax(logits, axis=-1) == y).astype(mx.float32))
+    return nn.losses.cross_entropy(logits, y, reduction="mean"), [accuracy_]
+
+
+def step_parts(cfg: TrainingConfig, data: dict) -> dict:
+    """``{part: synchronised call}``: one training step on a batch of the data, taken apart."""
+    mx.random.seed(cfg.seed)
+    model = accuracy.Net("CfC", data["x"].shape[-1], cfg.units, data["outputs"])
+    mx.eval(model.parameters())
+    x, y = mx.array(data["x"][: cfg.batch]), mx.array(data["y"][: cfg.batch])
+    value_and_grad = nn.value_and_grad(model, accuracy.loss_fn("classification"))
+    parts = {"forward": lambda: mx.eval(model(x)), "forward + backward": lambda: mx.eval(value_and_grad(model, x, y))}
+    for name, compiled in (("bare step, eager", False), ("bare step, mx.compile", True)):
+        opt = accuracy.torch_adam(cfg.lr)
+        opt.init(model.trainable_parameters())
+        step = accuracy.train_step(model, opt, "classification", cfg.clip, compiled)
+        parts[name] = lambda step=step, opt=opt: mx.eval(step(x, y), model.state, opt.state)
+    # fit's own step (ncps.training's compiled step and its evaluation), without and with a metric
+    fronts = {"fit's step": (accuracy.loss_fn("classification"), {}, ()),
+              "fit's step + accuracy, metrics= (a 2nd forward)": (accuracy.loss_fn("classification"),
+                                                                  {"accuracy": accuracy_metric}, ()),
+              "fit's step + accuracy, loss_metrics (same forward)": (loss_and_accuracy, {}, ("accuracy",))}  # fmt: skip
+    weight = mx.array(1.0)
+    for name, (loss_fn, metrics, loss_metrics) in fronts.items():
+        opt = ncps.optimizers.adam(cfg.lr)
+        opt.init(model.trainable_parameters())
+        step = ncps.training._make_step(model, loss_fn, opt, metrics, cfg.clip, None, loss_metrics)
+        stepper = ncps.training._Stepper(model, opt, step, True, cfg.seed)
+        parts[name] = lambda stepper=stepper: np.array(stepper(weight, (x, y)))
+    return parts
+
+
+def step_breakdown(cfg: TrainingConfig, data: dict) -> list:
+    """Every part of :func:`step_parts` timed in ``rounds`` interleaved rounds, times pooled."""
+    parts = step_parts(cfg, data)
+    times: dict[str, list] = {name: [] for name in parts}
+    for _ in range(cfg.rounds):
+        for name, call in parts.items():
+            times[name] += measure(call, cfg.step_policy)["times_s"]
+    return [{"part": name, "status": "ok", **summarize(t)} for name, t in times.items()]
+
+
+# ---------------------------------------------------------------------------------------------
 # The official rows (subprocesses)
 # ---------------------------------------------------------------------------------------------
 def run_torch(cfg: TrainingConfig, data: dict, tmp: Path) -> tuple[dict, dict]:
@@ -286,15 +343,30 @@ def section(cfg: TrainingConfig, log: Callable[[str], None]) -> dict:
                 for key, run in ours.items():
                     runs[key].append(guarded(run))
         results.update({key: merge_rounds(r) for key, r in runs.items()})
+        with ncps.kernels.use("fused"):
+            breakdown = guarded(lambda: {"status": "ok", "parts": step_breakdown(cfg, data)})
     rows = []
     for key, (label, how, metrics) in ROWS.items():
         r = results[key]
         log(f"training: {label} {'+'.join(metrics)}: {describe(r)}")
         rows.append({"key": key, "label": label, "impl": how, "metrics": list(metrics), **r})
     add_ratios(rows)
-    return {"config": cfg.public(), "recipe": cfg.recipe(), "official": official, "rows": rows,
+    if breakdown["status"] == "ok":
+        add_loop_part(breakdown["parts"], results.get("fit", {}), -(-n // cfg.batch))
+    return {"config": cfg.public(), "recipe": cfg.recipe(), "official": official, "rows": rows, "steps": breakdown,
             "dataset": {"name": cfg.dataset, "samples": n, "time": T, "features": F, "outputs": data["outputs"],
                         "lengths": f"{data['lengths'][0]}-{data['lengths'][-1]}"}}  # fmt: skip
+
+
+def add_loop_part(parts: list, fit_row: dict, batches: int) -> None:
+    """The ``training.fit`` row's median epoch per batch, next to its bare step: the difference
+    is the loop's own cost (batching, the host sync, Python) and the variation of the load."""
+    if fit_row.get("status") == "ok":
+        per = {k: fit_row[k] / batches for k in ("median_s", "min_s")}
+        parts.append({"part": "training.fit, epoch ÷ batches (the whole loop)", "status": "ok", **per, "reps": None})
+    compiled = next(p for p in parts if p["part"] == "bare step, mx.compile")
+    for p in parts:
+        p["of_compiled_step"] = p["median_s"] / compiled["median_s"]
 
 
 def add_ratios(rows: list) -> None:
@@ -363,12 +435,24 @@ def markdown(sec: dict) -> list[str]:
                      report.fmt_time(r["warmup_s"]), report.fmt_ratio(r.get("speedup_torch")),
                      report.fmt_ratio(r.get("speedup_keras")), fmt_overhead(r)])  # fmt: skip
     lines += report.table(header, rows)
+    lines += ["", *steps_markdown(sec.get("steps", {}), rc["batch"])]
     notes = [f"- {r['label']}: {r.get('status')} — {r.get('reason')}" for r in sec["rows"] if r.get("status") != "ok"]
     peers = [f"{name}: {info.get('version')} ({info.get('threads')} threads)" for name, info in sec["official"].items()
              if info.get("available")]  # fmt: skip
     if peers:
         notes.append("- Peers: " + "; ".join(peers) + ".")
     return lines + (["", *dict.fromkeys(notes)] if notes else [])
+
+
+def steps_markdown(steps: dict, batch: int) -> list[str]:
+    """The table of where one step's time goes."""
+    if steps.get("status") != "ok":
+        return [f"Step breakdown: {steps.get('status')} — {steps.get('reason')}"] if steps else []
+    lines = [f"Where one step goes (batch {batch} of the same data; each part timed on its own, rounds interleaved; "
+             "share = median ÷ the compiled bare step's):", ""]  # fmt: skip
+    rows = [[p["part"], report.fmt_pair(p["median_s"], p["min_s"]), f"{100 * p['of_compiled_step']:.0f} %"]
+            for p in steps["parts"]]  # fmt: skip
+    return lines + report.table(["part", "per step (median / min)", "share"], rows)
 
 
 def panel(sec: dict) -> Callable:

@@ -227,7 +227,17 @@ def test_training_section_tiny(tmp_path):
         assert (rows[key]["status"] == "ok") == bool(sec["official"][key]["available"])
         if rows[key]["status"] == "ok":
             assert rows["fit"]["speedup_torch" if key == "torch" else "speedup_keras"] > 0
+    steps = sec["steps"]
+    assert steps["status"] == "ok", steps
+    parts = {p["part"]: p for p in steps["parts"]}
+    assert {"forward", "forward + backward", "bare step, mx.compile", "fit's step"} <= set(parts)
+    assert any("loss_metrics" in p for p in parts) and any("metrics=" in p for p in parts)
+    assert any(p.startswith("training.fit, epoch") for p in parts)
+    for p in parts.values():
+        assert 0 < p["min_s"] <= p["median_s"] and math.isfinite(p["of_compiled_step"])
+    assert parts["bare step, mx.compile"]["of_compiled_step"] == 1.0
     assert "| front | per-batch metrics | time per epoch | samples/s |" in stdout
+    assert "| part | per step (median / min) | share |" in stdout
     assert "| ncps.mini_keras Sequential.fit | loss, accuracy |" in stdout
 
 
