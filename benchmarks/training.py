@@ -37,9 +37,30 @@ Rows
   Keras users usually ask for.
 
 Columns: time per epoch (median and min over the timed epochs), samples/s (samples
-per epoch ÷ median epoch time), the speed-up over the official torch loop and over Keras 3 + JAX
-(their median ÷ ours; the metric rows against the Keras row with the same metric), and the
-overhead over the compiled bare loop (our median ÷ its median − 1).
+per epoch ÷ median epoch time), a front's ``fit()`` time outside its epochs, the speed-up over
+the official torch loop and over Keras 3 + JAX (their median ÷ ours; the metric rows against the
+Keras row with the same metric), and the overhead over the compiled bare loop (our median ÷ its
+median − 1, and the same for the minima).
+
+A second table takes one step apart (batch 32, each part timed on its own, rounds interleaved):
+forward, forward + backward, the bare step eager and compiled, ``training.fit``'s own compiled
+step without and with an accuracy metric (through ``metrics=``, a second forward pass, or
+``loss_metrics``, the loss's forward pass), and ``training.fit``'s epoch per batch.
+
+Where the fronts' time went, and what was cut
+---------------------------------------------
+All three fronts run :func:`ncps.training.fit`, whose step was already under ``mx.compile``; the
+compiled step is within a few % of forward + backward (clipping and Adam fuse into it), against
+about twice that eagerly. cProfile of ``fit`` over 400 steps: ~20 µs of Python per batch
+(batching, the host sync of the loss, history), 2 % of a ~1 ms step. Measured and not worth
+cutting: overlapping the next batch's graph with the running step (``mx.async_eval`` instead of
+the per-batch sync: no difference within the noise, and ``on_nonfinite`` and ``on_batch_end``
+callbacks need each batch's values before the next update) and gathering the shuffled data once
+per epoch (no difference; it would copy the training set every epoch). Cut: every metric ran
+the model once more per batch (``metrics=`` functions call it themselves), so ``mini_keras``
+with ``metrics=["accuracy"]`` paid ~+30 % per step; ``training.fit``/``evaluate`` now take
+``loss_metrics``, metrics that ``loss_fn`` returns from its own forward pass, and ``mini_keras``
+computes its metrics that way, as Keras does.
 """
 
 from __future__ import annotations
