@@ -493,7 +493,8 @@ def panel(sec: dict) -> Callable:
             ax.set_title("training throughput", fontsize=10)
             ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, color="gray")
             return
-        names = [r["label"].replace("official ", "").split(",")[0] + (" +acc" if r["metrics"] else "") for r in rows]
+        names = [(r["label"] if r["impl"] == "ncps" else r["label"].replace("official ", "").split(",")[0] + " (official)")
+                 + (" +acc" if r["metrics"] else "") for r in rows]  # fmt: skip
         colors = {"ncps": "#1f77b4", "official": "#2ca02c", "keras-jax": "#d62728"}
         ax.barh(range(len(rows)), [r["samples_per_s"] for r in rows], color=[colors[r["impl"]] for r in rows])
         ax.set_yticks(range(len(rows)), names, fontsize=7)
