@@ -69,7 +69,7 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -281,14 +281,27 @@ def step_parts(cfg: TrainingConfig, data: dict) -> dict:
     return parts
 
 
+LOOP_PART = "training.fit, epoch ÷ batches (the whole loop)"
+
+
 def step_breakdown(cfg: TrainingConfig, data: dict) -> list:
-    """Every part of :func:`step_parts` timed in ``rounds`` interleaved rounds, times pooled."""
+    """Every part of :func:`step_parts` timed in ``rounds`` interleaved rounds, times pooled;
+    and in each round a short :func:`ncps.training.fit` (its epochs after the first, per batch):
+    what the whole loop adds to fit's step (batching, the host sync, Python), measured at the
+    same time as the step itself."""
     parts = step_parts(cfg, data)
-    times: dict[str, list] = {name: [] for name in parts}
+    times: dict[str, list] = {name: [] for name in [*parts, LOOP_PART]}
+    batches = -(-len(data["x"]) // cfg.batch)
     for _ in range(cfg.rounds):
         for name, call in parts.items():
             times[name] += measure(call, cfg.step_policy)["times_s"]
-    return [{"part": name, "status": "ok", **summarize(t)} for name, t in times.items()]
+        fit_row = run_fit(replace(cfg, epochs=3), data)
+        times[LOOP_PART] += [t / batches for t in fit_row["epoch_times_s"][1:]]
+    out = [{"part": name, "status": "ok", **summarize(t)} for name, t in times.items()]
+    compiled = next(p for p in out if p["part"] == "bare step, mx.compile")
+    for p in out:
+        p["of_compiled_step"] = p["median_s"] / compiled["median_s"]
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -380,22 +393,9 @@ def section(cfg: TrainingConfig, log: Callable[[str], None]) -> dict:
         log(f"training: {label} {'+'.join(metrics)}: {describe(r)}")
         rows.append({"key": key, "label": label, "impl": how, "metrics": list(metrics), **r})
     add_ratios(rows)
-    if breakdown["status"] == "ok":
-        add_loop_part(breakdown["parts"], results.get("fit", {}), -(-n // cfg.batch))
     return {"config": cfg.public(), "recipe": cfg.recipe(), "official": official, "rows": rows, "steps": breakdown,
             "dataset": {"name": cfg.dataset, "samples": n, "time": T, "features": F, "outputs": data["outputs"],
                         "lengths": f"{data['lengths'][0]}-{data['lengths'][-1]}"}}  # fmt: skip
-
-
-def add_loop_part(parts: list, fit_row: dict, batches: int) -> None:
-    """The ``training.fit`` row's median epoch per batch, next to its bare step: the difference
-    is the loop's own cost (batching, the host sync, Python) and the variation of the load."""
-    if fit_row.get("status") == "ok":
-        per = {k: fit_row[k] / batches for k in ("median_s", "min_s")}
-        parts.append({"part": "training.fit, epoch ÷ batches (the whole loop)", "status": "ok", **per, "reps": None})
-    compiled = next(p for p in parts if p["part"] == "bare step, mx.compile")
-    for p in parts:
-        p["of_compiled_step"] = p["median_s"] / compiled["median_s"]
 
 
 def add_ratios(rows: list) -> None:
