@@ -118,14 +118,15 @@ class TrainingConfig:
     seed: int = 0
     threads: int = 2
     peers: tuple = ("official", "keras-jax")
-    step_policy: Policy = Policy(warmup=3, reps=200, min_reps=20, budget_s=1.0)  # per part and round
+    # per part and round; each timed call is an epoch's worth of steps (see step_breakdown)
+    step_policy: Policy = Policy(warmup=2, reps=30, min_reps=5, budget_s=1.0)
 
     @classmethod
     def make(cls, quick: bool, tiny: bool) -> "TrainingConfig":
         if tiny:
             return cls(epochs=2, rounds=1, torch_epochs=2, samples=64, step_policy=Policy(warmup=1, reps=3, min_reps=1, budget_s=0.05))
         if quick:
-            return cls(epochs=6, rounds=2, torch_epochs=3, step_policy=Policy(warmup=3, reps=100, min_reps=10, budget_s=0.5))
+            return cls(epochs=6, rounds=2, torch_epochs=3, step_policy=Policy(warmup=1, reps=15, min_reps=5, budget_s=0.5))
         return cls()
 
     def recipe(self) -> dict:
@@ -288,13 +289,16 @@ def step_breakdown(cfg: TrainingConfig, data: dict) -> list:
     """Every part of :func:`step_parts` timed in ``rounds`` interleaved rounds, times pooled;
     and in each round a short :func:`ncps.training.fit` (its epochs after the first, per batch):
     what the whole loop adds to fit's step (batching, the host sync, Python), measured at the
-    same time as the step itself."""
+    same time as the step itself. Each timed call of a part runs it once per batch of an epoch,
+    and its time per step is that call's ÷ the batches: the statistic of an epoch ÷ its batches
+    (under load, the minimum of single calls is far luckier than the minimum of epochs)."""
     parts = step_parts(cfg, data)
     times: dict[str, list] = {name: [] for name in [*parts, LOOP_PART]}
     batches = -(-len(data["x"]) // cfg.batch)
     for _ in range(cfg.rounds):
         for name, call in parts.items():
-            times[name] += measure(call, cfg.step_policy)["times_s"]
+            epoch_of_calls = lambda call=call: [call() for _ in range(batches)]  # noqa: E731
+            times[name] += [t / batches for t in measure(epoch_of_calls, cfg.step_policy)["times_s"]]
         fit_row = run_fit(replace(cfg, epochs=3), data)
         times[LOOP_PART] += [t / batches for t in fit_row["epoch_times_s"][1:]]
     out = [{"part": name, "status": "ok", **summarize(t)} for name, t in times.items()]
@@ -477,8 +481,8 @@ def steps_markdown(steps: dict, batch: int) -> list[str]:
     """The table of where one step's time goes."""
     if steps.get("status") != "ok":
         return [f"Step breakdown: {steps.get('status')} — {steps.get('reason')}"] if steps else []
-    lines = [f"Where one step goes (batch {batch} of the same data; each part timed on its own, rounds interleaved; "
-             "share = median ÷ the compiled bare step's):", ""]  # fmt: skip
+    lines = [f"Where one step goes (batch {batch} of the same data; each part timed on its own, an epoch's worth of "
+             "calls at a time, rounds interleaved; share = median ÷ the compiled bare step's):", ""]  # fmt: skip
     rows = [[p["part"], report.fmt_pair(p["median_s"], p["min_s"]), f"{100 * p['of_compiled_step']:.0f} %"]
             for p in steps["parts"]]  # fmt: skip
     return lines + report.table(["part", "per step (median / min)", "share"], rows)
