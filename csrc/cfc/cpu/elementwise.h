@@ -45,13 +45,15 @@ template <int MODE>
 inline void heads_fwd_(int nb, int n, float* H, int hs, const float* dtr, float* hout, int64_t ldo,
                        const float* w_tau, const float* A) {
   constexpr float kLog2e = 1.44269504088896341f;
-  for (int b = 0; b < nb; ++b) {
-    float* hp = H + static_cast<int64_t>(b) * hs;
-    float* ho = hout + b * ldo;
-    const float dtv = dtr[b];
-    const float ua = -dtv * kLog2e;
-    for (int j = 0; j < n; j += W) {
-      const int m = std::min(W, n - j);
+  // Column vectors outside, rows inside: consecutive iterations are independent rows with the
+  // same lane mask, and a row's partial last vector is not loaded right after the overlapping
+  // stores of its previous vector (a masked load that overlaps a pending store waits for it).
+  for (int j = 0; j < n; j += W) {
+    const int m = std::min(W, n - j);
+    for (int b = 0; b < nb; ++b) {
+      float* hp = H + static_cast<int64_t>(b) * hs;
+      float* ho = hout + b * ldo;
+      const float dtv = dtr[b];
       if constexpr (MODE == PURE) {
         const vf f = load_m(hp + j, m);
         const vf a = load_m(A + j, m);
@@ -61,7 +63,7 @@ inline void heads_fwd_(int nb, int n, float* H, int hs, const float* dtr, float*
       } else {
         const vf f1 = vtanh<W, true>(load_m(hp + j, m));
         const vf f2 = vtanh<W, true>(load_m(hp + n + j, m));
-        const vf g = vsigmoid_log2(load_m(hp + 2 * n + j, m) * ua - load_m(hp + 3 * n + j, m) * kLog2e);
+        const vf g = vsigmoid_log2(load_m(hp + 2 * n + j, m) * (-dtv * kLog2e) - load_m(hp + 3 * n + j, m) * kLog2e);
         const vf h = MODE == NO_GATE ? f1 + g * f2 : f1 + g * (f2 - f1);
         store_m(hp + j, f1, m);
         store_m(hp + n + j, f2, m);
