@@ -51,10 +51,15 @@ def build_probe() -> Path:
     BUILD_DIR.mkdir(parents=True, exist_ok=True)
     exe = BUILD_DIR / "limits"
     stamp = BUILD_DIR / "limits.src"
-    src = SOURCE.read_text()
+    # common/isa.h includes the target list CMake generates for the extension; the probe is one
+    # target of its own (-march=native), so it gets a one-entry list.
+    (BUILD_DIR / "ncps_isa_list.h").write_text("#pragma once\n#define NCPS_FOR_EACH_ISA(X) X(native)\n")
+    # Rebuilt when the probe or the kernel headers it compiles change.
+    src = SOURCE.read_text() + "".join((REPO / "csrc" / "common" / h).read_text() for h in ("gemm.h", "simd.h", "isa.h"))
     if exe.is_file() and stamp.is_file() and stamp.read_text() == src:
         return exe
-    cmd = [cxx, "-O3", "-march=native", "-DNCPS_ISA=native", "-std=gnu++20", "-pthread", f"-I{REPO / 'csrc'}", str(SOURCE), "-o", str(exe)]
+    cmd = [cxx, "-O3", "-march=native", "-DNCPS_ISA=native", "-std=gnu++20", "-pthread", f"-I{REPO / 'csrc'}",
+           f"-I{BUILD_DIR}", str(SOURCE), "-o", str(exe)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     if proc.returncode != 0:
         raise RuntimeError(f"compiling limits.cpp failed: {proc.stderr.strip()[-500:]}")
