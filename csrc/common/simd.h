@@ -156,22 +156,37 @@ template <int L = W>
 NCPS_INLINE vf<L> vmax(vf<L> a, vf<L> b) {
   return a > b ? a : b;
 }
+// min(x, hi) with NaN staying NaN: x86 min(a, b) returns b when either is NaN, so with x second it
+// is one instruction instead of a compare and a blend.
+template <int L = W>
+NCPS_INLINE vf<L> vmin_nan(vf<L> x, float hi) {
+#if defined(__AVX512F__)
+  if constexpr (L == 16) return (vf<L>)_mm512_min_ps(_mm512_set1_ps(hi), (__m512)x);
+#endif
+#if defined(__AVX__)
+  if constexpr (L == 8) return (vf<L>)_mm256_min_ps(_mm256_set1_ps(hi), (__m256)x);
+#endif
+#if defined(__SSE__)
+  if constexpr (L == 4) return (vf<L>)_mm_min_ps(_mm_set1_ps(hi), (__m128)x);
+#endif
+  return x > hi ? splat<L>(hi) : x;
+}
 // x limited to [lo, hi]; NaN stays NaN (so a NaN input still yields a NaN result).
 template <int L = W>
 NCPS_INLINE vf<L> vclamp(vf<L> x, float lo, float hi) {
-  // x86 max(a, b) / min(a, b) return b when either is NaN: with x second, two instructions
-  // instead of a compare and a blend each (the clamps sit on the CfC heads' critical path).
+  // x86 max(a, b) returns b when either is NaN: with x second, one instruction instead of a
+  // compare and a blend (the clamps sit on the CfC heads' critical path); then vmin_nan.
 #if defined(__AVX512F__)
-  if constexpr (L == 16) return (vf<L>)_mm512_min_ps(_mm512_set1_ps(hi), _mm512_max_ps(_mm512_set1_ps(lo), (__m512)x));
+  if constexpr (L == 16) return vmin_nan<L>((vf<L>)_mm512_max_ps(_mm512_set1_ps(lo), (__m512)x), hi);
 #endif
 #if defined(__AVX__)
-  if constexpr (L == 8) return (vf<L>)_mm256_min_ps(_mm256_set1_ps(hi), _mm256_max_ps(_mm256_set1_ps(lo), (__m256)x));
+  if constexpr (L == 8) return vmin_nan<L>((vf<L>)_mm256_max_ps(_mm256_set1_ps(lo), (__m256)x), hi);
 #endif
 #if defined(__SSE__)
-  if constexpr (L == 4) return (vf<L>)_mm_min_ps(_mm_set1_ps(hi), _mm_max_ps(_mm_set1_ps(lo), (__m128)x));
+  if constexpr (L == 4) return vmin_nan<L>((vf<L>)_mm_max_ps(_mm_set1_ps(lo), (__m128)x), hi);
 #endif
   x = x < lo ? splat<L>(lo) : x;
-  return x > hi ? splat<L>(hi) : x;
+  return vmin_nan<L>(x, hi);
 }
 template <int L = W>
 NCPS_INLINE vf<L> vabs(vf<L> a) {
@@ -322,7 +337,7 @@ NCPS_INLINE vf<L> vsigmoid(vf<L> x) {
 template <int L = W>
 NCPS_INLINE vf<L> vsigmoid_log2(vf<L> u) {
   // The clamp keeps 1 + 2^u finite for the reciprocal refinement (sigmoid < 1.2e-38 there).
-  u = u > 126.0f ? splat<L>(126.0f) : u;
+  u = vmin_nan<L>(u, 126.0f);
   return vrcp_ge1<L>(1.0f + vexp2<L>(u));
 }
 
