@@ -13,6 +13,15 @@ NCPS_ISA_BEGIN
 
 // ---- elementwise pieces -----------------------------------------------------------------------
 
+// dst[0:n] = src[0:n] in native vectors: the staging copies move one short (b, t) row at a time
+// (I or N floats), where a memmove call per row cost more than the copy.
+NCPS_INLINE void copy_row(const float* src, int n, float* dst) {
+  for (int j = 0; j < n; j += W) {
+    const int m = std::min(W, n - j);
+    store_m(dst + j, load_m(src + j, m), m);
+  }
+}
+
 // Backbone activation of nb rows: z = act(a).
 inline void act_rows(int act, int nb, int w, const float* a, float* z) {
   const int64_t n = static_cast<int64_t>(nb) * w;  // rows are contiguous (ld = w)

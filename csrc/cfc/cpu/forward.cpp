@@ -47,7 +47,7 @@ void forward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, f
   auto stage_in = [&](int b0, int b1) {
     for (int b = b0; b < b1; ++b)
       for (int t = 0; t < T; ++t) {
-        std::copy_n(x + (static_cast<int64_t>(b) * T + t) * I, I, XT + (static_cast<int64_t>(t) * B + b) * I);
+        copy_row(x + (static_cast<int64_t>(b) * T + t) * I, I, XT + (static_cast<int64_t>(t) * B + b) * I);
         DT[static_cast<int64_t>(t) * B + b] = dt[static_cast<int64_t>(b) * T + t];
       }
     std::copy_n(h0 + static_cast<int64_t>(b0) * N, static_cast<int64_t>(b1 - b0) * N, HH + static_cast<int64_t>(b0) * N);
@@ -59,8 +59,8 @@ void forward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, f
     for (int b = b0; b < b1; ++b)
       for (int t = 0; t < T; ++t) {
         const int64_t src = (static_cast<int64_t>(t + 1) * B + b) * N, dst = (static_cast<int64_t>(b) * T + t) * N;
-        std::copy_n(HH + src, N, states + dst);
-        if (mixed) std::copy_n(CC + src, N, cells + dst);
+        copy_row(HH + src, N, states + dst);
+        if (mixed) copy_row(CC + src, N, cells + dst);
       }
   };
 
