@@ -190,7 +190,8 @@ void backward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, 
   });
 
   // Weight, bias and input gradients: big products over all T*B rows.
-  std::vector<std::function<void()>> jobs;
+  std::vector<std::function<void()>> jobs, finish;  // finish: after all jobs, serially
+  std::vector<std::vector<float>> head_scratch(nu);
   const int K = static_cast<int>(TB);
   for (size_t u = 0; need_weights && u < nu; ++u) {
     const Unit& U = p.units[u];
@@ -200,18 +201,37 @@ void backward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, 
     const float* mask = U.mask >= 0 ? in[U.mask] : nullptr;
     const int nh = mode == PURE ? 1 : 4;
     // The heads: input is the last backbone layer, or [inp, h] without backbone.
-    for (int k = 0; k < nh; ++k) {
-      const float* A = DH[u] + k * U.n;
-      float* dW = grads[U.head_w[k]];
-      const float* mk = k < 2 ? mask : nullptr;
-      if (U.widths.empty()) {
-        add_tn_jobs(jobs, U.n, U.in, K, A, U.hn, INP, ldi, dW, U.K, mk);
-        add_tn_jobs(jobs, U.n, U.n, K, A, U.hn, HIN, N, dW + U.in, U.K, mk ? mk + U.in : nullptr);
-      } else {
-        const int L = static_cast<int>(U.widths.size());
-        add_tn_jobs(jobs, U.n, U.head_in, K, A, U.hn, ws + U.z_off[L - 1], U.widths[L - 1], dW, U.head_in, mk);
+    if (U.widths.empty()) {
+      // All heads at once, transposed: S = [inp, h]^T dH (K x hn) and its column sums, then
+      // scattered into each head's (n, K) gradient (times the mask). The narrow per-head products
+      // (n rows by in or n columns: 16..34 on an NCP layer) ran mostly in partial tiles.
+      std::vector<float>& S = head_scratch[u];
+      S.resize(static_cast<size_t>(U.K + 1) * U.hn);
+      float* Sw = S.data();
+      float* Sb = Sw + static_cast<int64_t>(U.K) * U.hn;
+      add_tn_jobs(jobs, U.in, U.hn, K, INP, ldi, DH[u], U.hn, Sw, U.hn, nullptr);
+      add_tn_jobs(jobs, U.n, U.hn, K, HIN, N, DH[u], U.hn, Sw + static_cast<int64_t>(U.in) * U.hn, U.hn, nullptr);
+      add_colsum_job(jobs, K, U.hn, DH[u], U.hn, Sb);
+      finish.emplace_back([=, &U] {
+        for (int k = 0; k < nh; ++k) {
+          float* dW = grads[U.head_w[k]];
+          const float* mk = k < 2 ? mask : nullptr;
+          for (int i = 0; i < U.n; ++i)
+            for (int c = 0; c < U.K; ++c) {
+              const float v = Sw[static_cast<int64_t>(c) * U.hn + k * U.n + i];
+              dW[static_cast<int64_t>(i) * U.K + c] = mk ? v * mk[static_cast<int64_t>(i) * U.K + c] : v;
+            }
+          std::copy_n(Sb + k * U.n, U.n, grads[U.head_b[k]]);
+        }
+      });
+    } else {
+      const int L = static_cast<int>(U.widths.size());
+      for (int k = 0; k < nh; ++k) {
+        const float* A = DH[u] + k * U.n;
+        add_tn_jobs(jobs, U.n, U.head_in, K, A, U.hn, ws + U.z_off[L - 1], U.widths[L - 1], grads[U.head_w[k]],
+                    U.head_in, k < 2 ? mask : nullptr);
+        add_colsum_job(jobs, K, U.n, A, U.hn, grads[U.head_b[k]]);
       }
-      add_colsum_job(jobs, K, U.n, A, U.hn, grads[U.head_b[k]]);
     }
     for (size_t l = 0; l < U.widths.size(); ++l) {
       const int wl = U.widths[l];
@@ -253,6 +273,7 @@ void backward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, 
     }
   }
   common::run_jobs(jobs, common::threads_for(static_cast<int64_t>(jobs.size()), flops, kMinParallelFlops));
+  for (auto& f : finish) f();
 
   // dt (B, T) and the pure-mode parameters.
   for (int b = 0; b < B; ++b)
