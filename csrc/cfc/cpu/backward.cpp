@@ -8,6 +8,7 @@
 #include <tuple>
 #include <vector>
 
+#include "cfc/cpu/chunks.h"
 #include "cfc/cpu/elementwise.h"
 #include "cfc/cpu/kernel.h"
 #include "cfc/cpu/weights.h"
@@ -106,7 +107,8 @@ void backward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, 
   const int nt = common::threads_for(B, flops, kMinParallelFlops);
   int64_t pure_len = 0;
   for (const Unit& U : p.units) pure_len += 2 * U.n;
-  std::vector<std::vector<float>> pure_acc(nt, std::vector<float>(mode == PURE ? pure_len : 0, 0.0f));
+  const int nc = batch_chunks(B, nt);
+  std::vector<std::vector<float>> pure_acc(nc, std::vector<float>(mode == PURE ? pure_len : 0, 0.0f));
 
   auto run_tile = [&](int b0, int b1, float* acc) {
     const int nb = b1 - b0;
@@ -182,12 +184,8 @@ void backward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, 
     std::memcpy(grads[1] + static_cast<int64_t>(b0) * N, carry.data(), sizeof(float) * nb * N);
     if (mixed) std::memcpy(grads[p.c0] + static_cast<int64_t>(b0) * N, dc.data(), sizeof(float) * nb * N);
   };
-  // Chunk c of nt, whichever thread runs it (so the pure-mode sums do not depend on the threads).
-  common::parallel_chunks(nt, [&](int c) {
-    const int b0 = static_cast<int>(static_cast<int64_t>(B) * c / nt);
-    const int b1 = static_cast<int>(static_cast<int64_t>(B) * (c + 1) / nt);
-    if (b1 > b0) run_tile(b0, b1, pure_acc[c].data());
-  });
+  // Chunk c of nc, whichever thread runs it (so the pure-mode sums do not depend on the threads).
+  run_batch_chunks(B, nt, nc, [&](int c, int b0, int b1) { run_tile(b0, b1, pure_acc[c].data()); });
 
   // Weight, bias and input gradients: big products over all T*B rows.
   std::vector<std::function<void()>> jobs, finish;  // finish: after all jobs, serially
@@ -285,7 +283,7 @@ void backward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, 
       float* gW = grads[U.w_tau];
       for (int j = 0; j < U.n; ++j) {
         float sa = 0.0f, sw = 0.0f;
-        for (int th = 0; th < nt; ++th) {
+        for (int th = 0; th < nc; ++th) {
           sa += pure_acc[th][o + j];
           sw += pure_acc[th][o + U.n + j];
         }

@@ -18,6 +18,7 @@
 #include <tuple>
 #include <vector>
 
+#include "cfc/cpu/chunks.h"
 #include "cfc/cpu/elementwise.h"
 #include "cfc/cpu/kernel.h"
 #include "cfc/cpu/weights.h"
@@ -143,12 +144,7 @@ void forward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, f
     }
     stage_out(b0, b1);
   };
-  // Chunk c of nt, whichever thread runs it (so the pure-mode sums do not depend on the threads).
-  common::parallel_chunks(nt, [&](int c) {
-    const int b0 = static_cast<int>(static_cast<int64_t>(B) * c / nt);
-    const int b1 = static_cast<int>(static_cast<int64_t>(B) * (c + 1) / nt);
-    if (b1 > b0) run_tile(b0, b1);
-  });
+  run_batch_chunks(B, nt, batch_chunks(B, nt), [&](int, int b0, int b1) { run_tile(b0, b1); });
 }
 
 }  // namespace ncps::cfc::cpu
