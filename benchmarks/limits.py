@@ -22,6 +22,7 @@ Work counted per model (dense-equivalent, what a row of the peer table is divide
 from __future__ import annotations
 
 import json
+import hashlib
 import os
 import shutil
 import subprocess
@@ -51,14 +52,23 @@ def build_probe() -> Path:
     BUILD_DIR.mkdir(parents=True, exist_ok=True)
     exe = BUILD_DIR / "limits"
     stamp = BUILD_DIR / "limits.src"
-    src = SOURCE.read_text()
-    if exe.is_file() and stamp.is_file() and stamp.read_text() == src:
+    # common/isa.h includes the target list CMake generates for the extension; the probe is one
+    # target of its own (-march=native), so it gets a one-entry list.
+    # (in a folder of its own: on the include path, BUILD_DIR's executable `limits` would shadow <limits>)
+    gen = BUILD_DIR / "include"
+    gen.mkdir(exist_ok=True)
+    (gen / "ncps_isa_list.h").write_text("#pragma once\n#define NCPS_FOR_EACH_ISA(X) X(native)\n")
+    # Rebuilt when the probe or the kernel headers it compiles change (their hash is the stamp).
+    sources = [SOURCE] + [REPO / "csrc" / "common" / h for h in ("gemm.h", "simd.h", "isa.h")]
+    src = hashlib.sha256(b"".join(f.read_bytes() for f in sources)).hexdigest()
+    if exe.is_file() and stamp.is_file() and stamp.read_text(encoding="ascii", errors="replace") == src:
         return exe
-    cmd = [cxx, "-O3", "-march=native", "-DNCPS_ISA=native", "-std=gnu++20", "-pthread", f"-I{REPO / 'csrc'}", str(SOURCE), "-o", str(exe)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    cmd = [cxx, "-O3", "-march=native", "-DNCPS_ISA=native", "-std=gnu++20", "-pthread", f"-I{REPO / 'csrc'}",
+           f"-I{gen}", str(SOURCE), "-o", str(exe)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", timeout=300)
     if proc.returncode != 0:
         raise RuntimeError(f"compiling limits.cpp failed: {proc.stderr.strip()[-500:]}")
-    stamp.write_text(src)
+    stamp.write_text(src, encoding="ascii")
     return exe
 
 

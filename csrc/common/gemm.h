@@ -39,17 +39,10 @@ constexpr int MR = 4;
 constexpr int NV = 2;  // 8 xmm accumulators (SSE2 / NEON)
 #endif
 
-// The register tile: C[0:R, 0:NVEC*W] (the last vector only `tail` lanes wide when TAIL). One
-// instantiation per (R, NVEC, TAIL) keeps all R * NVEC accumulators in registers (a runtime
-// tail branch with a shared epilogue made GCC spill them to the stack on every k).
+// c += A[0:R, 0:K] * B[0:K, tile columns] (one k panel of the tile below).
 template <int R, int NVEC, bool TAIL>
-NCPS_INLINE void tile(int K, const float* __restrict A, int64_t rsA, int64_t csA, const float* __restrict B,
-                     int64_t ldb, float* __restrict C, int64_t ldc, int tail, bool acc) {
-  vf<> c[R][NVEC];
-#pragma GCC unroll 16
-  for (int i = 0; i < R; ++i)
-#pragma GCC unroll 4
-    for (int v = 0; v < NVEC; ++v) c[i][v] = vf<>{};
+NCPS_INLINE void tile_panel(vf<> (&c)[R][NVEC], int K, const float* __restrict A, int64_t rsA, int64_t csA,
+                            const float* __restrict B, int64_t ldb, int tail) {
   for (int k = 0; k < K; ++k) {
     const float* b = B + k * ldb;
     const float* a = A + k * csA;
@@ -63,6 +56,36 @@ NCPS_INLINE void tile(int K, const float* __restrict A, int64_t rsA, int64_t csA
       for (int v = 0; v < NVEC; ++v) c[i][v] += ai * bv[v];
     }
   }
+}
+
+// The register tile: C[0:R, 0:NVEC*W] (the last vector only `tail` lanes wide when TAIL). One
+// instantiation per (R, NVEC, TAIL) keeps all R * NVEC accumulators in registers (a runtime
+// tail branch with a shared epilogue made GCC spill them to the stack on every k).
+// A's K columns may come from two places: the first K1 from A1 (row stride rsA1), the next K2
+// from A2 (row stride rsA2), both with column stride csA, against the K1 + K2 contiguous rows of
+// B. (A recurrent layer's input is [x_t, h_t], two separate arrays: one tile, no copy.) The
+// accumulators start from `bias` (a row of the tile's columns, added to every row) when given.
+template <int R, int NVEC, bool TAIL>
+NCPS_INLINE void tile(int K1, const float* __restrict A1, int64_t rsA1, int K2, const float* __restrict A2,
+                      int64_t rsA2, int64_t csA, const float* __restrict B, int64_t ldb, float* __restrict C,
+                      int64_t ldc, int tail, bool acc, const float* __restrict bias) {
+  vf<> c[R][NVEC];
+  if (bias) {
+    vf<> bv[NVEC];
+#pragma GCC unroll 4
+    for (int v = 0; v < NVEC; ++v) bv[v] = (TAIL && v == NVEC - 1) ? load_n(bias + v * W, tail) : load(bias + v * W);
+#pragma GCC unroll 16
+    for (int i = 0; i < R; ++i)
+#pragma GCC unroll 4
+      for (int v = 0; v < NVEC; ++v) c[i][v] = bv[v];
+  } else {
+#pragma GCC unroll 16
+    for (int i = 0; i < R; ++i)
+#pragma GCC unroll 4
+      for (int v = 0; v < NVEC; ++v) c[i][v] = vf<>{};
+  }
+  tile_panel<R, NVEC, TAIL>(c, K1, A1, rsA1, csA, B, ldb, tail);
+  if (K2 > 0) tile_panel<R, NVEC, TAIL>(c, K2, A2, rsA2, csA, B + K1 * ldb, ldb, tail);
 #pragma GCC unroll 16
   for (int i = 0; i < R; ++i) {
     float* ci = C + i * ldc;
@@ -80,12 +103,13 @@ NCPS_INLINE void tile(int K, const float* __restrict A, int64_t rsA, int64_t csA
   }
 }
 
-using TileFn = void (*)(int, const float*, int64_t, int64_t, const float*, int64_t, float*, int64_t, int, bool);
+using TileFn = void (*)(int, const float*, int64_t, int, const float*, int64_t, int64_t, const float*, int64_t,
+                        float*, int64_t, int, bool, const float*);
 
 template <int R, int NVEC, bool TAIL>
-void tile_fn(int K, const float* A, int64_t rsA, int64_t csA, const float* B, int64_t ldb, float* C, int64_t ldc,
-             int tail, bool acc) {
-  tile<R, NVEC, TAIL>(K, A, rsA, csA, B, ldb, C, ldc, tail, acc);
+void tile_fn(int K1, const float* A1, int64_t rsA1, int K2, const float* A2, int64_t rsA2, int64_t csA,
+             const float* B, int64_t ldb, float* C, int64_t ldc, int tail, bool acc, const float* bias) {
+  tile<R, NVEC, TAIL>(K1, A1, rsA1, K2, A2, rsA2, csA, B, ldb, C, ldc, tail, acc, bias);
 }
 
 // table[r - 1]: the tile of r rows and NVEC vectors.
@@ -120,19 +144,30 @@ NCPS_INLINE const TileFn* tiles_for(int nv, bool tail) { return tail ? tiles_for
 // K-panel depth: keeps a KC x (NV*W) panel of B in L1 while the row tiles sweep over it.
 constexpr int KC = 256;
 
-// C[M x N] (+)= A * B over the column range [n0, n1) of C and B (the parallel drivers split it).
-inline void gemm_cols(int M, int n0, int n1, int K, const float* A, int64_t rsA, int64_t csA, const float* B,
-                      int64_t ldb, float* C, int64_t ldc, bool accumulate) {
+// C[M x N] (+)= [bias +] [A1 | A2] * B over the column range [n0, n1) of C, B and bias (the
+// parallel drivers split it): A1 gives the first K1 columns of A (row stride rsA1), A2 the next K2
+// (row stride rsA2; none when K2 = 0), both with column stride csA; B has K1 + K2 rows.
+inline void gemm_cols2(int M, int n0, int n1, int K1, const float* A1, int64_t rsA1, int K2, const float* A2,
+                       int64_t rsA2, int64_t csA, const float* B, int64_t ldb, float* C, int64_t ldc, bool accumulate,
+                       const float* bias = nullptr) {
   if (M <= 0 || n1 <= n0) return;
+  const int K = K1 + K2;
   if (K <= 0) {
-    if (!accumulate)
-      for (int i = 0; i < M; ++i) std::fill(C + i * ldc + n0, C + i * ldc + n1, 0.0f);
+    for (int i = 0; i < M; ++i) {
+      float* ci = C + i * ldc;
+      for (int j = n0; j < n1; ++j) ci[j] = (accumulate ? ci[j] : 0.0f) + (bias ? bias[j] : 0.0f);
+    }
     return;
   }
   for (int k0 = 0; k0 < K; k0 += KC) {
     const int kc = std::min(KC, K - k0);
+    // This panel's columns of A: [k0, k0 + kc) of the concatenation, split between A1 and A2.
+    const int k1 = std::max(0, std::min(kc, K1 - k0));
+    const int s2 = std::max(0, k0 - K1);  // first A2 column in the panel
+    const float* A1k = A1 + std::min(k0, K1) * csA;
+    const float* A2k = k1 < kc ? A2 + s2 * csA : nullptr;
     const bool acc = accumulate || k0 > 0;
-    const float* Ak = A + k0 * csA;
+    const float* bk = k0 == 0 ? bias : nullptr;
     const float* Bk = B + k0 * ldb;
     for (int j0 = n0; j0 < n1;) {
       // Column blocks of NV vectors, except that the last NV + 1 vectors (NV = 3) go as 2 + 2
@@ -144,17 +179,31 @@ inline void gemm_cols(int M, int n0, int n1, int K, const float* A, int64_t rsA,
       const TileFn* table = tiles_for(nv, tail > 0);
       for (int i0 = 0; i0 < M; i0 += MR) {
         const int r = std::min(MR, M - i0);
-        table[r - 1](kc, Ak + i0 * rsA, rsA, csA, Bk + j0, ldb, C + i0 * ldc + j0, ldc, tail, acc);
+        table[r - 1](k1, A1k + i0 * rsA1, rsA1, kc - k1, A2k ? A2k + i0 * rsA2 : nullptr, rsA2, csA, Bk + j0, ldb,
+                     C + i0 * ldc + j0, ldc, tail, acc, bk ? bk + j0 : nullptr);
       }
       j0 += nc;
     }
   }
 }
 
+// C[M x N] (+)= A * B over the column range [n0, n1) of C and B (the parallel drivers split it).
+inline void gemm_cols(int M, int n0, int n1, int K, const float* A, int64_t rsA, int64_t csA, const float* B,
+                      int64_t ldb, float* C, int64_t ldc, bool accumulate) {
+  gemm_cols2(M, n0, n1, K, A, rsA, 0, nullptr, 0, csA, B, ldb, C, ldc, accumulate);
+}
+
 // C (M x N) (+)= A (M x K, leading dim lda) * B (K x N, leading dim ldb).
 inline void gemm_nn(int M, int N, int K, const float* A, int64_t lda, const float* B, int64_t ldb, float* C,
                     int64_t ldc, bool accumulate) {
   gemm_cols(M, 0, N, K, A, lda, 1, B, ldb, C, ldc, accumulate);
+}
+
+// C (M x N) = bias + [A1 | A2] * B: A1 (M x K1, lda1), A2 (M x K2, lda2), B ((K1 + K2) x N, ldb),
+// bias (N) added to every row (or null), accumulating into C when `accumulate`.
+inline void gemm_nn2(int M, int N, int K1, const float* A1, int64_t lda1, int K2, const float* A2, int64_t lda2,
+                     const float* B, int64_t ldb, const float* bias, float* C, int64_t ldc, bool accumulate) {
+  gemm_cols2(M, 0, N, K1, A1, lda1, K2, A2, lda2, 1, B, ldb, C, ldc, accumulate, bias);
 }
 
 // C (M x N) (+)= A^T * B with A stored K x M (leading dim lda), B K x N: weight gradients

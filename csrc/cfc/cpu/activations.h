@@ -48,8 +48,8 @@ NCPS_INLINE vf vsoftplus(vf x) {
 
 NCPS_INLINE vf act_fwd(int act, vf a) {
   switch (act) {
-    case LECUN_TANH: return kLecunA * vtanh(kLecunB * a);
-    case TANH: return vtanh(a);
+    case LECUN_TANH: return kLecunA * vtanh<W, true>(kLecunB * a);  // no division (see vtanh)
+    case TANH: return vtanh<W, true>(a);
     case RELU: return vmax(a, splat(0.0f));
     case SILU: return a * vsigmoid(a);
     case GELU: return 0.5f * a * (1.0f + verf(a * kInvSqrt2));

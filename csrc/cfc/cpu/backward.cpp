@@ -8,6 +8,7 @@
 #include <tuple>
 #include <vector>
 
+#include "cfc/cpu/chunks.h"
 #include "cfc/cpu/elementwise.h"
 #include "cfc/cpu/kernel.h"
 #include "cfc/cpu/weights.h"
@@ -106,7 +107,8 @@ void backward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, 
   const int nt = common::threads_for(B, flops, kMinParallelFlops);
   int64_t pure_len = 0;
   for (const Unit& U : p.units) pure_len += 2 * U.n;
-  std::vector<std::vector<float>> pure_acc(nt, std::vector<float>(mode == PURE ? pure_len : 0, 0.0f));
+  const int nc = batch_chunks(B, nt);
+  std::vector<std::vector<float>> pure_acc(nc, std::vector<float>(mode == PURE ? pure_len : 0, 0.0f));
 
   auto run_tile = [&](int b0, int b1, float* acc) {
     const int nb = b1 - b0;
@@ -182,15 +184,12 @@ void backward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, 
     std::memcpy(grads[1] + static_cast<int64_t>(b0) * N, carry.data(), sizeof(float) * nb * N);
     if (mixed) std::memcpy(grads[p.c0] + static_cast<int64_t>(b0) * N, dc.data(), sizeof(float) * nb * N);
   };
-  // Chunk c of nt, whichever thread runs it (so the pure-mode sums do not depend on the threads).
-  common::parallel_chunks(nt, [&](int c) {
-    const int b0 = static_cast<int>(static_cast<int64_t>(B) * c / nt);
-    const int b1 = static_cast<int>(static_cast<int64_t>(B) * (c + 1) / nt);
-    if (b1 > b0) run_tile(b0, b1, pure_acc[c].data());
-  });
+  // Chunk c of nc, whichever thread runs it (so the pure-mode sums do not depend on the threads).
+  run_batch_chunks(B, nt, nc, [&](int c, int b0, int b1) { run_tile(b0, b1, pure_acc[c].data()); });
 
   // Weight, bias and input gradients: big products over all T*B rows.
-  std::vector<std::function<void()>> jobs;
+  std::vector<std::function<void()>> jobs, finish;  // finish: after all jobs, serially
+  std::vector<std::vector<float>> head_scratch(nu);
   const int K = static_cast<int>(TB);
   for (size_t u = 0; need_weights && u < nu; ++u) {
     const Unit& U = p.units[u];
@@ -200,18 +199,37 @@ void backward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, 
     const float* mask = U.mask >= 0 ? in[U.mask] : nullptr;
     const int nh = mode == PURE ? 1 : 4;
     // The heads: input is the last backbone layer, or [inp, h] without backbone.
-    for (int k = 0; k < nh; ++k) {
-      const float* A = DH[u] + k * U.n;
-      float* dW = grads[U.head_w[k]];
-      const float* mk = k < 2 ? mask : nullptr;
-      if (U.widths.empty()) {
-        add_tn_jobs(jobs, U.n, U.in, K, A, U.hn, INP, ldi, dW, U.K, mk);
-        add_tn_jobs(jobs, U.n, U.n, K, A, U.hn, HIN, N, dW + U.in, U.K, mk ? mk + U.in : nullptr);
-      } else {
-        const int L = static_cast<int>(U.widths.size());
-        add_tn_jobs(jobs, U.n, U.head_in, K, A, U.hn, ws + U.z_off[L - 1], U.widths[L - 1], dW, U.head_in, mk);
+    if (U.widths.empty()) {
+      // All heads at once, transposed: S = [inp, h]^T dH (K x hn) and its column sums, then
+      // scattered into each head's (n, K) gradient (times the mask). The narrow per-head products
+      // (n rows by in or n columns: 16..34 on an NCP layer) ran mostly in partial tiles.
+      std::vector<float>& S = head_scratch[u];
+      S.resize(static_cast<size_t>(U.K + 1) * U.hn);
+      float* Sw = S.data();
+      float* Sb = Sw + static_cast<int64_t>(U.K) * U.hn;
+      add_tn_jobs(jobs, U.in, U.hn, K, INP, ldi, DH[u], U.hn, Sw, U.hn, nullptr);
+      add_tn_jobs(jobs, U.n, U.hn, K, HIN, N, DH[u], U.hn, Sw + static_cast<int64_t>(U.in) * U.hn, U.hn, nullptr);
+      add_colsum_job(jobs, K, U.hn, DH[u], U.hn, Sb);
+      finish.emplace_back([=, &U] {
+        for (int k = 0; k < nh; ++k) {
+          float* dW = grads[U.head_w[k]];
+          const float* mk = k < 2 ? mask : nullptr;
+          for (int i = 0; i < U.n; ++i)
+            for (int c = 0; c < U.K; ++c) {
+              const float v = Sw[static_cast<int64_t>(c) * U.hn + k * U.n + i];
+              dW[static_cast<int64_t>(i) * U.K + c] = mk ? v * mk[static_cast<int64_t>(i) * U.K + c] : v;
+            }
+          std::copy_n(Sb + k * U.n, U.n, grads[U.head_b[k]]);
+        }
+      });
+    } else {
+      const int L = static_cast<int>(U.widths.size());
+      for (int k = 0; k < nh; ++k) {
+        const float* A = DH[u] + k * U.n;
+        add_tn_jobs(jobs, U.n, U.head_in, K, A, U.hn, ws + U.z_off[L - 1], U.widths[L - 1], grads[U.head_w[k]],
+                    U.head_in, k < 2 ? mask : nullptr);
+        add_colsum_job(jobs, K, U.n, A, U.hn, grads[U.head_b[k]]);
       }
-      add_colsum_job(jobs, K, U.n, A, U.hn, grads[U.head_b[k]]);
     }
     for (size_t l = 0; l < U.widths.size(); ++l) {
       const int wl = U.widths[l];
@@ -253,6 +271,7 @@ void backward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, 
     }
   }
   common::run_jobs(jobs, common::threads_for(static_cast<int64_t>(jobs.size()), flops, kMinParallelFlops));
+  for (auto& f : finish) f();
 
   // dt (B, T) and the pure-mode parameters.
   for (int b = 0; b < B; ++b)
@@ -264,7 +283,7 @@ void backward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, 
       float* gW = grads[U.w_tau];
       for (int j = 0; j < U.n; ++j) {
         float sa = 0.0f, sw = 0.0f;
-        for (int th = 0; th < nt; ++th) {
+        for (int th = 0; th < nc; ++th) {
           sa += pure_acc[th][o + j];
           sw += pure_acc[th][o + U.n + j];
         }

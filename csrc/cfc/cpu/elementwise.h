@@ -13,6 +13,15 @@ NCPS_ISA_BEGIN
 
 // ---- elementwise pieces -----------------------------------------------------------------------
 
+// dst[0:n] = src[0:n] in native vectors: the staging copies move one short (b, t) row at a time
+// (I or N floats), where a memmove call per row cost more than the copy.
+NCPS_INLINE void copy_row(const float* src, int n, float* dst) {
+  for (int j = 0; j < n; j += W) {
+    const int m = std::min(W, n - j);
+    store_m(dst + j, load_m(src + j, m), m);
+  }
+}
+
 // Backbone activation of nb rows: z = act(a).
 inline void act_rows(int act, int nb, int w, const float* a, float* z) {
   const int64_t n = static_cast<int64_t>(nb) * w;  // rows are contiguous (ld = w)
@@ -22,42 +31,46 @@ inline void act_rows(int act, int nb, int w, const float* a, float* z) {
   }
 }
 
-// da = dz * act'(a).
+// da = dz * act'(a). Column vectors outside, rows inside (see heads_fwd_).
 inline void act_grad_rows(int act, int nb, int w, const float* a, const float* z, const float* dz, int64_t lddz, float* da) {
-  for (int b = 0; b < nb; ++b) {
-    const float* ab = a + static_cast<int64_t>(b) * w;
-    const float* zb = z + static_cast<int64_t>(b) * w;
-    const float* gb = dz + b * lddz;
-    float* db = da + static_cast<int64_t>(b) * w;
-    for (int j = 0; j < w; j += W) {
-      const int m = std::min(W, w - j);
-      store_m(db + j, load_m(gb + j, m) * act_grad(act, load_m(ab + j, m), load_m(zb + j, m)), m);
+  for (int j = 0; j < w; j += W) {
+    const int m = std::min(W, w - j);
+    for (int b = 0; b < nb; ++b) {
+      const int64_t o = static_cast<int64_t>(b) * w + j;
+      store_m(da + o, load_m(dz + b * lddz + j, m) * act_grad(act, load_m(a + o, m), load_m(z + o, m)), m);
     }
   }
 }
 
 // Heads forward on nb rows. H (ld hs) holds the head pre-activations [p1 | p2 | pa | pb]
 // (or [p1] in pure mode) and receives what the backward needs: [f1 | f2 | t_a | g] (or
-// [f1 | e]). Writes h' into hout (ld ldo).
-inline void heads_fwd(int mode, int nb, int n, float* H, int hs, const float* dtr, float* hout, int64_t ldo,
-               const float* w_tau, const float* A) {
-  for (int b = 0; b < nb; ++b) {
-    float* hp = H + static_cast<int64_t>(b) * hs;
-    float* ho = hout + b * ldo;
-    const float dtv = dtr[b];
-    for (int j = 0; j < n; j += W) {
-      const int m = std::min(W, n - j);
-      if (mode == PURE) {
+// [f1 | e]). Writes h' into hout (ld ldo). The transcendentals avoid vector divisions (tanh by a
+// refined reciprocal, the gate as 1 / (1 + 2^u) with u = -(pa dt + pb) log2(e)): they were most of
+// this loop's time, which was a third of the wired forward's.
+template <int MODE>
+inline void heads_fwd_(int nb, int n, float* H, int hs, const float* dtr, float* hout, int64_t ldo,
+                       const float* w_tau, const float* A) {
+  constexpr float kLog2e = 1.44269504088896341f;
+  // Column vectors outside, rows inside: consecutive iterations are independent rows with the
+  // same lane mask, and a row's partial last vector is not loaded right after the overlapping
+  // stores of its previous vector (a masked load that overlaps a pending store waits for it).
+  for (int j = 0; j < n; j += W) {
+    const int m = std::min(W, n - j);
+    for (int b = 0; b < nb; ++b) {
+      float* hp = H + static_cast<int64_t>(b) * hs;
+      float* ho = hout + b * ldo;
+      const float dtv = dtr[b];
+      if constexpr (MODE == PURE) {
         const vf f = load_m(hp + j, m);
         const vf a = load_m(A + j, m);
         const vf e = vexp(-dtv * (vabs(load_m(w_tau + j, m)) + vabs(f)));
         store_m(hp + n + j, e, m);
         store_m(ho + j, a - a * e * f, m);
       } else {
-        const vf f1 = vtanh(load_m(hp + j, m));
-        const vf f2 = vtanh(load_m(hp + n + j, m));
-        const vf g = vsigmoid(load_m(hp + 2 * n + j, m) * dtv + load_m(hp + 3 * n + j, m));
-        const vf h = mode == NO_GATE ? f1 + g * f2 : f1 * (1.0f - g) + g * f2;
+        const vf f1 = vtanh<W, true>(load_m(hp + j, m));
+        const vf f2 = vtanh<W, true>(load_m(hp + n + j, m));
+        const vf g = vsigmoid_log2(load_m(hp + 2 * n + j, m) * (-dtv * kLog2e) - load_m(hp + 3 * n + j, m) * kLog2e);
+        const vf h = MODE == NO_GATE ? f1 + g * f2 : f1 + g * (f2 - f1);
         store_m(hp + j, f1, m);
         store_m(hp + n + j, f2, m);
         store_m(hp + 3 * n + j, g, m);
@@ -67,37 +80,48 @@ inline void heads_fwd(int mode, int nb, int n, float* H, int hs, const float* dt
   }
 }
 
+inline void heads_fwd(int mode, int nb, int n, float* H, int hs, const float* dtr, float* hout, int64_t ldo,
+                      const float* w_tau, const float* A) {
+  if (mode == PURE) heads_fwd_<PURE>(nb, n, H, hs, dtr, hout, ldo, w_tau, A);
+  else if (mode == NO_GATE) heads_fwd_<NO_GATE>(nb, n, H, hs, dtr, hout, ldo, w_tau, A);
+  else heads_fwd_<DEFAULT>(nb, n, H, hs, dtr, hout, ldo, w_tau, A);
+}
+
 // Heads backward on nb rows: gh = dL/dh' (ld ldg) -> DH (ld hn) = dL/d(head pre-activations);
 // adds dL/d dt to ddt[b]; in pure mode accumulates dL/dA and dL/dw_tau into accA, accW.
-inline void heads_bwd(int mode, int nb, int n, const float* H, int hs, const float* dtr, const float* gh, int64_t ldg,
-               float* DH, int hn, float* ddt, const float* w_tau, const float* A, float* accA, float* accW) {
-  for (int b = 0; b < nb; ++b) {
-    const float* hp = H + static_cast<int64_t>(b) * hs;
-    const float* g_ = gh + b * ldg;
-    float* dh = DH + static_cast<int64_t>(b) * hn;
-    const float dtv = dtr[b];
-    vf sdt{};
-    for (int j = 0; j < n; j += W) {
-      const int m = std::min(W, n - j);
-      const vf go = load_m(g_ + j, m);
-      if (mode == PURE) {
+// Column vectors outside, rows inside, as heads_fwd_ (and the pure-mode sums stay in registers).
+template <int MODE>
+inline void heads_bwd_(int nb, int n, const float* H, int hs, const float* dtr, const float* gh, int64_t ldg,
+                       float* DH, int hn, float* ddt, const float* w_tau, const float* A, float* accA, float* accW) {
+  for (int j = 0; j < n; j += W) {
+    const int m = std::min(W, n - j);
+    vf sa{}, sw{}, a{}, wt{};
+    if constexpr (MODE == PURE) {
+      a = load_m(A + j, m);
+      wt = load_m(w_tau + j, m);
+    }
+    for (int b = 0; b < nb; ++b) {
+      const float* hp = H + static_cast<int64_t>(b) * hs;
+      float* dh = DH + static_cast<int64_t>(b) * hn;
+      const float dtv = dtr[b];
+      const vf go = load_m(gh + b * ldg + j, m);
+      vf sdt;
+      if constexpr (MODE == PURE) {
         const vf f = load_m(hp + j, m);
         const vf e = load_m(hp + n + j, m);
-        const vf a = load_m(A + j, m);
-        const vf wt = load_m(w_tau + j, m);
         const vf af = vabs(f);
         const vf aef = a * e * f;
         store_m(dh + j, go * (-(a * e) * (1.0f - dtv * af)), m);
-        store_m(accA + j, load_m(accA + j, m) + go * (1.0f - e * f), m);
-        store_m(accW + j, load_m(accW + j, m) + go * aef * dtv * vsign(wt), m);
-        sdt += go * aef * (vabs(wt) + af);
+        sa += go * (1.0f - e * f);
+        sw += go * aef * dtv * vsign(wt);
+        sdt = go * aef * (vabs(wt) + af);
       } else {
         const vf f1 = load_m(hp + j, m);
         const vf f2 = load_m(hp + n + j, m);
         const vf ta = load_m(hp + 2 * n + j, m);
         const vf g = load_m(hp + 3 * n + j, m);
         vf dp1, dgl;
-        if (mode == NO_GATE) {
+        if constexpr (MODE == NO_GATE) {
           dp1 = go * (1.0f - f1 * f1);
           dgl = go * f2;
         } else {
@@ -109,11 +133,22 @@ inline void heads_bwd(int mode, int nb, int n, const float* H, int hs, const flo
         store_m(dh + n + j, go * g * (1.0f - f2 * f2), m);
         store_m(dh + 2 * n + j, dgp * dtv, m);
         store_m(dh + 3 * n + j, dgp, m);
-        sdt += dgp * ta;
+        sdt = dgp * ta;
       }
+      ddt[b] += hsum(sdt);
     }
-    ddt[b] += hsum(sdt);
+    if constexpr (MODE == PURE) {
+      store_m(accA + j, load_m(accA + j, m) + sa, m);
+      store_m(accW + j, load_m(accW + j, m) + sw, m);
+    }
   }
+}
+
+inline void heads_bwd(int mode, int nb, int n, const float* H, int hs, const float* dtr, const float* gh, int64_t ldg,
+                      float* DH, int hn, float* ddt, const float* w_tau, const float* A, float* accA, float* accW) {
+  if (mode == PURE) heads_bwd_<PURE>(nb, n, H, hs, dtr, gh, ldg, DH, hn, ddt, w_tau, A, accA, accW);
+  else if (mode == NO_GATE) heads_bwd_<NO_GATE>(nb, n, H, hs, dtr, gh, ldg, DH, hn, ddt, w_tau, A, accA, accW);
+  else heads_bwd_<DEFAULT>(nb, n, H, hs, dtr, gh, ldg, DH, hn, ddt, w_tau, A, accA, accW);
 }
 
 // LSTM forward on nb rows: G (ld 4N) holds the gate pre-activations and receives

@@ -17,6 +17,10 @@ using common::gemm_nn;
 using common::gemm_nt;
 using common::transpose;
 
+inline void fill_rows(float* C, int64_t ldc, int rows, const float* bias, int n) {
+  for (int r = 0; r < rows; ++r) std::memcpy(C + r * ldc, bias, n * sizeof(float));
+}
+
 // A Linear weight W (out, in), row-major, given as `parts` row blocks of `out / parts` rows each
 // (the four heads are four arrays). fwd: C (+)= A W[:, k0:k0+kn]^T, through the transposed copy
 // when packed, else by dot products on the arrays as they are (tiny calls: a streaming step).
@@ -47,6 +51,19 @@ struct Lin {
       return;
     }
     for (int k = 0; k < parts; ++k) gemm_nt(M, rows(), kn, A, lda, part[k] + k0, in, C + k * rows(), ldc, acc);
+  }
+  // C = bias + [A1 | A2] W[:, k0 : k0 + k1 + k2]^T, A1 (M x k1, lda1), A2 (M x k2, lda2; none when
+  // k2 = 0): a layer's [input, state] product with its bias in one pass over C (packed), no copies.
+  void fwd_bias(int M, const float* A1, int64_t lda1, int k1, const float* A2, int64_t lda2, int k2, int k0,
+                const float* bias, float* C, int64_t ldc) const {
+    if (!wt.empty()) {
+      common::gemm_nn2(M, out, k1, A1, lda1, k2, A2, lda2, wt.data() + static_cast<int64_t>(k0) * out, out, bias, C,
+                       ldc, false);
+      return;
+    }
+    fill_rows(C, ldc, M, bias, out);
+    fwd(M, A1, lda1, k0, k1, C, ldc, true);
+    if (k2 > 0) fwd(M, A2, lda2, k0 + k1, k2, C, ldc, true);
   }
   void bwd(int M, const float* dY, int64_t ldy, int c0, int cn, float* dX, int64_t ldx, bool acc) const {
     gemm_nn(M, cn, out, dY, ldy, rowmajor() + c0, in, dX, ldx, acc);
@@ -116,10 +133,6 @@ inline std::vector<UnitW> make_weights(const Plan& p, const std::vector<const fl
     }
   }
   return uw;
-}
-
-inline void fill_rows(float* C, int64_t ldc, int rows, const float* bias, int n) {
-  for (int r = 0; r < rows; ++r) std::memcpy(C + r * ldc, bias, n * sizeof(float));
 }
 
 NCPS_ISA_END

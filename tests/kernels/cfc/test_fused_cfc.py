@@ -244,6 +244,49 @@ def test_threaded_sizes(spy, make):
     assert spy.calls > 0
 
 
+def edited_ncp() -> NCP:
+    """An NCP(4 sensory) with a fully connected sensory -> inter block, one command neuron fed by no
+    inter neuron (an all-zero mask column) and one fed by all of them."""
+    w = NCP(5, 4, 3, 3, 2, 3, 2, seed=0)
+    w.build(4)
+    inter, command = w.get_neurons_of_layer(0), w.get_neurons_of_layer(1)
+    w.sensory_adjacency_matrix[:, inter] = 1
+    w.adjacency_matrix[np.ix_(inter, command[:1])] = 0
+    w.adjacency_matrix[np.ix_(inter, command[1:2])] = 1
+    return w
+
+
+@pytest.mark.parametrize("mode", ["default", "pure"])
+def test_wiring_with_full_and_empty_blocks(spy, mode):
+    layer = ncps.CfC(4, edited_ncp(), mode=mode)
+    masks = [np.array(cell["sparsity_mask"]) for cell in layer.rnn_cell.layers]
+    assert masks[0][:, :4].all() and not masks[1][0, :5].any() and masks[1][1, :5].all()
+    compare(layer, B=4, T=6, state=True)
+    compare(layer, B=1, T=3, state=True, seed=1)
+    assert spy.calls > 0
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        # the command layer's [inter, own state] input is 200 + 61 > 256 wide: its product crosses
+        # the GEMM's k-panel boundary inside the second (state) part
+        lambda: ncps.CfC(5, NCP(200, 61, 3, 4, 6, 5, 4, seed=0)),
+        # 300-wide backbone: the second layer's and the heads' products span two k-panels
+        lambda: ncps.CfC(5, 7, backbone_units=300, backbone_layers=2),
+    ],
+)
+def test_wide_layers_cross_the_k_panel(spy, make):
+    # T * B >= 8: the forward uses its packed (GEMM-tile) products, not the streaming dot products
+    compare(make(), B=4, T=3, state=True)
+    assert spy.calls > 0
+
+
+def test_wired_batch_one_odd_sizes(spy):
+    compare(ncps.CfC(5, AutoNCP(11, 3, seed=4), mode="no_gate"), B=1, T=6, state=True)
+    assert spy.calls > 0
+
+
 def test_no_timespans_and_longer_sequence(spy):
     compare(ncps.CfC(3, 5, backbone_units=6), B=2, T=40, ts=None)
     assert spy.calls > 0
