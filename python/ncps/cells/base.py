@@ -80,19 +80,22 @@ def module_edges(module: nn.Module) -> list:
     MLX arrays are immutable, so any change of a parameter (an optimizer step, ``update``,
     ``load_weights``, ``set_dtype``, an assignment, ``train()``/``eval()``) replaces one of these
     objects in its container; a prepared step compares them by identity before every call.
-    Tuples are immutable: their contents are walked but need no edges of their own."""
+    Containers without an array or module inside (a cell's ``_config``, ``layer_sizes``) get no
+    edges: they are not what a step computes with. Tuples are immutable: their contents are
+    walked but need no edges of their own."""
     edges: list = []
 
-    def walk(c: Any) -> None:
-        if isinstance(c, nn.Module):
+    def walk(c: Any) -> bool:  # whether c is or holds a module or an array
+        found = isinstance(c, nn.Module)
+        if found:
             attrs = vars(c)
             edges.extend((attrs, k, v) for k, v in attrs.items() if isinstance(v, _SCALARS) and k != "_prepared")
         for k, v in (c.items() if isinstance(c, dict) else enumerate(c)):
-            if isinstance(v, (mx.array, dict, list, tuple)):
+            if isinstance(v, mx.array) or (isinstance(v, (dict, list, tuple)) and walk(v)):
+                found = True
                 if not isinstance(c, tuple):
                     edges.append((c, k, v))
-                if not isinstance(v, mx.array):
-                    walk(v)
+        return found
 
     walk(module)
     return edges
