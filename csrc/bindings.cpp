@@ -40,7 +40,7 @@ dt (B, 1); parameters as for ``cfc_sequence`` (no mixed memory). Returns the eva
 (output, new_state): the state's columns [readout_start, readout_start + readout_size) and the
 state (B, N), float32.)doc");
   using CfCStep = ncps::common::StreamStep<ncps::cfc::CfCStepCore>;
-  nb::class_<CfCStep>(m, "CfCStep",
+  nb::class_<CfCStep>(m, "CfCStep", nb::type_slots(CfCStep::gc_slots()),
                       R"doc(A prepared CfC / wired CfC streaming step (what ``CfCCell.infer`` runs).
 
 CfCStep(edges, params, unit_sizes, backbone, masked, mode, activation, input_size, readout_start,
@@ -102,7 +102,7 @@ output_w/output_b (motor_size,) map inputs and outputs (None: skipped). Returns 
 (output (B, motor_size), new_state (B, N)), float32. Prepares the parameters at every call (a
 control loop keeps an ``LTCStep``).)doc");
   using LTCStep = ncps::common::StreamStep<ncps::ltc::LTCStepCore>;
-  nb::class_<LTCStep>(m, "LTCStep",
+  nb::class_<LTCStep>(m, "LTCStep", nb::type_slots(LTCStep::gc_slots()),
                       R"doc(A prepared LTC cell streaming step (what ``LTCCell.infer`` runs).
 
 LTCStep(edges, params, input_w, input_b, output_w, output_b, motor_size, ode_unfolds, epsilon,

@@ -319,3 +319,19 @@ def test_prepared_step_refuses_what_it_does_not_take():
         assert step.step(*args) is None
     cell.ff1.bias = cell.ff1.bias + 1.0
     assert not step.valid() and step.step(x, h, 1.0) is None
+
+
+@pytest.mark.parametrize("name", ["cfc_default", "wired", "ltc"])
+def test_a_cell_with_a_prepared_step_is_freed(name):
+    """The cell holds its prepared step and the step holds the cell's dicts (a cycle): the step
+    takes part in garbage collection, so a dropped cell and its parameters are freed."""
+    import gc
+    import weakref
+
+    cell = CELLS[name]()
+    cell.infer(mx.zeros((1, 5)), mx.zeros((1, cell.state_size)))
+    assert cell._prepared is not None or not kernels.extension_available()
+    ref = weakref.ref(cell)
+    del cell
+    gc.collect()
+    assert ref() is None
