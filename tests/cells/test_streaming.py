@@ -335,3 +335,23 @@ def test_a_cell_with_a_prepared_step_is_freed(name):
     del cell
     gc.collect()
     assert ref() is None
+
+
+@pytest.mark.parametrize("name", ["cfc_default", "wired", "ltc"])
+def test_a_cell_with_a_prepared_step_copies_and_pickles(name):
+    """deepcopy and pickle leave the prepared step out; the copy prepares its own step from its
+    own arrays (changing the copy does not change the original)."""
+    import copy
+    import pickle
+
+    mx.random.seed(8)
+    cell = CELLS[name]()
+    x, h = mx.random.normal((2, 5)), mx.random.normal((2, cell.state_size)) * 0.5
+    y0, _ = cell.infer(x, h)
+    for twin in (copy.deepcopy(cell), pickle.loads(pickle.dumps(cell))):
+        assert twin._prepared is None
+        np.testing.assert_allclose(np.array(twin.infer(x, h)[0]), np.array(y0), rtol=1e-6, atol=1e-6)
+        assert twin._prepared is not None or not kernels.extension_available()
+        twin.update(_scaled(twin, 2.0))
+        _assert_infer_sees_change(twin, x, h, y0)
+        np.testing.assert_allclose(np.array(cell.infer(x, h)[0]), np.array(y0), rtol=1e-6, atol=1e-6)

@@ -181,6 +181,13 @@ class Cell(nn.Module):
             new_state = self.step(x, state, ts)
         return self.readout(new_state), new_state
 
+    def __getstate__(self) -> dict:
+        """Copies and pickles leave the prepared step out (it is not copyable and belongs to
+        this cell's arrays): a copy prepares its own at its first :meth:`infer`."""
+        state = dict(vars(self))
+        state.pop("_prepared", None)
+        return state
+
     def infer(self, x: mx.array, state: Optional[mx.array] = None, ts: Timespan = 1.0):
         """Streaming inference for control loops: one step, evaluated ``(output, new_state)``.
 
