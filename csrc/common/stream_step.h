@@ -6,7 +6,8 @@
 // and a ParamGuard: the identities of everything the core was prepared from, in the cell's
 // module tree. MLX arrays are immutable, so every parameter change (an optimizer step, `update`,
 // `load_weights`, `set_dtype`, assigning an attribute, `train()` / `eval()`) replaces an object
-// in one of the tree's dicts or lists; the guard sees it and the call answers "stale" (None), and
+// in one of the tree's dicts or lists (or, for an in-place array update, the array's descriptor);
+// the guard sees it and the call answers "stale" (None), and
 // the cell rebuilds the step. Anything the fast path does not handle (a wrong shape, a non-float
 // dtype, a negative ts) is also answered with None, so that the cell's checked path raises the
 // clear Python exception; nothing unchecked reaches the kernel.
@@ -16,6 +17,7 @@
 
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -39,6 +41,10 @@ class ParamGuard {
       nb::tuple t = nb::cast<nb::tuple>(e);
       if (t.size() != 3) throw std::invalid_argument("ParamGuard: edges are (container, key, expected) triples");
       Edge g{nb::borrow(t[0]), nb::borrow(t[1]), nb::borrow(t[2])};
+      // An mx.array can also change in place (`w[...] = v`, `w += d` keep the Python object and
+      // swap its descriptor): its descriptor is compared too, and held so that its address
+      // cannot be reused by a later one while the guard lives.
+      if (nb::isinstance<mx::array>(g.expected)) g.array = *nb::inst_ptr<mx::array>(g.expected);
       PyObject* c = g.container.ptr();
       if (PyList_Check(c)) {
         g.index = nb::cast<Py_ssize_t>(g.key);
@@ -69,6 +75,7 @@ class ParamGuard {
         }
       }
       if (got != e.expected.ptr()) return false;
+      if (e.array && nb::inst_ptr<mx::array>(got)->id() != e.array->id()) return false;
     }
     return true;
   }
@@ -92,6 +99,7 @@ class ParamGuard {
   struct Edge {
     nb::object container, key, expected;
     Py_ssize_t index = 0, size = -1;  // size >= 0: a list of that length
+    std::optional<mx::array> array;   // the expected mx.array's descriptor, when it is one
   };
   std::vector<Edge> edges_;
   bool cleared_ = false;

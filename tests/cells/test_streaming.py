@@ -200,8 +200,19 @@ def _change_by_assignment(cell):
         unit.ff1.weight = unit.ff1.weight * -1.0
 
 
+def _change_in_place(cell):
+    """MLX arrays also change in place (``w[...] = v``, ``w += d``): same Python object, new data."""
+    if isinstance(cell, LTCCell):
+        cell.w[...] = cell.w * 2.0
+        cell.output_b += 1.0
+    else:
+        unit = cell.layer_0 if isinstance(cell, WiredCfCCell) else cell
+        unit.ff1.weight[...] = unit.ff1.weight * -1.0
+        unit.ff1.bias += 0.5
+
+
 CHANGES = {"update": _change_by_update, "load_weights": _change_by_load_weights, "optimizer": _change_by_optimizer,
-           "assignment": _change_by_assignment}  # fmt: skip
+           "assignment": _change_by_assignment, "in_place": _change_in_place}  # fmt: skip
 
 
 @pytest.mark.parametrize("change", sorted(CHANGES))
