@@ -1,5 +1,6 @@
 #include "ltc/ops.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <memory>
@@ -157,6 +158,27 @@ std::vector<float> host_copy(mx::array a) {
   return std::vector<float>(p, p + a.size());
 }
 
+// `s` as flat arrays, padded with zero-weight synapses to a multiple of 16 (the widest SIMD).
+cpu::FlatSynapses flatten(const cpu::SynapseList& s) {
+  cpu::FlatSynapses f;
+  f.rowptr = s.rowptr;
+  f.padded = (s.size() + 15) / 16 * 16;
+  f.wm.assign(f.padded, 0.0f);
+  f.sl.assign(f.padded, 0.0f);
+  f.c.assign(f.padded, 0.0f);
+  f.erev.assign(f.padded, 0.0f);
+  f.src.assign(f.padded, 0);
+  for (int64_t e = 0; e < s.size(); ++e) {
+    const cpu::Synapse& y = s.syn[e];
+    f.wm[e] = y.wm;
+    f.sl[e] = y.sl;
+    f.c[e] = y.c;
+    f.erev[e] = y.erev;
+    f.src[e] = y.src;
+  }
+  return f;
+}
+
 void check_shape(const mx::array& a, const mx::Shape& want, const std::string& name, const char* sym) {
   if (a.shape() != want)
     throw std::invalid_argument("ltc_step_now: " + name + " must have shape " + sym + " = " + shape_str(want) +
@@ -207,6 +229,8 @@ LTCStepCore::LTCStepCore(const std::vector<mx::array>& params, const std::option
       for (float& z : q[k]) z = softplus(z);
   sens_ = cpu::build_synapses(q[0].data(), q[1].data(), q[2].data(), q[3].data(), q[4].data(), I, N);
   rec_ = cpu::build_synapses(q[5].data(), q[6].data(), q[7].data(), q[8].data(), q[9].data(), N, N);
+  sens_flat_ = flatten(sens_);
+  rec_flat_ = flatten(rec_);
   cm_ = std::move(q[10]);
   gl_ = std::move(q[11]);
   vl_ = std::move(q[12]);
@@ -223,6 +247,27 @@ std::pair<mx::array, mx::array> LTCStepCore::run(int B, const float* x, const fl
   if (!ib_.empty())
     for (int b = 0; b < B; ++b)
       for (int j = 0; j < I; ++j) xm[b * I + j] += ib_[j];
+  mx::array state(mx::allocator::malloc(static_cast<size_t>(B) * N * sizeof(float)), {B, N}, mx::float32);
+  if (B == 1) {
+    // One sample: the kernel that vectorises over synapses instead of samples.
+    cpu::SampleProblem sp;
+    sp.I = I;
+    sp.N = N;
+    sp.K = K_;
+    sp.eps = eps_;
+    sp.dt = dt[0];
+    sp.x = xm.data();
+    sp.h0 = h;
+    sp.cm = cm_.data();
+    sp.gl = gl_.data();
+    sp.vl = vl_.data();
+    sp.sens = &sens_flat_;
+    sp.rec = &rec_flat_;
+    thread_local std::vector<float> ws;
+    ws.resize(static_cast<size_t>(2 * std::max(sens_flat_.padded, rec_flat_.padded) + 4 * N));
+    common::dispatch([&]<class Isa>() { cpu::sample_forward<Isa>(sp, state.data<float>(), ws.data()); });
+    return {readout(state), std::move(state)};
+  }
   cpu::Problem p;
   p.B = B;
   p.T = 1;
@@ -238,8 +283,12 @@ std::pair<mx::array, mx::array> LTCStepCore::run(int B, const float* x, const fl
   p.vl = vl_.data();
   p.sens = &sens_;
   p.rec = &rec_;
-  mx::array state(mx::allocator::malloc(static_cast<size_t>(B) * N * sizeof(float)), {B, N}, mx::float32);
   common::dispatch([&]<class Isa>() { cpu::forward<Isa>(p, state.data<float>()); });
+  return {readout(state), std::move(state)};
+}
+
+mx::array LTCStepCore::readout(const mx::array& state) const {
+  const int B = state.shape(0), N = N_;
   mx::array y(mx::allocator::malloc(static_cast<size_t>(B) * M_ * sizeof(float)), {B, M_}, mx::float32);
   const float* s = state.data<float>();
   float* yo = y.data<float>();
@@ -250,7 +299,7 @@ std::pair<mx::array, mx::array> LTCStepCore::run(int B, const float* x, const fl
       if (!ob_.empty()) v += ob_[j];
       yo[static_cast<int64_t>(b) * M_ + j] = v;
     }
-  return {std::move(y), std::move(state)};
+  return y;
 }
 
 std::pair<mx::array, mx::array> ltc_step_now(const mx::array& x, const mx::array& h0, const mx::array& dt,

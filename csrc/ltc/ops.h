@@ -70,9 +70,12 @@ class LTCStepCore {
   std::pair<mx::array, mx::array> run(int B, const float* x, const float* h, const float* dt);
 
  private:
+  mx::array readout(const mx::array& state) const;  // (B, motor): the output mapping of the motor columns
+
   int I_ = 0, N_ = 0, M_ = 0, K_ = 1;
   float eps_ = 0.0f;
   cpu::SynapseList sens_, rec_;
+  cpu::FlatSynapses sens_flat_, rec_flat_;  // the same, for the single-sample kernel (B = 1)
   std::vector<float> cm_, gl_, vl_, iw_, ib_, ow_, ob_;  // mappings empty when absent
 };
 

@@ -366,3 +366,28 @@ def test_a_cell_with_a_prepared_step_copies_and_pickles(name):
         twin.update(_scaled(twin, 2.0))
         _assert_infer_sees_change(twin, x, h, y0)
         np.testing.assert_allclose(np.array(cell.infer(x, h)[0]), np.array(y0), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(LTC_CASES))
+def test_ltc_infer_at_batch_one_equals_the_reference_step(name):
+    """Batch 1 runs its own kernel (vectorised over synapses, not samples): wirings, mappings,
+    constraints, Δt = 0, a float, a (1, 1) array and an invalid one (the state turns NaN)."""
+    mx.random.seed(9)
+    cell = LTC_CASES[name]()
+    cell.update({k: v + 0.3 * mx.random.normal(v.shape) for k, v in cell.trainable_parameters().items()})
+    x = mx.random.normal((6, 1, 5))
+    h_ref = h = mx.random.normal((1, cell.state_size)) * 0.5
+    for t, dt in enumerate([0.7, 0.0, mx.array([[2.0]]), 1, mx.array([0.3]), 0.05]):
+        with kernels.use("reference"):
+            y_ref, h_ref = cell(x[t], h_ref, dt)
+        h_before = h
+        y, h = cell.infer(x[t], h, dt)
+        np.testing.assert_allclose(np.array(y), np.array(y_ref), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(np.array(h), np.array(h_ref), rtol=1e-5, atol=1e-5)
+        if isinstance(dt, float) and dt == 0.0:  # the state is kept exactly
+            np.testing.assert_array_equal(np.array(h), np.array(h_before))
+    for bad in (mx.array([[-1.0]]), mx.array([[float("nan")]]), mx.array([[float("inf")]])):
+        with kernels.use("reference"):
+            _, h_ref = cell(x[0], h, bad)
+        _, h_bad = cell.infer(x[0], h, bad)
+        assert np.isnan(np.array(h_bad)).all() and np.isnan(np.array(h_ref)).all()
