@@ -105,10 +105,10 @@ class ParamGuard {
   bool cleared_ = false;
 };
 
-// Per-thread scratch of a step call: the float32, row-contiguous host copies of its arguments.
+// Per-thread scratch of a step call: gathered copies of strided arguments, and dt. (Plain floats:
+// no MLX object outlives a call in thread-local storage.)
 struct StepScratch {
-  mx::array x{0.0f}, h{0.0f}, dt{0.0f};
-  std::vector<float> xbuf, hbuf, dtbuf;
+  std::vector<float> xbuf, hbuf, dtbuf, tsbuf;
 };
 
 // The prepared step bound to Python: `step(x, h, ts) -> (output, state) | None` (None: stale
@@ -139,6 +139,7 @@ class StreamStep {
     if (h.ndim() != 2 || h.shape(0) != B || h.shape(1) != N) return nb::none();
     thread_local StepScratch s;
     s.dtbuf.resize(static_cast<size_t>(B));
+    mx::array hold_x = x, hold_h = h, hold_ts = x;  // converted or evaluated copies live here
     PyObject* t = tso.ptr();
     if (PyFloat_Check(t) || (PyLong_Check(t) && !PyBool_Check(t))) {
       // A scalar elapsed time must be finite and >= 0; the checked path raises otherwise.
@@ -153,8 +154,7 @@ class StreamStep {
       const mx::array& ts = *nb::inst_ptr<mx::array>(tso);
       const bool shaped = (ts.ndim() == 1 && ts.shape(0) == B) || (ts.ndim() == 2 && ts.shape(0) == B && ts.shape(1) == 1);
       if (!shaped) return nb::none();
-      std::vector<float> tmp;
-      const float* p = host_floats(ts, s.dt, tmp);
+      const float* p = host_floats(ts, hold_ts, s.tsbuf);
       if (p == nullptr) return nb::none();
       // Invalid per-sample times (negative, NaN, inf) become NaN, as on the checked path: the
       // sample's state turns NaN instead of a plausible number.
@@ -163,8 +163,8 @@ class StreamStep {
     } else {
       return nb::none();
     }
-    const float* xp = host_floats(x, s.x, s.xbuf);
-    const float* hp = host_floats(h, s.h, s.hbuf);
+    const float* xp = host_floats(x, hold_x, s.xbuf);
+    const float* hp = host_floats(h, hold_h, s.hbuf);
     if (xp == nullptr || hp == nullptr) return nb::none();
     auto [y, state] = core_.run(B, xp, hp, s.dtbuf.data());
     return nb::make_tuple(std::move(y), std::move(state));
