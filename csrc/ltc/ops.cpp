@@ -248,26 +248,6 @@ std::pair<mx::array, mx::array> LTCStepCore::run(int B, const float* x, const fl
     for (int b = 0; b < B; ++b)
       for (int j = 0; j < I; ++j) xm[b * I + j] += ib_[j];
   mx::array state(mx::allocator::malloc(static_cast<size_t>(B) * N * sizeof(float)), {B, N}, mx::float32);
-  if (B == 1) {
-    // One sample: the kernel that vectorises over synapses instead of samples.
-    cpu::SampleProblem sp;
-    sp.I = I;
-    sp.N = N;
-    sp.K = K_;
-    sp.eps = eps_;
-    sp.dt = dt[0];
-    sp.x = xm.data();
-    sp.h0 = h;
-    sp.cm = cm_.data();
-    sp.gl = gl_.data();
-    sp.vl = vl_.data();
-    sp.sens = &sens_flat_;
-    sp.rec = &rec_flat_;
-    thread_local std::vector<float> ws;
-    ws.resize(static_cast<size_t>(2 * std::max(sens_flat_.padded, rec_flat_.padded) + 4 * N));
-    common::dispatch([&]<class Isa>() { cpu::sample_forward<Isa>(sp, state.data<float>(), ws.data()); });
-    return {readout(state), std::move(state)};
-  }
   cpu::Problem p;
   p.B = B;
   p.T = 1;
@@ -283,7 +263,15 @@ std::pair<mx::array, mx::array> LTCStepCore::run(int B, const float* x, const fl
   p.vl = vl_.data();
   p.sens = &sens_;
   p.rec = &rec_;
-  common::dispatch([&]<class Isa>() { cpu::forward<Isa>(p, state.data<float>()); });
+  if (B == 1) {
+    // One sample: the kernel that vectorises over synapses instead of samples.
+    const cpu::SampleProblem sp{&p, &sens_flat_, &rec_flat_};
+    thread_local std::vector<float> ws;
+    ws.resize(static_cast<size_t>(2 * std::max(sens_flat_.padded, rec_flat_.padded) + 4 * N));
+    common::dispatch([&]<class Isa>() { cpu::sample_forward<Isa>(sp, state.data<float>(), ws.data()); });
+  } else {
+    common::dispatch([&]<class Isa>() { cpu::forward<Isa>(p, state.data<float>()); });
+  }
   return {readout(state), std::move(state)};
 }
 

@@ -56,24 +56,25 @@ NCPS_INLINE void row_sums(const FlatSynapses& s, int i, const float* a, const fl
   }
 }
 
-inline void sample_forward(const SampleProblem& p, float* state, float* ws) {
+inline void sample_forward(const SampleProblem& sp, float* state, float* ws) {
+  const Problem& p = *sp.ltc;
   const int N = p.N;
-  float d = p.dt;
+  float d = p.dt[0];
   if (!(d >= 0.0f) || !(d <= 3.4e38f)) d = NAN;  // negative, NaN or inf: the state becomes NaN
   std::memcpy(state, p.h0, sizeof(float) * N);
   if (d == 0.0f) return;  // dt = 0 keeps the state
   const float h = d / static_cast<float>(p.K);
-  const int64_t E = p.sens->padded > p.rec->padded ? p.sens->padded : p.rec->padded;
+  const int64_t E = sp.sens->padded > sp.rec->padded ? sp.sens->padded : sp.rec->padded;
   float* a = ws;
   float* ae = a + E;
   float* cmt = ae + E;
   float* bnum = cmt + N;
   float* bden = bnum + N;
   float* other = bden + N;
-  synapse_activations(*p.sens, p.x, a, ae);
+  synapse_activations(*sp.sens, p.x, a, ae);
   for (int i = 0; i < N; ++i) {
     float num, den;
-    row_sums(*p.sens, i, a, ae, num, den);
+    row_sums(*sp.sens, i, a, ae, num, den);
     const float c = p.cm[i] / h;
     cmt[i] = c;
     bnum[i] = p.gl[i] * p.vl[i] + num;
@@ -82,10 +83,10 @@ inline void sample_forward(const SampleProblem& p, float* state, float* ws) {
   float* vin = state;
   float* vout = other;
   for (int k = 0; k < p.K; ++k) {
-    synapse_activations(*p.rec, vin, a, ae);
+    synapse_activations(*sp.rec, vin, a, ae);
     for (int i = 0; i < N; ++i) {
       float num, den;
-      row_sums(*p.rec, i, a, ae, num, den);
+      row_sums(*sp.rec, i, a, ae, num, den);
       vout[i] = (cmt[i] * vin[i] + bnum[i] + num) / (bden[i] + den);
     }
     float* t = vin;

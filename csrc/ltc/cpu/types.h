@@ -43,17 +43,6 @@ struct FlatSynapses {
   int64_t padded = 0;
 };
 
-// One step of one sample: x (I) mapped inputs, h0 (N), the step's dt.
-struct SampleProblem {
-  int I = 0, N = 0, K = 1;
-  float eps = 0.0f, dt = 0.0f;
-  const float* x = nullptr;
-  const float* h0 = nullptr;
-  const float *cm = nullptr, *gl = nullptr, *vl = nullptr;
-  const FlatSynapses* sens = nullptr;
-  const FlatSynapses* rec = nullptr;
-};
-
 // ---------------------------------------------------------------------------------------------
 // The problem as the kernels see it: contiguous float32 pointers and sizes.
 struct Problem {
@@ -67,6 +56,14 @@ struct Problem {
   const float* vl = nullptr;  // (N,)
   const SynapseList* sens = nullptr;
   const SynapseList* rec = nullptr;
+};
+
+// One step of one sample: `ltc` with B = T = 1 (x the mapped inputs), and its synapse lists as
+// flat arrays (ltc->sens and ltc->rec are not read).
+struct SampleProblem {
+  const Problem* ltc = nullptr;
+  const FlatSynapses* sens = nullptr;
+  const FlatSynapses* rec = nullptr;
 };
 
 struct Grads {  // output pointers, all (B,T,I)/(B,N)/(B,T) or parameter shaped, pre-zeroed
