@@ -11,10 +11,12 @@
 #include "common/build_info.h"
 #include "common/isa.h"
 #include "common/math_probe.h"
+#include "common/stream_step.h"
 #include "ltc/ops.h"
 
 namespace nb = nanobind;
 using namespace nb::literals;
+namespace mx = mlx::core;
 
 NB_MODULE(_ext, m) {
   m.doc() = "ncps fused MLX primitives";
@@ -37,6 +39,29 @@ thread: no graph node, no gradient, no hand-off to the stream's worker thread. x
 dt (B, 1); parameters as for ``cfc_sequence`` (no mixed memory). Returns the evaluated
 (output, new_state): the state's columns [readout_start, readout_start + readout_size) and the
 state (B, N), float32.)doc");
+  using CfCStep = ncps::common::StreamStep<ncps::cfc::CfCStepCore>;
+  nb::class_<CfCStep>(m, "CfCStep", nb::type_slots(CfCStep::gc_slots()),
+                      R"doc(A prepared CfC / wired CfC streaming step (what ``CfCCell.infer`` runs).
+
+CfCStep(edges, params, unit_sizes, backbone, masked, mode, activation, input_size, readout_start,
+readout_size): the arguments of ``cfc_step_now`` (validated here, once; the parameters are kept as
+float32 copies) and ``edges``, the (container, key, object) triples of the cell's module tree it
+was built from (containers: dicts and lists). ``step(x, h, ts)`` computes one step immediately on
+the calling thread: x (B, I), h (B, N), ts a float >= 0 or an array (B,) / (B, 1) (invalid entries
+become NaN); returns the evaluated (output, new_state), float32, or None when any edge changed
+(a parameter was replaced: build a new step) or an argument is not one it takes (the caller's
+checked path reports it). ``valid()`` says whether the edges are unchanged.)doc")
+      .def(nb::new_([](const nb::list& edges, const std::vector<mx::array>& params, const std::vector<int>& unit_sizes,
+                       const std::vector<std::vector<int>>& backbone, const std::vector<bool>& masked,
+                       const std::string& mode, const std::string& activation, int input_size, int readout_start,
+                       int readout_size) {
+             return CfCStep(edges, ncps::cfc::CfCStepCore(params, unit_sizes, backbone, masked, mode, activation,
+                                                          input_size, readout_start, readout_size));
+           }),
+           "edges"_a, "params"_a, "unit_sizes"_a, "backbone"_a, "masked"_a, "mode"_a, "activation"_a, "input_size"_a,
+           "readout_start"_a, "readout_size"_a)
+      .def("step", &CfCStep::step, "x"_a.none(), "h"_a.none(), "ts"_a.none())
+      .def("valid", &CfCStep::valid);
   m.def("cfc_sequence", &ncps::cfc::cfc_sequence, "x"_a, "h0"_a, "dt"_a, "params"_a, "unit_sizes"_a, "backbone"_a,
         "masked"_a, "mode"_a, "activation"_a, "lstm"_a = nb::none(), "c0"_a = nb::none(), nb::kw_only(),
         "stream"_a = nb::none(),
@@ -74,8 +99,27 @@ graph node, no gradient, no hand-off to the stream's worker thread. x (B, I) raw
 dt (B, 1); params: the 13 raw solver parameters in the order of ``ltc_sequence``; with
 implicit_constraints softplus is applied to w, sensory_w, cm and gleak. input_w/input_b (I,) and
 output_w/output_b (motor_size,) map inputs and outputs (None: skipped). Returns the evaluated
-(output (B, motor_size), new_state (B, N)), float32. Prepared parameters are cached per thread by
-the arrays' identities.)doc");
+(output (B, motor_size), new_state (B, N)), float32. Prepares the parameters at every call (a
+control loop keeps an ``LTCStep``).)doc");
+  using LTCStep = ncps::common::StreamStep<ncps::ltc::LTCStepCore>;
+  nb::class_<LTCStep>(m, "LTCStep", nb::type_slots(LTCStep::gc_slots()),
+                      R"doc(A prepared LTC cell streaming step (what ``LTCCell.infer`` runs).
+
+LTCStep(edges, params, input_w, input_b, output_w, output_b, motor_size, ode_unfolds, epsilon,
+implicit_constraints, input_size): the parameters of ``ltc_step_now`` (validated, constrained and
+turned into synapse lists here, once) and ``edges`` as for ``CfCStep``. ``step(x, h, ts)`` and
+``valid()`` as for ``CfCStep``; x holds the raw inputs (the input mapping runs inside).)doc")
+      .def(nb::new_([](const nb::list& edges, const std::vector<mx::array>& params,
+                       const std::optional<mx::array>& input_w, const std::optional<mx::array>& input_b,
+                       const std::optional<mx::array>& output_w, const std::optional<mx::array>& output_b,
+                       int motor_size, int ode_unfolds, float epsilon, bool implicit_constraints, int input_size) {
+             return LTCStep(edges, ncps::ltc::LTCStepCore(params, input_w, input_b, output_w, output_b, motor_size,
+                                                          ode_unfolds, epsilon, implicit_constraints, input_size));
+           }),
+           "edges"_a, "params"_a, "input_w"_a.none(), "input_b"_a.none(), "output_w"_a.none(), "output_b"_a.none(),
+           "motor_size"_a, "ode_unfolds"_a, "epsilon"_a, "implicit_constraints"_a, "input_size"_a)
+      .def("step", &LTCStep::step, "x"_a.none(), "h"_a.none(), "ts"_a.none())
+      .def("valid", &LTCStep::valid);
   m.def("ltc_mixed_sequence", &ncps::ltc::ltc_mixed_sequence, "x"_a, "h0"_a, "dt"_a, "sensory_w"_a, "sensory_sigma"_a,
         "sensory_mu"_a, "sensory_erev"_a, "sensory_mask"_a, "w"_a, "sigma"_a, "mu"_a, "erev"_a, "mask"_a, "cm"_a,
         "gleak"_a, "vleak"_a, "lstm_input"_a, "lstm_input_w"_a, "lstm_input_b"_a, "lstm_recurrent_w"_a, "c0"_a,

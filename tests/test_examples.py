@@ -41,6 +41,7 @@ def test_example_quick_run(name, tmp_path):
     if name == "control_loop":  # the latency distribution of the fixed-rate loop
         assert 0 < metrics["latency_p50_us"] <= metrics["latency_p99_us"] <= metrics["latency_max_us"]
         assert metrics["steps"] == 200 and metrics["deadline_misses"] >= 0
+        assert 0 < metrics["unpaced_latency_p50_us"] <= metrics["unpaced_latency_p99_us"]
 
 
 def test_atari_example_labels_synthetic_data(tmp_path):

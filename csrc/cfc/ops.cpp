@@ -5,7 +5,6 @@
 #include <climits>
 #include <cstdint>
 #include <memory>
-#include <tuple>
 #include <stdexcept>
 
 #include "cfc/cpu/kernel.h"
@@ -131,83 +130,59 @@ std::pair<mx::array, mx::array> cfc_step_now(const mx::array& x, const mx::array
                                              const std::vector<std::vector<int>>& backbone,
                                              const std::vector<bool>& masked, const std::string& mode,
                                              const std::string& activation, int readout_start, int readout_size) {
-  if (readout_start < 0 || readout_size < 1 || readout_start + readout_size > h0.shape(-1))
+  if (x.ndim() != 2) bad("cfc_step_now takes one step: x must have shape (batch, input_size), got " + shape_str(x.shape()));
+  // Every argument checked as the op checks it (the message names the wrong one), then the
+  // prepared step once. A control loop uses the prepared step itself (ncps._ext.CfCStep, built
+  // once per parameter set by the cell), not this.
+  checked_inputs(x, h0, dt, params, unit_sizes, backbone, masked, mode, activation, std::nullopt, std::nullopt);
+  CfCStepCore core(params, unit_sizes, backbone, masked, mode, activation, x.shape(1), readout_start, readout_size);
+  mx::array hold[3] = {x, h0, dt};
+  std::vector<float> bufs[3];
+  const float* p[3];
+  for (int i = 0; i < 3; ++i) p[i] = common::host_floats(hold[i], hold[i], bufs[i]);
+  return core.run(x.shape(0), p[0], p[1], p[2]);
+}
+
+CfCStepCore::CfCStepCore(const std::vector<mx::array>& params, const std::vector<int>& unit_sizes,
+                         const std::vector<std::vector<int>>& backbone, const std::vector<bool>& masked,
+                         const std::string& mode, const std::string& activation, int input_size, int readout_start,
+                         int readout_size)
+    : I_(input_size), r0_(readout_start), rn_(readout_size) {
+  if (input_size < 1) bad("input_size must be >= 1, got " + std::to_string(input_size));
+  for (int n : unit_sizes) N_ += n;
+  if (readout_start < 0 || readout_size < 1 || readout_start + readout_size > N_)
     bad("readout columns [" + std::to_string(readout_start) + ", " + std::to_string(readout_start + readout_size) +
         ") are outside the state");
-  if (x.ndim() != 2) bad("cfc_step_now takes one step: x must have shape (batch, input_size), got " + shape_str(x.shape()));
-  // A control loop calls this with the same parameter arrays and options every step: the checked
-  // plan is cached per thread, keyed by everything it was built from (the parameters by identity,
-  // which is also all the shape information they carry; a cached entry holds them, so an identity
-  // is never reused while cached). A hit skips the validation and the plan's allocations.
-  struct Cached {
-    std::vector<std::uintptr_t> ids;
-    std::vector<mx::array> keep;
-    std::vector<int> dims;  // B, I, N, readout
-    std::vector<int> unit_sizes;
-    std::vector<std::vector<int>> backbone;
-    std::vector<bool> masked;
-    std::string mode, activation;
-    Plan plan;
-  };
-  thread_local std::vector<Cached> cache;
-  std::vector<std::uintptr_t> ids;
-  ids.reserve(params.size());
-  for (const auto& a : params) ids.push_back(a.id());
-  const std::vector<int> dims = {x.shape(0), x.shape(1), static_cast<int>(h0.shape(-1)), readout_start, readout_size};
-  const Cached* hit = nullptr;
-  for (const auto& c : cache)
-    if (c.ids == ids && c.dims == dims && c.unit_sizes == unit_sizes && c.backbone == backbone &&
-        c.masked == masked && c.mode == mode && c.activation == activation) {
-      hit = &c;
-      break;
-    }
-  const Plan* pp = nullptr;
-  std::vector<mx::array> in;
-  if (hit != nullptr && h0.shape() == mx::Shape{dims[0], dims[2]} && dt.shape() == mx::Shape{dims[0], 1} &&
-      mx::issubdtype(x.dtype(), mx::floating) && mx::issubdtype(h0.dtype(), mx::floating) &&
-      mx::issubdtype(dt.dtype(), mx::floating)) {
-    pp = &hit->plan;
-    in.reserve(3 + params.size());
-    in.insert(in.end(), {x, h0, dt});
-    in.insert(in.end(), params.begin(), params.end());
-  } else {
-    auto checked = checked_inputs(x, h0, dt, params, unit_sizes, backbone, masked, mode, activation, std::nullopt,
-                                  std::nullopt);
-    in = std::move(checked.second);
-    if (cache.size() >= 8) cache.erase(cache.begin());
-    cache.push_back(Cached{ids, params, dims, unit_sizes, backbone, masked, mode, activation, std::move(checked.first)});
-    pp = &cache.back().plan;
+  // The op's own validation, on placeholder step arguments of batch 1 (shapes only: nothing is
+  // evaluated): every parameter's shape and dtype against the configuration.
+  auto checked = checked_inputs(mx::zeros({1, I_}), mx::zeros({1, N_}), mx::zeros({1, 1}), params, unit_sizes,
+                                backbone, masked, mode, activation, std::nullopt, std::nullopt);
+  cfg_ = checked.first.cfg;
+  plan_ = std::move(checked.first);
+  // float32 host copies: the parameters are immutable arrays, and a changed one makes a new step.
+  params_.reserve(params.size());
+  for (const auto& p : params) {
+    mx::array hold = p;
+    std::vector<float> buf;
+    const float* q = common::host_floats(p, hold, buf);  // floating: checked above
+    params_.emplace_back(q, q + p.size());
   }
-  const Plan& plan = *pp;
-  // Inference for control loops: compute on the calling thread, with no graph node and no hand-off
-  // to the stream's worker thread (that wake-up dominates a batch-1 step). Inputs are evaluated
-  // first; this is a no-op for parameters and for a state returned by the previous step.
-  const mx::Stream st = mx::default_stream(mx::Device::cpu);
-  bool all_available = true;
-  for (auto& a : in) {
-    if (a.dtype() != mx::float32) a = mx::astype(a, mx::float32, st);
-    all_available = all_available && a.is_available();
-  }
-  // mx::eval builds a tape and synchronises even when nothing is pending: skip it in the common case.
-  if (!all_available) mx::eval(in);
-  std::vector<common::View> views;
-  for (const auto& a : in) views.push_back(common::make_view(a, "cfc_step_now"));
-  thread_local std::vector<std::vector<float>> bufs;
+}
+
+std::pair<mx::array, mx::array> CfCStepCore::run(int B, const float* x, const float* h, const float* dt) {
+  if (B != plan_.B) plan_ = make_plan(cfg_, B, 1, I_);
+  thread_local std::vector<const float*> ptrs;
   thread_local std::vector<float> ws;
-  const std::vector<const float*> ptrs = common::resolve_all(views, bufs);
-  ws.resize(static_cast<size_t>(plan.ws_size));
-  mx::array out(mx::allocator::malloc(static_cast<size_t>(plan.B) * plan.N * sizeof(float)), {plan.B, plan.N},
-                mx::float32);
+  ptrs.assign({x, h, dt});
+  for (const auto& p : params_) ptrs.push_back(p.data());
+  ws.resize(static_cast<size_t>(plan_.ws_size));
+  mx::array out(mx::allocator::malloc(static_cast<size_t>(B) * N_ * sizeof(float)), {B, N_}, mx::float32);
   float* states = out.data<float>();
-  common::dispatch([&]<class Isa>() { cpu::forward<Isa>(plan, ptrs, states, nullptr, ws.data()); });
-  // The readout (the cell's output columns) as its own evaluated array: slicing `out` in MLX
-  // would add a graph node and the hand-off this op exists to avoid.
-  mx::array y(mx::allocator::malloc(static_cast<size_t>(plan.B) * readout_size * sizeof(float)),
-              {plan.B, readout_size}, mx::float32);
-  for (int b = 0; b < plan.B; ++b)
-    std::copy_n(out.data<float>() + static_cast<int64_t>(b) * plan.N + readout_start, readout_size,
-                y.data<float>() + static_cast<int64_t>(b) * readout_size);
-  return {y, out};
+  common::dispatch([&]<class Isa>() { cpu::forward<Isa>(plan_, ptrs, states, nullptr, ws.data()); });
+  mx::array y(mx::allocator::malloc(static_cast<size_t>(B) * rn_ * sizeof(float)), {B, rn_}, mx::float32);
+  float* yo = y.data<float>();
+  for (int b = 0; b < B; ++b) std::copy_n(states + static_cast<int64_t>(b) * N_ + r0_, rn_, yo + static_cast<int64_t>(b) * rn_);
+  return {std::move(y), std::move(out)};
 }
 
 }  // namespace ncps::cfc

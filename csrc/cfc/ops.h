@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "cfc/plan.h"
 #include "mlx/array.h"
 #include "mlx/utils.h"
 
@@ -37,5 +38,28 @@ std::pair<mx::array, mx::array> cfc_step_now(const mx::array& x, const mx::array
                                              const std::vector<std::vector<int>>& backbone,
                                              const std::vector<bool>& masked, const std::string& mode,
                                              const std::string& activation, int readout_start, int readout_size);
+
+// A prepared streaming step (bound as ncps._ext.CfCStep through common/stream_step.h): the
+// parameters of cfc_step_now validated once and kept as float32 host copies, so that a step
+// costs the kernel, not the argument handling. `input_size` is I; the state has
+// sum(unit_sizes) columns.
+class CfCStepCore {
+ public:
+  CfCStepCore(const std::vector<mx::array>& params, const std::vector<int>& unit_sizes,
+              const std::vector<std::vector<int>>& backbone, const std::vector<bool>& masked,
+              const std::string& mode, const std::string& activation, int input_size, int readout_start,
+              int readout_size);
+  int input_size() const { return I_; }
+  int state_size() const { return N_; }
+  // One step from float32 row-contiguous host data x (B, I), h (B, N), dt (B,): the evaluated
+  // (output (B, readout_size), new state (B, N)).
+  std::pair<mx::array, mx::array> run(int B, const float* x, const float* h, const float* dt);
+
+ private:
+  Config cfg_;
+  Plan plan_;  // for batch plan_.B; rebuilt when the batch changes
+  int I_ = 0, N_ = 0, r0_ = 0, rn_ = 0;
+  std::vector<std::vector<float>> params_;
+};
 
 }  // namespace ncps::cfc

@@ -12,6 +12,8 @@
 #include "common/view.h"
 #include "mlx/array.h"
 #include "mlx/backend/cpu/encoder.h"
+#include "mlx/ops.h"
+#include "mlx/transforms.h"
 #include "mlx/stream.h"
 #include "mlx/utils.h"
 
@@ -83,6 +85,17 @@ inline std::vector<size_t> output_bytes(const std::vector<mx::array>& outputs) {
   std::vector<size_t> n;
   for (const auto& o : outputs) n.push_back(o.nbytes());
   return n;
+}
+
+// `a` as float32 row-contiguous host data (`hold` keeps a converted or evaluated copy alive,
+// `buf` a gathered one); nullptr for a non-floating dtype (the checked path reports it).
+inline const float* host_floats(const mx::array& a, mx::array& hold, std::vector<float>& buf) {
+  if (!mx::issubdtype(a.dtype(), mx::floating)) return nullptr;
+  hold = a.dtype() == mx::float32 ? a : mx::astype(a, mx::float32, mx::default_stream(mx::Device::cpu));
+  // mx::eval builds a tape and synchronises even when nothing is pending: only when needed (a
+  // parameter or the previous step's state is already evaluated).
+  if (!hold.is_available()) mx::eval(hold);
+  return make_view(hold, "host_floats").resolve(buf);
 }
 
 }  // namespace ncps::common

@@ -1,5 +1,6 @@
 #include "ltc/ops.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <memory>
@@ -136,83 +137,158 @@ std::pair<mx::array, mx::array> ltc_mixed_sequence(
 
 }  // namespace ncps::ltc
 
-// ---- ltc_step_now: one immediate step for control loops ----------------------------------------
+// ---- the streaming step: LTCStepCore (prepared once) and ltc_step_now --------------------------
 
 namespace ncps::ltc {
 
 namespace {
 
-// The cell's parameters as the kernel needs them, prepared once per parameter set.
-struct PreparedStep {
-  std::vector<std::uintptr_t> ids;  // identities of the arrays it was built from
-  std::vector<mx::array> keep;      // holds them, so an identity is never reused while cached
-  bool implicit = false;
-  int I = 0, N = 0;
-  cpu::SynapseList sens, rec;
-  std::vector<float> cm, gl, vl, iw, ib, ow, ob;  // mappings empty when absent
-};
-
 float softplus(float z) { return z > 0.0f ? z + std::log1p(std::exp(-z)) : std::log1p(std::exp(z)); }
 
-// A contiguous float32 copy of an evaluated array.
-std::vector<float> host_floats(mx::array a) {
-  if (a.dtype() != mx::float32) a = mx::astype(a, mx::float32, mx::default_stream(mx::Device::cpu));
-  mx::eval(a);
+// `a` (a real array, checked by the caller) as float32 row-contiguous host data; `a` becomes
+// the converted copy when it was not floating, `buf` holds a gathered one.
+const float* host_real(mx::array& a, std::vector<float>& buf) {
+  if (!mx::issubdtype(a.dtype(), mx::floating)) a = mx::astype(a, mx::float32, mx::default_stream(mx::Device::cpu));
+  return common::host_floats(a, a, buf);
+}
+
+std::vector<float> host_copy(mx::array a) {
   std::vector<float> buf;
-  const float* p = common::make_view(a, "ltc_step_now").resolve(buf);
+  const float* p = host_real(a, buf);
   return std::vector<float>(p, p + a.size());
 }
 
-// `all`: the 13 solver parameters, then input_w, input_b, output_w, output_b (`present` says which
-// of the four are real arrays rather than placeholders).
-const PreparedStep& prepared(const std::vector<mx::array>& all, const bool present[4], bool implicit, int I, int N) {
-  // A few entries per thread: a control loop alternating between a handful of cells stays cached.
-  thread_local std::vector<std::unique_ptr<PreparedStep>> cache;
-  std::vector<std::uintptr_t> ids;
-  ids.reserve(all.size());
-  for (const auto& a : all) ids.push_back(a.id());
-  for (size_t k = 0; k < cache.size(); ++k)
-    if (cache[k]->ids == ids && cache[k]->implicit == implicit) {
-      if (k) std::swap(cache[k], cache[0]);  // most recent first
-      return *cache[0];
-    }
-  auto e = std::make_unique<PreparedStep>();
-  e->ids = ids;
-  e->keep = all;
-  e->implicit = implicit;
-  e->I = I;
-  e->N = N;
-  std::vector<std::vector<float>> q;
-  for (int k = 0; k < 13; ++k) q.push_back(host_floats(all[k]));
-  auto positive = [&](std::vector<float>& v) {
-    if (implicit)
-      for (float& z : v) z = softplus(z);
-  };
-  positive(q[0]);   // sensory_w
-  positive(q[5]);   // w
-  positive(q[10]);  // cm
-  positive(q[11]);  // gleak
-  e->sens = cpu::build_synapses(q[0].data(), q[1].data(), q[2].data(), q[3].data(), q[4].data(), I, N);
-  e->rec = cpu::build_synapses(q[5].data(), q[6].data(), q[7].data(), q[8].data(), q[9].data(), N, N);
-  e->cm = std::move(q[10]);
-  e->gl = std::move(q[11]);
-  e->vl = std::move(q[12]);
-  std::vector<float>* maps[4] = {&e->iw, &e->ib, &e->ow, &e->ob};
-  for (int k = 0; k < 4; ++k)
-    if (present[k]) *maps[k] = host_floats(all[13 + k]);
-  if (cache.size() >= 8) cache.pop_back();
-  cache.insert(cache.begin(), std::move(e));
-  return *cache[0];
+// `s` as flat arrays, padded with zero-weight synapses to a multiple of 16 (the widest SIMD).
+cpu::FlatSynapses flatten(const cpu::SynapseList& s) {
+  cpu::FlatSynapses f;
+  f.rowptr = s.rowptr;
+  f.padded = (s.size() + 15) / 16 * 16;
+  f.wm.assign(f.padded, 0.0f);
+  f.sl.assign(f.padded, 0.0f);
+  f.c.assign(f.padded, 0.0f);
+  f.erev.assign(f.padded, 0.0f);
+  f.src.assign(f.padded, 0);
+  for (int64_t e = 0; e < s.size(); ++e) {
+    const cpu::Synapse& y = s.syn[e];
+    f.wm[e] = y.wm;
+    f.sl[e] = y.sl;
+    f.c[e] = y.c;
+    f.erev[e] = y.erev;
+    f.src[e] = y.src;
+  }
+  return f;
 }
 
-// A float32, evaluated, row-contiguous pointer to `a` (gathered into `buf` when strided).
-const float* host_ptr(mx::array& a, std::vector<float>& buf) {
-  if (a.dtype() != mx::float32) a = mx::astype(a, mx::float32, mx::default_stream(mx::Device::cpu));
-  if (!a.is_available()) mx::eval(a);  // a no-op check for parameters and a previous step's state
-  return common::make_view(a, "ltc_step_now").resolve(buf);
+void check_shape(const mx::array& a, const mx::Shape& want, const std::string& name, const char* sym) {
+  if (a.shape() != want)
+    throw std::invalid_argument("ltc_step_now: " + name + " must have shape " + sym + " = " + shape_str(want) +
+                                ", got " + shape_str(a.shape()));
+  if (mx::issubdtype(a.dtype(), mx::complexfloating))
+    throw std::invalid_argument("ltc_step_now: " + name + " must be a real array, got a complex dtype");
 }
 
 }  // namespace
+
+LTCStepCore::LTCStepCore(const std::vector<mx::array>& params, const std::optional<mx::array>& input_w,
+                         const std::optional<mx::array>& input_b, const std::optional<mx::array>& output_w,
+                         const std::optional<mx::array>& output_b, int motor_size, int ode_unfolds, float epsilon,
+                         bool implicit_constraints, int input_size)
+    : I_(input_size), M_(motor_size), K_(ode_unfolds), eps_(epsilon) {
+  const std::string fn = "ltc_step_now: ";
+  if (params.size() != 13)
+    throw std::invalid_argument(fn + "params must hold the 13 solver parameters, got " + std::to_string(params.size()));
+  if (ode_unfolds < 1 || ode_unfolds > kMaxOdeUnfolds)
+    throw std::invalid_argument(fn + "ode_unfolds must be an integer in [1, " + std::to_string(kMaxOdeUnfolds) +
+                                "], got " + std::to_string(ode_unfolds));
+  if (input_size < 1) throw std::invalid_argument(fn + "input_size must be >= 1, got " + std::to_string(input_size));
+  const mx::array& w = params[5];
+  if (w.ndim() != 2 || w.shape(0) != w.shape(1))
+    throw std::invalid_argument(fn + "w must have shape (N, N), got " + shape_str(w.shape()));
+  N_ = w.shape(0);
+  const int I = I_, N = N_;
+  for (int k = 0; k < 13; ++k) {
+    const mx::Shape want = k < 5 ? mx::Shape{I, N} : (k < 10 ? mx::Shape{N, N} : mx::Shape{N});
+    check_shape(params[k], want, kInputNames[kSensoryW + k], k < 5 ? "(I, N)" : (k < 10 ? "(N, N)" : "(N,)"));
+  }
+  if (motor_size < 1 || motor_size > N)
+    throw std::invalid_argument(fn + "motor_size must be in [1, N = " + std::to_string(N) + "], got " +
+                                std::to_string(motor_size));
+  const std::optional<mx::array>* maps[4] = {&input_w, &input_b, &output_w, &output_b};
+  const char* map_names[4] = {"input_w", "input_b", "output_w", "output_b"};
+  const int map_sizes[4] = {I, I, motor_size, motor_size};
+  std::vector<float>* dst[4] = {&iw_, &ib_, &ow_, &ob_};
+  for (int k = 0; k < 4; ++k)
+    if (maps[k]->has_value()) {
+      check_shape(**maps[k], {map_sizes[k]}, map_names[k], k < 2 ? "(I,)" : "(motor,)");
+      *dst[k] = host_copy(**maps[k]);  // absent mappings stay empty: skipped
+    }
+  std::vector<std::vector<float>> q;
+  for (int k = 0; k < 13; ++k) q.push_back(host_copy(params[k]));
+  if (implicit_constraints)  // softplus of sensory_w, w, cm and gleak, as the reference applies it
+    for (int k : {0, 5, 10, 11})
+      for (float& z : q[k]) z = softplus(z);
+  sens_ = cpu::build_synapses(q[0].data(), q[1].data(), q[2].data(), q[3].data(), q[4].data(), I, N);
+  rec_ = cpu::build_synapses(q[5].data(), q[6].data(), q[7].data(), q[8].data(), q[9].data(), N, N);
+  sens_flat_ = flatten(sens_);
+  rec_flat_ = flatten(rec_);
+  cm_ = std::move(q[10]);
+  gl_ = std::move(q[11]);
+  vl_ = std::move(q[12]);
+}
+
+std::pair<mx::array, mx::array> LTCStepCore::run(int B, const float* x, const float* h, const float* dt) {
+  const int I = I_, N = N_;
+  // The input mapping, then the kernel's one-step forward (its T = 1 sequence).
+  thread_local std::vector<float> xm;
+  xm.assign(x, x + static_cast<int64_t>(B) * I);
+  if (!iw_.empty())
+    for (int b = 0; b < B; ++b)
+      for (int j = 0; j < I; ++j) xm[b * I + j] *= iw_[j];
+  if (!ib_.empty())
+    for (int b = 0; b < B; ++b)
+      for (int j = 0; j < I; ++j) xm[b * I + j] += ib_[j];
+  mx::array state(mx::allocator::malloc(static_cast<size_t>(B) * N * sizeof(float)), {B, N}, mx::float32);
+  cpu::Problem p;
+  p.B = B;
+  p.T = 1;
+  p.I = I;
+  p.N = N;
+  p.K = K_;
+  p.eps = eps_;
+  p.x = xm.data();
+  p.h0 = h;
+  p.dt = dt;
+  p.cm = cm_.data();
+  p.gl = gl_.data();
+  p.vl = vl_.data();
+  p.sens = &sens_;
+  p.rec = &rec_;
+  if (B == 1) {
+    // One sample: the kernel that vectorises over synapses instead of samples.
+    const cpu::SampleProblem sp{&p, &sens_flat_, &rec_flat_};
+    thread_local std::vector<float> ws;
+    ws.resize(static_cast<size_t>(2 * std::max(sens_flat_.padded, rec_flat_.padded) + 4 * N));
+    common::dispatch([&]<class Isa>() { cpu::sample_forward<Isa>(sp, state.data<float>(), ws.data()); });
+  } else {
+    common::dispatch([&]<class Isa>() { cpu::forward<Isa>(p, state.data<float>()); });
+  }
+  return {readout(state), std::move(state)};
+}
+
+mx::array LTCStepCore::readout(const mx::array& state) const {
+  const int B = state.shape(0), N = N_;
+  mx::array y(mx::allocator::malloc(static_cast<size_t>(B) * M_ * sizeof(float)), {B, M_}, mx::float32);
+  const float* s = state.data<float>();
+  float* yo = y.data<float>();
+  for (int b = 0; b < B; ++b)
+    for (int j = 0; j < M_; ++j) {
+      float v = s[static_cast<int64_t>(b) * N + j];
+      if (!ow_.empty()) v *= ow_[j];
+      if (!ob_.empty()) v += ob_[j];
+      yo[static_cast<int64_t>(b) * M_ + j] = v;
+    }
+  return y;
+}
 
 std::pair<mx::array, mx::array> ltc_step_now(const mx::array& x, const mx::array& h0, const mx::array& dt,
                                              const std::vector<mx::array>& params,
@@ -221,94 +297,21 @@ std::pair<mx::array, mx::array> ltc_step_now(const mx::array& x, const mx::array
                                              const std::optional<mx::array>& output_w,
                                              const std::optional<mx::array>& output_b, int motor_size,
                                              int ode_unfolds, float epsilon, bool implicit_constraints) {
-  const std::string fn = "ltc_step_now: ";
-  if (params.size() != 13)
-    throw std::invalid_argument(fn + "params must hold the 13 solver parameters, got " + std::to_string(params.size()));
-  if (ode_unfolds < 1)
-    throw std::invalid_argument(fn + "ode_unfolds must be a positive integer, got " + std::to_string(ode_unfolds));
-  if (x.ndim() != 2) throw std::invalid_argument(fn + "x must have shape (B, I), got " + shape_str(x.shape()));
-  const int B = x.shape(0), I = x.shape(1);
-  const mx::array& w = params[5];
-  if (w.ndim() != 2 || w.shape(0) != w.shape(1))
-    throw std::invalid_argument(fn + "w must have shape (N, N), got " + shape_str(w.shape()));
-  const int N = w.shape(0);
-  auto expect = [&](const mx::array& a, const mx::Shape& want, const std::string& name, const char* sym) {
-    if (a.shape() != want)
-      throw std::invalid_argument(fn + name + " must have shape " + sym + " = " + shape_str(want) + ", got " +
-                                  shape_str(a.shape()));
-    if (mx::issubdtype(a.dtype(), mx::complexfloating))
-      throw std::invalid_argument(fn + name + " must be a real array, got a complex dtype");
-  };
-  expect(x, {B, I}, "x", "(B, I)");
-  expect(h0, {B, N}, "h0", "(B, N)");
-  expect(dt, {B, 1}, "dt", "(B, 1)");
-  for (int k = 0; k < 13; ++k) {
-    const mx::Shape want = k < 5 ? mx::Shape{I, N} : (k < 10 ? mx::Shape{N, N} : mx::Shape{N});
-    expect(params[k], want, kInputNames[kSensoryW + k], k < 5 ? "(I, N)" : (k < 10 ? "(N, N)" : "(N,)"));
-  }
-  if (motor_size < 1 || motor_size > N)
-    throw std::invalid_argument(fn + "motor_size must be in [1, N = " + std::to_string(N) + "], got " +
-                                std::to_string(motor_size));
-  // Absent mappings are 0-d placeholders in the cache key (their identity never matches a real array).
-  std::vector<mx::array> all(params);
-  const std::optional<mx::array>* maps[4] = {&input_w, &input_b, &output_w, &output_b};
-  const char* map_names[4] = {"input_w", "input_b", "output_w", "output_b"};
-  const int map_sizes[4] = {I, I, motor_size, motor_size};
-  thread_local const mx::array none(0.0f);
-  bool present[4];
-  for (int k = 0; k < 4; ++k) {
-    present[k] = maps[k]->has_value();
-    if (present[k]) {
-      expect(**maps[k], {map_sizes[k]}, map_names[k], k < 2 ? "(I,)" : "(motor,)");
-      all.push_back(**maps[k]);
-    } else {
-      all.push_back(none);
-    }
-  }
-  const PreparedStep& ps = prepared(all, present, implicit_constraints, I, N);
-
-  thread_local std::vector<float> xbuf, hbuf, dbuf, xm;
-  mx::array xa = x, ha = h0, da = dt;
-  const float* xp = host_ptr(xa, xbuf);
-  const float* hp = host_ptr(ha, hbuf);
-  const float* dp = host_ptr(da, dbuf);
-  // The input mapping, then the kernel's one-step forward (its T = 1 sequence).
-  xm.assign(xp, xp + static_cast<int64_t>(B) * I);
-  if (!ps.iw.empty())
-    for (int b = 0; b < B; ++b)
-      for (int j = 0; j < I; ++j) xm[b * I + j] *= ps.iw[j];
-  if (!ps.ib.empty())
-    for (int b = 0; b < B; ++b)
-      for (int j = 0; j < I; ++j) xm[b * I + j] += ps.ib[j];
-  cpu::Problem p;
-  p.B = B;
-  p.T = 1;
-  p.I = I;
-  p.N = N;
-  p.K = ode_unfolds;
-  p.eps = epsilon;
-  p.x = xm.data();
-  p.h0 = hp;
-  p.dt = dp;
-  p.cm = ps.cm.data();
-  p.gl = ps.gl.data();
-  p.vl = ps.vl.data();
-  p.sens = &ps.sens;
-  p.rec = &ps.rec;
-  mx::array state(mx::allocator::malloc(static_cast<size_t>(B) * N * sizeof(float)), {B, N}, mx::float32);
-  common::dispatch([&]<class Isa>() { cpu::forward<Isa>(p, state.data<float>()); });
-  mx::array y(mx::allocator::malloc(static_cast<size_t>(B) * motor_size * sizeof(float)), {B, motor_size},
-              mx::float32);
-  const float* s = state.data<float>();
-  float* yo = y.data<float>();
-  for (int b = 0; b < B; ++b)
-    for (int j = 0; j < motor_size; ++j) {
-      float v = s[static_cast<int64_t>(b) * N + j];
-      if (!ps.ow.empty()) v *= ps.ow[j];
-      if (!ps.ob.empty()) v += ps.ob[j];
-      yo[static_cast<int64_t>(b) * motor_size + j] = v;
-    }
-  return {y, state};
+  if (x.ndim() != 2 || x.shape(1) < 1)
+    throw std::invalid_argument("ltc_step_now: x must have shape (B, I), got " + shape_str(x.shape()));
+  // The parameters checked and prepared (a control loop keeps the prepared step itself,
+  // ncps._ext.LTCStep, built once per parameter set by the cell), then the step's arguments.
+  LTCStepCore core(params, input_w, input_b, output_w, output_b, motor_size, ode_unfolds, epsilon,
+                   implicit_constraints, x.shape(1));
+  const int B = x.shape(0), N = core.state_size();
+  check_shape(x, {B, x.shape(1)}, "x", "(B, I)");
+  check_shape(h0, {B, N}, "h0", "(B, N)");
+  check_shape(dt, {B, 1}, "dt", "(B, 1)");
+  mx::array hold[3] = {x, h0, dt};
+  std::vector<float> bufs[3];
+  const float* p[3];
+  for (int i = 0; i < 3; ++i) p[i] = host_real(hold[i], bufs[i]);
+  return core.run(B, p[0], p[1], p[2]);
 }
 
 }  // namespace ncps::ltc

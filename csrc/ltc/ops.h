@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "ltc/cpu/types.h"
 #include "mlx/array.h"
 #include "mlx/utils.h"
 
@@ -44,9 +45,8 @@ std::pair<mx::array, mx::array> ltc_mixed_sequence(
 // order of ltc_sequence (sensory_w, sensory_sigma, sensory_mu, sensory_erev, sensory_mask, w,
 // sigma, mu, erev, mask, cm, gleak, vleak); with implicit_constraints, softplus of w, sensory_w,
 // cm and gleak is applied here. The input mapping x * input_w + input_b and the output mapping
-// state[:, :motor] * output_w + output_b use the arrays given (none: skipped). The prepared
-// parameters (constraints applied, synapse lists built) are cached per thread and keyed by the
-// parameter arrays' identities, so a step after the first only computes.
+// state[:, :motor] * output_w + output_b use the arrays given (none: skipped). Prepares the
+// parameters at every call: a control loop keeps an LTCStepCore (ncps._ext.LTCStep) instead.
 std::pair<mx::array, mx::array> ltc_step_now(const mx::array& x, const mx::array& h0, const mx::array& dt,
                                              const std::vector<mx::array>& params,
                                              const std::optional<mx::array>& input_w,
@@ -54,5 +54,29 @@ std::pair<mx::array, mx::array> ltc_step_now(const mx::array& x, const mx::array
                                              const std::optional<mx::array>& output_w,
                                              const std::optional<mx::array>& output_b, int motor_size,
                                              int ode_unfolds, float epsilon, bool implicit_constraints);
+
+// The prepared streaming step of ltc_step_now (bound as ncps._ext.LTCStep through
+// common/stream_step.h): the parameters validated (std::invalid_argument naming the wrong one),
+// constrained and turned into synapse lists once, for inputs of `input_size` features.
+class LTCStepCore {
+ public:
+  LTCStepCore(const std::vector<mx::array>& params, const std::optional<mx::array>& input_w,
+              const std::optional<mx::array>& input_b, const std::optional<mx::array>& output_w,
+              const std::optional<mx::array>& output_b, int motor_size, int ode_unfolds, float epsilon,
+              bool implicit_constraints, int input_size);
+  int input_size() const { return I_; }
+  int state_size() const { return N_; }
+  // One step from float32 row-contiguous host data x (B, I) raw inputs, h (B, N), dt (B,).
+  std::pair<mx::array, mx::array> run(int B, const float* x, const float* h, const float* dt);
+
+ private:
+  mx::array readout(const mx::array& state) const;  // (B, motor): the output mapping of the motor columns
+
+  int I_ = 0, N_ = 0, M_ = 0, K_ = 1;
+  float eps_ = 0.0f;
+  cpu::SynapseList sens_, rec_;
+  cpu::FlatSynapses sens_flat_, rec_flat_;  // the same, for the single-sample kernel (B = 1)
+  std::vector<float> cm_, gl_, vl_, iw_, ib_, ow_, ob_;  // mappings empty when absent
+};
 
 }  // namespace ncps::ltc

@@ -330,6 +330,32 @@ def _call_cases():
         add(f"cell_{kind}_x_complex", lambda k=kind: cell(k)(mx.zeros((2, 3), dtype=mx.complex64)), raises(V, "x", "real"))
         add(f"cell_{kind}_infer_x_features", lambda k=kind: cell(k).infer(mx.zeros((1, 9))), raises(V, "input_size"))
 
+    def warm(kind):
+        """A cell whose streaming step is prepared (infer ran once): bad input must still be
+        refused by name, not reach the kernel."""
+        c = cell(kind)
+        c.infer(mx.zeros((2, 3)), mx.zeros((2, c.state_size)))
+        return c, mx.zeros((2, c.state_size))
+
+    def warm_infer(kind, x, state=None, ts=1.0):
+        c, h = warm(kind)
+        return c.infer(x, h if state is None else state, ts)
+
+    for kind in ("ltc", "cfc", "wcfc"):
+        bad_infer = {
+            "x_features": ((mx.zeros((2, 5)),), raises(V, "input_size")),
+            "x_rank3": ((mx.zeros((2, 1, 3)),), raises(V, "x")),
+            "x_complex": ((mx.zeros((2, 3), dtype=mx.complex64),), raises(V, "x", "real")),
+            "x_string": (("abc",), raises(V, "x")),
+            "state_shape": ((mx.zeros((2, 3)), mx.zeros((2, 999))), raises(V, "state")),
+            "state_batch": ((mx.zeros((2, 3)), mx.zeros((3, 4 if kind != "wcfc" else 8))), raises(V, "state")),
+            "ts_negative": ((mx.zeros((2, 3)), None, -0.5), raises(V, "ts")),
+            "ts_nan": ((mx.zeros((2, 3)), None, float("nan")), raises(V, "ts")),
+            "ts_shape": ((mx.zeros((2, 3)), None, mx.ones((3, 2))), raises(V, "ts")),
+        }
+        for case, (args, expect) in bad_infer.items():
+            add(f"cell_{kind}_infer_prepared_{case}", lambda k=kind, a=args: warm_infer(k, *a), expect)
+
     def ltc_mixed_dt_negative():
         layer = _layer("ltc", mixed_memory=True)
         ts = np.ones((2, 4), np.float32)

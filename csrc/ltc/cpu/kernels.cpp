@@ -2,6 +2,7 @@
 // instruction set, common/isa.h).
 #include "ltc/cpu/kernel.h"
 #include "ltc/cpu/mixed_kernel.h"
+#include "ltc/cpu/sample_step.h"
 
 namespace ncps::ltc::cpu {
 
@@ -13,6 +14,11 @@ void forward<NCPS_ISA_TAG>(const Problem& p, float* states) {
 template <>
 void backward<NCPS_ISA_TAG>(const Problem& p, const float* states, const float* cot, const Grads& g) {
   NCPS_ISA::backward(p, states, cot, g);
+}
+
+template <>
+void sample_forward<NCPS_ISA_TAG>(const SampleProblem& p, float* state, float* ws) {
+  NCPS_ISA::sample_forward(p, state, ws);
 }
 
 template <>

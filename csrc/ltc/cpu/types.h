@@ -33,6 +33,16 @@ struct SynapseList {
   int64_t size() const { return static_cast<int64_t>(syn.size()); }
 };
 
+// The same list as flat arrays (structure of arrays, same order, same rowptr) for the
+// single-sample step (sample_step.h), padded to `padded` entries, a multiple of 16, with
+// zero-weight synapses from source 0 (their activations are computed and never summed).
+struct FlatSynapses {
+  std::vector<int32_t> rowptr;
+  std::vector<float> wm, sl, c, erev;
+  std::vector<int32_t> src;
+  int64_t padded = 0;
+};
+
 // ---------------------------------------------------------------------------------------------
 // The problem as the kernels see it: contiguous float32 pointers and sizes.
 struct Problem {
@@ -46,6 +56,14 @@ struct Problem {
   const float* vl = nullptr;  // (N,)
   const SynapseList* sens = nullptr;
   const SynapseList* rec = nullptr;
+};
+
+// One step of one sample: `ltc` with B = T = 1 (x the mapped inputs), and its synapse lists as
+// flat arrays (ltc->sens and ltc->rec are not read).
+struct SampleProblem {
+  const Problem* ltc = nullptr;
+  const FlatSynapses* sens = nullptr;
+  const FlatSynapses* rec = nullptr;
 };
 
 struct Grads {  // output pointers, all (B,T,I)/(B,N)/(B,T) or parameter shaped, pre-zeroed
@@ -93,6 +111,10 @@ template <class Isa>
 void backward(const Problem& p, const float* states, const float* cot, const Grads& g);
 template <class Isa>
 void mixed_forward(const MixedProblem& m, float* states, float* cells);
+// sample_forward: the new state (N) of one sample after one step; ws: 2 * max(sens->padded,
+// rec->padded) + 4 * N floats of scratch.
+template <class Isa>
+void sample_forward(const SampleProblem& p, float* state, float* ws);
 template <class Isa>
 void mixed_backward(const MixedProblem& m, const float* states, const float* cells, const float* cot_s,
                     const float* cot_c, const Grads& g, const MixedGrads& mg);

@@ -23,7 +23,11 @@ such module has the same interface (see :mod:`ncps.cells.ltc_fused`, :mod:`ncps.
   ``lengths`` ``(B,)`` (or None) is passed only so that a kernel may skip padded work; the steps
   at or past a sequence's length may then hold anything finite, as the layer never reads them;
 - ``step(cell, x, h, ts, *, backend, stream) -> new_state``;
-- optionally ``infer(cell, x, h, ts) -> (output, state)``, evaluated on the calling thread.
+- optionally ``infer(cell, x, h, ts) -> (output, state)``, evaluated on the calling thread;
+- optionally ``prepared_step(cell) -> step``: an object (``ncps._ext.CfCStep``, ``LTCStep``)
+  prepared once from the cell's current parameters, whose ``step(x, h, ts)`` returns what
+  ``infer`` returns, or None when the cell changed since (``valid()`` is then False) or an
+  argument is not one it takes; :meth:`Cell.infer` keeps one per cell (see there).
 
 ``backend`` and ``stream`` come from the plan (:meth:`ncps.kernels.Plan.hook_args`).
 :func:`ncps.kernels.plan` decides, once per call, which module (or the reference path) runs.
@@ -65,11 +69,46 @@ def constant_dt(B: int, ts: float) -> mx.array:
     return dt
 
 
+_SCALARS = (bool, int, float, str, type(None))
+
+
+def module_edges(module: nn.Module) -> list:
+    """``(container, key, object)`` for everything a step prepared from ``module`` depends on:
+    every array, sub-module, list and dict in its tree (``nn.Module`` is a dict), and every
+    module's scalar attributes (its ``__dict__``: ``mode``, ``ode_unfolds``, the training flag).
+
+    MLX arrays are immutable, so any change of a parameter (an optimizer step, ``update``,
+    ``load_weights``, ``set_dtype``, an assignment, ``train()``/``eval()``) replaces one of these
+    objects in its container; a prepared step compares them by identity before every call.
+    Containers without an array or module inside (a cell's ``_config``, ``layer_sizes``) get no
+    edges: they are not what a step computes with. Tuples are immutable: their contents are
+    walked but need no edges of their own."""
+    edges: list = []
+
+    def walk(c: Any) -> bool:  # whether c is or holds a module or an array
+        found = isinstance(c, nn.Module)
+        if found:
+            attrs = vars(c)
+            edges.extend((attrs, k, v) for k, v in attrs.items() if isinstance(v, _SCALARS) and k != "_prepared")
+        for k, v in (c.items() if isinstance(c, dict) else enumerate(c)):
+            if isinstance(v, mx.array) or (isinstance(v, (dict, list, tuple)) and walk(v)):
+                found = True
+                if not isinstance(c, tuple):
+                    edges.append((c, k, v))
+        return found
+
+    walk(module)
+    return edges
+
+
 class Cell(nn.Module):
     """Base of the ncps cells: ``cell(x, state=None, ts=1.0) -> (output, new_state)``."""
 
     fused: Optional[ModuleType] = None
     gpu_fused: Optional[ModuleType] = None
+    # The prepared streaming step of :meth:`infer` (the fused module's ``prepared_step``), built
+    # at the first checked call; an instance attribute from then on.
+    _prepared: Any = None
 
     # -- what a subclass provides -----------------------------------------------------------
     input_size: int
@@ -142,21 +181,54 @@ class Cell(nn.Module):
             new_state = self.step(x, state, ts)
         return self.readout(new_state), new_state
 
+    def __getstate__(self) -> dict:
+        """Copies and pickles leave the prepared step out (it is not copyable and belongs to
+        this cell's arrays): a copy prepares its own at its first :meth:`infer`."""
+        state = dict(vars(self))
+        state.pop("_prepared", None)
+        return state
+
     def infer(self, x: mx.array, state: Optional[mx.array] = None, ts: Timespan = 1.0):
         """Streaming inference for control loops: one step, evaluated ``(output, new_state)``.
 
+        ``x`` ``(B, input_size)``, ``state`` ``(B, state_size)`` (zeros if None), ``ts`` a float
+        >= 0, ``(B,)`` or ``(B, 1)``, as for :meth:`__call__`, whose result it equals.
+
         Where the fused module has an immediate form (CfC, wired CfC and LTC cells) the new state is
         computed on the calling thread: no graph is built and MLX's hand-off to its stream
-        worker, which dominates a batch-1 step, is skipped. Otherwise this is ``cell(x, state,
-        ts)`` followed by ``mx.eval``. Do not use it inside ``mx.grad`` or ``mx.compile``.
+        worker, which dominates a batch-1 step, is skipped. The cell keeps that step prepared
+        (parameters gathered, validated and converted, the kernel planned) while its parameters
+        and options stay the same objects, so a step costs the kernel and a few identity checks;
+        any replaced parameter (training, ``update``, ``load_weights``, ``set_dtype``) or option
+        prepares it again at the next call, and an argument the prepared step does not take goes
+        through the checks of :meth:`__call__` (which raise for bad input). Otherwise this is
+        ``cell(x, state, ts)`` followed by ``mx.eval``. Do not use it inside ``mx.grad`` or
+        ``mx.compile``.
         """
+        prepared = self._prepared
+        if prepared is not None and kernels.prepared_step_allowed():
+            out = prepared.step(x, state, ts)
+            if out is not None:
+                return out
+        return self._infer_checked(x, state, ts)
+
+    def _infer_checked(self, x: Any, state: Any, ts: Timespan):
+        """:meth:`infer` with every check and the plan: (re)prepares the step where it can."""
         x, state, ts = self.check_inputs(x, state, ts)
         plan = kernels.plan(self)
-        if plan.fused and hasattr(plan.kernel, "infer"):
-            return plan.kernel.infer(self, x, state, ts)
-        output, new_state = self._step(x, state, ts, plan)
-        mx.eval(output, new_state)
-        return output, new_state
+        if not plan.fused or not hasattr(plan.kernel, "infer"):
+            output, new_state = self._step(x, state, ts, plan)
+            mx.eval(output, new_state)
+            return output, new_state
+        if plan.backend == "cpu" and hasattr(plan.kernel, "prepared_step"):
+            prepared = self._prepared
+            if prepared is None or not prepared.valid():
+                prepared = self._prepared = plan.kernel.prepared_step(self)
+            out = prepared.step(x, state, ts)
+            if out is not None:
+                return out
+        # What the prepared step does not take (an integer x: the kernel names it) or cannot build.
+        return plan.kernel.infer(self, x, state, ts)
 
 
 def built_copy(wiring: Wiring, input_dim: Optional[int]) -> Wiring:

@@ -31,7 +31,7 @@ import mlx.core as mx
 
 from .. import _checks
 from ..kernels import _ext
-from .base import constant_dt
+from .base import constant_dt, module_edges
 
 KERNEL = "cfc_sequence"
 SUPPORTED_ACTIVATIONS = ("lecun_tanh", "tanh", "relu", "silu", "gelu", "sigmoid", "softplus")
@@ -186,6 +186,14 @@ def infer(cell: Any, x: mx.array, h: mx.array, ts: Union[float, mx.array], reado
     (the cell's own by default). Other arguments as for :func:`step`."""
     dt = constant_dt(x.shape[0], float(ts)) if isinstance(ts, (int, float)) else ts
     return _ext.cfc_step_now(x, h, dt, *_unit_args(cell_units(cell)), *(readout or _readout(cell)))
+
+
+def prepared_step(cell: Any) -> Any:
+    """The cell's streaming step prepared once (``_ext.CfCStep``): its ``step(x, h, ts)`` is
+    :func:`infer` without the per-call gathering of the parameters and their validation, guarded
+    by the identities of everything in the cell (:func:`ncps.cells.base.module_edges`)."""
+    edges = module_edges(cell)
+    return _ext.CfCStep(edges, *_unit_args(cell_units(cell)), cell.input_size, *_readout(cell))
 
 
 def step(cell: Any, x: mx.array, h: mx.array, ts: Union[float, mx.array], *, backend: str = "cpu",

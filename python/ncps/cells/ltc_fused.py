@@ -30,10 +30,10 @@ import mlx.core as mx
 from .. import _checks
 from .. import kernels as _kernels
 from ..kernels import _ext
-from .base import constant_dt
+from .base import constant_dt, module_edges
 
 __all__ = ["ltc_sequence", "ltc_mixed_sequence", "lstm_params", "LTC_PARAMS", "LSTM_PARAMS", "SOLVER_PARAMS",
-           "why_not", "sequence", "step", "infer"]  # fmt: skip
+           "why_not", "sequence", "step", "infer", "prepared_step"]  # fmt: skip
 
 KERNEL = "ltc_sequence"
 
@@ -286,14 +286,26 @@ _RAW_PARAMS = ("sensory_w", "sensory_sigma", "sensory_mu", "sensory_erev", "sens
                "w", "sigma", "mu", "erev", "sparsity_mask", "cm", "gleak", "vleak")  # fmt: skip
 
 
+def _step_args(cell: Any) -> tuple:
+    """What ``_ext.ltc_step_now`` and ``_ext.LTCStep`` take after the step's own arguments."""
+    get = cell.get  # nn.Module is a dict: its arrays without Module.__getattr__
+    return ([get(k) for k in _RAW_PARAMS], get("input_w"), get("input_b"), get("output_w"), get("output_b"),
+            cell.motor_size, cell.ode_unfolds, cell.epsilon, cell.implicit_param_constraints)  # fmt: skip
+
+
 def infer(cell: Any, x: mx.array, h: mx.array, ts: Union[float, mx.array]) -> tuple:
     """One step computed immediately (``_ext.ltc_step_now``): evaluated ``(output, state)``, no
-    graph node and no gradient. The kernel applies the constraints and the mappings itself and
-    caches the prepared parameters (synapse lists) by the arrays' identities, so a control loop
-    pays only for the step; replacing a parameter (training, ``load_weights``) re-prepares.
-    Arguments as for :func:`step`."""
+    graph node and no gradient. The kernel applies the constraints and the mappings itself.
+    It prepares the parameters (synapse lists) at every call: :meth:`ncps.cells.base.Cell.infer`
+    keeps them prepared instead (:func:`prepared_step`). Arguments as for :func:`step`."""
     dt = constant_dt(x.shape[0], float(ts)) if isinstance(ts, (int, float)) else ts
-    get = cell.get  # nn.Module is a dict: its arrays without Module.__getattr__
-    return _ext.ltc_step_now(x, h, dt, [get(k) for k in _RAW_PARAMS], get("input_w"), get("input_b"),
-                             get("output_w"), get("output_b"), cell.motor_size, cell.ode_unfolds, cell.epsilon,
-                             cell.implicit_param_constraints)  # fmt: skip
+    return _ext.ltc_step_now(x, h, dt, *_step_args(cell))
+
+
+def prepared_step(cell: Any) -> Any:
+    """The cell's streaming step prepared once (``_ext.LTCStep``: constraints applied, synapse
+    lists built), guarded by the identities of everything in the cell
+    (:func:`ncps.cells.base.module_edges`): replacing a parameter (training, ``load_weights``)
+    or an option prepares it again."""
+    edges = module_edges(cell)
+    return _ext.LTCStep(edges, *_step_args(cell), cell.input_size)
