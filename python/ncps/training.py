@@ -301,6 +301,21 @@ def _scalar(value: Any, name: str) -> mx.array:
     return value.reshape(()).astype(mx.float32)
 
 
+def _loss_and_metrics(model: nn.Module, loss_fn: LossFn, metric_fns: list, batch: tuple) -> tuple:
+    """``(loss, *metrics)`` as float32 scalars for one batch. When ``loss_fn`` has the attribute
+    ``loss_and_metrics(model, *batch) -> (loss, {name: value})`` (mini_keras), the loss and the
+    metrics it names come from one forward pass; other metrics are called as ``fn(model, *batch)``
+    (before the loss, so that a model with dropout draws its masks in the same order as before)."""
+    shared = getattr(loss_fn, "loss_and_metrics", None)
+    if shared is not None:
+        loss, named = shared(model, *batch)
+        values = [named[name] if name in named else fn(model, *batch) for name, fn in metric_fns]
+    else:
+        values = [fn(model, *batch) for _, fn in metric_fns]
+        loss = loss_fn(model, *batch)
+    return (_scalar(loss, "loss_fn"), *(_scalar(v, f"metric {name!r}") for (name, _), v in zip(metric_fns, values)))
+
+
 def _check_metrics(metrics: Optional[Mapping[str, Callable]]) -> dict:
     metrics = dict(metrics or {})
     for name, fn in metrics.items():
@@ -335,9 +350,7 @@ def _evaluate_arrays(
     for start in range(lo, hi, batch_size):
         stop = min(start + batch_size, hi)
         batch = tuple(a[start:stop] for a in arrays)
-        values = [_scalar(loss_fn(model, *batch), "loss_fn")]
-        values += [_scalar(fn(model, *batch), f"metric {name!r}") for name, fn in metrics.items()]
-        values = mx.stack(values)
+        values = mx.stack(_loss_and_metrics(model, loss_fn, list(metrics.items()), batch))
         mx.eval(values)
         totals += np.array(values, dtype=np.float64) * (stop - start)
         count += stop - start
@@ -545,13 +558,11 @@ def _make_step(
 
     def objective(*batch: mx.array) -> tuple:
         # The metrics are auxiliary outputs of the differentiated function (only the loss, the
-        # first output, is differentiated). Inside it they see the same parameter arrays as the
-        # loss (the gradient transform's copies), so under mx.compile the common-subexpression
-        # pass merges their forward pass with the loss's: an accuracy metric computed outside
-        # cost a second forward pass every step (~30 % of a CfC training step). They come first,
-        # as before, so a model with dropout draws its random masks in the same order.
-        values = [_scalar(fn(model, *batch), f"metric {name!r}") for name, fn in metric_fns]
-        return (_scalar(loss_fn(model, *batch), "loss_fn"), *values)
+        # first output, is differentiated), so that a front which computes the loss and the
+        # metrics from one forward pass (mini_keras' ``loss_fn.loss_and_metrics``, as Keras does)
+        # can share that pass: it runs on the parameters being differentiated. (mx.compile does
+        # not merge two identical forward passes: the fused primitives opt out of its CSE.)
+        return _loss_and_metrics(model, loss_fn, metric_fns, batch)
 
     value_and_grad = nn.value_and_grad(model, objective)
 

@@ -239,6 +239,37 @@ def test_fit_with_mask_and_binary_logits():
     assert model.predict((data.x, data.timespans, data.mask)).shape == (64, 1)
 
 
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_loss_and_metrics_share_one_forward_pass(jit_compile):
+    """As in Keras, fit and evaluate compute the loss and every metric from one forward pass per
+    batch (a metric used to cost a whole second forward pass of the model every step), and the
+    values are those of separate computations."""
+    x, y = _seq_data(n=24)
+    calls = []
+
+    def counted(v):
+        calls.append(1)
+        return v
+
+    model = keras.Sequential([keras.layers.InputLayer((6, 2)), keras.layers.CfC(4), keras.layers.Dense(1),
+                              keras.layers.Lambda(counted, output_shape=(1,))])  # fmt: skip
+    model.compile(optimizer=optim.SGD(learning_rate=0.0), loss="mse", metrics=["mae", "mse"], jit_compile=jit_compile)
+    model.build((6, 2))
+    calls.clear()
+    history = model.fit(x, y, epochs=1, batch_size=8, shuffle=False, verbose=0)
+    assert history.compiled == jit_compile
+    assert len(calls) == (1 if jit_compile else 3)  # traced once, or one forward per batch of 8
+    calls.clear()
+    result = model.evaluate(x, y, batch_size=8, return_dict=True)
+    assert len(calls) == 3
+    pred = np.array(model.predict(x))
+    want_mse, want_mae = float(((pred - y) ** 2).mean()), float(np.abs(pred - y).mean())
+    for logs in ({k: v[0] for k, v in history.history.items()}, result):  # lr 0: same weights
+        assert logs["loss"] == pytest.approx(want_mse, rel=1e-5)
+        assert logs["mse"] == pytest.approx(want_mse, rel=1e-5)
+        assert logs["mae"] == pytest.approx(want_mae, rel=1e-5)
+
+
 def test_xor_configuration_takes_the_fused_path_and_matches_the_reference():
     """examples/xor_cfc.py's model (mixed-memory CfC, relu backbone, (x, timespans, mask) input):
     the plan is the fused kernel, a whole training loss and gradient run without any fallback

@@ -268,12 +268,24 @@ class Sequential(nn.Module):
             raise RuntimeError("call model.compile(optimizer=..., loss=...) first")
 
     def _loss_fn(self) -> Callable:
-        loss = self.loss
+        """``loss_fn(model, *batch)`` for :func:`ncps.training.fit`, with the attribute
+        ``loss_and_metrics(model, *batch) -> (loss, {name: value})``: the loss and every compiled
+        metric from one forward pass, as Keras computes them (``fit`` and ``evaluate`` use it
+        instead of one more forward pass per metric)."""
+        loss, metrics = self.loss, self.metrics_fns
+
+        def predict(model, batch):
+            inputs = batch[:-1]
+            return model(inputs if len(inputs) > 1 else inputs[0])
 
         def loss_fn(model, *batch):
-            inputs, y = batch[:-1], batch[-1]
-            return loss(y, model(inputs if len(inputs) > 1 else inputs[0]))
+            return loss(batch[-1], predict(model, batch))
 
+        def loss_and_metrics(model, *batch):
+            y, y_pred = batch[-1], predict(model, batch)
+            return loss(y, y_pred), {name: fn(y, y_pred) for name, fn in metrics.items()}
+
+        loss_fn.loss_and_metrics = loss_and_metrics
         return loss_fn
 
     def _metric_fns(self) -> dict:
