@@ -107,9 +107,9 @@ def test_train_metrics_are_batch_weighted_means():
 
 @pytest.mark.parametrize("compiled", [True, False])
 def test_metrics_do_not_change_the_update(compiled):
-    """The metrics are auxiliary outputs of the differentiated function (so that mx.compile can
-    share their forward pass with the loss's): no gradient may flow from them, and they must still
-    be the metric of the parameters before each update."""
+    """The metrics are auxiliary outputs of the differentiated function (so that a front can
+    compute them from the loss's forward pass): no gradient may flow from them, and they must
+    still be the metric of the parameters before each update."""
     X, y = make_task(n=48)
     runs = []
     for metrics in (None, {"mae": mae, "double_mse": lambda m, x, y: 2 * mse(m, x, y)}):
