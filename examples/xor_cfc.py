@@ -22,7 +22,7 @@ changes make it learn in minutes:
 * Adam at 0.002 decayed by 0.95 per epoch instead of RMSprop at 0.005 decayed by 0.95.
 
 What it reaches (seed 0, on this 2-core machine while other jobs kept its load average near 8):
-95.5 % test accuracy after 20 epochs, in 801 s of training (935 s in all); an epoch takes about
+95.5 % test accuracy after 20 epochs, in 448 s of training (503 s in all); an epoch takes about
 9 s on a quiet machine. Test accuracy after each epoch: 57.6, 60.4, 78.8, 86.4, 89.3, 90.9, 91.2,
 90.8, 90.9, 86.8, 92.6, 94.7, 94.5, 95.3, 95.4, 95.7, 95.6, 95.4, 95.5, 95.5 %. Strings of up to
 13 bits are classified with >= 97 % accuracy, those of 25-31 bits with 88-92 %.
@@ -44,7 +44,7 @@ terms for every state the string can leave the cell in, and runs of k bits occur
 Plots (in ``--out``): an encoded example, accuracy after every epoch, test accuracy by string
 length, and the hidden state over one test string.
 
-    python examples/xor_cfc.py               # 20 epochs, 16 minutes on a busy 2-core CPU
+    python examples/xor_cfc.py               # 20 epochs, 8 minutes on a busy 2-core CPU
     python examples/xor_cfc.py --epochs 40   # longer
     python examples/xor_cfc.py --quick
 """
