@@ -115,7 +115,13 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--env", default="breakout", help="Atari game of the official data set.")
     p.add_argument("--epochs", type=int, default=20, help="Passes over the training chunks.")
     p.add_argument("--batch-size", type=int, default=8, help="Sequences (chunks of frames) per update.")
-    p.add_argument("--lr", type=float, default=1e-3, help="Learning rate of Adam (updates as torch.optim.Adam does).")
+    # 3e-3, not torch's usual 1e-3: the run makes only 400 updates (20 epochs of 20 batches), and
+    # at 1e-3 the bias-corrected Adam ends at 71.8 % validation accuracy. The 86.9 % this example
+    # once reached at 1e-3 came from MLX's uncorrected Adam, whose update is larger by
+    # (1 - 0.9^t) / sqrt(1 - 0.999^t): 3.2x at step 1, 6.5x at 10, 3.2x at 100, 1.7x at 400, 2.8x on
+    # average over these 400 steps. The corrected Adam with that factor as a learning-rate schedule
+    # takes the same steps (norms within 10 %) and follows the same accuracy curve; 3e-3 reaches 90.9 %.
+    p.add_argument("--lr", type=float, default=3e-3, help="Learning rate of Adam (updates as torch.optim.Adam does).")
     args = p.parse_args(argv)
     timer = _common.Timer()
     out = args.out

@@ -9,23 +9,43 @@ better than chance. The loss is taken at each string's last event (Keras' masked
 
 The model is the paper's best one for this task (CfC-mmRNN: 64 units, relu backbone of 128,
 gradient norm clipped at 10, batches of 128; the paper's code reports 99.72 % +- 0.08 after 200
-epochs of RMSprop at 0.005 decayed by 0.95 per epoch). Two changes make it learn in minutes:
+epochs of RMSprop at 0.005 decayed by 0.95 per epoch), with ncps' mixed memory: the LSTM runs first
+and its output becomes the CfC's state, as in ``ncps.torch``. (The paper's TensorFlow
+``MixedCfcCell`` wires it differently: the LSTM output is the CfC's *input*, the CfC keeps its own
+state, the forget-gate bias is 0.6 instead of 1, and the weights have an L2 penalty of 2e-6.) Two
+changes make it learn in minutes:
 
 * Elapsed times are given in bit periods (1, 2, ..., 31) instead of divided by 32. Run lengths
   then differ by 1 instead of 1/32, so the CfC's time gate tells them apart with weights of
   ordinary size instead of having to grow them 32-fold first. With the paper's (0, 1) times the
   paper's recipe is at 55 % test accuracy after 8 epochs; in bit periods it passes 88 %.
-* Adam at 0.002 decayed by 0.8 per epoch instead of RMSprop at 0.005 decayed by 0.95: the
-  paper's schedule anneals over 200 epochs, and in its first 12 the test accuracy swings between
-  64 % and 89 % from one epoch to the next. Adam with the faster decay climbs steadily.
+* Adam at 0.002 decayed by 0.95 per epoch instead of RMSprop at 0.005 decayed by 0.95.
+
+What it reaches (seed 0, on this 2-core machine while other jobs kept its load average near 8):
+95.5 % test accuracy after 20 epochs, in 448 s of training (503 s in all); an epoch takes about
+9 s on a quiet machine. Test accuracy after each epoch: 57.6, 60.4, 78.8, 86.4, 89.3, 90.9, 91.2,
+90.8, 90.9, 86.8, 92.6, 94.7, 94.5, 95.3, 95.4, 95.7, 95.6, 95.4, 95.5, 95.5 %. Strings of up to
+13 bits are classified with >= 97 % accuracy, those of 25-31 bits with 88-92 %.
+
+This is below the paper's accuracy class (99.7 %), and no recipe tried here reached it. Adam at
+0.002 decayed by 0.95 holds 95.5 % from epoch 15 on (23 epochs tried; the training loss still falls
+slowly, 0.103 -> 0.092); decayed by 0.8 it stops at 91.6 % after 10 epochs. The paper's RMSprop at
+0.005 decayed by 0.95, in bit periods, swung between 54 % and 92 % for 15 epochs and then held
+88 % up to epoch 25. Adam at 0.002 decayed by 0.97, and at 0.001 decayed by 0.97, were unstable
+(the training loss rose for several epochs; 62 % and 84 % after 16-18 epochs), Adam at 0.005
+decayed by 0.9 stayed near 62 % for 5 epochs. A likely reason for the plateaus (not verified): to
+tell a run of k bits from one of k + 1, a unit's time gate sigmoid(-t_a t + t_b) must switch
+between t = k and t = k + 1, i.e. t_b / t_a must stay within 1 / (2k + 1) of k + 0.5 in relative
+terms for every state the string can leave the cell in, and runs of k bits occur with probability
+~2^-k, so the long runs are learnt last. The paper trains for 200 epochs.
 
 ``--optimizer rmsprop --lr 0.005 --decay 0.95 --time-unit 1 --epochs 200`` is the paper's recipe.
 
 Plots (in ``--out``): an encoded example, accuracy after every epoch, test accuracy by string
 length, and the hidden state over one test string.
 
-    python examples/xor_cfc.py               # 10 epochs, 13 minutes on a busy 2-core CPU
-    python examples/xor_cfc.py --epochs 30   # longer
+    python examples/xor_cfc.py               # 20 epochs, 8 minutes on a busy 2-core CPU
+    python examples/xor_cfc.py --epochs 40   # longer
     python examples/xor_cfc.py --quick
 """
 
@@ -54,13 +74,13 @@ def inputs(data, time_unit: float):
 
 def main(argv: list[str] | None = None) -> dict:
     p = _common.parser(__doc__)
-    p.add_argument("--epochs", type=int, default=10, help="Passes over the 100,000 training strings (the paper: 200).")
+    p.add_argument("--epochs", type=int, default=20, help="Passes over the 100,000 training strings (the paper: 200).")
     p.add_argument("--samples", type=int, default=100_000, help="Training strings (the paper's set is the first 100,000).")
     p.add_argument("--units", type=int, default=64, help="CfC neurons (the paper: 64).")
     p.add_argument("--lr", type=float, default=0.002, help="Initial learning rate (the paper: 0.005 with rmsprop).")
     p.add_argument("--optimizer", choices=("rmsprop", "adam"), default="adam",
                    help="The optimizer, with Keras' update formulas and defaults (the paper: rmsprop).")
-    p.add_argument("--decay", type=float, default=0.8,
+    p.add_argument("--decay", type=float, default=0.95,
                    help="Learning-rate factor per epoch, applied smoothly per step (the paper: 0.95).")
     p.add_argument("--time-unit", type=float, default=float(PAD),
                    help="Factor on the dataset's elapsed/32 timespans: 32 gives bit periods, 1 the paper's scaling.")
@@ -135,10 +155,12 @@ def main(argv: list[str] | None = None) -> dict:
     axes[0].plot(ep, test_curve, "s-", ms=3, label=f"test ({len(test.y)} strings)")
     axes[0].axhline(0.5, color="0.6", ls=":", label="chance")
     axes[0].set_xlabel("epoch")
+    axes[0].set_xlim(0.5, len(ep) + 0.5)
+    axes[0].xaxis.set_major_locator(plt.MaxNLocator(integer=True, min_n_ticks=1))  # whole epochs
     axes[0].set_ylabel("accuracy")
-    axes[0].set_ylim(0.45, 1.0)
+    axes[0].set_ylim(min(0.45, *test_curve, *history.history["accuracy"]) - 0.02, 1.0)
     axes[0].set_title("accuracy after each epoch", fontsize=10)
-    axes[0].legend(fontsize=8, loc="lower right")
+    axes[0].legend(fontsize=8, loc="best")
     axes[0].grid(alpha=0.3)
     lengths = np.rint(test.timespans.sum(axis=1) * PAD).astype(int)
     uniq = np.unique(lengths)
@@ -148,7 +170,7 @@ def main(argv: list[str] | None = None) -> dict:
     axes[1].set_ylabel("test accuracy")
     axes[1].set_ylim(0, 1)
     axes[1].set_title("test accuracy by string length", fontsize=10)
-    fig.suptitle(f"CfC-mmRNN on event-based XOR: test accuracy {accuracy:.3f} after {epochs} epochs")
+    fig.suptitle(f"CfC-mmRNN on event-based XOR: test accuracy {accuracy:.3f} after {epochs} epoch{'s' * (epochs != 1)}")
     _common.save(fig, out, f"{NAME}_accuracy.png")
 
     i = int(np.flatnonzero(test.mask.sum(axis=1) >= 8)[0])

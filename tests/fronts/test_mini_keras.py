@@ -257,6 +257,76 @@ def test_fit_with_mask_and_binary_logits():
     assert model.predict((data.x, data.timespans, data.mask)).shape == (64, 1)
 
 
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_loss_and_metrics_share_one_forward_pass(jit_compile):
+    """As in Keras, fit and evaluate compute the loss and every metric from one forward pass per
+    batch (a metric used to cost a whole second forward pass of the model every step), and the
+    values are those of separate computations."""
+    x, y = _seq_data(n=24)
+    calls = []
+
+    def counted(v):
+        calls.append(1)
+        return v
+
+    model = keras.Sequential([keras.layers.InputLayer((6, 2)), keras.layers.CfC(4), keras.layers.Dense(1),
+                              keras.layers.Lambda(counted, output_shape=(1,))])  # fmt: skip
+    model.compile(optimizer=optim.SGD(learning_rate=0.0), loss="mse", metrics=["mae", "mse"], jit_compile=jit_compile)
+    model.build((6, 2))
+    calls.clear()
+    history = model.fit(x, y, epochs=1, batch_size=8, shuffle=False, verbose=0)
+    assert history.compiled == jit_compile
+    assert len(calls) == (1 if jit_compile else 3)  # traced once, or one forward per batch of 8
+    calls.clear()
+    result = model.evaluate(x, y, batch_size=8, return_dict=True)
+    assert len(calls) == 3
+    pred = np.array(model.predict(x))
+    want_mse, want_mae = float(((pred - y) ** 2).mean()), float(np.abs(pred - y).mean())
+    for logs in ({k: v[0] for k, v in history.history.items()}, result):  # lr 0: same weights
+        assert logs["loss"] == pytest.approx(want_mse, rel=1e-5)
+        assert logs["mse"] == pytest.approx(want_mse, rel=1e-5)
+        assert logs["mae"] == pytest.approx(want_mae, rel=1e-5)
+
+
+def test_xor_configuration_takes_the_fused_path_and_matches_the_reference():
+    """examples/xor_cfc.py's model (mixed-memory CfC, relu backbone, (x, timespans, mask) input):
+    the plan is the fused kernel, a whole training loss and gradient run without any fallback
+    (``fused`` mode raises on one), and both equal the reference path's."""
+    from mlx.utils import tree_flatten
+
+    from ncps import kernels
+    from ncps.datasets import bitstream_xor
+
+    if not kernels.extension_available():
+        pytest.skip("ncps._ext is not built")
+    data = bitstream_xor(24, pad_size=16, seed=5)
+    inputs = (mx.array(data.x), mx.array(data.timespans * 16), mx.array(data.mask))
+    mx.random.seed(1)
+    model = keras.Sequential([
+        keras.layers.InputLayer((None, 1)),
+        keras.layers.CfC(8, mixed_memory=True, backbone_units=16, backbone_layers=1, activation="relu"),
+        keras.layers.Dense(1),
+    ])  # fmt: skip
+    model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"], clipnorm=10.0)
+    model.build((None, 1))
+    model.train()
+    plan = kernels.plan(model.layers[0].rnn.rnn_cell, mixed_memory=True)
+    assert plan.fused and plan.backend == "cpu" and plan.reason is None
+    loss_fn = model._loss_fn()  # (loss, [accuracy]) from one forward pass: differentiate the loss
+    value_and_grad = mx.value_and_grad(lambda p: (model.update(p), loss_fn(model, *inputs, mx.array(data.y))[0])[1])
+    results = {}
+    for mode in ("fused", "reference"):
+        with kernels.use(mode):
+            loss, grads = value_and_grad(model.trainable_parameters())
+            results[mode] = float(loss), dict(tree_flatten(grads))
+    (loss_f, grads_f), (loss_r, grads_r) = results["fused"], results["reference"]
+    assert loss_f == pytest.approx(loss_r, rel=1e-5)
+    assert grads_f.keys() == grads_r.keys()
+    for name, g in grads_r.items():
+        g, f = np.array(g), np.array(grads_f[name])
+        assert np.abs(f - g).max() <= 1e-4 * max(np.abs(g).max(), 1e-3), name
+
+
 def test_fit_needs_compile_and_matching_lengths():
     model = keras.Sequential([keras.layers.Dense(1, input_shape=(2,))])
     with pytest.raises(RuntimeError, match="compile"):

@@ -177,6 +177,24 @@ def test_loss_metrics_errors(loss_fn, kwargs, match):
             compile=False, **kwargs)  # fmt: skip
 
 
+@pytest.mark.parametrize("compiled", [True, False])
+def test_metrics_do_not_change_the_update(compiled):
+    """The metrics are auxiliary outputs of the differentiated function (so that a front can
+    compute them from the loss's forward pass): no gradient may flow from them, and they must
+    still be the metric of the parameters before each update."""
+    X, y = make_task(n=48)
+    runs = []
+    for metrics in (None, {"mae": mae, "double_mse": lambda m, x, y: 2 * mse(m, x, y)}):
+        model = make_model()
+        h = fit(model, mse, (X, y), optimizer=optim.Adam(learning_rate=1e-2, bias_correction=True), epochs=2,
+                batch_size=16, metrics=metrics, progress=False, seed=0, compile=compiled)  # fmt: skip
+        assert h.compiled == compiled
+        runs.append((params_of(model), h.history))
+    assert_params_equal(runs[0][0], runs[1][0], atol=1e-7)
+    np.testing.assert_allclose(runs[1][1]["loss"], runs[0][1]["loss"], rtol=1e-6)
+    np.testing.assert_allclose(runs[1][1]["double_mse"], 2 * np.array(runs[1][1]["loss"]), rtol=1e-5)
+
+
 def test_clipping_matches_manual_clip_grad_norm():
     X, y = make_task(n=32)
     clip, lr = 0.05, 0.1
