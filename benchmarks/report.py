@@ -431,13 +431,18 @@ def _bars(ax, title: str, groups: list[str], series: dict[str, list[Optional[flo
             ax.bar(x, v, width, color=COLORS.get(impl), label=None if name in labelled else name)
             labelled.add(name)
     ax.set_xticks(range(len(groups)))
-    ax.set_xticklabels(groups, fontsize=7)
+    ax.set_xticklabels(groups, fontsize=7 if len(groups) < 4 else 6)
+    # Headroom above the tallest bar for the legend, so that it never covers a bar.
     if log:
         ax.set_yscale("log")
+        lo, hi = ax.get_ylim()
+        ax.set_ylim(lo, hi * (hi / lo) ** 0.5)
         _log_y(ax)
+    else:
+        ax.set_ylim(0, ax.get_ylim()[1] * 1.35)
     ax.set_ylabel(ylabel, fontsize=8)
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, ncol=2, loc="upper center")
     ax.grid(axis="y", alpha=0.3)
 
 
@@ -578,6 +583,6 @@ def chart(results: dict, path: Path) -> None:
     m = results["machine"]
     fig.suptitle(f"ncps benchmark ({results['name']}) — {m.get('cpu')}, {m.get('cores')} cores, mlx {m.get('mlx')}",
                  fontsize=11)  # fmt: skip
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / (4.4 * nrows)))  # keep the title clear of the top row
     fig.savefig(path, dpi=110)
     plt.close(fig)
