@@ -161,12 +161,7 @@ CfCStepCore::CfCStepCore(const std::vector<mx::array>& params, const std::vector
   plan_ = std::move(checked.first);
   // float32 host copies: the parameters are immutable arrays, and a changed one makes a new step.
   params_.reserve(params.size());
-  for (const auto& p : params) {
-    mx::array hold = p;
-    std::vector<float> buf;
-    const float* q = common::host_floats(p, hold, buf);  // floating: checked above
-    params_.emplace_back(q, q + p.size());
-  }
+  for (const auto& p : params) params_.push_back(common::host_copy(p));
 }
 
 std::pair<mx::array, mx::array> CfCStepCore::run(int B, const float* x, const float* h, const float* dt) {

@@ -98,4 +98,13 @@ inline const float* host_floats(const mx::array& a, mx::array& hold, std::vector
   return make_view(hold, "host_floats").resolve(buf);
 }
 
+// A contiguous float32 host copy of a real array (a non-floating one converted first): the
+// prepared streaming steps keep their parameters this way.
+inline std::vector<float> host_copy(const mx::array& a) {
+  mx::array hold = mx::issubdtype(a.dtype(), mx::floating) ? a : mx::astype(a, mx::float32, mx::default_stream(mx::Device::cpu));
+  std::vector<float> buf;
+  const float* p = host_floats(hold, hold, buf);
+  return std::vector<float>(p, p + hold.size());
+}
+
 }  // namespace ncps::common

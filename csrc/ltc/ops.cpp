@@ -152,12 +152,6 @@ const float* host_real(mx::array& a, std::vector<float>& buf) {
   return common::host_floats(a, a, buf);
 }
 
-std::vector<float> host_copy(mx::array a) {
-  std::vector<float> buf;
-  const float* p = host_real(a, buf);
-  return std::vector<float>(p, p + a.size());
-}
-
 // `s` as flat arrays, padded with zero-weight synapses to a multiple of 16 (the widest SIMD).
 cpu::FlatSynapses flatten(const cpu::SynapseList& s) {
   cpu::FlatSynapses f;
@@ -220,10 +214,10 @@ LTCStepCore::LTCStepCore(const std::vector<mx::array>& params, const std::option
   for (int k = 0; k < 4; ++k)
     if (maps[k]->has_value()) {
       check_shape(**maps[k], {map_sizes[k]}, map_names[k], k < 2 ? "(I,)" : "(motor,)");
-      *dst[k] = host_copy(**maps[k]);  // absent mappings stay empty: skipped
+      *dst[k] = common::host_copy(**maps[k]);  // absent mappings stay empty: skipped
     }
   std::vector<std::vector<float>> q;
-  for (int k = 0; k < 13; ++k) q.push_back(host_copy(params[k]));
+  for (int k = 0; k < 13; ++k) q.push_back(common::host_copy(params[k]));
   if (implicit_constraints)  // softplus of sensory_w, w, cm and gleak, as the reference applies it
     for (int k : {0, 5, 10, 11})
       for (float& z : q[k]) z = softplus(z);

@@ -156,8 +156,7 @@ def prepared_step_allowed() -> bool:
     mode is not ``"reference"`` and the call is on the CPU. (Everything else :func:`plan` weighs
     is the cell's own configuration, which the prepared step guards itself.) Cheap: it runs at
     every step of a control loop."""
-    mode = _state.mode
-    if (_default_mode if mode is None else mode) == "reference":
+    if get_mode() == "reference":
         return False
     return not _HAS_GPU or _device_type(None) == mx.cpu
 
