@@ -572,17 +572,15 @@ def _make_step(
     returned values are then global-batch means too.
     """
     world = 1 if group is None else group.size()
-    # With loss_metrics the function differentiated returns (loss, [metric values]): MLX takes
-    # the gradient of the first item, and the metrics come from the same forward pass.
-    value_and_grad = nn.value_and_grad(model, lambda *batch: _split_loss(loss_fn(model, *batch), loss_metrics)
-                                       if loss_metrics else loss_fn(model, *batch))  # fmt: skip
+    # The function differentiated returns (loss, [loss_metrics values]): MLX takes the gradient
+    # of the first item, and the metrics come from the same forward pass.
+    value_and_grad = nn.value_and_grad(model, lambda *batch: _split_loss(loss_fn(model, *batch), loss_metrics))
     metric_fns = list(metrics.items())
 
     def step(weight: mx.array, *batch: mx.array) -> mx.array:
         # Metrics see the parameters before the update, like the loss (Keras convention).
         values = [_scalar(fn(model, *batch), f"metric {name!r}") for name, fn in metric_fns]
-        out, grads = value_and_grad(*batch)
-        loss, extras = out if loss_metrics else (out, [])
+        (loss, extras), grads = value_and_grad(*batch)
         values = mx.stack([_scalar(loss, "loss_fn"), *extras, *values])
         if world > 1:
             tree = tree_map(lambda g: g * weight.astype(g.dtype), {"grads": grads, "values": values})
