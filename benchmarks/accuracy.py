@@ -58,9 +58,9 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Optional
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -115,9 +115,9 @@ class AccuracyConfig:
 
     datasets: tuple = tuple(TASKS)
     seeds: tuple = (0, 1, 2)
-    epochs: Optional[int] = None  # None: each task's own (Task.epochs or Task.quick_epochs)
+    epochs: int | None = None  # None: each task's own (Task.epochs or Task.quick_epochs)
     quick: bool = False
-    layers: Optional[tuple] = None  # None: each task's own
+    layers: tuple | None = None  # None: each task's own
     units: int = 32
     clip: float = 1.0
     eval_batch: int = 512
@@ -127,12 +127,18 @@ class AccuracyConfig:
     threads: int = 2
 
     @classmethod
-    def make(cls, quick: bool, tiny: bool) -> "AccuracyConfig":
+    def make(cls, quick: bool, tiny: bool) -> AccuracyConfig:
         if tiny:  # the test: one small task, one seed, two epochs
             return cls(datasets=("BasicMotions",), seeds=(0,), epochs=2, quick=True, layers=("CfC",))
         if quick:
-            return cls(datasets=("BasicMotions", "JapaneseVowels", "xor"), seeds=(0,), quick=True,
-                       layers=("CfC",), xor_train=512, xor_test=512)  # fmt: skip
+            return cls(
+                datasets=("BasicMotions", "JapaneseVowels", "xor"),
+                seeds=(0,),
+                quick=True,
+                layers=("CfC",),
+                xor_train=512,
+                xor_test=512,
+            )
         return cls()
 
     def epochs_of(self, name: str) -> int:
@@ -142,10 +148,16 @@ class AccuracyConfig:
     def layers_of(self, name: str) -> tuple:
         return tuple(l for l in TASKS[name].layers if self.layers is None or l in self.layers)
 
-    def recipe(self, name: Optional[str] = None) -> dict:
+    def recipe(self, name: str | None = None) -> dict:
         """The training settings (of task ``name``; without it, those common to every task)."""
-        common = {"clip": self.clip, "eval_batch": self.eval_batch, "betas": [0.9, 0.999], "eps": 1e-8,
-                  "bias_correction": True, "units": self.units}  # fmt: skip
+        common = {
+            "clip": self.clip,
+            "eval_batch": self.eval_batch,
+            "betas": [0.9, 0.999],
+            "eps": 1e-8,
+            "bias_correction": True,
+            "units": self.units,
+        }
         return common if name is None else {**common, "batch": TASKS[name].batch, "lr": TASKS[name].lr}
 
     def public(self) -> dict:
@@ -192,8 +204,12 @@ def aeon_task(name: str, kind: str) -> dict:
     xs_test, y_test = _aeon_split(name, "test", kind)
     xs_train, xs_test = standardize(xs_train, xs_test)
     both = front_pad(xs_train + xs_test)  # one length for both splits
-    return {"x_train": both[: len(xs_train)], "x_test": both[len(xs_train) :], **targets(kind, y_train, y_test),
-            "lengths": sorted({len(s) for s in xs_train + xs_test})}  # fmt: skip
+    return {
+        "x_train": both[: len(xs_train)],
+        "x_test": both[len(xs_train) :],
+        **targets(kind, y_train, y_test),
+        "lengths": sorted({len(s) for s in xs_train + xs_test}),
+    }
 
 
 def xor_task(cfg: AccuracyConfig) -> dict:
@@ -208,21 +224,33 @@ def xor_task(cfg: AccuracyConfig) -> dict:
     (xs_train, y_train), (xs_test, y_test) = splits
     xs_train, xs_test = standardize(xs_train, xs_test)
     both = front_pad(xs_train + xs_test)
-    return {"x_train": both[: len(xs_train)], "x_test": both[len(xs_train) :],
-            **targets("classification", y_train, y_test),
-            "lengths": sorted({len(s) for s in xs_train + xs_test})}  # fmt: skip
+    return {
+        "x_train": both[: len(xs_train)],
+        "x_test": both[len(xs_train) :],
+        **targets("classification", y_train, y_test),
+        "lengths": sorted({len(s) for s in xs_train + xs_test}),
+    }
 
 
 def targets(kind: str, y_train: np.ndarray, y_test: np.ndarray) -> dict:
     """Class indices (classes numbered in sorted order), or regression targets and their scale."""
     if kind == "classification":
         classes = np.unique(y_train)
-        return {"y_train": np.searchsorted(classes, y_train).astype(np.int64),
-                "y_test": np.searchsorted(classes, y_test).astype(np.int64), "outputs": len(classes)}  # fmt: skip
+        return {
+            "y_train": np.searchsorted(classes, y_train).astype(np.int64),
+            "y_test": np.searchsorted(classes, y_test).astype(np.int64),
+            "outputs": len(classes),
+        }
     y_train, y_test = y_train.astype(np.float32), y_test.astype(np.float32)
     mean, sd = float(y_train.mean()), float(y_train.std()) or 1.0
-    return {"y_train": y_train, "y_test": y_test, "y_train_std": (y_train - mean) / sd,
-            "y_mean": mean, "y_std": sd, "outputs": 1}  # fmt: skip
+    return {
+        "y_train": y_train,
+        "y_test": y_test,
+        "y_train_std": (y_train - mean) / sd,
+        "y_mean": mean,
+        "y_std": sd,
+        "outputs": 1,
+    }
 
 
 def load_task(name: str, cfg: AccuracyConfig) -> dict:
@@ -239,10 +267,19 @@ def epoch_orders(n: int, epochs: int, seed: int) -> np.ndarray:
 def describe_task(name: str, data: dict) -> dict:
     task = TASKS[name]
     n, T, F = data["x_train"].shape
-    return {"name": name, "status": "ok", "source": "aeon (bundled)" if task.source == "aeon" else "ncps.datasets",
-            "kind": task.kind, "metric": metric_name(task.kind), "n_train": n, "n_test": len(data["x_test"]),
-            "length": T if len(data["lengths"]) == 1 else f"{data['lengths'][0]}-{data['lengths'][-1]}",
-            "features": F, "outputs": data["outputs"], "baseline": baseline(task.kind, data)}  # fmt: skip
+    return {
+        "name": name,
+        "status": "ok",
+        "source": "aeon (bundled)" if task.source == "aeon" else "ncps.datasets",
+        "kind": task.kind,
+        "metric": metric_name(task.kind),
+        "n_train": n,
+        "n_test": len(data["x_test"]),
+        "length": T if len(data["lengths"]) == 1 else f"{data['lengths'][0]}-{data['lengths'][-1]}",
+        "features": F,
+        "outputs": data["outputs"],
+        "baseline": baseline(task.kind, data),
+    }
 
 
 def baseline(kind: str, data: dict) -> float:
@@ -402,10 +439,21 @@ def task_jobs(cfg: AccuracyConfig, name: str, data: dict, tmp: Path) -> list:
         order_path = tmp / f"{name}-order-{seed}.npy"
         np.save(order_path, epoch_orders(len(data["x_train"]), cfg.epochs_of(name), seed))
         for layer in cfg.layers_of(name):
-            jobs.append({"id": f"{name}|{layer}|{seed}", "dataset": name, "layer": layer, "seed": seed,
-                         "units": cfg.units, "kind": TASKS[name].kind, "outputs": int(data["outputs"]),
-                         "data": str(path), "order": str(order_path), "recipe": cfg.recipe(name),
-                         "init_out": str(tmp / f"{name}-{layer}-{seed}-init.npz")})  # fmt: skip
+            jobs.append(
+                {
+                    "id": f"{name}|{layer}|{seed}",
+                    "dataset": name,
+                    "layer": layer,
+                    "seed": seed,
+                    "units": cfg.units,
+                    "kind": TASKS[name].kind,
+                    "outputs": int(data["outputs"]),
+                    "data": str(path),
+                    "order": str(order_path),
+                    "recipe": cfg.recipe(name),
+                    "init_out": str(tmp / f"{name}-{layer}-{seed}-init.npz"),
+                }
+            )
     return jobs
 
 
@@ -443,8 +491,14 @@ def section(cfg: AccuracyConfig, log: Callable[[str], None]) -> dict:
             ours = guarded(lambda: train_ours(job, data[job["dataset"]], order))
             log(f"accuracy: ncps {job['id']}: {last_metric(ours)}")
             runs += [run_row(job, "ncps", ours), run_row(job, "official", off)]
-    return {"config": cfg.public(), "recipe": cfg.recipe(), "official": official_info, "datasets": datasets,
-            "runs": runs, "summary": summarize(runs, datasets)}  # fmt: skip
+    return {
+        "config": cfg.public(),
+        "recipe": cfg.recipe(),
+        "official": official_info,
+        "datasets": datasets,
+        "runs": runs,
+        "summary": summarize(runs, datasets),
+    }
 
 
 def last_metric(r: dict) -> str:
@@ -460,11 +514,16 @@ def last_metric(r: dict) -> str:
 def mean_curve(runs: list) -> list[tuple[float, float]]:
     """(mean training time, mean metric) per epoch over the seeds (epochs all seeds reached)."""
     n = min(len(r["epochs"]) for r in runs)
-    return [(statistics.fmean(r["epochs"][i]["train_s"] for r in runs),
-             statistics.fmean(r["epochs"][i]["metric"] for r in runs)) for i in range(n)]  # fmt: skip
+    return [
+        (
+            statistics.fmean(r["epochs"][i]["train_s"] for r in runs),
+            statistics.fmean(r["epochs"][i]["metric"] for r in runs),
+        )
+        for i in range(n)
+    ]
 
 
-def time_to_target(curve: list, target: float, higher_is_better: bool) -> Optional[float]:
+def time_to_target(curve: list, target: float, higher_is_better: bool) -> float | None:
     """The mean training time at the first epoch whose mean metric reaches ``target``."""
     for t, m in curve:
         if (m >= target - 1e-9) if higher_is_better else (m <= target + 1e-9):
@@ -475,9 +534,15 @@ def time_to_target(curve: list, target: float, higher_is_better: bool) -> Option
 def package_stats(runs: list) -> dict:
     finals = [r["epochs"][-1]["metric"] for r in runs]
     times = [r["epochs"][-1]["train_s"] for r in runs]
-    return {"status": "ok", "seeds": len(runs), "finals": finals, "mean": statistics.fmean(finals),
-            "sd": statistics.stdev(finals) if len(finals) > 1 else 0.0, "train_s": statistics.fmean(times),
-            "curve": mean_curve(runs)}  # fmt: skip
+    return {
+        "status": "ok",
+        "seeds": len(runs),
+        "finals": finals,
+        "mean": statistics.fmean(finals),
+        "sd": statistics.stdev(finals) if len(finals) > 1 else 0.0,
+        "train_s": statistics.fmean(times),
+        "curve": mean_curve(runs),
+    }
 
 
 def summarize(runs: list, datasets: list) -> list:
@@ -494,7 +559,7 @@ def summarize(runs: list, datasets: list) -> list:
     return out
 
 
-def same_loss_epochs(runs: list) -> Optional[int]:
+def same_loss_epochs(runs: list) -> int | None:
     """For how many leading epochs both packages' mean training losses agree (to 1e-3 relative),
     the fewest over the seeds: how long the two runs stay the same computation before float
     rounding, amplified by training, makes them drift apart. None without both packages' runs."""
@@ -503,8 +568,9 @@ def same_loss_epochs(runs: list) -> Optional[int]:
         pair = {r["package"]: r.get("epochs") for r in runs if r["seed"] == seed and r.get("status") == "ok"}
         if set(pair) != set(PACKAGES):
             return None
-        same = [abs(a["loss"] - b["loss"]) <= 1e-3 * (1 + abs(b["loss"]))
-                for a, b in zip(pair["ncps"], pair["official"])]  # fmt: skip
+        same = [
+            abs(a["loss"] - b["loss"]) <= 1e-3 * (1 + abs(b["loss"])) for a, b in zip(pair["ncps"], pair["official"])
+        ]
         counts.append(same.index(False) if False in same else len(same))
     return min(counts) if counts else None
 
@@ -525,8 +591,13 @@ def with_time_to_target(entry: dict, higher_is_better: bool) -> dict:
     t_ours = time_to_target(ours["curve"], target, higher_is_better)
     t_off = time_to_target(off["curve"], target, higher_is_better)
     speedup = t_off / t_ours if t_ours and t_off else None
-    return {**entry, "target": target, "ncps_time_to_target_s": t_ours, "official_time_to_target_s": t_off,
-            "speedup": speedup}  # fmt: skip
+    return {
+        **entry,
+        "target": target,
+        "ncps_time_to_target_s": t_ours,
+        "official_time_to_target_s": t_off,
+        "speedup": speedup,
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -544,29 +615,47 @@ def fmt_stats(metric: str, s: dict) -> str:
     return f"{fmt_metric(metric, s['mean'])} ± {fmt_metric(metric, s['sd'])}"
 
 
-def fmt_seconds(v: Optional[float]) -> str:
+def fmt_seconds(v: float | None) -> str:
     return report.fmt_time(v)
 
 
 def markdown(sec: dict) -> list[str]:
     """The section's markdown: the recipe, one table row per (task, model), and the notes."""
     seeds = ", ".join(map(str, sec["config"]["seeds"]))
-    lines = ["### Accuracy: training to the official package's accuracy", "",
-             f"{sec['recipe']['units']} units + linear head on the last output; Adam(lr, betas (0.9, 0.999), eps 1e-8, "
-             f"bias correction), gradients clipped to norm {sec['recipe']['clip']}, z-scored inputs, front-padded; "
-             f"same initial weights, batches and seeds ({seeds}) for both packages. Test metric after the last "
-             "epoch, mean ± sd over the seeds; training wall time without evaluation. Time to accuracy: training "
-             "time until the mean test metric first reaches the official package's final mean; speed-up = "
-             "official ÷ ncps. Same losses: the leading epochs (fewest over the seeds) in which both packages' "
-             "training losses agree to 1e-3; after that, float rounding amplified by training lets the two "
-             "runs drift apart, and the seeds' spread is the yardstick.", ""]  # fmt: skip
-    header = ["task", "model", "epochs / batch / lr", "metric", PACKAGE_NAMES["ncps"], PACKAGE_NAMES["official"],
-              "same losses (epochs)", "ncps train time", "official train time", "time to accuracy ncps / official",
-              "speed-up"]  # fmt: skip
+    lines = [
+        "### Accuracy: training to the official package's accuracy",
+        "",
+        f"{sec['recipe']['units']} units + linear head on the last output; Adam(lr, betas (0.9, 0.999), eps 1e-8, "
+        f"bias correction), gradients clipped to norm {sec['recipe']['clip']}, z-scored inputs, front-padded; "
+        f"same initial weights, batches and seeds ({seeds}) for both packages. Test metric after the last "
+        "epoch, mean ± sd over the seeds; training wall time without evaluation. Time to accuracy: training "
+        "time until the mean test metric first reaches the official package's final mean; speed-up = "
+        "official ÷ ncps. Same losses: the leading epochs (fewest over the seeds) in which both packages' "
+        "training losses agree to 1e-3; after that, float rounding amplified by training lets the two "
+        "runs drift apart, and the seeds' spread is the yardstick.",
+        "",
+    ]
+    header = [
+        "task",
+        "model",
+        "epochs / batch / lr",
+        "metric",
+        PACKAGE_NAMES["ncps"],
+        PACKAGE_NAMES["official"],
+        "same losses (epochs)",
+        "ncps train time",
+        "official train time",
+        "time to accuracy ncps / official",
+        "speed-up",
+    ]
     lines += report.table(header, [table_row(sec, e) for e in sec["summary"]])
     lines += ["", "Tasks: " + "; ".join(task_line(d) for d in sec["datasets"]) + "."]
-    notes = [f"- {PACKAGE_NAMES[p]} on {e['dataset']} {e['layer']}: {e[p]['status']} — {e[p].get('reason')}"
-             for e in sec["summary"] for p in PACKAGES if e[p].get("status") != "ok"]  # fmt: skip
+    notes = [
+        f"- {PACKAGE_NAMES[p]} on {e['dataset']} {e['layer']}: {e[p]['status']} — {e[p].get('reason')}"
+        for e in sec["summary"]
+        for p in PACKAGES
+        if e[p].get("status") != "ok"
+    ]
     notes += [n for e in sec["summary"] for n in findings(e, task_of(sec, e["dataset"]))]
     notes += [f"- {d['name']}: skipped — {d['reason']}" for d in sec["datasets"] if d.get("status") != "ok"]
     return lines + (["", *dict.fromkeys(notes)] if notes else [])
@@ -585,16 +674,20 @@ def findings(e: dict, d: dict) -> list[str]:
     """What a row means where a bare number would mislead: nobody learns, or a target missed by noise."""
     ok = [p for p in PACKAGES if e[p].get("status") == "ok"]
     if ok and not any(learns(e["metric"], e[p]["mean"], d["baseline"]) for p in ok):
-        return [f"- {e['dataset']} {e['layer']}: neither package learns beyond the no-input score "
-                f"({fmt_metric(e['metric'], d['baseline'])}) with this recipe and budget; its time to accuracy "
-                "means nothing."]  # fmt: skip
+        return [
+            f"- {e['dataset']} {e['layer']}: neither package learns beyond the no-input score "
+            f"({fmt_metric(e['metric'], d['baseline'])}) with this recipe and budget; its time to accuracy "
+            "means nothing."
+        ]
     if "target" not in e or e["ncps_time_to_target_s"] is not None:
         return []
     gap = abs(e["official"]["mean"] - e["ncps"]["mean"])
     spread = max(e["ncps"]["sd"], e["official"]["sd"])
     within = f", within the seeds' sd ({fmt_gap(e['metric'], spread)})" if gap <= spread else ""
-    return [f"- {e['dataset']} {e['layer']}: the ncps mean ends {fmt_gap(e['metric'], gap)} short of the "
-            f"official mean{within}, so its time to accuracy is \"not reached\"."]  # fmt: skip
+    return [
+        f"- {e['dataset']} {e['layer']}: the ncps mean ends {fmt_gap(e['metric'], gap)} short of the "
+        f'official mean{within}, so its time to accuracy is "not reached".'
+    ]
 
 
 def fmt_gap(metric: str, v: float) -> str:
@@ -608,10 +701,19 @@ def table_row(sec: dict, e: dict) -> list[str]:
     if "target" in e and e["ncps_time_to_target_s"] is None:
         reached = "not reached"
     t2t = f"{fmt_seconds(e.get('ncps_time_to_target_s'))} / {fmt_seconds(e.get('official_time_to_target_s'))}"
-    return [e["dataset"], f"{e['layer']}({d['features']}, {sec['recipe']['units']})",
-            f"{cfg_epochs(sec, e)} / {task.batch} / {task.lr:g}", e["metric"], fmt_stats(e["metric"], ours),
-            fmt_stats(e["metric"], off), "—" if e["same_loss_epochs"] is None else str(e["same_loss_epochs"]),
-            fmt_seconds(ours.get("train_s")), fmt_seconds(off.get("train_s")), t2t, reached]  # fmt: skip
+    return [
+        e["dataset"],
+        f"{e['layer']}({d['features']}, {sec['recipe']['units']})",
+        f"{cfg_epochs(sec, e)} / {task.batch} / {task.lr:g}",
+        e["metric"],
+        fmt_stats(e["metric"], ours),
+        fmt_stats(e["metric"], off),
+        "—" if e["same_loss_epochs"] is None else str(e["same_loss_epochs"]),
+        fmt_seconds(ours.get("train_s")),
+        fmt_seconds(off.get("train_s")),
+        t2t,
+        reached,
+    ]
 
 
 def cfg_epochs(sec: dict, e: dict) -> int:
@@ -625,8 +727,10 @@ def task_line(d: dict) -> str:
         return f"{d['name']} (skipped)"
     what = f"{d['outputs']} classes" if d["kind"] == "classification" else "regression"
     base = fmt_metric(d["metric"], d["baseline"])
-    return (f"{d['name']} ({d['source']}, {d['n_train']}/{d['n_test']} train/test, T = {d['length']}, "
-            f"{d['features']} channel{'s' if d['features'] > 1 else ''}, {what}; without input: {base})")
+    return (
+        f"{d['name']} ({d['source']}, {d['n_train']}/{d['n_test']} train/test, T = {d['length']}, "
+        f"{d['features']} channel{'s' if d['features'] > 1 else ''}, {what}; without input: {base})"
+    )
 
 
 def panels(sec: dict) -> list[Callable]:
@@ -658,7 +762,7 @@ def curve_panel(ax, e: dict) -> None:
     ax.grid(alpha=0.3)
 
 
-def main(argv: Optional[list] = None) -> int:
+def main(argv: list | None = None) -> int:
     """``python benchmarks/accuracy.py [run.py options]``: run.py with only this section."""
     from benchmarks import run
 

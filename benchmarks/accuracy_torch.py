@@ -38,11 +38,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # for timing.py (no ncps import there)
 
 import numpy as np  # noqa: E402
-import timing  # noqa: E402
 import torch  # noqa: E402
 
 import ncps  # noqa: E402  (the official package, thanks to the bootstrap)
 import ncps.torch as nt  # noqa: E402
+import timing  # noqa: E402
 
 
 class Net(torch.nn.Module):
@@ -118,10 +118,15 @@ def train(job: dict) -> dict:
 def main(jobs_path: str, out_path: str) -> None:
     spec = json.loads(Path(jobs_path).read_text())
     torch.set_num_threads(int(spec.get("threads", 2)))
-    results = timing.run_each(spec["jobs"], train, "official",
-                              lambda r: f"{r['epochs'][-1]['metric']} in {r['epochs'][-1]['train_s']:.1f} s")  # fmt: skip
-    out = {"torch_version": torch.__version__, "threads": torch.get_num_threads(), "ncps_file": ncps.__file__,
-           "results": results}  # fmt: skip
+    results = timing.run_each(
+        spec["jobs"], train, "official", lambda r: f"{r['epochs'][-1]['metric']} in {r['epochs'][-1]['train_s']:.1f} s"
+    )
+    out = {
+        "torch_version": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "ncps_file": ncps.__file__,
+        "results": results,
+    }
     Path(out_path).write_text(json.dumps(out))
 
 

@@ -14,7 +14,9 @@
 using sgemm_t = void (*)(int, int, int, int, int, int, float, const float*, int, const float*, int, float, float*, int);
 using namespace ncps::common;
 
-static double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+static double now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
 
 template <class F>
 double best_us(F f, int reps) {
@@ -37,7 +39,12 @@ int main(int argc, char** argv) {
       if (setn) setn(1);
     }
   }
-  struct S { const char* what; int M, N, K; bool tn; bool nt; };
+  struct S {
+    const char* what;
+    int M, N, K;
+    bool tn;
+    bool nt;
+  };
   S shapes[] = {
       {"step fwd h@W0h^T (B=32)", 32, 128, 64, false, false},
       {"step fwd z@Wheads^T (B=32)", 32, 256, 128, false, false},
@@ -73,9 +80,12 @@ int main(int argc, char** argv) {
         R[(size_t)i * s.N + j] = (float)acc;
       }
     auto ours = [&] {
-      if (s.tn) gemm_tn(s.M, s.N, s.K, A.data(), s.M, B.data(), s.N, C.data(), s.N, false);
-      else if (s.nt) gemm_nt(s.M, s.N, s.K, A.data(), s.K, B.data(), s.K, C.data(), s.N, false);
-      else gemm_nn(s.M, s.N, s.K, A.data(), s.K, B.data(), s.N, C.data(), s.N, false);
+      if (s.tn)
+        gemm_tn(s.M, s.N, s.K, A.data(), s.M, B.data(), s.N, C.data(), s.N, false);
+      else if (s.nt)
+        gemm_nt(s.M, s.N, s.K, A.data(), s.K, B.data(), s.K, C.data(), s.N, false);
+      else
+        gemm_nn(s.M, s.N, s.K, A.data(), s.K, B.data(), s.N, C.data(), s.N, false);
     };
     ours();
     double err = 0;
@@ -92,6 +102,7 @@ int main(int argc, char** argv) {
       };
       t_ob = best_us(ob, reps);
     }
-    printf("%-42s %10.2f %10.2f %8.1f %8.1f %.1e\n", s.what, t_ours, t_ob, flops / t_ours * 1e-3, flops / t_ob * 1e-3, err);
+    printf("%-42s %10.2f %10.2f %8.1f %8.1f %.1e\n", s.what, t_ours, t_ob, flops / t_ours * 1e-3, flops / t_ob * 1e-3,
+           err);
   }
 }

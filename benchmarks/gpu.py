@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator
 from types import ModuleType
-from typing import Any, Iterator, Optional
+from typing import Any
 
 import mlx.core as mx
 
@@ -43,7 +44,7 @@ GRID = {
 REFERENCE_MAX_WORK = 256 * 100 * 256**2  # B·T·N² above which the reference path is skipped
 
 
-def why_no_gpu() -> Optional[str]:
+def why_no_gpu() -> str | None:
     """None when MLX has a Metal or CUDA device here, else why not."""
     backends = kernels.kernel_backends()
     if backends["metal"] is None or backends["cuda"] is None:
@@ -75,7 +76,9 @@ def crossover(rows: list[dict]) -> list[dict]:
     by_key: dict[tuple, dict[int, dict[str, float]]] = {}
     for r in rows:
         if r.get("status") == "ok" and r["impl"] in ("gpu", "cpu"):
-            by_key.setdefault((r["model"], r["pass"], r["time"]), {}).setdefault(r["batch"], {})[r["impl"]] = r["median_s"]
+            by_key.setdefault((r["model"], r["pass"], r["time"]), {}).setdefault(r["batch"], {})[r["impl"]] = r[
+                "median_s"
+            ]
     out = []
     for (model, kind, T), per_batch in sorted(by_key.items()):
         both = sorted(B for B, v in per_batch.items() if len(v) == 2)
@@ -116,8 +119,12 @@ def section(bench: Any, run: ModuleType) -> dict:
     reason = why_no_gpu()
     if reason is not None:
         bench.log(f"gpu: skipped (no GPU device: {reason})")
-        return {"skipped": True, "reason": f"no GPU device: {reason}", "results": [],
-                "markdown": ["### GPU", "", f"Skipped: no GPU device ({reason})."]}  # fmt: skip
+        return {
+            "skipped": True,
+            "reason": f"no GPU device: {reason}",
+            "results": [],
+            "markdown": ["### GPU", "", f"Skipped: no GPU device ({reason})."],
+        }
     cfg = bench.cfg
     batches, lengths, units = GRID["quick" if cfg.fast.reps < 10 else "full"]  # --quick lowers the reps
     kw_ltc = {"ode_unfolds": cfg.ode_unfolds}
@@ -139,15 +146,30 @@ def section(bench: Any, run: ModuleType) -> dict:
                     row.update(_time(run, s, B, T, kind, impl, cfg))
                 bench.log(f"gpu {row['model']} B={B} T={T} {kind} {impl}: {run.describe(row)}")
                 rows.append(row)
-            jobs.append({"id": f"{run.label(s)}|{B}|{T}|{kind}", **s, "batch": B, "time": T, "pass": kind,
-                         "device": "cuda", "policy": cfg.official.to_dict()})  # fmt: skip
+            jobs.append(
+                {
+                    "id": f"{run.label(s)}|{B}|{T}|{kind}",
+                    **s,
+                    "batch": B,
+                    "time": T,
+                    "pass": kind,
+                    "device": "cuda",
+                    "policy": cfg.official.to_dict(),
+                }
+            )
     for job_id, r in bench.official(jobs).items():
         model, B, T, kind = job_id.split("|")
         s = next(s for s in specs if run.label(s) == model)
-        rows.append({"model": model, "spec": s, "batch": int(B), "time": int(T), "pass": kind,
-                     "impl": "official-cuda", **r})  # fmt: skip
-    out = {"skipped": False, "targets": TARGETS, "results": rows, "crossover": crossover(rows),
-           "launches": run.guarded(lambda: _launches_of_one_forward(run, specs[0]))}  # fmt: skip
+        rows.append(
+            {"model": model, "spec": s, "batch": int(B), "time": int(T), "pass": kind, "impl": "official-cuda", **r}
+        )
+    out = {
+        "skipped": False,
+        "targets": TARGETS,
+        "results": rows,
+        "crossover": crossover(rows),
+        "launches": run.guarded(lambda: _launches_of_one_forward(run, specs[0])),
+    }
     out["markdown"] = markdown(out)
     return out
 
@@ -175,8 +197,10 @@ def markdown(section: dict) -> list[str]:
     index = {(r["model"], r["batch"], r["time"], r["pass"], r["impl"]): r for r in section["results"]}
     keys = sorted({k[:4] for k in index})
     impls = (*IMPLS, "official-cuda")
-    lines += ["| model | B | T | pass | " + " | ".join(impls) + " | official / gpu |",
-              "|---|---|---|---|" + "---|" * (len(impls) + 1)]
+    lines += [
+        "| model | B | T | pass | " + " | ".join(impls) + " | official / gpu |",
+        "|---|---|---|---|" + "---|" * (len(impls) + 1),
+    ]
     for key in keys:
         cells = []
         for impl in impls:
@@ -189,8 +213,11 @@ def markdown(section: dict) -> list[str]:
     for c in section["crossover"]:
         lines.append(f"| {c['model']} | {c['time']} | {c['pass']} | {c['crossover_batch'] or 'never (measured)'} |")
     launches = section.get("launches", {})
-    lines += ["", f"Launches of one LTC AutoNCP(64, 8) forward (B 32, T 100): {launches.get('launches', launches)} "
-                  f"(target {TARGETS['ltc_autoncp64_forward_launches']}). Targets: "
-                  f"≥ {TARGETS['speedup_over_official_cuda']:g}× official ncps.torch on CUDA for B ≤ 256, N ≤ 256; "
-                  f"GPU faster than the fused CPU from batch {TARGETS['gpu_beats_cpu_from_batch']}."]  # fmt: skip
+    lines += [
+        "",
+        f"Launches of one LTC AutoNCP(64, 8) forward (B 32, T 100): {launches.get('launches', launches)} "
+        f"(target {TARGETS['ltc_autoncp64_forward_launches']}). Targets: "
+        f"≥ {TARGETS['speedup_over_official_cuda']:g}× official ncps.torch on CUDA for B ≤ 256, N ≤ 256; "
+        f"GPU faster than the fused CPU from batch {TARGETS['gpu_beats_cpu_from_batch']}.",
+    ]
     return lines

@@ -71,7 +71,10 @@ double synapse_work(int N, int S, int rounds, float* sink) {
   using V = vf<>;
   std::vector<V> v(N);
   for (int i = 0; i < N; ++i) v[i] = splat(0.01f * static_cast<float>(i % 17) - 0.08f);
-  struct Syn { float wm, sl, c, erev; int32_t src; };
+  struct Syn {
+    float wm, sl, c, erev;
+    int32_t src;
+  };
   std::vector<Syn> syn(static_cast<size_t>(N) * S);
   for (size_t e = 0; e < syn.size(); ++e)
     syn[e] = Syn{0.5f + 0.001f * (e % 7), 4.0f * 1.4427f, 0.3f * 4.0f * 1.4427f, (e % 2) ? 1.0f : -1.0f,
@@ -122,7 +125,9 @@ int main(int argc, char** argv) {
   const double seconds = argc > 2 ? std::atof(argv[2]) : 1.0;
   const double gemm = gemm_gflops(threads, seconds);
   const double syn = synapse_evals_per_s(threads, seconds);
-  std::printf("{\"threads\": %d, \"simd_lanes\": %d, \"gemm_n\": 1536, \"gemm_gflops\": %.3f, "
-              "\"synapse_evals_per_s\": %.6g}\n", threads, W, gemm, syn);
+  std::printf(
+      "{\"threads\": %d, \"simd_lanes\": %d, \"gemm_n\": 1536, \"gemm_gflops\": %.3f, "
+      "\"synapse_evals_per_s\": %.6g}\n",
+      threads, W, gemm, syn);
   return 0;
 }

@@ -21,14 +21,13 @@ Work counted per model (dense-equivalent, what a row of the peer table is divide
 
 from __future__ import annotations
 
-import json
 import hashlib
+import json
 import os
 import shutil
 import subprocess
 import time
 from pathlib import Path
-from typing import Optional
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCE = Path(__file__).resolve().parent / "limits.cpp"
@@ -36,7 +35,7 @@ BUILD_DIR = REPO / "build" / "bench"
 BWD_FACTOR = 3.0  # forward+backward work = 3 x forward work
 
 
-def compiler() -> Optional[str]:
+def compiler() -> str | None:
     """The C++ compiler: ``$CXX`` or the first of c++, g++, clang++ on the PATH."""
     for name in (os.environ.get("CXX"), "c++", "g++", "clang++"):
         if name and shutil.which(name):
@@ -63,8 +62,19 @@ def build_probe() -> Path:
     src = hashlib.sha256(b"".join(f.read_bytes() for f in sources)).hexdigest()
     if exe.is_file() and stamp.is_file() and stamp.read_text(encoding="ascii", errors="replace") == src:
         return exe
-    cmd = [cxx, "-O3", "-march=native", "-DNCPS_ISA=native", "-std=gnu++20", "-pthread", f"-I{REPO / 'csrc'}",
-           f"-I{gen}", str(SOURCE), "-o", str(exe)]
+    cmd = [
+        cxx,
+        "-O3",
+        "-march=native",
+        "-DNCPS_ISA=native",
+        "-std=gnu++20",
+        "-pthread",
+        f"-I{REPO / 'csrc'}",
+        f"-I{gen}",
+        str(SOURCE),
+        "-o",
+        str(exe),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", timeout=300)
     if proc.returncode != 0:
         raise RuntimeError(f"compiling limits.cpp failed: {proc.stderr.strip()[-500:]}")
@@ -138,7 +148,7 @@ def ltc_step_synapses(s: dict) -> float:
     return unfolds * float((w.adjacency_matrix != 0).sum()) + float((w.sensory_adjacency_matrix != 0).sum())
 
 
-def work(s: dict, batch: int, T: int, kind: str) -> Optional[dict]:
+def work(s: dict, batch: int, T: int, kind: str) -> dict | None:
     """``{"unit": "GFLOP" | "Gsyn", "amount": ..., "limit": "gemm" | "synapse"}`` of one timed call."""
     factor = BWD_FACTOR if kind == "fwd+bwd" else 1.0
     layer = s["layer"]

@@ -35,8 +35,6 @@ from pathlib import Path
 os.environ.setdefault("KERAS_BACKEND", "jax")
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # for timing.py and official_common.py
 
-import timing  # noqa: E402
-from official_common import official_units  # noqa: E402
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import keras  # noqa: E402
@@ -44,6 +42,8 @@ import numpy as np  # noqa: E402
 
 import ncps  # noqa: E402  (the official package, thanks to the bootstrap)
 import ncps.keras as nk  # noqa: E402
+import timing  # noqa: E402
+from official_common import official_units  # noqa: E402
 
 
 def build(job):
@@ -150,8 +150,9 @@ def main(jobs_path: str, out_path: str) -> None:
             t0 = time.perf_counter()
             call()  # the first call compiles
             compile_s = time.perf_counter() - t0
-            results[job["id"]] = dict(timing.measure(call, timing.Policy.from_dict(job.get("policy", {}))),
-                                      compile_s=compile_s)  # fmt: skip
+            results[job["id"]] = dict(
+                timing.measure(call, timing.Policy.from_dict(job.get("policy", {}))), compile_s=compile_s
+            )
         except Exception as exc:  # one broken job must not lose the others
             results[job["id"]] = timing.failure("error", exc)
         r = results[job["id"]]

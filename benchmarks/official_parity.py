@@ -24,6 +24,7 @@ every entry of the module's state_dict as "param/<key>", and with grad: "grad/x"
 With per-sample timespans the official sequence wrappers are broken (ncps issues #81-#83), so the
 oracle runs the wrappers' own loop over the official cells with the elapsed time shaped (B, 1).
 """
+
 import json
 import sys
 from pathlib import Path
@@ -32,10 +33,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # for official_common.
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from official_common import build_layer, official_units  # noqa: E402
 
 import ncps.torch as nt  # noqa: E402  (the official package, thanks to the bootstrap)
 from ncps.torch.lstm import LSTMCell  # noqa: F401  (imported by the wrappers too)
+from official_common import build_layer, official_units  # noqa: E402
 
 
 def build(spec):
@@ -49,7 +50,7 @@ def run_sequence(m, x, ts, hx, batch_first):
     B, T = x.shape[1 - seq_dim], x.shape[seq_dim]
     mixed = m.use_mixed
     is_cfc = isinstance(m, nt.CfC)
-    h, c = (hx if mixed else (hx, None))
+    h, c = hx if mixed else (hx, None)
     outputs = []
     for t in range(T):
         x_t = x[:, t] if batch_first else x[t]

@@ -44,12 +44,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # for timing.py and official_common.py
 
-import timing  # noqa: E402
-from official_common import build_layer, official_units  # noqa: E402
 import torch  # noqa: E402
 
 import ncps  # noqa: E402  (the official package, thanks to the bootstrap)
 import ncps.torch as nt  # noqa: E402
+import timing  # noqa: E402
+from official_common import build_layer, official_units  # noqa: E402
 
 
 def build(job):
@@ -129,8 +129,11 @@ def main(jobs_path: str, out_path: str) -> None:
             results[job["id"]] = dict(result, compile_s=compile_s) if compiled else result
         except Exception as exc:  # one broken job must not lose the others
             results[job["id"]] = timing.failure("error", exc)
-        print(f"[official] {job['id']}: {results[job['id']].get('median_s', results[job['id']].get('reason'))}",
-              file=sys.stderr, flush=True)
+        print(
+            f"[official] {job['id']}: {results[job['id']].get('median_s', results[job['id']].get('reason'))}",
+            file=sys.stderr,
+            flush=True,
+        )
     out = {
         "torch_version": torch.__version__,
         "threads": torch.get_num_threads(),

@@ -27,7 +27,6 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Optional
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = Path(__file__).resolve().parent / "official_torch.py"
@@ -77,7 +76,7 @@ def peers_dir() -> Path:
     return Path(os.environ.get("NCPS_PEERS_DIR", REPO / ".peers")).resolve()
 
 
-def missing(peer: str = "torch") -> Optional[str]:
+def missing(peer: str = "torch") -> str | None:
     """None when the official package and ``peer``'s framework are usable, otherwise why not."""
     d = oracle_dir()
     if not (d / "ncps" / "torch").is_dir():
@@ -101,14 +100,14 @@ def peer_versions() -> dict:
     return out
 
 
-def official_version() -> Optional[str]:
+def official_version() -> str | None:
     """The official package's version from its dist-info (its ``__version__`` is stale upstream)."""
     for info in sorted(oracle_dir().glob("ncps-*.dist-info")):
         return info.name[len("ncps-") : -len(".dist-info")]
     return None
 
 
-def torch_version() -> Optional[str]:
+def torch_version() -> str | None:
     """torch's version without importing it in this process."""
     try:
         from importlib.metadata import version
@@ -118,8 +117,9 @@ def torch_version() -> Optional[str]:
         return None
 
 
-def run_jobs(jobs: list[dict], threads: int = 2, timeout: float = 1800, peer: str = "torch",
-             script: Optional[Path] = None) -> dict:
+def run_jobs(
+    jobs: list[dict], threads: int = 2, timeout: float = 1800, peer: str = "torch", script: Path | None = None
+) -> dict:
     """Run ``jobs`` in the official package's process, on ``peer``: "torch" (eager), "torch.compile"
     (each job's module under ``torch.compile``) or "keras-jax" (``official_keras.py``). The jobs
     are timing jobs (``official_torch.py``, the default ``script``) or training jobs
@@ -146,12 +146,15 @@ def run_jobs(jobs: list[dict], threads: int = 2, timeout: float = 1800, peer: st
         try:
             proc = subprocess.run(cmd, env=env, cwd=tmp, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
-            return {"available": False, "reason": f"official {peer} run timed out after {timeout:.0f} s",
-                    "results": {}}  # fmt: skip
+            return {"available": False, "reason": f"official {peer} run timed out after {timeout:.0f} s", "results": {}}
         if proc.returncode != 0 or not out_path.is_file():
             tail = (proc.stderr or "").strip().splitlines()[-1:] or ["no output"]
-            return {"available": False, "reason": f"official {peer} run failed: {tail[0]}",
-                    "stderr": proc.stderr[-4000:], "results": {}}  # fmt: skip
+            return {
+                "available": False,
+                "reason": f"official {peer} run failed: {tail[0]}",
+                "stderr": proc.stderr[-4000:],
+                "results": {},
+            }
         out = json.loads(out_path.read_text())
     ncps_file = str(out.get("ncps_file", ""))
     if not ncps_file.startswith(str(oracle_dir())):
@@ -167,12 +170,12 @@ def run_code(code: str, timeout: float = 300) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out.json"
         script = f"OUT = {str(out)!r}\n" + code
-        proc = subprocess.run(_command("-"), input=script, env=_env(), cwd=tmp, capture_output=True, text=True,
-                              timeout=timeout)  # fmt: skip
+        proc = subprocess.run(
+            _command("-"), input=script, env=_env(), cwd=tmp, capture_output=True, text=True, timeout=timeout
+        )
         if proc.returncode != 0:
             raise RuntimeError(f"official ncps script failed:\n{proc.stderr[-4000:]}")
         return json.loads(out.read_text())
-
 
 
 _ARRAYS_IO = """
@@ -195,12 +198,14 @@ def run_arrays(code: str, inputs: dict, timeout: float = 300) -> dict:
         in_path, out_path = Path(tmp) / "inputs.npz", Path(tmp) / "outputs.npz"
         np.savez(in_path, **{k: np.asarray(v) for k, v in inputs.items()})
         script = _ARRAYS_IO.format(inputs=str(in_path), outputs=str(out_path), code=code)
-        proc = subprocess.run(_command("-"), input=script, env=_env(), cwd=tmp, capture_output=True, text=True,
-                              timeout=timeout)  # fmt: skip
+        proc = subprocess.run(
+            _command("-"), input=script, env=_env(), cwd=tmp, capture_output=True, text=True, timeout=timeout
+        )
         if proc.returncode != 0:
             raise RuntimeError(f"official ncps script failed:\n{proc.stderr[-4000:]}")
         with np.load(out_path) as data:
             return {k: data[k] for k in data.files}
+
 
 def run_parity(spec: dict, timeout: float = 300) -> dict:
     """Run ``official_parity.py`` on ``spec`` (see its docstring); returns its npz as a dict of arrays."""
@@ -209,8 +214,14 @@ def run_parity(spec: dict, timeout: float = 300) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         spec_path, out_path = Path(tmp) / "spec.json", Path(tmp) / "out.npz"
         spec_path.write_text(json.dumps(spec))
-        proc = subprocess.run(_command(str(PARITY_SCRIPT), str(spec_path), str(out_path)), env=_env(), cwd=tmp,
-                              capture_output=True, text=True, timeout=timeout)  # fmt: skip
+        proc = subprocess.run(
+            _command(str(PARITY_SCRIPT), str(spec_path), str(out_path)),
+            env=_env(),
+            cwd=tmp,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         if proc.returncode != 0:
             raise RuntimeError(f"oracle failed for {spec}:\n{proc.stderr[-4000:]}")
         with np.load(out_path) as data:

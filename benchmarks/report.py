@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Optional
 
 IMPL_NAMES = {
     "fused": "ncps fused",
@@ -39,7 +38,7 @@ def _num(v: float) -> str:
     return f"{v:.3g}" if v < 1000 else f"{v:.0f}"
 
 
-def fmt_time(seconds: Optional[float]) -> str:
+def fmt_time(seconds: float | None) -> str:
     if seconds is None or not math.isfinite(seconds):
         return "—"
     scale, unit = _unit(seconds)
@@ -52,7 +51,7 @@ def fmt_pair(median: float, minimum: float) -> str:
     return f"{_num(median * scale)} / {_num(minimum * scale)} {unit}"
 
 
-def fmt_ratio(r: Optional[float]) -> str:
+def fmt_ratio(r: float | None) -> str:
     if r is None or not math.isfinite(r):
         return "—"
     if r >= 100:
@@ -62,7 +61,7 @@ def fmt_ratio(r: Optional[float]) -> str:
     return f"{r:.2f}×"
 
 
-def fmt_bytes(n: Optional[float]) -> str:
+def fmt_bytes(n: float | None) -> str:
     if n is None:
         return "—"
     if n >= 2**30:
@@ -72,15 +71,15 @@ def fmt_bytes(n: Optional[float]) -> str:
     return f"{n / 2**10:.0f} KiB"
 
 
-def ok(r: Optional[dict]) -> bool:
+def ok(r: dict | None) -> bool:
     return bool(r) and r.get("status") == "ok"
 
 
-def median(r: Optional[dict]) -> Optional[float]:
+def median(r: dict | None) -> float | None:
     return r["median_s"] if ok(r) and "median_s" in r else None
 
 
-def ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
+def ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b not in (None, 0) else None
 
 
@@ -90,7 +89,7 @@ class Notes:
     def __init__(self) -> None:
         self.items: list[str] = []
 
-    def add(self, impl: str, r: Optional[dict]) -> None:
+    def add(self, impl: str, r: dict | None) -> None:
         if not r or r.get("status") == "ok":
             return
         text = f"{IMPL_NAMES.get(impl, impl)}: {r.get('status')} — {r.get('reason')}"
@@ -101,7 +100,7 @@ class Notes:
         return [f"- {t}" for t in self.items]
 
 
-def cell(r: Optional[dict], notes: Notes, impl: str) -> str:
+def cell(r: dict | None, notes: Notes, impl: str) -> str:
     notes.add(impl, r)
     if not r:
         return "—"
@@ -131,15 +130,39 @@ def _comparison(title: str, section: dict) -> list[str]:
     for model in models:
         for kind in ("forward", "fwd+bwd"):
             f, ref, off = (idx.get((model, kind, i)) for i in ("fused", "reference", "official"))
-            body.append([
-                model, kind, cell(f, notes, "fused"), cell(ref, notes, "reference"), cell(off, notes, "official"),
-                fmt_ratio(ratio(median(ref), median(f))), fmt_ratio(ratio(median(off), median(f))),
-                fmt_ratio(ratio(median(off), median(ref))),
-            ])  # fmt: skip
-    lines = [f"### {title}", "", f"Batch {shape['batch']}, T = {shape['time']}, {shape['inputs']} inputs"
-             + (f", {shape['ode_unfolds']} ODE unfolds" if title.startswith("LTC") else "") + ".", ""]  # fmt: skip
-    lines += table(["model", "pass", "ncps fused", "ncps reference", "official ncps.torch",
-                    "reference ÷ fused", "official ÷ fused", "official ÷ reference"], body)  # fmt: skip
+            body.append(
+                [
+                    model,
+                    kind,
+                    cell(f, notes, "fused"),
+                    cell(ref, notes, "reference"),
+                    cell(off, notes, "official"),
+                    fmt_ratio(ratio(median(ref), median(f))),
+                    fmt_ratio(ratio(median(off), median(f))),
+                    fmt_ratio(ratio(median(off), median(ref))),
+                ]
+            )
+    lines = [
+        f"### {title}",
+        "",
+        f"Batch {shape['batch']}, T = {shape['time']}, {shape['inputs']} inputs"
+        + (f", {shape['ode_unfolds']} ODE unfolds" if title.startswith("LTC") else "")
+        + ".",
+        "",
+    ]
+    lines += table(
+        [
+            "model",
+            "pass",
+            "ncps fused",
+            "ncps reference",
+            "official ncps.torch",
+            "reference ÷ fused",
+            "official ÷ fused",
+            "official ÷ reference",
+        ],
+        body,
+    )
     base = [r for r in rows if r["impl"] == "mlx.nn"]
     if base:
         fastest = {}  # the fastest fused model's median per pass, or None
@@ -149,12 +172,20 @@ def _comparison(title: str, section: dict) -> list[str]:
         brows = []
         for model in dict.fromkeys(r["model"] for r in base):
             fw, fb = idx.get((model, "forward", "mlx.nn")), idx.get((model, "fwd+bwd", "mlx.nn"))
-            brows.append([model, cell(fw, notes, "mlx.nn"), cell(fb, notes, "mlx.nn"),
-                          fmt_ratio(ratio(fastest["forward"], median(fw))),
-                          fmt_ratio(ratio(fastest["fwd+bwd"], median(fb)))])  # fmt: skip
+            brows.append(
+                [
+                    model,
+                    cell(fw, notes, "mlx.nn"),
+                    cell(fb, notes, "mlx.nn"),
+                    fmt_ratio(ratio(fastest["forward"], median(fw))),
+                    fmt_ratio(ratio(fastest["fwd+bwd"], median(fb))),
+                ]
+            )
         lines += ["", "Familiar baselines, same shapes (MLX eager):", ""]
-        lines += table(["baseline", "forward", "fwd+bwd", "fastest fused ÷ baseline (fwd)",
-                        "fastest fused ÷ baseline (fwd+bwd)"], brows)  # fmt: skip
+        lines += table(
+            ["baseline", "forward", "fwd+bwd", "fastest fused ÷ baseline (fwd)", "fastest fused ÷ baseline (fwd+bwd)"],
+            brows,
+        )
     if notes.items:
         lines += ["", *notes.lines()]
     return lines
@@ -177,24 +208,51 @@ def _scaling(section: dict) -> list[str]:
         for p in scan:
             value = f"{p['value']:g}" if isinstance(p["value"], float) else str(p["value"])
             mem = (p.get("memory") or {}).get("peak_bytes")
-            body.append([p["sweep"], value, p["model"], str(p["batch"]), str(p["time"]),
-                         cell(p.get("fused"), notes, "fused"), fmt_bytes(mem) if mem else "—",
-                         cell(p.get("reference"), notes, "reference"),
-                         fmt_ratio(ratio(median(p.get("reference")), median(p.get("fused"))))])  # fmt: skip
-        lines += table(["sweep", "value", "model", "batch", "T", "ncps fused", "fused peak memory", "ncps reference",
-                        "reference ÷ fused"], body)  # fmt: skip
+            body.append(
+                [
+                    p["sweep"],
+                    value,
+                    p["model"],
+                    str(p["batch"]),
+                    str(p["time"]),
+                    cell(p.get("fused"), notes, "fused"),
+                    fmt_bytes(mem) if mem else "—",
+                    cell(p.get("reference"), notes, "reference"),
+                    fmt_ratio(ratio(median(p.get("reference")), median(p.get("fused")))),
+                ]
+            )
+        lines += table(
+            [
+                "sweep",
+                "value",
+                "model",
+                "batch",
+                "T",
+                "ncps fused",
+                "fused peak memory",
+                "ncps reference",
+                "reference ÷ fused",
+            ],
+            body,
+        )
     fits = section.get("growth") or {}
     if fits:
-        lines += ["", "Growth of the fused forward (least-squares exponent k of y ∝ value^k in log-log; time from the "
-                  "minimum, memory from the peak):", ""]  # fmt: skip
-        lines += table(["sweep", "time exponent", "peak-memory exponent"],
-                       [[sweep, _exp(f.get("time")), _exp(f.get("memory"))] for sweep, f in fits.items()])
+        lines += [
+            "",
+            "Growth of the fused forward (least-squares exponent k of y ∝ value^k in log-log; time from the "
+            "minimum, memory from the peak):",
+            "",
+        ]
+        lines += table(
+            ["sweep", "time exponent", "peak-memory exponent"],
+            [[sweep, _exp(f.get("time")), _exp(f.get("memory"))] for sweep, f in fits.items()],
+        )
     if notes.items:
         lines += ["", *notes.lines()]
     return lines
 
 
-def _exp(k: Optional[float]) -> str:
+def _exp(k: float | None) -> str:
     return "—" if k is None else f"{k:.2f}"
 
 
@@ -212,13 +270,23 @@ def _memory(section: dict) -> list[str]:
         r = ratio(fp, rp)
         target = next((t for prefix, t in targets.items() if model.startswith(prefix + " ")), None)
         verdict = "" if target is None else ("n/a" if r is None else ("met" if r <= target else "NOT met"))
-        body.append([model, fmt_bytes(fp) if fp is not None else (f or {}).get("status", "—"),
-                     fmt_bytes(rp) if rp is not None else (ref or {}).get("status", "—"),
-                     fmt_ratio(r), "" if target is None else f"≤ {target}: {verdict}"])  # fmt: skip
+        body.append(
+            [
+                model,
+                fmt_bytes(fp) if fp is not None else (f or {}).get("status", "—"),
+                fmt_bytes(rp) if rp is not None else (ref or {}).get("status", "—"),
+                fmt_ratio(r),
+                "" if target is None else f"≤ {target}: {verdict}",
+            ]
+        )
     shape = section.get("shape", {})
-    lines = ["### Peak memory of forward+backward", "",
-             f"Batch {shape.get('batch')}, T = {shape.get('time')}; `mx.get_peak_memory()` after "
-             "`mx.reset_peak_memory()` (includes parameters and input).", ""]  # fmt: skip
+    lines = [
+        "### Peak memory of forward+backward",
+        "",
+        f"Batch {shape.get('batch')}, T = {shape.get('time')}; `mx.get_peak_memory()` after "
+        "`mx.reset_peak_memory()` (includes parameters and input).",
+        "",
+    ]
     lines += table(["model", "ncps fused", "ncps reference", "fused ÷ reference", "target"], body)
     if notes.items:
         lines += ["", *notes.lines()]
@@ -232,15 +300,25 @@ def _streaming(section: dict) -> list[str]:
     peers = [(impl, name) for impl, name in PEER_COLUMNS if any(r["impl"] == impl for r in rows)]
     for model in dict.fromkeys(r["model"] for r in rows):
         e, c, n = (idx.get((model, i)) for i in ("eager", "mx.compile", "infer"))
-        body.append([model, cell(e, notes, "eager"), cell(c, notes, "mx.compile"), cell(n, notes, "infer")]
-                    + [cell(idx.get((model, impl)), notes, impl) for impl, _ in peers]
-                    + [fmt_ratio(ratio(median(idx.get((model, impl))), median(n))) for impl, _ in peers])  # fmt: skip
-    lines = ["### Streaming inference: one cell step, batch 1", "",
-             "`out, h = cell(x, h); mx.eval(out, h)` (eager, or under `mx.compile`) and `out, h = cell.infer(x, h)` "
-             "(computed immediately on the calling thread, no graph) vs the official cell under "
-             "`torch.no_grad()`.", ""]  # fmt: skip
-    lines += table(["cell", "ncps eager", "ncps mx.compile", "ncps cell.infer"]
-                   + [IMPL_NAMES[impl] for impl, _ in peers] + [f"{name} ÷ infer" for _, name in peers], body)
+        body.append(
+            [model, cell(e, notes, "eager"), cell(c, notes, "mx.compile"), cell(n, notes, "infer")]
+            + [cell(idx.get((model, impl)), notes, impl) for impl, _ in peers]
+            + [fmt_ratio(ratio(median(idx.get((model, impl))), median(n))) for impl, _ in peers]
+        )
+    lines = [
+        "### Streaming inference: one cell step, batch 1",
+        "",
+        "`out, h = cell(x, h); mx.eval(out, h)` (eager, or under `mx.compile`) and `out, h = cell.infer(x, h)` "
+        "(computed immediately on the calling thread, no graph) vs the official cell under "
+        "`torch.no_grad()`.",
+        "",
+    ]
+    lines += table(
+        ["cell", "ncps eager", "ncps mx.compile", "ncps cell.infer"]
+        + [IMPL_NAMES[impl] for impl, _ in peers]
+        + [f"{name} ÷ infer" for _, name in peers],
+        body,
+    )
     if notes.items:
         lines += ["", *notes.lines()]
     return lines
@@ -249,11 +327,11 @@ def _streaming(section: dict) -> list[str]:
 PEER_COLUMNS = (("official", "torch"), ("torch.compile", "torch.compile"), ("keras-jax", "Keras 3 + JAX"))
 
 
-def fmt_rate(v: Optional[float], unit: str) -> str:
+def fmt_rate(v: float | None, unit: str) -> str:
     return "—" if v is None else f"{_num(v)} {unit}/s"
 
 
-def fmt_fraction(v: Optional[float]) -> str:
+def fmt_fraction(v: float | None) -> str:
     if v is None:
         return "—"
     if v > 1.0:  # the probe ran in a busier moment than the row: the limit is understated
@@ -261,7 +339,7 @@ def fmt_fraction(v: Optional[float]) -> str:
     return f"{100 * v:.2g} %"
 
 
-def fraction_of_limit(r: Optional[dict], limits: dict) -> tuple[Optional[float], Optional[float]]:
+def fraction_of_limit(r: dict | None, limits: dict) -> tuple[float | None, float | None]:
     """(achieved rate in the work's unit per second, fraction of the machine's limit) of a fused
     row, from its fastest call (the least disturbed by other load)."""
     w = (r or {}).get("work")
@@ -300,16 +378,24 @@ def _peers(results: dict) -> list[str]:
     if limits.get("gemm_gflops"):
         lim.append(f"GEMM {_num(limits['gemm_gflops'])} GFLOP/s ({limits.get('gemm_source')})")
     if limits.get("synapse_evals_per_s"):
-        lim.append(f"LTC synapses {_num(limits['synapse_evals_per_s'] * 1e-9)} Gsyn/s "
-                   f"({limits.get('simd_lanes')} SIMD lanes)")  # fmt: skip
-    versions = [f"{IMPL_NAMES[impl]}: {info.get('version')}" for impl, info in (results.get("peers") or {}).items()
-                if info.get("version")]  # fmt: skip
-    lines = ["### Against the official package on every framework", "",
-             "Times are the **minimum** over timed calls (the least disturbed by other load; the sections below give "
-             "medians); ratios > 1× mean the peer is slower. The machine's limit: "
-             + ("; ".join(lim) if lim else "not measured (section `limits`)")
-             + ". Work is counted as matmul FLOPs (CfC) or synapse evaluations (LTC); forward+backward as 3× the "
-             "forward (see `benchmarks/limits.py`).", ""]  # fmt: skip
+        lim.append(
+            f"LTC synapses {_num(limits['synapse_evals_per_s'] * 1e-9)} Gsyn/s ({limits.get('simd_lanes')} SIMD lanes)"
+        )
+    versions = [
+        f"{IMPL_NAMES[impl]}: {info.get('version')}"
+        for impl, info in (results.get("peers") or {}).items()
+        if info.get("version")
+    ]
+    lines = [
+        "### Against the official package on every framework",
+        "",
+        "Times are the **minimum** over timed calls (the least disturbed by other load; the sections below give "
+        "medians); ratios > 1× mean the peer is slower. The machine's limit: "
+        + ("; ".join(lim) if lim else "not measured (section `limits`)")
+        + ". Work is counted as matmul FLOPs (CfC) or synapse evaluations (LTC); forward+backward as 3× the "
+        "forward (see `benchmarks/limits.py`).",
+        "",
+    ]
     if versions:
         lines[-1:-1] = [" · ".join(versions), ""]
     lines += table(header, body)
@@ -318,11 +404,11 @@ def _peers(results: dict) -> list[str]:
     return lines
 
 
-def _min(r: Optional[dict]) -> Optional[float]:
+def _min(r: dict | None) -> float | None:
     return r["min_s"] if ok(r) and "min_s" in r else None
 
 
-def _min_cell(r: Optional[dict], notes: Notes, impl: str) -> str:
+def _min_cell(r: dict | None, notes: Notes, impl: str) -> str:
     notes.add(impl, r)
     if not r:
         return "—"
@@ -331,11 +417,20 @@ def _min_cell(r: Optional[dict], notes: Notes, impl: str) -> str:
 
 def _limits(section: dict) -> list[str]:
     gemm = section.get("gemm", {})
-    rows = [[f"GEMM {section.get('gemm_n')}² float32, {name}", f"{_num(r['gflops'])} GFLOP/s" if ok(r)
-             else f"{r.get('status')}: {r.get('reason')}"] for name, r in gemm.items()]  # fmt: skip
+    rows = [
+        [
+            f"GEMM {section.get('gemm_n')}² float32, {name}",
+            f"{_num(r['gflops'])} GFLOP/s" if ok(r) else f"{r.get('status')}: {r.get('reason')}",
+        ]
+        for name, r in gemm.items()
+    ]
     if section.get("synapse_evals_per_s"):
-        rows.append([f"LTC synapse loop, {section.get('simd_lanes')} lanes, {section.get('threads')} threads",
-                     f"{_num(section['synapse_evals_per_s'] * 1e-9)} Gsyn/s"])  # fmt: skip
+        rows.append(
+            [
+                f"LTC synapse loop, {section.get('simd_lanes')} lanes, {section.get('threads')} threads",
+                f"{_num(section['synapse_evals_per_s'] * 1e-9)} Gsyn/s",
+            ]
+        )
     return ["### The machine's limits", "", *table(["probe", "best rate"], rows)]
 
 
@@ -343,9 +438,12 @@ def markdown(results: dict) -> str:
     m, off = results["machine"], results.get("official", {})
     kinfo = m.get("kernels", {})
     ext = "extension loaded" if kinfo.get("extension_loaded") else f"no extension ({kinfo.get('reason')})"
-    official = (f"official ncps {m.get('official_ncps')} on torch {off.get('torch_version') or m.get('torch')} "
-                f"({off.get('torch_threads') or results['config'].get('threads')} threads)"
-                if off.get("available") else f"official: {off.get('reason')}")  # fmt: skip
+    official = (
+        f"official ncps {m.get('official_ncps')} on torch {off.get('torch_version') or m.get('torch')} "
+        f"({off.get('torch_threads') or results['config'].get('threads')} threads)"
+        if off.get("available")
+        else f"official: {off.get('reason')}"
+    )
     mode = results["mode"]
     run_kind = "tiny test run" if mode.get("tiny") else ("--quick run" if mode.get("quick") else "full run")
     lines = [
@@ -360,7 +458,10 @@ def markdown(results: dict) -> str:
     ]
     load = (m.get("load_average_start"), m.get("load_average_end"))
     if all(load) and max(load[0][0], load[1][0]) > 0.5 * (m.get("cores") or 1):
-        lines += ["", f"**Warning:** the machine was busy (load average {load[0][0]} → {load[1][0]}); timings are noisy."]
+        lines += [
+            "",
+            f"**Warning:** the machine was busy (load average {load[0][0]} → {load[1][0]}); timings are noisy.",
+        ]
     sections = results["sections"]
     peers = _peers(results)
     if peers:
@@ -393,9 +494,19 @@ def markdown(results: dict) -> str:
 # ---------------------------------------------------------------------------------------------
 # Chart
 # ---------------------------------------------------------------------------------------------
-COLORS = {"fused": "#1f77b4", "reference": "#ff7f0e", "official": "#2ca02c", "mlx.nn": "#7f7f7f",
-          "torch.compile": "#8c564b", "keras-jax": "#d62728", "fused forward": "#1f77b4", "fused fwd+bwd": "#aec7e8",
-          "eager": "#1f77b4", "mx.compile": "#9467bd", "infer": "#17becf"}  # fmt: skip
+COLORS = {
+    "fused": "#1f77b4",
+    "reference": "#ff7f0e",
+    "official": "#2ca02c",
+    "mlx.nn": "#7f7f7f",
+    "torch.compile": "#8c564b",
+    "keras-jax": "#d62728",
+    "fused forward": "#1f77b4",
+    "fused fwd+bwd": "#aec7e8",
+    "eager": "#1f77b4",
+    "mx.compile": "#9467bd",
+    "infer": "#17becf",
+}
 
 
 def _no_data(ax, title: str) -> None:
@@ -416,7 +527,7 @@ def _log_y(ax) -> None:
     ax.yaxis.set_tick_params(which="both", labelsize=7)
 
 
-def _bars(ax, title: str, groups: list[str], series: dict[str, list[Optional[float]]], ylabel: str, log: bool) -> None:
+def _bars(ax, title: str, groups: list[str], series: dict[str, list[float | None]], ylabel: str, log: bool) -> None:
     """Grouped bars; ``series`` maps an implementation to one value (or None) per group. Each
     group shows only the implementations that have a value there, centred on the group."""
     if not any(v is not None for values in series.values() for v in values):
@@ -455,23 +566,36 @@ def _comparison_panel(ax, title: str, section: dict, kind: str) -> None:
     rows = [r for r in section["results"] if r.get("pass") == kind]
     idx = _index(rows)
     models = list(dict.fromkeys(r["model"] for r in rows))
-    impls = [i for i in ("fused", "reference", "official", "torch.compile", "keras-jax", "mlx.nn")
-             if any(r["impl"] == i for r in rows)]  # fmt: skip
+    impls = [
+        i
+        for i in ("fused", "reference", "official", "torch.compile", "keras-jax", "mlx.nn")
+        if any(r["impl"] == i for r in rows)
+    ]
     series = {i: [_ms(median(idx.get((m, kind, i)))) for m in models] for i in impls}
-    _bars(ax, f"{title} {'forward' if kind == 'forward' else 'forward+backward'}", [_short(m) for m in models],
-          series, "ms (median, log)", log=True)  # fmt: skip
+    _bars(
+        ax,
+        f"{title} {'forward' if kind == 'forward' else 'forward+backward'}",
+        [_short(m) for m in models],
+        series,
+        "ms (median, log)",
+        log=True,
+    )
 
 
-def _ms(v: Optional[float]) -> Optional[float]:
+def _ms(v: float | None) -> float | None:
     return None if v is None else v * 1e3
 
 
 def _scan_panel(ax, section: dict, sweep: str) -> None:
     pts = [p for p in section.get("scan", []) if p["sweep"] == sweep]
     model = pts[0]["model"].split(" · ")[-1] if pts else ""
-    title = {"time": f"forward vs T ({model})", "batch": f"forward vs batch ({model})",
-             "units": "forward vs units (FullyConnected)", "sparse units": "forward vs units (AutoNCP, sparse)",
-             "sparsity": "forward vs sparsity (AutoNCP)"}[sweep]  # fmt: skip
+    title = {
+        "time": f"forward vs T ({model})",
+        "batch": f"forward vs batch ({model})",
+        "units": "forward vs units (FullyConnected)",
+        "sparse units": "forward vs units (AutoNCP, sparse)",
+        "sparsity": "forward vs sparsity (AutoNCP)",
+    }[sweep]
     drawn = False
     for impl, style in (("fused", "o-"), ("reference", "s--")):
         xy = [(p["value"], median(p.get(impl))) for p in pts if median(p.get(impl)) is not None]
@@ -481,9 +605,16 @@ def _scan_panel(ax, section: dict, sweep: str) -> None:
     if not drawn:
         return _no_data(ax, title)
     ax.set_title(title, fontsize=10)
-    ax.set_xlabel({"time": "T (steps)", "batch": "batch", "units": "units", "sparse units": "units",
-                   "sparsity": "sparsity_level"}[sweep],
-                  fontsize=8)  # fmt: skip
+    ax.set_xlabel(
+        {
+            "time": "T (steps)",
+            "batch": "batch",
+            "units": "units",
+            "sparse units": "units",
+            "sparsity": "sparsity_level",
+        }[sweep],
+        fontsize=8,
+    )
     ax.set_ylabel("ms (median, log)", fontsize=8)
     ax.set_yscale("log")
     _log_y(ax)
@@ -522,8 +653,14 @@ def chart(results: dict, path: Path) -> None:
             for kind, name in (("forward", "fused forward"), ("fwd+bwd", "fused fwd+bwd")):
                 fr = [fraction_of_limit(fidx.get((m, kind, "fused")), results["limits"])[1] for m in models]
                 series[name] = [None if v is None else 100 * v for v in fr]
-            _bars(ax, "fraction of the machine's limit (GEMM / synapse rate)", [_short(m) for m in models], series,
-                  "% of limit (min time)", log=False)  # fmt: skip
+            _bars(
+                ax,
+                "fraction of the machine's limit (GEMM / synapse rate)",
+                [_short(m) for m in models],
+                series,
+                "% of limit (min time)",
+                log=False,
+            )
 
         panels.append(limit_panel)
     if "scaling" in sections:
@@ -531,9 +668,14 @@ def chart(results: dict, path: Path) -> None:
 
         def svd(ax):
             rows = sc.get("sparse_vs_dense", [])
-            _bars(ax, "sparse vs dense (fused forward)", [_short(r["model"]) for r in rows],
-                  {"fused": [_ms(median(r)) for r in rows]},
-                  "ms (median)", log=False)  # fmt: skip
+            _bars(
+                ax,
+                "sparse vs dense (fused forward)",
+                [_short(r["model"]) for r in rows],
+                {"fused": [_ms(median(r)) for r in rows]},
+                "ms (median)",
+                log=False,
+            )
 
         panels.append(svd)
         for sweep in ("time", "batch", "units", "sparse units", "sparsity"):
@@ -545,10 +687,14 @@ def chart(results: dict, path: Path) -> None:
         models = list(dict.fromkeys(r["model"] for r in rows))
 
         def mem(ax):
-            series = {i: [(idx[(m, "fwd+bwd", i)].get("peak_bytes") or 0) / 2**20 if ok(idx.get((m, "fwd+bwd", i)))
-                           else None for m in models] for i in ("fused", "reference")}  # fmt: skip
-            _bars(ax, "peak memory, forward+backward", [_short(m) for m in models], series,
-                  "MiB (log)", log=True)  # fmt: skip
+            series = {
+                i: [
+                    (idx[(m, "fwd+bwd", i)].get("peak_bytes") or 0) / 2**20 if ok(idx.get((m, "fwd+bwd", i))) else None
+                    for m in models
+                ]
+                for i in ("fused", "reference")
+            }
+            _bars(ax, "peak memory, forward+backward", [_short(m) for m in models], series, "MiB (log)", log=True)
 
         panels.append(mem)
     if "streaming" in sections:
@@ -557,10 +703,13 @@ def chart(results: dict, path: Path) -> None:
         models2 = list(dict.fromkeys(r["model"] for r in rows))
 
         def stream(ax):
-            series = {i: [(lambda v: None if v is None else v * 1e6)(median(idx2.get((m, i)))) for m in models2]
-                      for i in ("eager", "mx.compile", "infer", "official", "torch.compile", "keras-jax")}  # fmt: skip
-            _bars(ax, "streaming: one step, batch 1", [_short(m) for m in models2], series,
-                  "µs (median, log)", log=True)  # fmt: skip
+            series = {
+                i: [(lambda v: None if v is None else v * 1e6)(median(idx2.get((m, i)))) for m in models2]
+                for i in ("eager", "mx.compile", "infer", "official", "torch.compile", "keras-jax")
+            }
+            _bars(
+                ax, "streaming: one step, batch 1", [_short(m) for m in models2], series, "µs (median, log)", log=True
+            )
 
         panels.append(stream)
     if "accuracy" in sections:
@@ -578,11 +727,12 @@ def chart(results: dict, path: Path) -> None:
     flat = [ax for row in axes for ax in row]
     for ax, panel in zip(flat, panels):
         panel(ax)
-    for ax in flat[len(panels):]:
+    for ax in flat[len(panels) :]:
         ax.axis("off")
     m = results["machine"]
-    fig.suptitle(f"ncps benchmark ({results['name']}) — {m.get('cpu')}, {m.get('cores')} cores, mlx {m.get('mlx')}",
-                 fontsize=11)  # fmt: skip
+    fig.suptitle(
+        f"ncps benchmark ({results['name']}) — {m.get('cpu')}, {m.get('cores')} cores, mlx {m.get('mlx')}", fontsize=11
+    )
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / (4.4 * nrows)))  # keep the title clear of the top row
     fig.savefig(path, dpi=110)
     plt.close(fig)

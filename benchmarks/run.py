@@ -102,9 +102,10 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -167,8 +168,10 @@ class Config:
     training: training.TrainingConfig = field(default_factory=training.TrainingConfig)
 
     @classmethod
-    def make(cls, quick: bool, tiny: bool) -> "Config":
-        cfg = cls(accuracy=accuracy.AccuracyConfig.make(quick, tiny), training=training.TrainingConfig.make(quick, tiny))
+    def make(cls, quick: bool, tiny: bool) -> Config:
+        cfg = cls(
+            accuracy=accuracy.AccuracyConfig.make(quick, tiny), training=training.TrainingConfig.make(quick, tiny)
+        )
         if quick:
             cfg.scan_time = (25, 100)
             cfg.scan_batch = (1, 32)
@@ -237,7 +240,9 @@ def label(s: dict) -> str:
     if layer.startswith("mlx.nn."):
         return f"{layer}({s['input_size']}, {u})"
     if layer in ("CfC", "CfCCell") and not isinstance(u, dict):
-        return f"{layer}({s['input_size']}, {u}) · backbone {kw.get('backbone_units', 128)}×{kw.get('backbone_layers', 1)}"
+        return (
+            f"{layer}({s['input_size']}, {u}) · backbone {kw.get('backbone_units', 128)}×{kw.get('backbone_layers', 1)}"
+        )
     return f"{layer} · {units_label(u)}"
 
 
@@ -308,8 +313,7 @@ def step_call(cell: nn.Module, batch: int, how: str) -> Callable[[], None]:
     x = mx.random.normal((batch, cell.input_size))
     h = [mx.random.normal((batch, cell.state_size)) * 0.1]
     mx.eval(x, h[0])
-    fn = {"eager": cell, "infer": cell.infer,
-          "mx.compile": mx.compile(lambda a, b: cell(a, b), inputs=cell.state)}[how]  # fmt: skip
+    fn = {"eager": cell, "infer": cell.infer, "mx.compile": mx.compile(lambda a, b: cell(a, b), inputs=cell.state)}[how]
 
     def call():
         out, h[0] = fn(x, h[0])
@@ -353,9 +357,12 @@ class Bench:
         self.peer_info: dict[str, dict] = {}
         for impl in cfg.peers:
             why = oracle.missing(PEER_IMPLS[impl])
-            self.peer_info[impl] = {"available": why is None,
-                                    "reason": None if why is None else f"not installed — {oracle.INSTALL_HINT} ({why})"}
+            self.peer_info[impl] = {
+                "available": why is None,
+                "reason": None if why is None else f"not installed — {oracle.INSTALL_HINT} ({why})",
+            }
         self.limits: dict = {}  # filled by section_limits
+
     # -- measurements of our side -----------------------------------------------------------
     def time_sequence(self, s: dict, batch: int, T: int, kind: str, impl: str, policy: Policy) -> dict:
         key = json.dumps([s, batch, T, kind, impl], sort_keys=True)  # the first policy's result is reused
@@ -372,8 +379,9 @@ class Bench:
         self.log(f"{label(s)} B={batch} T={T} {kind} {impl}: {describe(result)} [{time.perf_counter() - t0:.1f} s]")
         return result
 
-    def peak_memory(self, s: dict, impl: str, batch: Optional[int] = None, T: Optional[int] = None,
-                    kind: str = "fwd+bwd") -> dict:
+    def peak_memory(
+        self, s: dict, impl: str, batch: int | None = None, T: int | None = None, kind: str = "fwd+bwd"
+    ) -> dict:
         cfg = self.cfg
         batch, T = batch or cfg.batch, T or cfg.time
 
@@ -386,8 +394,12 @@ class Bench:
             mx.reset_peak_memory()
             call()
             peak = mx.get_peak_memory()
-            return {"status": "ok", "peak_bytes": int(peak), "baseline_bytes": int(baseline),
-                    "transient_bytes": int(peak - baseline)}  # fmt: skip
+            return {
+                "status": "ok",
+                "peak_bytes": int(peak),
+                "baseline_bytes": int(baseline),
+                "transient_bytes": int(peak - baseline),
+            }
 
         result = guarded(run)
         self.log(f"memory {label(s)} B={batch} T={T} {kind} {impl}: {result.get('peak_bytes', result.get('reason'))}")
@@ -437,11 +449,21 @@ class Bench:
         for s in specs:
             for kind in PASSES:
                 for impl in IMPLS:
-                    r = self.time_sequence(s, cfg.batch, cfg.time, kind, impl, cfg.fast if impl == "fused" else cfg.slow)
+                    r = self.time_sequence(
+                        s, cfg.batch, cfg.time, kind, impl, cfg.fast if impl == "fused" else cfg.slow
+                    )
                     rows.append({"model": label(s), "spec": s, "pass": kind, "impl": impl, **r})
                 job_id = f"{label(s)}|{kind}"
-                jobs.append({"id": job_id, **s, "batch": cfg.batch, "time": cfg.time, "pass": kind,
-                             "policy": cfg.official.to_dict()})  # fmt: skip
+                jobs.append(
+                    {
+                        "id": job_id,
+                        **s,
+                        "batch": cfg.batch,
+                        "time": cfg.time,
+                        "pass": kind,
+                        "policy": cfg.official.to_dict(),
+                    }
+                )
         for impl, results in self.peers(jobs).items():
             for job_id, r in results.items():
                 model, kind = job_id.split("|")
@@ -475,8 +497,12 @@ class Bench:
     def section_scaling(self) -> dict:
         cfg = self.cfg
         kw = {"ode_unfolds": cfg.ode_unfolds}
-        sparse = spec("LTC", cfg.inputs, wiring("AutoNCP", cfg.sparse_units, cfg.sparse_motor,
-                                                 sparsity_level=cfg.sparse_level), **kw)  # fmt: skip
+        sparse = spec(
+            "LTC",
+            cfg.inputs,
+            wiring("AutoNCP", cfg.sparse_units, cfg.sparse_motor, sparsity_level=cfg.sparse_level),
+            **kw,
+        )
         dense = spec("LTC", cfg.inputs, wiring("FullyConnected", cfg.sparse_units), **kw)
         sparse_vs_dense = []
         for s in (sparse, dense):
@@ -486,30 +512,62 @@ class Bench:
         headline = spec("LTC", cfg.inputs, wiring("AutoNCP", cfg.units, cfg.motor), **kw)
         points = [("time", T, headline, cfg.batch, T) for T in cfg.scan_time]
         points += [("batch", B, headline, B, cfg.time) for B in cfg.scan_batch]
-        points += [("units", N, spec("LTC", cfg.inputs, wiring("FullyConnected", N), **kw), cfg.batch, cfg.time)
-                   for N in cfg.scan_units]  # fmt: skip
-        points += [("sparse units", N, spec("LTC", cfg.inputs, wiring("AutoNCP", N, cfg.sparse_motor,
-                                                                      sparsity_level=cfg.sparse_level), **kw),
-                    cfg.batch, cfg.time) for N in cfg.scan_sparse_units]  # fmt: skip
-        points += [("sparsity", p, spec("LTC", cfg.inputs, wiring("AutoNCP", cfg.sparsity_units, cfg.sparsity_motor,
-                                                                  sparsity_level=p), **kw), cfg.batch, cfg.time)
-                   for p in cfg.scan_sparsity]  # fmt: skip
+        points += [
+            ("units", N, spec("LTC", cfg.inputs, wiring("FullyConnected", N), **kw), cfg.batch, cfg.time)
+            for N in cfg.scan_units
+        ]
+        points += [
+            (
+                "sparse units",
+                N,
+                spec("LTC", cfg.inputs, wiring("AutoNCP", N, cfg.sparse_motor, sparsity_level=cfg.sparse_level), **kw),
+                cfg.batch,
+                cfg.time,
+            )
+            for N in cfg.scan_sparse_units
+        ]
+        points += [
+            (
+                "sparsity",
+                p,
+                spec(
+                    "LTC", cfg.inputs, wiring("AutoNCP", cfg.sparsity_units, cfg.sparsity_motor, sparsity_level=p), **kw
+                ),
+                cfg.batch,
+                cfg.time,
+            )
+            for p in cfg.scan_sparsity
+        ]
         scan = []
         for sweep, value, s, B, T in points:
             N = units_count(s["units"])
-            row = {"sweep": sweep, "value": value, "model": label(s), "spec": s, "batch": B, "time": T, "pass": "forward"}
+            row = {
+                "sweep": sweep,
+                "value": value,
+                "model": label(s),
+                "spec": s,
+                "batch": B,
+                "time": T,
+                "pass": "forward",
+            }
             row["fused"] = self.time_sequence(s, B, T, "forward", "fused", cfg.scan_fast)
             row["memory"] = self.peak_memory(s, "fused", B, T, "forward")
             work = B * T * N * N
             if work <= cfg.reference_work_limit:
                 row["reference"] = self.time_sequence(s, B, T, "forward", "reference", cfg.scan_slow)
             else:
-                row["reference"] = {"status": "skipped",
-                                    "reason": f"reference skipped where B·T·N² > {cfg.reference_work_limit:.3g} "
-                                              "(seconds per call)"}  # fmt: skip
+                row["reference"] = {
+                    "status": "skipped",
+                    "reason": f"reference skipped where B·T·N² > {cfg.reference_work_limit:.3g} (seconds per call)",
+                }
             scan.append(row)
-        return {"shape": self.shape(), "sparse_vs_dense": sparse_vs_dense, "target_sparse_over_dense": 0.5,
-                "scan": scan, "growth": growth(scan)}  # fmt: skip
+        return {
+            "shape": self.shape(),
+            "sparse_vs_dense": sparse_vs_dense,
+            "target_sparse_over_dense": 0.5,
+            "scan": scan,
+            "growth": growth(scan),
+        }
 
     def section_memory(self) -> dict:
         cfg = self.cfg
@@ -521,14 +579,18 @@ class Bench:
         rows = []
         for s in specs:
             for impl in IMPLS:
-                rows.append({"model": label(s), "spec": s, "pass": "fwd+bwd", "impl": impl, **self.peak_memory(s, impl)})
+                rows.append(
+                    {"model": label(s), "spec": s, "pass": "fwd+bwd", "impl": impl, **self.peak_memory(s, impl)}
+                )
         return {"shape": self.shape(), "target_fused_over_reference": {"LTC": 0.25}, "results": rows}
 
     def section_streaming(self) -> dict:
         cfg = self.cfg
         ncp = wiring("AutoNCP", cfg.units, cfg.motor)
         specs = [
-            spec("CfCCell", cfg.inputs, cfg.units, backbone_units=cfg.backbone_units, backbone_layers=cfg.backbone_layers),
+            spec(
+                "CfCCell", cfg.inputs, cfg.units, backbone_units=cfg.backbone_units, backbone_layers=cfg.backbone_layers
+            ),
             spec("WiredCfCCell", cfg.inputs, ncp),
             spec("LTCCell", cfg.inputs, ncp, ode_unfolds=cfg.ode_unfolds),
         ]
@@ -560,22 +622,30 @@ class Bench:
         cfg.peers = tuple(p for p in self.cfg.peers if p in ("official", "keras-jax"))
         return training.section(cfg, self.log)
 
-    def section_limits(self, previous: Optional[dict] = None) -> dict:
+    def section_limits(self, previous: dict | None = None) -> dict:
         """The machine's GEMM rate (best of numpy, XLA and our gemm.h tiles) and the LTC synapse
         rate at full SIMD width (``benchmarks/limits.py``). With ``previous`` (the section from the
         start of the run) the probes run again at the end and each rate keeps its best: a limit
         measured while the machine was busy would otherwise understate it."""
         cfg, gemm = self.cfg, {}
-        gemm["numpy"] = guarded(lambda: {"status": "ok", "gflops": limits.numpy_gemm_gflops(cfg.gemm_n, cfg.limit_seconds)})
+        gemm["numpy"] = guarded(
+            lambda: {"status": "ok", "gflops": limits.numpy_gemm_gflops(cfg.gemm_n, cfg.limit_seconds)}
+        )
         native = guarded(lambda: {"status": "ok", **limits.native_limits(cfg.threads, cfg.limit_seconds)})
-        gemm["ncps gemm.h"] = ({"status": "ok", "gflops": native["gemm_gflops"], "n": native["gemm_n"]}
-                               if native["status"] == "ok" else native)  # fmt: skip
+        gemm["ncps gemm.h"] = (
+            {"status": "ok", "gflops": native["gemm_gflops"], "n": native["gemm_n"]}
+            if native["status"] == "ok"
+            else native
+        )
         if "keras-jax" in cfg.peers:
             policy = Policy(warmup=1, reps=20, min_reps=3, budget_s=cfg.limit_seconds)
-            r = self.official([{"id": "gemm", "pass": "gemm", "n": cfg.gemm_n, "policy": policy.to_dict()}], "keras-jax")
+            r = self.official(
+                [{"id": "gemm", "pass": "gemm", "n": cfg.gemm_n, "policy": policy.to_dict()}], "keras-jax"
+            )
             r = r["gemm"]
-            gemm["jax (XLA)"] = ({"status": "ok", "gflops": 2.0 * cfg.gemm_n**3 / r["min_s"] * 1e-9}
-                                 if r.get("status") == "ok" else r)  # fmt: skip
+            gemm["jax (XLA)"] = (
+                {"status": "ok", "gflops": 2.0 * cfg.gemm_n**3 / r["min_s"] * 1e-9} if r.get("status") == "ok" else r
+            )
         for name, r in gemm.items():
             self.log(f"limits: GEMM {name}: {r.get('gflops', r.get('reason'))}")
         rates = {name: r["gflops"] for name, r in gemm.items() if r.get("status") == "ok"}
@@ -588,8 +658,12 @@ class Bench:
                     gemm[name], rates[name] = r, r["gflops"]
             best = max(rates, key=rates.get) if rates else None
             synapse = max(filter(None, (synapse, previous.get("synapse_evals_per_s"))), default=None)
-        self.limits = {"gemm_gflops": rates.get(best), "gemm_source": best,
-                       "synapse_evals_per_s": synapse, "simd_lanes": native.get("simd_lanes") or self.limits.get("simd_lanes")}  # fmt: skip
+        self.limits = {
+            "gemm_gflops": rates.get(best),
+            "gemm_source": best,
+            "synapse_evals_per_s": synapse,
+            "simd_lanes": native.get("simd_lanes") or self.limits.get("simd_lanes"),
+        }
         return {"gemm_n": cfg.gemm_n, "threads": cfg.threads, "gemm": gemm, "native": native, **self.limits}
 
     def section_gpu(self) -> dict:
@@ -611,8 +685,10 @@ def growth(scan: list[dict]) -> dict:
     for sweep in ("time", "batch", "units", "sparse units"):
         pts = [p for p in scan if p["sweep"] == sweep]
         fits = {}
-        for key, get in (("time", lambda p: p["fused"].get("min_s") if p["fused"].get("status") == "ok" else None),
-                         ("memory", lambda p: (p.get("memory") or {}).get("peak_bytes"))):  # fmt: skip
+        for key, get in (
+            ("time", lambda p: p["fused"].get("min_s") if p["fused"].get("status") == "ok" else None),
+            ("memory", lambda p: (p.get("memory") or {}).get("peak_bytes")),
+        ):
             xy = [(math.log(p["value"]), math.log(get(p))) for p in pts if get(p)]
             if len(xy) >= 2:
                 mx_, my = sum(x for x, _ in xy) / len(xy), sum(y for _, y in xy) / len(xy)
@@ -645,7 +721,7 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def memory_total_gib() -> Optional[float]:
+def memory_total_gib() -> float | None:
     with contextlib.suppress(Exception):
         for line in Path("/proc/meminfo").read_text().splitlines():
             if line.startswith("MemTotal:"):
@@ -653,16 +729,17 @@ def memory_total_gib() -> Optional[float]:
     return None
 
 
-def git_revision() -> Optional[str]:
+def git_revision() -> str | None:
     with contextlib.suppress(Exception):
-        rev = subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, text=True,
-                                      stderr=subprocess.DEVNULL).strip()  # fmt: skip
+        rev = subprocess.check_output(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, text=True, stderr=subprocess.DEVNULL
+        ).strip()
         dirty = subprocess.call(["git", "diff", "--quiet", "HEAD"], cwd=REPO, stderr=subprocess.DEVNULL) != 0
         return rev + ("+dirty" if dirty else "")
     return None
 
 
-def load_average() -> Optional[list]:
+def load_average() -> list | None:
     with contextlib.suppress(OSError, AttributeError):
         return [round(v, 2) for v in os.getloadavg()]
     return None
@@ -698,19 +775,31 @@ def machine_info() -> dict:
 # ---------------------------------------------------------------------------------------------
 # Main
 # ---------------------------------------------------------------------------------------------
-def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+def parse_args(argv: list | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n", 1)[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--quick", action="store_true", help="few repetitions and scaling points (~1-2 min)")
-    p.add_argument("--section", "--only", default=",".join(SECTIONS),
-                   help=f"comma-separated subset of {','.join(SECTIONS)} (default: all)")  # fmt: skip
+    p.add_argument(
+        "--section",
+        "--only",
+        default=",".join(SECTIONS),
+        help=f"comma-separated subset of {','.join(SECTIONS)} (default: all)",
+    )
     p.add_argument("--out", default=str(REPO / "benchmarks" / "results"), help="output directory")
     p.add_argument("--name", default=None, help="file name stem (default: full, quick or tiny)")
-    p.add_argument("--torch-threads", type=int, default=None,
-                   help="threads of the official torch run (default: the available cores)")  # fmt: skip
-    p.add_argument("--peers", default=None,
-                   help=f"comma-separated subset of the official package's frameworks {','.join(PEER_IMPLS)} "
-                        "(official = ncps.torch eager; default: all, without torch.compile in --quick)")  # fmt: skip
+    p.add_argument(
+        "--torch-threads",
+        type=int,
+        default=None,
+        help="threads of the official torch run (default: the available cores)",
+    )
+    p.add_argument(
+        "--peers",
+        default=None,
+        help=f"comma-separated subset of the official package's frameworks {','.join(PEER_IMPLS)} "
+        "(official = ncps.torch eager; default: all, without torch.compile in --quick)",
+    )
     p.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # test sizes
     args = p.parse_args(argv)
     args.sections = [s.strip() for s in args.section.split(",") if s.strip()]
@@ -729,7 +818,7 @@ def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
     return args
 
 
-def main(argv: Optional[list] = None) -> int:
+def main(argv: list | None = None) -> int:
     args = parse_args(argv)
     cfg = Config.make(args.quick, args.tiny)
     cfg.threads = args.torch_threads or available_cores()
@@ -743,8 +832,10 @@ def main(argv: Optional[list] = None) -> int:
     machine = machine_info()
     load_start = load_average()
     if load_start and load_start[0] > 0.5 * (machine["cores"] or 1):
-        log(f"WARNING: the machine is busy (load average {load_start[0]}): timings will be noisy, and torch's "
-            "multi-threaded runs can be many times slower than on an idle machine")
+        log(
+            f"WARNING: the machine is busy (load average {load_start[0]}): timings will be noisy, and torch's "
+            "multi-threaded runs can be many times slower than on an idle machine"
+        )
     bench = Bench(cfg, log)
     sections: dict[str, Any] = {}
     for name in SECTIONS:  # fixed order, whatever the order given

@@ -22,8 +22,9 @@ import gc
 import statistics
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -39,18 +40,13 @@ class Policy:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Policy":
+    def from_dict(cls, d: dict) -> Policy:
         return cls(**{k: d[k] for k in ("warmup", "reps", "min_reps", "budget_s") if k in d})
 
 
 def summarize(times: list[float]) -> dict:
     """Median, minimum and count of a list of timings (seconds)."""
-    return {
-        "median_s": statistics.median(times),
-        "min_s": min(times),
-        "reps": len(times),
-        "times_s": list(times),
-    }
+    return {"median_s": statistics.median(times), "min_s": min(times), "reps": len(times), "times_s": list(times)}
 
 
 def measure(fn: Callable[[], Any], policy: Policy) -> dict:
@@ -104,6 +100,9 @@ def run_each(jobs: list, fn: Callable[[dict], dict], tag: str, describe: Callabl
         except Exception as exc:
             results[job["id"]] = failure("error", exc)
         r = results[job["id"]]
-        print(f"[{tag}] {job['id']}: {describe(r) if r.get('status') == 'ok' else r.get('reason')}",
-              file=sys.stderr, flush=True)  # fmt: skip
+        print(
+            f"[{tag}] {job['id']}: {describe(r) if r.get('status') == 'ok' else r.get('reason')}",
+            file=sys.stderr,
+            flush=True,
+        )
     return results

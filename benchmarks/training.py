@@ -69,9 +69,9 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Callable, Optional
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -114,7 +114,7 @@ class TrainingConfig:
     epochs: int = 8  # per round; the first is the warm-up
     rounds: int = 3  # our rows run round-robin, so that a burst of load hits them alike
     torch_epochs: int = 4  # the official torch loop: seconds per epoch on a loaded 2-core machine
-    samples: Optional[int] = None  # None: both splits; else the first n sequences (tiny runs)
+    samples: int | None = None  # None: both splits; else the first n sequences (tiny runs)
     seed: int = 0
     threads: int = 2
     peers: tuple = ("official", "keras-jax")
@@ -122,17 +122,34 @@ class TrainingConfig:
     step_policy: Policy = Policy(warmup=2, reps=30, min_reps=5, budget_s=1.0)
 
     @classmethod
-    def make(cls, quick: bool, tiny: bool) -> "TrainingConfig":
+    def make(cls, quick: bool, tiny: bool) -> TrainingConfig:
         if tiny:
-            return cls(epochs=2, rounds=1, torch_epochs=2, samples=64, step_policy=Policy(warmup=1, reps=3, min_reps=1, budget_s=0.05))
+            return cls(
+                epochs=2,
+                rounds=1,
+                torch_epochs=2,
+                samples=64,
+                step_policy=Policy(warmup=1, reps=3, min_reps=1, budget_s=0.05),
+            )
         if quick:
-            return cls(epochs=6, rounds=2, torch_epochs=3, step_policy=Policy(warmup=1, reps=15, min_reps=5, budget_s=0.5))
+            return cls(
+                epochs=6, rounds=2, torch_epochs=3, step_policy=Policy(warmup=1, reps=15, min_reps=5, budget_s=0.5)
+            )
         return cls()
 
     def recipe(self) -> dict:
-        return {"units": self.units, "batch": self.batch, "lr": self.lr, "clip": self.clip, "betas": [0.9, 0.999],
-                "bias_correction": True, "epochs": self.epochs, "warmup_epochs": 1, "rounds": self.rounds,
-                "torch_epochs": self.torch_epochs}  # fmt: skip
+        return {
+            "units": self.units,
+            "batch": self.batch,
+            "lr": self.lr,
+            "clip": self.clip,
+            "betas": [0.9, 0.999],
+            "bias_correction": True,
+            "epochs": self.epochs,
+            "warmup_epochs": 1,
+            "rounds": self.rounds,
+            "torch_epochs": self.torch_epochs,
+        }
 
     def public(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -156,8 +173,15 @@ def epoch_stats(times: list, n: int) -> dict:
         return {"status": "error", "reason": f"need >= 2 positive epoch times, got {times}"}
     timed = times[1:]
     med = statistics.median(timed)
-    return {"status": "ok", "epoch_times_s": times, "warmup_s": times[0], "median_s": med, "min_s": min(timed),
-            "samples_per_s": n / med, "samples": n}  # fmt: skip
+    return {
+        "status": "ok",
+        "epoch_times_s": times,
+        "warmup_s": times[0],
+        "median_s": med,
+        "min_s": min(timed),
+        "samples_per_s": n / med,
+        "samples": n,
+    }
 
 
 def merge_rounds(runs: list) -> dict:
@@ -182,11 +206,21 @@ def guarded(fn: Callable[[], dict]) -> dict:
 # ---------------------------------------------------------------------------------------------
 def bare_job(cfg: TrainingConfig, data: dict, tmp: Path) -> tuple[dict, dict]:
     """The job and data of :func:`benchmarks.accuracy.train_ours` (its test metric on 32 samples)."""
-    job = {"kind": "classification", "seed": cfg.seed, "layer": "CfC", "units": cfg.units,
-           "init_out": str(tmp / "torch-init.npz"), "recipe": {"batch": cfg.batch, "lr": cfg.lr, "clip": cfg.clip,
-                                                            "eval_batch": 512}}  # fmt: skip
-    task = {"x_train": data["x"], "y_train": data["y"], "x_test": data["x"][:32], "y_test": data["y"][:32],
-            "outputs": data["outputs"]}  # fmt: skip
+    job = {
+        "kind": "classification",
+        "seed": cfg.seed,
+        "layer": "CfC",
+        "units": cfg.units,
+        "init_out": str(tmp / "torch-init.npz"),
+        "recipe": {"batch": cfg.batch, "lr": cfg.lr, "clip": cfg.clip, "eval_batch": 512},
+    }
+    task = {
+        "x_train": data["x"],
+        "y_train": data["y"],
+        "x_test": data["x"][:32],
+        "y_test": data["y"][:32],
+        "outputs": data["outputs"],
+    }
     return job, task
 
 
@@ -202,25 +236,43 @@ def front_stats(history: ncps.training.History, n: int, t0: float) -> dict:
     """A front's row: its epoch statistics, and the time its ``fit`` call spent outside the
     epochs (checking and converting the data, building the model and the step)."""
     call_s = time.perf_counter() - t0
-    return {**epoch_stats(history.epoch_times, n), "call_s": call_s, "outside_epochs_s": call_s - sum(history.epoch_times),
-            "compiled": history.compiled}  # fmt: skip
+    return {
+        **epoch_stats(history.epoch_times, n),
+        "call_s": call_s,
+        "outside_epochs_s": call_s - sum(history.epoch_times),
+        "compiled": history.compiled,
+    }
 
 
 def run_fit(cfg: TrainingConfig, data: dict) -> dict:
     mx.random.seed(cfg.seed)
     model = accuracy.Net("CfC", data["x"].shape[-1], cfg.units, data["outputs"])
     t0 = time.perf_counter()
-    history = ncps.training.fit(model, accuracy.loss_fn("classification"), (data["x"], data["y"]),
-                                optimizer=ncps.optimizers.adam(cfg.lr), epochs=cfg.epochs, batch_size=cfg.batch,
-                                clip_norm=cfg.clip, progress=False, seed=cfg.seed)  # fmt: skip
+    history = ncps.training.fit(
+        model,
+        accuracy.loss_fn("classification"),
+        (data["x"], data["y"]),
+        optimizer=ncps.optimizers.adam(cfg.lr),
+        epochs=cfg.epochs,
+        batch_size=cfg.batch,
+        clip_norm=cfg.clip,
+        progress=False,
+        seed=cfg.seed,
+    )
     return front_stats(history, len(data["x"]), t0)
 
 
 def run_sklearn(cfg: TrainingConfig, data: dict) -> dict:
     from ncps.sklearn import LiquidClassifier
 
-    clf = LiquidClassifier(units=cfg.units, epochs=cfg.epochs, batch_size=cfg.batch, learning_rate=cfg.lr,
-                           clip_value=cfg.clip, random_state=cfg.seed)  # fmt: skip
+    clf = LiquidClassifier(
+        units=cfg.units,
+        epochs=cfg.epochs,
+        batch_size=cfg.batch,
+        learning_rate=cfg.lr,
+        clip_value=cfg.clip,
+        random_state=cfg.seed,
+    )
     t0 = time.perf_counter()
     clf.fit(data["x"], data["y"])
     return front_stats(clf.history_, len(data["x"]), t0)
@@ -230,10 +282,15 @@ def run_mini_keras(cfg: TrainingConfig, data: dict, metrics: tuple) -> dict:
     from ncps import mini_keras as keras
 
     mx.random.seed(cfg.seed)
-    model = keras.models.Sequential([keras.layers.InputLayer(data["x"].shape[1:]), keras.layers.CfC(cfg.units),
-                                     keras.layers.Dense(data["outputs"])])  # fmt: skip
-    model.compile(optimizer=ncps.optimizers.make_optimizer("adam", cfg.lr, convention="keras"),
-                  loss="sparse_categorical_crossentropy", metrics=list(metrics), clipnorm=cfg.clip)  # fmt: skip
+    model = keras.models.Sequential(
+        [keras.layers.InputLayer(data["x"].shape[1:]), keras.layers.CfC(cfg.units), keras.layers.Dense(data["outputs"])]
+    )
+    model.compile(
+        optimizer=ncps.optimizers.make_optimizer("adam", cfg.lr, convention="keras"),
+        loss="sparse_categorical_crossentropy",
+        metrics=list(metrics),
+        clipnorm=cfg.clip,
+    )
     t0 = time.perf_counter()
     history = model.fit(data["x"], data["y"], batch_size=cfg.batch, epochs=cfg.epochs, verbose=0, seed=cfg.seed)
     return front_stats(history, len(data["x"]), t0)
@@ -268,10 +325,15 @@ def step_parts(cfg: TrainingConfig, data: dict) -> dict:
         step = accuracy.train_step(model, opt, "classification", cfg.clip, compiled)
         parts[name] = lambda step=step, opt=opt: mx.eval(step(x, y), model.state, opt.state)
     # fit's own step (ncps.training's compiled step and its evaluation), without and with a metric
-    fronts = {"fit's step": (accuracy.loss_fn("classification"), {}, ()),
-              "fit's step + accuracy, metrics= (a 2nd forward)": (accuracy.loss_fn("classification"),
-                                                                  {"accuracy": accuracy_metric}, ()),
-              "fit's step + accuracy, loss_metrics (same forward)": (loss_and_accuracy, {}, ("accuracy",))}  # fmt: skip
+    fronts = {
+        "fit's step": (accuracy.loss_fn("classification"), {}, ()),
+        "fit's step + accuracy, metrics= (a 2nd forward)": (
+            accuracy.loss_fn("classification"),
+            {"accuracy": accuracy_metric},
+            (),
+        ),
+        "fit's step + accuracy, loss_metrics (same forward)": (loss_and_accuracy, {}, ("accuracy",)),
+    }
     weight = mx.array(1.0)
     for name, (loss_fn, metrics, loss_metrics) in fronts.items():
         opt = ncps.optimizers.adam(cfg.lr)
@@ -335,12 +397,24 @@ def run_keras(cfg: TrainingConfig, data: dict, tmp: Path) -> tuple[dict, dict]:
     path = tmp / "keras-data.npz"
     np.savez(path, x_train=data["x"], y_train=data["y"])
     keys = [k for k, (_, how, _) in ROWS.items() if how == "keras-jax"]
-    jobs = [{"id": k, "units": cfg.units, "outputs": data["outputs"], "seed": cfg.seed, "epochs": cfg.epochs,
-             "metrics": list(ROWS[k][2]), "data": str(path), "recipe": {"batch": cfg.batch, "lr": cfg.lr,
-                                                                      "clip": cfg.clip}} for k in keys]  # fmt: skip
+    jobs = [
+        {
+            "id": k,
+            "units": cfg.units,
+            "outputs": data["outputs"],
+            "seed": cfg.seed,
+            "epochs": cfg.epochs,
+            "metrics": list(ROWS[k][2]),
+            "data": str(path),
+            "recipe": {"batch": cfg.batch, "lr": cfg.lr, "clip": cfg.clip},
+        }
+        for k in keys
+    ]
     out = oracle.run_jobs(jobs, threads=cfg.threads, peer="keras-jax", script=KERAS_SCRIPT)
     if not out["available"]:
-        return {"available": False, "reason": out["reason"]}, {k: {"status": "n/a", "reason": out["reason"]} for k in keys}
+        return {"available": False, "reason": out["reason"]}, {
+            k: {"status": "n/a", "reason": out["reason"]} for k in keys
+        }
     info = {"available": True, "version": out.get("peer_version"), "threads": out.get("threads")}
     rows = {}
     for k in keys:
@@ -397,9 +471,21 @@ def section(cfg: TrainingConfig, log: Callable[[str], None]) -> dict:
         log(f"training: {label} {'+'.join(metrics)}: {describe(r)}")
         rows.append({"key": key, "label": label, "impl": how, "metrics": list(metrics), **r})
     add_ratios(rows)
-    return {"config": cfg.public(), "recipe": cfg.recipe(), "official": official, "rows": rows, "steps": breakdown,
-            "dataset": {"name": cfg.dataset, "samples": n, "time": T, "features": F, "outputs": data["outputs"],
-                        "lengths": f"{data['lengths'][0]}-{data['lengths'][-1]}"}}  # fmt: skip
+    return {
+        "config": cfg.public(),
+        "recipe": cfg.recipe(),
+        "official": official,
+        "rows": rows,
+        "steps": breakdown,
+        "dataset": {
+            "name": cfg.dataset,
+            "samples": n,
+            "time": T,
+            "features": F,
+            "outputs": data["outputs"],
+            "lengths": f"{data['lengths'][0]}-{data['lengths'][-1]}",
+        },
+    }
 
 
 def add_ratios(rows: list) -> None:
@@ -407,7 +493,7 @@ def add_ratios(rows: list) -> None:
     metrics) and the overhead over the compiled bare loop, in place."""
     by_key = {r["key"]: r for r in rows}
 
-    def median_of(key: str, stat: str = "median_s") -> Optional[float]:
+    def median_of(key: str, stat: str = "median_s") -> float | None:
         r = by_key.get(key, {})
         return r.get(stat) if r.get("status") == "ok" else None
 
@@ -425,15 +511,17 @@ def add_ratios(rows: list) -> None:
 
 def describe(r: dict) -> str:
     if r.get("status") == "ok":
-        return (f"{report.fmt_time(r['median_s'])} per epoch (min {report.fmt_time(r['min_s'])}), "
-                f"{r['samples_per_s']:.0f} samples/s")  # fmt: skip
+        return (
+            f"{report.fmt_time(r['median_s'])} per epoch (min {report.fmt_time(r['min_s'])}), "
+            f"{r['samples_per_s']:.0f} samples/s"
+        )
     return f"{r.get('status')}: {r.get('reason')}"
 
 
 # ---------------------------------------------------------------------------------------------
 # Markdown and chart panel (used by benchmarks/report.py)
 # ---------------------------------------------------------------------------------------------
-def fmt_pct(v: Optional[float]) -> str:
+def fmt_pct(v: float | None) -> str:
     return "—" if v is None else f"{v:+.0f} %"
 
 
@@ -449,29 +537,57 @@ def markdown(sec: dict) -> list[str]:
     if sec.get("skipped"):
         return lines + [f"Skipped: {sec['reason']}."]
     d, rc = sec["dataset"], sec["recipe"]
-    lines += [f"{d['name']} (aeon, both splits: {d['samples']} sequences, T = {d['time']} front-padded from lengths "
-              f"{d['lengths']}, {d['features']} channels, {d['outputs']} classes); CfC({d['features']}, {rc['units']}) "
-              f"+ linear head, Adam lr {rc['lr']:g} (bias-corrected), global grad-norm clip {rc['clip']:g}, batch "
-              f"{rc['batch']}, {rc['epochs']} epochs ({rc['torch_epochs']} for the official torch loop). Time per epoch: median / min over the epochs after the first "
-              "(warm-up: tracing, XLA compilation); a front's fit() outside its epochs: checking and converting the data, building the model. Speed-up = the official loop's median ÷ ours (> 1: we are "
-              "faster); overhead = our median (min) ÷ the compiled bare MLX loop's median (min) − 1. Our rows: "
-              f"{rc['rounds']} round(s), round-robin, timed epochs pooled.", ""]  # fmt: skip
-    header = ["front", "per-batch metrics", "time per epoch", "samples/s", "warm-up epoch", "fit() outside epochs",
-              "speed-up vs official torch", "speed-up vs Keras 3 + JAX", "overhead vs bare (compiled), median / min"]  # fmt: skip
+    lines += [
+        f"{d['name']} (aeon, both splits: {d['samples']} sequences, T = {d['time']} front-padded from lengths "
+        f"{d['lengths']}, {d['features']} channels, {d['outputs']} classes); CfC({d['features']}, {rc['units']}) "
+        f"+ linear head, Adam lr {rc['lr']:g} (bias-corrected), global grad-norm clip {rc['clip']:g}, batch "
+        f"{rc['batch']}, {rc['epochs']} epochs ({rc['torch_epochs']} for the official torch loop). "
+        "Time per epoch: median / min over the epochs after the first "
+        "(warm-up: tracing, XLA compilation); a front's fit() outside its epochs: "
+        "checking and converting the data, building the model. "
+        "Speed-up = the official loop's median ÷ ours (> 1: we are "
+        "faster); overhead = our median (min) ÷ the compiled bare MLX loop's median (min) − 1. Our rows: "
+        f"{rc['rounds']} round(s), round-robin, timed epochs pooled.",
+        "",
+    ]
+    header = [
+        "front",
+        "per-batch metrics",
+        "time per epoch",
+        "samples/s",
+        "warm-up epoch",
+        "fit() outside epochs",
+        "speed-up vs official torch",
+        "speed-up vs Keras 3 + JAX",
+        "overhead vs bare (compiled), median / min",
+    ]
     rows = []
     for r in sec["rows"]:
         metrics = "loss, " + ", ".join(r["metrics"]) if r["metrics"] else "loss"
         if r.get("status") != "ok":
             rows.append([r["label"], metrics, str(r.get("status")), "—", "—", "—", "—", "—", "—"])
             continue
-        rows.append([r["label"], metrics, report.fmt_pair(r["median_s"], r["min_s"]), f"{r['samples_per_s']:.0f}",
-                     report.fmt_time(r["warmup_s"]), report.fmt_time(r.get("outside_epochs_s")), report.fmt_ratio(r.get("speedup_torch")),
-                     report.fmt_ratio(r.get("speedup_keras")), fmt_overhead(r)])  # fmt: skip
+        rows.append(
+            [
+                r["label"],
+                metrics,
+                report.fmt_pair(r["median_s"], r["min_s"]),
+                f"{r['samples_per_s']:.0f}",
+                report.fmt_time(r["warmup_s"]),
+                report.fmt_time(r.get("outside_epochs_s")),
+                report.fmt_ratio(r.get("speedup_torch")),
+                report.fmt_ratio(r.get("speedup_keras")),
+                fmt_overhead(r),
+            ]
+        )
     lines += report.table(header, rows)
     lines += ["", *steps_markdown(sec.get("steps", {}), rc["batch"])]
     notes = [f"- {r['label']}: {r.get('status')} — {r.get('reason')}" for r in sec["rows"] if r.get("status") != "ok"]
-    peers = [f"{name}: {info.get('version')} ({info.get('threads')} threads)" for name, info in sec["official"].items()
-             if info.get("available")]  # fmt: skip
+    peers = [
+        f"{name}: {info.get('version')} ({info.get('threads')} threads)"
+        for name, info in sec["official"].items()
+        if info.get("available")
+    ]
     if peers:
         notes.append("- Peers: " + "; ".join(peers) + ".")
     return lines + (["", *dict.fromkeys(notes)] if notes else [])
@@ -481,10 +597,15 @@ def steps_markdown(steps: dict, batch: int) -> list[str]:
     """The table of where one step's time goes."""
     if steps.get("status") != "ok":
         return [f"Step breakdown: {steps.get('status')} — {steps.get('reason')}"] if steps else []
-    lines = [f"Where one step goes (batch {batch} of the same data; each part timed on its own, an epoch's worth of "
-             "calls at a time, rounds interleaved; share = median ÷ the compiled bare step's):", ""]  # fmt: skip
-    rows = [[p["part"], report.fmt_pair(p["median_s"], p["min_s"]), f"{100 * p['of_compiled_step']:.0f} %"]
-            for p in steps["parts"]]  # fmt: skip
+    lines = [
+        f"Where one step goes (batch {batch} of the same data; each part timed on its own, an epoch's worth of "
+        "calls at a time, rounds interleaved; share = median ÷ the compiled bare step's):",
+        "",
+    ]
+    rows = [
+        [p["part"], report.fmt_pair(p["median_s"], p["min_s"]), f"{100 * p['of_compiled_step']:.0f} %"]
+        for p in steps["parts"]
+    ]
     return lines + report.table(["part", "per step (median / min)", "share"], rows)
 
 
@@ -497,8 +618,11 @@ def panel(sec: dict) -> Callable:
             ax.set_title("training throughput", fontsize=10)
             ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, color="gray")
             return
-        names = [(r["label"] if r["impl"] == "ncps" else r["label"].replace("official ", "").split(",")[0] + " (official)")
-                 + (" +acc" if r["metrics"] else "") for r in rows]  # fmt: skip
+        names = [
+            (r["label"] if r["impl"] == "ncps" else r["label"].replace("official ", "").split(",")[0] + " (official)")
+            + (" +acc" if r["metrics"] else "")
+            for r in rows
+        ]
         colors = {"ncps": "#1f77b4", "official": "#2ca02c", "keras-jax": "#d62728"}
         ax.barh(range(len(rows)), [r["samples_per_s"] for r in rows], color=[colors[r["impl"]] for r in rows])
         ax.set_yticks(range(len(rows)), names, fontsize=7)
@@ -511,7 +635,7 @@ def panel(sec: dict) -> Callable:
     return draw
 
 
-def main(argv: Optional[list] = None) -> int:
+def main(argv: list | None = None) -> int:
     """``python benchmarks/training.py [run.py options]``: run.py with only this section."""
     from benchmarks import run
 

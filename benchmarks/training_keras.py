@@ -35,13 +35,13 @@ from pathlib import Path
 os.environ.setdefault("KERAS_BACKEND", "jax")
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # for timing.py
 
-import timing  # noqa: E402
 import jax  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import ncps  # noqa: E402  (the official package, thanks to the bootstrap)
 import ncps.keras as nk  # noqa: E402
+import timing  # noqa: E402
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -63,21 +63,31 @@ def train(job: dict) -> dict:
         x, y = data["x_train"], data["y_train"].astype(np.int32)
     recipe = job["recipe"]
     keras.utils.set_random_seed(int(job["seed"]))
-    model = keras.Sequential([keras.Input(x.shape[1:]), nk.CfC(int(job["units"])), keras.layers.Dense(int(job["outputs"]))])
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=recipe["lr"], global_clipnorm=recipe["clip"]),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=list(job["metrics"]),
-                  jit_compile=True)  # fmt: skip
+    model = keras.Sequential(
+        [keras.Input(x.shape[1:]), nk.CfC(int(job["units"])), keras.layers.Dense(int(job["outputs"]))]
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=recipe["lr"], global_clipnorm=recipe["clip"]),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=list(job["metrics"]),
+        jit_compile=True,
+    )
     timer = EpochTimer()
-    history = model.fit(x, y, batch_size=int(recipe["batch"]), epochs=int(job["epochs"]), shuffle=True, verbose=0,
-                        callbacks=[timer])  # fmt: skip
+    history = model.fit(
+        x, y, batch_size=int(recipe["batch"]), epochs=int(job["epochs"]), shuffle=True, verbose=0, callbacks=[timer]
+    )
     return {"status": "ok", "epoch_times_s": timer.times, "losses": [float(v) for v in history.history["loss"]]}
 
 
 def main(jobs_path: str, out_path: str) -> None:
     spec = json.loads(Path(jobs_path).read_text())
     results = timing.run_each(spec["jobs"], train, "keras-jax", lambda r: f"epochs of {r['epoch_times_s']} s")
-    out = {"peer_version": f"keras {keras.__version__} + jax {jax.__version__} (jit)",
-           "threads": int(spec.get("threads", 2)), "ncps_file": ncps.__file__, "results": results}  # fmt: skip
+    out = {
+        "peer_version": f"keras {keras.__version__} + jax {jax.__version__} (jit)",
+        "threads": int(spec.get("threads", 2)),
+        "ncps_file": ncps.__file__,
+        "results": results,
+    }
     Path(out_path).write_text(json.dumps(out))
 
 

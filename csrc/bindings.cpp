@@ -25,13 +25,13 @@ NB_MODULE(_ext, m) {
   ncps::common::chosen_isa();
   m.def("build_info", &ncps::common::build_info, "How the extension was built.");
   m.def("max_threads", &ncps::common::build_max_threads, "Threads the CPU kernels may use.");
-  m.def("_math_probe",
-        [](const std::string& fn, const std::vector<float>& x, int lanes) {
-          return ncps::common::dispatch(
-              [&]<class Isa>() { return ncps::common::math_probe<Isa>(fn, x, lanes); });
-        },
-        "fn"_a, "x"_a, "lanes"_a,
-        "Tests only: the kernels' SIMD exp / exp2 / sigmoid / sigmoid_log2 / tanh on a list of floats.");
+  m.def(
+      "_math_probe",
+      [](const std::string& fn, const std::vector<float>& x, int lanes) {
+        return ncps::common::dispatch([&]<class Isa>() { return ncps::common::math_probe<Isa>(fn, x, lanes); });
+      },
+      "fn"_a, "x"_a, "lanes"_a,
+      "Tests only: the kernels' SIMD exp / exp2 / sigmoid / sigmoid_log2 / tanh on a list of floats.");
   m.def("cfc_step_now", &ncps::cfc::cfc_step_now, "x"_a, "h0"_a, "dt"_a, "params"_a, "unit_sizes"_a, "backbone"_a,
         "masked"_a, "mode"_a, "activation"_a, "readout_start"_a, "readout_size"_a,
         R"doc(One CfC / wired CfC step for streaming inference, computed immediately on the calling

@@ -8,8 +8,9 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -27,15 +28,27 @@ def parser(doc: str) -> argparse.ArgumentParser:
     description = " ".join(line.strip() for line in paragraph.splitlines()).replace("``", "")
     p = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="Folder for the PNG plots and the metrics JSON.")
-    p.add_argument("--quick", action="store_true",
-                   help="Run for a few seconds (small data, few epochs) to check that everything works, as CI does.")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="Run for a few seconds (small data, few epochs) to check that everything works, as CI does.",
+    )
     p.add_argument("--seed", type=int, default=0, help="Seed of the data, the initial weights and the shuffling.")
     return p
 
 
-def training_options(p: argparse.ArgumentParser, *, epochs: int, samples: int, units: int, lr: float,
-                     epochs_help: str, samples_help: str, units_help: str,
-                     lr_help: str = "Learning rate of Adam (updates as torch.optim.Adam does).") -> None:  # fmt: skip
+def training_options(
+    p: argparse.ArgumentParser,
+    *,
+    epochs: int,
+    samples: int,
+    units: int,
+    lr: float,
+    epochs_help: str,
+    samples_help: str,
+    units_help: str,
+    lr_help: str = "Learning rate of Adam (updates as torch.optim.Adam does).",
+) -> None:
     """Add the options of an example that trains a model on generated sequences: ``--epochs``,
     ``--samples``, ``--units`` and ``--lr`` (of Adam), with these defaults and help texts."""
     p.add_argument("--epochs", type=int, default=epochs, help=epochs_help)
@@ -67,8 +80,9 @@ def save(fig: Any, out: Path, name: str, dpi: int = 90) -> Path:
     return path
 
 
-def plot_history(history: dict, out: Path, name: str, title: str, keys: Optional[Sequence[str]] = None,
-                 val_label: str = "validation") -> Path:  # fmt: skip
+def plot_history(
+    history: dict, out: Path, name: str, title: str, keys: Sequence[str] | None = None, val_label: str = "validation"
+) -> Path:
     """Loss (and metric) curves per epoch, training solid and validation dashed; one legend
     under the panels, so that it never covers a curve. ``val_label`` names the ``val_*`` data."""
     pyplot = plt()
@@ -103,8 +117,17 @@ def plot_wiring(wiring: Any, out: Path, name: str, title: str) -> Path:
     return save(fig, out, name)
 
 
-def plot_activity(states: np.ndarray, out: Path, name: str, title: str, times: Optional[np.ndarray] = None,
-                  labels: Optional[Sequence[str]] = None, traces: int = 6, time_label: str = "time", always: Sequence[int] = ()) -> Path:  # fmt: skip
+def plot_activity(
+    states: np.ndarray,
+    out: Path,
+    name: str,
+    title: str,
+    times: np.ndarray | None = None,
+    labels: Sequence[str] | None = None,
+    traces: int = 6,
+    time_label: str = "time",
+    always: Sequence[int] = (),
+) -> Path:
     """Neuron activity over time: a heat map of every neuron ``(neurons × steps)`` and, below it,
     the traces of the ``traces`` neurons that vary most, each named in a legend (all of them would
     be an unreadable tangle of 16-64 lines).
@@ -136,8 +159,7 @@ def plot_activity(states: np.ndarray, out: Path, name: str, title: str, times: O
     for i in shown:
         ax2.plot(t, states[:, i], lw=1.2, label=names[i])
     subset = f"{len(shown)} of {N}: " + (", ".join(names[i] for i in always) + " and " if len(always) else "")
-    ax2.set_title(f"{subset}the neurons whose state varies most" if len(shown) < N else "every neuron",
-                  fontsize=10)  # fmt: skip
+    ax2.set_title(f"{subset}the neurons whose state varies most" if len(shown) < N else "every neuron", fontsize=10)
     ax2.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     ax2.set_xlabel(time_label if times is not None else "step")
     ax2.set_ylabel("state")

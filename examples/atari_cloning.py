@@ -21,12 +21,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import _common
 import mlx.core as mx
 import mlx.nn as nn
 import mlx.optimizers as optim
 import numpy as np
 
-import _common
 from ncps import CfC
 from ncps.datasets import AtariCloningDataset, DatasetNotFoundError
 from ncps.datasets.atari_cloning import CHUNK_LEN, write_chunk
@@ -92,10 +92,12 @@ class ConvCfC(nn.Module):
     def __init__(self, n_actions: int, features: int = 64, units: int = 32):
         super().__init__()
         self.conv = nn.Sequential(
-            nn.AvgPool2d(2),                                              # 84 -> 42
-            nn.Conv2d(4, 8, kernel_size=6, stride=3), nn.ReLU(),          # 42 -> 13
-            nn.Conv2d(8, 16, kernel_size=3, stride=2), nn.ReLU(),         # 13 -> 6
-        )  # fmt: skip
+            nn.AvgPool2d(2),  # 84 -> 42
+            nn.Conv2d(4, 8, kernel_size=6, stride=3),
+            nn.ReLU(),  # 42 -> 13
+            nn.Conv2d(8, 16, kernel_size=3, stride=2),
+            nn.ReLU(),  # 13 -> 6
+        )
         self.fc = nn.Linear(6 * 6 * 16, features)
         self.rnn = CfC(features, units, proj_size=n_actions, backbone_units=64)
 
@@ -111,7 +113,13 @@ class ConvCfC(nn.Module):
 
 def main(argv: list[str] | None = None) -> dict:
     p = _common.parser(__doc__)
-    p.add_argument("--root-dir", type=Path, default=None, help="Folder that holds data_atari_seq/ with the official data; without it the example writes and uses synthetic data.")
+    p.add_argument(
+        "--root-dir",
+        type=Path,
+        default=None,
+        help="Folder that holds data_atari_seq/ with the official data; "
+        "without it the example writes and uses synthetic data.",
+    )
     p.add_argument("--env", default="breakout", help="Atari game of the official data set.")
     p.add_argument("--epochs", type=int, default=20, help="Passes over the training chunks.")
     p.add_argument("--batch-size", type=int, default=8, help="Sequences (chunks of frames) per update.")
@@ -130,19 +138,24 @@ def main(argv: list[str] | None = None) -> dict:
     try:
         if args.root_dir is None:
             raise DatasetNotFoundError("no --root-dir given")
-        train = AtariCloningDataset(args.env, "train", root_dir=args.root_dir, download=False,
-                                    batch_size=args.batch_size, seed=args.seed)  # fmt: skip
+        train = AtariCloningDataset(
+            args.env, "train", root_dir=args.root_dir, download=False, batch_size=args.batch_size, seed=args.seed
+        )
         val = AtariCloningDataset(args.env, "val", root_dir=args.root_dir, download=False, batch_size=args.batch_size)
     except DatasetNotFoundError as exc:
         synthetic = True
         root, env = out / "atari_synthetic", "synthetic_breakout"
         n_train, n_val = (6, 2) if args.quick else (160, 32)
-        print(f"Official data not used ({str(exc).split('. ')[0]}).\n"
-              f"Generating SYNTHETIC stand-in data in {root / 'data_atari_seq' / env} "
-              f"({n_train} train / {n_val} val chunks of {CHUNK_LEN} frames).", flush=True)  # fmt: skip
+        print(
+            f"Official data not used ({str(exc).split('. ')[0]}).\n"
+            f"Generating SYNTHETIC stand-in data in {root / 'data_atari_seq' / env} "
+            f"({n_train} train / {n_val} val chunks of {CHUNK_LEN} frames).",
+            flush=True,
+        )
         make_synthetic_atari(root, env, n_train, n_val, seed=args.seed)
-        train = AtariCloningDataset(env, "train", root_dir=root, download=False, batch_size=args.batch_size,
-                                    seed=args.seed)  # fmt: skip
+        train = AtariCloningDataset(
+            env, "train", root_dir=root, download=False, batch_size=args.batch_size, seed=args.seed
+        )
         val = AtariCloningDataset(env, "val", root_dir=root, download=False, batch_size=args.batch_size)
     tag = "SYNTHETIC data" if synthetic else f"{args.env} (official data)"
     epochs = 1 if args.quick else args.epochs
@@ -187,13 +200,17 @@ def main(argv: list[str] | None = None) -> dict:
         values = (np.average(losses, weights=sizes), np.average(accs, weights=sizes), val_loss, val_acc)
         for k, v in zip(history, values):
             history[k].append(float(v))
-        print(f"epoch {epoch + 1}/{epochs}: loss {values[0]:.4f} acc {values[1]:.3f} | "
-              f"val loss {val_loss:.4f} val acc {val_acc:.3f} ({t():.1f}s)", flush=True)  # fmt: skip
+        print(
+            f"epoch {epoch + 1}/{epochs}: loss {values[0]:.4f} acc {values[1]:.3f} | "
+            f"val loss {val_loss:.4f} val acc {val_acc:.3f} ({t():.1f}s)",
+            flush=True,
+        )
 
     # -- plots --------------------------------------------------------------------------------
     plt = _common.plt()
-    _common.plot_history(history, out, f"{NAME}_training.png", f"Conv + CfC behaviour cloning on {tag}",
-                         keys=["loss", "accuracy"])  # fmt: skip
+    _common.plot_history(
+        history, out, f"{NAME}_training.png", f"Conv + CfC behaviour cloning on {tag}", keys=["loss", "accuracy"]
+    )
     model.eval()
     x, y = val[0]
     logits, _ = model(x[None])
@@ -225,12 +242,20 @@ def main(argv: list[str] | None = None) -> dict:
     for t in range(CHUNK_LEN):
         _, h = model.rnn.rnn_cell(features[:, t], h)
         states.append(h[0])
-    _common.plot_activity(np.array(mx.stack(states)), out, f"{NAME}_activity.png",
-                          f"CfC neurons over one validation chunk — {tag}")  # fmt: skip
+    _common.plot_activity(
+        np.array(mx.stack(states)), out, f"{NAME}_activity.png", f"CfC neurons over one validation chunk — {tag}"
+    )
 
-    metrics = {"example": NAME, "data": "synthetic" if synthetic else args.env, "epochs": epochs,
-               "train_chunks": len(train), "val_chunks": len(val), "val_accuracy": history["val_accuracy"][-1],
-               "val_loss": history["val_loss"][-1], "total_seconds": timer()}  # fmt: skip
+    metrics = {
+        "example": NAME,
+        "data": "synthetic" if synthetic else args.env,
+        "epochs": epochs,
+        "train_chunks": len(train),
+        "val_chunks": len(val),
+        "val_accuracy": history["val_accuracy"][-1],
+        "val_loss": history["val_loss"][-1],
+        "total_seconds": timer(),
+    }
     _common.write_metrics(out, NAME, metrics)
     return metrics
 

@@ -23,12 +23,12 @@ from __future__ import annotations
 import sys
 import time
 
+import _common
 import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
-import _common
-from ncps import CfC, LTC, training
+from ncps import LTC, CfC, training
 from ncps.optimizers import adam
 from ncps.wirings import AutoNCP
 
@@ -113,8 +113,17 @@ def main(argv: list[str] | None = None) -> dict:
     def loss_fn(model, x, y):
         return nn.losses.mse_loss(model(x)[0], y)
 
-    history = training.fit(model, loss_fn, (mx.array(obs), mx.array(act)), optimizer=adam(0.01), epochs=epochs,
-                           batch_size=32, clip_norm=1.0, progress=False, seed=args.seed)  # fmt: skip
+    history = training.fit(
+        model,
+        loss_fn,
+        (mx.array(obs), mx.array(act)),
+        optimizer=adam(0.01),
+        epochs=epochs,
+        batch_size=32,
+        clip_norm=1.0,
+        progress=False,
+        seed=args.seed,
+    )
     print(f"trained {args.model.upper()} + AutoNCP(16, 1) for {epochs} epochs: loss {history.history['loss'][-1]:.4f}")
 
     cell = model.rnn_cell
@@ -131,8 +140,10 @@ def main(argv: list[str] | None = None) -> dict:
     u50, u99 = np.percentile(unpaced, 50), np.percentile(unpaced, 99)
     misses = int(np.sum(run["latency_s"] > dt))
     err, ref_err = np.mean(np.abs(run["x"] - r)), np.mean(np.abs(ref["x"] - r))
-    print(f"{ticks} steps at {args.hz:g} Hz: cell.infer latency p50 {p50:.1f} µs, p99 {p99:.1f} µs, max {worst:.1f} µs;"
-          f" {misses} deadline misses; mean |r - x| policy {err:.3f}, expert {ref_err:.3f}")  # fmt: skip
+    print(
+        f"{ticks} steps at {args.hz:g} Hz: cell.infer latency p50 {p50:.1f} µs, p99 {p99:.1f} µs, max {worst:.1f} µs;"
+        f" {misses} deadline misses; mean |r - x| policy {err:.3f}, expert {ref_err:.3f}"
+    )
     print(f"the same steps back to back (no sleep): p50 {u50:.1f} µs, p99 {u99:.1f} µs")
 
     plt = _common.plt()
@@ -157,11 +168,23 @@ def main(argv: list[str] | None = None) -> dict:
     ax.set_title(f"{ticks} steps, batch 1")
     _common.save(fig, args.out, f"{NAME}_latency.png")
 
-    metrics = {"example": NAME, "model": args.model, "epochs": epochs, "hz": args.hz, "steps": ticks,
-               "latency_p50_us": float(p50), "latency_p99_us": float(p99), "latency_max_us": float(worst),
-               "unpaced_latency_p50_us": float(u50), "unpaced_latency_p99_us": float(u99),
-               "deadline_misses": misses, "tracking_error": float(err), "expert_tracking_error": float(ref_err),
-               "final_train_loss": history.history["loss"][-1], "total_seconds": timer()}  # fmt: skip
+    metrics = {
+        "example": NAME,
+        "model": args.model,
+        "epochs": epochs,
+        "hz": args.hz,
+        "steps": ticks,
+        "latency_p50_us": float(p50),
+        "latency_p99_us": float(p99),
+        "latency_max_us": float(worst),
+        "unpaced_latency_p50_us": float(u50),
+        "unpaced_latency_p99_us": float(u99),
+        "deadline_misses": misses,
+        "tracking_error": float(err),
+        "expert_tracking_error": float(ref_err),
+        "final_train_loss": history.history["loss"][-1],
+        "total_seconds": timer(),
+    }
     _common.write_metrics(args.out, NAME, metrics)
     return metrics
 

@@ -43,8 +43,9 @@ def make_data(n: int, seq_len: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)  # fmt: skip
+    p = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     p.add_argument("--model", choices=("cfc", "ltc"), default="cfc", help="the sequence layer")
     p.add_argument("--units", type=int, default=24, help="neurons of the AutoNCP wiring")
     p.add_argument("--samples", type=int, default=2048, help="training sequences")
@@ -77,10 +78,18 @@ def main(argv: list[str] | None = None) -> dict:
 
     start = time.perf_counter()
     history = training.fit(
-        model, mse, (X, y), optimizer=adam(args.lr), epochs=args.epochs,
-        batch_size=args.batch_size, validation_data=(X_val, y_val), clip_norm=1.0,
-        checkpoint_path=args.checkpoint, seed=args.seed, progress=main_process,
-    )  # fmt: skip
+        model,
+        mse,
+        (X, y),
+        optimizer=adam(args.lr),
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        validation_data=(X_val, y_val),
+        clip_norm=1.0,
+        checkpoint_path=args.checkpoint,
+        seed=args.seed,
+        progress=main_process,
+    )
     total = time.perf_counter() - start
 
     steady = history.epoch_times[1:] or history.epoch_times
@@ -99,9 +108,11 @@ def main(argv: list[str] | None = None) -> dict:
         "sequences_per_s": args.samples * len(steady) / sum(steady),
     }
     if main_process:
-        print(f"val_loss {result['val_loss'][0]:.4f} -> {result['val_loss'][-1]:.4f} "
-              f"(best epoch {history.best_epoch + 1}); {result['sequences_per_s']:.0f} sequences/s "
-              f"with {world} process(es), {total:.1f} s in all")  # fmt: skip
+        print(
+            f"val_loss {result['val_loss'][0]:.4f} -> {result['val_loss'][-1]:.4f} "
+            f"(best epoch {history.best_epoch + 1}); {result['sequences_per_s']:.0f} sequences/s "
+            f"with {world} process(es), {total:.1f} s in all"
+        )
         if args.json is not None:
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(json.dumps(result, indent=2))

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import sys
 
+import _common
 import mlx.core as mx
 import numpy as np
 
-import _common
 from ncps import mini_keras as keras
 from ncps.datasets import irregular_sine_classification
 from ncps.optimizers import make_optimizer
@@ -32,21 +32,29 @@ VARIANTS = {"with_timespans": "with timespans", "unit_timespans": "timespans = 1
 
 
 def build_model(units: int, seq_len: int) -> keras.Sequential:
-    return keras.Sequential([
-        keras.layers.InputLayer((seq_len, 1)),
-        keras.layers.CfC(units, backbone_units=units, backbone_layers=1),
-        keras.layers.Dense(len(CLASSES)),
-    ])  # fmt: skip
+    return keras.Sequential(
+        [
+            keras.layers.InputLayer((seq_len, 1)),
+            keras.layers.CfC(units, backbone_units=units, backbone_layers=1),
+            keras.layers.Dense(len(CLASSES)),
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> dict:
     p = _common.parser(__doc__)
     _common.training_options(
-        p, epochs=15, samples=1600, units=32, lr=2e-3, epochs_help="Training epochs of each of the two models.",
+        p,
+        epochs=15,
+        samples=1600,
+        units=32,
+        lr=2e-3,
+        epochs_help="Training epochs of each of the two models.",
         samples_help="Training plus validation sequences (a fifth is held out for validation).",
         units_help="CfC neurons (and backbone units).",
         lr_help="Learning rate of Adam (updates as keras.optimizers.Adam does). At 5e-3 the test accuracy "
-                "swings between 39 %% and 98 %% with the seed; at 2e-3 it is 97-99 %%.")  # fmt: skip
+        "swings between 39 %% and 98 %% with the seed; at 2e-3 it is 97-99 %%.",
+    )
     args = p.parse_args(argv)
     epochs, n = (2, 160) if args.quick else (args.epochs, args.samples)
     seq_len = 32
@@ -59,8 +67,12 @@ def main(argv: list[str] | None = None) -> dict:
     for variant in VARIANTS:
         mx.random.seed(args.seed)
         model = build_model(args.units, seq_len)
-        model.compile(optimizer=make_optimizer("adam", args.lr, convention="keras"), loss="sparse_categorical_crossentropy",
-                      metrics=["accuracy"], clipnorm=1.0)  # fmt: skip
+        model.compile(
+            optimizer=make_optimizer("adam", args.lr, convention="keras"),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+            clipnorm=1.0,
+        )
         if variant == "with_timespans":
             model.summary()
             x_train, x_test = (train.x, train.timespans), (test.x, test.timespans)
@@ -69,8 +81,9 @@ def main(argv: list[str] | None = None) -> dict:
             x_test = (test.x, np.ones_like(test.timespans))
         print(f"--- CfC {VARIANTS[variant]} ---", flush=True)
         t = _common.Timer()
-        history = model.fit(x_train, train.y, epochs=epochs, batch_size=32, validation_split=0.2, seed=args.seed,
-                            verbose=2)  # fmt: skip
+        history = model.fit(
+            x_train, train.y, epochs=epochs, batch_size=32, validation_split=0.2, seed=args.seed, verbose=2
+        )
         loss, acc = model.evaluate(x_test, test.y, batch_size=128)
         results[variant] = {"test_accuracy": acc, "test_loss": loss, "train_seconds": t()}
         histories[variant], models[variant] = history.history, (model, x_test)
@@ -128,13 +141,22 @@ def main(argv: list[str] | None = None) -> dict:
     cfc = model.layers[0]
     i = int(np.flatnonzero(test.y == 1)[0])
     states, _ = cfc.sequences(mx.array(test.x[i : i + 1]), mx.array(test.timespans[i : i + 1]))
-    _common.plot_activity(np.array(states[0]), out, f"{NAME}_activity.png",
-                          f"CfC hidden state over one test sequence ({CLASSES[1]})",
-                          times=np.cumsum(test.timespans[i]))  # fmt: skip
+    _common.plot_activity(
+        np.array(states[0]),
+        out,
+        f"{NAME}_activity.png",
+        f"CfC hidden state over one test sequence ({CLASSES[1]})",
+        times=np.cumsum(test.timespans[i]),
+    )
 
-    metrics = {"example": NAME, "epochs": epochs, "train_samples": int(n * 0.8), "test_samples": len(test.y),
-               **{f"{k}_{variant}": v for variant, r in results.items() for k, v in r.items()},
-               "total_seconds": timer()}  # fmt: skip
+    metrics = {
+        "example": NAME,
+        "epochs": epochs,
+        "train_samples": int(n * 0.8),
+        "test_samples": len(test.y),
+        **{f"{k}_{variant}": v for variant, r in results.items() for k, v in r.items()},
+        "total_seconds": timer(),
+    }
     _common.write_metrics(out, NAME, metrics)
     return metrics
 

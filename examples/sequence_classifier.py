@@ -17,12 +17,12 @@ from __future__ import annotations
 import sys
 from functools import partial
 
+import _common
 import mlx.core as mx
 import mlx.nn as nn
 import mlx.optimizers as optim
 import numpy as np
 
-import _common
 from ncps import CfC
 from ncps.optimizers import adam
 from ncps.training import iterate_batches
@@ -55,12 +55,9 @@ def waveforms(n: int, seq_len: int = 48, seed: int = 0) -> tuple[np.ndarray, np.
     periods = rng.uniform(1.0, 3.0, size=(n, 1))
     u = periods * np.linspace(0.0, 1.0, seq_len)[None, :] + rng.uniform(0.0, 1.0, size=(n, 1))  # in cycles
     frac = u % 1.0
-    shapes = np.stack([
-        np.sin(2 * np.pi * u),
-        np.where(frac < 0.5, 1.0, -1.0),
-        4 * np.abs(frac - 0.5) - 1.0,
-        2 * frac - 1.0,
-    ])  # fmt: skip
+    shapes = np.stack(
+        [np.sin(2 * np.pi * u), np.where(frac < 0.5, 1.0, -1.0), 4 * np.abs(frac - 0.5) - 1.0, 2 * frac - 1.0]
+    )
     x = shapes[y, np.arange(n)] * rng.uniform(0.5, 1.5, size=(n, 1)) + rng.uniform(-0.3, 0.3, size=(n, 1))
     x = x + rng.normal(0.0, 0.05, size=x.shape)
     return x[..., None].astype(np.float32), y.astype(np.int32)
@@ -69,8 +66,15 @@ def waveforms(n: int, seq_len: int = 48, seed: int = 0) -> tuple[np.ndarray, np.
 def main(argv: list[str] | None = None) -> dict:
     p = _common.parser(__doc__)
     _common.training_options(
-        p, epochs=20, samples=2000, units=32, lr=5e-3, epochs_help="Passes over the training sequences.",
-        samples_help="Training sequences (the test set has a quarter as many).", units_help="CfC neurons.")
+        p,
+        epochs=20,
+        samples=2000,
+        units=32,
+        lr=5e-3,
+        epochs_help="Passes over the training sequences.",
+        samples_help="Training sequences (the test set has a quarter as many).",
+        units_help="CfC neurons.",
+    )
     args = p.parse_args(argv)
     epochs, n = (2, 128) if args.quick else (args.epochs, args.samples)
     timer = _common.Timer()
@@ -111,8 +115,11 @@ def main(argv: list[str] | None = None) -> dict:
         history["accuracy"].append(accuracy(mx.array(x_train), mx.array(y_train)))
         history["val_loss"].append(float(loss_fn(model, x_test_mx, y_test_mx)))
         history["val_accuracy"].append(accuracy(x_test_mx, y_test_mx))
-        print(f"epoch {epoch + 1}/{epochs}: loss {history['loss'][-1]:.4f}, accuracy {history['accuracy'][-1]:.3f}, "
-              f"test accuracy {history['val_accuracy'][-1]:.3f} ({t():.1f}s)", flush=True)  # fmt: skip
+        print(
+            f"epoch {epoch + 1}/{epochs}: loss {history['loss'][-1]:.4f}, accuracy {history['accuracy'][-1]:.3f}, "
+            f"test accuracy {history['val_accuracy'][-1]:.3f} ({t():.1f}s)",
+            flush=True,
+        )
 
     out = args.out
     plt = _common.plt()
@@ -124,8 +131,14 @@ def main(argv: list[str] | None = None) -> dict:
         ax.set_xlabel("step")
     fig.suptitle("Generated waveforms (three per class)")
     _common.save(fig, out, f"{NAME}_data.png")
-    _common.plot_history(history, out, f"{NAME}_training.png", "SequenceClassifier (CfC + Linear)",
-                         keys=["loss", "accuracy"], val_label="test")  # fmt: skip
+    _common.plot_history(
+        history,
+        out,
+        f"{NAME}_training.png",
+        "SequenceClassifier (CfC + Linear)",
+        keys=["loss", "accuracy"],
+        val_label="test",
+    )
 
     pred = np.array(mx.argmax(model(x_test_mx), axis=-1))
     conf = np.zeros((len(CLASSES), len(CLASSES)), int)
@@ -149,11 +162,21 @@ def main(argv: list[str] | None = None) -> dict:
         h, c = rnn.lstm(x_test_mx[:1, t], (h, c))
         _, h = rnn.rnn_cell(x_test_mx[:1, t], h)
         states.append(h[0])
-    _common.plot_activity(np.array(mx.stack(states)), out, f"{NAME}_activity.png",
-                          f"CfC hidden state over one test sequence ({CLASSES[y_test[0]]})")  # fmt: skip
+    _common.plot_activity(
+        np.array(mx.stack(states)),
+        out,
+        f"{NAME}_activity.png",
+        f"CfC hidden state over one test sequence ({CLASSES[y_test[0]]})",
+    )
 
-    metrics = {"example": NAME, "epochs": epochs, "train_samples": n, "test_samples": len(y_test),
-               "test_accuracy": history["val_accuracy"][-1], "total_seconds": timer()}  # fmt: skip
+    metrics = {
+        "example": NAME,
+        "epochs": epochs,
+        "train_samples": n,
+        "test_samples": len(y_test),
+        "test_accuracy": history["val_accuracy"][-1],
+        "total_seconds": timer(),
+    }
     _common.write_metrics(out, NAME, metrics)
     return metrics
 

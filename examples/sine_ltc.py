@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import sys
 
+import _common
 import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
-import _common
 from ncps import LTC, training
 from ncps.datasets import sine_cosine
 from ncps.optimizers import adam
@@ -41,7 +41,9 @@ def neuron_states(model: LTC, x: mx.array) -> np.ndarray:
 
 def main(argv: list[str] | None = None) -> dict:
     p = _common.parser(__doc__)
-    p.add_argument("--epochs", type=int, default=400, help="Training epochs (one update each: the data set is one sequence).")
+    p.add_argument(
+        "--epochs", type=int, default=400, help="Training epochs (one update each: the data set is one sequence)."
+    )
     p.add_argument("--lr", type=float, default=0.01, help="Learning rate of Adam (updates as torch.optim.Adam does).")
     args = p.parse_args(argv)
     epochs = min(args.epochs, 3) if args.quick else args.epochs
@@ -52,8 +54,10 @@ def main(argv: list[str] | None = None) -> dict:
     mx.random.seed(args.seed)
     wiring = AutoNCP(16, 1)
     model = LTC(2, wiring, return_sequences=True)
-    print(f"LTC with {sum(v.size for v in _params(model))} parameters on {wiring.units} neurons "
-          f"({model.rnn_cell.wiring.synapse_count} synapses, {model.rnn_cell.wiring.sensory_synapse_count} sensory)")
+    print(
+        f"LTC with {sum(v.size for v in _params(model))} parameters on {wiring.units} neurons "
+        f"({model.rnn_cell.wiring.synapse_count} synapses, {model.rnn_cell.wiring.sensory_synapse_count} sensory)"
+    )
 
     def loss_fn(model, x, y):
         return nn.losses.mse_loss(model(x)[0], y)
@@ -66,9 +70,18 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"epoch {epoch + 1:4d}/{epochs}  loss {logs['loss']:.5f}", flush=True)
 
     history = training.fit(
-        model, loss_fn, (x, y), optimizer=adam(args.lr), epochs=epochs, batch_size=1,
-        clip_norm=1.0, progress=False, seed=args.seed, callbacks=[report], compile=not args.quick,
-    )  # fmt: skip
+        model,
+        loss_fn,
+        (x, y),
+        optimizer=adam(args.lr),
+        epochs=epochs,
+        batch_size=1,
+        clip_norm=1.0,
+        progress=False,
+        seed=args.seed,
+        callbacks=[report],
+        compile=not args.quick,
+    )
     after = np.array(model(x)[0])[0, :, 0]
     mse = float(np.mean((after - y_np[0, :, 0]) ** 2))
     train_time = sum(history.epoch_times)
@@ -90,12 +103,24 @@ def main(argv: list[str] | None = None) -> dict:
     built = model.rnn_cell.wiring
     _common.plot_wiring(built, out, f"{NAME}_wiring.png", "AutoNCP(16, 1) wiring of the LTC")
     labels = [f"{i} {built.get_type_of_neuron(i)}" for i in range(built.units)]
-    _common.plot_activity(neuron_states(model, x), out, f"{NAME}_activity.png",
-                          "LTC neuron states over the sequence (neuron 0 is the motor output)", labels=labels,
-                          always=[0])  # fmt: skip
+    _common.plot_activity(
+        neuron_states(model, x),
+        out,
+        f"{NAME}_activity.png",
+        "LTC neuron states over the sequence (neuron 0 is the motor output)",
+        labels=labels,
+        always=[0],
+    )
 
-    metrics = {"example": NAME, "epochs": epochs, "final_train_loss": history.history["loss"][-1], "mse": mse,
-               "train_seconds": train_time, "total_seconds": timer(), "compiled_step": history.compiled}  # fmt: skip
+    metrics = {
+        "example": NAME,
+        "epochs": epochs,
+        "final_train_loss": history.history["loss"][-1],
+        "mse": mse,
+        "train_seconds": train_time,
+        "total_seconds": timer(),
+        "compiled_step": history.compiled,
+    }
     _common.write_metrics(out, NAME, metrics)
     return metrics
 

@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import sys
 
+import _common
 import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
-import _common
 from ncps import CfC
 from ncps.optimizers import adam
 from ncps.training import fit, pad_sequences, predict
@@ -75,9 +75,15 @@ def accuracy(model, x, y, lengths):
 def main(argv: list[str] | None = None) -> dict:
     p = _common.parser(__doc__.splitlines()[0])
     _common.training_options(
-        p, epochs=25, samples=3000, units=32, lr=5e-3, epochs_help="Passes over the training set.",
+        p,
+        epochs=25,
+        samples=3000,
+        units=32,
+        lr=5e-3,
+        epochs_help="Passes over the training set.",
         samples_help="Training sequences, 6 to 64 steps long (the test set has half as many).",
-        units_help="Neurons of the mixed-memory CfC.")
+        units_help="Neurons of the mixed-memory CfC.",
+    )
     args = p.parse_args(argv)
     epochs, n = (2, 192) if args.quick else (args.epochs, args.samples)
     timer = _common.Timer()
@@ -89,12 +95,24 @@ def main(argv: list[str] | None = None) -> dict:
     mx.random.seed(args.seed)
     model = Classifier(args.units, len(CLASSES))
     history = fit(
-        model, loss_fn, (train_seqs, y_train), optimizer=adam(args.lr), epochs=epochs, batch_size=32,
-        validation_data=(x_test, y_test, len_test), metrics={"accuracy": accuracy}, clip_norm=1.0,
-        seed=args.seed, progress=False, callbacks=[lambda epoch, logs: print(
-            f"epoch {epoch + 1}/{epochs}: loss {logs['loss']:.4f}, test accuracy {logs['val_accuracy']:.3f}",
-            flush=True)],
-    )  # fmt: skip
+        model,
+        loss_fn,
+        (train_seqs, y_train),
+        optimizer=adam(args.lr),
+        epochs=epochs,
+        batch_size=32,
+        validation_data=(x_test, y_test, len_test),
+        metrics={"accuracy": accuracy},
+        clip_norm=1.0,
+        seed=args.seed,
+        progress=False,
+        callbacks=[
+            lambda epoch, logs: print(
+                f"epoch {epoch + 1}/{epochs}: loss {logs['loss']:.4f}, test accuracy {logs['val_accuracy']:.3f}",
+                flush=True,
+            )
+        ],
+    )
 
     out = args.out
     plt = _common.plt()
@@ -109,15 +127,22 @@ def main(argv: list[str] | None = None) -> dict:
     axes[0].set_ylabel("value")
     fig.suptitle(f"Generated waveforms of {MIN_LEN} to {MAX_LEN} steps (three per class)", y=1.04)
     _common.save(fig, out, f"{NAME}_data.png")
-    _common.plot_history(history.history, out, f"{NAME}_training.png",
-                         "CfC with lengths= (train on a list of sequences)", keys=["loss", "accuracy"])  # fmt: skip
+    _common.plot_history(
+        history.history,
+        out,
+        f"{NAME}_training.png",
+        "CfC with lengths= (train on a list of sequences)",
+        keys=["loss", "accuracy"],
+    )
 
     pred = np.argmax(np.array(predict(model, (x_test, len_test))), axis=-1)
     edges = np.arange(MIN_LEN, MAX_LEN + 9, 8)
     edges[-1] = MAX_LEN + 1
     which = np.digitize(len_test, edges) - 1
-    acc = [float(np.mean(pred[which == b] == y_test[which == b])) if np.any(which == b) else np.nan
-           for b in range(len(edges) - 1)]  # fmt: skip
+    acc = [
+        float(np.mean(pred[which == b] == y_test[which == b])) if np.any(which == b) else np.nan
+        for b in range(len(edges) - 1)
+    ]
     counts = [int(np.sum(which == b)) for b in range(len(edges) - 1)]
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
     bins = np.arange(len(acc))
@@ -134,10 +159,15 @@ def main(argv: list[str] | None = None) -> dict:
     ax.set_title(f"Test accuracy per sequence length (overall {np.mean(pred == y_test):.3f})")
     _common.save(fig, out, f"{NAME}_by_length.png")
 
-    metrics = {"example": NAME, "epochs": epochs, "train_samples": n, "test_samples": len(y_test),
-               "test_accuracy": float(np.mean(pred == y_test)), "accuracy_by_length": dict(
-                   zip([f"{lo}-{hi - 1}" for lo, hi in zip(edges[:-1], edges[1:])], acc)),
-               "total_seconds": timer()}  # fmt: skip
+    metrics = {
+        "example": NAME,
+        "epochs": epochs,
+        "train_samples": n,
+        "test_samples": len(y_test),
+        "test_accuracy": float(np.mean(pred == y_test)),
+        "accuracy_by_length": dict(zip([f"{lo}-{hi - 1}" for lo, hi in zip(edges[:-1], edges[1:])], acc)),
+        "total_seconds": timer(),
+    }
     _common.write_metrics(out, NAME, metrics)
     return metrics
 

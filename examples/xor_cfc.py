@@ -39,11 +39,11 @@ from __future__ import annotations
 
 import sys
 
+import _common
 import mlx.core as mx
 import mlx.optimizers as optim
 import numpy as np
 
-import _common
 from ncps import mini_keras as keras
 from ncps.datasets import XOR_TEST_SEED, XOR_TRAIN_SEED, bitstream_xor
 from ncps.optimizers import make_optimizer
@@ -61,15 +61,29 @@ def inputs(data, time_unit: float):
 def main(argv: list[str] | None = None) -> dict:
     p = _common.parser(__doc__)
     p.add_argument("--epochs", type=int, default=200, help="Passes over the 100,000 training strings (the paper: 200).")
-    p.add_argument("--samples", type=int, default=100_000, help="Training strings (the paper's set is the first 100,000).")
+    p.add_argument(
+        "--samples", type=int, default=100_000, help="Training strings (the paper's set is the first 100,000)."
+    )
     p.add_argument("--units", type=int, default=64, help="CfC neurons (the paper: 64).")
     p.add_argument("--lr", type=float, default=0.005, help="Initial learning rate (the paper: 0.005).")
-    p.add_argument("--optimizer", choices=("rmsprop", "adam"), default="rmsprop",
-                   help="The optimizer, with Keras' update formulas and defaults (the paper: rmsprop).")
-    p.add_argument("--decay", type=float, default=0.95,
-                   help="Learning-rate factor per epoch, applied smoothly per step (the paper: 0.95).")
-    p.add_argument("--time-unit", type=float, default=1.0,
-                   help="Factor on the dataset's elapsed/32 timespans: 32 gives bit periods, 1 the paper's scaling.")
+    p.add_argument(
+        "--optimizer",
+        choices=("rmsprop", "adam"),
+        default="rmsprop",
+        help="The optimizer, with Keras' update formulas and defaults (the paper: rmsprop).",
+    )
+    p.add_argument(
+        "--decay",
+        type=float,
+        default=0.95,
+        help="Learning-rate factor per epoch, applied smoothly per step (the paper: 0.95).",
+    )
+    p.add_argument(
+        "--time-unit",
+        type=float,
+        default=1.0,
+        help="Factor on the dataset's elapsed/32 timespans: 32 gives bit periods, 1 the paper's scaling.",
+    )
     p.add_argument("--test-samples", type=int, default=10_000, help="Test strings (the paper's test set has 10,000).")
     args = p.parse_args(argv)
     n, epochs, n_test, batch = args.samples, args.epochs, args.test_samples, 128
@@ -81,34 +95,45 @@ def main(argv: list[str] | None = None) -> dict:
     test = bitstream_xor(n_test, pad_size=PAD, seed=XOR_TEST_SEED)
     (x_train, y_train), (x_test, y_test) = inputs(train, args.time_unit), inputs(test, args.time_unit)
     mx.random.seed(args.seed)
-    model = keras.Sequential([
-        keras.layers.InputLayer((None, 1)),
-        keras.layers.CfC(args.units, mixed_memory=True, backbone_units=128, backbone_layers=1, activation="relu"),
-        keras.layers.Dense(1),
-    ])  # fmt: skip
+    model = keras.Sequential(
+        [
+            keras.layers.InputLayer((None, 1)),
+            keras.layers.CfC(args.units, mixed_memory=True, backbone_units=128, backbone_layers=1, activation="relu"),
+            keras.layers.Dense(1),
+        ]
+    )
     # Keras' ExponentialDecay(lr, steps_per_epoch, decay): the factor `decay` per epoch, per step.
     steps_per_epoch = -(-n // batch)
     schedule = optim.exponential_decay(args.lr, args.decay ** (1 / steps_per_epoch))
-    model.compile(optimizer=make_optimizer(args.optimizer, schedule, convention="keras"), loss="binary_crossentropy",
-                  metrics=["accuracy"], clipnorm=10.0)  # fmt: skip
+    model.compile(
+        optimizer=make_optimizer(args.optimizer, schedule, convention="keras"),
+        loss="binary_crossentropy",
+        metrics=["accuracy"],
+        clipnorm=10.0,
+    )
     model.summary()
 
     test_curve = []
 
     def test_after_epoch(epoch, logs):
         test_curve.append(model.evaluate(x_test, y_test, batch_size=1000)[1])
-        print(f"Epoch {epoch + 1}/{epochs} - loss: {logs['loss']:.4f} - accuracy: {logs['accuracy']:.4f} - "
-              f"test accuracy: {test_curve[-1]:.4f} [{timer():.0f}s]", flush=True)  # fmt: skip
+        print(
+            f"Epoch {epoch + 1}/{epochs} - loss: {logs['loss']:.4f} - accuracy: {logs['accuracy']:.4f} - "
+            f"test accuracy: {test_curve[-1]:.4f} [{timer():.0f}s]",
+            flush=True,
+        )
 
-    history = model.fit(x_train, y_train, epochs=epochs, batch_size=batch, seed=args.seed, verbose=0,
-                        callbacks=[test_after_epoch])  # fmt: skip
+    history = model.fit(
+        x_train, y_train, epochs=epochs, batch_size=batch, seed=args.seed, verbose=0, callbacks=[test_after_epoch]
+    )
     train_seconds = sum(history.epoch_times)
 
     logits = np.array(model.predict(x_test, batch_size=1000))[:, 0]
     correct = (logits > 0) == (test.y == 1)
     accuracy = float(correct.mean())
-    print(f"test accuracy: {accuracy:.4f} on {len(test.y)} strings (chance 0.5), {epochs} epochs "
-          f"in {train_seconds:.0f}s")  # fmt: skip
+    print(
+        f"test accuracy: {accuracy:.4f} on {len(test.y)} strings (chance 0.5), {epochs} epochs in {train_seconds:.0f}s"
+    )
 
     # -- plots --------------------------------------------------------------------------------
     out = args.out
@@ -126,8 +151,9 @@ def main(argv: list[str] | None = None) -> dict:
     axes[0].set_yticks([0, 1])
     axes[1].stem(np.arange(k), el, basefmt=" ")
     for j in range(k):
-        axes[1].annotate(f"bit {int(ev[j])}", (j, el[j]), textcoords="offset points", xytext=(0, 4), ha="center",
-                         fontsize=7)  # fmt: skip
+        axes[1].annotate(
+            f"bit {int(ev[j])}", (j, el[j]), textcoords="offset points", xytext=(0, 4), ha="center", fontsize=7
+        )
     axes[1].set_ylim(0, el.max() + 1.5)
     axes[1].set_title("its events (padding to 32 steps not shown)", fontsize=10)
     axes[1].set_xlabel("event")
@@ -156,19 +182,34 @@ def main(argv: list[str] | None = None) -> dict:
     axes[1].set_ylabel("test accuracy")
     axes[1].set_ylim(0, 1)
     axes[1].set_title("test accuracy by string length", fontsize=10)
-    fig.suptitle(f"CfC-mmRNN on event-based XOR: test accuracy {accuracy:.3f} after {epochs} epoch{'s' * (epochs != 1)}")
+    fig.suptitle(
+        f"CfC-mmRNN on event-based XOR: test accuracy {accuracy:.3f} after {epochs} epoch{'s' * (epochs != 1)}"
+    )
     _common.save(fig, out, f"{NAME}_accuracy.png")
 
     i = int(np.flatnonzero(test.mask.sum(axis=1) >= 8)[0])
     k = int(test.mask[i].sum())
     states, _ = model.layers[0].sequences(mx.array(x_test[0][i : i + 1, :k]), mx.array(x_test[1][i : i + 1, :k]))
-    _common.plot_activity(np.array(states[0]), out, f"{NAME}_activity.png",
-                          f"CfC-mmRNN hidden state over the events of one test string (label {int(test.y[i])})",
-                          times=np.cumsum(np.rint(test.timespans[i, :k] * PAD)), time_label="bit")  # fmt: skip
+    _common.plot_activity(
+        np.array(states[0]),
+        out,
+        f"{NAME}_activity.png",
+        f"CfC-mmRNN hidden state over the events of one test string (label {int(test.y[i])})",
+        times=np.cumsum(np.rint(test.timespans[i, :k] * PAD)),
+        time_label="bit",
+    )
 
-    metrics = {"example": NAME, "test_accuracy": accuracy, "test_strings": len(test.y), "train_strings": n,
-               "epochs": epochs, "time_unit": args.time_unit, "test_accuracy_per_epoch": test_curve,
-               "train_seconds": train_seconds, "total_seconds": timer()}  # fmt: skip
+    metrics = {
+        "example": NAME,
+        "test_accuracy": accuracy,
+        "test_strings": len(test.y),
+        "train_strings": n,
+        "epochs": epochs,
+        "time_unit": args.time_unit,
+        "test_accuracy_per_epoch": test_curve,
+        "train_seconds": train_seconds,
+        "total_seconds": timer(),
+    }
     _common.write_metrics(out, NAME, metrics)
     return metrics
 

@@ -57,10 +57,16 @@ def _cases():
             loss = lambda x: (ltc_sequence_gpu(x, h0, dt, p, 6, 1e-8, backend="emulate", threads=threads) ** 2).sum()  # noqa: E731
             mx.eval(mx.grad(loss)(x))
         lp = lstm_params(ncps.LSTMCell(I, cell.state_size))  # mixed memory (the last wiring)
-        mixed = lambda x: (ltc_sequence_gpu(x, h0, dt, p, 6, 1e-8, lstm_input=x, lstm=lp, backend="emulate")[0] ** 2).sum()  # noqa: E731
+
+        def mixed(x):
+            return (ltc_sequence_gpu(x, h0, dt, p, 6, 1e-8, lstm_input=x, lstm=lp, backend="emulate")[0] ** 2).sum()  # noqa: E731
+
         mx.eval(mx.grad(mixed)(x))
-        for kw, threads in ((dict(backbone_units=24), 32), (dict(mode="pure", backbone_units=[20, 12]), 32),
-                            (dict(mode="no_gate", backbone_layers=0), 32)):  # fmt: skip
+        for kw, threads in (
+            (dict(backbone_units=24), 32),
+            (dict(mode="pure", backbone_units=[20, 12]), 32),
+            (dict(mode="no_gate", backbone_layers=0), 32),
+        ):
             cell = ncps.CfCCell(6, 20, **kw)
             x, h0, dt = mx.random.normal((3, 5, 6)), mx.random.normal((3, 20)), mx.random.uniform(0.2, 1.5, (3, 5))
             loss = lambda x: (cfc_sequence_gpu(cell, x, h0, dt, backend="emulate", threads=threads) ** 2).sum()  # noqa: E731
@@ -84,9 +90,17 @@ def prepare(out: Path) -> None:
         arrays = {f"in_{i}": a for i, a in enumerate(inputs)}
         arrays.update({f"out_{i}": o for i, o in enumerate(outputs)})
         np.savez_compressed(out / f"{name}.npz", **arrays)
-        manifest.append({"name": name, "kernel": spec.name, "groups": groups, "threads": int(template["NT"]),
-                         "inputs": [t for _, t in spec.inputs], "outputs": list(spec.outputs),
-                         "tolerance": 1e-4 if "backward" in spec.name else 1e-5})  # fmt: skip
+        manifest.append(
+            {
+                "name": name,
+                "kernel": spec.name,
+                "groups": groups,
+                "threads": int(template["NT"]),
+                "inputs": [t for _, t in spec.inputs],
+                "outputs": list(spec.outputs),
+                "tolerance": 1e-4 if "backward" in spec.name else 1e-5,
+            }
+        )
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
     print(f"wrote {len(manifest)} cases to {out}")
 
@@ -110,8 +124,10 @@ def run(out: Path, nvcc: str) -> int:
         entry = re.search(r"\.entry\s+(\w+)\s*\(", ptx.read_text()).group(1)  # the mangled name
         kernel = cp.RawModule(path=str(cubin)).get_function(entry)
         data = np.load(out / f"{case['name']}.npz")
-        ins = [cp.asarray(data[f"in_{i}"].astype(np.int32 if t == "int" else np.float32))
-               for i, t in enumerate(case["inputs"])]  # fmt: skip
+        ins = [
+            cp.asarray(data[f"in_{i}"].astype(np.int32 if t == "int" else np.float32))
+            for i, t in enumerate(case["inputs"])
+        ]
         outs = [cp.zeros(data[f"out_{i}"].shape, dtype=cp.float32) for i in range(len(case["outputs"]))]
         kernel((case["groups"],), (case["threads"],), (*ins, *outs))
         cp.cuda.Device().synchronize()

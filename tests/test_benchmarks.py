@@ -22,13 +22,31 @@ RUN = REPO / "benchmarks" / "run.py"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def run_bench(tmp_path: Path, sections: str, env_extra: dict | None = None, extra: tuple = ()) -> tuple[dict, str, Path]:
+def run_bench(
+    tmp_path: Path, sections: str, env_extra: dict | None = None, extra: tuple = ()
+) -> tuple[dict, str, Path]:
     env = dict(os.environ)
     env.update(env_extra or {})
     out = tmp_path / "results"
     proc = subprocess.run(
-        [sys.executable, str(RUN), "--quick", "--tiny", "--section", sections, "--out", str(out), "--name", "t", *extra],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            str(RUN),
+            "--quick",
+            "--tiny",
+            "--section",
+            sections,
+            "--out",
+            str(out),
+            "--name",
+            "t",
+            *extra,
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     results = json.loads((out / "t.json").read_text())
@@ -136,15 +154,17 @@ def test_peers_and_machine_limits(tmp_path):
 
 
 def test_bad_peer_is_an_error():
-    proc = subprocess.run([sys.executable, str(RUN), "--peers", "tensorflow"], cwd=REPO, capture_output=True,
-                          text=True, timeout=60)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, str(RUN), "--peers", "tensorflow"], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 2
     assert "--peers" in proc.stderr
 
 
 def test_bad_section_is_an_error():
-    proc = subprocess.run([sys.executable, str(RUN), "--section", "nope"], cwd=REPO, capture_output=True,
-                          text=True, timeout=60)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, str(RUN), "--section", "nope"], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 2
     assert "--section" in proc.stderr
 
@@ -272,11 +292,26 @@ def test_gpu_crossover_and_table():
     from benchmarks import gpu
 
     def row(B, impl, ms, status="ok"):
-        return {"model": "LTC · AutoNCP(64, 8)", "batch": B, "time": 100, "pass": "forward", "impl": impl,
-                "status": status, "median_s": ms / 1e3}  # fmt: skip
+        return {
+            "model": "LTC · AutoNCP(64, 8)",
+            "batch": B,
+            "time": 100,
+            "pass": "forward",
+            "impl": impl,
+            "status": status,
+            "median_s": ms / 1e3,
+        }
 
-    rows = [row(1, "gpu", 5), row(1, "cpu", 1), row(64, "gpu", 4), row(64, "cpu", 6), row(256, "gpu", 5),
-            row(256, "cpu", 20), row(64, "official-cuda", 40), row(1024, "gpu", 9)]  # fmt: skip
+    rows = [
+        row(1, "gpu", 5),
+        row(1, "cpu", 1),
+        row(64, "gpu", 4),
+        row(64, "cpu", 6),
+        row(256, "gpu", 5),
+        row(256, "cpu", 20),
+        row(64, "official-cuda", 40),
+        row(1024, "gpu", 9),
+    ]
     (c,) = gpu.crossover(rows)
     assert c["batches"] == [1, 64, 256] and c["crossover_batch"] == 64
     assert gpu.crossover([row(1, "gpu", 5), row(1, "cpu", 1)])[0]["crossover_batch"] is None

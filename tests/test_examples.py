@@ -29,8 +29,12 @@ def test_example_quick_run(name, tmp_path):
     env = dict(os.environ, MPLBACKEND="Agg", PYTHONUNBUFFERED="1")
     proc = subprocess.run(
         [sys.executable, str(EXAMPLES / f"{name}.py"), "--quick", "--out", str(tmp_path)],
-        capture_output=True, text=True, timeout=110, env=env, cwd=tmp_path,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=110,
+        env=env,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, f"{name} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     for plot in PLOTS[name]:
         png = tmp_path / f"{name}_{plot}.png"
@@ -48,10 +52,21 @@ def test_atari_example_labels_synthetic_data(tmp_path):
     """Without official data the Atari example must say that it trains on synthetic data."""
     env = dict(os.environ, MPLBACKEND="Agg")
     proc = subprocess.run(
-        [sys.executable, str(EXAMPLES / "atari_cloning.py"), "--quick", "--out", str(tmp_path),
-         "--root-dir", str(tmp_path / "nothing-here")],
-        capture_output=True, text=True, timeout=110, env=env, cwd=tmp_path,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(EXAMPLES / "atari_cloning.py"),
+            "--quick",
+            "--out",
+            str(tmp_path),
+            "--root-dir",
+            str(tmp_path / "nothing-here"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=110,
+        env=env,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "SYNTHETIC" in proc.stdout
     assert json.loads((tmp_path / "atari_cloning_metrics.json").read_text())["data"] == "synthetic"

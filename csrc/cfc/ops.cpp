@@ -26,8 +26,8 @@ constexpr const char* kActs[] = {"lecun_tanh", "tanh", "relu", "silu", "gelu", "
 [[noreturn]] void bad(const std::string& msg) { throw std::invalid_argument("cfc_sequence: " + msg); }
 
 Config make_config(const std::vector<int>& unit_sizes, const std::vector<std::vector<int>>& backbone,
-                        const std::vector<bool>& masked, const std::string& mode, const std::string& activation,
-                        bool mixed) {
+                   const std::vector<bool>& masked, const std::string& mode, const std::string& activation,
+                   bool mixed) {
   Config c;
   c.mode = -1;
   for (int i = 0; i < 3; ++i)
@@ -57,20 +57,18 @@ Config make_config(const std::vector<int>& unit_sizes, const std::vector<std::ve
   return c;
 }
 
-
-
 // Validates the op's arguments (std::invalid_argument -> ValueError) and gathers the inputs in
 // primitive order; shared by the graph op and the immediate streaming step.
 std::pair<Plan, std::vector<mx::array>> checked_inputs(
     const mx::array& x, const mx::array& h0, const mx::array& dt, const std::vector<mx::array>& params,
-    const std::vector<int>& unit_sizes, const std::vector<std::vector<int>>& backbone,
-    const std::vector<bool>& masked, const std::string& mode, const std::string& activation,
-    const std::optional<std::vector<mx::array>>& lstm, const std::optional<mx::array>& c0) {
+    const std::vector<int>& unit_sizes, const std::vector<std::vector<int>>& backbone, const std::vector<bool>& masked,
+    const std::string& mode, const std::string& activation, const std::optional<std::vector<mx::array>>& lstm,
+    const std::optional<mx::array>& c0) {
   const bool mixed = lstm.has_value();
   if (mixed != c0.has_value()) bad("mixed memory needs both lstm (3 arrays) and c0, or neither");
   if (mixed && lstm->size() != 3)
-    bad("lstm must be [input_map.weight, input_map.bias, recurrent_map.weight], got " +
-        std::to_string(lstm->size()) + " arrays");
+    bad("lstm must be [input_map.weight, input_map.bias, recurrent_map.weight], got " + std::to_string(lstm->size()) +
+        " arrays");
   Config cfg = make_config(unit_sizes, backbone, masked, mode, activation, mixed);
   // x (B, I) is one streaming step: dt (B, 1), states (B, N).
   cfg.step = x.ndim() == 2;
@@ -78,7 +76,8 @@ std::pair<Plan, std::vector<mx::array>> checked_inputs(
   for (int d = 0; ok && d < static_cast<int>(x.ndim()); ++d) ok = x.shape(d) >= 1;
   if (!ok)
     bad("x must have shape (batch, time, input_size), or (batch, input_size) for one step, with every size >= 1, "
-        "got " + shape_str(x.shape()));
+        "got " +
+        shape_str(x.shape()));
   Plan plan = plan_of(cfg, x);
   std::vector<mx::array> in = {x, h0, dt};
   if (mixed) {
@@ -97,7 +96,8 @@ std::pair<Plan, std::vector<mx::array>> checked_inputs(
       bad(input_names(plan)[i] + " must have shape " + shape_str(shapes[i]) + ", got " + shape_str(got));
     if (!mx::issubdtype(in[i].dtype(), mx::floating)) bad(input_names(plan)[i] + " must be a floating-point array");
   }
-  if (plan.ws_size > INT_MAX || cpu::backward_scratch_size(plan) > INT_MAX) bad("the sequence is too large for one call (workspace over 2^31 floats); split it");
+  if (plan.ws_size > INT_MAX || cpu::backward_scratch_size(plan) > INT_MAX)
+    bad("the sequence is too large for one call (workspace over 2^31 floats); split it");
   return {std::move(plan), std::move(in)};
 }
 
@@ -130,7 +130,8 @@ std::pair<mx::array, mx::array> cfc_step_now(const mx::array& x, const mx::array
                                              const std::vector<std::vector<int>>& backbone,
                                              const std::vector<bool>& masked, const std::string& mode,
                                              const std::string& activation, int readout_start, int readout_size) {
-  if (x.ndim() != 2) bad("cfc_step_now takes one step: x must have shape (batch, input_size), got " + shape_str(x.shape()));
+  if (x.ndim() != 2)
+    bad("cfc_step_now takes one step: x must have shape (batch, input_size), got " + shape_str(x.shape()));
   // Every argument checked as the op checks it (the message names the wrong one), then the
   // prepared step once. A control loop uses the prepared step itself (ncps._ext.CfCStep, built
   // once per parameter set by the cell), not this.
@@ -155,8 +156,8 @@ CfCStepCore::CfCStepCore(const std::vector<mx::array>& params, const std::vector
         ") are outside the state");
   // The op's own validation, on placeholder step arguments of batch 1 (shapes only: nothing is
   // evaluated): every parameter's shape and dtype against the configuration.
-  auto checked = checked_inputs(mx::zeros({1, I_}), mx::zeros({1, N_}), mx::zeros({1, 1}), params, unit_sizes,
-                                backbone, masked, mode, activation, std::nullopt, std::nullopt);
+  auto checked = checked_inputs(mx::zeros({1, I_}), mx::zeros({1, N_}), mx::zeros({1, 1}), params, unit_sizes, backbone,
+                                masked, mode, activation, std::nullopt, std::nullopt);
   cfg_ = checked.first.cfg;
   plan_ = std::move(checked.first);
   // float32 host copies: the parameters are immutable arrays, and a changed one makes a new step.
@@ -176,7 +177,8 @@ std::pair<mx::array, mx::array> CfCStepCore::run(int B, const float* x, const fl
   common::dispatch([&]<class Isa>() { cpu::forward<Isa>(plan_, ptrs, states, nullptr, ws.data()); });
   mx::array y(mx::allocator::malloc(static_cast<size_t>(B) * rn_ * sizeof(float)), {B, rn_}, mx::float32);
   float* yo = y.data<float>();
-  for (int b = 0; b < B; ++b) std::copy_n(states + static_cast<int64_t>(b) * N_ + r0_, rn_, yo + static_cast<int64_t>(b) * rn_);
+  for (int b = 0; b < B; ++b)
+    std::copy_n(states + static_cast<int64_t>(b) * N_ + r0_, rn_, yo + static_cast<int64_t>(b) * rn_);
   return {std::move(y), std::move(out)};
 }
 

@@ -46,9 +46,8 @@ std::pair<mx::array, mx::array> cfc_step_now(const mx::array& x, const mx::array
 class CfCStepCore {
  public:
   CfCStepCore(const std::vector<mx::array>& params, const std::vector<int>& unit_sizes,
-              const std::vector<std::vector<int>>& backbone, const std::vector<bool>& masked,
-              const std::string& mode, const std::string& activation, int input_size, int readout_start,
-              int readout_size);
+              const std::vector<std::vector<int>>& backbone, const std::vector<bool>& masked, const std::string& mode,
+              const std::string& activation, int input_size, int readout_start, int readout_size);
   int input_size() const { return I_; }
   int state_size() const { return N_; }
   // One step from float32 row-contiguous host data x (B, I), h (B, N), dt (B,): the evaluated

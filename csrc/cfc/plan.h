@@ -27,13 +27,13 @@ struct Config {
   int mode = DEFAULT;
   int act = 0;  // cpu::Act
   bool mixed = false;
-  std::vector<int> unit_sizes;            // hidden neurons of each unit (sum = N)
+  std::vector<int> unit_sizes;             // hidden neurons of each unit (sum = N)
   std::vector<std::vector<int>> backbone;  // backbone widths of each unit
   std::vector<int> masked;                 // 1 if the unit's ff1/ff2 weights are masked
   bool step = false;  // one streaming step: x (B, I), dt (B, 1), states (B, N) (T = 1, same memory)
   bool operator==(const Config& o) const {
-    return mode == o.mode && act == o.act && mixed == o.mixed && unit_sizes == o.unit_sizes &&
-           backbone == o.backbone && masked == o.masked && step == o.step;
+    return mode == o.mode && act == o.act && mixed == o.mixed && unit_sizes == o.unit_sizes && backbone == o.backbone &&
+           masked == o.masked && step == o.step;
   }
 };
 
@@ -45,12 +45,12 @@ struct Unit {
   int hn = 0;                  // heads GEMM width: 4n (n in pure mode)
   int hs = 0;                  // stored heads width: 4n ([f1, f2, t_a, g]) or 2n ([f1, e])
   // input indices
-  std::vector<int> bw, bb;        // backbone weights / biases
+  std::vector<int> bw, bb;                                         // backbone weights / biases
   int head_w[4] = {-1, -1, -1, -1}, head_b[4] = {-1, -1, -1, -1};  // ff1, ff2, time_a, time_b
   int w_tau = -1, A = -1, mask = -1;
   // workspace offsets (floats)
   std::vector<int64_t> a_off, z_off;  // backbone pre-/post-activations, (T, B, width)
-  int64_t heads_off = 0;             // (T, B, hs)
+  int64_t heads_off = 0;              // (T, B, hs)
 };
 
 struct Plan {

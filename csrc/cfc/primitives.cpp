@@ -102,8 +102,10 @@ std::vector<mx::array> CfCSequence::vjp(const std::vector<mx::array>& primals, c
   const Plan plan = plan_of(cfg_, primals[0]);
   bool need_dx = false, need_weights = false;
   for (int a : argnums) {
-    if (a == 0) need_dx = true;
-    else if (a > 2 && a != plan.c0) need_weights = true;
+    if (a == 0)
+      need_dx = true;
+    else if (a > 2 && a != plan.c0)
+      need_weights = true;
   }
   auto grads = mx::array::make_arrays(shapes, std::vector<mx::Dtype>(shapes.size(), mx::float32),
                                       std::make_shared<CfCSequenceGrad>(st, cfg_, need_dx, need_weights), gin);

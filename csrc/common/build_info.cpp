@@ -19,7 +19,7 @@ std::map<std::string, std::string> build_info() {
   return {
       {"mlx_version", NCPS_MLX_VERSION},
       {"compiler", NCPS_COMPILER},
-      {"simd", compiled_isas()[chosen_isa()]},  // the kernel target this process runs
+      {"simd", compiled_isas()[chosen_isa()]},     // the kernel target this process runs
       {"simd_compiled", joined(compiled_isas())},  // every compiled target, best first
       {"threading", "pool"},
       {"backends", "cpu"},

@@ -103,12 +103,12 @@ NCPS_INLINE void tile(int K1, const float* __restrict A1, int64_t rsA1, int K2, 
   }
 }
 
-using TileFn = void (*)(int, const float*, int64_t, int, const float*, int64_t, int64_t, const float*, int64_t,
-                        float*, int64_t, int, bool, const float*);
+using TileFn = void (*)(int, const float*, int64_t, int, const float*, int64_t, int64_t, const float*, int64_t, float*,
+                        int64_t, int, bool, const float*);
 
 template <int R, int NVEC, bool TAIL>
-void tile_fn(int K1, const float* A1, int64_t rsA1, int K2, const float* A2, int64_t rsA2, int64_t csA,
-             const float* B, int64_t ldb, float* C, int64_t ldc, int tail, bool acc, const float* bias) {
+void tile_fn(int K1, const float* A1, int64_t rsA1, int K2, const float* A2, int64_t rsA2, int64_t csA, const float* B,
+             int64_t ldb, float* C, int64_t ldc, int tail, bool acc, const float* bias) {
   tile<R, NVEC, TAIL>(K1, A1, rsA1, K2, A2, rsA2, csA, B, ldb, C, ldc, tail, acc, bias);
 }
 
@@ -123,10 +123,14 @@ constexpr TileFn TileRow<NVEC, TAIL, Rs...>::fns[sizeof...(Rs)];
 template <int NVEC, bool TAIL>
 NCPS_INLINE const TileFn* tile_row() {
   static_assert(MR <= 8, "extend the row list");
-  if constexpr (MR == 8) return TileRow<NVEC, TAIL, 1, 2, 3, 4, 5, 6, 7, 8>::fns;
-  else if constexpr (MR == 6) return TileRow<NVEC, TAIL, 1, 2, 3, 4, 5, 6>::fns;
-  else if constexpr (MR == 4) return TileRow<NVEC, TAIL, 1, 2, 3, 4>::fns;
-  else return TileRow<NVEC, TAIL, 1, 2, 3>::fns;
+  if constexpr (MR == 8)
+    return TileRow<NVEC, TAIL, 1, 2, 3, 4, 5, 6, 7, 8>::fns;
+  else if constexpr (MR == 6)
+    return TileRow<NVEC, TAIL, 1, 2, 3, 4, 5, 6>::fns;
+  else if constexpr (MR == 4)
+    return TileRow<NVEC, TAIL, 1, 2, 3, 4>::fns;
+  else
+    return TileRow<NVEC, TAIL, 1, 2, 3>::fns;
 }
 
 template <bool TAIL>

@@ -48,10 +48,10 @@ bool bit(unsigned reg, int i) { return (reg >> i) & 1u; }
 // v2 set, and the OS saving xmm/ymm state.
 bool x86_v3() {
   const Regs l1 = cpuid(1), l7 = cpuid(7), e1 = cpuid(0x80000001);
-  const bool v2 = bit(l1.c, 0) && bit(l1.c, 9) && bit(l1.c, 13) && bit(l1.c, 19) && bit(l1.c, 20) &&
-                  bit(l1.c, 23) && bit(e1.c, 0);  // SSE3 SSSE3 CX16 SSE4.1 SSE4.2 POPCNT LAHF
+  const bool v2 = bit(l1.c, 0) && bit(l1.c, 9) && bit(l1.c, 13) && bit(l1.c, 19) && bit(l1.c, 20) && bit(l1.c, 23) &&
+                  bit(e1.c, 0);  // SSE3 SSSE3 CX16 SSE4.1 SSE4.2 POPCNT LAHF
   const bool cpu = v2 && bit(l1.c, 12) && bit(l1.c, 22) && bit(l1.c, 28) && bit(l1.c, 29) &&  // FMA MOVBE AVX F16C
-                   bit(l7.b, 3) && bit(l7.b, 5) && bit(l7.b, 8) && bit(e1.c, 5);  // BMI1 AVX2 BMI2 LZCNT
+                   bit(l7.b, 3) && bit(l7.b, 5) && bit(l7.b, 8) && bit(e1.c, 5);              // BMI1 AVX2 BMI2 LZCNT
   if (!cpu || !bit(l1.c, 27)) return false;  // OSXSAVE: xgetbv is usable
   return (xcr0() & 0x6) == 0x6;              // SSE and AVX state
 }

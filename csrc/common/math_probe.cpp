@@ -15,12 +15,18 @@ std::vector<float> apply(const std::string& fn, const std::vector<float>& x) {
     vf<L> v = splat<L>(0.0f);
     for (int l = 0; l < L && i + l < x.size(); ++l) v[l] = x[i + l];
     vf<L> r;
-    if (fn == "exp") r = vexp<L>(v);
-    else if (fn == "exp2") r = vexp2<L>(v);
-    else if (fn == "sigmoid") r = vsigmoid<L>(v);
-    else if (fn == "sigmoid_log2") r = vsigmoid_log2<L>(v);
-    else if (fn == "tanh") r = vtanh<L>(v);
-    else throw std::invalid_argument("_math_probe: unknown function '" + fn + "'");
+    if (fn == "exp")
+      r = vexp<L>(v);
+    else if (fn == "exp2")
+      r = vexp2<L>(v);
+    else if (fn == "sigmoid")
+      r = vsigmoid<L>(v);
+    else if (fn == "sigmoid_log2")
+      r = vsigmoid_log2<L>(v);
+    else if (fn == "tanh")
+      r = vtanh<L>(v);
+    else
+      throw std::invalid_argument("_math_probe: unknown function '" + fn + "'");
     for (int l = 0; l < L && i + l < x.size(); ++l) y[i + l] = r[l];
   }
   return y;

@@ -13,8 +13,8 @@
 #include "mlx/array.h"
 #include "mlx/backend/cpu/encoder.h"
 #include "mlx/ops.h"
-#include "mlx/transforms.h"
 #include "mlx/stream.h"
+#include "mlx/transforms.h"
 #include "mlx/utils.h"
 
 namespace ncps::common {
@@ -101,7 +101,8 @@ inline const float* host_floats(const mx::array& a, mx::array& hold, std::vector
 // A contiguous float32 host copy of a real array (a non-floating one converted first): the
 // prepared streaming steps keep their parameters this way.
 inline std::vector<float> host_copy(const mx::array& a) {
-  mx::array hold = mx::issubdtype(a.dtype(), mx::floating) ? a : mx::astype(a, mx::float32, mx::default_stream(mx::Device::cpu));
+  mx::array hold =
+      mx::issubdtype(a.dtype(), mx::floating) ? a : mx::astype(a, mx::float32, mx::default_stream(mx::Device::cpu));
   std::vector<float> buf;
   const float* p = host_floats(hold, hold, buf);
   return std::vector<float>(p, p + hold.size());

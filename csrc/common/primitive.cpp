@@ -39,8 +39,6 @@ std::vector<mx::array> Primitive::vjp(const std::vector<mx::array>&, const std::
   refuse("higher-order derivatives (the gradient of a fused backward) are not implemented");
 }
 
-bool Primitive::is_equivalent(const mx::Primitive& other) const {
-  return kMergeEquivalent && same_config(other);
-}
+bool Primitive::is_equivalent(const mx::Primitive& other) const { return kMergeEquivalent && same_config(other); }
 
 }  // namespace ncps::common

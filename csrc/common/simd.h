@@ -87,7 +87,9 @@ struct TargetAllocator {
   T* allocate(std::size_t n) { return std::allocator<T>{}.allocate(n); }
   void deallocate(T* p, std::size_t n) noexcept { std::allocator<T>{}.deallocate(p, n); }
   template <class U>
-  bool operator==(const TargetAllocator<U>&) const noexcept { return true; }
+  bool operator==(const TargetAllocator<U>&) const noexcept {
+    return true;
+  }
 };
 template <class T>
 using lane_vector = std::vector<T, TargetAllocator<T>>;

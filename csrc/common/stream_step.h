@@ -152,7 +152,8 @@ class StreamStep {
       std::fill(s.dtbuf.begin(), s.dtbuf.end(), static_cast<float>(v));
     } else if (nb::isinstance<mx::array>(tso)) {
       const mx::array& ts = *nb::inst_ptr<mx::array>(tso);
-      const bool shaped = (ts.ndim() == 1 && ts.shape(0) == B) || (ts.ndim() == 2 && ts.shape(0) == B && ts.shape(1) == 1);
+      const bool shaped =
+          (ts.ndim() == 1 && ts.shape(0) == B) || (ts.ndim() == 2 && ts.shape(0) == B && ts.shape(1) == 1);
       if (!shaped) return nb::none();
       const float* p = host_floats(ts, hold_ts, s.tsbuf);
       if (p == nullptr) return nb::none();

@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "common/ops.h"
 #include "common/isa.h"
+#include "common/ops.h"
 #include "ltc/cpu/problem.h"
 #include "ltc/primitives.h"
 #include "mlx/ops.h"
@@ -24,10 +24,27 @@ using common::shape_str;
 // The cap of python/ncps/_checks.py: more sub-steps only cost time (10**9 would hang).
 constexpr int kMaxOdeUnfolds = 10000;
 
-const char* const kInputNames[kNumMixedInputs] = {
-    "x", "h0", "dt", "sensory_w", "sensory_sigma", "sensory_mu", "sensory_erev", "sensory_mask",
-    "w", "sigma", "mu", "erev", "mask", "cm", "gleak", "vleak",
-    "lstm_input", "lstm_input_w", "lstm_input_b", "lstm_recurrent_w", "c0"};
+const char* const kInputNames[kNumMixedInputs] = {"x",
+                                                  "h0",
+                                                  "dt",
+                                                  "sensory_w",
+                                                  "sensory_sigma",
+                                                  "sensory_mu",
+                                                  "sensory_erev",
+                                                  "sensory_mask",
+                                                  "w",
+                                                  "sigma",
+                                                  "mu",
+                                                  "erev",
+                                                  "mask",
+                                                  "cm",
+                                                  "gleak",
+                                                  "vleak",
+                                                  "lstm_input",
+                                                  "lstm_input_w",
+                                                  "lstm_input_b",
+                                                  "lstm_recurrent_w",
+                                                  "c0"};
 
 // Throws std::invalid_argument (ValueError) "op: <name> must have shape <sym> = <want>, got ...".
 struct Checker {
@@ -35,8 +52,8 @@ struct Checker {
   const std::vector<mx::array>& in;
   void expect(int k, const mx::Shape& want, const char* sym) const {
     if (in[k].shape() != want)
-      throw std::invalid_argument(fn + kInputNames[k] + " must have shape " + sym + " = " + shape_str(want) +
-                                  ", got " + shape_str(in[k].shape()));
+      throw std::invalid_argument(fn + kInputNames[k] + " must have shape " + sym + " = " + shape_str(want) + ", got " +
+                                  shape_str(in[k].shape()));
   }
   void real(int k0, int k1) const {
     for (int k = k0; k < k1; ++k)
@@ -105,8 +122,8 @@ mx::array ltc_sequence(const mx::array& x, const mx::array& h0, const mx::array&
                        const mx::array& sensory_mask, const mx::array& w, const mx::array& sigma, const mx::array& mu,
                        const mx::array& erev, const mx::array& mask, const mx::array& cm, const mx::array& gleak,
                        const mx::array& vleak, int ode_unfolds, float epsilon, mx::StreamOrDevice s) {
-  std::vector<mx::array> in = {x, h0, dt, sensory_w, sensory_sigma, sensory_mu, sensory_erev, sensory_mask,
-                               w, sigma, mu, erev, mask, cm, gleak, vleak};
+  std::vector<mx::array> in = {x, h0,    dt, sensory_w, sensory_sigma, sensory_mu, sensory_erev, sensory_mask,
+                               w, sigma, mu, erev,      mask,          cm,         gleak,        vleak};
   const Dims d = validate(in, ode_unfolds, "ltc_sequence");
   const mx::Stream st = common::cpu_stream(s, "ltc_sequence");
   mx::array out({d.B, d.T, d.N}, mx::float32, std::make_shared<LTCSequence>(st, ode_unfolds, epsilon),
@@ -118,13 +135,12 @@ std::pair<mx::array, mx::array> ltc_mixed_sequence(
     const mx::array& x, const mx::array& h0, const mx::array& dt, const mx::array& sensory_w,
     const mx::array& sensory_sigma, const mx::array& sensory_mu, const mx::array& sensory_erev,
     const mx::array& sensory_mask, const mx::array& w, const mx::array& sigma, const mx::array& mu,
-    const mx::array& erev, const mx::array& mask, const mx::array& cm, const mx::array& gleak,
-    const mx::array& vleak, const mx::array& lstm_input, const mx::array& lstm_input_w,
-    const mx::array& lstm_input_b, const mx::array& lstm_recurrent_w, const mx::array& c0, int ode_unfolds,
-    float epsilon, mx::StreamOrDevice s) {
-  std::vector<mx::array> in = {x,    h0,    dt,   sensory_w, sensory_sigma, sensory_mu,   sensory_erev,
-                               sensory_mask, w, sigma, mu, erev, mask, cm, gleak, vleak,
-                               lstm_input, lstm_input_w, lstm_input_b, lstm_recurrent_w, c0};
+    const mx::array& erev, const mx::array& mask, const mx::array& cm, const mx::array& gleak, const mx::array& vleak,
+    const mx::array& lstm_input, const mx::array& lstm_input_w, const mx::array& lstm_input_b,
+    const mx::array& lstm_recurrent_w, const mx::array& c0, int ode_unfolds, float epsilon, mx::StreamOrDevice s) {
+  std::vector<mx::array> in = {
+      x,    h0, dt,    sensory_w, sensory_sigma, sensory_mu,   sensory_erev, sensory_mask,     w, sigma, mu, erev,
+      mask, cm, gleak, vleak,     lstm_input,    lstm_input_w, lstm_input_b, lstm_recurrent_w, c0};
   const MixedDims md = validate_mixed(in, ode_unfolds);
   const mx::Stream st = common::cpu_stream(s, "ltc_mixed_sequence");
   const mx::Shape shape{md.d.B, md.d.T, md.d.N};
@@ -289,14 +305,14 @@ std::pair<mx::array, mx::array> ltc_step_now(const mx::array& x, const mx::array
                                              const std::optional<mx::array>& input_w,
                                              const std::optional<mx::array>& input_b,
                                              const std::optional<mx::array>& output_w,
-                                             const std::optional<mx::array>& output_b, int motor_size,
-                                             int ode_unfolds, float epsilon, bool implicit_constraints) {
+                                             const std::optional<mx::array>& output_b, int motor_size, int ode_unfolds,
+                                             float epsilon, bool implicit_constraints) {
   if (x.ndim() != 2 || x.shape(1) < 1)
     throw std::invalid_argument("ltc_step_now: x must have shape (B, I), got " + shape_str(x.shape()));
   // The parameters checked and prepared (a control loop keeps the prepared step itself,
   // ncps._ext.LTCStep, built once per parameter set by the cell), then the step's arguments.
-  LTCStepCore core(params, input_w, input_b, output_w, output_b, motor_size, ode_unfolds, epsilon,
-                   implicit_constraints, x.shape(1));
+  LTCStepCore core(params, input_w, input_b, output_w, output_b, motor_size, ode_unfolds, epsilon, implicit_constraints,
+                   x.shape(1));
   const int B = x.shape(0), N = core.state_size();
   check_shape(x, {B, x.shape(1)}, "x", "(B, I)");
   check_shape(h0, {B, N}, "h0", "(B, N)");

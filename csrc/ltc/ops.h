@@ -34,10 +34,9 @@ std::pair<mx::array, mx::array> ltc_mixed_sequence(
     const mx::array& x, const mx::array& h0, const mx::array& dt, const mx::array& sensory_w,
     const mx::array& sensory_sigma, const mx::array& sensory_mu, const mx::array& sensory_erev,
     const mx::array& sensory_mask, const mx::array& w, const mx::array& sigma, const mx::array& mu,
-    const mx::array& erev, const mx::array& mask, const mx::array& cm, const mx::array& gleak,
-    const mx::array& vleak, const mx::array& lstm_input, const mx::array& lstm_input_w,
-    const mx::array& lstm_input_b, const mx::array& lstm_recurrent_w, const mx::array& c0, int ode_unfolds,
-    float epsilon, mx::StreamOrDevice s = {});
+    const mx::array& erev, const mx::array& mask, const mx::array& cm, const mx::array& gleak, const mx::array& vleak,
+    const mx::array& lstm_input, const mx::array& lstm_input_w, const mx::array& lstm_input_b,
+    const mx::array& lstm_recurrent_w, const mx::array& c0, int ode_unfolds, float epsilon, mx::StreamOrDevice s = {});
 
 // One LTC cell step for streaming inference, computed immediately on the calling thread (no graph
 // node, no gradient, no hand-off to a stream's worker thread): (output (B, motor), state (B, N)).
@@ -52,8 +51,8 @@ std::pair<mx::array, mx::array> ltc_step_now(const mx::array& x, const mx::array
                                              const std::optional<mx::array>& input_w,
                                              const std::optional<mx::array>& input_b,
                                              const std::optional<mx::array>& output_w,
-                                             const std::optional<mx::array>& output_b, int motor_size,
-                                             int ode_unfolds, float epsilon, bool implicit_constraints);
+                                             const std::optional<mx::array>& output_b, int motor_size, int ode_unfolds,
+                                             float epsilon, bool implicit_constraints);
 
 // The prepared streaming step of ltc_step_now (bound as ncps._ext.LTCStep through
 // common/stream_step.h): the parameters validated (std::invalid_argument naming the wrong one),
@@ -75,7 +74,7 @@ class LTCStepCore {
   int I_ = 0, N_ = 0, M_ = 0, K_ = 1;
   float eps_ = 0.0f;
   cpu::SynapseList sens_, rec_;
-  cpu::FlatSynapses sens_flat_, rec_flat_;  // the same, for the single-sample kernel (B = 1)
+  cpu::FlatSynapses sens_flat_, rec_flat_;               // the same, for the single-sample kernel (B = 1)
   std::vector<float> cm_, gl_, vl_, iw_, ib_, ow_, ob_;  // mappings empty when absent
 };
 

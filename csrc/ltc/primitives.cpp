@@ -19,10 +19,9 @@ namespace ncps::ltc {
 namespace {
 
 // Gradient output -> input, for LTCSequenceGrad (the first 14) and LTCMixedSequenceGrad (all 19).
-constexpr int kInputOf[kNumMixedGradOutputs] = {kX,          kH0,         kDt,         kSensoryW,       kSensorySigma,
-                                                kSensoryMu,  kSensoryErev, kW,         kSigma,          kMu,
-                                                kErev,       kCm,         kGleak,      kVleak,          kLstmInput,
-                                                kLstmInputW, kLstmInputB, kLstmRecurrentW, kC0};
+constexpr int kInputOf[kNumMixedGradOutputs] = {
+    kX,  kH0,    kDt,    kSensoryW,  kSensorySigma, kSensoryMu,  kSensoryErev,    kW, kSigma, kMu, kErev,
+    kCm, kGleak, kVleak, kLstmInput, kLstmInputW,   kLstmInputB, kLstmRecurrentW, kC0};
 
 // Input -> gradient output, -1 for the masks (and out of range).
 int grad_output_index(int input) {
@@ -53,8 +52,8 @@ std::vector<mx::array> grad_node(const std::vector<mx::array>& primals, const st
 // The vjp's answer: the gradient node's output for every requested input, zeros for the masks
 // (the node is built only when some requested input has a gradient).
 template <class Build>
-std::vector<mx::array> pick_grads(const std::vector<mx::array>& primals, const std::vector<int>& argnums,
-                                  Build build, mx::Stream s) {
+std::vector<mx::array> pick_grads(const std::vector<mx::array>& primals, const std::vector<int>& argnums, Build build,
+                                  mx::Stream s) {
   bool need = false;
   for (int a : argnums) need |= grad_output_index(a) >= 0;
   std::vector<mx::array> grads;
@@ -115,10 +114,13 @@ void LTCSequence::eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx:
 
 std::vector<mx::array> LTCSequence::vjp(const std::vector<mx::array>& primals, const std::vector<mx::array>& cotangents,
                                         const std::vector<int>& argnums, const std::vector<mx::array>& outputs) {
-  return pick_grads(primals, argnums, [&] {
-    return grad_node<LTCSequenceGrad>(primals, {outputs[0]}, {cotangents[0]}, kNumGradOutputs, ode_unfolds_,
-                                      epsilon_, stream());
-  }, stream());
+  return pick_grads(
+      primals, argnums,
+      [&] {
+        return grad_node<LTCSequenceGrad>(primals, {outputs[0]}, {cotangents[0]}, kNumGradOutputs, ode_unfolds_,
+                                          epsilon_, stream());
+      },
+      stream());
 }
 
 std::vector<mx::Shape> LTCSequence::output_shapes(const std::vector<mx::array>& inputs) {
@@ -131,12 +133,12 @@ std::vector<mx::Shape> LTCSequence::output_shapes(const std::vector<mx::array>& 
 void LTCSequenceGrad::eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) {
   eval_grad(*this, inputs, outputs, kNumInputs + 2, kNumGradOutputs,
             [d = dims_of(inputs), K = ode_unfolds_, eps = epsilon_](const auto& views, const auto& out) {
-    cpu::ProblemData pd(views, d, K, eps);
-    std::vector<float> sbuf, cbuf;
-    const float* states = views[kNumInputs].resolve(sbuf);
-    const float* cot = views[kNumInputs + 1].resolve(cbuf);
-    common::dispatch([&]<class Isa>() { cpu::backward<Isa>(pd.p, states, cot, ltc_grads(out)); });
-  });
+              cpu::ProblemData pd(views, d, K, eps);
+              std::vector<float> sbuf, cbuf;
+              const float* states = views[kNumInputs].resolve(sbuf);
+              const float* cot = views[kNumInputs + 1].resolve(cbuf);
+              common::dispatch([&]<class Isa>() { cpu::backward<Isa>(pd.p, states, cot, ltc_grads(out)); });
+            });
 }
 
 std::vector<mx::Shape> LTCSequenceGrad::output_shapes(const std::vector<mx::array>& inputs) {
@@ -151,8 +153,8 @@ void LTCMixedSequence::eval_cpu(const std::vector<mx::array>& inputs, std::vecto
   auto& enc = mx::cpu::get_command_encoder(stream());
   auto views = common::input_views(enc, inputs, name());
   const std::vector<float*> out = common::allocate_outputs(enc, outputs);
-  enc.dispatch([views = std::move(views), md = mixed_dims_of(inputs), K = ode_unfolds_, eps = epsilon_,
-                states = out[0], cells = out[1]]() {
+  enc.dispatch([views = std::move(views), md = mixed_dims_of(inputs), K = ode_unfolds_, eps = epsilon_, states = out[0],
+                cells = out[1]]() {
     cpu::MixedProblemData pd(views, md, K, eps);
     common::dispatch([&]<class Isa>() { cpu::mixed_forward<Isa>(pd.m, states, cells); });
   });
@@ -161,10 +163,13 @@ void LTCMixedSequence::eval_cpu(const std::vector<mx::array>& inputs, std::vecto
 std::vector<mx::array> LTCMixedSequence::vjp(const std::vector<mx::array>& primals,
                                              const std::vector<mx::array>& cotangents, const std::vector<int>& argnums,
                                              const std::vector<mx::array>& outputs) {
-  return pick_grads(primals, argnums, [&] {
-    return grad_node<LTCMixedSequenceGrad>(primals, {outputs[0], outputs[1]}, {cotangents[0], cotangents[1]},
-                                           kNumMixedGradOutputs, ode_unfolds_, epsilon_, stream());
-  }, stream());
+  return pick_grads(
+      primals, argnums,
+      [&] {
+        return grad_node<LTCMixedSequenceGrad>(primals, {outputs[0], outputs[1]}, {cotangents[0], cotangents[1]},
+                                               kNumMixedGradOutputs, ode_unfolds_, epsilon_, stream());
+      },
+      stream());
 }
 
 std::vector<mx::Shape> LTCMixedSequence::output_shapes(const std::vector<mx::array>& inputs) {
@@ -177,15 +182,15 @@ std::vector<mx::Shape> LTCMixedSequence::output_shapes(const std::vector<mx::arr
 void LTCMixedSequenceGrad::eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) {
   eval_grad(*this, inputs, outputs, kNumMixedInputs + 4, kNumMixedGradOutputs,
             [md = mixed_dims_of(inputs), K = ode_unfolds_, eps = epsilon_](const auto& views, const auto& out) {
-    cpu::MixedProblemData pd(views, md, K, eps);
-    std::vector<float> bufs[4];
-    const float* saved[4];  // states, cells, their cotangents
-    for (int k = 0; k < 4; ++k) saved[k] = views[kNumMixedInputs + k].resolve(bufs[k]);
-    const cpu::MixedGrads mg{out[14], out[15], out[16], out[17], out[18]};
-    common::dispatch([&]<class Isa>() {
-      cpu::mixed_backward<Isa>(pd.m, saved[0], saved[1], saved[2], saved[3], ltc_grads(out), mg);
-    });
-  });
+              cpu::MixedProblemData pd(views, md, K, eps);
+              std::vector<float> bufs[4];
+              const float* saved[4];  // states, cells, their cotangents
+              for (int k = 0; k < 4; ++k) saved[k] = views[kNumMixedInputs + k].resolve(bufs[k]);
+              const cpu::MixedGrads mg{out[14], out[15], out[16], out[17], out[18]};
+              common::dispatch([&]<class Isa>() {
+                cpu::mixed_backward<Isa>(pd.m, saved[0], saved[1], saved[2], saved[3], ltc_grads(out), mg);
+              });
+            });
 }
 
 std::vector<mx::Shape> LTCMixedSequenceGrad::output_shapes(const std::vector<mx::array>& inputs) {

@@ -14,10 +14,22 @@ namespace mx = mlx::core;
 
 // Input order of LTCSequence (and of the op's arguments).
 enum Input : int {
-  kX = 0, kH0, kDt,
-  kSensoryW, kSensorySigma, kSensoryMu, kSensoryErev, kSensoryMask,
-  kW, kSigma, kMu, kErev, kMask,
-  kCm, kGleak, kVleak,
+  kX = 0,
+  kH0,
+  kDt,
+  kSensoryW,
+  kSensorySigma,
+  kSensoryMu,
+  kSensoryErev,
+  kSensoryMask,
+  kW,
+  kSigma,
+  kMu,
+  kErev,
+  kMask,
+  kCm,
+  kGleak,
+  kVleak,
   kNumInputs
 };
 

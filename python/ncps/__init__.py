@@ -15,7 +15,7 @@ import mlx.core as _mx  # noqa: F401  (registers mlx's nanobind types before our
 
 from . import interop, kernels, wirings
 from .cells import CfCCell, CTGRUCell, CTRNNCell, LSTMCell, LTCCell, WiredCfCCell
-from .layers import CTGRU, CTRNN, RNN, CfC, LTC
+from .layers import CTGRU, CTRNN, LTC, RNN, CfC
 from .persistence import load, save
 
 __version__ = "0.1.0"
@@ -38,8 +38,25 @@ def __dir__() -> list:
 
 
 __all__ = [
-    "CfC", "LTC", "CTRNN", "CTGRU", "RNN",
-    "CfCCell", "LTCCell", "WiredCfCCell", "CTRNNCell", "CTGRUCell", "LSTMCell",
+    "CfC",
+    "LTC",
+    "CTRNN",
+    "CTGRU",
+    "RNN",
+    "CfCCell",
+    "LTCCell",
+    "WiredCfCCell",
+    "CTRNNCell",
+    "CTGRUCell",
+    "LSTMCell",
     "LiquidNeuralNetwork",
-    "datasets", "interop", "kernels", "mini_keras", "optimizers", "training", "wirings", "save", "load",
-]  # fmt: skip
+    "datasets",
+    "interop",
+    "kernels",
+    "mini_keras",
+    "optimizers",
+    "training",
+    "wirings",
+    "save",
+    "load",
+]

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import mlx.core as mx
 
@@ -18,7 +19,7 @@ import mlx.core as mx
 MAX_ODE_UNFOLDS = 10_000
 
 
-def integer(value: Any, name: str, minimum: Optional[int] = 1, maximum: Optional[int] = None) -> int:
+def integer(value: Any, name: str, minimum: int | None = 1, maximum: int | None = None) -> int:
     """``value`` as an ``int`` (a Python or numpy integer, not a bool, float or string)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ValueError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
@@ -29,8 +30,9 @@ def integer(value: Any, name: str, minimum: Optional[int] = 1, maximum: Optional
     return int(value)
 
 
-def real(value: Any, name: str, minimum: Optional[float] = None, maximum: Optional[float] = None,
-         below: Optional[float] = None) -> float:  # fmt: skip
+def real(
+    value: Any, name: str, minimum: float | None = None, maximum: float | None = None, below: float | None = None
+) -> float:
     """``value`` as a finite ``float`` in ``[minimum, maximum]`` (and ``< below`` when given)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")

@@ -25,7 +25,8 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import mlx.core as mx
 from mlx.utils import tree_flatten, tree_unflatten
@@ -33,7 +34,7 @@ from mlx.utils import tree_flatten, tree_unflatten
 Group = Any  # mx.distributed.Group
 
 
-def init(group: Optional[Group] = None) -> Group:
+def init(group: Group | None = None) -> Group:
     """The process group: ``group`` if given, else ``mx.distributed.init()``.
 
     Outside ``mlx.launch`` (or any configured backend) this is a group of one process and
@@ -46,31 +47,31 @@ def init(group: Optional[Group] = None) -> Group:
     return mx.distributed.init()
 
 
-def world_size(group: Optional[Group] = None) -> int:
+def world_size(group: Group | None = None) -> int:
     """Number of processes in ``group`` (default: the global group)."""
     group = init(group)
     return 1 if group is None else group.size()
 
 
-def rank(group: Optional[Group] = None) -> int:
+def rank(group: Group | None = None) -> int:
     """This process's rank in ``group`` (default: the global group); 0 when not distributed."""
     group = init(group)
     return 0 if group is None else group.rank()
 
 
-def is_main_process(group: Optional[Group] = None) -> bool:
+def is_main_process(group: Group | None = None) -> bool:
     """True on rank 0: the process that writes checkpoints, logs and progress bars."""
     return rank(group) == 0
 
 
-def all_sum(x: mx.array, group: Optional[Group]) -> mx.array:
+def all_sum(x: mx.array, group: Group | None) -> mx.array:
     """Sum ``x`` over the processes of ``group`` (identity for one process)."""
     if group is None or group.size() == 1:
         return x
     return mx.distributed.all_sum(x, group=group)
 
 
-def broadcast(tree: Any, group: Optional[Group]) -> Any:
+def broadcast(tree: Any, group: Group | None) -> Any:
     """Rank 0's values of every array in ``tree``, on every process (one collective).
 
     Implemented as a sum in which every other rank contributes zeros, which is exact.
@@ -99,7 +100,7 @@ def broadcast(tree: Any, group: Optional[Group]) -> Any:
     return tree_unflatten(list(zip(keys, out)))
 
 
-def all_gather_ints(values: Sequence[int], group: Optional[Group]) -> list[list[int]]:
+def all_gather_ints(values: Sequence[int], group: Group | None) -> list[list[int]]:
     """Every process's ``values`` (a short list of ints), as a list indexed by rank."""
     if group is None or group.size() == 1:
         return [list(values)]
@@ -108,7 +109,7 @@ def all_gather_ints(values: Sequence[int], group: Optional[Group]) -> list[list[
     return [[int(v) for v in row] for row in gathered.tolist()]
 
 
-def broadcast_int(value: int, group: Optional[Group] = None) -> int:
+def broadcast_int(value: int, group: Group | None = None) -> int:
     """Rank 0's ``value`` (an int in ``[0, 2**62)``) on every process of ``group``."""
     group = init(group)
     value = int(value)
@@ -132,7 +133,7 @@ def shard_bounds(n: int, world: int) -> list[int]:
 _USAGE = "usage: python -m ncps.distributed [--timeout SECONDS] [mlx.launch options] script.py [args...]"
 
 
-def launch(argv: Sequence[str], timeout: Optional[float] = None) -> int:
+def launch(argv: Sequence[str], timeout: float | None = None) -> int:
     """Run ``mlx.launch`` with ``argv`` and return an exit status that reflects every process.
 
     Args:
@@ -225,12 +226,23 @@ def launch(argv: Sequence[str], timeout: Optional[float] = None) -> int:
     return culprits[0] if culprits else 1
 
 
-def _program_index(argv: Sequence[str]) -> Optional[int]:
+def _program_index(argv: Sequence[str]) -> int | None:
     """Index of the first argument that is not an ``mlx.launch`` option (the program)."""
     with_value = {
-        "--hosts", "--repeat-hosts", "-n", "--hostfile", "--backend", "--env", "--mpi-arg",
-        "--connections-per-ip", "--starting-port", "-p", "--cwd", "--nccl-port", "--python",
-    }  # fmt: skip
+        "--hosts",
+        "--repeat-hosts",
+        "-n",
+        "--hostfile",
+        "--backend",
+        "--env",
+        "--mpi-arg",
+        "--connections-per-ip",
+        "--starting-port",
+        "-p",
+        "--cwd",
+        "--nccl-port",
+        "--python",
+    }
     i = 0
     while i < len(argv):
         a = argv[i]
@@ -246,7 +258,7 @@ def _program_index(argv: Sequence[str]) -> Optional[int]:
     return None
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Command line: ``python -m ncps.distributed [--timeout S] [mlx.launch options] script.py``."""
     argv = list(sys.argv[1:] if argv is None else argv)
     timeout = None

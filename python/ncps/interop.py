@@ -14,7 +14,8 @@ imported here: tensors are converted by duck typing.
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -23,7 +24,7 @@ from mlx.utils import tree_flatten, tree_unflatten
 
 from . import wirings as _wirings
 from .cells import Cell, CfCCell, LTCCell, WiredCfCCell
-from .layers import RNN, CfC, LTC
+from .layers import LTC, RNN, CfC
 
 _BACKBONE = re.compile(r"^(.*backbone)\.(\d+)\.(weight|bias)$")
 
@@ -80,7 +81,8 @@ def load_torch_state_dict(model: nn.Module, state_dict: Mapping[str, Any]) -> nn
         if misshapen:
             problems.append(f"shape mismatches {misshapen}")
         raise ValueError(
-            f"state_dict does not fit {type(model).__name__}: " + "; ".join(problems)
+            f"state_dict does not fit {type(model).__name__}: "
+            + "; ".join(problems)
             + " (is the model configured like the official one?)"
         )
     model.update(tree_unflatten([(k, mx.array(v)) for k, v in incoming.items()]))
@@ -95,9 +97,14 @@ def wiring_from_torch(wiring: Any) -> _wirings.Wiring:
         ours = _wirings.AutoNCP(wiring.units, wiring._output_size, wiring._sparsity_level, wiring._seed)
     elif name == "NCP" or hasattr(wiring, "_num_inter_neurons"):
         ours = _wirings.NCP(
-            wiring._num_inter_neurons, wiring._num_command_neurons, wiring._num_motor_neurons,
-            wiring._sensory_fanout, wiring._inter_fanout, wiring._recurrent_command_synapses, wiring._motor_fanin,
-        )  # fmt: skip
+            wiring._num_inter_neurons,
+            wiring._num_command_neurons,
+            wiring._num_motor_neurons,
+            wiring._sensory_fanout,
+            wiring._inter_fanout,
+            wiring._recurrent_command_synapses,
+            wiring._motor_fanin,
+        )
     elif name == "FullyConnected":
         ours = _wirings.FullyConnected(wiring.units, wiring.output_dim, wiring._erev_init_seed, wiring.self_connections)
     elif name == "Random":
@@ -122,11 +129,14 @@ def _cfc_cell_kwargs(cell: Any) -> dict:
     acts = [type(m).__name__ for m in backbone if type(m).__name__ in _ACTIVATION_NAMES]
     dropouts = [m.p for m in backbone if type(m).__name__ == "Dropout"]
     return dict(
-        input_size=cell.input_size, units=cell.hidden_size, mode=cell.mode,
+        input_size=cell.input_size,
+        units=cell.hidden_size,
+        mode=cell.mode,
         activation=_ACTIVATION_NAMES[acts[0]] if acts else "lecun_tanh",
-        backbone_units=linears[0].out_features if linears else 0, backbone_layers=len(linears),
+        backbone_units=linears[0].out_features if linears else 0,
+        backbone_layers=len(linears),
         backbone_dropout=dropouts[0] if dropouts else 0.0,
-    )  # fmt: skip
+    )
 
 
 def from_torch(module: Any) -> nn.Module:
@@ -136,8 +146,9 @@ def from_torch(module: Any) -> nn.Module:
     """
     name = type(module).__name__
     if name not in ("CfC", "LTC", "CfCCell", "LTCCell", "WiredCfCCell") or not hasattr(module, "state_dict"):
-        raise TypeError(f"from_torch takes an official ncps.torch module (CfC, LTC, CfCCell, LTCCell or "
-                        f"WiredCfCCell), got {name}")  # fmt: skip
+        raise TypeError(
+            f"from_torch takes an official ncps.torch module (CfC, LTC, CfCCell, LTCCell or WiredCfCCell), got {name}"
+        )
     if name == "CfC":
         cell = module.rnn_cell
         if type(cell).__name__ == "WiredCfCCell":
@@ -149,11 +160,20 @@ def from_torch(module: Any) -> nn.Module:
             ours_cell = CfCCell(**kw)
         fc = module.fc
         proj = fc.out_features if type(fc).__name__ == "Linear" else None
-        model = CfC(cell=ours_cell, proj_size=proj, return_sequences=module.return_sequences,
-                    batch_first=module.batch_first, mixed_memory=module.use_mixed)  # fmt: skip
+        model = CfC(
+            cell=ours_cell,
+            proj_size=proj,
+            return_sequences=module.return_sequences,
+            batch_first=module.batch_first,
+            mixed_memory=module.use_mixed,
+        )
     elif name == "LTC":
-        model = LTC(cell=_ltc_cell(module.rnn_cell), return_sequences=module.return_sequences,
-                    batch_first=module.batch_first, mixed_memory=module.use_mixed)  # fmt: skip
+        model = LTC(
+            cell=_ltc_cell(module.rnn_cell),
+            return_sequences=module.return_sequences,
+            batch_first=module.batch_first,
+            mixed_memory=module.use_mixed,
+        )
     elif name == "CfCCell":
         model = CfCCell(**_cfc_cell_kwargs(module), sparsity_mask=_mask_of(module))
     elif name == "LTCCell":
@@ -172,6 +192,11 @@ def _mask_of(cell: Any):
 
 def _ltc_cell(cell: Any) -> LTCCell:
     return LTCCell(
-        wiring_from_torch(cell._wiring), None, cell._input_mapping, cell._output_mapping,
-        cell._ode_unfolds, cell._epsilon, cell._implicit_param_constraints,
-    )  # fmt: skip
+        wiring_from_torch(cell._wiring),
+        None,
+        cell._input_mapping,
+        cell._output_mapping,
+        cell._ode_unfolds,
+        cell._epsilon,
+        cell._implicit_param_constraints,
+    )

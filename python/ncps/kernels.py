@@ -25,8 +25,9 @@ import importlib.metadata
 import os
 import sys
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Optional, Union
+from typing import Any
 
 import mlx.core as mx
 
@@ -35,7 +36,7 @@ MODES = ("auto", "fused", "reference")
 try:  # the extension is optional: without it every layer runs on the reference path
     from . import _ext  # type: ignore[attr-defined]
 
-    _EXT_ERROR: Optional[str] = None
+    _EXT_ERROR: str | None = None
 except Exception as exc:  # ImportError, or an ABI mismatch surfacing as another error
     _ext = None
     _EXT_ERROR = f"{type(exc).__name__}: {exc}"
@@ -51,7 +52,7 @@ def _mode_from_env() -> str:
 class _ThreadState(threading.local):
     # None: this thread has set no mode of its own. (A class default instead of getattr with a
     # default: a missing attribute raises internally, which cost ~0.3 µs per streaming step.)
-    mode: Optional[str] = None
+    mode: str | None = None
 
 
 _state = _ThreadState()
@@ -102,7 +103,7 @@ class Plan:
 
     backend: str
     kernel: Any = None
-    reason: Optional[str] = None
+    reason: str | None = None
     stream: Any = field(default=None, compare=False)  # MLX's Stream/Device refuse == None
 
     @property
@@ -117,7 +118,7 @@ class Plan:
 REFERENCE = Plan("reference")
 
 
-def _device_type(stream: Union[None, mx.Stream, mx.Device, mx.DeviceType]) -> mx.DeviceType:
+def _device_type(stream: None | mx.Stream | mx.Device | mx.DeviceType) -> mx.DeviceType:
     """``mx.cpu`` or ``mx.gpu``: the kind of device ``stream`` (a stream, device or device type;
     the default device when None) runs on."""
     device = mx.default_device() if stream is None else stream
@@ -125,14 +126,14 @@ def _device_type(stream: Union[None, mx.Stream, mx.Device, mx.DeviceType]) -> mx
     return device.type if isinstance(device, mx.Device) else device
 
 
-def _metal_why_not() -> Optional[str]:
+def _metal_why_not() -> str | None:
     """None when MLX has a Metal device, else why not."""
     if mx.metal.is_available():
         return None
     return "no Metal device" + ("" if sys.platform == "darwin" else f" (platform {sys.platform})")
 
 
-def _cuda_why_not() -> Optional[str]:
+def _cuda_why_not() -> str | None:
     """None when MLX has a CUDA device, else why not."""
     cuda = getattr(mx, "cuda", None)
     if cuda is not None and cuda.is_available():
@@ -161,7 +162,7 @@ def prepared_step_allowed() -> bool:
     return not _HAS_GPU or _device_type(None) == mx.cpu
 
 
-def _gpu_backend() -> tuple[Optional[str], Optional[str]]:
+def _gpu_backend() -> tuple[str | None, str | None]:
     """``("metal" | "cuda", None)``: the GPU backend MLX runs here; ``(None, reason)`` without one."""
     why = {"metal": _metal_why_not(), "cuda": _cuda_why_not()}
     for name, reason in why.items():
@@ -181,7 +182,7 @@ def gpu_kernels_enabled() -> bool:
     return os.environ.get("NCPS_GPU_KERNELS", "").strip() == "1"
 
 
-def _backend_for(device: mx.DeviceType) -> tuple[Optional[str], Optional[str]]:
+def _backend_for(device: mx.DeviceType) -> tuple[str | None, str | None]:
     """The kernel backend serving ``device``, or None and the reason there is none."""
     if device == mx.cpu:
         return "cpu", None
@@ -191,7 +192,7 @@ def _backend_for(device: mx.DeviceType) -> tuple[Optional[str], Optional[str]]:
     return backend, why_not
 
 
-def _cpu_why_not(cell: Any, mixed_memory: bool) -> Optional[str]:
+def _cpu_why_not(cell: Any, mixed_memory: bool) -> str | None:
     """None when the cell's C++ primitive covers the call, else why not."""
     if getattr(cell, "fused", None) is None:
         return f"no fused kernel is implemented for {type(cell).__name__}"
@@ -200,7 +201,7 @@ def _cpu_why_not(cell: Any, mixed_memory: bool) -> Optional[str]:
     return cell.fused_why_not(mixed_memory)
 
 
-def _gpu_why_not(cell: Any, mixed_memory: bool) -> Optional[str]:
+def _gpu_why_not(cell: Any, mixed_memory: bool) -> str | None:
     """None when the cell's GPU kernel covers the call, else why not."""
     gpu = getattr(cell, "gpu_fused", None)
     if gpu is None:
@@ -213,7 +214,7 @@ def _kernel_name(cell: Any, mixed_memory: bool) -> str:
     return kernel.kernel_name(mixed_memory) if kernel is not None else type(cell).__name__
 
 
-def plan(cell: Any, *, mixed_memory: bool = False, stream: Union[None, mx.Stream, mx.Device] = None) -> Plan:
+def plan(cell: Any, *, mixed_memory: bool = False, stream: None | mx.Stream | mx.Device = None) -> Plan:
     """Decide how a call of ``cell`` (a step, or a layer's sequence) runs on ``stream``'s device.
 
     ``cell.fused`` is the cell's C++ hook module and ``cell.gpu_fused`` its GPU hook module (None
@@ -238,16 +239,20 @@ def plan(cell: Any, *, mixed_memory: bool = False, stream: Union[None, mx.Stream
         if backend is not None:
             why_not = _gpu_why_not(cell, mixed_memory)
             if why_not is None:
-                return Plan(backend, cell.gpu_fused, stream=stream if isinstance(stream, (mx.Stream, mx.Device)) else None)
+                return Plan(
+                    backend, cell.gpu_fused, stream=stream if isinstance(stream, (mx.Stream, mx.Device)) else None
+                )
         if cpu_why is None:
-            return Plan("cpu", cell.fused, f"no GPU kernel: {why_not}; the CPU primitive runs on the CPU stream", mx.cpu)
+            return Plan(
+                "cpu", cell.fused, f"no GPU kernel: {why_not}; the CPU primitive runs on the CPU stream", mx.cpu
+            )
         why_not = f"{cpu_why} (GPU: {why_not})"
     if mode == "fused":
         raise NotImplementedError(f"No fused kernel '{_kernel_name(cell, mixed_memory)}' for this call: {why_not}")
     return Plan("reference", None, why_not)
 
 
-def kernel_backends() -> dict[str, Optional[str]]:
+def kernel_backends() -> dict[str, str | None]:
     """Each kernel backend (``cpu``, ``metal``, ``cuda``) and None when its kernels can run here,
     else why they cannot."""
     return {
@@ -274,14 +279,7 @@ def info() -> dict[str, Any]:
         "gpu_kernels_enabled": gpu_kernels_enabled(),
     }
     if _ext is None:
-        out.update(
-            reason=_EXT_ERROR,
-            backends=[],
-            mlx_version_built=None,
-            simd=None,
-            simd_compiled=[],
-            threads=1,
-        )
+        out.update(reason=_EXT_ERROR, backends=[], mlx_version_built=None, simd=None, simd_compiled=[], threads=1)
         return out
     built = dict(_ext.build_info())
     out.update(

@@ -27,7 +27,8 @@ per-step states (and LSTM cells) the kernels return, and masks the padded output
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence, Union
+from collections.abc import Sequence
+from typing import Any
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -41,11 +42,11 @@ from .wirings import FullyConnected, Wiring
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 
-Timespans = Union[None, float, mx.array, np.ndarray]
-Lengths = Union[None, int, Sequence[int], mx.array, np.ndarray]
+Timespans = None | float | mx.array | np.ndarray
+Lengths = None | int | Sequence[int] | mx.array | np.ndarray
 
 
-def _normalize_timespans(ts: Timespans, B: int, T: int, batch_first: bool, batched: bool) -> Optional[mx.array]:
+def _normalize_timespans(ts: Timespans, B: int, T: int, batch_first: bool, batched: bool) -> mx.array | None:
     """Elapsed times as a ``(B, T)`` array, or None for the default of 1.0."""
     if ts is None:
         return None
@@ -59,7 +60,9 @@ def _normalize_timespans(ts: Timespans, B: int, T: int, batch_first: bool, batch
     if not batched:
         if ts.shape in ((T,), (T, 1)):
             return ts.reshape(1, T)
-        raise ValueError(f"timespans for unbatched input of length T = {T} must be a float, (T,) or (T, 1); got {_shape(ts)}")
+        raise ValueError(
+            f"timespans for unbatched input of length T = {T} must be a float, (T,) or (T, 1); got {_shape(ts)}"
+        )
     if ts.shape == (B,):
         return mx.broadcast_to(ts[:, None], (B, T))
     if ts.ndim == 3 and ts.shape[-1] == 1:
@@ -72,7 +75,7 @@ def _normalize_timespans(ts: Timespans, B: int, T: int, batch_first: bool, batch
     raise ValueError(f"timespans must be None, a float, (B,) = ({B},), {layout}; got {_shape(ts)}")
 
 
-def _normalize_lengths(lengths: Lengths, B: int, T: int, batched: bool) -> Optional[mx.array]:
+def _normalize_lengths(lengths: Lengths, B: int, T: int, batched: bool) -> mx.array | None:
     """``lengths`` as a validated int32 ``(B,)`` array (``(1,)`` for unbatched input), or None."""
     if lengths is None:
         return None
@@ -156,10 +159,10 @@ class RNN(nn.Module):
         return_sequences: bool = True,
         batch_first: bool = True,
         mixed_memory: bool = False,
-        proj_size: Optional[int] = None,
+        proj_size: int | None = None,
         bidirectional: bool = False,
-        merge_mode: Optional[str] = "concat",
-        _backward_cell: Optional[Cell] = None,
+        merge_mode: str | None = "concat",
+        _backward_cell: Cell | None = None,
     ):
         super().__init__()
         if not isinstance(cell, Cell):
@@ -200,13 +203,16 @@ class RNN(nn.Module):
     def get_config(self) -> dict:
         """The sequence options (the cell has its own ``get_config``)."""
         return dict(
-            return_sequences=self.return_sequences, batch_first=self.batch_first, mixed_memory=self.mixed_memory,
-            proj_size=self.proj_size, bidirectional=self.bidirectional, merge_mode=self.merge_mode,
-        )  # fmt: skip
+            return_sequences=self.return_sequences,
+            batch_first=self.batch_first,
+            mixed_memory=self.mixed_memory,
+            proj_size=self.proj_size,
+            bidirectional=self.bidirectional,
+            merge_mode=self.merge_mode,
+        )
 
     # -- one direction ----------------------------------------------------------------------
-    def _scan(self, x: mx.array, h: mx.array, c: Optional[mx.array], ts: Optional[mx.array],
-              lengths: Optional[mx.array] = None):  # fmt: skip
+    def _scan(self, x: mx.array, h: mx.array, c: mx.array | None, ts: mx.array | None, lengths: mx.array | None = None):
         """One direction over batch-first ``x``; returns ``(outputs (B, T, M), h, c)`` with the
         state after step ``lengths - 1`` (the last step when None): the cell's fused ``sequence``
         where :func:`ncps.kernels.plan` allows, the reference loop otherwise. Padded outputs are
@@ -234,7 +240,7 @@ class RNN(nn.Module):
             outputs.append(cell.readout(h))
         return mx.stack(outputs, axis=1), h, c
 
-    def _run(self, x: mx.array, state: Any, ts: Optional[mx.array], lengths: Optional[mx.array] = None):
+    def _run(self, x: mx.array, state: Any, ts: mx.array | None, lengths: mx.array | None = None):
         """Batch-first ``x`` (padding sanitized) → ``(outputs (B, T, ·) or (B, ·), final state)``
         for one direction."""
         B, T = x.shape[:2]
@@ -265,7 +271,9 @@ class RNN(nn.Module):
                     raise ValueError(f"{name} must have shape (batch, state_size) = ({B}, {N}), got {_shape(s)}")
             return h, c
         if isinstance(state, (tuple, list)):
-            raise ValueError("state must be an array of shape (batch, state_size); a tuple is only for mixed_memory=True")
+            raise ValueError(
+                "state must be an array of shape (batch, state_size); a tuple is only for mixed_memory=True"
+            )
         h = mx.array(state)
         if h.shape != (B, N):
             raise ValueError(f"state must have shape (batch, state_size) = ({B}, {N}), got {_shape(h)}")
@@ -273,8 +281,15 @@ class RNN(nn.Module):
 
     # -- the layer ---------------------------------------------------------------------------
     @official_names(input="x", hx="state")
-    def __call__(self, x: mx.array, state: Any = None, timespans: Timespans = None, lengths: Lengths = None, *,
-                 time_delta: Timespans = None):  # fmt: skip
+    def __call__(
+        self,
+        x: mx.array,
+        state: Any = None,
+        timespans: Timespans = None,
+        lengths: Lengths = None,
+        *,
+        time_delta: Timespans = None,
+    ):
         if time_delta is not None:
             if timespans is not None:
                 raise ValueError("pass either timespans or time_delta, not both")
@@ -285,7 +300,9 @@ class RNN(nn.Module):
             layout = "(B, T, F)" if self.batch_first else "(T, B, F)"
             raise ValueError(f"x must have shape {layout} or (T, F), got {_shape(x)}")
         if x.shape[-1] != self.input_size:
-            raise ValueError(f"x must have {self.input_size} features in its last axis (input_size), got shape {_shape(x)}")
+            raise ValueError(
+                f"x must have {self.input_size} features in its last axis (input_size), got shape {_shape(x)}"
+            )
         batched = x.ndim == 3
         if not batched:
             x = x[None]
@@ -344,7 +361,7 @@ def _map_state(state, fn):
     return fn(state)
 
 
-def _merge(a: mx.array, b: mx.array, mode: Optional[str]):
+def _merge(a: mx.array, b: mx.array, mode: str | None):
     if mode == "concat":
         return mx.concatenate([a, b], axis=-1)
     if mode == "sum":
@@ -372,21 +389,21 @@ class CfC(RNN):
 
     def __init__(
         self,
-        input_size: Optional[int] = None,
-        units: Union[int, Wiring, None] = None,
-        proj_size: Optional[int] = None,
+        input_size: int | None = None,
+        units: int | Wiring | None = None,
+        proj_size: int | None = None,
         return_sequences: bool = True,
         batch_first: bool = True,
         mixed_memory: bool = False,
         mode: str = "default",
         activation: str = "lecun_tanh",
-        backbone_units: Union[int, list, None] = None,
-        backbone_layers: Optional[int] = None,
-        backbone_dropout: Optional[float] = None,
+        backbone_units: int | list | None = None,
+        backbone_layers: int | None = None,
+        backbone_dropout: float | None = None,
         bidirectional: bool = False,
-        merge_mode: Optional[str] = "concat",
+        merge_mode: str | None = "concat",
         *,
-        cell: Optional[Cell] = None,
+        cell: Cell | None = None,
     ):
         if cell is None:
             if isinstance(input_size, Wiring):
@@ -396,8 +413,11 @@ class CfC(RNN):
             if input_size is not None:
                 input_size = _checks.integer(input_size, "input_size")
             if isinstance(units, Wiring):
-                for name, value in (("backbone_units", backbone_units), ("backbone_layers", backbone_layers),
-                                    ("backbone_dropout", backbone_dropout)):  # fmt: skip
+                for name, value in (
+                    ("backbone_units", backbone_units),
+                    ("backbone_layers", backbone_layers),
+                    ("backbone_dropout", backbone_dropout),
+                ):
                     if value is not None:
                         raise ValueError(f"Cannot use {name} in wired mode (units is a Wiring)")
                 cell = WiredCfCCell(input_size, units, mode)
@@ -406,10 +426,14 @@ class CfC(RNN):
                     raise ValueError("CfC needs input_size (the number of input features)")
                 units = _checks.integer(units, "units")
                 cell = CfCCell(
-                    input_size, units, mode, activation,
+                    input_size,
+                    units,
+                    mode,
+                    activation,
                     128 if backbone_units is None else backbone_units,
-                    backbone_layers, 0.0 if backbone_dropout is None else backbone_dropout,
-                )  # fmt: skip
+                    backbone_layers,
+                    0.0 if backbone_dropout is None else backbone_dropout,
+                )
         elif not isinstance(cell, (CfCCell, WiredCfCCell)):
             raise TypeError(f"cell must be a CfCCell or WiredCfCCell, got {type(cell).__name__}")
         super().__init__(cell, return_sequences, batch_first, mixed_memory, proj_size, bidirectional, merge_mode)
@@ -426,8 +450,8 @@ class LTC(RNN):
 
     def __init__(
         self,
-        input_size: Optional[int] = None,
-        units: Union[int, Wiring, None] = None,
+        input_size: int | None = None,
+        units: int | Wiring | None = None,
         return_sequences: bool = True,
         batch_first: bool = True,
         mixed_memory: bool = False,
@@ -437,9 +461,9 @@ class LTC(RNN):
         epsilon: float = 1e-8,
         implicit_param_constraints: bool = True,
         bidirectional: bool = False,
-        merge_mode: Optional[str] = "concat",
+        merge_mode: str | None = "concat",
         *,
-        cell: Optional[LTCCell] = None,
+        cell: LTCCell | None = None,
     ):
         if cell is None:
             if units is None:
@@ -449,14 +473,15 @@ class LTC(RNN):
             if input_size is not None:
                 input_size = _checks.integer(input_size, "input_size")
             wiring = units if isinstance(units, Wiring) else FullyConnected(_checks.integer(units, "units"))
-            cell = LTCCell(wiring, input_size, input_mapping, output_mapping, ode_unfolds, epsilon,
-                           implicit_param_constraints)  # fmt: skip
+            cell = LTCCell(
+                wiring, input_size, input_mapping, output_mapping, ode_unfolds, epsilon, implicit_param_constraints
+            )
         elif not isinstance(cell, LTCCell):
             raise TypeError(f"cell must be an LTCCell, got {type(cell).__name__}")
         super().__init__(cell, return_sequences, batch_first, mixed_memory, None, bidirectional, merge_mode)
 
 
-def _sizes(layer: str, input_size: Optional[int], units: Optional[int]) -> tuple[int, int]:
+def _sizes(layer: str, input_size: int | None, units: int | None) -> tuple[int, int]:
     """``input_size`` and ``units`` of a layer built without ``cell=`` (both required), as ints."""
     if input_size is None or units is None:
         raise ValueError(f"{layer} needs input_size and units (or cell=)")
@@ -468,17 +493,17 @@ class CTRNN(RNN):
 
     def __init__(
         self,
-        input_size: Optional[int] = None,
-        units: Optional[int] = None,
+        input_size: int | None = None,
+        units: int | None = None,
         return_sequences: bool = True,
         batch_first: bool = True,
         mixed_memory: bool = False,
         activation: str = "tanh",
         ode_unfolds: int = 6,
         bidirectional: bool = False,
-        merge_mode: Optional[str] = "concat",
+        merge_mode: str | None = "concat",
         *,
-        cell: Optional[CTRNNCell] = None,
+        cell: CTRNNCell | None = None,
     ):
         if cell is None:
             input_size, units = _sizes("CTRNN", input_size, units)
@@ -494,16 +519,16 @@ class CTGRU(RNN):
 
     def __init__(
         self,
-        input_size: Optional[int] = None,
-        units: Optional[int] = None,
+        input_size: int | None = None,
+        units: int | None = None,
         return_sequences: bool = True,
         batch_first: bool = True,
         mixed_memory: bool = False,
         num_timescales: int = 8,
         bidirectional: bool = False,
-        merge_mode: Optional[str] = "concat",
+        merge_mode: str | None = "concat",
         *,
-        cell: Optional[CTGRUCell] = None,
+        cell: CTGRUCell | None = None,
     ):
         if cell is None:
             input_size, units = _sizes("CTGRU", input_size, units)

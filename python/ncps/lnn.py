@@ -21,15 +21,15 @@ For a scikit-learn estimator (``clone``, pipelines, grid search) use
 from __future__ import annotations
 
 import os
-from typing import Any, Optional, Union
+from typing import Any
 
 import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
 from . import optimizers, training
-from .persistence import load, save
 from .layers import MODEL_TYPES
+from .persistence import load, save
 from .wirings import AutoNCP
 
 
@@ -57,8 +57,7 @@ class LiquidNeuralNetwork:
             ``epochs``, ``clip_value``, ``learning_rate``, ``in_features``, ``out_features``).
     """
 
-    def __init__(self, n_neurons: int = 20, model_type: Optional[str] = "LTC", verbose: int = 0,
-                 seed: Optional[int] = None):  # fmt: skip
+    def __init__(self, n_neurons: int = 20, model_type: str | None = "LTC", verbose: int = 0, seed: int | None = None):
         model_type = "LTC" if model_type is None else model_type
         if model_type not in MODEL_TYPES:
             raise ValueError(f'Model type selected ({model_type}) does not match any of the known ones: "LTC" / "CfC"')
@@ -68,11 +67,15 @@ class LiquidNeuralNetwork:
         self.model_type = model_type
         self.verbose = verbose
         self.seed = seed
-        self.model: Optional[nn.Module] = None
-        self.wiring: Optional[AutoNCP] = None
-        self.history: Optional[training.History] = None
-        self.metadata: dict = {"is_trained": False, "model_type": model_type, "n_neurons": self.n_neurons,
-                               "verbose": verbose}  # fmt: skip
+        self.model: nn.Module | None = None
+        self.wiring: AutoNCP | None = None
+        self.history: training.History | None = None
+        self.metadata: dict = {
+            "is_trained": False,
+            "model_type": model_type,
+            "n_neurons": self.n_neurons,
+            "verbose": verbose,
+        }
 
     # -- shapes -----------------------------------------------------------------------------------
     @staticmethod
@@ -92,12 +95,12 @@ class LiquidNeuralNetwork:
         X: Any,
         y: Any,
         epochs: int = 100,
-        clip_value: Optional[float] = 1,
+        clip_value: float | None = 1,
         learning_rate: float = 0.01,
-        n_jobs: Optional[int] = None,
-        batch_size: Optional[int] = None,
-        verbose: Optional[int] = None,
-    ) -> "LiquidNeuralNetwork":
+        n_jobs: int | None = None,
+        batch_size: int | None = None,
+        verbose: int | None = None,
+    ) -> LiquidNeuralNetwork:
         """Build a new network for the shapes of ``X`` and ``y`` and train it.
 
         Args:
@@ -141,14 +144,25 @@ class LiquidNeuralNetwork:
         mx.eval(self.model.parameters())
         verbose = self.verbose if verbose is None else verbose
         self.history = training.fit(
-            self.model, _mse, (X, y), optimizer=optimizers.adam(float(learning_rate)), epochs=int(epochs),
-            batch_size=int(batch_size) if batch_size else X.shape[0], clip_norm=clip_value or None,
-            progress=bool(verbose), seed=self.seed,
-        )  # fmt: skip
+            self.model,
+            _mse,
+            (X, y),
+            optimizer=optimizers.adam(float(learning_rate)),
+            epochs=int(epochs),
+            batch_size=int(batch_size) if batch_size else X.shape[0],
+            clip_norm=clip_value or None,
+            progress=bool(verbose),
+            seed=self.seed,
+        )
         self.metadata.update(
-            is_trained=True, epochs=int(epochs), clip_value=clip_value, learning_rate=learning_rate,
-            in_features=in_features, out_features=out_features, n_jobs=n_jobs,
-        )  # fmt: skip
+            is_trained=True,
+            epochs=int(epochs),
+            clip_value=clip_value,
+            learning_rate=learning_rate,
+            in_features=in_features,
+            out_features=out_features,
+            n_jobs=n_jobs,
+        )
         return self
 
     def predict(self, X: Any) -> np.ndarray:
@@ -165,7 +179,7 @@ class LiquidNeuralNetwork:
             raise RuntimeError("fit the network first: the wiring is sized by the targets")
         return self.wiring.draw_graph(**kwargs)
 
-    def save_model(self, model_path: Union[str, os.PathLike]) -> None:
+    def save_model(self, model_path: str | os.PathLike) -> None:
         """Write the trained layer with :func:`ncps.save` (a safetensors file)."""
         if self.model is None:
             raise RuntimeError("nothing to save: call fit(X, y) first")
@@ -173,7 +187,7 @@ class LiquidNeuralNetwork:
         os.makedirs(directory, exist_ok=True)
         save(self.model, model_path)
 
-    def load_model(self, model_path: Union[str, os.PathLike]) -> "LiquidNeuralNetwork":
+    def load_model(self, model_path: str | os.PathLike) -> LiquidNeuralNetwork:
         """Load a layer written by :meth:`save_model` (or :func:`ncps.save`); returns self."""
         model = load(model_path)
         if type(model).__name__ not in MODEL_TYPES:
@@ -181,8 +195,9 @@ class LiquidNeuralNetwork:
         self.model = model
         self.model_type = type(model).__name__
         self.wiring = model.rnn_cell.get_config().get("wiring")
-        self.metadata.update(is_trained=True, model_type=self.model_type, in_features=model.input_size,
-                             out_features=model.output_size)  # fmt: skip
+        self.metadata.update(
+            is_trained=True, model_type=self.model_type, in_features=model.input_size, out_features=model.output_size
+        )
         if self.wiring is not None:
             self.n_neurons = self.metadata["n_neurons"] = int(self.wiring.units)
         return self

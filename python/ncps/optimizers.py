@@ -13,7 +13,8 @@ estimates start at zero, so without the correction the update of step :math:`t` 
 larger by the factor :math:`(1 - \\beta_1^t) / \\sqrt{1 - \\beta_2^t}`: 3.2x at the first step,
 6.6x around step 12, still 3.2x at step 100 and 1.26x at step 1000 (with the default betas). A
 learning rate that trains well in PyTorch or Keras therefore trains erratically with MLX's default
-Adam (a CfC on a UEA set: test accuracy 0.56 instead of torch's 0.95). Every optimizer that ncps builds for a user comes from here.
+Adam (a CfC on a UEA set: test accuracy 0.56 instead of torch's 0.95). Every optimizer that ncps
+builds for a user comes from here.
 
 Two conventions, each exact in its defaults *and* in its update formula:
 
@@ -43,18 +44,32 @@ by ``min(1, max_norm / (norm + 1e-6))``); :func:`ncps.training.fit` uses it.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Union
+from collections.abc import Callable
+from typing import Any
 
 import mlx.core as mx
 import mlx.optimizers as optim
 
-LearningRate = Union[float, Callable[[mx.array], mx.array]]
+LearningRate = float | Callable[[mx.array], mx.array]
 
 __all__ = [
-    "CONVENTIONS", "make_optimizer", "adam", "adamw", "adamax", "sgd", "rmsprop", "adagrad", "lion",
-    "lacks_bias_correction", "TorchAdamax", "KerasAdam", "KerasAdamW", "KerasAdamax", "KerasRMSprop",
+    "CONVENTIONS",
+    "make_optimizer",
+    "adam",
+    "adamw",
+    "adamax",
+    "sgd",
+    "rmsprop",
+    "adagrad",
+    "lion",
+    "lacks_bias_correction",
+    "TorchAdamax",
+    "KerasAdam",
+    "KerasAdamW",
+    "KerasAdamax",
+    "KerasRMSprop",
     "KerasAdagrad",
-]  # fmt: skip
+]
 
 CONVENTIONS = ("torch", "keras")
 
@@ -105,8 +120,9 @@ class KerasAdamW(KerasAdam):
     """``keras.optimizers.AdamW``: :math:`w \\leftarrow w (1 - \\lambda\\,\\text{wd})`, then
     :class:`KerasAdam`'s step."""
 
-    def __init__(self, learning_rate: LearningRate, betas: Any = (0.9, 0.999), eps: float = 1e-7,
-                 weight_decay: float = 0.004):  # fmt: skip
+    def __init__(
+        self, learning_rate: LearningRate, betas: Any = (0.9, 0.999), eps: float = 1e-7, weight_decay: float = 0.004
+    ):
         super().__init__(learning_rate, betas, eps)
         self.weight_decay = weight_decay
 
@@ -171,8 +187,11 @@ class KerasAdagrad(optim.Adagrad):
 _TABLE: dict[str, dict[str, tuple[type, float, dict]]] = {
     "torch": {
         "adam": (optim.Adam, 1e-3, {"betas": [0.9, 0.999], "eps": 1e-8, "bias_correction": True}),
-        "adamw": (optim.AdamW, 1e-3, {"betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": 1e-2,
-                                      "bias_correction": True}),  # fmt: skip
+        "adamw": (
+            optim.AdamW,
+            1e-3,
+            {"betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": 1e-2, "bias_correction": True},
+        ),
         "adamax": (TorchAdamax, 2e-3, {"betas": [0.9, 0.999], "eps": 1e-8}),
         "sgd": (optim.SGD, 1e-3, {"momentum": 0.0, "weight_decay": 0.0, "dampening": 0.0, "nesterov": False}),
         "rmsprop": (optim.RMSprop, 1e-2, {"alpha": 0.99, "eps": 1e-8}),
@@ -194,10 +213,7 @@ NAMES = tuple(_TABLE["torch"])
 
 
 def make_optimizer(
-    name: str,
-    learning_rate: LearningRate | None = None,
-    convention: str = "torch",
-    **kwargs: Any,
+    name: str, learning_rate: LearningRate | None = None, convention: str = "torch", **kwargs: Any
 ) -> optim.Optimizer:
     """An MLX optimizer that updates like ``torch.optim.<Name>`` or ``keras.optimizers.<Name>``.
 
@@ -233,8 +249,10 @@ def _factory(name: str) -> Callable[..., optim.Optimizer]:
 
     cls = _TABLE["torch"][name][0]
     build.__name__ = build.__qualname__ = name
-    build.__doc__ = (f"``torch.optim`` convention {name}: ``{cls.__name__}`` with lr {default_lr:g} and "
-                     f"{_TABLE['torch'][name][2]} unless overridden (see :func:`make_optimizer`).")  # fmt: skip
+    build.__doc__ = (
+        f"``torch.optim`` convention {name}: ``{cls.__name__}`` with lr {default_lr:g} and "
+        f"{_TABLE['torch'][name][2]} unless overridden (see :func:`make_optimizer`)."
+    )
     return build
 
 

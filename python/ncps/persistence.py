@@ -10,14 +10,15 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from typing import Any, Callable, Union
+from collections.abc import Callable
+from typing import Any
 
 import mlx.core as mx
 import mlx.nn as nn
 from mlx.utils import tree_flatten
 
 from .cells import Cell, CfCCell, CTGRUCell, CTRNNCell, LTCCell, WiredCfCCell
-from .layers import CTGRU, CTRNN, RNN, CfC, LTC
+from .layers import CTGRU, CTRNN, LTC, RNN, CfC
 from .wirings import Wiring
 
 FORMAT = "ncps-model/1"
@@ -68,8 +69,10 @@ def encode_config(value: Any) -> Any:
 def _registered(name: Any) -> type:
     cls = _REGISTRY.get(name) if isinstance(name, str) else None
     if cls is None:
-        raise ValueError(f"the configuration names the class {name!r}, which is not a registered ncps cell or layer "
-                         f"(known: {sorted(_REGISTRY)}; register it with ncps.persistence.register)")
+        raise ValueError(
+            f"the configuration names the class {name!r}, which is not a registered ncps cell or layer "
+            f"(known: {sorted(_REGISTRY)}; register it with ncps.persistence.register)"
+        )
     return cls
 
 
@@ -98,7 +101,7 @@ def decode_config(value: Any) -> Any:
     return value
 
 
-def atomic_write(path: Union[str, os.PathLike], write: Callable[[str], None], suffix: str = "") -> None:
+def atomic_write(path: str | os.PathLike, write: Callable[[str], None], suffix: str = "") -> None:
     """Run ``write(tmp)`` on a temporary file next to ``path`` (ending in ``suffix``, for writers
     that choose the format by the name), flush it to disk, then rename it onto ``path``: a reader,
     or a crash at any moment, sees the old file or the new one, never a partial one."""
@@ -129,7 +132,7 @@ def atomic_write(path: Union[str, os.PathLike], write: Callable[[str], None], su
             os.remove(tmp)
 
 
-def save(model: nn.Module, path: Union[str, os.PathLike]) -> None:
+def save(model: nn.Module, path: str | os.PathLike) -> None:
     """Write ``model`` (an ncps layer or cell) to ``path``, atomically (see :func:`atomic_write`).
 
     The file is written at exactly ``path`` (conventionally ``*.safetensors``; without that
@@ -151,7 +154,7 @@ def read_safetensors(path: str) -> tuple[dict[str, mx.array], dict[str, str]]:
         raise ValueError(f"{path!r} is not a readable safetensors file: {exc}") from exc
 
 
-def load(path: Union[str, os.PathLike]) -> nn.Module:
+def load(path: str | os.PathLike) -> nn.Module:
     """Rebuild a model written by :func:`save`; it gives identical outputs. ``path`` may omit a
     ``.safetensors`` suffix that the file has."""
     if not isinstance(path, (str, os.PathLike)):

@@ -24,7 +24,7 @@ from __future__ import annotations
 import copy
 import numbers
 import warnings
-from typing import Any, Optional, Union
+from typing import Any
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -44,7 +44,7 @@ from sklearn.utils.validation import (
 )
 
 from . import distributed, optimizers, training
-from .layers import MODEL_TYPES, CfC, LTC
+from .layers import LTC, MODEL_TYPES, CfC
 from .wirings import Wiring
 
 __all__ = ["LiquidRegressor", "LiquidClassifier"]
@@ -61,11 +61,11 @@ class LiquidNet(nn.Module):
         self,
         model_type: str,
         input_size: int,
-        units: Union[int, Wiring],
+        units: int | Wiring,
         n_outputs: int,
         return_sequences: bool = False,
         mode: str = "default",
-        backbone_units: Optional[int] = None,
+        backbone_units: int | None = None,
     ):
         super().__init__()
         if isinstance(units, Wiring):
@@ -115,7 +115,7 @@ class _LiquidBase(BaseEstimator):
             raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction!r}")
 
     # -- input validation ---------------------------------------------------------------------
-    def _check_X(self, X: Any, *, reset: bool, lengths: Any = None) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    def _check_X(self, X: Any, *, reset: bool, lengths: Any = None) -> tuple[np.ndarray, np.ndarray | None]:
         """``(X, lengths)``: ``X`` as a float32 ``(n, T, F)`` array (a 2-D ``(n, F)`` becomes
         ``(n, 1, F)``; a list of ``(T_i, F)`` sequences of different lengths is padded) and the
         validated int32 lengths ``(n,)``, or None."""
@@ -156,15 +156,26 @@ class _LiquidBase(BaseEstimator):
     def _build(self, n_features: int, n_outputs: int, seed: int) -> None:
         mx.random.seed(seed)
         self.model_ = LiquidNet(
-            self.model_type, n_features, self.units, n_outputs,
+            self.model_type,
+            n_features,
+            self.units,
+            n_outputs,
             return_sequences=getattr(self, "return_sequences", False),
-            mode=self.mode, backbone_units=self.backbone_units,
-        )  # fmt: skip
+            mode=self.mode,
+            backbone_units=self.backbone_units,
+        )
         mx.eval(self.model_.parameters())
         self._optimizer = optimizers.adam(float(self.learning_rate))
 
-    def _train(self, X: np.ndarray, y: np.ndarray, epochs: int, seed: int, early_stopping: bool,
-               lengths: Optional[np.ndarray] = None) -> None:  # fmt: skip
+    def _train(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        epochs: int,
+        seed: int,
+        early_stopping: bool,
+        lengths: np.ndarray | None = None,
+    ) -> None:
         """Train ``model_`` on ``(X, y[, lengths])``; hold out ``validation_fraction`` for early stopping."""
         data = (X, y) if lengths is None else (X, y, lengths)
         validation = None
@@ -176,21 +187,31 @@ class _LiquidBase(BaseEstimator):
             validation = tuple(a[val_idx] for a in data)
             data = tuple(a[train_idx] for a in data)
         history = training.fit(
-            self.model_, self._loss, data, optimizer=self._optimizer, epochs=int(epochs),
-            batch_size=int(self.batch_size), validation_data=validation, clip_norm=self.clip_value,
+            self.model_,
+            self._loss,
+            data,
+            optimizer=self._optimizer,
+            epochs=int(epochs),
+            batch_size=int(self.batch_size),
+            validation_data=validation,
+            clip_norm=self.clip_value,
             early_stopping_patience=int(self.n_iter_no_change) if early_stopping else None,
-            restore_best=True, progress=bool(self.verbose), seed=seed, compile=self.compile,
-        )  # fmt: skip
+            restore_best=True,
+            progress=bool(self.verbose),
+            seed=seed,
+            compile=self.compile,
+        )
         self.history_ = history
         self.loss_curve_ = list(getattr(self, "loss_curve_", [])) + history.history.get("loss", [])
         if "val_loss" in history.history:
             self.validation_scores_ = list(getattr(self, "validation_scores_", [])) + history.history["val_loss"]
         self.n_iter_ = getattr(self, "n_iter_", 0) + len(history.epoch)
 
-    def _forward(self, X: np.ndarray, lengths: Optional[np.ndarray] = None) -> np.ndarray:
+    def _forward(self, X: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
         """The network's outputs for validated ``X`` (and lengths), as float64 numpy."""
-        out = training.predict(self.model_, X if lengths is None else (X, lengths),
-                               batch_size=max(int(self.batch_size), 256))  # fmt: skip
+        out = training.predict(
+            self.model_, X if lengths is None else (X, lengths), batch_size=max(int(self.batch_size), 256)
+        )
         return np.array(out, dtype=np.float64)
 
     def __sklearn_tags__(self):
@@ -239,15 +260,15 @@ class LiquidRegressor(RegressorMixin, _LiquidBase):
     def __init__(
         self,
         model_type: str = "CfC",
-        units: Union[int, Wiring] = 32,
+        units: int | Wiring = 32,
         epochs: int = 50,
         batch_size: int = 32,
         learning_rate: float = 0.01,
-        clip_value: Optional[float] = 1.0,
+        clip_value: float | None = 1.0,
         random_state: Any = None,
         return_sequences: bool = False,
         mode: str = "default",
-        backbone_units: Optional[int] = None,
+        backbone_units: int | None = None,
         validation_fraction: float = 0.1,
         early_stopping: bool = False,
         n_iter_no_change: int = 10,
@@ -258,7 +279,7 @@ class LiquidRegressor(RegressorMixin, _LiquidBase):
         self._store_params(locals())
 
     @staticmethod
-    def _loss(model: nn.Module, x: mx.array, y: mx.array, lengths: Optional[mx.array] = None) -> mx.array:
+    def _loss(model: nn.Module, x: mx.array, y: mx.array, lengths: mx.array | None = None) -> mx.array:
         out = model(x, lengths=lengths)
         if lengths is None or out.ndim == 2:
             return nn.losses.mse_loss(out, y)
@@ -279,11 +300,13 @@ class LiquidRegressor(RegressorMixin, _LiquidBase):
                 )
             return y[..., None] if y.ndim == 2 else y
         if y.ndim > 2:
-            raise ValueError(f"y must be (n_samples,) or (n_samples, k); got shape {y.shape} "
-                             "(use return_sequences=True for one target per step)")  # fmt: skip
+            raise ValueError(
+                f"y must be (n_samples,) or (n_samples, k); got shape {y.shape} "
+                "(use return_sequences=True for one target per step)"
+            )
         return y[:, None] if y.ndim == 1 else y
 
-    def fit(self, X: Any, y: Any, lengths: Any = None) -> "LiquidRegressor":
+    def fit(self, X: Any, y: Any, lengths: Any = None) -> LiquidRegressor:
         """Train a new network on ``X`` ``(n, T, F)`` (or ``(n, F)``, or a list of ``(T_i, F)``
         sequences) and targets ``y``; ``lengths`` ``(n,)`` for a padded ``X``."""
         self._validate_params()
@@ -301,7 +324,7 @@ class LiquidRegressor(RegressorMixin, _LiquidBase):
         self._train(X, self._scale(y), self.epochs, seed, self.early_stopping, lengths)
         return self
 
-    def partial_fit(self, X: Any, y: Any, lengths: Any = None) -> "LiquidRegressor":
+    def partial_fit(self, X: Any, y: Any, lengths: Any = None) -> LiquidRegressor:
         """One more epoch on ``(X, y)``; the first call builds the network (like :meth:`fit`
         with one epoch). The target scaling is fixed by the first call."""
         first = not hasattr(self, "model_")
@@ -323,7 +346,7 @@ class LiquidRegressor(RegressorMixin, _LiquidBase):
         self._train(X, self._scale(y), 1, seed, early_stopping=False, lengths=lengths)
         return self
 
-    def _set_target_scaling(self, y: np.ndarray, lengths: Optional[np.ndarray] = None) -> None:
+    def _set_target_scaling(self, y: np.ndarray, lengths: np.ndarray | None = None) -> None:
         axes = tuple(range(y.ndim - 1))
         if lengths is not None and y.ndim == 3:  # per-step targets: only the valid steps count
             y, axes = y[np.arange(y.shape[1])[None] < lengths[:, None]], (0,)
@@ -386,14 +409,14 @@ class LiquidClassifier(ClassifierMixin, _LiquidBase):
     def __init__(
         self,
         model_type: str = "CfC",
-        units: Union[int, Wiring] = 32,
+        units: int | Wiring = 32,
         epochs: int = 50,
         batch_size: int = 32,
         learning_rate: float = 0.01,
-        clip_value: Optional[float] = 1.0,
+        clip_value: float | None = 1.0,
         random_state: Any = None,
         mode: str = "default",
-        backbone_units: Optional[int] = None,
+        backbone_units: int | None = None,
         validation_fraction: float = 0.1,
         early_stopping: bool = False,
         n_iter_no_change: int = 10,
@@ -403,7 +426,7 @@ class LiquidClassifier(ClassifierMixin, _LiquidBase):
         self._store_params(locals())
 
     @staticmethod
-    def _loss(model: nn.Module, x: mx.array, y: mx.array, lengths: Optional[mx.array] = None) -> mx.array:
+    def _loss(model: nn.Module, x: mx.array, y: mx.array, lengths: mx.array | None = None) -> mx.array:
         return nn.losses.cross_entropy(model(x, lengths=lengths), y, reduction="mean")
 
     def _check_labels(self, y: Any, X: np.ndarray) -> np.ndarray:
@@ -413,7 +436,7 @@ class LiquidClassifier(ClassifierMixin, _LiquidBase):
         check_classification_targets(y)
         return y
 
-    def fit(self, X: Any, y: Any, lengths: Any = None) -> "LiquidClassifier":
+    def fit(self, X: Any, y: Any, lengths: Any = None) -> LiquidClassifier:
         """Train a new network on ``X`` ``(n, T, F)`` (or ``(n, F)``, or a list of ``(T_i, F)``
         sequences) and labels ``y`` ``(n,)``; ``lengths`` ``(n,)`` for a padded ``X``."""
         self._validate_params()
@@ -430,7 +453,7 @@ class LiquidClassifier(ClassifierMixin, _LiquidBase):
         self._train(X, encoder.transform(y).astype(np.int32), self.epochs, seed, self.early_stopping, lengths)
         return self
 
-    def partial_fit(self, X: Any, y: Any, classes: Any = None, lengths: Any = None) -> "LiquidClassifier":
+    def partial_fit(self, X: Any, y: Any, classes: Any = None, lengths: Any = None) -> LiquidClassifier:
         """One more epoch on ``(X, y)``. The first call builds the network for ``classes`` (all
         the labels that will ever appear; default: those of this ``y``)."""
         first = not hasattr(self, "model_")
@@ -452,8 +475,9 @@ class LiquidClassifier(ClassifierMixin, _LiquidBase):
         unknown = np.setdiff1d(y, self.classes_)
         if unknown.size:
             raise ValueError(f"y contains labels not in classes_: {unknown!r}")
-        self._train(X, np.searchsorted(self.classes_, y).astype(np.int32), 1, seed, early_stopping=False,
-                    lengths=lengths)  # fmt: skip
+        self._train(
+            X, np.searchsorted(self.classes_, y).astype(np.int32), 1, seed, early_stopping=False, lengths=lengths
+        )
         return self
 
     def predict_proba(self, X: Any, lengths: Any = None) -> np.ndarray:
@@ -485,7 +509,7 @@ def _pad_targets(y: Any) -> Any:
     return training.pad_sequences(y)[0] if training._is_ragged(y) else y
 
 
-def _check_lengths(lengths: Any, X: np.ndarray) -> Optional[np.ndarray]:
+def _check_lengths(lengths: Any, X: np.ndarray) -> np.ndarray | None:
     """``lengths`` as int32 ``(n,)`` with ``1 <= lengths[i] <= T`` for ``X`` ``(n, T, F)``, or None."""
     if lengths is None:
         return None

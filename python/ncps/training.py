@@ -45,8 +45,9 @@ import sys
 import time
 import warnings
 import zlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, Union
+from typing import Any
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -54,12 +55,21 @@ import mlx.optimizers as optim
 import numpy as np
 from mlx.utils import tree_flatten, tree_map, tree_unflatten
 
-ArrayLike = Union[mx.array, np.ndarray]
-Data = Union[ArrayLike, Sequence[ArrayLike]]
+ArrayLike = mx.array | np.ndarray
+Data = ArrayLike | Sequence[ArrayLike]
 LossFn = Callable[..., mx.array]
 
-__all__ = ["fit", "evaluate", "predict", "iterate_batches", "pad_sequences", "History", "Callback",
-           "StopTraining", "BiasCorrectionWarning"]  # fmt: skip
+__all__ = [
+    "fit",
+    "evaluate",
+    "predict",
+    "iterate_batches",
+    "pad_sequences",
+    "History",
+    "Callback",
+    "StopTraining",
+    "BiasCorrectionWarning",
+]
 
 
 class BiasCorrectionWarning(UserWarning):
@@ -87,8 +97,9 @@ def _warn_if_uncorrected(optimizer: optim.Optimizer) -> None:
             "hundreds of updates are 3-6x larger than torch's or Keras' Adam at the same learning rate. "
             "Use ncps.optimizers.adam(lr) or optim.Adam(lr, bias_correction=True) to train like PyTorch; "
             "set NCPS_BIAS_CORRECTION_WARNING=0 to silence this.",
-            BiasCorrectionWarning, stacklevel=3,
-        )  # fmt: skip
+            BiasCorrectionWarning,
+            stacklevel=3,
+        )
 
 
 class StopTraining(Exception):
@@ -152,12 +163,12 @@ class History:
     history: dict = field(default_factory=dict)
     epoch: list = field(default_factory=list)
     monitor: str = "loss"
-    best_epoch: Optional[int] = None
-    best_value: Optional[float] = None
+    best_epoch: int | None = None
+    best_value: float | None = None
     stopped_early: bool = False
     restored_best: bool = False
     epoch_times: list = field(default_factory=list)
-    checkpoint_path: Optional[str] = None
+    checkpoint_path: str | None = None
     world_size: int = 1
     compiled: bool = False
 
@@ -255,12 +266,7 @@ def _as_arrays(data: Data, name: str) -> tuple[tuple[mx.array, ...], bool]:
     return arrays, single
 
 
-def iterate_batches(
-    arrays: Data,
-    batch_size: int,
-    shuffle: bool = True,
-    seed: Optional[int] = None,
-) -> Iterator[Any]:
+def iterate_batches(arrays: Data, batch_size: int, shuffle: bool = True, seed: int | None = None) -> Iterator[Any]:
     """Yield mini-batches of ``arrays`` (one array, or a tuple of arrays with a common first axis).
 
     Args:
@@ -301,7 +307,7 @@ def _scalar(value: Any, name: str) -> mx.array:
     return value.reshape(()).astype(mx.float32)
 
 
-def _check_metrics(metrics: Optional[Mapping[str, Callable]]) -> dict:
+def _check_metrics(metrics: Mapping[str, Callable] | None) -> dict:
     metrics = dict(metrics or {})
     for name, fn in metrics.items():
         if not isinstance(name, str) or not name or name == "loss" or name.startswith("val_"):
@@ -311,7 +317,7 @@ def _check_metrics(metrics: Optional[Mapping[str, Callable]]) -> dict:
     return metrics
 
 
-def _check_loss_metrics(loss_metrics: Optional[Sequence[str]], metrics: dict) -> tuple:
+def _check_loss_metrics(loss_metrics: Sequence[str] | None, metrics: dict) -> tuple:
     """The names of the metrics ``loss_fn`` returns with the loss, checked like metric names."""
     names = tuple(loss_metrics or ())
     if isinstance(loss_metrics, str):
@@ -328,10 +334,16 @@ def _split_loss(out: Any, loss_metrics: tuple) -> tuple[Any, list]:
     ``(loss, values)``, one scalar value per name (computed from the loss's forward pass)."""
     if not loss_metrics:
         return out, []
-    if not (isinstance(out, (tuple, list)) and len(out) == 2 and isinstance(out[1], (tuple, list))
-            and len(out[1]) == len(loss_metrics)):  # fmt: skip
-        raise ValueError(f"with loss_metrics={list(loss_metrics)}, loss_fn must return (loss, values) with "
-                         f"{len(loss_metrics)} scalar value(s), got {type(out).__name__}")  # fmt: skip
+    if not (
+        isinstance(out, (tuple, list))
+        and len(out) == 2
+        and isinstance(out[1], (tuple, list))
+        and len(out[1]) == len(loss_metrics)
+    ):
+        raise ValueError(
+            f"with loss_metrics={list(loss_metrics)}, loss_fn must return (loss, values) with "
+            f"{len(loss_metrics)} scalar value(s), got {type(out).__name__}"
+        )
     return out[0], [_scalar(v, f"loss_fn's metric {name!r}") for name, v in zip(loss_metrics, out[1])]
 
 
@@ -380,8 +392,8 @@ def evaluate(
     data: Data,
     *,
     batch_size: int = 32,
-    metrics: Optional[Mapping[str, Callable]] = None,
-    loss_metrics: Optional[Sequence[str]] = None,
+    metrics: Mapping[str, Callable] | None = None,
+    loss_metrics: Sequence[str] | None = None,
 ) -> dict:
     """Mean loss and metrics of ``model`` on ``data``.
 
@@ -399,17 +411,17 @@ def evaluate(
     """
     arrays, _ = _as_arrays(data, "data")
     metrics = _check_metrics(metrics)
-    return _evaluate_arrays(model, loss_fn, arrays, _positive_int(batch_size, "batch_size"), metrics,
-                            loss_metrics=_check_loss_metrics(loss_metrics, metrics))  # fmt: skip
+    return _evaluate_arrays(
+        model,
+        loss_fn,
+        arrays,
+        _positive_int(batch_size, "batch_size"),
+        metrics,
+        loss_metrics=_check_loss_metrics(loss_metrics, metrics),
+    )
 
 
-def predict(
-    model: nn.Module,
-    X: Data,
-    *,
-    batch_size: int = 256,
-    fn: Optional[Callable[..., mx.array]] = None,
-) -> mx.array:
+def predict(model: nn.Module, X: Data, *, batch_size: int = 256, fn: Callable[..., mx.array] | None = None) -> mx.array:
     """Run ``model`` over ``X`` in batches and concatenate the outputs along the first axis.
 
     Args:
@@ -489,8 +501,9 @@ def _save_checkpoint(model: nn.Module, path: str) -> None:
 _STATE_FORMAT = "ncps-train-state/1"
 
 
-def _save_train_state(path: str, model: nn.Module, optimizer: optim.Optimizer, rng: np.random.Generator,
-                      progress: dict, best_params: Any) -> None:  # fmt: skip
+def _save_train_state(
+    path: str, model: nn.Module, optimizer: optim.Optimizer, rng: np.random.Generator, progress: dict, best_params: Any
+) -> None:
     """Everything a resumed ``fit`` needs, in one safetensors file written atomically: model
     parameters, optimizer state, the shuffling state, the next epoch, history and best values.
     (``mx.random``'s key cannot be set from Python: with a ``state_path``, ``fit`` reseeds it at
@@ -504,8 +517,11 @@ def _save_train_state(path: str, model: nn.Module, optimizer: optim.Optimizer, r
     meta = dict(progress, format=_STATE_FORMAT, numpy_rng=rng.bit_generator.state)
     mx.eval(list(arrays.values()))
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    atomic_write(path, lambda tmp: mx.save_safetensors(tmp, arrays, metadata={"ncps_train_state": json.dumps(meta)}),
-                 ".safetensors")  # fmt: skip
+    atomic_write(
+        path,
+        lambda tmp: mx.save_safetensors(tmp, arrays, metadata={"ncps_train_state": json.dumps(meta)}),
+        ".safetensors",
+    )
 
 
 def _load_train_state(path: str, model: nn.Module, optimizer: optim.Optimizer, rng: np.random.Generator) -> tuple:
@@ -519,7 +535,7 @@ def _load_train_state(path: str, model: nn.Module, optimizer: optim.Optimizer, r
         raise ValueError(f"state_path {path!r} has format {meta.get('format')!r}, expected {_STATE_FORMAT!r}")
 
     def part(prefix: str) -> list:
-        return [(k[len(prefix):], v) for k, v in arrays.items() if k.startswith(prefix)]
+        return [(k[len(prefix) :], v) for k, v in arrays.items() if k.startswith(prefix)]
 
     model.load_weights(part("model."), strict=True)
     optimizer.state = tree_unflatten(part("optimizer."))
@@ -529,7 +545,7 @@ def _load_train_state(path: str, model: nn.Module, optimizer: optim.Optimizer, r
     return meta, (tree_unflatten(best) if best else None)
 
 
-def _fingerprint(arrays: Optional[tuple]) -> list[int]:
+def _fingerprint(arrays: tuple | None) -> list[int]:
     """Sample count and a CRC of the bytes of every array (-1 for no data)."""
     if arrays is None:
         return [-1, -1]
@@ -539,7 +555,7 @@ def _fingerprint(arrays: Optional[tuple]) -> list[int]:
     return [int(arrays[0].shape[0]), crc & 0x7FFFFFFF]
 
 
-def _check_same_data(arrays: tuple, val_arrays: Optional[tuple], group: Any) -> None:
+def _check_same_data(arrays: tuple, val_arrays: tuple | None, group: Any) -> None:
     """Every process of a data-parallel ``fit`` must pass the same data: it shards them itself."""
     from . import distributed
 
@@ -561,7 +577,7 @@ def _make_step(
     loss_fn: LossFn,
     optimizer: optim.Optimizer,
     metrics: dict,
-    clip_norm: Optional[float],
+    clip_norm: float | None,
     group: Any,
     loss_metrics: tuple = (),
 ) -> Callable:
@@ -597,7 +613,7 @@ def _make_step(
 class _Stepper:
     """Runs the step compiled when ``mx.compile`` can trace it, uncompiled otherwise."""
 
-    def __init__(self, model, optimizer, step, compile_step: bool, seed: Optional[int]):
+    def __init__(self, model, optimizer, step, compile_step: bool, seed: int | None):
         self.model, self.optimizer, self.raw, self.seed = model, optimizer, step, seed
         self.state = [model.state, optimizer.state, mx.random.state]
         self.compiled = False
@@ -629,8 +645,11 @@ class _Stepper:
             self.state = [self.model.state, self.optimizer.state, mx.random.state]
             values = self.fn(weight, *batch)  # a real error in loss_fn raises here, unmasked
             mx.eval(values, self.state)
-            warnings.warn(f"mx.compile could not trace the training step ({type(exc).__name__}: {exc}); "
-                          "training runs uncompiled", RuntimeWarning, stacklevel=3)  # fmt: skip
+            warnings.warn(
+                f"mx.compile could not trace the training step ({type(exc).__name__}: {exc}); training runs uncompiled",
+                RuntimeWarning,
+                stacklevel=3,
+            )
             return values
 
 
@@ -674,21 +693,21 @@ def fit(
     optimizer: optim.Optimizer,
     epochs: int = 10,
     batch_size: int = 32,
-    validation_data: Optional[Data] = None,
-    clip_norm: Optional[float] = None,
-    metrics: Optional[Mapping[str, Callable]] = None,
-    loss_metrics: Optional[Sequence[str]] = None,
-    early_stopping_patience: Optional[int] = None,
+    validation_data: Data | None = None,
+    clip_norm: float | None = None,
+    metrics: Mapping[str, Callable] | None = None,
+    loss_metrics: Sequence[str] | None = None,
+    early_stopping_patience: int | None = None,
     restore_best: bool = True,
-    checkpoint_path: Optional[Union[str, os.PathLike]] = None,
+    checkpoint_path: str | os.PathLike | None = None,
     progress: bool = True,
     shuffle: bool = True,
-    seed: Optional[int] = None,
-    callbacks: Optional[Sequence[Union[Callback, Callable[[int, dict], Any]]]] = None,
+    seed: int | None = None,
+    callbacks: Sequence[Callback | Callable[[int, dict], Any]] | None = None,
     compile: bool = True,
-    group: Optional[Any] = None,
+    group: Any | None = None,
     on_nonfinite: str = "raise",
-    state_path: Optional[Union[str, os.PathLike]] = None,
+    state_path: str | os.PathLike | None = None,
     resume: bool = False,
 ) -> History:
     """Train ``model`` with ``optimizer`` on ``train_data``; data-parallel under ``mlx.launch``.
@@ -813,8 +832,13 @@ def fit(
         random_base = saved["random_base"]
         if world > 1:
             model.update(distributed.broadcast(model.parameters(), group))
-    stepper = _Stepper(model, optimizer, _make_step(model, loss_fn, optimizer, metrics, clip_norm, group, loss_metrics), compile,
-                       None if seed is None else int(seed))  # fmt: skip
+    stepper = _Stepper(
+        model,
+        optimizer,
+        _make_step(model, loss_fn, optimizer, metrics, clip_norm, group, loss_metrics),
+        compile,
+        None if seed is None else int(seed),
+    )
 
     monitor = "val_loss" if val_arrays is not None else "loss"
     track_best = val_arrays is not None or early_stopping_patience is not None
@@ -913,16 +937,25 @@ def fit(
             history.epoch_times.append(time.perf_counter() - start_time)
             if state_path is not None and main:
                 progress_state = dict(
-                    next_epoch=epoch + 1, best_value=best_value, wait=wait, epochs=history.epoch, random_base=random_base,
-                    history=history.history, best_epoch=history.best_epoch, best_value_reported=history.best_value,
-                )  # fmt: skip
+                    next_epoch=epoch + 1,
+                    best_value=best_value,
+                    wait=wait,
+                    epochs=history.epoch,
+                    random_base=random_base,
+                    history=history.history,
+                    best_epoch=history.best_epoch,
+                    best_value_reported=history.best_value,
+                )
                 _save_train_state(state_path, model, optimizer, rng, progress_state, best_params)
             if bar is not None:
                 bar.set_postfix_str(_format_logs(logs), refresh=True)
                 bar.close()
             elif show:
-                print(f"Epoch {epoch + 1}/{epochs} - {_format_logs(logs)} - {history.epoch_times[-1]:.2f}s",
-                      file=sys.stderr, flush=True)  # fmt: skip
+                print(
+                    f"Epoch {epoch + 1}/{epochs} - {_format_logs(logs)} - {history.epoch_times[-1]:.2f}s",
+                    file=sys.stderr,
+                    flush=True,
+                )
             try:
                 for cb in cbs:
                     cb.on_epoch_end(epoch, dict(logs))
@@ -942,7 +975,10 @@ def fit(
             cb.on_train_end({k: v[-1] for k, v in history.history.items()})
     except BaseException as exc:
         if world > 1 and not isinstance(exc, KeyboardInterrupt):
-            print(f"ncps.training.fit: rank {rank} of {world} failed: {type(exc).__name__}: {exc}",
-                  file=sys.stderr, flush=True)  # fmt: skip
+            print(
+                f"ncps.training.fit: rank {rank} of {world} failed: {type(exc).__name__}: {exc}",
+                file=sys.stderr,
+                flush=True,
+            )
         raise
     return history

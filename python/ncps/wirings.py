@@ -39,7 +39,8 @@ from __future__ import annotations
 import copy as _copy
 import inspect
 import numbers
-from typing import Any, Dict, List, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -53,12 +54,7 @@ _NOT_BUILT = "Wiring must be built before use: call wiring.build(input_dim) firs
 _POLARITY_2_TO_1 = np.array([-1, 1, 1])
 _POLARITY_1_TO_1 = np.array([-1, 1])
 
-_DEFAULT_NEURON_COLORS = {
-    "sensory": "tab:olive",
-    "inter": "tab:blue",
-    "command": "tab:purple",
-    "motor": "tab:orange",
-}
+_DEFAULT_NEURON_COLORS = {"sensory": "tab:olive", "inter": "tab:blue", "command": "tab:purple", "motor": "tab:orange"}
 _DEFAULT_SYNAPSE_COLORS = {"excitatory": "tab:green", "inhibitory": "tab:red"}
 _NEURON_TYPE_ORDER = ("sensory", "inter", "command", "motor")
 
@@ -89,9 +85,7 @@ def _import_plotting(*, matplotlib: bool):
         import matplotlib.patches as mpatches
         import matplotlib.pyplot as plt
     except ImportError as e:
-        raise ImportError(
-            "Drawing wirings needs networkx and matplotlib: pip install ncps[plot]"
-        ) from e
+        raise ImportError("Drawing wirings needs networkx and matplotlib: pip install ncps[plot]") from e
     return nx, mpatches, plt
 
 
@@ -109,9 +103,9 @@ class Wiring:
     def __init__(self, units: int):
         self.units = _check_int("units", units, 1)
         self.adjacency_matrix = np.zeros((self.units, self.units), dtype=np.int32)
-        self.sensory_adjacency_matrix: Optional[np.ndarray] = None
-        self.input_dim: Optional[int] = None
-        self.output_dim: Optional[int] = None
+        self.sensory_adjacency_matrix: np.ndarray | None = None
+        self.input_dim: int | None = None
+        self.output_dim: int | None = None
 
     # ----------------------------------------------------------------- layers
     @property
@@ -119,16 +113,14 @@ class Wiring:
         """The number of neuron layers (1 unless the wiring is layered)."""
         return 1
 
-    def get_neurons_of_layer(self, layer_id: int) -> List[int]:
+    def get_neurons_of_layer(self, layer_id: int) -> list[int]:
         """Return the ids of the neurons in layer ``layer_id``."""
         if layer_id != 0:
-            raise ValueError(
-                f"layer_id must be in [0, {self.num_layers}), got {layer_id}"
-            )
+            raise ValueError(f"layer_id must be in [0, {self.num_layers}), got {layer_id}")
         return list(range(self.units))
 
     @property
-    def layer_sizes(self) -> List[int]:
+    def layer_sizes(self) -> list[int]:
         """The number of neurons of each layer, first layer first."""
         return [len(self.get_neurons_of_layer(i)) for i in range(self.num_layers)]
 
@@ -164,9 +156,7 @@ class Wiring:
                 )
             return
         self.input_dim = input_dim
-        self.sensory_adjacency_matrix = np.zeros(
-            (input_dim, self.units), dtype=np.int32
-        )
+        self.sensory_adjacency_matrix = np.zeros((input_dim, self.units), dtype=np.int32)
         self._build_synapses()
 
     def _build_synapses(self) -> None:
@@ -177,11 +167,9 @@ class Wiring:
         """Set the number of motor (output) neurons, the first ``output_dim`` ids."""
         self.output_dim = _check_int("output_dim", output_dim, 1)
         if self.output_dim > self.units:
-            raise ValueError(
-                f"output_dim must be <= units ({self.units}), got {output_dim}"
-            )
+            raise ValueError(f"output_dim must be <= units ({self.units}), got {output_dim}")
 
-    def copy(self) -> "Wiring":
+    def copy(self) -> Wiring:
         """Return an independent deep copy, random number generator included.
 
         A copy of an unbuilt wiring builds exactly like the original would.
@@ -191,10 +179,7 @@ class Wiring:
     # --------------------------------------------------------------- synapses
     def _check_neuron(self, name: str, neuron_id: int) -> None:
         if not 0 <= neuron_id < self.units:
-            raise ValueError(
-                f"{name} must be in [0, {self.units}) (the number of units), "
-                f"got {neuron_id}"
-            )
+            raise ValueError(f"{name} must be in [0, {self.units}) (the number of units), got {neuron_id}")
 
     @staticmethod
     def _check_polarity(polarity: int) -> int:
@@ -225,9 +210,7 @@ class Wiring:
         if not self.is_built():
             raise ValueError(_NOT_BUILT)
         if not 0 <= src < self.input_dim:
-            raise ValueError(
-                f"src must be in [0, {self.input_dim}) (the input dimension), got {src}"
-            )
+            raise ValueError(f"src must be in [0, {self.input_dim}) (the input dimension), got {src}")
         self._check_neuron("dest", dest)
         self.sensory_adjacency_matrix[src, dest] = self._check_polarity(polarity)
 
@@ -254,11 +237,11 @@ class Wiring:
         return np.copy(self.sensory_adjacency_matrix)
 
     # ----------------------------------------------------------------- config
-    def _init_config(self) -> Dict[str, Any]:
+    def _init_config(self) -> dict[str, Any]:
         """The constructor arguments that recreate this wiring."""
         return {"units": self.units}
 
-    def get_config(self) -> Dict[str, Any]:
+    def get_config(self) -> dict[str, Any]:
         """Return a JSON-serializable description of the wiring.
 
         It holds the class name, the constructor arguments, the input and
@@ -274,9 +257,7 @@ class Wiring:
                 "output_dim": self.output_dim,
                 "adjacency_matrix": self.adjacency_matrix.tolist(),
                 "sensory_adjacency_matrix": (
-                    None
-                    if self.sensory_adjacency_matrix is None
-                    else self.sensory_adjacency_matrix.tolist()
+                    None if self.sensory_adjacency_matrix is None else self.sensory_adjacency_matrix.tolist()
                 ),
             }
         )
@@ -293,7 +274,7 @@ class Wiring:
         raise ValueError(f"Unknown wiring class {name!r} in config['class']")
 
     @classmethod
-    def from_config(cls, config: Dict[str, Any]) -> "Wiring":
+    def from_config(cls, config: dict[str, Any]) -> Wiring:
         """Create a wiring from the output of :meth:`get_config`.
 
         The ``"class"`` entry selects the subclass, so ``Wiring.from_config``
@@ -306,9 +287,7 @@ class Wiring:
         name = config.pop("class", None)
         klass = cls if name is None else cls._subclass_named(name)
         if not issubclass(klass, cls):
-            raise ValueError(
-                f"config['class'] is {name!r}, which is not a subclass of {cls.__name__}"
-            )
+            raise ValueError(f"config['class'] is {name!r}, which is not a subclass of {cls.__name__}")
 
         params = inspect.signature(klass.__init__).parameters
         init_args = {k: config.pop(k) for k in list(config) if k in params}
@@ -318,29 +297,20 @@ class Wiring:
         adjacency = config.pop("adjacency_matrix", None)
         sensory = config.pop("sensory_adjacency_matrix", None)
         if config:
-            raise ValueError(
-                f"Unexpected keys in {klass.__name__} config: {sorted(config)}"
-            )
+            raise ValueError(f"Unexpected keys in {klass.__name__} config: {sorted(config)}")
 
         wiring = klass(**init_args)
         if units is not None and units != wiring.units:
-            raise ValueError(
-                f"config['units'] is {units} but the {klass.__name__} arguments "
-                f"give {wiring.units} units"
-            )
+            raise ValueError(f"config['units'] is {units} but the {klass.__name__} arguments give {wiring.units} units")
         if input_dim is not None:
             wiring.build(input_dim)
         if output_dim is not None:
             wiring.set_output_dim(output_dim)
         if adjacency is not None:
-            wiring.adjacency_matrix = _as_adjacency(
-                "adjacency_matrix", adjacency, (wiring.units, wiring.units)
-            )
+            wiring.adjacency_matrix = _as_adjacency("adjacency_matrix", adjacency, (wiring.units, wiring.units))
         if sensory is not None:
             if input_dim is None:
-                raise ValueError(
-                    "config has a sensory_adjacency_matrix but no input_dim"
-                )
+                raise ValueError("config has a sensory_adjacency_matrix but no input_dim")
             wiring.sensory_adjacency_matrix = _as_adjacency(
                 "sensory_adjacency_matrix", sensory, (input_dim, wiring.units)
             )
@@ -374,23 +344,17 @@ class Wiring:
                 graph.add_node(f"sensory_{j}", neuron_type="sensory")
             for src, dest in zip(*np.nonzero(self.sensory_adjacency_matrix)):
                 graph.add_edge(
-                    f"sensory_{src}",
-                    f"neuron_{dest}",
-                    polarity=polarity(self.sensory_adjacency_matrix[src, dest]),
+                    f"sensory_{src}", f"neuron_{dest}", polarity=polarity(self.sensory_adjacency_matrix[src, dest])
                 )
         for src, dest in zip(*np.nonzero(self.adjacency_matrix)):
-            graph.add_edge(
-                f"neuron_{src}",
-                f"neuron_{dest}",
-                polarity=polarity(self.adjacency_matrix[src, dest]),
-            )
+            graph.add_edge(f"neuron_{src}", f"neuron_{dest}", polarity=polarity(self.adjacency_matrix[src, dest]))
         return graph
 
     def draw_graph(
         self,
         layout: str = "shell",
-        neuron_colors: Optional[Dict[str, str]] = None,
-        synapse_colors: Optional[Any] = None,
+        neuron_colors: dict[str, str] | None = None,
+        synapse_colors: Any | None = None,
         draw_labels: bool = False,
     ) -> list:
         """Draw the wiring on the current matplotlib axes.
@@ -428,7 +392,7 @@ class Wiring:
         from matplotlib.lines import Line2D
 
         graph = self.get_graph(include_sensory_neurons=self.is_built())
-        nodes_by_type: Dict[str, List[str]] = {}
+        nodes_by_type: dict[str, list[str]] = {}
         for node, neuron_type in graph.nodes(data="neuron_type"):
             nodes_by_type.setdefault(neuron_type, []).append(node)
         types = [t for t in _NEURON_TYPE_ORDER if t in nodes_by_type]
@@ -449,8 +413,13 @@ class Wiring:
         for neuron_type in types:
             color = colors.get(neuron_type, "tab:gray")
             nx.draw_networkx_nodes(
-                graph, pos, nodelist=nodes_by_type[neuron_type], node_color=color,
-                node_size=node_size, edgecolors="white", linewidths=0.8,
+                graph,
+                pos,
+                nodelist=nodes_by_type[neuron_type],
+                node_color=color,
+                node_size=node_size,
+                edgecolors="white",
+                linewidths=0.8,
             )
             handles.append(mpatches.Patch(color=color, label=f"{neuron_type.capitalize()} neurons"))
         for kind in ("excitatory", "inhibitory"):
@@ -458,8 +427,15 @@ class Wiring:
             if edges:
                 # Curved edges keep the two directions of a reciprocal pair apart.
                 nx.draw_networkx_edges(
-                    graph, pos, edgelist=edges, edge_color=synapse_colors[kind], width=0.8,
-                    alpha=0.7, arrowsize=8, node_size=node_size, connectionstyle="arc3,rad=0.1",
+                    graph,
+                    pos,
+                    edgelist=edges,
+                    edge_color=synapse_colors[kind],
+                    width=0.8,
+                    alpha=0.7,
+                    arrowsize=8,
+                    node_size=node_size,
+                    connectionstyle="arc3,rad=0.1",
                 )
                 handles.append(Line2D([], [], color=synapse_colors[kind], lw=1.5, label=f"{kind.capitalize()} synapse"))
         if draw_labels:
@@ -482,7 +458,7 @@ def _short_label(node: str) -> str:
     return f"s{index}" if kind == "sensory" else index
 
 
-def _graph_layout(nx: Any, graph: Any, layout: str, groups: List[List[str]]) -> dict:
+def _graph_layout(nx: Any, graph: Any, layout: str, groups: list[list[str]]) -> dict:
     """Node positions for :meth:`Wiring.draw_graph`; ``groups`` lists the nodes per neuron type in
     the order sensory, inter, command, motor."""
     if layout == "shell":
@@ -509,9 +485,7 @@ def _as_adjacency(name: str, value: Any, shape: Sequence[int]) -> np.ndarray:
     """Validate a matrix from a config: the right shape and entries in {-1, 0, 1}."""
     matrix = np.asarray(value)
     if matrix.shape != tuple(shape):
-        raise ValueError(
-            f"config['{name}'] must have shape {tuple(shape)}, got {matrix.shape}"
-        )
+        raise ValueError(f"config['{name}'] must have shape {tuple(shape)}, got {matrix.shape}")
     if not np.isin(matrix, (-1, 0, 1)).all():
         raise ValueError(f"config['{name}'] entries must be -1, 0 or 1")
     return matrix.astype(np.int32)
@@ -534,11 +508,7 @@ class FullyConnected(Wiring):
     """
 
     def __init__(
-        self,
-        units: int,
-        output_dim: Optional[int] = None,
-        erev_init_seed: int = 1111,
-        self_connections: bool = True,
+        self, units: int, output_dim: int | None = None, erev_init_seed: int = 1111, self_connections: bool = True
     ):
         super().__init__(units)
         self.set_output_dim(self.units if output_dim is None else output_dim)
@@ -556,7 +526,7 @@ class FullyConnected(Wiring):
             for dest in range(self.units):
                 self.add_sensory_synapse(src, dest, self._rng.choice(_POLARITY_2_TO_1))
 
-    def _init_config(self) -> Dict[str, Any]:
+    def _init_config(self) -> dict[str, Any]:
         return {
             "units": self.units,
             "output_dim": self.output_dim,
@@ -582,13 +552,7 @@ class Random(Wiring):
         random_seed (int): Seed of the sampling. Default: ``1111``.
     """
 
-    def __init__(
-        self,
-        units: int,
-        output_dim: Optional[int] = None,
-        sparsity_level: float = 0.0,
-        random_seed: int = 1111,
-    ):
+    def __init__(self, units: int, output_dim: int | None = None, sparsity_level: float = 0.0, random_seed: int = 1111):
         super().__init__(units)
         self.set_output_dim(self.units if output_dim is None else output_dim)
         if (
@@ -596,9 +560,7 @@ class Random(Wiring):
             or not isinstance(sparsity_level, numbers.Real)
             or not 0.0 <= sparsity_level < 1.0
         ):
-            raise ValueError(
-                f"sparsity_level must be a number in [0, 1), got {sparsity_level!r}"
-            )
+            raise ValueError(f"sparsity_level must be a number in [0, 1), got {sparsity_level!r}")
         self.sparsity_level = float(sparsity_level)
         self.random_seed = _seed_value(random_seed)
         self._rng = np.random.default_rng(random_seed)
@@ -623,7 +585,7 @@ class Random(Wiring):
             self._rng.choice(_POLARITY_2_TO_1)
             self.add_sensory_synapse(src, dest, self._rng.choice(_POLARITY_2_TO_1))
 
-    def _init_config(self) -> Dict[str, Any]:
+    def _init_config(self) -> dict[str, Any]:
         return {
             "units": self.units,
             "output_dim": self.output_dim,
@@ -701,22 +663,14 @@ class NCP(Wiring):
         self._num_motor_neurons = n_motor
         self._sensory_fanout = _check_int("sensory_fanout", sensory_fanout)
         self._inter_fanout = _check_int("inter_fanout", inter_fanout)
-        self._recurrent_command_synapses = _check_int(
-            "recurrent_command_synapses", recurrent_command_synapses
-        )
+        self._recurrent_command_synapses = _check_int("recurrent_command_synapses", recurrent_command_synapses)
         self._motor_fanin = _check_int("motor_fanin", motor_fanin)
         if self._sensory_fanout > n_inter:
-            raise ValueError(
-                f"sensory_fanout ({sensory_fanout}) must be <= inter_neurons ({n_inter})"
-            )
+            raise ValueError(f"sensory_fanout ({sensory_fanout}) must be <= inter_neurons ({n_inter})")
         if self._inter_fanout > n_command:
-            raise ValueError(
-                f"inter_fanout ({inter_fanout}) must be <= command_neurons ({n_command})"
-            )
+            raise ValueError(f"inter_fanout ({inter_fanout}) must be <= command_neurons ({n_command})")
         if self._motor_fanin > n_command:
-            raise ValueError(
-                f"motor_fanin ({motor_fanin}) must be <= command_neurons ({n_command})"
-            )
+            raise ValueError(f"motor_fanin ({motor_fanin}) must be <= command_neurons ({n_command})")
         self._seed = _seed_value(seed)
         self._rng = np.random.RandomState(seed)
 
@@ -728,7 +682,7 @@ class NCP(Wiring):
     def num_layers(self) -> int:
         return 3
 
-    def get_neurons_of_layer(self, layer_id: int) -> List[int]:
+    def get_neurons_of_layer(self, layer_id: int) -> list[int]:
         """Return the ids of layer 0 (inter), 1 (command) or 2 (motor)."""
         layers = (self._inter_neurons, self._command_neurons, self._motor_neurons)
         if layer_id not in (0, 1, 2):
@@ -748,12 +702,7 @@ class NCP(Wiring):
         return self._rng.choice(_POLARITY_1_TO_1)
 
     def _connect_layers(
-        self,
-        add: Any,
-        sources: List[int],
-        targets: List[int],
-        fanout: int,
-        fallback_fanin: int,
+        self, add: Any, sources: list[int], targets: list[int], fanout: int, fallback_fanin: int
     ) -> None:
         """Connect each source to ``fanout`` distinct targets, then give each
         target that got no synapse ``fallback_fanin`` distinct sources."""
@@ -805,9 +754,7 @@ class NCP(Wiring):
         # draws its motor targets.
         unreached = list(self._command_neurons)
         for dest in self._motor_neurons:
-            for src in self._rng.choice(
-                self._command_neurons, size=self._motor_fanin, replace=False
-            ):
+            for src in self._rng.choice(self._command_neurons, size=self._motor_fanin, replace=False):
                 if src in unreached:
                     unreached.remove(src)
                 self.add_synapse(src, dest, self._polarity())
@@ -816,7 +763,7 @@ class NCP(Wiring):
             for dest in self._rng.choice(self._motor_neurons, size=fanout, replace=False):
                 self.add_synapse(src, dest, self._polarity())
 
-    def _init_config(self) -> Dict[str, Any]:
+    def _init_config(self) -> dict[str, Any]:
         return {
             "inter_neurons": self._num_inter_neurons,
             "command_neurons": self._num_command_neurons,
@@ -847,28 +794,19 @@ class AutoNCP(NCP):
         seed (int): Seed of the wiring. Default: ``22222``.
     """
 
-    def __init__(
-        self,
-        units: int,
-        output_size: int,
-        sparsity_level: float = 0.5,
-        seed: int = 22222,
-    ):
+    def __init__(self, units: int, output_size: int, sparsity_level: float = 0.5, seed: int = 22222):
         units = _check_int("units", units, 1)
         output_size = _check_int("output_size", output_size, 1)
         if output_size >= units - 2:
             raise ValueError(
-                f"output_size must be less than units - 2, got units={units} "
-                f"and output_size={output_size}"
+                f"output_size must be less than units - 2, got units={units} and output_size={output_size}"
             )
         if (
             isinstance(sparsity_level, bool)
             or not isinstance(sparsity_level, numbers.Real)
             or not 0.1 <= sparsity_level <= 1.0
         ):
-            raise ValueError(
-                f"sparsity_level must be between 0.1 and 1.0, got {sparsity_level}"
-            )
+            raise ValueError(f"sparsity_level must be between 0.1 and 1.0, got {sparsity_level}")
         self._output_size = output_size
         self._sparsity_level = float(sparsity_level)
 
@@ -887,7 +825,7 @@ class AutoNCP(NCP):
             seed=seed,
         )
 
-    def _init_config(self) -> Dict[str, Any]:
+    def _init_config(self) -> dict[str, Any]:
         return {
             "units": self.units,
             "output_size": self._output_size,

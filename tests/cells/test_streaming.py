@@ -77,13 +77,19 @@ def test_infer_rejects_bad_input():
 
 LTC_CASES = {
     "ncp_affine": lambda: LTCCell(AutoNCP(10, 2), in_features=5),
-    "fc_linear_none": lambda: LTCCell(ncps.wirings.FullyConnected(7), in_features=5, input_mapping="linear",
-                                      output_mapping=None),
-    "fc_none_linear_implicit": lambda: LTCCell(ncps.wirings.FullyConnected(6, output_dim=3), in_features=5,
-                                               input_mapping=None, output_mapping="linear",
-                                               implicit_param_constraints=True),
-    "ncp_implicit_unfolds": lambda: LTCCell(NCP(4, 3, 2, 2, 2, 2, 2), in_features=5, ode_unfolds=3,
-                                            implicit_param_constraints=True, epsilon=1e-3),
+    "fc_linear_none": lambda: LTCCell(
+        ncps.wirings.FullyConnected(7), in_features=5, input_mapping="linear", output_mapping=None
+    ),
+    "fc_none_linear_implicit": lambda: LTCCell(
+        ncps.wirings.FullyConnected(6, output_dim=3),
+        in_features=5,
+        input_mapping=None,
+        output_mapping="linear",
+        implicit_param_constraints=True,
+    ),
+    "ncp_implicit_unfolds": lambda: LTCCell(
+        NCP(4, 3, 2, 2, 2, 2, 2), in_features=5, ode_unfolds=3, implicit_param_constraints=True, epsilon=1e-3
+    ),
 }
 
 
@@ -127,8 +133,10 @@ def test_unprepared_infer_hooks_equal_the_prepared_steps():
     from ncps.cells import cfc_fused, ltc_fused
 
     mx.random.seed(2)
-    for cell, fused in ((LTCCell(AutoNCP(8, 2), in_features=3), ltc_fused),
-                        (WiredCfCCell(3, AutoNCP(8, 2)), cfc_fused)):  # fmt: skip
+    for cell, fused in (
+        (LTCCell(AutoNCP(8, 2), in_features=3), ltc_fused),
+        (WiredCfCCell(3, AutoNCP(8, 2)), cfc_fused),
+    ):
         x, h = mx.random.normal((2, 3)), mx.random.normal((2, 8)) * 0.1
         for ts in (0.5, mx.array([[1.0], [0.0]])):
             for a, b in zip(fused.infer(cell, x, h, ts), cell.infer(x, h, ts)):
@@ -146,16 +154,30 @@ def test_ltc_step_now_rejects_bad_shapes():
     params = [cell.get(k) for k in ncps.cells.ltc_fused._RAW_PARAMS]
     ext = kernels._ext
     with pytest.raises(ValueError, match=r"dt must have shape \(B, 1\) = \(2, 1\)"):
-        ext.ltc_step_now(mx.zeros((2, 3)), mx.zeros((2, 8)), mx.ones((2,)), params, None, None, None, None, 2, 6,
-                         1e-8, False)  # fmt: skip
+        ext.ltc_step_now(
+            mx.zeros((2, 3)), mx.zeros((2, 8)), mx.ones((2,)), params, None, None, None, None, 2, 6, 1e-8, False
+        )
     with pytest.raises(ValueError, match=r"sensory_mu must have shape \(I, N\) = \(3, 8\)"):
         bad = list(params)
         bad[2] = mx.zeros((4, 8))
-        ext.ltc_step_now(mx.zeros((1, 3)), mx.zeros((1, 8)), mx.ones((1, 1)), bad, None, None, None, None, 2, 6,
-                         1e-8, False)  # fmt: skip
+        ext.ltc_step_now(
+            mx.zeros((1, 3)), mx.zeros((1, 8)), mx.ones((1, 1)), bad, None, None, None, None, 2, 6, 1e-8, False
+        )
     with pytest.raises(ValueError, match=r"output_w must have shape \(motor,\) = \(2,\)"):
-        ext.ltc_step_now(mx.zeros((1, 3)), mx.zeros((1, 8)), mx.ones((1, 1)), params, None, None, mx.ones((3,)), None,
-                         2, 6, 1e-8, False)  # fmt: skip
+        ext.ltc_step_now(
+            mx.zeros((1, 3)),
+            mx.zeros((1, 8)),
+            mx.ones((1, 1)),
+            params,
+            None,
+            None,
+            mx.ones((3,)),
+            None,
+            2,
+            6,
+            1e-8,
+            False,
+        )
 
 
 def _scaled(cell, factor: float = 1.5) -> dict:
@@ -211,8 +233,13 @@ def _change_in_place(cell):
         unit.ff1.bias += 0.5
 
 
-CHANGES = {"update": _change_by_update, "load_weights": _change_by_load_weights, "optimizer": _change_by_optimizer,
-           "assignment": _change_by_assignment, "in_place": _change_in_place}  # fmt: skip
+CHANGES = {
+    "update": _change_by_update,
+    "load_weights": _change_by_load_weights,
+    "optimizer": _change_by_optimizer,
+    "assignment": _change_by_assignment,
+    "in_place": _change_in_place,
+}
 
 
 @pytest.mark.parametrize("change", sorted(CHANGES))
@@ -324,10 +351,21 @@ def test_prepared_step_refuses_what_it_does_not_take():
     step = cell._prepared
     x, h = mx.zeros((2, 5)), mx.zeros((2, 8))
     assert step.step(x, h, 1.0) is not None
-    for args in [(mx.zeros((2, 4)), h, 1.0), (x, mx.zeros((2, 7)), 1.0), (x, mx.zeros((3, 8)), 1.0),
-                 (mx.zeros((2, 1, 5)), h, 1.0), (x, h, -1.0), (x, h, float("inf")), (x, h, True),
-                 (x, h, mx.ones((3, 1))), (x, h, "1"), ([[0.0] * 5] * 2, h, 1.0), (x, None, 1.0),
-                 (x.astype(mx.int32), h, 1.0), (x.astype(mx.complex64), h, 1.0)]:  # fmt: skip
+    for args in [
+        (mx.zeros((2, 4)), h, 1.0),
+        (x, mx.zeros((2, 7)), 1.0),
+        (x, mx.zeros((3, 8)), 1.0),
+        (mx.zeros((2, 1, 5)), h, 1.0),
+        (x, h, -1.0),
+        (x, h, float("inf")),
+        (x, h, True),
+        (x, h, mx.ones((3, 1))),
+        (x, h, "1"),
+        ([[0.0] * 5] * 2, h, 1.0),
+        (x, None, 1.0),
+        (x.astype(mx.int32), h, 1.0),
+        (x.astype(mx.complex64), h, 1.0),
+    ]:
         assert step.step(*args) is None
     cell.ff1.bias = cell.ff1.bias + 1.0
     assert not step.valid() and step.step(x, h, 1.0) is None

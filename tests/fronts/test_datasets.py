@@ -7,13 +7,13 @@ import urllib.error
 import zipfile
 from pathlib import Path
 
+import mlx.core as mx
 import numpy as np
 import pytest
 
-import mlx.core as mx
-
 from ncps import datasets
-from ncps.datasets import atari_cloning, icra2020_lidar_collision_avoidance as icra, utils
+from ncps.datasets import atari_cloning, utils
+from ncps.datasets import icra2020_lidar_collision_avoidance as icra
 
 
 @pytest.fixture
@@ -66,7 +66,7 @@ def test_atari_val_split_is_ordered_and_seeded_shuffle_repeats(tmp_path):
     _atari_chunks(tmp_path, n_train=4, n_val=3)
     val = datasets.AtariCloningDataset("breakout", split="val", root_dir=tmp_path, download=False, batch_size=3)
     assert not val.shuffle and len(val) == 3
-    (xb, yb), = list(val)
+    ((xb, yb),) = list(val)
     assert np.array_equal(np.array(yb[1]), np.array(val[1][1]))
     a = datasets.AtariCloningDataset("breakout", root_dir=tmp_path, download=False, batch_size=1, seed=3)
     b = datasets.AtariCloningDataset("breakout", root_dir=tmp_path, download=False, batch_size=1, seed=3)

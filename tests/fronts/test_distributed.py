@@ -57,10 +57,18 @@ def train(out: str, fail_rank: int = -1, hang_rank: int = -1, mismatch: str = ""
             raise RuntimeError(f"simulated failure on rank {rank}")
 
     history = fit(
-        model, lambda m, x, y: nn.losses.mse_loss(m(x)[0], y), (X, y), optimizer=optim.Adam(learning_rate=1e-2),
-        epochs=3, batch_size=15, clip_norm=0.5, validation_data=(X[:20], y[:20]), seed=7, progress=False,
+        model,
+        lambda m, x, y: nn.losses.mse_loss(m(x)[0], y),
+        (X, y),
+        optimizer=optim.Adam(learning_rate=1e-2),
+        epochs=3,
+        batch_size=15,
+        clip_norm=0.5,
+        validation_data=(X[:20], y[:20]),
+        seed=7,
+        progress=False,
         callbacks=[fail],
-    )  # fmt: skip
+    )
     result = {k: np.array(v) for k, v in tree_flatten(model.parameters())}
     result.update({f"history/{k}": np.array(v) for k, v in history.history.items()})
     result["world_size"] = np.array(history.world_size)
@@ -93,11 +101,16 @@ def train_sklearn(out: str) -> None:
     X = rng.normal(size=(64, 4, 3))
     y = X.sum(axis=(1, 2))
     np.random.seed(rank)  # the estimator's own draws differ per rank: fit must agree on rank 0's
-    reg = LiquidRegressor(units=8, backbone_units=16, epochs=2, early_stopping=True, validation_fraction=0.25,
-                          compile=False)  # fmt: skip
+    reg = LiquidRegressor(
+        units=8, backbone_units=16, epochs=2, early_stopping=True, validation_fraction=0.25, compile=False
+    )
     reg.fit(X, y)
-    np.savez(f"{out}-rank{rank}.npz", pred=reg.predict(X), world_size=reg.history_.world_size,
-             val=np.array(reg.validation_scores_))  # fmt: skip
+    np.savez(
+        f"{out}-rank{rank}.npz",
+        pred=reg.predict(X),
+        world_size=reg.history_.world_size,
+        val=np.array(reg.validation_scores_),
+    )
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -227,9 +240,21 @@ def test_sklearn_estimator_is_data_parallel(tmp_path):
 
 def test_example_runs_under_mlx_launch(tmp_path):
     result = tmp_path / "result.json"
-    cmd = mlx_launch_cmd() + ["-n", "2", "--backend", "ring", "--starting-port", str(free_port_pair()),
-                              sys.executable, str(ROOT / "examples" / "distributed_training.py"), "--quick",
-                              "--json", str(result), "--checkpoint", str(tmp_path / "best.safetensors")]  # fmt: skip
+    cmd = mlx_launch_cmd() + [
+        "-n",
+        "2",
+        "--backend",
+        "ring",
+        "--starting-port",
+        str(free_port_pair()),
+        sys.executable,
+        str(ROOT / "examples" / "distributed_training.py"),
+        "--quick",
+        "--json",
+        str(result),
+        "--checkpoint",
+        str(tmp_path / "best.safetensors"),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "2 process(es)" in proc.stdout and "sequences/s" in proc.stdout

@@ -61,10 +61,11 @@ def test_fit_on_a_list_equals_fit_on_padded_with_lengths():
     a = _layer()
     ha = fit(a, _loss, (seqs, y), optimizer=optimizers.adam(1e-2), epochs=3, batch_size=8, seed=0, progress=False)
     padded, lengths = pad_sequences(seqs)
-    padded[0, lengths[0]:] = np.nan  # whatever the padding holds
+    padded[0, lengths[0] :] = np.nan  # whatever the padding holds
     b = _layer()
-    hb = fit(b, _loss, (padded, y, lengths), optimizer=optimizers.adam(1e-2), epochs=3, batch_size=8, seed=0,
-             progress=False)  # fmt: skip
+    hb = fit(
+        b, _loss, (padded, y, lengths), optimizer=optimizers.adam(1e-2), epochs=3, batch_size=8, seed=0, progress=False
+    )
     assert ha.compiled and hb.compiled
     np.testing.assert_allclose(ha.history["loss"], hb.history["loss"], rtol=1e-6)
     assert_same_params(a, b)
@@ -140,8 +141,9 @@ def test_mini_keras_list_equals_padded_with_lengths_and_mask():
     np.testing.assert_allclose(ha.history["loss"], hb.history["loss"], rtol=1e-6)
     assert_same_params(a, b)
     mask = np.arange(padded.shape[1])[None] < lengths[:, None]
-    np.testing.assert_allclose(np.array(a.predict(seqs)), np.array(b.predict((padded, np.ones(mask.shape), mask))),
-                               atol=1e-6)  # fmt: skip
+    np.testing.assert_allclose(
+        np.array(a.predict(seqs)), np.array(b.predict((padded, np.ones(mask.shape), mask))), atol=1e-6
+    )
     # The masked layer runs each sequence only over its own steps: equal to it alone.
     for s, o in zip(seqs[:3], np.array(a.predict(seqs[:3]))):
         np.testing.assert_allclose(o, np.array(a.predict(s[None]))[0], atol=1e-5)

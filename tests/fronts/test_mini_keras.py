@@ -1,10 +1,9 @@
 """ncps.mini_keras: layers, Sequential, compile/fit/evaluate/predict, summary, save/load."""
 
-import numpy as np
-import pytest
-
 import mlx.core as mx
 import mlx.optimizers as optim
+import numpy as np
+import pytest
 
 import ncps
 from ncps import mini_keras as keras
@@ -50,11 +49,13 @@ def test_unknown_activation_and_loss_raise():
 
 @pytest.mark.parametrize("return_sequences", [False, True])
 def test_recurrent_layers_infer_input_size_and_return_sequences(return_sequences):
-    model = keras.Sequential([
-        keras.layers.InputLayer((None, 3)),
-        keras.layers.CfC(8, return_sequences=True),
-        keras.layers.LTC(AutoNCP(10, 2), return_sequences=return_sequences),
-    ])  # fmt: skip
+    model = keras.Sequential(
+        [
+            keras.layers.InputLayer((None, 3)),
+            keras.layers.CfC(8, return_sequences=True),
+            keras.layers.LTC(AutoNCP(10, 2), return_sequences=return_sequences),
+        ]
+    )
     out = model(mx.zeros((4, 7, 3)))
     assert out.shape == ((4, 7, 2) if return_sequences else (4, 2))
     assert model.layers[0].rnn.input_size == 3
@@ -122,13 +123,15 @@ def test_dropout_only_in_training_mode():
 
 
 def test_flatten_reshape_activation_lambda():
-    model = keras.Sequential([
-        keras.layers.InputLayer((4, 3)),
-        keras.layers.Flatten(),
-        keras.layers.Reshape((2, -1)),
-        keras.layers.Activation("tanh"),
-        keras.layers.Lambda(lambda x: x[:, :, :2]),
-    ])  # fmt: skip
+    model = keras.Sequential(
+        [
+            keras.layers.InputLayer((4, 3)),
+            keras.layers.Flatten(),
+            keras.layers.Reshape((2, -1)),
+            keras.layers.Activation("tanh"),
+            keras.layers.Lambda(lambda x: x[:, :, :2]),
+        ]
+    )
     assert model(mx.ones((5, 4, 3))).shape == (5, 2, 2)
     assert model.output_shape == (2, 2)
 
@@ -143,11 +146,13 @@ def test_input_layer_must_come_first_and_names_are_unique():
 
 
 def test_summary_lists_layers_shapes_and_params():
-    model = keras.Sequential([
-        keras.layers.InputLayer((None, 2)),
-        keras.layers.CfC(8, backbone_units=16),
-        keras.layers.Dense(3, activation="softmax"),
-    ])  # fmt: skip
+    model = keras.Sequential(
+        [
+            keras.layers.InputLayer((None, 2)),
+            keras.layers.CfC(8, backbone_units=16),
+            keras.layers.Dense(3, activation="softmax"),
+        ]
+    )
     lines = []
     text = model.summary(print_fn=lines.append)
     assert lines == [text]
@@ -194,8 +199,9 @@ def test_accuracy_resolution():
 def test_fit_reduces_loss_and_returns_history():
     x, y = _seq_data(n=32)
     mx.random.seed(0)
-    model = keras.Sequential([keras.layers.InputLayer((None, 2)), keras.layers.CfC(8, backbone_units=8),
-                              keras.layers.Dense(1)])  # fmt: skip
+    model = keras.Sequential(
+        [keras.layers.InputLayer((None, 2)), keras.layers.CfC(8, backbone_units=8), keras.layers.Dense(1)]
+    )
     model.compile(optimizer=optim.Adam(0.02), loss="mse", metrics=["mae"], jit_compile=False)
     before = model.evaluate(x, y)[0]
     history = model.fit(x, y, epochs=8, batch_size=8, verbose=0, validation_split=0.25, seed=0)
@@ -212,10 +218,12 @@ def test_fit_classification_with_timespans_and_accuracy():
     ts = rng.uniform(0.5, 1.5, size=(40, 5)).astype(np.float32)
     y = (x[:, :, 0].mean(axis=1) > 0).astype(np.int64)
     mx.random.seed(0)
-    model = keras.Sequential([keras.layers.InputLayer((5, 1)), keras.layers.CfC(8, backbone_units=8),
-                              keras.layers.Dense(2)])  # fmt: skip
-    model.compile(optimizer=optim.Adam(0.03), loss="sparse_categorical_crossentropy", metrics=["accuracy"],
-                  jit_compile=False)  # fmt: skip
+    model = keras.Sequential(
+        [keras.layers.InputLayer((5, 1)), keras.layers.CfC(8, backbone_units=8), keras.layers.Dense(2)]
+    )
+    model.compile(
+        optimizer=optim.Adam(0.03), loss="sparse_categorical_crossentropy", metrics=["accuracy"], jit_compile=False
+    )
     history = model.fit((x, ts), y, epochs=10, batch_size=10, verbose=0, validation_data=((x, ts), y), seed=0)
     assert history.history["val_accuracy"][-1] >= 0.7
     loss, acc = model.evaluate((x, ts), y)
@@ -231,8 +239,9 @@ def test_metrics_come_from_the_loss_forward_pass(monkeypatch):
     the batch-size-weighted mean of the metric of the predictions the loss saw."""
     x, y = _seq_data(n=24)
     mx.random.seed(0)
-    model = keras.Sequential([keras.layers.InputLayer((None, 2)), keras.layers.CfC(8, backbone_units=8),
-                              keras.layers.Dense(1)])  # fmt: skip
+    model = keras.Sequential(
+        [keras.layers.InputLayer((None, 2)), keras.layers.CfC(8, backbone_units=8), keras.layers.Dense(1)]
+    )
     model.compile(optimizer=optim.SGD(learning_rate=0.0), loss="mse", metrics=["mae", "rmse"], jit_compile=False)
     expected_mae = float(np.mean(np.abs(np.array(model.predict(x)) - np.asarray(y).reshape(24, 1))))
     calls = []
@@ -248,8 +257,9 @@ def test_fit_with_mask_and_binary_logits():
     from ncps.datasets import bitstream_xor
 
     data = bitstream_xor(64, pad_size=8, seed=3)
-    model = keras.Sequential([keras.layers.InputLayer((8, 1)), keras.layers.CfC(8, backbone_units=8),
-                              keras.layers.Dense(1)])  # fmt: skip
+    model = keras.Sequential(
+        [keras.layers.InputLayer((8, 1)), keras.layers.CfC(8, backbone_units=8), keras.layers.Dense(1)]
+    )
     model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])  # compiled step
     assert model.loss.from_logits
     history = model.fit((data.x, data.timespans, data.mask), data.y, epochs=1, batch_size=32, verbose=0)
@@ -269,8 +279,14 @@ def test_loss_and_metrics_share_one_forward_pass(jit_compile):
         calls.append(1)
         return v
 
-    model = keras.Sequential([keras.layers.InputLayer((6, 2)), keras.layers.CfC(4), keras.layers.Dense(1),
-                              keras.layers.Lambda(counted, output_shape=(1,))])  # fmt: skip
+    model = keras.Sequential(
+        [
+            keras.layers.InputLayer((6, 2)),
+            keras.layers.CfC(4),
+            keras.layers.Dense(1),
+            keras.layers.Lambda(counted, output_shape=(1,)),
+        ]
+    )
     model.compile(optimizer=optim.SGD(learning_rate=0.0), loss="mse", metrics=["mae", "mse"], jit_compile=jit_compile)
     model.build((6, 2))
     calls.clear()
@@ -302,11 +318,13 @@ def test_xor_configuration_takes_the_fused_path_and_matches_the_reference():
     data = bitstream_xor(24, pad_size=16, seed=5)
     inputs = (mx.array(data.x), mx.array(data.timespans * 16), mx.array(data.mask))
     mx.random.seed(1)
-    model = keras.Sequential([
-        keras.layers.InputLayer((None, 1)),
-        keras.layers.CfC(8, mixed_memory=True, backbone_units=16, backbone_layers=1, activation="relu"),
-        keras.layers.Dense(1),
-    ])  # fmt: skip
+    model = keras.Sequential(
+        [
+            keras.layers.InputLayer((None, 1)),
+            keras.layers.CfC(8, mixed_memory=True, backbone_units=16, backbone_layers=1, activation="relu"),
+            keras.layers.Dense(1),
+        ]
+    )
     model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"], clipnorm=10.0)
     model.build((None, 1))
     model.train()
@@ -360,8 +378,9 @@ def test_fit_off_a_terminal_prints_one_line_per_epoch(verbose):
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "-c", _FIT_SCRIPT.format(verbose=verbose)], capture_output=True,
-                          text=True, timeout=120)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-c", _FIT_SCRIPT.format(verbose=verbose)], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     text = proc.stdout + proc.stderr
     assert "\r" not in text
@@ -376,7 +395,9 @@ def test_early_stopping_and_model_checkpoint(tmp_path):
     stop = kcb.EarlyStopping(monitor="loss", patience=2, min_delta=1e-6)
     ckpt = kcb.ModelCheckpoint(tmp_path / "best.safetensors", monitor="loss", save_best_only=True)
     seen = []
-    history = model.fit(x, y, epochs=20, verbose=0, shuffle=False, callbacks=[ckpt, lambda e, logs: seen.append(e), stop])
+    history = model.fit(
+        x, y, epochs=20, verbose=0, shuffle=False, callbacks=[ckpt, lambda e, logs: seen.append(e), stop]
+    )
     assert len(history.history["loss"]) == 3 and stop.stopped_epoch == 2
     assert seen == [0, 1, 2]
     assert (tmp_path / "best.safetensors").is_file()
@@ -389,8 +410,9 @@ def test_early_stopping_restores_best_weights():
     model = keras.Sequential([keras.layers.InputLayer((3, 2)), keras.layers.Flatten(), keras.layers.Dense(1)])
     model.compile(optimizer=optim.SGD(1.5), loss="mse", jit_compile=False)  # overshoots sooner or later
     stop = kcb.EarlyStopping(patience=1, restore_best_weights=True)
-    history = model.fit(x, y, epochs=50, verbose=0, shuffle=False, batch_size=16, callbacks=[stop],
-                        validation_data=(x[:8], y[:8]))  # fmt: skip
+    history = model.fit(
+        x, y, epochs=50, verbose=0, shuffle=False, batch_size=16, callbacks=[stop], validation_data=(x[:8], y[:8])
+    )
     val = history.history["val_loss"]
     assert stop.stopped_epoch is not None and val[-1] > min(val)
     assert model.evaluate(x[:8], y[:8]) == pytest.approx(min(val), rel=1e-5)
@@ -399,13 +421,16 @@ def test_early_stopping_restores_best_weights():
 # -- persistence -----------------------------------------------------------------------------
 def test_save_and_load_model_round_trip(tmp_path):
     wiring = AutoNCP(10, 2, seed=7)
-    model = keras.Sequential([
-        keras.layers.InputLayer((None, 3)),
-        keras.layers.LTC(wiring, return_sequences=True, ode_unfolds=3),
-        keras.layers.CfC(NCP(3, 3, 2, 2, 2, 1, 2), return_sequences=True, mode="pure"),
-        keras.layers.Dropout(0.2),
-        keras.layers.Dense(4, activation="tanh"),
-    ], name="stack")  # fmt: skip
+    model = keras.Sequential(
+        [
+            keras.layers.InputLayer((None, 3)),
+            keras.layers.LTC(wiring, return_sequences=True, ode_unfolds=3),
+            keras.layers.CfC(NCP(3, 3, 2, 2, 2, 1, 2), return_sequences=True, mode="pure"),
+            keras.layers.Dropout(0.2),
+            keras.layers.Dense(4, activation="tanh"),
+        ],
+        name="stack",
+    )
     model.compile(optimizer=optim.Adam(learning_rate=3e-3), loss="mae", metrics=["mse"], clipnorm=1.0)
     path = tmp_path / "model.safetensors"
     model.save(path)

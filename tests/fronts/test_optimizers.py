@@ -9,9 +9,8 @@ import mlx.optimizers as optim
 import numpy as np
 import pytest
 
-from tests.official import run_oracle_script  # noqa: E402
-
 from ncps import optimizers, training  # noqa: E402
+from tests.official import run_oracle_script  # noqa: E402
 
 STEPS = 30
 
@@ -124,8 +123,15 @@ def _tiny_fit(opt):
 
     model = nn.Linear(2, 1)
     X, y = np.ones((4, 2), np.float32), np.ones((4, 1), np.float32)
-    training.fit(model, lambda m, x, t: nn.losses.mse_loss(m(x), t), (X, y), optimizer=opt, epochs=1,
-                 progress=False, compile=False)  # fmt: skip
+    training.fit(
+        model,
+        lambda m, x, t: nn.losses.mse_loss(m(x), t),
+        (X, y),
+        optimizer=opt,
+        epochs=1,
+        progress=False,
+        compile=False,
+    )
 
 
 def test_fit_warns_once_about_uncorrected_adam(monkeypatch):

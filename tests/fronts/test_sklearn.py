@@ -29,7 +29,9 @@ from ncps.wirings import AutoNCP  # noqa: E402
 CHECKED = [
     LiquidRegressor(units=8, backbone_units=16, epochs=3, random_state=0),
     LiquidClassifier(units=8, backbone_units=16, epochs=3, random_state=0, compile=False),
-    LiquidRegressor(units=AutoNCP(12, 2), epochs=5, learning_rate=0.03, random_state=0, compile=False),  # a wiring as a param
+    LiquidRegressor(
+        units=AutoNCP(12, 2), epochs=5, learning_rate=0.03, random_state=0, compile=False
+    ),  # a wiring as a param
     LiquidClassifier(model_type="LTC", units=AutoNCP(10, 3), epochs=3, learning_rate=0.03, random_state=0),
 ]
 
@@ -136,8 +138,16 @@ def test_partial_fit_continues_training():
 
 def test_early_stopping_uses_a_validation_split():
     X, slope = sequences()
-    reg = LiquidRegressor(units=8, backbone_units=16, epochs=40, early_stopping=True, n_iter_no_change=2,
-                          validation_fraction=0.2, learning_rate=0.05, random_state=0).fit(X, slope)  # fmt: skip
+    reg = LiquidRegressor(
+        units=8,
+        backbone_units=16,
+        epochs=40,
+        early_stopping=True,
+        n_iter_no_change=2,
+        validation_fraction=0.2,
+        learning_rate=0.05,
+        random_state=0,
+    ).fit(X, slope)
     assert len(reg.validation_scores_) == reg.n_iter_ <= 40
     assert reg.history_.monitor == "val_loss"
 
@@ -150,8 +160,11 @@ def test_pickle_and_pipeline_and_grid_search():
     np.testing.assert_array_equal(again.predict(X2), reg.predict(X2))
     pipe = make_pipeline(StandardScaler(), LiquidRegressor(units=8, backbone_units=16, epochs=2, random_state=0))
     assert cross_val_score(pipe, X2, slope, cv=2).shape == (2,)
-    search = GridSearchCV(LiquidClassifier(units=8, backbone_units=16, epochs=2, random_state=0, compile=False),
-                          {"learning_rate": [0.01, 0.05]}, cv=2).fit(X2, slope > 0)  # fmt: skip
+    search = GridSearchCV(
+        LiquidClassifier(units=8, backbone_units=16, epochs=2, random_state=0, compile=False),
+        {"learning_rate": [0.01, 0.05]},
+        cv=2,
+    ).fit(X2, slope > 0)
     assert search.best_params_["learning_rate"] in (0.01, 0.05)
 
 

@@ -53,8 +53,18 @@ def test_loss_decreases_and_history():
     X, y = make_task()
     model = make_model()
     initial = evaluate(model, mse, (X[:32], y[:32]))["loss"]
-    h = fit(model, mse, (X, y), optimizer=optim.Adam(learning_rate=1e-2), epochs=8, batch_size=16,
-            validation_data=(X[:32], y[:32]), metrics={"mae": mae}, progress=False, seed=0)  # fmt: skip
+    h = fit(
+        model,
+        mse,
+        (X, y),
+        optimizer=optim.Adam(learning_rate=1e-2),
+        epochs=8,
+        batch_size=16,
+        validation_data=(X[:32], y[:32]),
+        metrics={"mae": mae},
+        progress=False,
+        seed=0,
+    )
     assert isinstance(h, History)
     assert set(h.history) == {"loss", "mae", "val_loss", "val_mae"}
     assert all(len(v) == 8 for v in h.history.values())
@@ -73,9 +83,19 @@ def test_loss_decreases_and_history():
 def test_validation_metrics_match_evaluate():
     X, y = make_task()
     model = make_model()
-    h = fit(model, mse, (X, y), optimizer=optim.Adam(learning_rate=1e-2), epochs=2, batch_size=16,
-            validation_data=(X[:40], y[:40]), metrics={"mae": mae}, restore_best=False, progress=False,
-            seed=0)  # fmt: skip
+    h = fit(
+        model,
+        mse,
+        (X, y),
+        optimizer=optim.Adam(learning_rate=1e-2),
+        epochs=2,
+        batch_size=16,
+        validation_data=(X[:40], y[:40]),
+        metrics={"mae": mae},
+        restore_best=False,
+        progress=False,
+        seed=0,
+    )
     ev = evaluate(model, mse, (X[:40], y[:40]), batch_size=7, metrics={"mae": mae})
     assert ev.keys() == {"loss", "mae"}
     assert ev["loss"] == pytest.approx(h.history["val_loss"][-1], rel=1e-5)
@@ -99,8 +119,17 @@ def test_train_metrics_are_batch_weighted_means():
         seen.append(x.shape[0])
         return mx.array(float(x.shape[0]))
 
-    h = fit(model, mse, (X, y), optimizer=optim.SGD(learning_rate=0.0), epochs=1, batch_size=16,
-            metrics={"count": count}, progress=False, compile=False)  # fmt: skip
+    h = fit(
+        model,
+        mse,
+        (X, y),
+        optimizer=optim.SGD(learning_rate=0.0),
+        epochs=1,
+        batch_size=16,
+        metrics={"count": count},
+        progress=False,
+        compile=False,
+    )
     assert seen == [16, 16, 8]
     assert h.history["count"] == [pytest.approx((16 * 16 + 16 * 16 + 8 * 8) / 40)]
 
@@ -120,9 +149,20 @@ def test_loss_metrics_match_separate_metrics(compile_step):
     for kw in (dict(metrics={"mae": mae}), dict(loss_metrics=["mae"])):
         model = make_model()
         loss = mse if "metrics" in kw else mse_and_mae
-        h = fit(model, loss, (X, y), optimizer=optim.Adam(learning_rate=1e-2), epochs=2, batch_size=16,
-                validation_data=(X[:20], y[:20]), restore_best=False, progress=False, seed=0, compile=compile_step,
-                **kw)  # fmt: skip
+        h = fit(
+            model,
+            loss,
+            (X, y),
+            optimizer=optim.Adam(learning_rate=1e-2),
+            epochs=2,
+            batch_size=16,
+            validation_data=(X[:20], y[:20]),
+            restore_best=False,
+            progress=False,
+            seed=0,
+            compile=compile_step,
+            **kw,
+        )
         runs.append((h, params_of(model)))
     (h_sep, p_sep), (h_one, p_one) = runs
     assert list(h_one.history) == list(h_sep.history) == ["loss", "mae", "val_loss", "val_mae"]
@@ -173,8 +213,16 @@ def test_loss_metrics_run_the_model_once_per_batch():
 def test_loss_metrics_errors(loss_fn, kwargs, match):
     X, y = make_task(n=8)
     with pytest.raises((ValueError, TypeError), match=match):
-        fit(make_model(), loss_fn, (X, y), optimizer=optim.SGD(learning_rate=0.1), epochs=1, progress=False,
-            compile=False, **kwargs)  # fmt: skip
+        fit(
+            make_model(),
+            loss_fn,
+            (X, y),
+            optimizer=optim.SGD(learning_rate=0.1),
+            epochs=1,
+            progress=False,
+            compile=False,
+            **kwargs,
+        )
 
 
 @pytest.mark.parametrize("compiled", [True, False])
@@ -186,8 +234,18 @@ def test_metrics_do_not_change_the_update(compiled):
     runs = []
     for metrics in (None, {"mae": mae, "double_mse": lambda m, x, y: 2 * mse(m, x, y)}):
         model = make_model()
-        h = fit(model, mse, (X, y), optimizer=optim.Adam(learning_rate=1e-2, bias_correction=True), epochs=2,
-                batch_size=16, metrics=metrics, progress=False, seed=0, compile=compiled)  # fmt: skip
+        h = fit(
+            model,
+            mse,
+            (X, y),
+            optimizer=optim.Adam(learning_rate=1e-2, bias_correction=True),
+            epochs=2,
+            batch_size=16,
+            metrics=metrics,
+            progress=False,
+            seed=0,
+            compile=compiled,
+        )
         assert h.compiled == compiled
         runs.append((params_of(model), h.history))
     assert_params_equal(runs[0][0], runs[1][0], atol=1e-7)
@@ -207,8 +265,18 @@ def test_clipping_matches_manual_clip_grad_norm():
     assert norm > 10 * clip  # clipping really changes the step
     for compile_step in (True, False):
         model = make_model()
-        fit(model, mse, (X, y), optimizer=optim.SGD(learning_rate=lr), epochs=1, batch_size=32,
-            clip_norm=clip, shuffle=False, progress=False, compile=compile_step)  # fmt: skip
+        fit(
+            model,
+            mse,
+            (X, y),
+            optimizer=optim.SGD(learning_rate=lr),
+            epochs=1,
+            batch_size=32,
+            clip_norm=clip,
+            shuffle=False,
+            progress=False,
+            compile=compile_step,
+        )
         after = params_of(model)
         for k in before:
             expected = before[k] - lr * flat[k] * (clip / norm)
@@ -217,8 +285,16 @@ def test_clipping_matches_manual_clip_grad_norm():
         assert step == pytest.approx(lr * clip, rel=1e-3)
     # and without clipping the step is the full gradient step
     model = make_model()
-    fit(model, mse, (X, y), optimizer=optim.SGD(learning_rate=lr), epochs=1, batch_size=32, shuffle=False,
-        progress=False)  # fmt: skip
+    fit(
+        model,
+        mse,
+        (X, y),
+        optimizer=optim.SGD(learning_rate=lr),
+        epochs=1,
+        batch_size=32,
+        shuffle=False,
+        progress=False,
+    )
     after = params_of(model)
     step = np.sqrt(sum(((after[k] - before[k]) ** 2).sum() for k in before))
     assert step == pytest.approx(lr * norm, rel=1e-3)
@@ -229,9 +305,19 @@ def test_early_stopping_restores_best_weights():
     snapshots = []
     # Validation targets are the negated training targets: the better the fit, the worse val_loss.
     model = make_model()
-    h = fit(model, mse, (X, y), optimizer=optim.Adam(learning_rate=1e-2), epochs=30, batch_size=16,
-            validation_data=(X[:32], -y[:32]), early_stopping_patience=2, progress=False, seed=0,
-            callbacks=[lambda epoch, logs: snapshots.append(params_of(model))])  # fmt: skip
+    h = fit(
+        model,
+        mse,
+        (X, y),
+        optimizer=optim.Adam(learning_rate=1e-2),
+        epochs=30,
+        batch_size=16,
+        validation_data=(X[:32], -y[:32]),
+        early_stopping_patience=2,
+        progress=False,
+        seed=0,
+        callbacks=[lambda epoch, logs: snapshots.append(params_of(model))],
+    )
     assert h.stopped_early and len(h.epoch) < 30
     assert len(h.epoch) == h.best_epoch + 1 + 2  # patience epochs after the best one
     assert h.restored_best
@@ -243,9 +329,20 @@ def test_restore_best_false_keeps_last_weights():
     X, y = make_task()
     snapshots = []
     model = make_model()
-    h = fit(model, mse, (X, y), optimizer=optim.Adam(learning_rate=1e-2), epochs=30, batch_size=16,
-            validation_data=(X[:32], -y[:32]), early_stopping_patience=2, restore_best=False, progress=False,
-            seed=0, callbacks=[lambda epoch, logs: snapshots.append(params_of(model))])  # fmt: skip
+    h = fit(
+        model,
+        mse,
+        (X, y),
+        optimizer=optim.Adam(learning_rate=1e-2),
+        epochs=30,
+        batch_size=16,
+        validation_data=(X[:32], -y[:32]),
+        early_stopping_patience=2,
+        restore_best=False,
+        progress=False,
+        seed=0,
+        callbacks=[lambda epoch, logs: snapshots.append(params_of(model))],
+    )
     assert h.stopped_early and not h.restored_best
     assert_params_equal(params_of(model), snapshots[-1])
 
@@ -254,8 +351,18 @@ def test_checkpoint_of_ncps_layer(tmp_path):
     X, y = make_task()
     path = tmp_path / "ckpt" / "best.safetensors"
     model = make_model()
-    h = fit(model, mse, (X, y), optimizer=optim.Adam(learning_rate=1e-2), epochs=4, batch_size=16,
-            validation_data=(X[:32], y[:32]), checkpoint_path=path, progress=False, seed=0)  # fmt: skip
+    h = fit(
+        model,
+        mse,
+        (X, y),
+        optimizer=optim.Adam(learning_rate=1e-2),
+        epochs=4,
+        batch_size=16,
+        validation_data=(X[:32], y[:32]),
+        checkpoint_path=path,
+        progress=False,
+        seed=0,
+    )
     assert path.is_file() and h.checkpoint_path == str(path)
     assert not list(path.parent.glob(".*tmp*"))  # the atomic write left nothing behind
     loaded = ncps.load(path)
@@ -278,8 +385,16 @@ def test_checkpoint_of_other_module_uses_save_weights(tmp_path):
     mx.random.seed(0)
     model = Head()
     path = tmp_path / "head.npz"
-    fit(model, lambda m, x, y: nn.losses.mse_loss(m(x), y), (X, y), optimizer=optim.Adam(learning_rate=1e-2),
-        epochs=2, batch_size=32, checkpoint_path=path, progress=False)  # fmt: skip
+    fit(
+        model,
+        lambda m, x, y: nn.losses.mse_loss(m(x), y),
+        (X, y),
+        optimizer=optim.Adam(learning_rate=1e-2),
+        epochs=2,
+        batch_size=32,
+        checkpoint_path=path,
+        progress=False,
+    )
     assert path.is_file()
     mx.random.seed(1)
     other = Head()
@@ -292,8 +407,17 @@ def test_same_seed_same_parameters_and_other_seed_differs():
 
     def run(seed, compile_step=True):
         model = make_model(0)
-        fit(model, mse, (X, y), optimizer=optim.Adam(learning_rate=1e-2), epochs=2, batch_size=16,
-            progress=False, seed=seed, compile=compile_step)  # fmt: skip
+        fit(
+            model,
+            mse,
+            (X, y),
+            optimizer=optim.Adam(learning_rate=1e-2),
+            epochs=2,
+            batch_size=16,
+            progress=False,
+            seed=seed,
+            compile=compile_step,
+        )
         return params_of(model)
 
     a, b, c = run(3), run(3), run(4)
@@ -309,8 +433,16 @@ def test_dropout_is_seeded():
         mx.random.seed(0)
         model = ncps.CfC(2, 8, proj_size=1, backbone_units=16, backbone_dropout=0.3, return_sequences=False)
         model.train()
-        fit(model, mse, (X, y), optimizer=optim.Adam(learning_rate=1e-2), epochs=2, batch_size=32,
-            progress=False, seed=5)  # fmt: skip
+        fit(
+            model,
+            mse,
+            (X, y),
+            optimizer=optim.Adam(learning_rate=1e-2),
+            epochs=2,
+            batch_size=32,
+            progress=False,
+            seed=5,
+        )
         return params_of(model)
 
     assert_params_equal(run(), run())
@@ -326,12 +458,29 @@ def test_untraceable_step_falls_back_to_uncompiled():
 
     model = make_model()
     with pytest.warns(RuntimeWarning, match="uncompiled"):
-        h = fit(model, loss_with_item, (X, y), optimizer=optim.Adam(learning_rate=1e-2), epochs=2, batch_size=16,
-                progress=False, seed=0)  # fmt: skip
+        h = fit(
+            model,
+            loss_with_item,
+            (X, y),
+            optimizer=optim.Adam(learning_rate=1e-2),
+            epochs=2,
+            batch_size=16,
+            progress=False,
+            seed=0,
+        )
     assert not h.compiled
     reference = make_model()
-    fit(reference, mse, (X, y), optimizer=optim.Adam(learning_rate=1e-2), epochs=2, batch_size=16,
-        progress=False, seed=0, compile=False)  # fmt: skip
+    fit(
+        reference,
+        mse,
+        (X, y),
+        optimizer=optim.Adam(learning_rate=1e-2),
+        epochs=2,
+        batch_size=16,
+        progress=False,
+        seed=0,
+        compile=False,
+    )
     assert_params_equal(params_of(model), params_of(reference), atol=1e-6)  # the failed trace changed nothing
 
 
@@ -347,8 +496,15 @@ def test_fallback_with_dropout_and_no_seed():
         return loss
 
     with pytest.warns(RuntimeWarning, match="uncompiled"):
-        h = fit(model, loss_with_item, (X, y), optimizer=optim.Adam(learning_rate=1e-2), epochs=2, batch_size=16,
-                progress=False)  # fmt: skip
+        h = fit(
+            model,
+            loss_with_item,
+            (X, y),
+            optimizer=optim.Adam(learning_rate=1e-2),
+            epochs=2,
+            batch_size=16,
+            progress=False,
+        )
     assert np.isfinite(h.history["loss"]).all()
     mx.random.uniform(shape=(2,)).tolist()  # the global random state is usable afterwards
 
@@ -373,8 +529,16 @@ def test_timespans_reach_the_loss():
         shapes.append(tuple(t.shape))
         return nn.losses.mse_loss(model(x, timespans=t)[0], y)
 
-    h = fit(model, loss, (X, y, ts), optimizer=optim.Adam(learning_rate=1e-2), epochs=1, batch_size=8,
-            progress=False, compile=False)  # fmt: skip
+    h = fit(
+        model,
+        loss,
+        (X, y, ts),
+        optimizer=optim.Adam(learning_rate=1e-2),
+        epochs=1,
+        batch_size=8,
+        progress=False,
+        compile=False,
+    )
     assert shapes == [(8, 6)] * 4 and len(h.history["loss"]) == 1
 
 
@@ -400,8 +564,17 @@ def test_callbacks_hooks_and_stop_training():
             events.append("end")
 
     X, y = make_task(n=32)
-    h = fit(make_model(), mse, (X, y), optimizer=optim.Adam(learning_rate=1e-2), epochs=5, batch_size=16,
-            validation_data=(X, y), callbacks=[Recorder()], progress=False)  # fmt: skip
+    h = fit(
+        make_model(),
+        mse,
+        (X, y),
+        optimizer=optim.Adam(learning_rate=1e-2),
+        epochs=5,
+        batch_size=16,
+        validation_data=(X, y),
+        callbacks=[Recorder()],
+        progress=False,
+    )
     assert events == ["begin", "epoch0", "epoch1", "end"]
     assert h.stopped_early and len(h.epoch) == 2
 

@@ -25,29 +25,29 @@ ends 0.26-0.42 away, thousands of times the tolerance:
 
 import warnings
 
-import mlx.core as mx
 import mlx.nn as nn
 import mlx.optimizers as optim
 import numpy as np
 import pytest
 from mlx.utils import tree_flatten
 
-from tests.official import run_oracle_script  # noqa: E402
-
 import ncps  # noqa: E402
 from ncps import kernels, training  # noqa: E402
 from ncps.interop import _renumber_backbone, load_torch_state_dict  # noqa: E402
+from tests.official import run_oracle_script  # noqa: E402
 
 STEPS, BATCH, TIME, N_IN, N_OUT, LR, CLIP = 20, 8, 10, 4, 2, 5e-3, 1.0
 TOL = 1e-4
 
 # Constructor expressions, evaluated in both processes (``wirings`` is ncps.wirings in each).
 CASES = {
-    "cfc_dense_backbone": ("CfC", f"{N_IN}, 16, proj_size={N_OUT}, backbone_units=32, backbone_layers=1, "
-                                  "return_sequences=False"),
+    "cfc_dense_backbone": (
+        "CfC",
+        f"{N_IN}, 16, proj_size={N_OUT}, backbone_units=32, backbone_layers=1, return_sequences=False",
+    ),
     "cfc_wired_autoncp": ("CfC", f"{N_IN}, wirings.AutoNCP(12, {N_OUT}, seed=3), return_sequences=False"),
     "ltc_autoncp": ("LTC", f"{N_IN}, wirings.AutoNCP(12, {N_OUT}, seed=3), return_sequences=False"),
-}  # fmt: skip
+}
 
 ORACLE = """
 import torch
@@ -73,8 +73,10 @@ OUTPUTS["losses"] = losses
 
 def _batches() -> dict:
     rng = np.random.default_rng(11)
-    return {"x": rng.normal(size=(STEPS, BATCH, TIME, N_IN)).astype(np.float32),
-            "y": rng.normal(size=(STEPS, BATCH, N_OUT)).astype(np.float32)}  # fmt: skip
+    return {
+        "x": rng.normal(size=(STEPS, BATCH, TIME, N_IN)).astype(np.float32),
+        "y": rng.normal(size=(STEPS, BATCH, N_OUT)).astype(np.float32),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +95,7 @@ def official_runs():
 
 
 def _section(ref: dict, prefix: str) -> dict:
-    return {k[len(prefix):]: v for k, v in ref.items() if k.startswith(prefix)}
+    return {k[len(prefix) :]: v for k, v in ref.items() if k.startswith(prefix)}
 
 
 def _train_ours(name: str, data: dict, ref: dict, optimizer: optim.Optimizer) -> tuple[dict, list]:
@@ -106,8 +108,18 @@ def _train_ours(name: str, data: dict, ref: dict, optimizer: optim.Optimizer) ->
 
     X = data["x"].reshape(STEPS * BATCH, TIME, N_IN)
     Y = data["y"].reshape(STEPS * BATCH, N_OUT)
-    history = training.fit(model, mse, (X, Y), optimizer=optimizer, epochs=1, batch_size=BATCH, shuffle=False,
-                           clip_norm=CLIP, progress=False, seed=0)  # fmt: skip
+    history = training.fit(
+        model,
+        mse,
+        (X, Y),
+        optimizer=optimizer,
+        epochs=1,
+        batch_size=BATCH,
+        shuffle=False,
+        clip_norm=CLIP,
+        progress=False,
+        seed=0,
+    )
     return dict(tree_flatten(model.parameters())), history
 
 

@@ -8,9 +8,10 @@ import tempfile
 
 import mlx.core as mx
 
-from ncps.gpu.ltc import ltc_synapse_plan
 from ncps.cells.ltc import SOLVER_PARAMS, LTCCell
+from ncps.gpu.ltc import ltc_synapse_plan
 from ncps.wirings import AutoNCP
+
 
 def main() -> None:
     import ncps.gpu.ltc as gl
@@ -48,10 +49,17 @@ def main() -> None:
     # Tracing for export makes MLX generate, and with verbose=True print, both kernels exactly as
     # a Mac would compile them (nothing is evaluated: there is no Metal back-end here).
     with tempfile.TemporaryDirectory() as d:
-        mx.export_function(os.path.join(d, "ltc.mlxfn"), f, mx.zeros((2, 4, 3)), mx.zeros((2, 10)),
-                           mx.ones((2, 4)), *(params[k] for k in names))
+        mx.export_function(
+            os.path.join(d, "ltc.mlxfn"),
+            f,
+            mx.zeros((2, 4, 3)),
+            mx.zeros((2, 10)),
+            mx.ones((2, 4)),
+            *(params[k] for k in names),
+        )
         mx.export_function(os.path.join(d, "cfc.mlxfn"), g, mx.zeros((2, 4, 3)), mx.zeros((2, 6)), mx.ones((2, 4)))
     sys.stdout.flush()
+
 
 if __name__ == "__main__":
     main()

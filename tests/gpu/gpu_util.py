@@ -7,7 +7,7 @@ import numpy as np
 
 from ncps.cells.ltc import LTCCell, ltc_sequence
 
-OUT_TOL = 1e-5   # outputs, relative to the reference's largest magnitude
+OUT_TOL = 1e-5  # outputs, relative to the reference's largest magnitude
 GRAD_TOL = 1e-4  # gradients, likewise
 
 

@@ -6,13 +6,13 @@ import mlx.nn as nn
 import numpy as np
 import pytest
 from mlx.utils import tree_flatten
-from tests.gpu.gpu_util import GRAD_TOL, OUT_TOL, assert_close, weighted_sum
 
 from ncps.cells.cfc import CfCCell
 from ncps.cells.lstm import LSTMCell
-from ncps.gpu import cfc_sequence_gpu, cfc_why_not, wired_cfc_sequence_gpu
 from ncps.cells.wired_cfc import WiredCfCCell
+from ncps.gpu import cfc_sequence_gpu, cfc_why_not, wired_cfc_sequence_gpu
 from ncps.wirings import NCP, AutoNCP
+from tests.gpu.gpu_util import GRAD_TOL, OUT_TOL, assert_close, weighted_sum
 
 pytestmark = pytest.mark.gpu_emulated
 
@@ -81,8 +81,11 @@ def test_cfc_backward_matches_reference(case):
         assert_close(got, want, GRAD_TOL, f"d{name}")
 
 
-WIRED = [("autoncp-default", AutoNCP(10, 2), "default"), ("ncp-pure", NCP(3, 2, 2, 2, 2, 2, 1), "pure"),
-         ("autoncp-no_gate", AutoNCP(12, 3), "no_gate")]
+WIRED = [
+    ("autoncp-default", AutoNCP(10, 2), "default"),
+    ("ncp-pure", NCP(3, 2, 2, 2, 2, 2, 1), "pure"),
+    ("autoncp-no_gate", AutoNCP(12, 3), "no_gate"),
+]
 
 
 @pytest.mark.parametrize("case", WIRED, ids=[c[0] for c in WIRED])
@@ -116,8 +119,11 @@ def test_cfc_uncovered_cells_are_named():
         cfc_sequence_gpu(cell, x, h0[:, :4], dt, backend="emulate")
 
 
-MIXED = [("default-lecun-nt4", dict(mode="default"), 4), ("pure-2layers-nt8", dict(mode="pure", backbone_units=[8, 6]), 8),
-         ("no_gate-nobackbone-nt32", dict(mode="no_gate", backbone_layers=0), 32)]  # fmt: skip
+MIXED = [
+    ("default-lecun-nt4", dict(mode="default"), 4),
+    ("pure-2layers-nt8", dict(mode="pure", backbone_units=[8, 6]), 8),
+    ("no_gate-nobackbone-nt32", dict(mode="no_gate", backbone_layers=0), 32),
+]
 
 
 def _mixed_reference(model, x, h0, c0, dt):
@@ -139,8 +145,19 @@ def test_cfc_mixed_memory_matches_reference(case):
     model = nn.Module()
     model.cell, model.lstm = cell, LSTMCell(5, 9)
     c0 = 0.5 * mx.random.normal(h0.shape)
-    gpu_fn = lambda m, x, h0, c0, dt: cfc_sequence_gpu(m.cell, x, h0, dt, lstm=m.lstm, c0=c0, backend="emulate",  # noqa: E731
-                                                       threads=threads)  # fmt: skip
+
+    def gpu_fn(m, x, h0, c0, dt):
+        return cfc_sequence_gpu(
+            m.cell,
+            x,
+            h0,
+            dt,
+            lstm=m.lstm,
+            c0=c0,
+            backend="emulate",  # noqa: E731
+            threads=threads,
+        )
+
     got, want = gpu_fn(model, x, h0, c0, dt), _mixed_reference(model, x, h0, c0, dt)
     assert_close(got[0], want[0], OUT_TOL, "states")
     assert_close(got[1], want[1], OUT_TOL, "cells")
@@ -151,7 +168,8 @@ def test_cfc_mixed_memory_matches_reference(case):
             return weighted_sum(states) + 0.5 * weighted_sum(cells)
 
         return nn.value_and_grad(model, loss)(model, x, h0, c0, dt)[1], mx.grad(loss, argnums=(1, 2, 3, 4))(
-            model, x, h0, c0, dt)  # fmt: skip
+            model, x, h0, c0, dt
+        )
 
     gpu, ref = grads(gpu_fn), grads(_mixed_reference)
     params_gpu, params_ref = dict(tree_flatten(gpu[0])), dict(tree_flatten(ref[0]))

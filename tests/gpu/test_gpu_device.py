@@ -3,11 +3,11 @@ pure-MLX reference. Skipped where MLX has no GPU back-end (CI, this project's Li
 
 import mlx.core as mx
 import pytest
-from tests.gpu.gpu_util import GRAD_TOL, OUT_TOL, assert_close, ltc_grads, ltc_problem, reference_seq
 
-from ncps.gpu import default_backend, ltc_sequence_gpu, ltc_synapse_plan
 from ncps.cells.ltc import SOLVER_PARAMS
+from ncps.gpu import default_backend, ltc_sequence_gpu, ltc_synapse_plan
 from ncps.wirings import AutoNCP, FullyConnected, Random
+from tests.gpu.gpu_util import GRAD_TOL, OUT_TOL, assert_close, ltc_grads, ltc_problem, reference_seq
 
 pytestmark = [
     pytest.mark.gpu,
@@ -21,8 +21,10 @@ def gpu_kernels_enabled(monkeypatch):
     monkeypatch.setenv("NCPS_GPU_KERNELS", "1")
 
 
-@pytest.mark.parametrize("make,I", [(lambda: FullyConnected(33), 5), (lambda: AutoNCP(48, 6), 12),
-                                    (lambda: Random(70, 8, sparsity_level=0.7), 9)])  # fmt: skip
+@pytest.mark.parametrize(
+    "make,I",
+    [(lambda: FullyConnected(33), 5), (lambda: AutoNCP(48, 6), 12), (lambda: Random(70, 8, sparsity_level=0.7), 9)],
+)
 def test_ltc_on_gpu_matches_reference(make, I):
     cell, x, h0, dt = ltc_problem(make(), I, 5, 7, dt_zero=[(2, 3)])
     p = cell.solver_params()

@@ -6,7 +6,6 @@ import mlx.core as mx
 import mlx.nn as nn
 import pytest
 from mlx.utils import tree_flatten
-from tests.gpu.gpu_util import GRAD_TOL, OUT_TOL, assert_close, weighted_sum
 
 import ncps
 import ncps.gpu.cfc as gpu_cfc
@@ -15,6 +14,7 @@ from ncps import kernels
 from ncps.cells import cfc_fused, ltc_fused
 from ncps.gpu import emulate
 from ncps.wirings import AutoNCP
+from tests.gpu.gpu_util import GRAD_TOL, OUT_TOL, assert_close, weighted_sum
 
 pytestmark = pytest.mark.gpu_emulated
 
@@ -66,8 +66,7 @@ def test_plan_per_cell_on_a_gpu_device(metal):
         if kernels.extension_available():
             assert kernels.plan(c["cfc"], mixed_memory=True, stream=mx.gpu) == kernels.Plan("metal", gpu_cfc)
             assert kernels.plan(c["ltc"], mixed_memory=True, stream=mx.gpu) == kernels.Plan("metal", gpu_ltc)
-            uncovered = [
-                         ("cfc_gelu", False, cfc_fused, "'gelu'"), ("wired", True, cfc_fused, "mixed")]
+            uncovered = [("cfc_gelu", False, cfc_fused, "'gelu'"), ("wired", True, cfc_fused, "mixed")]
             for name, mixed, module, why in uncovered:
                 p = kernels.plan(c[name], mixed_memory=mixed, stream=mx.gpu)
                 assert (p.backend, p.kernel, p.stream) == ("cpu", module, mx.cpu), name
@@ -122,7 +121,10 @@ LAYERS = {
     "ltc": (lambda: ncps.LTC(3, AutoNCP(8, 2)), ["ncps_ltc_forward", "ncps_ltc_backward"]),
     "cfc": (lambda: ncps.CfC(3, 6, backbone_units=7), ["ncps_cfc_forward", "ncps_cfc_backward"]),
     "ltc_mixed": (lambda: ncps.LTC(3, AutoNCP(8, 2), mixed_memory=True), ["ncps_ltc_forward", "ncps_ltc_backward"]),
-    "cfc_mixed": (lambda: ncps.CfC(3, 6, backbone_units=7, mixed_memory=True), ["ncps_cfc_forward", "ncps_cfc_backward"]),
+    "cfc_mixed": (
+        lambda: ncps.CfC(3, 6, backbone_units=7, mixed_memory=True),
+        ["ncps_cfc_forward", "ncps_cfc_backward"],
+    ),
     # three units: three forward launches, then three backward launches in reverse order
     "wired_cfc": (lambda: ncps.CfC(3, AutoNCP(9, 2)), ["ncps_cfc_forward"] * 3 + ["ncps_cfc_backward"] * 3),
 }

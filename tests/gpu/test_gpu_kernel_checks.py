@@ -12,26 +12,28 @@ from pathlib import Path
 
 import mlx.core as mx
 import pytest
-from tests.gpu.gpu_util import ltc_grads, ltc_problem
 
 from ncps.cells.cfc import CfCCell
 from ncps.cells.lstm import LSTMCell
 from ncps.cells.ltc_fused import lstm_params
 from ncps.gpu import cfc_sequence_gpu, emulate, ltc_sequence_gpu
-from ncps.gpu.cfc import CFC_BACKWARD, CFC_FORWARD
 from ncps.gpu._source import cuda_wrapper_source
+from ncps.gpu.cfc import CFC_BACKWARD, CFC_FORWARD
 from ncps.gpu.ltc import LTC_BACKWARD, LTC_FORWARD
 from ncps.wirings import AutoNCP
+from tests.gpu.gpu_util import ltc_grads, ltc_problem
 
 pytestmark = pytest.mark.gpu_emulated
 
 HERE = Path(__file__).parent
 SPECS = [LTC_FORWARD, LTC_BACKWARD, CFC_FORWARD, CFC_BACKWARD]
 # Template constants of the compile checks, per kernel.
-CHECK_SIZES = {LTC_FORWARD.name: dict(N=64, I=16, K=6, F=16, MIX=1, NT=64),
-               LTC_BACKWARD.name: dict(N=64, I=16, K=6, F=16, MIX=1, NT=64),
-               CFC_FORWARD.name: dict(I=16, H=64, L=2, U=128, MODE=0, ACT=0, MIX=1, NT=128),
-               CFC_BACKWARD.name: dict(I=16, H=64, L=2, U=128, MODE=0, ACT=0, MIX=1, NT=128)}
+CHECK_SIZES = {
+    LTC_FORWARD.name: dict(N=64, I=16, K=6, F=16, MIX=1, NT=64),
+    LTC_BACKWARD.name: dict(N=64, I=16, K=6, F=16, MIX=1, NT=64),
+    CFC_FORWARD.name: dict(I=16, H=64, L=2, U=128, MODE=0, ACT=0, MIX=1, NT=128),
+    CFC_BACKWARD.name: dict(I=16, H=64, L=2, U=128, MODE=0, ACT=0, MIX=1, NT=128),
+}
 
 
 # -- ThreadSanitizer -----------------------------------------------------------------------------
@@ -46,8 +48,21 @@ def _tsan_reports(extra_flags=(), ltc: bool = True, cfc: bool = False) -> str:
         if ltc:
             ltc_grads(lambda *a: ltc_sequence_gpu(*a, 2, 1e-8, backend="emulate", threads=4), x, h0, dt, p)
             lp = lstm_params(LSTMCell(3, 10))  # mixed memory: the LSTM inside the time loop
-            mixed = lambda x: ltc_sequence_gpu(x, h0, dt, p, 2, 1e-8, lstm_input=x, lstm=lp, backend="emulate",  # noqa: E731
-                                               threads=4)[0].sum()  # fmt: skip
+
+            def mixed(x):
+                return ltc_sequence_gpu(
+                    x,
+                    h0,
+                    dt,
+                    p,
+                    2,
+                    1e-8,
+                    lstm_input=x,
+                    lstm=lp,
+                    backend="emulate",  # noqa: E731
+                    threads=4,
+                )[0].sum()
+
             mx.grad(mixed)(x)
         if cfc:
             mx.random.seed(0)
@@ -100,12 +115,15 @@ def ptxas_log() -> str:
         text = ""
         for f in files:
             ptx = f.with_suffix(".ptx")
-            res = subprocess.run([nvcc, "-ptx", "-arch=compute_80", "-o", str(ptx), str(f)], capture_output=True, text=True)
+            res = subprocess.run(
+                [nvcc, "-ptx", "-arch=compute_80", "-o", str(ptx), str(f)], capture_output=True, text=True
+            )
             assert res.returncode == 0, res.stderr
             ptxas = str(Path(nvcc).with_name("ptxas"))
             for arch in ("sm_80", "sm_90"):
-                res = subprocess.run([ptxas, f"-arch={arch}", "-v", "-o", os.devnull, str(ptx)], capture_output=True,
-                                     text=True)  # fmt: skip
+                res = subprocess.run(
+                    [ptxas, f"-arch={arch}", "-v", "-o", os.devnull, str(ptx)], capture_output=True, text=True
+                )
                 assert res.returncode == 0, res.stderr
                 text += res.stdout + res.stderr
         log.write_text(text)
@@ -114,8 +132,12 @@ def ptxas_log() -> str:
 
 @pytest.mark.parametrize("spec", SPECS, ids=[s.name for s in SPECS])
 def test_cuda_kernels_compile_for_sm80_and_sm90_without_spills(spec, ptxas_log):
-    blocks = re.findall(r"Compiling entry function '(\w+)' for '(sm_\d+)'.*?(\d+) bytes spill stores, (\d+) bytes "
-                        r"spill loads", ptxas_log, re.S)  # fmt: skip
+    blocks = re.findall(
+        r"Compiling entry function '(\w+)' for '(sm_\d+)'.*?(\d+) bytes spill stores, (\d+) bytes "
+        r"spill loads",
+        ptxas_log,
+        re.S,
+    )
     mine = {arch: (st, ld) for fn, arch, st, ld in blocks if f"custom_kernel_{spec.name}_" in fn}
     assert set(mine) == {"sm_80", "sm_90"}, ptxas_log
     assert all(v == ("0", "0") for v in mine.values()), ptxas_log

@@ -5,11 +5,11 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 import pytest
-from tests.gpu.gpu_util import GRAD_TOL, OUT_TOL, assert_close, ltc_grads, ltc_problem, reference_seq
 
-from ncps.gpu import ltc_sequence_gpu, ltc_synapse_plan
 from ncps.cells.ltc import SOLVER_PARAMS
+from ncps.gpu import ltc_sequence_gpu, ltc_synapse_plan
 from ncps.wirings import NCP, AutoNCP, FullyConnected, Random
+from tests.gpu.gpu_util import GRAD_TOL, OUT_TOL, assert_close, ltc_grads, ltc_problem, reference_seq
 
 pytestmark = pytest.mark.gpu_emulated
 
@@ -73,6 +73,7 @@ def test_ltc_cell_parameters_through_value_and_grad():
         def f(model):
             states = seq(model.map_inputs(x), h0, dt, model.solver_params())
             return (model.map_outputs(states) ** 2).mean()
+
         return f
 
     emu = lambda x_, h_, d_, p_: ltc_sequence_gpu(x_, h_, d_, p_, 6, 1e-8, backend="emulate", plan=plan)  # noqa: E731
@@ -104,8 +105,10 @@ def LTCCellParams(N, I):
     return LTCCell(FullyConnected(N), in_features=I).solver_params()
 
 
-MIXED = [("autoncp12-nt8", lambda: AutoNCP(12, 3), 4, None, 8, ()),
-         ("fc10-F5-nt4-dt0", lambda: FullyConnected(10), 3, 5, 4, [(1, 2), (0, 0)])]  # fmt: skip
+MIXED = [
+    ("autoncp12-nt8", lambda: AutoNCP(12, 3), 4, None, 8, ()),
+    ("fc10-F5-nt4-dt0", lambda: FullyConnected(10), 3, 5, 4, [(1, 2), (0, 0)]),
+]
 
 
 @pytest.mark.parametrize("case", MIXED, ids=[c[0] for c in MIXED])

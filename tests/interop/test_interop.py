@@ -5,7 +5,6 @@ Both packages import as ``ncps``, so this runs in the oracle's process: the offi
 """
 
 import importlib.util
-import sys
 from pathlib import Path
 
 from tests.official import run_official
@@ -23,11 +22,15 @@ import mlx.core as mx
 torch.manual_seed(0)
 W = ncps.wirings
 cases = {{
-    "CfC": lambda: nt.CfC(4, 8, proj_size=3, mixed_memory=True, backbone_layers=2, backbone_units=16, activation="silu"),
+    "CfC": lambda: nt.CfC(
+        4, 8, proj_size=3, mixed_memory=True, backbone_layers=2, backbone_units=16, activation="silu"
+    ),
     "CfC_wired": lambda: nt.CfC(4, W.AutoNCP(12, 3, seed=5), mode="no_gate"),
     "CfC_pure_time_major": lambda: nt.CfC(4, 6, mode="pure", batch_first=False, return_sequences=False),
     "LTC": lambda: nt.LTC(4, W.NCP(5, 4, 3, 3, 2, 3, 2), mixed_memory=True),
-    "LTC_fc_linear": lambda: nt.LTC(4, W.FullyConnected(5, 2), input_mapping="linear", implicit_param_constraints=False),
+    "LTC_fc_linear": lambda: nt.LTC(
+        4, W.FullyConnected(5, 2), input_mapping="linear", implicit_param_constraints=False
+    ),
     "CfCCell": lambda: nt.CfCCell(4, 7, mode="pure", backbone_layers=0),
     "LTCCell": lambda: nt.LTCCell(W.Random(6, 3, sparsity_level=0.5), in_features=4),
     "WiredCfCCell": lambda: nt.WiredCfCCell(4, W.AutoNCP(10, 2), mode="default"),
@@ -57,8 +60,16 @@ json.dump(result, open(OUT, "w"))
 
 def test_from_torch_matches_live_official_modules():
     result = run_official(SCRIPT.format(init=INIT, locs=OURS))
-    assert set(result) == {"CfC", "CfC_wired", "CfC_pure_time_major", "LTC", "LTC_fc_linear", "CfCCell", "LTCCell",
-                           "WiredCfCCell"}
+    assert set(result) == {
+        "CfC",
+        "CfC_wired",
+        "CfC_pure_time_major",
+        "LTC",
+        "LTC_fc_linear",
+        "CfCCell",
+        "LTCCell",
+        "WiredCfCCell",
+    }
     for name, r in result.items():
         assert r["err"] <= 1e-5, (name, r)
     assert result["CfC"]["shape"] == [3, 5, 3]

@@ -12,7 +12,7 @@ import mlx.nn as nn
 import numpy as np
 import pytest
 
-from ncps import CfC, CfCCell, LTC, LTCCell, WiredCfCCell  # was: from ncps.torch import ...
+from ncps import LTC, CfC, CfCCell, LTCCell, WiredCfCCell  # was: from ncps.torch import ...
 from ncps.wirings import NCP, AutoNCP
 
 
@@ -76,8 +76,16 @@ def _same_weights(a: nn.Module, b: nn.Module) -> None:
 
 
 def test_official_cfc_cell_keywords():
-    cell = CfCCell(input_size=3, hidden_size=5, mode="no_gate", backbone_activation="silu", backbone_units=8,
-                   backbone_layers=2, backbone_dropout=0.0, sparsity_mask=None)  # fmt: skip
+    cell = CfCCell(
+        input_size=3,
+        hidden_size=5,
+        mode="no_gate",
+        backbone_activation="silu",
+        backbone_units=8,
+        backbone_layers=2,
+        backbone_dropout=0.0,
+        sparsity_mask=None,
+    )
     ours = CfCCell(3, 5, mode="no_gate", activation="silu", backbone_units=8, backbone_layers=2)
     _same_weights(cell, ours)
     x, h = mx.random.normal((2, 3)), mx.random.normal((2, 5))
@@ -94,8 +102,15 @@ def test_official_cfc_cell_keywords():
 
 def test_official_ltc_and_wired_cfc_cell_keywords():
     wiring = AutoNCP(8, 2, seed=1)
-    cell = LTCCell(wiring=wiring, in_features=3, input_mapping="affine", output_mapping="affine", ode_unfolds=6,
-                   epsilon=1e-8, implicit_param_constraints=False)  # fmt: skip
+    cell = LTCCell(
+        wiring=wiring,
+        in_features=3,
+        input_mapping="affine",
+        output_mapping="affine",
+        ode_unfolds=6,
+        epsilon=1e-8,
+        implicit_param_constraints=False,
+    )
     x, h = mx.random.normal((2, 3)), mx.random.normal((2, 8))
     out, state = cell(inputs=x, states=h, elapsed_time=0.7)
     np.testing.assert_allclose(np.array(out), np.array(cell(x, h, 0.7)[0]), rtol=1e-6, atol=1e-6)
@@ -109,14 +124,34 @@ def test_official_ltc_and_wired_cfc_cell_keywords():
 
 
 def test_official_layer_keywords():
-    rnn = CfC(input_size=3, units=6, proj_size=2, return_sequences=True, batch_first=True, mixed_memory=False,
-              mode="default", activation="lecun_tanh", backbone_units=8, backbone_layers=1, backbone_dropout=0.0)  # fmt: skip
+    rnn = CfC(
+        input_size=3,
+        units=6,
+        proj_size=2,
+        return_sequences=True,
+        batch_first=True,
+        mixed_memory=False,
+        mode="default",
+        activation="lecun_tanh",
+        backbone_units=8,
+        backbone_layers=1,
+        backbone_dropout=0.0,
+    )
     x, h0, ts = mx.random.normal((2, 4, 3)), mx.random.normal((2, 6)), mx.full((2, 4), 0.5)
     out, hn = rnn(input=x, hx=h0, timespans=ts)
     np.testing.assert_allclose(np.array(out), np.array(rnn(x, h0, timespans=ts)[0]), rtol=1e-6, atol=1e-6)
-    ltc = LTC(input_size=3, units=AutoNCP(8, 2, seed=1), return_sequences=False, batch_first=True,
-              mixed_memory=False, input_mapping="affine", output_mapping="affine", ode_unfolds=6, epsilon=1e-8,
-              implicit_param_constraints=True)  # fmt: skip
+    ltc = LTC(
+        input_size=3,
+        units=AutoNCP(8, 2, seed=1),
+        return_sequences=False,
+        batch_first=True,
+        mixed_memory=False,
+        input_mapping="affine",
+        output_mapping="affine",
+        ode_unfolds=6,
+        epsilon=1e-8,
+        implicit_param_constraints=True,
+    )
     out, hn = ltc(input=x, hx=None, timespans=ts)
     assert out.shape == (2, 2) and hn.shape == (2, 8)
     with pytest.raises(TypeError, match="got both 'input'.*and 'x'"):

@@ -48,14 +48,21 @@ def expected_best() -> str:
     return "avx2" if v3 <= f else "baseline"
 
 
-def run_parity(env: dict[str, str], prefix: tuple[str, ...] = (), timeout: float = 300,
-               models: tuple[str, ...] = ()) -> tuple[int, dict, str]:
+def run_parity(
+    env: dict[str, str], prefix: tuple[str, ...] = (), timeout: float = 300, models: tuple[str, ...] = ()
+) -> tuple[int, dict, str]:
     """tests/platform/fused_parity.py on ``models`` (all by default) in a fresh process (optionally
     under an emulator ``prefix``)."""
     full_env = {k: v for k, v in os.environ.items() if k != "NCPS_ISA"}
     full_env.update(env)
-    proc = subprocess.run([*prefix, sys.executable, "-m", "tests.platform.fused_parity", *models], cwd=ROOT, env=full_env,
-                          capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        [*prefix, sys.executable, "-m", "tests.platform.fused_parity", *models],
+        cwd=ROOT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     lines = proc.stdout.strip().splitlines()
     report = json.loads(lines[-1]) if lines and lines[-1].startswith("{") else {}
     return proc.returncode, report, proc.stderr[-3000:]
@@ -75,16 +82,24 @@ def test_info_reports_the_chosen_and_the_compiled_targets():
 
 @pytest.mark.skipif(NATIVE_BUILD, reason="an NCPS_NATIVE=ON build has one target")
 def test_every_supported_target_forced_with_ncps_isa_matches_the_reference_and_its_math():
-    usable = [t for t in INFO["simd_compiled"] if not X86 or INFO["simd_compiled"].index(t) >=
-              INFO["simd_compiled"].index(expected_best())]
+    usable = [
+        t
+        for t in INFO["simd_compiled"]
+        if not X86 or INFO["simd_compiled"].index(t) >= INFO["simd_compiled"].index(expected_best())
+    ]
     for target in usable:
         rc, report, err = run_parity({"NCPS_ISA": target})
         assert rc == 0, (target, report, err)
         assert report["simd"] == target, report
         env = {**os.environ, "NCPS_ISA": target}
-        math = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                               "tests/kernels/test_simd_math.py"], cwd=ROOT, env=env, capture_output=True,
-                              text=True, timeout=300)
+        math = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/kernels/test_simd_math.py"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert math.returncode == 0, (target, math.stdout[-3000:])
 
 
@@ -102,8 +117,10 @@ def test_an_unknown_ncps_isa_names_the_compiled_targets():
 
 # Instructions beyond baseline x86-64 (SSE2): VEX/EVEX-encoded ones (mnemonics starting with v,
 # ymm/zmm/mask registers) and the BMI/LZCNT/POPCNT/MOVBE scalar ones of x86-64-v2/v3.
-WIDE = re.compile(r"\t(v[a-z0-9]+|shlx|shrx|sarx|rorx|andn|bextr|blsi|blsr|blsmsk|bzhi|pdep|pext|mulx|lzcnt|tzcnt|"
-                  r"popcnt|movbe|kmov[bwdq])\b|%[yz]mm|%k[0-7]\b")
+WIDE = re.compile(
+    r"\t(v[a-z0-9]+|shlx|shrx|sarx|rorx|andn|bextr|blsi|blsr|blsmsk|bzhi|pdep|pext|mulx|lzcnt|tzcnt|"
+    r"popcnt|movbe|kmov[bwdq])\b|%[yz]mm|%k[0-7]\b"
+)
 FUNC = re.compile(r"^([0-9a-f]+) <(.+)>:$")
 BRANCH = re.compile(r"\t(?:call|jmp|j[a-z]+)\s+([0-9a-f]+) <")
 
@@ -116,8 +133,9 @@ def extension_path() -> Path:
 
 def functions(so: Path) -> tuple[dict[int, dict], dict[int, str]]:
     """address -> {name, wide, targets} from the disassembly; address -> symbol binding."""
-    dis = subprocess.run(["objdump", "-d", "-C", "--no-show-raw-insn", str(so)], capture_output=True, text=True,
-                         check=True).stdout
+    dis = subprocess.run(
+        ["objdump", "-d", "-C", "--no-show-raw-insn", str(so)], capture_output=True, text=True, check=True
+    ).stdout
     fns: dict[int, dict] = {}
     cur = None
     for line in dis.splitlines():
@@ -160,9 +178,11 @@ def test_no_wide_instruction_is_reachable_outside_the_kernel_targets():
     # Roots: every function but the TU-local ones (anonymous namespaces, the compiler's clones),
     # which are reached through their callers. (Hidden symbols are all local in the built module,
     # so the binding cannot tell a function one file owns from an inline one the linker shared.)
-    roots = [a for a, f in fns.items()
-             if not in_target.search(f["name"]) and "(anonymous namespace)" not in f["name"]
-             and "[clone " not in f["name"]]
+    roots = [
+        a
+        for a, f in fns.items()
+        if not in_target.search(f["name"]) and "(anonymous namespace)" not in f["name"] and "[clone " not in f["name"]
+    ]
     seen, stack, bad = set(), list(roots), []
     while stack:
         a = stack.pop()

@@ -8,7 +8,7 @@ import pytest
 
 import ncps
 from ncps import CTGRU, CTRNN, LTC, CfC, CfCCell, CTGRUCell, CTRNNCell, LTCCell, WiredCfCCell
-from ncps.wirings import NCP, AutoNCP, FullyConnected, Random
+from ncps.wirings import NCP, AutoNCP, FullyConnected
 
 B, T, F = 3, 6, 4
 
@@ -271,11 +271,23 @@ def _finite_difference_check(model, x, ts, names, n_entries=3, eps=1e-2, tol=1e-
 @pytest.mark.parametrize(
     "make, names",
     [
-        (lambda: LTC(F, NCP(4, 3, 2, 2, 2, 2, 2)), ["rnn_cell.w", "rnn_cell.sensory_mu", "rnn_cell.cm", "rnn_cell.erev"]),
-        (lambda: LTC(F, 4, implicit_param_constraints=False, mixed_memory=True), ["rnn_cell.sigma", "lstm.input_map.weight"]),
-        (lambda: CfC(F, 5, backbone_units=8, backbone_layers=2), ["rnn_cell.backbone.1.weight", "rnn_cell.time_a.weight"]),
+        (
+            lambda: LTC(F, NCP(4, 3, 2, 2, 2, 2, 2)),
+            ["rnn_cell.w", "rnn_cell.sensory_mu", "rnn_cell.cm", "rnn_cell.erev"],
+        ),
+        (
+            lambda: LTC(F, 4, implicit_param_constraints=False, mixed_memory=True),
+            ["rnn_cell.sigma", "lstm.input_map.weight"],
+        ),
+        (
+            lambda: CfC(F, 5, backbone_units=8, backbone_layers=2),
+            ["rnn_cell.backbone.1.weight", "rnn_cell.time_a.weight"],
+        ),
         (lambda: CfC(F, 5, mode="pure", backbone_units=8), ["rnn_cell.w_tau", "rnn_cell.A", "rnn_cell.ff1.bias"]),
-        (lambda: CfC(F, AutoNCP(10, 2), mode="no_gate"), ["rnn_cell.layer_1.ff1.weight", "rnn_cell.layer_2.time_b.bias"]),
+        (
+            lambda: CfC(F, AutoNCP(10, 2), mode="no_gate"),
+            ["rnn_cell.layer_1.ff1.weight", "rnn_cell.layer_2.time_b.bias"],
+        ),
         (lambda: CTRNN(F, 4), ["rnn_cell.tau", "rnn_cell.recurrent_map.weight"]),
         (lambda: CTGRU(F, 3, num_timescales=3), ["rnn_cell.tau_r.weight", "rnn_cell.detect_signal.bias"]),
     ],

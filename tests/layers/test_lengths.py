@@ -52,8 +52,17 @@ def build(kind: str, **kw):
     raise ValueError(kind)
 
 
-FUSABLE = ["ltc", "ltc_ncp", "ltc_mixed", "cfc_default", "cfc_no_gate", "cfc_pure", "cfc_mixed", "cfc_proj",
-           "wired_cfc"]  # fmt: skip
+FUSABLE = [
+    "ltc",
+    "ltc_ncp",
+    "ltc_mixed",
+    "cfc_default",
+    "cfc_no_gate",
+    "cfc_pure",
+    "cfc_mixed",
+    "cfc_proj",
+    "wired_cfc",
+]
 ALL = FUSABLE + ["ctrnn", "ctgru"]
 
 
@@ -165,6 +174,7 @@ def check(layer, mode, x, state, ts):
     assert_close(st, want_state, OUT_TOL, "final state")
 
     R = loss_terms(want_out, want_state)
+
     def batched(x, state, ts):
         with kernels.use(mode):
             return R(*layer(x, state, ts, lengths=lengths))
@@ -306,14 +316,21 @@ def test_fused_primitives_run_with_lengths(monkeypatch):
     def spy(module, names):
         real = module._ext
         fns = {n: (lambda n, fn: lambda *a, **k: calls.append(n) or fn(*a, **k))(n, getattr(real, n)) for n in names}
-        monkeypatch.setattr(module, "_ext", SimpleNamespace(**{**{k: getattr(real, k) for k in dir(real)
-                                                                   if not k.startswith("_")}, **fns}))  # fmt: skip
+        monkeypatch.setattr(
+            module,
+            "_ext",
+            SimpleNamespace(**{**{k: getattr(real, k) for k in dir(real) if not k.startswith("_")}, **fns}),
+        )
 
     spy(ltc_fused, ["ltc_sequence", "ltc_mixed_sequence"])
     spy(cfc_fused, ["cfc_sequence"])
     with kernels.use("fused"):
-        for kind, name in (("ltc", "ltc_sequence"), ("ltc_mixed", "ltc_mixed_sequence"), ("cfc_mixed", "cfc_sequence"),
-                           ("wired_cfc", "cfc_sequence")):  # fmt: skip
+        for kind, name in (
+            ("ltc", "ltc_sequence"),
+            ("ltc_mixed", "ltc_mixed_sequence"),
+            ("cfc_mixed", "cfc_sequence"),
+            ("wired_cfc", "cfc_sequence"),
+        ):
             calls.clear()
             layer = build(kind, bidirectional=True)
             mx.eval(layer(mx.zeros((B, T, F)), lengths=LENGTHS))

@@ -2,8 +2,8 @@
 fresh process: the check the ISA tests run under a forced kernel target (``NCPS_ISA``) or an
 emulated CPU (qemu-user), where the test process itself cannot run.
 
-``python -m tests.platform.fused_parity [model ...]`` (all models by default) prints one JSON line: the kernel target the extension
-chose (``simd``), the compiled ones, and per model the largest normalised differences
+``python -m tests.platform.fused_parity [model ...]`` (all models by default) prints one JSON line:
+the kernel target the extension chose (``simd``), the compiled ones, and per model the largest normalised differences
 max|fused - reference| / max|reference| of the outputs and of the parameter gradients; exit
 status 1 when one is over the project's tolerances (1e-5 outputs, 1e-4 gradients).
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 import mlx.core as mx
 import mlx.nn as nn

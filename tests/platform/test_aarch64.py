@@ -17,8 +17,10 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "check_aarch64.sh"
 TOOLS = ("aarch64-linux-gnu-g++", "qemu-aarch64-static", "dpkg-deb", "cmake")
 
-pytestmark = pytest.mark.skipif(platform.system() != "Linux" or platform.machine().lower() not in ("x86_64", "amd64"),
-                                reason="the cross-build runs on x86-64 Linux")
+pytestmark = pytest.mark.skipif(
+    platform.system() != "Linux" or platform.machine().lower() not in ("x86_64", "amd64"),
+    reason="the cross-build runs on x86-64 Linux",
+)
 
 
 def test_cross_built_extension_passes_the_fused_tests_under_qemu_aarch64():

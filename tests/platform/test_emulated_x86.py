@@ -21,7 +21,8 @@ from tests.kernels.test_isa import run_parity
 INFO = kernels.info()
 
 pytestmark = pytest.mark.skipif(
-    platform.machine().lower() not in ("x86_64", "amd64") or not INFO["extension_loaded"]
+    platform.machine().lower() not in ("x86_64", "amd64")
+    or not INFO["extension_loaded"]
     or INFO["simd_compiled"] == ["native"],
     reason="an x86-64 multi-target build of the extension",
 )
@@ -78,8 +79,13 @@ def test_older_cpu_imports_and_chooses_its_best_target(model):
 
 @pytest.mark.parametrize(
     ("cpu", "name"),
-    [pytest.param(c, m, marks=pytest.mark.xfail(strict=False, reason="a qemu 7.2 fault: see QEMU_FAULTS"))
-     if (c, m) in QEMU_FAULTS else (c, m) for c in CPUS for m in MODELS],
+    [
+        pytest.param(c, m, marks=pytest.mark.xfail(strict=False, reason="a qemu 7.2 fault: see QEMU_FAULTS"))
+        if (c, m) in QEMU_FAULTS
+        else (c, m)
+        for c in CPUS
+        for m in MODELS
+    ],
 )
 def test_older_cpu_fused_matches_reference(cpu, name):
     rc, report, err = emulated(cpu, models=(name,))

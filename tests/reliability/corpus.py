@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Optional
 
 import numpy as np
 
@@ -25,7 +25,7 @@ import numpy as np
 @dataclass
 class Expect:
     kind: str  # "raises" | "nonfinite" | "ok"
-    exc: Optional[type] = None
+    exc: type | None = None
     words: tuple = field(default_factory=tuple)
 
 
@@ -44,7 +44,7 @@ def ok() -> Expect:
 CASES: dict[str, tuple[Callable, Expect]] = {}
 
 
-def case(expect: Expect, name: Optional[str] = None):
+def case(expect: Expect, name: str | None = None):
     def register(fn):
         key = name or fn.__name__
         assert key not in CASES, key
@@ -93,15 +93,26 @@ def _ctor_cases():
         ("cfc_backbone_units_float", lambda: ncps.CfC(4, 8, backbone_units=12.5), raises(V, "backbone_units")),
         ("cfc_backbone_layers_negative", lambda: ncps.CfC(4, 8, backbone_layers=-1), raises(V, "backbone_layers")),
         ("cfc_backbone_layers_float", lambda: ncps.CfC(4, 8, backbone_layers=1.5), raises(V, "backbone_layers")),
-        ("cfc_backbone_list_mismatch", lambda: ncps.CfC(4, 8, backbone_units=[8, 8], backbone_layers=3),
-         raises(V, "backbone_layers")),
+        (
+            "cfc_backbone_list_mismatch",
+            lambda: ncps.CfC(4, 8, backbone_units=[8, 8], backbone_layers=3),
+            raises(V, "backbone_layers"),
+        ),
         ("cfc_dropout_above_one", lambda: ncps.CfC(4, 8, backbone_dropout=1.5), raises(V, "backbone_dropout")),
         ("cfc_dropout_negative", lambda: ncps.CfC(4, 8, backbone_dropout=-0.1), raises(V, "backbone_dropout")),
         ("cfc_dropout_nan", lambda: ncps.CfC(4, 8, backbone_dropout=float("nan")), raises(V, "backbone_dropout")),
         ("cfc_proj_size_zero", lambda: ncps.CfC(4, 8, proj_size=0), raises(V, "proj_size")),
         ("cfc_proj_size_float", lambda: ncps.CfC(4, 8, proj_size=2.5), raises(V, "proj_size")),
-        ("cfc_merge_mode_unknown", lambda: ncps.CfC(4, 8, bidirectional=True, merge_mode="max"), raises(V, "merge_mode")),
-        ("cfc_wiring_with_backbone", lambda: ncps.CfC(4, W.AutoNCP(10, 2), backbone_units=8), raises(V, "backbone_units")),
+        (
+            "cfc_merge_mode_unknown",
+            lambda: ncps.CfC(4, 8, bidirectional=True, merge_mode="max"),
+            raises(V, "merge_mode"),
+        ),
+        (
+            "cfc_wiring_with_backbone",
+            lambda: ncps.CfC(4, W.AutoNCP(10, 2), backbone_units=8),
+            raises(V, "backbone_units"),
+        ),
         ("cfc_cell_wrong_type", lambda: ncps.CfC(cell=ncps.LTCCell(W.FullyConnected(4), 3)), raises(TypeError, "cell")),
         ("ltc_units_float", lambda: ncps.LTC(4, 2.5), raises(V, "units")),
         ("ltc_units_str", lambda: ncps.LTC(4, "8"), raises(T, "units")),
@@ -121,7 +132,11 @@ def _ctor_cases():
         ("ltc_wiring_other_input_size", lambda: _assert_input(ncps.LTC(5, _built(W.AutoNCP(10, 2), 3)), 5), ok()),
         ("ltc_custom_wiring_conflicting_input", lambda: ncps.LTC(5, _built(_custom_wiring(), 3)), raises(V, "input")),
         ("ltc_cell_wrong_type", lambda: ncps.LTC(cell=ncps.CfCCell(3, 4)), raises(TypeError, "cell")),
-        ("ltc_merge_mode_unknown", lambda: ncps.LTC(4, 8, bidirectional=True, merge_mode="min"), raises(V, "merge_mode")),
+        (
+            "ltc_merge_mode_unknown",
+            lambda: ncps.LTC(4, 8, bidirectional=True, merge_mode="min"),
+            raises(V, "merge_mode"),
+        ),
         ("ctrnn_units_zero", lambda: ncps.CTRNN(4, 0), raises(V, "units")),
         ("ctrnn_units_float", lambda: ncps.CTRNN(4, 2.5), raises(V, "units")),
         ("ctrnn_ode_unfolds_zero", lambda: ncps.CTRNN(4, 8, ode_unfolds=0), raises(V, "ode_unfolds")),
@@ -134,8 +149,11 @@ def _ctor_cases():
         ("ltccell_unbuilt_no_input", lambda: ncps.LTCCell(W.FullyConnected(4)), raises(V, "build")),
         ("cfccell_units_float", lambda: ncps.CfCCell(3, 4.5), raises(V, "units")),
         ("cfccell_units_none", lambda: ncps.CfCCell(3), raises(V, "units")),
-        ("cfccell_sparsity_mask_shape", lambda: ncps.CfCCell(3, 4, backbone_layers=0, sparsity_mask=np.ones((2, 2))),
-         raises(V, "sparsity_mask")),
+        (
+            "cfccell_sparsity_mask_shape",
+            lambda: ncps.CfCCell(3, 4, backbone_layers=0, sparsity_mask=np.ones((2, 2))),
+            raises(V, "sparsity_mask"),
+        ),
         ("wiredcfccell_wiring_int", lambda: ncps.WiredCfCCell(3, 8), raises(TypeError, "wiring")),
         ("wiredcfccell_mode_unknown", lambda: ncps.WiredCfCCell(3, W.AutoNCP(10, 2), mode="x"), raises(V, "mode")),
         ("lstmcell_hidden_zero", lambda: ncps.LSTMCell(3, 0), raises(V, "hidden_size")),
@@ -158,7 +176,11 @@ def _ctor_cases():
         ("wiring_add_synapse_out_of_range", lambda: W.Wiring(3).add_synapse(0, 7, 1), raises(V, "dest")),
         ("wiring_add_synapse_polarity", lambda: W.Wiring(3).add_synapse(0, 1, 2), raises(V, "polarity")),
         ("wiring_sensory_unbuilt", lambda: W.Wiring(3).add_sensory_synapse(0, 1, 1), raises(V, "build")),
-        ("wiring_from_config_garbage", lambda: W.Wiring.from_config({"units": "x"}), raises((V, KeyError, TypeError), "")),
+        (
+            "wiring_from_config_garbage",
+            lambda: W.Wiring.from_config({"units": "x"}),
+            raises((V, KeyError, TypeError), ""),
+        ),
         ("wiring_from_config_not_dict", lambda: W.Wiring.from_config([1, 2]), raises(T, "config")),
     ]
     for name, fn, expect in table:
@@ -190,6 +212,7 @@ def _built(wiring, input_dim):
 
 def _layer(kind: str, **kw):
     import mlx.core as mx
+
     import ncps
     from ncps import wirings as W
 
@@ -224,6 +247,7 @@ def _both_paths(fn):
 
 def _call_cases():
     import mlx.core as mx
+
     import ncps
 
     V = ValueError
@@ -231,22 +255,41 @@ def _call_cases():
         add(f"{kind}_x_rank1", lambda k=kind: _layer(k)(mx.zeros((3,))), raises(V, "x"))
         add(f"{kind}_x_rank4", lambda k=kind: _layer(k)(mx.zeros((1, 2, 4, 3))), raises(V, "x"))
         add(f"{kind}_x_features", lambda k=kind: _layer(k)(mx.zeros((2, 4, 7))), raises(V, "input_size"))
-        add(f"{kind}_x_complex", lambda k=kind: _layer(k)(mx.zeros((2, 4, 3), dtype=mx.complex64)), raises(V, "x", "real"))
+        add(
+            f"{kind}_x_complex",
+            lambda k=kind: _layer(k)(mx.zeros((2, 4, 3), dtype=mx.complex64)),
+            raises(V, "x", "real"),
+        )
         add(f"{kind}_x_string", lambda k=kind: _layer(k)("abc"), raises((TypeError, V), "x"))
         add(f"{kind}_x_list_ragged", lambda k=kind: _layer(k)([[1.0, 2.0, 3.0], [1.0]]), raises((TypeError, V), "x"))
         add(f"{kind}_state_shape", lambda k=kind: _layer(k)(_x(), mx.zeros((2, 99))), raises(V, "state"))
-        add(f"{kind}_state_batch", lambda k=kind: _layer(k)(_x(), mx.zeros((5, _layer(k).state_size))), raises(V, "state"))
-        add(f"{kind}_timespans_shape", lambda k=kind: _layer(k)(_x(), timespans=mx.ones((3, 3))), raises(V, "timespans"))
+        add(
+            f"{kind}_state_batch",
+            lambda k=kind: _layer(k)(_x(), mx.zeros((5, _layer(k).state_size))),
+            raises(V, "state"),
+        )
+        add(
+            f"{kind}_timespans_shape", lambda k=kind: _layer(k)(_x(), timespans=mx.ones((3, 3))), raises(V, "timespans")
+        )
         add(f"{kind}_timespans_str", lambda k=kind: _layer(k)(_x(), timespans="1"), raises((TypeError, V), "timespans"))
-        add(f"{kind}_timespans_nan_scalar", lambda k=kind: _layer(k)(_x(), timespans=float("nan")), raises(V, "timespans"))
+        add(
+            f"{kind}_timespans_nan_scalar",
+            lambda k=kind: _layer(k)(_x(), timespans=float("nan")),
+            raises(V, "timespans"),
+        )
         add(f"{kind}_timespans_negative_scalar", lambda k=kind: _layer(k)(_x(), timespans=-1.0), raises(V, "timespans"))
-        add(f"{kind}_timespans_inf_scalar", lambda k=kind: _layer(k)(_x(), timespans=float("inf")), raises(V, "timespans"))
+        add(
+            f"{kind}_timespans_inf_scalar",
+            lambda k=kind: _layer(k)(_x(), timespans=float("inf")),
+            raises(V, "timespans"),
+        )
         add(f"{kind}_batch_zero", lambda k=kind: _layer(k)(mx.zeros((0, 4, 3))), raises(V, "batch"))
         add(f"{kind}_time_zero", lambda k=kind: _layer(k)(mx.zeros((2, 0, 3))), raises(V, "time"))
 
     # NaN / negative elapsed times inside arrays: NaN, identically on both paths.
     for kind in ("cfc", "wcfc", "ltc", "ltcncp"):
         for label, value in (("nan", np.nan), ("negative", -1.0), ("inf", np.inf)):
+
             def f(k=kind, v=value):
                 layer = _layer(k)
                 ts = np.ones((2, 4), np.float32)
@@ -323,11 +366,17 @@ def _call_cases():
     for kind in ("ltc", "cfc", "wcfc", "ctrnn", "ctgru"):
         add(f"cell_{kind}_x_rank3", lambda k=kind: cell(k)(mx.zeros((2, 1, 3))), raises(V, "x"))
         add(f"cell_{kind}_x_features", lambda k=kind: cell(k)(mx.zeros((2, 5))), raises(V, "input_size"))
-        add(f"cell_{kind}_state_shape", lambda k=kind: cell(k)(mx.zeros((2, 3)), mx.zeros((2, 999))), raises(V, "state"))
+        add(
+            f"cell_{kind}_state_shape", lambda k=kind: cell(k)(mx.zeros((2, 3)), mx.zeros((2, 999))), raises(V, "state")
+        )
         add(f"cell_{kind}_ts_shape", lambda k=kind: cell(k)(mx.zeros((2, 3)), None, mx.ones((3, 2))), raises(V, "ts"))
         add(f"cell_{kind}_ts_nan", lambda k=kind: cell(k)(mx.zeros((2, 3)), None, float("nan")), raises(V, "ts"))
         add(f"cell_{kind}_ts_negative", lambda k=kind: cell(k)(mx.zeros((2, 3)), None, -0.5), raises(V, "ts"))
-        add(f"cell_{kind}_x_complex", lambda k=kind: cell(k)(mx.zeros((2, 3), dtype=mx.complex64)), raises(V, "x", "real"))
+        add(
+            f"cell_{kind}_x_complex",
+            lambda k=kind: cell(k)(mx.zeros((2, 3), dtype=mx.complex64)),
+            raises(V, "x", "real"),
+        )
         add(f"cell_{kind}_infer_x_features", lambda k=kind: cell(k).infer(mx.zeros((1, 9))), raises(V, "input_size"))
 
     def warm(kind):
@@ -404,9 +453,13 @@ def _ltc_args(B=2, T=3, I=3, N=4):
     import mlx.core as mx
 
     r = np.random.default_rng(1)
-    p = {k: mx.array(r.uniform(0.1, 1.0, (I, N)).astype(np.float32))
-         for k in ("sensory_w", "sensory_sigma", "sensory_mu", "sensory_erev", "sensory_mask")}  # fmt: skip
-    p.update({k: mx.array(r.uniform(0.1, 1.0, (N, N)).astype(np.float32)) for k in ("w", "sigma", "mu", "erev", "mask")})
+    p = {
+        k: mx.array(r.uniform(0.1, 1.0, (I, N)).astype(np.float32))
+        for k in ("sensory_w", "sensory_sigma", "sensory_mu", "sensory_erev", "sensory_mask")
+    }
+    p.update(
+        {k: mx.array(r.uniform(0.1, 1.0, (N, N)).astype(np.float32)) for k in ("w", "sigma", "mu", "erev", "mask")}
+    )
     p.update({k: mx.array(r.uniform(0.1, 1.0, (N,)).astype(np.float32)) for k in ("cm", "gleak", "vleak")})
     return mx.array(r.normal(size=(B, T, I)).astype(np.float32)), mx.zeros((B, N)), mx.ones((B, T)), p
 
@@ -417,9 +470,10 @@ def _empty(out) -> None:
 
 def _kernel_cases():
     import mlx.core as mx
+
     import ncps
-    from ncps.cells import ltc_fused as LF
     from ncps.cells import cfc_fused as CF
+    from ncps.cells import ltc_fused as LF
 
     V = ValueError
     add("kernels_set_mode_unknown", lambda: ncps.kernels.set_mode("fastest"), raises(V, "mode"))
@@ -463,17 +517,28 @@ def _kernel_cases():
 
     def ltc_mixed(**over):
         x, h0, dt, p = _ltc_args()
-        args = dict(x=x, h0=h0, c0=mx.zeros((2, 4)), dt=dt, params=p, lstm_input=x,
-                    lstm={"input_w": mx.zeros((16, 3)), "input_b": mx.zeros((16,)), "recurrent_w": mx.zeros((16, 4))})
+        args = dict(
+            x=x,
+            h0=h0,
+            c0=mx.zeros((2, 4)),
+            dt=dt,
+            params=p,
+            lstm_input=x,
+            lstm={"input_w": mx.zeros((16, 3)), "input_b": mx.zeros((16,)), "recurrent_w": mx.zeros((16, 4))},
+        )
         args.update(over)
         return LF.ltc_mixed_sequence(**args)
 
     add("ltc_mixed_c0_shape", lambda: ltc_mixed(c0=mx.zeros((2, 3))), raises(V, "c0"))
     add("ltc_mixed_lstm_missing", lambda: ltc_mixed(lstm={"input_w": mx.zeros((16, 3))}), raises(V, "input_b"))
     add("ltc_mixed_lstm_input_shape", lambda: ltc_mixed(lstm_input=mx.zeros((2, 5, 3))), raises(V, "lstm_input"))
-    add("ltc_mixed_recurrent_w_shape",
-        lambda: ltc_mixed(lstm={"input_w": mx.zeros((16, 3)), "input_b": mx.zeros((16,)), "recurrent_w": mx.zeros((4, 4))}),
-        raises(V, "recurrent_w"))
+    add(
+        "ltc_mixed_recurrent_w_shape",
+        lambda: ltc_mixed(
+            lstm={"input_w": mx.zeros((16, 3)), "input_b": mx.zeros((16,)), "recurrent_w": mx.zeros((4, 4))}
+        ),
+        raises(V, "recurrent_w"),
+    )
 
     def ltc_nan_dt_direct():
         x, h0, dt, p = _ltc_args()
@@ -488,20 +553,38 @@ def _kernel_cases():
         mx.random.seed(0)
         return ncps.CfCCell(3, 4, backbone_units=8)
 
-    add("cfc_seq_x_rank2", lambda: CF.cfc_sequence(cfc_cell(), mx.zeros((2, 3)), mx.zeros((2, 4)), mx.ones((2, 1))),
-        raises(V, "x"))
-    add("cfc_seq_h0_shape", lambda: CF.cfc_sequence(cfc_cell(), mx.zeros((2, 5, 3)), mx.zeros((2, 3)), mx.ones((2, 5))),
-        raises(V, "h0"))
-    add("cfc_seq_dt_shape", lambda: CF.cfc_sequence(cfc_cell(), mx.zeros((2, 5, 3)), mx.zeros((2, 4)), mx.ones((5, 2))),
-        raises(V, "dt"))
-    add("cfc_seq_c0_without_lstm",
-        lambda: CF.cfc_sequence(cfc_cell(), mx.zeros((2, 5, 3)), mx.zeros((2, 4)), mx.ones((2, 5)), None, mx.zeros((2, 4))),
-        raises(V, "c0"))
-    add("cfc_seq_x_complex",
+    add(
+        "cfc_seq_x_rank2",
+        lambda: CF.cfc_sequence(cfc_cell(), mx.zeros((2, 3)), mx.zeros((2, 4)), mx.ones((2, 1))),
+        raises(V, "x"),
+    )
+    add(
+        "cfc_seq_h0_shape",
+        lambda: CF.cfc_sequence(cfc_cell(), mx.zeros((2, 5, 3)), mx.zeros((2, 3)), mx.ones((2, 5))),
+        raises(V, "h0"),
+    )
+    add(
+        "cfc_seq_dt_shape",
+        lambda: CF.cfc_sequence(cfc_cell(), mx.zeros((2, 5, 3)), mx.zeros((2, 4)), mx.ones((5, 2))),
+        raises(V, "dt"),
+    )
+    add(
+        "cfc_seq_c0_without_lstm",
+        lambda: CF.cfc_sequence(
+            cfc_cell(), mx.zeros((2, 5, 3)), mx.zeros((2, 4)), mx.ones((2, 5)), None, mx.zeros((2, 4))
+        ),
+        raises(V, "c0"),
+    )
+    add(
+        "cfc_seq_x_complex",
         lambda: CF.cfc_sequence(cfc_cell(), mx.zeros((2, 5, 3), dtype=mx.complex64), mx.zeros((2, 4)), mx.ones((2, 5))),
-        raises(V, "x", "real"))
-    add("cfc_seq_cell_wrong", lambda: CF.cfc_sequence("cell", mx.zeros((2, 5, 3)), mx.zeros((2, 4)), mx.ones((2, 5))),
-        raises(TypeError, "cell"))
+        raises(V, "x", "real"),
+    )
+    add(
+        "cfc_seq_cell_wrong",
+        lambda: CF.cfc_sequence("cell", mx.zeros((2, 5, 3)), mx.zeros((2, 4)), mx.ones((2, 5))),
+        raises(TypeError, "cell"),
+    )
 
     # ncps._ext directly: nanobind type errors and the C++ validation, never a crash.
     ext = ncps.kernels._ext
@@ -526,16 +609,28 @@ def _kernel_cases():
     add("ext_ltc_vleak_shape", lambda: ext_ltc(a15=mx.zeros((5,))), raises(V, "vleak"))
     add("ext_ltc_x_complex", lambda: ext_ltc(a0=mx.zeros((2, 3, 3), dtype=mx.complex64)), raises(V, "x"))
     add("ext_ltc_x_not_array", lambda: ext_ltc(a0="x"), raises(TypeError, "ltc_sequence"))
-    add("ext_ltc_batch_zero", lambda: _empty(ext_ltc(a0=mx.zeros((0, 3, 3)), a1=mx.zeros((0, 4)), a2=mx.zeros((0, 3)))),
-        ok())
+    add(
+        "ext_ltc_batch_zero",
+        lambda: _empty(ext_ltc(a0=mx.zeros((0, 3, 3)), a1=mx.zeros((0, 4)), a2=mx.zeros((0, 3)))),
+        ok(),
+    )
     add("ext_ltc_time_zero", lambda: _empty(ext_ltc(a0=mx.zeros((2, 0, 3)), a2=mx.zeros((2, 0)))), ok())
 
     def ext_cfc(mode="default", activation="lecun_tanh", drop=0, sizes=None, backbone=None, masked=None, x=None):
         cell = cfc_cell()
         params, unit_sizes, bb, mk, _, _ = CF._unit_args([cell])
         params = params[: len(params) - drop]
-        out = ext.cfc_sequence(mx.zeros((2, 5, 3)) if x is None else x, mx.zeros((2, 4)), mx.ones((2, 5)), params,
-                               sizes or unit_sizes, backbone or bb, masked or mk, mode, activation)
+        out = ext.cfc_sequence(
+            mx.zeros((2, 5, 3)) if x is None else x,
+            mx.zeros((2, 4)),
+            mx.ones((2, 5)),
+            params,
+            sizes or unit_sizes,
+            backbone or bb,
+            masked or mk,
+            mode,
+            activation,
+        )
         mx.eval(out)
         return out
 
@@ -558,6 +653,7 @@ def _kernel_cases():
 def _persistence_cases():
     import mlx.core as mx
     import mlx.nn as nn
+
     import ncps
 
     V = ValueError
@@ -597,14 +693,22 @@ def _persistence_cases():
 
     add("load_meta_not_json", lambda: load_with_metadata("{not json"), raises(V, "configuration"))
     add("load_meta_wrong_format", lambda: load_with_metadata('{"format": "other/9", "model": {}}'), raises(V, "format"))
-    add("load_meta_unknown_class",
-        lambda: load_with_metadata('{"format": "ncps-model/1", "model": {"__layer__": "Evil", "cell": {}, "options": {}}}'),
-        raises(V, "Evil"))
+    add(
+        "load_meta_unknown_class",
+        lambda: load_with_metadata(
+            '{"format": "ncps-model/1", "model": {"__layer__": "Evil", "cell": {}, "options": {}}}'
+        ),
+        raises(V, "Evil"),
+    )
     add("load_meta_list", lambda: load_with_metadata("[1, 2, 3]"), raises(V, "configuration"))
     add("load_meta_missing_model", lambda: load_with_metadata('{"format": "ncps-model/1"}'), raises(V, "model"))
-    add("load_meta_bad_cell_args",
-        lambda: load_with_metadata('{"format": "ncps-model/1", "model": {"__cell__": "CfCCell", "config": {"bogus": 1}}}'),
-        raises(V, "config"))
+    add(
+        "load_meta_bad_cell_args",
+        lambda: load_with_metadata(
+            '{"format": "ncps-model/1", "model": {"__cell__": "CfCCell", "config": {"bogus": 1}}}'
+        ),
+        raises(V, "config"),
+    )
 
     def load_wrong_weights():
         path = _tmp("w.safetensors")
@@ -615,10 +719,17 @@ def _persistence_cases():
         return ncps.load(path)
 
     add("load_mismatched_weights", load_wrong_weights, raises(V, "weight"))
-    add("load_directory", lambda: ncps.load(tempfile.mkdtemp()), raises((FileNotFoundError, IsADirectoryError, V), "ncps"))
+    add(
+        "load_directory",
+        lambda: ncps.load(tempfile.mkdtemp()),
+        raises((FileNotFoundError, IsADirectoryError, V), "ncps"),
+    )
     add("save_not_ncps", lambda: ncps.save(nn.Linear(2, 2), _tmp("lin.safetensors")), raises(TypeError, "save_weights"))
-    add("save_to_missing_dir", lambda: ncps.save(_layer("cfc"), "/nonexistent-dir-ncps/x.safetensors"),
-        raises((FileNotFoundError, OSError), "nonexistent"))
+    add(
+        "save_to_missing_dir",
+        lambda: ncps.save(_layer("cfc"), "/nonexistent-dir-ncps/x.safetensors"),
+        raises((FileNotFoundError, OSError), "nonexistent"),
+    )
     add("save_path_none", lambda: ncps.save(_layer("cfc"), None), raises(TypeError, "path"))
 
     def npz_pickle():
@@ -627,8 +738,11 @@ def _persistence_cases():
         d = tempfile.mkdtemp()
         folder = os.path.join(d, "data_atari_seq", "breakout")
         os.makedirs(folder)
-        np.savez(os.path.join(folder, "train_0.npz"), obs=np.array([object()], dtype=object),
-                 actions=np.array([{"x": 1}], dtype=object))  # fmt: skip
+        np.savez(
+            os.path.join(folder, "train_0.npz"),
+            obs=np.array([object()], dtype=object),
+            actions=np.array([{"x": 1}], dtype=object),
+        )
         return AtariCloningDataset("breakout", root_dir=d, download=False).load_chunk(0)
 
     add("atari_pickled_chunk", npz_pickle, raises(V, "train_0.npz", "pickle"))
@@ -661,6 +775,7 @@ def _persistence_cases():
 def _front_cases():
     import mlx.core as mx
     import mlx.nn as nn
+
     import ncps
     from ncps import optimizers
 
@@ -692,10 +807,16 @@ def _front_cases():
     add("fit_nan_data", fit_nan, raises(FloatingPointError, "loss"))
     add("fit_patience_zero", lambda: fit(early_stopping_patience=0), raises(V, "early_stopping_patience"))
     add("fit_metrics_bad_name", lambda: fit(metrics={"loss": lambda m, x, y: 0.0}), raises(V, "metric"))
-    add("predict_batch_size_zero", lambda: ncps.training.predict(_layer("cfc"), _x(), batch_size=0), raises(V, "batch_size"))
-    add("evaluate_loss_not_scalar",
+    add(
+        "predict_batch_size_zero",
+        lambda: ncps.training.predict(_layer("cfc"), _x(), batch_size=0),
+        raises(V, "batch_size"),
+    )
+    add(
+        "evaluate_loss_not_scalar",
         lambda: ncps.training.evaluate(_layer("cfc"), lambda m, x, y: m(x)[0], (_x(), np.zeros((2, 4, 5)))),
-        raises(V, "scalar"))
+        raises(V, "scalar"),
+    )
 
     from ncps.datasets import synthetic
 
@@ -709,7 +830,11 @@ def _front_cases():
     add("irregular_n_zero", lambda: synthetic.irregular_sine_classification(n=0), raises(V, "n"))
     add("irregular_seq_len_zero", lambda: synthetic.irregular_sine_classification(seq_len=0), raises(V, "seq_len"))
     add("irregular_classes_one", lambda: synthetic.irregular_sine_classification(n_classes=1), raises(V, "n_classes"))
-    add("irregular_mean_dt_bad", lambda: synthetic.irregular_sine_classification(mean_dt=(0.5, 0.1)), raises(V, "mean_dt"))
+    add(
+        "irregular_mean_dt_bad",
+        lambda: synthetic.irregular_sine_classification(mean_dt=(0.5, 0.1)),
+        raises(V, "mean_dt"),
+    )
 
     def atari_missing():
         from ncps.datasets.atari_cloning import AtariCloningDataset
@@ -849,14 +974,21 @@ def _front_cases():
     # interop
     from ncps import interop
 
-    add("interop_state_dict_not_mapping", lambda: interop.load_torch_state_dict(_layer("cfc"), [1, 2]),
-        raises(TypeError, "state_dict"))
+    add(
+        "interop_state_dict_not_mapping",
+        lambda: interop.load_torch_state_dict(_layer("cfc"), [1, 2]),
+        raises(TypeError, "state_dict"),
+    )
     add("interop_state_dict_missing", lambda: interop.load_torch_state_dict(_layer("cfc"), {}), raises(V, "missing"))
-    add("interop_state_dict_wrong_shape",
+    add(
+        "interop_state_dict_wrong_shape",
         lambda: interop.load_torch_state_dict(_layer("cfc"), {"rnn_cell.ff1.weight": np.zeros((1, 1))}),
-        raises(V, "ff1"))
+        raises(V, "ff1"),
+    )
     add("interop_from_torch_not_module", lambda: interop.from_torch("model"), raises(TypeError, "module"))
-    add("interop_model_not_ncps", lambda: interop.load_torch_state_dict(nn.Linear(2, 2), {}), raises(TypeError, "model"))
+    add(
+        "interop_model_not_ncps", lambda: interop.load_torch_state_dict(nn.Linear(2, 2), {}), raises(TypeError, "model")
+    )
 
 
 def build() -> dict:

@@ -83,8 +83,13 @@ def ops_target(data: bytes) -> None:
             out = ncps.kernels._ext.ltc_sequence(*args, fdp.ConsumeIntInRange(-3, 20), fdp.ConsumeFloat())
         else:
             mx.random.seed(0)
-            cell = ncps.CfCCell(max(I, 1), max(N, 1), mode=("default", "pure", "no_gate")[fdp.ConsumeIntInRange(0, 2)],
-                                backbone_units=fdp.ConsumeIntInRange(1, 4), backbone_layers=fdp.ConsumeIntInRange(0, 2))
+            cell = ncps.CfCCell(
+                max(I, 1),
+                max(N, 1),
+                mode=("default", "pure", "no_gate")[fdp.ConsumeIntInRange(0, 2)],
+                backbone_units=fdp.ConsumeIntInRange(1, 4),
+                backbone_layers=fdp.ConsumeIntInRange(0, 2),
+            )
             params, sizes, backbone, masked, mode, act = cfc_fused._unit_args([cell])
             if fdp.ConsumeBool():
                 params = params[: fdp.ConsumeIntInRange(0, len(params))]
@@ -94,8 +99,9 @@ def ops_target(data: bytes) -> None:
                 backbone = [[fdp.ConsumeIntInRange(-2, 6)] for _ in range(fdp.ConsumeIntInRange(0, 2))]
             if fdp.ConsumeBool():
                 mode = fdp.ConsumeUnicodeNoSurrogates(6)
-            out = ncps.kernels._ext.cfc_sequence(shaped((B, T, I)), shaped((B, N)), shaped((B, T)), params, sizes,
-                                                 backbone, masked, mode, act)  # fmt: skip
+            out = ncps.kernels._ext.cfc_sequence(
+                shaped((B, T, I)), shaped((B, N)), shaped((B, T)), params, sizes, backbone, masked, mode, act
+            )
         mx.eval(out)
     except (ValueError, TypeError):
         pass

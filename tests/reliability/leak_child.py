@@ -23,11 +23,15 @@ def rss_mb() -> float:
 def main(rounds: int) -> None:
     ncps.kernels.set_mode("fused")
     mx.random.seed(0)
-    models = [ncps.LTC(3, W.AutoNCP(10, 2)), ncps.LTC(3, 6, mixed_memory=True), ncps.CfC(3, 8, backbone_units=8),
-              ncps.CfC(3, W.AutoNCP(10, 2), mixed_memory=True)]  # fmt: skip
+    models = [
+        ncps.LTC(3, W.AutoNCP(10, 2)),
+        ncps.LTC(3, 6, mixed_memory=True),
+        ncps.CfC(3, 8, backbone_units=8),
+        ncps.CfC(3, W.AutoNCP(10, 2), mixed_memory=True),
+    ]
     x = mx.random.normal((4, 12, 3))
     samples = []
-    for r in range(rounds):
+    for _r in range(rounds):
         for m in models:
             loss, grads = nn.value_and_grad(m, lambda m: m(x)[0].sum())(m)
             mx.eval(loss, grads)

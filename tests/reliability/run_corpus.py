@@ -31,7 +31,9 @@ def run_case(fn, expect) -> dict:
             if isinstance(value, (tuple, list)) or hasattr(value, "shape"):
                 import mlx.core as mx
 
-                mx.eval([v for v in (value if isinstance(value, (tuple, list)) else [value]) if isinstance(v, mx.array)])
+                mx.eval(
+                    [v for v in (value if isinstance(value, (tuple, list)) else [value]) if isinstance(v, mx.array)]
+                )
     except Exception as exc:  # noqa: BLE001  (the corpus classifies every exception)
         msg = f"{type(exc).__name__}: {exc}"
         if expect.kind != "raises":

@@ -10,8 +10,6 @@ import sys
 import time
 from collections import Counter
 
-import pytest
-
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CHUNKS = 4
 STALL_S = 60  # a case that runs this long without a result is a hang: its process is killed
@@ -38,8 +36,13 @@ def run_all(names: list[str], tmpdir: str, chunks: int = CHUNKS) -> dict:
         for i, chunk in enumerate(pending):
             out = os.path.join(tmpdir, f"chunk-{len(results)}-{i}.jsonl")
             env = dict(os.environ, PYTHONFAULTHANDLER="1")
-            p = subprocess.Popen([sys.executable, "-m", "tests.reliability.run_corpus", out, *chunk], cwd=ROOT,
-                                 env=env, stdout=subprocess.DEVNULL, stderr=open(out + ".err", "wb"))  # fmt: skip
+            p = subprocess.Popen(
+                [sys.executable, "-m", "tests.reliability.run_corpus", out, *chunk],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=open(out + ".err", "wb"),
+            )
             procs.append((p, out, chunk))
         pending = []
         for p, out, chunk in procs:

@@ -30,8 +30,16 @@ def test_fuzz_target(target, tmp_path):
     _atheris()
     seeds = tmp_path / "corpus"
     shutil.copytree(os.path.join(CORPUS, target), seeds)
-    cmd = [sys.executable, "-m", "tests.reliability.fuzz_targets", target, f"-max_total_time={SECONDS}",
-           f"-artifact_prefix={tmp_path}/", "-rss_limit_mb=4096", str(seeds)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "tests.reliability.fuzz_targets",
+        target,
+        f"-max_total_time={SECONDS}",
+        f"-artifact_prefix={tmp_path}/",
+        "-rss_limit_mb=4096",
+        str(seeds),
+    ]
     p = subprocess.run(cmd, cwd=ROOT, capture_output=True, timeout=SECONDS + 90)
     crashes = [f for f in os.listdir(tmp_path) if f.startswith(("crash-", "leak-", "timeout-", "oom-"))]
     log = p.stderr.decode(errors="replace")[-3000:]

@@ -13,9 +13,7 @@ import os
 import tempfile
 
 import mlx.core as mx
-import mlx.nn as nn
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mlx.utils import tree_flatten
@@ -23,8 +21,9 @@ from mlx.utils import tree_flatten
 import ncps
 from ncps import wirings as W
 
-SETTINGS = settings(max_examples=60, deadline=None, derandomize=True, database=None,
-                    suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
+SETTINGS = settings(
+    max_examples=60, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 @st.composite
@@ -35,11 +34,19 @@ def wirings(draw, units_max: int = 10):
         return W.FullyConnected(n, output_dim=draw(st.integers(1, n)), erev_init_seed=draw(st.integers(0, 99)))
     if kind == "random":
         n = draw(st.integers(2, units_max))
-        return W.Random(n, output_dim=draw(st.integers(1, n)), sparsity_level=draw(st.sampled_from([0.0, 0.3, 0.6])),
-                        random_seed=draw(st.integers(0, 99)))  # fmt: skip
+        return W.Random(
+            n,
+            output_dim=draw(st.integers(1, n)),
+            sparsity_level=draw(st.sampled_from([0.0, 0.3, 0.6])),
+            random_seed=draw(st.integers(0, 99)),
+        )
     n = draw(st.integers(6, max(6, units_max)))
-    return W.AutoNCP(n, draw(st.integers(1, n - 3)), sparsity_level=draw(st.sampled_from([0.2, 0.5, 0.8])),
-                     seed=draw(st.integers(0, 99)))  # fmt: skip
+    return W.AutoNCP(
+        n,
+        draw(st.integers(1, n - 3)),
+        sparsity_level=draw(st.sampled_from([0.2, 0.5, 0.8])),
+        seed=draw(st.integers(0, 99)),
+    )
 
 
 @st.composite
@@ -48,28 +55,38 @@ def layers(draw):
     F = draw(st.integers(1, 4))
     kind = draw(st.sampled_from(["cfc", "wired_cfc", "ltc"]))
     common = dict(
-        mixed_memory=draw(st.booleans()), bidirectional=draw(st.booleans()),
-        merge_mode=draw(st.sampled_from(["concat", "sum", "ave"])), return_sequences=draw(st.booleans()),
+        mixed_memory=draw(st.booleans()),
+        bidirectional=draw(st.booleans()),
+        merge_mode=draw(st.sampled_from(["concat", "sum", "ave"])),
+        return_sequences=draw(st.booleans()),
         batch_first=draw(st.booleans()),
-    )  # fmt: skip
+    )
     mx.random.seed(draw(st.integers(0, 2**16)))
     if kind == "cfc":
         layers_n = draw(st.integers(0, 2))
         widths = draw(st.lists(st.integers(1, 12), min_size=layers_n, max_size=layers_n))
         layer = ncps.CfC(
-            F, draw(st.integers(1, 10)), mode=draw(st.sampled_from(["default", "pure", "no_gate"])),
+            F,
+            draw(st.integers(1, 10)),
+            mode=draw(st.sampled_from(["default", "pure", "no_gate"])),
             activation=draw(st.sampled_from(["lecun_tanh", "tanh", "relu", "silu", "gelu"])),
-            backbone_units=widths or 8, backbone_layers=layers_n,
-            proj_size=draw(st.one_of(st.none(), st.integers(1, 4))), **common,
-        )  # fmt: skip
+            backbone_units=widths or 8,
+            backbone_layers=layers_n,
+            proj_size=draw(st.one_of(st.none(), st.integers(1, 4))),
+            **common,
+        )
     elif kind == "wired_cfc":
         layer = ncps.CfC(F, draw(wirings()), mode=draw(st.sampled_from(["default", "pure", "no_gate"])), **common)
     else:
         layer = ncps.LTC(
-            F, draw(wirings()), input_mapping=draw(st.sampled_from(["affine", "linear", None])),
-            output_mapping=draw(st.sampled_from(["affine", "linear", None])), ode_unfolds=draw(st.integers(1, 4)),
-            implicit_param_constraints=draw(st.booleans()), **common,
-        )  # fmt: skip
+            F,
+            draw(wirings()),
+            input_mapping=draw(st.sampled_from(["affine", "linear", None])),
+            output_mapping=draw(st.sampled_from(["affine", "linear", None])),
+            ode_unfolds=draw(st.integers(1, 4)),
+            implicit_param_constraints=draw(st.booleans()),
+            **common,
+        )
     return layer, F
 
 
@@ -117,7 +134,9 @@ def test_fused_equals_reference(data):
     out_r, g_r = _run(layer, x, ts, "reference")
     assert out_f.dtype == out_r.dtype and out_f.shape == out_r.shape
     tol = 1e-5 if x.dtype == mx.float32 else 2e-3  # float16 outputs are rounded to float16
-    np.testing.assert_allclose(np.array(out_f.astype(mx.float32)), np.array(out_r.astype(mx.float32)), rtol=tol, atol=tol)
+    np.testing.assert_allclose(
+        np.array(out_f.astype(mx.float32)), np.array(out_r.astype(mx.float32)), rtol=tol, atol=tol
+    )
     if x.dtype != mx.float32:
         return
     assert g_f.keys() == g_r.keys()

@@ -19,8 +19,9 @@ def _clang() -> str:
     cxx = shutil.which("clang++") or shutil.which("clang++-14")
     runtime = None
     if cxx:
-        runtime = subprocess.run([cxx, "-print-file-name=libclang_rt.asan-x86_64.so"], capture_output=True,
-                                 text=True).stdout.strip()  # fmt: skip
+        runtime = subprocess.run(
+            [cxx, "-print-file-name=libclang_rt.asan-x86_64.so"], capture_output=True, text=True
+        ).stdout.strip()
     if not cxx or not os.path.isfile(runtime or ""):
         if os.environ.get("CI"):
             pytest.fail("clang++ with its ASan runtime is required in CI (apt-get install clang libclang-rt-14-dev)")
@@ -38,8 +39,9 @@ def test_sanitizers_report_nothing():
 
 
 def test_repeated_fused_calls_do_not_grow_memory():
-    p = subprocess.run([sys.executable, "tests/reliability/leak_child.py", "80"], cwd=ROOT, capture_output=True,
-                       timeout=300)  # fmt: skip
+    p = subprocess.run(
+        [sys.executable, "tests/reliability/leak_child.py", "80"], cwd=ROOT, capture_output=True, timeout=300
+    )
     assert p.returncode == 0, p.stderr.decode()[-3000:]
     rss = json.loads(p.stdout.decode().strip().splitlines()[-1])["rss_mb"]
     warm = rss[len(rss) // 4 :]

@@ -13,8 +13,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 def test_threads_match_sequential_and_memory_is_flat():
-    p = subprocess.run([sys.executable, "-m", "tests.reliability.soak_child", "15"], cwd=ROOT, capture_output=True,
-                       timeout=240)  # fmt: skip
+    p = subprocess.run(
+        [sys.executable, "-m", "tests.reliability.soak_child", "15"], cwd=ROOT, capture_output=True, timeout=240
+    )
     assert p.returncode == 0, p.stderr.decode(errors="replace")[-3000:]
     report = json.loads(p.stdout.decode().strip().splitlines()[-1])
     assert not report["errors"], report["errors"]

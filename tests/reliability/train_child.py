@@ -45,17 +45,30 @@ def run(folder: str, mode: str) -> None:
     def on_epoch(epoch, logs):
         # The checkpoint of this epoch is written; keep a copy of its weights for the parent.
         if mode != "resume":
-            np.savez(os.path.join(folder, f"weights-{epoch}.npz"),
-                     **{k: np.array(v) for k, v in persistence.tree_flatten(model.parameters())})  # fmt: skip
+            np.savez(
+                os.path.join(folder, f"weights-{epoch}.npz"),
+                **{k: np.array(v) for k, v in persistence.tree_flatten(model.parameters())},
+            )
 
     training.fit(
-        model, lambda m, a, b: nn.losses.mse_loss(m(a)[0], b), (x, y), optimizer=optimizers.adam(1e-2),
-        epochs=EPOCHS, batch_size=8, progress=False, seed=5, checkpoint_path=os.path.join(folder, "best.safetensors"),
-        state_path=os.path.join(folder, "state.safetensors"), resume=mode == "resume", callbacks=[on_epoch],
+        model,
+        lambda m, a, b: nn.losses.mse_loss(m(a)[0], b),
+        (x, y),
+        optimizer=optimizers.adam(1e-2),
+        epochs=EPOCHS,
+        batch_size=8,
+        progress=False,
+        seed=5,
+        checkpoint_path=os.path.join(folder, "best.safetensors"),
+        state_path=os.path.join(folder, "state.safetensors"),
+        resume=mode == "resume",
+        callbacks=[on_epoch],
         restore_best=False,
-    )  # fmt: skip
-    np.savez(os.path.join(folder, f"final-{mode}.npz"),
-             **{k: np.array(v) for k, v in persistence.tree_flatten(model.parameters())})  # fmt: skip
+    )
+    np.savez(
+        os.path.join(folder, f"final-{mode}.npz"),
+        **{k: np.array(v) for k, v in persistence.tree_flatten(model.parameters())},
+    )
 
 
 if __name__ == "__main__":

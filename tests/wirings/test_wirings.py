@@ -139,9 +139,7 @@ def all_wirings(built=True):
 
 
 # --------------------------------------------------------------------- parity
-@pytest.mark.parametrize(
-    "index", range(len(PARITY_CASES)), ids=[f"{c[0]}{c[1]}{c[2]}-I{c[3]}" for c in PARITY_CASES]
-)
+@pytest.mark.parametrize("index", range(len(PARITY_CASES)), ids=[f"{c[0]}{c[1]}{c[2]}-I{c[3]}" for c in PARITY_CASES])
 def test_matrices_match_official(official, index):
     case = PARITY_CASES[index]
     expected = official["parity"][index]
@@ -153,8 +151,12 @@ def test_matrices_match_official(official, index):
     assert w.synapse_count == expected["synapse_count"]
     if case[0] == "AutoNCP":
         sizes = [
-            w._num_inter_neurons, w._num_command_neurons, w._num_motor_neurons,
-            w._sensory_fanout, w._inter_fanout, w._recurrent_command_synapses,
+            w._num_inter_neurons,
+            w._num_command_neurons,
+            w._num_motor_neurons,
+            w._sensory_fanout,
+            w._inter_fanout,
+            w._recurrent_command_synapses,
             w._motor_fanin,
         ]
         assert sizes == expected["sizes"]
@@ -242,27 +244,28 @@ def test_config_round_trip(built):
             assert restored.num_layers == w.num_layers
             np.testing.assert_array_equal(restored.adjacency_matrix, w.adjacency_matrix)
             if built:
-                np.testing.assert_array_equal(
-                    restored.sensory_adjacency_matrix, w.sensory_adjacency_matrix
-                )
+                np.testing.assert_array_equal(restored.sensory_adjacency_matrix, w.sensory_adjacency_matrix)
             else:
                 assert restored.sensory_adjacency_matrix is None
                 a, b = w.copy(), restored
                 a.build(5)
                 b.build(5)
                 np.testing.assert_array_equal(a.adjacency_matrix, b.adjacency_matrix)
-                np.testing.assert_array_equal(
-                    a.sensory_adjacency_matrix, b.sensory_adjacency_matrix
-                )
+                np.testing.assert_array_equal(a.sensory_adjacency_matrix, b.sensory_adjacency_matrix)
 
 
 def test_config_constructor_arguments():
     w = NCP(10, 10, 8, 6, 6, 4, 6, seed=3)
     config = w.get_config()
     expected = {
-        "inter_neurons": 10, "command_neurons": 10, "motor_neurons": 8,
-        "sensory_fanout": 6, "inter_fanout": 6, "recurrent_command_synapses": 4,
-        "motor_fanin": 6, "seed": 3,
+        "inter_neurons": 10,
+        "command_neurons": 10,
+        "motor_neurons": 8,
+        "sensory_fanout": 6,
+        "inter_fanout": 6,
+        "recurrent_command_synapses": 4,
+        "motor_fanin": 6,
+        "seed": 3,
     }
     assert {k: config[k] for k in expected} == expected
     # get_config must not touch the random state (upstream reseeds it).
@@ -274,7 +277,10 @@ def test_config_constructor_arguments():
 
     config = AutoNCP(16, 4, 0.5, seed=9).get_config()
     assert {k: config[k] for k in ("units", "output_size", "sparsity_level", "seed")} == {
-        "units": 16, "output_size": 4, "sparsity_level": 0.5, "seed": 9,
+        "units": 16,
+        "output_size": 4,
+        "sparsity_level": 0.5,
+        "seed": 9,
     }
     config = Random(8, 2, 0.25, 4).get_config()
     assert (config["sparsity_level"], config["random_seed"], config["output_dim"]) == (0.25, 4, 2)
@@ -325,8 +331,12 @@ def test_unbuilt_wiring():
     assert not w.is_built()
     assert w.input_dim is None and w.sensory_adjacency_matrix is None
     assert w.synapse_count == 0  # NCP draws everything in build()
-    for fn in (lambda: w.sensory_synapse_count, w.sensory_erev_initializer,
-               lambda: w.add_sensory_synapse(0, 0, 1), w.get_graph):
+    for fn in (
+        lambda: w.sensory_synapse_count,
+        w.sensory_erev_initializer,
+        lambda: w.add_sensory_synapse(0, 0, 1),
+        w.get_graph,
+    ):
         with pytest.raises(ValueError, match="must be built"):
             fn()
     graph = w.get_graph(include_sensory_neurons=False)
@@ -354,8 +364,14 @@ def test_copy_is_independent():
 # ----------------------------------------------------------------- validation
 def test_add_synapse_validation():
     w = Wiring(3)
-    for args, name in [((-1, 0, 1), "src"), ((3, 0, 1), "src"), ((0, 3, 1), "dest"),
-                       ((0, -1, 1), "dest"), ((0, 0, 0), "polarity"), ((0, 0, 2), "polarity")]:
+    for args, name in [
+        ((-1, 0, 1), "src"),
+        ((3, 0, 1), "src"),
+        ((0, 3, 1), "dest"),
+        ((0, -1, 1), "dest"),
+        ((0, 0, 0), "polarity"),
+        ((0, 0, 2), "polarity"),
+    ]:
         with pytest.raises(ValueError, match=name):
             w.add_synapse(*args)
     w.add_synapse(2, 0, -1)
@@ -497,8 +513,12 @@ def test_draw_graph_png(pyplot, tmp_path):
     pyplot.savefig(path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [h.get_label() for h in handles] == [
-        "Sensory neurons", "Inter neurons", "Command neurons", "Motor neurons",
-        "Excitatory synapse", "Inhibitory synapse",
+        "Sensory neurons",
+        "Inter neurons",
+        "Command neurons",
+        "Motor neurons",
+        "Excitatory synapse",
+        "Inhibitory synapse",
     ]
     # Labels are short enough to sit inside the nodes: s{j} for inputs, the index for neurons.
     texts = {t.get_text() for t in pyplot.gca().texts}
@@ -536,13 +556,16 @@ def test_draw_graph_colors(pyplot):
     w.build(3)
     pyplot.figure()
     handles = w.draw_graph()
-    expected = {"Sensory neurons": "tab:olive", "Inter neurons": "tab:blue",
-                "Command neurons": "tab:purple", "Motor neurons": "tab:orange"}
-    assert {h.get_label(): h.get_facecolor() for h in handles[:4]} == {
-        k: to_rgba(v) for k, v in expected.items()
+    expected = {
+        "Sensory neurons": "tab:olive",
+        "Inter neurons": "tab:blue",
+        "Command neurons": "tab:purple",
+        "Motor neurons": "tab:orange",
     }
+    assert {h.get_label(): h.get_facecolor() for h in handles[:4]} == {k: to_rgba(v) for k, v in expected.items()}
     assert {h.get_label(): to_rgba(h.get_color()) for h in handles[4:]} == {
-        "Excitatory synapse": to_rgba("tab:green"), "Inhibitory synapse": to_rgba("tab:red")
+        "Excitatory synapse": to_rgba("tab:green"),
+        "Inhibitory synapse": to_rgba("tab:red"),
     }
     # The node collections drawn use one distinct colour per neuron type.
     ax = pyplot.gca()

@@ -48,13 +48,20 @@ NCPS_INLINE vf vsoftplus(vf x) {
 
 NCPS_INLINE vf act_fwd(int act, vf a) {
   switch (act) {
-    case LECUN_TANH: return kLecunA * vtanh<W, true>(kLecunB * a);  // no division (see vtanh)
-    case TANH: return vtanh<W, true>(a);
-    case RELU: return vmax(a, splat(0.0f));
-    case SILU: return a * vsigmoid(a);
-    case GELU: return 0.5f * a * (1.0f + verf(a * kInvSqrt2));
-    case SIGMOID: return vsigmoid(a);
-    default: return vsoftplus(a);
+    case LECUN_TANH:
+      return kLecunA * vtanh<W, true>(kLecunB * a);  // no division (see vtanh)
+    case TANH:
+      return vtanh<W, true>(a);
+    case RELU:
+      return vmax(a, splat(0.0f));
+    case SILU:
+      return a * vsigmoid(a);
+    case GELU:
+      return 0.5f * a * (1.0f + verf(a * kInvSqrt2));
+    case SIGMOID:
+      return vsigmoid(a);
+    default:
+      return vsoftplus(a);
   }
 }
 
@@ -65,15 +72,20 @@ NCPS_INLINE vf act_grad(int act, vf a, vf z) {
       const vf t = z * (1.0f / kLecunA);
       return (kLecunA * kLecunB) * (1.0f - t * t);
     }
-    case TANH: return 1.0f - z * z;
-    case RELU: return a > 0.0f ? splat(1.0f) : splat(0.0f);
+    case TANH:
+      return 1.0f - z * z;
+    case RELU:
+      return a > 0.0f ? splat(1.0f) : splat(0.0f);
     case SILU: {
       const vf s = vsigmoid(a);
       return s * (1.0f + a * (1.0f - s));
     }
-    case GELU: return 0.5f * (1.0f + verf(a * kInvSqrt2)) + a * kInvSqrt2Pi * vexp(-0.5f * a * a);
-    case SIGMOID: return z * (1.0f - z);
-    default: return vsigmoid(a);
+    case GELU:
+      return 0.5f * (1.0f + verf(a * kInvSqrt2)) + a * kInvSqrt2Pi * vexp(-0.5f * a * a);
+    case SIGMOID:
+      return z * (1.0f - z);
+    default:
+      return vsigmoid(a);
   }
 }
 

@@ -61,9 +61,9 @@ NCPS_ISA_END
 // ---- backward -----------------------------------------------------------------------------------
 
 template <>
-void backward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, const float* ws,
-                            const float* dstates, const float* dcells, const std::vector<float*>& grads,
-                            float* scratch, bool need_dx, bool need_weights) {
+void backward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, const float* ws, const float* dstates,
+                            const float* dcells, const std::vector<float*>& grads, float* scratch, bool need_dx,
+                            bool need_weights) {
   const int B = p.B, T = p.T, I = p.I, N = p.N;
   const int64_t TB = static_cast<int64_t>(T) * B;
   const bool mixed = p.cfg.mixed;
@@ -113,8 +113,8 @@ void backward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, 
   auto run_tile = [&](int b0, int b1, float* acc) {
     const int nb = b1 - b0;
     std::vector<float> G(static_cast<size_t>(nb) * N), carry(static_cast<size_t>(nb) * N, 0.0f),
-        dhin(static_cast<size_t>(nb) * N), dc(static_cast<size_t>(nb) * N, 0.0f),
-        dz0(static_cast<size_t>(nb) * maxw), dz1(static_cast<size_t>(nb) * maxw);
+        dhin(static_cast<size_t>(nb) * N), dc(static_cast<size_t>(nb) * N, 0.0f), dz0(static_cast<size_t>(nb) * maxw),
+        dz1(static_cast<size_t>(nb) * maxw);
     for (int t = T - 1; t >= 0; --t) {
       const int64_t r = static_cast<int64_t>(t) * B + b0;
       const float* dtr = DT + r;
@@ -265,7 +265,9 @@ void backward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, 
         for (int t = t0; t < t1; ++t) {
           const int64_t r = static_cast<int64_t>(t) * B;
           F.bwd(B, D1 + r * ld1, ld1, 0, I, dx + static_cast<int64_t>(t) * I, static_cast<int64_t>(T) * I, false);
-          if (dgp) lwx.bwd(B, dgp + r * 4 * N, 4 * N, 0, I, dx + static_cast<int64_t>(t) * I, static_cast<int64_t>(T) * I, true);
+          if (dgp)
+            lwx.bwd(B, dgp + r * 4 * N, 4 * N, 0, I, dx + static_cast<int64_t>(t) * I, static_cast<int64_t>(T) * I,
+                    true);
         }
       });
     }
@@ -294,6 +296,5 @@ void backward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, 
     }
   }
 }
-
 
 }  // namespace ncps::cfc::cpu

@@ -26,7 +26,8 @@ void run_batch_chunks(int B, int nt, int nc, F&& body) {
   std::vector<std::function<void()>> jobs;
   for (int c = 0; c < nc; ++c) {
     const auto [b0, b1] = common::chunk_range(B, nc, c);
-    if (b1 > b0) jobs.emplace_back([&body, c, b0 = static_cast<int>(b0), b1 = static_cast<int>(b1)] { body(c, b0, b1); });
+    if (b1 > b0)
+      jobs.emplace_back([&body, c, b0 = static_cast<int>(b0), b1 = static_cast<int>(b1)] { body(c, b0, b1); });
   }
   common::run_jobs(jobs, nt);
 }

@@ -32,7 +32,8 @@ inline void act_rows(int act, int nb, int w, const float* a, float* z) {
 }
 
 // da = dz * act'(a). Column vectors outside, rows inside (see heads_fwd_).
-inline void act_grad_rows(int act, int nb, int w, const float* a, const float* z, const float* dz, int64_t lddz, float* da) {
+inline void act_grad_rows(int act, int nb, int w, const float* a, const float* z, const float* dz, int64_t lddz,
+                          float* da) {
   for (int j = 0; j < w; j += W) {
     const int m = std::min(W, w - j);
     for (int b = 0; b < nb; ++b) {
@@ -48,8 +49,8 @@ inline void act_grad_rows(int act, int nb, int w, const float* a, const float* z
 // refined reciprocal, the gate as 1 / (1 + 2^u) with u = -(pa dt + pb) log2(e)): they were most of
 // this loop's time, which was a third of the wired forward's.
 template <int MODE>
-inline void heads_fwd_(int nb, int n, float* H, int hs, const float* dtr, float* hout, int64_t ldo,
-                       const float* w_tau, const float* A) {
+inline void heads_fwd_(int nb, int n, float* H, int hs, const float* dtr, float* hout, int64_t ldo, const float* w_tau,
+                       const float* A) {
   constexpr float kLog2e = 1.44269504088896341f;
   // Column vectors outside, rows inside: consecutive iterations are independent rows with the
   // same lane mask, and a row's partial last vector is not loaded right after the overlapping
@@ -82,17 +83,20 @@ inline void heads_fwd_(int nb, int n, float* H, int hs, const float* dtr, float*
 
 inline void heads_fwd(int mode, int nb, int n, float* H, int hs, const float* dtr, float* hout, int64_t ldo,
                       const float* w_tau, const float* A) {
-  if (mode == PURE) heads_fwd_<PURE>(nb, n, H, hs, dtr, hout, ldo, w_tau, A);
-  else if (mode == NO_GATE) heads_fwd_<NO_GATE>(nb, n, H, hs, dtr, hout, ldo, w_tau, A);
-  else heads_fwd_<DEFAULT>(nb, n, H, hs, dtr, hout, ldo, w_tau, A);
+  if (mode == PURE)
+    heads_fwd_<PURE>(nb, n, H, hs, dtr, hout, ldo, w_tau, A);
+  else if (mode == NO_GATE)
+    heads_fwd_<NO_GATE>(nb, n, H, hs, dtr, hout, ldo, w_tau, A);
+  else
+    heads_fwd_<DEFAULT>(nb, n, H, hs, dtr, hout, ldo, w_tau, A);
 }
 
 // Heads backward on nb rows: gh = dL/dh' (ld ldg) -> DH (ld hn) = dL/d(head pre-activations);
 // adds dL/d dt to ddt[b]; in pure mode accumulates dL/dA and dL/dw_tau into accA, accW.
 // Column vectors outside, rows inside, as heads_fwd_ (and the pure-mode sums stay in registers).
 template <int MODE>
-inline void heads_bwd_(int nb, int n, const float* H, int hs, const float* dtr, const float* gh, int64_t ldg,
-                       float* DH, int hn, float* ddt, const float* w_tau, const float* A, float* accA, float* accW) {
+inline void heads_bwd_(int nb, int n, const float* H, int hs, const float* dtr, const float* gh, int64_t ldg, float* DH,
+                       int hn, float* ddt, const float* w_tau, const float* A, float* accA, float* accW) {
   for (int j = 0; j < n; j += W) {
     const int m = std::min(W, n - j);
     vf sa{}, sw{}, a{}, wt{};
@@ -146,9 +150,12 @@ inline void heads_bwd_(int nb, int n, const float* H, int hs, const float* dtr, 
 
 inline void heads_bwd(int mode, int nb, int n, const float* H, int hs, const float* dtr, const float* gh, int64_t ldg,
                       float* DH, int hn, float* ddt, const float* w_tau, const float* A, float* accA, float* accW) {
-  if (mode == PURE) heads_bwd_<PURE>(nb, n, H, hs, dtr, gh, ldg, DH, hn, ddt, w_tau, A, accA, accW);
-  else if (mode == NO_GATE) heads_bwd_<NO_GATE>(nb, n, H, hs, dtr, gh, ldg, DH, hn, ddt, w_tau, A, accA, accW);
-  else heads_bwd_<DEFAULT>(nb, n, H, hs, dtr, gh, ldg, DH, hn, ddt, w_tau, A, accA, accW);
+  if (mode == PURE)
+    heads_bwd_<PURE>(nb, n, H, hs, dtr, gh, ldg, DH, hn, ddt, w_tau, A, accA, accW);
+  else if (mode == NO_GATE)
+    heads_bwd_<NO_GATE>(nb, n, H, hs, dtr, gh, ldg, DH, hn, ddt, w_tau, A, accA, accW);
+  else
+    heads_bwd_<DEFAULT>(nb, n, H, hs, dtr, gh, ldg, DH, hn, ddt, w_tau, A, accA, accW);
 }
 
 // LSTM forward on nb rows: G (ld 4N) holds the gate pre-activations and receives
@@ -179,7 +186,7 @@ inline void lstm_fwd(int nb, int N, float* G, const float* cprev, float* cnew, f
 // LSTM backward on nb rows: dhl = dL/dhl, dc = dL/dc' (updated in place to dL/dc) ->
 // DG (ld 4N) = dL/d(gate pre-activations).
 inline void lstm_bwd(int nb, int N, const float* G, const float* cprev, const float* cnew, const float* dhl, float* dc,
-              float* DG) {
+                     float* DG) {
   for (int b = 0; b < nb; ++b) {
     const float* g = G + static_cast<int64_t>(b) * 4 * N;
     const float* cp = cprev + static_cast<int64_t>(b) * N;
@@ -189,7 +196,8 @@ inline void lstm_bwd(int nb, int N, const float* G, const float* cprev, const fl
     float* dg = DG + static_cast<int64_t>(b) * 4 * N;
     for (int j = 0; j < N; j += W) {
       const int m = std::min(W, N - j);
-      const vf i = load_m(g + j, m), ig = load_m(g + N + j, m), fg = load_m(g + 2 * N + j, m), og = load_m(g + 3 * N + j, m);
+      const vf i = load_m(g + j, m), ig = load_m(g + N + j, m), fg = load_m(g + 2 * N + j, m),
+               og = load_m(g + 3 * N + j, m);
       const vf tc = vtanh(load_m(cn + j, m));
       const vf d = load_m(dh + j, m);
       const vf dcn = load_m(dcb + j, m) + d * og * (1.0f - tc * tc);

@@ -29,8 +29,7 @@ namespace ncps::cfc::cpu {
 // ---- forward ------------------------------------------------------------------------------------
 
 template <>
-void forward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, float* states, float* cells,
-                           float* ws) {
+void forward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, float* states, float* cells, float* ws) {
   const int B = p.B, T = p.T, I = p.I, N = p.N;
   const int64_t TB = static_cast<int64_t>(T) * B;
   const bool mixed = p.cfg.mixed;
@@ -51,7 +50,8 @@ void forward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, f
         copy_row(x + (static_cast<int64_t>(b) * T + t) * I, I, XT + (static_cast<int64_t>(t) * B + b) * I);
         DT[static_cast<int64_t>(t) * B + b] = dt[static_cast<int64_t>(b) * T + t];
       }
-    std::copy_n(h0 + static_cast<int64_t>(b0) * N, static_cast<int64_t>(b1 - b0) * N, HH + static_cast<int64_t>(b0) * N);
+    std::copy_n(h0 + static_cast<int64_t>(b0) * N, static_cast<int64_t>(b1 - b0) * N,
+                HH + static_cast<int64_t>(b0) * N);
     if (mixed)
       std::copy_n(in[p.c0] + static_cast<int64_t>(b0) * N, static_cast<int64_t>(b1 - b0) * N,
                   CC + static_cast<int64_t>(b0) * N);

@@ -73,8 +73,8 @@ struct Lin {
 struct UnitW {
   std::vector<Lin> bb;
   std::vector<const float*> bbias;
-  Lin heads;                  // (hn, head_in): [ff1 (masked); ff2 (masked); time_a; time_b]
-  std::vector<float> hbias;   // (hn)
+  Lin heads;                 // (hn, head_in): [ff1 (masked); ff2 (masked); time_a; time_b]
+  std::vector<float> hbias;  // (hn)
   const float* w_tau = nullptr;
   const float* A = nullptr;
   const Lin& first() const { return bb.empty() ? heads : bb[0]; }

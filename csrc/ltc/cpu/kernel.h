@@ -79,9 +79,9 @@ inline int64_t work_units(const Problem& p, int L) {
 template <int L>
 struct StepCtx {
   using V = vf<L>;
-  lane_vector<V> xs;              // (I) inputs of this step
-  lane_vector<V> cmt, bnum, bden; // (N) cm/h, gl*vl + num_s, cm/h + gl + den_s + eps
-  V dtv, h, moving;               // moving: 0 where dt == 0, else 1 (NaN dt moves: NaN state)
+  lane_vector<V> xs;               // (I) inputs of this step
+  lane_vector<V> cmt, bnum, bden;  // (N) cm/h, gl*vl + num_s, cm/h + gl + den_s + eps
+  V dtv, h, moving;                // moving: 0 where dt == 0, else 1 (NaN dt moves: NaN state)
   bool any_moving = false;
 
   explicit StepCtx(const Problem& p) : xs(p.I), cmt(p.N), bnum(p.N), bden(p.N) {}
@@ -188,8 +188,7 @@ NCPS_INLINE void gather_rows(const float* base, int64_t lane_stride, int B, int 
       const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
       const __m256i idx = _mm256_mullo_epi32(lanes, _mm256_set1_epi32(static_cast<int>(lane_stride)));
       const __m256 k = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(nl), lanes));
-      for (int i = 0; i < n; ++i)
-        out[i] = (vf<L>)_mm256_mask_i32gather_ps(_mm256_setzero_ps(), src0 + i, idx, k, 4);
+      for (int i = 0; i < n; ++i) out[i] = (vf<L>)_mm256_mask_i32gather_ps(_mm256_setzero_ps(), src0 + i, idx, k, 4);
       return;
     }
   }
@@ -241,12 +240,15 @@ template <class F>
 void with_lanes(int B, F&& f) {
   switch (choose_lanes(B)) {
 #if defined(__AVX512F__)
-    case 16: return f.template operator()<16>();
+    case 16:
+      return f.template operator()<16>();
 #endif
 #if defined(__AVX__)
-    case 8: return f.template operator()<8>();
+    case 8:
+      return f.template operator()<8>();
 #endif
-    default: return f.template operator()<4>();
+    default:
+      return f.template operator()<4>();
   }
 }
 
@@ -284,7 +286,9 @@ struct Accum {
   lane_vector<V> lanes;      // rec (4 nr), sens (4 ns), neurons (3 N)
   std::vector<double> sums;  // same layout, lanes summed
   explicit Accum(const Problem& p)
-      : nr(4 * p.rec->size()), ns(4 * p.sens->size()), nn(3 * static_cast<int64_t>(p.N)),
+      : nr(4 * p.rec->size()),
+        ns(4 * p.sens->size()),
+        nn(3 * static_cast<int64_t>(p.N)),
         lanes(static_cast<size_t>(nr + ns + nn), splat<A>(0.0f)),
         sums(static_cast<size_t>(nr + ns + nn), 0.0) {}
   V* rec() { return lanes.data(); }
@@ -304,8 +308,8 @@ struct Accum {
 // enters the numerator as a*erev (adjoint dP) and the denominator as a (adjoint dQ). The sigmoids
 // come from `sig` (stored by the recompute) when CACHED, else are recomputed.
 template <int L, int A, bool CACHED = false>
-NCPS_INLINE void synapse_adjoint(const Synapse* syn, int32_t e0, int32_t e1, const vf<L>* vsrc, vf<L> dP,
-                                 vf<L> dQ, vf<A>* acc, vf<L>* gsrc, const vf<L>* sig = nullptr) {
+NCPS_INLINE void synapse_adjoint(const Synapse* syn, int32_t e0, int32_t e1, const vf<L>* vsrc, vf<L> dP, vf<L> dQ,
+                                 vf<A>* acc, vf<L>* gsrc, const vf<L>* sig = nullptr) {
   using V = vf<L>;
   for (int32_t e = e0; e < e1; ++e) {
     const Synapse& y = syn[e];
@@ -340,9 +344,16 @@ struct StepAdjoint {
   lane_vector<V> Vs_, Qi_, Sg_, gk_, gn_, pass_, dns_, dds_, dcmt_, dxs_;
 
   explicit StepAdjoint(const Problem& p)
-      : Vs_(static_cast<size_t>(p.K + 1) * p.N), Qi_(static_cast<size_t>(p.K) * p.N),
-        Sg_(CACHE_SIG ? static_cast<size_t>(p.K) * static_cast<size_t>(p.rec->size()) : 0), gk_(p.N), gn_(p.N),
-        pass_(p.N), dns_(p.N), dds_(p.N), dcmt_(p.N), dxs_(p.I) {}
+      : Vs_(static_cast<size_t>(p.K + 1) * p.N),
+        Qi_(static_cast<size_t>(p.K) * p.N),
+        Sg_(CACHE_SIG ? static_cast<size_t>(p.K) * static_cast<size_t>(p.rec->size()) : 0),
+        gk_(p.N),
+        gn_(p.N),
+        pass_(p.N),
+        dns_(p.N),
+        dds_(p.N),
+        dcmt_(p.N),
+        dxs_(p.I) {}
 
   V* start() { return Vs_.data(); }
 
@@ -404,15 +415,13 @@ struct StepAdjoint {
     // Adjoint of the sensory synapses, held over the K sub-steps.
     for (int j = 0; j < I; ++j) dxs[j] = splat<L>(0.0f);
     for (int i = 0; i < N; ++i)
-      synapse_adjoint<L, A>(s.syn.data(), s.rowptr[i], s.rowptr[i + 1], c.xs.data(), dns[i], dds[i], acc.sens(),
-                            dxs);
+      synapse_adjoint<L, A>(s.syn.data(), s.rowptr[i], s.rowptr[i + 1], c.xs.data(), dns[i], dds[i], acc.sens(), dxs);
     scatter_rows<L>(dxs, p.B, b0, I, g.dx + static_cast<int64_t>(t) * I, static_cast<int64_t>(T) * I);
   }
 };
 
 template <int L, int A, bool CACHE_SIG>
-void backward_tile(const Problem& p, int b0, const float* states, const float* cot, const Grads& g,
-                   Accum<A>& acc) {
+void backward_tile(const Problem& p, int b0, const float* states, const float* cot, const Grads& g, Accum<A>& acc) {
   using V = vf<L>;
   const int N = p.N, T = p.T;
   const int64_t row = static_cast<int64_t>(T) * N;
@@ -501,8 +510,7 @@ void with_backward_config(const Problem& p, F&& f) {
   const int64_t acc_bytes = (4 * (p.rec->size() + p.sens->size()) + 3 * int64_t(p.N)) * lane_bytes;
   const bool cache = p.K * p.rec->size() * lane_bytes <= kSigCacheBytes;
   if constexpr (L > 4) {
-    if (acc_bytes > kFoldBytes)
-      return cache ? f.template operator()<4, true>() : f.template operator()<4, false>();
+    if (acc_bytes > kFoldBytes) return cache ? f.template operator()<4, true>() : f.template operator()<4, false>();
   }
   return cache ? f.template operator()<L, true>() : f.template operator()<L, false>();
 }

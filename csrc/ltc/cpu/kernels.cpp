@@ -27,8 +27,8 @@ void mixed_forward<NCPS_ISA_TAG>(const MixedProblem& m, float* states, float* ce
 }
 
 template <>
-void mixed_backward<NCPS_ISA_TAG>(const MixedProblem& m, const float* states, const float* cells,
-                                  const float* cot_s, const float* cot_c, const Grads& g, const MixedGrads& mg) {
+void mixed_backward<NCPS_ISA_TAG>(const MixedProblem& m, const float* states, const float* cells, const float* cot_s,
+                                  const float* cot_c, const Grads& g, const MixedGrads& mg) {
   NCPS_ISA::mixed_backward(m, states, cells, cot_s, cot_c, g, mg);
 }
 

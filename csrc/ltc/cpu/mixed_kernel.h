@@ -125,12 +125,16 @@ template <int L>
 struct LSTMAccum {
   using V = vf<L>;
   int J, M, n = 0;
-  lane_vector<V> dz, u;      // kChunkSteps x J, kChunkSteps x M
+  lane_vector<V> dz, u;  // kChunkSteps x J, kChunkSteps x M
   std::vector<double> dw, db;
 
   LSTMAccum(int J_, int M_)
-      : J(J_), M(M_), dz(static_cast<size_t>(kChunkSteps) * J_), u(static_cast<size_t>(kChunkSteps) * M_),
-        dw(static_cast<size_t>(J_) * M_, 0.0), db(static_cast<size_t>(J_), 0.0) {}
+      : J(J_),
+        M(M_),
+        dz(static_cast<size_t>(kChunkSteps) * J_),
+        u(static_cast<size_t>(kChunkSteps) * M_),
+        dw(static_cast<size_t>(J_) * M_, 0.0),
+        db(static_cast<size_t>(J_), 0.0) {}
 
   void push(const V* dzs, const V* us) {
     std::copy(dzs, dzs + J, dz.begin() + static_cast<int64_t>(n) * J);
@@ -164,8 +168,8 @@ struct LSTMAccum {
       int mm = 0;
       for (; mm + 4 <= M; mm += 4) {
         // 16 named accumulators: GCC spills a V[4][4] array to the stack.
-        V a00 = splat<L>(0.0f), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00, a13 = a00,
-          a20 = a00, a21 = a00, a22 = a00, a23 = a00, a30 = a00, a31 = a00, a32 = a00, a33 = a00;
+        V a00 = splat<L>(0.0f), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00, a13 = a00, a20 = a00,
+          a21 = a00, a22 = a00, a23 = a00, a30 = a00, a31 = a00, a32 = a00, a33 = a00;
         for (int s = 0; s < n; ++s) {
           const V* zs = Z + static_cast<int64_t>(s) * J + j;
           const V* us = U + static_cast<int64_t>(s) * M + mm;
@@ -191,7 +195,8 @@ struct LSTMAccum {
       for (; mm < M; ++mm) {
         for (int a = 0; a < 4; ++a) {
           V acc = splat<L>(0.0f);
-          for (int s = 0; s < n; ++s) acc += Z[static_cast<int64_t>(s) * J + j + a] * U[static_cast<int64_t>(s) * M + mm];
+          for (int s = 0; s < n; ++s)
+            acc += Z[static_cast<int64_t>(s) * J + j + a] * U[static_cast<int64_t>(s) * M + mm];
           dw[static_cast<size_t>(j + a) * M + mm] += reduce(acc);
         }
       }
@@ -213,8 +218,7 @@ struct LSTMAccum {
 
 template <int L, int A, bool CACHE_SIG>
 void mixed_backward_tile(const MixedProblem& m, int b0, const float* states, const float* cells, const float* cot_s,
-                         const float* cot_c, const Grads& g, const MixedGrads& mg, Accum<A>& acc,
-                         LSTMAccum<L>& lacc) {
+                         const float* cot_c, const Grads& g, const MixedGrads& mg, Accum<A>& acc, LSTMAccum<L>& lacc) {
   using V = vf<L>;
   const Problem& p = *m.ltc;
   const int N = p.N, T = p.T, F = m.F, M = F + N, J = 4 * N;
@@ -302,7 +306,8 @@ void mixed_backward_impl(const MixedProblem& m, const float* states, const float
     for (size_t q = 0; q < db.size(); ++q) db[q] += laccs[th].db[q];
   }
   for (int j = 0; j < J; ++j) {
-    for (int f = 0; f < F; ++f) mg.dwx[static_cast<int64_t>(j) * F + f] = static_cast<float>(dw[static_cast<size_t>(j) * M + f]);
+    for (int f = 0; f < F; ++f)
+      mg.dwx[static_cast<int64_t>(j) * F + f] = static_cast<float>(dw[static_cast<size_t>(j) * M + f]);
     for (int k = 0; k < N; ++k)
       mg.dwh[static_cast<int64_t>(j) * N + k] = static_cast<float>(dw[static_cast<size_t>(j) * M + F + k]);
     mg.db[j] = static_cast<float>(db[static_cast<size_t>(j)]);
@@ -314,9 +319,8 @@ inline void mixed_backward(const MixedProblem& m, const float* states, const flo
   const Problem& p = *m.ltc;
   if (p.B == 0 || p.T == 0 || p.N == 0) return;
   with_lanes(p.B, [&]<int L>() {
-    with_backward_config<L>(p, [&]<int A, bool C>() {
-      mixed_backward_impl<L, A, C>(m, states, cells, cot_s, cot_c, g, mg);
-    });
+    with_backward_config<L>(
+        p, [&]<int A, bool C>() { mixed_backward_impl<L, A, C>(m, states, cells, cot_s, cot_c, g, mg); });
   });
 }
 

@@ -29,7 +29,7 @@ static_assert(sizeof(Synapse) == 32, "one synapse per half cache line");
 struct SynapseList {
   std::vector<int32_t> rowptr;  // N + 1 offsets into syn, by destination
   std::vector<Synapse> syn;
-  std::vector<int64_t> pos;   // flat index src * N + dst in the (S, N) parameter arrays
+  std::vector<int64_t> pos;  // flat index src * N + dst in the (S, N) parameter arrays
   int64_t size() const { return static_cast<int64_t>(syn.size()); }
 };
 
@@ -76,12 +76,12 @@ struct Grads {  // output pointers, all (B,T,I)/(B,N)/(B,T) or parameter shaped,
 // The LSTM part of the problem, next to the LTC Problem.
 struct MixedProblem {
   const Problem* ltc = nullptr;
-  int F = 0;                  // LSTM input features
-  const float* u = nullptr;   // (B, T, F) LSTM inputs
-  const float* c0 = nullptr;  // (B, N)
+  int F = 0;                    // LSTM input features
+  const float* u = nullptr;     // (B, T, F) LSTM inputs
+  const float* c0 = nullptr;    // (B, N)
   const float* bias = nullptr;  // (4N,)
-  std::vector<float> W;   // (4N, F + N) = [W_x | W_h]
-  std::vector<float> Wt;  // (F + N, 4N), its transpose
+  std::vector<float> W;         // (4N, F + N) = [W_x | W_h]
+  std::vector<float> Wt;        // (F + N, 4N), its transpose
 
   // wx (4N, F), wh (4N, N), row-major.
   void set_weights(const float* wx, const float* wh) {

@@ -36,7 +36,7 @@ such module has the same interface (see :mod:`ncps.cells.ltc_fused`, :mod:`ncps.
 from __future__ import annotations
 
 from types import ModuleType
-from typing import Any, Optional, Union
+from typing import Any
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -45,7 +45,7 @@ import numpy as np
 from .. import _checks, kernels
 from ..wirings import Wiring
 
-Timespan = Union[float, mx.array, np.ndarray]
+Timespan = float | mx.array | np.ndarray
 
 
 def shape_of(a: Any) -> tuple:
@@ -90,7 +90,7 @@ def module_edges(module: nn.Module) -> list:
         if found:
             attrs = vars(c)
             edges.extend((attrs, k, v) for k, v in attrs.items() if isinstance(v, _SCALARS) and k != "_prepared")
-        for k, v in (c.items() if isinstance(c, dict) else enumerate(c)):
+        for k, v in c.items() if isinstance(c, dict) else enumerate(c):
             if isinstance(v, mx.array) or (isinstance(v, (dict, list, tuple)) and walk(v)):
                 found = True
                 if not isinstance(c, tuple):
@@ -104,8 +104,8 @@ def module_edges(module: nn.Module) -> list:
 class Cell(nn.Module):
     """Base of the ncps cells: ``cell(x, state=None, ts=1.0) -> (output, new_state)``."""
 
-    fused: Optional[ModuleType] = None
-    gpu_fused: Optional[ModuleType] = None
+    fused: ModuleType | None = None
+    gpu_fused: ModuleType | None = None
     # The prepared streaming step of :meth:`infer` (the fused module's ``prepared_step``), built
     # at the first checked call; an instance attribute from then on.
     _prepared: Any = None
@@ -121,7 +121,7 @@ class Cell(nn.Module):
     def output_size(self) -> int:
         raise NotImplementedError
 
-    def step(self, x: mx.array, state: mx.array, ts: Union[float, mx.array]) -> mx.array:
+    def step(self, x: mx.array, state: mx.array, ts: float | mx.array) -> mx.array:
         raise NotImplementedError
 
     def readout(self, state: mx.array) -> mx.array:
@@ -132,7 +132,7 @@ class Cell(nn.Module):
         return dict(self._config)
 
     # -- fused-kernel hooks -------------------------------------------------------------------
-    def fused_why_not(self, mixed_memory: bool = False) -> Optional[str]:
+    def fused_why_not(self, mixed_memory: bool = False) -> str | None:
         """None when the cell's fused kernel covers it (inside a layer with ``mixed_memory``),
         else the reason it does not."""
         if self.fused is None:
@@ -166,7 +166,7 @@ class Cell(nn.Module):
             raise ValueError(f"ts must be a float or have shape (B,) or (B, 1) with B = {B}, got {shape_of(ts)}")
         return x, state, _checks.invalid_timespans_to_nan(ts.reshape(B, 1).astype(mx.float32))
 
-    def __call__(self, x: mx.array, state: Optional[mx.array] = None, ts: Timespan = 1.0):
+    def __call__(self, x: mx.array, state: mx.array | None = None, ts: Timespan = 1.0):
         """One checked step: ``x`` ``(B, input_size)``, ``state`` ``(B, state_size)`` (zeros if
         None), ``ts`` a float, ``(B,)`` or ``(B, 1)``; returns ``(output, new_state)``. Runs the
         fused kernel's step where :func:`ncps.kernels.plan` allows (the streaming, control-loop
@@ -188,7 +188,7 @@ class Cell(nn.Module):
         state.pop("_prepared", None)
         return state
 
-    def infer(self, x: mx.array, state: Optional[mx.array] = None, ts: Timespan = 1.0):
+    def infer(self, x: mx.array, state: mx.array | None = None, ts: Timespan = 1.0):
         """Streaming inference for control loops: one step, evaluated ``(output, new_state)``.
 
         ``x`` ``(B, input_size)``, ``state`` ``(B, state_size)`` (zeros if None), ``ts`` a float
@@ -231,7 +231,7 @@ class Cell(nn.Module):
         return plan.kernel.infer(self, x, state, ts)
 
 
-def built_copy(wiring: Wiring, input_dim: Optional[int]) -> Wiring:
+def built_copy(wiring: Wiring, input_dim: int | None) -> Wiring:
     """The private copy of ``wiring`` a cell keeps, built for ``input_dim`` when given.
 
     An unbuilt ``wiring`` is first built in place, as upstream does, so that the caller's object

@@ -29,25 +29,25 @@ Xavier).
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Union
+from collections.abc import Sequence
 
 import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
+from .. import _checks
+from .._aliases import official_names
 from ..activations import get_activation
+from ..gpu import cfc as gpu_cfc
 from ..init import glorot_linear
 from ..wirings import Wiring
 from . import cfc_fused
-from ..gpu import cfc as gpu_cfc
-from .._aliases import official_names
-from .. import _checks
 from .base import Cell, built_copy
 
 MODES = ("default", "pure", "no_gate")
 
 
-def _backbone_sizes(backbone_units: Union[int, Sequence[int]], backbone_layers: Optional[int]) -> list[int]:
+def _backbone_sizes(backbone_units: int | Sequence[int], backbone_layers: int | None) -> list[int]:
     if backbone_layers is not None:
         backbone_layers = _checks.integer(backbone_layers, "backbone_layers", 0)
     if isinstance(backbone_units, (list, tuple)):
@@ -85,16 +85,16 @@ class CfCCell(Cell):
     @official_names(hidden_size="units", backbone_activation="activation")
     def __init__(
         self,
-        input_size: Optional[int] = None,
-        units: Optional[int] = None,
+        input_size: int | None = None,
+        units: int | None = None,
         mode: str = "default",
         activation: str = "lecun_tanh",
-        backbone_units: Union[int, Sequence[int]] = 128,
-        backbone_layers: Optional[int] = None,
+        backbone_units: int | Sequence[int] = 128,
+        backbone_layers: int | None = None,
         backbone_dropout: float = 0.0,
-        sparsity_mask: Optional[np.ndarray] = None,
+        sparsity_mask: np.ndarray | None = None,
         *,
-        wiring: Optional[Wiring] = None,
+        wiring: Wiring | None = None,
     ):
         super().__init__()
         if mode not in MODES:
@@ -105,11 +105,16 @@ class CfCCell(Cell):
             units = _checks.integer(units, "units")
         backbone_dropout = _checks.real(backbone_dropout, "backbone_dropout", 0.0, below=1.0)
         self._config = dict(
-            input_size=input_size, units=units, mode=mode, activation=activation,
+            input_size=input_size,
+            units=units,
+            mode=mode,
+            activation=activation,
             backbone_units=list(backbone_units) if isinstance(backbone_units, (list, tuple)) else backbone_units,
-            backbone_layers=backbone_layers, backbone_dropout=backbone_dropout,
-            sparsity_mask=None if sparsity_mask is None else np.asarray(sparsity_mask).tolist(), wiring=wiring,
-        )  # fmt: skip
+            backbone_layers=backbone_layers,
+            backbone_dropout=backbone_dropout,
+            sparsity_mask=None if sparsity_mask is None else np.asarray(sparsity_mask).tolist(),
+            wiring=wiring,
+        )
         sizes = _backbone_sizes(backbone_units, backbone_layers)
         self._wiring = None
         self.motor_size = None
@@ -143,7 +148,9 @@ class CfCCell(Cell):
         if sparsity_mask is not None:
             mask = np.abs(np.asarray(sparsity_mask, dtype=np.float32))
             if mask.shape != (I + H, H):
-                raise ValueError(f"sparsity_mask must have shape (input_size + units, units) = {(I + H, H)}, got {mask.shape}")
+                raise ValueError(
+                    f"sparsity_mask must have shape (input_size + units, units) = {(I + H, H)}, got {mask.shape}"
+                )
             self.sparsity_mask = mx.array(mask.T)
             self.freeze(keys=["sparsity_mask"], recurse=False)
         self.ff1 = glorot_linear(head_in, H)
@@ -168,7 +175,7 @@ class CfCCell(Cell):
         return self.hidden_size if self.motor_size is None else self.motor_size
 
     @property
-    def wiring(self) -> Optional[Wiring]:
+    def wiring(self) -> Wiring | None:
         return self._wiring
 
     @property
@@ -181,7 +188,7 @@ class CfCCell(Cell):
             return z @ (layer.weight * self.sparsity_mask).T + layer.bias
         return layer(z)
 
-    def step(self, x: mx.array, h: mx.array, ts: Union[float, mx.array]) -> mx.array:
+    def step(self, x: mx.array, h: mx.array, ts: float | mx.array) -> mx.array:
         """The new hidden state (no input checks; ``ts`` a float or ``(B, 1)``)."""
         z = mx.concatenate([x, h], axis=-1)
         for layer in self.backbone:
@@ -203,6 +210,6 @@ class CfCCell(Cell):
         return h if self.motor_size is None else h[..., : self.motor_size]
 
     @official_names(input="x", hx="state")
-    def __call__(self, x: mx.array, state: Optional[mx.array] = None, ts: Union[float, mx.array] = 1.0):
+    def __call__(self, x: mx.array, state: mx.array | None = None, ts: float | mx.array = 1.0):
         """One step (see :meth:`Cell.__call__`); also takes the official names ``input=`` and ``hx=``."""
         return super().__call__(x, state, ts)

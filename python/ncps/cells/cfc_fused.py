@@ -25,7 +25,7 @@ Backbone dropout in training mode is not fused (:func:`why_not` says so; ``auto`
 from __future__ import annotations
 
 import sys
-from typing import Any, Optional, Union
+from typing import Any
 
 import mlx.core as mx
 
@@ -71,7 +71,7 @@ def kernel_name(mixed_memory: bool = False) -> str:
     return KERNEL
 
 
-def why_not(cell: Any, mixed_memory: bool = False) -> Optional[str]:
+def why_not(cell: Any, mixed_memory: bool = False) -> str | None:
     """None when the fused kernel covers ``cell`` (a CfCCell or WiredCfCCell; mixed memory is
     covered too), else why not."""
     for unit in cell_units(cell):
@@ -89,7 +89,7 @@ def _shape(a) -> tuple:
     return tuple(a.shape)
 
 
-def cfc_sequence(cell: Any, x: mx.array, h0: mx.array, dt: mx.array, lstm: Any = None, c0: Optional[mx.array] = None):
+def cfc_sequence(cell: Any, x: mx.array, h0: mx.array, dt: mx.array, lstm: Any = None, c0: mx.array | None = None):
     """Run ``cell`` over a batch-first sequence with the fused primitive, validating every argument.
 
     Args:
@@ -129,8 +129,18 @@ def cfc_sequence(cell: Any, x: mx.array, h0: mx.array, dt: mx.array, lstm: Any =
     return sequence(cell, x, h0, _checks.invalid_timespans_to_nan(dt), lstm, c0)
 
 
-def sequence(cell: Any, x: mx.array, h0: mx.array, dt: mx.array, lstm: Any = None, c0: Optional[mx.array] = None,
-             lengths: Optional[mx.array] = None, *, backend: str = "cpu", stream: Optional[object] = None):  # fmt: skip
+def sequence(
+    cell: Any,
+    x: mx.array,
+    h0: mx.array,
+    dt: mx.array,
+    lstm: Any = None,
+    c0: mx.array | None = None,
+    lengths: mx.array | None = None,
+    *,
+    backend: str = "cpu",
+    stream: object | None = None,
+):
     """``(states, cells)`` for ``x`` ``(B, T, I)``, ``h0`` ``(B, N)`` and ``dt`` ``(B, T)``
     (validated by the caller): the state after every step ``(B, T, N)``; with the mixed-memory
     ``lstm`` the LSTM runs before every step inside the primitive, from ``c0`` (zeros if None),
@@ -167,9 +177,9 @@ def _call(units: list, x, h0, dt, lstm=None, c0=None, stream=None) -> list:
     lstm_params = None
     if lstm is not None:
         lstm_params = [lstm["input_map"]["weight"], lstm["input_map"]["bias"], lstm["recurrent_map"]["weight"]]
-    return _ext.cfc_sequence(x, h0, dt, *_unit_args(units), lstm_params, c0 if lstm is not None else None,
-                             stream=stream)
-
+    return _ext.cfc_sequence(
+        x, h0, dt, *_unit_args(units), lstm_params, c0 if lstm is not None else None, stream=stream
+    )
 
 
 def _readout(cell: Any) -> tuple:
@@ -180,7 +190,7 @@ def _readout(cell: Any) -> tuple:
     return 0, cell.output_size
 
 
-def infer(cell: Any, x: mx.array, h: mx.array, ts: Union[float, mx.array], readout: Optional[tuple] = None) -> tuple:
+def infer(cell: Any, x: mx.array, h: mx.array, ts: float | mx.array, readout: tuple | None = None) -> tuple:
     """One step computed immediately (``_ext.cfc_step_now``): evaluated ``(output, state)``, no
     graph node and no gradient; ``readout`` = (first column, size) of the output in the state
     (the cell's own by default). Other arguments as for :func:`step`."""
@@ -196,8 +206,9 @@ def prepared_step(cell: Any) -> Any:
     return _ext.CfCStep(edges, *_unit_args(cell_units(cell)), cell.input_size, *_readout(cell))
 
 
-def step(cell: Any, x: mx.array, h: mx.array, ts: Union[float, mx.array], *, backend: str = "cpu",
-         stream: Optional[object] = None) -> mx.array:  # fmt: skip
+def step(
+    cell: Any, x: mx.array, h: mx.array, ts: float | mx.array, *, backend: str = "cpu", stream: object | None = None
+) -> mx.array:
     """One step of ``cell`` as one fused call (the streaming / control-loop case).
 
     ``x`` ``(B, I)``, ``h`` ``(B, N)``, ``ts`` a float or ``(B, 1)``, as returned by

@@ -20,13 +20,12 @@ zeroes the first trace; this is the decay of the paper.)
 from __future__ import annotations
 
 import math
-from typing import Union
 
 import mlx.core as mx
 import mlx.nn as nn
 
-from ..init import glorot_linear
 from .. import _checks
+from ..init import glorot_linear
 from .base import Cell
 
 
@@ -57,7 +56,7 @@ class CTGRUCell(Cell):
         ln_tau = layer(z).reshape(z.shape[0], self.hidden_size, self.num_timescales)
         return mx.softmax(-mx.square(ln_tau - self._ln_tau), axis=-1)
 
-    def step(self, x: mx.array, state: mx.array, ts: Union[float, mx.array]) -> mx.array:
+    def step(self, x: mx.array, state: mx.array, ts: float | mx.array) -> mx.array:
         traces = state.reshape(state.shape[0], self.hidden_size, self.num_timescales)
         z = mx.concatenate([x, traces.sum(axis=-1)], axis=-1)
         retrieved = (self._scale(self.tau_r, z) * traces).sum(axis=-1)

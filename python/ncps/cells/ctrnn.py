@@ -13,14 +13,13 @@ Each time step of length ``Δt`` runs ``ode_unfolds`` Euler sub-steps of ``Δt /
 from __future__ import annotations
 
 import math
-from typing import Union
 
 import mlx.core as mx
 import mlx.nn as nn
 
+from .. import _checks
 from ..activations import get_activation
 from ..init import glorot_linear, orthogonal_linear
-from .. import _checks
 from .base import Cell
 
 
@@ -35,8 +34,9 @@ class CTRNNCell(Cell):
         _checks.integer(ode_unfolds, "ode_unfolds", 1, _checks.MAX_ODE_UNFOLDS)
         if _checks.real(tau_init, "tau_init") <= 0:
             raise ValueError(f"tau_init must be positive, got {tau_init}")
-        self._config = dict(input_size=input_size, units=units, activation=activation,
-                            ode_unfolds=ode_unfolds, tau_init=tau_init)  # fmt: skip
+        self._config = dict(
+            input_size=input_size, units=units, activation=activation, ode_unfolds=ode_unfolds, tau_init=tau_init
+        )
         self.input_size, self.hidden_size = int(input_size), int(units)
         self.activation = activation
         self._act = get_activation(activation)
@@ -53,11 +53,10 @@ class CTRNNCell(Cell):
     def output_size(self) -> int:
         return self.hidden_size
 
-    def step(self, x: mx.array, h: mx.array, ts: Union[float, mx.array]) -> mx.array:
+    def step(self, x: mx.array, h: mx.array, ts: float | mx.array) -> mx.array:
         drive = self.input_map(x)  # the input is held over the sub-steps
         decay = 1.0 / nn.softplus(self.tau)
         dt = ts / self.ode_unfolds
         for _ in range(self.ode_unfolds):
             h = h + dt * (-h * decay + self._act(drive + self.recurrent_map(h)))
         return h
-

@@ -29,19 +29,17 @@ returns NaN).
 
 from __future__ import annotations
 
-from typing import Optional, Union
-
 import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
+from .. import _checks
+from .._aliases import official_names
+from ..gpu import ltc as gpu_ltc
 from ..wirings import Wiring
 from . import ltc_fused
-from ..gpu import ltc as gpu_ltc
-from .ltc_fused import SOLVER_PARAMS  # noqa: F401  (the solver parameters, in the primitive's order)
-from .._aliases import official_names
-from .. import _checks
 from .base import Cell, WiredSizes, built_copy
+from .ltc_fused import SOLVER_PARAMS  # noqa: F401  (the solver parameters, in the primitive's order)
 
 # "affine" (x*w + b), "linear" (x*w), or the identity (the official package takes any other value
 # for it; only these spellings are accepted, so that a typo of "affine" is an error).
@@ -65,9 +63,7 @@ def _synapses(v: mx.array, w: mx.array, sigma: mx.array, mu: mx.array, mask: mx.
     return w * mx.sigmoid(sigma * (v[:, :, None] - mu)) * mask
 
 
-def ltc_step(
-    x: mx.array, v: mx.array, dt: Union[float, mx.array], p: dict, ode_unfolds: int, epsilon: float
-) -> mx.array:
+def ltc_step(x: mx.array, v: mx.array, dt: float | mx.array, p: dict, ode_unfolds: int, epsilon: float) -> mx.array:
     """One LTC time step: ``K`` semi-implicit sub-steps from state ``v`` under mapped input ``x``.
 
     ``p`` holds the effective solver parameters (names in :data:`SOLVER_PARAMS`, positivity
@@ -99,9 +95,7 @@ def ltc_step(
     return v if moving is None else mx.where(moving, v, v0)
 
 
-def ltc_sequence(
-    x: mx.array, h0: mx.array, dt: mx.array, p: dict, ode_unfolds: int, epsilon: float
-) -> mx.array:
+def ltc_sequence(x: mx.array, h0: mx.array, dt: mx.array, p: dict, ode_unfolds: int, epsilon: float) -> mx.array:
     """Reference LTC over a whole sequence: mapped inputs ``(B, T, I)``, ``h0`` ``(B, N)``,
     ``dt`` ``(B, T)``; returns the state after every step, ``(B, T, N)``.
 
@@ -137,7 +131,7 @@ class LTCCell(WiredSizes, Cell):
     def __init__(
         self,
         wiring: Wiring,
-        in_features: Optional[int] = None,
+        in_features: int | None = None,
         input_mapping: str = "affine",
         output_mapping: str = "affine",
         ode_unfolds: int = 6,
@@ -149,9 +143,15 @@ class LTCCell(WiredSizes, Cell):
         _checks.choice(input_mapping, "input_mapping", MAPPINGS)
         _checks.choice(output_mapping, "output_mapping", MAPPINGS)
         _checks.real(epsilon, "epsilon", 0.0)
-        self._config = dict(wiring=None, in_features=in_features, input_mapping=input_mapping,
-                            output_mapping=output_mapping, ode_unfolds=ode_unfolds, epsilon=epsilon,
-                            implicit_param_constraints=implicit_param_constraints)  # fmt: skip
+        self._config = dict(
+            wiring=None,
+            in_features=in_features,
+            input_mapping=input_mapping,
+            output_mapping=output_mapping,
+            ode_unfolds=ode_unfolds,
+            epsilon=epsilon,
+            implicit_param_constraints=implicit_param_constraints,
+        )
         self._wiring = wiring = built_copy(wiring, in_features)
         self._config.update(wiring=wiring, in_features=wiring.input_dim)
         self.input_mapping = input_mapping
@@ -229,7 +229,7 @@ class LTCCell(WiredSizes, Cell):
             y = y + self.output_b
         return y
 
-    def step(self, x: mx.array, v: mx.array, ts: Union[float, mx.array]) -> mx.array:
+    def step(self, x: mx.array, v: mx.array, ts: float | mx.array) -> mx.array:
         """The new state (no input checks; ``ts`` a float or ``(B, 1)``)."""
         return ltc_step(self.map_inputs(x), v, ts, self.solver_params(), self.ode_unfolds, self.epsilon)
 
@@ -242,7 +242,7 @@ class LTCCell(WiredSizes, Cell):
             setattr(self, name, mx.maximum(getattr(self, name), 0.0))
 
     @official_names(inputs="x", states="state", elapsed_time="ts")
-    def __call__(self, x: mx.array, state: Optional[mx.array] = None, ts: Union[float, mx.array] = 1.0):
+    def __call__(self, x: mx.array, state: mx.array | None = None, ts: float | mx.array = 1.0):
         """One step (see :meth:`Cell.__call__`); also takes the official names ``inputs=``,
         ``states=`` and ``elapsed_time=``."""
         return super().__call__(x, state, ts)

@@ -23,7 +23,8 @@ NCP wirings cost in proportion to their synapse count. The masks receive zero gr
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional, Union
+from collections.abc import Mapping
+from typing import Any
 
 import mlx.core as mx
 
@@ -32,17 +33,38 @@ from .. import kernels as _kernels
 from ..kernels import _ext
 from .base import constant_dt, module_edges
 
-__all__ = ["ltc_sequence", "ltc_mixed_sequence", "lstm_params", "LTC_PARAMS", "LSTM_PARAMS", "SOLVER_PARAMS",
-           "why_not", "sequence", "step", "infer", "prepared_step"]  # fmt: skip
+__all__ = [
+    "ltc_sequence",
+    "ltc_mixed_sequence",
+    "lstm_params",
+    "LTC_PARAMS",
+    "LSTM_PARAMS",
+    "SOLVER_PARAMS",
+    "why_not",
+    "sequence",
+    "step",
+    "infer",
+    "prepared_step",
+]
 
 KERNEL = "ltc_sequence"
 
 # Names of the effective parameters the solver consumes, in the order the primitive takes them.
 SOLVER_PARAMS = (
-    "sensory_w", "sensory_sigma", "sensory_mu", "sensory_erev", "sensory_mask",
-    "w", "sigma", "mu", "erev", "mask",
-    "cm", "gleak", "vleak",
-)  # fmt: skip
+    "sensory_w",
+    "sensory_sigma",
+    "sensory_mu",
+    "sensory_erev",
+    "sensory_mask",
+    "w",
+    "sigma",
+    "mu",
+    "erev",
+    "mask",
+    "cm",
+    "gleak",
+    "vleak",
+)
 LTC_PARAMS = SOLVER_PARAMS
 # The mixed-memory LSTM's parameters in the order the primitive takes them: input_map.weight
 # (4N, F), input_map.bias (4N,), recurrent_map.weight (4N, N).
@@ -52,8 +74,10 @@ LSTM_PARAMS = ("input_w", "input_b", "recurrent_w")
 def _require_ext():
     if _ext is None:
         why = getattr(_kernels, "_EXT_ERROR", None) or "not built"
-        raise RuntimeError(f"the compiled extension ncps._ext is not available ({why}); "
-                           "use the reference implementation ncps.cells.ltc.ltc_sequence instead")
+        raise RuntimeError(
+            f"the compiled extension ncps._ext is not available ({why}); "
+            "use the reference implementation ncps.cells.ltc.ltc_sequence instead"
+        )
     return _ext
 
 
@@ -118,7 +142,7 @@ def ltc_sequence(
     ode_unfolds: int = 6,
     epsilon: float = 1e-8,
     *,
-    stream: Optional[object] = None,
+    stream: object | None = None,
 ) -> mx.array:
     """The fused LTC sequence: states ``(B, T, N)`` after every step.
 
@@ -150,17 +174,14 @@ def ltc_sequence(
 
 
 def _plain(x, h0, dt, params, ode_unfolds, epsilon, stream=None) -> mx.array:
-    return _ext.ltc_sequence(x, h0, dt, *(params[k] for k in LTC_PARAMS), int(ode_unfolds), float(epsilon),
-                             stream=stream)
+    return _ext.ltc_sequence(
+        x, h0, dt, *(params[k] for k in LTC_PARAMS), int(ode_unfolds), float(epsilon), stream=stream
+    )
 
 
 def lstm_params(lstm) -> dict:
     """The parameters of a mixed-memory :class:`~ncps.LSTMCell` under the keys of :data:`LSTM_PARAMS`."""
-    return {
-        "input_w": lstm.input_map.weight,
-        "input_b": lstm.input_map.bias,
-        "recurrent_w": lstm.recurrent_map.weight,
-    }
+    return {"input_w": lstm.input_map.weight, "input_b": lstm.input_map.bias, "recurrent_w": lstm.recurrent_map.weight}
 
 
 def ltc_mixed_sequence(
@@ -174,7 +195,7 @@ def ltc_mixed_sequence(
     ode_unfolds: int = 6,
     epsilon: float = 1e-8,
     *,
-    stream: Optional[object] = None,
+    stream: object | None = None,
 ) -> tuple[mx.array, mx.array]:
     """The fused mixed-memory LTC sequence: ``(states, cells)``, each ``(B, T, N)``.
 
@@ -226,9 +247,17 @@ def ltc_mixed_sequence(
 
 def _mixed(x, h0, c0, dt, params, lstm_input, lstm, ode_unfolds, epsilon, stream=None) -> tuple[mx.array, mx.array]:
     states, cells = _ext.ltc_mixed_sequence(
-        x, h0, dt, *(params[k] for k in LTC_PARAMS), lstm_input, *(lstm[k] for k in LSTM_PARAMS), c0,
-        int(ode_unfolds), float(epsilon), stream=stream,
-    )  # fmt: skip
+        x,
+        h0,
+        dt,
+        *(params[k] for k in LTC_PARAMS),
+        lstm_input,
+        *(lstm[k] for k in LSTM_PARAMS),
+        c0,
+        int(ode_unfolds),
+        float(epsilon),
+        stream=stream,
+    )
     return states, cells
 
 
@@ -240,13 +269,23 @@ def kernel_name(mixed_memory: bool = False) -> str:
     return "ltc_mixed_sequence" if mixed_memory else KERNEL
 
 
-def why_not(cell: Any, mixed_memory: bool = False) -> Optional[str]:
+def why_not(cell: Any, mixed_memory: bool = False) -> str | None:
     """None: the primitives cover every LTC cell, with or without mixed memory."""
     return None
 
 
-def sequence(cell: Any, x: mx.array, h0: mx.array, dt: mx.array, lstm: Any = None, c0: Optional[mx.array] = None,
-             lengths: Optional[mx.array] = None, *, backend: str = "cpu", stream: Optional[object] = None):  # fmt: skip
+def sequence(
+    cell: Any,
+    x: mx.array,
+    h0: mx.array,
+    dt: mx.array,
+    lstm: Any = None,
+    c0: mx.array | None = None,
+    lengths: mx.array | None = None,
+    *,
+    backend: str = "cpu",
+    stream: object | None = None,
+):
     """``(states, cells)`` for ``x`` ``(B, T, I)`` and ``dt`` ``(B, T)``: the state after every
     step ``(B, T, N)``; with the mixed-memory ``lstm`` (an :class:`~ncps.LSTMCell`) the LSTM runs
     before every step inside the primitive, from cell state ``c0`` (zeros if None), and ``cells``
@@ -272,8 +311,9 @@ def sequence(cell: Any, x: mx.array, h0: mx.array, dt: mx.array, lstm: Any = Non
     return states.astype(dtype), cells.astype(dtype)
 
 
-def step(cell: Any, x: mx.array, h: mx.array, ts: Union[float, mx.array], *, backend: str = "cpu",
-         stream: Optional[object] = None) -> mx.array:  # fmt: skip
+def step(
+    cell: Any, x: mx.array, h: mx.array, ts: float | mx.array, *, backend: str = "cpu", stream: object | None = None
+) -> mx.array:
     """One step as a one-step sequence: ``x`` ``(B, I)``, ``h`` ``(B, N)``, ``ts`` a float or
     ``(B, 1)``; the new state ``(B, N)``."""
     dt = mx.full((x.shape[0], 1), ts) if isinstance(ts, (int, float)) else ts
@@ -282,18 +322,40 @@ def step(cell: Any, x: mx.array, h: mx.array, ts: Union[float, mx.array], *, bac
 
 # The cell's raw parameters in the order of SOLVER_PARAMS (the masks under the cell's names), and
 # its optional mappings: what ``_ext.ltc_step_now`` takes.
-_RAW_PARAMS = ("sensory_w", "sensory_sigma", "sensory_mu", "sensory_erev", "sensory_sparsity_mask",
-               "w", "sigma", "mu", "erev", "sparsity_mask", "cm", "gleak", "vleak")  # fmt: skip
+_RAW_PARAMS = (
+    "sensory_w",
+    "sensory_sigma",
+    "sensory_mu",
+    "sensory_erev",
+    "sensory_sparsity_mask",
+    "w",
+    "sigma",
+    "mu",
+    "erev",
+    "sparsity_mask",
+    "cm",
+    "gleak",
+    "vleak",
+)
 
 
 def _step_args(cell: Any) -> tuple:
     """What ``_ext.ltc_step_now`` and ``_ext.LTCStep`` take after the step's own arguments."""
     get = cell.get  # nn.Module is a dict: its arrays without Module.__getattr__
-    return ([get(k) for k in _RAW_PARAMS], get("input_w"), get("input_b"), get("output_w"), get("output_b"),
-            cell.motor_size, cell.ode_unfolds, cell.epsilon, cell.implicit_param_constraints)  # fmt: skip
+    return (
+        [get(k) for k in _RAW_PARAMS],
+        get("input_w"),
+        get("input_b"),
+        get("output_w"),
+        get("output_b"),
+        cell.motor_size,
+        cell.ode_unfolds,
+        cell.epsilon,
+        cell.implicit_param_constraints,
+    )
 
 
-def infer(cell: Any, x: mx.array, h: mx.array, ts: Union[float, mx.array]) -> tuple:
+def infer(cell: Any, x: mx.array, h: mx.array, ts: float | mx.array) -> tuple:
     """One step computed immediately (``_ext.ltc_step_now``): evaluated ``(output, state)``, no
     graph node and no gradient. The kernel applies the constraints and the mappings itself.
     It prepares the parameters (synapse lists) at every call: :meth:`ncps.cells.base.Cell.infer`

@@ -15,19 +15,16 @@ The state is ``[inter | command | motor]`` (``(B, N)``), the output the last lay
 
 from __future__ import annotations
 
-from typing import Optional, Union
-
 import mlx.core as mx
 import numpy as np
 
+from .. import _checks
+from .._aliases import official_names
+from ..gpu import cfc as gpu_cfc
 from ..wirings import Wiring
 from . import cfc_fused
-from ..gpu import cfc as gpu_cfc
-from .._aliases import official_names
-from .. import _checks
-from .cfc import MODES
 from .base import Cell, WiredSizes, built_copy
-from .cfc import CfCCell
+from .cfc import MODES, CfCCell
 
 
 class WiredCfCCell(WiredSizes, Cell):
@@ -42,7 +39,7 @@ class WiredCfCCell(WiredSizes, Cell):
     Sub-cells are ``layer_0 .. layer_{L-1}`` (the official parameter names).
     """
 
-    def __init__(self, input_size: Optional[int], wiring: Wiring, mode: str = "default"):
+    def __init__(self, input_size: int | None, wiring: Wiring, mode: str = "default"):
         super().__init__()
         self._wiring = wiring = built_copy(wiring, input_size)
         self.mode = _checks.choice(mode, "mode", MODES)
@@ -80,7 +77,7 @@ class WiredCfCCell(WiredSizes, Cell):
     def output_size(self) -> int:
         return self.layer_sizes[-1]
 
-    def step(self, x: mx.array, state: mx.array, ts: Union[float, mx.array]) -> mx.array:
+    def step(self, x: mx.array, state: mx.array, ts: float | mx.array) -> mx.array:
         """The new state ``[inter | command | motor]`` (no input checks)."""
         bounds = np.cumsum(self.layer_sizes)[:-1].tolist()
         new_states, inp = [], x
@@ -93,7 +90,7 @@ class WiredCfCCell(WiredSizes, Cell):
         return state[..., -self.motor_size :]
 
     @official_names(input="x", hx="state", timespans="ts")
-    def __call__(self, x: mx.array, state: Optional[mx.array] = None, ts: Union[float, mx.array] = 1.0):
+    def __call__(self, x: mx.array, state: mx.array | None = None, ts: float | mx.array = 1.0):
         """One step (see :meth:`Cell.__call__`); also takes the official names ``input=``, ``hx=``
         and ``timespans=``."""
         return super().__call__(x, state, ts)

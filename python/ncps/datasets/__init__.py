@@ -30,7 +30,17 @@ from .synthetic import (
 from .utils import DatasetNotFoundError
 
 __all__ = [
-    "AtariCloningDataset", "load_icra2020_lidar", "icra2020_lidar_collision_avoidance",
-    "bitstream_xor", "sine_cosine", "irregular_sine_classification", "XORData", "IrregularData",
-    "XOR_TRAIN_SEED", "XOR_TEST_SEED", "DatasetNotFoundError", "synthetic", "utils",
-]  # fmt: skip
+    "AtariCloningDataset",
+    "load_icra2020_lidar",
+    "icra2020_lidar_collision_avoidance",
+    "bitstream_xor",
+    "sine_cosine",
+    "irregular_sine_classification",
+    "XORData",
+    "IrregularData",
+    "XOR_TRAIN_SEED",
+    "XOR_TEST_SEED",
+    "DatasetNotFoundError",
+    "synthetic",
+    "utils",
+]

@@ -17,8 +17,8 @@ example ``breakout``); each unzips to ``data_atari_seq/{env_name}/``.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Optional, Union
 
 import mlx.core as mx
 import numpy as np
@@ -61,11 +61,11 @@ class AtariCloningDataset:
         self,
         env_name: str,
         split: str = "train",
-        root_dir: Union[str, os.PathLike] = ".",
+        root_dir: str | os.PathLike = ".",
         download: bool = True,
         batch_size: int = 32,
-        shuffle: Optional[bool] = None,
-        seed: Optional[int] = None,
+        shuffle: bool | None = None,
+        seed: int | None = None,
     ):
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
@@ -123,8 +123,7 @@ class AtariCloningDataset:
         obs, actions = arr["obs"], arr["actions"]
         if obs.ndim != 4 or obs.shape[1:] != FRAME_SHAPE or actions.shape != obs.shape[:1]:
             raise ValueError(
-                f"{self.files[idx]}: expected obs (T, 84, 84, 4) and actions (T,), "
-                f"got {obs.shape} and {actions.shape}"
+                f"{self.files[idx]}: expected obs (T, 84, 84, 4) and actions (T,), got {obs.shape} and {actions.shape}"
             )
         return obs, actions
 
@@ -153,7 +152,7 @@ class AtariCloningDataset:
         )
 
 
-def write_chunk(path: Union[str, os.PathLike], obs: np.ndarray, actions: np.ndarray, compress: bool = True) -> None:
+def write_chunk(path: str | os.PathLike, obs: np.ndarray, actions: np.ndarray, compress: bool = True) -> None:
     """Write one chunk in the official layout (``obs`` uint8 ``(T, 84, 84, 4)``, ``actions`` int64 ``(T,)``).
 
     Useful for tests and for recording your own demonstrations. ``compress`` writes a compressed

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional, Union
 
 import numpy as np
 
@@ -85,7 +84,7 @@ def _windows(recordings: list[Arrays], seq_len: int) -> Arrays:
     return x_arr, y_arr
 
 
-def _resolve(local_path: Optional[Union[str, os.PathLike]], root_dir: Union[str, os.PathLike], download: bool) -> Path:
+def _resolve(local_path: str | os.PathLike | None, root_dir: str | os.PathLike, download: bool) -> Path:
     path = Path(local_path) if local_path is not None else Path(root_dir) / "datasets" / FILENAME
     if path.is_file():
         return path
@@ -106,9 +105,9 @@ def _resolve(local_path: Optional[Union[str, os.PathLike]], root_dir: Union[str,
 
 
 def load_data(
-    local_path: Optional[Union[str, os.PathLike]] = None,
+    local_path: str | os.PathLike | None = None,
     seq_len: int = 32,
-    root_dir: Union[str, os.PathLike] = ".",
+    root_dir: str | os.PathLike = ".",
     download: bool = True,
 ) -> tuple[Arrays, Arrays]:
     """Load the lidar data, split, augmented and windowed as the official loader does.

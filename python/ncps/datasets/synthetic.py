@@ -12,7 +12,7 @@ worry about); time spans come as ``(n, T)``, the shape every ncps layer accepts.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import numpy as np
 
@@ -24,9 +24,14 @@ XOR_TEST_SEED = 48736
 """The seed of the CfC paper's 10,000 test sequences."""
 
 __all__ = [
-    "XORData", "IrregularData", "bitstream_xor", "sine_cosine", "irregular_sine_classification",
-    "XOR_TRAIN_SEED", "XOR_TEST_SEED",
-]  # fmt: skip
+    "XORData",
+    "IrregularData",
+    "bitstream_xor",
+    "sine_cosine",
+    "irregular_sine_classification",
+    "XOR_TRAIN_SEED",
+    "XOR_TEST_SEED",
+]
 
 
 class XORData(NamedTuple):
@@ -90,12 +95,7 @@ def _xor_events(bits: np.ndarray, pad_size: int, event_based: bool):
     return events, elapsed, mask
 
 
-def bitstream_xor(
-    n: int = 10_000,
-    pad_size: int = 32,
-    event_based: bool = True,
-    seed: int = XOR_TRAIN_SEED,
-) -> XORData:
+def bitstream_xor(n: int = 10_000, pad_size: int = 32, event_based: bool = True, seed: int = XOR_TRAIN_SEED) -> XORData:
     """Random bit strings, labelled with their parity, as sequences of change events.
 
     Each sample draws a length ``U{2, …, pad_size - 1}`` and that many fair bits (the reference's
@@ -133,7 +133,7 @@ def sine_cosine(
     periods: float = 1.5,
     random_phase: bool = False,
     noise: float = 0.0,
-    seed: Optional[int] = None,
+    seed: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Inputs ``(sin u, cos u)`` and target ``sin 2u`` for ``u`` on ``[0, 2π·periods]``.
 
@@ -174,7 +174,7 @@ def irregular_sine_classification(
     mean_dt: tuple[float, float] = (0.1, 0.4),
     jitter: float = 0.5,
     noise: float = 0.05,
-    seed: Optional[int] = 0,
+    seed: int | None = 0,
 ) -> IrregularData:
     """Which of ``n_classes`` frequencies does an irregularly sampled sinusoid have?
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 import os
 import zipfile
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any
 
 import numpy as np
 
-PathLike = Union[str, os.PathLike]
+PathLike = str | os.PathLike
 
 __all__ = ["DatasetNotFoundError", "download_file", "download_and_unzip", "md5sum", "urlopen"]
 
@@ -41,7 +41,7 @@ def md5sum(path: PathLike, chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def download_file(url: str, dest: PathLike, md5: Optional[str] = None, timeout: float = 60.0) -> Path:
+def download_file(url: str, dest: PathLike, md5: str | None = None, timeout: float = 60.0) -> Path:
     """Download ``url`` to ``dest`` and return ``dest``.
 
     Args:
@@ -111,8 +111,9 @@ def load_npz(path: PathLike) -> dict:
         raise
     except ValueError as exc:
         if "pickle" in str(exc):
-            raise ValueError(f"{path}: holds Python objects (pickled data), which ncps never loads; "
-                             "expected plain numeric arrays") from None  # fmt: skip
+            raise ValueError(
+                f"{path}: holds Python objects (pickled data), which ncps never loads; expected plain numeric arrays"
+            ) from None
         raise ValueError(f"{path}: not a readable .npz file ({exc})") from None
     except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
         raise ValueError(f"{path}: not a readable .npz file ({type(exc).__name__}: {exc})") from None

@@ -8,4 +8,13 @@ from .cfc import cfc_sequence_gpu, cfc_why_not, wired_cfc_sequence_gpu
 from .launch import default_backend
 from .ltc import LTCSynapsePlan, ltc_sequence_gpu, ltc_synapse_plan, ltc_threads
 
-__all__ = ["cfc_sequence_gpu", "cfc_why_not", "wired_cfc_sequence_gpu", "default_backend", "LTCSynapsePlan", "ltc_sequence_gpu", "ltc_synapse_plan", "ltc_threads"]
+__all__ = [
+    "cfc_sequence_gpu",
+    "cfc_why_not",
+    "wired_cfc_sequence_gpu",
+    "default_backend",
+    "LTCSynapsePlan",
+    "ltc_sequence_gpu",
+    "ltc_synapse_plan",
+    "ltc_threads",
+]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 BACKENDS = ("metal", "cuda", "emulate")
@@ -23,8 +23,9 @@ def kernel_dir() -> Path:
     for cand in (here / "kernels", here.parents[2] / "kernels"):
         if (cand / "dialect" / "cpu.h").is_file():
             return cand
-    raise FileNotFoundError(f"the ncps kernel sources were not found (looked in {here / 'kernels'} and "
-                            f"{here.parents[2] / 'kernels'})")  # fmt: skip
+    raise FileNotFoundError(
+        f"the ncps kernel sources were not found (looked in {here / 'kernels'} and {here.parents[2] / 'kernels'})"
+    )
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class KernelSpec:
         return [n for n, _ in self.inputs]
 
 
-@lru_cache(maxsize=None)
+@cache
 def read_text(relpath: str) -> str:
     return (kernel_dir() / relpath).read_text()
 
@@ -65,8 +66,15 @@ def assemble(spec: KernelSpec, backend: str) -> tuple[str, str]:
 
 def source_hash(spec: KernelSpec, *extra: str) -> str:
     h = hashlib.sha256()
-    for part in (spec.name, body(spec), read_text("dialect/cpu.h"), repr(spec.inputs), repr(spec.outputs),
-                 repr(spec.template), *extra):  # fmt: skip
+    for part in (
+        spec.name,
+        body(spec),
+        read_text("dialect/cpu.h"),
+        repr(spec.inputs),
+        repr(spec.outputs),
+        repr(spec.template),
+        *extra,
+    ):
         h.update(part.encode())
         h.update(b"\0")
     return h.hexdigest()[:20]
@@ -74,8 +82,10 @@ def source_hash(spec: KernelSpec, *extra: str) -> str:
 
 # What MLX 0.32.4's cuda_kernel puts before the header (its utils.cuh is not shipped with the CPU
 # wheel; the kernels use nothing from it, so a check compiles without it).
-_MLX_CUDA_DEFAULT_HEADER = "\n#include <cooperative_groups.h>\n#include <cuda/std/limits>\n\n" \
+_MLX_CUDA_DEFAULT_HEADER = (
+    "\n#include <cooperative_groups.h>\n#include <cuda/std/limits>\n\n"
     "#define inf cuda::std::numeric_limits<float>::infinity()\n\n"
+)
 
 
 def cuda_wrapper_source(spec: KernelSpec, template: dict) -> str:
@@ -88,6 +98,13 @@ def cuda_wrapper_source(spec: KernelSpec, template: dict) -> str:
     params += [f"    float* {n}" for n in spec.outputs]
     consts = "".join(f"  constexpr int {c} = {int(template[c])};\n" for c in spec.template)
     name = "custom_kernel_" + spec.name + "".join(f"_{int(template[c])}" for c in spec.template)
-    return (_MLX_CUDA_DEFAULT_HEADER + header + "namespace mlx::core::cu {\n\nnamespace cg = cooperative_groups;\n\n"
-            f"__global__ void {name}(\n" + ",\n".join(params) + ") {\n" + consts + "\n" + source
-            + "\n}\n\n} // namespace mlx::core::cu\n")  # fmt: skip
+    return (
+        _MLX_CUDA_DEFAULT_HEADER + header + "namespace mlx::core::cu {\n\nnamespace cg = cooperative_groups;\n\n"
+        f"__global__ void {name}(\n"
+        + ",\n".join(params)
+        + ") {\n"
+        + consts
+        + "\n"
+        + source
+        + "\n}\n\n} // namespace mlx::core::cu\n"
+    )

@@ -14,8 +14,6 @@ masked units) unit by unit. The module is also the GPU hook module of :class:`~n
 
 from __future__ import annotations
 
-from typing import Optional
-
 import mlx.core as mx
 import numpy as np
 
@@ -24,16 +22,26 @@ from .launch import TG_MEMORY_LIMIT, launch, resolve_backend
 
 __all__ = ["cfc_sequence_gpu", "cfc_why_not", "wired_cfc_sequence_gpu", "CFC_FORWARD", "CFC_BACKWARD"]
 
-_FWD_INPUTS = (("x", "float"), ("h0", "float"), ("dt", "float"), ("bw", "float"), ("bb", "float"), ("hw", "float"),
-               ("hb", "float"), ("lw", "float"), ("lb", "float"), ("rw", "float"), ("c0", "float"),
-               ("dims", "int"))  # fmt: skip
+_FWD_INPUTS = (
+    ("x", "float"),
+    ("h0", "float"),
+    ("dt", "float"),
+    ("bw", "float"),
+    ("bb", "float"),
+    ("hw", "float"),
+    ("hb", "float"),
+    ("lw", "float"),
+    ("lb", "float"),
+    ("rw", "float"),
+    ("c0", "float"),
+    ("dims", "int"),
+)
 _TEMPLATE = ("I", "H", "L", "U", "MODE", "ACT", "MIX", "NT")
 CFC_FORWARD = KernelSpec("ncps_cfc_forward", "cfc_forward.inc", _FWD_INPUTS, ("states", "cells"), _TEMPLATE)
 CFC_BACKWARD = KernelSpec(
     "ncps_cfc_backward",
     "cfc_backward.inc",
-    _FWD_INPUTS[:-1] + (("states", "float"), ("cells", "float"), ("cot", "float"), ("cot_c", "float"),
-                        ("dims", "int")),  # fmt: skip
+    _FWD_INPUTS[:-1] + (("states", "float"), ("cells", "float"), ("cot", "float"), ("cot_c", "float"), ("dims", "int")),
     ("g_x", "g_h0", "g_dt", "g_f", "g_a", "zs", "zin", "g_gates", "g_c0", "hls"),
     _TEMPLATE,
 )
@@ -60,7 +68,7 @@ def units_of(cell) -> list:
     return [cell]
 
 
-def cfc_why_not(cell) -> Optional[str]:
+def cfc_why_not(cell) -> str | None:
     """None when :func:`cfc_sequence_gpu` covers ``cell`` (one dense unit), else the reason it does not."""
     if "layer_0" in cell:
         return "a wired CfC is a chain of units: run it with wired_cfc_sequence_gpu"
@@ -127,8 +135,9 @@ def cfc_backward(backend: str, template: dict, primals, cotangents, outputs, str
     LU = (B, T, max(L, 1), max(U, 1))
     mixed = (B, T, 4, H) if mix else (1,), (B, H) if mix else (1,), (B, T, H) if mix else (1,)
     shapes = [(B, T, I), (B, H), (B, T), (B, T, 4, H), LU, LU, (B, T, Z), *mixed]
-    gx, gh0, gdt, gf, ga, zs, zin, gg, gc0, hls = launch(CFC_BACKWARD, backend, ins, shapes, template, B,
-                                                         zero_init=True, stream=stream)  # fmt: skip
+    gx, gh0, gdt, gf, ga, zs, zin, gg, gc0, hls = launch(
+        CFC_BACKWARD, backend, ins, shapes, template, B, zero_init=True, stream=stream
+    )
     gf = gf.reshape(R, 4 * H)
     ghb = gf.sum(axis=0).reshape(4, H)
     ghw = (gf.T @ zin.reshape(R, Z)).reshape(4, H, Z)
@@ -163,9 +172,9 @@ def cfc_sequence_gpu(
     dt: mx.array,
     *,
     lstm=None,
-    c0: Optional[mx.array] = None,
-    backend: Optional[str] = None,
-    threads: Optional[int] = None,
+    c0: mx.array | None = None,
+    backend: str | None = None,
+    threads: int | None = None,
     stream=None,
 ):
     """States ``(B, T, H)`` of ``cell`` over ``x`` ``(B, T, I)`` from ``h0`` ``(B, H)`` with
@@ -196,8 +205,10 @@ def cfc_sequence_gpu(
         raise ValueError(f"cfc_sequence_gpu: dt must have shape (B, T) = ({B}, {T}), got {tuple(np.shape(dt))}")
     if lstm is not None:
         if (lstm.input_size, lstm.hidden_size) != (I, H):
-            raise ValueError(f"cfc_sequence_gpu: the mixed-memory LSTM must map {I} inputs to {H} units, "
-                             f"got {lstm.input_size} -> {lstm.hidden_size}")  # fmt: skip
+            raise ValueError(
+                f"cfc_sequence_gpu: the mixed-memory LSTM must map {I} inputs to {H} units, "
+                f"got {lstm.input_size} -> {lstm.hidden_size}"
+            )
         c0 = mx.zeros_like(h0) if c0 is None else c0
         if not isinstance(c0, mx.array) or tuple(c0.shape) != (B, H):
             raise ValueError(f"cfc_sequence_gpu: c0 must have shape (B, H) = ({B}, {H}), got {tuple(np.shape(c0))}")
@@ -216,8 +227,17 @@ def cfc_sequence_gpu(
     else:
         bw, bb = mx.zeros((1,)), mx.zeros((1,))
     hw, hb = _heads(cell)
-    template = dict(I=I, H=H, L=len(widths), U=U, MODE=_MODES[cell.mode], ACT=_ACTS.get(cell.activation, 0),
-                    MIX=int(lstm is not None), NT=NT, widths=widths)  # fmt: skip
+    template = dict(
+        I=I,
+        H=H,
+        L=len(widths),
+        U=U,
+        MODE=_MODES[cell.mode],
+        ACT=_ACTS.get(cell.activation, 0),
+        MIX=int(lstm is not None),
+        NT=NT,
+        widths=widths,
+    )
 
     @mx.custom_function
     def seq(*arrays):
@@ -263,7 +283,7 @@ def kernel_name(mixed_memory: bool = False) -> str:
     return KERNEL
 
 
-def why_not(cell, mixed_memory: bool = False) -> Optional[str]:
+def why_not(cell, mixed_memory: bool = False) -> str | None:
     """None when the GPU kernels cover ``cell`` inside a layer with ``mixed_memory``, else why not."""
     units = units_of(cell)
     if mixed_memory and len(units) > 1:
@@ -280,8 +300,9 @@ def why_not(cell, mixed_memory: bool = False) -> Optional[str]:
     return None
 
 
-def sequence(cell, x: mx.array, h0: mx.array, dt: mx.array, lstm=None, c0=None, lengths=None, *, backend: str,
-             stream=None):  # fmt: skip
+def sequence(
+    cell, x: mx.array, h0: mx.array, dt: mx.array, lstm=None, c0=None, lengths=None, *, backend: str, stream=None
+):
     """``(states, cells)`` of ``cell`` over ``x`` ``(B, T, I)`` with ``dt`` ``(B, T)``: the state
     after every step ``(B, T, N)``; with the mixed-memory ``lstm`` (dense cells only:
     :func:`why_not`) the LSTM runs before every step from ``c0`` and ``cells`` ``(B, T, N)`` is its

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import os
 import shutil
-from contextlib import contextmanager
 import subprocess
 import tempfile
+from collections.abc import Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional, Sequence
 
 import numpy as np
 
@@ -56,8 +56,10 @@ def program_source(spec: KernelSpec) -> str:
     params = [f"const {'int' if t == 'int' else 'float'}* {n}" for n, t in spec.inputs]
     params += [f"float* {n}" for n in spec.outputs]
     consts = "".join(f"  const int {c} = ncps_tmpl[{k}];\n" for k, c in enumerate(spec.template))
-    args = [f"reinterpret_cast<const {'int' if t == 'int' else 'float'}*>(ins[{k}].data())"
-            for k, (_, t) in enumerate(spec.inputs)]  # fmt: skip
+    args = [
+        f"reinterpret_cast<const {'int' if t == 'int' else 'float'}*>(ins[{k}].data())"
+        for k, (_, t) in enumerate(spec.inputs)
+    ]
     args += [f"outs[{k}].data()" for k in range(len(spec.outputs))]
     path = (kernel_dir() / spec.body).as_posix()
     return f"""#include "cpu.h"
@@ -111,8 +113,17 @@ def build(spec: KernelSpec, flags: Sequence[str] = DEFAULT_FLAGS) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "kernel.cpp").write_text(src)
     tmp = out_dir / f"kernel.{os.getpid()}.tmp"
-    cmd = [cxx(), "-std=c++20", "-pthread", *flags, "-I", str(kernel_dir() / "dialect"), str(out_dir / "kernel.cpp"),
-           "-o", str(tmp)]  # fmt: skip
+    cmd = [
+        cxx(),
+        "-std=c++20",
+        "-pthread",
+        *flags,
+        "-I",
+        str(kernel_dir() / "dialect"),
+        str(out_dir / "kernel.cpp"),
+        "-o",
+        str(tmp),
+    ]
     res = subprocess.run(cmd, capture_output=True, text=True)
     if res.returncode != 0:
         raise RuntimeError(f"compiling the emulation of {spec.name} failed:\n{' '.join(cmd)}\n{res.stderr}")
@@ -126,7 +137,7 @@ def run(
     output_shapes: Sequence[tuple],
     template: dict,
     groups: int,
-    flags: Optional[Sequence[str]] = None,
+    flags: Sequence[str] | None = None,
 ) -> tuple[list[np.ndarray], subprocess.CompletedProcess]:
     """Run ``spec`` on ``groups`` threadgroups of ``template["NT"]`` threads. Outputs start at
     zero. Returns the outputs (float32) and the finished process (its stderr holds TSan reports).
@@ -136,7 +147,7 @@ def run(
         raise ValueError(f"{spec.name}: expected {len(spec.inputs)} inputs, got {len(inputs)}")
     exe = build(spec, flags)
     with tempfile.TemporaryDirectory(prefix="ncps-emu-") as d:
-        for k, ((name, kind), a) in enumerate(zip(spec.inputs, inputs)):
+        for k, ((_name, kind), a) in enumerate(zip(spec.inputs, inputs)):
             dtype = np.int32 if kind == "int" else np.float32
             np.ascontiguousarray(a, dtype=dtype).tofile(os.path.join(d, f"in_{k}.bin"))
         sizes = [int(np.prod(s)) for s in output_shapes]
@@ -147,6 +158,8 @@ def run(
             raise RuntimeError(f"the emulation of {spec.name} failed (exit {proc.returncode}):\n{proc.stderr}")
         if _options["reports"] is not None:
             _options["reports"].append(proc.stderr)
-        outs = [np.fromfile(os.path.join(d, f"out_{k}.bin"), dtype=np.float32).reshape(s)
-                for k, s in enumerate(output_shapes)]  # fmt: skip
+        outs = [
+            np.fromfile(os.path.join(d, f"out_{k}.bin"), dtype=np.float32).reshape(s)
+            for k, s in enumerate(output_shapes)
+        ]
     return outs, proc

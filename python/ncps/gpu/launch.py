@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from functools import cache
 
 import mlx.core as mx
 import numpy as np
@@ -15,9 +15,10 @@ from ._source import BACKENDS, KernelSpec, assemble
 TG_MEMORY_LIMIT = 32 * 1024
 
 
-def default_backend(stream=None) -> Optional[str]:
+def default_backend(stream=None) -> str | None:
     """``"metal"`` or ``"cuda"`` when ``stream`` (a Stream, Device or DeviceType; default: the
-    default device) is a GPU with that back-end available, else None (the caller should take the reference or CPU path)."""
+    default device) is a GPU with that back-end available, else None (the caller should take the
+    reference or CPU path)."""
     if stream is None:
         kind = mx.default_device().type
     elif isinstance(stream, mx.DeviceType):
@@ -35,27 +36,31 @@ def default_backend(stream=None) -> Optional[str]:
     return None
 
 
-def resolve_backend(backend: Optional[str], stream=None) -> str:
+def resolve_backend(backend: str | None, stream=None) -> str:
     if backend is None:
         backend = default_backend(stream)
         if backend is None:
-            raise RuntimeError("no GPU back-end: the default device is not a Metal or CUDA GPU "
-                               "(pass backend='emulate' to run the kernels' C++ emulation)")  # fmt: skip
+            raise RuntimeError(
+                "no GPU back-end: the default device is not a Metal or CUDA GPU "
+                "(pass backend='emulate' to run the kernels' C++ emulation)"
+            )
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     return backend
 
 
-@lru_cache(maxsize=None)
+@cache
 def mlx_kernel(spec: KernelSpec, backend: str):
     """The ``mx.fast`` kernel object of ``spec`` (built once per back-end)."""
     source, header = assemble(spec, backend)
     names = spec.input_names
     if backend == "metal":
-        return mx.fast.metal_kernel(name=spec.name, input_names=names, output_names=list(spec.outputs),
-                                    source=source, header=header)  # fmt: skip
-    return mx.fast.cuda_kernel(name=spec.name, input_names=names, output_names=list(spec.outputs),
-                               source=source, header=header)  # fmt: skip
+        return mx.fast.metal_kernel(
+            name=spec.name, input_names=names, output_names=list(spec.outputs), source=source, header=header
+        )
+    return mx.fast.cuda_kernel(
+        name=spec.name, input_names=names, output_names=list(spec.outputs), source=source, header=header
+    )
 
 
 def launch(

@@ -14,8 +14,8 @@ the device on every call; it must be built outside ``mx.compile``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping, Optional
 
 import mlx.core as mx
 import numpy as np
@@ -31,19 +31,50 @@ _CSR = (("rec_ptr", "int"), ("rec_src", "int"), ("sens_ptr", "int"), ("sens_src"
 # The mixed-memory LSTM's arrays (placeholders without it): its input (B, T, F), input_w (4N, F),
 # input_b (4N,), recurrent_w (4N, N), and the initial cell state (B, N).
 _MIXED = (("lstm_input", "float"), ("lw", "float"), ("lb", "float"), ("rw", "float"), ("c0", "float"))
-_FWD_INPUTS = (("x", "float"), ("h0", "float"), ("dt", "float"), *((k, "float") for k in SOLVER_PARAMS), *_CSR,
-               *_MIXED, ("dims", "int"), ("eps", "float"))  # fmt: skip
+_FWD_INPUTS = (
+    ("x", "float"),
+    ("h0", "float"),
+    ("dt", "float"),
+    *((k, "float") for k in SOLVER_PARAMS),
+    *_CSR,
+    *_MIXED,
+    ("dims", "int"),
+    ("eps", "float"),
+)
 # Gradient outputs, in the order of the differentiable inputs they belong to.
-_GRAD_OF = ("x", "h0", "dt", "sensory_w", "sensory_sigma", "sensory_mu", "sensory_erev",
-            "w", "sigma", "mu", "erev", "cm", "gleak", "vleak")  # fmt: skip
+_GRAD_OF = (
+    "x",
+    "h0",
+    "dt",
+    "sensory_w",
+    "sensory_sigma",
+    "sensory_mu",
+    "sensory_erev",
+    "w",
+    "sigma",
+    "mu",
+    "erev",
+    "cm",
+    "gleak",
+    "vleak",
+)
 _TEMPLATE = ("N", "I", "K", "F", "MIX", "NT")
 
 LTC_FORWARD = KernelSpec("ncps_ltc_forward", "ltc_forward.inc", _FWD_INPUTS, ("states", "cells"), _TEMPLATE)
 LTC_BACKWARD = KernelSpec(
     "ncps_ltc_backward",
     "ltc_backward.inc",
-    _FWD_INPUTS + (("states", "float"), ("cells", "float"), ("cot", "float"), ("cot_c", "float"),
-                   ("rec_optr", "int"), ("rec_odst", "int"), ("sens_optr", "int"), ("sens_odst", "int")),  # fmt: skip
+    _FWD_INPUTS
+    + (
+        ("states", "float"),
+        ("cells", "float"),
+        ("cot", "float"),
+        ("cot_c", "float"),
+        ("rec_optr", "int"),
+        ("rec_odst", "int"),
+        ("sens_optr", "int"),
+        ("sens_odst", "int"),
+    ),
     tuple("g_" + k for k in _GRAD_OF) + ("g_u", "g_gates", "g_c0"),
     _TEMPLATE,
 )
@@ -56,8 +87,8 @@ class LTCSynapsePlan:
 
     N: int
     I: int
-    rec_ptr: mx.array   # (N+1,) by destination
-    rec_src: mx.array   # (S,)
+    rec_ptr: mx.array  # (N+1,) by destination
+    rec_src: mx.array  # (S,)
     sens_ptr: mx.array  # (N+1,)
     sens_src: mx.array  # (SS,)
     rec_optr: mx.array  # (N+1,) by source
@@ -84,8 +115,9 @@ def ltc_synapse_plan(params: Mapping[str, object]) -> LTCSynapsePlan:
     if mask.ndim != 2 or mask.shape[0] != mask.shape[1]:
         raise ValueError(f"ltc_synapse_plan: mask must have shape (N, N), got {mask.shape}")
     if smask.ndim != 2 or smask.shape[1] != mask.shape[0]:
-        raise ValueError(f"ltc_synapse_plan: sensory_mask must have shape (I, N) = (I, {mask.shape[0]}), "
-                         f"got {smask.shape}")  # fmt: skip
+        raise ValueError(
+            f"ltc_synapse_plan: sensory_mask must have shape (I, N) = (I, {mask.shape[0]}), got {smask.shape}"
+        )
     N, I = mask.shape[0], smask.shape[0]
     rp, rs = _csr(mask.T)
     sp, ss = _csr(smask.T)
@@ -155,8 +187,9 @@ def ltc_forward(run: LTCLaunch, arrays) -> tuple:
     placeholder without mixed memory)."""
     N, mix = run.template["N"], run.template["MIX"]
     shapes = [(run.B, run.T, N), (run.B, run.T, N) if mix else (1,)]
-    outs = launch(LTC_FORWARD, run.backend, _inputs(run, *_split(arrays)), shapes, run.template, run.B,
-                  stream=run.stream)  # fmt: skip
+    outs = launch(
+        LTC_FORWARD, run.backend, _inputs(run, *_split(arrays)), shapes, run.template, run.B, stream=run.stream
+    )
     return tuple(outs)
 
 
@@ -166,10 +199,25 @@ def ltc_backward(run: LTCLaunch, primals, cotangents, outputs) -> tuple:
     x, h0, dt, p, mixed = _split(primals)
     states, cells = outputs
     cot, cot_c = cotangents
-    B, T, N, I, F, mix, pl = run.B, run.T, run.template["N"], run.template["I"], run.template["F"], \
-        run.template["MIX"], run.plan  # fmt: skip
-    ins = _inputs(run, x, h0, dt, p, mixed) + [states, cells, cot.astype(mx.float32), cot_c.astype(mx.float32),
-                                               pl.rec_optr, pl.rec_odst, pl.sens_optr, pl.sens_odst]  # fmt: skip
+    B, T, N, I, F, mix, pl = (
+        run.B,
+        run.T,
+        run.template["N"],
+        run.template["I"],
+        run.template["F"],
+        run.template["MIX"],
+        run.plan,
+    )
+    ins = _inputs(run, x, h0, dt, p, mixed) + [
+        states,
+        cells,
+        cot.astype(mx.float32),
+        cot_c.astype(mx.float32),
+        pl.rec_optr,
+        pl.rec_odst,
+        pl.sens_optr,
+        pl.sens_odst,
+    ]
     S, SS = int(pl.rec_flat.size), int(pl.sens_flat.size)
     shapes = [(B, T, I), (B, N), (B, T), *[(B, SS)] * 4, *[(B, S)] * 4, (B, N), (B, N), (B, N)]
     shapes += [(B, T, F), (B, T, 4, N), (B, N)] if mix else [(1,)] * 3
@@ -185,7 +233,7 @@ def ltc_backward(run: LTCLaunch, primals, cotangents, outputs) -> tuple:
     order = ("x", "h0", "dt", *SOLVER_PARAMS)
     out = [grads[k].astype(a.dtype) for k, a in zip(order, primals)]
     if mix:  # the LSTM's weight gradients: GEMMs of the gate adjoints over all B T rows
-        gu, gg, gc0 = outs[len(_GRAD_OF):]
+        gu, gg, gc0 = outs[len(_GRAD_OF) :]
         R = B * T
         gg = gg.reshape(R, 4 * N)
         prev = mx.concatenate([h0[:, None].astype(mx.float32), states[:, :-1]], axis=1).reshape(R, N)
@@ -204,12 +252,12 @@ def ltc_sequence_gpu(
     ode_unfolds: int = 6,
     epsilon: float = 1e-8,
     *,
-    plan: Optional[LTCSynapsePlan] = None,
-    lstm_input: Optional[mx.array] = None,
-    lstm: Optional[Mapping[str, mx.array]] = None,
-    c0: Optional[mx.array] = None,
-    backend: Optional[str] = None,
-    threads: Optional[int] = None,
+    plan: LTCSynapsePlan | None = None,
+    lstm_input: mx.array | None = None,
+    lstm: Mapping[str, mx.array] | None = None,
+    c0: mx.array | None = None,
+    backend: str | None = None,
+    threads: int | None = None,
     stream=None,
 ):
     """The LTC sequence as one GPU kernel: states ``(B, T, N)`` after every step.
@@ -247,8 +295,10 @@ def ltc_sequence_gpu(
     mixed, F = _mixed_args(op, B, T, N, lstm_input, lstm, c0)
     need = _tg_bytes(N, I, K, NT, F)
     if need > TG_MEMORY_LIMIT:
-        raise ValueError(f"{op}: N={N}, I={I}, ode_unfolds={K}{f', F={F}' if F else ''} need {need} bytes of "
-                         f"threadgroup memory, more than {TG_MEMORY_LIMIT}")  # fmt: skip
+        raise ValueError(
+            f"{op}: N={N}, I={I}, ode_unfolds={K}{f', F={F}' if F else ''} need {need} bytes of "
+            f"threadgroup memory, more than {TG_MEMORY_LIMIT}"
+        )
     template = dict(N=N, I=I, K=K, F=max(F, 1), MIX=int(lstm is not None), NT=NT)
     run = LTCLaunch(backend, plan, template, B, T, float(epsilon), stream)
 
@@ -295,7 +345,7 @@ def kernel_name(mixed_memory: bool = False) -> str:
     return KERNEL
 
 
-def why_not(cell, mixed_memory: bool = False) -> Optional[str]:
+def why_not(cell, mixed_memory: bool = False) -> str | None:
     """None when the GPU kernels cover ``cell`` (an LTCCell), else why not."""
     N, I, K = cell.state_size, cell.sensory_size, cell.ode_unfolds
     need = _tg_bytes(N, I, K, ltc_threads(N, I), cell.input_size if mixed_memory else 0)
@@ -317,8 +367,9 @@ def cell_synapse_plan(cell) -> LTCSynapsePlan:
     return plan
 
 
-def sequence(cell, x: mx.array, h0: mx.array, dt: mx.array, lstm=None, c0=None, lengths=None, *, backend: str,
-             stream=None):  # fmt: skip
+def sequence(
+    cell, x: mx.array, h0: mx.array, dt: mx.array, lstm=None, c0=None, lengths=None, *, backend: str, stream=None
+):
     """``(states, cells)`` of ``cell`` over ``x`` ``(B, T, I)`` with ``dt`` ``(B, T)``: the state
     after every step ``(B, T, N)``; with the mixed-memory ``lstm`` (an :class:`~ncps.LSTMCell`
     reading the unmapped ``x``) the LSTM runs before every step from ``c0`` (zeros if None) and
@@ -330,8 +381,18 @@ def sequence(cell, x: mx.array, h0: mx.array, dt: mx.array, lstm=None, c0=None, 
         if lengths is not None:
             dt = mx.where(mx.arange(dt.shape[1])[None] < lengths[:, None], dt, 0.0)
         return ltc_sequence_gpu(cell.map_inputs(x), h0, dt, params, cell.ode_unfolds, cell.epsilon, **kwargs), None
-    return ltc_sequence_gpu(cell.map_inputs(x), h0, dt, params, cell.ode_unfolds, cell.epsilon, lstm_input=x,
-                            lstm=lstm_params(lstm), c0=c0, **kwargs)  # fmt: skip
+    return ltc_sequence_gpu(
+        cell.map_inputs(x),
+        h0,
+        dt,
+        params,
+        cell.ode_unfolds,
+        cell.epsilon,
+        lstm_input=x,
+        lstm=lstm_params(lstm),
+        c0=c0,
+        **kwargs,
+    )
 
 
 def step(cell, x: mx.array, h: mx.array, ts, *, backend: str, stream=None) -> mx.array:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Callable, Optional, Union
+from collections.abc import Callable
 
 import mlx.core as mx
 import mlx.nn as nn
 
 from ..activations import lecun_tanh
 
-ActivationLike = Union[None, str, Callable[[mx.array], mx.array]]
+ActivationLike = None | str | Callable[[mx.array], mx.array]
 
 
 def linear(x: mx.array) -> mx.array:
@@ -65,10 +65,12 @@ def get(activation: ActivationLike) -> Callable[[mx.array], mx.array]:
     try:
         return ACTIVATIONS[activation]
     except (KeyError, TypeError):
-        raise ValueError(f"Unknown activation {activation!r}; expected one of {sorted(ACTIVATIONS)} or a callable") from None
+        raise ValueError(
+            f"Unknown activation {activation!r}; expected one of {sorted(ACTIVATIONS)} or a callable"
+        ) from None
 
 
-def name_of(activation: ActivationLike) -> Optional[str]:
+def name_of(activation: ActivationLike) -> str | None:
     """The serializable name of ``activation`` (None for a custom callable that has none)."""
     if activation is None or isinstance(activation, str):
         return activation

@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 import os
 import sys
-from typing import Any, Callable, Optional, Union
+from collections.abc import Callable
+from typing import Any
 
 from mlx.utils import tree_map
 
@@ -42,16 +43,22 @@ class EarlyStopping(Callback):
         restore_best_weights: put back the weights of the best epoch when training ends.
     """
 
-    def __init__(self, monitor: str = "val_loss", patience: int = 0, min_delta: float = 0.0, mode: str = "auto",
-                 restore_best_weights: bool = False):  # fmt: skip
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        patience: int = 0,
+        min_delta: float = 0.0,
+        mode: str = "auto",
+        restore_best_weights: bool = False,
+    ):
         self.monitor = monitor
         self.patience = int(patience)
         self.min_delta = abs(float(min_delta))
         self.mode = _mode_for(monitor, mode)
         self.restore_best_weights = bool(restore_best_weights)
         self.model: Any = None
-        self.stopped_epoch: Optional[int] = None
-        self.best_epoch: Optional[int] = None
+        self.stopped_epoch: int | None = None
+        self.best_epoch: int | None = None
 
     def on_train_begin(self, logs):
         self.best = math.inf if self.mode == "min" else -math.inf
@@ -88,8 +95,9 @@ class ModelCheckpoint(Callback):
         mode: ``"min"``, ``"max"`` or ``"auto"``.
     """
 
-    def __init__(self, filepath: Union[str, os.PathLike], monitor: str = "val_loss", save_best_only: bool = False,
-                 mode: str = "auto"):  # fmt: skip
+    def __init__(
+        self, filepath: str | os.PathLike, monitor: str = "val_loss", save_best_only: bool = False, mode: str = "auto"
+    ):
         self.filepath = os.fspath(filepath)
         self.monitor = monitor
         self.save_best_only = bool(save_best_only)
@@ -119,10 +127,19 @@ class LambdaCallback(Callback):
     """A callback from functions: ``on_epoch_end(epoch, logs)``, ``on_batch_end(batch, logs)``,
     ``on_train_begin(logs)``, ``on_train_end(logs)``."""
 
-    def __init__(self, on_epoch_end: Optional[Callable] = None, on_batch_end: Optional[Callable] = None,
-                 on_train_begin: Optional[Callable] = None, on_train_end: Optional[Callable] = None):  # fmt: skip
-        self._fns = {"on_epoch_end": on_epoch_end, "on_batch_end": on_batch_end,
-                     "on_train_begin": on_train_begin, "on_train_end": on_train_end}  # fmt: skip
+    def __init__(
+        self,
+        on_epoch_end: Callable | None = None,
+        on_batch_end: Callable | None = None,
+        on_train_begin: Callable | None = None,
+        on_train_end: Callable | None = None,
+    ):
+        self._fns = {
+            "on_epoch_end": on_epoch_end,
+            "on_batch_end": on_batch_end,
+            "on_train_begin": on_train_begin,
+            "on_train_end": on_train_end,
+        }
 
     def on_epoch_end(self, epoch, logs):
         if self._fns["on_epoch_end"]:

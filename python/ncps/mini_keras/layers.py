@@ -9,7 +9,8 @@ arrives as a tuple ``(x, timespans)`` (or ``(x, timespans, mask)``) given to the
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Optional, Sequence, Union
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -23,9 +24,18 @@ from . import activations as _act
 Shape = tuple  # entries are int or None, batch axis excluded
 
 __all__ = [
-    "Layer", "InputLayer", "Input", "Dense", "Dropout", "Activation", "Flatten", "Reshape", "Lambda",
-    "CfC", "LTC",
-]  # fmt: skip
+    "Layer",
+    "InputLayer",
+    "Input",
+    "Dense",
+    "Dropout",
+    "Activation",
+    "Flatten",
+    "Reshape",
+    "Lambda",
+    "CfC",
+    "LTC",
+]
 
 
 def _shape_str(shape: Shape) -> str:
@@ -44,12 +54,12 @@ class Layer(nn.Module):
     #: Whether the layer takes ``timespans`` and ``mask`` (recurrent layers).
     recurrent = False
 
-    def __init__(self, name: Optional[str] = None, input_shape: Optional[Sequence[Optional[int]]] = None):
+    def __init__(self, name: str | None = None, input_shape: Sequence[int | None] | None = None):
         super().__init__()
         self.layer_name = name
         self.input_shape_hint = None if input_shape is None else tuple(input_shape)
         self.built = False
-        self.built_input_shape: Optional[Shape] = None
+        self.built_input_shape: Shape | None = None
 
     # -- building ---------------------------------------------------------------------------
     def build(self, input_shape: Shape) -> None:
@@ -100,8 +110,13 @@ class InputLayer(Layer):
     """Declares the model input's shape (batch axis excluded), e.g. ``InputLayer((None, 2))`` for
     sequences of any length with 2 features. It has no weights and is not listed by ``summary``."""
 
-    def __init__(self, shape: Optional[Sequence[Optional[int]]] = None, name: Optional[str] = None, *,
-                 input_shape: Optional[Sequence[Optional[int]]] = None):  # fmt: skip
+    def __init__(
+        self,
+        shape: Sequence[int | None] | None = None,
+        name: str | None = None,
+        *,
+        input_shape: Sequence[int | None] | None = None,
+    ):
         shape = shape if shape is not None else input_shape
         if shape is None:
             raise ValueError("InputLayer needs a shape, e.g. InputLayer((None, 2))")
@@ -112,7 +127,7 @@ class InputLayer(Layer):
         return {"shape": list(self.shape)}
 
 
-def Input(shape: Sequence[Optional[int]], name: Optional[str] = None) -> InputLayer:
+def Input(shape: Sequence[int | None], name: str | None = None) -> InputLayer:
     """``keras.Input(shape)`` for a :class:`Sequential` model: an :class:`InputLayer`."""
     return InputLayer(shape, name=name)
 
@@ -234,8 +249,9 @@ class Lambda(Layer):
     anything), unless ``output_shape`` is given. Models containing a Lambda cannot be saved.
     """
 
-    def __init__(self, function: Callable[[mx.array], mx.array], output_shape: Optional[Sequence[Optional[int]]] = None,
-                 **kwargs):  # fmt: skip
+    def __init__(
+        self, function: Callable[[mx.array], mx.array], output_shape: Sequence[int | None] | None = None, **kwargs
+    ):
         super().__init__(**kwargs)
         self.function = function
         self.output_shape = None if output_shape is None else tuple(output_shape)
@@ -292,7 +308,7 @@ class _Recurrent(Layer):
     # on to the ncps layer and saved in the config, in this order.
     _options: tuple[str, ...] = ()
 
-    def __init__(self, units: Union[int, Wiring], return_sequences: bool = False, **kwargs):
+    def __init__(self, units: int | Wiring, return_sequences: bool = False, **kwargs):
         super().__init__(**kwargs)
         if not isinstance(units, Wiring):
             units = _checks.integer(units, "units")
@@ -358,7 +374,7 @@ class _Recurrent(Layer):
         return self.units
 
     @staticmethod
-    def _decode_units(units: Any) -> Union[int, Wiring]:
+    def _decode_units(units: Any) -> int | Wiring:
         return decode_config(units)
 
 
@@ -387,14 +403,14 @@ class CfC(_Recurrent):
 
     def __init__(
         self,
-        units: Union[int, Wiring],
+        units: int | Wiring,
         return_sequences: bool = False,
         mixed_memory: bool = False,
         mode: str = "default",
         activation: str = "lecun_tanh",
-        backbone_units: Optional[Union[int, list]] = None,
-        backbone_layers: Optional[int] = None,
-        backbone_dropout: Optional[float] = None,
+        backbone_units: int | list | None = None,
+        backbone_layers: int | None = None,
+        backbone_dropout: float | None = None,
         **kwargs,
     ):
         super().__init__(units, return_sequences, **kwargs)
@@ -424,12 +440,17 @@ class LTC(_Recurrent):
 
     _ncps_layer = _layers.LTC
     _options = (
-        "mixed_memory", "input_mapping", "output_mapping", "ode_unfolds", "epsilon", "implicit_param_constraints",
+        "mixed_memory",
+        "input_mapping",
+        "output_mapping",
+        "ode_unfolds",
+        "epsilon",
+        "implicit_param_constraints",
     )
 
     def __init__(
         self,
-        units: Union[int, Wiring],
+        units: int | Wiring,
         return_sequences: bool = False,
         mixed_memory: bool = False,
         input_mapping: str = "affine",

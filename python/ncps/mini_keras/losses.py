@@ -7,7 +7,8 @@ axis of 1 loses it (sparse categorical losses).
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Union
+from collections.abc import Callable
+from typing import Any
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -31,13 +32,16 @@ def check_sparse_labels(y: Any, n_classes: int) -> None:
         return
     if not np.issubdtype(y.dtype, np.integer):
         if not np.issubdtype(y.dtype, np.floating) or not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
-            raise ValueError(f"sparse categorical labels must be integers (class indices), got dtype {y.dtype} "
-                             f"with values such as {y.ravel()[:5].tolist()}")  # fmt: skip
+            raise ValueError(
+                f"sparse categorical labels must be integers (class indices), got dtype {y.dtype} "
+                f"with values such as {y.ravel()[:5].tolist()}"
+            )
     lo, hi = y.min(), y.max()
     if lo < 0 or hi >= n_classes:
         raise ValueError(
             f"sparse categorical labels must be class indices in [0, {n_classes}) (the model has {n_classes} "
-            f"outputs), got labels in [{lo}, {hi}]" + ("; labels start at 0, not 1" if lo == 1 and hi == n_classes else "")
+            f"outputs), got labels in [{lo}, {hi}]"
+            + ("; labels start at 0, not 1" if lo == 1 and hi == n_classes else "")
         )
 
 
@@ -156,13 +160,15 @@ class BinaryCrossentropy(_ProbabilisticLoss):
 
 
 _CLASSES = {
-    "mse": MeanSquaredError, "mean_squared_error": MeanSquaredError,
-    "mae": MeanAbsoluteError, "mean_absolute_error": MeanAbsoluteError,
+    "mse": MeanSquaredError,
+    "mean_squared_error": MeanSquaredError,
+    "mae": MeanAbsoluteError,
+    "mean_absolute_error": MeanAbsoluteError,
     "huber": Huber,
     "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
     "categorical_crossentropy": CategoricalCrossentropy,
     "binary_crossentropy": BinaryCrossentropy,
-}  # fmt: skip
+}
 
 _OUTPUT_ACTIVATION = {
     SparseCategoricalCrossentropy: "softmax",
@@ -171,7 +177,7 @@ _OUTPUT_ACTIVATION = {
 }
 
 
-def get(loss: Union[str, Loss, LossFn], output_activation: Optional[str] = None) -> LossFn:
+def get(loss: str | Loss | LossFn, output_activation: str | None = None) -> LossFn:
     """Resolve ``loss``: a :class:`Loss`, a callable ``(y_true, y_pred)``, or a name.
 
     For a crossentropy given by name, ``from_logits`` follows the model: probabilities when

@@ -7,7 +7,7 @@ losses, categorical accuracy for one-hot targets.
 
 from __future__ import annotations
 
-from typing import Callable, Union
+from collections.abc import Callable
 
 import mlx.core as mx
 
@@ -54,16 +54,18 @@ def root_mean_squared_error(y_true: mx.array, y_pred: mx.array) -> mx.array:
 
 
 _NAMED = {
-    "mae": ("mae", mean_absolute_error), "mean_absolute_error": ("mean_absolute_error", mean_absolute_error),
-    "mse": ("mse", mean_squared_error), "mean_squared_error": ("mean_squared_error", mean_squared_error),
+    "mae": ("mae", mean_absolute_error),
+    "mean_absolute_error": ("mean_absolute_error", mean_absolute_error),
+    "mse": ("mse", mean_squared_error),
+    "mean_squared_error": ("mean_squared_error", mean_squared_error),
     "rmse": ("rmse", root_mean_squared_error),
     "sparse_categorical_accuracy": ("sparse_categorical_accuracy", sparse_categorical_accuracy),
     "categorical_accuracy": ("categorical_accuracy", categorical_accuracy),
     "binary_accuracy": ("binary_accuracy", binary_accuracy),
-}  # fmt: skip
+}
 
 
-def get(metric: Union[str, MetricFn], loss: _losses.LossFn) -> tuple[str, MetricFn]:
+def get(metric: str | MetricFn, loss: _losses.LossFn) -> tuple[str, MetricFn]:
     """``(name, fn)`` for a metric name or a callable ``fn(y_true, y_pred)``."""
     if callable(metric) and not isinstance(metric, str):
         return getattr(metric, "__name__", type(metric).__name__), metric

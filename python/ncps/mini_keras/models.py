@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Callable, Optional, Sequence, Union
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -30,8 +31,8 @@ from . import metrics as _metrics
 FORMAT = "ncps-mini-keras/1"
 _META_KEY = "ncps_mini_keras"
 
-ArrayLike = Union[mx.array, np.ndarray, Sequence]
-Inputs = Union[ArrayLike, tuple]
+ArrayLike = mx.array | np.ndarray | Sequence
+Inputs = ArrayLike | tuple
 
 __all__ = ["Sequential", "load_model"]
 
@@ -94,7 +95,7 @@ def _is_plain_sequence(x: Any) -> bool:
     return isinstance(x, list) and len(x) > 0 and not isinstance(x[0], (mx.array, np.ndarray))
 
 
-def _optimizer(spec: Union[str, optim.Optimizer]) -> optim.Optimizer:
+def _optimizer(spec: str | optim.Optimizer) -> optim.Optimizer:
     """An optimizer instance as given, or a name built with Keras' defaults and update formulas."""
     if isinstance(spec, optim.Optimizer):
         return spec
@@ -124,11 +125,11 @@ class Sequential(nn.Module):
         name: the model name shown by :meth:`summary`.
     """
 
-    def __init__(self, layers: Optional[Sequence[_layers.Layer]] = None, name: str = "sequential"):
+    def __init__(self, layers: Sequence[_layers.Layer] | None = None, name: str = "sequential"):
         super().__init__()
         self.model_name = name
         self.layers: list[_layers.Layer] = []
-        self.input_shape: Optional[tuple] = None
+        self.input_shape: tuple | None = None
         self.built = False
         self.compiled = False
         object.__setattr__(self, "_compile_config", None)
@@ -164,7 +165,7 @@ class Sequential(nn.Module):
             i += 1
         return f"{base}_{i}"
 
-    def build(self, input_shape: Optional[Sequence[Optional[int]]] = None) -> "Sequential":
+    def build(self, input_shape: Sequence[int | None] | None = None) -> Sequential:
         """Create every layer's weights for samples of shape ``input_shape`` (batch axis excluded;
         default: the ``InputLayer``'s shape). Returns the model."""
         if input_shape is not None and self.input_shape is not None:
@@ -177,8 +178,10 @@ class Sequential(nn.Module):
         if input_shape is None:
             input_shape = self.input_shape
         if input_shape is None:
-            raise ValueError("the input shape is unknown: start with an InputLayer, pass input_shape= to the "
-                             "first layer, or call build(input_shape) / fit / predict with data")  # fmt: skip
+            raise ValueError(
+                "the input shape is unknown: start with an InputLayer, pass input_shape= to the "
+                "first layer, or call build(input_shape) / fit / predict with data"
+            )
         shape = tuple(input_shape)
         if not self.layers:
             raise ValueError("the model has no layers")
@@ -199,7 +202,7 @@ class Sequential(nn.Module):
             shape = layer.compute_output_shape(shape)
         return shape
 
-    def _output_activation(self) -> Optional[str]:
+    def _output_activation(self) -> str | None:
         for layer in reversed(self.layers):
             if isinstance(layer, (_layers.Dense, _layers.Activation)):
                 return layer.activation if isinstance(layer.activation, str) else None
@@ -226,10 +229,10 @@ class Sequential(nn.Module):
     # -- training ---------------------------------------------------------------------------
     def compile(
         self,
-        optimizer: Union[str, optim.Optimizer] = "adam",
-        loss: Union[str, _losses.Loss, Callable] = "mse",
-        metrics: Optional[Sequence[Union[str, Callable]]] = None,
-        clipnorm: Optional[float] = None,
+        optimizer: str | optim.Optimizer = "adam",
+        loss: str | _losses.Loss | Callable = "mse",
+        metrics: Sequence[str | Callable] | None = None,
+        clipnorm: float | None = None,
         jit_compile: bool = True,
     ) -> None:
         """Choose the optimizer, the loss and the metrics.
@@ -286,18 +289,18 @@ class Sequential(nn.Module):
         self,
         x: Inputs = None,
         y: ArrayLike = None,
-        batch_size: Optional[int] = None,
+        batch_size: int | None = None,
         epochs: int = 1,
         verbose: int = 1,
-        callbacks: Optional[list] = None,
+        callbacks: list | None = None,
         validation_split: float = 0.0,
-        validation_data: Optional[tuple] = None,
+        validation_data: tuple | None = None,
         shuffle: bool = True,
-        seed: Optional[int] = None,
-        early_stopping_patience: Optional[int] = None,
+        seed: int | None = None,
+        early_stopping_patience: int | None = None,
         restore_best: bool = False,
-        checkpoint_path: Optional[Union[str, os.PathLike]] = None,
-        lengths: Optional[ArrayLike] = None,
+        checkpoint_path: str | os.PathLike | None = None,
+        lengths: ArrayLike | None = None,
     ):
         """Train for ``epochs`` passes over ``(x, y)``; returns the ``History`` of
         :func:`ncps.training.fit` (``history.history`` maps ``"loss"``, ``"val_loss"`` and each
@@ -349,7 +352,9 @@ class Sequential(nn.Module):
             n = y.shape[0]
             cut = n - int(round(n * validation_split))
             if cut <= 0 or cut >= n:
-                raise ValueError(f"validation_split={validation_split} leaves no training or no validation samples of {n}")
+                raise ValueError(
+                    f"validation_split={validation_split} leaves no training or no validation samples of {n}"
+                )
             data, val = tuple(a[:cut] for a in data), tuple(a[cut:] for a in data)
         callbacks = list(callbacks or [])
         for cb in callbacks:
@@ -359,13 +364,24 @@ class Sequential(nn.Module):
             callbacks.append(_callbacks._EpochLine(epochs))
         self.train()
         history = training.fit(
-            self, self._loss_fn(), data, optimizer=self.optimizer, epochs=epochs,
-            batch_size=32 if batch_size is None else int(batch_size), validation_data=val,
-            clip_norm=self.clipnorm, loss_metrics=list(self.metrics_fns),
-            early_stopping_patience=early_stopping_patience, restore_best=restore_best,
+            self,
+            self._loss_fn(),
+            data,
+            optimizer=self.optimizer,
+            epochs=epochs,
+            batch_size=32 if batch_size is None else int(batch_size),
+            validation_data=val,
+            clip_norm=self.clipnorm,
+            loss_metrics=list(self.metrics_fns),
+            early_stopping_patience=early_stopping_patience,
+            restore_best=restore_best,
             checkpoint_path=None if checkpoint_path is None else os.fspath(checkpoint_path),
-            progress=verbose == 1, shuffle=shuffle, seed=seed, callbacks=callbacks, compile=self.jit_compile,
-        )  # fmt: skip
+            progress=verbose == 1,
+            shuffle=shuffle,
+            seed=seed,
+            callbacks=callbacks,
+            compile=self.jit_compile,
+        )
         object.__setattr__(self, "history", history)
         return history
 
@@ -373,11 +389,11 @@ class Sequential(nn.Module):
         self,
         x: Inputs,
         y: ArrayLike,
-        batch_size: Optional[int] = None,
+        batch_size: int | None = None,
         verbose: int = 0,
         return_dict: bool = False,
-        lengths: Optional[ArrayLike] = None,
-    ) -> Union[float, list, dict]:
+        lengths: ArrayLike | None = None,
+    ) -> float | list | dict:
         """The loss (and metrics) on ``(x, y)`` in evaluation mode (dropout off); ``x`` and
         ``lengths`` as in :meth:`fit`.
 
@@ -392,9 +408,12 @@ class Sequential(nn.Module):
             self.build(tuple(data[0].shape[1:]))
         with _eval_mode(self):
             result = training.evaluate(
-                self, self._loss_fn(), data, batch_size=32 if batch_size is None else int(batch_size),
+                self,
+                self._loss_fn(),
+                data,
+                batch_size=32 if batch_size is None else int(batch_size),
                 loss_metrics=list(self.metrics_fns),
-            )  # fmt: skip
+            )
         result = {k: float(v) for k, v in result.items()}
         if verbose:
             print(" - ".join(f"{k}: {v:.4f}" for k, v in result.items()))
@@ -404,8 +423,9 @@ class Sequential(nn.Module):
             return result["loss"]
         return [result["loss"], *(result[name] for name in self.metrics_fns)]
 
-    def predict(self, x: Inputs, batch_size: Optional[int] = None, verbose: int = 0,
-                lengths: Optional[ArrayLike] = None) -> mx.array:  # fmt: skip
+    def predict(
+        self, x: Inputs, batch_size: int | None = None, verbose: int = 0, lengths: ArrayLike | None = None
+    ) -> mx.array:
         """The model's outputs for ``x`` (or ``(x, timespans[, mask])``), in evaluation mode,
         computed ``batch_size`` samples at a time (default 32); ``x`` and ``lengths`` as in
         :meth:`fit`."""
@@ -435,7 +455,7 @@ class Sequential(nn.Module):
                 raise ValueError("the model is not built: give it an InputLayer or call build(input_shape) first")
             self.build()
 
-    def summary(self, print_fn: Optional[Callable[[str], Any]] = None, line_length: int = 72) -> str:
+    def summary(self, print_fn: Callable[[str], Any] | None = None, line_length: int = 72) -> str:
         """Print (with ``print_fn``, default ``print``) and return a table of the layers with their
         output shapes and parameter counts, and the totals."""
         self._require_built()
@@ -451,13 +471,21 @@ class Sequential(nn.Module):
         w0 = max([28] + [len(r[0]) for r in rows]) + 2
         w1 = max([22] + [len(r[1]) for r in rows]) + 2
         width = max(line_length, w0 + w1 + 12)
-        lines = [f'Model: "{self.model_name}"', "_" * width,
-                 f"{'Layer (type)':<{w0}}{'Output Shape':<{w1}}{'Param #':>10}", "=" * width]  # fmt: skip
+        lines = [
+            f'Model: "{self.model_name}"',
+            "_" * width,
+            f"{'Layer (type)':<{w0}}{'Output Shape':<{w1}}{'Param #':>10}",
+            "=" * width,
+        ]
         for i, (a, b, c) in enumerate(rows):
             lines.append(f"{a:<{w0}}{b:<{w1}}{c:>10}")
             lines.append("_" * width if i < len(rows) - 1 else "=" * width)
-        lines += [f"Total params: {total:,}", f"Trainable params: {trainable:,}",
-                  f"Non-trainable params: {total - trainable:,}", "_" * width]  # fmt: skip
+        lines += [
+            f"Total params: {total:,}",
+            f"Trainable params: {trainable:,}",
+            f"Non-trainable params: {total - trainable:,}",
+            "_" * width,
+        ]
         text = "\n".join(lines)
         (print_fn or print)(text)
         return text
@@ -474,24 +502,28 @@ class Sequential(nn.Module):
         }
 
     @classmethod
-    def from_config(cls, config: dict) -> "Sequential":
+    def from_config(cls, config: dict) -> Sequential:
         """A new, unbuilt model from :meth:`get_config`'s output (built when it has an input shape)."""
         model = cls([_layers.deserialize(entry) for entry in config["layers"]], name=config.get("name", "sequential"))
         if config.get("input_shape") is not None:
             model.build(tuple(config["input_shape"]))
         return model
 
-    def save(self, path: Union[str, os.PathLike]) -> None:
+    def save(self, path: str | os.PathLike) -> None:
         """Write the architecture, the weights and the compile settings to one ``.safetensors`` file
         (the configuration is JSON in the file's metadata). Optimizer state is not saved."""
         self._require_built()
-        meta = {"format": FORMAT, "class_name": type(self).__name__, "config": self.get_config(),
-                "compile": self._compile_config}  # fmt: skip
+        meta = {
+            "format": FORMAT,
+            "class_name": type(self).__name__,
+            "config": self.get_config(),
+            "compile": self._compile_config,
+        }
         weights = dict(tree_flatten(self.parameters()))
         mx.save_safetensors(os.fspath(path), weights, metadata={_META_KEY: json.dumps(meta)})
 
 
-def load_model(path: Union[str, os.PathLike], compile: bool = True) -> Sequential:
+def load_model(path: str | os.PathLike, compile: bool = True) -> Sequential:
     """Rebuild a model written by :meth:`Sequential.save`; it gives identical outputs.
 
     With ``compile=True`` the model is compiled again with the saved loss, metrics and optimizer
@@ -515,12 +547,17 @@ def load_model(path: Union[str, os.PathLike], compile: bool = True) -> Sequentia
         if isinstance(opt, dict):
             cls = getattr(_optimizers, opt["class"], None) or getattr(optim, opt["class"])
             opt = cls(learning_rate=opt["learning_rate"], **opt.get("options", {}))
-        model.compile(optimizer=opt, loss=spec["loss"], metrics=spec["metrics"], clipnorm=spec["clipnorm"],
-                      jit_compile=spec.get("jit_compile", True))
+        model.compile(
+            optimizer=opt,
+            loss=spec["loss"],
+            metrics=spec["metrics"],
+            clipnorm=spec["clipnorm"],
+            jit_compile=spec.get("jit_compile", True),
+        )
     return model
 
 
-def _compile_config(optimizer, loss, metrics, clipnorm) -> Optional[dict]:
+def _compile_config(optimizer, loss, metrics, clipnorm) -> dict | None:
     """The compile arguments if they can be written as JSON, else None (the model then loads uncompiled)."""
     if isinstance(optimizer, str):
         opt: Any = optimizer
@@ -531,8 +568,11 @@ def _compile_config(optimizer, loss, metrics, clipnorm) -> Optional[dict]:
         cls = type(optimizer)
         if cls not in (getattr(optim, cls.__name__, None), getattr(_optimizers, cls.__name__, None)):
             return None
-        opt = {"class": cls.__name__, "learning_rate": float(lr.item() if isinstance(lr, mx.array) else lr),
-               "options": _optimizer_options(optimizer)}  # fmt: skip
+        opt = {
+            "class": cls.__name__,
+            "learning_rate": float(lr.item() if isinstance(lr, mx.array) else lr),
+            "options": _optimizer_options(optimizer),
+        }
     if not isinstance(loss, str) or not all(isinstance(m, str) for m in metrics):
         return None
     return {"optimizer": opt, "loss": loss, "metrics": list(metrics), "clipnorm": clipnorm}

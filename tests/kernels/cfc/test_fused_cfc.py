@@ -475,7 +475,7 @@ def test_vmap_over_inputs():
         out = mx.vmap(f, in_axes=1)(xs)
     assert_close_outputs(out, ref)
     cell = ncps.CfCCell(4, 5)
-    h = mx.random.normal((1, 5))
+    mx.random.normal((1, 5))
     step = lambda x, h: cell(x[None], h)[1]  # noqa: E731
     X, H = mx.random.normal((3, 4)), mx.random.normal((3, 1, 5))
     with kernels.use("reference"):

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from mlx.utils import tree_flatten
 
-import ncps
 from ncps import LTC, LTCCell, kernels
 from ncps.cells import ltc_fused
 from ncps.wirings import NCP, AutoNCP, FullyConnected, Random
@@ -57,8 +56,9 @@ def assert_same(fused, ref):
 
 CONFIGS = {
     "fc": lambda: LTC(F, 6),
-    "fc_explicit_linear": lambda: LTC(F, FullyConnected(6, 2), implicit_param_constraints=False,
-                                      input_mapping="linear", output_mapping="linear"),
+    "fc_explicit_linear": lambda: LTC(
+        F, FullyConnected(6, 2), implicit_param_constraints=False, input_mapping="linear", output_mapping="linear"
+    ),
     "random_identity": lambda: LTC(F, Random(7, 3, sparsity_level=0.6), input_mapping="none", output_mapping="none"),
     "ncp_one_unfold": lambda: LTC(F, NCP(4, 3, 2, 2, 2, 2, 2), ode_unfolds=1),
     "autoncp_last": lambda: LTC(F, AutoNCP(12, 3), return_sequences=False),
@@ -158,14 +158,17 @@ def run_mixed(layer, x, state, ts, mode):
 
 MIXED_CONFIGS = {
     "fc": lambda: LTC(F, 6, mixed_memory=True),
-    "ncp_explicit": lambda: LTC(F, NCP(4, 3, 2, 2, 2, 2, 2), mixed_memory=True, implicit_param_constraints=False,
-                                ode_unfolds=3),
+    "ncp_explicit": lambda: LTC(
+        F, NCP(4, 3, 2, 2, 2, 2, 2), mixed_memory=True, implicit_param_constraints=False, ode_unfolds=3
+    ),
     "autoncp_last": lambda: LTC(F, AutoNCP(12, 3), mixed_memory=True, return_sequences=False),
-    "autoncp_time_major_identity": lambda: LTC(F, AutoNCP(10, 2), mixed_memory=True, batch_first=False,
-                                               input_mapping="none", output_mapping="linear"),
+    "autoncp_time_major_identity": lambda: LTC(
+        F, AutoNCP(10, 2), mixed_memory=True, batch_first=False, input_mapping="none", output_mapping="linear"
+    ),
     "bidirectional": lambda: LTC(F, AutoNCP(10, 2), mixed_memory=True, bidirectional=True),
-    "bidirectional_last": lambda: LTC(F, 5, mixed_memory=True, bidirectional=True, merge_mode="sum",
-                                      return_sequences=False),
+    "bidirectional_last": lambda: LTC(
+        F, 5, mixed_memory=True, bidirectional=True, merge_mode="sum", return_sequences=False
+    ),
 }
 
 
@@ -201,8 +204,11 @@ def test_fused_mixed_memory_edge_sizes_and_defaults(B, T):
 
 def test_fused_mixed_memory_is_one_primitive_call_per_direction(monkeypatch):
     calls = []
-    spy_ext(monkeypatch, ltc_mixed_sequence=lambda real, *a, **k: calls.append(a[0].shape) or real(*a, **k),
-            ltc_sequence=lambda real, *a, **k: pytest.fail("plain LTC primitive called"))
+    spy_ext(
+        monkeypatch,
+        ltc_mixed_sequence=lambda real, *a, **k: calls.append(a[0].shape) or real(*a, **k),
+        ltc_sequence=lambda real, *a, **k: pytest.fail("plain LTC primitive called"),
+    )
     layer = LTC(F, AutoNCP(10, 2), mixed_memory=True, bidirectional=True)
     x = mx.random.normal((2, 4, F))
     with kernels.use("fused"):

@@ -5,9 +5,9 @@ direction (no fallback), and equals each sequence run alone, with NaN in the pad
 from types import SimpleNamespace
 
 import mlx.core as mx
-from mlx.utils import tree_flatten
 import numpy as np
 import pytest
+from mlx.utils import tree_flatten
 
 from ncps import LTC, kernels
 from ncps.cells import ltc_fused

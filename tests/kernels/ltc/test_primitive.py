@@ -90,8 +90,15 @@ def check_against_reference(x, h0, dt, p, K, eps=1e-8, out_tol=1e-5, grad_tol=1e
 
 
 def ncp_small():
-    return W.NCP(inter_neurons=5, command_neurons=4, motor_neurons=2, sensory_fanout=2, inter_fanout=2,
-                 recurrent_command_synapses=3, motor_fanin=2)
+    return W.NCP(
+        inter_neurons=5,
+        command_neurons=4,
+        motor_neurons=2,
+        sensory_fanout=2,
+        inter_fanout=2,
+        recurrent_command_synapses=3,
+        motor_fanin=2,
+    )
 
 
 WIRINGS = {
@@ -112,10 +119,12 @@ def test_matches_reference(kind, K):
 
 @pytest.mark.parametrize(
     "B,T,I,N",
-    [(1, 1, 3, 5),  # single sample, single step
-     (12, 4, 2, 9),  # 8-lane tiles with 2 threads, one 16-lane tile with 1
-     (40, 3, 5, 20)],  # several 16-lane tiles, last one padded
-)  # fmt: skip
+    [
+        (1, 1, 3, 5),  # single sample, single step
+        (12, 4, 2, 9),  # 8-lane tiles with 2 threads, one 16-lane tile with 1
+        (40, 3, 5, 20),
+    ],  # several 16-lane tiles, last one padded
+)
 def test_sizes(B, T, I, N):
     x, h0, dt, p = make_case(W.Random(N, sparsity_level=0.3), I=I, B=B, T=T, seed=B, zero_dt=[(B - 1, T - 1)])
     check_against_reference(x, h0, dt, p, K=3)
@@ -151,7 +160,9 @@ def test_dt_zero_freezes_state_and_invalid_dt_is_nan():
     assert np.all(gdt[:, 2] != 0)
     # With every step frozen the states are h0 and the cotangent reaches h0 unchanged.
     dt0 = mx.zeros_like(dt)
-    np.testing.assert_array_equal(np.array(run_fused(x, h0, dt0, p, 6)), np.broadcast_to(np.array(h0)[:, None], out.shape))
+    np.testing.assert_array_equal(
+        np.array(run_fused(x, h0, dt0, p, 6)), np.broadcast_to(np.array(h0)[:, None], out.shape)
+    )
     R = mx.array(np.random.default_rng(0).normal(size=out.shape).astype(np.float32))
     g = all_grads(run_fused, x, h0, dt0, p, 6, R)
     np.testing.assert_allclose(np.array(g[1]), np.array(R).sum(axis=1), rtol=1e-6)
@@ -211,8 +222,14 @@ def test_half_precision_input(dtype, tol):
     q = {k: v.astype(dtype) for k, v in p.items()}
     out2 = run_fused(x, h0.astype(dtype), dt.astype(dtype), q, 6)
     assert out2.dtype == mx.float32
-    ref2 = ltc_sequence(x, h0.astype(dtype).astype(mx.float32), dt.astype(dtype).astype(mx.float32),
-                        {k: v.astype(mx.float32) for k, v in q.items()}, 6, 1e-8)
+    ref2 = ltc_sequence(
+        x,
+        h0.astype(dtype).astype(mx.float32),
+        dt.astype(dtype).astype(mx.float32),
+        {k: v.astype(mx.float32) for k, v in q.items()},
+        6,
+        1e-8,
+    )
     np.testing.assert_allclose(np.array(out2), np.array(ref2), atol=1e-5, rtol=0)
 
 
@@ -251,8 +268,11 @@ def test_compile_forward_grad_and_cse():
     def f(x, h0, dt, *ps):
         q = dict(zip(SOLVER_PARAMS, ps))
         # Same inputs, different ode_unfolds / epsilon: compile's CSE must keep them apart.
-        return fused.ltc_sequence(x, h0, dt, q, 2, 1e-8), fused.ltc_sequence(x, h0, dt, q, 3, 1e-8), \
-            fused.ltc_sequence(x, h0, dt, q, 3, 0.5)
+        return (
+            fused.ltc_sequence(x, h0, dt, q, 2, 1e-8),
+            fused.ltc_sequence(x, h0, dt, q, 3, 1e-8),
+            fused.ltc_sequence(x, h0, dt, q, 3, 0.5),
+        )
 
     eager = f(x, h0, dt, *ps)
     comp = mx.compile(f)(x, h0, dt, *ps)
@@ -268,6 +288,7 @@ def test_compile_forward_grad_and_cse():
     g_comp = mx.compile(mx.grad(loss, argnums=argn))(x, h0, dt, *ps)
     for name, a, b in zip(ARGS, g_eager, g_comp):
         np.testing.assert_allclose(np.array(a), np.array(b), rtol=1e-6, atol=1e-7, err_msg=name)
+
     # value_and_grad under compile with shapeless tracing, reused for a new batch size.
     def loss_r(x, h0, dt, R, *ps):
         return (fused.ltc_sequence(x, h0, dt, dict(zip(SOLVER_PARAMS, ps)), 6, 1e-8) * R).sum()
@@ -289,8 +310,9 @@ class _TinyLTC(nn.Module):
 
     def __call__(self, x, dt):
         h0 = mx.zeros((x.shape[0], self.cell.state_size))
-        states = fused.ltc_sequence(self.cell.map_inputs(x), h0, dt, self.cell.solver_params(),
-                                    self.cell.ode_unfolds, self.cell.epsilon)
+        states = fused.ltc_sequence(
+            self.cell.map_inputs(x), h0, dt, self.cell.solver_params(), self.cell.ode_unfolds, self.cell.epsilon
+        )
         return self.cell.map_outputs(states)
 
 
@@ -369,8 +391,9 @@ def test_empty_and_stream():
     g = mx.grad(lambda h: fused.ltc_sequence(x[:, :0], h, dt[:, :0], p).sum())(h0)
     np.testing.assert_array_equal(np.array(g), 0)
     s = mx.new_stream(mx.cpu)
-    np.testing.assert_array_equal(np.array(fused.ltc_sequence(x, h0, dt, p, stream=s)),
-                                  np.array(fused.ltc_sequence(x, h0, dt, p)))
+    np.testing.assert_array_equal(
+        np.array(fused.ltc_sequence(x, h0, dt, p, stream=s)), np.array(fused.ltc_sequence(x, h0, dt, p))
+    )
     with pytest.raises(RuntimeError, match="jvp"):
         mx.jvp(lambda x_: fused.ltc_sequence(x_, h0, dt, p), [x], [mx.ones_like(x)])
     with pytest.raises(RuntimeError, match="vmap"):
@@ -401,9 +424,11 @@ def make_mixed_case(wiring, I, B, T, F=None, seed=0, zero_dt=()):
     x, h0, dt, p = make_case(wiring, I=I, B=B, T=T, seed=seed, zero_dt=zero_dt)
     N, F = h0.shape[1], I if F is None else F
     rng = np.random.default_rng(seed + 100)
-    lp = {"input_w": mx.array(rng.normal(scale=0.5, size=(4 * N, F)).astype(np.float32)),
-          "input_b": mx.array(rng.uniform(-0.3, 0.3, size=(4 * N,)).astype(np.float32)),
-          "recurrent_w": mx.array(rng.normal(scale=0.4, size=(4 * N, N)).astype(np.float32))}  # fmt: skip
+    lp = {
+        "input_w": mx.array(rng.normal(scale=0.5, size=(4 * N, F)).astype(np.float32)),
+        "input_b": mx.array(rng.uniform(-0.3, 0.3, size=(4 * N,)).astype(np.float32)),
+        "recurrent_w": mx.array(rng.normal(scale=0.4, size=(4 * N, N)).astype(np.float32)),
+    }
     u = mx.array(rng.normal(size=(B, T, F)).astype(np.float32))
     c0 = mx.array(rng.normal(scale=0.5, size=(B, N)).astype(np.float32))
     return x, h0, c0, dt, p, u, lp
@@ -453,7 +478,9 @@ def test_mixed_matches_reference(kind, K):
     check_mixed(case, K)
 
 
-@pytest.mark.parametrize("B,T,F", [(1, 1, 2), (12, 3, 5), (40, 4, 3)])  # 1 lane; 8-lane tiles; 3 16-lane tiles (2 threads)
+@pytest.mark.parametrize(
+    "B,T,F", [(1, 1, 2), (12, 3, 5), (40, 4, 3)]
+)  # 1 lane; 8-lane tiles; 3 16-lane tiles (2 threads)
 def test_mixed_sizes_lstm_width_and_determinism(B, T, F):
     case = make_mixed_case(W.Random(9, sparsity_level=0.4), I=4, B=B, T=T, F=F, seed=B, zero_dt=[(B - 1, T - 1)])
     ga = check_mixed(case, 3)
@@ -507,8 +534,9 @@ def test_mixed_empty_half_and_transforms():
     x, h0, c0, dt, p, u, lp = make_mixed_case(W.FullyConnected(4), I=2, B=3, T=3, seed=0)
     s, c = fused.ltc_mixed_sequence(x[:, :0], h0, c0, dt[:, :0], p, u[:, :0], lp, stream=mx.cpu)
     assert s.shape == c.shape == (3, 0, 4)
-    g = mx.grad(lambda h, c_: fused.ltc_mixed_sequence(x[:, :0], h, c_, dt[:, :0], p, u[:, :0], lp)[0].sum(),
-                argnums=[0, 1])(h0, c0)
+    g = mx.grad(
+        lambda h, c_: fused.ltc_mixed_sequence(x[:, :0], h, c_, dt[:, :0], p, u[:, :0], lp)[0].sum(), argnums=[0, 1]
+    )(h0, c0)
     assert not np.any(np.array(g[0])) and not np.any(np.array(g[1]))
     s16, c16 = fused.ltc_mixed_sequence(x.astype(mx.float16), h0, c0, dt, p, u, lp)
     assert s16.dtype == c16.dtype == mx.float16
@@ -545,8 +573,17 @@ def test_mixed_bad_shapes_raise_value_error():
         with pytest.raises(ValueError, match=rf"\bltc_mixed_sequence: {wname}\b"):
             fused.ltc_mixed_sequence(kw["x"], kw["h0"], kw["c0"], kw["dt"], q, kw["lstm_input"], lq)
         with pytest.raises(ValueError, match=rf"\bltc_mixed_sequence: {oname}\b"):
-            kernels._ext.ltc_mixed_sequence(kw["x"], kw["h0"], kw["dt"], *(q[k] for k in SOLVER_PARAMS),
-                                            kw["lstm_input"], *(lq[k] for k in fused.LSTM_PARAMS), kw["c0"], 6, 1e-8)
+            kernels._ext.ltc_mixed_sequence(
+                kw["x"],
+                kw["h0"],
+                kw["dt"],
+                *(q[k] for k in SOLVER_PARAMS),
+                kw["lstm_input"],
+                *(lq[k] for k in fused.LSTM_PARAMS),
+                kw["c0"],
+                6,
+                1e-8,
+            )
     with pytest.raises(ValueError, match=r"recurrent_w must have shape \(4N, N\) = \(24, 6\), got \(6, 24\)"):
         fused.ltc_mixed_sequence(x, h0, c0, dt, p, u, dict(lp, recurrent_w=lp["recurrent_w"].T))
     with pytest.raises(ValueError, match="lstm is missing"):
