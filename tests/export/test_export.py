@@ -353,3 +353,16 @@ def test_mlxfn_refuses_one_step_bidirectional(tmp_path):
     with pytest.raises(NotImplementedError, match="bidirectional"):
         to_mlxfn(SEQUENCE_ONLY["cfc_bidirectional"], str(tmp_path / "b.mlxfn"), one_step=True)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_deploy_example_quick(tmp_path):
+    """examples/deploy_policy.py --quick trains, exports all three forms and checks their agreement."""
+    example = HERE.parent.parent / "examples" / "deploy_policy.py"
+    proc = subprocess.run(
+        [sys.executable, str(example), "--quick", "--out", str(tmp_path)], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    metrics = json.loads((tmp_path / "deploy_policy_metrics.json").read_text())
+    assert metrics["mlxfn_max_abs_diff"] < 1e-5 and metrics["onnx_max_abs_diff"] < 1e-5
+    if GCC is not None:
+        assert metrics["c_max_abs_diff"] < 1e-5
