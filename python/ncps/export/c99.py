@@ -27,7 +27,7 @@ import re
 import numpy as np
 
 from ..persistence import atomic_write
-from ._params import CfCSpec, CTGRUSpec, CTRNNSpec, Dense, DirectionSpec, LTCSpec, WiredCfCSpec, describe, extract
+from ._params import CfCSpec, CTGRUSpec, CTRNNSpec, Dense, DirectionSpec, LTCSpec, describe, extract
 
 _ACT_C = {
     "lecun_tanh": "1.7159f * tanhf(0.666f * v)",
@@ -485,4 +485,4 @@ def _write_text(path: str, text: str) -> None:
         f.write(text)
 
 
-__all__ = ["to_c", "CfCSpec", "WiredCfCSpec", "LTCSpec"]
+__all__ = ["to_c"]

@@ -27,7 +27,7 @@ import os
 import numpy as np
 
 from ..persistence import atomic_write
-from ._params import Dense, DirectionSpec, LayerSpec, cell_state_size, describe, extract
+from ._params import Dense, DirectionSpec, LayerSpec, describe, extract
 
 DEFAULT_OPSET = 17
 
@@ -373,4 +373,4 @@ def to_onnx(model, path: str | os.PathLike, *, one_step: bool = False, opset: in
     return path
 
 
-__all__ = ["to_onnx", "cell_state_size"]
+__all__ = ["to_onnx"]
