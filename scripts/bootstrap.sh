@@ -18,13 +18,14 @@ fi
 VPY="$VENV/bin/python"
 pip() { "$VPY" -m pip "$@"; }
 
-stamp="$VENV/.ncps-deps-v5"  # bump when the list changes, so that existing venvs pick it up
+stamp="$VENV/.ncps-deps-v6"  # bump when the list changes, so that existing venvs pick it up
 if [ ! -f "$stamp" ]; then
   echo "[bootstrap] installing dependencies"
   # aeon: the UEA/UCR data sets bundled in its wheel feed the accuracy benchmark (test/bench only).
   # ruff and clang-format: the style test (tests/test_style.py); pinned, as their output changes by version.
   pip install -q "mlx[cpu]==0.32.4" "nanobind>=3,<4" "scikit-build-core>=0.10" numpy \
-    pytest matplotlib networkx tqdm scikit-learn aeon hypothesis "ruff==0.17.6" "clang-format==23.1.5"
+    pytest matplotlib networkx tqdm scikit-learn aeon hypothesis "ruff==0.17.6" "clang-format==23.1.5" \
+    onnx onnxruntime
   # atheris (fuzzing tests) has wheels for common platforms only; its tests skip without it locally.
   pip install -q atheris 2>/dev/null || echo "[bootstrap] atheris not installable here: fuzzing tests will skip"
   # torch is a test/benchmark dependency only (the official package's oracle). Prefer the CPU build.
@@ -56,7 +57,9 @@ fi
 #   qemu-user-static, g++-aarch64-linux-gnu, binutils: tests/platform (emulated older x86-64 CPUs,
 #     the aarch64 cross build run under qemu, objdump for the ISA check);
 #   clang-14, libclang-rt-14-dev: the Metal front-end check (tests/gpu) and the ASan/UBSan build
-#     (scripts/sanitize.sh). NCPS_NO_APT=1 opts out.
+#     (scripts/sanitize.sh);
+#   gcc-arm-none-eabi, libnewlib-arm-none-eabi: the Cortex-M4 build of the exported C (tests/export).
+#   NCPS_NO_APT=1 opts out.
 if [ -z "${NCPS_NO_APT:-}" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   need=()
   command -v qemu-aarch64-static >/dev/null || need+=(qemu-user-static)
@@ -64,6 +67,8 @@ if [ -z "${NCPS_NO_APT:-}" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/n
   command -v objdump >/dev/null || need+=(binutils)
   command -v clang++-14 >/dev/null || need+=(clang-14)
   dpkg -s libclang-rt-14-dev >/dev/null 2>&1 || need+=(libclang-rt-14-dev)
+  command -v arm-none-eabi-gcc >/dev/null || need+=(gcc-arm-none-eabi)
+  dpkg -s libnewlib-arm-none-eabi >/dev/null 2>&1 || need+=(libnewlib-arm-none-eabi)
   if [ ${#need[@]} -gt 0 ]; then
     echo "[bootstrap] apt-get install ${need[*]}"
     apt-get update -qq >/dev/null || true
