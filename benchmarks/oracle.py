@@ -28,11 +28,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-SCRIPT = Path(__file__).resolve().parent / "official_torch.py"
-KERAS_SCRIPT = Path(__file__).resolve().parent / "official_keras.py"
+from benchmarks.common.paths import HERE, REPO
+
+SCRIPT = HERE / "official_torch.py"
+KERAS_SCRIPT = HERE / "official_keras.py"
 PEERS = ("torch", "torch.compile", "keras-jax")  # the official package on each framework
-PARITY_SCRIPT = Path(__file__).resolve().parent / "official_parity.py"
+PARITY_SCRIPT = HERE / "official_parity.py"
 INSTALL_HINT = "run scripts/bootstrap.sh"
 
 # Our editable install puts a finder in front of sys.path that would shadow the official
