@@ -1,9 +1,10 @@
 #!/usr/bin/env python
 """The accuracy benchmark: do our models train as well as the official package, and how fast?
 
-Run it as the ``accuracy`` section of ``benchmarks/run.py`` (``--section accuracy``, also part of
-the full run and, reduced, of ``--quick``) or alone: ``python benchmarks/accuracy.py [--quick]``
-(writes ``benchmarks/results/accuracy[-quick].{json,md,png}``).
+Run it as the ``accuracy`` section of ``benchmarks/run.py`` (also part of the full run and,
+reduced, of ``--quick``); alone, ``python benchmarks/run.py --section accuracy [--quick]`` writes
+``benchmarks/results/accuracy[-quick].{json,md,png}``. The data and our side of the recipe live in
+:mod:`benchmarks.common.recipe` (the training section uses them too).
 
 Tasks (real data that ships inside a PyPI package, nothing downloaded)
 ----------------------------------------------------------------------
@@ -55,29 +56,31 @@ a subprocess (``accuracy_torch.py`` through ``benchmarks/oracle.py``), with
 from __future__ import annotations
 
 import statistics
-import sys
 import tempfile
-import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, ClassVar
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+import numpy as np
 
-import mlx.core as mx  # noqa: E402
-import mlx.nn as nn  # noqa: E402
-import mlx.optimizers as optim  # noqa: E402
-import numpy as np  # noqa: E402
-from mlx.utils import tree_flatten, tree_map  # noqa: E402
+from benchmarks import oracle
+from benchmarks.common.chart import Panel
+from benchmarks.common.config import Config
+from benchmarks.common.context import Context, Section
+from benchmarks.common.fmt import fmt_ratio, fmt_time, table
+from benchmarks.common.recipe import (
+    TRAIN_SCRIPT,
+    MissingData,
+    aeon_task,
+    epoch_orders,
+    front_pad,
+    standardize,
+    targets,
+    train_ours,
+)
+from benchmarks.timing import guarded
 
-import ncps  # noqa: E402
-from benchmarks import oracle, report  # noqa: E402
-from benchmarks.timing import failure  # noqa: E402
-
-TRAIN_SCRIPT = Path(__file__).resolve().parent / "accuracy_torch.py"
-AEON_HINT = "pip install aeon (or pip install -e '.[bench]')"
 PACKAGES = ("ncps", "official")
 PACKAGE_NAMES = {"ncps": "ncps (MLX, fused)", "official": "official ncps.torch"}
 
@@ -110,7 +113,7 @@ TASKS = {
 
 
 @dataclass
-class AccuracyConfig:
+class AccuracyConfig(Config):
     """The tasks, seeds and the training recipe of one run."""
 
     datasets: tuple = tuple(TASKS)
@@ -126,20 +129,22 @@ class AccuracyConfig:
     xor_pad: int = 32
     threads: int = 2
 
-    @classmethod
-    def make(cls, quick: bool, tiny: bool) -> AccuracyConfig:
-        if tiny:  # the test: one small task, one seed, two epochs
-            return cls(datasets=("BasicMotions",), seeds=(0,), epochs=2, quick=True, layers=("CfC",))
-        if quick:
-            return cls(
-                datasets=("BasicMotions", "JapaneseVowels", "xor"),
-                seeds=(0,),
-                quick=True,
-                layers=("CfC",),
-                xor_train=512,
-                xor_test=512,
-            )
-        return cls()
+    QUICK: ClassVar[dict[str, Any]] = {
+        "datasets": ("BasicMotions", "JapaneseVowels", "xor"),
+        "seeds": (0,),
+        "quick": True,
+        "layers": ("CfC",),
+        "xor_train": 512,
+        "xor_test": 512,
+    }
+    # the test: one small task, one seed, two epochs
+    TINY: ClassVar[dict[str, Any]] = {
+        "datasets": ("BasicMotions",),
+        "seeds": (0,),
+        "epochs": 2,
+        "quick": True,
+        "layers": ("CfC",),
+    }
 
     def epochs_of(self, name: str) -> int:
         task = TASKS[name]
@@ -160,56 +165,10 @@ class AccuracyConfig:
         }
         return common if name is None else {**common, "batch": TASKS[name].batch, "lr": TASKS[name].lr}
 
-    def public(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
-
 
 # ---------------------------------------------------------------------------------------------
-# Data: numpy arrays x (n, T, F) float32, front-padded and z-scored
+# Data: numpy arrays x (n, T, F) float32, front-padded and z-scored (benchmarks.common.recipe)
 # ---------------------------------------------------------------------------------------------
-class MissingData(Exception):
-    """A task's data cannot be loaded here (e.g. aeon is not installed)."""
-
-
-def front_pad(seqs: list) -> np.ndarray:
-    """``(T_i, F)`` sequences → ``(n, max T_i, F)``, zeros *before* each sequence."""
-    T = max(len(s) for s in seqs)
-    out = np.zeros((len(seqs), T, seqs[0].shape[1]), np.float32)
-    for i, s in enumerate(seqs):
-        out[i, T - len(s) :] = s
-    return out
-
-
-def standardize(train: list, test: list) -> tuple[list, list]:
-    """z-score every channel with the mean and sd of the training set's real steps."""
-    steps = np.concatenate(train)
-    mean, sd = steps.mean(axis=0), steps.std(axis=0)
-    sd = np.where(sd > 0, sd, 1.0)
-    return [(s - mean) / sd for s in train], [(s - mean) / sd for s in test]
-
-
-def _aeon_split(name: str, split: str, kind: str) -> tuple[list, np.ndarray]:
-    """One split of a bundled aeon set as a list of ``(T_i, F)`` arrays and the raw targets."""
-    try:
-        from aeon.datasets import load_classification, load_regression
-    except ImportError as exc:
-        raise MissingData(f"aeon is not installed ({exc}) — {AEON_HINT}") from None
-    loader = load_classification if kind == "classification" else load_regression
-    X, y = loader(name, split=split)
-    return [np.asarray(x, np.float32).T for x in X], np.asarray(y)  # aeon stores (F, T) per sample
-
-
-def aeon_task(name: str, kind: str) -> dict:
-    xs_train, y_train = _aeon_split(name, "train", kind)
-    xs_test, y_test = _aeon_split(name, "test", kind)
-    xs_train, xs_test = standardize(xs_train, xs_test)
-    both = front_pad(xs_train + xs_test)  # one length for both splits
-    return {
-        "x_train": both[: len(xs_train)],
-        "x_test": both[len(xs_train) :],
-        **targets(kind, y_train, y_test),
-        "lengths": sorted({len(s) for s in xs_train + xs_test}),
-    }
 
 
 def xor_task(cfg: AccuracyConfig) -> dict:
@@ -232,36 +191,9 @@ def xor_task(cfg: AccuracyConfig) -> dict:
     }
 
 
-def targets(kind: str, y_train: np.ndarray, y_test: np.ndarray) -> dict:
-    """Class indices (classes numbered in sorted order), or regression targets and their scale."""
-    if kind == "classification":
-        classes = np.unique(y_train)
-        return {
-            "y_train": np.searchsorted(classes, y_train).astype(np.int64),
-            "y_test": np.searchsorted(classes, y_test).astype(np.int64),
-            "outputs": len(classes),
-        }
-    y_train, y_test = y_train.astype(np.float32), y_test.astype(np.float32)
-    mean, sd = float(y_train.mean()), float(y_train.std()) or 1.0
-    return {
-        "y_train": y_train,
-        "y_test": y_test,
-        "y_train_std": (y_train - mean) / sd,
-        "y_mean": mean,
-        "y_std": sd,
-        "outputs": 1,
-    }
-
-
 def load_task(name: str, cfg: AccuracyConfig) -> dict:
     task = TASKS[name]
     return xor_task(cfg) if task.source == "xor" else aeon_task(name, task.kind)
-
-
-def epoch_orders(n: int, epochs: int, seed: int) -> np.ndarray:
-    """``(epochs, n)``: the sample order of every epoch, shared by both packages."""
-    rng = np.random.RandomState(seed)
-    return np.stack([rng.permutation(n) for _ in range(epochs)]).astype(np.int64)
 
 
 def describe_task(name: str, data: dict) -> dict:
@@ -292,125 +224,6 @@ def baseline(kind: str, data: dict) -> float:
 
 def metric_name(kind: str) -> str:
     return "accuracy" if kind == "classification" else "RMSE"
-
-
-# ---------------------------------------------------------------------------------------------
-# Our side: the same network, trained under torch's conventions
-# ---------------------------------------------------------------------------------------------
-class Net(nn.Module):
-    """Our recurrent layer and a linear head on its last output (names as on the torch side)."""
-
-    def __init__(self, layer: str, inputs: int, units: int, outputs: int):
-        super().__init__()
-        self.rnn = {"CfC": ncps.CfC, "LTC": ncps.LTC}[layer](inputs, units, return_sequences=False)
-        self.head = nn.Linear(units, outputs)
-
-    def __call__(self, x: mx.array) -> mx.array:
-        return self.head(self.rnn(x)[0])
-
-
-def load_official_init(model: Net, path: Path) -> None:
-    """Start from the official model's initial weights (``state_dict`` saved by the job)."""
-    state = dict(np.load(path))
-    ncps.interop.load_torch_state_dict(model.rnn, {k[4:]: v for k, v in state.items() if k.startswith("rnn.")})
-    model.head.update({"weight": mx.array(state["head.weight"]), "bias": mx.array(state["head.bias"])})
-
-
-def clip_grad_norm(grads: dict, max_norm: float) -> dict:
-    """``torch.nn.utils.clip_grad_norm_``: scale every gradient by min(1, max_norm / (‖g‖ + 1e-6)),
-    ‖g‖ the 2-norm over all parameters together."""
-    total = mx.sqrt(sum(mx.sum(mx.square(g)) for _, g in tree_flatten(grads)))
-    scale = mx.minimum(max_norm / (total + 1e-6), 1.0)
-    return tree_map(lambda g: g * scale, grads)
-
-
-def torch_adam(lr: float) -> optim.Adam:
-    """``torch.optim.Adam(lr)``: same betas and eps, and bias correction (MLX's default is off)."""
-    return optim.Adam(learning_rate=lr, betas=[0.9, 0.999], eps=1e-8, bias_correction=True)
-
-
-def loss_fn(kind: str) -> Callable:
-    if kind == "classification":
-        return lambda model, x, y: nn.losses.cross_entropy(model(x), y, reduction="mean")
-    return lambda model, x, y: nn.losses.mse_loss(model(x)[:, 0], y, reduction="mean")
-
-
-def test_metric(model: Net, data: dict, kind: str, eval_batch: int) -> float:
-    """Accuracy, or RMSE in the target's units (the model predicts standardised targets)."""
-    x = data["x_test"]
-    preds = []
-    for i in range(0, len(x), eval_batch):
-        p = model(mx.array(x[i : i + eval_batch]))
-        mx.eval(p)
-        preds.append(np.array(p))
-    pred = np.concatenate(preds)
-    if kind == "classification":
-        return float((pred.argmax(axis=1) == data["y_test"]).mean())
-    pred = pred[:, 0] * data["y_std"] + data["y_mean"]
-    return float(np.sqrt(np.mean((pred - data["y_test"]) ** 2)))
-
-
-def warm_up(value_and_grad: Callable, model: Net, x: mx.array, y: mx.array) -> float:
-    """One untimed forward+backward (no step), as on the torch side."""
-    t0 = time.perf_counter()
-    mx.eval(value_and_grad(model, x, y))
-    return time.perf_counter() - t0
-
-
-def train_step(model: Net, opt: optim.Optimizer, kind: str, clip: float, compiled: bool) -> Callable:
-    """``step(x, y) -> loss``: value_and_grad, clipping and the optimizer update; with
-    ``compiled`` the whole step under ``mx.compile`` (model and optimizer state as its state)."""
-    value_and_grad = nn.value_and_grad(model, loss_fn(kind))
-
-    def step(x: mx.array, y: mx.array) -> mx.array:
-        loss, grads = value_and_grad(model, x, y)
-        opt.update(model, clip_grad_norm(grads, clip))
-        return loss
-
-    state = [model.state, opt.state]
-    return mx.compile(step, inputs=state, outputs=state) if compiled else step
-
-
-def train_ours(job: dict, data: dict, order: np.ndarray, compiled: bool = False) -> dict:
-    """Train our model on one task and seed; the curve of (training time, test metric) per epoch.
-    ``compiled``: the step under ``mx.compile`` (the training benchmark's floor; the accuracy
-    section runs it eagerly, the plain MLX loop)."""
-    kind, recipe = job["kind"], job["recipe"]
-    mx.random.seed(int(job["seed"]))
-    model = Net(job["layer"], data["x_train"].shape[-1], int(job["units"]), int(data["outputs"]))
-    init = Path(job["init_out"])
-    if init.is_file():
-        load_official_init(model, init)
-    mx.eval(model.parameters())
-    opt = torch_adam(recipe["lr"])
-    opt.init(model.trainable_parameters())  # before the compiled step captures its state
-    value_and_grad = nn.value_and_grad(model, loss_fn(kind))
-    step = train_step(model, opt, kind, recipe["clip"], compiled)
-    x = mx.array(data["x_train"])
-    y = mx.array(data["y_train"] if kind == "classification" else data["y_train_std"])
-    train_s, epochs, batch = 0.0, [], int(recipe["batch"])
-    with ncps.kernels.use("fused"):
-        warmup_s = warm_up(value_and_grad, model, x[:batch], y[:batch])
-        for epoch, perm in enumerate(order):
-            t0, losses = time.perf_counter(), []
-            for start in range(0, len(perm), batch):
-                idx = mx.array(perm[start : start + batch])
-                loss = step(x[idx], y[idx])
-                mx.eval(loss, model.parameters(), opt.state)
-                losses.append(loss.item())
-            train_s += time.perf_counter() - t0
-            metric = test_metric(model, data, kind, int(recipe["eval_batch"]))
-            epochs.append({"epoch": epoch + 1, "train_s": train_s, "metric": metric, "loss": float(np.mean(losses))})
-    init_from = "official" if init.is_file() else "own"
-    return {"status": "ok", "init": init_from, "warmup_s": warmup_s, "epochs": epochs}
-
-
-def guarded(fn: Callable[[], dict]) -> dict:
-    """A failed run becomes an "error" entry of the table instead of ending the benchmark."""
-    try:
-        return fn()
-    except Exception as exc:
-        return failure("error", exc)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -476,6 +289,12 @@ def run_official(jobs: list, threads: int, log: Callable[[str], None]) -> tuple[
 def run_row(job: dict, package: str, r: dict) -> dict:
     keys = ("dataset", "layer", "seed")
     return {**{k: job[k] for k in keys}, "package": package, **r}
+
+
+def compute(ctx: Context) -> dict:
+    cfg = ctx.cfg.accuracy
+    cfg.threads = ctx.cfg.threads
+    return section(cfg, ctx.log)
 
 
 def section(cfg: AccuracyConfig, log: Callable[[str], None]) -> dict:
@@ -601,7 +420,7 @@ def with_time_to_target(entry: dict, higher_is_better: bool) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------
-# Markdown and chart panels (used by benchmarks/report.py)
+# Markdown and chart panels
 # ---------------------------------------------------------------------------------------------
 def fmt_metric(metric: str, v: float) -> str:
     return f"{100 * v:.1f} %" if metric == "accuracy" else f"{v:.4f}"
@@ -615,11 +434,7 @@ def fmt_stats(metric: str, s: dict) -> str:
     return f"{fmt_metric(metric, s['mean'])} ± {fmt_metric(metric, s['sd'])}"
 
 
-def fmt_seconds(v: float | None) -> str:
-    return report.fmt_time(v)
-
-
-def markdown(sec: dict) -> list[str]:
+def markdown(sec: dict, results: dict) -> list[str]:
     """The section's markdown: the recipe, one table row per (task, model), and the notes."""
     seeds = ", ".join(map(str, sec["config"]["seeds"]))
     lines = [
@@ -648,7 +463,7 @@ def markdown(sec: dict) -> list[str]:
         "time to accuracy ncps / official",
         "speed-up",
     ]
-    lines += report.table(header, [table_row(sec, e) for e in sec["summary"]])
+    lines += table(header, [table_row(sec, e) for e in sec["summary"]])
     lines += ["", "Tasks: " + "; ".join(task_line(d) for d in sec["datasets"]) + "."]
     notes = [
         f"- {PACKAGE_NAMES[p]} on {e['dataset']} {e['layer']}: {e[p]['status']} — {e[p].get('reason')}"
@@ -697,10 +512,10 @@ def fmt_gap(metric: str, v: float) -> str:
 def table_row(sec: dict, e: dict) -> list[str]:
     d = task_of(sec, e["dataset"])
     task, ours, off = TASKS[e["dataset"]], e["ncps"], e["official"]
-    reached = report.fmt_ratio(e.get("speedup"))
+    reached = fmt_ratio(e.get("speedup"))
     if "target" in e and e["ncps_time_to_target_s"] is None:
         reached = "not reached"
-    t2t = f"{fmt_seconds(e.get('ncps_time_to_target_s'))} / {fmt_seconds(e.get('official_time_to_target_s'))}"
+    t2t = f"{fmt_time(e.get('ncps_time_to_target_s'))} / {fmt_time(e.get('official_time_to_target_s'))}"
     return [
         e["dataset"],
         f"{e['layer']}({d['features']}, {sec['recipe']['units']})",
@@ -709,8 +524,8 @@ def table_row(sec: dict, e: dict) -> list[str]:
         fmt_stats(e["metric"], ours),
         fmt_stats(e["metric"], off),
         "—" if e["same_loss_epochs"] is None else str(e["same_loss_epochs"]),
-        fmt_seconds(ours.get("train_s")),
-        fmt_seconds(off.get("train_s")),
+        fmt_time(ours.get("train_s")),
+        fmt_time(off.get("train_s")),
         t2t,
         reached,
     ]
@@ -733,7 +548,7 @@ def task_line(d: dict) -> str:
     )
 
 
-def panels(sec: dict) -> list[Callable]:
+def panels(sec: dict, results: dict) -> list[Panel]:
     """One chart panel per (task, model): mean test metric against training time, both packages."""
     return [lambda ax, e=e: curve_panel(ax, e) for e in sec["summary"]]
 
@@ -762,12 +577,4 @@ def curve_panel(ax, e: dict) -> None:
     ax.grid(alpha=0.3)
 
 
-def main(argv: list | None = None) -> int:
-    """``python benchmarks/accuracy.py [run.py options]``: run.py with only this section."""
-    from benchmarks import run
-
-    return run.main(["--section", "accuracy", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+SECTION = Section("accuracy", compute, markdown, panels)

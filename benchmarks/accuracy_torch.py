@@ -35,14 +35,12 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # for timing.py (no ncps import there)
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-import ncps  # noqa: E402  (the official package, thanks to the bootstrap)
-import ncps.torch as nt  # noqa: E402
-import timing  # noqa: E402
+import ncps  # the official package, thanks to the bootstrap
+import ncps.torch as nt
+import timing
 
 
 class Net(torch.nn.Module):

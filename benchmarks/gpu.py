@@ -1,4 +1,4 @@
-"""The GPU section of the benchmark (``python benchmarks/run.py --section gpu``).
+"""The ``gpu`` section of the benchmark (``python benchmarks/run.py --section gpu``).
 
 Runs only where MLX has a GPU device (Metal or CUDA); elsewhere it returns at once with a note
 saying why (``ncps.kernels.kernel_backends()``). On a GPU it times, per model, batch, sequence
@@ -23,11 +23,14 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
-from types import ModuleType
-from typing import Any
 
 import mlx.core as mx
 
+from benchmarks.common.chart import Panel
+from benchmarks.common.config import RunConfig
+from benchmarks.common.context import Context, Section, describe
+from benchmarks.common.models import PASSES, build, label, sequence_call, sequence_input, spec, units_count, wiring
+from benchmarks.timing import guarded, measure
 from ncps import kernels
 
 IMPLS = ("gpu", "reference-gpu", "cpu")
@@ -42,6 +45,7 @@ GRID = {
     "quick": ((1, 32, 256, 1024), (100, 1000), (64, 256)),
 }
 REFERENCE_MAX_WORK = 256 * 100 * 256**2  # B·T·N² above which the reference path is skipped
+NO_GPU = "no GPU device"
 
 
 def why_no_gpu() -> str | None:
@@ -87,7 +91,7 @@ def crossover(rows: list[dict]) -> list[dict]:
     return out
 
 
-def _launches_of_one_forward(run: ModuleType, s: dict) -> dict:
+def _launches_of_one_forward(s: dict) -> dict:
     """Kernel launches of one GPU forward of ``s`` at B = 32, T = 100."""
     import ncps.gpu.launch as gl
 
@@ -106,60 +110,59 @@ def _launches_of_one_forward(run: ModuleType, s: dict) -> dict:
     gl.mlx_kernel = counting
     try:
         with on_device(mx.gpu), kernels.use("fused"):
-            model = run.build(s)
+            model = build(s)
             mx.eval(model(mx.zeros((32, 100, s["input_size"]))))
     finally:
         gl.mlx_kernel = original
     return {"launches": count[0], "target": TARGETS["ltc_autoncp64_forward_launches"]}
 
 
-def section(bench: Any, run: ModuleType) -> dict:
-    """The GPU section; ``bench`` is ``run.Bench`` (config, log, official runner) and ``run`` the
-    benchmark module (its ``build``, ``spec``, ``sequence_call``, ... helpers)."""
+def _skipped(reason: str) -> dict:
+    out = {"skipped": True, "reason": f"{NO_GPU}: {reason}", "results": []}
+    return {**out, "markdown": markdown(out, {})}
+
+
+def _specs(cfg: RunConfig, units: tuple) -> list[dict]:
+    """LTC AutoNCP(64, 8), LTC FullyConnected(N) and CfC(N) with a backbone of N, for every N."""
+    kw_ltc = {"ode_unfolds": cfg.ode_unfolds}
+    specs = [spec("LTC", cfg.inputs, wiring("AutoNCP", 64, 8), **kw_ltc)]
+    specs += [spec("LTC", cfg.inputs, wiring("FullyConnected", n), **kw_ltc) for n in units if n != 64]
+    specs += [spec("CfC", cfg.inputs, n, backbone_units=n, backbone_layers=1) for n in units]
+    return specs
+
+
+def _row(ctx: Context, s: dict, B: int, T: int, kind: str, impl: str) -> dict:
+    row = {"model": label(s), "spec": s, "batch": B, "time": T, "pass": kind, "impl": impl}
+    N = units_count(s["units"])
+    if impl == "reference-gpu" and B * T * N * N > REFERENCE_MAX_WORK:
+        row.update(status="skipped", reason=f"reference skipped where B·T·N² > {REFERENCE_MAX_WORK:.3g}")
+    else:
+        row.update(_time(s, B, T, kind, impl, ctx.cfg))
+    ctx.log(f"gpu {row['model']} B={B} T={T} {kind} {impl}: {describe(row)}")
+    return row
+
+
+def compute(ctx: Context) -> dict:
+    """The GPU section: every implementation at every point of the grid, the official package on
+    CUDA, the crossover batches and the launches of one forward (or the reason it was skipped)."""
     reason = why_no_gpu()
     if reason is not None:
-        bench.log(f"gpu: skipped (no GPU device: {reason})")
-        return {
-            "skipped": True,
-            "reason": f"no GPU device: {reason}",
-            "results": [],
-            "markdown": ["### GPU", "", f"Skipped: no GPU device ({reason})."],
-        }
-    cfg = bench.cfg
+        ctx.log(f"gpu: skipped ({NO_GPU}: {reason})")
+        return _skipped(reason)
+    cfg = ctx.cfg
     batches, lengths, units = GRID["quick" if cfg.fast.reps < 10 else "full"]  # --quick lowers the reps
-    kw_ltc = {"ode_unfolds": cfg.ode_unfolds}
-    specs = [run.spec("LTC", cfg.inputs, run.wiring("AutoNCP", 64, 8), **kw_ltc)]
-    specs += [run.spec("LTC", cfg.inputs, run.wiring("FullyConnected", n), **kw_ltc) for n in units if n != 64]
-    specs += [run.spec("CfC", cfg.inputs, n, backbone_units=n, backbone_layers=1) for n in units]
+    specs = _specs(cfg, units)
     points = [(s, B, lengths[0]) for s in specs for B in batches]
     points += [(s, 64, T) for s in specs[:1] + specs[-1:] for T in lengths[1:]]
-
     rows, jobs = [], []
     for s, B, T in points:
-        N = run.units_count(s["units"])
-        for kind in run.PASSES:
-            for impl in IMPLS:
-                row = {"model": run.label(s), "spec": s, "batch": B, "time": T, "pass": kind, "impl": impl}
-                if impl == "reference-gpu" and B * T * N * N > REFERENCE_MAX_WORK:
-                    row.update(status="skipped", reason=f"reference skipped where B·T·N² > {REFERENCE_MAX_WORK:.3g}")
-                else:
-                    row.update(_time(run, s, B, T, kind, impl, cfg))
-                bench.log(f"gpu {row['model']} B={B} T={T} {kind} {impl}: {run.describe(row)}")
-                rows.append(row)
-            jobs.append(
-                {
-                    "id": f"{run.label(s)}|{B}|{T}|{kind}",
-                    **s,
-                    "batch": B,
-                    "time": T,
-                    "pass": kind,
-                    "device": "cuda",
-                    "policy": cfg.official.to_dict(),
-                }
-            )
-    for job_id, r in bench.official(jobs).items():
+        for kind in PASSES:
+            rows += [_row(ctx, s, B, T, kind, impl) for impl in IMPLS]
+            job = {"id": f"{label(s)}|{B}|{T}|{kind}", **s, "batch": B, "time": T, "pass": kind, "device": "cuda"}
+            jobs.append({**job, "policy": cfg.official.to_dict()})
+    for job_id, r in ctx.official(jobs).items():
         model, B, T, kind = job_id.split("|")
-        s = next(s for s in specs if run.label(s) == model)
+        s = next(s for s in specs if label(s) == model)
         rows.append(
             {"model": model, "spec": s, "batch": int(B), "time": int(T), "pass": kind, "impl": "official-cuda", **r}
         )
@@ -168,32 +171,35 @@ def section(bench: Any, run: ModuleType) -> dict:
         "targets": TARGETS,
         "results": rows,
         "crossover": crossover(rows),
-        "launches": run.guarded(lambda: _launches_of_one_forward(run, specs[0])),
+        "launches": guarded(lambda: _launches_of_one_forward(specs[0])),
     }
-    out["markdown"] = markdown(out)
+    out["markdown"] = markdown(out, {})
     return out
 
 
-def _time(run: ModuleType, s: dict, B: int, T: int, kind: str, impl: str, cfg: Any) -> dict:
+def _time(s: dict, B: int, T: int, kind: str, impl: str, cfg: RunConfig) -> dict:
     device = mx.cpu if impl == "cpu" else mx.gpu
     mode = "reference" if impl == "reference-gpu" else "fused"
 
-    def measure() -> dict:
+    def run() -> dict:
         with on_device(device), kernels.use(mode):
-            model = run.build(s)
+            model = build(s)
             plan = kernels.plan(model.rnn_cell)
             wanted = {"gpu": ("metal", "cuda"), "cpu": ("cpu",)}.get(impl)
             if wanted and plan.backend not in wanted:  # e.g. a fallback: timing it would mislabel the column
                 return {"status": "n/a", "reason": f"runs on {plan.backend}: {plan.reason}", "backend": plan.backend}
-            call = run.sequence_call(model, run.sequence_input(cfg, B, T), kind, mode)
-            return {**run.measure(call, cfg.fast), "backend": plan.backend}
+            call = sequence_call(model, sequence_input(cfg, B, T), kind, mode)
+            return {**measure(call, cfg.fast), "backend": plan.backend}
 
-    return run.guarded(measure)
+    return guarded(run)
 
 
-def markdown(section: dict) -> list[str]:
-    """The section's tables: medians per impl, crossover batches, speed-ups, launches."""
+def markdown(section: dict, results: dict) -> list[str]:
+    """The section's tables: medians per impl, crossover batches, speed-ups, launches (or why it
+    was skipped)."""
     lines = ["### GPU", ""]
+    if section.get("skipped"):
+        return lines + [f"Skipped: {NO_GPU} ({section['reason'].removeprefix(NO_GPU + ': ')})."]
     index = {(r["model"], r["batch"], r["time"], r["pass"], r["impl"]): r for r in section["results"]}
     keys = sorted({k[:4] for k in index})
     impls = (*IMPLS, "official-cuda")
@@ -221,3 +227,10 @@ def markdown(section: dict) -> list[str]:
         f"GPU faster than the fused CPU from batch {TARGETS['gpu_beats_cpu_from_batch']}.",
     ]
     return lines
+
+
+def panels(section: dict, results: dict) -> list[Panel]:
+    return []  # the tables say it all (a chart of the grid would need a panel per model and pass)
+
+
+SECTION = Section("gpu", compute, markdown, panels)

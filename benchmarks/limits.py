@@ -1,4 +1,5 @@
-"""The machine's limits for this package's kernels, and how much of them a model reaches.
+"""The ``limits`` section: the machine's limits for this package's kernels, and how much of them a
+model reaches.
 
 Two rates bound what a fused kernel can do on a CPU:
 
@@ -29,12 +30,23 @@ import subprocess
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-SOURCE = Path(__file__).resolve().parent / "limits.cpp"
-BUILD_DIR = REPO / "build" / "bench"
+import numpy as np
+
+import ncps
+from benchmarks.common.chart import Panel, bars, short
+from benchmarks.common.context import Context, Section
+from benchmarks.common.fmt import index, num, ok, table
+from benchmarks.common.models import make_units
+from benchmarks.common.paths import BUILD, HERE, REPO
+from benchmarks.timing import Policy, guarded
+
+SOURCE = HERE / "limits.cpp"
 BWD_FACTOR = 3.0  # forward+backward work = 3 x forward work
 
 
+# ---------------------------------------------------------------------------------------------
+# The probes
+# ---------------------------------------------------------------------------------------------
 def compiler() -> str | None:
     """The C++ compiler: ``$CXX`` or the first of c++, g++, clang++ on the PATH."""
     for name in (os.environ.get("CXX"), "c++", "g++", "clang++"):
@@ -48,13 +60,13 @@ def build_probe() -> Path:
     cxx = compiler()
     if cxx is None:
         raise RuntimeError("no C++ compiler found (set CXX)")
-    BUILD_DIR.mkdir(parents=True, exist_ok=True)
-    exe = BUILD_DIR / "limits"
-    stamp = BUILD_DIR / "limits.src"
+    BUILD.mkdir(parents=True, exist_ok=True)
+    exe = BUILD / "limits"
+    stamp = BUILD / "limits.src"
     # common/isa.h includes the target list CMake generates for the extension; the probe is one
     # target of its own (-march=native), so it gets a one-entry list.
-    # (in a folder of its own: on the include path, BUILD_DIR's executable `limits` would shadow <limits>)
-    gen = BUILD_DIR / "include"
+    # (in a folder of its own: on the include path, BUILD's executable `limits` would shadow <limits>)
+    gen = BUILD / "include"
     gen.mkdir(exist_ok=True)
     (gen / "ncps_isa_list.h").write_text("#pragma once\n#define NCPS_FOR_EACH_ISA(X) X(native)\n")
     # Rebuilt when the probe or the kernel headers it compiles change (their hash is the stamp).
@@ -93,8 +105,6 @@ def native_limits(threads: int, seconds: float) -> dict:
 
 def numpy_gemm_gflops(n: int = 2048, seconds: float = 1.0) -> float:
     """The best GFLOP/s of ``a @ b`` (float32, ``n x n``) through numpy's BLAS."""
-    import numpy as np
-
     rng = np.random.default_rng(0)
     a = rng.standard_normal((n, n), dtype=np.float32)
     b = rng.standard_normal((n, n), dtype=np.float32)
@@ -109,15 +119,12 @@ def numpy_gemm_gflops(n: int = 2048, seconds: float = 1.0) -> float:
 
 
 # ---------------------------------------------------------------------------------------------
-# Work per model
+# Work per model, and the fraction of the limit it reaches
 # ---------------------------------------------------------------------------------------------
-def _wiring(units, inputs: int):
-    import ncps
-
-    if isinstance(units, dict):
-        w = getattr(ncps.wirings, units["wiring"])(*units["args"], **units["kwargs"])
-    else:
-        w = ncps.wirings.FullyConnected(int(units))
+def _wiring(units: int | dict, inputs: int) -> ncps.wirings.Wiring:
+    w = make_units(units)
+    if not isinstance(w, ncps.wirings.Wiring):
+        w = ncps.wirings.FullyConnected(w)
     w.build(inputs)
     return w
 
@@ -157,3 +164,109 @@ def work(s: dict, batch: int, T: int, kind: str) -> dict | None:
     if layer.startswith("LTC"):
         return {"unit": "Gsyn", "limit": "synapse", "amount": factor * batch * T * ltc_step_synapses(s) * 1e-9}
     return None
+
+
+def fraction_of_limit(r: dict | None, limits: dict) -> tuple[float | None, float | None]:
+    """(achieved rate in the work's unit per second, fraction of the machine's limit) of a fused
+    row, from its fastest call (the least disturbed by other load)."""
+    w = (r or {}).get("work")
+    if not ok(r) or not w:
+        return None, None
+    rate = w["amount"] / r["min_s"]
+    limit = limits.get("gemm_gflops") if w["limit"] == "gemm" else limits.get("synapse_evals_per_s")
+    if limit and w["limit"] == "synapse":
+        limit = limit * 1e-9  # Gsyn/s
+    return rate, (rate / limit if limit else None)
+
+
+# ---------------------------------------------------------------------------------------------
+# The section
+# ---------------------------------------------------------------------------------------------
+def _xla_gemm(ctx: Context) -> dict:
+    """The GEMM rate of JAX's XLA, in the Keras-JAX peer's subprocess."""
+    cfg = ctx.cfg
+    policy = Policy(warmup=1, reps=20, min_reps=3, budget_s=cfg.limit_seconds)
+    r = ctx.official([{"id": "gemm", "pass": "gemm", "n": cfg.gemm_n, "policy": policy.to_dict()}], "keras-jax")["gemm"]
+    return {"status": "ok", "gflops": 2.0 * cfg.gemm_n**3 / r["min_s"] * 1e-9} if r.get("status") == "ok" else r
+
+
+def compute(ctx: Context, previous: dict | None = None) -> dict:
+    """The machine's GEMM rate (best of numpy, XLA and our gemm.h tiles) and the LTC synapse rate
+    at full SIMD width; sets ``ctx.limits``. With ``previous`` (the section from the start of the
+    run) the probes run again at the end and each rate keeps its best: a limit measured while the
+    machine was busy would otherwise understate it."""
+    cfg, gemm = ctx.cfg, {}
+    gemm["numpy"] = guarded(lambda: {"status": "ok", "gflops": numpy_gemm_gflops(cfg.gemm_n, cfg.limit_seconds)})
+    native = guarded(lambda: {"status": "ok", **native_limits(cfg.threads, cfg.limit_seconds)})
+    gemm["ncps gemm.h"] = (
+        {"status": "ok", "gflops": native["gemm_gflops"], "n": native["gemm_n"]} if native["status"] == "ok" else native
+    )
+    if "keras-jax" in cfg.peers:
+        gemm["jax (XLA)"] = _xla_gemm(ctx)
+    for name, r in gemm.items():
+        ctx.log(f"limits: GEMM {name}: {r.get('gflops', r.get('reason'))}")
+    rates = {name: r["gflops"] for name, r in gemm.items() if r.get("status") == "ok"}
+    best = max(rates, key=rates.get) if rates else None
+    synapse = native.get("synapse_evals_per_s") if native["status"] == "ok" else None
+    ctx.log(f"limits: synapse rate {synapse}")
+    if previous:  # keep the best of the start and the end of the run, probe by probe
+        for name, r in previous.get("gemm", {}).items():
+            if r.get("status") == "ok" and r["gflops"] > rates.get(name, 0.0):
+                gemm[name], rates[name] = r, r["gflops"]
+        best = max(rates, key=rates.get) if rates else None
+        synapse = max(filter(None, (synapse, previous.get("synapse_evals_per_s"))), default=None)
+    ctx.limits = {
+        "gemm_gflops": rates.get(best),
+        "gemm_source": best,
+        "synapse_evals_per_s": synapse,
+        "simd_lanes": native.get("simd_lanes") or ctx.limits.get("simd_lanes"),
+    }
+    return {"gemm_n": cfg.gemm_n, "threads": cfg.threads, "gemm": gemm, "native": native, **ctx.limits}
+
+
+def markdown(section: dict, results: dict) -> list[str]:
+    gemm = section.get("gemm", {})
+    rows = [
+        [
+            f"GEMM {section.get('gemm_n')}² float32, {name}",
+            f"{num(r['gflops'])} GFLOP/s" if ok(r) else f"{r.get('status')}: {r.get('reason')}",
+        ]
+        for name, r in gemm.items()
+    ]
+    if section.get("synapse_evals_per_s"):
+        rows.append(
+            [
+                f"LTC synapse loop, {section.get('simd_lanes')} lanes, {section.get('threads')} threads",
+                f"{num(section['synapse_evals_per_s'] * 1e-9)} Gsyn/s",
+            ]
+        )
+    return ["### The machine's limits", "", *table(["probe", "best rate"], rows)]
+
+
+def panels(section: dict, results: dict) -> list[Panel]:
+    """The fraction of the machine's limit each fused row of the ltc and cfc sections reaches."""
+    sections = results["sections"]
+    fused_rows = [r for n in ("ltc", "cfc") if n in sections for r in sections[n]["results"] if r["impl"] == "fused"]
+    if not (fused_rows and results.get("limits")):
+        return []
+    models = list(dict.fromkeys(r["model"] for r in fused_rows))
+    fidx = index(fused_rows)
+
+    def limit_panel(ax):
+        series = {}
+        for kind, name in (("forward", "fused forward"), ("fwd+bwd", "fused fwd+bwd")):
+            fr = [fraction_of_limit(fidx.get((m, kind, "fused")), results["limits"])[1] for m in models]
+            series[name] = [None if v is None else 100 * v for v in fr]
+        bars(
+            ax,
+            "fraction of the machine's limit (GEMM / synapse rate)",
+            [short(m) for m in models],
+            series,
+            "% of limit (min time)",
+            log=False,
+        )
+
+    return [limit_panel]
+
+
+SECTION = Section("limits", compute, markdown, panels)

@@ -1,7 +1,8 @@
 """What the scripts that run the official package in a subprocess (``official_torch.py``,
-``official_keras.py``, ``official_parity.py``) share. They find it next to themselves (they put
-their own directory on ``sys.path``); it imports no ``ncps`` at module level, so the parity tests
-can use :func:`build_layer` on our package too."""
+``official_keras.py``, ``official_parity.py``) share. They import it by name from their own
+directory (first on ``sys.path``: the oracle's bootstrap puts it there, as ``python script.py``
+does); it imports no ``ncps`` at module level, so the parity tests can use :func:`build_layer` on
+our package too."""
 
 from __future__ import annotations
 

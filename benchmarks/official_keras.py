@@ -33,17 +33,16 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # for timing.py and official_common.py
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
+import jax
+import jax.numpy as jnp
+import keras
+import numpy as np
 
-import ncps  # noqa: E402  (the official package, thanks to the bootstrap)
-import ncps.keras as nk  # noqa: E402
-import timing  # noqa: E402
-from official_common import official_units  # noqa: E402
+import ncps  # the official package, thanks to the bootstrap
+import ncps.keras as nk
+import timing
+from official_common import official_units
 
 
 def build(job):

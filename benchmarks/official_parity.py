@@ -27,16 +27,13 @@ oracle runs the wrappers' own loop over the official cells with the elapsed time
 
 import json
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # for official_common.py (no ncps of ours)
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-import ncps.torch as nt  # noqa: E402  (the official package, thanks to the bootstrap)
+import ncps.torch as nt  # the official package, thanks to the bootstrap
 from ncps.torch.lstm import LSTMCell  # noqa: F401  (imported by the wrappers too)
-from official_common import build_layer, official_units  # noqa: E402
+from official_common import build_layer, official_units
 
 
 def build(spec):

@@ -42,14 +42,12 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # for timing.py and official_common.py
+import torch
 
-import torch  # noqa: E402
-
-import ncps  # noqa: E402  (the official package, thanks to the bootstrap)
-import ncps.torch as nt  # noqa: E402
-import timing  # noqa: E402
-from official_common import build_layer, official_units  # noqa: E402
+import ncps  # the official package, thanks to the bootstrap
+import ncps.torch as nt
+import timing
+from official_common import build_layer, official_units
 
 
 def build(job):

@@ -28,24 +28,27 @@ import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-SCRIPT = Path(__file__).resolve().parent / "official_torch.py"
-KERAS_SCRIPT = Path(__file__).resolve().parent / "official_keras.py"
+from benchmarks.common.paths import HERE, REPO
+
+SCRIPT = HERE / "official_torch.py"
+KERAS_SCRIPT = HERE / "official_keras.py"
 PEERS = ("torch", "torch.compile", "keras-jax")  # the official package on each framework
-PARITY_SCRIPT = Path(__file__).resolve().parent / "official_parity.py"
+PARITY_SCRIPT = HERE / "official_parity.py"
 INSTALL_HINT = "run scripts/bootstrap.sh"
 
 # Our editable install puts a finder in front of sys.path that would shadow the official
-# ``ncps``; drop it and put the oracle directory first. Then run the script ``sys.argv[1]``, or
-# the code on stdin when it is "-".
+# ``ncps``; drop it and put the oracle directory first. Then run the script ``sys.argv[1]`` with
+# its own directory first on sys.path, as ``python script.py`` would (the scripts import their
+# neighbours ``timing`` and ``official_common`` by name), or the code on stdin when it is "-".
 _BOOTSTRAP = """
-import runpy, sys
+import os, runpy, sys
 sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in type(f).__module__]
 sys.path.insert(0, {oracle!r})
 sys.argv = sys.argv[1:]
 if sys.argv[0] == "-":
     exec(compile(sys.stdin.read(), "<oracle>", "exec"), {{"__name__": "__main__"}})
 else:
+    sys.path.insert(0, os.path.dirname(os.path.abspath(sys.argv[0])))
     runpy.run_path(sys.argv[0], run_name="__main__")
 """
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import gc
 import statistics
+import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -87,12 +88,27 @@ def failure(status: str, exc: BaseException) -> dict:
     return out
 
 
+def guarded(fn: Callable[[], dict]) -> dict:
+    """Run a measurement or a training run: a missing fused kernel (NotImplementedError) becomes
+    an "n/a" entry, any other exception an "error" entry with its traceback, also printed on
+    stderr (not fatal: the table reports it and the run goes on); the garbage collector runs
+    after each, so that one entry's leftovers do not weigh on the next."""
+    try:
+        return fn()
+    except NotImplementedError as exc:
+        return failure("n/a", exc)
+    except Exception as exc:
+        result = failure("error", exc)
+        print(result["traceback"], file=sys.stderr)
+        return result
+    finally:
+        gc.collect()
+
+
 def run_each(jobs: list, fn: Callable[[dict], dict], tag: str, describe: Callable[[dict], Any]) -> dict:
     """``{job id: fn(job)}`` for the jobs of a subprocess script; a job that raises becomes a
     failure entry (one broken job must not lose the others). Each result is logged on stderr as
     ``[tag] id: describe(result)`` (the reason of a failure)."""
-    import sys
-
     results = {}
     for job in jobs:
         try:

@@ -6,7 +6,7 @@ the full run and of ``--quick``). One real data set, one recipe, one row per way
 Data
 ----
 JapaneseVowels (UEA archive, bundled in ``aeon``; 12 channels, 9 classes, lengths 7-29), loaded,
-z-scored and front-padded to T = 29 by :func:`benchmarks.accuracy.aeon_task`. Throughput does not
+z-scored and front-padded to T = 29 by :func:`benchmarks.common.recipe.aeon_task`. Throughput does not
 care about generalisation, so the training and test splits are trained on together (640
 sequences, 20 batches of 32 per epoch): twice the steps per epoch of the training split alone,
 steadier epoch times.
@@ -24,7 +24,7 @@ official loops run once each (a subprocess per framework, before ours).
 Rows
 ----
 - ``bare MLX loop (eager)``: ``nn.value_and_grad`` + clipping + ``optimizer.update`` +
-  ``mx.eval`` and ``loss.item()`` per batch (:func:`benchmarks.accuracy.train_ours`);
+  ``mx.eval`` and ``loss.item()`` per batch (:func:`benchmarks.common.recipe.train_ours`);
 - ``bare MLX loop (mx.compile)``: the same step under ``mx.compile``: the floor of our fronts,
   which compile their step by default; the overhead column is relative to it;
 - ``ncps.training.fit``, ``ncps.sklearn LiquidClassifier.fit`` and ``ncps.mini_keras
@@ -66,27 +66,29 @@ computes its metrics that way, as Keras does.
 from __future__ import annotations
 
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any, ClassVar
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+import mlx.core as mx
+import mlx.nn as nn
+import numpy as np
 
-import mlx.core as mx  # noqa: E402
-import mlx.nn as nn  # noqa: E402
-import numpy as np  # noqa: E402
+import ncps
+import ncps.training
+from benchmarks import oracle
+from benchmarks.common import recipe
+from benchmarks.common.chart import Panel
+from benchmarks.common.config import Config
+from benchmarks.common.context import Context, Section
+from benchmarks.common.fmt import fmt_pair, fmt_ratio, fmt_time, ratio, table
+from benchmarks.common.paths import HERE
+from benchmarks.timing import Policy, guarded, measure, summarize
 
-import ncps  # noqa: E402
-import ncps.training  # noqa: E402
-from benchmarks import accuracy, oracle, report  # noqa: E402
-from benchmarks.timing import Policy, failure, measure, summarize  # noqa: E402
-
-KERAS_SCRIPT = Path(__file__).resolve().parent / "training_keras.py"
+KERAS_SCRIPT = HERE / "training_keras.py"
 FLOOR = "bare-compiled"  # the row the overhead column is relative to
 # Row key -> (label, how it runs, per-batch metrics)
 ROWS = {
@@ -103,7 +105,7 @@ ROWS = {
 
 
 @dataclass
-class TrainingConfig:
+class TrainingConfig(Config):
     """The data set, the recipe and the number of epochs of one run."""
 
     dataset: str = "JapaneseVowels"
@@ -121,21 +123,19 @@ class TrainingConfig:
     # per part and round; each timed call is an epoch's worth of steps (see step_breakdown)
     step_policy: Policy = Policy(warmup=2, reps=30, min_reps=5, budget_s=1.0)
 
-    @classmethod
-    def make(cls, quick: bool, tiny: bool) -> TrainingConfig:
-        if tiny:
-            return cls(
-                epochs=2,
-                rounds=1,
-                torch_epochs=2,
-                samples=64,
-                step_policy=Policy(warmup=1, reps=3, min_reps=1, budget_s=0.05),
-            )
-        if quick:
-            return cls(
-                epochs=6, rounds=2, torch_epochs=3, step_policy=Policy(warmup=1, reps=15, min_reps=5, budget_s=0.5)
-            )
-        return cls()
+    QUICK: ClassVar[dict[str, Any]] = {
+        "epochs": 6,
+        "rounds": 2,
+        "torch_epochs": 3,
+        "step_policy": Policy(warmup=1, reps=15, min_reps=5, budget_s=0.5),
+    }
+    TINY: ClassVar[dict[str, Any]] = {
+        "epochs": 2,
+        "rounds": 1,
+        "torch_epochs": 2,
+        "samples": 64,
+        "step_policy": Policy(warmup=1, reps=3, min_reps=1, budget_s=0.05),
+    }
 
     def recipe(self) -> dict:
         return {
@@ -151,16 +151,13 @@ class TrainingConfig:
             "torch_epochs": self.torch_epochs,
         }
 
-    def public(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
-
 
 # ---------------------------------------------------------------------------------------------
 # Data and the statistics of one run
 # ---------------------------------------------------------------------------------------------
 def load(cfg: TrainingConfig) -> dict:
     """Both splits of the data set as one training set ``x`` (n, T, F), ``y`` (n,)."""
-    task = accuracy.aeon_task(cfg.dataset, "classification")
+    task = recipe.aeon_task(cfg.dataset, "classification")
     x = np.concatenate([task["x_train"], task["x_test"]])[: cfg.samples]
     y = np.concatenate([task["y_train"], task["y_test"]])[: cfg.samples]
     return {"x": x, "y": y, "outputs": int(task["outputs"]), "lengths": task["lengths"]}
@@ -194,18 +191,11 @@ def merge_rounds(runs: list) -> dict:
     return {**runs[0], **merged, "rounds": [r["epoch_times_s"] for r in runs]}
 
 
-def guarded(fn: Callable[[], dict]) -> dict:
-    try:
-        return fn()
-    except Exception as exc:
-        return failure("error", exc)
-
-
 # ---------------------------------------------------------------------------------------------
 # Our rows
 # ---------------------------------------------------------------------------------------------
 def bare_job(cfg: TrainingConfig, data: dict, tmp: Path) -> tuple[dict, dict]:
-    """The job and data of :func:`benchmarks.accuracy.train_ours` (its test metric on 32 samples)."""
+    """The job and data of :func:`benchmarks.common.recipe.train_ours` (its test metric on 32 samples)."""
     job = {
         "kind": "classification",
         "seed": cfg.seed,
@@ -226,8 +216,8 @@ def bare_job(cfg: TrainingConfig, data: dict, tmp: Path) -> tuple[dict, dict]:
 
 def run_bare(cfg: TrainingConfig, data: dict, tmp: Path, compiled: bool) -> dict:
     job, task = bare_job(cfg, data, tmp)
-    order = accuracy.epoch_orders(len(data["x"]), cfg.epochs, cfg.seed)
-    run = accuracy.train_ours(job, task, order, compiled=compiled)
+    order = recipe.epoch_orders(len(data["x"]), cfg.epochs, cfg.seed)
+    run = recipe.train_ours(job, task, order, compiled=compiled)
     cumulative = [0.0] + [e["train_s"] for e in run["epochs"]]
     return epoch_stats(np.diff(cumulative).tolist(), len(data["x"]))
 
@@ -246,11 +236,11 @@ def front_stats(history: ncps.training.History, n: int, t0: float) -> dict:
 
 def run_fit(cfg: TrainingConfig, data: dict) -> dict:
     mx.random.seed(cfg.seed)
-    model = accuracy.Net("CfC", data["x"].shape[-1], cfg.units, data["outputs"])
+    model = recipe.Net("CfC", data["x"].shape[-1], cfg.units, data["outputs"])
     t0 = time.perf_counter()
     history = ncps.training.fit(
         model,
-        accuracy.loss_fn("classification"),
+        recipe.loss_fn("classification"),
         (data["x"], data["y"]),
         optimizer=ncps.optimizers.adam(cfg.lr),
         epochs=cfg.epochs,
@@ -314,21 +304,21 @@ def loss_and_accuracy(model: nn.Module, x: mx.array, y: mx.array) -> tuple:
 def step_parts(cfg: TrainingConfig, data: dict) -> dict:
     """``{part: synchronised call}``: one training step on a batch of the data, taken apart."""
     mx.random.seed(cfg.seed)
-    model = accuracy.Net("CfC", data["x"].shape[-1], cfg.units, data["outputs"])
+    model = recipe.Net("CfC", data["x"].shape[-1], cfg.units, data["outputs"])
     mx.eval(model.parameters())
     x, y = mx.array(data["x"][: cfg.batch]), mx.array(data["y"][: cfg.batch])
-    value_and_grad = nn.value_and_grad(model, accuracy.loss_fn("classification"))
+    value_and_grad = nn.value_and_grad(model, recipe.loss_fn("classification"))
     parts = {"forward": lambda: mx.eval(model(x)), "forward + backward": lambda: mx.eval(value_and_grad(model, x, y))}
     for name, compiled in (("bare step, eager", False), ("bare step, mx.compile", True)):
-        opt = accuracy.torch_adam(cfg.lr)
+        opt = recipe.torch_adam(cfg.lr)
         opt.init(model.trainable_parameters())
-        step = accuracy.train_step(model, opt, "classification", cfg.clip, compiled)
+        step = recipe.train_step(model, opt, "classification", cfg.clip, compiled)
         parts[name] = lambda step=step, opt=opt: mx.eval(step(x, y), model.state, opt.state)
     # fit's own step (ncps.training's compiled step and its evaluation), without and with a metric
     fronts = {
-        "fit's step": (accuracy.loss_fn("classification"), {}, ()),
+        "fit's step": (recipe.loss_fn("classification"), {}, ()),
         "fit's step + accuracy, metrics= (a 2nd forward)": (
-            accuracy.loss_fn("classification"),
+            recipe.loss_fn("classification"),
             {"accuracy": accuracy_metric},
             (),
         ),
@@ -359,7 +349,10 @@ def step_breakdown(cfg: TrainingConfig, data: dict) -> list:
     batches = -(-len(data["x"]) // cfg.batch)
     for _ in range(cfg.rounds):
         for name, call in parts.items():
-            epoch_of_calls = lambda call=call: [call() for _ in range(batches)]  # noqa: E731
+
+            def epoch_of_calls(call=call):
+                return [call() for _ in range(batches)]
+
             times[name] += [t / batches for t in measure(epoch_of_calls, cfg.step_policy)["times_s"]]
         fit_row = run_fit(replace(cfg, epochs=3), data)
         times[LOOP_PART] += [t / batches for t in fit_row["epoch_times_s"][1:]]
@@ -378,9 +371,9 @@ def run_torch(cfg: TrainingConfig, data: dict, tmp: Path) -> tuple[dict, dict]:
     job, task = bare_job(cfg, data, tmp)
     path, order_path = tmp / "data.npz", tmp / "order.npy"
     np.savez(path, **task)
-    np.save(order_path, accuracy.epoch_orders(len(data["x"]), cfg.torch_epochs, cfg.seed))
+    np.save(order_path, recipe.epoch_orders(len(data["x"]), cfg.torch_epochs, cfg.seed))
     job = {**job, "id": "torch", "outputs": data["outputs"], "data": str(path), "order": str(order_path)}
-    out = oracle.run_jobs([job], threads=cfg.threads, script=accuracy.TRAIN_SCRIPT)
+    out = oracle.run_jobs([job], threads=cfg.threads, script=recipe.TRAIN_SCRIPT)
     if not out["available"]:
         return {"available": False, "reason": out["reason"]}, {"status": "n/a", "reason": out["reason"]}
     run = out["results"].get("torch", {"status": "error", "reason": "no result"})
@@ -426,11 +419,18 @@ def run_keras(cfg: TrainingConfig, data: dict, tmp: Path) -> tuple[dict, dict]:
 # ---------------------------------------------------------------------------------------------
 # The section
 # ---------------------------------------------------------------------------------------------
+def compute(ctx: Context) -> dict:
+    cfg = ctx.cfg.training
+    cfg.threads = ctx.cfg.threads
+    cfg.peers = tuple(p for p in ctx.cfg.peers if p in ("official", "keras-jax"))
+    return section(cfg, ctx.log)
+
+
 def section(cfg: TrainingConfig, log: Callable[[str], None]) -> dict:
     """Every row of the table; the official peers first (subprocesses), then ours."""
     try:
         data = load(cfg)
-    except accuracy.MissingData as exc:
+    except recipe.MissingData as exc:
         log(f"training: skipped: {exc}")
         return {"config": cfg.public(), "recipe": cfg.recipe(), "skipped": True, "reason": str(exc), "rows": []}
     n, T, F = data["x"].shape
@@ -502,8 +502,8 @@ def add_ratios(rows: list) -> None:
         if r.get("status") != "ok":
             continue
         keras_key = "keras-jax+acc" if r["metrics"] else "keras-jax"
-        r["speedup_torch"] = report.ratio(median_of("torch"), r["median_s"])
-        r["speedup_keras"] = report.ratio(median_of(keras_key), r["median_s"])
+        r["speedup_torch"] = ratio(median_of("torch"), r["median_s"])
+        r["speedup_keras"] = ratio(median_of(keras_key), r["median_s"])
         if r["impl"] == "ncps" and floor:
             r["overhead_pct"] = 100.0 * (r["median_s"] / floor - 1.0)
             r["overhead_min_pct"] = 100.0 * (r["min_s"] / floor_min - 1.0)
@@ -511,15 +511,12 @@ def add_ratios(rows: list) -> None:
 
 def describe(r: dict) -> str:
     if r.get("status") == "ok":
-        return (
-            f"{report.fmt_time(r['median_s'])} per epoch (min {report.fmt_time(r['min_s'])}), "
-            f"{r['samples_per_s']:.0f} samples/s"
-        )
+        return f"{fmt_time(r['median_s'])} per epoch (min {fmt_time(r['min_s'])}), {r['samples_per_s']:.0f} samples/s"
     return f"{r.get('status')}: {r.get('reason')}"
 
 
 # ---------------------------------------------------------------------------------------------
-# Markdown and chart panel (used by benchmarks/report.py)
+# Markdown and chart panel
 # ---------------------------------------------------------------------------------------------
 def fmt_pct(v: float | None) -> str:
     return "—" if v is None else f"{v:+.0f} %"
@@ -532,7 +529,7 @@ def fmt_overhead(r: dict) -> str:
     return f"{fmt_pct(r['overhead_pct'])} / {fmt_pct(r['overhead_min_pct'])}"
 
 
-def markdown(sec: dict) -> list[str]:
+def markdown(sec: dict, results: dict) -> list[str]:
     lines = ["### Training throughput: every front against the official training loops", ""]
     if sec.get("skipped"):
         return lines + [f"Skipped: {sec['reason']}."]
@@ -571,16 +568,16 @@ def markdown(sec: dict) -> list[str]:
             [
                 r["label"],
                 metrics,
-                report.fmt_pair(r["median_s"], r["min_s"]),
+                fmt_pair(r["median_s"], r["min_s"]),
                 f"{r['samples_per_s']:.0f}",
-                report.fmt_time(r["warmup_s"]),
-                report.fmt_time(r.get("outside_epochs_s")),
-                report.fmt_ratio(r.get("speedup_torch")),
-                report.fmt_ratio(r.get("speedup_keras")),
+                fmt_time(r["warmup_s"]),
+                fmt_time(r.get("outside_epochs_s")),
+                fmt_ratio(r.get("speedup_torch")),
+                fmt_ratio(r.get("speedup_keras")),
                 fmt_overhead(r),
             ]
         )
-    lines += report.table(header, rows)
+    lines += table(header, rows)
     lines += ["", *steps_markdown(sec.get("steps", {}), rc["batch"])]
     notes = [f"- {r['label']}: {r.get('status')} — {r.get('reason')}" for r in sec["rows"] if r.get("status") != "ok"]
     peers = [
@@ -603,13 +600,12 @@ def steps_markdown(steps: dict, batch: int) -> list[str]:
         "",
     ]
     rows = [
-        [p["part"], report.fmt_pair(p["median_s"], p["min_s"]), f"{100 * p['of_compiled_step']:.0f} %"]
-        for p in steps["parts"]
+        [p["part"], fmt_pair(p["median_s"], p["min_s"]), f"{100 * p['of_compiled_step']:.0f} %"] for p in steps["parts"]
     ]
-    return lines + report.table(["part", "per step (median / min)", "share"], rows)
+    return lines + table(["part", "per step (median / min)", "share"], rows)
 
 
-def panel(sec: dict) -> Callable:
+def panels(sec: dict, results: dict) -> list[Panel]:
     """A bar chart of samples/s per row."""
 
     def draw(ax) -> None:
@@ -632,15 +628,7 @@ def panel(sec: dict) -> Callable:
         ax.set_title(f"training throughput: {sec['dataset']['name']}, CfC({sec['recipe']['units']})", fontsize=10)
         ax.grid(alpha=0.3, axis="x")
 
-    return draw
+    return [draw]
 
 
-def main(argv: list | None = None) -> int:
-    """``python benchmarks/training.py [run.py options]``: run.py with only this section."""
-    from benchmarks import run
-
-    return run.main(["--section", "training", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+SECTION = Section("training", compute, markdown, panels)

@@ -273,7 +273,7 @@ def test_accuracy_without_aeon_skips_with_a_note(monkeypatch):
     assert sec["runs"] == [] and sec["summary"] == []
     (task,) = sec["datasets"]
     assert task["status"] == "skipped" and "pip install aeon" in task["reason"]
-    assert any("BasicMotions: skipped" in line for line in accuracy.markdown(sec))
+    assert any("BasicMotions: skipped" in line for line in accuracy.markdown(sec, {}))
 
 
 def test_gpu_section_skips_with_the_reason_without_a_gpu(tmp_path):
@@ -315,6 +315,6 @@ def test_gpu_crossover_and_table():
     (c,) = gpu.crossover(rows)
     assert c["batches"] == [1, 64, 256] and c["crossover_batch"] == 64
     assert gpu.crossover([row(1, "gpu", 5), row(1, "cpu", 1)])[0]["crossover_batch"] is None
-    lines = gpu.markdown({"results": rows, "crossover": [c], "launches": {"launches": 1}})
+    lines = gpu.markdown({"results": rows, "crossover": [c], "launches": {"launches": 1}}, {})
     assert any("| 64 | 100 | forward | 4 ms | - | 6 ms | 40 ms | 10.00× |" in line for line in lines), lines
     assert any("GPU beats CPU" in line for line in lines) and any("| 64 |" in line for line in lines[-3:])

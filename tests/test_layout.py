@@ -1,5 +1,6 @@
-"""The package's import graph has no cycle, function-local imports included, and nothing in the
-repository reaches outside it (into the sibling folder of shared notes that the developers have)."""
+"""The import graphs of the package and of the benchmark package have no cycle, function-local
+imports included, and nothing in the repository reaches outside it (into the sibling folder of
+shared notes that the developers have)."""
 
 from __future__ import annotations
 
@@ -9,17 +10,19 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "python" / "ncps"
+BENCHMARKS = ROOT / "benchmarks"
 EXTENSIONS = {"ncps._ext"}  # compiled modules: they import nothing of ours
 
 
-def module_name(path: Path) -> str:
-    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+def module_name(path: Path, package: Path = PACKAGE) -> str:
+    """The dotted name of ``path``, a file of the package whose folder is ``package``."""
+    parts = list(path.relative_to(package.parent).with_suffix("").parts)
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def imports_of(path: Path, modules: set[str]) -> set[str]:
-    """The ncps modules ``path`` imports anywhere (module level or inside functions)."""
-    name = module_name(path)
+def imports_of(path: Path, modules: set[str], package_dir: Path = PACKAGE) -> set[str]:
+    """The modules of ``modules`` that ``path`` imports anywhere (module level or inside functions)."""
+    name = module_name(path, package_dir)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
@@ -38,10 +41,11 @@ def imports_of(path: Path, modules: set[str]) -> set[str]:
     return found
 
 
-def import_graph() -> dict[str, set[str]]:
-    files = sorted(PACKAGE.rglob("*.py"))
-    modules = {module_name(p) for p in files}
-    return {module_name(p): imports_of(p, modules) for p in files}
+def import_graph(package: Path = PACKAGE) -> dict[str, set[str]]:
+    """``{module: the modules of the same package it imports}`` for the package in ``package``."""
+    files = sorted(package.rglob("*.py"))
+    modules = {module_name(p, package) for p in files}
+    return {module_name(p, package): imports_of(p, modules, package) for p in files}
 
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str]:
@@ -74,6 +78,16 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str]:
 def test_import_graph_is_acyclic():
     graph = import_graph()
     assert "ncps.cells.ltc" in graph and "ncps.cells.ltc_fused" in graph["ncps.cells.ltc"]
+    cycle = find_cycle(graph)
+    assert not cycle, "import cycle: " + " -> ".join(cycle)
+
+
+def test_benchmarks_import_graph_is_acyclic():
+    """benchmarks/ imports point down: the CLI (run) over the report, the report over the
+    sections, the sections over benchmarks.common, oracle and timing."""
+    graph = import_graph(BENCHMARKS)
+    assert "benchmarks.report" in graph["benchmarks.run"] and "benchmarks.speed" in graph["benchmarks.report"]
+    assert "benchmarks.common.context" in graph["benchmarks.speed"]
     cycle = find_cycle(graph)
     assert not cycle, "import cycle: " + " -> ".join(cycle)
 

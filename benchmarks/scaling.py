@@ -1,0 +1,209 @@
+"""The ``scaling`` section: the fused forward of a sparse AutoNCP against a dense wiring of the
+same size (target: sparse ≤ ½ dense), then the fused (and, where affordable, reference) forward
+over T, batch, units and sparsity, with the growth exponents of time and peak memory."""
+
+from __future__ import annotations
+
+import math
+
+from benchmarks.common.chart import COLORS, Panel, bars, log_y, no_data, scaled, short
+from benchmarks.common.context import Context, Section
+from benchmarks.common.fmt import IMPL_NAMES, Notes, cell, fmt_bytes, fmt_ratio, median, ratio, table
+from benchmarks.common.models import label, spec, units_count, wiring
+
+SWEEPS = ("time", "batch", "units", "sparse units", "sparsity")
+TITLES = {
+    "time": "forward vs T ({model})",
+    "batch": "forward vs batch ({model})",
+    "units": "forward vs units (FullyConnected)",
+    "sparse units": "forward vs units (AutoNCP, sparse)",
+    "sparsity": "forward vs sparsity (AutoNCP)",
+}
+X_LABELS = {
+    "time": "T (steps)",
+    "batch": "batch",
+    "units": "units",
+    "sparse units": "units",
+    "sparsity": "sparsity_level",
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Compute
+# ---------------------------------------------------------------------------------------------
+def points(ctx: Context) -> list[tuple]:
+    """``(sweep, value, spec, batch, T)`` of every point of the scan."""
+    cfg = ctx.cfg
+    kw = {"ode_unfolds": cfg.ode_unfolds}
+    headline = spec("LTC", cfg.inputs, wiring("AutoNCP", cfg.units, cfg.motor), **kw)
+    out = [("time", T, headline, cfg.batch, T) for T in cfg.scan_time]
+    out += [("batch", B, headline, B, cfg.time) for B in cfg.scan_batch]
+    for N in cfg.scan_units:
+        out.append(("units", N, spec("LTC", cfg.inputs, wiring("FullyConnected", N), **kw), cfg.batch, cfg.time))
+    for N in cfg.scan_sparse_units:
+        s = spec("LTC", cfg.inputs, wiring("AutoNCP", N, cfg.sparse_motor, sparsity_level=cfg.sparse_level), **kw)
+        out.append(("sparse units", N, s, cfg.batch, cfg.time))
+    for p in cfg.scan_sparsity:
+        s = spec("LTC", cfg.inputs, wiring("AutoNCP", cfg.sparsity_units, cfg.sparsity_motor, sparsity_level=p), **kw)
+        out.append(("sparsity", p, s, cfg.batch, cfg.time))
+    return out
+
+
+def scan_point(ctx: Context, sweep: str, value: float, s: dict, B: int, T: int) -> dict:
+    """The fused forward's time and peak memory at one point; the reference's where affordable."""
+    cfg = ctx.cfg
+    row = {"sweep": sweep, "value": value, "model": label(s), "spec": s, "batch": B, "time": T, "pass": "forward"}
+    row["fused"] = ctx.time_sequence(s, B, T, "forward", "fused", cfg.scan_fast)
+    row["memory"] = ctx.peak_memory(s, "fused", B, T, "forward")
+    N = units_count(s["units"])
+    if B * T * N * N <= cfg.reference_work_limit:
+        row["reference"] = ctx.time_sequence(s, B, T, "forward", "reference", cfg.scan_slow)
+    else:
+        row["reference"] = {
+            "status": "skipped",
+            "reason": f"reference skipped where B·T·N² > {cfg.reference_work_limit:.3g} (seconds per call)",
+        }
+    return row
+
+
+def compute(ctx: Context) -> dict:
+    cfg = ctx.cfg
+    kw = {"ode_unfolds": cfg.ode_unfolds}
+    sparse_wiring = wiring("AutoNCP", cfg.sparse_units, cfg.sparse_motor, sparsity_level=cfg.sparse_level)
+    sparse = spec("LTC", cfg.inputs, sparse_wiring, **kw)
+    dense = spec("LTC", cfg.inputs, wiring("FullyConnected", cfg.sparse_units), **kw)
+    sparse_vs_dense = []
+    for s in (sparse, dense):
+        r = ctx.time_sequence(s, cfg.batch, cfg.time, "forward", "fused", cfg.fast)
+        sparse_vs_dense.append({"model": label(s), "spec": s, "pass": "forward", "impl": "fused", **r})
+    scan = [scan_point(ctx, *p) for p in points(ctx)]
+    return {
+        "shape": cfg.shape(),
+        "sparse_vs_dense": sparse_vs_dense,
+        "target_sparse_over_dense": 0.5,
+        "scan": scan,
+        "growth": growth(scan),
+    }
+
+
+def growth(scan: list[dict]) -> dict:
+    """Per sweep over a size (time, batch, units, sparse units): the exponent k of a least-squares
+    fit ``y ∝ value^k`` in log-log, for the fused forward's time (min) and peak memory."""
+    out = {}
+    for sweep in ("time", "batch", "units", "sparse units"):
+        pts = [p for p in scan if p["sweep"] == sweep]
+        fits = {}
+        for key, get in (
+            ("time", lambda p: p["fused"].get("min_s") if p["fused"].get("status") == "ok" else None),
+            ("memory", lambda p: (p.get("memory") or {}).get("peak_bytes")),
+        ):
+            xy = [(math.log(p["value"]), math.log(get(p))) for p in pts if get(p)]
+            if len(xy) >= 2:
+                mx_, my = sum(x for x, _ in xy) / len(xy), sum(y for _, y in xy) / len(xy)
+                sxx = sum((x - mx_) ** 2 for x, _ in xy)
+                fits[key] = sum((x - mx_) * (y - my) for x, y in xy) / sxx if sxx > 0 else None
+        if fits:
+            out[sweep] = fits
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Markdown
+# ---------------------------------------------------------------------------------------------
+def _exp(k: float | None) -> str:
+    return "—" if k is None else f"{k:.2f}"
+
+
+def _sparse_vs_dense(svd: list[dict], target: float, notes: Notes) -> list[str]:
+    lines = table(["model", "ncps fused forward"], [[r["model"], cell(r, notes, "fused")] for r in svd])
+    r = ratio(median(svd[0]), median(svd[1])) if len(svd) == 2 else None
+    verdict = "n/a" if r is None else ("met" if r <= target else "NOT met")
+    return lines + ["", f"Sparse ÷ dense: **{fmt_ratio(r)}** (target ≤ {target}: {verdict}).", ""]
+
+
+def _scan_row(p: dict, notes: Notes) -> list[str]:
+    value = f"{p['value']:g}" if isinstance(p["value"], float) else str(p["value"])
+    mem = (p.get("memory") or {}).get("peak_bytes")
+    return [
+        p["sweep"],
+        value,
+        p["model"],
+        str(p["batch"]),
+        str(p["time"]),
+        cell(p.get("fused"), notes, "fused"),
+        fmt_bytes(mem) if mem else "—",
+        cell(p.get("reference"), notes, "reference"),
+        fmt_ratio(ratio(median(p.get("reference")), median(p.get("fused")))),
+    ]
+
+
+def markdown(section: dict, results: dict) -> list[str]:
+    notes = Notes()
+    lines = ["### Scaling (fused forward)", ""]
+    if section.get("sparse_vs_dense"):
+        lines += _sparse_vs_dense(section["sparse_vs_dense"], section.get("target_sparse_over_dense", 0.5), notes)
+    if section.get("scan"):
+        header = ["sweep", "value", "model", "batch", "T", "ncps fused", "fused peak memory", "ncps reference"]
+        lines += table([*header, "reference ÷ fused"], [_scan_row(p, notes) for p in section["scan"]])
+    fits = section.get("growth") or {}
+    if fits:
+        lines += [
+            "",
+            "Growth of the fused forward (least-squares exponent k of y ∝ value^k in log-log; time from the "
+            "minimum, memory from the peak):",
+            "",
+        ]
+        lines += table(
+            ["sweep", "time exponent", "peak-memory exponent"],
+            [[sweep, _exp(f.get("time")), _exp(f.get("memory"))] for sweep, f in fits.items()],
+        )
+    return notes.under(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# Panels
+# ---------------------------------------------------------------------------------------------
+def _scan_panel(ax, section: dict, sweep: str) -> None:
+    pts = [p for p in section.get("scan", []) if p["sweep"] == sweep]
+    title = TITLES[sweep].format(model=pts[0]["model"].split(" · ")[-1] if pts else "")
+    drawn = False
+    for impl, style in (("fused", "o-"), ("reference", "s--")):
+        xy = [(p["value"], median(p.get(impl))) for p in pts if median(p.get(impl)) is not None]
+        if xy:
+            ax.plot([x for x, _ in xy], [y * 1e3 for _, y in xy], style, label=IMPL_NAMES[impl], color=COLORS[impl])
+            drawn = True
+    if not drawn:
+        return no_data(ax, title)
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel(X_LABELS[sweep], fontsize=8)
+    ax.set_ylabel("ms (median, log)", fontsize=8)
+    ax.set_yscale("log")
+    log_y(ax)
+    values = [p["value"] for p in pts]
+    if sweep in ("batch", "units", "time", "sparse units"):
+        from matplotlib.ticker import NullFormatter
+
+        ax.set_xscale("log", base=2)
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xticks(values)
+    ax.set_xticklabels([f"{v:g}" for v in values], fontsize=7)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+
+
+def panels(section: dict, results: dict) -> list[Panel]:
+    """Sparse against dense, and one panel per sweep of the scan."""
+
+    def svd(ax):
+        rows = section.get("sparse_vs_dense", [])
+        series = {"fused": [scaled(median(r), 1e3) for r in rows]}
+        bars(ax, "sparse vs dense (fused forward)", [short(r["model"]) for r in rows], series, "ms (median)", log=False)
+
+    out = [svd]
+    for sweep in SWEEPS:
+        if any(p["sweep"] == sweep for p in section.get("scan", [])):
+            out.append(lambda ax, sweep=sweep: _scan_panel(ax, section, sweep))
+    return out
+
+
+SECTION = Section("scaling", compute, markdown, panels)

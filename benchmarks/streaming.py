@@ -1,0 +1,75 @@
+"""The ``streaming`` section: the latency of one cell step at batch 1 from a given state, feeding
+the new state back (``out, h = cell(x, h); mx.eval(out, h)``, also under ``mx.compile``, and
+``cell.infer``), against the official cell's step on every framework."""
+
+from __future__ import annotations
+
+from benchmarks.common.chart import Panel, bars, scaled, short
+from benchmarks.common.context import Context, Section, describe
+from benchmarks.common.fmt import IMPL_NAMES, PEER_COLUMNS, Notes, cell, fmt_ratio, median, ratio, table
+from benchmarks.common.models import build, label, spec, step_call, wiring
+from benchmarks.timing import guarded, measure
+
+HOW = ("eager", "mx.compile", "infer")  # our three ways of stepping
+
+
+def compute(ctx: Context) -> dict:
+    cfg = ctx.cfg
+    ncp = wiring("AutoNCP", cfg.units, cfg.motor)
+    specs = [
+        spec("CfCCell", cfg.inputs, cfg.units, backbone_units=cfg.backbone_units, backbone_layers=cfg.backbone_layers),
+        spec("WiredCfCCell", cfg.inputs, ncp),
+        spec("LTCCell", cfg.inputs, ncp, ode_unfolds=cfg.ode_unfolds),
+    ]
+    rows, jobs = [], []
+    for s in specs:
+        for impl in HOW:
+            r = guarded(lambda s=s, impl=impl: measure(step_call(build(s), 1, impl), cfg.stream))
+            ctx.log(f"streaming {label(s)} {impl}: {describe(r)}")
+            rows.append({"model": label(s), "spec": s, "batch": 1, "impl": impl, **r})
+        jobs.append({"id": label(s), **s, "batch": 1, "pass": "step", "policy": cfg.stream.to_dict()})
+    for impl, results in ctx.peers(jobs).items():
+        for job_id, r in results.items():
+            s = next(s for s in specs if label(s) == job_id)
+            rows.append({"model": job_id, "spec": s, "batch": 1, "impl": impl, **r})
+    return {"batch": 1, "results": rows}
+
+
+def markdown(section: dict, results: dict) -> list[str]:
+    rows, notes = section["results"], Notes()
+    idx = {(r["model"], r["impl"]): r for r in rows}
+    body = []
+    peers = [(impl, name) for impl, name in PEER_COLUMNS if any(r["impl"] == impl for r in rows)]
+    for model in dict.fromkeys(r["model"] for r in rows):
+        body.append(
+            [model, *(cell(idx.get((model, i)), notes, i) for i in HOW)]
+            + [cell(idx.get((model, impl)), notes, impl) for impl, _ in peers]
+            + [fmt_ratio(ratio(median(idx.get((model, impl))), median(idx.get((model, "infer"))))) for impl, _ in peers]
+        )
+    lines = [
+        "### Streaming inference: one cell step, batch 1",
+        "",
+        "`out, h = cell(x, h); mx.eval(out, h)` (eager, or under `mx.compile`) and `out, h = cell.infer(x, h)` "
+        "(computed immediately on the calling thread, no graph) vs the official cell under "
+        "`torch.no_grad()`.",
+        "",
+    ]
+    header = ["cell", "ncps eager", "ncps mx.compile", "ncps cell.infer"] + [IMPL_NAMES[impl] for impl, _ in peers]
+    lines += table(header + [f"{name} ÷ infer" for _, name in peers], body)
+    return notes.under(lines)
+
+
+def panels(section: dict, results: dict) -> list[Panel]:
+    rows = section["results"]
+    idx = {(r["model"], r["impl"]): r for r in rows}
+    models = list(dict.fromkeys(r["model"] for r in rows))
+
+    def stream(ax):
+        impls = (*HOW, "official", "torch.compile", "keras-jax")
+        series = {i: [scaled(median(idx.get((m, i))), 1e6) for m in models] for i in impls}
+        bars(ax, "streaming: one step, batch 1", [short(m) for m in models], series, "µs (median, log)", log=True)
+
+    return [stream]
+
+
+SECTION = Section("streaming", compute, markdown, panels)
