@@ -19,7 +19,7 @@ whole recurrence; ``official_keras.py``, JAX and Keras from ``.peers/``) and ``t
 for minutes on 2 cores). A peer that is not installed is skipped with a note. The first table of
 the report puts them side by side, with the fraction of the machine's limit each fused row reaches.
 
-Sections (``--section limits,ltc,cfc,scaling,memory,streaming,accuracy,training,gpu``; all by default)
+Sections (``--section limits,ltc,cfc,scaling,memory,streaming,deploy,accuracy,training,gpu``; all by default)
 ------------------------------------------------------------------------------------------------------
 ``limits``
     The machine's limits (``benchmarks/limits.py``): the GEMM rate (float32 2048² matmul, the best
@@ -48,6 +48,10 @@ Sections (``--section limits,ltc,cfc,scaling,memory,streaming,accuracy,training,
     computes the step immediately on the calling thread) against the official
     cell's step under ``torch.no_grad()``, for CfCCell(16, 64), WiredCfCCell(16, AutoNCP(64, 8))
     and LTCCell(AutoNCP(64, 8), 16).
+``deploy``
+    One control step at batch 1 of the ``ncps.export`` forms (generated C compiled with gcc -O2,
+    the one-step ONNX graph in onnxruntime, an imported ``.mlxfn``) beside ``cell.infer`` and the
+    official cell's step, for the NCP paper's lane-keeping LTC and a wired CfC on AutoNCP(64, 8).
 ``accuracy``
     Train CfC / LTC (32 units + linear head) on real UEA/UCR sets bundled in ``aeon`` and on the
     bit-stream XOR, with the official package on the same initial weights, batches and seeds: test

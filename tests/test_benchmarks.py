@@ -318,3 +318,20 @@ def test_gpu_crossover_and_table():
     lines = gpu.markdown({"results": rows, "crossover": [c], "launches": {"launches": 1}}, {})
     assert any("| 64 | 100 | forward | 4 ms | - | 6 ms | 40 ms | 10.00× |" in line for line in lines), lines
     assert any("GPU beats CPU" in line for line in lines) and any("| 64 |" in line for line in lines[-3:])
+
+
+def test_deploy_section_times_every_exported_form(tmp_path):
+    results, stdout, out = run_bench(tmp_path, "deploy")
+    rows = results["sections"]["deploy"]["results"]
+    models = {r["model"] for r in rows}
+    assert len(models) == 2 and any(m.startswith("lane-keeping LTC NCP(12, 6, 1") for m in models)
+    for m in models:
+        got = {r["impl"]: r for r in rows if r["model"] == m}
+        assert set(got) == {"C", "onnxruntime", ".mlxfn", "infer", "official"}
+        for impl, r in got.items():
+            _check_timing(r)
+            if impl != "official":  # ours run here whenever gcc and onnxruntime are installed (the test extra)
+                assert r["status"] == "ok", r
+    assert "### Deployment: one control step of the exported forms, batch 1" in stdout
+    assert "| policy | C (gcc -O2) | onnxruntime | .mlxfn | cell.infer | official torch |" in stdout
+    assert (out / "t.png").read_bytes()[:8] == PNG_MAGIC

@@ -23,6 +23,9 @@ COLORS = {
     "eager": "#1f77b4",
     "mx.compile": "#9467bd",
     "infer": "#17becf",
+    "C": "#bcbd22",
+    "onnxruntime": "#e377c2",
+    ".mlxfn": "#9467bd",
 }
 
 
