@@ -89,7 +89,7 @@ def crossover(rows: list[dict]) -> list[dict]:
 
 def _launches_of_one_forward(run: ModuleType, s: dict) -> dict:
     """Kernel launches of one GPU forward of ``s`` at B = 32, T = 100."""
-    import ncps.gpu.launch as gl
+    import ncps.backends.gpu.launch as gl
 
     count = [0]
     original = gl.mlx_kernel

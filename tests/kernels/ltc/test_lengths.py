@@ -10,7 +10,7 @@ import pytest
 from mlx.utils import tree_flatten
 
 from ncps import LTC, kernels
-from ncps.cells import ltc_fused
+from ncps.backends.cpu import ltc as cpu_ltc
 from ncps.wirings import NCP
 
 pytestmark = pytest.mark.skipif(not kernels.extension_available(), reason="ncps._ext is not built")
@@ -20,10 +20,10 @@ pytestmark = pytest.mark.skipif(not kernels.extension_available(), reason="ncps.
 def test_padded_batch_is_one_call_per_direction_and_exact(monkeypatch, mixed):
     name = "ltc_mixed_sequence" if mixed else "ltc_sequence"
     calls = []
-    real = ltc_fused._ext
+    real = cpu_ltc._ext
     fns = {n: getattr(real, n) for n in ("ltc_sequence", "ltc_mixed_sequence")}
     fns[name] = lambda *a, **k: calls.append(a[0].shape) or getattr(real, name)(*a, **k)
-    monkeypatch.setattr(ltc_fused, "_ext", SimpleNamespace(**fns))
+    monkeypatch.setattr(cpu_ltc, "_ext", SimpleNamespace(**fns))
 
     mx.random.seed(3)
     layer = LTC(4, NCP(4, 3, 2, 2, 2, 2, 2), mixed_memory=mixed, bidirectional=True)

@@ -9,7 +9,7 @@ weight gradients are then GEMMs over all ``B T`` rows, so every gradient is dete
 
 :func:`wired_cfc_sequence_gpu` runs a :class:`~ncps.WiredCfCCell` (a chain of backbone-free,
 masked units) unit by unit. The module is also the GPU hook module of :class:`~ncps.CfCCell` and
-:class:`~ncps.WiredCfCCell` (``why_not``, ``sequence``, ``step``; see :mod:`ncps.cells.base`).
+:class:`~ncps.WiredCfCCell` (``why_not``, ``sequence``, ``step``: :class:`ncps.backends.hooks.Hooks`).
 """
 
 from __future__ import annotations
@@ -274,7 +274,7 @@ def wired_cfc_sequence_gpu(cell, x: mx.array, h0: mx.array, dt: mx.array, **kwar
     return states[0] if len(states) == 1 else mx.concatenate(states, axis=-1)
 
 
-# -- the cell hooks of CfCCell / WiredCfCCell (see ncps.cells.base; inputs validated by the caller)
+# -- the cell hooks of CfCCell / WiredCfCCell (ncps.backends.hooks.Hooks; inputs validated by the caller)
 
 KERNEL = "cfc_sequence_gpu"
 
