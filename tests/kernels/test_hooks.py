@@ -128,7 +128,7 @@ def test_the_protocol_lists_the_hooks():
     constants, functions = protocol_members(Hooks)
     assert constants == {"KERNEL": str}
     assert set(functions) == {"kernel_name", "why_not", "sequence", "step"}
-    assert " ".join(functions["sequence"].parameters) == "cell x h0 dt lstm c0 lengths backend stream"
+    assert " ".join(functions["sequence"].parameters) == "cell x h0 dt lstm c0 backend stream"
     assert set(protocol_members(StreamingHooks)[1]) == set(functions) | {"infer", "prepared_step"}
 
 

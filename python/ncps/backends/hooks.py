@@ -37,8 +37,7 @@ class Hooks(Protocol):
     - ``why_not(cell, mixed_memory=False) -> str | None``: None when this backend's kernels cover
       ``cell`` inside a layer with ``mixed_memory``, else the reason they do not (shown to the user
       in ``Plan.reason`` and in ``"fused"`` mode's ``NotImplementedError``). Cheap: called per call.
-    - ``sequence(cell, x, h0, dt, lstm=None, c0=None, lengths=None, *, backend, stream=None) ->
-      (states, cells)``:
+    - ``sequence(cell, x, h0, dt, lstm=None, c0=None, *, backend, stream=None) -> (states, cells)``:
       a whole sequence. ``x`` ``(B, T, I)``, ``h0`` ``(B, N)``, ``dt`` ``(B, T)`` elapsed times;
       ``lstm`` the mixed-memory :class:`~ncps.LSTMCell` (``I`` inputs, ``N`` units) that runs before
       every step from cell state ``c0`` ``(B, N)`` (zeros if None), or None. Returns ``states``
@@ -52,12 +51,14 @@ class Hooks(Protocol):
     ``backend`` is ``"cpu"``, ``"metal"``, ``"cuda"`` or ``"emulate"`` (the GPU kernels' C++
     emulation, in tests); the kernels run on ``stream`` (None: the default stream).
 
-    Variable lengths (``lengths=`` of a layer): the layer zeroes the padded inputs and gives them
-    ``dt = 1`` before any path runs, and takes each sequence's final state (and LSTM cell) at its
-    own last step from the per-step outputs (a causal run's valid steps do not depend on the
-    padding after them). ``lengths`` ``(B,)`` (or None) is passed to ``sequence`` only so that a
-    kernel may skip padded work; the steps at or past a sequence's length may then hold anything
-    finite, as the layer never reads them.
+    Variable lengths (``lengths=`` of a layer) need nothing from a hook. The layer sanitizes the
+    padding once, before any path runs: the padded steps get zero inputs and ``dt = 0`` (no time
+    passes), so ``sequence`` sees an ordinary sequence. It then takes each sequence's final state
+    (and LSTM cell) at its own last step from the per-step outputs and masks the padded outputs;
+    a causal run's valid steps do not depend on the steps after them. So a kernel must only keep
+    the padded steps finite (their cotangents are zero); it may skip them: ``dt = 0`` leaves an
+    LTC state unchanged, and the plain LTC primitive skips every group of samples that all have
+    ``dt = 0``.
     """
 
     KERNEL: str
@@ -74,7 +75,6 @@ class Hooks(Protocol):
         dt: mx.array,
         lstm: Any = None,
         c0: mx.array | None = None,
-        lengths: mx.array | None = None,
         *,
         backend: str,
         stream: Any = None,

@@ -1,5 +1,6 @@
 """Variable lengths on the fused LTC primitives: a padded batch runs as one primitive call per
-direction (no fallback), and equals each sequence run alone, with NaN in the padding.
+direction (no fallback) with dt = 0 on the padded steps, and equals each sequence run alone, with
+NaN in the padding.
 (The full matrix of layers and options is in tests/layers/test_lengths.py.)"""
 
 from types import SimpleNamespace
@@ -19,10 +20,10 @@ pytestmark = pytest.mark.skipif(not kernels.extension_available(), reason="ncps.
 @pytest.mark.parametrize("mixed", [False, True])
 def test_padded_batch_is_one_call_per_direction_and_exact(monkeypatch, mixed):
     name = "ltc_mixed_sequence" if mixed else "ltc_sequence"
-    calls = []
+    calls, dts = [], []
     real = cpu_ltc._ext
     fns = {n: getattr(real, n) for n in ("ltc_sequence", "ltc_mixed_sequence")}
-    fns[name] = lambda *a, **k: calls.append(a[0].shape) or getattr(real, name)(*a, **k)
+    fns[name] = lambda *a, **k: calls.append(a[0].shape) or dts.append(np.array(a[2])) or getattr(real, name)(*a, **k)
     monkeypatch.setattr(cpu_ltc, "_ext", SimpleNamespace(**fns))
 
     mx.random.seed(3)
@@ -40,6 +41,11 @@ def test_padded_batch_is_one_call_per_direction_and_exact(monkeypatch, mixed):
     with kernels.use("fused"):
         (_, out), dx = mx.value_and_grad(loss)(x, lengths)
     assert calls == [(4, 6, 4), (4, 6, 4)]
+    # The layer's one padding convention reaches the primitive unchanged: dt = 0 on the padded
+    # steps (which the plain primitive skips), the default 1 on the valid ones, both directions.
+    valid = np.arange(6)[None] < np.array(lengths)[:, None]
+    for dt in dts:
+        np.testing.assert_array_equal(dt, np.where(valid, 1.0, 0.0))
     assert np.isfinite(np.array(dx)).all()
     for b, L in enumerate(lengths):
         with kernels.use("reference"):

@@ -136,7 +136,6 @@ def sequence(
     dt: mx.array,
     lstm: Any = None,
     c0: mx.array | None = None,
-    lengths: mx.array | None = None,
     *,
     backend: str = "cpu",
     stream: object | None = None,
@@ -144,11 +143,9 @@ def sequence(
     """``(states, cells)`` for ``x`` ``(B, T, I)``, ``h0`` ``(B, N)`` and ``dt`` ``(B, T)``
     (validated by the caller): the state after every step ``(B, T, N)``; with the mixed-memory
     ``lstm`` the LSTM runs before every step inside the primitive, from ``c0`` (zeros if None),
-    and ``cells`` ``(B, T, N)`` is its cell state after every step, else None. (The layer takes a
-    padded sequence's final state at its own last step from these; see :mod:`ncps.cells.base`.)
-    ``lengths`` is accepted for the shared interface and not used: the primitive computes the
-    padded steps (zero input, ``dt = 1``) and the layer discards them. ``backend`` is ``"cpu"``;
-    the primitive runs on ``stream``."""
+    and ``cells`` ``(B, T, N)`` is its cell state after every step, else None. A layer's padded
+    steps (zero input, ``dt = 0``) are computed like any other and discarded by the layer.
+    ``backend`` is ``"cpu"``; the primitive runs on ``stream``."""
     if lstm is not None and c0 is None:
         c0 = mx.zeros_like(h0)
     out = _call(cell_units(cell), x, h0, dt, lstm, c0, stream)

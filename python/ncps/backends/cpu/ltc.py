@@ -211,7 +211,6 @@ def sequence(
     dt: mx.array,
     lstm: Any = None,
     c0: mx.array | None = None,
-    lengths: mx.array | None = None,
     *,
     backend: str = "cpu",
     stream: object | None = None,
@@ -219,22 +218,18 @@ def sequence(
     """``(states, cells)`` for ``x`` ``(B, T, I)`` and ``dt`` ``(B, T)``: the state after every
     step ``(B, T, N)``; with the mixed-memory ``lstm`` (an :class:`~ncps.LSTMCell`) the LSTM runs
     before every step inside the primitive, from cell state ``c0`` (zeros if None), and ``cells``
-    ``(B, T, N)`` is its cell state after every step, else None. (The layer takes a padded
-    sequence's final state at its own last step from these; see :mod:`ncps.cells.base`.)
+    ``(B, T, N)`` is its cell state after every step, else None.
 
-    ``lengths`` ``(B,)`` (optional) lets the kernel skip padded work: without mixed memory the
-    steps ``t >= lengths[b]`` get ``dt = 0``, which the primitive treats as "frozen" and skips
-    for every group of SIMD lanes (consecutive samples) whose sequences have all ended, so a
-    batch sorted by length costs about its real steps. States past a length then repeat the last
-    valid one. (The mixed-memory LSTM still runs at ``dt = 0``, so there it changes nothing.)
-    ``backend`` is ``"cpu"``; the primitive runs on ``stream``."""
+    A step with ``dt = 0`` (a layer's padding, :class:`ncps.backends.hooks.Hooks`) leaves the
+    state unchanged; the plain primitive skips it for every group of SIMD lanes (consecutive
+    samples) whose steps all have ``dt = 0``, so a padded batch sorted by length costs about its
+    real steps. (The mixed-memory LSTM still runs at ``dt = 0``.) ``backend`` is ``"cpu"``; the
+    primitive runs on ``stream``."""
     args = (cell.solver_params(), cell.ode_unfolds, cell.epsilon)
     # The reference's dtype: its arithmetic promotes x, the state and the parameters together
     # (the primitive alone returns x's dtype).
     dtype = (mx.zeros((), x.dtype) + mx.zeros((), h0.dtype) + mx.zeros((), args[0]["cm"].dtype)).dtype
     if lstm is None:
-        if lengths is not None:
-            dt = mx.where(mx.arange(dt.shape[1])[None] < lengths[:, None], dt, 0.0)
         return _plain(cell.map_inputs(x), h0, dt, *args, stream=stream).astype(dtype), None
     c0 = mx.zeros_like(h0) if c0 is None else c0
     states, cells = _mixed(cell.map_inputs(x), h0, c0, dt, args[0], x, lstm_params(lstm), *args[1:], stream=stream)

@@ -365,19 +365,15 @@ def cell_synapse_plan(cell) -> LTCSynapsePlan:
     return plan
 
 
-def sequence(
-    cell, x: mx.array, h0: mx.array, dt: mx.array, lstm=None, c0=None, lengths=None, *, backend: str, stream=None
-):
+def sequence(cell, x: mx.array, h0: mx.array, dt: mx.array, lstm=None, c0=None, *, backend: str, stream=None):
     """``(states, cells)`` of ``cell`` over ``x`` ``(B, T, I)`` with ``dt`` ``(B, T)``: the state
     after every step ``(B, T, N)``; with the mixed-memory ``lstm`` (an :class:`~ncps.LSTMCell`
     reading the unmapped ``x``) the LSTM runs before every step from ``c0`` (zeros if None) and
-    ``cells`` ``(B, T, N)`` is its cell state after every step, else None. With ``lengths`` and no
-    mixed memory the padded steps get ``dt = 0``, which the kernel skips (one group per sequence)."""
+    ``cells`` ``(B, T, N)`` is its cell state after every step, else None. A step with ``dt = 0``
+    (a layer's padding) leaves the LTC state unchanged."""
     params = cell.solver_params()
     kwargs = dict(plan=cell_synapse_plan(cell), backend=backend, stream=stream)
     if lstm is None:
-        if lengths is not None:
-            dt = mx.where(mx.arange(dt.shape[1])[None] < lengths[:, None], dt, 0.0)
         return ltc_sequence_gpu(cell.map_inputs(x), h0, dt, params, cell.ode_unfolds, cell.epsilon, **kwargs), None
     return ltc_sequence_gpu(
         cell.map_inputs(x),
