@@ -5,7 +5,7 @@ saying why (``ncps.kernels.kernel_backends()``). On a GPU it times, per model, b
 length and pass (forward; forward+backward):
 
 - ``gpu``: ``kernels.use("fused")`` with the GPU as default device (the GPU kernels of
-  :mod:`ncps.gpu`; the plan's backend is recorded, so a call that fell back to the CPU primitive
+  :mod:`ncps.backends.gpu`; the plan's backend is recorded, so a call that fell back to the CPU primitive
   shows as such);
 - ``reference-gpu``: the pure-MLX reference path on the GPU;
 - ``cpu``: the fused C++ primitives on the CPU;
@@ -93,7 +93,7 @@ def crossover(rows: list[dict]) -> list[dict]:
 
 def _launches_of_one_forward(s: dict) -> dict:
     """Kernel launches of one GPU forward of ``s`` at B = 32, T = 100."""
-    import ncps.gpu.launch as gl
+    import ncps.backends.gpu.launch as gl
 
     count = [0]
     original = gl.mlx_kernel

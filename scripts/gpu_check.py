@@ -3,7 +3,7 @@
 
 ``prepare`` (on a machine with this package and mlx installed, no GPU needed) writes
 ``build/gpu_check/``: for every kernel and a few problem sizes, the exact translation unit MLX's
-``mx.fast.cuda_kernel`` builds (``ncps.gpu._source.cuda_wrapper_source``), the launch
+``mx.fast.cuda_kernel`` builds (``ncps.backends.gpu._source.cuda_wrapper_source``), the launch
 (groups, threads), the inputs, and the outputs of the same body run by the C++ emulation (which
 the test suite checks against the pure-MLX reference).
 
@@ -34,8 +34,8 @@ def _cases():
     import mlx.core as mx
 
     import ncps
-    from ncps.cells.ltc_fused import lstm_params
-    from ncps.gpu import cfc_sequence_gpu, emulate, ltc_sequence_gpu
+    from ncps.backends.gpu import cfc_sequence_gpu, emulate, ltc_sequence_gpu
+    from ncps.backends.ltc_args import lstm_params
     from ncps.wirings import AutoNCP, FullyConnected
 
     captured = []
@@ -80,7 +80,7 @@ def _cases():
 
 
 def prepare(out: Path) -> None:
-    from ncps.gpu._source import cuda_wrapper_source
+    from ncps.backends.gpu._source import cuda_wrapper_source
 
     out.mkdir(parents=True, exist_ok=True)
     manifest = []

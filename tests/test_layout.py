@@ -77,7 +77,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str]:
 
 def test_import_graph_is_acyclic():
     graph = import_graph()
-    assert "ncps.cells.ltc" in graph and "ncps.cells.ltc_fused" in graph["ncps.cells.ltc"]
+    assert "ncps.cells.ltc" in graph and "ncps.backends.cpu.ltc" in graph["ncps.cells.ltc"]
     cycle = find_cycle(graph)
     assert not cycle, "import cycle: " + " -> ".join(cycle)
 
@@ -90,6 +90,16 @@ def test_benchmarks_import_graph_is_acyclic():
     assert "benchmarks.common.context" in graph["benchmarks.speed"]
     cycle = find_cycle(graph)
     assert not cycle, "import cycle: " + " -> ".join(cycle)
+
+
+def test_backends_do_not_import_the_cells():
+    """The cells name their hook modules in ncps.backends; the backends take a cell as an argument
+    and never import ncps.cells (what both LTC backends share is in ncps.backends.ltc_args)."""
+    graph = import_graph()
+    backends = {m for m in graph if m.startswith("ncps.backends.")}
+    assert {"ncps.backends.cpu.ltc", "ncps.backends.gpu.ltc", "ncps.backends.hooks"} <= backends
+    upward = {(m, t) for m in backends for t in graph[m] if t == "ncps.cells" or t.startswith("ncps.cells.")}
+    assert not upward, f"backend modules import the cells: {sorted(upward)}"
 
 
 def test_cycle_finder_finds_a_cycle():

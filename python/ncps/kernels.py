@@ -9,7 +9,7 @@ primitive's ``use_fallback(stream)``); nothing else decides. The answer depends 
 - ``"reference"``: always the pure-MLX reference implementation (the oracle in tests).
 
 The device of the call's stream picks the backend: on the CPU the C++ primitive (``"cpu"``); on a
-GPU the cell's GPU kernel (``"metal"`` or ``"cuda"``, :mod:`ncps.gpu`) where one covers the call,
+GPU the cell's GPU kernel (``"metal"`` or ``"cuda"``, :mod:`ncps.backends.gpu`) where one covers the call,
 else the C++ primitive on the CPU stream (Apple's unified memory makes that copy-free), else the
 reference path. ``"fused"`` mode raises only when neither a GPU kernel nor the CPU primitive covers
 the call.
@@ -96,7 +96,7 @@ def extension_available() -> bool:
 @dataclass(frozen=True)
 class Plan:
     """How one call runs: on ``backend`` ``"cpu"`` (the fused C++ primitive), ``"metal"`` or
-    ``"cuda"`` (a GPU kernel of :mod:`ncps.gpu`; ``"emulate"`` in tests), through the hook module
+    ``"cuda"`` (a GPU kernel of :mod:`ncps.backends.gpu`; ``"emulate"`` in tests), through the hook module
     ``kernel``, on ``stream`` (None: the call's own; ``mx.cpu`` when the CPU primitive serves a call
     on a GPU device); or ``"reference"`` (pure MLX). ``reason`` says why the preferred kernel does
     not run (None when it does, or when the mode asked for the reference path)."""

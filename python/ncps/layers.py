@@ -15,12 +15,15 @@ allows, or the reference loop
         y_t = where(t < L_b, readout(h), 0)
     output = proj(y) for every t (return_sequences) or y at t = L_b - 1
 
-With ``lengths`` the padded steps are sanitized before either path runs (inputs 0, Δt 1), so
-garbage or NaN in the padding never enters a cell: the valid steps of a causal run do not depend
-on later steps, and every padded step receives a zero cotangent, whose product with finite
-Jacobians is zero (with NaN there it would be NaN). The fused kernels therefore run unchanged
-over all ``T`` steps; the layer takes each sequence's final state at ``t = L_b - 1`` from the
-per-step states (and LSTM cells) the kernels return, and masks the padded outputs.
+With ``lengths`` the padded steps are sanitized once, here, before either path runs: inputs 0
+and Δt 0 (no time passes in the padding), so garbage or NaN in the padding never enters a cell:
+the valid steps of a causal run do not depend on later steps, and every padded step receives a
+zero cotangent, whose product with finite Jacobians is zero (with NaN there it would be NaN). The
+fused kernels therefore run unchanged over all ``T`` steps (Δt = 0 leaves an LTC state as it is,
+and the plain LTC primitive skips the groups of samples whose sequences have all ended); the layer
+takes each sequence's final state at ``t = L_b - 1`` from the per-step states (and LSTM cells) the
+kernels return, and masks the padded outputs. No kernel hook sees ``lengths``
+(:class:`ncps.backends.hooks.Hooks`).
 
 :class:`CfC`, :class:`LTC`, :class:`CTRNN` and :class:`CTGRU` only build their cell.
 """
@@ -223,7 +226,7 @@ class RNN(nn.Module):
         if plan.fused:
             B, T = x.shape[:2]
             dt = mx.ones((B, T)) if ts is None else ts
-            states, cells = plan.kernel.sequence(cell, x, h, dt, lstm, c, lengths, **plan.hook_args())
+            states, cells = plan.kernel.sequence(cell, x, h, dt, lstm, c, **plan.hook_args())
             last = (lambda a: a[:, -1]) if lengths is None else (lambda a: _at(a, lengths - 1))
             return cell.readout(states), last(states), (None if cells is None else last(cells))
         outputs = []
@@ -315,10 +318,10 @@ class RNN(nn.Module):
         ts = _normalize_timespans(timespans, B, T, self.batch_first or not batched, batched)
         lengths = _normalize_lengths(lengths, B, T, batched)
         if lengths is not None:
-            # Padding never reaches a cell (see the module docstring): inputs 0, elapsed time 1.
+            # Padding never reaches a cell (see the module docstring): inputs 0, elapsed time 0.
             valid = mx.arange(T)[None] < lengths[:, None]
             x = mx.where(valid[..., None], x, 0.0)
-            ts = None if ts is None else mx.where(valid, ts, 1.0)
+            ts = mx.where(valid, 1.0 if ts is None else ts, 0.0)
 
         if self.bidirectional:
             if state is not None and (not isinstance(state, (tuple, list)) or len(state) != 2):

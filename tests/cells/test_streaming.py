@@ -72,7 +72,7 @@ def test_infer_rejects_bad_input():
         cell.infer(mx.zeros((1, 3)), mx.zeros((1, 6)))
     if kernels.extension_available():
         with pytest.raises(ValueError, match="readout columns"):
-            ncps.cells.cfc_fused.infer(cell, mx.zeros((1, 4)), mx.zeros((1, 6)), 1.0, (4, 5))
+            ncps.backends.cpu.cfc.infer(cell, mx.zeros((1, 4)), mx.zeros((1, 6)), 1.0, (4, 5))
 
 
 LTC_CASES = {
@@ -130,13 +130,11 @@ def _assert_infer_sees_change(cell, x, h, y0):
 def test_unprepared_infer_hooks_equal_the_prepared_steps():
     """The hooks' own ``infer`` (``_ext.*_step_now``, which prepares at every call: the checked
     fallback of ``Cell.infer``) computes what the prepared step computes, and sees new arrays."""
-    from ncps.cells import cfc_fused, ltc_fused
+    from ncps.backends.cpu import cfc as cpu_cfc
+    from ncps.backends.cpu import ltc as cpu_ltc
 
     mx.random.seed(2)
-    for cell, fused in (
-        (LTCCell(AutoNCP(8, 2), in_features=3), ltc_fused),
-        (WiredCfCCell(3, AutoNCP(8, 2)), cfc_fused),
-    ):
+    for cell, fused in ((LTCCell(AutoNCP(8, 2), in_features=3), cpu_ltc), (WiredCfCCell(3, AutoNCP(8, 2)), cpu_cfc)):
         x, h = mx.random.normal((2, 3)), mx.random.normal((2, 8)) * 0.1
         for ts in (0.5, mx.array([[1.0], [0.0]])):
             for a, b in zip(fused.infer(cell, x, h, ts), cell.infer(x, h, ts)):
@@ -151,7 +149,7 @@ def test_unprepared_infer_hooks_equal_the_prepared_steps():
 @pytest.mark.skipif(not kernels.extension_available(), reason="the extension did not build")
 def test_ltc_step_now_rejects_bad_shapes():
     cell = LTCCell(AutoNCP(8, 2), in_features=3)
-    params = [cell.get(k) for k in ncps.cells.ltc_fused._RAW_PARAMS]
+    params = [cell.get(k) for k in ncps.backends.cpu.ltc._RAW_PARAMS]
     ext = kernels._ext
     with pytest.raises(ValueError, match=r"dt must have shape \(B, 1\) = \(2, 1\)"):
         ext.ltc_step_now(

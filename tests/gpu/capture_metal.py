@@ -1,4 +1,4 @@
-"""Print the Metal sources MLX generates for the ncps.gpu kernels (forward and vjp), by tracing
+"""Print the Metal sources MLX generates for the ncps.backends.gpu kernels (forward and vjp), by tracing
 under mx.export_function with verbose=True (works without a Metal back-end). Run as a script: MLX
 prints from C++, so the caller captures this process's stdout."""
 
@@ -8,13 +8,13 @@ import tempfile
 
 import mlx.core as mx
 
+from ncps.backends.gpu.ltc import ltc_synapse_plan
 from ncps.cells.ltc import SOLVER_PARAMS, LTCCell
-from ncps.gpu.ltc import ltc_synapse_plan
 from ncps.wirings import AutoNCP
 
 
 def main() -> None:
-    import ncps.gpu.ltc as gl
+    import ncps.backends.gpu.ltc as gl
 
     original = gl.launch
     gl.launch = lambda *a, **k: original(*a, **{**k, "verbose": True})
@@ -30,7 +30,7 @@ def main() -> None:
         outputs = gl.ltc_forward(run, primals)
         return [*outputs, *gl.ltc_backward(run, primals, outputs, outputs)]
 
-    import ncps.gpu.cfc as gc
+    import ncps.backends.gpu.cfc as gc
     from ncps.cells.cfc import CfCCell
 
     gc.launch = gl.launch

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from mlx.utils import tree_flatten
 
+from ncps.backends.gpu import cfc_sequence_gpu, cfc_why_not, wired_cfc_sequence_gpu
 from ncps.cells.cfc import CfCCell
 from ncps.cells.lstm import LSTMCell
 from ncps.cells.wired_cfc import WiredCfCCell
-from ncps.gpu import cfc_sequence_gpu, cfc_why_not, wired_cfc_sequence_gpu
 from ncps.wirings import NCP, AutoNCP
 from tests.gpu.gpu_util import GRAD_TOL, OUT_TOL, assert_close, weighted_sum
 

@@ -4,8 +4,8 @@ pure-MLX reference. Skipped where MLX has no GPU back-end (CI, this project's Li
 import mlx.core as mx
 import pytest
 
+from ncps.backends.gpu import default_backend, ltc_sequence_gpu, ltc_synapse_plan
 from ncps.cells.ltc import SOLVER_PARAMS
-from ncps.gpu import default_backend, ltc_sequence_gpu, ltc_synapse_plan
 from ncps.wirings import AutoNCP, FullyConnected, Random
 from tests.gpu.gpu_util import GRAD_TOL, OUT_TOL, assert_close, ltc_grads, ltc_problem, reference_seq
 

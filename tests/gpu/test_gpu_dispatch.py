@@ -8,11 +8,12 @@ import pytest
 from mlx.utils import tree_flatten
 
 import ncps
-import ncps.gpu.cfc as gpu_cfc
-import ncps.gpu.ltc as gpu_ltc
+import ncps.backends.gpu.cfc as gpu_cfc
+import ncps.backends.gpu.ltc as gpu_ltc
 from ncps import kernels
-from ncps.cells import cfc_fused, ltc_fused
-from ncps.gpu import emulate
+from ncps.backends.cpu import cfc as cpu_cfc
+from ncps.backends.cpu import ltc as cpu_ltc
+from ncps.backends.gpu import emulate
 from ncps.wirings import AutoNCP
 from tests.gpu.gpu_util import GRAD_TOL, OUT_TOL, assert_close, weighted_sum
 
@@ -45,7 +46,7 @@ def test_without_a_gpu_backend_the_cpu_primitive_serves_gpu_calls(monkeypatch):
     for mode in ("auto", "fused"):  # fused mode does not raise: the CPU primitive covers the call
         with kernels.use(mode):
             p = kernels.plan(c["ltc"], stream=mx.gpu)
-            assert (p.backend, p.kernel, p.stream) == ("cpu", ltc_fused, mx.cpu)
+            assert (p.backend, p.kernel, p.stream) == ("cpu", cpu_ltc, mx.cpu)
             assert "no Metal device" in p.reason and "without CUDA" in p.reason
     with kernels.use("auto"):
         p = kernels.plan(c["ctrnn"], stream=mx.gpu)
@@ -60,13 +61,13 @@ def test_plan_per_cell_on_a_gpu_device(metal):
         assert kernels.plan(c["ltc"], stream=mx.gpu) == kernels.Plan("metal", gpu_ltc)
         assert kernels.plan(c["cfc"], stream=mx.gpu) == kernels.Plan("metal", gpu_cfc)
         assert kernels.plan(c["wired"], stream=mx.gpu) == kernels.Plan("metal", gpu_cfc)
-        assert kernels.plan(c["ltc"], stream=mx.cpu) == kernels.Plan("cpu", ltc_fused, stream=mx.cpu)
+        assert kernels.plan(c["ltc"], stream=mx.cpu) == kernels.Plan("cpu", cpu_ltc, stream=mx.cpu)
         device = mx.Device(mx.gpu)
         assert kernels.plan(c["ltc"], stream=device).stream == device  # the launch runs on the call's device
         if kernels.extension_available():
             assert kernels.plan(c["cfc"], mixed_memory=True, stream=mx.gpu) == kernels.Plan("metal", gpu_cfc)
             assert kernels.plan(c["ltc"], mixed_memory=True, stream=mx.gpu) == kernels.Plan("metal", gpu_ltc)
-            uncovered = [("cfc_gelu", False, cfc_fused, "'gelu'"), ("wired", True, cfc_fused, "mixed")]
+            uncovered = [("cfc_gelu", False, cpu_cfc, "'gelu'"), ("wired", True, cpu_cfc, "mixed")]
             for name, mixed, module, why in uncovered:
                 p = kernels.plan(c[name], mixed_memory=mixed, stream=mx.gpu)
                 assert (p.backend, p.kernel, p.stream) == ("cpu", module, mx.cpu), name

@@ -13,13 +13,13 @@ from pathlib import Path
 import mlx.core as mx
 import pytest
 
+from ncps.backends.gpu import cfc_sequence_gpu, emulate, ltc_sequence_gpu
+from ncps.backends.gpu._source import cuda_wrapper_source
+from ncps.backends.gpu.cfc import CFC_BACKWARD, CFC_FORWARD
+from ncps.backends.gpu.ltc import LTC_BACKWARD, LTC_FORWARD
+from ncps.backends.ltc_args import lstm_params
 from ncps.cells.cfc import CfCCell
 from ncps.cells.lstm import LSTMCell
-from ncps.cells.ltc_fused import lstm_params
-from ncps.gpu import cfc_sequence_gpu, emulate, ltc_sequence_gpu
-from ncps.gpu._source import cuda_wrapper_source
-from ncps.gpu.cfc import CFC_BACKWARD, CFC_FORWARD
-from ncps.gpu.ltc import LTC_BACKWARD, LTC_FORWARD
 from ncps.wirings import AutoNCP
 from tests.gpu.gpu_util import ltc_grads, ltc_problem
 

@@ -1,13 +1,13 @@
 """The LTC dialect kernels compiled as C++ with the CPU prelude (real threads and barriers) and
-launched through ncps.gpu's custom_function, against the pure-MLX reference ncps.cells.ltc.ltc_sequence."""
+launched through ncps.backends.gpu's custom_function, against the pure-MLX reference ncps.cells.ltc.ltc_sequence."""
 
 import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 import pytest
 
+from ncps.backends.gpu import ltc_sequence_gpu, ltc_synapse_plan
 from ncps.cells.ltc import SOLVER_PARAMS
-from ncps.gpu import ltc_sequence_gpu, ltc_synapse_plan
 from ncps.wirings import NCP, AutoNCP, FullyConnected, Random
 from tests.gpu.gpu_util import GRAD_TOL, OUT_TOL, assert_close, ltc_grads, ltc_problem, reference_seq
 

@@ -5,7 +5,8 @@ import pytest
 
 import ncps
 from ncps import kernels
-from ncps.cells import cfc_fused, ltc_fused
+from ncps.backends.cpu import cfc as cpu_cfc
+from ncps.backends.cpu import ltc as cpu_ltc
 from ncps.wirings import AutoNCP
 
 
@@ -23,8 +24,8 @@ def test_plan_per_mode_and_cell(monkeypatch):
         else:
             assert not p.fused and "no GPU here" in p.reason
         if kernels.extension_available():
-            assert kernels.plan(cfc) == kernels.Plan("cpu", cfc_fused)
-            assert kernels.plan(ltc, mixed_memory=True, stream=mx.cpu) == kernels.Plan("cpu", ltc_fused)
+            assert kernels.plan(cfc) == kernels.Plan("cpu", cpu_cfc)
+            assert kernels.plan(ltc, mixed_memory=True, stream=mx.cpu) == kernels.Plan("cpu", cpu_ltc)
     with kernels.use("fused"), pytest.raises(NotImplementedError, match="No fused kernel 'CTRNNCell'"):
         kernels.plan(ctrnn)
 
@@ -40,6 +41,6 @@ def test_fused_mode_error_names_the_mixed_memory_primitive(monkeypatch):
 
 def test_cell_fused_why_not_passes_mixed_memory(monkeypatch):
     seen = []
-    monkeypatch.setattr(cfc_fused, "why_not", lambda cell, mixed_memory: seen.append(mixed_memory))
+    monkeypatch.setattr(cpu_cfc, "why_not", lambda cell, mixed_memory: seen.append(mixed_memory))
     ncps.CfCCell(3, 4).fused_why_not(True)
     assert seen == [True]

@@ -307,7 +307,8 @@ def test_compile_and_value_and_grad(mode):
 def test_fused_primitives_run_with_lengths(monkeypatch):
     from types import SimpleNamespace
 
-    from ncps.cells import cfc_fused, ltc_fused
+    from ncps.backends.cpu import cfc as cpu_cfc
+    from ncps.backends.cpu import ltc as cpu_ltc
 
     if not kernels.extension_available():
         pytest.skip("ncps._ext is not built")
@@ -322,8 +323,8 @@ def test_fused_primitives_run_with_lengths(monkeypatch):
             SimpleNamespace(**{**{k: getattr(real, k) for k in dir(real) if not k.startswith("_")}, **fns}),
         )
 
-    spy(ltc_fused, ["ltc_sequence", "ltc_mixed_sequence"])
-    spy(cfc_fused, ["cfc_sequence"])
+    spy(cpu_ltc, ["ltc_sequence", "ltc_mixed_sequence"])
+    spy(cpu_cfc, ["cfc_sequence"])
     with kernels.use("fused"):
         for kind, name in (
             ("ltc", "ltc_sequence"),

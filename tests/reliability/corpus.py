@@ -472,8 +472,8 @@ def _kernel_cases():
     import mlx.core as mx
 
     import ncps
-    from ncps.cells import cfc_fused as CF
-    from ncps.cells import ltc_fused as LF
+    from ncps.backends.cpu import cfc as CF
+    from ncps.backends.cpu import ltc as LF
 
     V = ValueError
     add("kernels_set_mode_unknown", lambda: ncps.kernels.set_mode("fastest"), raises(V, "mode"))

@@ -2,8 +2,8 @@
 
 - ``load``: arbitrary bytes as a model file for ``ncps.load``; only ``ValueError`` may come out.
 - ``ops``: fuzzed shapes, dtypes, integers and options for the fused entry points
-  (``ltc_fused.ltc_sequence`` / ``ltc_mixed_sequence``, ``cfc_fused.cfc_sequence`` and ``ncps._ext``
-  directly); only ``ValueError`` / ``TypeError`` may come out, never a crash.
+  (``ncps.backends.cpu.ltc.ltc_sequence`` / ``ltc_mixed_sequence``, ``ncps.backends.cpu.cfc.cfc_sequence``
+  and ``ncps._ext`` directly); only ``ValueError`` / ``TypeError`` may come out, never a crash.
 
 ``run_one(target, data)`` replays one input (the regression tests replay fuzz_corpus/<target>/).
 """
@@ -50,7 +50,8 @@ def ops_target(data: bytes) -> None:
     import mlx.core as mx
 
     import ncps
-    from ncps.cells import cfc_fused, ltc_fused
+    from ncps.backends.cpu import cfc as cpu_cfc
+    from ncps.backends.cpu import ltc as cpu_ltc
 
     fdp = atheris.FuzzedDataProvider(data)
     B, T, I, N = (fdp.ConsumeIntInRange(0, 4) for _ in range(4))
@@ -68,15 +69,15 @@ def ops_target(data: bytes) -> None:
     try:
         if which in (0, 1):
             x, h0, dt = shaped((B, T, I)), shaped((B, N)), shaped((B, T))
-            p = {k: shaped((I, N)) for k in ltc_fused.LTC_PARAMS[:5]}
-            p.update({k: shaped((N, N)) for k in ltc_fused.LTC_PARAMS[5:10]})
-            p.update({k: shaped((N,)) for k in ltc_fused.LTC_PARAMS[10:]})
+            p = {k: shaped((I, N)) for k in cpu_ltc.LTC_PARAMS[:5]}
+            p.update({k: shaped((N, N)) for k in cpu_ltc.LTC_PARAMS[5:10]})
+            p.update({k: shaped((N,)) for k in cpu_ltc.LTC_PARAMS[10:]})
             K = fdp.ConsumeIntInRange(-2, 12) if bad == -1 else fdp.ConsumeIntInRange(1, 6)
             if which == 0:
-                out = ltc_fused.ltc_sequence(x, h0, dt, p, K)
+                out = cpu_ltc.ltc_sequence(x, h0, dt, p, K)
             else:
                 lstm = {"input_w": shaped((4 * N, I)), "input_b": shaped((4 * N,)), "recurrent_w": shaped((4 * N, N))}
-                out = ltc_fused.ltc_mixed_sequence(x, h0, shaped((B, N)), dt, p, shaped((B, T, I)), lstm, K)
+                out = cpu_ltc.ltc_mixed_sequence(x, h0, shaped((B, N)), dt, p, shaped((B, T, I)), lstm, K)
         elif which == 2:
             args = [shaped((B, T, I)), shaped((B, N)), shaped((B, T))] + [shaped((I, N)) for _ in range(5)]
             args += [shaped((N, N)) for _ in range(5)] + [shaped((N,)) for _ in range(3)]
@@ -90,7 +91,7 @@ def ops_target(data: bytes) -> None:
                 backbone_units=fdp.ConsumeIntInRange(1, 4),
                 backbone_layers=fdp.ConsumeIntInRange(0, 2),
             )
-            params, sizes, backbone, masked, mode, act = cfc_fused._unit_args([cell])
+            params, sizes, backbone, masked, mode, act = cpu_cfc._unit_args([cell])
             if fdp.ConsumeBool():
                 params = params[: fdp.ConsumeIntInRange(0, len(params))]
             if fdp.ConsumeBool():
@@ -120,7 +121,7 @@ def main() -> None:
     target = sys.argv[1]
     with atheris.instrument_imports(include=["ncps"]):
         import ncps  # noqa: F401
-        import ncps.cells.ltc_fused  # noqa: F401
+        import ncps.backends.cpu.ltc  # noqa: F401
         import ncps.persistence  # noqa: F401
     atheris.Setup([sys.argv[0], *sys.argv[2:]], TARGETS[target])
     atheris.Fuzz()

@@ -1,8 +1,9 @@
 """The cells: one time step of each model, on the :class:`~ncps.cells.base.Cell` base.
 
-One module per model holds its math (in the docstring) and its reference step; a model with a
-fused C++ kernel has a second module, ``<model>_fused``, with the interface every fused module
-shares (see :mod:`ncps.cells.base`). ``CfCCell`` and ``WiredCfCCell`` share ``cfc_fused``.
+One module per model holds its math (in the docstring) and its reference step, and nothing else;
+a model with fused kernels names its hook modules in :mod:`ncps.backends` (``cpu/<model>.py``,
+``gpu/<model>.py``; :class:`ncps.backends.hooks.Hooks` is their interface). ``CfCCell`` and
+``WiredCfCCell`` share the CfC modules.
 """
 
 from .base import Cell

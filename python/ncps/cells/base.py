@@ -8,34 +8,14 @@ A cell implements the math of one time step and nothing else:
 - ``readout(state) -> output``: the output ``(..., output_size)`` of a state;
 - ``input_size``, ``state_size``, ``output_size`` and ``get_config()`` (constructor arguments).
 
-A cell with a fused kernel points at its wrapper module with the class attribute ``fused`` (the
-C++ primitives on the CPU) and, where it has GPU kernels, ``gpu_fused`` (:mod:`ncps.gpu`); every
-such module has the same interface (see :mod:`ncps.cells.ltc_fused`, :mod:`ncps.cells.cfc_fused`,
-:mod:`ncps.gpu.ltc` and :mod:`ncps.gpu.cfc`):
-
-- ``KERNEL``: the primitive's name (in error messages);
-- ``why_not(cell, mixed_memory) -> Optional[str]``: None when the kernel covers the cell;
-- ``sequence(cell, x, h0, dt, lstm, c0, lengths=None, *, backend, stream) -> (states (B, T, N),
-  cells (B, T, N) or None)``: the state (and, with the mixed-memory ``lstm``, the LSTM cell state) after every step.
-  Variable lengths need nothing more from a kernel: :class:`ncps.layers.RNN` zeroes the padded
-  inputs, gives them ``dt = 1``, and takes each sequence's final state at its own last step from
-  these per-step outputs (a causal run's valid steps do not depend on the padding after them).
-  ``lengths`` ``(B,)`` (or None) is passed only so that a kernel may skip padded work; the steps
-  at or past a sequence's length may then hold anything finite, as the layer never reads them;
-- ``step(cell, x, h, ts, *, backend, stream) -> new_state``;
-- optionally ``infer(cell, x, h, ts) -> (output, state)``, evaluated on the calling thread;
-- optionally ``prepared_step(cell) -> step``: an object (``ncps._ext.CfCStep``, ``LTCStep``)
-  prepared once from the cell's current parameters, whose ``step(x, h, ts)`` returns what
-  ``infer`` returns, or None when the cell changed since (``valid()`` is then False) or an
-  argument is not one it takes; :meth:`Cell.infer` keeps one per cell (see there).
-
-``backend`` and ``stream`` come from the plan (:meth:`ncps.kernels.Plan.hook_args`).
+A cell with fused kernels names its hook modules with the class attributes ``fused`` (the CPU
+backend, :mod:`ncps.backends.cpu`) and ``gpu_fused`` (the GPU backend, :mod:`ncps.backends.gpu`);
+:class:`ncps.backends.hooks.Hooks` is the one description of what such a module provides.
 :func:`ncps.kernels.plan` decides, once per call, which module (or the reference path) runs.
 """
 
 from __future__ import annotations
 
-from types import ModuleType
 from typing import Any
 
 import mlx.core as mx
@@ -43,6 +23,7 @@ import mlx.nn as nn
 import numpy as np
 
 from .. import _checks, kernels
+from ..backends.hooks import Hooks
 from ..wirings import Wiring
 
 Timespan = float | mx.array | np.ndarray
@@ -53,60 +34,13 @@ def shape_of(a: Any) -> tuple:
     return tuple(np.shape(a))
 
 
-_DT_CACHE: dict = {}
-
-
-def constant_dt(B: int, ts: float) -> mx.array:
-    """An evaluated ``(B, 1)`` array of ``ts``: a graph leaf, so a streaming step adds no op (the
-    fused modules' ``step``/``infer`` share it)."""
-    key = (B, ts)
-    dt = _DT_CACHE.get(key)
-    if dt is None:
-        if len(_DT_CACHE) > 64:
-            _DT_CACHE.clear()
-        dt = _DT_CACHE[key] = mx.full((B, 1), ts, dtype=mx.float32)
-        mx.eval(dt)
-    return dt
-
-
-_SCALARS = (bool, int, float, str, type(None))
-
-
-def module_edges(module: nn.Module) -> list:
-    """``(container, key, object)`` for everything a step prepared from ``module`` depends on:
-    every array, sub-module, list and dict in its tree (``nn.Module`` is a dict), and every
-    module's scalar attributes (its ``__dict__``: ``mode``, ``ode_unfolds``, the training flag).
-
-    MLX arrays are immutable, so any change of a parameter (an optimizer step, ``update``,
-    ``load_weights``, ``set_dtype``, an assignment, ``train()``/``eval()``) replaces one of these
-    objects in its container; a prepared step compares them by identity before every call.
-    Containers without an array or module inside (a cell's ``_config``, ``layer_sizes``) get no
-    edges: they are not what a step computes with. Tuples are immutable: their contents are
-    walked but need no edges of their own."""
-    edges: list = []
-
-    def walk(c: Any) -> bool:  # whether c is or holds a module or an array
-        found = isinstance(c, nn.Module)
-        if found:
-            attrs = vars(c)
-            edges.extend((attrs, k, v) for k, v in attrs.items() if isinstance(v, _SCALARS) and k != "_prepared")
-        for k, v in c.items() if isinstance(c, dict) else enumerate(c):
-            if isinstance(v, mx.array) or (isinstance(v, (dict, list, tuple)) and walk(v)):
-                found = True
-                if not isinstance(c, tuple):
-                    edges.append((c, k, v))
-        return found
-
-    walk(module)
-    return edges
-
-
 class Cell(nn.Module):
     """Base of the ncps cells: ``cell(x, state=None, ts=1.0) -> (output, new_state)``."""
 
-    fused: ModuleType | None = None
-    gpu_fused: ModuleType | None = None
-    # The prepared streaming step of :meth:`infer` (the fused module's ``prepared_step``), built
+    # The hook modules of the cell's CPU and GPU kernels (:class:`~ncps.backends.hooks.Hooks`).
+    fused: Hooks | None = None
+    gpu_fused: Hooks | None = None
+    # The prepared streaming step of :meth:`infer` (the CPU hook module's ``prepared_step``), built
     # at the first checked call; an instance attribute from then on.
     _prepared: Any = None
 

@@ -38,10 +38,10 @@ import numpy as np
 from .. import _checks
 from .._aliases import official_names
 from ..activations import get_activation
-from ..gpu import cfc as gpu_cfc
+from ..backends.cpu import cfc as cpu_cfc
+from ..backends.gpu import cfc as gpu_cfc
 from ..init import glorot_linear
 from ..wirings import Wiring
-from . import cfc_fused
 from .base import Cell, built_copy
 
 MODES = ("default", "pure", "no_gate")
@@ -162,8 +162,8 @@ class CfCCell(Cell):
             self.time_a = glorot_linear(head_in, H)
             self.time_b = glorot_linear(head_in, H)
 
-    fused = cfc_fused  # covers mixed memory too
-    gpu_fused = gpu_cfc  # the GPU kernels (ncps.gpu.cfc); their why_not says what they cover
+    fused = cpu_cfc  # covers mixed memory too
+    gpu_fused = gpu_cfc  # the GPU kernels; their why_not says what they cover
 
     # -- sizes -------------------------------------------------------------------------------
     @property

@@ -35,11 +35,11 @@ import numpy as np
 
 from .. import _checks
 from .._aliases import official_names
-from ..gpu import ltc as gpu_ltc
+from ..backends.cpu import ltc as cpu_ltc
+from ..backends.gpu import ltc as gpu_ltc
+from ..backends.ltc_args import SOLVER_PARAMS  # noqa: F401  (the solver parameters, in the kernels' order)
 from ..wirings import Wiring
-from . import ltc_fused
 from .base import Cell, WiredSizes, built_copy
-from .ltc_fused import SOLVER_PARAMS  # noqa: F401  (the solver parameters, in the primitive's order)
 
 # "affine" (x*w + b), "linear" (x*w), or the identity (the official package takes any other value
 # for it; only these spellings are accepted, so that a typo of "affine" is an error).
@@ -99,7 +99,7 @@ def ltc_sequence(x: mx.array, h0: mx.array, dt: mx.array, p: dict, ode_unfolds: 
     """Reference LTC over a whole sequence: mapped inputs ``(B, T, I)``, ``h0`` ``(B, N)``,
     ``dt`` ``(B, T)``; returns the state after every step, ``(B, T, N)``.
 
-    The fused primitive (:func:`ncps.cells.ltc_fused.ltc_sequence`) computes exactly this.
+    The fused primitive (:func:`ncps.backends.cpu.ltc.ltc_sequence`) computes exactly this.
     """
     v, states = h0, []
     for t in range(x.shape[1]):
@@ -189,8 +189,8 @@ class LTCCell(WiredSizes, Cell):
             self.output_b = mx.zeros((M,))
         self.freeze(keys=["sparsity_mask", "sensory_sparsity_mask"], recurse=False)
 
-    fused = ltc_fused  # covers mixed memory too
-    gpu_fused = gpu_ltc  # the GPU kernels (ncps.gpu.ltc); their why_not says what they cover
+    fused = cpu_ltc  # covers mixed memory too
+    gpu_fused = gpu_ltc  # the GPU kernels; their why_not says what they cover
 
     # -- math --------------------------------------------------------------------------------
     def _positive(self, z: mx.array) -> mx.array:

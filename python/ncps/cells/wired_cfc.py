@@ -20,9 +20,9 @@ import numpy as np
 
 from .. import _checks
 from .._aliases import official_names
-from ..gpu import cfc as gpu_cfc
+from ..backends.cpu import cfc as cpu_cfc
+from ..backends.gpu import cfc as gpu_cfc
 from ..wirings import Wiring
-from . import cfc_fused
 from .base import Cell, WiredSizes, built_copy
 from .cfc import MODES, CfCCell
 
@@ -58,8 +58,8 @@ class WiredCfCCell(WiredSizes, Cell):
             self.layer_sizes.append(len(neurons))
             in_features = len(neurons)
 
-    fused = cfc_fused  # one primitive runs every layer; covers mixed memory too
-    gpu_fused = gpu_cfc  # the GPU kernels (ncps.gpu.cfc); their why_not says what they cover
+    fused = cpu_cfc  # one primitive runs every layer; covers mixed memory too
+    gpu_fused = gpu_cfc  # the GPU kernels; their why_not says what they cover
 
     @property
     def layers(self) -> list:

@@ -16,7 +16,7 @@ from mlx.utils import tree_flatten, tree_map
 
 import ncps
 from ncps import kernels
-from ncps.cells import cfc_fused as fused_cfc
+from ncps.backends.cpu import cfc as fused_cfc
 from ncps.wirings import NCP, AutoNCP, Random
 
 pytestmark = pytest.mark.skipif(not kernels.extension_available(), reason="ncps._ext is not built")
@@ -29,7 +29,7 @@ GRAD_TOL = 1e-4
 
 
 class Spy:
-    """Stands in for ncps._ext inside ncps.cells.cfc_fused and counts cfc_sequence calls."""
+    """Stands in for ncps._ext inside ncps.backends.cpu.cfc and counts cfc_sequence calls."""
 
     def __init__(self, ext):
         self.ext = ext

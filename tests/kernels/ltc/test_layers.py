@@ -11,7 +11,7 @@ import pytest
 from mlx.utils import tree_flatten
 
 from ncps import LTC, LTCCell, kernels
-from ncps.cells import ltc_fused
+from ncps.backends.cpu import ltc as cpu_ltc
 from ncps.wirings import NCP, AutoNCP, FullyConnected, Random
 
 pytestmark = pytest.mark.skipif(not kernels.extension_available(), reason="the extension did not build")
@@ -105,13 +105,13 @@ def test_fused_strided_inputs():
 
 
 def spy_ext(monkeypatch, **wrappers):
-    """Replace the primitives ``ncps._ext.<name>`` that ``ncps.cells.ltc_fused`` calls by
+    """Replace the primitives ``ncps._ext.<name>`` that ``ncps.backends.cpu.ltc`` calls by
     ``wrapper(real, *args, **kwargs)``, to count or forbid calls."""
-    real = ltc_fused._ext
+    real = cpu_ltc._ext
     fns = {name: getattr(real, name) for name in ("ltc_sequence", "ltc_mixed_sequence")}
     for name, wrap in wrappers.items():
         fns[name] = (lambda wrap, fn: lambda *a, **k: wrap(fn, *a, **k))(wrap, fns[name])
-    monkeypatch.setattr(ltc_fused, "_ext", SimpleNamespace(**fns))
+    monkeypatch.setattr(cpu_ltc, "_ext", SimpleNamespace(**fns))
 
 
 def test_fused_mode_really_calls_the_primitive(monkeypatch):

@@ -1,5 +1,6 @@
 """Variable lengths on the fused LTC primitives: a padded batch runs as one primitive call per
-direction (no fallback), and equals each sequence run alone, with NaN in the padding.
+direction (no fallback) with dt = 0 on the padded steps, and equals each sequence run alone, with
+NaN in the padding.
 (The full matrix of layers and options is in tests/layers/test_lengths.py.)"""
 
 from types import SimpleNamespace
@@ -10,7 +11,7 @@ import pytest
 from mlx.utils import tree_flatten
 
 from ncps import LTC, kernels
-from ncps.cells import ltc_fused
+from ncps.backends.cpu import ltc as cpu_ltc
 from ncps.wirings import NCP
 
 pytestmark = pytest.mark.skipif(not kernels.extension_available(), reason="ncps._ext is not built")
@@ -19,11 +20,11 @@ pytestmark = pytest.mark.skipif(not kernels.extension_available(), reason="ncps.
 @pytest.mark.parametrize("mixed", [False, True])
 def test_padded_batch_is_one_call_per_direction_and_exact(monkeypatch, mixed):
     name = "ltc_mixed_sequence" if mixed else "ltc_sequence"
-    calls = []
-    real = ltc_fused._ext
+    calls, dts = [], []
+    real = cpu_ltc._ext
     fns = {n: getattr(real, n) for n in ("ltc_sequence", "ltc_mixed_sequence")}
-    fns[name] = lambda *a, **k: calls.append(a[0].shape) or getattr(real, name)(*a, **k)
-    monkeypatch.setattr(ltc_fused, "_ext", SimpleNamespace(**fns))
+    fns[name] = lambda *a, **k: calls.append(a[0].shape) or dts.append(np.array(a[2])) or getattr(real, name)(*a, **k)
+    monkeypatch.setattr(cpu_ltc, "_ext", SimpleNamespace(**fns))
 
     mx.random.seed(3)
     layer = LTC(4, NCP(4, 3, 2, 2, 2, 2, 2), mixed_memory=mixed, bidirectional=True)
@@ -40,6 +41,11 @@ def test_padded_batch_is_one_call_per_direction_and_exact(monkeypatch, mixed):
     with kernels.use("fused"):
         (_, out), dx = mx.value_and_grad(loss)(x, lengths)
     assert calls == [(4, 6, 4), (4, 6, 4)]
+    # The layer's one padding convention reaches the primitive unchanged: dt = 0 on the padded
+    # steps (which the plain primitive skips), the default 1 on the valid ones, both directions.
+    valid = np.arange(6)[None] < np.array(lengths)[:, None]
+    for dt in dts:
+        np.testing.assert_array_equal(dt, np.where(valid, 1.0, 0.0))
     assert np.isfinite(np.array(dx)).all()
     for b, L in enumerate(lengths):
         with kernels.use("reference"):

@@ -1,4 +1,4 @@
-"""The fused LTC sequence primitive (ncps._ext.ltc_sequence / ncps.cells.ltc_fused.ltc_sequence) against the
+"""The fused LTC sequence primitive (ncps._ext.ltc_sequence / ncps.backends.cpu.ltc.ltc_sequence) against the
 pure-MLX reference ncps.cells.ltc.ltc_sequence: outputs, gradients, transforms, training and validation."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 
 from ncps import kernels
 from ncps import wirings as W
-from ncps.cells import ltc_fused as fused
+from ncps.backends.cpu import ltc as fused
 from ncps.cells.ltc import SOLVER_PARAMS, LTCCell, ltc_sequence
 
 pytestmark = pytest.mark.skipif(kernels._ext is None, reason="the extension ncps._ext is not built")
@@ -401,7 +401,7 @@ def test_empty_and_stream():
 
 
 # ---------------------------------------------------------------------------------------------
-# Mixed memory: ncps._ext.ltc_mixed_sequence / ncps.cells.ltc_fused.ltc_mixed_sequence (an LSTM before every
+# Mixed memory: ncps._ext.ltc_mixed_sequence / ncps.backends.cpu.ltc.ltc_mixed_sequence (an LSTM before every
 # LTC step) against a pure-MLX loop of the official semantics.
 MIXED_ARGS = ARGS + ("lstm_input", "input_w", "input_b", "recurrent_w", "c0")
 

@@ -1,10 +1,11 @@
 """The fused LTC kernels: the cell hooks of :class:`~ncps.LTCCell` and the validated array API.
 
-The hooks (:func:`why_not`, :func:`sequence`, :func:`step`; the interface every fused module
-shares, see :mod:`ncps.cells.base`) take a cell and inputs a layer or the cell already validated,
-and call the primitives directly. :func:`ltc_sequence` and :func:`ltc_mixed_sequence` are the
-entry points for arrays and a parameter dict; they validate their arguments and name the one
-that is wrong (the C++ side checks again, as a last line of defence).
+The hooks (:func:`why_not`, :func:`sequence`, :func:`step`, :func:`infer`, :func:`prepared_step`;
+the interface of every backend module, :class:`ncps.backends.hooks.StreamingHooks`) take a cell
+and inputs a layer or the cell already validated, and call the primitives directly.
+:func:`ltc_sequence` and :func:`ltc_mixed_sequence` are the entry points for arrays and a
+parameter dict; they validate their arguments and name the one that is wrong (the C++ side
+checks again, as a last line of defence).
 
 :func:`ltc_sequence` wraps ``_ext.ltc_sequence``: the whole liquid time-constant sequence (``T``
 steps of ``ode_unfolds`` semi-implicit sub-steps) as one MLX primitive (``LTCSequence``) whose
@@ -28,10 +29,20 @@ from typing import Any
 
 import mlx.core as mx
 
-from .. import _checks
-from .. import kernels as _kernels
-from ..kernels import _ext
-from .base import constant_dt, module_edges
+from ... import kernels as _kernels
+from ...kernels import _ext
+from ..ltc_args import (
+    LSTM_PARAMS,
+    LTC_PARAMS,
+    SOLVER_PARAMS,
+    check_array,
+    check_epsilon,
+    check_lstm_weights,
+    check_ltc_args,
+    lstm_params,
+    shape_str,
+)
+from .streaming import constant_dt, module_edges
 
 __all__ = [
     "ltc_sequence",
@@ -49,27 +60,6 @@ __all__ = [
 
 KERNEL = "ltc_sequence"
 
-# Names of the effective parameters the solver consumes, in the order the primitive takes them.
-SOLVER_PARAMS = (
-    "sensory_w",
-    "sensory_sigma",
-    "sensory_mu",
-    "sensory_erev",
-    "sensory_mask",
-    "w",
-    "sigma",
-    "mu",
-    "erev",
-    "mask",
-    "cm",
-    "gleak",
-    "vleak",
-)
-LTC_PARAMS = SOLVER_PARAMS
-# The mixed-memory LSTM's parameters in the order the primitive takes them: input_map.weight
-# (4N, F), input_map.bias (4N,), recurrent_map.weight (4N, N).
-LSTM_PARAMS = ("input_w", "input_b", "recurrent_w")
-
 
 def _require_ext():
     if _ext is None:
@@ -79,59 +69,6 @@ def _require_ext():
             "use the reference implementation ncps.cells.ltc.ltc_sequence instead"
         )
     return _ext
-
-
-def _shape_str(shape) -> str:
-    shape = tuple(shape)
-    return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
-
-
-def _check(name: str, a, want: tuple, sym: str, op: str = "ltc_sequence") -> None:
-    if not isinstance(a, mx.array):
-        raise TypeError(f"{op}: {name} must be an mlx.core.array, got {type(a).__name__}")
-    if tuple(a.shape) != want:
-        raise ValueError(f"{op}: {name} must have shape {sym} = {_shape_str(want)}, got {_shape_str(a.shape)}")
-    if mx.issubdtype(a.dtype, mx.complexfloating):
-        raise ValueError(f"{op}: {name} must be a real array, got {a.dtype}")
-
-
-def _check_epsilon(op: str, epsilon) -> None:
-    try:
-        _checks.real(epsilon, "epsilon", 0.0)
-    except ValueError as exc:
-        raise ValueError(f"{op}: {exc}") from None
-
-
-def _check_ltc_args(op: str, x, h0, dt, params, ode_unfolds) -> tuple:
-    """Validate the LTC part of a call; returns ``(B, T, I, N)``."""
-    if not isinstance(params, Mapping):
-        raise TypeError(f"{op}: params must be a mapping of solver parameters, got {type(params).__name__}")
-    missing = [k for k in LTC_PARAMS if k not in params]
-    if missing:
-        raise ValueError(f"{op}: params is missing {missing} (expected keys {list(LTC_PARAMS)})")
-    try:
-        _checks.integer(ode_unfolds, "ode_unfolds", 1, _checks.MAX_ODE_UNFOLDS)
-    except ValueError as exc:
-        raise ValueError(f"{op}: {exc}") from None
-    if not isinstance(x, mx.array) or x.ndim != 3:
-        got = _shape_str(x.shape) if isinstance(x, mx.array) else type(x).__name__
-        raise ValueError(f"{op}: x must have shape (B, T, I), got {got}")
-    w = params["w"]
-    if not isinstance(w, mx.array) or w.ndim != 2 or w.shape[0] != w.shape[1]:
-        got = _shape_str(w.shape) if isinstance(w, mx.array) else type(w).__name__
-        raise ValueError(f"{op}: w must have shape (N, N), got {got}")
-    B, T, I = x.shape
-    N = w.shape[0]
-    _check("x", x, (B, T, I), "(B, T, I)", op)
-    _check("h0", h0, (B, N), "(B, N)", op)
-    _check("dt", dt, (B, T), "(B, T)", op)
-    for k in LTC_PARAMS[:5]:
-        _check(k, params[k], (I, N), "(I, N)", op)
-    for k in LTC_PARAMS[5:10]:
-        _check(k, params[k], (N, N), "(N, N)", op)
-    for k in LTC_PARAMS[10:]:
-        _check(k, params[k], (N,), "(N,)", op)
-    return B, T, I, N
 
 
 def ltc_sequence(
@@ -168,8 +105,8 @@ def ltc_sequence(
         RuntimeError: the extension is not loaded.
     """
     _require_ext()
-    _check_ltc_args("ltc_sequence", x, h0, dt, params, ode_unfolds)
-    _check_epsilon("ltc_sequence", epsilon)
+    check_ltc_args("ltc_sequence", x, h0, dt, params, ode_unfolds)
+    check_epsilon("ltc_sequence", epsilon)
     return _plain(x, h0, dt, params, ode_unfolds, epsilon, stream)
 
 
@@ -177,11 +114,6 @@ def _plain(x, h0, dt, params, ode_unfolds, epsilon, stream=None) -> mx.array:
     return _ext.ltc_sequence(
         x, h0, dt, *(params[k] for k in LTC_PARAMS), int(ode_unfolds), float(epsilon), stream=stream
     )
-
-
-def lstm_params(lstm) -> dict:
-    """The parameters of a mixed-memory :class:`~ncps.LSTMCell` under the keys of :data:`LSTM_PARAMS`."""
-    return {"input_w": lstm.input_map.weight, "input_b": lstm.input_map.bias, "recurrent_w": lstm.recurrent_map.weight}
 
 
 def ltc_mixed_sequence(
@@ -226,22 +158,20 @@ def ltc_mixed_sequence(
     """
     op = "ltc_mixed_sequence"
     _require_ext()
-    B, T, I, N = _check_ltc_args(op, x, h0, dt, params, ode_unfolds)
-    _check_epsilon(op, epsilon)
-    _check("c0", c0, (B, N), "(B, N)", op)
+    B, T, I, N = check_ltc_args(op, x, h0, dt, params, ode_unfolds)
+    check_epsilon(op, epsilon)
+    check_array("c0", c0, (B, N), "(B, N)", op)
     if not isinstance(lstm, Mapping):
         raise TypeError(f"{op}: lstm must be a mapping of LSTM parameters, got {type(lstm).__name__}")
     missing = [k for k in LSTM_PARAMS if k not in lstm]
     if missing:
         raise ValueError(f"{op}: lstm is missing {missing} (expected keys {list(LSTM_PARAMS)})")
     if not isinstance(lstm_input, mx.array) or lstm_input.ndim != 3 or tuple(lstm_input.shape[:2]) != (B, T):
-        got = _shape_str(lstm_input.shape) if isinstance(lstm_input, mx.array) else type(lstm_input).__name__
+        got = shape_str(lstm_input.shape) if isinstance(lstm_input, mx.array) else type(lstm_input).__name__
         raise ValueError(f"{op}: lstm_input must have shape (B, T, F) with (B, T) = ({B}, {T}), got {got}")
     F = lstm_input.shape[2]
-    _check("lstm_input", lstm_input, (B, T, F), "(B, T, F)", op)
-    _check("input_w", lstm["input_w"], (4 * N, F), "(4N, F)", op)
-    _check("input_b", lstm["input_b"], (4 * N,), "(4N,)", op)
-    _check("recurrent_w", lstm["recurrent_w"], (4 * N, N), "(4N, N)", op)
+    check_array("lstm_input", lstm_input, (B, T, F), "(B, T, F)", op)
+    check_lstm_weights(op, lstm, N, F)
     return _mixed(x, h0, c0, dt, params, lstm_input, lstm, ode_unfolds, epsilon, stream)
 
 
@@ -281,7 +211,6 @@ def sequence(
     dt: mx.array,
     lstm: Any = None,
     c0: mx.array | None = None,
-    lengths: mx.array | None = None,
     *,
     backend: str = "cpu",
     stream: object | None = None,
@@ -289,22 +218,18 @@ def sequence(
     """``(states, cells)`` for ``x`` ``(B, T, I)`` and ``dt`` ``(B, T)``: the state after every
     step ``(B, T, N)``; with the mixed-memory ``lstm`` (an :class:`~ncps.LSTMCell`) the LSTM runs
     before every step inside the primitive, from cell state ``c0`` (zeros if None), and ``cells``
-    ``(B, T, N)`` is its cell state after every step, else None. (The layer takes a padded
-    sequence's final state at its own last step from these; see :mod:`ncps.cells.base`.)
+    ``(B, T, N)`` is its cell state after every step, else None.
 
-    ``lengths`` ``(B,)`` (optional) lets the kernel skip padded work: without mixed memory the
-    steps ``t >= lengths[b]`` get ``dt = 0``, which the primitive treats as "frozen" and skips
-    for every group of SIMD lanes (consecutive samples) whose sequences have all ended, so a
-    batch sorted by length costs about its real steps. States past a length then repeat the last
-    valid one. (The mixed-memory LSTM still runs at ``dt = 0``, so there it changes nothing.)
-    ``backend`` is ``"cpu"``; the primitive runs on ``stream``."""
+    A step with ``dt = 0`` (a layer's padding, :class:`ncps.backends.hooks.Hooks`) leaves the
+    state unchanged; the plain primitive skips it for every group of SIMD lanes (consecutive
+    samples) whose steps all have ``dt = 0``, so a padded batch sorted by length costs about its
+    real steps. (The mixed-memory LSTM still runs at ``dt = 0``.) ``backend`` is ``"cpu"``; the
+    primitive runs on ``stream``."""
     args = (cell.solver_params(), cell.ode_unfolds, cell.epsilon)
     # The reference's dtype: its arithmetic promotes x, the state and the parameters together
     # (the primitive alone returns x's dtype).
     dtype = (mx.zeros((), x.dtype) + mx.zeros((), h0.dtype) + mx.zeros((), args[0]["cm"].dtype)).dtype
     if lstm is None:
-        if lengths is not None:
-            dt = mx.where(mx.arange(dt.shape[1])[None] < lengths[:, None], dt, 0.0)
         return _plain(cell.map_inputs(x), h0, dt, *args, stream=stream).astype(dtype), None
     c0 = mx.zeros_like(h0) if c0 is None else c0
     states, cells = _mixed(cell.map_inputs(x), h0, c0, dt, args[0], x, lstm_params(lstm), *args[1:], stream=stream)
@@ -367,7 +292,7 @@ def infer(cell: Any, x: mx.array, h: mx.array, ts: float | mx.array) -> tuple:
 def prepared_step(cell: Any) -> Any:
     """The cell's streaming step prepared once (``_ext.LTCStep``: constraints applied, synapse
     lists built), guarded by the identities of everything in the cell
-    (:func:`ncps.cells.base.module_edges`): replacing a parameter (training, ``load_weights``)
+    (:func:`ncps.backends.cpu.streaming.module_edges`): replacing a parameter (training, ``load_weights``)
     or an option prepares it again."""
     edges = module_edges(cell)
     return _ext.LTCStep(edges, *_step_args(cell), cell.input_size)

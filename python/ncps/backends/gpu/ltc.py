@@ -2,7 +2,7 @@
 ``kernels/ltc_backward.inc`` behind one ``mx.custom_function``.
 
 :func:`ltc_sequence_gpu` computes exactly :func:`ncps.cells.ltc.ltc_sequence` (and takes the same arrays
-as :func:`ncps.cells.ltc_fused.ltc_sequence`): mapped inputs ``x`` ``(B, T, I)``, ``h0`` ``(B, N)``, ``dt``
+as :func:`ncps.backends.cpu.ltc.ltc_sequence`): mapped inputs ``x`` ``(B, T, I)``, ``h0`` ``(B, N)``, ``dt``
 ``(B, T)`` and the effective solver parameters; it returns the states ``(B, T, N)``. Its vjp
 launches the fused BPTT kernel, so ``mx.grad``, ``nn.value_and_grad`` and ``mx.compile`` work
 through it. The masks receive zero gradient, as in the CPU primitive.
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import mlx.core as mx
 import numpy as np
 
-from ..cells.ltc_fused import LSTM_PARAMS, SOLVER_PARAMS, _check, _check_ltc_args, lstm_params
+from ..ltc_args import LSTM_PARAMS, SOLVER_PARAMS, check_array, check_lstm_weights, check_ltc_args, lstm_params
 from ._source import KernelSpec
 from .launch import TG_MEMORY_LIMIT, launch, resolve_backend
 
@@ -263,12 +263,12 @@ def ltc_sequence_gpu(
     """The LTC sequence as one GPU kernel: states ``(B, T, N)`` after every step.
 
     With the mixed-memory LSTM (``lstm``: its parameters under the keys of
-    :data:`~ncps.cells.ltc_fused.LSTM_PARAMS`, ``lstm_input`` ``(B, T, F)``, ``c0`` ``(B, N)``,
+    :data:`~ncps.backends.ltc_args.LSTM_PARAMS`, ``lstm_input`` ``(B, T, F)``, ``c0`` ``(B, N)``,
     zeros if None) the LSTM runs before every step inside the kernel, as
-    :func:`ncps.cells.ltc_fused.ltc_mixed_sequence`, and the call returns ``(states, cells)``.
+    :func:`ncps.backends.cpu.ltc.ltc_mixed_sequence`, and the call returns ``(states, cells)``.
 
     Args:
-        x, h0, dt, params, ode_unfolds, epsilon: as :func:`ncps.cells.ltc_fused.ltc_sequence` (``dt <= 0``
+        x, h0, dt, params, ode_unfolds, epsilon: as :func:`ncps.backends.cpu.ltc.ltc_sequence` (``dt <= 0``
             leaves that sample's state unchanged).
         plan: the wiring's synapse lists (:func:`ltc_synapse_plan`); built from the masks if None.
         backend: ``"metal"``, ``"cuda"`` or ``"emulate"`` (the C++ emulation, for tests); None
@@ -282,7 +282,7 @@ def ltc_sequence_gpu(
         RuntimeError: no GPU back-end and no ``backend`` given.
     """
     op = "ltc_sequence_gpu"
-    B, T, I, N = _check_ltc_args(op, x, h0, dt, params, ode_unfolds)
+    B, T, I, N = check_ltc_args(op, x, h0, dt, params, ode_unfolds)
     K = int(ode_unfolds)
     backend = resolve_backend(backend, stream)
     if plan is None:
@@ -329,14 +329,12 @@ def _mixed_args(op: str, B: int, T: int, N: int, lstm_input, lstm, c0) -> tuple:
         raise ValueError(f"{op}: lstm_input must have shape (B, T, F) with (B, T) = ({B}, {T}), got {got}")
     F = lstm_input.shape[2]
     c0 = mx.zeros((B, N)) if c0 is None else c0
-    _check("c0", c0, (B, N), "(B, N)", op)
-    _check("input_w", lstm["input_w"], (4 * N, F), "(4N, F)", op)
-    _check("input_b", lstm["input_b"], (4 * N,), "(4N,)", op)
-    _check("recurrent_w", lstm["recurrent_w"], (4 * N, N), "(4N, N)", op)
+    check_array("c0", c0, (B, N), "(B, N)", op)
+    check_lstm_weights(op, lstm, N, F)
     return (lstm_input, lstm["input_w"], lstm["input_b"], lstm["recurrent_w"], c0), F
 
 
-# -- the cell hooks of LTCCell (see ncps.cells.base; inputs validated by the caller) ---------------
+# -- the cell hooks of LTCCell (ncps.backends.hooks.Hooks; inputs validated by the caller) --------
 
 KERNEL = "ltc_sequence_gpu"
 
@@ -367,19 +365,15 @@ def cell_synapse_plan(cell) -> LTCSynapsePlan:
     return plan
 
 
-def sequence(
-    cell, x: mx.array, h0: mx.array, dt: mx.array, lstm=None, c0=None, lengths=None, *, backend: str, stream=None
-):
+def sequence(cell, x: mx.array, h0: mx.array, dt: mx.array, lstm=None, c0=None, *, backend: str, stream=None):
     """``(states, cells)`` of ``cell`` over ``x`` ``(B, T, I)`` with ``dt`` ``(B, T)``: the state
     after every step ``(B, T, N)``; with the mixed-memory ``lstm`` (an :class:`~ncps.LSTMCell`
     reading the unmapped ``x``) the LSTM runs before every step from ``c0`` (zeros if None) and
-    ``cells`` ``(B, T, N)`` is its cell state after every step, else None. With ``lengths`` and no
-    mixed memory the padded steps get ``dt = 0``, which the kernel skips (one group per sequence)."""
+    ``cells`` ``(B, T, N)`` is its cell state after every step, else None. A step with ``dt = 0``
+    (a layer's padding) leaves the LTC state unchanged."""
     params = cell.solver_params()
     kwargs = dict(plan=cell_synapse_plan(cell), backend=backend, stream=stream)
     if lstm is None:
-        if lengths is not None:
-            dt = mx.where(mx.arange(dt.shape[1])[None] < lengths[:, None], dt, 0.0)
         return ltc_sequence_gpu(cell.map_inputs(x), h0, dt, params, cell.ode_unfolds, cell.epsilon, **kwargs), None
     return ltc_sequence_gpu(
         cell.map_inputs(x),

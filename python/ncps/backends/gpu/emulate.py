@@ -24,7 +24,7 @@ from ._source import KernelSpec, body, kernel_dir, source_hash
 TSAN_FLAGS = ("-fsanitize=thread", "-O1", "-g")
 DEFAULT_FLAGS = ("-O2",)
 
-# Compiler flags of the builds ncps.gpu's "emulate" back-end runs, and where their stderr goes.
+# Compiler flags of the builds ncps.backends.gpu's "emulate" back-end runs, and where their stderr goes.
 _options = {"flags": DEFAULT_FLAGS, "reports": None}
 
 

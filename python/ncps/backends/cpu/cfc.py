@@ -6,7 +6,7 @@ layer), optionally with the mixed-memory LSTM before every step; its vjp is a se
 primitive (``CfCSequenceGrad``, backpropagation through time), so ``mx.grad``,
 ``nn.value_and_grad`` and ``mx.compile`` work as for any MLX op.
 
-The hooks are the interface every fused module shares (see :mod:`ncps.cells.base`):
+The hooks are the interface every backend module shares (:class:`ncps.backends.hooks.Hooks`):
 :func:`why_not`, :func:`sequence` (a layer's whole sequence), :func:`step` (one streaming step in
 the primitive's step form, x ``(B, I)``: one graph node per step) and :func:`infer` (one step
 computed immediately). They take inputs the layer or the cell already validated;
@@ -29,9 +29,9 @@ from typing import Any
 
 import mlx.core as mx
 
-from .. import _checks
-from ..kernels import _ext
-from .base import constant_dt, module_edges
+from ... import _checks
+from ...kernels import _ext
+from .streaming import constant_dt, module_edges
 
 KERNEL = "cfc_sequence"
 SUPPORTED_ACTIVATIONS = ("lecun_tanh", "tanh", "relu", "silu", "gelu", "sigmoid", "softplus")
@@ -136,7 +136,6 @@ def sequence(
     dt: mx.array,
     lstm: Any = None,
     c0: mx.array | None = None,
-    lengths: mx.array | None = None,
     *,
     backend: str = "cpu",
     stream: object | None = None,
@@ -144,11 +143,9 @@ def sequence(
     """``(states, cells)`` for ``x`` ``(B, T, I)``, ``h0`` ``(B, N)`` and ``dt`` ``(B, T)``
     (validated by the caller): the state after every step ``(B, T, N)``; with the mixed-memory
     ``lstm`` the LSTM runs before every step inside the primitive, from ``c0`` (zeros if None),
-    and ``cells`` ``(B, T, N)`` is its cell state after every step, else None. (The layer takes a
-    padded sequence's final state at its own last step from these; see :mod:`ncps.cells.base`.)
-    ``lengths`` is accepted for the shared interface and not used: the primitive computes the
-    padded steps (zero input, ``dt = 1``) and the layer discards them. ``backend`` is ``"cpu"``;
-    the primitive runs on ``stream``."""
+    and ``cells`` ``(B, T, N)`` is its cell state after every step, else None. A layer's padded
+    steps (zero input, ``dt = 0``) are computed like any other and discarded by the layer.
+    ``backend`` is ``"cpu"``; the primitive runs on ``stream``."""
     if lstm is not None and c0 is None:
         c0 = mx.zeros_like(h0)
     out = _call(cell_units(cell), x, h0, dt, lstm, c0, stream)
@@ -201,7 +198,7 @@ def infer(cell: Any, x: mx.array, h: mx.array, ts: float | mx.array, readout: tu
 def prepared_step(cell: Any) -> Any:
     """The cell's streaming step prepared once (``_ext.CfCStep``): its ``step(x, h, ts)`` is
     :func:`infer` without the per-call gathering of the parameters and their validation, guarded
-    by the identities of everything in the cell (:func:`ncps.cells.base.module_edges`)."""
+    by the identities of everything in the cell (:func:`ncps.backends.cpu.streaming.module_edges`)."""
     edges = module_edges(cell)
     return _ext.CfCStep(edges, *_unit_args(cell_units(cell)), cell.input_size, *_readout(cell))
 

@@ -9,7 +9,7 @@ weight gradients are then GEMMs over all ``B T`` rows, so every gradient is dete
 
 :func:`wired_cfc_sequence_gpu` runs a :class:`~ncps.WiredCfCCell` (a chain of backbone-free,
 masked units) unit by unit. The module is also the GPU hook module of :class:`~ncps.CfCCell` and
-:class:`~ncps.WiredCfCCell` (``why_not``, ``sequence``, ``step``; see :mod:`ncps.cells.base`).
+:class:`~ncps.WiredCfCCell` (``why_not``, ``sequence``, ``step``: :class:`ncps.backends.hooks.Hooks`).
 """
 
 from __future__ import annotations
@@ -274,7 +274,7 @@ def wired_cfc_sequence_gpu(cell, x: mx.array, h0: mx.array, dt: mx.array, **kwar
     return states[0] if len(states) == 1 else mx.concatenate(states, axis=-1)
 
 
-# -- the cell hooks of CfCCell / WiredCfCCell (see ncps.cells.base; inputs validated by the caller)
+# -- the cell hooks of CfCCell / WiredCfCCell (ncps.backends.hooks.Hooks; inputs validated by the caller)
 
 KERNEL = "cfc_sequence_gpu"
 
@@ -300,14 +300,12 @@ def why_not(cell, mixed_memory: bool = False) -> str | None:
     return None
 
 
-def sequence(
-    cell, x: mx.array, h0: mx.array, dt: mx.array, lstm=None, c0=None, lengths=None, *, backend: str, stream=None
-):
+def sequence(cell, x: mx.array, h0: mx.array, dt: mx.array, lstm=None, c0=None, *, backend: str, stream=None):
     """``(states, cells)`` of ``cell`` over ``x`` ``(B, T, I)`` with ``dt`` ``(B, T)``: the state
     after every step ``(B, T, N)``; with the mixed-memory ``lstm`` (dense cells only:
     :func:`why_not`) the LSTM runs before every step from ``c0`` and ``cells`` ``(B, T, N)`` is its
-    cell state after every step, else None. ``lengths`` is not used: the kernels compute the padded
-    steps and the layer discards them."""
+    cell state after every step, else None. A layer's padded steps (zero input, ``dt = 0``) are
+    computed like any other and discarded by the layer."""
     if lstm is not None:
         return cfc_sequence_gpu(cell, x, h0, dt, lstm=lstm, c0=c0, backend=backend, stream=stream)
     return wired_cfc_sequence_gpu(cell, x, h0, dt, backend=backend, stream=stream), None

@@ -3,7 +3,7 @@
 A kernel is one body file in ``kernels/`` (the text inside the kernel function) plus a
 :class:`KernelSpec` naming its inputs, outputs and template constants in launch order. The same
 spec drives all three back-ends: ``mx.fast.metal_kernel``, ``mx.fast.cuda_kernel`` and the C++
-emulation in :mod:`ncps.gpu.emulate`.
+emulation in :mod:`ncps.backends.gpu.emulate`.
 """
 
 from __future__ import annotations
@@ -17,15 +17,15 @@ BACKENDS = ("metal", "cuda", "emulate")
 
 
 def kernel_dir() -> Path:
-    """The folder with the dialect preludes and kernel bodies: installed with the package as
-    ``ncps/gpu/kernels``, or the source tree's top-level ``kernels/``."""
+    """The folder with the dialect preludes and kernel bodies: installed with the package next to
+    this file as ``ncps/backends/gpu/kernels`` (CMakeLists.txt), or the source tree's top-level
+    ``kernels/`` (this file is ``python/ncps/backends/gpu/_source.py``)."""
     here = Path(__file__).resolve().parent
-    for cand in (here / "kernels", here.parents[2] / "kernels"):
+    candidates = (here / "kernels", here.parents[3] / "kernels")
+    for cand in candidates:
         if (cand / "dialect" / "cpu.h").is_file():
             return cand
-    raise FileNotFoundError(
-        f"the ncps kernel sources were not found (looked in {here / 'kernels'} and {here.parents[2] / 'kernels'})"
-    )
+    raise FileNotFoundError(f"the ncps kernel sources were not found (looked in {' and '.join(map(str, candidates))})")
 
 
 @dataclass(frozen=True)
