@@ -18,14 +18,15 @@ fi
 VPY="$VENV/bin/python"
 pip() { "$VPY" -m pip "$@"; }
 
-stamp="$VENV/.ncps-deps-v6"  # bump when the list changes, so that existing venvs pick it up
+stamp="$VENV/.ncps-deps-v7"  # bump when the list changes, so that existing venvs pick it up
 if [ ! -f "$stamp" ]; then
   echo "[bootstrap] installing dependencies"
   # aeon: the UEA/UCR data sets bundled in its wheel feed the accuracy benchmark (test/bench only).
   # ruff and clang-format: the style test (tests/test_style.py); pinned, as their output changes by version.
+  # ziglang and delocate: the macOS arm64 cross build and its link checks (tests/platform/test_macos.py).
   pip install -q "mlx[cpu]==0.32.4" "nanobind>=3,<4" "scikit-build-core>=0.10" numpy \
     pytest matplotlib networkx tqdm scikit-learn aeon hypothesis "ruff==0.17.6" "clang-format==23.1.5" \
-    onnx onnxruntime
+    onnx onnxruntime "ziglang==0.17.1" "delocate==0.13.0"
   # atheris (fuzzing tests) has wheels for common platforms only; its tests skip without it locally.
   pip install -q atheris 2>/dev/null || echo "[bootstrap] atheris not installable here: fuzzing tests will skip"
   # torch is a test/benchmark dependency only (the official package's oracle). Prefer the CPU build.
