@@ -1125,7 +1125,7 @@ def fit(
                 mx.random.seed((state.random_base * 1_000_003 + epoch) % 2**32)
             for cb in run.callbacks:
                 cb.on_epoch_begin(epoch, {})
-            order = rng.permutation(n) if shuffle else np.arange(n)
+            order = rng.permutation(n) if run.shuffle else np.arange(n)
             bar = _progress_bar(run.show, -(-n // run.batch_size), f"Epoch {epoch + 1}/{run.epochs}")
             train_logs, stop = _train_epoch(run, stepper, order, epoch, bar)
             history.compiled = stepper.compiled
