@@ -83,8 +83,9 @@ class BiasCorrectionWarning(UserWarning):
 _warned_bias_correction = False
 
 
-def _warn_if_uncorrected(optimizer: optim.Optimizer) -> None:
-    """Warn once per process about an uncorrected Adam (see :mod:`ncps.optimizers` for why)."""
+def _warn_if_uncorrected(optimizer: optim.Optimizer, stacklevel: int) -> None:
+    """Warn once per process about an uncorrected Adam (see :mod:`ncps.optimizers` for why);
+    ``stacklevel`` names the caller of :func:`fit`."""
     global _warned_bias_correction
     from .optimizers import lacks_bias_correction
 
@@ -98,7 +99,7 @@ def _warn_if_uncorrected(optimizer: optim.Optimizer) -> None:
             "Use ncps.optimizers.adam(lr) or optim.Adam(lr, bias_correction=True) to train like PyTorch; "
             "set NCPS_BIAS_CORRECTION_WARNING=0 to silence this.",
             BiasCorrectionWarning,
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
 
 
@@ -501,20 +502,59 @@ def _save_checkpoint(model: nn.Module, path: str) -> None:
 _STATE_FORMAT = "ncps-train-state/1"
 
 
+@dataclass
+class _TrainState:
+    """Where a :func:`fit` call stands between two epochs, beyond the model and optimizer arrays.
+
+    With a ``state_path`` it is written after every epoch (:func:`_save_train_state`) and a
+    resumed ``fit`` starts from it. ``history`` is the :class:`History` being filled: its epochs,
+    values and best epoch belong to the saved state too.
+    """
+
+    history: History
+    next_epoch: int = 0
+    best_value: float = math.inf  # lowest monitored value so far (inf before the first epoch)
+    wait: int = 0  # epochs since best_value last improved (early stopping)
+    # Seed of mx.random for every epoch (with a state path), so that a resumed run draws the same.
+    random_base: int | None = None
+    best_params: Any = None  # the best epoch's parameters, kept when they are to be restored
+
+    def to_meta(self) -> dict:
+        """The JSON part of a state file (``ncps-train-state/1``: these eight keys)."""
+        return dict(
+            next_epoch=self.next_epoch,
+            best_value=self.best_value,
+            wait=self.wait,
+            epochs=self.history.epoch,
+            random_base=self.random_base,
+            history=self.history.history,
+            best_epoch=self.history.best_epoch,
+            best_value_reported=self.history.best_value,
+        )
+
+    def restore(self, meta: Mapping[str, Any], best_params: Any) -> None:
+        """Take up what :meth:`to_meta` wrote (and the best parameters stored beside it)."""
+        self.next_epoch, self.best_value, self.wait = meta["next_epoch"], meta["best_value"], meta["wait"]
+        self.random_base, self.best_params = meta["random_base"], best_params
+        self.history.epoch, self.history.history = meta["epochs"], meta["history"]
+        self.history.best_epoch, self.history.best_value = meta["best_epoch"], meta["best_value_reported"]
+
+
 def _save_train_state(
-    path: str, model: nn.Module, optimizer: optim.Optimizer, rng: np.random.Generator, progress: dict, best_params: Any
+    path: str, model: nn.Module, optimizer: optim.Optimizer, rng: np.random.Generator, state: _TrainState
 ) -> None:
     """Everything a resumed ``fit`` needs, in one safetensors file written atomically: model
-    parameters, optimizer state, the shuffling state, the next epoch, history and best values.
-    (``mx.random``'s key cannot be set from Python: with a ``state_path``, ``fit`` reseeds it at
-    every epoch from ``progress["random_base"]`` and the epoch instead.)"""
+    parameters, optimizer state and best parameters as arrays (``model.*``, ``optimizer.*``,
+    ``best.*``), the shuffling state and ``state`` as JSON metadata. (``mx.random``'s key cannot
+    be set from Python: with a ``state_path``, ``fit`` reseeds it at every epoch from
+    ``state.random_base`` and the epoch instead.)"""
     from .persistence import atomic_write
 
     arrays = {f"model.{k}": v for k, v in tree_flatten(model.parameters())}
     arrays.update({f"optimizer.{k}": v for k, v in tree_flatten(optimizer.state)})
-    if best_params is not None:
-        arrays.update({f"best.{k}": v for k, v in tree_flatten(best_params)})
-    meta = dict(progress, format=_STATE_FORMAT, numpy_rng=rng.bit_generator.state)
+    if state.best_params is not None:
+        arrays.update({f"best.{k}": v for k, v in tree_flatten(state.best_params)})
+    meta = dict(state.to_meta(), format=_STATE_FORMAT, numpy_rng=rng.bit_generator.state)
     mx.eval(list(arrays.values()))
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     atomic_write(
@@ -524,8 +564,10 @@ def _save_train_state(
     )
 
 
-def _load_train_state(path: str, model: nn.Module, optimizer: optim.Optimizer, rng: np.random.Generator) -> tuple:
-    """Restore what :func:`_save_train_state` wrote; returns ``(progress dict, best_params or None)``."""
+def _load_train_state(
+    path: str, model: nn.Module, optimizer: optim.Optimizer, rng: np.random.Generator, state: _TrainState
+) -> None:
+    """Restore what :func:`_save_train_state` wrote into ``model``, ``optimizer``, ``rng`` and ``state``."""
     try:
         arrays, metadata = mx.load(path, format="safetensors", return_metadata=True)
         meta = json.loads(metadata["ncps_train_state"])
@@ -542,7 +584,7 @@ def _load_train_state(path: str, model: nn.Module, optimizer: optim.Optimizer, r
     rng.bit_generator.state = meta.pop("numpy_rng")
     best = part("best.")
     mx.eval(model.parameters(), optimizer.state)
-    return meta, (tree_unflatten(best) if best else None)
+    state.restore(meta, tree_unflatten(best) if best else None)
 
 
 def _fingerprint(arrays: tuple | None) -> list[int]:
@@ -613,8 +655,9 @@ def _make_step(
 class _Stepper:
     """Runs the step compiled when ``mx.compile`` can trace it, uncompiled otherwise."""
 
-    def __init__(self, model, optimizer, step, compile_step: bool, seed: int | None):
+    def __init__(self, model, optimizer, step, compile_step: bool, seed: int | None, stacklevel: int = 3):
         self.model, self.optimizer, self.raw, self.seed = model, optimizer, step, seed
+        self.stacklevel = stacklevel  # of the fallback warning: the frame that called the stepper's caller
         self.state = [model.state, optimizer.state, mx.random.state]
         self.compiled = False
         self.fn = step
@@ -648,7 +691,7 @@ class _Stepper:
             warnings.warn(
                 f"mx.compile could not trace the training step ({type(exc).__name__}: {exc}); training runs uncompiled",
                 RuntimeWarning,
-                stacklevel=3,
+                stacklevel=self.stacklevel,
             )
             return values
 
@@ -680,6 +723,279 @@ def _is_terminal(stream: Any) -> bool:
 
 def _format_logs(logs: Mapping[str, float]) -> str:
     return " - ".join(f"{k}: {v:.4g}" for k, v in logs.items())
+
+
+# -- the parts of fit ----------------------------------------------------------------------------
+
+
+@dataclass
+class _Run:
+    """One :func:`fit` call's checked arguments and the processes it runs on: what an epoch needs."""
+
+    model: nn.Module
+    loss_fn: LossFn
+    arrays: tuple
+    val_arrays: tuple | None
+    epochs: int
+    batch_size: int
+    metrics: dict
+    loss_metrics: tuple
+    early_stopping_patience: int | None
+    checkpoint_path: str | None
+    state_path: str | None
+    callbacks: list
+    on_nonfinite: str
+    shuffle: bool
+    show: bool = False  # progress reports (rank 0 only)
+    group: Any = None  # None for one process
+    world: int = 1
+    rank: int = 0
+
+    @property
+    def names(self) -> list[str]:
+        """The values every training step returns, in order."""
+        return ["loss", *self.loss_metrics, *self.metrics]
+
+
+def _checked_run(
+    model: nn.Module,
+    loss_fn: LossFn,
+    train_data: Data,
+    optimizer: optim.Optimizer,
+    epochs: int,
+    batch_size: int,
+    validation_data: Data | None,
+    clip_norm: float | None,
+    metrics: Mapping[str, Callable] | None,
+    loss_metrics: Sequence[str] | None,
+    early_stopping_patience: int | None,
+    checkpoint_path: str | os.PathLike | None,
+    progress: bool,
+    shuffle: bool,
+    callbacks: Sequence[Callback | Callable[[int, dict], Any]] | None,
+    on_nonfinite: str,
+    state_path: str | os.PathLike | None,
+    resume: bool,
+) -> _Run:
+    """:func:`fit`'s arguments checked (errors name the argument) and normalised: data as MLX
+    arrays, paths as strings, functions as callbacks. Warns about an uncorrected Adam."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an mlx.nn.Module, got {type(model).__name__}")
+    if not isinstance(optimizer, optim.Optimizer):
+        raise TypeError(f"optimizer must be an mlx.optimizers.Optimizer, got {type(optimizer).__name__}")
+    if not callable(loss_fn):
+        raise TypeError("loss_fn must be a function loss_fn(model, *batch) -> scalar")
+    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
+        raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
+    batch_size = _positive_int(batch_size, "batch_size")
+    if clip_norm is not None and not (float(clip_norm) > 0):
+        raise ValueError(f"clip_norm must be a positive number or None, got {clip_norm!r}")
+    if early_stopping_patience is not None:
+        early_stopping_patience = _positive_int(early_stopping_patience, "early_stopping_patience")
+    metrics = _check_metrics(metrics)
+    loss_metrics = _check_loss_metrics(loss_metrics, metrics)
+    if on_nonfinite not in ("raise", "continue"):
+        raise ValueError(f"on_nonfinite must be 'raise' or 'continue', got {on_nonfinite!r}")
+    if resume and state_path is None:
+        raise ValueError("resume=True needs state_path (the file fit writes the training state to)")
+    _warn_if_uncorrected(optimizer, stacklevel=4)
+    arrays, _ = _as_arrays(train_data, "train_data")
+    val_arrays = None if validation_data is None else _as_arrays(validation_data, "validation_data")[0]
+    cbs = [cb if isinstance(cb, Callback) else _FunctionCallback(cb) for cb in (callbacks or [])]
+    for cb in cbs:
+        if isinstance(cb, _FunctionCallback) and not callable(cb.fn):
+            raise TypeError(f"callbacks must be Callback objects or functions, got {type(cb.fn).__name__}")
+    return _Run(
+        model,
+        loss_fn,
+        arrays,
+        val_arrays,
+        int(epochs),
+        batch_size,
+        metrics,
+        loss_metrics,
+        early_stopping_patience,
+        None if checkpoint_path is None else os.fspath(checkpoint_path),
+        None if state_path is None else os.fspath(state_path),
+        cbs,
+        on_nonfinite,
+        shuffle,
+        show=bool(progress),
+    )
+
+
+def _join_processes(run: _Run, group: Any, seed: int | None) -> int | None:
+    """Fill in ``run``'s process group, rank and world size; with several processes check that
+    they hold the same data and make them start alike (rank 0's parameters and seed). Returns
+    the seed every process uses."""
+    from . import distributed
+
+    group = distributed.init(group)
+    run.world = 1 if group is None else group.size()
+    run.rank = 0 if group is None else group.rank()
+    run.group = group if run.world > 1 else None
+    run.show = run.show and run.rank == 0
+    if run.world > 1:
+        _check_same_data(run.arrays, run.val_arrays, group)
+        # Every process must shuffle identically: rank 0's seed (or a random one) is used everywhere.
+        seed = distributed.broadcast_int(np.random.randint(0, 2**31 - 1) if seed is None else int(seed), group)
+        _sync_parameters(run)
+    return seed
+
+
+def _sync_parameters(run: _Run) -> None:
+    """Rank 0's parameters on every process (nothing to do for one process)."""
+    from . import distributed
+
+    if run.world > 1:
+        run.model.update(distributed.broadcast(run.model.parameters(), run.group))
+
+
+def _start_state(
+    run: _Run, optimizer: optim.Optimizer, rng: np.random.Generator, seed: int | None, resume: bool
+) -> _TrainState:
+    """A fresh :class:`_TrainState`, or the one saved at ``run.state_path`` when resuming (the
+    model, optimizer and shuffling state restored with it, before the step captures them)."""
+    monitor = "val_loss" if run.val_arrays is not None else "loss"
+    history = History(monitor=monitor, world_size=run.world, checkpoint_path=run.checkpoint_path)
+    state = _TrainState(history)
+    if run.state_path is not None:
+        # mx.random (dropout) is reseeded per epoch from this, so that a resumed run draws the same.
+        state.random_base = int(seed) if seed is not None else int(rng.integers(0, 2**31 - 1))
+        if resume and os.path.exists(run.state_path):
+            _load_train_state(run.state_path, run.model, optimizer, rng, state)
+            _sync_parameters(run)
+    return state
+
+
+def _set_up(
+    run: _Run, optimizer: optim.Optimizer, group: Any, seed: int | None, resume: bool
+) -> tuple[_TrainState, np.random.Generator, int | None]:
+    """Everything before the first epoch: the processes joined, the random states seeded, the
+    optimizer initialised and the training state started (or resumed). Returns the state, the
+    shuffling generator and the seed every process uses."""
+    seed = _join_processes(run, group, seed)
+    if seed is not None:
+        mx.random.seed(int(seed))
+    rng = np.random.default_rng(seed)
+    mx.eval(run.model.parameters())
+    optimizer.init(run.model.trainable_parameters())
+    state = _start_state(run, optimizer, rng, seed, resume)
+    return state, rng, None if seed is None else int(seed)
+
+
+def _shard(idx: np.ndarray, rank: int, world: int) -> tuple[np.ndarray, float]:
+    """This process's contiguous share of the global batch ``idx`` and its gradient weight
+    ``world * len(share) / len(idx)`` (the processes' weighted mean is the global batch's mean)."""
+    if world <= 1:
+        return idx, 1.0
+    from . import distributed
+
+    bounds = distributed.shard_bounds(len(idx), world)
+    local = idx[bounds[rank] : bounds[rank + 1]]
+    if len(local) == 0:  # fewer samples than processes: take part with weight 0
+        return idx[:1], 0.0
+    return local, world * len(local) / len(idx)
+
+
+def _stop_requested(callbacks: list, hook: Callable[[Callback], None]) -> bool:
+    """Run ``hook`` on each callback in turn; True when one raised :class:`StopTraining` (the
+    callbacks after it are skipped)."""
+    try:
+        for cb in callbacks:
+            hook(cb)
+    except StopTraining:
+        return True
+    return False
+
+
+def _train_epoch(run: _Run, stepper: _Stepper, order: np.ndarray, epoch: int, bar: Any) -> tuple[dict, bool]:
+    """One pass over the training batches, in ``order``: the batch-size-weighted means of the
+    step's values, and whether a callback stopped training at a batch end."""
+    names = run.names
+    totals = np.zeros(len(names))
+    seen = 0
+    for b, first in enumerate(range(0, len(order), run.batch_size)):
+        idx = order[first : first + run.batch_size]
+        local, weight = _shard(idx, run.rank, run.world)
+        batch = tuple(a[mx.array(local)] for a in run.arrays)
+        values = np.array(stepper(mx.array(weight, dtype=mx.float32), batch), dtype=np.float64)
+        if run.on_nonfinite == "raise" and not math.isfinite(values[0]):
+            raise FloatingPointError(
+                f"the training loss is {values[0]} at epoch {epoch + 1}, batch {b + 1}: check the data for "
+                "NaN/inf (inputs, targets, timespans) and the learning rate; pass on_nonfinite='continue' "
+                "to train on anyway"
+            )
+        totals += values * len(idx)
+        seen += len(idx)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{totals[0] / seen:.4g}", refresh=False)
+        if run.callbacks:
+            logs = dict(zip(names, values.tolist()))
+            if _stop_requested(run.callbacks, lambda cb: cb.on_batch_end(b, logs)):
+                return _means(names, totals, seen), True
+    return _means(names, totals, seen), False
+
+
+def _means(names: list[str], totals: np.ndarray, count: int) -> dict:
+    return {name: float(total / max(count, 1)) for name, total in zip(names, totals)}
+
+
+def _epoch_logs(run: _Run, train_logs: dict) -> dict:
+    """The epoch's logs: the training means, then ``val_...`` on the validation data; with several
+    processes, identical on all of them (so that every process takes the same decisions)."""
+    from . import distributed
+
+    logs = dict(train_logs)
+    _sync_parameters(run)  # keeps the replicas bit-identical (a no-op unless reductions rounded differently)
+    if run.val_arrays is not None:
+        val = _evaluate_arrays(
+            run.model, run.loss_fn, run.val_arrays, run.batch_size, run.metrics, run.group, run.loss_metrics
+        )
+        logs.update({f"val_{k}": v for k, v in val.items()})
+    if run.world > 1:
+        keys = list(logs)
+        synced = distributed.broadcast(mx.array([logs[k] for k in keys], dtype=mx.float32), run.group)
+        logs = dict(zip(keys, np.array(synced, dtype=np.float64).tolist()))
+    return logs
+
+
+def _track_best(state: _TrainState, epoch: int, logs: dict, model: nn.Module, keep_params: bool) -> bool:
+    """Record ``epoch`` in the history and the best epoch so far (the lowest ``monitor``); True
+    when this epoch is the new best. ``keep_params``: keep a copy of the best parameters."""
+    history = state.history
+    history.epoch.append(epoch)
+    for k, v in logs.items():
+        history.history.setdefault(k, []).append(v)
+    current = logs[history.monitor]
+    if not current < state.best_value:
+        state.wait += 1
+        return False
+    state.best_value = current
+    history.best_epoch, history.best_value = epoch, current
+    state.wait = 0
+    if keep_params:
+        state.best_params = tree_map(lambda p: p, model.parameters())
+    return True
+
+
+def _report_epoch(run: _Run, bar: Any, epoch: int, logs: dict, seconds: float) -> None:
+    """Close the epoch's progress bar with its logs, or print its one line (rank 0)."""
+    if bar is not None:
+        bar.set_postfix_str(_format_logs(logs), refresh=True)
+        bar.close()
+    elif run.show:
+        print(f"Epoch {epoch + 1}/{run.epochs} - {_format_logs(logs)} - {seconds:.2f}s", file=sys.stderr, flush=True)
+
+
+def _restore_best(state: _TrainState, model: nn.Module) -> None:
+    """Put back the best epoch's parameters, if kept and not the last epoch's."""
+    history = state.history
+    if state.best_params is not None and history.best_epoch != history.epoch[-1]:
+        model.update(state.best_params)
+        mx.eval(model.parameters())
+        history.restored_best = True
 
 
 # -- fit -----------------------------------------------------------------------------------------
@@ -774,209 +1090,65 @@ def fit(
     Returns:
         A :class:`History`.
     """
-    # Imported here, not at the top: `python -m ncps.distributed` must find it unimported.
-    from . import distributed
-
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be an mlx.nn.Module, got {type(model).__name__}")
-    if not isinstance(optimizer, optim.Optimizer):
-        raise TypeError(f"optimizer must be an mlx.optimizers.Optimizer, got {type(optimizer).__name__}")
-    if not callable(loss_fn):
-        raise TypeError("loss_fn must be a function loss_fn(model, *batch) -> scalar")
-    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
-        raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
-    batch_size = _positive_int(batch_size, "batch_size")
-    if clip_norm is not None and not (float(clip_norm) > 0):
-        raise ValueError(f"clip_norm must be a positive number or None, got {clip_norm!r}")
-    if early_stopping_patience is not None:
-        early_stopping_patience = _positive_int(early_stopping_patience, "early_stopping_patience")
-    metrics = _check_metrics(metrics)
-    loss_metrics = _check_loss_metrics(loss_metrics, metrics)
-    if on_nonfinite not in ("raise", "continue"):
-        raise ValueError(f"on_nonfinite must be 'raise' or 'continue', got {on_nonfinite!r}")
-    if resume and state_path is None:
-        raise ValueError("resume=True needs state_path (the file fit writes the training state to)")
-    state_path = None if state_path is None else os.fspath(state_path)
-    _warn_if_uncorrected(optimizer)
-    arrays, _ = _as_arrays(train_data, "train_data")
-    val_arrays = None if validation_data is None else _as_arrays(validation_data, "validation_data")[0]
-    n = arrays[0].shape[0]
-    cbs = [cb if isinstance(cb, Callback) else _FunctionCallback(cb) for cb in (callbacks or [])]
-    for cb in cbs:
-        if isinstance(cb, _FunctionCallback) and not callable(cb.fn):
-            raise TypeError(f"callbacks must be Callback objects or functions, got {type(cb.fn).__name__}")
-
-    group = distributed.init(group)
-    world = 1 if group is None else group.size()
-    rank = 0 if group is None else group.rank()
-    if world <= 1:
-        group = None
-    main = rank == 0
-
-    if world > 1:
-        _check_same_data(arrays, val_arrays, group)
-        # Every process must shuffle identically: rank 0's seed (or a random one) is used everywhere.
-        seed = distributed.broadcast_int(np.random.randint(0, 2**31 - 1) if seed is None else int(seed), group)
-        model.update(distributed.broadcast(model.parameters(), group))
-    if seed is not None:
-        mx.random.seed(int(seed))
-    rng = np.random.default_rng(seed)
-
-    mx.eval(model.parameters())
-    optimizer.init(model.trainable_parameters())
-    # With a state path, mx.random (dropout) is reseeded per epoch, so a resumed run draws the same.
-    random_base = None if state_path is None else (int(seed) if seed is not None else int(rng.integers(0, 2**31 - 1)))
-    saved, saved_best = None, None
-    if resume and os.path.exists(state_path):  # before the step captures the optimizer's state
-        saved, saved_best = _load_train_state(state_path, model, optimizer, rng)
-        random_base = saved["random_base"]
-        if world > 1:
-            model.update(distributed.broadcast(model.parameters(), group))
-    stepper = _Stepper(
+    run = _checked_run(
         model,
+        loss_fn,
+        train_data,
         optimizer,
-        _make_step(model, loss_fn, optimizer, metrics, clip_norm, group, loss_metrics),
-        compile,
-        None if seed is None else int(seed),
+        epochs,
+        batch_size,
+        validation_data,
+        clip_norm,
+        metrics,
+        loss_metrics,
+        early_stopping_patience,
+        checkpoint_path,
+        progress,
+        shuffle,
+        callbacks,
+        on_nonfinite,
+        state_path,
+        resume,
     )
-
-    monitor = "val_loss" if val_arrays is not None else "loss"
-    track_best = val_arrays is not None or early_stopping_patience is not None
-    history = History(monitor=monitor, world_size=world)
-    if checkpoint_path is not None:
-        checkpoint_path = os.fspath(checkpoint_path)
-        history.checkpoint_path = checkpoint_path
-    best_value = math.inf
-    best_params = None
-    wait = 0
-    show = bool(progress) and main
-    train_names = ["loss", *loss_metrics, *metrics]
-    start_epoch = 0
-    if saved is not None:
-        best_params = saved_best
-        start_epoch, best_value, wait = saved["next_epoch"], saved["best_value"], saved["wait"]
-        history.epoch, history.history = saved["epochs"], saved["history"]
-        history.best_epoch, history.best_value = saved["best_epoch"], saved["best_value_reported"]
-
+    state, rng, seed = _set_up(run, optimizer, group, seed, resume)
+    history = state.history
+    step = _make_step(model, loss_fn, optimizer, run.metrics, clip_norm, run.group, run.loss_metrics)
+    stepper = _Stepper(model, optimizer, step, compile, seed, stacklevel=4)
+    keep_best = (run.val_arrays is not None or run.early_stopping_patience is not None) and restore_best
+    n = run.arrays[0].shape[0]
     try:
-        for cb in cbs:
+        for cb in run.callbacks:
             cb.on_train_begin({})
-        for epoch in range(start_epoch, int(epochs)):
+        for epoch in range(state.next_epoch, run.epochs):
             start_time = time.perf_counter()
-            if random_base is not None:
-                mx.random.seed((random_base * 1_000_003 + epoch) % 2**32)
-            for cb in cbs:
+            if state.random_base is not None:
+                mx.random.seed((state.random_base * 1_000_003 + epoch) % 2**32)
+            for cb in run.callbacks:
                 cb.on_epoch_begin(epoch, {})
-            order = rng.permutation(n) if shuffle else np.arange(n)
-            n_batches = -(-n // batch_size)
-            bar = _progress_bar(show, n_batches, f"Epoch {epoch + 1}/{epochs}")
-            totals = np.zeros(len(train_names))
-            seen = 0
-            stop = False
-            for b, first in enumerate(range(0, n, batch_size)):
-                idx = order[first : first + batch_size]
-                size = len(idx)
-                weight = 1.0
-                if world > 1:
-                    bounds = distributed.shard_bounds(size, world)
-                    local = idx[bounds[rank] : bounds[rank + 1]]
-                    weight = world * len(local) / size
-                    if len(local) == 0:  # fewer samples than processes: take part with weight 0
-                        local, weight = idx[:1], 0.0
-                    idx = local
-                batch = tuple(a[mx.array(idx)] for a in arrays)
-                values = np.array(stepper(mx.array(weight, dtype=mx.float32), batch), dtype=np.float64)
-                if on_nonfinite == "raise" and not math.isfinite(values[0]):
-                    raise FloatingPointError(
-                        f"the training loss is {values[0]} at epoch {epoch + 1}, batch {b + 1}: check the data for "
-                        "NaN/inf (inputs, targets, timespans) and the learning rate; pass on_nonfinite='continue' "
-                        "to train on anyway"
-                    )
-                totals += values * size
-                seen += size
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{totals[0] / seen:.4g}", refresh=False)
-                if cbs:
-                    batch_logs = dict(zip(train_names, values.tolist()))
-                    try:
-                        for cb in cbs:
-                            cb.on_batch_end(b, batch_logs)
-                    except StopTraining:
-                        stop = True
-                        break
+            order = rng.permutation(n) if run.shuffle else np.arange(n)
+            bar = _progress_bar(run.show, -(-n // run.batch_size), f"Epoch {epoch + 1}/{run.epochs}")
+            train_logs, stop = _train_epoch(run, stepper, order, epoch, bar)
             history.compiled = stepper.compiled
-
-            logs = {name: float(total / max(seen, 1)) for name, total in zip(train_names, totals)}
-            if world > 1:
-                # Keep the replicas bit-identical (a no-op unless the reductions rounded differently).
-                model.update(distributed.broadcast(model.parameters(), group))
-            if val_arrays is not None:
-                val = _evaluate_arrays(model, loss_fn, val_arrays, batch_size, metrics, group, loss_metrics)
-                logs.update({f"val_{k}": v for k, v in val.items()})
-            if world > 1:  # identical logs everywhere, so that every process takes the same decisions
-                keys = list(logs)
-                synced = distributed.broadcast(mx.array([logs[k] for k in keys], dtype=mx.float32), group)
-                logs = dict(zip(keys, np.array(synced, dtype=np.float64).tolist()))
-            history.epoch.append(epoch)
-            for k, v in logs.items():
-                history.history.setdefault(k, []).append(v)
-
-            current = logs[monitor]
-            if current < best_value:
-                best_value = current
-                history.best_epoch, history.best_value = epoch, current
-                wait = 0
-                if track_best and restore_best:
-                    best_params = tree_map(lambda p: p, model.parameters())
-                if checkpoint_path is not None and main:
-                    _save_checkpoint(model, checkpoint_path)
-            else:
-                wait += 1
-
+            logs = _epoch_logs(run, train_logs)
+            if _track_best(state, epoch, logs, model, keep_best) and run.checkpoint_path is not None and run.rank == 0:
+                _save_checkpoint(model, run.checkpoint_path)
             history.epoch_times.append(time.perf_counter() - start_time)
-            if state_path is not None and main:
-                progress_state = dict(
-                    next_epoch=epoch + 1,
-                    best_value=best_value,
-                    wait=wait,
-                    epochs=history.epoch,
-                    random_base=random_base,
-                    history=history.history,
-                    best_epoch=history.best_epoch,
-                    best_value_reported=history.best_value,
-                )
-                _save_train_state(state_path, model, optimizer, rng, progress_state, best_params)
-            if bar is not None:
-                bar.set_postfix_str(_format_logs(logs), refresh=True)
-                bar.close()
-            elif show:
-                print(
-                    f"Epoch {epoch + 1}/{epochs} - {_format_logs(logs)} - {history.epoch_times[-1]:.2f}s",
-                    file=sys.stderr,
-                    flush=True,
-                )
-            try:
-                for cb in cbs:
-                    cb.on_epoch_end(epoch, dict(logs))
-            except StopTraining:
-                stop = True
-            if early_stopping_patience is not None and wait >= early_stopping_patience:
-                stop = True
-            if stop:
-                history.stopped_early = epoch + 1 < epochs
+            state.next_epoch = epoch + 1
+            if run.state_path is not None and run.rank == 0:
+                _save_train_state(run.state_path, model, optimizer, rng, state)
+            _report_epoch(run, bar, epoch, logs, history.epoch_times[-1])
+            stop = _stop_requested(run.callbacks, lambda cb: cb.on_epoch_end(epoch, dict(logs))) or stop
+            patience = run.early_stopping_patience
+            if stop or (patience is not None and state.wait >= patience):
+                history.stopped_early = epoch + 1 < run.epochs
                 break
-
-        if best_params is not None and history.best_epoch != history.epoch[-1]:
-            model.update(best_params)
-            mx.eval(model.parameters())
-            history.restored_best = True
-        for cb in cbs:
+        _restore_best(state, model)
+        for cb in run.callbacks:
             cb.on_train_end({k: v[-1] for k, v in history.history.items()})
     except BaseException as exc:
-        if world > 1 and not isinstance(exc, KeyboardInterrupt):
+        if run.world > 1 and not isinstance(exc, KeyboardInterrupt):
             print(
-                f"ncps.training.fit: rank {rank} of {world} failed: {type(exc).__name__}: {exc}",
+                f"ncps.training.fit: rank {run.rank} of {run.world} failed: {type(exc).__name__}: {exc}",
                 file=sys.stderr,
                 flush=True,
             )

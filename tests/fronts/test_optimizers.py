@@ -145,6 +145,7 @@ def test_fit_warns_once_about_uncorrected_adam(monkeypatch):
     hits = [w for w in caught if issubclass(w.category, training.BiasCorrectionWarning)]
     assert len(hits) == 1 and issubclass(hits[0].category, UserWarning)
     assert "bias_correction=True" in str(hits[0].message)
+    assert hits[0].filename == __file__  # attributed to the line that called fit
 
 
 def test_bias_correction_warning_can_be_silenced(monkeypatch):

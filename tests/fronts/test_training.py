@@ -457,7 +457,7 @@ def test_untraceable_step_falls_back_to_uncompiled():
         return loss
 
     model = make_model()
-    with pytest.warns(RuntimeWarning, match="uncompiled"):
+    with pytest.warns(RuntimeWarning, match="uncompiled") as caught:
         h = fit(
             model,
             loss_with_item,
@@ -469,6 +469,7 @@ def test_untraceable_step_falls_back_to_uncompiled():
             seed=0,
         )
     assert not h.compiled
+    assert [w.filename for w in caught if "uncompiled" in str(w.message)] == [__file__]  # the line calling fit
     reference = make_model()
     fit(
         reference,
