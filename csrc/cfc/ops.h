@@ -6,7 +6,7 @@
 #include <utility>
 #include <vector>
 
-#include "cfc/plan.h"
+#include "cfc/problem.h"
 #include "mlx/array.h"
 #include "mlx/utils.h"
 

@@ -5,7 +5,7 @@
 #include <utility>
 #include <vector>
 
-#include "cfc/plan.h"
+#include "cfc/problem.h"
 #include "common/primitive.h"
 #include "mlx/array.h"
 

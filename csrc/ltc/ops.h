@@ -6,7 +6,7 @@
 #include <utility>
 #include <vector>
 
-#include "ltc/cpu/types.h"
+#include "ltc/problem.h"
 #include "mlx/array.h"
 #include "mlx/utils.h"
 

@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "cfc/plan.h"
+#include "cfc/problem.h"
 #include "common/isa.h"
 
 namespace ncps::cfc::cpu {

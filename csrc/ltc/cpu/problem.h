@@ -7,8 +7,8 @@
 #include <vector>
 
 #include "common/view.h"
-#include "ltc/cpu/types.h"
 #include "ltc/primitives.h"
+#include "ltc/problem.h"
 
 namespace ncps::ltc::cpu {
 

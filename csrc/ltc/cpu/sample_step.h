@@ -17,7 +17,7 @@
 #include <cstring>
 
 #include "common/simd.h"
-#include "ltc/cpu/types.h"
+#include "ltc/problem.h"
 
 namespace ncps::ltc::cpu {
 NCPS_ISA_BEGIN

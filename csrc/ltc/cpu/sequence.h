@@ -44,7 +44,7 @@
 
 #include "common/simd.h"
 #include "common/thread_pool.h"
-#include "ltc/cpu/types.h"
+#include "ltc/problem.h"
 
 namespace ncps::ltc::cpu {
 NCPS_ISA_BEGIN

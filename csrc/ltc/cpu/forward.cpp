@@ -1,8 +1,8 @@
 // The LTC kernels' entry points (types.h) for the target this file is compiled for (once per
 // instruction set, common/isa.h).
-#include "ltc/cpu/kernel.h"
-#include "ltc/cpu/mixed_kernel.h"
+#include "ltc/cpu/mixed.h"
 #include "ltc/cpu/sample_step.h"
+#include "ltc/cpu/sequence.h"
 
 namespace ncps::ltc::cpu {
 

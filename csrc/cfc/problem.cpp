@@ -1,5 +1,5 @@
 // The plan of a fused CfC call (see plan.h).
-#include "cfc/plan.h"
+#include "cfc/problem.h"
 
 #include "cfc/cpu/kernel.h"
 

@@ -24,7 +24,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "ltc/cpu/kernel.h"
+#include "ltc/cpu/sequence.h"
 
 namespace ncps::ltc::cpu {
 NCPS_ISA_BEGIN
