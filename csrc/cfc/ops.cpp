@@ -96,7 +96,7 @@ std::pair<Plan, std::vector<mx::array>> checked_inputs(
       bad(input_names(plan)[i] + " must have shape " + shape_str(shapes[i]) + ", got " + shape_str(got));
     if (!mx::issubdtype(in[i].dtype(), mx::floating)) bad(input_names(plan)[i] + " must be a floating-point array");
   }
-  if (plan.ws_size > INT_MAX || cpu::backward_scratch_size(plan) > INT_MAX)
+  if (plan.ws_size > INT_MAX || backward_scratch_size(plan) > INT_MAX)
     bad("the sequence is too large for one call (workspace over 2^31 floats); split it");
   return {std::move(plan), std::move(in)};
 }

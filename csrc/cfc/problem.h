@@ -1,5 +1,6 @@
-// The plan of a fused CfC call, shared by the primitives, the op's validation and the kernels
-// (cpu/kernel.h): input indices, per-unit sizes and the workspace layout.
+// The CfC problem as plain data (no MLX types): the plan of a fused CfC call, shared by the
+// primitives, the op's validation and the kernels (cpu/kernel.h): input indices, per-unit sizes
+// and the workspace layout.
 //
 // One kernel covers CfCCell (a single "unit" with a backbone MLP of any depth and widths) and
 // WiredCfCCell (one backbone-free, masked unit per wiring layer, chained within each step), in
@@ -77,5 +78,8 @@ std::vector<std::string> input_names(const Plan& p);
 
 // Multiply-adds of one step of the whole batch row (for the threading decision).
 double step_flops(const Plan& p);
+
+// Floats of scratch the backward kernel (cpu::backward) needs besides the workspace.
+int64_t backward_scratch_size(const Plan& p);
 
 }  // namespace ncps::cfc

@@ -1,5 +1,5 @@
 // CPU kernels of the fused mixed-memory LTC sequence: forward (LTCMixedSequence) and BPTT
-// (LTCMixedSequenceGrad). Built on kernel.h: same batch-lane tiles, same StepCtx / advance /
+// (LTCMixedSequenceGrad). Built on sequence.h: same batch-lane tiles, same StepCtx / advance /
 // StepAdjoint for the LTC part, same per-thread parameter accumulators.
 //
 // Every step t (official ncps mixed memory):

@@ -28,11 +28,12 @@
 //
 // Reuse. One LTC step forward (advance) and its adjoint (StepAdjoint), the lane gather/scatter,
 // the parameter accumulators and the lane/memory-strategy dispatch (with_lanes,
-// with_backward_config) are shared with the mixed-memory kernel (mixed_kernel.h), which runs
+// with_backward_config) are shared with the mixed-memory kernel (mixed.h), which runs
 // an LSTM before every step on the same tiles.
 //
 // Targets. Kernel code: compiled once per instruction-set target inside that target's namespace
-// (common/isa.h) through kernels.cpp; the problem types it works on are in types.h.
+// (common/isa.h) through forward.cpp and backward.cpp (entry points in kernel.h); the problem
+// types it works on are in ltc/problem.h.
 #pragma once
 
 #include <algorithm>
