@@ -21,12 +21,40 @@
 
 namespace ncps::cfc {
 
-enum Mode : int { DEFAULT = 0, NO_GATE = 1, PURE = 2 };
+// The modes and the backbone activations: one table each, (enumerator, name) in code order.
+// The enums, their counts and the name arrays below are derived from them. The names and codes
+// are the Python side's (ncps.cells.cfc.MODES, ncps.activations.ACTIVATIONS, in that order) and
+// the GPU kernel bodies' MODE / ACT (kernels/cfc_*.inc); ncps._ext.cfc_modes() and
+// cfc_activations() export the names and tests/kernels/cfc/test_option_tables.py checks that the
+// three sides agree.
+// clang-format off
+#define NCPS_CFC_MODES(X) \
+  X(DEFAULT, "default")   \
+  X(NO_GATE, "no_gate")   \
+  X(PURE, "pure")
+#define NCPS_CFC_ACTIVATIONS(X) \
+  X(LECUN_TANH, "lecun_tanh")   \
+  X(TANH, "tanh")               \
+  X(RELU, "relu")               \
+  X(SILU, "silu")               \
+  X(GELU, "gelu")               \
+  X(SIGMOID, "sigmoid")         \
+  X(SOFTPLUS, "softplus")
+// clang-format on
+
+#define NCPS_CFC_ENUMERATOR(e, name) e,
+#define NCPS_CFC_NAME(e, name) name,
+enum Mode : int { NCPS_CFC_MODES(NCPS_CFC_ENUMERATOR) kNumModes };
+enum Act : int { NCPS_CFC_ACTIVATIONS(NCPS_CFC_ENUMERATOR) kNumActs };
+inline constexpr const char* kModeNames[kNumModes] = {NCPS_CFC_MODES(NCPS_CFC_NAME)};
+inline constexpr const char* kActNames[kNumActs] = {NCPS_CFC_ACTIVATIONS(NCPS_CFC_NAME)};
+#undef NCPS_CFC_ENUMERATOR
+#undef NCPS_CFC_NAME
 
 // What the primitive is configured with (everything but array shapes).
 struct Config {
   int mode = DEFAULT;
-  int act = 0;  // cpu::Act
+  int act = LECUN_TANH;  // Act
   bool mixed = false;
   std::vector<int> unit_sizes;             // hidden neurons of each unit (sum = N)
   std::vector<std::vector<int>> backbone;  // backbone widths of each unit
