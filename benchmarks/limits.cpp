@@ -8,7 +8,7 @@
 //    register-blocked tiles of csrc/common/gemm.h (the ones the fused CfC kernels use), the
 //    columns of C split over THREADS threads.
 //
-//  - "synapse_evals_per_s": the best case of the LTC inner loop (csrc/ltc/cpu/kernel.h,
+//  - "synapse_evals_per_s": the best case of the LTC inner loop (csrc/ltc/cpu/sequence.h,
 //    substep): per synapse k -> i and batch lane, u = c - sl * v[src] (one FMA), the sigmoid
 //    1 / (1 + 2^u) (common/simd.h's vsigmoid_log2), a = w * sigmoid, num += a * erev, den += a.
 //    Here at the full native SIMD width (W lanes), with 64 synapses per destination held in L1 and

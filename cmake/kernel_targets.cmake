@@ -15,7 +15,8 @@ include(CheckCXXCompilerFlag)
 
 set(NCPS_KERNEL_SOURCES
   csrc/common/math_probe.cpp
-  csrc/ltc/cpu/kernels.cpp
+  csrc/ltc/cpu/forward.cpp
+  csrc/ltc/cpu/backward.cpp
   csrc/cfc/cpu/forward.cpp
   csrc/cfc/cpu/backward.cpp)
 

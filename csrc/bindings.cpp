@@ -32,6 +32,14 @@ NB_MODULE(_ext, m) {
       },
       "fn"_a, "x"_a, "lanes"_a,
       "Tests only: the kernels' SIMD exp / exp2 / sigmoid / sigmoid_log2 / tanh on a list of floats.");
+  m.def(
+      "cfc_modes",
+      [] { return std::vector<std::string>(std::begin(ncps::cfc::kModeNames), std::end(ncps::cfc::kModeNames)); },
+      "The CfC modes the extension takes, in code order (the GPU kernels' MODE).");
+  m.def(
+      "cfc_activations",
+      [] { return std::vector<std::string>(std::begin(ncps::cfc::kActNames), std::end(ncps::cfc::kActNames)); },
+      "The CfC backbone activations the extension takes, in code order (the GPU kernels' ACT).");
   m.def("cfc_step_now", &ncps::cfc::cfc_step_now, "x"_a, "h0"_a, "dt"_a, "params"_a, "unit_sizes"_a, "backbone"_a,
         "masked"_a, "mode"_a, "activation"_a, "readout_start"_a, "readout_size"_a,
         R"doc(One CfC / wired CfC step for streaming inference, computed immediately on the calling

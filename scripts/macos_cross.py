@@ -206,10 +206,10 @@ def wheel(site: Path, ext: Path, outdir: Path) -> Path:
         if f.is_file() and "__pycache__" not in f.parts and f.suffix not in (".so", ".pyc", ".pyd", ".dylib"):
             files.append((rel, f.read_bytes()))
     files.append((f"ncps/{ext.name}", ext.read_bytes()))
-    # The GPU kernel sources, as CMakeLists.txt installs them (read at run time by ncps.gpu).
+    # The GPU kernel sources, as CMakeLists.txt installs them (read at run time by ncps.backends.gpu).
     for f in sorted((ROOT / "kernels").rglob("*")):
         if f.is_file():
-            files.append((f"ncps/gpu/kernels/{f.relative_to(ROOT / 'kernels').as_posix()}", f.read_bytes()))
+            files.append((f"ncps/backends/gpu/kernels/{f.relative_to(ROOT / 'kernels').as_posix()}", f.read_bytes()))
     deps = "".join(f"Requires-Dist: {d}\n" for d in project.get("dependencies", []))
     dist = f"{name}-{version}.dist-info"
     files.append((f"{dist}/METADATA", f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n{deps}".encode()))

@@ -20,24 +20,32 @@ namespace {
 
 using common::shape_str;
 
-constexpr const char* kModes[] = {"default", "no_gate", "pure"};
-constexpr const char* kActs[] = {"lecun_tanh", "tanh", "relu", "silu", "gelu", "sigmoid", "softplus"};
-
 [[noreturn]] void bad(const std::string& msg) { throw std::invalid_argument("cfc_sequence: " + msg); }
+
+// The code of `name` in a name table (problem.h), or -1.
+template <int N>
+int code_of(const char* const (&names)[N], const std::string& name) {
+  for (int i = 0; i < N; ++i)
+    if (name == names[i]) return i;
+  return -1;
+}
+
+// The table's names for a message: each between `quote`s, separated by ", " and `last` before the last.
+template <int N>
+std::string listed(const char* const (&names)[N], const std::string& quote, const std::string& last) {
+  std::string s;
+  for (int i = 0; i < N; ++i) s += (i == 0 ? "" : i == N - 1 ? last : ", ") + quote + names[i] + quote;
+  return s;
+}
 
 Config make_config(const std::vector<int>& unit_sizes, const std::vector<std::vector<int>>& backbone,
                    const std::vector<bool>& masked, const std::string& mode, const std::string& activation,
                    bool mixed) {
   Config c;
-  c.mode = -1;
-  for (int i = 0; i < 3; ++i)
-    if (mode == kModes[i]) c.mode = i;
-  if (c.mode < 0) bad("mode must be 'default', 'no_gate' or 'pure', got '" + mode + "'");
-  c.act = -1;
-  for (int i = 0; i < 7; ++i)
-    if (activation == kActs[i]) c.act = i;
-  if (c.act < 0)
-    bad("activation must be one of lecun_tanh, tanh, relu, silu, gelu, sigmoid, softplus; got '" + activation + "'");
+  c.mode = code_of(kModeNames, mode);
+  if (c.mode < 0) bad("mode must be " + listed(kModeNames, "'", " or ") + ", got '" + mode + "'");
+  c.act = code_of(kActNames, activation);
+  if (c.act < 0) bad("activation must be one of " + listed(kActNames, "", ", ") + "; got '" + activation + "'");
   if (unit_sizes.empty()) bad("unit_sizes must list at least one unit");
   for (int n : unit_sizes)
     if (n <= 0) bad("unit_sizes must be positive, got " + shape_str(unit_sizes));
@@ -96,7 +104,7 @@ std::pair<Plan, std::vector<mx::array>> checked_inputs(
       bad(input_names(plan)[i] + " must have shape " + shape_str(shapes[i]) + ", got " + shape_str(got));
     if (!mx::issubdtype(in[i].dtype(), mx::floating)) bad(input_names(plan)[i] + " must be a floating-point array");
   }
-  if (plan.ws_size > INT_MAX || cpu::backward_scratch_size(plan) > INT_MAX)
+  if (plan.ws_size > INT_MAX || backward_scratch_size(plan) > INT_MAX)
     bad("the sequence is too large for one call (workspace over 2^31 floats); split it");
   return {std::move(plan), std::move(in)};
 }

@@ -6,7 +6,7 @@
 #include <utility>
 #include <vector>
 
-#include "cfc/plan.h"
+#include "cfc/problem.h"
 #include "mlx/array.h"
 #include "mlx/utils.h"
 
@@ -18,7 +18,7 @@ namespace mx = mlx::core;
 // state after every step, so that a layer with variable lengths can take each sequence's own last one).
 //   x (B, T, I), h0 (B, N), dt (B, T); params: per unit, the backbone (W, b) pairs, then the heads
 //   (ff1.W, ff1.b, ff2.W, ff2.b, time_a.W, time_a.b, time_b.W, time_b.b; pure: ff1.W, ff1.b,
-//   w_tau, A), then the mask when masked (see plan.h for shapes);
+//   w_tau, A), then the mask when masked (see problem.h for shapes);
 //   lstm: [input_map.weight (4N, I), input_map.bias (4N,), recurrent_map.weight (4N, N)] and c0
 //   (B, N) for mixed memory.
 // Validates every shape and option before building the graph (std::invalid_argument -> ValueError).

@@ -130,8 +130,7 @@ void CfCSequenceGrad::eval_cpu(const std::vector<mx::array>& inputs, std::vector
   Plan plan = plan_of(cfg_, inputs[0]);
   // Scratch for the per-step gradients, from MLX's allocator (its buffer cache avoids fresh pages
   // on every call); a temporary of the command encoder, released after the task.
-  mx::array scratch({static_cast<int>(std::max<int64_t>(1, cpu::backward_scratch_size(plan)))}, mx::float32, nullptr,
-                    {});
+  mx::array scratch({static_cast<int>(std::max<int64_t>(1, backward_scratch_size(plan)))}, mx::float32, nullptr, {});
   scratch.set_data(mx::allocator::malloc(scratch.nbytes()));
   float* sp = scratch.data<float>();
   enc.add_temporary(std::move(scratch));

@@ -5,7 +5,7 @@
 #include <utility>
 #include <vector>
 
-#include "cfc/plan.h"
+#include "cfc/problem.h"
 #include "common/primitive.h"
 #include "mlx/array.h"
 
@@ -18,7 +18,7 @@ namespace mx = mlx::core;
 Plan plan_of(const Config& cfg, const mx::array& x);
 std::vector<mx::Shape> forward_shapes(const Plan& p);
 
-// Inputs in plan order (plan.h). Outputs: states, cells (mixed memory) and the workspace, which
+// Inputs in plan order (problem.h). Outputs: states, cells (mixed memory) and the workspace, which
 // only the vjp reads.
 class CfCSequence : public common::Primitive {
  public:

@@ -10,7 +10,7 @@
 
 #include "common/isa.h"
 #include "common/ops.h"
-#include "ltc/cpu/problem.h"
+#include "ltc/cpu/kernel.h"
 #include "ltc/primitives.h"
 #include "mlx/ops.h"
 #include "mlx/transforms.h"
@@ -169,8 +169,8 @@ const float* host_real(mx::array& a, std::vector<float>& buf) {
 }
 
 // `s` as flat arrays, padded with zero-weight synapses to a multiple of 16 (the widest SIMD).
-cpu::FlatSynapses flatten(const cpu::SynapseList& s) {
-  cpu::FlatSynapses f;
+FlatSynapses flatten(const SynapseList& s) {
+  FlatSynapses f;
   f.rowptr = s.rowptr;
   f.padded = (s.size() + 15) / 16 * 16;
   f.wm.assign(f.padded, 0.0f);
@@ -179,7 +179,7 @@ cpu::FlatSynapses flatten(const cpu::SynapseList& s) {
   f.erev.assign(f.padded, 0.0f);
   f.src.assign(f.padded, 0);
   for (int64_t e = 0; e < s.size(); ++e) {
-    const cpu::Synapse& y = s.syn[e];
+    const Synapse& y = s.syn[e];
     f.wm[e] = y.wm;
     f.sl[e] = y.sl;
     f.c[e] = y.c;
@@ -237,8 +237,8 @@ LTCStepCore::LTCStepCore(const std::vector<mx::array>& params, const std::option
   if (implicit_constraints)  // softplus of sensory_w, w, cm and gleak, as the reference applies it
     for (int k : {0, 5, 10, 11})
       for (float& z : q[k]) z = softplus(z);
-  sens_ = cpu::build_synapses(q[0].data(), q[1].data(), q[2].data(), q[3].data(), q[4].data(), I, N);
-  rec_ = cpu::build_synapses(q[5].data(), q[6].data(), q[7].data(), q[8].data(), q[9].data(), N, N);
+  sens_ = build_synapses(q[0].data(), q[1].data(), q[2].data(), q[3].data(), q[4].data(), I, N);
+  rec_ = build_synapses(q[5].data(), q[6].data(), q[7].data(), q[8].data(), q[9].data(), N, N);
   sens_flat_ = flatten(sens_);
   rec_flat_ = flatten(rec_);
   cm_ = std::move(q[10]);
@@ -258,7 +258,7 @@ std::pair<mx::array, mx::array> LTCStepCore::run(int B, const float* x, const fl
     for (int b = 0; b < B; ++b)
       for (int j = 0; j < I; ++j) xm[b * I + j] += ib_[j];
   mx::array state(mx::allocator::malloc(static_cast<size_t>(B) * N * sizeof(float)), {B, N}, mx::float32);
-  cpu::Problem p;
+  Problem p;
   p.B = B;
   p.T = 1;
   p.I = I;
@@ -275,7 +275,7 @@ std::pair<mx::array, mx::array> LTCStepCore::run(int B, const float* x, const fl
   p.rec = &rec_;
   if (B == 1) {
     // One sample: the kernel that vectorises over synapses instead of samples.
-    const cpu::SampleProblem sp{&p, &sens_flat_, &rec_flat_};
+    const SampleProblem sp{&p, &sens_flat_, &rec_flat_};
     thread_local std::vector<float> ws;
     ws.resize(static_cast<size_t>(2 * std::max(sens_flat_.padded, rec_flat_.padded) + 4 * N));
     common::dispatch([&]<class Isa>() { cpu::sample_forward<Isa>(sp, state.data<float>(), ws.data()); });

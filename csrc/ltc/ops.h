@@ -6,7 +6,7 @@
 #include <utility>
 #include <vector>
 
-#include "ltc/cpu/types.h"
+#include "ltc/problem.h"
 #include "mlx/array.h"
 #include "mlx/utils.h"
 
@@ -73,8 +73,8 @@ class LTCStepCore {
 
   int I_ = 0, N_ = 0, M_ = 0, K_ = 1;
   float eps_ = 0.0f;
-  cpu::SynapseList sens_, rec_;
-  cpu::FlatSynapses sens_flat_, rec_flat_;               // the same, for the single-sample kernel (B = 1)
+  SynapseList sens_, rec_;
+  FlatSynapses sens_flat_, rec_flat_;                    // the same, for the single-sample kernel (B = 1)
   std::vector<float> cm_, gl_, vl_, iw_, ib_, ow_, ob_;  // mappings empty when absent
 };
 

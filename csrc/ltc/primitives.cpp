@@ -10,7 +10,7 @@
 
 #include "common/isa.h"
 #include "common/ops.h"
-#include "ltc/cpu/problem.h"
+#include "ltc/cpu/kernel.h"
 #include "mlx/backend/cpu/encoder.h"
 #include "mlx/ops.h"
 
@@ -83,8 +83,8 @@ void eval_grad(mx::Primitive& node, const std::vector<mx::array>& inputs, std::v
   });
 }
 
-cpu::Grads ltc_grads(const std::vector<float*>& o) {
-  return cpu::Grads{o[0], o[1], o[2], o[3], o[4], o[5], o[6], o[7], o[8], o[9], o[10], o[11], o[12], o[13]};
+Grads ltc_grads(const std::vector<float*>& o) {
+  return Grads{o[0], o[1], o[2], o[3], o[4], o[5], o[6], o[7], o[8], o[9], o[10], o[11], o[12], o[13]};
 }
 
 }  // namespace
@@ -107,7 +107,7 @@ void LTCSequence::eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx:
   auto views = common::input_views(enc, inputs, name());
   const std::vector<float*> out = common::allocate_outputs(enc, outputs);
   enc.dispatch([views = std::move(views), d = dims_of(inputs), K = ode_unfolds_, eps = epsilon_, states = out[0]]() {
-    cpu::ProblemData pd(views, d, K, eps);
+    ProblemData pd(views, d, K, eps);
     common::dispatch([&]<class Isa>() { cpu::forward<Isa>(pd.p, states); });
   });
 }
@@ -133,7 +133,7 @@ std::vector<mx::Shape> LTCSequence::output_shapes(const std::vector<mx::array>& 
 void LTCSequenceGrad::eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) {
   eval_grad(*this, inputs, outputs, kNumInputs + 2, kNumGradOutputs,
             [d = dims_of(inputs), K = ode_unfolds_, eps = epsilon_](const auto& views, const auto& out) {
-              cpu::ProblemData pd(views, d, K, eps);
+              ProblemData pd(views, d, K, eps);
               std::vector<float> sbuf, cbuf;
               const float* states = views[kNumInputs].resolve(sbuf);
               const float* cot = views[kNumInputs + 1].resolve(cbuf);
@@ -155,7 +155,7 @@ void LTCMixedSequence::eval_cpu(const std::vector<mx::array>& inputs, std::vecto
   const std::vector<float*> out = common::allocate_outputs(enc, outputs);
   enc.dispatch([views = std::move(views), md = mixed_dims_of(inputs), K = ode_unfolds_, eps = epsilon_, states = out[0],
                 cells = out[1]]() {
-    cpu::MixedProblemData pd(views, md, K, eps);
+    MixedProblemData pd(views, md, K, eps);
     common::dispatch([&]<class Isa>() { cpu::mixed_forward<Isa>(pd.m, states, cells); });
   });
 }
@@ -182,11 +182,11 @@ std::vector<mx::Shape> LTCMixedSequence::output_shapes(const std::vector<mx::arr
 void LTCMixedSequenceGrad::eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) {
   eval_grad(*this, inputs, outputs, kNumMixedInputs + 4, kNumMixedGradOutputs,
             [md = mixed_dims_of(inputs), K = ode_unfolds_, eps = epsilon_](const auto& views, const auto& out) {
-              cpu::MixedProblemData pd(views, md, K, eps);
+              MixedProblemData pd(views, md, K, eps);
               std::vector<float> bufs[4];
               const float* saved[4];  // states, cells, their cotangents
               for (int k = 0; k < 4; ++k) saved[k] = views[kNumMixedInputs + k].resolve(bufs[k]);
-              const cpu::MixedGrads mg{out[14], out[15], out[16], out[17], out[18]};
+              const MixedGrads mg{out[14], out[15], out[16], out[17], out[18]};
               common::dispatch([&]<class Isa>() {
                 cpu::mixed_backward<Isa>(pd.m, saved[0], saved[1], saved[2], saved[3], ltc_grads(out), mg);
               });

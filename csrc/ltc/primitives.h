@@ -1,60 +1,24 @@
 // The LTC primitives: LTCSequence (the whole sequence, T steps x K semi-implicit sub-steps, as
 // ncps.ltc.ltc_sequence) and LTCMixedSequence (an LSTM before every LTC step, as the official
-// layers with mixed_memory=True), each with a fused BPTT primitive as its vjp. Kernels in cpu/.
+// layers with mixed_memory=True), each with a fused BPTT primitive as its vjp. Kernels in cpu/
+// (entry points in cpu/kernel.h).
 #pragma once
 
 #include <vector>
 
 #include "common/primitive.h"
+#include "ltc/problem.h"
 #include "mlx/array.h"
 
 namespace ncps::ltc {
 
 namespace mx = mlx::core;
 
-// Input order of LTCSequence (and of the op's arguments).
-enum Input : int {
-  kX = 0,
-  kH0,
-  kDt,
-  kSensoryW,
-  kSensorySigma,
-  kSensoryMu,
-  kSensoryErev,
-  kSensoryMask,
-  kW,
-  kSigma,
-  kMu,
-  kErev,
-  kMask,
-  kCm,
-  kGleak,
-  kVleak,
-  kNumInputs
-};
-
-// LTCMixedSequence's inputs: LTCSequence's 16, then the LSTM's.
-enum MixedInput : int {
-  kLstmInput = kNumInputs,  // (B, T, F) LSTM input of every step
-  kLstmInputW,              // (4N, F)   input_map.weight
-  kLstmInputB,              // (4N,)     input_map.bias
-  kLstmRecurrentW,          // (4N, N)   recurrent_map.weight
-  kC0,                      // (B, N)    initial cell state
-  kNumMixedInputs
-};
-constexpr int kNumLSTMInputs = kNumMixedInputs - kNumInputs;
-
 // Gradient outputs: one per input except the two masks (they get zeros in the vjp).
 constexpr int kNumGradOutputs = kNumInputs - 2;
 constexpr int kNumMixedGradOutputs = kNumGradOutputs + kNumLSTMInputs;
 
-struct Dims {
-  int B, T, I, N;
-};
-struct MixedDims {
-  Dims d;
-  int F;
-};
+// The sizes of a primitive's inputs (in Input / MixedInput order, problem.h).
 Dims dims_of(const std::vector<mx::array>& in);
 MixedDims mixed_dims_of(const std::vector<mx::array>& in);
 

@@ -69,7 +69,7 @@ def test_wheel_is_tagged_for_macos_arm64_and_holds_the_package_and_extension_onl
         assert f"Tag: {tag}" in zf.read(f"{dist}.dist-info/WHEEL").decode()
         binaries = [n for n in names if zf.read(n)[:4] in (b"\x7fELF", b"\xcf\xfa\xed\xfe", b"\xca\xfe\xba\xbe")]
     assert {n.split("/")[0] for n in names} == {"ncps", f"{dist}.dist-info"}, names
-    assert "ncps/__init__.py" in names and "ncps/gpu/kernels" in " ".join(names)
+    assert "ncps/__init__.py" in names and "ncps/backends/gpu/kernels" in " ".join(names)
     # One binary, the Mach-O extension: no Linux build product (ELF, *-linux-gnu.so) came along.
     assert binaries == [f"ncps/_ext.cpython-{PYTAG}-darwin.so"], binaries
     assert not [n for n in names if re.search(r"linux|\.pyc$|__pycache__", n)], names

@@ -9,6 +9,7 @@
 
 #include <cmath>
 
+#include "cfc/problem.h"
 #include "common/simd.h"
 
 namespace ncps::cfc::cpu {
@@ -30,10 +31,6 @@ NCPS_INLINE vf verf(vf x) {
   const vf y = 1.0f - p * t * vexp(-ax * ax);
   return x < 0.0f ? -y : y;
 }
-
-// Backbone activations, in the order of ncps.activations (codes shared with the Python side).
-enum Act : int { LECUN_TANH = 0, TANH = 1, RELU = 2, SILU = 3, GELU = 4, SIGMOID = 5, SOFTPLUS = 6 };
-constexpr int kNumActs = 7;
 
 constexpr float kLecunA = 1.7159f, kLecunB = 0.666f;
 constexpr float kInvSqrt2 = 0.70710678118654752f, kInvSqrt2Pi = 0.39894228040143268f;

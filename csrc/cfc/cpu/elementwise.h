@@ -6,7 +6,7 @@
 #include <cstdint>
 
 #include "cfc/cpu/activations.h"
-#include "cfc/plan.h"
+#include "cfc/problem.h"
 
 namespace ncps::cfc::cpu {
 NCPS_ISA_BEGIN

@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "cfc/plan.h"
+#include "cfc/problem.h"
 #include "common/isa.h"
 
 namespace ncps::cfc::cpu {
@@ -20,10 +20,9 @@ template <class Isa>
 void forward(const Plan& p, const std::vector<const float*>& in, float* states, float* cells, float* ws);
 
 // Backward: grads[i] has the shape of input i (the mask's gradient is zero). `scratch` holds
-// backward_scratch_size(p) floats (plan.cpp). Without need_dx the x gradient, without
+// backward_scratch_size(p) floats (problem.h). Without need_dx the x gradient, without
 // need_weights every parameter gradient (the big post-loop products) is left unwritten; h0, dt
 // and c0 always get theirs.
-int64_t backward_scratch_size(const Plan& p);
 template <class Isa>
 void backward(const Plan& p, const std::vector<const float*>& in, const float* ws, const float* dstates,
               const float* dcells, const std::vector<float*>& grads, float* scratch, bool need_dx = true,

@@ -7,7 +7,7 @@
 #include <utility>
 #include <vector>
 
-#include "cfc/plan.h"
+#include "cfc/problem.h"
 #include "common/gemm.h"
 
 namespace ncps::cfc::cpu {

@@ -1,15 +1,15 @@
 // One LTC step of a single sample (the streaming step at batch 1), vectorised over synapses.
 //
-// The sequence kernels (kernel.h) put one sample in each SIMD lane, so a batch of one uses one
+// The sequence kernels (sequence.h) put one sample in each SIMD lane, so a batch of one uses one
 // lane in W. Here the lanes hold W synapses instead: within a sub-step every synapse reads the
 // same start state, so all activations a = w*mask*sigmoid(sigma (v[src] - mu)) (and a*erev) are
 // computed in one vectorised pass over the flat synapse arrays, then summed per destination in
 // the synapse list's order, the order of the sequence kernels. Same math as StepCtx::prepare and
-// substep in kernel.h (dt = 0 keeps the state, an invalid dt makes it NaN).
+// substep in sequence.h (dt = 0 keeps the state, an invalid dt makes it NaN).
 #pragma once
 
 #if !defined(NCPS_ISA)
-#error "kernel code: include it from a kernel translation unit (kernels.cpp), compiled per target"
+#error "kernel code: include it from a kernel translation unit (forward.cpp), compiled per target"
 #endif
 
 #include <cmath>
@@ -17,7 +17,7 @@
 #include <cstring>
 
 #include "common/simd.h"
-#include "ltc/cpu/types.h"
+#include "ltc/problem.h"
 
 namespace ncps::ltc::cpu {
 NCPS_ISA_BEGIN

@@ -37,14 +37,13 @@ import numpy as np
 
 from .. import _checks
 from .._aliases import official_names
+from .._cfc_modes import MODES
 from ..activations import get_activation
 from ..backends.cpu import cfc as cpu_cfc
 from ..backends.gpu import cfc as gpu_cfc
 from ..init import glorot_linear
 from ..wirings import Wiring
 from .base import Cell, built_copy
-
-MODES = ("default", "pure", "no_gate")
 
 
 def _backbone_sizes(backbone_units: int | Sequence[int], backbone_layers: int | None) -> list[int]:

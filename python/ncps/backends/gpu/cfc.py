@@ -17,6 +17,9 @@ from __future__ import annotations
 import mlx.core as mx
 import numpy as np
 
+from ncps._cfc_modes import MODES
+from ncps.activations import ACTIVATIONS
+
 from ._source import KernelSpec
 from .launch import TG_MEMORY_LIMIT, launch, resolve_backend
 
@@ -45,8 +48,9 @@ CFC_BACKWARD = KernelSpec(
     ("g_x", "g_h0", "g_dt", "g_f", "g_a", "zs", "zin", "g_gates", "g_c0", "hls"),
     _TEMPLATE,
 )
-_MODES = {"default": 0, "no_gate": 1, "pure": 2}
-_ACTS = {"lecun_tanh": 0, "tanh": 1, "relu": 2, "silu": 3}
+# The kernel bodies' MODE and ACT codes: a name's index in the one table (ACT covers the first four).
+_MODES = {name: code for code, name in enumerate(MODES)}
+_ACTS = {name: code for code, name in enumerate(ACTIVATIONS) if code < 4}
 
 
 def _sizes(cell) -> tuple[int, int, list]:

@@ -1,5 +1,6 @@
-// The plan of a fused CfC call, shared by the primitives, the op's validation and the kernels
-// (cpu/kernel.h): input indices, per-unit sizes and the workspace layout.
+// The CfC problem as plain data (no MLX types): the plan of a fused CfC call, shared by the
+// primitives, the op's validation and the kernels (cpu/kernel.h): input indices, per-unit sizes
+// and the workspace layout.
 //
 // One kernel covers CfCCell (a single "unit" with a backbone MLP of any depth and widths) and
 // WiredCfCCell (one backbone-free, masked unit per wiring layer, chained within each step), in
@@ -20,12 +21,40 @@
 
 namespace ncps::cfc {
 
-enum Mode : int { DEFAULT = 0, NO_GATE = 1, PURE = 2 };
+// The modes and the backbone activations: one table each, (enumerator, name) in code order.
+// The enums, their counts and the name arrays below are derived from them. The names and codes
+// are the Python side's (ncps.cells.cfc.MODES, ncps.activations.ACTIVATIONS, in that order) and
+// the GPU kernel bodies' MODE / ACT (kernels/cfc_*.inc); ncps._ext.cfc_modes() and
+// cfc_activations() export the names and tests/kernels/cfc/test_option_tables.py checks that the
+// three sides agree.
+// clang-format off
+#define NCPS_CFC_MODES(X) \
+  X(DEFAULT, "default")   \
+  X(NO_GATE, "no_gate")   \
+  X(PURE, "pure")
+#define NCPS_CFC_ACTIVATIONS(X) \
+  X(LECUN_TANH, "lecun_tanh")   \
+  X(TANH, "tanh")               \
+  X(RELU, "relu")               \
+  X(SILU, "silu")               \
+  X(GELU, "gelu")               \
+  X(SIGMOID, "sigmoid")         \
+  X(SOFTPLUS, "softplus")
+// clang-format on
+
+#define NCPS_CFC_ENUMERATOR(e, name) e,
+#define NCPS_CFC_NAME(e, name) name,
+enum Mode : int { NCPS_CFC_MODES(NCPS_CFC_ENUMERATOR) kNumModes };
+enum Act : int { NCPS_CFC_ACTIVATIONS(NCPS_CFC_ENUMERATOR) kNumActs };
+inline constexpr const char* kModeNames[kNumModes] = {NCPS_CFC_MODES(NCPS_CFC_NAME)};
+inline constexpr const char* kActNames[kNumActs] = {NCPS_CFC_ACTIVATIONS(NCPS_CFC_NAME)};
+#undef NCPS_CFC_ENUMERATOR
+#undef NCPS_CFC_NAME
 
 // What the primitive is configured with (everything but array shapes).
 struct Config {
   int mode = DEFAULT;
-  int act = 0;  // cpu::Act
+  int act = LECUN_TANH;  // Act
   bool mixed = false;
   std::vector<int> unit_sizes;             // hidden neurons of each unit (sum = N)
   std::vector<std::vector<int>> backbone;  // backbone widths of each unit
@@ -77,5 +106,8 @@ std::vector<std::string> input_names(const Plan& p);
 
 // Multiply-adds of one step of the whole batch row (for the threading decision).
 double step_flops(const Plan& p);
+
+// Floats of scratch the backward kernel (cpu::backward) needs besides the workspace.
+int64_t backward_scratch_size(const Plan& p);
 
 }  // namespace ncps::cfc

@@ -1,5 +1,5 @@
 // CPU kernels of the fused mixed-memory LTC sequence: forward (LTCMixedSequence) and BPTT
-// (LTCMixedSequenceGrad). Built on kernel.h: same batch-lane tiles, same StepCtx / advance /
+// (LTCMixedSequenceGrad). Built on sequence.h: same batch-lane tiles, same StepCtx / advance /
 // StepAdjoint for the LTC part, same per-thread parameter accumulators.
 //
 // Every step t (official ncps mixed memory):
@@ -24,7 +24,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "ltc/cpu/kernel.h"
+#include "ltc/cpu/sequence.h"
 
 namespace ncps::ltc::cpu {
 NCPS_ISA_BEGIN

@@ -1,7 +1,5 @@
-// The plan of a fused CfC call (see plan.h).
-#include "cfc/plan.h"
-
-#include "cfc/cpu/kernel.h"
+// The plan of a fused CfC call (see problem.h).
+#include "cfc/problem.h"
 
 namespace ncps::cfc {
 
@@ -153,7 +151,7 @@ double step_flops(const Plan& p) {
   return f;
 }
 
-int64_t cpu::backward_scratch_size(const Plan& p) {
+int64_t backward_scratch_size(const Plan& p) {
   const int64_t TB = static_cast<int64_t>(p.T) * p.B;
   int64_t n = TB;  // dL/d dt
   for (const Unit& U : p.units) {

@@ -1,13 +1,58 @@
-// The LTC kernels' problem as plain data: the types shared by the baseline files (problem.h builds
-// them from a primitive's inputs) and the kernels (kernel.h, mixed_kernel.h: compiled once per
-// instruction-set target, common/isa.h), and the kernels' entry points, one specialisation per
-// target (kernels.cpp). Types and declarations only: no code here runs on a wider target.
+// The LTC problem as plain data (no MLX types): the primitives' input order, the sizes, and the
+// problem as the kernels see it (synapse lists, pointers, gradient outputs), shared by the
+// baseline files (primitives.cpp builds a ProblemData from a primitive's inputs, problem.cpp)
+// and the kernels (cpu/: compiled once per instruction-set target, common/isa.h, entry points in
+// cpu/kernel.h). Types and declarations only: no code here runs on a wider target.
 #pragma once
 
+#include <array>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
-namespace ncps::ltc::cpu {
+#include "common/view.h"
+
+namespace ncps::ltc {
+
+// Input order of LTCSequence (and of the op's arguments).
+enum Input : int {
+  kX = 0,
+  kH0,
+  kDt,
+  kSensoryW,
+  kSensorySigma,
+  kSensoryMu,
+  kSensoryErev,
+  kSensoryMask,
+  kW,
+  kSigma,
+  kMu,
+  kErev,
+  kMask,
+  kCm,
+  kGleak,
+  kVleak,
+  kNumInputs
+};
+
+// LTCMixedSequence's inputs: LTCSequence's 16, then the LSTM's.
+enum MixedInput : int {
+  kLstmInput = kNumInputs,  // (B, T, F) LSTM input of every step
+  kLstmInputW,              // (4N, F)   input_map.weight
+  kLstmInputB,              // (4N,)     input_map.bias
+  kLstmRecurrentW,          // (4N, N)   recurrent_map.weight
+  kC0,                      // (B, N)    initial cell state
+  kNumMixedInputs
+};
+constexpr int kNumLSTMInputs = kNumMixedInputs - kNumInputs;
+
+struct Dims {
+  int B, T, I, N;
+};
+struct MixedDims {
+  Dims d;
+  int F;
+};
 
 constexpr float kLog2e = 1.44269504088896341f;
 
@@ -101,22 +146,36 @@ struct MixedGrads {  // LSTM gradients, pre-zeroed: du (B, T, F), dwx (4N, F), d
   float *du, *dwx, *db, *dwh, *dc0;
 };
 
-// The kernels for target Isa; run the chosen one with
-//   common::dispatch([&]<class Isa>() { cpu::forward<Isa>(p, states); });
-// forward: states (B, T, N). backward: the gradients of every input (pre-zeroed) from the
-// forward's states and their cotangent. mixed_*: the same with the LSTM (states and cells).
-template <class Isa>
-void forward(const Problem& p, float* states);
-template <class Isa>
-void backward(const Problem& p, const float* states, const float* cot, const Grads& g);
-template <class Isa>
-void mixed_forward(const MixedProblem& m, float* states, float* cells);
-// sample_forward: the new state (N) of one sample after one step; ws: 2 * max(sens->padded,
-// rec->padded) + 4 * N floats of scratch.
-template <class Isa>
-void sample_forward(const SampleProblem& p, float* state, float* ws);
-template <class Isa>
-void mixed_backward(const MixedProblem& m, const float* states, const float* cells, const float* cot_s,
-                    const float* cot_c, const Grads& g, const MixedGrads& mg);
+// ---------------------------------------------------------------------------------------------
+// Built from a primitive's inputs inside the dispatched task (problem.cpp): strided inputs
+// gathered (common::View), synapse lists built, pointers set.
 
-}  // namespace ncps::ltc::cpu
+// The synapse list of an (S, N) synapse layer: the synapses k -> i with mask[k, i] != 0, grouped
+// by destination i (see cpu/sequence.h).
+SynapseList build_synapses(const float* w, const float* sigma, const float* mu, const float* erev, const float* mask,
+                           int S, int N);
+
+// What a task owns while it runs: gathered copies of strided inputs (in Input order) and the
+// synapse lists.
+struct ProblemData {
+  std::array<std::vector<float>, kNumInputs> bufs;
+  SynapseList sens, rec;
+  Problem p;
+
+  ProblemData(const std::vector<common::View>& v, const Dims& d, int K, float eps);
+  ProblemData(const ProblemData&) = delete;
+  ProblemData& operator=(const ProblemData&) = delete;
+};
+
+// The LTC ProblemData plus the LSTM's MixedProblem (inputs in MixedInput order).
+struct MixedProblemData {
+  std::unique_ptr<ProblemData> ltc;
+  std::array<std::vector<float>, kNumLSTMInputs> bufs;
+  MixedProblem m;
+
+  MixedProblemData(const std::vector<common::View>& v, const MixedDims& md, int K, float eps);
+  MixedProblemData(const MixedProblemData&) = delete;
+  MixedProblemData& operator=(const MixedProblemData&) = delete;
+};
+
+}  // namespace ncps::ltc
