@@ -24,10 +24,12 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -187,23 +189,40 @@ def _load(cubin: Path, ptx: Path, shared: int):
     return kernel
 
 
+def _compile_all(out: Path, cases: list, nvcc: str, arch: str) -> None:
+    """Build each distinct translation unit once (cubin and PTX; the PTX names the mangled entry),
+    in parallel; the builds are kept for the sanitizer runs."""
+    include = out / "prelude" / "include"
+    jobs = {}
+    for case in cases:
+        cu = out / f"{case['name']}.cu"
+        key = hashlib.sha256(cu.read_bytes()).hexdigest()[:16]
+        case["build"] = out / "build" / f"{key}.{arch}"
+        if not (out / "build" / f"{key}.{arch}.cubin").is_file():
+            jobs[key] = (cu, case["build"])
+    cmds = []
+    for cu, base in jobs.values():
+        base.parent.mkdir(parents=True, exist_ok=True)
+        for flag, ext in (("-cubin", ".cubin"), ("-ptx", ".ptx")):
+            target = base.parent / (base.name + ext)
+            cmds.append([nvcc, flag, f"-arch={arch}", "-std=c++17", f"-I{include}", "-o", str(target), str(cu)])
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 4) as pool:
+        for res in pool.map(lambda c: subprocess.run(c, capture_output=True, text=True), cmds):
+            if res.returncode != 0:
+                raise RuntimeError(f"nvcc failed: {' '.join(res.args)}\n{res.stderr}")
+
+
 def run(out: Path, nvcc: str, small_only: bool = False) -> int:
     import cupy as cp
 
     doc = json.loads((out / "manifest.json").read_text())
     cc, failures, launched = _arch(), 0, 0
     arch = f"sm_{cc}{'a' if cc >= 90 else ''}"
-    include = out / "prelude" / "include"
-    for case in doc["cases"]:
-        if small_only and not case["small"]:
-            continue
-        cu = out / f"{case['name']}.cu"
-        cubin, ptx = cu.with_suffix(f".{arch}.cubin"), cu.with_suffix(f".{arch}.ptx")
-        if not cubin.is_file():  # compiled once, reused by the sanitizer runs
-            for flag, target in (("-cubin", cubin), ("-ptx", ptx)):
-                cmd = [nvcc, flag, f"-arch={arch}", "-std=c++17", f"-I{include}", "-o", str(target), str(cu)]
-                subprocess.run(cmd, check=True)
-        kernel = _load(cubin, ptx, case["shared_bytes"])
+    cases = [c for c in doc["cases"] if c["small"] or not small_only]
+    _compile_all(out, cases, nvcc, arch)
+    for case in cases:
+        base = case["build"]
+        kernel = _load(base.parent / (base.name + ".cubin"), base.parent / (base.name + ".ptx"), case["shared_bytes"])
         data = np.load(out / f"{case['name']}.npz")
         ins = [
             cp.asarray(data[f"in_{i}"].astype(np.int32 if t == "int" else np.float32))

@@ -18,10 +18,12 @@ Per cell: the first call's wall time (``first_s``: graph building and, for the f
 kernel configuration, NVRTC's compile of the kernels) apart from the steady state: one warm-up
 call, then ``REPS`` = 10 timed calls, each ``mx.eval`` + ``mx.synchronize``, reported as the
 median (and min). Budget: cells run in priority order (every ``gpu`` cell first, B = 32 before
-1 before 256, T = 100 before 1000; then ``reference-gpu``, then ``cpu``); a cell whose warm-up call
-times 12 exceeds the budget left is reported with that one call only (``status: "trimmed"``), and
-once the budget is spent the remaining cells are listed as ``"not run"``. So the whole grid is
-always accounted for and the run stays near the budget.
+1 before 256, T = 100 before 1000; then ``reference-gpu``, then ``cpu``). A cell is not started
+when a call of it, estimated from the last measured cell of the same model, implementation and
+pass scaled by B T, times 2 (first call and warm-up) exceeds the budget left (``"not run"``, with
+the estimate); a cell whose warm-up call times 12 exceeds the budget left is reported with that one
+call only (``"trimmed"``); once the budget is spent the remaining cells are ``"not run"``. So the
+whole grid is always accounted for and the run overshoots the budget by at most about one call.
 
 ``--plan`` prints the grid in that order with the trim rule and touches no GPU (the dry run).
 ``--out DIR`` writes ``DIR/timing.json`` and ``DIR/timing.md``.
@@ -156,7 +158,8 @@ def main() -> int:
     cells = grid()
     if args.plan:
         print(f"{len(cells)} cells in this order, budget {args.budget:g} s, {REPS} timed calls after one warm-up;")
-        print(f"a cell whose warm-up call x {REPS + 2} exceeds the budget left is trimmed to that one call:")
+        print(f"a cell whose warm-up call x {REPS + 2} exceeds the budget left is trimmed to that one call;")
+        print("a cell whose estimated call (same model, impl and pass, scaled by B T) x 2 exceeds it is not run:")
         for c in cells:
             print(f"  {c['impl']:13s} {c['model']:26s} B={c['B']:<4d} T={c['T']:<5d} {c['kind']}")
         return 0
@@ -164,18 +167,29 @@ def main() -> int:
     import mlx.core as mx
 
     os.environ["NCPS_GPU_KERNELS"] = "1"  # opt in: this run is the hardware validation
-    info = {"mlx": mx.__version__, **{k: str(v) for k, v in mx.device_info(mx.gpu).items()}}
-    start, rows, models = time.perf_counter(), [], {}
+    try:
+        info = {"mlx": mx.__version__, **{k: str(v) for k, v in mx.device_info(mx.gpu).items()}}
+    except (RuntimeError, ValueError) as err:
+        info = {"mlx": mx.__version__, "device_name": f"no GPU device ({err})"}
+    start, rows, models, seen = time.perf_counter(), [], {}, {}
     for cell in cells:
         left = args.budget - (time.perf_counter() - start)
+        key = (cell["model"], cell["impl"], cell["kind"])
         if left <= 0:
             rows.append({**cell, "status": "not run", "note": "budget spent"})
             continue
+        if key in seen:  # seconds per (B T) of the last measured cell of this kind
+            estimate = seen[key] * cell["B"] * cell["T"]
+            if 2 * estimate > left:
+                rows.append({**cell, "status": "not run", "note": f"one call estimated at {estimate:.2f} s"})
+                continue
         try:
             rows.append(measure(cell, left, models))
         except Exception as err:  # noqa: BLE001 - one failing cell must not lose the others
             rows.append({**cell, "status": "error", "note": f"{type(err).__name__}: {err}"[:300]})
         r = rows[-1]
+        if "median_s" in r or "one_call_s" in r:
+            seen[key] = r.get("median_s", r.get("one_call_s")) / (cell["B"] * cell["T"])
         print(f"{r['impl']:13s} {r['model']:26s} B={r['B']:<4d} T={r['T']:<5d} {r['kind']:17s} {r['status']}", end="")
         print(
             f" median {1e3 * r['median_s']:.3f} ms, first {r['first_s']:.3f} s" if "median_s" in r else "", flush=True
