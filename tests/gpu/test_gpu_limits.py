@@ -58,13 +58,13 @@ def test_tg_memory_limit_per_backend(monkeypatch):
         assert launch.tg_memory_limit("cuda") == limit, cc
 
 
-@pytest.mark.parametrize("threads", [0, 513, 1024])
+@pytest.mark.parametrize("threads", [0, 257, 1024])
 def test_threads_out_of_range_raise(threads):
     cell, x, h0, dt = ltc_problem(FullyConnected(4), 2, 1, 2)
-    with pytest.raises(ValueError, match=r"threads must be in 1\.\.512"):
+    with pytest.raises(ValueError, match=r"threads must be in 1\.\.256"):
         ltc_sequence_gpu(x, h0, dt, cell.solver_params(), backend="emulate", threads=threads)
     cfc = ncps.CfCCell(2, 4)
-    with pytest.raises(ValueError, match=r"threads must be in 1\.\.512"):
+    with pytest.raises(ValueError, match=r"threads must be in 1\.\.256"):
         cfc_sequence_gpu(cfc, x, mx.zeros((1, 4)), dt, backend="emulate", threads=threads)
 
 

@@ -304,7 +304,9 @@ def ltc_sequence_gpu(
 
     Raises:
         ValueError: wrong shapes (the message names the argument and the expected shape), a plan
-            of another size, or a kernel that needs more threadgroup memory than the limit.
+            of another size, a kernel that needs more threadgroup memory than the back-end's limit
+            (Metal 32 KiB; CUDA the device's dynamic shared memory), ``threads`` outside
+            ``1..256``, or an array of ``2**31`` elements or more (32-bit indices).
         RuntimeError: no GPU back-end and no ``backend`` given.
     """
     op = "ltc_sequence_gpu"
