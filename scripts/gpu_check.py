@@ -1,49 +1,69 @@
 #!/usr/bin/env python
-"""The CUDA bodies of the GPU kernels on a real GPU without MLX (see scripts/gpu_check.sh).
+"""The CUDA bodies of the GPU kernels on a real GPU without MLX (call 1 of scripts/gpu_check.sh).
 
-``prepare`` (on a machine with this package and mlx installed, no GPU needed) writes
-``build/gpu_check/``: for every kernel and a few problem sizes, the exact translation unit MLX's
-``mx.fast.cuda_kernel`` builds (``ncps.backends.gpu._source.cuda_wrapper_source``), the launch
-(groups, threads), the inputs, and the outputs of the same body run by the C++ emulation (which
-the test suite checks against the pure-MLX reference).
+``prepare OUT --prelude DIR`` (here: needs this package and mlx, no GPU) writes ``OUT``: for every
+kernel and a few problem sizes, the exact translation unit MLX's ``mx.fast.cuda_kernel`` builds
+(``ncps.backends.gpu._source.cuda_wrapper_source`` with MLX's ``utils.cuh`` prelude, copied from ``DIR`` as
+extracted by scripts/gpu_prelude.py into ``OUT/prelude``), the launch (groups, threads, dynamic
+shared memory), the inputs, and the outputs of the same body run by the C++ emulation (which the
+test suite checks against the pure-MLX reference). One case needs more than 48 KiB of shared
+memory, so the opt-in path of dynamic shared memory runs too. ``manifest.json`` records the hash of
+the kernel sources, so a stale preparation is detected.
 
-``run`` (on the GPU machine; needs only numpy, CuPy and nvcc) compiles each unit with nvcc for the
-local GPU, launches it with CuPy and compares every output with the emulation's: relative error
+``check OUT`` (here) validates a prepared folder: every file present, the kernel-source hash equal
+to the working tree's. ``run OUT`` (on the GPU machine; needs only numpy, CuPy and nvcc) compiles
+each unit with nvcc for the local GPU (``-arch=sm_XY``, ``a`` from compute capability 9, as MLX's
+NVRTC call), launches it with CuPy and compares every output with the emulation's: relative error
 (to the largest magnitude) at most 1e-5 for the forward states, 1e-4 for the backward outputs.
-Run it under ``compute-sanitizer --tool racecheck`` / ``--tool memcheck`` too (gpu_check.sh does).
+``--small`` launches only the cases marked small (for the slow compute-sanitizer tools);
+compiled cubins are reused across runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import os
 import re
+import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "build" / "gpu_check"
+PRELUDE_FILES = ("utils.cuh", "complex.cuh", "config.h")
+DEVICE = "mlx/backend/cuda/device"
+
+
+def kernel_sources_hash(root: Path = REPO) -> str:
+    """sha256 (first 16 hex digits) of kernels/*.inc and kernels/dialect/* (what the cases were made from)."""
+    h = hashlib.sha256()
+    for path in sorted([*(root / "kernels").glob("*.inc"), *(root / "kernels" / "dialect").glob("*")]):
+        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
 
 
 def _cases():
-    """(name, spec, template, groups, inputs) of every checked launch, from real calls of the
-    launch layer with the emulation as backend (the emulation's ``run`` is intercepted)."""
+    """(name, spec, template, groups, inputs, outputs, tg_bytes, small) of every checked launch,
+    from real calls of the launch layer with the emulation as backend (its ``run`` is intercepted)."""
     import mlx.core as mx
 
     import ncps
     from ncps.backends.gpu import cfc_sequence_gpu, emulate, ltc_sequence_gpu
     from ncps.backends.ltc_args import lstm_params
-    from ncps.wirings import AutoNCP, FullyConnected
+    from ncps.wirings import AutoNCP, FullyConnected, Random
 
-    captured = []
+    captured, small = [], [True]
     run = emulate.run
 
-    def spy(spec, inputs, shapes, template, groups, flags=None):
-        outs, proc = run(spec, inputs, shapes, template, groups, flags)
-        captured.append((spec, dict(template), groups, [np.asarray(a) for a in inputs], outs))
+    def spy(spec, inputs, shapes, template, groups, flags=None, tg_bytes=None):
+        outs, proc = run(spec, inputs, shapes, template, groups, flags, tg_bytes)
+        captured.append((spec, dict(template), groups, [np.asarray(a) for a in inputs], outs, tg_bytes, small[0]))
         return outs, proc
 
     emulate.run = spy
@@ -74,19 +94,36 @@ def _cases():
         lstm = ncps.LSTMCell(6, 20)  # mixed memory: the LSTM inside the CfC kernels' time loop
         mixed = lambda x: (cfc_sequence_gpu(cell, x, h0, dt, lstm=lstm, backend="emulate")[0] ** 2).sum()  # noqa: E731
         mx.eval(mx.grad(mixed)(x))
+        # Large: the mixed-memory LTC backward at N = 420 needs ~52 KiB (> CUDA's 48 KiB without
+        # opt-in), sparse so the per-synapse gradient rows stay small.
+        small[0] = False
+        cell = ncps.LTCCell(Random(420, 4, sparsity_level=0.9), 4)
+        p, lp = cell.solver_params(), lstm_params(ncps.LSTMCell(4, 420))
+        x, h0, dt = mx.random.normal((1, 3, 4)), 0.1 * mx.random.normal((1, 420)), mx.random.uniform(0.3, 1.5, (1, 3))
+
+        def big(x):
+            out = ltc_sequence_gpu(x, h0, dt, p, 6, 1e-8, lstm_input=x, lstm=lp, backend="emulate")[0]
+            return (out**2).sum()
+
+        mx.eval(mx.grad(big)(x))
     finally:
         emulate.run = run
     return captured
 
 
-def prepare(out: Path) -> None:
+def prepare(out: Path, prelude: Path) -> None:
     from ncps.backends.gpu._source import cuda_wrapper_source
 
-    out.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    for name in PRELUDE_FILES:  # MLX's utils.cuh and what it includes (scripts/gpu_prelude.py)
+        target = out / "prelude" / "include" / DEVICE / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(prelude / "include" / DEVICE / name, target)
     manifest = []
-    for k, (spec, template, groups, inputs, outputs) in enumerate(_cases()):
+    for k, (spec, template, groups, inputs, outputs, tg_bytes, small) in enumerate(_cases()):
         name = f"{k:02d}_{spec.name}"
-        (out / f"{name}.cu").write_text(cuda_wrapper_source(spec, template))
+        (out / f"{name}.cu").write_text(cuda_wrapper_source(spec, template, mlx_prelude=True))
         arrays = {f"in_{i}": a for i, a in enumerate(inputs)}
         arrays.update({f"out_{i}": o for i, o in enumerate(outputs)})
         np.savez_compressed(out / f"{name}.npz", **arrays)
@@ -96,41 +133,105 @@ def prepare(out: Path) -> None:
                 "kernel": spec.name,
                 "groups": groups,
                 "threads": int(template["NT"]),
+                "shared_bytes": int(tg_bytes),
+                "small": small,
                 "inputs": [t for _, t in spec.inputs],
                 "outputs": list(spec.outputs),
                 "tolerance": 1e-4 if "backward" in spec.name else 1e-5,
             }
         )
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
-    print(f"wrote {len(manifest)} cases to {out}")
+    doc = {"kernel_sources": kernel_sources_hash(), "cases": manifest}
+    (out / "manifest.json").write_text(json.dumps(doc, indent=1))
+    print(f"wrote {len(manifest)} cases to {out} (largest shared memory {max(c['shared_bytes'] for c in manifest)} B)")
 
 
-def _arch() -> str:
+def check(out: Path) -> int:
+    """0 when ``out`` holds a complete preparation of the current kernel sources, else 1 (says why)."""
+    try:
+        doc = json.loads((out / "manifest.json").read_text())
+    except (OSError, ValueError) as err:
+        print(f"FAIL {out}/manifest.json: {err}")
+        return 1
+    problems = []
+    if doc.get("kernel_sources") != kernel_sources_hash():
+        problems.append("the kernel sources changed since the cases were prepared: run scripts/gpu_stage.sh again")
+    for case in doc["cases"]:
+        problems += [
+            f"missing {case['name']}{ext}" for ext in (".cu", ".npz") if not (out / f"{case['name']}{ext}").is_file()
+        ]
+    problems += [
+        f"missing prelude {n}" for n in PRELUDE_FILES if not (out / "prelude" / "include" / DEVICE / n).is_file()
+    ]
+    if not any(c["shared_bytes"] > 48 * 1024 for c in doc["cases"]):
+        problems.append("no case needs more than 48 KiB of shared memory")
+    for p in problems:
+        print(f"FAIL {p}")
+    print(f"{len(doc['cases'])} prepared cases in {out}: {'ok' if not problems else 'NOT usable'}")
+    return 1 if problems else 0
+
+
+def _arch() -> int:
     import cupy as cp
 
-    return "sm_" + str(cp.cuda.Device().compute_capability)  # e.g. "90"
+    return int(cp.cuda.Device().compute_capability)  # e.g. 90
 
 
-def run(out: Path, nvcc: str) -> int:
+def _load(cubin: Path, ptx: Path, shared: int):
     import cupy as cp
 
-    manifest = json.loads((out / "manifest.json").read_text())
-    arch, failures = _arch(), 0
-    for case in manifest:
+    entry = re.search(r"\.entry\s+(\w+)\s*\(", ptx.read_text()).group(1)  # the mangled name
+    kernel = cp.RawModule(path=str(cubin)).get_function(entry)
+    if shared > 48 * 1024:  # opt in to more than 48 KiB of dynamic shared memory, as MLX does
+        try:
+            kernel.max_dynamic_shared_size_bytes = shared
+        except AttributeError:
+            cp.cuda.driver.funcSetAttribute(kernel.ptr, 8, shared)  # CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
+    return kernel
+
+
+def _compile_all(out: Path, cases: list, nvcc: str, arch: str) -> None:
+    """Build each distinct translation unit once (cubin and PTX; the PTX names the mangled entry),
+    in parallel; the builds are kept for the sanitizer runs."""
+    include = out / "prelude" / "include"
+    jobs = {}
+    for case in cases:
         cu = out / f"{case['name']}.cu"
-        cubin, ptx = cu.with_suffix(f".{arch}.cubin"), cu.with_suffix(".ptx")
-        for flag, target in (("-cubin", cubin), ("-ptx", ptx)):
-            subprocess.run([nvcc, flag, f"-arch={arch}", "-o", str(target), str(cu)], check=True)
-        entry = re.search(r"\.entry\s+(\w+)\s*\(", ptx.read_text()).group(1)  # the mangled name
-        kernel = cp.RawModule(path=str(cubin)).get_function(entry)
+        key = hashlib.sha256(cu.read_bytes()).hexdigest()[:16]
+        case["build"] = out / "build" / f"{key}.{arch}"
+        if not (out / "build" / f"{key}.{arch}.cubin").is_file():
+            jobs[key] = (cu, case["build"])
+    cmds = []
+    for cu, base in jobs.values():
+        base.parent.mkdir(parents=True, exist_ok=True)
+        for flag, ext in (("-cubin", ".cubin"), ("-ptx", ".ptx")):
+            target = base.parent / (base.name + ext)
+            cmds.append([nvcc, flag, f"-arch={arch}", "-std=c++17", f"-I{include}", "-o", str(target), str(cu)])
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 4) as pool:
+        for res in pool.map(lambda c: subprocess.run(c, capture_output=True, text=True), cmds):
+            if res.returncode != 0:
+                raise RuntimeError(f"nvcc failed: {' '.join(res.args)}\n{res.stderr}")
+
+
+def run(out: Path, nvcc: str, small_only: bool = False) -> int:
+    import cupy as cp
+
+    doc = json.loads((out / "manifest.json").read_text())
+    cc, failures, launched = _arch(), 0, 0
+    arch = f"sm_{cc}{'a' if cc >= 90 else ''}"
+    cases = [c for c in doc["cases"] if c["small"] or not small_only]
+    _compile_all(out, cases, nvcc, arch)
+    for case in cases:
+        base = case["build"]
+        kernel = _load(base.parent / (base.name + ".cubin"), base.parent / (base.name + ".ptx"), case["shared_bytes"])
         data = np.load(out / f"{case['name']}.npz")
         ins = [
             cp.asarray(data[f"in_{i}"].astype(np.int32 if t == "int" else np.float32))
             for i, t in enumerate(case["inputs"])
         ]
         outs = [cp.zeros(data[f"out_{i}"].shape, dtype=cp.float32) for i in range(len(case["outputs"]))]
-        kernel((case["groups"],), (case["threads"],), (*ins, *outs))
+        kernel((case["groups"],), (case["threads"],), (*ins, *outs), shared_mem=case["shared_bytes"])
         cp.cuda.Device().synchronize()
+        launched += 1
         for i, name in enumerate(case["outputs"]):
             want, got = data[f"out_{i}"].astype(np.float64), cp.asnumpy(outs[i]).astype(np.float64)
             scale = max(float(np.abs(want).max(initial=0.0)), 1e-6)
@@ -138,20 +239,24 @@ def run(out: Path, nvcc: str) -> int:
             ok = err <= case["tolerance"] and np.isfinite(got).all()
             failures += not ok
             print(f"{'ok  ' if ok else 'FAIL'} {case['name']} {name}: rel err {err:.2e} (tol {case['tolerance']:g})")
-    print(f"{len(manifest)} launches on {arch}: {failures} outputs out of tolerance")
+    print(f"{launched} launches on {arch}: {failures} outputs out of tolerance")
     return 1 if failures else 0
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    ap.add_argument("command", choices=("prepare", "run"))
-    ap.add_argument("--out", default=str(OUT))
+    ap.add_argument("command", choices=("prepare", "check", "run"))
+    ap.add_argument("out", nargs="?", default=str(OUT))
+    ap.add_argument("--prelude", default=str(REPO / "build" / "mlx_cuda_prelude" / "0.32.4"))
     ap.add_argument("--nvcc", default="nvcc")
+    ap.add_argument("--small", action="store_true", help="run: only the cases marked small")
     args = ap.parse_args()
     if args.command == "prepare":
-        prepare(Path(args.out))
+        prepare(Path(args.out), Path(args.prelude))
         return 0
-    return run(Path(args.out), args.nvcc)
+    if args.command == "check":
+        return check(Path(args.out))
+    return run(Path(args.out), args.nvcc, args.small)
 
 
 if __name__ == "__main__":

@@ -123,3 +123,17 @@ def test_nothing_refers_outside_the_repository():
     if proc.returncode == 128:  # not a git checkout (an unpacked sdist): nothing to check
         return
     assert proc.stdout == "", proc.stdout
+
+
+def test_package_imports_itself_relatively():
+    """Inside python/ncps every import of the package is relative: the oracle tests load this
+    package under another name beside the official ``ncps`` (tests/interop), where an absolute
+    ``import ncps...`` would reach the official package instead."""
+    absolute = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and not node.level:
+                names = [node.module or ""]
+            absolute += [f"{path.relative_to(ROOT)}:{node.lineno}" for n in names if n.split(".")[0] == "ncps"]
+    assert not absolute, f"absolute imports of ncps inside the package: {absolute}"

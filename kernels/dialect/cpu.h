@@ -24,7 +24,12 @@ struct Group {
   std::barrier<> bar;
   std::mutex mu;
   std::vector<std::unique_ptr<char[]>> blocks;
+  long bytes = 0;  // threadgroup memory the body declared (the CUDA launch's dynamic shared memory)
 };
+
+// Threadgroup bytes of the first group (every group declares the same arrays); written to
+// tg_bytes.txt by the emulation program so the launch layer's byte count is checked.
+inline long tg_bytes_declared = -1;
 
 struct Ctx {
   int lid, gid;
@@ -37,6 +42,7 @@ struct Ctx {
     const int k = next_block++;
     if (k == static_cast<int>(group->blocks.size())) {
       const size_t bytes = sizeof(T) * static_cast<size_t>(n > 0 ? n : 1);
+      group->bytes += static_cast<long>(sizeof(T)) * n;
       group->blocks.emplace_back(new char[bytes]);
       std::memset(group->blocks.back().get(), 0xFF, bytes);
     }
@@ -65,6 +71,7 @@ void launch(int groups, int threads, F&& body) {
         body(ctx);
       });
     for (auto& t : pool) t.join();
+    if (gid == 0) tg_bytes_declared = group.bytes;
   }
 }
 
@@ -75,6 +82,7 @@ inline float sigmoid(float z) { return 1.0f / (1.0f + std::exp(-z)); }
 #define KERNEL_CONST const
 #define LID_X (ncps_ctx.lid)
 #define GID_X (ncps_ctx.gid)
+#define TG_SETUP static_cast<void>(0)
 #define TG_ARRAY(T, name, n) T* name = ncps_ctx.tg_alloc<T>(n)
 #define BARRIER(tag) ncps_ctx.barrier(tag)
 #define EXP(x) std::exp(x)

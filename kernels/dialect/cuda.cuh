@@ -1,9 +1,21 @@
 // CUDA prelude of the ncps kernel dialect (see kernels/README.md). Passed as the `header` of
 // mx.fast.cuda_kernel; template constants (N, NT, ...) arrive as constexpr ints from MLX.
+//
+// Threadgroup arrays are carved, in declaration order, out of one block of *dynamic* shared memory
+// (`extern __shared__`, sized by the launch's shared_memory= argument), so a kernel may use more
+// than the 48 KiB static limit (up to 227 KiB per block on sm_90). The launch layer computes the
+// byte count from the same declarations (ncps.backends.gpu.ltc/cfc `_tg_bytes*`); the CPU emulation checks
+// the two agree on every emulated launch. Every array holds 4-byte elements (int, float), so each
+// stays 4-byte aligned.
 #define KERNEL_CONST const
 #define LID_X (static_cast<int>(threadIdx.x))
 #define GID_X (static_cast<int>(blockIdx.x))
-#define TG_ARRAY(T, name, n) __shared__ T name[n]
+#define TG_SETUP            \
+  extern __shared__ float ncps_smem[]; \
+  int ncps_tg_off = 0
+#define TG_ARRAY(T, name, n)                                  \
+  T* name = reinterpret_cast<T*>(ncps_smem + ncps_tg_off); \
+  ncps_tg_off += static_cast<int>(n)
 #define BARRIER(tag) __syncthreads()
 #define EXP(x) expf(x)
 #define TANH(x) tanhf(x)

@@ -3,6 +3,9 @@
 // kernel *source*: MLX declares the [[thread_position_in_threadgroup]]-style arguments only for
 // names it finds in the source, not in the header.
 #define KERNEL_CONST const
+// Threadgroup arrays are static on Metal (32 KiB guaranteed); TG_SETUP is needed only by CUDA's
+// dynamic shared memory.
+#define TG_SETUP static_cast<void>(0)
 #define TG_ARRAY(T, name, n) threadgroup T name[n]
 #define BARRIER(tag) threadgroup_barrier(metal::mem_flags::mem_threadgroup)
 #define EXP(x) metal::precise::exp(x)

@@ -71,3 +71,20 @@ def test_cfc_and_layers_on_gpu_match_reference():
         ref = dict(tree_flatten(ref_grads))
         for k, g in tree_flatten(grads):
             assert_close(g, ref[k], GRAD_TOL, f"d/d{k}")
+
+
+@pytest.mark.skipif(
+    default_backend(mx.gpu) != "cuda", reason="N = 1024 needs CUDA's dynamic shared memory (Metal: 32 KiB)"
+)
+def test_ltc_n1024_in_dynamic_shared_memory_matches_reference():
+    """The LTC backward at N = 1024, 6 unfolds (~82 KiB of shared memory, opted in above 48 KiB)."""
+    cell, x, h0, dt = ltc_problem(FullyConnected(1024), 3, 2, 3)
+    p = cell.solver_params()
+    with mx.stream(mx.cpu):
+        ref = reference_seq()(x, h0, dt, p)
+        g_ref = ltc_grads(reference_seq(), x, h0, dt, p)
+    gpu = lambda *a: ltc_sequence_gpu(*a, 6, 1e-8, stream=mx.gpu)  # noqa: E731
+    assert_close(gpu(x, h0, dt, p), ref, OUT_TOL, "states")
+    g = ltc_grads(gpu, x, h0, dt, p)
+    for k, name in enumerate(("x", "h0")):
+        assert_close(g[k], g_ref[k], GRAD_TOL, f"d/d{name}")

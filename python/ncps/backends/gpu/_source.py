@@ -80,26 +80,28 @@ def source_hash(spec: KernelSpec, *extra: str) -> str:
     return h.hexdigest()[:20]
 
 
-# What MLX 0.32.4's cuda_kernel puts before the header (its utils.cuh is not shipped with the CPU
-# wheel; the kernels use nothing from it, so a check compiles without it).
-_MLX_CUDA_DEFAULT_HEADER = (
-    "\n#include <cooperative_groups.h>\n#include <cuda/std/limits>\n\n"
-    "#define inf cuda::std::numeric_limits<float>::infinity()\n\n"
-)
+# What MLX 0.32.4's cuda_kernel puts before the header (its ``default_header``, read in the
+# mlx-cuda-13 wheel's libmlx.so). utils.cuh is embedded in that library, not in the CPU wheel:
+# scripts/gpu_prelude.py extracts it for the checks that include it.
+_MLX_CUDA_DEFAULT_HEADER = '\n#include "mlx/backend/cuda/device/utils.cuh"\n\n#include <cooperative_groups.h>\n\n'
 
 
-def cuda_wrapper_source(spec: KernelSpec, template: dict) -> str:
+def cuda_wrapper_source(spec: KernelSpec, template: dict, mlx_prelude: bool = False) -> str:
     """The translation unit ``mx.fast.cuda_kernel`` builds for ``spec`` (MLX 0.32.4's layout:
     default header, our header, ``namespace mlx::core::cu``, one ``__global__`` function with the
-    inputs, outputs and ``constexpr int`` template constants, then the body), minus MLX's own
-    ``utils.cuh`` include. Used to compile-check the CUDA kernels with nvcc."""
+    inputs, outputs and ``constexpr int`` template constants, then the body). Without
+    ``mlx_prelude`` the ``utils.cuh`` include is left out (it needs MLX's CUDA headers). Used to
+    compile-check the CUDA kernels with nvcc."""
     source, header = assemble(spec, "cuda")
+    default = _MLX_CUDA_DEFAULT_HEADER
+    if not mlx_prelude:
+        default = default.replace('#include "mlx/backend/cuda/device/utils.cuh"\n', "")
     params = [f"    const {'int32_t' if t == 'int' else 'float'}* {n}" for n, t in spec.inputs]
     params += [f"    float* {n}" for n in spec.outputs]
     consts = "".join(f"  constexpr int {c} = {int(template[c])};\n" for c in spec.template)
     name = "custom_kernel_" + spec.name + "".join(f"_{int(template[c])}" for c in spec.template)
     return (
-        _MLX_CUDA_DEFAULT_HEADER + header + "namespace mlx::core::cu {\n\nnamespace cg = cooperative_groups;\n\n"
+        default + header + "namespace mlx::core::cu {\n\nnamespace cg = cooperative_groups;\n\n"
         f"__global__ void {name}(\n"
         + ",\n".join(params)
         + ") {\n"

@@ -17,11 +17,10 @@ from __future__ import annotations
 import mlx.core as mx
 import numpy as np
 
-from ncps._cfc_modes import MODES
-from ncps.activations import ACTIVATIONS
-
+from ..._cfc_modes import MODES
+from ...activations import ACTIVATIONS
 from ._source import KernelSpec
-from .launch import TG_MEMORY_LIMIT, launch, resolve_backend
+from .launch import check_index_range, check_threads, default_backend, launch, resolve_backend, tg_memory_limit
 
 __all__ = ["cfc_sequence_gpu", "cfc_why_not", "wired_cfc_sequence_gpu", "CFC_FORWARD", "CFC_BACKWARD"]
 
@@ -58,10 +57,18 @@ def _sizes(cell) -> tuple[int, int, list]:
     return cell.input_size, cell.hidden_size, [layer.weight.shape[0] for layer in cell.backbone]
 
 
-def _tg_bytes(I: int, H: int, widths: list) -> int:
-    """Threadgroup memory of the backward kernel (the larger of the two)."""
+def _tg_bytes(I: int, H: int, widths: list, mix: bool = False) -> int:
+    """Threadgroup memory the backward kernel declares (the larger of the two), in the order of its
+    TG_ARRAYs: cat C, z / dact LU, gf 4H, dts H, dzin (U, or C without a backbone), da LU, gh H,
+    then the LSTM's hl H, lg 4H, dhl H, dg 4H, dxc C, gc H (one float each without ``mix``)."""
     C, L, U = I + H, len(widths), max(widths, default=0)
-    return 4 * (C + 3 * max(L * U, 1) + 6 * H + (U if L else C))
+    return 4 * (C + 3 * max(L * U, 1) + 6 * H + (U if L else C) + (12 * H + I if mix else 6))
+
+
+def _tg_bytes_forward(I: int, H: int, widths: list, mix: bool = False) -> int:
+    """Threadgroup memory the forward kernel declares: cat C, zs LU, hn H, hl H, cs H."""
+    L, U = len(widths), max(widths, default=0)
+    return 4 * (I + 2 * H + max(L * U, 1) + (2 * H if mix else 2))
 
 
 def units_of(cell) -> list:
@@ -72,8 +79,9 @@ def units_of(cell) -> list:
     return [cell]
 
 
-def cfc_why_not(cell) -> str | None:
-    """None when :func:`cfc_sequence_gpu` covers ``cell`` (one dense unit), else the reason it does not."""
+def cfc_why_not(cell, mixed_memory: bool = False, backend: str | None = None, stream=None) -> str | None:
+    """None when :func:`cfc_sequence_gpu` covers ``cell`` (one dense unit; with the mixed-memory
+    LSTM if ``mixed_memory``) on ``backend`` (None: the default device's), else the reason it does not."""
     if "layer_0" in cell:
         return "a wired CfC is a chain of units: run it with wired_cfc_sequence_gpu"
     if cell.backbone and cell.activation not in _ACTS:
@@ -81,9 +89,15 @@ def cfc_why_not(cell) -> str | None:
     if cell.dropout is not None and cell.training:
         return "backbone dropout in training mode is not fused"
     I, H, widths = _sizes(cell)
-    need = _tg_bytes(I, H, widths)
-    if need > TG_MEMORY_LIMIT:
-        return f"I={I}, H={H}, backbone {widths} need {need} bytes of threadgroup memory (limit {TG_MEMORY_LIMIT})"
+    need = _tg_bytes(I, H, widths, mixed_memory)
+    backend = backend or default_backend(stream)
+    limit = tg_memory_limit(backend, stream)
+    if need > limit:
+        what = "mixed memory at " if mixed_memory else ""
+        return (
+            f"{what}I={I}, H={H}, backbone {widths} need {need} bytes of threadgroup memory "
+            f"(limit {limit}, {backend or 'metal'})"
+        )
     return None
 
 
@@ -115,7 +129,8 @@ def cfc_forward(backend: str, template: dict, arrays, stream=None) -> list:
     H = template["H"]
     ins = [a.astype(mx.float32) for a in arrays] + [_dims(B, T, template["widths"])]
     shapes = [(B, T, H), (B, T, H) if template["MIX"] else (1,)]
-    return launch(CFC_FORWARD, backend, ins, shapes, template, B, stream=stream)
+    nbytes = _tg_bytes_forward(template["I"], H, template["widths"], template["MIX"])
+    return launch(CFC_FORWARD, backend, ins, shapes, template, B, stream=stream, tg_bytes=nbytes)
 
 
 def cfc_backward(backend: str, template: dict, primals, cotangents, outputs, stream=None) -> tuple:
@@ -140,7 +155,15 @@ def cfc_backward(backend: str, template: dict, primals, cotangents, outputs, str
     mixed = (B, T, 4, H) if mix else (1,), (B, H) if mix else (1,), (B, T, H) if mix else (1,)
     shapes = [(B, T, I), (B, H), (B, T), (B, T, 4, H), LU, LU, (B, T, Z), *mixed]
     gx, gh0, gdt, gf, ga, zs, zin, gg, gc0, hls = launch(
-        CFC_BACKWARD, backend, ins, shapes, template, B, zero_init=True, stream=stream
+        CFC_BACKWARD,
+        backend,
+        ins,
+        shapes,
+        template,
+        B,
+        zero_init=True,
+        stream=stream,
+        tg_bytes=_tg_bytes(I, H, widths, mix),
     )
     gf = gf.reshape(R, 4 * H)
     ghb = gf.sum(axis=0).reshape(4, H)
@@ -194,9 +217,12 @@ def cfc_sequence_gpu(
         threads: threads per group (default: a power of two covering ``max(I, H, U)``, 32..256).
 
     Raises:
-        ValueError: a cell the kernels do not cover (see :func:`cfc_why_not`) or wrong shapes.
+        ValueError: a cell the kernels do not cover (see :func:`cfc_why_not`; the mixed-memory
+            LSTM's threadgroup memory included), ``threads`` outside ``1..MAX_THREADS``, an array
+            of ``2**31`` elements or more, or wrong shapes.
     """
-    why = cfc_why_not(cell)
+    backend = resolve_backend(backend, stream)
+    why = cfc_why_not(cell, lstm is not None, backend, stream)
     if why is not None:
         raise ValueError(f"cfc_sequence_gpu: {why}")
     I, H = cell.input_size, cell.hidden_size
@@ -221,10 +247,16 @@ def cfc_sequence_gpu(
         raise ValueError("cfc_sequence_gpu: c0 is only for mixed memory (pass lstm too)")
     else:
         lstm_arrays = (mx.zeros((1,)),) * 4
-    backend = resolve_backend(backend, stream)
     widths = tuple(int(w) for w in _sizes(cell)[2])
     U = max(widths, default=0)
     NT = int(threads) if threads is not None else min(256, max(32, 1 << (max(H, U, I) - 1).bit_length()))
+    NT = check_threads("cfc_sequence_gpu", NT)
+    L1, Z = max(len(widths), 1) * max(U, 1), widths[-1] if widths else I + H
+    sizes = dict(x=B * T * I, states=B * T * H, g_f=B * T * 4 * H, g_a=B * T * L1, zin=B * T * Z, heads=4 * H * Z)
+    sizes["backbone"] = sum(w * c for w, c in zip(widths, (I + H, *widths)))
+    if lstm is not None:
+        sizes |= dict(g_gates=B * T * 4 * H, input_w=4 * H * I, recurrent_w=4 * H * H)
+    check_index_range("cfc_sequence_gpu", sizes)
     if widths:
         bw = mx.concatenate([layer.weight.reshape(-1) for layer in cell.backbone])
         bb = mx.concatenate([layer.bias for layer in cell.backbone])
@@ -296,11 +328,8 @@ def why_not(cell, mixed_memory: bool = False) -> str | None:
         why = cfc_why_not(unit)
         if why is not None:
             return why
-    if mixed_memory:  # the LSTM's threadgroup arrays: 4 * (12 H + I) bytes more
-        I, H, widths = _sizes(cell)
-        need = _tg_bytes(I, H, widths) + 4 * (12 * H + I)
-        if need > TG_MEMORY_LIMIT:
-            return f"mixed memory at H={H} needs {need} bytes of threadgroup memory (limit {TG_MEMORY_LIMIT})"
+    if mixed_memory:  # the LSTM's threadgroup arrays come on top
+        return cfc_why_not(cell, mixed_memory=True)
     return None
 
 

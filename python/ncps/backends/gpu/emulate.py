@@ -97,6 +97,7 @@ int main(int argc, char** argv) {{
     std::ofstream f(dir + "/out_" + std::to_string(k) + ".bin", std::ios::binary);
     f.write(reinterpret_cast<const char*>(outs[k].data()), outs[k].size() * sizeof(float));
   }}
+  std::ofstream(dir + "/tg_bytes.txt") << ncps_emu::tg_bytes_declared << "\\n";
   return 0;
 }}
 """
@@ -138,10 +139,13 @@ def run(
     template: dict,
     groups: int,
     flags: Sequence[str] | None = None,
+    tg_bytes: int | None = None,
 ) -> tuple[list[np.ndarray], subprocess.CompletedProcess]:
     """Run ``spec`` on ``groups`` threadgroups of ``template["NT"]`` threads. Outputs start at
     zero. Returns the outputs (float32) and the finished process (its stderr holds TSan reports).
-    ``flags`` default to those of :func:`configured`."""
+    ``flags`` default to those of :func:`configured`. ``tg_bytes``: the threadgroup memory the
+    launch layer computed (CUDA's dynamic shared memory); a body that declares another amount
+    raises RuntimeError, so every emulated launch checks that count."""
     flags = _options["flags"] if flags is None else flags
     if len(inputs) != len(spec.inputs):
         raise ValueError(f"{spec.name}: expected {len(spec.inputs)} inputs, got {len(inputs)}")
@@ -162,4 +166,9 @@ def run(
             np.fromfile(os.path.join(d, f"out_{k}.bin"), dtype=np.float32).reshape(s)
             for k, s in enumerate(output_shapes)
         ]
+        declared = int(Path(d, "tg_bytes.txt").read_text())
+    if tg_bytes is not None and groups > 0 and declared != tg_bytes:
+        raise RuntimeError(
+            f"{spec.name}: the body declares {declared} bytes of threadgroup memory, the launch computed {tg_bytes}"
+        )
     return outs, proc

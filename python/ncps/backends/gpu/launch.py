@@ -10,9 +10,56 @@ import numpy as np
 
 from ._source import BACKENDS, KernelSpec, assemble
 
-# Static threadgroup memory a kernel may use: Metal guarantees 32 KiB; CUDA's static __shared__
-# limit is 48 KiB. The smaller bound keeps one launch plan valid on both.
+# Threadgroup memory a kernel may use. Metal: static threadgroup arrays, 32 KiB guaranteed. CUDA:
+# the arrays come from dynamic shared memory (mx.fast.cuda_kernel's shared_memory=), up to the
+# device's opt-in maximum per block (cudaDevAttrMaxSharedMemoryPerBlockOptin), by compute capability.
 TG_MEMORY_LIMIT = 32 * 1024
+CUDA_SHARED_OPTIN = {(7, 0): 98304, (7, 5): 65536, (8, 0): 166912, (8, 6): 101376, (8, 7): 166912, (8, 9): 101376}
+CUDA_SHARED_OPTIN |= {(9, 0): 232448, (10, 0): 232448, (10, 3): 232448, (12, 0): 101376, (12, 1): 101376}
+CUDA_SHARED_DEFAULT = 48 * 1024  # a device not in the table: the limit without opt-in
+# The "emulate" back-end stands in for CUDA on an H100 / H200 (sm_90), so tests cover the large-N layout.
+EMULATE_SHARED = CUDA_SHARED_OPTIN[(9, 0)]
+# Threads per group: ptxas gives the kernels 48-134 registers per thread (sm_80 / sm_90, no launch
+# bounds) and may use up to 255; CUDA has 65536 registers per block, so 256 threads always fit
+# (255 x 256 = 65280) and 512 need not (134 x 512 = 68608).
+MAX_THREADS = 256
+# Indices in the kernel bodies are 32-bit ints: every array a kernel touches must have fewer elements.
+INDEX_LIMIT = 2**31
+
+
+def tg_memory_limit(backend: str | None, stream=None) -> int:
+    """Bytes of threadgroup memory one group may use on ``backend`` (``None``: Metal's 32 KiB, the
+    bound of a plan made without knowing the device)."""
+    if backend == "cuda":
+        device = stream.device if isinstance(stream, mx.Stream) else stream
+        info = mx.device_info(device if isinstance(device, (mx.Device, mx.DeviceType)) else None)
+        cc = (int(info.get("compute_capability_major", 0)), int(info.get("compute_capability_minor", 0)))
+        return CUDA_SHARED_OPTIN.get(cc, CUDA_SHARED_DEFAULT)
+    if backend == "emulate":
+        return EMULATE_SHARED
+    return TG_MEMORY_LIMIT
+
+
+def check_threads(op: str, threads: int) -> int:
+    """``threads`` as an int in ``1..MAX_THREADS``, else a ValueError naming the bound."""
+    nt = int(threads)
+    if not 1 <= nt <= MAX_THREADS:
+        raise ValueError(
+            f"{op}: threads must be in 1..{MAX_THREADS} (one group's threads; above {MAX_THREADS} a CUDA block "
+            f"of up to 255 registers per thread can exceed the 65536 registers of a block), got {threads}"
+        )
+    return nt
+
+
+def check_index_range(op: str, sizes: dict) -> None:
+    """Raise ValueError when an array the kernels index (``sizes``: name -> element count) has
+    ``2**31`` elements or more: the bodies index with 32-bit ints. Checked before any launch."""
+    name, n = max(sizes.items(), key=lambda kv: kv[1])
+    if n >= INDEX_LIMIT:
+        raise ValueError(
+            f"{op}: the kernels index with 32-bit ints, but {name} would have {n} elements (>= 2**31); "
+            "split the batch or the sequence into smaller calls"
+        )
 
 
 def default_backend(stream=None) -> str | None:
@@ -50,8 +97,9 @@ def resolve_backend(backend: str | None, stream=None) -> str:
 
 
 @cache
-def mlx_kernel(spec: KernelSpec, backend: str):
-    """The ``mx.fast`` kernel object of ``spec`` (built once per back-end)."""
+def mlx_kernel(spec: KernelSpec, backend: str, shared_memory: int = 0):
+    """The ``mx.fast`` kernel object of ``spec`` (built once per back-end and, on CUDA, per dynamic
+    shared memory size)."""
     source, header = assemble(spec, backend)
     names = spec.input_names
     if backend == "metal":
@@ -59,7 +107,12 @@ def mlx_kernel(spec: KernelSpec, backend: str):
             name=spec.name, input_names=names, output_names=list(spec.outputs), source=source, header=header
         )
     return mx.fast.cuda_kernel(
-        name=spec.name, input_names=names, output_names=list(spec.outputs), source=source, header=header
+        name=spec.name,
+        input_names=names,
+        output_names=list(spec.outputs),
+        source=source,
+        header=header,
+        shared_memory=int(shared_memory),
     )
 
 
@@ -73,18 +126,25 @@ def launch(
     zero_init: bool = False,
     stream=None,
     verbose: bool = False,
+    tg_bytes: int | None = None,
 ) -> list[mx.array]:
     """Run ``spec`` on ``groups`` threadgroups of ``template["NT"]`` threads; float32 outputs.
 
-    ``zero_init`` starts the outputs at zero (the emulation always does)."""
+    ``zero_init`` starts the outputs at zero (the emulation always does). ``tg_bytes``: the
+    threadgroup memory the body declares (CUDA: the dynamic shared memory requested; the emulation
+    checks it against the body)."""
     nt = int(template["NT"])
     if backend == "emulate":
         from . import emulate
 
         host = [np.array(a) for a in inputs]
-        outs, _ = emulate.run(spec, host, output_shapes, template, groups)
+        outs, _ = emulate.run(spec, host, output_shapes, template, groups, tg_bytes=tg_bytes)
         return [mx.array(o) for o in outs]
-    kernel = mlx_kernel(spec, backend)
+    if backend == "cuda" and not tg_bytes:
+        raise ValueError(
+            f"{spec.name}: a CUDA launch needs tg_bytes (its threadgroup arrays are dynamic shared memory)"
+        )
+    kernel = mlx_kernel(spec, backend, int(tg_bytes) if backend == "cuda" else 0)
     kwargs = dict(init_value=0.0) if zero_init else {}
     return kernel(
         inputs=list(inputs),

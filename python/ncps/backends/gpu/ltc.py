@@ -22,7 +22,7 @@ import numpy as np
 
 from ..ltc_args import LSTM_PARAMS, SOLVER_PARAMS, check_array, check_lstm_weights, check_ltc_args, lstm_params
 from ._source import KernelSpec
-from .launch import TG_MEMORY_LIMIT, launch, resolve_backend
+from .launch import check_index_range, check_threads, default_backend, launch, resolve_backend, tg_memory_limit
 
 __all__ = ["LTCSynapsePlan", "ltc_synapse_plan", "ltc_sequence_gpu", "ltc_threads", "LTC_FORWARD", "LTC_BACKWARD"]
 
@@ -140,9 +140,23 @@ def ltc_threads(N: int, I: int) -> int:
 
 
 def _tg_bytes(N: int, I: int, K: int, NT: int, F: int = 0) -> int:
-    """Threadgroup memory of the backward kernel (the larger of the two); ``F > 0``: with the
-    mixed-memory LSTM reading ``F`` features."""
-    return 4 * ((K + 1) * N + K * N + I + 8 * N + NT + (F + 11 * N if F else 0))
+    """Threadgroup memory the backward kernel declares (the larger of the two), in the order of its
+    TG_ARRAYs: vs (K+1)N, dd KN, xs I, 7 arrays of N, red NT, then the LSTM's us F, vp N, hlv N,
+    lg 4N, dg 4N, gc N (one float each without mixed memory, ``F = 0``)."""
+    return 4 * ((K + 1) * N + K * N + I + 7 * N + NT + (F + 11 * N if F else 6))
+
+
+def _tg_bytes_forward(N: int, I: int, F: int = 0) -> int:
+    """Threadgroup memory the forward kernel declares: v 2N, xs 2I, num_s N, den_s N, us F, cs N."""
+    return 4 * (4 * N + 2 * I + (F + N if F else 2))
+
+
+def _index_sizes(B: int, T: int, N: int, I: int, F: int, S: int, SS: int) -> dict:
+    """Element counts of the arrays the two kernels index (``F > 0``: mixed memory)."""
+    sizes = dict(x=B * T * I, states=B * T * N, recurrent_partials=B * S, sensory_partials=B * SS, w=N * N)
+    if F:
+        sizes |= dict(lstm_input=B * T * F, g_gates=B * T * 4 * N, input_w=4 * N * F, recurrent_w=4 * N * N)
+    return sizes
 
 
 def _scatter(partial: mx.array, flat: mx.array, shape: tuple) -> mx.array:
@@ -187,8 +201,17 @@ def ltc_forward(run: LTCLaunch, arrays) -> tuple:
     placeholder without mixed memory)."""
     N, mix = run.template["N"], run.template["MIX"]
     shapes = [(run.B, run.T, N), (run.B, run.T, N) if mix else (1,)]
+    F = run.template["F"] if mix else 0
+    nbytes = _tg_bytes_forward(N, run.template["I"], F)
     outs = launch(
-        LTC_FORWARD, run.backend, _inputs(run, *_split(arrays)), shapes, run.template, run.B, stream=run.stream
+        LTC_FORWARD,
+        run.backend,
+        _inputs(run, *_split(arrays)),
+        shapes,
+        run.template,
+        run.B,
+        stream=run.stream,
+        tg_bytes=nbytes,
     )
     return tuple(outs)
 
@@ -221,7 +244,10 @@ def ltc_backward(run: LTCLaunch, primals, cotangents, outputs) -> tuple:
     S, SS = int(pl.rec_flat.size), int(pl.sens_flat.size)
     shapes = [(B, T, I), (B, N), (B, T), *[(B, SS)] * 4, *[(B, S)] * 4, (B, N), (B, N), (B, N)]
     shapes += [(B, T, F), (B, T, 4, N), (B, N)] if mix else [(1,)] * 3
-    outs = launch(LTC_BACKWARD, run.backend, ins, shapes, run.template, B, zero_init=True, stream=run.stream)
+    nbytes = _tg_bytes(N, I, run.template["K"], run.template["NT"], F if mix else 0)
+    outs = launch(
+        LTC_BACKWARD, run.backend, ins, shapes, run.template, B, zero_init=True, stream=run.stream, tg_bytes=nbytes
+    )
     g = dict(zip(_GRAD_OF, outs))
     grads = {"x": g["x"], "h0": g["h0"], "dt": g["dt"], "sensory_mask": mx.zeros((I, N)), "mask": mx.zeros((N, N))}
     for k in _SENSORY[:4]:
@@ -278,7 +304,9 @@ def ltc_sequence_gpu(
 
     Raises:
         ValueError: wrong shapes (the message names the argument and the expected shape), a plan
-            of another size, or a kernel that needs more threadgroup memory than the limit.
+            of another size, a kernel that needs more threadgroup memory than the back-end's limit
+            (Metal 32 KiB; CUDA the device's dynamic shared memory), ``threads`` outside
+            ``1..256``, or an array of ``2**31`` elements or more (32-bit indices).
         RuntimeError: no GPU back-end and no ``backend`` given.
     """
     op = "ltc_sequence_gpu"
@@ -289,16 +317,15 @@ def ltc_sequence_gpu(
         plan = ltc_synapse_plan(params)
     if (plan.N, plan.I) != (N, I):
         raise ValueError(f"{op}: plan is for (N, I) = ({plan.N}, {plan.I}), the arrays have ({N}, {I})")
-    NT = int(threads) if threads is not None else ltc_threads(N, I)
-    if NT < 1:
-        raise ValueError(f"{op}: threads must be positive, got {threads}")
+    NT = check_threads(op, threads if threads is not None else ltc_threads(N, I))
     mixed, F = _mixed_args(op, B, T, N, lstm_input, lstm, c0)
-    need = _tg_bytes(N, I, K, NT, F)
-    if need > TG_MEMORY_LIMIT:
+    need, limit = _tg_bytes(N, I, K, NT, F), tg_memory_limit(backend, stream)
+    if need > limit:
         raise ValueError(
             f"{op}: N={N}, I={I}, ode_unfolds={K}{f', F={F}' if F else ''} need {need} bytes of "
-            f"threadgroup memory, more than {TG_MEMORY_LIMIT}"
+            f"threadgroup memory, more than {limit} ({backend})"
         )
+    check_index_range(op, _index_sizes(B, T, N, I, F, int(plan.rec_flat.size), int(plan.sens_flat.size)))
     template = dict(N=N, I=I, K=K, F=max(F, 1), MIX=int(lstm is not None), NT=NT)
     run = LTCLaunch(backend, plan, template, B, T, float(epsilon), stream)
 
@@ -347,8 +374,11 @@ def why_not(cell, mixed_memory: bool = False) -> str | None:
     """None when the GPU kernels cover ``cell`` (an LTCCell), else why not."""
     N, I, K = cell.state_size, cell.sensory_size, cell.ode_unfolds
     need = _tg_bytes(N, I, K, ltc_threads(N, I), cell.input_size if mixed_memory else 0)
-    if need > TG_MEMORY_LIMIT:
-        return f"N={N}, I={I}, ode_unfolds={K} need {need} bytes of threadgroup memory (limit {TG_MEMORY_LIMIT})"
+    backend = default_backend()
+    limit = tg_memory_limit(backend)
+    if need > limit:
+        where = backend or "metal"
+        return f"N={N}, I={I}, ode_unfolds={K} need {need} bytes of threadgroup memory (limit {limit}, {where})"
     return None
 
 
