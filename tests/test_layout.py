@@ -137,3 +137,23 @@ def test_package_imports_itself_relatively():
                 names = [node.module or ""]
             absolute += [f"{path.relative_to(ROOT)}:{node.lineno}" for n in names if n.split(".")[0] == "ncps"]
     assert not absolute, f"absolute imports of ncps inside the package: {absolute}"
+
+
+def readme_layout_block() -> str:
+    text = (ROOT / "README.md").read_text()
+    start = text.index("## How the code is laid out")
+    return text[text.index("```\n", start) + 4 : text.index("```\n", text.index("```\n", start) + 4)]
+
+
+def test_readme_layout_names_every_part_of_the_tree():
+    """The README's layout block names every module and folder of the package, every folder of
+    csrc/, and every top-level folder and script: a part added or renamed without it fails here."""
+    block = readme_layout_block()
+    parts = [p for p in PACKAGE.iterdir() if p.name != "__pycache__" and not p.name.endswith(".so")]
+    parts += [p for p in (ROOT / "csrc").iterdir()] + [p for p in (ROOT / "scripts").iterdir()]
+    parts += [
+        p for p in ROOT.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name not in ("build", "dist")
+    ]
+    words = {p.name if p.is_file() else p.name + "/" for p in parts}
+    missing = sorted(w for w in words if w not in block)
+    assert not missing, f"README 'How the code is laid out' does not mention: {missing}"
