@@ -328,6 +328,83 @@ def test_training_section_tiny(tmp_path):
     assert "| ncps.mini_keras Sequential.fit | loss, accuracy |" in stdout
 
 
+def test_accuracy_xor_recipe_learns(tmp_path):
+    """The accuracy section's bit-stream XOR (--quick: strings of 2-9 bits, 2048 of them, 8 epochs)
+    leaves chance with our package: a panel with both curves at chance would say nothing."""
+    sys.path.insert(0, str(REPO))
+    import numpy as np
+    from benchmarks import accuracy
+    from benchmarks.common.recipe import train_ours
+
+    cfg = accuracy.AccuracyConfig.make(quick=True, tiny=False)
+    data = accuracy.xor_task(cfg)
+    (job,) = accuracy.task_jobs(cfg, "xor", data, tmp_path)[:1]
+    run = train_ours(job, data, np.load(job["order"]))
+    base = accuracy.baseline("classification", data)
+    assert abs(base - 0.5) < 0.05 and run["epochs"][-1]["metric"] >= 0.8, run["epochs"]
+
+
+def test_accuracy_table_shows_the_paper_and_no_chance_panels():
+    sys.path.insert(0, str(REPO))
+    from benchmarks import accuracy
+
+    def stats(mean):
+        return {
+            "status": "ok",
+            "seeds": 1,
+            "finals": [mean],
+            "mean": mean,
+            "sd": 0.0,
+            "train_s": 1.0,
+            "curve": [(1.0, mean)],
+        }
+
+    def task(name):
+        return {
+            "name": name,
+            "status": "ok",
+            "source": "s",
+            "kind": "classification",
+            "metric": "accuracy",
+            "n_train": 8,
+            "n_test": 8,
+            "length": 9,
+            "features": 2,
+            "outputs": 2,
+            "baseline": 0.5,
+        }
+
+    sec = {
+        "config": accuracy.AccuracyConfig.make(True, False).public(),
+        "recipe": accuracy.AccuracyConfig().recipe(),
+        "datasets": [task("xor"), task("BasicMotions")],
+        "summary": [
+            {
+                "dataset": "xor",
+                "layer": "CfC",
+                "metric": "accuracy",
+                "ncps": stats(0.97),
+                "official": stats(0.96),
+                "same_loss_epochs": 2,
+            },
+            {
+                "dataset": "BasicMotions",
+                "layer": "CfC",
+                "metric": "accuracy",
+                "ncps": stats(0.5),
+                "official": stats(0.51),
+                "same_loss_epochs": 2,
+            },
+        ],  # fmt: skip
+    }
+    lines = accuracy.markdown(sec, {})
+    (xor_row,) = [line for line in lines if line.startswith("| xor |")]
+    assert xor_row.endswith(f"| {accuracy.PAPER['xor']} |") and "99.42 ± 0.42 %" in xor_row
+    assert any(line.startswith("| BasicMotions |") and line.endswith("| — |") for line in lines)
+    assert any("BasicMotions CfC: neither package learns" in line for line in lines)
+    assert len(accuracy.panels(sec, {})) == 1  # the chance-level pair gets no panel
+
+
 def test_accuracy_without_aeon_skips_with_a_note(monkeypatch):
     sys.path.insert(0, str(REPO))
     from benchmarks import accuracy
