@@ -6,6 +6,7 @@ our package too."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 
@@ -34,3 +35,45 @@ def build_layer(lib: Any, layer: str, n_in: int, units: Any, kw: dict) -> Any:
     if layer == "WiredCfCCell":
         return lib.WiredCfCCell(n_in, units, **kw)
     raise ValueError(f"unknown layer {layer!r}")
+
+
+def serve(jobs: list[dict], prepare: Callable[[dict], tuple[Callable[[], Any], dict]], info: dict) -> None:
+    """Time prepared jobs on demand, for the interleaved rounds of :class:`benchmarks.oracle.PeerSession`.
+
+    Each line on stdin is ``{"ids": [...], "policy": {...}}`` (one round): every named job is
+    prepared once, at its first round (``prepare(job) -> (call, extra)``: build the model, compile
+    it, ``extra`` such as ``compile_s`` joins its results), then timed with :func:`timing.measure`
+    under ``policy``; the answer is one JSON line ``{**info, "results": {id: measurement}}``. The
+    answers go to the original stdout; anything else written to stdout (by a library, at any
+    level) goes to stderr, so it cannot corrupt the protocol. EOF ends the loop."""
+    import json
+    import os
+    import sys
+
+    import timing
+
+    answers = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)  # stdout -> stderr for everything but the answers
+    sys.stdout = sys.stderr
+    by_id = {job["id"]: job for job in jobs}
+    prepared: dict[str, Any] = {}
+    for line in sys.stdin:
+        request = json.loads(line)
+        policy = timing.Policy.from_dict(request.get("policy", {}))
+        results = {}
+        for job_id in request["ids"]:
+            try:
+                if job_id not in prepared:
+                    prepared[job_id] = prepare(by_id[job_id])
+                if isinstance(prepared[job_id], dict):  # its preparation failed in an earlier round
+                    results[job_id] = prepared[job_id]
+                else:
+                    call, extra = prepared[job_id]
+                    results[job_id] = dict(timing.measure(call, policy), **extra)
+            except Exception as exc:  # one broken job must not lose the others
+                results[job_id] = timing.failure("error", exc)
+                prepared.setdefault(job_id, results[job_id])
+            r = results[job_id]
+            print(f"[serve] {job_id}: {r.get('median_s', r.get('reason'))}", file=sys.stderr, flush=True)
+        answers.write(json.dumps({**info, "results": results}) + "\n")
+        answers.flush()

@@ -7,6 +7,7 @@ package imports as ``ncps``); JAX and Keras come from the peers directory ``.pee
 ``scripts/bootstrap.sh``; a benchmark dependency only). Usage::
 
     KERAS_BACKEND=jax python official_keras.py jobs.json results.json
+    KERAS_BACKEND=jax python official_keras.py jobs.json --serve   # rounds on demand
 
 The jobs are those of ``official_torch.py`` (same spec dicts, same :mod:`timing` policy). What is
 timed (float32, CPU, after a warm-up call that includes the XLA compilation, whose time is
@@ -42,7 +43,7 @@ import numpy as np
 import ncps  # the official package, thanks to the bootstrap
 import ncps.keras as nk
 import timing
-from official_common import official_units
+from official_common import official_units, serve
 
 
 def build(job):
@@ -140,29 +141,36 @@ def make_call(job):
     raise ValueError(f"unknown pass {kind!r}")
 
 
+def prepare(job):
+    """``(call, {"compile_s"})``: the job's timed call after the first call, which compiles."""
+    call = make_call(job)
+    t0 = time.perf_counter()
+    call()  # the first call compiles
+    return call, {"compile_s": time.perf_counter() - t0}
+
+
 def main(jobs_path: str, out_path: str) -> None:
+    """Time every job once (``out_path`` a file), or serve rounds on stdin (``out_path`` is
+    ``--serve``: :func:`official_common.serve`)."""
     spec = json.loads(Path(jobs_path).read_text())
+    info = {
+        "peer_version": f"keras {keras.__version__} + jax {jax.__version__} (jit)",
+        "threads": int(spec.get("threads", 2)),
+        "ncps_file": ncps.__file__,
+    }
+    if out_path == "--serve":
+        serve(spec["jobs"], prepare, info)
+        return
     results = {}
     for job in spec["jobs"]:
         try:
-            call = make_call(job)
-            t0 = time.perf_counter()
-            call()  # the first call compiles
-            compile_s = time.perf_counter() - t0
-            results[job["id"]] = dict(
-                timing.measure(call, timing.Policy.from_dict(job.get("policy", {}))), compile_s=compile_s
-            )
+            call, extra = prepare(job)
+            results[job["id"]] = dict(timing.measure(call, timing.Policy.from_dict(job.get("policy", {}))), **extra)
         except Exception as exc:  # one broken job must not lose the others
             results[job["id"]] = timing.failure("error", exc)
         r = results[job["id"]]
         print(f"[keras-jax] {job['id']}: {r.get('median_s', r.get('reason'))}", file=sys.stderr, flush=True)
-    out = {
-        "peer_version": f"keras {keras.__version__} + jax {jax.__version__} (jit)",
-        "threads": int(spec.get("threads", 2)),
-        "ncps_file": ncps.__file__,
-        "results": results,
-    }
-    Path(out_path).write_text(json.dumps(out))
+    Path(out_path).write_text(json.dumps({**info, "results": results}))
 
 
 if __name__ == "__main__":

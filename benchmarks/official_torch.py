@@ -6,6 +6,7 @@ editable-install finder of our package and puts the oracle directory (``.oracle/
 ``sys.path`` (see ``oracle.py``, the one oracle runner). Usage::
 
     python official_torch.py jobs.json results.json
+    python official_torch.py jobs.json --serve     # rounds on demand (official_common.serve)
 
 ``jobs.json``: ``{"threads": 2, "jobs": [job, ...]}`` with each job
 
@@ -47,7 +48,7 @@ import torch
 import ncps  # the official package, thanks to the bootstrap
 import ncps.torch as nt
 import timing
-from official_common import build_layer, official_units
+from official_common import build_layer, official_units, serve
 
 
 def build(job):
@@ -110,21 +111,33 @@ def make_call(job, compiled: bool = False):
     raise ValueError(f"unknown pass {kind!r}")
 
 
+def prepare(job, compiled: bool = False):
+    """``(call, extra)``: the job's timed call, compiled by a first call under torch.compile
+    (``extra`` then holds its time, ``compile_s``)."""
+    call = make_call(job, compiled)
+    if not compiled:
+        return call, {}
+    t0 = time.perf_counter()
+    call()  # compiles
+    return call, {"compile_s": time.perf_counter() - t0}
+
+
 def main(jobs_path: str, out_path: str) -> None:
+    """Time every job once (``out_path`` a file), or serve rounds on stdin (``out_path`` is
+    ``--serve``: :func:`official_common.serve`, the interleaved rounds of the benchmark)."""
     spec = json.loads(Path(jobs_path).read_text())
     threads = int(spec.get("threads", 2))
     torch.set_num_threads(threads)
     compiled = bool(spec.get("compile", False))
+    info = {"torch_version": torch.__version__, "threads": torch.get_num_threads(), "ncps_file": ncps.__file__}
+    if out_path == "--serve":
+        serve(spec["jobs"], lambda job: prepare(job, compiled), info)
+        return
     results = {}
     for job in spec["jobs"]:
         try:
-            call = make_call(job, compiled)
-            t0 = time.perf_counter()
-            if compiled:
-                call()  # compiles
-            compile_s = time.perf_counter() - t0
-            result = timing.measure(call, timing.Policy.from_dict(job.get("policy", {})))
-            results[job["id"]] = dict(result, compile_s=compile_s) if compiled else result
+            call, extra = prepare(job, compiled)
+            results[job["id"]] = dict(timing.measure(call, timing.Policy.from_dict(job.get("policy", {}))), **extra)
         except Exception as exc:  # one broken job must not lose the others
             results[job["id"]] = timing.failure("error", exc)
         print(
@@ -132,13 +145,7 @@ def main(jobs_path: str, out_path: str) -> None:
             file=sys.stderr,
             flush=True,
         )
-    out = {
-        "torch_version": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "ncps_file": ncps.__file__,
-        "results": results,
-    }
-    Path(out_path).write_text(json.dumps(out))
+    Path(out_path).write_text(json.dumps({**info, "results": results}))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ first on ``sys.path``:
 - :func:`run_parity` runs ``official_parity.py`` on a spec (numerical parity: outputs, states,
   parameters and gradients of one official module, as an npz);
 - :func:`run_code` runs a snippet against the official package (wirings, interop checks);
+- :class:`PeerSession` keeps one of those scripts running and times its jobs round by round (the
+  interleaved peer comparisons of the benchmark);
 - :func:`run_jobs` runs ``official_torch.py`` (timing jobs of the benchmark), or with
   ``peer="keras-jax"`` ``official_keras.py``: the official ``ncps.keras`` on Keras 3 + JAX under
   ``jax.jit``, with JAX and Keras from the peers directory ``NCPS_PEERS_DIR`` (default
@@ -23,6 +25,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import select
 import subprocess
 import sys
 import tempfile
@@ -120,13 +123,30 @@ def torch_version() -> str | None:
         return None
 
 
+def pinned(cpus: int | None):
+    """A ``preexec_fn`` that pins the child process to the first ``cpus`` CPUs this process may
+    use (None: no pinning; a no-op where the OS has no affinity call). It is what bounds the
+    threads of a framework without a thread setting of its own (XLA's CPU client)."""
+    if cpus is None or not hasattr(os, "sched_setaffinity"):
+        return None
+    allowed = sorted(os.sched_getaffinity(0))[: max(1, cpus)]
+    return lambda: os.sched_setaffinity(0, allowed)
+
+
 def run_jobs(
-    jobs: list[dict], threads: int = 2, timeout: float = 1800, peer: str = "torch", script: Path | None = None
+    jobs: list[dict],
+    threads: int = 2,
+    timeout: float = 1800,
+    peer: str = "torch",
+    script: Path | None = None,
+    cpus: int | None = None,
 ) -> dict:
     """Run ``jobs`` in the official package's process, on ``peer``: "torch" (eager), "torch.compile"
     (each job's module under ``torch.compile``) or "keras-jax" (``official_keras.py``). The jobs
     are timing jobs (``official_torch.py``, the default ``script``) or training jobs
     (``accuracy_torch.py``), which share one protocol.
+
+    ``cpus`` pins the process to that many CPUs (:func:`pinned`; the thread-scaling section).
 
     Returns ``{"available": bool, "reason": str | None, "torch_version" | "peer_version",
     "threads", "results": {id: measurement}}``; never raises for a missing or failing oracle.
@@ -147,7 +167,9 @@ def run_jobs(
             script = KERAS_SCRIPT if peer == "keras-jax" else SCRIPT
         cmd = _command(str(script), str(jobs_path), str(out_path))
         try:
-            proc = subprocess.run(cmd, env=env, cwd=tmp, capture_output=True, text=True, timeout=timeout)
+            proc = subprocess.run(
+                cmd, env=env, cwd=tmp, capture_output=True, text=True, timeout=timeout, preexec_fn=pinned(cpus)
+            )
         except subprocess.TimeoutExpired:
             return {"available": False, "reason": f"official {peer} run timed out after {timeout:.0f} s", "results": {}}
         if proc.returncode != 0 or not out_path.is_file():
@@ -165,6 +187,94 @@ def run_jobs(
         return {"available": False, "reason": why, "results": {}}
     out.update(available=True, reason=None)
     return out
+
+
+class PeerSession:
+    """The official package on one ``peer`` kept running to time ``jobs`` round by round, so that
+    a benchmark can alternate its own measurements with the peer's (ours, peer, ours, peer ...)
+    without starting the process, importing the framework and compiling every model again.
+
+    ``measure(ids, policy)`` times the named jobs once under ``policy`` (each job is built and
+    compiled at its first round: :func:`official_common.serve`) and returns ``{"available",
+    "reason", <versions>, "results": {id: measurement}}`` like :func:`run_jobs`; after a failure
+    (the process died or a round ran past ``timeout``) every later round answers unavailable with
+    the reason. Use it as a context manager (``close`` ends the process)."""
+
+    def __init__(self, jobs: list[dict], threads: int = 2, peer: str = "torch", timeout: float = 1800) -> None:
+        if peer not in PEERS:
+            raise ValueError(f"peer must be one of {PEERS}, got {peer!r}")
+        self.peer, self.timeout = peer, timeout
+        self.reason: str | None = None
+        self._proc: subprocess.Popen | None = None
+        why = missing(peer)
+        if why is not None:
+            self.reason = f"{why} — {INSTALL_HINT}"
+            return
+        self._tmp = tempfile.TemporaryDirectory()
+        tmp = Path(self._tmp.name)
+        jobs_path = tmp / "jobs.json"
+        jobs_path.write_text(json.dumps({"threads": threads, "compile": peer == "torch.compile", "jobs": jobs}))
+        script = KERAS_SCRIPT if peer == "keras-jax" else SCRIPT
+        self._stderr = open(tmp / "stderr.txt", "w+")  # a file: a full pipe would block the peer
+        self._proc = subprocess.Popen(
+            _command(str(script), str(jobs_path), "--serve"),
+            env=_env(threads, peer),
+            cwd=tmp,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            text=True,
+        )
+
+    def _fail(self, reason: str) -> dict:
+        self._stderr.seek(0)
+        tail = self._stderr.read()[-4000:]
+        last = (tail.strip().splitlines() or [""])[-1]
+        self.reason = f"official {self.peer} run failed: {reason}" + (f" ({last})" if last else "")
+        self.close()
+        return {"available": False, "reason": self.reason, "stderr": tail, "results": {}}
+
+    def measure(self, ids: list[str], policy: dict) -> dict:
+        """One round: every job of ``ids`` timed once under ``policy`` (a :class:`timing.Policy` dict)."""
+        if self._proc is None:
+            return {"available": False, "reason": self.reason, "results": {}}
+        try:
+            self._proc.stdin.write(json.dumps({"ids": list(ids), "policy": policy}) + "\n")
+            self._proc.stdin.flush()
+        except OSError as exc:
+            return self._fail(f"{type(exc).__name__}: {exc}")
+        ready, _, _ = select.select([self._proc.stdout], [], [], self.timeout)
+        line = self._proc.stdout.readline() if ready else None
+        if line is None:
+            return self._fail(f"a round timed out after {self.timeout:.0f} s")
+        if not line:
+            return self._fail(f"the process ended (exit status {self._proc.wait()})")
+        out = json.loads(line)
+        ncps_file = str(out.get("ncps_file", ""))
+        if not ncps_file.startswith(str(oracle_dir())):
+            return self._fail(f"the subprocess imported {ncps_file}, not the official package")
+        out.update(available=True, reason=None)
+        return out
+
+    def close(self) -> None:
+        """End the process (EOF on its stdin, then a kill if it lingers) and remove its files."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        try:
+            proc.stdin.close()
+            proc.wait(timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            proc.kill()
+            proc.wait()
+        self._stderr.close()
+        self._tmp.cleanup()
+
+    def __enter__(self) -> PeerSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def run_code(code: str, timeout: float = 300) -> dict:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from benchmarks import accuracy, deploy, gpu, limits, memory, scaling, speed, streaming, training
+from benchmarks import accuracy, deploy, gpu, limits, memory, scaling, speed, streaming, threads, training
 from benchmarks.common.context import Section
 
 # In the order they run (``--section`` takes their names).
@@ -19,6 +19,7 @@ SECTIONS: tuple[Section, ...] = (
     speed.LTC,
     speed.CFC,
     scaling.SECTION,
+    threads.SECTION,
     memory.SECTION,
     streaming.SECTION,
     deploy.SECTION,
@@ -30,8 +31,32 @@ BY_NAME = {s.name: s for s in SECTIONS}
 NAMES = tuple(BY_NAME)
 # In the order they are shown (after the peer table); the chart shows the fraction of the
 # machine's limit (the limits section's panel) next to the models' panels.
-MARKDOWN_ORDER = ("limits", "ltc", "cfc", "scaling", "memory", "streaming", "deploy", "gpu", "accuracy", "training")
-PANEL_ORDER = ("ltc", "cfc", "limits", "scaling", "memory", "streaming", "deploy", "accuracy", "training", "gpu")
+MARKDOWN_ORDER = (
+    "limits",
+    "ltc",
+    "cfc",
+    "scaling",
+    "threads",
+    "memory",
+    "streaming",
+    "deploy",
+    "gpu",
+    "accuracy",
+    "training",
+)
+PANEL_ORDER = (
+    "ltc",
+    "cfc",
+    "limits",
+    "scaling",
+    "threads",
+    "memory",
+    "streaming",
+    "deploy",
+    "accuracy",
+    "training",
+    "gpu",
+)
 
 
 def _header(results: dict) -> list[str]:

@@ -19,8 +19,8 @@ whole recurrence; ``official_keras.py``, JAX and Keras from ``.peers/``) and ``t
 for minutes on 2 cores). A peer that is not installed is skipped with a note. The first table of
 the report puts them side by side, with the fraction of the machine's limit each fused row reaches.
 
-Sections (``--section limits,ltc,cfc,scaling,memory,streaming,deploy,accuracy,training,gpu``; all by default)
-------------------------------------------------------------------------------------------------------
+Sections (``--section limits,ltc,cfc,scaling,threads,memory,streaming,deploy,accuracy,training,gpu``; all by default)
+--------------------------------------------------------------------------------------------------------------
 ``limits``
     The machine's limits (``benchmarks/limits.py``): the GEMM rate (float32 2048² matmul, the best
     of numpy's BLAS, JAX's XLA and our ``csrc/common/gemm.h`` tiles) and the LTC synapse rate (the
@@ -38,6 +38,11 @@ Sections (``--section limits,ltc,cfc,scaling,memory,streaming,deploy,accuracy,tr
     AutoNCP(64, 8)), units (on FullyConnected(units)) and sparsity (on AutoNCP(128, 16, s)).
     The reference path costs seconds per call at 64 units; points with B·T·N² above a limit skip
     it (noted in the table). Its cost does not depend on the sparsity (the masks are dense).
+``threads``
+    Thread scaling: the fused forward and forward+backward of the dense CfC, the wired CfC and the
+    LTC on AutoNCP at batch 32 and 256 with 1 and 2 threads, each count in its own process pinned to
+    as many CPUs, beside the official package (Keras 3 + JAX in ``--quick``, also ``ncps.torch`` in
+    full runs) at the same counts (``benchmarks/threads.py``).
 ``memory``
     Peak MLX memory of one forward+backward, fused vs reference (target for LTC: fused ≤ ¼):
     ``mx.clear_cache()``, ``mx.reset_peak_memory()``, the call, ``mx.get_peak_memory()``
@@ -86,6 +91,12 @@ Methodology
   ``.backward()``. Our fused kernels use the same number of threads; MLX's own CPU ops (the
   reference path, ``mlx.nn`` baselines) run on one thread. Both sides are timed one after the
   other, never concurrently.
+- Every comparison with a peer (the ltc, cfc and streaming sections) runs interleaved: ours, peer,
+  ours, peer ... over ``RunConfig.rounds`` rounds (5 in full runs, 3 in ``--quick``), each side's
+  repetitions split over the rounds, each peer in one process kept between rounds
+  (``oracle.PeerSession``: no re-import, no recompilation). A ratio is the median of the rounds'
+  ratios of medians, shown with its range over the rounds, so a load that comes and goes weighs on
+  both sides and shows as spread instead of moving the ratio unseen.
 - Timings on a shared or loaded machine are noisy: the load average at start and end is recorded
   in the JSON, and the table carries a warning if the machine was busy. Multi-threaded torch
   suffers most (its OpenMP threads wait for each other at every small op): on this 2-core VM

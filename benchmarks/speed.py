@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import partial
 
 from benchmarks.common.chart import Panel, bars, scaled, short
-from benchmarks.common.context import Context, Section
+from benchmarks.common.context import Context, Section, describe
 from benchmarks.common.fmt import (
     IMPL_NAMES,
     PEER_COLUMNS,
@@ -18,15 +18,16 @@ from benchmarks.common.fmt import (
     fmt_fraction,
     fmt_rate,
     fmt_ratio,
+    fmt_spread,
     index,
     median,
-    min_cell,
-    minimum,
     num,
     ratio,
+    round_ratios,
+    spread,
     table,
 )
-from benchmarks.common.models import IMPLS, PASSES, cfc_specs, label, ltc_specs, spec
+from benchmarks.common.models import PASSES, build, cfc_specs, label, ltc_specs, sequence_call, sequence_input, spec
 from benchmarks.limits import fraction_of_limit, work
 
 
@@ -44,20 +45,35 @@ def baselines(ctx: Context) -> list[dict]:
 
 
 def model_comparison(ctx: Context, specs: list[dict]) -> list[dict]:
-    """fused / reference / every peer, forward and forward+backward, for each spec."""
-    cfg, rows, jobs = ctx.cfg, [], []
+    """fused / reference / every peer, forward and forward+backward, for each spec. The fused
+    calls and the peers' jobs are measured in interleaved rounds (:meth:`Context.interleaved`:
+    each ratio to a peer has its spread over the rounds); the reference, seconds per call and
+    compared with ours only, once."""
+    cfg, rows, jobs, ours = ctx.cfg, [], [], {}
+    x = sequence_input(cfg, cfg.batch, cfg.time)
+    for s in specs:
+        model = build(s)
+        for kind in PASSES:
+            job_id = f"{label(s)}|{kind}"
+            ours[job_id] = sequence_call(model, x, kind, "fused")
+            jobs.append({"id": job_id, **s, "batch": cfg.batch, "time": cfg.time, "pass": kind})
+    fused, peers = ctx.interleaved(ours, jobs, cfg.fast, cfg.official)
     for s in specs:
         for kind in PASSES:
-            for impl in IMPLS:
-                r = ctx.time_sequence(s, cfg.batch, cfg.time, kind, impl, cfg.fast if impl == "fused" else cfg.slow)
-                rows.append({"model": label(s), "spec": s, "pass": kind, "impl": impl, **r})
-            job = {"id": f"{label(s)}|{kind}", **s, "batch": cfg.batch, "time": cfg.time, "pass": kind}
-            jobs.append({**job, "policy": cfg.official.to_dict()})
-    for impl, results in ctx.peers(jobs).items():
+            job_id = f"{label(s)}|{kind}"
+            ctx.log(f"{label(s)} B={cfg.batch} T={cfg.time} {kind} fused: {describe(fused[job_id])}")
+            rows.append({"model": label(s), "spec": s, "pass": kind, "impl": "fused", **fused[job_id]})
+            ctx.remember(s, cfg.batch, cfg.time, kind, "fused", fused[job_id])
+            r = ctx.time_sequence(s, cfg.batch, cfg.time, kind, "reference", cfg.slow)
+            rows.append({"model": label(s), "spec": s, "pass": kind, "impl": "reference", **r})
+    for impl, results in peers.items():
         for job_id, r in results.items():
             model, kind = job_id.split("|")
             s = next(s for s in specs if label(s) == model)
-            rows.append({"model": model, "spec": s, "pass": kind, "impl": impl, **r})
+            # this peer's median ÷ ours in each round, and their median and range
+            ratios = round_ratios(r, fused[job_id])
+            row = {"model": model, "spec": s, "pass": kind, "impl": impl, **r}
+            rows.append({**row, "ratio_rounds": ratios, "ratio": spread(ratios)})
     for row in rows:  # the work of each timed call, for the fraction of the machine's limit
         if row["impl"] != "mlx.nn":
             row["work"] = work(row["spec"], cfg.batch, cfg.time, row["pass"])
@@ -117,7 +133,7 @@ def markdown(section: dict, results: dict, title: str) -> list[str]:
                     cell(ref, notes, "reference"),
                     cell(off, notes, "official"),
                     fmt_ratio(ratio(median(ref), median(f))),
-                    fmt_ratio(ratio(median(off), median(f))),
+                    fmt_spread(off, f),
                     fmt_ratio(ratio(median(off), median(ref))),
                 ]
             )
@@ -131,8 +147,9 @@ def markdown(section: dict, results: dict, title: str) -> list[str]:
 
 
 def _limits_caption(results: dict) -> list[str]:
-    """The machine's limits and the peers' versions, above the peer table."""
+    """The method, the machine's limits and the peers' versions, above the peer table."""
     limits, lim = results.get("limits") or {}, []
+    rounds = results.get("config", {}).get("rounds", "several")
     if limits.get("gemm_gflops"):
         lim.append(f"GEMM {num(limits['gemm_gflops'])} GFLOP/s ({limits.get('gemm_source')})")
     if limits.get("synapse_evals_per_s"):
@@ -147,8 +164,12 @@ def _limits_caption(results: dict) -> list[str]:
     lines = [
         "### Against the official package on every framework",
         "",
-        "Times are the **minimum** over timed calls (the least disturbed by other load; the sections below give "
-        "medians); ratios > 1× mean the peer is slower. The machine's limit: "
+        "Ours and each peer were measured in alternating rounds (ours, peer, ours, peer …, "
+        f"{rounds} rounds; the peers run in their own processes, kept between rounds). Times are "
+        "**median / min** over the timed calls of every round; a ratio is the median over the rounds of "
+        "each round's ratio of medians, with its range over the rounds in brackets (> 1× means the peer "
+        "is slower). The rate and the fraction of the machine's limit use the fastest fused call. "
+        "The machine's limit: "
         + ("; ".join(lim) if lim else "not measured (section `limits`)")
         + ". Work is counted as matmul FLOPs (CfC) or synapse evaluations (LTC); forward+backward as 3× the "
         "forward (see `benchmarks/limits.py`).",
@@ -172,9 +193,9 @@ def peer_table(results: dict) -> list[str]:
     for model in dict.fromkeys(r["model"] for r in rows if r["impl"] == "fused"):
         for kind in PASSES:
             f = idx.get((model, kind, "fused"))
-            cells = [model, kind, min_cell(f, notes, "fused")]
-            cells += [min_cell(idx.get((model, kind, impl)), notes, impl) for impl, _ in peers]
-            cells += [fmt_ratio(ratio(minimum(idx.get((model, kind, impl))), minimum(f))) for impl, _ in peers]
+            cells = [model, kind, cell(f, notes, "fused")]
+            cells += [cell(idx.get((model, kind, impl)), notes, impl) for impl, _ in peers]
+            cells += [fmt_spread(idx.get((model, kind, impl)), f) for impl, _ in peers]
             rate, frac = fraction_of_limit(f, limits)
             unit = (f or {}).get("work", {}).get("unit", "")
             cells += [fmt_rate(rate, unit), fmt_fraction(frac)]

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 from benchmarks.common.chart import Panel, bars, scaled, short
 from benchmarks.common.context import Context, Section, describe
-from benchmarks.common.fmt import IMPL_NAMES, PEER_COLUMNS, Notes, cell, fmt_ratio, median, ratio, table
+from benchmarks.common.fmt import IMPL_NAMES, PEER_COLUMNS, Notes, cell, fmt_spread, median, round_ratios, spread, table
 from benchmarks.common.models import build, label, spec, step_call, wiring
-from benchmarks.timing import guarded, measure
 
 HOW = ("eager", "mx.compile", "infer")  # our three ways of stepping
 
@@ -21,17 +20,25 @@ def compute(ctx: Context) -> dict:
         spec("WiredCfCCell", cfg.inputs, ncp),
         spec("LTCCell", cfg.inputs, ncp, ode_unfolds=cfg.ode_unfolds),
     ]
-    rows, jobs = [], []
+    # Our three ways and the peers' steps in interleaved rounds (Context.interleaved); the ratios
+    # to the peers are to cell.infer, per round.
+    rows, jobs, ours = [], [], {}
     for s in specs:
         for impl in HOW:
-            r = guarded(lambda s=s, impl=impl: measure(step_call(build(s), 1, impl), cfg.stream))
+            ours[f"{label(s)}|{impl}"] = step_call(build(s), 1, impl)
+        jobs.append({"id": label(s), **s, "batch": 1, "pass": "step"})
+    mine, peers = ctx.interleaved(ours, jobs, cfg.stream, cfg.stream)
+    for s in specs:
+        for impl in HOW:
+            r = mine[f"{label(s)}|{impl}"]
             ctx.log(f"streaming {label(s)} {impl}: {describe(r)}")
             rows.append({"model": label(s), "spec": s, "batch": 1, "impl": impl, **r})
-        jobs.append({"id": label(s), **s, "batch": 1, "pass": "step", "policy": cfg.stream.to_dict()})
-    for impl, results in ctx.peers(jobs).items():
+    for impl, results in peers.items():
         for job_id, r in results.items():
             s = next(s for s in specs if label(s) == job_id)
-            rows.append({"model": job_id, "spec": s, "batch": 1, "impl": impl, **r})
+            ratios = round_ratios(r, mine[f"{job_id}|infer"])
+            row = {"model": job_id, "spec": s, "batch": 1, "impl": impl, **r}
+            rows.append({**row, "ratio_rounds": ratios, "ratio": spread(ratios)})
     return {"batch": 1, "results": rows}
 
 
@@ -44,14 +51,15 @@ def markdown(section: dict, results: dict) -> list[str]:
         body.append(
             [model, *(cell(idx.get((model, i)), notes, i) for i in HOW)]
             + [cell(idx.get((model, impl)), notes, impl) for impl, _ in peers]
-            + [fmt_ratio(ratio(median(idx.get((model, impl))), median(idx.get((model, "infer"))))) for impl, _ in peers]
+            + [fmt_spread(idx.get((model, impl)), idx.get((model, "infer"))) for impl, _ in peers]
         )
     lines = [
         "### Streaming inference: one cell step, batch 1",
         "",
         "`out, h = cell(x, h); mx.eval(out, h)` (eager, or under `mx.compile`) and `out, h = cell.infer(x, h)` "
         "(computed immediately on the calling thread, no graph) vs the official cell under "
-        "`torch.no_grad()`.",
+        "`torch.no_grad()`, measured in alternating rounds; a ratio is the median over the rounds of each "
+        "round's ratio, with its range in brackets.",
         "",
     ]
     header = ["cell", "ncps eager", "ncps mx.compile", "ncps cell.infer"] + [IMPL_NAMES[impl] for impl, _ in peers]

@@ -122,3 +122,27 @@ def run_each(jobs: list, fn: Callable[[dict], dict], tag: str, describe: Callabl
             flush=True,
         )
     return results
+
+
+def per_round(policy: Policy, rounds: int) -> Policy:
+    """The share of ``policy`` one of ``rounds`` interleaved rounds gets: its repetitions and
+    budget split over the rounds (at least two timed calls and its warm-up in every round)."""
+    rounds = max(1, rounds)
+    return Policy(
+        warmup=policy.warmup, reps=max(2, -(-policy.reps // rounds)), min_reps=1, budget_s=policy.budget_s / rounds
+    )
+
+
+def merge_rounds(rounds: list[dict]) -> dict:
+    """One result from the measurements of the same call in interleaved rounds: the timed calls
+    of every round pooled (median, minimum, count) and ``rounds``, each round's own ``median_s``,
+    ``min_s`` and ``reps`` (the spread of a ratio comes from them). Any round that did not run
+    makes the whole entry that round's failure (first one)."""
+    failed = next((r for r in rounds if r.get("status") != "ok"), None)
+    if failed is not None or not rounds:
+        return dict(failed or {"status": "error", "reason": "no rounds"})
+    times = [t for r in rounds for t in r["times_s"]]
+    out = {k: v for k, v in rounds[0].items() if k not in ("times_s", "warmup_s")}  # e.g. compile_s
+    out.update(summarize(times), status="ok")
+    out["rounds"] = [{"median_s": r["median_s"], "min_s": r["min_s"], "reps": r["reps"]} for r in rounds]
+    return out

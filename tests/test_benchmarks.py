@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -62,6 +63,44 @@ def _check_timing(r: dict) -> None:
         assert r["reason"]
 
 
+def _check_interleaved(rows: list[dict], rounds: int) -> None:
+    """Ours and every peer that ran have one entry per interleaved round, pooled into the result;
+    each peer row has its per-round ratios to ours and their median and range."""
+    assert rounds >= 3
+    for r in rows:
+        if r["status"] != "ok" or r["impl"] in ("reference", "mlx.nn"):
+            continue
+        assert len(r["rounds"]) == rounds, r
+        assert sum(x["reps"] for x in r["rounds"]) == r["reps"]
+        assert r["min_s"] == min(x["min_s"] for x in r["rounds"])
+        if r["impl"] in ("official", "keras-jax", "torch.compile"):
+            same = [o for o in rows if o["model"] == r["model"] and o.get("pass") == r.get("pass")]
+            ours = next(o for o in same if o["impl"] in ("fused", "infer"))
+            if ours["status"] == "ok":
+                assert len(r["ratio_rounds"]) == rounds
+                for got, a, b in zip(r["ratio_rounds"], r["rounds"], ours["rounds"]):
+                    assert got == pytest.approx(a["median_s"] / b["median_s"])
+                assert r["ratio"]["min"] <= r["ratio"]["median"] <= r["ratio"]["max"] and r["ratio"]["rounds"] == rounds
+
+
+def test_round_merging_and_spread():
+    """The pooling of interleaved rounds and the ratio cell with its range (pure functions)."""
+    sys.path.insert(0, str(REPO))
+    from benchmarks.common.fmt import fmt_spread, round_ratios, spread
+    from benchmarks.timing import Policy, merge_rounds, per_round, summarize
+
+    a = merge_rounds([dict(summarize([1.0, 3.0]), status="ok"), dict(summarize([2.0, 2.0]), status="ok")])
+    assert a["reps"] == 4 and a["median_s"] == 2.0 and a["min_s"] == 1.0
+    assert a["rounds"] == [{"median_s": 2.0, "min_s": 1.0, "reps": 2}, {"median_s": 2.0, "min_s": 2.0, "reps": 2}]
+    b = merge_rounds([dict(summarize([4.0]), status="ok"), dict(summarize([8.0]), status="ok")])
+    assert round_ratios(b, a) == [2.0, 4.0]
+    assert spread([2.0, 4.0, 3.0]) == {"median": 3.0, "min": 2.0, "max": 4.0, "rounds": 3}
+    assert fmt_spread(b, a) == "3.00× (2.00–4.00×)"
+    failed = merge_rounds([dict(summarize([1.0]), status="ok"), {"status": "error", "reason": "boom"}])
+    assert failed == {"status": "error", "reason": "boom"} and fmt_spread(failed, a) == "—"
+    assert per_round(Policy(warmup=2, reps=10, min_reps=3, budget_s=6.0), 5) == Policy(2, 2, 1, 1.2)
+
+
 def test_benchmark_writes_json_table_and_chart(tmp_path):
     results, stdout, out = run_bench(tmp_path, "ltc,scaling,memory")
 
@@ -88,6 +127,7 @@ def test_benchmark_writes_json_table_and_chart(tmp_path):
     assert baselines == {f"mlx.nn.LSTM(16, {units})", f"mlx.nn.GRU(16, {units})"}
     for r in ltc["results"]:
         _check_timing(r)
+    _check_interleaved(ltc["results"], results["config"]["rounds"])
     # the reference path exists for every configuration
     assert all(r["status"] == "ok" for r in ltc["results"] if r["impl"] == "reference")
 
@@ -120,7 +160,9 @@ def test_benchmark_without_official_package(tmp_path):
     for r in rows:
         _check_timing(r)
         if r["impl"] in ("official", "keras-jax"):  # the Keras peer runs the official package too
-            assert r["status"] == "n/a"
+            assert r["status"] == "n/a" and r["ratio_rounds"] == [] and r["ratio"] is None
+        else:  # ours still run in rounds
+            assert r["status"] == "ok" and len(r["rounds"]) == results["config"]["rounds"]
     assert "not installed — run scripts/bootstrap.sh" in stdout
     assert (out / "t.png").read_bytes()[:8] == PNG_MAGIC
 
@@ -142,6 +184,7 @@ def test_peers_and_machine_limits(tmp_path):
         assert all(r["status"] == "ok" and r["compile_s"] > 0 for r in keras), keras
     else:
         assert all(r["status"] == "n/a" and "bootstrap" in r["reason"] for r in keras)
+    _check_interleaved(rows, results["config"]["rounds"])
     fused = [r for r in rows if r["impl"] == "fused"]
     assert all(r["work"]["unit"] == "GFLOP" and r["work"]["amount"] > 0 for r in fused)
     by_pass = {(r["model"], r["pass"]): r["work"]["amount"] for r in fused}
@@ -150,6 +193,29 @@ def test_peers_and_machine_limits(tmp_path):
             assert amount == pytest.approx(3 * by_pass[(model, "forward")])
     assert "### Against the official package on every framework" in stdout
     assert "| Keras 3 + JAX ÷ fused |" in stdout and "of the machine's limit |" in stdout
+    assert "alternating rounds" in stdout
+    if results["peers"]["keras-jax"]["available"]:  # a ratio cell with its range over the rounds
+        assert re.search(r"\| \d[\d.]*× \(\d[\d.]*–\d[\d.]*×\) \|", stdout), stdout
+    assert (out / "t.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_thread_scaling_section(tmp_path):
+    """Ours at 1 and 2 threads (each in its own pinned process) for every model, batch and pass,
+    the speed-ups and the table (a one-CPU machine reports 1 thread only)."""
+    results, stdout, out = run_bench(tmp_path, "threads")
+    sec, cfg = results["sections"]["threads"], results["config"]
+    assert sec["threads"] == [n for n in (1, 2) if n <= results["machine"]["cores_available"]]
+    rows = sec["results"]
+    fused = [r for r in rows if r["impl"] == "fused"]
+    models = {r["model"] for r in fused}
+    assert len(models) == 3 and {r["batch"] for r in fused} == set(cfg["thread_batches"])
+    assert len(fused) == 3 * len(cfg["thread_batches"]) * 2 * len(sec["threads"])
+    for r in rows:
+        _check_timing(r)
+    assert all(r["status"] == "ok" for r in fused)
+    assert "### Thread scaling" in stdout and "| model | batch | pass | ncps fused, 1 thread |" in stdout
+    if len(sec["threads"]) == 2:
+        assert "ncps fused: 1 ÷ 2 threads |" in stdout
     assert (out / "t.png").read_bytes()[:8] == PNG_MAGIC
 
 
@@ -260,6 +326,83 @@ def test_training_section_tiny(tmp_path):
     assert "| front | per-batch metrics | time per epoch | samples/s |" in stdout
     assert "| part | per step (median / min) | share |" in stdout
     assert "| ncps.mini_keras Sequential.fit | loss, accuracy |" in stdout
+
+
+def test_accuracy_xor_recipe_learns(tmp_path):
+    """The accuracy section's bit-stream XOR (--quick: strings of 2-9 bits, 2048 of them, 8 epochs)
+    leaves chance with our package: a panel with both curves at chance would say nothing."""
+    sys.path.insert(0, str(REPO))
+    import numpy as np
+    from benchmarks import accuracy
+    from benchmarks.common.recipe import train_ours
+
+    cfg = accuracy.AccuracyConfig.make(quick=True, tiny=False)
+    data = accuracy.xor_task(cfg)
+    (job,) = accuracy.task_jobs(cfg, "xor", data, tmp_path)[:1]
+    run = train_ours(job, data, np.load(job["order"]))
+    base = accuracy.baseline("classification", data)
+    assert abs(base - 0.5) < 0.05 and run["epochs"][-1]["metric"] >= 0.8, run["epochs"]
+
+
+def test_accuracy_table_shows_the_paper_and_no_chance_panels():
+    sys.path.insert(0, str(REPO))
+    from benchmarks import accuracy
+
+    def stats(mean):
+        return {
+            "status": "ok",
+            "seeds": 1,
+            "finals": [mean],
+            "mean": mean,
+            "sd": 0.0,
+            "train_s": 1.0,
+            "curve": [(1.0, mean)],
+        }
+
+    def task(name):
+        return {
+            "name": name,
+            "status": "ok",
+            "source": "s",
+            "kind": "classification",
+            "metric": "accuracy",
+            "n_train": 8,
+            "n_test": 8,
+            "length": 9,
+            "features": 2,
+            "outputs": 2,
+            "baseline": 0.5,
+        }
+
+    sec = {
+        "config": accuracy.AccuracyConfig.make(True, False).public(),
+        "recipe": accuracy.AccuracyConfig().recipe(),
+        "datasets": [task("xor"), task("BasicMotions")],
+        "summary": [
+            {
+                "dataset": "xor",
+                "layer": "CfC",
+                "metric": "accuracy",
+                "ncps": stats(0.97),
+                "official": stats(0.96),
+                "same_loss_epochs": 2,
+            },
+            {
+                "dataset": "BasicMotions",
+                "layer": "CfC",
+                "metric": "accuracy",
+                "ncps": stats(0.5),
+                "official": stats(0.51),
+                "same_loss_epochs": 2,
+            },
+        ],  # fmt: skip
+    }
+    lines = accuracy.markdown(sec, {})
+    (xor_row,) = [line for line in lines if line.startswith("| xor |")]
+    assert xor_row.endswith(f"| {accuracy.PAPER['xor']} |") and "99.42 ± 0.42 %" in xor_row
+    assert any(line.startswith("| BasicMotions |") and line.endswith("| — |") for line in lines)
+    assert any("BasicMotions CfC: neither package learns" in line for line in lines)
+    assert len(accuracy.panels(sec, {})) == 1  # the chance-level pair gets no panel
 
 
 def test_accuracy_without_aeon_skips_with_a_note(monkeypatch):

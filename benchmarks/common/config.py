@@ -47,7 +47,7 @@ _TINY_POLICY = Policy(warmup=1, reps=2, min_reps=1, budget_s=0.2)
 
 @dataclass
 class RunConfig(Config):
-    """Every size and repetition count of the timing sections (ltc, cfc, scaling, memory,
+    """Every size and repetition count of the timing sections (ltc, cfc, scaling, threads, memory,
     streaming, limits, gpu); the accuracy and training sections' own configurations ride along."""
 
     batch: int = 32
@@ -73,6 +73,12 @@ class RunConfig(Config):
     reference_work_limit: float = 32 * 200 * 64**2
     threads: int = 2  # torch threads of the official run (set from --torch-threads / the cores)
     peers: tuple = ("official", "keras-jax", "torch.compile")  # from --peers
+    # interleaved rounds of every comparison with a peer (ours, peer, ours, peer ...); each side's
+    # policy is split over them (timing.per_round), and each ratio's spread is over them
+    rounds: int = 5
+    # thread scaling (section threads): batches, and the peers timed at each thread count too
+    thread_batches: tuple = (32, 256)
+    thread_peers: tuple = ("official", "keras-jax")
     gemm_n: int = 2048  # the machine-limit GEMM (numpy, XLA)
     limit_seconds: float = 2.0  # time per machine-limit probe
     # repetition policies
@@ -100,6 +106,8 @@ class RunConfig(Config):
         "scan_slow": Policy(warmup=1, reps=1, min_reps=1, budget_s=1.0),
         "stream": Policy(warmup=10, reps=300, min_reps=30, budget_s=0.5),
         "limit_seconds": 0.5,
+        "rounds": 3,
+        "thread_peers": ("keras-jax",),
         # torch.compile's inductor compiles for minutes on a 2-core machine: full runs only
         # (or --peers official,keras-jax,torch.compile)
         "peers": ("official", "keras-jax"),
@@ -128,6 +136,9 @@ class RunConfig(Config):
         "stream": Policy(warmup=3, reps=20, min_reps=5, budget_s=0.1),
         "gemm_n": 256,
         "limit_seconds": 0.05,
+        "rounds": 3,
+        "thread_batches": (2, 4),
+        "thread_peers": (),
     }
 
     def shape(self) -> dict:

@@ -21,7 +21,7 @@ from benchmarks.common.chart import Panel
 from benchmarks.common.config import RunConfig
 from benchmarks.common.fmt import fmt_time
 from benchmarks.common.models import build, label, sequence_call, sequence_input
-from benchmarks.timing import Policy, guarded, measure
+from benchmarks.timing import Policy, guarded, measure, merge_rounds, per_round
 
 # The official package on each framework: impl name in the results -> oracle.run_jobs(peer=...)
 PEER_IMPLS = {"official": "torch", "torch.compile": "torch.compile", "keras-jax": "keras-jax"}
@@ -68,9 +68,17 @@ class Context:
         self.limits: dict = {}  # filled by the limits section
 
     # -- measurements of our side -----------------------------------------------------------
+    @staticmethod
+    def _key(s: dict, batch: int, T: int, kind: str, impl: str) -> str:
+        return json.dumps([s, batch, T, kind, impl], sort_keys=True)
+
+    def remember(self, s: dict, batch: int, T: int, kind: str, impl: str, result: dict) -> None:
+        """Keep a measurement made elsewhere (the interleaved rounds) for :meth:`time_sequence`."""
+        self._cache.setdefault(self._key(s, batch, T, kind, impl), result)
+
     def time_sequence(self, s: dict, batch: int, T: int, kind: str, impl: str, policy: Policy) -> dict:
         """The timing of one sequence call of the model ``s`` (cached)."""
-        key = json.dumps([s, batch, T, kind, impl], sort_keys=True)  # the first policy's result is reused
+        key = self._key(s, batch, T, kind, impl)  # the first policy's result is reused
         if key in self._cache:
             return dict(self._cache[key], cached=True)
 
@@ -126,14 +134,74 @@ class Context:
         if not out["available"]:
             self.log(f"official {impl} failed: {out['reason']}\n{out.get('stderr', '')}")
             return {j["id"]: {"status": "error", "reason": out["reason"]} for j in jobs}
-        if impl == "official":
-            self.official_info.update(torch_version=out.get("torch_version"), torch_threads=out.get("threads"))
-        else:
-            info.update(version=out.get("peer_version") or f"torch {out.get('torch_version')} (torch.compile)")
+        self._note_peer(impl, out)
         results = out["results"]
         for j in jobs:
             self.log(f"{impl} {j['id']}: {describe(results.get(j['id'], {}))}")
         return {j["id"]: results.get(j["id"], {"status": "error", "reason": "no result"}) for j in jobs}
+
+    def interleaved(
+        self, ours: dict[str, Callable[[], None]], jobs: list[dict], policy: Policy, peer_policy: Policy
+    ) -> tuple[dict[str, dict], dict[str, dict[str, dict]]]:
+        """Our calls and every peer's jobs measured in alternating rounds: ``cfg.rounds`` times
+        (ours, then each peer in turn), each side under its policy split over the rounds
+        (:func:`benchmarks.timing.per_round`). A load that comes and goes then weighs on both
+        sides of a ratio, and the rounds give its spread (:func:`benchmarks.timing.merge_rounds`).
+
+        ``ours``: ``{key: call}`` (each call synchronised); ``jobs``: the peers' jobs (their
+        ``policy`` is replaced by each round's). Returns ``({key: result}, {impl: {job id:
+        result}})``; every result has ``rounds`` when it ran."""
+        rounds = max(1, self.cfg.rounds)
+        mine, theirs = per_round(policy, rounds).to_dict(), per_round(peer_policy, rounds)
+        ids = [j["id"] for j in jobs]
+        ours_rounds: dict[str, list[dict]] = {k: [] for k in ours}
+        peer_rounds: dict[str, dict[str, list[dict]]] = {impl: {i: [] for i in ids} for impl in self.cfg.peers}
+        sessions: dict[str, oracle.PeerSession | dict] = {}
+        for impl in self.cfg.peers:
+            info = self.official_info if impl == "official" else self.peer_info[impl]
+            if not ids:
+                sessions[impl] = {}
+            elif not (info["available"] and self.official_info["available"]):
+                sessions[impl] = {"status": "n/a", "reason": info["reason"] or self.official_info["reason"]}
+            else:
+                self.log(f"official ncps on {impl}: {len(jobs)} jobs in a subprocess, {rounds} rounds ...")
+                sessions[impl] = oracle.PeerSession(jobs, threads=self.cfg.threads, peer=PEER_IMPLS[impl])
+        try:
+            for r in range(rounds):
+                for key, call in ours.items():
+                    ours_rounds[key].append(guarded(lambda call=call: measure(call, Policy.from_dict(mine))))
+                for impl, session in sessions.items():
+                    if not isinstance(session, oracle.PeerSession):
+                        for i in ids:
+                            peer_rounds[impl][i].append(session)
+                        continue
+                    out = session.measure(ids, theirs.to_dict())
+                    self._note_peer(impl, out)
+                    for i in ids:
+                        fallback = {"status": "error", "reason": out.get("reason") or "no result"}
+                        peer_rounds[impl][i].append(out["results"].get(i, fallback))
+                self.log(f"round {r + 1}/{rounds} done")
+        finally:
+            for session in sessions.values():
+                if isinstance(session, oracle.PeerSession):
+                    session.close()
+        merged_ours = {k: merge_rounds(v) for k, v in ours_rounds.items()}
+        merged_peers = {impl: {i: merge_rounds(v) for i, v in by_id.items()} for impl, by_id in peer_rounds.items()}
+        for impl, by_id in merged_peers.items():
+            for i, res in by_id.items():
+                self.log(f"{impl} {i}: {describe(res)}")
+        return merged_ours, merged_peers
+
+    def _note_peer(self, impl: str, out: dict) -> None:
+        """What a peer's run says of itself (versions, threads) into ``official_info`` / ``peer_info``."""
+        if not out.get("available"):
+            self.log(f"official {impl} failed: {out.get('reason')}\n{out.get('stderr', '')}")
+            return
+        if impl == "official":
+            self.official_info.update(torch_version=out.get("torch_version"), torch_threads=out.get("threads"))
+        else:
+            version = out.get("peer_version") or f"torch {out.get('torch_version')} (torch.compile)"
+            self.peer_info[impl].update(version=version)
 
     def peers(self, jobs: list[dict]) -> dict[str, dict[str, dict]]:
         """``{impl: {job id: result}}`` for every peer of this run (the official package on torch,

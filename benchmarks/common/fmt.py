@@ -1,8 +1,10 @@
 """Numbers and markdown tables, one way for every section.
 
 Cells of the timing tables read ``median / min`` (both in the median's unit); ratios are of the
-medians. An entry that did not run shows ``n/a`` (no fused kernel, official package absent),
-``skipped`` (too slow for this run) or ``error``, with the reason listed under its table.
+medians; a ratio to a peer of the official package is the median over interleaved rounds of each
+round's ratio, with its range over the rounds (:func:`fmt_spread`). An entry that did not run
+shows ``n/a`` (no fused kernel, official package absent), ``skipped`` (too slow for this run) or
+``error``, with the reason listed under its table.
 """
 
 from __future__ import annotations
@@ -96,6 +98,40 @@ def minimum(r: dict | None) -> float | None:
 
 def ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b not in (None, 0) else None
+
+
+def round_ratios(a: dict | None, b: dict | None) -> list[float]:
+    """``a``'s median ÷ ``b``'s median in each interleaved round (paired by index: the rounds
+    alternate the two, :meth:`benchmarks.common.context.Context.interleaved`); empty when either
+    did not run or has no rounds."""
+    if not (ok(a) and ok(b)):
+        return []
+    ra, rb = a.get("rounds") or [], b.get("rounds") or []
+    if len(ra) != len(rb):
+        return []
+    return [x["median_s"] / y["median_s"] for x, y in zip(ra, rb) if y["median_s"] > 0]
+
+
+def spread(ratios: list[float]) -> dict | None:
+    """``{"median", "min", "max", "rounds"}`` of per-round ratios, None without any."""
+    if not ratios:
+        return None
+    ordered = sorted(ratios)
+    mid = len(ordered) // 2
+    med = ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+    return {"median": med, "min": ordered[0], "max": ordered[-1], "rounds": len(ordered)}
+
+
+def fmt_spread(a: dict | None, b: dict | None) -> str:
+    """``2.41× (2.30–2.52)``: the median over the interleaved rounds of ``a`` ÷ ``b`` (each
+    round's medians) and its range over the rounds; the ratio of the pooled medians where there
+    are no rounds."""
+    s = spread(round_ratios(a, b))
+    if s is None:
+        return fmt_ratio(ratio(median(a), median(b)))
+    if s["rounds"] == 1:
+        return fmt_ratio(s["median"])
+    return f"{fmt_ratio(s['median'])} ({fmt_ratio(s['min'])[:-1]}–{fmt_ratio(s['max'])})"
 
 
 class Notes:

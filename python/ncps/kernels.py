@@ -214,6 +214,18 @@ def _kernel_name(cell: Any, mixed_memory: bool) -> str:
     return kernel.kernel_name(mixed_memory) if kernel is not None else type(cell).__name__
 
 
+_CPU_PLANS: dict = {}
+
+
+def _cpu_plan(kernel: Any) -> Plan:
+    """``Plan("cpu", kernel)`` on the call's own stream, built once per hook module (a frozen
+    dataclass costs about a microsecond to build, at every layer call and cell step)."""
+    cached = _CPU_PLANS.get(kernel)
+    if cached is None:
+        cached = _CPU_PLANS[kernel] = Plan("cpu", kernel)
+    return cached
+
+
 def plan(cell: Any, *, mixed_memory: bool = False, stream: None | mx.Stream | mx.Device = None) -> Plan:
     """Decide how a call of ``cell`` (a step, or a layer's sequence) runs on ``stream``'s device.
 
@@ -233,7 +245,7 @@ def plan(cell: Any, *, mixed_memory: bool = False, stream: None | mx.Stream | mx
     backend, why_not = _backend_for(device)
     if device == mx.cpu:
         if cpu_why is None:
-            return Plan("cpu", cell.fused, stream=stream)
+            return _cpu_plan(cell.fused) if stream is None else Plan("cpu", cell.fused, stream=stream)
         why_not = cpu_why
     else:
         if backend is not None:

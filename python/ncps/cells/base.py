@@ -120,6 +120,7 @@ class Cell(nn.Module):
         this cell's arrays): a copy prepares its own at its first :meth:`infer`."""
         state = dict(vars(self))
         state.pop("_prepared", None)
+        state.pop("_constraint_memo", None)  # LTCCell's kept constraint values, likewise
         return state
 
     def infer(self, x: mx.array, state: mx.array | None = None, ts: Timespan = 1.0):

@@ -108,6 +108,16 @@ def ltc_sequence(x: mx.array, h0: mx.array, dt: mx.array, p: dict, ode_unfolds: 
     return mx.stack(states, axis=1)
 
 
+class _Memo:
+    """Values computed from ``sources`` (a tuple of arrays), None until computed."""
+
+    __slots__ = ("sources", "values")
+
+    def __init__(self, sources: tuple):
+        self.sources = sources
+        self.values: tuple | None = None
+
+
 class LTCCell(WiredSizes, Cell):
     """A liquid time-constant cell on a wiring: ``cell(x, state, ts=1.0) -> (output, new_state)``.
 
@@ -196,37 +206,71 @@ class LTCCell(WiredSizes, Cell):
     def _positive(self, z: mx.array) -> mx.array:
         return nn.softplus(z) if self.implicit_param_constraints else z
 
+    def _constrained(self) -> tuple:
+        """``sensory_w, w, cm, gleak`` through :meth:`_positive`.
+
+        With implicit constraints the softplus of these ~N² + I·N elements is most of an eager
+        call at B 1, T 1 (MLX's CPU ``exp`` is scalar: ~120 µs of ~220 µs for AutoNCP(64, 8)), so
+        the evaluated results are kept while the four parameters stay the same objects (MLX arrays
+        are immutable: an optimizer step, ``update``, ``load_weights`` or ``set_dtype`` replaces
+        them; see :func:`ncps.backends.cpu.streaming.module_edges`). They are kept from the second
+        call on the same objects, evaluated then: a training step, whose parameters are new
+        tracers at every call, never pays for the extra evaluation, and inside ``mx.compile`` or
+        ``vmap`` (where evaluating raises) nothing is kept. Inside ``mx.grad`` the kept arrays are
+        the tracers' own softplus, so gradients flow through them as through the lazy ones."""
+        raw = (self["sensory_w"], self["w"], self["cm"], self["gleak"])  # Module is a dict
+        if not self.implicit_param_constraints:
+            return raw
+        memo = self.__dict__.get("_constraint_memo")
+        if memo is not None and all(a is b for a, b in zip(memo.sources, raw)):
+            if memo.values is not None:
+                return memo.values
+            values = tuple(nn.softplus(a) for a in raw)
+            try:
+                mx.eval(values)
+            except ValueError:  # inside mx.compile or vmap: keep nothing
+                return values
+            memo.values = values
+            return values
+        # Holding the sources keeps their ids from being reused by other arrays.
+        object.__setattr__(self, "_constraint_memo", _Memo(raw))
+        return tuple(nn.softplus(a) for a in raw)
+
     def solver_params(self) -> dict:
         """The effective solver parameters (constraints applied, masks attached)."""
+        sensory_w, w, cm, gleak = self._constrained()
+        get = self.get  # the arrays without nn.Module.__getattr__ (a Python call per name)
         return {
-            "sensory_w": self._positive(self.sensory_w),
-            "sensory_sigma": self.sensory_sigma,
-            "sensory_mu": self.sensory_mu,
-            "sensory_erev": self.sensory_erev,
-            "sensory_mask": self.sensory_sparsity_mask,
-            "w": self._positive(self.w),
-            "sigma": self.sigma,
-            "mu": self.mu,
-            "erev": self.erev,
-            "mask": self.sparsity_mask,
-            "cm": self._positive(self.cm),
-            "gleak": self._positive(self.gleak),
-            "vleak": self.vleak,
+            "sensory_w": sensory_w,
+            "sensory_sigma": get("sensory_sigma"),
+            "sensory_mu": get("sensory_mu"),
+            "sensory_erev": get("sensory_erev"),
+            "sensory_mask": get("sensory_sparsity_mask"),
+            "w": w,
+            "sigma": get("sigma"),
+            "mu": get("mu"),
+            "erev": get("erev"),
+            "mask": get("sparsity_mask"),
+            "cm": cm,
+            "gleak": gleak,
+            "vleak": get("vleak"),
         }
 
     def map_inputs(self, x: mx.array) -> mx.array:
-        if self.input_mapping in ("affine", "linear"):
-            x = x * self.input_w
-        if self.input_mapping == "affine":
-            x = x + self.input_b
+        mapping = self.input_mapping
+        if mapping in ("affine", "linear"):
+            x = x * self["input_w"]
+        if mapping == "affine":
+            x = x + self["input_b"]
         return x
 
     def map_outputs(self, v: mx.array) -> mx.array:
-        y = v[..., : self.motor_size]
-        if self.output_mapping in ("affine", "linear"):
-            y = y * self.output_w
-        if self.output_mapping == "affine":
-            y = y + self.output_b
+        y = v[..., : self._wiring.output_dim]
+        mapping = self.output_mapping
+        if mapping in ("affine", "linear"):
+            y = y * self["output_w"]
+        if mapping == "affine":
+            y = y + self["output_b"]
         return y
 
     def step(self, x: mx.array, v: mx.array, ts: float | mx.array) -> mx.array:

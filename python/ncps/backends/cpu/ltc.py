@@ -228,12 +228,17 @@ def sequence(
     args = (cell.solver_params(), cell.ode_unfolds, cell.epsilon)
     # The reference's dtype: its arithmetic promotes x, the state and the parameters together
     # (the primitive alone returns x's dtype).
-    dtype = (mx.zeros((), x.dtype) + mx.zeros((), h0.dtype) + mx.zeros((), args[0]["cm"].dtype)).dtype
+    dtype = mx.result_type(x, h0, args[0]["cm"])
     if lstm is None:
-        return _plain(cell.map_inputs(x), h0, dt, *args, stream=stream).astype(dtype), None
+        return _cast(_plain(cell.map_inputs(x), h0, dt, *args, stream=stream), dtype), None
     c0 = mx.zeros_like(h0) if c0 is None else c0
     states, cells = _mixed(cell.map_inputs(x), h0, c0, dt, args[0], x, lstm_params(lstm), *args[1:], stream=stream)
-    return states.astype(dtype), cells.astype(dtype)
+    return _cast(states, dtype), _cast(cells, dtype)
+
+
+def _cast(a: mx.array, dtype: mx.Dtype) -> mx.array:
+    """``a`` as ``dtype``, without a graph node when it already is."""
+    return a if a.dtype == dtype else a.astype(dtype)
 
 
 def step(
