@@ -32,6 +32,11 @@ NB_MODULE(_ext, m) {
       },
       "fn"_a, "x"_a, "lanes"_a,
       "Tests only: the kernels' SIMD exp / exp2 / sigmoid / sigmoid_log2 / tanh on a list of floats.");
+  nb::class_<ncps::common::ArrayToken>(m, "ArrayToken",
+                                       "Whether an mx.array still has the descriptor it had when taken "
+                                       "(an in-place update swaps it): ArrayToken(a).same(a).")
+      .def(nb::init<const mx::array&>(), "array"_a)
+      .def("same", &ncps::common::ArrayToken::same, "array"_a);
   m.def(
       "cfc_modes",
       [] { return std::vector<std::string>(std::begin(ncps::cfc::kModeNames), std::end(ncps::cfc::kModeNames)); },

@@ -105,6 +105,19 @@ class ParamGuard {
   bool cleared_ = false;
 };
 
+// Whether an mx.array still has the descriptor it had when the token was taken: an in-place
+// update (`w[...] = v`) keeps the Python object but swaps its descriptor. The token holds the
+// descriptor, so its id cannot be reused by a later one while the token lives; it holds no
+// Python object (no reference cycle through the cell that keeps it).
+class ArrayToken {
+ public:
+  explicit ArrayToken(const mx::array& a) : held_(a) {}
+  bool same(const mx::array& a) const { return a.id() == held_.id(); }
+
+ private:
+  mx::array held_;
+};
+
 // Per-thread scratch of a step call: gathered copies of strided arguments, and dt. (Plain floats:
 // no MLX object outlives a call in thread-local storage.)
 struct StepScratch {

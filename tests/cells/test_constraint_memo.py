@@ -48,6 +48,28 @@ def test_kept_values_follow_replaced_parameters(mode):
         assert not np.allclose(np.array(layer(X)[0]), np.array(changed), atol=1e-4)
 
 
+@pytest.mark.parametrize("mode", ["auto", "reference"])
+def test_kept_values_follow_in_place_updates(mode):
+    """``w[...] = v`` keeps the array object and swaps its descriptor: the kept values must not
+    survive it (the prepared streaming step's guard sees it the same way)."""
+    layer = _layer()
+    with kernels.use(mode):
+        for _ in range(3):
+            mx.eval(layer(X))
+        cell = layer.rnn_cell
+        assert cell.__dict__["_constraint_memo"].values is not None
+        w = cell.w
+        cell.w[...] = cell.w + 0.5
+        assert cell.w is w
+        expected = _fresh_output(layer, X)
+        assert np.allclose(np.array(layer(X)[0]), np.array(expected), atol=1e-6)
+        cell.sensory_w += 0.25
+        expected = _fresh_output(layer, X)
+        assert np.allclose(np.array(layer(X)[0]), np.array(expected), atol=1e-6)
+        x0, h0 = X[:, 0], mx.zeros((3, cell.state_size))
+        assert np.allclose(np.array(cell.infer(x0, h0)[1]), np.array(cell(x0, h0)[1]), atol=1e-6)
+
+
 def test_training_steps_use_the_updated_parameters():
     layer = _layer()
     w0 = layer.rnn_cell.w

@@ -33,7 +33,7 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
-from .. import _checks
+from .. import _checks, kernels
 from .._aliases import official_names
 from ..backends.cpu import ltc as cpu_ltc
 from ..backends.gpu import ltc as gpu_ltc
@@ -109,13 +109,19 @@ def ltc_sequence(x: mx.array, h0: mx.array, dt: mx.array, p: dict, ode_unfolds: 
 
 
 class _Memo:
-    """Values computed from ``sources`` (a tuple of arrays), None until computed."""
+    """Values computed from ``sources`` (a tuple of arrays), None until computed. ``tokens`` (the
+    extension's ``ArrayToken``) tell an in-place update of a source (``w[...] = v`` keeps the
+    object but swaps its descriptor) from the array it was."""
 
-    __slots__ = ("sources", "values")
+    __slots__ = ("sources", "tokens", "values")
 
-    def __init__(self, sources: tuple):
+    def __init__(self, sources: tuple, tokens: tuple):
         self.sources = sources
+        self.tokens = tokens
         self.values: tuple | None = None
+
+    def holds(self, raw: tuple) -> bool:
+        return all(a is b and t.same(b) for a, b, t in zip(self.sources, raw, self.tokens))
 
 
 class LTCCell(WiredSizes, Cell):
@@ -211,9 +217,10 @@ class LTCCell(WiredSizes, Cell):
 
         With implicit constraints the softplus of these ~N² + I·N elements is most of an eager
         call at B 1, T 1 (MLX's CPU ``exp`` is scalar: ~120 µs of ~220 µs for AutoNCP(64, 8)), so
-        the evaluated results are kept while the four parameters stay the same objects (MLX arrays
-        are immutable: an optimizer step, ``update``, ``load_weights`` or ``set_dtype`` replaces
-        them; see :func:`ncps.backends.cpu.streaming.module_edges`). They are kept from the second
+        the evaluated results are kept while the four parameters stay the same arrays: the same
+        objects (an optimizer step, ``update``, ``load_weights`` or ``set_dtype`` replaces them) with
+        the same descriptors (an in-place ``w[...] = v`` swaps it), as the prepared streaming step
+        checks them (``ArrayToken``, ``ParamGuard`` in csrc/common/stream_step.h). They are kept from the second
         call on the same objects, evaluated then: a training step, whose parameters are new
         tracers at every call, never pays for the extra evaluation, and inside ``mx.compile`` or
         ``vmap`` (where evaluating raises) nothing is kept. Inside ``mx.grad`` the kept arrays are
@@ -221,8 +228,11 @@ class LTCCell(WiredSizes, Cell):
         raw = (self["sensory_w"], self["w"], self["cm"], self["gleak"])  # Module is a dict
         if not self.implicit_param_constraints:
             return raw
+        token = getattr(kernels._ext, "ArrayToken", None)  # None without the extension: no memo
+        if token is None:
+            return tuple(nn.softplus(a) for a in raw)
         memo = self.__dict__.get("_constraint_memo")
-        if memo is not None and all(a is b for a, b in zip(memo.sources, raw)):
+        if memo is not None and memo.holds(raw):
             if memo.values is not None:
                 return memo.values
             values = tuple(nn.softplus(a) for a in raw)
@@ -233,7 +243,7 @@ class LTCCell(WiredSizes, Cell):
             memo.values = values
             return values
         # Holding the sources keeps their ids from being reused by other arrays.
-        object.__setattr__(self, "_constraint_memo", _Memo(raw))
+        object.__setattr__(self, "_constraint_memo", _Memo(raw, tuple(token(a) for a in raw)))
         return tuple(nn.softplus(a) for a in raw)
 
     def solver_params(self) -> dict:
