@@ -1,6 +1,10 @@
 """The ``scaling`` section: the fused forward of a sparse AutoNCP against a dense wiring of the
 same size (target: sparse ≤ ½ dense), then the fused (and, where affordable, reference) forward
-over T, batch, units and sparsity, with the growth exponents of time and peak memory."""
+over T, batch, units and sparsity, with the growth exponents of time and peak memory; and the
+cost per row-step (one batch row, one time step) of every model family (dense, wired and
+mixed-memory CfC, LTC), forward and forward+backward, over B at the run's T and over T at a
+fixed B, drawn against B·T so that a cliff (issue 28: the dense CfC's doubled once B·T passed
+~14 000) shows as a step."""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ import math
 from benchmarks.common.chart import COLORS, Panel, bars, log_y, no_data, scaled, short
 from benchmarks.common.context import Context, Section
 from benchmarks.common.fmt import IMPL_NAMES, Notes, cell, fmt_bytes, fmt_ratio, median, ratio, table
-from benchmarks.common.models import label, spec, units_count, wiring
+from benchmarks.common.models import PASSES, cfc_specs, label, ltc_specs, spec, units_count, wiring
 
 SWEEPS = ("time", "batch", "units", "sparse units", "sparsity")
 TITLES = {
@@ -66,6 +70,83 @@ def scan_point(ctx: Context, sweep: str, value: float, s: dict, B: int, T: int) 
     return row
 
 
+def families(cfg) -> list[tuple[str, dict]]:
+    """``(family, spec)`` of the row-step sweep: the run's dense and wired CfC, the dense one with
+    mixed memory, and the headline LTC."""
+    dense, wired = cfc_specs(cfg)
+    mixed = dict(dense, kwargs={**dense["kwargs"], "mixed_memory": True})
+    return [("dense CfC", dense), ("wired CfC", wired), ("mixed CfC", mixed), ("LTC", ltc_specs(cfg)[0])]
+
+
+def row_step_points(cfg) -> list[tuple[str, int, int]]:
+    """``(sweep, B, T)``: B over ``scan_row_steps[0]`` at the run's T, then T over
+    ``scan_row_steps[1]`` at B = ``scan_row_steps[2]``."""
+    batches, times, batch = cfg.scan_row_steps
+    return [("batch", B, cfg.time) for B in batches] + [("time", batch, T) for T in times]
+
+
+def ns_per_row_step(r: dict | None, key: str, rows: int) -> float | None:
+    """``r[key]`` (seconds per call) in nanoseconds per row-step, None without a timing."""
+    if not r or r.get("status") != "ok" or r.get(key) is None:
+        return None
+    return r[key] / rows * 1e9
+
+
+def row_steps(ctx: Context) -> list[dict]:
+    """The fused path of every family and pass at every point (the minimum is the figure: the
+    least disturbed call; the median rides along)."""
+    cfg = ctx.cfg
+    out = []
+    for family, s in families(cfg):
+        for kind in PASSES:
+            for sweep, B, T in row_step_points(cfg):
+                r = ctx.time_sequence(s, B, T, kind, "fused", cfg.scan_fast)
+                out.append(
+                    {
+                        "family": family,
+                        "model": label(s),
+                        "spec": s,
+                        "sweep": sweep,
+                        "batch": B,
+                        "time": T,
+                        "row_steps": B * T,
+                        "pass": kind,
+                        "fused": r,
+                        "ns_per_row_step": ns_per_row_step(r, "min_s", B * T),
+                        "ns_per_row_step_median": ns_per_row_step(r, "median_s", B * T),
+                    }
+                )
+    return out
+
+
+def flatness(rows: list[dict]) -> list[dict]:
+    """Per family and pass, over the points with at least 1/16 of the largest B·T (where the fixed
+    cost of a call no longer shows): the best and worst ns per row-step and their ratio, the
+    height of any cliff."""
+    out = []
+    for family in dict.fromkeys(r["family"] for r in rows):
+        for kind in PASSES:
+            pts = [r for r in rows if r["family"] == family and r["pass"] == kind]
+            big = max((r["row_steps"] for r in pts), default=0)
+            timed = [r for r in pts if r["row_steps"] * 16 >= big and r["ns_per_row_step"] is not None]
+            if not timed:
+                continue
+            best = min(timed, key=lambda r: r["ns_per_row_step"])
+            worst = max(timed, key=lambda r: r["ns_per_row_step"])
+            out.append(
+                {
+                    "family": family,
+                    "pass": kind,
+                    "best_ns": best["ns_per_row_step"],
+                    "best_at": [best["batch"], best["time"]],
+                    "worst_ns": worst["ns_per_row_step"],
+                    "worst_at": [worst["batch"], worst["time"]],
+                    "worst_over_best": worst["ns_per_row_step"] / best["ns_per_row_step"],
+                }
+            )
+    return out
+
+
 def compute(ctx: Context) -> dict:
     cfg = ctx.cfg
     kw = {"ode_unfolds": cfg.ode_unfolds}
@@ -77,12 +158,15 @@ def compute(ctx: Context) -> dict:
         r = ctx.time_sequence(s, cfg.batch, cfg.time, "forward", "fused", cfg.fast)
         sparse_vs_dense.append({"model": label(s), "spec": s, "pass": "forward", "impl": "fused", **r})
     scan = [scan_point(ctx, *p) for p in points(ctx)]
+    per_row_step = row_steps(ctx)
     return {
         "shape": cfg.shape(),
         "sparse_vs_dense": sparse_vs_dense,
         "target_sparse_over_dense": 0.5,
         "scan": scan,
         "growth": growth(scan),
+        "row_steps": per_row_step,
+        "row_step_flatness": flatness(per_row_step),
     }
 
 
@@ -137,6 +221,50 @@ def _scan_row(p: dict, notes: Notes) -> list[str]:
     ]
 
 
+def _ns(v: float | None) -> str:
+    return "—" if v is None else f"{v:.0f}"
+
+
+def _row_step_tables(rows: list[dict], flat: list[dict]) -> list[str]:
+    lines = [
+        "",
+        "#### Cost per row-step (fused, ns per batch row per time step, minimum of the repetitions)",
+        "",
+        "A flat row is the goal: a step up along B·T means a size where every row-step got dearer.",
+    ]
+    for sweep, what, key in (("batch", "B", "batch"), ("time", "T", "time")):
+        pts = [r for r in rows if r["sweep"] == sweep]
+        if not pts:
+            continue
+        values = list(dict.fromkeys(r[key] for r in pts))
+        fixed = f"T {pts[0]['time']}" if sweep == "batch" else f"B {pts[0]['batch']}"
+        header = ["family", "pass", *[f"{what} {v}" for v in values]]
+        body = []
+        for family in dict.fromkeys(r["family"] for r in pts):
+            for kind in PASSES:
+                by = {r[key]: r for r in pts if r["family"] == family and r["pass"] == kind}
+                body.append([family, kind, *[_ns(by[v]["ns_per_row_step"]) if v in by else "—" for v in values]])
+        lines += ["", f"Over {what} at {fixed}:", ""] + table(header, body)
+    if flat:
+        lines += ["", "Worst over best per row-step (points with at least 1/16 of the largest B·T):", ""]
+        lines += table(
+            ["family", "pass", "best ns", "at B×T", "worst ns", "at B×T", "worst ÷ best"],
+            [
+                [
+                    f["family"],
+                    f["pass"],
+                    _ns(f["best_ns"]),
+                    "×".join(map(str, f["best_at"])),
+                    _ns(f["worst_ns"]),
+                    "×".join(map(str, f["worst_at"])),
+                    fmt_ratio(f["worst_over_best"]),
+                ]
+                for f in flat
+            ],
+        )
+    return lines
+
+
 def markdown(section: dict, results: dict) -> list[str]:
     notes = Notes()
     lines = ["### Scaling (fused forward)", ""]
@@ -157,6 +285,8 @@ def markdown(section: dict, results: dict) -> list[str]:
             ["sweep", "time exponent", "peak-memory exponent"],
             [[sweep, _exp(f.get("time")), _exp(f.get("memory"))] for sweep, f in fits.items()],
         )
+    if section.get("row_steps"):
+        lines += _row_step_tables(section["row_steps"], section.get("row_step_flatness") or [])
     return notes.under(lines)
 
 
@@ -191,6 +321,46 @@ def _scan_panel(ax, section: dict, sweep: str) -> None:
     ax.grid(alpha=0.3)
 
 
+FAMILY_COLORS = {"dense CfC": "#1f77b4", "wired CfC": "#2ca02c", "mixed CfC": "#9467bd", "LTC": "#ff7f0e"}
+
+
+def _row_step_panel(ax, section: dict, sweep: str) -> None:
+    """ns per row-step against B·T, both logarithmic: a cliff (the cost per row-step doubling
+    past some B·T) is a step of the same height wherever it is, and the per-call overhead of the
+    smallest batches does not squash it. One colour per family, solid forward, dashed
+    forward+backward."""
+    pts = [r for r in section.get("row_steps", []) if r["sweep"] == sweep]
+    fixed = f"T {pts[0]['time']}" if pts and sweep == "batch" else f"B {pts[0]['batch']}" if pts else ""
+    title = f"ns per row-step over {'B' if sweep == 'batch' else 'T'} ({fixed})"
+    drawn = False
+    for family in dict.fromkeys(r["family"] for r in pts):
+        for kind, style in zip(PASSES, ("o-", "s--")):
+            xy = [
+                (r["row_steps"], r["ns_per_row_step"])
+                for r in pts
+                if r["family"] == family and r["pass"] == kind and r["ns_per_row_step"] is not None
+            ]
+            if xy:
+                ax.plot(*zip(*xy), style, color=FAMILY_COLORS.get(family), label=f"{family} {kind}", markersize=3)
+                drawn = True
+    if not drawn:
+        return no_data(ax, title)
+    from matplotlib.ticker import NullFormatter
+
+    ax.set_title(title, fontsize=10)
+    ax.set_xscale("log", base=2)
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    xs = sorted({r["row_steps"] for r in pts})
+    ax.set_xticks(xs)
+    ax.set_xticklabels([f"{x:g}" for x in xs], fontsize=6, rotation=45)
+    ax.set_xlabel("B·T (row-steps per call)", fontsize=8)
+    ax.set_ylabel("ns per row-step (minimum, log)", fontsize=8)
+    ax.set_yscale("log")
+    log_y(ax)
+    ax.legend(fontsize=6, ncol=2)
+    ax.grid(alpha=0.3)
+
+
 def panels(section: dict, results: dict) -> list[Panel]:
     """Sparse against dense, and one panel per sweep of the scan."""
 
@@ -203,6 +373,9 @@ def panels(section: dict, results: dict) -> list[Panel]:
     for sweep in SWEEPS:
         if any(p["sweep"] == sweep for p in section.get("scan", [])):
             out.append(lambda ax, sweep=sweep: _scan_panel(ax, section, sweep))
+    for sweep in ("batch", "time"):
+        if any(r["sweep"] == sweep for r in section.get("row_steps", [])):
+            out.append(lambda ax, sweep=sweep: _row_step_panel(ax, section, sweep))
     return out
 
 

@@ -140,6 +140,28 @@ def test_benchmark_writes_json_table_and_chart(tmp_path):
         _check_timing(p["fused"])
         _check_timing(p["reference"])
     assert any(p["reference"]["status"] == "skipped" for p in scaling["scan"])
+    # cost per row-step: every family and pass at every (B at the run's T) and (T at a fixed B) point
+    batches, times, batch = results["config"]["scan_row_steps"]
+    rows = scaling["row_steps"]
+    families = ["dense CfC", "wired CfC", "mixed CfC", "LTC"]
+    assert list(dict.fromkeys(r["family"] for r in rows)) == families
+    points = [("batch", B, results["config"]["time"]) for B in batches] + [("time", batch, T) for T in times]
+    for family in families:
+        for kind in ("forward", "fwd+bwd"):
+            got = [(r["sweep"], r["batch"], r["time"]) for r in rows if r["family"] == family and r["pass"] == kind]
+            assert got == points, (family, kind)
+    assert {r["model"] for r in rows if r["family"] == "LTC"} == {"LTC · AutoNCP(12, 2)"}
+    assert all(r["spec"]["kwargs"].get("mixed_memory") for r in rows if r["family"] == "mixed CfC")
+    for r in rows:
+        _check_timing(r["fused"])
+        assert r["row_steps"] == r["batch"] * r["time"]
+        # the figure is the minimum per row-step, in ns
+        assert r["ns_per_row_step"] == pytest.approx(r["fused"]["min_s"] / r["row_steps"] * 1e9)
+        assert r["ns_per_row_step_median"] == pytest.approx(r["fused"]["median_s"] / r["row_steps"] * 1e9)
+    flat = scaling["row_step_flatness"]
+    assert [(f["family"], f["pass"]) for f in flat] == [(f, k) for f in families for k in ("forward", "fwd+bwd")]
+    for f in flat:
+        assert 0 < f["best_ns"] <= f["worst_ns"] and f["worst_over_best"] == pytest.approx(f["worst_ns"] / f["best_ns"])
 
     memory = results["sections"]["memory"]["results"]
     for r in memory:
@@ -148,6 +170,7 @@ def test_benchmark_writes_json_table_and_chart(tmp_path):
 
     assert "| model | pass | ncps fused | ncps reference | official ncps.torch |" in stdout
     assert "### Scaling" in stdout and "### Peak memory" in stdout
+    assert "#### Cost per row-step" in stdout and "| family | pass | B 1 | B 2 |" in stdout
     assert (out / "t.md").read_text().strip() == stdout.strip()
     assert (out / "t.png").read_bytes()[:8] == PNG_MAGIC
 

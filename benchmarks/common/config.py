@@ -67,6 +67,8 @@ class RunConfig(Config):
     scan_units: tuple = (16, 64, 256, 1024)
     scan_sparse_units: tuple = (64, 256, 1024)  # AutoNCP(N, sparse_motor, sparsity_level=sparse_level)
     scan_sparsity: tuple = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+    # cost per row-step: (B values at T = time, T values, the B of the T sweep)
+    scan_row_steps: tuple = ((1, 8, 32, 64, 128, 160, 256, 512, 1024), (25, 50, 100, 200, 400), 256)
     sparsity_units: int = 128
     sparsity_motor: int = 16
     # the reference path runs in a scaling point only if B*T*N^2 <= this (32*100*64^2 is ~2-3 s)
@@ -98,6 +100,7 @@ class RunConfig(Config):
         "scan_units": (16, 64, 256),
         "scan_sparse_units": (64, 256),
         "scan_sparsity": (0.2, 0.5, 0.8),
+        "scan_row_steps": ((8, 64, 256, 512), (50, 100), 256),
         "reference_work_limit": 32 * 25 * 64**2,
         "fast": Policy(warmup=1, reps=3, min_reps=2, budget_s=2.0),
         "slow": Policy(warmup=1, reps=1, min_reps=1, budget_s=1.0),
@@ -125,6 +128,7 @@ class RunConfig(Config):
         "scan_units": (8, 12),
         "scan_sparse_units": (12, 16),
         "scan_sparsity": (0.2, 0.8),
+        "scan_row_steps": ((1, 2), (3, 6), 2),
         "sparsity_units": 16,
         "sparsity_motor": 2,
         "reference_work_limit": 2 * 6 * 12**2,  # exercises the "skipped" path too

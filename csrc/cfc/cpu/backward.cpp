@@ -19,40 +19,121 @@ NCPS_ISA_BEGIN
 
 namespace {
 
-// ---- post-loop jobs ---------------------------------------------------------------------------
+// ---- post-loop products ------------------------------------------------------------------------
+//
+// The weight and bias gradients are C = A^T B and column sums over all K = T*B rows of the
+// stored (T, B, .) arrays, which outgrow the caches as B*T grows (2.3 KB per row-step for
+// CfC(16, 64): ~15 MB at B*T = 6 400, ~120 MB at 51 200). Computed one output tile at a time,
+// every tile streamed its operands through all K rows again: the four heads re-read the last
+// backbone layer once each, column tiles re-read A, and the column sums re-read what the
+// products had just read; ~7.9 KB of memory traffic per row-step, which cost nothing while the
+// arrays fitted the 32 MB L3 and ~18 % of the dense forward+backward at B 512, T 100 once they
+// did not. So a job now walks the K rows once, in blocks of the GEMM's k panel (common::KC,
+// ~200 KB of operands, in L2), doing all its products and sums on each block: the operands are
+// read from memory once per job (~3.3 KB per row-step). The blocks are the GEMM's own panels and
+// the column sums keep their two accumulators across blocks, so every gradient gets exactly the
+// sums (same terms, same order) it got from one call over all K rows.
 
-// C (M x N, ldc) = A^T B over K rows (A: K x M, lda; B: K x N, ldb), optionally times a mask
-// (M x N, ld ldc), split into row/column tiles.
-void add_tn_jobs(std::vector<std::function<void()>>& jobs, int M, int N, int K, const float* A, int64_t lda,
-                 const float* B, int64_t ldb, float* C, int64_t ldc, const float* mask) {
-  constexpr int RC = 64, CC = 96;
-  for (int m0 = 0; m0 < M; m0 += RC)
-    for (int n0 = 0; n0 < N; n0 += CC) {
-      const int m1 = std::min(M, m0 + RC), n1 = std::min(N, n0 + CC);
-      jobs.emplace_back([=] {
-        common::gemm_cols(m1 - m0, n0, n1, K, A + m0, 1, lda, B, ldb, C + m0 * ldc, ldc, false);
-        if (mask)
-          for (int i = m0; i < m1; ++i)
-            for (int j = n0; j < n1; ++j) C[i * ldc + j] *= mask[i * ldc + j];
-      });
+// Rows [0, m) of C (ldc) = A^T B, A: K x m (lda; columns of a wider array), B: K x n (ldb),
+// optionally times a mask laid out as C.
+struct TnPart {
+  const float* A;
+  int64_t lda;
+  int m;
+  const float* B;
+  int64_t ldb;
+  int n;
+  float* C;
+  int64_t ldc;
+  const float* mask;
+};
+
+// out[j] = sum over the K rows of D[r, j], j < n: two accumulators (even, odd rows) as one pass.
+struct SumPart {
+  const float* D;
+  int64_t ld;
+  int n;
+  float* out;
+};
+
+// One job of the post-loop: products and sums that share operands, done block by block of K.
+struct PostJob {
+  std::vector<TnPart> tn;
+  std::vector<SumPart> sums;
+  int rows = 0;  // output rows (columns of A): the job's size
+};
+
+// Output rows per job: 128 keeps a job's K block of A (and a 128-wide B) near 256 KB, and gives
+// the dense heads (4 x 64 rows) two jobs, so two threads still share the post-loop evenly.
+constexpr int kJobRows = 128;
+static_assert(common::KC % 2 == 0, "the column sums pair rows within a block");
+
+void run_post_job(const PostJob& job, int K) {
+  // The odd-row accumulators of the column sums (the even ones live in `out`).
+  size_t odd_len = 0;
+  for (const SumPart& s : job.sums) odd_len += static_cast<size_t>(s.n);
+  std::vector<float> odd(odd_len, 0.0f);
+  for (const SumPart& s : job.sums) std::fill(s.out, s.out + s.n, 0.0f);
+  for (int k0 = 0; k0 < K; k0 += common::KC) {
+    const int kc = std::min(common::KC, K - k0);
+    for (const TnPart& t : job.tn)
+      common::gemm_cols(t.m, 0, t.n, kc, t.A + k0 * t.lda, 1, t.lda, t.B + k0 * t.ldb, t.ldb, t.C, t.ldc, k0 > 0);
+    float* o1 = odd.data();
+    for (const SumPart& s : job.sums) {
+      for (int j = 0; j < s.n; j += W) {
+        const int m = std::min(W, s.n - j);
+        vf s0 = load_m(s.out + j, m), s1 = load_m(o1 + j, m);
+        const float* D = s.D + static_cast<int64_t>(k0) * s.ld + j;
+        int r = 0;
+        for (; r + 1 < kc; r += 2) {
+          s0 += load_m(D + r * s.ld, m);
+          s1 += load_m(D + (r + 1) * s.ld, m);
+        }
+        if (r < kc) s0 += load_m(D + r * s.ld, m);  // only in the last block (KC is even)
+        store_m(s.out + j, s0, m);
+        store_m(o1 + j, s1, m);
+      }
+      o1 += s.n;
     }
+  }
+  for (const TnPart& t : job.tn)
+    if (t.mask)
+      for (int i = 0; i < t.m; ++i)
+        for (int j = 0; j < t.n; ++j) t.C[i * t.ldc + j] *= t.mask[i * t.ldc + j];
+  const float* o1 = odd.data();
+  for (const SumPart& s : job.sums) {
+    for (int j = 0; j < s.n; j += W) {
+      const int m = std::min(W, s.n - j);
+      store_m(s.out + j, load_m(s.out + j, m) + load_m(o1 + j, m), m);
+    }
+    o1 += s.n;
+  }
 }
 
-// out[j] = sum over K rows of D[r, j], j < n.
-void add_colsum_job(std::vector<std::function<void()>>& jobs, int K, int n, const float* D, int64_t ld, float* out) {
-  jobs.emplace_back([=] {
-    for (int j = 0; j < n; j += W) {
-      const int m = std::min(W, n - j);
-      vf s0{}, s1{};
-      int r = 0;
-      for (; r + 1 < K; r += 2) {
-        s0 += load_m(D + r * ld + j, m);
-        s1 += load_m(D + (r + 1) * ld + j, m);
-      }
-      if (r < K) s0 += load_m(D + r * ld + j, m);
-      store_m(out + j, s0 + s1, m);
-    }
-  });
+// The output rows [0, m) of one A: the products against each B in `bs` (B, ldb, n, C, ldc, mask:
+// C's row 0 is output row 0) and, with sum_out, the column sums of A into sum_out. Added to the
+// last job while it stays within kJobRows rows, else to new jobs of at most kJobRows rows each.
+struct BOperand {
+  const float* B;
+  int64_t ldb;
+  int n;
+  float* C;
+  int64_t ldc;
+  const float* mask;
+};
+
+void add_rows(std::vector<PostJob>& jobs, const float* A, int64_t lda, int m, const std::vector<BOperand>& bs,
+              float* sum_out) {
+  for (int m0 = 0; m0 < m; m0 += kJobRows) {
+    const int mm = std::min(kJobRows, m - m0);
+    if (jobs.empty() || jobs.back().rows + mm > kJobRows) jobs.emplace_back();
+    PostJob& j = jobs.back();
+    for (const BOperand& b : bs)
+      j.tn.push_back(
+          {A + m0, lda, mm, b.B, b.ldb, b.n, b.C + m0 * b.ldc, b.ldc, b.mask ? b.mask + m0 * b.ldc : nullptr});
+    if (sum_out) j.sums.push_back({A + m0, lda, mm, sum_out + m0});
+    j.rows += mm;
+  }
 }
 
 }  // namespace
@@ -82,8 +163,8 @@ void backward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, 
   Lin lwx, lwh;
   if (mixed) std::tie(lwx, lwh) = lstm_weights(p, in);
   const size_t nu = p.units.size();
-  // Gradients w.r.t. every stored pre-activation, (T, B, .), carved from `scratch` (an MLX
-  // buffer: reused from MLX's cache, so no page faults or zeroing per call).
+  // Gradients w.r.t. every stored pre-activation, (T, B, .), carved from `scratch` (a buffer of
+  // the primitives' workspace pool, reused across calls: no page faults or zeroing per call).
   float* next = scratch;
   auto take = [&next](int64_t n) {
     float* o = next;
@@ -187,7 +268,13 @@ void backward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, 
   // Chunk c of nc, whichever thread runs it (so the pure-mode sums do not depend on the threads).
   run_batch_chunks(B, nt, nc, [&](int c, int b0, int b1) { run_tile(b0, b1, pure_acc[c].data()); });
 
-  // Weight, bias and input gradients: big products over all T*B rows.
+  // Weight, bias and input gradients: big products over all T*B rows, each job one pass over
+  // them (see run_post_job). new_group() starts a fresh job per operand-sharing group, so that no
+  // job mixes rows of products that share no operand.
+  std::vector<PostJob> post;
+  auto new_group = [&post] {
+    if (!post.empty() && post.back().rows > 0) post.emplace_back();
+  };
   std::vector<std::function<void()>> jobs, finish;  // finish: after all jobs, serially
   std::vector<std::vector<float>> head_scratch(nu);
   const int K = static_cast<int>(TB);
@@ -207,9 +294,12 @@ void backward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, 
       S.resize(static_cast<size_t>(U.K + 1) * U.hn);
       float* Sw = S.data();
       float* Sb = Sw + static_cast<int64_t>(U.K) * U.hn;
-      add_tn_jobs(jobs, U.in, U.hn, K, INP, ldi, DH[u], U.hn, Sw, U.hn, nullptr);
-      add_tn_jobs(jobs, U.n, U.hn, K, HIN, N, DH[u], U.hn, Sw + static_cast<int64_t>(U.in) * U.hn, U.hn, nullptr);
-      add_colsum_job(jobs, K, U.hn, DH[u], U.hn, Sb);
+      new_group();
+      add_rows(post, INP, ldi, U.in, {{DH[u], U.hn, U.hn, Sw, U.hn, nullptr}}, nullptr);
+      add_rows(post, HIN, N, U.n, {{DH[u], U.hn, U.hn, Sw + static_cast<int64_t>(U.in) * U.hn, U.hn, nullptr}},
+               nullptr);
+      // The column sums of dH go with the last rows' job (which reads dH already).
+      post.back().sums.push_back({DH[u], U.hn, U.hn, Sb});
       finish.emplace_back([=, &U] {
         for (int k = 0; k < nh; ++k) {
           float* dW = grads[U.head_w[k]];
@@ -223,33 +313,35 @@ void backward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, 
         }
       });
     } else {
+      // Every head against the last backbone layer: kJobRows rows of heads per job share its reads.
       const int L = static_cast<int>(U.widths.size());
-      for (int k = 0; k < nh; ++k) {
-        const float* A = DH[u] + k * U.n;
-        add_tn_jobs(jobs, U.n, U.head_in, K, A, U.hn, ws + U.z_off[L - 1], U.widths[L - 1], grads[U.head_w[k]],
-                    U.head_in, k < 2 ? mask : nullptr);
-        add_colsum_job(jobs, K, U.n, A, U.hn, grads[U.head_b[k]]);
-      }
+      new_group();
+      for (int k = 0; k < nh; ++k)
+        add_rows(
+            post, DH[u] + k * U.n, U.hn, U.n,
+            {{ws + U.z_off[L - 1], U.widths[L - 1], U.head_in, grads[U.head_w[k]], U.head_in, k < 2 ? mask : nullptr}},
+            grads[U.head_b[k]]);
     }
     for (size_t l = 0; l < U.widths.size(); ++l) {
       const int wl = U.widths[l];
-      const float* A = DA[u][l];
       float* dW = grads[U.bw[l]];
-      if (l == 0) {
-        add_tn_jobs(jobs, wl, U.in, K, A, wl, INP, ldi, dW, U.K, nullptr);
-        add_tn_jobs(jobs, wl, U.n, K, A, wl, HIN, N, dW + U.in, U.K, nullptr);
-      } else {
-        add_tn_jobs(jobs, wl, U.widths[l - 1], K, A, wl, ws + U.z_off[l - 1], U.widths[l - 1], dW, U.widths[l - 1],
-                    nullptr);
-      }
-      add_colsum_job(jobs, K, wl, A, wl, grads[U.bb[l]]);
+      new_group();
+      if (l == 0)
+        add_rows(post, DA[u][l], wl, wl, {{INP, ldi, U.in, dW, U.K, nullptr}, {HIN, N, U.n, dW + U.in, U.K, nullptr}},
+                 grads[U.bb[l]]);
+      else
+        add_rows(post, DA[u][l], wl, wl,
+                 {{ws + U.z_off[l - 1], U.widths[l - 1], U.widths[l - 1], dW, U.widths[l - 1], nullptr}},
+                 grads[U.bb[l]]);
     }
   }
   if (mixed && need_weights) {
-    add_tn_jobs(jobs, 4 * N, I, K, DG, 4 * N, XT, I, grads[p.lwx], I, nullptr);
-    add_tn_jobs(jobs, 4 * N, N, K, DG, 4 * N, HH, N, grads[p.lwh], N, nullptr);
-    add_colsum_job(jobs, K, 4 * N, DG, 4 * N, grads[p.lb]);
+    new_group();
+    add_rows(post, DG, 4 * N, 4 * N, {{XT, I, I, grads[p.lwx], I, nullptr}, {HH, N, N, grads[p.lwh], N, nullptr}},
+             grads[p.lb]);
   }
+  for (const PostJob& j : post)
+    if (j.rows > 0) jobs.emplace_back([&j, K] { run_post_job(j, K); });
   // dx (B, T, I): per time chunk, rows b of step t go to dx[b, t].
   if (need_dx) {
     const Unit& U0 = p.units[0];
