@@ -8,6 +8,7 @@
 #include <nanobind/stl/vector.h>
 
 #include "cfc/ops.h"
+#include "cfc/primitives.h"
 #include "common/build_info.h"
 #include "common/isa.h"
 #include "common/math_probe.h"
@@ -37,6 +38,8 @@ NB_MODULE(_ext, m) {
                                        "(an in-place update swaps it): ArrayToken(a).same(a).")
       .def(nb::init<const mx::array&>(), "array"_a)
       .def("same", &ncps::common::ArrayToken::same, "array"_a);
+  m.def("cfc_release_workspaces", &ncps::cfc::release_workspaces,
+        "Frees the CfC kernels' idle workspace buffers (kept to avoid page faults); returns the bytes.");
   m.def(
       "cfc_modes",
       [] { return std::vector<std::string>(std::begin(ncps::cfc::kModeNames), std::end(ncps::cfc::kModeNames)); },

@@ -41,7 +41,8 @@ namespace {
 // max_idle() bytes idle (the least recently returned go first), and an idle buffer that kMaxAge
 // later requests did not reuse is freed (a shape seen once, e.g. the last short batch of an
 // epoch). A training step takes two buffers (workspace, scratch) and returns both before the next
-// step, so the pool holds what the step's peak held anyway. mx.clear_cache() does not reach it.
+// step, so the pool holds what the step's peak held anyway. mx.clear_cache() does not reach it:
+// ncps.kernels.clear_cache() releases both.
 class WorkspacePool {
  public:
   static WorkspacePool& get() {
@@ -88,6 +89,22 @@ class WorkspacePool {
     return mx::allocator::Data(got.buf, [cap](mx::allocator::Buffer b) { get().give_back(b, cap); });
   }
 
+  // Frees every idle buffer (ncps.kernels.clear_cache(), beside mx.clear_cache()); returns the bytes.
+  size_t release() {
+    std::vector<Idle> idle;
+    {
+      std::lock_guard<std::mutex> lk(m_);
+      idle.swap(idle_);
+      idle_bytes_ = 0;
+    }
+    size_t bytes = 0;
+    for (auto& i : idle) {
+      bytes += i.cap;
+      mx::allocator::allocator().free(i.buf);
+    }
+    return bytes;
+  }
+
  private:
   static constexpr size_t kMinPooled = size_t{1} << 20;
   static constexpr uint64_t kMaxAge = 64;
@@ -124,6 +141,8 @@ class WorkspacePool {
 };
 
 }  // namespace
+
+size_t release_workspaces() { return WorkspacePool::get().release(); }
 
 Plan plan_of(const Config& cfg, const mx::array& x) {
   if (cfg.step) return make_plan(cfg, x.shape(0), 1, x.shape(1));

@@ -18,6 +18,9 @@ namespace mx = mlx::core;
 Plan plan_of(const Config& cfg, const mx::array& x);
 std::vector<mx::Shape> forward_shapes(const Plan& p);
 
+// Frees the idle buffers of the workspace pool (see primitives.cpp); returns the bytes freed.
+size_t release_workspaces();
+
 // Inputs in plan order (problem.h). Outputs: states, cells (mixed memory) and the workspace, which
 // only the vjp reads.
 class CfCSequence : public common::Primitive {

@@ -264,6 +264,15 @@ def plan(cell: Any, *, mixed_memory: bool = False, stream: None | mx.Stream | mx
     return Plan("reference", None, why_not)
 
 
+def clear_cache() -> int:
+    """``mx.clear_cache()`` and the fused CfC kernels' idle workspace buffers: those come from a pool
+    of their own (so that a large batch does not fault its workspace in afresh on every call,
+    MLX's cache keeping at most 32 MiB), which ``mx.clear_cache()`` does not reach. Returns the
+    bytes the pool released."""
+    mx.clear_cache()
+    return int(_ext.cfc_release_workspaces()) if _ext is not None else 0
+
+
 def kernel_backends() -> dict[str, str | None]:
     """Each kernel backend (``cpu``, ``metal``, ``cuda``) and None when its kernels can run here,
     else why they cannot."""

@@ -111,3 +111,18 @@ def test_large_workspace_is_not_faulted_in_every_call():
         scratch_pages = B * T * DENSE_SCRATCH_FLOATS * 4 / page
         assert minor_faults(forward, 3) < ws_pages / 4
         assert minor_faults(forward_backward, 3) < (ws_pages + scratch_pages) / 4
+
+
+def test_clear_cache_releases_the_idle_workspaces():
+    """``mx.clear_cache()`` does not reach the pool; ``ncps.kernels.clear_cache()`` empties it: a
+    large forward leaves its workspace idle in the pool, the first release frees at least that
+    much, a second one nothing."""
+    model = CfC(16, 64)
+    B, T = 64, 100
+    mx.eval(model(mx.random.normal((B, T, 16)))[0])
+    kernels.clear_cache()
+    mx.eval(model(mx.random.normal((B, T, 16)))[0])
+    mx.eval(model.parameters())
+    freed = kernels.clear_cache()
+    assert freed >= B * T * DENSE_WS_FLOATS * 4
+    assert kernels.clear_cache() == 0
