@@ -54,8 +54,8 @@ def _rename(fn: Callable, signature: inspect.Signature, aliases: dict, args: tup
 # What a user of the official package imports first, and what to import here instead.
 _FRONTS = {
     "torch": "from ncps import CfC, LTC, CfCCell, LTCCell (or ncps.mlx, the same classes)",
-    "tf": "from ncps import CfC, LTC for MLX layers, or from ncps.mini_keras import CfC, LTC for Keras-style models",
-    "keras": "from ncps.mini_keras import CfC, LTC (Keras-style models on MLX), or from ncps import CfC, LTC",
+    "tf": "from ncps import CfC, LTC for MLX layers, or from ncps import mini_keras as keras for Keras-style models",
+    "keras": "from ncps import mini_keras as keras (keras.layers.CfC, keras.models.Sequential)",
 }
 
 

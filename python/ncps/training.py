@@ -727,10 +727,10 @@ def _progress_bar(enabled: bool, total: int, desc: str):
     except ImportError:
         return None
     if _terminal_columns(sys.stderr) > 0:
-        return tqdm(total=total, desc=desc, unit="batch", leave=True, dynamic_ncols=True)
+        return tqdm(total=total, desc=desc, unit="batch", leave=True, dynamic_ncols=True, file=sys.stderr)
     # A terminal that reports 0 columns (some CI consoles, a pty without a size): tqdm would size
     # the bar to nothing at every redraw; a fixed 80-column bar is readable everywhere.
-    return tqdm(total=total, desc=desc, unit="batch", leave=True, ncols=80)
+    return tqdm(total=total, desc=desc, unit="batch", leave=True, ncols=80, file=sys.stderr)
 
 
 def _terminal_columns(stream: Any) -> int:
