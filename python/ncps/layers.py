@@ -285,7 +285,7 @@ class RNN(nn.Module):
                     "Running a layer with mixed_memory=True requires a tuple (h0, c0) of two arrays "
                     f"(batch, state_size) as state, got {got or type(state).__name__}"
                 )
-            h, c = (mx.array(s) for s in state)
+            h, c = (_checks.as_array(s, f"state[{i}]") for i, s in enumerate(state))
             for name, s in (("state[0] (h0)", h), ("state[1] (c0)", c)):
                 if s.shape != (B, N):
                     raise ValueError(f"{name} must have shape (batch, state_size) = ({B}, {N}), got {_shape(s)}")
@@ -294,7 +294,7 @@ class RNN(nn.Module):
             raise ValueError(
                 "state must be an array of shape (batch, state_size); a tuple is only for mixed_memory=True"
             )
-        h = mx.array(state)
+        h = _checks.as_array(state, "state")
         if h.shape != (B, N):
             raise ValueError(f"state must have shape (batch, state_size) = ({B}, {N}), got {_shape(h)}")
         return h, None
@@ -357,7 +357,7 @@ class RNN(nn.Module):
         batched = x.ndim == 3
         if not batched:
             x = x[None]
-            state = _map_state(state, lambda s: mx.array(s)[None])
+            state = _map_state(state, lambda s: _checks.as_array(s, "state")[None])
         elif not self.batch_first:
             x = x.transpose(1, 0, 2)
         B, T = x.shape[:2]

@@ -110,12 +110,11 @@ class _LiquidBase(BaseEstimator):
                 _checks.boolean(getattr(self, name), name)
         if self.random_state is not None and not isinstance(self.random_state, np.random.RandomState):
             _checks.seed(self.random_state, "random_state")
-        if not (isinstance(self.learning_rate, numbers.Real) and self.learning_rate > 0):
+        if _checks.real(self.learning_rate, "learning_rate") <= 0:
             raise ValueError(f"learning_rate must be a positive number, got {self.learning_rate!r}")
-        if self.clip_value is not None and not (isinstance(self.clip_value, numbers.Real) and self.clip_value > 0):
+        if self.clip_value is not None and _checks.real(self.clip_value, "clip_value") <= 0:
             raise ValueError(f"clip_value must be a positive number or None, got {self.clip_value!r}")
-        if not (isinstance(self.validation_fraction, numbers.Real) and 0 <= self.validation_fraction < 1):
-            raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction!r}")
+        _checks.real(self.validation_fraction, "validation_fraction", 0.0, below=1.0)
 
     # -- input validation ---------------------------------------------------------------------
     def _check_X(self, X: Any, *, reset: bool, lengths: Any = None) -> tuple[np.ndarray, np.ndarray | None]:

@@ -176,7 +176,7 @@ class Cell(nn.Module):
         return plan.kernel.infer(self, x, state, ts)
 
 
-def built_copy(wiring: Wiring, input_dim: int | None) -> Wiring:
+def built_copy(wiring: Wiring, input_dim: int | None, name: str = "input_size") -> Wiring:
     """The private copy of ``wiring`` a cell keeps, built for ``input_dim`` when given.
 
     An unbuilt ``wiring`` is first built in place, as upstream does, so that the caller's object
@@ -186,7 +186,7 @@ def built_copy(wiring: Wiring, input_dim: int | None) -> Wiring:
     if not isinstance(wiring, Wiring):
         raise TypeError(f"wiring must be an ncps.wirings.Wiring, got {type(wiring).__name__}")
     if input_dim is not None:
-        input_dim = _checks.integer(input_dim, "input_size")
+        input_dim = _checks.integer(input_dim, name)
         if not wiring.is_built():
             wiring.build(input_dim)
         elif wiring.input_dim != input_dim and type(wiring) is not Wiring:

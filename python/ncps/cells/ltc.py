@@ -153,7 +153,7 @@ class LTCCell(WiredSizes, Cell):
             epsilon=epsilon,
             implicit_param_constraints=implicit_param_constraints,
         )
-        self._wiring = wiring = built_copy(wiring, in_features)
+        self._wiring = wiring = built_copy(wiring, in_features, "in_features")
         self._config.update(wiring=wiring, in_features=wiring.input_dim)
         self.input_mapping = input_mapping
         self.output_mapping = output_mapping
