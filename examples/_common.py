@@ -6,9 +6,10 @@ Not part of the package; every example imports it from its own folder.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,23 @@ def training_options(
     p.add_argument("--samples", type=int, default=samples, help=samples_help)
     p.add_argument("--units", type=int, default=units, help=units_help)
     p.add_argument("--lr", type=float, default=lr, help=lr_help)
+
+
+# The modules of the ``plot`` extra (pyproject.toml) that the plots need.
+PLOT_MODULES = ("matplotlib", "networkx")
+
+
+@contextlib.contextmanager
+def plotting() -> Iterator[None]:
+    """Run an example's plotting code, after its metrics are written: without the ``plot`` extra
+    the plots are skipped with one line saying what to install, and the run still succeeds."""
+    try:
+        yield
+    except ImportError as exc:
+        missing = next((m for m in PLOT_MODULES if m in (exc.name or "") or m in str(exc)), None)
+        if missing is None:
+            raise
+        print(f"plots skipped: {missing} is not installed; install the plotting extra with: pip install 'ncps[plot]'")
 
 
 def plt():

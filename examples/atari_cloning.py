@@ -207,45 +207,6 @@ def main(argv: list[str] | None = None) -> dict:
         )
 
     # -- plots --------------------------------------------------------------------------------
-    plt = _common.plt()
-    _common.plot_history(
-        history, out, f"{NAME}_training.png", f"Conv + CfC behaviour cloning on {tag}", keys=["loss", "accuracy"]
-    )
-    model.eval()
-    x, y = val[0]
-    logits, _ = model(x[None])
-    pred = np.array(mx.argmax(logits, axis=-1))[0]
-    y = np.array(y)
-    frames = np.array(x)
-    steps = np.linspace(0, CHUNK_LEN - 1, 6).astype(int)
-    fig, axes = plt.subplots(1, len(steps), figsize=(2.1 * len(steps), 2.6))
-    for ax, s in zip(axes, steps):
-        ax.imshow(frames[s, :, :, -1], cmap="gray", vmin=0, vmax=1)
-        ok = "ok" if pred[s] == y[s] else "wrong"
-        ax.set_title(f"t={s}\ntrue {ACTIONS[y[s]]}\npred {ACTIONS[pred[s]]} ({ok})", fontsize=8)
-        ax.axis("off")
-    fig.suptitle(f"Validation frames (newest of the 4 stacked) — {tag}", fontsize=10)
-    _common.save(fig, out, f"{NAME}_frames.png")
-
-    fig, ax = plt.subplots(figsize=(8, 2.6))
-    ax.step(np.arange(CHUNK_LEN), y, where="mid", lw=2, label="expert")
-    ax.step(np.arange(CHUNK_LEN), pred, "--", where="mid", label="CfC policy")
-    ax.set_yticks(range(len(ACTIONS)), ACTIONS)
-    ax.set_xlabel("step")
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    ax.set_title(f"Actions over one validation chunk — {tag}")
-    _common.save(fig, out, f"{NAME}_actions.png")
-
-    features = model.encode(x[None])
-    states = []
-    h = mx.zeros((1, model.rnn.state_size))
-    for t in range(CHUNK_LEN):
-        _, h = model.rnn.rnn_cell(features[:, t], h)
-        states.append(h[0])
-    _common.plot_activity(
-        np.array(mx.stack(states)), out, f"{NAME}_activity.png", f"CfC neurons over one validation chunk — {tag}"
-    )
-
     metrics = {
         "example": NAME,
         "data": "synthetic" if synthetic else args.env,
@@ -257,6 +218,45 @@ def main(argv: list[str] | None = None) -> dict:
         "total_seconds": timer(),
     }
     _common.write_metrics(out, NAME, metrics)
+    with _common.plotting():
+        plt = _common.plt()
+        _common.plot_history(
+            history, out, f"{NAME}_training.png", f"Conv + CfC behaviour cloning on {tag}", keys=["loss", "accuracy"]
+        )
+        model.eval()
+        x, y = val[0]
+        logits, _ = model(x[None])
+        pred = np.array(mx.argmax(logits, axis=-1))[0]
+        y = np.array(y)
+        frames = np.array(x)
+        steps = np.linspace(0, CHUNK_LEN - 1, 6).astype(int)
+        fig, axes = plt.subplots(1, len(steps), figsize=(2.1 * len(steps), 2.6))
+        for ax, s in zip(axes, steps):
+            ax.imshow(frames[s, :, :, -1], cmap="gray", vmin=0, vmax=1)
+            ok = "ok" if pred[s] == y[s] else "wrong"
+            ax.set_title(f"t={s}\ntrue {ACTIONS[y[s]]}\npred {ACTIONS[pred[s]]} ({ok})", fontsize=8)
+            ax.axis("off")
+        fig.suptitle(f"Validation frames (newest of the 4 stacked) — {tag}", fontsize=10)
+        _common.save(fig, out, f"{NAME}_frames.png")
+
+        fig, ax = plt.subplots(figsize=(8, 2.6))
+        ax.step(np.arange(CHUNK_LEN), y, where="mid", lw=2, label="expert")
+        ax.step(np.arange(CHUNK_LEN), pred, "--", where="mid", label="CfC policy")
+        ax.set_yticks(range(len(ACTIONS)), ACTIONS)
+        ax.set_xlabel("step")
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+        ax.set_title(f"Actions over one validation chunk — {tag}")
+        _common.save(fig, out, f"{NAME}_actions.png")
+
+        features = model.encode(x[None])
+        states = []
+        h = mx.zeros((1, model.rnn.state_size))
+        for t in range(CHUNK_LEN):
+            _, h = model.rnn.rnn_cell(features[:, t], h)
+            states.append(h[0])
+        _common.plot_activity(
+            np.array(mx.stack(states)), out, f"{NAME}_activity.png", f"CfC neurons over one validation chunk — {tag}"
+        )
     return metrics
 
 

@@ -146,28 +146,6 @@ def main(argv: list[str] | None = None) -> dict:
     )
     print(f"the same steps back to back (no sleep): p50 {u50:.1f} µs, p99 {u99:.1f} µs")
 
-    plt = _common.plt()
-    fig, ax = plt.subplots(figsize=(8, 3.2))
-    tt = np.arange(ticks) * dt
-    ax.plot(tt, r, "k", lw=1.5, label="setpoint r")
-    ax.plot(tt, ref["x"], ":", label="PD expert")
-    ax.plot(tt, run["x"], "--", label=f"{args.model.upper()} policy (cell.infer)")
-    ax.set_xlabel("time (s)")
-    ax.set_ylabel("position x")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    ax.set_title(f"Closed loop at {args.hz:g} Hz")
-    _common.save(fig, args.out, f"{NAME}_trajectory.png")
-    fig, ax = plt.subplots(figsize=(6, 3.2))
-    ax.hist(lat, bins=60, color="#1f77b4")
-    for q, name in ((p50, "p50"), (p99, "p99")):
-        ax.axvline(q, color="k", ls="--", lw=1)
-        ax.text(q, ax.get_ylim()[1] * 0.9, f" {name} {q:.0f} µs", fontsize=8)
-    ax.set_xlabel("cell.infer latency per step (µs)")
-    ax.set_ylabel("steps")
-    ax.set_title(f"{ticks} steps, batch 1")
-    _common.save(fig, args.out, f"{NAME}_latency.png")
-
     metrics = {
         "example": NAME,
         "model": args.model,
@@ -186,6 +164,28 @@ def main(argv: list[str] | None = None) -> dict:
         "total_seconds": timer(),
     }
     _common.write_metrics(args.out, NAME, metrics)
+    with _common.plotting():
+        plt = _common.plt()
+        fig, ax = plt.subplots(figsize=(8, 3.2))
+        tt = np.arange(ticks) * dt
+        ax.plot(tt, r, "k", lw=1.5, label="setpoint r")
+        ax.plot(tt, ref["x"], ":", label="PD expert")
+        ax.plot(tt, run["x"], "--", label=f"{args.model.upper()} policy (cell.infer)")
+        ax.set_xlabel("time (s)")
+        ax.set_ylabel("position x")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+        ax.set_title(f"Closed loop at {args.hz:g} Hz")
+        _common.save(fig, args.out, f"{NAME}_trajectory.png")
+        fig, ax = plt.subplots(figsize=(6, 3.2))
+        ax.hist(lat, bins=60, color="#1f77b4")
+        for q, name in ((p50, "p50"), (p99, "p99")):
+            ax.axvline(q, color="k", ls="--", lw=1)
+            ax.text(q, ax.get_ylim()[1] * 0.9, f" {name} {q:.0f} µs", fontsize=8)
+        ax.set_xlabel("cell.infer latency per step (µs)")
+        ax.set_ylabel("steps")
+        ax.set_title(f"{ticks} steps, batch 1")
+        _common.save(fig, args.out, f"{NAME}_latency.png")
     return metrics
 
 

@@ -17,11 +17,11 @@ epochs after the first, which includes compiling the step).
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
 
+import _common
 import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
@@ -30,6 +30,8 @@ import ncps
 from ncps import distributed, training
 from ncps.optimizers import adam
 from ncps.wirings import AutoNCP
+
+NAME = "distributed_training"
 
 
 def make_data(n: int, seq_len: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -43,9 +45,7 @@ def make_data(n: int, seq_len: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    p = argparse.ArgumentParser(
-        description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
+    p = _common.parser(__doc__)  # --out, --quick, --seed, as every example
     p.add_argument("--model", choices=("cfc", "ltc"), default="cfc", help="the sequence layer")
     p.add_argument("--units", type=int, default=24, help="neurons of the AutoNCP wiring")
     p.add_argument("--samples", type=int, default=2048, help="training sequences")
@@ -53,10 +53,10 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--batch-size", type=int, default=64, help="global batch (split over the processes)")
     p.add_argument("--epochs", type=int, default=10, help="passes over the training sequences")
     p.add_argument("--lr", type=float, default=0.01, help="Adam learning rate")
-    p.add_argument("--seed", type=int, default=0, help="seed of data, initial weights and shuffling")
     p.add_argument("--checkpoint", type=Path, default=None, help="write the best model here (rank 0)")
-    p.add_argument("--json", type=Path, default=None, help="write losses and throughput here (rank 0)")
-    p.add_argument("--quick", action="store_true", help="a few seconds' run, for CI")
+    p.add_argument(
+        "--json", type=Path, default=None, help="also write the metrics to this file (rank 0), besides --out"
+    )
     args = p.parse_args(argv)
     if args.quick:
         args.samples, args.epochs, args.seq_len = min(args.samples, 256), min(args.epochs, 2), min(args.seq_len, 16)
@@ -94,6 +94,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     steady = history.epoch_times[1:] or history.epoch_times
     result = {
+        "example": NAME,
         "world_size": world,
         "model": args.model,
         "samples": args.samples,
@@ -105,6 +106,7 @@ def main(argv: list[str] | None = None) -> dict:
         "best_epoch": history.best_epoch,
         "compiled": history.compiled,
         "seconds": total,
+        "total_seconds": total,
         "sequences_per_s": args.samples * len(steady) / sum(steady),
     }
     if main_process:
@@ -113,6 +115,7 @@ def main(argv: list[str] | None = None) -> dict:
             f"(best epoch {history.best_epoch + 1}); {result['sequences_per_s']:.0f} sequences/s "
             f"with {world} process(es), {total:.1f} s in all"
         )
+        _common.write_metrics(args.out, NAME, result)
         if args.json is not None:
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(json.dumps(result, indent=2))

@@ -90,65 +90,6 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"{VARIANTS[variant]}: test accuracy {acc:.3f}", flush=True)
 
     out = args.out
-    plt = _common.plt()
-    # the data on their real time axes
-    fig, axes = plt.subplots(1, len(CLASSES), figsize=(12, 2.8), sharey=True)
-    for k, ax in enumerate(axes):
-        for i in np.flatnonzero(train.y == k)[:3]:
-            t_obs = np.cumsum(train.timespans[i])
-            ax.plot(t_obs, train.x[i, :, 0], ".-", lw=0.8, ms=4)
-        ax.set_title(f"class {k}: {CLASSES[k]}")
-        ax.set_xlabel("time (each sample at its own rate)")
-    axes[0].set_ylabel("observation")
-    fig.suptitle("Irregularly sampled sinusoids (three samples per class)")
-    _common.save(fig, out, f"{NAME}_data.png")
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    for (variant, label), color in zip(VARIANTS.items(), ("tab:blue", "tab:orange")):
-        h = histories[variant]
-        ep = np.arange(1, len(h["loss"]) + 1)
-        acc = results[variant]["test_accuracy"]
-        axes[0].plot(ep, h["val_accuracy"], color=color, label=f"{label}: validation (test {acc:.2f})")
-        axes[0].plot(ep, h["accuracy"], "--", color=color, alpha=0.5, label=f"{label}: training")
-        axes[1].plot(ep, h["val_loss"], color=color)
-        axes[1].plot(ep, h["loss"], "--", color=color, alpha=0.5)
-    axes[0].set_title("accuracy", fontsize=10)
-    axes[1].set_title("loss", fontsize=10)
-    for ax in axes:
-        ax.set_xlabel("epoch")
-        ax.grid(alpha=0.3)
-    # one legend under both panels, where it covers no curve
-    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=2, fontsize=9, frameon=False)
-    fig.suptitle("CfC on irregularly sampled data: giving the elapsed time matters")
-    _common.save(fig, out, f"{NAME}_training.png")
-
-    model, x_test = models["with_timespans"]
-    pred = np.array(mx.argmax(model.predict(x_test, batch_size=128), axis=-1))
-    conf = np.zeros((len(CLASSES), len(CLASSES)), int)
-    for t_, p_ in zip(test.y, pred):
-        conf[t_, p_] += 1
-    fig, ax = plt.subplots(figsize=(4, 3.6))
-    ax.imshow(conf, cmap="Blues")
-    for (i, j), v in np.ndenumerate(conf):
-        ax.text(j, i, str(v), ha="center", va="center", color="black")
-    ax.set_xticks(range(len(CLASSES)), CLASSES)
-    ax.set_yticks(range(len(CLASSES)), CLASSES)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title("Confusion matrix (test, with timespans)")
-    _common.save(fig, out, f"{NAME}_confusion.png")
-
-    cfc = model.layers[0]
-    i = int(np.flatnonzero(test.y == 1)[0])
-    states, _ = cfc.sequences(mx.array(test.x[i : i + 1]), mx.array(test.timespans[i : i + 1]))
-    _common.plot_activity(
-        np.array(states[0]),
-        out,
-        f"{NAME}_activity.png",
-        f"CfC hidden state over one test sequence ({CLASSES[1]})",
-        times=np.cumsum(test.timespans[i]),
-    )
-
     metrics = {
         "example": NAME,
         "epochs": epochs,
@@ -158,6 +99,65 @@ def main(argv: list[str] | None = None) -> dict:
         "total_seconds": timer(),
     }
     _common.write_metrics(out, NAME, metrics)
+    with _common.plotting():
+        plt = _common.plt()
+        # the data on their real time axes
+        fig, axes = plt.subplots(1, len(CLASSES), figsize=(12, 2.8), sharey=True)
+        for k, ax in enumerate(axes):
+            for i in np.flatnonzero(train.y == k)[:3]:
+                t_obs = np.cumsum(train.timespans[i])
+                ax.plot(t_obs, train.x[i, :, 0], ".-", lw=0.8, ms=4)
+            ax.set_title(f"class {k}: {CLASSES[k]}")
+            ax.set_xlabel("time (each sample at its own rate)")
+        axes[0].set_ylabel("observation")
+        fig.suptitle("Irregularly sampled sinusoids (three samples per class)")
+        _common.save(fig, out, f"{NAME}_data.png")
+
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+        for (variant, label), color in zip(VARIANTS.items(), ("tab:blue", "tab:orange")):
+            h = histories[variant]
+            ep = np.arange(1, len(h["loss"]) + 1)
+            acc = results[variant]["test_accuracy"]
+            axes[0].plot(ep, h["val_accuracy"], color=color, label=f"{label}: validation (test {acc:.2f})")
+            axes[0].plot(ep, h["accuracy"], "--", color=color, alpha=0.5, label=f"{label}: training")
+            axes[1].plot(ep, h["val_loss"], color=color)
+            axes[1].plot(ep, h["loss"], "--", color=color, alpha=0.5)
+        axes[0].set_title("accuracy", fontsize=10)
+        axes[1].set_title("loss", fontsize=10)
+        for ax in axes:
+            ax.set_xlabel("epoch")
+            ax.grid(alpha=0.3)
+        # one legend under both panels, where it covers no curve
+        fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=2, fontsize=9, frameon=False)
+        fig.suptitle("CfC on irregularly sampled data: giving the elapsed time matters")
+        _common.save(fig, out, f"{NAME}_training.png")
+
+        model, x_test = models["with_timespans"]
+        pred = np.array(mx.argmax(model.predict(x_test, batch_size=128), axis=-1))
+        conf = np.zeros((len(CLASSES), len(CLASSES)), int)
+        for t_, p_ in zip(test.y, pred):
+            conf[t_, p_] += 1
+        fig, ax = plt.subplots(figsize=(4, 3.6))
+        ax.imshow(conf, cmap="Blues")
+        for (i, j), v in np.ndenumerate(conf):
+            ax.text(j, i, str(v), ha="center", va="center", color="black")
+        ax.set_xticks(range(len(CLASSES)), CLASSES)
+        ax.set_yticks(range(len(CLASSES)), CLASSES)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title("Confusion matrix (test, with timespans)")
+        _common.save(fig, out, f"{NAME}_confusion.png")
+
+        cfc = model.layers[0]
+        i = int(np.flatnonzero(test.y == 1)[0])
+        states, _ = cfc.sequences(mx.array(test.x[i : i + 1]), mx.array(test.timespans[i : i + 1]))
+        _common.plot_activity(
+            np.array(states[0]),
+            out,
+            f"{NAME}_activity.png",
+            f"CfC hidden state over one test sequence ({CLASSES[1]})",
+            times=np.cumsum(test.timespans[i]),
+        )
     return metrics
 
 

@@ -122,53 +122,6 @@ def main(argv: list[str] | None = None) -> dict:
         )
 
     out = args.out
-    plt = _common.plt()
-    fig, axes = plt.subplots(1, len(CLASSES), figsize=(12, 2.6), sharey=True)
-    for k, ax in enumerate(axes):
-        for i in np.flatnonzero(y_train == k)[:3]:
-            ax.plot(x_train[i, :, 0], lw=1)
-        ax.set_title(CLASSES[k])
-        ax.set_xlabel("step")
-    fig.suptitle("Generated waveforms (three per class)")
-    _common.save(fig, out, f"{NAME}_data.png")
-    _common.plot_history(
-        history,
-        out,
-        f"{NAME}_training.png",
-        "SequenceClassifier (CfC + Linear)",
-        keys=["loss", "accuracy"],
-        val_label="test",
-    )
-
-    pred = np.array(mx.argmax(model(x_test_mx), axis=-1))
-    conf = np.zeros((len(CLASSES), len(CLASSES)), int)
-    for a, b in zip(y_test, pred):
-        conf[a, b] += 1
-    fig, ax = plt.subplots(figsize=(4.4, 3.8))
-    ax.imshow(conf, cmap="Blues")
-    for (i, j), v in np.ndenumerate(conf):
-        ax.text(j, i, str(v), ha="center", va="center")
-    ax.set_xticks(range(len(CLASSES)), CLASSES, rotation=30)
-    ax.set_yticks(range(len(CLASSES)), CLASSES)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(f"Confusion matrix (test accuracy {history['val_accuracy'][-1]:.3f})")
-    _common.save(fig, out, f"{NAME}_confusion.png")
-
-    rnn = model.rnn
-    h = c = mx.zeros((1, rnn.state_size))
-    states = []
-    for t in range(x_test.shape[1]):  # the layer's loop, written out: LSTM memory, then the CfC cell
-        h, c = rnn.lstm(x_test_mx[:1, t], (h, c))
-        _, h = rnn.rnn_cell(x_test_mx[:1, t], h)
-        states.append(h[0])
-    _common.plot_activity(
-        np.array(mx.stack(states)),
-        out,
-        f"{NAME}_activity.png",
-        f"CfC hidden state over one test sequence ({CLASSES[y_test[0]]})",
-    )
-
     metrics = {
         "example": NAME,
         "epochs": epochs,
@@ -178,6 +131,53 @@ def main(argv: list[str] | None = None) -> dict:
         "total_seconds": timer(),
     }
     _common.write_metrics(out, NAME, metrics)
+    with _common.plotting():
+        plt = _common.plt()
+        fig, axes = plt.subplots(1, len(CLASSES), figsize=(12, 2.6), sharey=True)
+        for k, ax in enumerate(axes):
+            for i in np.flatnonzero(y_train == k)[:3]:
+                ax.plot(x_train[i, :, 0], lw=1)
+            ax.set_title(CLASSES[k])
+            ax.set_xlabel("step")
+        fig.suptitle("Generated waveforms (three per class)")
+        _common.save(fig, out, f"{NAME}_data.png")
+        _common.plot_history(
+            history,
+            out,
+            f"{NAME}_training.png",
+            "SequenceClassifier (CfC + Linear)",
+            keys=["loss", "accuracy"],
+            val_label="test",
+        )
+
+        pred = np.array(mx.argmax(model(x_test_mx), axis=-1))
+        conf = np.zeros((len(CLASSES), len(CLASSES)), int)
+        for a, b in zip(y_test, pred):
+            conf[a, b] += 1
+        fig, ax = plt.subplots(figsize=(4.4, 3.8))
+        ax.imshow(conf, cmap="Blues")
+        for (i, j), v in np.ndenumerate(conf):
+            ax.text(j, i, str(v), ha="center", va="center")
+        ax.set_xticks(range(len(CLASSES)), CLASSES, rotation=30)
+        ax.set_yticks(range(len(CLASSES)), CLASSES)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(f"Confusion matrix (test accuracy {history['val_accuracy'][-1]:.3f})")
+        _common.save(fig, out, f"{NAME}_confusion.png")
+
+        rnn = model.rnn
+        h = c = mx.zeros((1, rnn.state_size))
+        states = []
+        for t in range(x_test.shape[1]):  # the layer's loop, written out: LSTM memory, then the CfC cell
+            h, c = rnn.lstm(x_test_mx[:1, t], (h, c))
+            _, h = rnn.rnn_cell(x_test_mx[:1, t], h)
+            states.append(h[0])
+        _common.plot_activity(
+            np.array(mx.stack(states)),
+            out,
+            f"{NAME}_activity.png",
+            f"CfC hidden state over one test sequence ({CLASSES[y_test[0]]})",
+        )
     return metrics
 
 

@@ -87,31 +87,6 @@ def main(argv: list[str] | None = None) -> dict:
     train_time = sum(history.epoch_times)
 
     out = args.out
-    _common.plot_history(history.history, out, f"{NAME}_loss.png", "LTC + AutoNCP(16, 1): training loss (MSE)")
-    plt = _common.plt()
-    fig, ax = plt.subplots(figsize=(8.5, 3.2))
-    steps = np.arange(x.shape[1])
-    ax.plot(steps, y_np[0, :, 0], "k", lw=2, label="target sin 2u")
-    ax.plot(steps, before, ":", label="before training")
-    ax.plot(steps, after, "--", label=f"after {epochs} epochs (MSE {mse:.4f})")
-    ax.plot(steps, x_np[0, :, 0], color="0.7", lw=0.8, label="input sin u")
-    ax.set_xlabel("step")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)  # beside, not over, the curves
-    ax.grid(alpha=0.3)
-    ax.set_title("LTC prediction vs truth")
-    _common.save(fig, out, f"{NAME}_prediction.png")
-    built = model.rnn_cell.wiring
-    _common.plot_wiring(built, out, f"{NAME}_wiring.png", "AutoNCP(16, 1) wiring of the LTC")
-    labels = [f"{i} {built.get_type_of_neuron(i)}" for i in range(built.units)]
-    _common.plot_activity(
-        neuron_states(model, x),
-        out,
-        f"{NAME}_activity.png",
-        "LTC neuron states over the sequence (neuron 0 is the motor output)",
-        labels=labels,
-        always=[0],
-    )
-
     metrics = {
         "example": NAME,
         "epochs": epochs,
@@ -122,6 +97,33 @@ def main(argv: list[str] | None = None) -> dict:
         "compiled_step": history.compiled,
     }
     _common.write_metrics(out, NAME, metrics)
+    with _common.plotting():
+        _common.plot_history(history.history, out, f"{NAME}_loss.png", "LTC + AutoNCP(16, 1): training loss (MSE)")
+        plt = _common.plt()
+        fig, ax = plt.subplots(figsize=(8.5, 3.2))
+        steps = np.arange(x.shape[1])
+        ax.plot(steps, y_np[0, :, 0], "k", lw=2, label="target sin 2u")
+        ax.plot(steps, before, ":", label="before training")
+        ax.plot(steps, after, "--", label=f"after {epochs} epochs (MSE {mse:.4f})")
+        ax.plot(steps, x_np[0, :, 0], color="0.7", lw=0.8, label="input sin u")
+        ax.set_xlabel("step")
+        ax.legend(
+            loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False
+        )  # beside, not over, the curves
+        ax.grid(alpha=0.3)
+        ax.set_title("LTC prediction vs truth")
+        _common.save(fig, out, f"{NAME}_prediction.png")
+        built = model.rnn_cell.wiring
+        _common.plot_wiring(built, out, f"{NAME}_wiring.png", "AutoNCP(16, 1) wiring of the LTC")
+        labels = [f"{i} {built.get_type_of_neuron(i)}" for i in range(built.units)]
+        _common.plot_activity(
+            neuron_states(model, x),
+            out,
+            f"{NAME}_activity.png",
+            "LTC neuron states over the sequence (neuron 0 is the motor output)",
+            labels=labels,
+            always=[0],
+        )
     return metrics
 
 

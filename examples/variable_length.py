@@ -114,27 +114,6 @@ def main(argv: list[str] | None = None) -> dict:
         ],
     )
 
-    out = args.out
-    plt = _common.plt()
-    fig, axes = plt.subplots(1, len(CLASSES), figsize=(12, 2.8), sharey=True)
-    for k, ax in enumerate(axes):
-        shown = sorted(np.flatnonzero(y_train == k)[:3], key=lambda i: len(train_seqs[i]))
-        for i in shown:
-            ax.plot(train_seqs[i][:, 0], lw=1)
-        ax.set_title(f"{CLASSES[k]} ({', '.join(str(len(train_seqs[i])) for i in shown)} steps)", fontsize=10)
-        ax.set_xlabel("step")
-        ax.set_xlim(0, MAX_LEN)
-    axes[0].set_ylabel("value")
-    fig.suptitle(f"Generated waveforms of {MIN_LEN} to {MAX_LEN} steps (three per class)", y=1.04)
-    _common.save(fig, out, f"{NAME}_data.png")
-    _common.plot_history(
-        history.history,
-        out,
-        f"{NAME}_training.png",
-        "CfC with lengths= (train on a list of sequences)",
-        keys=["loss", "accuracy"],
-    )
-
     pred = np.argmax(np.array(predict(model, (x_test, len_test))), axis=-1)
     edges = np.arange(MIN_LEN, MAX_LEN + 9, 8)
     edges[-1] = MAX_LEN + 1
@@ -144,21 +123,7 @@ def main(argv: list[str] | None = None) -> dict:
         for b in range(len(edges) - 1)
     ]
     counts = [int(np.sum(which == b)) for b in range(len(edges) - 1)]
-    fig, ax = plt.subplots(figsize=(6.4, 3.6))
-    bins = np.arange(len(acc))
-    ax.bar(bins, acc, width=0.8, color="tab:blue", alpha=0.8, label="test accuracy")
-    for b, a, m in zip(bins, acc, counts):
-        if np.isfinite(a):
-            ax.text(b, a + 0.02, f"n={m}", ha="center", fontsize=7)
-    ax.axhline(1 / len(CLASSES), color="gray", ls="--", lw=1, label="chance")
-    ax.set_xticks(bins, [f"{lo}-{hi - 1}" for lo, hi in zip(edges[:-1], edges[1:])], fontsize=8)
-    ax.set_xlabel("sequence length (steps)")
-    ax.set_ylabel("test accuracy")
-    ax.set_ylim(0, 1.3)
-    ax.legend(loc="upper left", fontsize=8, ncol=2)
-    ax.set_title(f"Test accuracy per sequence length (overall {np.mean(pred == y_test):.3f})")
-    _common.save(fig, out, f"{NAME}_by_length.png")
-
+    out = args.out
     metrics = {
         "example": NAME,
         "epochs": epochs,
@@ -169,6 +134,41 @@ def main(argv: list[str] | None = None) -> dict:
         "total_seconds": timer(),
     }
     _common.write_metrics(out, NAME, metrics)
+    with _common.plotting():
+        plt = _common.plt()
+        fig, axes = plt.subplots(1, len(CLASSES), figsize=(12, 2.8), sharey=True)
+        for k, ax in enumerate(axes):
+            shown = sorted(np.flatnonzero(y_train == k)[:3], key=lambda i: len(train_seqs[i]))
+            for i in shown:
+                ax.plot(train_seqs[i][:, 0], lw=1)
+            ax.set_title(f"{CLASSES[k]} ({', '.join(str(len(train_seqs[i])) for i in shown)} steps)", fontsize=10)
+            ax.set_xlabel("step")
+            ax.set_xlim(0, MAX_LEN)
+        axes[0].set_ylabel("value")
+        fig.suptitle(f"Generated waveforms of {MIN_LEN} to {MAX_LEN} steps (three per class)", y=1.04)
+        _common.save(fig, out, f"{NAME}_data.png")
+        _common.plot_history(
+            history.history,
+            out,
+            f"{NAME}_training.png",
+            "CfC with lengths= (train on a list of sequences)",
+            keys=["loss", "accuracy"],
+        )
+
+        fig, ax = plt.subplots(figsize=(6.4, 3.6))
+        bins = np.arange(len(acc))
+        ax.bar(bins, acc, width=0.8, color="tab:blue", alpha=0.8, label="test accuracy")
+        for b, a, m in zip(bins, acc, counts):
+            if np.isfinite(a):
+                ax.text(b, a + 0.02, f"n={m}", ha="center", fontsize=7)
+        ax.axhline(1 / len(CLASSES), color="gray", ls="--", lw=1, label="chance")
+        ax.set_xticks(bins, [f"{lo}-{hi - 1}" for lo, hi in zip(edges[:-1], edges[1:])], fontsize=8)
+        ax.set_xlabel("sequence length (steps)")
+        ax.set_ylabel("test accuracy")
+        ax.set_ylim(0, 1.3)
+        ax.legend(loc="upper left", fontsize=8, ncol=2)
+        ax.set_title(f"Test accuracy per sequence length (overall {np.mean(pred == y_test):.3f})")
+        _common.save(fig, out, f"{NAME}_by_length.png")
     return metrics
 
 

@@ -137,68 +137,6 @@ def main(argv: list[str] | None = None) -> dict:
 
     # -- plots --------------------------------------------------------------------------------
     out = args.out
-    plt = _common.plt()
-    example = bitstream_xor(1, pad_size=PAD, seed=XOR_TEST_SEED)
-    k = int(example.mask[0].sum())
-    fig, axes = plt.subplots(2, 1, figsize=(8, 4.6), gridspec_kw={"height_ratios": [1, 1.2]})
-    # the bit string behind the events: event j sits at bit cumsum(elapsed)[j] - 1 and holds until the next
-    ev, el = example.x[0, :k, 0], np.rint(example.timespans[0, :k] * PAD).astype(int)
-    at = np.cumsum(el) - 1
-    bits = ev[np.searchsorted(at, np.arange(at[-1] + 1), side="right") - 1]
-    axes[0].step(np.arange(1, len(bits) + 1), bits, where="mid", color="k")
-    axes[0].set_title(f"bit string: {len(bits)} bits, {int(bits.sum())} ones, label {int(example.y[0])}", fontsize=10)
-    axes[0].set_xlabel("bit")
-    axes[0].set_yticks([0, 1])
-    axes[1].stem(np.arange(k), el, basefmt=" ")
-    for j in range(k):
-        axes[1].annotate(
-            f"bit {int(ev[j])}", (j, el[j]), textcoords="offset points", xytext=(0, 4), ha="center", fontsize=7
-        )
-    axes[1].set_ylim(0, el.max() + 1.5)
-    axes[1].set_title("its events (padding to 32 steps not shown)", fontsize=10)
-    axes[1].set_xlabel("event")
-    axes[1].set_ylabel("elapsed bits")
-    fig.suptitle("Event-based encoding: one step per change of the bit, with the elapsed time")
-    _common.save(fig, out, f"{NAME}_encoding.png")
-
-    fig, axes = plt.subplots(1, 2, figsize=(10.5, 3.8))
-    ep = np.arange(1, len(test_curve) + 1)
-    axes[0].plot(ep, history.history["accuracy"], "o-", ms=3, label="training (running, during the epoch)")
-    axes[0].plot(ep, test_curve, "s-", ms=3, label=f"test ({len(test.y)} strings)")
-    axes[0].axhline(0.5, color="0.6", ls=":", label="chance")
-    axes[0].set_xlabel("epoch")
-    axes[0].set_xlim(0.5, len(ep) + 0.5)
-    axes[0].xaxis.set_major_locator(plt.MaxNLocator(integer=True, min_n_ticks=1))  # whole epochs
-    axes[0].set_ylabel("accuracy")
-    axes[0].set_ylim(min(0.45, *test_curve, *history.history["accuracy"]) - 0.02, 1.0)
-    axes[0].set_title("accuracy after each epoch", fontsize=10)
-    axes[0].legend(fontsize=8, loc="best")
-    axes[0].grid(alpha=0.3)
-    lengths = np.rint(test.timespans.sum(axis=1) * PAD).astype(int)
-    uniq = np.unique(lengths)
-    axes[1].bar(uniq, [correct[lengths == L].mean() for L in uniq], color="tab:blue")
-    axes[1].axhline(0.5, color="0.6", ls=":")
-    axes[1].set_xlabel("string length (bits)")
-    axes[1].set_ylabel("test accuracy")
-    axes[1].set_ylim(0, 1)
-    axes[1].set_title("test accuracy by string length", fontsize=10)
-    fig.suptitle(
-        f"CfC-mmRNN on event-based XOR: test accuracy {accuracy:.3f} after {epochs} epoch{'s' * (epochs != 1)}"
-    )
-    _common.save(fig, out, f"{NAME}_accuracy.png")
-
-    i = int(np.flatnonzero(test.mask.sum(axis=1) >= 8)[0])
-    k = int(test.mask[i].sum())
-    states, _ = model.layers[0].sequences(mx.array(x_test[0][i : i + 1, :k]), mx.array(x_test[1][i : i + 1, :k]))
-    _common.plot_activity(
-        np.array(states[0]),
-        out,
-        f"{NAME}_activity.png",
-        f"CfC-mmRNN hidden state over the events of one test string (label {int(test.y[i])})",
-        times=np.cumsum(np.rint(test.timespans[i, :k] * PAD)),
-        time_label="bit",
-    )
-
     metrics = {
         "example": NAME,
         "test_accuracy": accuracy,
@@ -211,6 +149,70 @@ def main(argv: list[str] | None = None) -> dict:
         "total_seconds": timer(),
     }
     _common.write_metrics(out, NAME, metrics)
+    with _common.plotting():
+        plt = _common.plt()
+        example = bitstream_xor(1, pad_size=PAD, seed=XOR_TEST_SEED)
+        k = int(example.mask[0].sum())
+        fig, axes = plt.subplots(2, 1, figsize=(8, 4.6), gridspec_kw={"height_ratios": [1, 1.2]})
+        # the bit string behind the events: event j sits at bit cumsum(elapsed)[j] - 1 and holds until the next
+        ev, el = example.x[0, :k, 0], np.rint(example.timespans[0, :k] * PAD).astype(int)
+        at = np.cumsum(el) - 1
+        bits = ev[np.searchsorted(at, np.arange(at[-1] + 1), side="right") - 1]
+        axes[0].step(np.arange(1, len(bits) + 1), bits, where="mid", color="k")
+        axes[0].set_title(
+            f"bit string: {len(bits)} bits, {int(bits.sum())} ones, label {int(example.y[0])}", fontsize=10
+        )
+        axes[0].set_xlabel("bit")
+        axes[0].set_yticks([0, 1])
+        axes[1].stem(np.arange(k), el, basefmt=" ")
+        for j in range(k):
+            axes[1].annotate(
+                f"bit {int(ev[j])}", (j, el[j]), textcoords="offset points", xytext=(0, 4), ha="center", fontsize=7
+            )
+        axes[1].set_ylim(0, el.max() + 1.5)
+        axes[1].set_title("its events (padding to 32 steps not shown)", fontsize=10)
+        axes[1].set_xlabel("event")
+        axes[1].set_ylabel("elapsed bits")
+        fig.suptitle("Event-based encoding: one step per change of the bit, with the elapsed time")
+        _common.save(fig, out, f"{NAME}_encoding.png")
+
+        fig, axes = plt.subplots(1, 2, figsize=(10.5, 3.8))
+        ep = np.arange(1, len(test_curve) + 1)
+        axes[0].plot(ep, history.history["accuracy"], "o-", ms=3, label="training (running, during the epoch)")
+        axes[0].plot(ep, test_curve, "s-", ms=3, label=f"test ({len(test.y)} strings)")
+        axes[0].axhline(0.5, color="0.6", ls=":", label="chance")
+        axes[0].set_xlabel("epoch")
+        axes[0].set_xlim(0.5, len(ep) + 0.5)
+        axes[0].xaxis.set_major_locator(plt.MaxNLocator(integer=True, min_n_ticks=1))  # whole epochs
+        axes[0].set_ylabel("accuracy")
+        axes[0].set_ylim(min(0.45, *test_curve, *history.history["accuracy"]) - 0.02, 1.0)
+        axes[0].set_title("accuracy after each epoch", fontsize=10)
+        axes[0].legend(fontsize=8, loc="best")
+        axes[0].grid(alpha=0.3)
+        lengths = np.rint(test.timespans.sum(axis=1) * PAD).astype(int)
+        uniq = np.unique(lengths)
+        axes[1].bar(uniq, [correct[lengths == L].mean() for L in uniq], color="tab:blue")
+        axes[1].axhline(0.5, color="0.6", ls=":")
+        axes[1].set_xlabel("string length (bits)")
+        axes[1].set_ylabel("test accuracy")
+        axes[1].set_ylim(0, 1)
+        axes[1].set_title("test accuracy by string length", fontsize=10)
+        fig.suptitle(
+            f"CfC-mmRNN on event-based XOR: test accuracy {accuracy:.3f} after {epochs} epoch{'s' * (epochs != 1)}"
+        )
+        _common.save(fig, out, f"{NAME}_accuracy.png")
+
+        i = int(np.flatnonzero(test.mask.sum(axis=1) >= 8)[0])
+        k = int(test.mask[i].sum())
+        states, _ = model.layers[0].sequences(mx.array(x_test[0][i : i + 1, :k]), mx.array(x_test[1][i : i + 1, :k]))
+        _common.plot_activity(
+            np.array(states[0]),
+            out,
+            f"{NAME}_activity.png",
+            f"CfC-mmRNN hidden state over the events of one test string (label {int(test.y[i])})",
+            times=np.cumsum(np.rint(test.timespans[i, :k] * PAD)),
+            time_label="bit",
+        )
     return metrics
 
 

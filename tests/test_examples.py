@@ -73,34 +73,42 @@ def test_atari_example_labels_synthetic_data(tmp_path):
     assert (tmp_path / "atari_synthetic" / "data_atari_seq" / "synthetic_breakout" / "val_0000.npz").is_file()
 
 
-def _doc_snippets():
-    text = (Path(__file__).resolve().parent.parent / "docs" / "fronts.md").read_text()
-    blocks, inside, current = [], False, []
-    for line in text.splitlines():
-        if line.strip() == "```python":
-            inside, current = True, []
-        elif line.strip() == "```" and inside:
-            inside = False
-            blocks.append("\n".join(current))
-        elif inside:
-            current.append(line)
-    return blocks
+# The flags every example takes (examples/_common.py's parser).
+COMMON_FLAGS = ("--out", "--quick", "--seed")
+ALL_EXAMPLES = sorted(p.stem for p in EXAMPLES.glob("*.py") if not p.stem.startswith("_"))
 
 
-def test_fronts_doc_snippets_run(tmp_path, monkeypatch):
-    """Every Python snippet of docs/fronts.md runs as written (offline: the official data sets
-    are absent, so their loaders must raise DatasetNotFoundError, which the snippet catches)."""
-    from ncps.datasets import utils
+@pytest.mark.parametrize("name", ALL_EXAMPLES)
+def test_every_example_takes_the_common_flags(name):
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLES / f"{name}.py"), "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    missing = [flag for flag in COMMON_FLAGS if flag not in proc.stdout]
+    assert not missing, f"{name}.py --help lacks {missing}"
 
-    def offline(url, *args, **kwargs):
-        raise OSError("offline")
 
-    monkeypatch.setattr(utils, "urlopen", offline)
-    monkeypatch.chdir(tmp_path)
-    blocks = _doc_snippets()
-    assert len(blocks) >= 5
-    for i, code in enumerate(blocks):
-        try:
-            exec(compile(code, f"docs/fronts.md[snippet {i}]", "exec"), {"__name__": f"snippet{i}"})
-        except Exception as exc:  # pragma: no cover - the message names the snippet
-            raise AssertionError(f"snippet {i} of docs/fronts.md failed: {exc!r}\n{code}") from exc
+def test_example_without_matplotlib_writes_metrics_and_says_what_to_install(tmp_path):
+    """Without the plot extra an example still succeeds: its metrics are written before the
+    plots, which are skipped with one line naming the extra."""
+    blocker = tmp_path / "blocker"
+    blocker.mkdir()
+    (blocker / "matplotlib.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'matplotlib'\", name='matplotlib')\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(blocker), PYTHONUNBUFFERED="1")
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLES / "sine_ltc.py"), "--quick", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=110,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert json.loads((out / "sine_ltc_metrics.json").read_text())["example"] == "sine_ltc"
+    notes = [line for line in proc.stdout.splitlines() if "plots skipped" in line]
+    assert len(notes) == 1 and "pip install 'ncps[plot]'" in notes[0], proc.stdout[-2000:]
+    assert "Traceback" not in proc.stderr
+    assert not list(out.glob("*.png"))

@@ -49,3 +49,22 @@ def _rename(fn: Callable, signature: inspect.Signature, aliases: dict, args: tup
             )
         kwargs[ours] = value
     return kwargs
+
+
+# What a user of the official package imports first, and what to import here instead.
+_FRONTS = {
+    "torch": "from ncps import CfC, LTC, CfCCell, LTCCell (or ncps.mlx, the same classes)",
+    "tf": "from ncps import CfC, LTC for MLX layers, or from ncps import mini_keras as keras for Keras-style models",
+    "keras": "from ncps import mini_keras as keras (keras.layers.CfC, keras.models.Sequential)",
+}
+
+
+def foreign_front(name: str) -> ModuleNotFoundError:
+    """The error raised by importing ``ncps.<name>`` (``torch``, ``tf``, ``keras``): the official
+    package's front-end modules, which this MLX package does not have; it says what to import."""
+    return ModuleNotFoundError(
+        f"ncps.{name} is the official ncps package's {name} front end; this is ncps for MLX: {_FRONTS[name]}. "
+        "The official keyword names (hx=, hidden_size=, ...) are accepted, and "
+        "ncps.interop.from_torch / load_torch_state_dict load official PyTorch weights.",
+        name=f"ncps.{name}",
+    )

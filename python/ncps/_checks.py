@@ -1,7 +1,9 @@
-"""Argument checks shared by the public constructors and calls.
+"""Argument checks shared by the public constructors and calls: the one validation layer.
 
-Each check raises a ``ValueError`` (``TypeError`` for a value of the wrong kind) whose message
-names the argument, and returns the value in its canonical type. They cost nothing next to the
+Each check raises a ``ValueError`` for a wrong value, or an :class:`ArgumentTypeError` (a
+``TypeError`` that is also a ``ValueError``, so code written against the older ``ValueError``
+keeps working) for a value of the wrong kind; the message names the argument, the value and the
+expected form. Each check returns the value in its canonical type. They cost nothing next to the
 work they guard: Python scalars, shapes and dtypes only, never array contents (the policy in
 docs/reliability.md).
 """
@@ -10,19 +12,45 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from collections.abc import Sequence
 from typing import Any
 
 import mlx.core as mx
+import numpy as np
 
 # Beyond this an ODE solver's sub-steps only cost time: a typo (10**9) would hang uninterruptibly.
 MAX_ODE_UNFOLDS = 10_000
 
 
+# The largest seed numpy's legacy ``RandomState`` (used by NCP/AutoNCP, as upstream does) takes.
+MAX_SEED = 2**32 - 1
+
+
+class ArgumentTypeError(TypeError, ValueError):
+    """An argument of the wrong kind (a float or string for an integer, a string for a bool).
+
+    A ``TypeError``, as Python's own calls raise for the wrong kind of object, and a
+    ``ValueError`` too, which the size checks raised before: ``except ValueError`` keeps working.
+    """
+
+
+def _kind(value: Any) -> str:
+    return f"{value!r} ({type(value).__name__})"
+
+
+def boolean(value: Any, name: str) -> bool:
+    """``value`` as a ``bool``: ``True``/``False`` or a numpy bool, nothing merely truthy
+    (``"False"``, ``0``, ``None`` are refused: ``"False"`` would silently mean True)."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise ArgumentTypeError(f"{name} must be True or False (a bool), got {_kind(value)}")
+
+
 def integer(value: Any, name: str, minimum: int | None = 1, maximum: int | None = None) -> int:
     """``value`` as an ``int`` (a Python or numpy integer, not a bool, float or string)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise ArgumentTypeError(f"{name} must be an integer, got {_kind(value)}")
     if minimum is not None and value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
     if maximum is not None and value > maximum:
@@ -30,12 +58,23 @@ def integer(value: Any, name: str, minimum: int | None = 1, maximum: int | None 
     return int(value)
 
 
+def optional_integer(value: Any, name: str, minimum: int | None = 1, maximum: int | None = None) -> int | None:
+    """None, or ``value`` checked by :func:`integer`."""
+    return None if value is None else integer(value, name, minimum, maximum)
+
+
+def seed(value: Any, name: str = "seed", maximum: int | None = None) -> int:
+    """A random seed: an integer in ``[0, maximum]`` (numpy's generators refuse negative seeds;
+    a float or string would otherwise surface numpy's own message, naming no argument)."""
+    return integer(value, name, 0, maximum)
+
+
 def real(
     value: Any, name: str, minimum: float | None = None, maximum: float | None = None, below: float | None = None
 ) -> float:
     """``value`` as a finite ``float`` in ``[minimum, maximum]`` (and ``< below`` when given)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise ArgumentTypeError(f"{name} must be a real number, got {_kind(value)}")
     value = float(value)
     if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value}")
@@ -45,6 +84,18 @@ def real(
         raise ValueError(f"{name} must be <= {maximum}, got {value}")
     if below is not None and not value < below:
         raise ValueError(f"{name} must be < {below}, got {value}")
+    return value
+
+
+def path(value: Any, name: str = "path") -> str:
+    """A file path: a non-empty ``str`` or ``os.PathLike``, as a ``str``."""
+    if not isinstance(value, (str, os.PathLike)):
+        raise ArgumentTypeError(f"{name} must be a file path (str or os.PathLike), got {_kind(value)}")
+    value = os.fspath(value)
+    if not isinstance(value, str):
+        raise ArgumentTypeError(f"{name} must be a file path (str), got bytes {value!r}")
+    if not value or os.path.basename(value) == "":
+        raise ValueError(f"{name} must name a file, got {value!r}")
     return value
 
 
@@ -68,6 +119,38 @@ def invalid_timespans_to_nan(ts: mx.array) -> mx.array:
     turns the state of its sample into NaN on every path instead of a plausible number."""
     valid = (ts >= 0) & (ts < math.inf)
     return mx.where(valid, ts, math.nan)
+
+
+def infinite_to_nan(x: mx.array) -> mx.array:
+    """``x`` with every infinite entry replaced by NaN (docs/reliability.md: a non-finite input
+    never becomes a plausible number).
+
+    Without it, ``±inf`` saturates the cells' sigmoids and tanhs (``σ(inf) = 1``) and gives
+    finite, plausible outputs, while NaN propagates through the same math. Applied to the
+    inputs once per call, before the dispatch, it makes inf follow NaN's path on every path
+    (fused CPU, GPU, reference) without touching the kernels' loops. One lazy elementwise op;
+    integer inputs cannot hold inf and pass unchanged."""
+    if not mx.issubdtype(x.dtype, mx.inexact):
+        return x
+    return mx.where(mx.isinf(x), math.nan, x)
+
+
+def small_and_finite(x: Any) -> bool:
+    """True when ``x`` is a C-contiguous float32 buffer of at most 4096 entries with no infinite
+    or NaN entry; False when it has one or when that is not cheap to tell (then the caller takes
+    its checked path, which applies :func:`infinite_to_nan`).
+
+    The guard of :meth:`ncps.cells.base.Cell.infer`'s prepared step, whose C++ kernel reads ``x``
+    as it is: the buffer's sum is finite exactly when every entry is (barring an overflow, which
+    only costs the checked path), ~0.5 µs for a control loop's ``(1, I)`` input and ~20 ns per
+    entry, where an MLX reduction would cost a graph evaluation (~50 µs)."""
+    try:
+        view = memoryview(x)
+        if view.format != "f" or view.nbytes > 16384:
+            return False
+        return math.isfinite(sum(view.cast("B").cast("f")))
+    except (TypeError, ValueError, BufferError):  # not a buffer, or a strided view
+        return False
 
 
 def real_array(x: mx.array, name: str) -> None:

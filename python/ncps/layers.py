@@ -86,7 +86,13 @@ def _normalize_lengths(lengths: Lengths, B: int, T: int, batched: bool) -> mx.ar
     if isinstance(lengths, bool) or booleans:
         raise TypeError("lengths must hold integers, got booleans")
     if not isinstance(lengths, mx.array):
-        arr = np.asarray(lengths)
+        try:
+            arr = np.asarray(lengths)
+        except ValueError:  # a ragged list: numpy's message names no argument
+            raise ValueError(
+                f"lengths must be integers of shape (B,) = ({B},), one length per sequence, got a ragged "
+                f"{type(lengths).__name__}"
+            ) from None
         if arr.dtype == object or not (np.issubdtype(arr.dtype, np.integer) or arr.size == 0):
             raise TypeError(f"lengths must be an integer array of shape (B,) = ({B},), got dtype {arr.dtype}")
         lengths = mx.array(arr.astype(np.int32))
@@ -174,11 +180,11 @@ class RNN(nn.Module):
         if proj_size is not None:
             proj_size = _checks.integer(proj_size, "proj_size")
         self.rnn_cell = cell
-        self.return_sequences = bool(return_sequences)
-        self.batch_first = bool(batch_first)
-        self.mixed_memory = bool(mixed_memory)
+        self.return_sequences = _checks.boolean(return_sequences, "return_sequences")
+        self.batch_first = _checks.boolean(batch_first, "batch_first")
+        self.mixed_memory = _checks.boolean(mixed_memory, "mixed_memory")
         self.proj_size = None if proj_size is None else int(proj_size)
-        self.bidirectional = bool(bidirectional)
+        self.bidirectional = _checks.boolean(bidirectional, "bidirectional")
         self.merge_mode = merge_mode
         if self.mixed_memory:
             self.lstm = LSTMCell(cell.input_size, cell.state_size)
@@ -202,6 +208,16 @@ class RNN(nn.Module):
         """Features of one output step (after projection and merging)."""
         size = self.proj_size or self.rnn_cell.output_size
         return 2 * size if self.bidirectional and self.merge_mode == "concat" else size
+
+    def _extra_repr(self) -> str:
+        """``repr(layer)``: its sizes and the options that differ from the defaults (the cell's
+        own line below shows its sizes and wiring)."""
+        parts = [f"input_size={self.input_size}", f"state_size={self.state_size}", f"output_size={self.output_size}"]
+        defaults = dict(return_sequences=True, batch_first=True, mixed_memory=False, proj_size=None)
+        defaults.update(bidirectional=False, merge_mode="concat")
+        config = self.get_config()
+        parts += [f"{k}={config[k]!r}" for k, v in defaults.items() if config[k] != v]
+        return ", ".join(parts)
 
     def get_config(self) -> dict:
         """The sequence options (the cell has its own ``get_config``)."""
@@ -264,11 +280,12 @@ class RNN(nn.Module):
             return zeros, (zeros if self.mixed_memory else None)
         if self.mixed_memory:
             if not isinstance(state, (tuple, list)) or len(state) != 2:
+                got = f"a {type(state).__name__} of {len(state)}" if isinstance(state, (tuple, list)) else None
                 raise RuntimeError(
-                    "Running a layer with mixed_memory=True requires a tuple (h0, c0) as state, "
-                    f"got {type(state).__name__}"
+                    "Running a layer with mixed_memory=True requires a tuple (h0, c0) of two arrays "
+                    f"(batch, state_size) as state, got {got or type(state).__name__}"
                 )
-            h, c = (mx.array(s) for s in state)
+            h, c = (_checks.as_array(s, f"state[{i}]") for i, s in enumerate(state))
             for name, s in (("state[0] (h0)", h), ("state[1] (c0)", c)):
                 if s.shape != (B, N):
                     raise ValueError(f"{name} must have shape (batch, state_size) = ({B}, {N}), got {_shape(s)}")
@@ -277,13 +294,13 @@ class RNN(nn.Module):
             raise ValueError(
                 "state must be an array of shape (batch, state_size); a tuple is only for mixed_memory=True"
             )
-        h = mx.array(state)
+        h = _checks.as_array(state, "state")
         if h.shape != (B, N):
             raise ValueError(f"state must have shape (batch, state_size) = ({B}, {N}), got {_shape(h)}")
         return h, None
 
     # -- the layer ---------------------------------------------------------------------------
-    @official_names(input="x", hx="state")
+    @official_names(input="x", hx="state", hidden="state")
     def __call__(
         self,
         x: mx.array,
@@ -293,12 +310,43 @@ class RNN(nn.Module):
         *,
         time_delta: Timespans = None,
     ):
+        """Run the layer over a batch of sequences: ``layer(x, state=None, timespans=None,
+        lengths=None) -> (output, state)``.
+
+        Args:
+            x: ``(B, T, input_size)`` when ``batch_first`` (the default), ``(T, B, input_size)``
+                otherwise, or one unbatched sequence ``(T, input_size)``. NaN or infinite
+                entries make the state of their sample NaN from that step on
+                (docs/reliability.md); they never give plausible numbers.
+            state: the initial state (zeros when None): ``(B, state_size)``; with
+                ``mixed_memory=True`` a tuple ``(h0, c0)`` of two such arrays; with
+                ``bidirectional=True`` a tuple ``(forward_state, backward_state)`` of those.
+                Also accepted as ``hx=`` (the official ncps.torch name) and ``hidden=``
+                (mlx.nn's name).
+            timespans: the elapsed time Δt of every step (alias ``time_delta=``): None (1.0), a
+                float >= 0, ``(B,)`` (one per sample), ``(B, T)`` or ``(B, T, 1)``
+                (``(T, B)`` / ``(T, B, 1)`` when not batch-first; ``(T,)`` for unbatched ``x``).
+                Δt = 0 leaves the state unchanged; a negative, NaN or infinite Δt in an array
+                makes that sample's state NaN from that step on (a scalar one raises).
+            lengths: None (every sequence fills all ``T`` steps) or integers ``(B,)`` with
+                ``1 <= lengths[b] <= T`` (a single int for unbatched ``x``): sequence ``b``
+                occupies its first ``lengths[b]`` steps; its padding is ignored, outputs zeros,
+                and leaves its state unchanged.
+
+        Returns:
+            ``(output, state)``: ``output`` is ``(B, T, output_size)`` with ``return_sequences``
+            (time-major when not batch-first), else the output of each sequence's last valid
+            step ``(B, output_size)``; without a batch axis for unbatched ``x``; with
+            ``merge_mode=None`` a tuple ``(forward, backward)``. ``state`` is the final state, in
+            the structure ``state`` accepts.
+        """
         if time_delta is not None:
             if timespans is not None:
                 raise ValueError("pass either timespans or time_delta, not both")
             timespans = time_delta
         x = _checks.as_array(x, "x")
         _checks.real_array(x, "x")
+        x = _checks.infinite_to_nan(x)
         if x.ndim not in (2, 3):
             layout = "(B, T, F)" if self.batch_first else "(T, B, F)"
             raise ValueError(f"x must have shape {layout} or (T, F), got {_shape(x)}")
@@ -309,7 +357,7 @@ class RNN(nn.Module):
         batched = x.ndim == 3
         if not batched:
             x = x[None]
-            state = _map_state(state, lambda s: mx.array(s)[None])
+            state = _map_state(state, lambda s: _checks.as_array(s, "state")[None])
         elif not self.batch_first:
             x = x.transpose(1, 0, 2)
         B, T = x.shape[:2]

@@ -27,7 +27,7 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
-from . import optimizers, training
+from . import _checks, optimizers, training
 from .layers import MODEL_TYPES
 from .persistence import load, save
 from .wirings import AutoNCP
@@ -64,6 +64,7 @@ class LiquidNeuralNetwork:
         if isinstance(n_neurons, bool) or not isinstance(n_neurons, (int, np.integer)) or n_neurons < 4:
             raise ValueError(f"n_neurons must be an int of at least 4, got {n_neurons!r}")
         self.n_neurons = int(n_neurons)
+        seed = _checks.optional_integer(seed, "seed", 0)
         self.model_type = model_type
         self.verbose = verbose
         self.seed = seed
@@ -147,9 +148,11 @@ class LiquidNeuralNetwork:
             self.model,
             _mse,
             (X, y),
-            optimizer=optimizers.adam(float(learning_rate)),
-            epochs=int(epochs),
-            batch_size=int(batch_size) if batch_size else X.shape[0],
+            optimizer=optimizers.adam(_checks.real(learning_rate, "learning_rate", 0.0)),
+            epochs=_checks.integer(epochs, "epochs", 0),
+            batch_size=X.shape[0]
+            if batch_size is None or batch_size == 0
+            else _checks.integer(batch_size, "batch_size"),
             clip_norm=clip_value or None,
             progress=bool(verbose),
             seed=self.seed,

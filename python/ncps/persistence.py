@@ -17,6 +17,7 @@ import mlx.core as mx
 import mlx.nn as nn
 from mlx.utils import tree_flatten
 
+from . import _checks
 from .cells import Cell, CfCCell, CTGRUCell, CTRNNCell, LTCCell, WiredCfCCell
 from .layers import CTGRU, CTRNN, LTC, RNN, CfC
 from .wirings import Wiring
@@ -138,8 +139,9 @@ def save(model: nn.Module, path: str | os.PathLike) -> None:
     The file is written at exactly ``path`` (conventionally ``*.safetensors``; without that
     suffix it is not added).
     """
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an ncps cell or layer (an mlx.nn.Module), got {type(model).__name__}")
+    path = _checks.path(path, "path")
     config = json.dumps({"format": FORMAT, "model": encode_config(model)})
     weights = dict(tree_flatten(model.parameters()))
     atomic_write(path, lambda tmp: mx.save_safetensors(tmp, weights, metadata={"ncps": config}), ".safetensors")
@@ -157,9 +159,7 @@ def read_safetensors(path: str) -> tuple[dict[str, mx.array], dict[str, str]]:
 def load(path: str | os.PathLike) -> nn.Module:
     """Rebuild a model written by :func:`save`; it gives identical outputs. ``path`` may omit a
     ``.safetensors`` suffix that the file has."""
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
-    path = os.fspath(path)
+    path = _checks.path(path, "path")
     if not os.path.isfile(path) and os.path.isfile(path + ".safetensors"):
         path += ".safetensors"
     if not os.path.isfile(path):

@@ -43,7 +43,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from . import distributed, optimizers, training
+from . import _checks, distributed, optimizers, training
 from .layers import LTC, MODEL_TYPES, CfC
 from .wirings import Wiring
 
@@ -104,15 +104,17 @@ class _LiquidBase(BaseEstimator):
         ):
             raise ValueError(f"units must be a positive int or a Wiring, got {self.units!r}")
         for name in ("epochs", "batch_size", "n_iter_no_change"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if not (isinstance(self.learning_rate, numbers.Real) and self.learning_rate > 0):
+            _checks.integer(getattr(self, name), name, 1)
+        for name in ("return_sequences", "early_stopping", "normalize_y", "compile"):
+            if hasattr(self, name):
+                _checks.boolean(getattr(self, name), name)
+        if self.random_state is not None and not isinstance(self.random_state, np.random.RandomState):
+            _checks.seed(self.random_state, "random_state")
+        if _checks.real(self.learning_rate, "learning_rate") <= 0:
             raise ValueError(f"learning_rate must be a positive number, got {self.learning_rate!r}")
-        if self.clip_value is not None and not (isinstance(self.clip_value, numbers.Real) and self.clip_value > 0):
+        if self.clip_value is not None and _checks.real(self.clip_value, "clip_value") <= 0:
             raise ValueError(f"clip_value must be a positive number or None, got {self.clip_value!r}")
-        if not (isinstance(self.validation_fraction, numbers.Real) and 0 <= self.validation_fraction < 1):
-            raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction!r}")
+        _checks.real(self.validation_fraction, "validation_fraction", 0.0, below=1.0)
 
     # -- input validation ---------------------------------------------------------------------
     def _check_X(self, X: Any, *, reset: bool, lengths: Any = None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -128,7 +130,13 @@ class _LiquidBase(BaseEstimator):
         return X, _check_lengths(lengths, X)
 
     def _check_padded_X(self, X: Any, *, reset: bool) -> np.ndarray:
-        if _ndim(X) == 3:
+        ndim = _ndim(X)
+        if ndim > 3:
+            raise ValueError(
+                f"X must be 3-D (n_samples, n_timesteps, n_features) or 2-D (n_samples, n_features), got a "
+                f"{ndim}-D array of shape {np.shape(X)}"
+            )
+        if ndim == 3:
             X = check_array(X, allow_nd=True, dtype=FLOAT_DTYPES, input_name="X")
             if reset:
                 self.n_features_in_ = X.shape[2]

@@ -55,6 +55,8 @@ import mlx.optimizers as optim
 import numpy as np
 from mlx.utils import tree_flatten, tree_map, tree_unflatten
 
+from . import _checks
+
 ArrayLike = mx.array | np.ndarray
 Data = ArrayLike | Sequence[ArrayLike]
 LossFn = Callable[..., mx.array]
@@ -293,9 +295,7 @@ def iterate_batches(arrays: Data, batch_size: int, shuffle: bool = True, seed: i
 
 
 def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
+    return _checks.integer(value, name, 1)
 
 
 # -- evaluation and prediction -------------------------------------------------------------------
@@ -334,7 +334,7 @@ def _split_loss(out: Any, loss_metrics: tuple) -> tuple[Any, list]:
     """``loss_fn``'s result as ``(loss, [metric values])``: with ``loss_metrics`` it must be
     ``(loss, values)``, one scalar value per name (computed from the loss's forward pass)."""
     if not loss_metrics:
-        return out, []
+        return _scalar_loss(out), []
     if not (
         isinstance(out, (tuple, list))
         and len(out) == 2
@@ -345,7 +345,22 @@ def _split_loss(out: Any, loss_metrics: tuple) -> tuple[Any, list]:
             f"with loss_metrics={list(loss_metrics)}, loss_fn must return (loss, values) with "
             f"{len(loss_metrics)} scalar value(s), got {type(out).__name__}"
         )
-    return out[0], [_scalar(v, f"loss_fn's metric {name!r}") for name, v in zip(loss_metrics, out[1])]
+    return _scalar_loss(out[0]), [_scalar(v, f"loss_fn's metric {name!r}") for name, v in zip(loss_metrics, out[1])]
+
+
+def _scalar_loss(loss: Any) -> Any:
+    """The loss as a scalar to differentiate: a one-element array is reshaped; anything larger
+    is the classic mistake (a per-sample loss without ``.mean()``), named here before MLX's
+    gradient says only ``[vjp] Output shape ... does not match cotangent shape ()``. Shapes are
+    known while tracing, so this costs nothing in the compiled step."""
+    if isinstance(loss, mx.array) and loss.ndim != 0:
+        if loss.size != 1:
+            raise ValueError(
+                f"loss_fn must return a scalar (the mean loss of the batch, e.g. loss.mean()), got an array "
+                f"of shape {tuple(loss.shape)}"
+            )
+        loss = loss.reshape(())
+    return loss
 
 
 def _evaluate_arrays(
@@ -711,7 +726,19 @@ def _progress_bar(enabled: bool, total: int, desc: str):
         from tqdm.auto import tqdm
     except ImportError:
         return None
-    return tqdm(total=total, desc=desc, unit="batch", leave=True, dynamic_ncols=True)
+    if _terminal_columns(sys.stderr) > 0:
+        return tqdm(total=total, desc=desc, unit="batch", leave=True, dynamic_ncols=True, file=sys.stderr)
+    # A terminal that reports 0 columns (some CI consoles, a pty without a size): tqdm would size
+    # the bar to nothing at every redraw; a fixed 80-column bar is readable everywhere.
+    return tqdm(total=total, desc=desc, unit="batch", leave=True, ncols=80, file=sys.stderr)
+
+
+def _terminal_columns(stream: Any) -> int:
+    """The width the terminal behind ``stream`` reports (0 when it reports none)."""
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, OSError, ValueError):
+        return 0
 
 
 def _is_terminal(stream: Any) -> bool:
@@ -785,13 +812,13 @@ def _checked_run(
         raise TypeError(f"optimizer must be an mlx.optimizers.Optimizer, got {type(optimizer).__name__}")
     if not callable(loss_fn):
         raise TypeError("loss_fn must be a function loss_fn(model, *batch) -> scalar")
-    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
-        raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
+    epochs = _checks.integer(epochs, "epochs", 0)
     batch_size = _positive_int(batch_size, "batch_size")
-    if clip_norm is not None and not (float(clip_norm) > 0):
+    if clip_norm is not None and _checks.real(clip_norm, "clip_norm") <= 0:
         raise ValueError(f"clip_norm must be a positive number or None, got {clip_norm!r}")
-    if early_stopping_patience is not None:
-        early_stopping_patience = _positive_int(early_stopping_patience, "early_stopping_patience")
+    early_stopping_patience = _checks.optional_integer(early_stopping_patience, "early_stopping_patience")
+    for name, flag in (("progress", progress), ("shuffle", shuffle), ("resume", resume)):
+        _checks.boolean(flag, name)
     metrics = _check_metrics(metrics)
     loss_metrics = _check_loss_metrics(loss_metrics, metrics)
     if on_nonfinite not in ("raise", "continue"):
@@ -801,6 +828,11 @@ def _checked_run(
     _warn_if_uncorrected(optimizer, stacklevel=4)
     arrays, _ = _as_arrays(train_data, "train_data")
     val_arrays = None if validation_data is None else _as_arrays(validation_data, "validation_data")[0]
+    if val_arrays is not None and len(val_arrays) != len(arrays):
+        raise ValueError(
+            f"validation_data must hold as many arrays as train_data ({len(arrays)}, as loss_fn(model, *batch) "
+            f"takes them), got {len(val_arrays)}"
+        )
     cbs = [cb if isinstance(cb, Callback) else _FunctionCallback(cb) for cb in (callbacks or [])]
     for cb in cbs:
         if isinstance(cb, _FunctionCallback) and not callable(cb.fn):
@@ -1090,6 +1122,9 @@ def fit(
     Returns:
         A :class:`History`.
     """
+    _checks.boolean(restore_best, "restore_best")
+    _checks.boolean(compile, "compile")
+    seed = _checks.optional_integer(seed, "seed", 0)
     run = _checked_run(
         model,
         loss_fn,

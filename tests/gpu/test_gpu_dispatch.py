@@ -212,3 +212,17 @@ def test_gpu_kernels_are_opt_in_until_validated_on_hardware(monkeypatch):
     assert kernels.info()["gpu_kernels_enabled"] is False
     monkeypatch.setenv("NCPS_GPU_KERNELS", "1")
     assert kernels.plan(cell, stream=mx.gpu).backend == "metal"
+
+
+@pytest.mark.parametrize("name", ["ltc", "cfc", "wired_cfc"])
+def test_an_infinite_input_gives_nan_through_the_gpu_path(emulated_gpu, name):
+    """docs/reliability.md: inf in the input follows NaN's path on the GPU kernels too (the layer
+    turns it into NaN before the dispatch)."""
+    mx.random.seed(3)
+    layer = LAYERS[name][0]()
+    x = mx.random.normal((2, 5, 3))
+    x = mx.where((mx.arange(5)[None, :, None] == 2) & (mx.arange(2)[:, None, None] == 0), mx.inf, x)
+    with kernels.use("fused"):
+        y = layer(x)[0]
+    assert emulated_gpu  # the GPU kernels ran
+    assert mx.isnan(y[0, 2:]).all().item() and mx.isfinite(y[0, :2]).all().item() and mx.isfinite(y[1]).all().item()

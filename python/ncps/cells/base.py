@@ -65,6 +65,14 @@ class Cell(nn.Module):
         """The constructor arguments that rebuild this cell (with fresh parameters)."""
         return dict(self._config)
 
+    def _extra_repr(self) -> str:
+        """``repr(cell)`` shows the sizes (and the wiring of a wired cell), as ``mlx.nn`` layers do."""
+        parts = [f"input_size={self.input_size}", f"state_size={self.state_size}", f"output_size={self.output_size}"]
+        wiring = getattr(self, "_wiring", None)
+        if wiring is not None:
+            parts.append(f"wiring={wiring!r}")
+        return ", ".join(parts)
+
     # -- fused-kernel hooks -------------------------------------------------------------------
     def fused_why_not(self, mixed_memory: bool = False) -> str | None:
         """None when the cell's fused kernel covers it (inside a layer with ``mixed_memory``),
@@ -79,6 +87,7 @@ class Cell(nn.Module):
         ``ts`` a float or ``(B, 1)`` float32 array."""
         x = _checks.as_array(x, "x")
         _checks.real_array(x, "x")
+        x = _checks.infinite_to_nan(x)
         if x.ndim != 2 or x.shape[1] != self.input_size:
             raise ValueError(f"x must have shape (batch, input_size) = (B, {self.input_size}), got {shape_of(x)}")
         B, N = x.shape[0], self.state_size
@@ -141,7 +150,9 @@ class Cell(nn.Module):
         ``mx.compile``.
         """
         prepared = self._prepared
-        if prepared is not None and kernels.prepared_step_allowed():
+        # The prepared C++ step reads x as it is: an infinite entry would saturate its sigmoids
+        # into a plausible number, so only a cheaply-known finite x takes it unchecked.
+        if prepared is not None and kernels.prepared_step_allowed() and _checks.small_and_finite(x):
             out = prepared.step(x, state, ts)
             if out is not None:
                 return out
@@ -166,7 +177,7 @@ class Cell(nn.Module):
         return plan.kernel.infer(self, x, state, ts)
 
 
-def built_copy(wiring: Wiring, input_dim: int | None) -> Wiring:
+def built_copy(wiring: Wiring, input_dim: int | None, name: str = "input_size") -> Wiring:
     """The private copy of ``wiring`` a cell keeps, built for ``input_dim`` when given.
 
     An unbuilt ``wiring`` is first built in place, as upstream does, so that the caller's object
@@ -176,7 +187,7 @@ def built_copy(wiring: Wiring, input_dim: int | None) -> Wiring:
     if not isinstance(wiring, Wiring):
         raise TypeError(f"wiring must be an ncps.wirings.Wiring, got {type(wiring).__name__}")
     if input_dim is not None:
-        input_dim = _checks.integer(input_dim, "input_size")
+        input_dim = _checks.integer(input_dim, name)
         if not wiring.is_built():
             wiring.build(input_dim)
         elif wiring.input_dim != input_dim and type(wiring) is not Wiring:
@@ -214,11 +225,14 @@ class WiredSizes:
 
     @property
     def motor_size(self) -> int:
-        return self._wiring.output_dim
+        """The wiring's ``output_dim``; every neuron when it sets none (a bare ``Wiring``), as
+        the CfC cells read such a wiring."""
+        out = self._wiring.output_dim
+        return self._wiring.units if out is None else out
 
     @property
     def output_size(self) -> int:
-        return self._wiring.output_dim
+        return self.motor_size
 
     @property
     def synapse_count(self) -> int:

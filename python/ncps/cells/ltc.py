@@ -159,6 +159,7 @@ class LTCCell(WiredSizes, Cell):
         _checks.choice(input_mapping, "input_mapping", MAPPINGS)
         _checks.choice(output_mapping, "output_mapping", MAPPINGS)
         _checks.real(epsilon, "epsilon", 0.0)
+        implicit_param_constraints = _checks.boolean(implicit_param_constraints, "implicit_param_constraints")
         self._config = dict(
             wiring=None,
             in_features=in_features,
@@ -168,13 +169,13 @@ class LTCCell(WiredSizes, Cell):
             epsilon=epsilon,
             implicit_param_constraints=implicit_param_constraints,
         )
-        self._wiring = wiring = built_copy(wiring, in_features)
+        self._wiring = wiring = built_copy(wiring, in_features, "in_features")
         self._config.update(wiring=wiring, in_features=wiring.input_dim)
         self.input_mapping = input_mapping
         self.output_mapping = output_mapping
         self.ode_unfolds = int(ode_unfolds)
         self.epsilon = float(epsilon)
-        self.implicit_param_constraints = bool(implicit_param_constraints)
+        self.implicit_param_constraints = implicit_param_constraints
 
         N, I, M = self.state_size, self.sensory_size, self.motor_size
 

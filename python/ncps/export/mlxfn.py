@@ -31,7 +31,7 @@ import os
 import mlx.core as mx
 from mlx.utils import tree_map
 
-from .. import kernels
+from .. import _checks, kernels
 from ..cells.base import Cell
 from ..layers import RNN
 from ..persistence import atomic_write
@@ -111,7 +111,7 @@ def to_mlxfn(
     meta = {
         "producer": "ncps.export.to_mlxfn",
         "model": describe(spec),
-        "one_step": bool(one_step),
+        "one_step": _checks.boolean(one_step, "one_step"),
         "state_arrays": n_state,
         "signatures": [[list(a.shape) for a in args] for args in traces],
     }

@@ -15,6 +15,7 @@ from typing import Any
 
 from mlx.utils import tree_map
 
+from .. import _checks
 from ..training import Callback, StopTraining
 
 __all__ = ["Callback", "EarlyStopping", "ModelCheckpoint", "LambdaCallback", "StopTraining"]
@@ -52,10 +53,10 @@ class EarlyStopping(Callback):
         restore_best_weights: bool = False,
     ):
         self.monitor = monitor
-        self.patience = int(patience)
-        self.min_delta = abs(float(min_delta))
+        self.patience = _checks.integer(patience, "patience", 0)
+        self.min_delta = abs(_checks.real(min_delta, "min_delta"))
         self.mode = _mode_for(monitor, mode)
-        self.restore_best_weights = bool(restore_best_weights)
+        self.restore_best_weights = _checks.boolean(restore_best_weights, "restore_best_weights")
         self.model: Any = None
         self.stopped_epoch: int | None = None
         self.best_epoch: int | None = None
@@ -100,7 +101,7 @@ class ModelCheckpoint(Callback):
     ):
         self.filepath = os.fspath(filepath)
         self.monitor = monitor
-        self.save_best_only = bool(save_best_only)
+        self.save_best_only = _checks.boolean(save_best_only, "save_best_only")
         self.mode = _mode_for(monitor, mode)
         self.model: Any = None
 

@@ -147,7 +147,7 @@ class Dense(Layer):
         self.units = _checks.integer(units, "units")
         self.activation = activation
         self.activation_fn = _act.get(activation)
-        self.use_bias = bool(use_bias)
+        self.use_bias = _checks.boolean(use_bias, "use_bias")
 
     def build(self, input_shape):
         if input_shape[-1] is None:
@@ -313,7 +313,7 @@ class _Recurrent(Layer):
         if not isinstance(units, Wiring):
             units = _checks.integer(units, "units")
         self.units = units
-        self.return_sequences = bool(return_sequences)
+        self.return_sequences = _checks.boolean(return_sequences, "return_sequences")
 
     def _option_values(self) -> dict:
         return {name: getattr(self, name) for name in self._options}
@@ -338,8 +338,8 @@ class _Recurrent(Layer):
         """Features of one output step (the motor neurons of a wiring)."""
         if self.built:
             return self.rnn.output_size
-        if isinstance(self.units, Wiring):
-            return self.units.output_dim
+        if isinstance(self.units, Wiring):  # a bare Wiring (no output_dim): every neuron, as the cells do
+            return self.units.units if self.units.output_dim is None else self.units.output_dim
         return self.units
 
     @property
@@ -414,7 +414,7 @@ class CfC(_Recurrent):
         **kwargs,
     ):
         super().__init__(units, return_sequences, **kwargs)
-        self.mixed_memory = bool(mixed_memory)
+        self.mixed_memory = _checks.boolean(mixed_memory, "mixed_memory")
         self.mode = mode
         self.activation = activation
         self.backbone_units = backbone_units
@@ -461,12 +461,12 @@ class LTC(_Recurrent):
         **kwargs,
     ):
         super().__init__(units, return_sequences, **kwargs)
-        self.mixed_memory = bool(mixed_memory)
+        self.mixed_memory = _checks.boolean(mixed_memory, "mixed_memory")
         self.input_mapping = input_mapping
         self.output_mapping = output_mapping
-        self.ode_unfolds = int(ode_unfolds)
-        self.epsilon = float(epsilon)
-        self.implicit_param_constraints = bool(implicit_param_constraints)
+        self.ode_unfolds = _checks.integer(ode_unfolds, "ode_unfolds", 1, _checks.MAX_ODE_UNFOLDS)
+        self.epsilon = _checks.real(epsilon, "epsilon", 0.0)
+        self.implicit_param_constraints = _checks.boolean(implicit_param_constraints, "implicit_param_constraints")
 
 
 LAYERS: dict[str, type] = {

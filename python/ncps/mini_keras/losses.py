@@ -14,6 +14,8 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
+from .. import _checks
+
 LossFn = Callable[[mx.array, mx.array], mx.array]
 
 _EPS = 1e-7
@@ -105,7 +107,7 @@ class _ProbabilisticLoss(Loss):
     """A loss of predicted probabilities, or of logits with ``from_logits=True``."""
 
     def __init__(self, from_logits: bool = False):
-        self.from_logits = bool(from_logits)
+        self.from_logits = _checks.boolean(from_logits, "from_logits")
 
     def get_config(self) -> dict:
         return {"from_logits": self.from_logits}

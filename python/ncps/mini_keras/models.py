@@ -21,6 +21,7 @@ import mlx.optimizers as optim
 import numpy as np
 from mlx.utils import tree_flatten
 
+from .. import _checks
 from .. import optimizers as _optimizers
 from ..persistence import read_safetensors
 from . import callbacks as _callbacks
@@ -260,7 +261,7 @@ class Sequential(nn.Module):
         object.__setattr__(self, "_metric_specs", list(metrics or []))
         object.__setattr__(self, "metrics_fns", dict(_metrics.get(m, self.loss) for m in self._metric_specs))
         self.clipnorm = clipnorm
-        self.jit_compile = bool(jit_compile)
+        self.jit_compile = _checks.boolean(jit_compile, "jit_compile")
         self.compiled = True
         object.__setattr__(self, "_compile_config", _compile_config(optimizer, loss, self._metric_specs, clipnorm))
         if self._compile_config is not None:
@@ -369,7 +370,7 @@ class Sequential(nn.Module):
             data,
             optimizer=self.optimizer,
             epochs=epochs,
-            batch_size=32 if batch_size is None else int(batch_size),
+            batch_size=32 if batch_size is None else _checks.integer(batch_size, "batch_size"),
             validation_data=val,
             clip_norm=self.clipnorm,
             loss_metrics=list(self.metrics_fns),
@@ -411,7 +412,7 @@ class Sequential(nn.Module):
                 self,
                 self._loss_fn(),
                 data,
-                batch_size=32 if batch_size is None else int(batch_size),
+                batch_size=32 if batch_size is None else _checks.integer(batch_size, "batch_size"),
                 loss_metrics=list(self.metrics_fns),
             )
         result = {k: float(v) for k, v in result.items()}
@@ -432,7 +433,7 @@ class Sequential(nn.Module):
         parts = _split_inputs(x, lengths)
         if not self.built:
             self.build(tuple(parts[0].shape[1:]))
-        batch_size = 32 if batch_size is None else int(batch_size)
+        batch_size = 32 if batch_size is None else _checks.integer(batch_size, "batch_size")
         n = parts[0].shape[0]
         outputs = []
         with _eval_mode(self):

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import _checks
 from .core import Wiring, _seed_value
 
 # Polarity choices, drawn with ``rng.choice`` exactly as upstream does (an array rather than a
@@ -38,9 +39,9 @@ class FullyConnected(Wiring):
     ):
         super().__init__(units)
         self.set_output_dim(self.units if output_dim is None else output_dim)
-        self.self_connections = bool(self_connections)
-        self.erev_init_seed = _seed_value(erev_init_seed)
-        self._rng = np.random.default_rng(erev_init_seed)
+        self.self_connections = _checks.boolean(self_connections, "self_connections")
+        self.erev_init_seed = _seed_value(erev_init_seed, "erev_init_seed")
+        self._rng = np.random.default_rng(self.erev_init_seed)
         for src in range(self.units):
             for dest in range(self.units):
                 if src == dest and not self.self_connections:
@@ -83,8 +84,8 @@ class Random(Wiring):
         ):
             raise ValueError(f"sparsity_level must be a number in [0, 1), got {sparsity_level!r}")
         self.sparsity_level = float(sparsity_level)
-        self.random_seed = _seed_value(random_seed)
-        self._rng = np.random.default_rng(random_seed)
+        self.random_seed = _seed_value(random_seed, "random_seed")
+        self._rng = np.random.default_rng(self.random_seed)
 
         n = self.units
         count = int(np.round(n * n * (1 - self.sparsity_level)))

@@ -8,31 +8,26 @@ from __future__ import annotations
 
 import copy as _copy
 import inspect
-import numbers
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from .. import _checks
 from . import drawing
 
 _NOT_BUILT = "Wiring must be built before use: call wiring.build(input_dim) first"
 
 
 def _check_int(name: str, value: Any, minimum: int = 0) -> int:
-    """Return ``value`` as an ``int`` or raise a ``ValueError`` naming it."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
+    """Return ``value`` as an ``int`` or raise an error naming it (:func:`ncps._checks.integer`)."""
+    return _checks.integer(value, name, minimum)
 
 
-def _seed_value(seed: Any) -> Any:
-    """A seed as stored in configs: numpy integers become ``int``."""
-    if isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
-        return int(seed)
-    return seed
+def _seed_value(seed: Any, name: str = "seed") -> int:
+    """A seed checked (an integer in ``[0, 2**32)``, numpy's legacy ``RandomState`` range, which
+    NCP uses as upstream does) and stored in configs as an ``int``."""
+    return _checks.seed(seed, name, _checks.MAX_SEED)
 
 
 class Wiring:

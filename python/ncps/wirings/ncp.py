@@ -95,7 +95,7 @@ class NCP(Wiring):
         if self._motor_fanin > n_command:
             raise ValueError(f"motor_fanin ({motor_fanin}) must be <= command_neurons ({n_command})")
         self._seed = _seed_value(seed)
-        self._rng = np.random.RandomState(seed)
+        self._rng = np.random.RandomState(self._seed)
 
         self._motor_neurons = list(range(0, n_motor))
         self._command_neurons = list(range(n_motor, n_motor + n_command))

@@ -1,0 +1,6 @@
+"""``ncps.keras``: the official ncps package's keras front end, absent from ncps for MLX. Importing it
+raises a ``ModuleNotFoundError`` (an ``ImportError``) that says what to import instead."""
+
+from ._aliases import foreign_front
+
+raise foreign_front("keras")
