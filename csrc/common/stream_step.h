@@ -9,7 +9,7 @@
 // in one of the tree's dicts or lists (or, for an in-place array update, the array's descriptor);
 // the guard sees it and the call answers "stale" (None), and
 // the cell rebuilds the step. Anything the fast path does not handle (a wrong shape, a non-float
-// dtype, a negative ts) is also answered with None, so that the cell's checked path raises the
+// dtype, a negative ts, a non-finite x) is also answered with None, so that the cell's checked path raises the
 // clear Python exception; nothing unchecked reaches the kernel.
 #pragma once
 
@@ -180,6 +180,10 @@ class StreamStep {
     const float* xp = host_floats(x, hold_x, s.xbuf);
     const float* hp = host_floats(h, hold_h, s.hbuf);
     if (xp == nullptr || hp == nullptr) return nb::none();
+    // A non-finite input would saturate the gates into a plausible number: the checked path turns
+    // it into NaN (docs/reliability.md). B*I comparisons, next to the step's B*N*(I+N) products.
+    for (size_t i = 0, n = static_cast<size_t>(B) * I; i < n; ++i)
+      if (!std::isfinite(xp[i])) return nb::none();
     auto [y, state] = core_.run(B, xp, hp, s.dtbuf.data());
     return nb::make_tuple(std::move(y), std::move(state));
   }

@@ -135,24 +135,6 @@ def infinite_to_nan(x: mx.array) -> mx.array:
     return mx.where(mx.isinf(x), math.nan, x)
 
 
-def small_and_finite(x: Any) -> bool:
-    """True when ``x`` is a C-contiguous float32 buffer of at most 4096 entries with no infinite
-    or NaN entry; False when it has one or when that is not cheap to tell (then the caller takes
-    its checked path, which applies :func:`infinite_to_nan`).
-
-    The guard of :meth:`ncps.cells.base.Cell.infer`'s prepared step, whose C++ kernel reads ``x``
-    as it is: the buffer's sum is finite exactly when every entry is (barring an overflow, which
-    only costs the checked path), ~0.5 µs for a control loop's ``(1, I)`` input and ~20 ns per
-    entry, where an MLX reduction would cost a graph evaluation (~50 µs)."""
-    try:
-        view = memoryview(x)
-        if view.format != "f" or view.nbytes > 16384:
-            return False
-        return math.isfinite(sum(view.cast("B").cast("f")))
-    except (TypeError, ValueError, BufferError):  # not a buffer, or a strided view
-        return False
-
-
 def real_array(x: mx.array, name: str) -> None:
     """Complex arrays are refused: every kernel would drop the imaginary part."""
     if mx.issubdtype(x.dtype, mx.complexfloating):

@@ -150,9 +150,8 @@ class Cell(nn.Module):
         ``mx.compile``.
         """
         prepared = self._prepared
-        # The prepared C++ step reads x as it is: an infinite entry would saturate its sigmoids
-        # into a plausible number, so only a cheaply-known finite x takes it unchecked.
-        if prepared is not None and kernels.prepared_step_allowed() and _checks.small_and_finite(x):
+        # The prepared step answers None for anything it does not take (a non-finite x included).
+        if prepared is not None and kernels.prepared_step_allowed():
             out = prepared.step(x, state, ts)
             if out is not None:
                 return out
