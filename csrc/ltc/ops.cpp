@@ -24,28 +24,6 @@ using common::shape_str;
 // The cap of python/ncps/_checks.py: more sub-steps only cost time (10**9 would hang).
 constexpr int kMaxOdeUnfolds = 10000;
 
-const char* const kInputNames[kNumMixedInputs] = {"x",
-                                                  "h0",
-                                                  "dt",
-                                                  "sensory_w",
-                                                  "sensory_sigma",
-                                                  "sensory_mu",
-                                                  "sensory_erev",
-                                                  "sensory_mask",
-                                                  "w",
-                                                  "sigma",
-                                                  "mu",
-                                                  "erev",
-                                                  "mask",
-                                                  "cm",
-                                                  "gleak",
-                                                  "vleak",
-                                                  "lstm_input",
-                                                  "lstm_input_w",
-                                                  "lstm_input_b",
-                                                  "lstm_recurrent_w",
-                                                  "c0"};
-
 // Throws std::invalid_argument (ValueError) "op: <name> must have shape <sym> = <want>, got ...".
 struct Checker {
   std::string fn;
