@@ -202,16 +202,13 @@ def sequence(
     backend: str = "cpu",
     stream: object | None = None,
 ):
-    """``(states, cells)`` for ``x`` ``(B, T, I)`` and ``dt`` ``(B, T)``: the state after every
-    step ``(B, T, N)``; with the mixed-memory ``lstm`` (an :class:`~ncps.LSTMCell`) the LSTM runs
-    before every step inside the primitive, from cell state ``c0`` (zeros if None), and ``cells``
-    ``(B, T, N)`` is its cell state after every step, else None.
+    """:meth:`ncps.backends.hooks.Hooks.sequence` as one ``LTCSequence`` primitive, or with
+    ``lstm`` one ``LTCMixedSequence`` (the LSTM inside the time loop).
 
-    A step with ``dt = 0`` (a layer's padding, :class:`ncps.backends.hooks.Hooks`) leaves the
-    state unchanged; the plain primitive skips it for every group of SIMD lanes (consecutive
-    samples) whose steps all have ``dt = 0``, so a padded batch sorted by length costs about its
-    real steps. (The mixed-memory LSTM still runs at ``dt = 0``.) ``backend`` is ``"cpu"``; the
-    primitive runs on ``stream``."""
+    A step with ``dt = 0`` (a layer's padding) leaves the state unchanged; the plain primitive
+    skips it for every group of SIMD lanes (consecutive samples) whose steps all have ``dt = 0``,
+    so a padded batch sorted by length costs about its real steps. (The mixed-memory LSTM still
+    runs at ``dt = 0``.)"""
     args = (cell.solver_params(), cell.ode_unfolds, cell.epsilon)
     # The reference's dtype: its arithmetic promotes x, the state and the parameters together
     # (the primitive alone returns x's dtype).

@@ -334,11 +334,9 @@ def cell_synapse_plan(cell) -> LTCSynapsePlan:
 
 
 def sequence(cell, x: mx.array, h0: mx.array, dt: mx.array, lstm=None, c0=None, *, backend: str, stream=None):
-    """``(states, cells)`` of ``cell`` over ``x`` ``(B, T, I)`` with ``dt`` ``(B, T)``: the state
-    after every step ``(B, T, N)``; with the mixed-memory ``lstm`` (an :class:`~ncps.LSTMCell`
-    reading the unmapped ``x``) the LSTM runs before every step from ``c0`` (zeros if None) and
-    ``cells`` ``(B, T, N)`` is its cell state after every step, else None. A step with ``dt = 0``
-    (a layer's padding) leaves the LTC state unchanged."""
+    """:meth:`ncps.backends.hooks.Hooks.sequence` as one GPU kernel (:func:`ltc_sequence_gpu`,
+    the mixed-memory LSTM inside it). A step with ``dt = 0`` (a layer's padding) leaves the LTC
+    state unchanged."""
     params = cell.solver_params()
     kwargs = dict(plan=cell_synapse_plan(cell), backend=backend, stream=stream)
     if lstm is None:
