@@ -17,9 +17,8 @@ from __future__ import annotations
 import mlx.core as mx
 import numpy as np
 
-from ncps._cfc_modes import MODES
-from ncps.activations import ACTIVATIONS
-
+from ..._cfc_modes import MODES
+from ...activations import ACTIVATIONS
 from ._source import KernelSpec
 from .launch import TG_MEMORY_LIMIT, launch, resolve_backend
 
