@@ -48,6 +48,10 @@ NB_MODULE(_ext, m) {
       "cfc_activations",
       [] { return std::vector<std::string>(std::begin(ncps::cfc::kActNames), std::end(ncps::cfc::kActNames)); },
       "The CfC backbone activations the extension takes, in code order (the GPU kernels' ACT).");
+  m.def(
+      "ltc_inputs",
+      [] { return std::vector<std::string>(std::begin(ncps::ltc::kInputNames), std::end(ncps::ltc::kInputNames)); },
+      "The inputs of ltc_mixed_sequence in argument order (ltc_sequence takes the first 16).");
   m.def("cfc_step_now", &ncps::cfc::cfc_step_now, "x"_a, "h0"_a, "dt"_a, "params"_a, "unit_sizes"_a, "backbone"_a,
         "masked"_a, "mode"_a, "activation"_a, "readout_start"_a, "readout_size"_a,
         R"doc(One CfC / wired CfC step for streaming inference, computed immediately on the calling

@@ -280,33 +280,20 @@ NCPS_INLINE vf<L> vexp2(vf<L> u) {
 template <int L = W>
 NCPS_INLINE vf<L> vrcp_ge1(vf<L> d) {
   using F [[maybe_unused]] = vf<L>;
+  // Each x86 target supplies its estimate r; the one Newton-Raphson step is r (2 - d r).
+  [[maybe_unused]] const auto newton = [d](F r) { return r * (2.0f - d * r); };
 #if defined(__AVX512F__)
-  if constexpr (L == 16) {
-    F r = (F)_mm512_maskz_rcp14_ps(0xFFFF, (__m512)d);
-    return r * (2.0f - d * r);
-  }
+  if constexpr (L == 16) return newton((F)_mm512_maskz_rcp14_ps(0xFFFF, (__m512)d));
 #endif
 #if defined(__AVX512VL__)
-  if constexpr (L == 8) {
-    F r = (F)_mm256_maskz_rcp14_ps(0xFF, (__m256)d);
-    return r * (2.0f - d * r);
-  }
-  if constexpr (L == 4) {
-    F r = (F)_mm_maskz_rcp14_ps(0xF, (__m128)d);
-    return r * (2.0f - d * r);
-  }
+  if constexpr (L == 8) return newton((F)_mm256_maskz_rcp14_ps(0xFF, (__m256)d));
+  if constexpr (L == 4) return newton((F)_mm_maskz_rcp14_ps(0xF, (__m128)d));
 #else
 #if defined(__AVX__)
-  if constexpr (L == 8) {
-    F r = (F)_mm256_rcp_ps((__m256)d);
-    return r * (2.0f - d * r);
-  }
+  if constexpr (L == 8) return newton((F)_mm256_rcp_ps((__m256)d));
 #endif
 #if defined(__SSE__)
-  if constexpr (L == 4) {
-    F r = (F)_mm_rcp_ps((__m128)d);
-    return r * (2.0f - d * r);
-  }
+  if constexpr (L == 4) return newton((F)_mm_rcp_ps((__m128)d));
 #endif
 #endif
 #if defined(__ARM_NEON) && defined(__aarch64__)

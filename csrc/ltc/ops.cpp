@@ -24,28 +24,6 @@ using common::shape_str;
 // The cap of python/ncps/_checks.py: more sub-steps only cost time (10**9 would hang).
 constexpr int kMaxOdeUnfolds = 10000;
 
-const char* const kInputNames[kNumMixedInputs] = {"x",
-                                                  "h0",
-                                                  "dt",
-                                                  "sensory_w",
-                                                  "sensory_sigma",
-                                                  "sensory_mu",
-                                                  "sensory_erev",
-                                                  "sensory_mask",
-                                                  "w",
-                                                  "sigma",
-                                                  "mu",
-                                                  "erev",
-                                                  "mask",
-                                                  "cm",
-                                                  "gleak",
-                                                  "vleak",
-                                                  "lstm_input",
-                                                  "lstm_input_w",
-                                                  "lstm_input_b",
-                                                  "lstm_recurrent_w",
-                                                  "c0"};
-
 // Throws std::invalid_argument (ValueError) "op: <name> must have shape <sym> = <want>, got ...".
 struct Checker {
   std::string fn;
@@ -117,38 +95,22 @@ std::vector<mx::array> as_float32(std::vector<mx::array> in, mx::Stream st) {
 
 }  // namespace
 
-mx::array ltc_sequence(const mx::array& x, const mx::array& h0, const mx::array& dt, const mx::array& sensory_w,
-                       const mx::array& sensory_sigma, const mx::array& sensory_mu, const mx::array& sensory_erev,
-                       const mx::array& sensory_mask, const mx::array& w, const mx::array& sigma, const mx::array& mu,
-                       const mx::array& erev, const mx::array& mask, const mx::array& cm, const mx::array& gleak,
-                       const mx::array& vleak, int ode_unfolds, float epsilon, mx::StreamOrDevice s) {
-  std::vector<mx::array> in = {x, h0,    dt, sensory_w, sensory_sigma, sensory_mu, sensory_erev, sensory_mask,
-                               w, sigma, mu, erev,      mask,          cm,         gleak,        vleak};
-  const Dims d = validate(in, ode_unfolds, "ltc_sequence");
-  const mx::Stream st = common::cpu_stream(s, "ltc_sequence");
-  mx::array out({d.B, d.T, d.N}, mx::float32, std::make_shared<LTCSequence>(st, ode_unfolds, epsilon),
-                as_float32(std::move(in), st));
-  return in_dtype_of({out}, x, st)[0];
-}
-
-std::pair<mx::array, mx::array> ltc_mixed_sequence(
-    const mx::array& x, const mx::array& h0, const mx::array& dt, const mx::array& sensory_w,
-    const mx::array& sensory_sigma, const mx::array& sensory_mu, const mx::array& sensory_erev,
-    const mx::array& sensory_mask, const mx::array& w, const mx::array& sigma, const mx::array& mu,
-    const mx::array& erev, const mx::array& mask, const mx::array& cm, const mx::array& gleak, const mx::array& vleak,
-    const mx::array& lstm_input, const mx::array& lstm_input_w, const mx::array& lstm_input_b,
-    const mx::array& lstm_recurrent_w, const mx::array& c0, int ode_unfolds, float epsilon, mx::StreamOrDevice s) {
-  std::vector<mx::array> in = {
-      x,    h0, dt,    sensory_w, sensory_sigma, sensory_mu,   sensory_erev, sensory_mask,     w, sigma, mu, erev,
-      mask, cm, gleak, vleak,     lstm_input,    lstm_input_w, lstm_input_b, lstm_recurrent_w, c0};
-  const MixedDims md = validate_mixed(in, ode_unfolds);
-  const mx::Stream st = common::cpu_stream(s, "ltc_mixed_sequence");
-  const mx::Shape shape{md.d.B, md.d.T, md.d.N};
-  auto out = in_dtype_of(mx::array::make_arrays({shape, shape}, {mx::float32, mx::float32},
-                                                std::make_shared<LTCMixedSequence>(st, ode_unfolds, epsilon),
-                                                as_float32(std::move(in), st)),
-                         x, st);
-  return {out[0], out[1]};
+std::vector<mx::array> sequence_node(std::vector<mx::array> in, int ode_unfolds, float epsilon, mx::StreamOrDevice s) {
+  const bool mixed = in.size() == kNumMixedInputs;
+  const char* op = mixed ? "ltc_mixed_sequence" : "ltc_sequence";
+  const Dims d = mixed ? validate_mixed(in, ode_unfolds).d : validate(in, ode_unfolds, op);
+  const mx::Stream st = common::cpu_stream(s, op);
+  std::shared_ptr<mx::Primitive> node;
+  if (mixed)
+    node = std::make_shared<LTCMixedSequence>(st, ode_unfolds, epsilon);
+  else
+    node = std::make_shared<LTCSequence>(st, ode_unfolds, epsilon);
+  const size_t n_out = mixed ? 2 : 1;  // states (, cells)
+  const mx::array x = in[kX];
+  return in_dtype_of(
+      mx::array::make_arrays(std::vector<mx::Shape>(n_out, {d.B, d.T, d.N}), std::vector<mx::Dtype>(n_out, mx::float32),
+                             node, as_float32(std::move(in), st)),
+      x, st);
 }
 
 }  // namespace ncps::ltc

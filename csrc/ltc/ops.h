@@ -14,15 +14,23 @@ namespace ncps::ltc {
 
 namespace mx = mlx::core;
 
+// The graph node of LTCSequence on its 16 inputs, or of LTCMixedSequence on its 21, in Input order
+// (problem.h): [states] or [states, cells]. Validates the shapes (std::invalid_argument naming
+// the argument); computes in float32 and returns x's floating dtype (float32 for non-floating x).
+std::vector<mx::array> sequence_node(std::vector<mx::array> in, int ode_unfolds, float epsilon, mx::StreamOrDevice s);
+
 // states (B, T, N) = state after every step. Shapes: x (B, T, I), h0 (B, N), dt (B, T),
 // sensory_* (I, N), w/sigma/mu/erev/mask (N, N) [source, destination], cm/gleak/vleak (N,).
-// Validates shapes (std::invalid_argument naming the argument); computes in float32 and returns
-// x's floating dtype (float32 for non-floating x).
-mx::array ltc_sequence(const mx::array& x, const mx::array& h0, const mx::array& dt, const mx::array& sensory_w,
-                       const mx::array& sensory_sigma, const mx::array& sensory_mu, const mx::array& sensory_erev,
-                       const mx::array& sensory_mask, const mx::array& w, const mx::array& sigma, const mx::array& mu,
-                       const mx::array& erev, const mx::array& mask, const mx::array& cm, const mx::array& gleak,
-                       const mx::array& vleak, int ode_unfolds, float epsilon, mx::StreamOrDevice s = {});
+inline mx::array ltc_sequence(const mx::array& x, const mx::array& h0, const mx::array& dt, const mx::array& sensory_w,
+                              const mx::array& sensory_sigma, const mx::array& sensory_mu,
+                              const mx::array& sensory_erev, const mx::array& sensory_mask, const mx::array& w,
+                              const mx::array& sigma, const mx::array& mu, const mx::array& erev, const mx::array& mask,
+                              const mx::array& cm, const mx::array& gleak, const mx::array& vleak, int ode_unfolds,
+                              float epsilon, mx::StreamOrDevice s = {}) {
+  return sequence_node({x, h0, dt, sensory_w, sensory_sigma, sensory_mu, sensory_erev, sensory_mask, w, sigma, mu, erev,
+                        mask, cm, gleak, vleak},
+                       ode_unfolds, epsilon, s)[0];
+}
 
 // (states, cells), each (B, T, N): the LTC state and the LSTM cell state after every step.
 // Every step t: z = lstm_input[:, t] W_x^T + b + v W_h^T, [i, ig, fg, og] = split(z, 4),
@@ -30,13 +38,19 @@ mx::array ltc_sequence(const mx::array& x, const mx::array& h0, const mx::array&
 // ltc_sequence from state h' with mapped input x[:, t] and dt[:, t] gives v (dt <= 0: v = h').
 // Extra shapes: lstm_input (B, T, F), lstm_input_w (4N, F), lstm_input_b (4N,),
 // lstm_recurrent_w (4N, N), c0 (B, N).
-std::pair<mx::array, mx::array> ltc_mixed_sequence(
+inline std::pair<mx::array, mx::array> ltc_mixed_sequence(
     const mx::array& x, const mx::array& h0, const mx::array& dt, const mx::array& sensory_w,
     const mx::array& sensory_sigma, const mx::array& sensory_mu, const mx::array& sensory_erev,
     const mx::array& sensory_mask, const mx::array& w, const mx::array& sigma, const mx::array& mu,
     const mx::array& erev, const mx::array& mask, const mx::array& cm, const mx::array& gleak, const mx::array& vleak,
     const mx::array& lstm_input, const mx::array& lstm_input_w, const mx::array& lstm_input_b,
-    const mx::array& lstm_recurrent_w, const mx::array& c0, int ode_unfolds, float epsilon, mx::StreamOrDevice s = {});
+    const mx::array& lstm_recurrent_w, const mx::array& c0, int ode_unfolds, float epsilon, mx::StreamOrDevice s = {}) {
+  auto out = sequence_node(
+      {x,    h0, dt,    sensory_w, sensory_sigma, sensory_mu,   sensory_erev, sensory_mask,     w, sigma, mu, erev,
+       mask, cm, gleak, vleak,     lstm_input,    lstm_input_w, lstm_input_b, lstm_recurrent_w, c0},
+      ode_unfolds, epsilon, s);
+  return {out[0], out[1]};
+}
 
 // One LTC cell step for streaming inference, computed immediately on the calling thread (no graph
 // node, no gradient, no hand-off to a stream's worker thread): (output (B, motor), state (B, N)).

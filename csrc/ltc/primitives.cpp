@@ -6,6 +6,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <typeinfo>
 
 #include "common/isa.h"
@@ -87,6 +88,18 @@ Grads ltc_grads(const std::vector<float*>& o) {
   return Grads{o[0], o[1], o[2], o[3], o[4], o[5], o[6], o[7], o[8], o[9], o[10], o[11], o[12], o[13]};
 }
 
+// What the kernels of the plain (kMixed false) or mixed-memory variant take: the sizes of the
+// inputs and the problem built from them.
+template <bool kMixed>
+auto dims_for(const std::vector<mx::array>& inputs) {
+  if constexpr (kMixed)
+    return mixed_dims_of(inputs);
+  else
+    return dims_of(inputs);
+}
+template <bool kMixed>
+using DataFor = std::conditional_t<kMixed, MixedProblemData, ProblemData>;
+
 }  // namespace
 
 Dims dims_of(const std::vector<mx::array>& in) {
@@ -100,101 +113,73 @@ bool LTCPrimitive::same_config(const mx::Primitive& other) const {
   return o != nullptr && typeid(*o) == typeid(*this) && o->ode_unfolds_ == ode_unfolds_ && o->epsilon_ == epsilon_;
 }
 
-// ---- LTCSequence ------------------------------------------------------------------------------
+// ---- LTCForward and LTCBackward --------------------------------------------------------------
 
-void LTCSequence::eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) {
+template <bool kMixed>
+void LTCForward<kMixed>::eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) {
+  if (inputs.size() != kInputs || outputs.size() != kOutputs)
+    throw std::runtime_error(std::string("[") + name() + "] internal error: wrong number of inputs or outputs");
   auto& enc = mx::cpu::get_command_encoder(stream());
   auto views = common::input_views(enc, inputs, name());
   const std::vector<float*> out = common::allocate_outputs(enc, outputs);
-  enc.dispatch([views = std::move(views), d = dims_of(inputs), K = ode_unfolds_, eps = epsilon_, states = out[0]]() {
-    ProblemData pd(views, d, K, eps);
-    common::dispatch([&]<class Isa>() { cpu::forward<Isa>(pd.p, states); });
+  enc.dispatch([views = std::move(views), d = dims_for<kMixed>(inputs), K = ode_unfolds_, eps = epsilon_, out]() {
+    const DataFor<kMixed> pd(views, d, K, eps);
+    common::dispatch([&]<class Isa>() {
+      if constexpr (kMixed)
+        cpu::mixed_forward<Isa>(pd.m, out[0], out[1]);  // states, cells
+      else
+        cpu::forward<Isa>(pd.p, out[0]);
+    });
   });
 }
 
-std::vector<mx::array> LTCSequence::vjp(const std::vector<mx::array>& primals, const std::vector<mx::array>& cotangents,
-                                        const std::vector<int>& argnums, const std::vector<mx::array>& outputs) {
+template <bool kMixed>
+std::vector<mx::array> LTCForward<kMixed>::vjp(const std::vector<mx::array>& primals,
+                                               const std::vector<mx::array>& cotangents,
+                                               const std::vector<int>& argnums, const std::vector<mx::array>& outputs) {
   return pick_grads(
       primals, argnums,
       [&] {
-        return grad_node<LTCSequenceGrad>(primals, {outputs[0]}, {cotangents[0]}, kNumGradOutputs, ode_unfolds_,
-                                          epsilon_, stream());
+        return grad_node<LTCBackward<kMixed>>(primals, outputs, cotangents, LTCBackward<kMixed>::kOutputs, ode_unfolds_,
+                                              epsilon_, stream());
       },
       stream());
 }
 
-std::vector<mx::Shape> LTCSequence::output_shapes(const std::vector<mx::array>& inputs) {
+template <bool kMixed>
+std::vector<mx::Shape> LTCForward<kMixed>::output_shapes(const std::vector<mx::array>& inputs) {
   const Dims d = dims_of(inputs);
-  return {mx::Shape{d.B, d.T, d.N}};
+  return std::vector<mx::Shape>(kOutputs, mx::Shape{d.B, d.T, d.N});
 }
 
-// ---- LTCSequenceGrad --------------------------------------------------------------------------
-
-void LTCSequenceGrad::eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) {
-  eval_grad(*this, inputs, outputs, kNumInputs + 2, kNumGradOutputs,
-            [d = dims_of(inputs), K = ode_unfolds_, eps = epsilon_](const auto& views, const auto& out) {
-              ProblemData pd(views, d, K, eps);
-              std::vector<float> sbuf, cbuf;
-              const float* states = views[kNumInputs].resolve(sbuf);
-              const float* cot = views[kNumInputs + 1].resolve(cbuf);
-              common::dispatch([&]<class Isa>() { cpu::backward<Isa>(pd.p, states, cot, ltc_grads(out)); });
-            });
-}
-
-std::vector<mx::Shape> LTCSequenceGrad::output_shapes(const std::vector<mx::array>& inputs) {
-  return grad_shapes(inputs, kNumGradOutputs);
-}
-
-// ---- LTCMixedSequence -------------------------------------------------------------------------
-
-void LTCMixedSequence::eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) {
-  if (inputs.size() != kNumMixedInputs || outputs.size() != 2)
-    throw std::runtime_error("[LTCMixedSequence] internal error: wrong number of inputs or outputs");
-  auto& enc = mx::cpu::get_command_encoder(stream());
-  auto views = common::input_views(enc, inputs, name());
-  const std::vector<float*> out = common::allocate_outputs(enc, outputs);
-  enc.dispatch([views = std::move(views), md = mixed_dims_of(inputs), K = ode_unfolds_, eps = epsilon_, states = out[0],
-                cells = out[1]]() {
-    MixedProblemData pd(views, md, K, eps);
-    common::dispatch([&]<class Isa>() { cpu::mixed_forward<Isa>(pd.m, states, cells); });
-  });
-}
-
-std::vector<mx::array> LTCMixedSequence::vjp(const std::vector<mx::array>& primals,
-                                             const std::vector<mx::array>& cotangents, const std::vector<int>& argnums,
-                                             const std::vector<mx::array>& outputs) {
-  return pick_grads(
-      primals, argnums,
-      [&] {
-        return grad_node<LTCMixedSequenceGrad>(primals, {outputs[0], outputs[1]}, {cotangents[0], cotangents[1]},
-                                               kNumMixedGradOutputs, ode_unfolds_, epsilon_, stream());
-      },
-      stream());
-}
-
-std::vector<mx::Shape> LTCMixedSequence::output_shapes(const std::vector<mx::array>& inputs) {
-  const Dims d = dims_of(inputs);
-  return {mx::Shape{d.B, d.T, d.N}, mx::Shape{d.B, d.T, d.N}};
-}
-
-// ---- LTCMixedSequenceGrad ---------------------------------------------------------------------
-
-void LTCMixedSequenceGrad::eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) {
-  eval_grad(*this, inputs, outputs, kNumMixedInputs + 4, kNumMixedGradOutputs,
-            [md = mixed_dims_of(inputs), K = ode_unfolds_, eps = epsilon_](const auto& views, const auto& out) {
-              MixedProblemData pd(views, md, K, eps);
-              std::vector<float> bufs[4];
-              const float* saved[4];  // states, cells, their cotangents
-              for (int k = 0; k < 4; ++k) saved[k] = views[kNumMixedInputs + k].resolve(bufs[k]);
-              const MixedGrads mg{out[14], out[15], out[16], out[17], out[18]};
+template <bool kMixed>
+void LTCBackward<kMixed>::eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) {
+  eval_grad(*this, inputs, outputs, kInputs, kOutputs,
+            [d = dims_for<kMixed>(inputs), K = ode_unfolds_, eps = epsilon_](const auto& views, const auto& out) {
+              const DataFor<kMixed> pd(views, d, K, eps);
+              // The forward's outputs, then their cotangents: states (, cells), cot (, cot_c).
+              constexpr int kSaved = kInputs - LTCForward<kMixed>::kInputs;
+              std::vector<float> bufs[kSaved];
+              const float* saved[kSaved];
+              for (int k = 0; k < kSaved; ++k) saved[k] = views[LTCForward<kMixed>::kInputs + k].resolve(bufs[k]);
               common::dispatch([&]<class Isa>() {
-                cpu::mixed_backward<Isa>(pd.m, saved[0], saved[1], saved[2], saved[3], ltc_grads(out), mg);
+                if constexpr (kMixed)
+                  cpu::mixed_backward<Isa>(pd.m, saved[0], saved[1], saved[2], saved[3], ltc_grads(out),
+                                           MixedGrads{out[14], out[15], out[16], out[17], out[18]});
+                else
+                  cpu::backward<Isa>(pd.p, saved[0], saved[1], ltc_grads(out));
               });
             });
 }
 
-std::vector<mx::Shape> LTCMixedSequenceGrad::output_shapes(const std::vector<mx::array>& inputs) {
-  return grad_shapes(inputs, kNumMixedGradOutputs);
+template <bool kMixed>
+std::vector<mx::Shape> LTCBackward<kMixed>::output_shapes(const std::vector<mx::array>& inputs) {
+  return grad_shapes(inputs, kOutputs);
 }
+
+template class LTCForward<false>;
+template class LTCForward<true>;
+template class LTCBackward<false>;
+template class LTCBackward<true>;
 
 }  // namespace ncps::ltc

@@ -18,7 +18,7 @@ namespace mx = mlx::core;
 constexpr int kNumGradOutputs = kNumInputs - 2;
 constexpr int kNumMixedGradOutputs = kNumGradOutputs + kNumLSTMInputs;
 
-// The sizes of a primitive's inputs (in Input / MixedInput order, problem.h).
+// The sizes of a primitive's inputs (in Input order, problem.h).
 Dims dims_of(const std::vector<mx::array>& in);
 MixedDims mixed_dims_of(const std::vector<mx::array>& in);
 
@@ -34,46 +34,49 @@ class LTCPrimitive : public common::Primitive {
   float epsilon_;
 };
 
-// Inputs: the 16 of Input. Output: states (B, T, N), the state after every step.
-class LTCSequence : public LTCPrimitive {
+// The forward primitive: LTCSequence (kMixed false) and LTCMixedSequence (true, the LSTM before
+// every step) differ in their arrays and kernels, not in their interface. Inputs: the kInputs
+// first of Input (problem.h). Outputs: states (B, T, N), the state after every step, and with
+// the LSTM cells (B, T, N), its cell state after every step.
+template <bool kMixed>
+class LTCForward : public LTCPrimitive {
  public:
+  static constexpr int kInputs = kMixed ? kNumMixedInputs : kNumInputs;
+  static constexpr int kOutputs = kMixed ? 2 : 1;
+
   using LTCPrimitive::LTCPrimitive;
   void eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) override;
   std::vector<mx::array> vjp(const std::vector<mx::array>& primals, const std::vector<mx::array>& cotangents,
                              const std::vector<int>& argnums, const std::vector<mx::array>& outputs) override;
   std::vector<mx::Shape> output_shapes(const std::vector<mx::array>& inputs) override;
-  const char* name() const override { return "LTCSequence"; }
+  const char* name() const override { return kMixed ? "LTCMixedSequence" : "LTCSequence"; }
 };
 
-// Inputs: LTCSequence's, its states and their cotangent. Outputs: kNumGradOutputs gradients, for
-// x, h0, dt, sensory_w, sensory_sigma, sensory_mu, sensory_erev, w, sigma, mu, erev, cm, gleak, vleak.
-class LTCSequenceGrad : public LTCPrimitive {
+// The fused BPTT primitive of LTCForward<kMixed> (its vjp). Inputs: the forward's, its outputs,
+// then their cotangents. Outputs: one gradient per input but the two masks, in input order: for
+// x, h0, dt, sensory_w, sensory_sigma, sensory_mu, sensory_erev, w, sigma, mu, erev, cm, gleak,
+// vleak, and with the LSTM lstm_input, lstm_input_w, lstm_input_b, lstm_recurrent_w, c0.
+template <bool kMixed>
+class LTCBackward : public LTCPrimitive {
  public:
+  static constexpr int kInputs = LTCForward<kMixed>::kInputs + 2 * LTCForward<kMixed>::kOutputs;
+  static constexpr int kOutputs = kMixed ? kNumMixedGradOutputs : kNumGradOutputs;
+
   using LTCPrimitive::LTCPrimitive;
   void eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) override;
   std::vector<mx::Shape> output_shapes(const std::vector<mx::array>& inputs) override;
-  const char* name() const override { return "LTCSequenceGrad"; }
+  const char* name() const override { return kMixed ? "LTCMixedSequenceGrad" : "LTCSequenceGrad"; }
 };
 
-// Inputs: the 21 of MixedInput. Outputs: states and cells (B, T, N).
-class LTCMixedSequence : public LTCPrimitive {
- public:
-  using LTCPrimitive::LTCPrimitive;
-  void eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) override;
-  std::vector<mx::array> vjp(const std::vector<mx::array>& primals, const std::vector<mx::array>& cotangents,
-                             const std::vector<int>& argnums, const std::vector<mx::array>& outputs) override;
-  std::vector<mx::Shape> output_shapes(const std::vector<mx::array>& inputs) override;
-  const char* name() const override { return "LTCMixedSequence"; }
-};
+// Both variants are instantiated once, in primitives.cpp.
+extern template class LTCForward<false>;
+extern template class LTCForward<true>;
+extern template class LTCBackward<false>;
+extern template class LTCBackward<true>;
 
-// Inputs: LTCMixedSequence's, states, cells and their cotangents. Outputs: LTCSequenceGrad's 14,
-// then lstm_input, lstm_input_w, lstm_input_b, lstm_recurrent_w, c0.
-class LTCMixedSequenceGrad : public LTCPrimitive {
- public:
-  using LTCPrimitive::LTCPrimitive;
-  void eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) override;
-  std::vector<mx::Shape> output_shapes(const std::vector<mx::array>& inputs) override;
-  const char* name() const override { return "LTCMixedSequenceGrad"; }
-};
+using LTCSequence = LTCForward<false>;
+using LTCSequenceGrad = LTCBackward<false>;
+using LTCMixedSequence = LTCForward<true>;
+using LTCMixedSequenceGrad = LTCBackward<true>;
 
 }  // namespace ncps::ltc

@@ -14,36 +14,42 @@
 
 namespace ncps::ltc {
 
-// Input order of LTCSequence (and of the op's arguments).
-enum Input : int {
-  kX = 0,
-  kH0,
-  kDt,
-  kSensoryW,
-  kSensorySigma,
-  kSensoryMu,
-  kSensoryErev,
-  kSensoryMask,
-  kW,
-  kSigma,
-  kMu,
-  kErev,
-  kMask,
-  kCm,
-  kGleak,
-  kVleak,
-  kNumInputs
-};
-
-// LTCMixedSequence's inputs: LTCSequence's 16, then the LSTM's.
-enum MixedInput : int {
-  kLstmInput = kNumInputs,  // (B, T, F) LSTM input of every step
-  kLstmInputW,              // (4N, F)   input_map.weight
-  kLstmInputB,              // (4N,)     input_map.bias
-  kLstmRecurrentW,          // (4N, N)   recurrent_map.weight
-  kC0,                      // (B, N)    initial cell state
-  kNumMixedInputs
-};
+// The primitives' inputs, (enumerator, name) in input order: LTCSequence's 16, then the LSTM's 5
+// that LTCMixedSequence adds. The ops' arguments have these names in this order. The enum and
+// kInputNames are derived from this table; ncps._ext.ltc_inputs() exports the names and
+// tests/kernels/ltc/test_primitive.py checks them against the Python side's order
+// (ncps.backends.ltc_args).
+// clang-format off
+#define NCPS_LTC_INPUTS(X)                                                        \
+  X(kX, "x")                                                                      \
+  X(kH0, "h0")                                                                    \
+  X(kDt, "dt")                                                                    \
+  X(kSensoryW, "sensory_w")                                                       \
+  X(kSensorySigma, "sensory_sigma")                                               \
+  X(kSensoryMu, "sensory_mu")                                                     \
+  X(kSensoryErev, "sensory_erev")                                                 \
+  X(kSensoryMask, "sensory_mask")                                                 \
+  X(kW, "w")                                                                      \
+  X(kSigma, "sigma")                                                              \
+  X(kMu, "mu")                                                                    \
+  X(kErev, "erev")                                                                \
+  X(kMask, "mask")                                                                \
+  X(kCm, "cm")                                                                    \
+  X(kGleak, "gleak")                                                              \
+  X(kVleak, "vleak")                                                              \
+  X(kLstmInput, "lstm_input")            /* (B, T, F) LSTM input of every step */ \
+  X(kLstmInputW, "lstm_input_w")         /* (4N, F)   input_map.weight */         \
+  X(kLstmInputB, "lstm_input_b")         /* (4N,)     input_map.bias */           \
+  X(kLstmRecurrentW, "lstm_recurrent_w") /* (4N, N)   recurrent_map.weight */     \
+  X(kC0, "c0")                           /* (B, N)    initial cell state */
+// clang-format on
+#define NCPS_LTC_ENUMERATOR(e, name) e,
+#define NCPS_LTC_NAME(e, name) name,
+enum Input : int { NCPS_LTC_INPUTS(NCPS_LTC_ENUMERATOR) kNumMixedInputs };
+inline constexpr const char* kInputNames[kNumMixedInputs] = {NCPS_LTC_INPUTS(NCPS_LTC_NAME)};
+#undef NCPS_LTC_ENUMERATOR
+#undef NCPS_LTC_NAME
+constexpr int kNumInputs = kLstmInput;  // LTCSequence's: every input before the LSTM's
 constexpr int kNumLSTMInputs = kNumMixedInputs - kNumInputs;
 
 struct Dims {
@@ -167,7 +173,7 @@ struct ProblemData {
   ProblemData& operator=(const ProblemData&) = delete;
 };
 
-// The LTC ProblemData plus the LSTM's MixedProblem (inputs in MixedInput order).
+// The LTC ProblemData plus the LSTM's MixedProblem (all the inputs of Input).
 struct MixedProblemData {
   std::unique_ptr<ProblemData> ltc;
   std::array<std::vector<float>, kNumLSTMInputs> bufs;

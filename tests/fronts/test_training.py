@@ -36,6 +36,13 @@ def mae(model, x, y):
     return nn.losses.l1_loss(model(x)[0], y)
 
 
+def train(model, data, loss=mse, optimizer=None, **kwargs) -> History:
+    """``fit(model, loss, data, ...)`` as most tests here call it: ``optimizer`` defaults to
+    Adam at 1e-2 (a fresh one per call) and the progress bar is off unless asked for."""
+    kwargs.setdefault("progress", False)
+    return fit(model, loss, data, optimizer=optimizer or optim.Adam(learning_rate=1e-2), **kwargs)
+
+
 def params_of(model):
     return {k: np.array(v) for k, v in tree_flatten(model.parameters())}
 
@@ -53,18 +60,7 @@ def test_loss_decreases_and_history():
     X, y = make_task()
     model = make_model()
     initial = evaluate(model, mse, (X[:32], y[:32]))["loss"]
-    h = fit(
-        model,
-        mse,
-        (X, y),
-        optimizer=optim.Adam(learning_rate=1e-2),
-        epochs=8,
-        batch_size=16,
-        validation_data=(X[:32], y[:32]),
-        metrics={"mae": mae},
-        progress=False,
-        seed=0,
-    )
+    h = train(model, (X, y), epochs=8, batch_size=16, validation_data=(X[:32], y[:32]), metrics={"mae": mae}, seed=0)
     assert isinstance(h, History)
     assert set(h.history) == {"loss", "mae", "val_loss", "val_mae"}
     assert all(len(v) == 8 for v in h.history.values())
@@ -83,20 +79,11 @@ def test_loss_decreases_and_history():
 def test_validation_metrics_match_evaluate():
     X, y = make_task()
     model = make_model()
-    h = fit(
-        model,
-        mse,
-        (X, y),
-        optimizer=optim.Adam(learning_rate=1e-2),
-        epochs=2,
-        batch_size=16,
-        validation_data=(X[:40], y[:40]),
-        metrics={"mae": mae},
-        restore_best=False,
-        progress=False,
-        seed=0,
+    val = (X[:40], y[:40])
+    h = train(
+        model, (X, y), epochs=2, batch_size=16, validation_data=val, metrics={"mae": mae}, restore_best=False, seed=0
     )
-    ev = evaluate(model, mse, (X[:40], y[:40]), batch_size=7, metrics={"mae": mae})
+    ev = evaluate(model, mse, val, batch_size=7, metrics={"mae": mae})
     assert ev.keys() == {"loss", "mae"}
     assert ev["loss"] == pytest.approx(h.history["val_loss"][-1], rel=1e-5)
     assert ev["mae"] == pytest.approx(h.history["val_mae"][-1], rel=1e-5)
@@ -119,15 +106,13 @@ def test_train_metrics_are_batch_weighted_means():
         seen.append(x.shape[0])
         return mx.array(float(x.shape[0]))
 
-    h = fit(
+    h = train(
         model,
-        mse,
         (X, y),
         optimizer=optim.SGD(learning_rate=0.0),
         epochs=1,
         batch_size=16,
         metrics={"count": count},
-        progress=False,
         compile=False,
     )
     assert seen == [16, 16, 8]
@@ -146,19 +131,16 @@ def test_loss_metrics_match_separate_metrics(compile_step):
     the same metrics as separate functions (a second forward pass) give."""
     X, y = make_task(n=48)
     runs = []
-    for kw in (dict(metrics={"mae": mae}), dict(loss_metrics=["mae"])):
+    for loss, kw in ((mse, dict(metrics={"mae": mae})), (mse_and_mae, dict(loss_metrics=["mae"]))):
         model = make_model()
-        loss = mse if "metrics" in kw else mse_and_mae
-        h = fit(
+        h = train(
             model,
-            loss,
             (X, y),
-            optimizer=optim.Adam(learning_rate=1e-2),
+            loss,
             epochs=2,
             batch_size=16,
             validation_data=(X[:20], y[:20]),
             restore_best=False,
-            progress=False,
             seed=0,
             compile=compile_step,
             **kw,
@@ -192,11 +174,11 @@ def test_loss_metrics_run_the_model_once_per_batch():
             return forward(self.inner, x)
 
     counting = Counting()
-    common = dict(optimizer=optim.SGD(learning_rate=0.0), epochs=1, batch_size=16, progress=False, compile=False)
-    fit(counting, mse_and_mae, (X, y), loss_metrics=["mae"], **common)
+    common = dict(optimizer=optim.SGD(learning_rate=0.0), epochs=1, batch_size=16, compile=False)
+    train(counting, (X, y), mse_and_mae, loss_metrics=["mae"], **common)
     assert calls == [16, 16, 8]
     calls.clear()
-    fit(counting, mse, (X, y), metrics={"mae": mae}, **common)
+    train(counting, (X, y), mse, metrics={"mae": mae}, **common)
     assert len(calls) == 6
 
 
@@ -213,16 +195,7 @@ def test_loss_metrics_run_the_model_once_per_batch():
 def test_loss_metrics_errors(loss_fn, kwargs, match):
     X, y = make_task(n=8)
     with pytest.raises((ValueError, TypeError), match=match):
-        fit(
-            make_model(),
-            loss_fn,
-            (X, y),
-            optimizer=optim.SGD(learning_rate=0.1),
-            epochs=1,
-            progress=False,
-            compile=False,
-            **kwargs,
-        )
+        train(make_model(), (X, y), loss_fn, optim.SGD(learning_rate=0.1), epochs=1, compile=False, **kwargs)
 
 
 @pytest.mark.parametrize("compiled", [True, False])
@@ -234,18 +207,8 @@ def test_metrics_do_not_change_the_update(compiled):
     runs = []
     for metrics in (None, {"mae": mae, "double_mse": lambda m, x, y: 2 * mse(m, x, y)}):
         model = make_model()
-        h = fit(
-            model,
-            mse,
-            (X, y),
-            optimizer=optim.Adam(learning_rate=1e-2, bias_correction=True),
-            epochs=2,
-            batch_size=16,
-            metrics=metrics,
-            progress=False,
-            seed=0,
-            compile=compiled,
-        )
+        adam = optim.Adam(learning_rate=1e-2, bias_correction=True)
+        h = train(model, (X, y), optimizer=adam, epochs=2, batch_size=16, metrics=metrics, seed=0, compile=compiled)
         assert h.compiled == compiled
         runs.append((params_of(model), h.history))
     assert_params_equal(runs[0][0], runs[1][0], atol=1e-7)
@@ -263,106 +226,56 @@ def test_clipping_matches_manual_clip_grad_norm():
     flat = {k: np.array(g, dtype=np.float64) for k, g in tree_flatten(grads)}
     norm = np.sqrt(sum((g**2).sum() for g in flat.values()))
     assert norm > 10 * clip  # clipping really changes the step
-    for compile_step in (True, False):
+
+    def one_step(**kwargs):
+        """The parameters after one full-batch unshuffled SGD step from ``before``."""
         model = make_model()
-        fit(
-            model,
-            mse,
-            (X, y),
-            optimizer=optim.SGD(learning_rate=lr),
-            epochs=1,
-            batch_size=32,
-            clip_norm=clip,
-            shuffle=False,
-            progress=False,
-            compile=compile_step,
-        )
+        train(model, (X, y), optimizer=optim.SGD(learning_rate=lr), epochs=1, batch_size=32, shuffle=False, **kwargs)
         after = params_of(model)
+        return after, np.sqrt(sum(((after[k] - before[k]) ** 2).sum() for k in before))
+
+    for compile_step in (True, False):
+        after, step = one_step(clip_norm=clip, compile=compile_step)
         for k in before:
             expected = before[k] - lr * flat[k] * (clip / norm)
             np.testing.assert_allclose(after[k], expected, rtol=1e-4, atol=1e-6, err_msg=k)
-        step = np.sqrt(sum(((after[k] - before[k]) ** 2).sum() for k in before))
         assert step == pytest.approx(lr * clip, rel=1e-3)
     # and without clipping the step is the full gradient step
-    model = make_model()
-    fit(
-        model,
-        mse,
-        (X, y),
-        optimizer=optim.SGD(learning_rate=lr),
-        epochs=1,
-        batch_size=32,
-        shuffle=False,
-        progress=False,
-    )
-    after = params_of(model)
-    step = np.sqrt(sum(((after[k] - before[k]) ** 2).sum() for k in before))
-    assert step == pytest.approx(lr * norm, rel=1e-3)
+    assert one_step()[1] == pytest.approx(lr * norm, rel=1e-3)
 
 
-def test_early_stopping_restores_best_weights():
+@pytest.mark.parametrize("restore_best", [True, False])
+def test_early_stopping_and_restore_best(restore_best):
+    """Early stopping ends ``patience`` epochs after the best one; the model then holds the best
+    epoch's weights (``restore_best=True``) or the last epoch's (``False``)."""
     X, y = make_task()
     snapshots = []
     # Validation targets are the negated training targets: the better the fit, the worse val_loss.
     model = make_model()
-    h = fit(
+    h = train(
         model,
-        mse,
         (X, y),
-        optimizer=optim.Adam(learning_rate=1e-2),
         epochs=30,
         batch_size=16,
         validation_data=(X[:32], -y[:32]),
         early_stopping_patience=2,
-        progress=False,
+        restore_best=restore_best,
         seed=0,
         callbacks=[lambda epoch, logs: snapshots.append(params_of(model))],
     )
     assert h.stopped_early and len(h.epoch) < 30
     assert len(h.epoch) == h.best_epoch + 1 + 2  # patience epochs after the best one
-    assert h.restored_best
-    assert_params_equal(params_of(model), snapshots[h.best_epoch])
-    assert evaluate(model, mse, (X[:32], -y[:32]))["loss"] == pytest.approx(h.best_value, rel=1e-5)
-
-
-def test_restore_best_false_keeps_last_weights():
-    X, y = make_task()
-    snapshots = []
-    model = make_model()
-    h = fit(
-        model,
-        mse,
-        (X, y),
-        optimizer=optim.Adam(learning_rate=1e-2),
-        epochs=30,
-        batch_size=16,
-        validation_data=(X[:32], -y[:32]),
-        early_stopping_patience=2,
-        restore_best=False,
-        progress=False,
-        seed=0,
-        callbacks=[lambda epoch, logs: snapshots.append(params_of(model))],
-    )
-    assert h.stopped_early and not h.restored_best
-    assert_params_equal(params_of(model), snapshots[-1])
+    assert h.restored_best == restore_best
+    assert_params_equal(params_of(model), snapshots[h.best_epoch if restore_best else -1])
+    if restore_best:
+        assert evaluate(model, mse, (X[:32], -y[:32]))["loss"] == pytest.approx(h.best_value, rel=1e-5)
 
 
 def test_checkpoint_of_ncps_layer(tmp_path):
     X, y = make_task()
     path = tmp_path / "ckpt" / "best.safetensors"
     model = make_model()
-    h = fit(
-        model,
-        mse,
-        (X, y),
-        optimizer=optim.Adam(learning_rate=1e-2),
-        epochs=4,
-        batch_size=16,
-        validation_data=(X[:32], y[:32]),
-        checkpoint_path=path,
-        progress=False,
-        seed=0,
-    )
+    h = train(model, (X, y), epochs=4, batch_size=16, validation_data=(X[:32], y[:32]), checkpoint_path=path, seed=0)
     assert path.is_file() and h.checkpoint_path == str(path)
     assert not list(path.parent.glob(".*tmp*"))  # the atomic write left nothing behind
     loaded = ncps.load(path)
@@ -385,16 +298,7 @@ def test_checkpoint_of_other_module_uses_save_weights(tmp_path):
     mx.random.seed(0)
     model = Head()
     path = tmp_path / "head.npz"
-    fit(
-        model,
-        lambda m, x, y: nn.losses.mse_loss(m(x), y),
-        (X, y),
-        optimizer=optim.Adam(learning_rate=1e-2),
-        epochs=2,
-        batch_size=32,
-        checkpoint_path=path,
-        progress=False,
-    )
+    train(model, (X, y), lambda m, x, y: nn.losses.mse_loss(m(x), y), epochs=2, batch_size=32, checkpoint_path=path)
     assert path.is_file()
     mx.random.seed(1)
     other = Head()
@@ -407,17 +311,7 @@ def test_same_seed_same_parameters_and_other_seed_differs():
 
     def run(seed, compile_step=True):
         model = make_model(0)
-        fit(
-            model,
-            mse,
-            (X, y),
-            optimizer=optim.Adam(learning_rate=1e-2),
-            epochs=2,
-            batch_size=16,
-            progress=False,
-            seed=seed,
-            compile=compile_step,
-        )
+        train(model, (X, y), epochs=2, batch_size=16, seed=seed, compile=compile_step)
         return params_of(model)
 
     a, b, c = run(3), run(3), run(4)
@@ -433,16 +327,7 @@ def test_dropout_is_seeded():
         mx.random.seed(0)
         model = ncps.CfC(2, 8, proj_size=1, backbone_units=16, backbone_dropout=0.3, return_sequences=False)
         model.train()
-        fit(
-            model,
-            mse,
-            (X, y),
-            optimizer=optim.Adam(learning_rate=1e-2),
-            epochs=2,
-            batch_size=32,
-            progress=False,
-            seed=5,
-        )
+        train(model, (X, y), epochs=2, batch_size=32, seed=5)
         return params_of(model)
 
     assert_params_equal(run(), run())
@@ -457,31 +342,13 @@ def test_untraceable_step_falls_back_to_uncompiled():
         return loss
 
     model = make_model()
+    adam = optim.Adam(learning_rate=1e-2)
     with pytest.warns(RuntimeWarning, match="uncompiled") as caught:
-        h = fit(
-            model,
-            loss_with_item,
-            (X, y),
-            optimizer=optim.Adam(learning_rate=1e-2),
-            epochs=2,
-            batch_size=16,
-            progress=False,
-            seed=0,
-        )
+        h = fit(model, loss_with_item, (X, y), optimizer=adam, epochs=2, batch_size=16, progress=False, seed=0)
     assert not h.compiled
     assert [w.filename for w in caught if "uncompiled" in str(w.message)] == [__file__]  # the line calling fit
     reference = make_model()
-    fit(
-        reference,
-        mse,
-        (X, y),
-        optimizer=optim.Adam(learning_rate=1e-2),
-        epochs=2,
-        batch_size=16,
-        progress=False,
-        seed=0,
-        compile=False,
-    )
+    train(reference, (X, y), epochs=2, batch_size=16, seed=0, compile=False)
     assert_params_equal(params_of(model), params_of(reference), atol=1e-6)  # the failed trace changed nothing
 
 
@@ -497,15 +364,7 @@ def test_fallback_with_dropout_and_no_seed():
         return loss
 
     with pytest.warns(RuntimeWarning, match="uncompiled"):
-        h = fit(
-            model,
-            loss_with_item,
-            (X, y),
-            optimizer=optim.Adam(learning_rate=1e-2),
-            epochs=2,
-            batch_size=16,
-            progress=False,
-        )
+        h = train(model, (X, y), loss_with_item, epochs=2, batch_size=16)
     assert np.isfinite(h.history["loss"]).all()
     mx.random.uniform(shape=(2,)).tolist()  # the global random state is usable afterwards
 
@@ -517,7 +376,7 @@ def test_errors_in_loss_fn_are_not_masked():
         raise KeyError("my bug")
 
     with pytest.raises(KeyError, match="my bug"):
-        fit(make_model(), broken, (X, y), optimizer=optim.SGD(learning_rate=0.1), epochs=1, progress=False)
+        train(make_model(), (X, y), broken, optim.SGD(learning_rate=0.1), epochs=1)
 
 
 def test_timespans_reach_the_loss():
@@ -530,16 +389,7 @@ def test_timespans_reach_the_loss():
         shapes.append(tuple(t.shape))
         return nn.losses.mse_loss(model(x, timespans=t)[0], y)
 
-    h = fit(
-        model,
-        loss,
-        (X, y, ts),
-        optimizer=optim.Adam(learning_rate=1e-2),
-        epochs=1,
-        batch_size=8,
-        progress=False,
-        compile=False,
-    )
+    h = train(model, (X, y, ts), loss, epochs=1, batch_size=8, compile=False)
     assert shapes == [(8, 6)] * 4 and len(h.history["loss"]) == 1
 
 
@@ -565,17 +415,7 @@ def test_callbacks_hooks_and_stop_training():
             events.append("end")
 
     X, y = make_task(n=32)
-    h = fit(
-        make_model(),
-        mse,
-        (X, y),
-        optimizer=optim.Adam(learning_rate=1e-2),
-        epochs=5,
-        batch_size=16,
-        validation_data=(X, y),
-        callbacks=[Recorder()],
-        progress=False,
-    )
+    h = train(make_model(), (X, y), epochs=5, batch_size=16, validation_data=(X, y), callbacks=[Recorder()])
     assert events == ["begin", "epoch0", "epoch1", "end"]
     assert h.stopped_early and len(h.epoch) == 2
 

@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 import ncps
-from ncps import persistence
+from tests.reliability.training_run import params_of
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -25,10 +25,6 @@ def _child(folder, mode, wait=True):
         out, _ = p.communicate(timeout=300)
         assert p.returncode == 0, out.decode()
     return p
-
-
-def _params(model) -> dict:
-    return {k: np.array(v) for k, v in persistence.tree_flatten(model.parameters())}
 
 
 def test_kill_during_checkpoint_write_then_resume(tmp_path):
@@ -50,7 +46,7 @@ def test_kill_during_checkpoint_write_then_resume(tmp_path):
     assert any(name.startswith(".best.safetensors.") for name in os.listdir(killed))
     model = ncps.load(killed / "best.safetensors")
     previous = dict(np.load(killed / "weights-1.npz"))
-    got = _params(model)
+    got = params_of(model)
     assert got.keys() == previous.keys()
     for k in previous:
         np.testing.assert_array_equal(got[k], previous[k], err_msg=k)

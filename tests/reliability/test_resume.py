@@ -18,10 +18,10 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 import pytest
-from mlx.utils import tree_flatten
 
 import ncps
-from ncps import optimizers, training
+from ncps import training
+from tests.reliability.training_run import fit_sequences, noise_task, params_of
 
 EPOCHS, SPLIT = 4, 2
 V1 = Path(__file__).parent / "resume_v1"
@@ -36,26 +36,19 @@ def _model(seed: int = 3) -> nn.Module:
 
 def _fit(model: nn.Module, epochs: int, state_path, resume: bool = False) -> training.History:
     r = np.random.default_rng(0)
-    x, y = r.normal(size=(20, 4, 3)).astype(np.float32), r.normal(size=(20, 4, 2)).astype(np.float32)
-    xv, yv = r.normal(size=(8, 4, 3)).astype(np.float32), r.normal(size=(8, 4, 2)).astype(np.float32)
-    return training.fit(
+    data, val = noise_task(r, 20, 4, 3, 2), noise_task(r, 8, 4, 3, 2)
+    return fit_sequences(
         model,
-        lambda m, a, b: nn.losses.mse_loss(m(a)[0], b),
-        (x, y),
-        optimizer=optimizers.adam(1e-1),
+        data,
+        1e-1,
         epochs=epochs,
         batch_size=6,
-        validation_data=(xv, yv),
+        validation_data=val,
         early_stopping_patience=10,  # best weights kept (best.* in the file) and put back at the end
-        progress=False,
         seed=7,
         state_path=state_path,
         resume=resume,
     )
-
-
-def _params(model: nn.Module) -> dict:
-    return {k: np.array(v) for k, v in tree_flatten(model.parameters())}
 
 
 def _history(h: training.History) -> dict:
@@ -75,7 +68,7 @@ def test_resume_ends_like_an_uninterrupted_run(tmp_path):
     resumed = _fit(resumed_model, EPOCHS, tmp_path / "part.safetensors", resume=True)
     assert resumed.epoch == list(range(EPOCHS)) and _history(resumed) == _history(full)
     assert full.restored_best, "the case should exercise the kept best weights"
-    a, b = _params(full_model), _params(resumed_model)
+    a, b = params_of(full_model), params_of(resumed_model)
     assert a.keys() == b.keys()
     for k in a:
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
@@ -101,7 +94,7 @@ def test_a_state_written_by_the_first_writer_still_resumes(tmp_path):
     h = _fit(model, EPOCHS, tmp_path / "state.safetensors", resume=True)
     expected = np.load(V1 / "expected.npz")
     assert _history(h) == json.loads(str(expected["history"]))
-    got = _params(model)
+    got = params_of(model)
     assert set(got) == {k for k in expected.files if k != "history"}
     for k in got:  # the same arithmetic; a tolerance only for another MLX build's rounding
         np.testing.assert_allclose(got[k], expected[k], rtol=1e-5, atol=1e-6, err_msg=k)
@@ -112,7 +105,7 @@ def test_resume_without_a_file_starts_afresh(tmp_path):
     ha = _fit(a, SPLIT, tmp_path / "a.safetensors")
     hb = _fit(b, SPLIT, tmp_path / "b.safetensors", resume=True)
     assert _history(ha) == _history(hb)
-    pa, pb = _params(a), _params(b)
+    pa, pb = params_of(a), params_of(b)
     for k in pa:
         np.testing.assert_array_equal(pa[k], pb[k], err_msg=k)
 
@@ -136,7 +129,7 @@ def write_v1(folder: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
     model = _model()
     h = _fit(model, EPOCHS, out / "full.safetensors")
-    np.savez(out / "expected.npz", history=json.dumps(_history(h)), **_params(model))
+    np.savez(out / "expected.npz", history=json.dumps(_history(h)), **params_of(model))
     _fit(_model(), SPLIT, out / "state.safetensors")
     (out / "full.safetensors").unlink()
 

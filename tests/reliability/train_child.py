@@ -10,11 +10,10 @@ import sys
 import time
 
 import mlx.core as mx
-import mlx.nn as nn
 import numpy as np
 
 import ncps
-from ncps import optimizers, persistence, training
+from tests.reliability.training_run import fit_sequences, noise_task, params_of
 
 EPOCHS = 4
 
@@ -22,9 +21,7 @@ EPOCHS = 4
 def run(folder: str, mode: str) -> None:
     mx.random.seed(3)
     model = ncps.CfC(3, 6, backbone_units=8, backbone_dropout=0.1)
-    r = np.random.default_rng(0)
-    x = r.normal(size=(24, 5, 3)).astype(np.float32)
-    y = r.normal(size=(24, 5, 6)).astype(np.float32)
+    data = noise_task(np.random.default_rng(0), 24, 5, 3, 6)
     if mode == "hang-in-write":
         real_save, calls = mx.save_safetensors, [0]
 
@@ -45,19 +42,14 @@ def run(folder: str, mode: str) -> None:
     def on_epoch(epoch, logs):
         # The checkpoint of this epoch is written; keep a copy of its weights for the parent.
         if mode != "resume":
-            np.savez(
-                os.path.join(folder, f"weights-{epoch}.npz"),
-                **{k: np.array(v) for k, v in persistence.tree_flatten(model.parameters())},
-            )
+            np.savez(os.path.join(folder, f"weights-{epoch}.npz"), **params_of(model))
 
-    training.fit(
+    fit_sequences(
         model,
-        lambda m, a, b: nn.losses.mse_loss(m(a)[0], b),
-        (x, y),
-        optimizer=optimizers.adam(1e-2),
+        data,
+        1e-2,
         epochs=EPOCHS,
         batch_size=8,
-        progress=False,
         seed=5,
         checkpoint_path=os.path.join(folder, "best.safetensors"),
         state_path=os.path.join(folder, "state.safetensors"),
@@ -65,10 +57,7 @@ def run(folder: str, mode: str) -> None:
         callbacks=[on_epoch],
         restore_best=False,
     )
-    np.savez(
-        os.path.join(folder, f"final-{mode}.npz"),
-        **{k: np.array(v) for k, v in persistence.tree_flatten(model.parameters())},
-    )
+    np.savez(os.path.join(folder, f"final-{mode}.npz"), **params_of(model))
 
 
 if __name__ == "__main__":

@@ -34,6 +34,11 @@ LTC_PARAMS = SOLVER_PARAMS
 # The mixed-memory LSTM's parameters in the order the kernels take them: input_map.weight
 # (4N, F), input_map.bias (4N,), recurrent_map.weight (4N, N).
 LSTM_PARAMS = ("input_w", "input_b", "recurrent_w")
+# The kernels' array arguments in order: x (B, T, I), h0 (B, N), dt (B, T), the solver parameters.
+# With mixed memory the LSTM's follow: lstm_input (B, T, F), the LSTM_PARAMS, c0 (B, N). The C++
+# primitives take the same names in the same order (ncps._ext.ltc_inputs(), csrc/ltc/problem.h;
+# tests/kernels/ltc/test_primitive.py checks that the two agree).
+LTC_INPUTS = ("x", "h0", "dt", *SOLVER_PARAMS)
 
 
 def lstm_params(lstm: Any) -> dict:
@@ -64,13 +69,18 @@ def check_epsilon(op: str, epsilon) -> None:
         raise ValueError(f"{op}: {exc}") from None
 
 
+def check_keys(op: str, name: str, what: str, mapping, keys: tuple) -> None:
+    """``mapping`` (the argument ``name``) is a mapping that holds every one of ``keys``."""
+    if not isinstance(mapping, Mapping):
+        raise TypeError(f"{op}: {name} must be a mapping of {what}, got {type(mapping).__name__}")
+    missing = [k for k in keys if k not in mapping]
+    if missing:
+        raise ValueError(f"{op}: {name} is missing {missing} (expected keys {list(keys)})")
+
+
 def check_ltc_args(op: str, x, h0, dt, params, ode_unfolds) -> tuple:
     """Validate the LTC part of a call; returns ``(B, T, I, N)``."""
-    if not isinstance(params, Mapping):
-        raise TypeError(f"{op}: params must be a mapping of solver parameters, got {type(params).__name__}")
-    missing = [k for k in LTC_PARAMS if k not in params]
-    if missing:
-        raise ValueError(f"{op}: params is missing {missing} (expected keys {list(LTC_PARAMS)})")
+    check_keys(op, "params", "solver parameters", params, LTC_PARAMS)
     try:
         _checks.integer(ode_unfolds, "ode_unfolds", 1, _checks.MAX_ODE_UNFOLDS)
     except ValueError as exc:
@@ -96,9 +106,19 @@ def check_ltc_args(op: str, x, h0, dt, params, ode_unfolds) -> tuple:
     return B, T, I, N
 
 
-def check_lstm_weights(op: str, lstm: Mapping, N: int, F: int) -> None:
-    """The mixed-memory LSTM's weights: ``input_w`` ``(4N, F)``, ``input_b`` ``(4N,)``,
-    ``recurrent_w`` ``(4N, N)``."""
+def check_lstm_args(op: str, B: int, T: int, N: int, lstm_input, lstm, c0) -> int:
+    """Validate the mixed-memory part of a call (after :func:`check_ltc_args` gave ``B, T, N``):
+    ``lstm_input`` ``(B, T, F)``, the LSTM's parameters ``lstm`` (keys of :data:`LSTM_PARAMS`:
+    ``input_w`` ``(4N, F)``, ``input_b`` ``(4N,)``, ``recurrent_w`` ``(4N, N)``) and ``c0``
+    ``(B, N)``; returns ``F``."""
+    check_keys(op, "lstm", "LSTM parameters", lstm, LSTM_PARAMS)
+    if not isinstance(lstm_input, mx.array) or lstm_input.ndim != 3 or tuple(lstm_input.shape[:2]) != (B, T):
+        got = shape_str(lstm_input.shape) if isinstance(lstm_input, mx.array) else type(lstm_input).__name__
+        raise ValueError(f"{op}: lstm_input must have shape (B, T, F) with (B, T) = ({B}, {T}), got {got}")
+    F = lstm_input.shape[2]
+    check_array("lstm_input", lstm_input, (B, T, F), "(B, T, F)", op)
+    check_array("c0", c0, (B, N), "(B, N)", op)
     check_array("input_w", lstm["input_w"], (4 * N, F), "(4N, F)", op)
     check_array("input_b", lstm["input_b"], (4 * N,), "(4N,)", op)
     check_array("recurrent_w", lstm["recurrent_w"], (4 * N, N), "(4N, N)", op)
+    return F

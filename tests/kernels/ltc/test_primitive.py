@@ -12,11 +12,12 @@ import pytest
 from ncps import kernels
 from ncps import wirings as W
 from ncps.backends.cpu import ltc as fused
+from ncps.backends.ltc_args import LSTM_PARAMS, LTC_INPUTS
 from ncps.cells.ltc import SOLVER_PARAMS, LTCCell, ltc_sequence
 
 pytestmark = pytest.mark.skipif(kernels._ext is None, reason="the extension ncps._ext is not built")
 
-ARGS = ("x", "h0", "dt") + SOLVER_PARAMS
+ARGS = LTC_INPUTS
 MASKS = ("sensory_mask", "mask")
 
 
@@ -343,6 +344,13 @@ def test_training_lowers_loss():
 
 
 # ---------------------------------------------------------------------------------------------
+def test_the_extension_takes_the_python_argument_order():
+    """The C++ input table (csrc/ltc/problem.h) and the Python one (ncps.backends.ltc_args), which
+    the wrappers and the GPU kernels pass arrays in, name the same inputs in the same order."""
+    mixed = [*LTC_INPUTS, "lstm_input", *("lstm_" + k for k in LSTM_PARAMS), "c0"]
+    assert kernels._ext.ltc_inputs() == mixed
+
+
 def test_bad_shapes_raise_value_error():
     x, h0, dt, p = make_case(W.FullyConnected(6), I=3, B=4, T=5, seed=1)
     cases = [

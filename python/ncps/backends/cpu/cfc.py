@@ -140,12 +140,9 @@ def sequence(
     backend: str = "cpu",
     stream: object | None = None,
 ):
-    """``(states, cells)`` for ``x`` ``(B, T, I)``, ``h0`` ``(B, N)`` and ``dt`` ``(B, T)``
-    (validated by the caller): the state after every step ``(B, T, N)``; with the mixed-memory
-    ``lstm`` the LSTM runs before every step inside the primitive, from ``c0`` (zeros if None),
-    and ``cells`` ``(B, T, N)`` is its cell state after every step, else None. A layer's padded
-    steps (zero input, ``dt = 0``) are computed like any other and discarded by the layer.
-    ``backend`` is ``"cpu"``; the primitive runs on ``stream``."""
+    """:meth:`ncps.backends.hooks.Hooks.sequence` as one ``CfCSequence`` primitive (the
+    mixed-memory LSTM runs inside it). A layer's padded steps (zero input, ``dt = 0``) are
+    computed like any other and discarded by the layer."""
     if lstm is not None and c0 is None:
         c0 = mx.zeros_like(h0)
     out = _call(cell_units(cell), x, h0, dt, lstm, c0, stream)

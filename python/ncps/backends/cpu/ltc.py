@@ -35,12 +35,10 @@ from ..ltc_args import (
     LSTM_PARAMS,
     LTC_PARAMS,
     SOLVER_PARAMS,
-    check_array,
     check_epsilon,
-    check_lstm_weights,
+    check_lstm_args,
     check_ltc_args,
     lstm_params,
-    shape_str,
 )
 from .streaming import constant_dt, module_edges
 
@@ -160,18 +158,7 @@ def ltc_mixed_sequence(
     _require_ext()
     B, T, I, N = check_ltc_args(op, x, h0, dt, params, ode_unfolds)
     check_epsilon(op, epsilon)
-    check_array("c0", c0, (B, N), "(B, N)", op)
-    if not isinstance(lstm, Mapping):
-        raise TypeError(f"{op}: lstm must be a mapping of LSTM parameters, got {type(lstm).__name__}")
-    missing = [k for k in LSTM_PARAMS if k not in lstm]
-    if missing:
-        raise ValueError(f"{op}: lstm is missing {missing} (expected keys {list(LSTM_PARAMS)})")
-    if not isinstance(lstm_input, mx.array) or lstm_input.ndim != 3 or tuple(lstm_input.shape[:2]) != (B, T):
-        got = shape_str(lstm_input.shape) if isinstance(lstm_input, mx.array) else type(lstm_input).__name__
-        raise ValueError(f"{op}: lstm_input must have shape (B, T, F) with (B, T) = ({B}, {T}), got {got}")
-    F = lstm_input.shape[2]
-    check_array("lstm_input", lstm_input, (B, T, F), "(B, T, F)", op)
-    check_lstm_weights(op, lstm, N, F)
+    check_lstm_args(op, B, T, N, lstm_input, lstm, c0)
     return _mixed(x, h0, c0, dt, params, lstm_input, lstm, ode_unfolds, epsilon, stream)
 
 
@@ -215,16 +202,13 @@ def sequence(
     backend: str = "cpu",
     stream: object | None = None,
 ):
-    """``(states, cells)`` for ``x`` ``(B, T, I)`` and ``dt`` ``(B, T)``: the state after every
-    step ``(B, T, N)``; with the mixed-memory ``lstm`` (an :class:`~ncps.LSTMCell`) the LSTM runs
-    before every step inside the primitive, from cell state ``c0`` (zeros if None), and ``cells``
-    ``(B, T, N)`` is its cell state after every step, else None.
+    """:meth:`ncps.backends.hooks.Hooks.sequence` as one ``LTCSequence`` primitive, or with
+    ``lstm`` one ``LTCMixedSequence`` (the LSTM inside the time loop).
 
-    A step with ``dt = 0`` (a layer's padding, :class:`ncps.backends.hooks.Hooks`) leaves the
-    state unchanged; the plain primitive skips it for every group of SIMD lanes (consecutive
-    samples) whose steps all have ``dt = 0``, so a padded batch sorted by length costs about its
-    real steps. (The mixed-memory LSTM still runs at ``dt = 0``.) ``backend`` is ``"cpu"``; the
-    primitive runs on ``stream``."""
+    A step with ``dt = 0`` (a layer's padding) leaves the state unchanged; the plain primitive
+    skips it for every group of SIMD lanes (consecutive samples) whose steps all have ``dt = 0``,
+    so a padded batch sorted by length costs about its real steps. (The mixed-memory LSTM still
+    runs at ``dt = 0``.)"""
     args = (cell.solver_params(), cell.ode_unfolds, cell.epsilon)
     # The reference's dtype: its arithmetic promotes x, the state and the parameters together
     # (the primitive alone returns x's dtype).

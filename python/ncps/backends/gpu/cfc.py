@@ -334,10 +334,8 @@ def why_not(cell, mixed_memory: bool = False) -> str | None:
 
 
 def sequence(cell, x: mx.array, h0: mx.array, dt: mx.array, lstm=None, c0=None, *, backend: str, stream=None):
-    """``(states, cells)`` of ``cell`` over ``x`` ``(B, T, I)`` with ``dt`` ``(B, T)``: the state
-    after every step ``(B, T, N)``; with the mixed-memory ``lstm`` (dense cells only:
-    :func:`why_not`) the LSTM runs before every step from ``c0`` and ``cells`` ``(B, T, N)`` is its
-    cell state after every step, else None. A layer's padded steps (zero input, ``dt = 0``) are
+    """:meth:`ncps.backends.hooks.Hooks.sequence` as one GPU kernel (the mixed-memory LSTM inside
+    it, dense cells only: :func:`why_not`). A layer's padded steps (zero input, ``dt = 0``) are
     computed like any other and discarded by the layer."""
     if lstm is not None:
         return cfc_sequence_gpu(cell, x, h0, dt, lstm=lstm, c0=c0, backend=backend, stream=stream)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import mlx.core as mx
 import numpy as np
 
-from ..ltc_args import LSTM_PARAMS, SOLVER_PARAMS, check_array, check_lstm_weights, check_ltc_args, lstm_params
+from ..ltc_args import LTC_INPUTS, SOLVER_PARAMS, check_lstm_args, check_ltc_args, lstm_params
 from ._source import KernelSpec
 from .launch import check_index_range, check_threads, default_backend, launch, resolve_backend, tg_memory_limit
 
@@ -31,33 +31,9 @@ _CSR = (("rec_ptr", "int"), ("rec_src", "int"), ("sens_ptr", "int"), ("sens_src"
 # The mixed-memory LSTM's arrays (placeholders without it): its input (B, T, F), input_w (4N, F),
 # input_b (4N,), recurrent_w (4N, N), and the initial cell state (B, N).
 _MIXED = (("lstm_input", "float"), ("lw", "float"), ("lb", "float"), ("rw", "float"), ("c0", "float"))
-_FWD_INPUTS = (
-    ("x", "float"),
-    ("h0", "float"),
-    ("dt", "float"),
-    *((k, "float") for k in SOLVER_PARAMS),
-    *_CSR,
-    *_MIXED,
-    ("dims", "int"),
-    ("eps", "float"),
-)
-# Gradient outputs, in the order of the differentiable inputs they belong to.
-_GRAD_OF = (
-    "x",
-    "h0",
-    "dt",
-    "sensory_w",
-    "sensory_sigma",
-    "sensory_mu",
-    "sensory_erev",
-    "w",
-    "sigma",
-    "mu",
-    "erev",
-    "cm",
-    "gleak",
-    "vleak",
-)
+_FWD_INPUTS = (*((k, "float") for k in LTC_INPUTS), *_CSR, *_MIXED, ("dims", "int"), ("eps", "float"))
+# Gradient outputs: one per input but the masks (they get zeros), in input order.
+_GRAD_OF = tuple(k for k in LTC_INPUTS if k not in ("sensory_mask", "mask"))
 _TEMPLATE = ("N", "I", "K", "F", "MIX", "NT")
 
 LTC_FORWARD = KernelSpec("ncps_ltc_forward", "ltc_forward.inc", _FWD_INPUTS, ("states", "cells"), _TEMPLATE)
@@ -256,8 +232,7 @@ def ltc_backward(run: LTCLaunch, primals, cotangents, outputs) -> tuple:
         grads[k] = _scatter(g[k], pl.rec_flat, (N, N))
     for k in _NEURON:
         grads[k] = g[k].sum(axis=0)
-    order = ("x", "h0", "dt", *SOLVER_PARAMS)
-    out = [grads[k].astype(a.dtype) for k, a in zip(order, primals)]
+    out = [grads[k].astype(a.dtype) for k, a in zip(LTC_INPUTS, primals)]
     if mix:  # the LSTM's weight gradients: GEMMs of the gate adjoints over all B T rows
         gu, gg, gc0 = outs[len(_GRAD_OF) :]
         R = B * T
@@ -349,15 +324,8 @@ def _mixed_args(op: str, B: int, T: int, N: int, lstm_input, lstm, c0) -> tuple:
         if lstm_input is not None or c0 is not None:
             raise ValueError(f"{op}: lstm_input and c0 are only for mixed memory (pass lstm too)")
         return (mx.zeros((1,)),) * 5, 0
-    if not isinstance(lstm, Mapping) or any(k not in lstm for k in LSTM_PARAMS):
-        raise ValueError(f"{op}: lstm must be a mapping with keys {list(LSTM_PARAMS)}")
-    if not isinstance(lstm_input, mx.array) or lstm_input.ndim != 3 or tuple(lstm_input.shape[:2]) != (B, T):
-        got = tuple(lstm_input.shape) if isinstance(lstm_input, mx.array) else type(lstm_input).__name__
-        raise ValueError(f"{op}: lstm_input must have shape (B, T, F) with (B, T) = ({B}, {T}), got {got}")
-    F = lstm_input.shape[2]
     c0 = mx.zeros((B, N)) if c0 is None else c0
-    check_array("c0", c0, (B, N), "(B, N)", op)
-    check_lstm_weights(op, lstm, N, F)
+    F = check_lstm_args(op, B, T, N, lstm_input, lstm, c0)
     return (lstm_input, lstm["input_w"], lstm["input_b"], lstm["recurrent_w"], c0), F
 
 
@@ -396,11 +364,9 @@ def cell_synapse_plan(cell) -> LTCSynapsePlan:
 
 
 def sequence(cell, x: mx.array, h0: mx.array, dt: mx.array, lstm=None, c0=None, *, backend: str, stream=None):
-    """``(states, cells)`` of ``cell`` over ``x`` ``(B, T, I)`` with ``dt`` ``(B, T)``: the state
-    after every step ``(B, T, N)``; with the mixed-memory ``lstm`` (an :class:`~ncps.LSTMCell`
-    reading the unmapped ``x``) the LSTM runs before every step from ``c0`` (zeros if None) and
-    ``cells`` ``(B, T, N)`` is its cell state after every step, else None. A step with ``dt = 0``
-    (a layer's padding) leaves the LTC state unchanged."""
+    """:meth:`ncps.backends.hooks.Hooks.sequence` as one GPU kernel (:func:`ltc_sequence_gpu`,
+    the mixed-memory LSTM inside it). A step with ``dt = 0`` (a layer's padding) leaves the LTC
+    state unchanged."""
     params = cell.solver_params()
     kwargs = dict(plan=cell_synapse_plan(cell), backend=backend, stream=stream)
     if lstm is None:
