@@ -230,7 +230,7 @@ class RNN(nn.Module):
             last = (lambda a: a[:, -1]) if lengths is None else (lambda a: _at(a, lengths - 1))
             return cell.readout(states), last(states), (None if cells is None else last(cells))
         if ts is not None:  # the reference multiplies with Δt: in the compute dtype (README "Precision")
-            ts = ts.astype(_dtypes.compute_dtype(x, h, _dtypes.model_dtype(cell)))
+            ts = _dtypes.cast(ts, _dtypes.compute_dtype(x, h, _dtypes.model_dtype(cell)))
         outputs = []
         for t in range(x.shape[1]):
             x_t = x[:, t]

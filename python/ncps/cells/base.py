@@ -119,7 +119,7 @@ class Cell(nn.Module):
             new_state = plan.kernel.step(self, x, state, ts, **plan.hook_args())
         else:
             if isinstance(ts, mx.array):  # the reference multiplies with Δt in the compute dtype
-                ts = ts.astype(_dtypes.compute_dtype(x, state, _dtypes.model_dtype(self)))
+                ts = _dtypes.cast(ts, _dtypes.compute_dtype(x, state, _dtypes.model_dtype(self)))
             new_state = self.step(x, state, ts)
         return self.readout(new_state), new_state
 
