@@ -30,8 +30,10 @@ _BACKBONE = re.compile(r"^(.*backbone)\.(\d+)\.(weight|bias)$")
 
 
 def _to_numpy(value: Any) -> np.ndarray:
+    """A tensor or array as float32 numpy (a half-precision torch tensor is widened first:
+    numpy has no bfloat16)."""
     if hasattr(value, "detach"):  # a torch tensor
-        value = value.detach().cpu().numpy()
+        value = value.detach().cpu().float().numpy()
     return np.asarray(value, dtype=np.float32)
 
 
@@ -55,6 +57,8 @@ def load_torch_state_dict(model: nn.Module, state_dict: Mapping[str, Any]) -> nn
 
     ``model`` must be configured like the official module (same sizes, mode, wiring, mixed
     memory, projection). Raises ``ValueError`` naming every missing, unexpected or misshapen key.
+    Each value is cast explicitly to the dtype of the parameter it replaces (a float32 checkpoint
+    loaded into a bfloat16 model stays bfloat16; README "Precision").
     """
     if not isinstance(model, (RNN, Cell)):
         raise TypeError(f"model must be an ncps layer or cell, got {type(model).__name__}")
@@ -85,7 +89,7 @@ def load_torch_state_dict(model: nn.Module, state_dict: Mapping[str, Any]) -> nn
             + "; ".join(problems)
             + " (is the model configured like the official one?)"
         )
-    model.update(tree_unflatten([(k, mx.array(v)) for k, v in incoming.items()]))
+    model.update(tree_unflatten([(k, mx.array(v).astype(ours[k].dtype)) for k, v in incoming.items()]))
     return model
 
 

@@ -37,7 +37,7 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
-from . import _checks, kernels
+from . import _checks, _dtypes, kernels
 from ._aliases import official_names
 from .cells import Cell, CfCCell, CTGRUCell, CTRNNCell, LSTMCell, LTCCell, WiredCfCCell
 from .cells.base import shape_of as _shape
@@ -245,6 +245,8 @@ class RNN(nn.Module):
             states, cells = plan.kernel.sequence(cell, x, h, dt, lstm, c, **plan.hook_args())
             last = (lambda a: a[:, -1]) if lengths is None else (lambda a: _at(a, lengths - 1))
             return cell.readout(states), last(states), (None if cells is None else last(cells))
+        if ts is not None:  # the reference multiplies with Δt: in the compute dtype (README "Precision")
+            ts = _dtypes.cast(ts, _dtypes.compute_dtype(x, h, _dtypes.model_dtype(cell)))
         outputs = []
         for t in range(x.shape[1]):
             x_t = x[:, t]
@@ -263,7 +265,7 @@ class RNN(nn.Module):
         """Batch-first ``x`` (padding sanitized) → ``(outputs (B, T, ·) or (B, ·), final state)``
         for one direction."""
         B, T = x.shape[:2]
-        h, c = self._initial_state(state, B)
+        h, c = self._initial_state(state, B, x)
         outputs, h, c = self._scan(x, h, c, ts, lengths)
         if not self.return_sequences:
             outputs = outputs[:, -1] if lengths is None else _at(outputs, lengths - 1)
@@ -273,10 +275,13 @@ class RNN(nn.Module):
             outputs = mx.where((mx.arange(T)[None] < lengths[:, None])[..., None], outputs, 0.0)
         return outputs, ((h, c) if self.mixed_memory else h)
 
-    def _initial_state(self, state: Any, B: int):
+    def _initial_state(self, state: Any, B: int, x: mx.array):
+        """``(h, c)`` from ``state``: zeros in the compute dtype of ``x`` and the parameters when
+        None; integer and float64 states cast to the parameters' dtype (README "Precision")."""
         N = self.state_size
+        dtype = _dtypes.model_dtype(self.rnn_cell)
         if state is None:
-            zeros = mx.zeros((B, N))
+            zeros = mx.zeros((B, N), dtype=_dtypes.compute_dtype(x, dtype))
             return zeros, (zeros if self.mixed_memory else None)
         if self.mixed_memory:
             if not isinstance(state, (tuple, list)) or len(state) != 2:
@@ -285,7 +290,7 @@ class RNN(nn.Module):
                     "Running a layer with mixed_memory=True requires a tuple (h0, c0) of two arrays "
                     f"(batch, state_size) as state, got {got or type(state).__name__}"
                 )
-            h, c = (_checks.as_array(s, f"state[{i}]") for i, s in enumerate(state))
+            h, c = (_dtypes.as_compute_input(_checks.as_array(s, f"state[{i}]"), dtype) for i, s in enumerate(state))
             for name, s in (("state[0] (h0)", h), ("state[1] (c0)", c)):
                 if s.shape != (B, N):
                     raise ValueError(f"{name} must have shape (batch, state_size) = ({B}, {N}), got {_shape(s)}")
@@ -294,7 +299,7 @@ class RNN(nn.Module):
             raise ValueError(
                 "state must be an array of shape (batch, state_size); a tuple is only for mixed_memory=True"
             )
-        h = _checks.as_array(state, "state")
+        h = _dtypes.as_compute_input(_checks.as_array(state, "state"), dtype)
         if h.shape != (B, N):
             raise ValueError(f"state must have shape (batch, state_size) = ({B}, {N}), got {_shape(h)}")
         return h, None
@@ -346,7 +351,7 @@ class RNN(nn.Module):
             timespans = time_delta
         x = _checks.as_array(x, "x")
         _checks.real_array(x, "x")
-        x = _checks.infinite_to_nan(x)
+        x = _checks.infinite_to_nan(_dtypes.as_compute_input(x, _dtypes.model_dtype(self.rnn_cell)))
         if x.ndim not in (2, 3):
             layout = "(B, T, F)" if self.batch_first else "(T, B, F)"
             raise ValueError(f"x must have shape {layout} or (T, F), got {_shape(x)}")

@@ -55,7 +55,7 @@ import mlx.optimizers as optim
 import numpy as np
 from mlx.utils import tree_flatten, tree_map, tree_unflatten
 
-from . import _checks
+from . import _checks, _dtypes
 
 ArrayLike = mx.array | np.ndarray
 Data = ArrayLike | Sequence[ArrayLike]
@@ -637,14 +637,18 @@ def _make_step(
     clip_norm: float | None,
     group: Any,
     loss_metrics: tuple = (),
+    precision: str = "fp32",
 ) -> Callable:
     """``step(weight, *batch) -> [loss, *loss_metrics, *metrics]``: one optimizer update.
 
     With ``W > 1`` processes, ``weight = W * n_local / n_global`` scales this process's
     gradient so that the average over processes is the gradient of the global batch; the
-    returned values are then global-batch means too.
+    returned values are then global-batch means too. With a half ``precision`` the loss runs
+    on half copies of the parameters and inputs (:func:`_half_loss`).
     """
     world = 1 if group is None else group.size()
+    if precision != "fp32":
+        loss_fn = _half_loss(loss_fn, _dtypes.PRECISIONS[precision])
     # The function differentiated returns (loss, [loss_metrics values]): MLX takes the gradient
     # of the first item, and the metrics come from the same forward pass.
     value_and_grad = nn.value_and_grad(model, lambda *batch: _split_loss(loss_fn(model, *batch), loss_metrics))
@@ -665,6 +669,49 @@ def _make_step(
         return values
 
     return step
+
+
+def _half_loss(loss_fn: LossFn, dtype: mx.Dtype) -> LossFn:
+    """``loss_fn`` computed in ``dtype`` from float32 master weights (mixed precision).
+
+    The model's floating parameters (the differentiated float32 masters, inside
+    ``nn.value_and_grad``) and the first batch array (the inputs ``X``) are cast to ``dtype``, so
+    the forward and backward run in half; ``astype`` is differentiable, so the gradients arrive
+    in float32 for the float32 update. The other batch arrays (targets, timespans, lengths) and
+    the loss stay as they are (a float32 target promotes the loss to float32); the loss value is
+    returned in float32. The master parameters are put back before returning.
+    """
+
+    def half(a: Any) -> Any:
+        return a.astype(dtype) if isinstance(a, mx.array) and mx.issubdtype(a.dtype, mx.floating) else a
+
+    def loss(model: nn.Module, *batch: mx.array) -> Any:
+        master = model.parameters()
+        model.update(tree_map(half, master))
+        try:
+            out = loss_fn(model, *((half(batch[0]), *batch[1:]) if batch else batch))
+        finally:
+            model.update(master)
+        if isinstance(out, tuple):
+            return (out[0].astype(mx.float32), *out[1:])
+        return out.astype(mx.float32) if isinstance(out, mx.array) else out
+
+    return loss
+
+
+def _check_precision(precision: Any, model: nn.Module) -> str:
+    """``precision`` validated: one of :data:`ncps._dtypes.PRECISIONS`; a half one needs float32
+    master weights (the model's trainable floating parameters)."""
+    if not isinstance(precision, str) or precision not in _dtypes.PRECISIONS:
+        raise ValueError(f"precision must be one of {list(_dtypes.PRECISIONS)}, got {precision!r}")
+    if precision != "fp32":
+        other = sorted({str(a.dtype) for _, a in tree_flatten(model.trainable_parameters()) if a.dtype != mx.float32})
+        if other:
+            raise ValueError(
+                f"precision={precision!r} keeps float32 master weights, but the model has parameters of dtype "
+                f"{', '.join(other)}; call model.set_dtype(mx.float32) first"
+            )
+    return precision
 
 
 class _Stepper:
@@ -1057,6 +1104,7 @@ def fit(
     on_nonfinite: str = "raise",
     state_path: str | os.PathLike | None = None,
     resume: bool = False,
+    precision: str = "fp32",
 ) -> History:
     """Train ``model`` with ``optimizer`` on ``train_data``; data-parallel under ``mlx.launch``.
 
@@ -1118,6 +1166,13 @@ def fit(
             atomically (rank 0 only). With ``resume=True`` and an existing file, training
             continues from it and ends with the parameters an uninterrupted run would have.
         resume: continue from ``state_path`` when that file exists (start afresh otherwise).
+        precision: ``"fp32"`` (default), or mixed precision ``"bf16"`` / ``"fp16"``: the model
+            keeps float32 master weights (it must be float32) and the optimizer updates them in
+            float32, while each training step's forward and backward run on bfloat16 / float16
+            copies of the parameters and of the first batch array (the inputs); targets and the
+            loss stay float32. Metrics, validation and the saved weights use the float32
+            masters. No loss scaling is done: float16 gradients below ~6e-8 flush to zero, so
+            bfloat16 is the safer choice (README "Precision").
 
     Returns:
         A :class:`History`.
@@ -1145,9 +1200,10 @@ def fit(
         state_path,
         resume,
     )
+    precision = _check_precision(precision, model)
     state, rng, seed = _set_up(run, optimizer, group, seed, resume)
     history = state.history
-    step = _make_step(model, loss_fn, optimizer, run.metrics, clip_norm, run.group, run.loss_metrics)
+    step = _make_step(model, loss_fn, optimizer, run.metrics, clip_norm, run.group, run.loss_metrics, precision)
     stepper = _Stepper(model, optimizer, step, compile, seed, stacklevel=4)
     keep_best = (run.val_arrays is not None or run.early_stopping_patience is not None) and restore_best
     n = run.arrays[0].shape[0]

@@ -150,6 +150,28 @@ def test_layer_forward_and_grad_through_the_gpu_path(emulated_gpu, name):
     assert_close(got[2], want[2], GRAD_TOL, "dx")
 
 
+@pytest.mark.parametrize("name", ["ltc", "cfc_mixed"])
+def test_half_layers_through_the_gpu_path(emulated_gpu, name):
+    """A bfloat16 layer on the GPU hooks returns bfloat16 (README "Precision"), close to the float32
+    reference on its rounded weights; a float32 input promotes to float32."""
+    mx.random.seed(4)
+    layer = LAYERS[name][0]()
+    layer.set_dtype(mx.bfloat16)
+    x = mx.random.normal((2, 5, 3)).astype(mx.bfloat16)
+    with kernels.use("fused"):
+        out, state = layer(x)
+        promoted = layer(x.astype(mx.float32))[0]
+    assert emulated_gpu
+    assert out.dtype == mx.bfloat16 and (state[0] if isinstance(state, tuple) else state).dtype == mx.bfloat16
+    assert promoted.dtype == mx.float32
+    layer.set_dtype(mx.float32)
+    with kernels.use("reference"):
+        want = layer(x.astype(mx.float32))[0]
+    assert_close(out.astype(mx.float32), want, 2e-2, "output")
+    with kernels.use("fused"):  # a half input to a float32 layer: float32 (the kernels return x's dtype)
+        assert layer(x)[0].dtype == mx.float32
+
+
 def test_cell_step_through_the_gpu_path(emulated_gpu):
     cell = ncps.LTCCell(AutoNCP(8, 2), 3)
     x, h = mx.random.normal((2, 3)), 0.1 * mx.random.normal((2, 8))

@@ -22,7 +22,7 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
-from .. import _checks, kernels
+from .. import _checks, _dtypes, kernels
 from ..backends.hooks import Hooks
 from ..wirings import Wiring
 
@@ -43,6 +43,9 @@ class Cell(nn.Module):
     # The prepared streaming step of :meth:`infer` (the CPU hook module's ``prepared_step``), built
     # at the first checked call; an instance attribute from then on.
     _prepared: Any = None
+    # The cell's dtype when it is not float32 (the prepared step returns float32), set with
+    # ``_prepared``: :meth:`infer` then casts the results (README "Precision").
+    _prepared_dtype: Any = None
 
     # -- what a subclass provides -----------------------------------------------------------
     input_size: int
@@ -84,19 +87,21 @@ class Cell(nn.Module):
     # -- checked calls ------------------------------------------------------------------------
     def check_inputs(self, x: Any, state: Any, ts: Timespan):
         """Validate one step's arguments: ``(x, state, ts)`` with ``state`` zeros when None and
-        ``ts`` a float or ``(B, 1)`` float32 array."""
+        ``ts`` a float or ``(B, 1)`` float32 array. Integer and float64 ``x`` and ``state`` are
+        cast to the cell's dtype, the zero state has the compute dtype (README "Precision")."""
         x = _checks.as_array(x, "x")
         _checks.real_array(x, "x")
-        x = _checks.infinite_to_nan(x)
+        dtype = _dtypes.model_dtype(self)
+        x = _checks.infinite_to_nan(_dtypes.as_compute_input(x, dtype))
         if x.ndim != 2 or x.shape[1] != self.input_size:
             raise ValueError(f"x must have shape (batch, input_size) = (B, {self.input_size}), got {shape_of(x)}")
         B, N = x.shape[0], self.state_size
         if B == 0:
             raise ValueError("x has an empty batch (B = 0); pass at least one sample")
         if state is None:
-            state = mx.zeros((B, N))
-        elif not isinstance(state, mx.array):
-            state = mx.array(state)
+            state = mx.zeros((B, N), dtype=_dtypes.compute_dtype(x, dtype))
+        else:
+            state = _dtypes.as_compute_input(state if isinstance(state, mx.array) else mx.array(state), dtype)
         if state.shape != (B, N):
             raise ValueError(f"state must have shape (batch, state_size) = ({B}, {N}), got {shape_of(state)}")
         if isinstance(ts, (int, float)) and not isinstance(ts, bool):
@@ -121,6 +126,8 @@ class Cell(nn.Module):
         if plan.fused:
             new_state = plan.kernel.step(self, x, state, ts, **plan.hook_args())
         else:
+            if isinstance(ts, mx.array):  # the reference multiplies with Δt in the compute dtype
+                ts = _dtypes.cast(ts, _dtypes.compute_dtype(x, state, _dtypes.model_dtype(self)))
             new_state = self.step(x, state, ts)
         return self.readout(new_state), new_state
 
@@ -154,8 +161,27 @@ class Cell(nn.Module):
         if prepared is not None and kernels.prepared_step_allowed():
             out = prepared.step(x, state, ts)
             if out is not None:
-                return out
+                return out if self._prepared_dtype is None else self._in_dtype(out, x, state)
         return self._infer_checked(x, state, ts)
+
+    def _in_dtype(self, out: tuple, x: Any, state: Any) -> tuple:
+        """The evaluated float32 ``(output, state)`` of a CPU kernel's immediate step in the
+        compute dtype of ``x``, ``state`` and the cell (README "Precision")."""
+        dtype = _dtypes.model_dtype(self)
+
+        def dtype_of(a: Any) -> mx.Dtype:
+            if a is None:
+                return dtype
+            if not isinstance(a, mx.array):
+                a = mx.array(np.asarray(a)) if np.asarray(a).dtype in (np.float16, np.float32) else mx.array(0)
+            return _dtypes.as_compute_input(a, dtype).dtype
+
+        dtype = _dtypes.compute_dtype(dtype_of(x), dtype_of(state), dtype)
+        if all(o.dtype == dtype for o in out):
+            return out
+        out = tuple(o.astype(dtype) for o in out)
+        mx.eval(out)
+        return out
 
     def _infer_checked(self, x: Any, state: Any, ts: Timespan):
         """:meth:`infer` with every check and the plan: (re)prepares the step where it can."""
@@ -168,12 +194,14 @@ class Cell(nn.Module):
         if plan.backend == "cpu" and hasattr(plan.kernel, "prepared_step"):
             prepared = self._prepared
             if prepared is None or not prepared.valid():
+                dtype = _dtypes.model_dtype(self)
+                object.__setattr__(self, "_prepared_dtype", None if dtype == mx.float32 else dtype)
                 prepared = self._prepared = plan.kernel.prepared_step(self)
             out = prepared.step(x, state, ts)
             if out is not None:
-                return out
+                return out if self._prepared_dtype is None else self._in_dtype(out, x, state)
         # What the prepared step does not take (an integer x: the kernel names it) or cannot build.
-        return plan.kernel.infer(self, x, state, ts)
+        return self._in_dtype(plan.kernel.infer(self, x, state, ts), x, state)
 
 
 def built_copy(wiring: Wiring, input_dim: int | None, name: str = "input_size") -> Wiring:

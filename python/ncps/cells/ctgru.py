@@ -54,7 +54,7 @@ class CTGRUCell(Cell):
 
     def _scale(self, layer: nn.Linear, z: mx.array) -> mx.array:
         ln_tau = layer(z).reshape(z.shape[0], self.hidden_size, self.num_timescales)
-        return mx.softmax(-mx.square(ln_tau - self._ln_tau), axis=-1)
+        return mx.softmax(-mx.square(ln_tau - self._ln_tau.astype(ln_tau.dtype)), axis=-1)
 
     def step(self, x: mx.array, state: mx.array, ts: float | mx.array) -> mx.array:
         traces = state.reshape(state.shape[0], self.hidden_size, self.num_timescales)
@@ -63,7 +63,7 @@ class CTGRUCell(Cell):
         q = mx.tanh(self.detect_signal(mx.concatenate([x, retrieved], axis=-1)))[..., None]
         s = self._scale(self.tau_s, z)
         ts = ts if isinstance(ts, (int, float)) else ts[..., None]
-        decay = mx.exp(-ts / mx.exp(self._ln_tau))
+        decay = mx.exp(-ts / mx.exp(self._ln_tau.astype(traces.dtype)))  # a constant: the state's dtype
         return (((1.0 - s) * traces + s * q) * decay).reshape(state.shape)
 
     def readout(self, state: mx.array) -> mx.array:

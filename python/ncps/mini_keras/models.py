@@ -302,6 +302,7 @@ class Sequential(nn.Module):
         restore_best: bool = False,
         checkpoint_path: str | os.PathLike | None = None,
         lengths: ArrayLike | None = None,
+        precision: str = "fp32",
     ):
         """Train for ``epochs`` passes over ``(x, y)``; returns the ``History`` of
         :func:`ncps.training.fit` (``history.history`` maps ``"loss"``, ``"val_loss"`` and each
@@ -327,6 +328,8 @@ class Sequential(nn.Module):
                 ``callbacks.EarlyStopping(restore_best_weights=True)``).
             lengths: ``(n,)`` integers for a padded ``x``: sequence ``i`` is its first
                 ``lengths[i]`` steps (the mask ``t < lengths``).
+            precision: ``"fp32"``, or mixed precision ``"bf16"`` / ``"fp16"`` (float32 master
+                weights, half compute): see :func:`ncps.training.fit`.
         """
         from .. import training
 
@@ -382,6 +385,7 @@ class Sequential(nn.Module):
             seed=seed,
             callbacks=callbacks,
             compile=self.jit_compile,
+            precision=precision,
         )
         object.__setattr__(self, "history", history)
         return history

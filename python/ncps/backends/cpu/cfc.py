@@ -29,7 +29,7 @@ from typing import Any
 
 import mlx.core as mx
 
-from ... import _checks
+from ... import _checks, _dtypes
 from ...kernels import _ext
 from .streaming import constant_dt, module_edges
 
@@ -145,8 +145,18 @@ def sequence(
     computed like any other and discarded by the layer."""
     if lstm is not None and c0 is None:
         c0 = mx.zeros_like(h0)
-    out = _call(cell_units(cell), x, h0, dt, lstm, c0, stream)
-    return out[0], (out[1] if lstm is not None else None)
+    units = cell_units(cell)
+    out = _call(units, x, h0, dt, lstm, c0, stream)
+    dtype = _result_dtype(units, x, h0)
+    return _dtypes.cast(out[0], dtype), (_dtypes.cast(out[1], dtype) if lstm is not None else None)
+
+
+def _result_dtype(units: list, x: mx.array, h: mx.array) -> mx.Dtype:
+    """The reference path's dtype: MLX's promotion of ``x``, the state and the parameters, with
+    ``dt`` left out (README "Precision"). The primitive computes in float32 (half inputs and
+    parameters converted at its boundary) and returns the promotion of all its inputs, ``dt``'s
+    float32 included, so the hooks cast its results back."""
+    return _dtypes.compute_dtype(x, h, units[0]["ff1"]["weight"])
 
 
 def _unit_args(units: list) -> tuple:
@@ -211,4 +221,5 @@ def step(
     exactly one node to the graph.
     """
     dt = constant_dt(x.shape[0], float(ts)) if isinstance(ts, (int, float)) else ts
-    return _call(cell_units(cell), x, h, dt, stream=stream)[0]
+    units = cell_units(cell)
+    return _dtypes.cast(_call(units, x, h, dt, stream=stream)[0], _result_dtype(units, x, h))

@@ -29,6 +29,7 @@ from typing import Any
 
 import mlx.core as mx
 
+from ... import _dtypes
 from ... import kernels as _kernels
 from ...kernels import _ext
 from ..ltc_args import (
@@ -214,15 +215,10 @@ def sequence(
     # (the primitive alone returns x's dtype).
     dtype = mx.result_type(x, h0, args[0]["cm"])
     if lstm is None:
-        return _cast(_plain(cell.map_inputs(x), h0, dt, *args, stream=stream), dtype), None
+        return _dtypes.cast(_plain(cell.map_inputs(x), h0, dt, *args, stream=stream), dtype), None
     c0 = mx.zeros_like(h0) if c0 is None else c0
     states, cells = _mixed(cell.map_inputs(x), h0, c0, dt, args[0], x, lstm_params(lstm), *args[1:], stream=stream)
-    return _cast(states, dtype), _cast(cells, dtype)
-
-
-def _cast(a: mx.array, dtype: mx.Dtype) -> mx.array:
-    """``a`` as ``dtype``, without a graph node when it already is."""
-    return a if a.dtype == dtype else a.astype(dtype)
+    return _dtypes.cast(states, dtype), _dtypes.cast(cells, dtype)
 
 
 def step(

@@ -17,6 +17,7 @@ from __future__ import annotations
 import mlx.core as mx
 import numpy as np
 
+from ... import _dtypes
 from ..._cfc_modes import MODES
 from ...activations import ACTIVATIONS
 from ._source import KernelSpec
@@ -337,9 +338,12 @@ def sequence(cell, x: mx.array, h0: mx.array, dt: mx.array, lstm=None, c0=None, 
     """:meth:`ncps.backends.hooks.Hooks.sequence` as one GPU kernel (the mixed-memory LSTM inside
     it, dense cells only: :func:`why_not`). A layer's padded steps (zero input, ``dt = 0``) are
     computed like any other and discarded by the layer."""
+    # The reference path's dtype (README "Precision"): the kernels return x's.
+    dtype = _dtypes.compute_dtype(x, h0, _dtypes.model_dtype(cell))
     if lstm is not None:
-        return cfc_sequence_gpu(cell, x, h0, dt, lstm=lstm, c0=c0, backend=backend, stream=stream)
-    return wired_cfc_sequence_gpu(cell, x, h0, dt, backend=backend, stream=stream), None
+        states, cells = cfc_sequence_gpu(cell, x, h0, dt, lstm=lstm, c0=c0, backend=backend, stream=stream)
+        return _dtypes.cast(states, dtype), _dtypes.cast(cells, dtype)
+    return _dtypes.cast(wired_cfc_sequence_gpu(cell, x, h0, dt, backend=backend, stream=stream), dtype), None
 
 
 def step(cell, x: mx.array, h: mx.array, ts, *, backend: str, stream=None) -> mx.array:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import mlx.core as mx
 import numpy as np
 
+from ... import _dtypes
 from ..ltc_args import LTC_INPUTS, SOLVER_PARAMS, check_lstm_args, check_ltc_args, lstm_params
 from ._source import KernelSpec
 from .launch import check_index_range, check_threads, default_backend, launch, resolve_backend, tg_memory_limit
@@ -369,9 +370,11 @@ def sequence(cell, x: mx.array, h0: mx.array, dt: mx.array, lstm=None, c0=None, 
     state unchanged."""
     params = cell.solver_params()
     kwargs = dict(plan=cell_synapse_plan(cell), backend=backend, stream=stream)
+    dtype = _dtypes.compute_dtype(x, h0, params["cm"])  # the reference's (README "Precision")
     if lstm is None:
-        return ltc_sequence_gpu(cell.map_inputs(x), h0, dt, params, cell.ode_unfolds, cell.epsilon, **kwargs), None
-    return ltc_sequence_gpu(
+        states = ltc_sequence_gpu(cell.map_inputs(x), h0, dt, params, cell.ode_unfolds, cell.epsilon, **kwargs)
+        return _dtypes.cast(states, dtype), None
+    states, cells = ltc_sequence_gpu(
         cell.map_inputs(x),
         h0,
         dt,
@@ -383,6 +386,7 @@ def sequence(cell, x: mx.array, h0: mx.array, dt: mx.array, lstm=None, c0=None, 
         c0=c0,
         **kwargs,
     )
+    return _dtypes.cast(states, dtype), _dtypes.cast(cells, dtype)
 
 
 def step(cell, x: mx.array, h: mx.array, ts, *, backend: str, stream=None) -> mx.array:
