@@ -114,7 +114,6 @@ def main(argv: list[str] | None = None) -> dict:
             flush=True,
         )
 
-    out = args.out
     metrics = {
         "example": NAME,
         "epochs": args.epochs,
@@ -123,7 +122,7 @@ def main(argv: list[str] | None = None) -> dict:
         "test_accuracy": history["val_accuracy"][-1],
         "total_seconds": timer(),
     }
-    _common.write_metrics(out, NAME, metrics)
+    _common.write_metrics(args.out, NAME, metrics)
     with _common.plotting():
 
         def draw(ax, k, shown):
@@ -131,10 +130,11 @@ def main(argv: list[str] | None = None) -> dict:
                 ax.plot(x_train[i, :, 0], lw=1)
             return CLASSES[k]
 
-        _common.plot_classes(out, f"{NAME}_data.png", "Generated waveforms (three per class)", CLASSES, y_train, draw)
+        title = "Generated waveforms (three per class)"
+        _common.plot_classes(args.out, f"{NAME}_data.png", title, CLASSES, y_train, draw)
         _common.plot_history(
             history,
-            out,
+            args.out,
             f"{NAME}_training.png",
             "SequenceClassifier (CfC + Linear)",
             keys=["loss", "accuracy"],
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> dict:
 
         pred = np.array(mx.argmax(model(x_test_mx), axis=-1))
         title = f"Confusion matrix (test accuracy {history['val_accuracy'][-1]:.3f})"
-        _common.plot_confusion(y_test, pred, CLASSES, out, f"{NAME}_confusion.png", title, rotation=30)
+        _common.plot_confusion(y_test, pred, CLASSES, args.out, f"{NAME}_confusion.png", title, rotation=30)
 
         rnn = model.rnn
         h = c = mx.zeros((1, rnn.state_size))
@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> dict:
             states.append(h[0])
         _common.plot_activity(
             np.array(mx.stack(states)),
-            out,
+            args.out,
             f"{NAME}_activity.png",
             f"CfC hidden state over one test sequence ({CLASSES[y_test[0]]})",
         )

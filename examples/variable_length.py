@@ -116,7 +116,6 @@ def main(argv: list[str] | None = None) -> dict:
         for b in range(len(edges) - 1)
     ]
     counts = [int(np.sum(which == b)) for b in range(len(edges) - 1)]
-    out = args.out
     metrics = {
         "example": NAME,
         "epochs": args.epochs,
@@ -126,7 +125,7 @@ def main(argv: list[str] | None = None) -> dict:
         "accuracy_by_length": dict(zip([f"{lo}-{hi - 1}" for lo, hi in zip(edges[:-1], edges[1:])], acc)),
         "total_seconds": timer(),
     }
-    _common.write_metrics(out, NAME, metrics)
+    _common.write_metrics(args.out, NAME, metrics)
     with _common.plotting():
 
         def draw(ax, k, shown):
@@ -137,10 +136,10 @@ def main(argv: list[str] | None = None) -> dict:
             return f"{CLASSES[k]} ({', '.join(str(len(train_seqs[i])) for i in shown)} steps)"
 
         title = f"Generated waveforms of {MIN_LEN} to {MAX_LEN} steps (three per class)"
-        _common.plot_classes(out, f"{NAME}_data.png", title, CLASSES, y_train, draw, ylabel="value")
+        _common.plot_classes(args.out, f"{NAME}_data.png", title, CLASSES, y_train, draw, ylabel="value")
         _common.plot_history(
             history.history,
-            out,
+            args.out,
             f"{NAME}_training.png",
             "CfC with lengths= (train on a list of sequences)",
             keys=["loss", "accuracy"],
@@ -160,7 +159,7 @@ def main(argv: list[str] | None = None) -> dict:
         ax.set_ylim(0, 1.3)
         ax.legend(loc="upper left", fontsize=8, ncol=2)
         ax.set_title(f"Test accuracy per sequence length (overall {np.mean(pred == y_test):.3f})")
-        _common.save(fig, out, f"{NAME}_by_length.png")
+        _common.save(fig, args.out, f"{NAME}_by_length.png")
     return metrics
 
 

@@ -74,11 +74,8 @@ def _regressor(**kwargs):
 LAYER_OPTIONS = dict(
     input_size=bad_size.filter(lambda v: v is not None),
     units=bad_size,
-    return_sequences=bad_bool,
-    batch_first=bad_bool,
-    mixed_memory=bad_bool,
-    bidirectional=bad_bool,
     merge_mode=bad_choice,
+    **dict.fromkeys(("return_sequences", "batch_first", "mixed_memory", "bidirectional"), bad_bool),
 )
 CONSTRUCTORS = {
     "CfC": (
@@ -160,11 +157,7 @@ CONSTRUCTORS = {
             batch_size=bad_size,
             clip_norm=bad_positive.filter(lambda v: v is not None),
             early_stopping_patience=bad_size0,
-            shuffle=bad_bool,
-            progress=bad_bool,
-            compile=bad_bool,
-            restore_best=bad_bool,
-            resume=bad_bool,
+            **dict.fromkeys(("shuffle", "progress", "compile", "restore_best", "resume"), bad_bool),
             seed=st.one_of(non_integral, st.integers(-(2**40), -1)),  # any size: fit reduces it
             on_nonfinite=bad_choice,
         ),
@@ -173,15 +166,10 @@ CONSTRUCTORS = {
         _regressor,
         {},
         dict(
-            epochs=bad_size,
-            batch_size=bad_size,
-            n_iter_no_change=bad_size,
+            **dict.fromkeys(("epochs", "batch_size", "n_iter_no_change"), bad_size),
             learning_rate=bad_positive,
             validation_fraction=bad_fraction,
-            early_stopping=bad_bool,
-            normalize_y=bad_bool,
-            compile=bad_bool,
-            return_sequences=bad_bool,
+            **dict.fromkeys(("early_stopping", "normalize_y", "compile", "return_sequences"), bad_bool),
             random_state=st.one_of(non_integral, st.integers(-(2**40), -1)),
         ),
     ),
