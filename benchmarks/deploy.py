@@ -24,7 +24,7 @@ import mlx.core as mx
 import numpy as np
 
 import ncps
-from benchmarks.common.chart import Panel, bars, scaled, short
+from benchmarks.common.chart import Panel, step_bars
 from benchmarks.common.context import Context, Section, describe
 from benchmarks.common.fmt import Notes, cell, fmt_ratio, median, ratio, table
 from benchmarks.common.models import build, spec, wiring
@@ -175,15 +175,7 @@ def markdown(section: dict, results: dict) -> list[str]:
 
 
 def panels(section: dict, results: dict) -> list[Panel]:
-    rows = section["results"]
-    idx = {(r["model"], r["impl"]): r for r in rows}
-    models = list(dict.fromkeys(r["model"] for r in rows))
-
-    def deploy(ax):
-        series = {f: [scaled(median(idx.get((m, f))), 1e6) for m in models] for f in (*FORMS, "official")}
-        bars(ax, "deployed step, batch 1", [short(m) for m in models], series, "µs (median, log)", log=True)
-
-    return [deploy]
+    return [step_bars(section["results"], "deployed step, batch 1", (*FORMS, "official"))]
 
 
 SECTION = Section("deploy", compute, markdown, panels)

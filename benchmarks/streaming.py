@@ -4,9 +4,9 @@ the new state back (``out, h = cell(x, h); mx.eval(out, h)``, also under ``mx.co
 
 from __future__ import annotations
 
-from benchmarks.common.chart import Panel, bars, scaled, short
+from benchmarks.common.chart import Panel, step_bars
 from benchmarks.common.context import Context, Section, describe
-from benchmarks.common.fmt import IMPL_NAMES, PEER_COLUMNS, Notes, cell, fmt_spread, median, round_ratios, spread, table
+from benchmarks.common.fmt import IMPL_NAMES, PEER_COLUMNS, Notes, cell, fmt_spread, round_ratios, spread, table
 from benchmarks.common.models import build, label, spec, step_call, wiring
 
 HOW = ("eager", "mx.compile", "infer")  # our three ways of stepping
@@ -68,16 +68,8 @@ def markdown(section: dict, results: dict) -> list[str]:
 
 
 def panels(section: dict, results: dict) -> list[Panel]:
-    rows = section["results"]
-    idx = {(r["model"], r["impl"]): r for r in rows}
-    models = list(dict.fromkeys(r["model"] for r in rows))
-
-    def stream(ax):
-        impls = (*HOW, "official", "torch.compile", "keras-jax")
-        series = {i: [scaled(median(idx.get((m, i))), 1e6) for m in models] for i in impls}
-        bars(ax, "streaming: one step, batch 1", [short(m) for m in models], series, "µs (median, log)", log=True)
-
-    return [stream]
+    impls = (*HOW, "official", "torch.compile", "keras-jax")
+    return [step_bars(section["results"], "streaming: one step, batch 1", impls)]
 
 
 SECTION = Section("streaming", compute, markdown, panels)

@@ -252,17 +252,21 @@ def run_fit(cfg: TrainingConfig, data: dict) -> dict:
     return front_stats(history, len(data["x"]), t0)
 
 
+# The estimator's parameter for each field of the recipe (scikit-learn names them its own way).
+SKLEARN_PARAMS = {
+    "units": "units",
+    "epochs": "epochs",
+    "batch_size": "batch",
+    "learning_rate": "lr",
+    "clip_value": "clip",
+    "random_state": "seed",
+}
+
+
 def run_sklearn(cfg: TrainingConfig, data: dict) -> dict:
     from ncps.sklearn import LiquidClassifier
 
-    clf = LiquidClassifier(
-        units=cfg.units,
-        epochs=cfg.epochs,
-        batch_size=cfg.batch,
-        learning_rate=cfg.lr,
-        clip_value=cfg.clip,
-        random_state=cfg.seed,
-    )
+    clf = LiquidClassifier(**{param: getattr(cfg, field) for param, field in SKLEARN_PARAMS.items()})
     t0 = time.perf_counter()
     clf.fit(data["x"], data["y"])
     return front_stats(clf.history_, len(data["x"]), t0)

@@ -9,7 +9,7 @@ import argparse
 import contextlib
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,24 +38,34 @@ def parser(doc: str) -> argparse.ArgumentParser:
     return p
 
 
-def training_options(
-    p: argparse.ArgumentParser,
+def training_args(
+    doc: str,
+    argv: Sequence[str] | None,
+    helps: dict[str, str],
     *,
     epochs: int,
     samples: int,
     units: int,
     lr: float,
-    epochs_help: str,
-    samples_help: str,
-    units_help: str,
-    lr_help: str = "Learning rate of Adam (updates as torch.optim.Adam does).",
-) -> None:
-    """Add the options of an example that trains a model on generated sequences: ``--epochs``,
-    ``--samples``, ``--units`` and ``--lr`` (of Adam), with these defaults and help texts."""
-    p.add_argument("--epochs", type=int, default=epochs, help=epochs_help)
-    p.add_argument("--samples", type=int, default=samples, help=samples_help)
-    p.add_argument("--units", type=int, default=units, help=units_help)
+    quick: tuple[int, int],
+) -> argparse.Namespace:
+    """Parse the command line of an example that trains a model on generated sequences.
+
+    The options are those of :func:`parser` plus ``--epochs``, ``--samples``, ``--units`` and
+    ``--lr`` (of Adam), with these defaults; ``helps`` maps each of ``"epochs"``, ``"samples"`` and
+    ``"units"`` (and optionally ``"lr"``) to its help text. With ``--quick``, ``args.epochs`` and
+    ``args.samples`` are replaced by ``quick`` (a few seconds' run, as CI does).
+    """
+    p = parser(doc)
+    p.add_argument("--epochs", type=int, default=epochs, help=helps["epochs"])
+    p.add_argument("--samples", type=int, default=samples, help=helps["samples"])
+    p.add_argument("--units", type=int, default=units, help=helps["units"])
+    lr_help = helps.get("lr", "Learning rate of Adam (updates as torch.optim.Adam does).")
     p.add_argument("--lr", type=float, default=lr, help=lr_help)
+    args = p.parse_args(argv)
+    if args.quick:
+        args.epochs, args.samples = quick
+    return args
 
 
 # The modules of the ``plot`` extra (pyproject.toml) that the plots need.
@@ -121,6 +131,57 @@ def plot_history(
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), fontsize=9, frameon=False)
     fig.suptitle(title)
+    return save(fig, out, name)
+
+
+def plot_classes(
+    out: Path,
+    name: str,
+    title: str,
+    classes: Sequence[str],
+    y: np.ndarray,
+    draw: Callable[[Any, int, np.ndarray], str],
+    xlabel: str = "step",
+    ylabel: str | None = None,
+) -> Path:
+    """Samples of each class, one panel per class (all sharing the y-axis).
+
+    ``draw(ax, k, idx)`` plots the samples ``idx`` (the indices of the first three with ``y == k``)
+    on the panel ``ax`` of class ``k`` and returns that panel's title."""
+    pyplot = plt()
+    fig, axes = pyplot.subplots(1, len(classes), figsize=(12, 2.8), sharey=True)
+    for k, ax in enumerate(axes):
+        ax.set_title(draw(ax, k, np.flatnonzero(y == k)[:3]), fontsize=10)
+        ax.set_xlabel(xlabel)
+    if ylabel is not None:
+        axes[0].set_ylabel(ylabel)
+    fig.suptitle(title)
+    return save(fig, out, name)
+
+
+def plot_confusion(
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    classes: Sequence[str],
+    out: Path,
+    name: str,
+    title: str,
+    rotation: float = 0,
+) -> Path:
+    """The confusion matrix ``(true class × predicted class)`` of the labels ``y_true`` and the
+    predictions ``y_pred`` (both ``(n,)`` class indices), each cell with its count;
+    ``rotation`` turns the predicted-class labels (long names)."""
+    conf = np.zeros((len(classes), len(classes)), int)
+    np.add.at(conf, (np.asarray(y_true), np.asarray(y_pred)), 1)
+    fig, ax = plt().subplots(figsize=(4.4, 3.8))
+    ax.imshow(conf, cmap="Blues")
+    for (i, j), v in np.ndenumerate(conf):
+        ax.text(j, i, str(v), ha="center", va="center")
+    ax.set_xticks(range(len(classes)), classes, rotation=rotation)
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
     return save(fig, out, name)
 
 

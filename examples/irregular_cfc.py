@@ -29,6 +29,13 @@ from ncps.optimizers import make_optimizer
 NAME = "irregular_cfc"
 CLASSES = ["0.25 Hz", "0.5 Hz", "0.75 Hz"]
 VARIANTS = {"with_timespans": "with timespans", "unit_timespans": "timespans = 1"}
+HELPS = {
+    "epochs": "Training epochs of each of the two models.",
+    "samples": "Training plus validation sequences (a fifth is held out for validation).",
+    "units": "CfC neurons (and backbone units).",
+    "lr": "Learning rate of Adam (updates as keras.optimizers.Adam does). At 5e-3 the test accuracy "
+    "swings between 39 %% and 98 %% with the seed; at 2e-3 it is 97-99 %%.",
+}
 
 
 def build_model(units: int, seq_len: int) -> keras.Sequential:
@@ -42,26 +49,14 @@ def build_model(units: int, seq_len: int) -> keras.Sequential:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    p = _common.parser(__doc__)
-    _common.training_options(
-        p,
-        epochs=15,
-        samples=1600,
-        units=32,
-        lr=2e-3,
-        epochs_help="Training epochs of each of the two models.",
-        samples_help="Training plus validation sequences (a fifth is held out for validation).",
-        units_help="CfC neurons (and backbone units).",
-        lr_help="Learning rate of Adam (updates as keras.optimizers.Adam does). At 5e-3 the test accuracy "
-        "swings between 39 %% and 98 %% with the seed; at 2e-3 it is 97-99 %%.",
-    )
-    args = p.parse_args(argv)
-    epochs, n = (2, 160) if args.quick else (args.epochs, args.samples)
+    args = _common.training_args(__doc__, argv, HELPS, epochs=15, samples=1600, units=32, lr=2e-3, quick=(2, 160))
     seq_len = 32
     timer = _common.Timer()
 
-    train = irregular_sine_classification(n=n, seq_len=seq_len, n_classes=len(CLASSES), seed=args.seed)
-    test = irregular_sine_classification(n=max(n // 4, 64), seq_len=seq_len, n_classes=len(CLASSES), seed=args.seed + 1)
+    train = irregular_sine_classification(n=args.samples, seq_len=seq_len, n_classes=len(CLASSES), seed=args.seed)
+    test = irregular_sine_classification(
+        n=max(args.samples // 4, 64), seq_len=seq_len, n_classes=len(CLASSES), seed=args.seed + 1
+    )
 
     results, histories, models = {}, {}, {}
     for variant in VARIANTS:
@@ -82,7 +77,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"--- CfC {VARIANTS[variant]} ---", flush=True)
         t = _common.Timer()
         history = model.fit(
-            x_train, train.y, epochs=epochs, batch_size=32, validation_split=0.2, seed=args.seed, verbose=2
+            x_train, train.y, epochs=args.epochs, batch_size=32, validation_split=0.2, seed=args.seed, verbose=2
         )
         loss, acc = model.evaluate(x_test, test.y, batch_size=128)
         results[variant] = {"test_accuracy": acc, "test_loss": loss, "train_seconds": t()}
@@ -92,27 +87,25 @@ def main(argv: list[str] | None = None) -> dict:
     out = args.out
     metrics = {
         "example": NAME,
-        "epochs": epochs,
-        "train_samples": int(n * 0.8),
+        "epochs": args.epochs,
+        "train_samples": int(args.samples * 0.8),
         "test_samples": len(test.y),
         **{f"{k}_{variant}": v for variant, r in results.items() for k, v in r.items()},
         "total_seconds": timer(),
     }
     _common.write_metrics(out, NAME, metrics)
     with _common.plotting():
-        plt = _common.plt()
-        # the data on their real time axes
-        fig, axes = plt.subplots(1, len(CLASSES), figsize=(12, 2.8), sharey=True)
-        for k, ax in enumerate(axes):
-            for i in np.flatnonzero(train.y == k)[:3]:
-                t_obs = np.cumsum(train.timespans[i])
-                ax.plot(t_obs, train.x[i, :, 0], ".-", lw=0.8, ms=4)
-            ax.set_title(f"class {k}: {CLASSES[k]}")
-            ax.set_xlabel("time (each sample at its own rate)")
-        axes[0].set_ylabel("observation")
-        fig.suptitle("Irregularly sampled sinusoids (three samples per class)")
-        _common.save(fig, out, f"{NAME}_data.png")
 
+        def draw(ax, k, shown):  # the data on their real time axes
+            for i in shown:
+                ax.plot(np.cumsum(train.timespans[i]), train.x[i, :, 0], ".-", lw=0.8, ms=4)
+            return f"class {k}: {CLASSES[k]}"
+
+        title = "Irregularly sampled sinusoids (three samples per class)"
+        xlabel = "time (each sample at its own rate)"
+        _common.plot_classes(out, f"{NAME}_data.png", title, CLASSES, train.y, draw, xlabel, "observation")
+
+        plt = _common.plt()
         fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
         for (variant, label), color in zip(VARIANTS.items(), ("tab:blue", "tab:orange")):
             h = histories[variant]
@@ -134,19 +127,8 @@ def main(argv: list[str] | None = None) -> dict:
 
         model, x_test = models["with_timespans"]
         pred = np.array(mx.argmax(model.predict(x_test, batch_size=128), axis=-1))
-        conf = np.zeros((len(CLASSES), len(CLASSES)), int)
-        for t_, p_ in zip(test.y, pred):
-            conf[t_, p_] += 1
-        fig, ax = plt.subplots(figsize=(4, 3.6))
-        ax.imshow(conf, cmap="Blues")
-        for (i, j), v in np.ndenumerate(conf):
-            ax.text(j, i, str(v), ha="center", va="center", color="black")
-        ax.set_xticks(range(len(CLASSES)), CLASSES)
-        ax.set_yticks(range(len(CLASSES)), CLASSES)
-        ax.set_xlabel("predicted")
-        ax.set_ylabel("true")
-        ax.set_title("Confusion matrix (test, with timespans)")
-        _common.save(fig, out, f"{NAME}_confusion.png")
+        title = "Confusion matrix (test, with timespans)"
+        _common.plot_confusion(test.y, pred, CLASSES, out, f"{NAME}_confusion.png", title)
 
         cfc = model.layers[0]
         i = int(np.flatnonzero(test.y == 1)[0])

@@ -29,6 +29,11 @@ from ncps.training import iterate_batches
 
 NAME = "sequence_classifier"
 CLASSES = ["sine", "square", "triangle", "sawtooth"]
+HELPS = {
+    "epochs": "Passes over the training sequences.",
+    "samples": "Training sequences (the test set has a quarter as many).",
+    "units": "CfC neurons.",
+}
 
 
 class SequenceClassifier(nn.Module):
@@ -64,23 +69,11 @@ def waveforms(n: int, seq_len: int = 48, seed: int = 0) -> tuple[np.ndarray, np.
 
 
 def main(argv: list[str] | None = None) -> dict:
-    p = _common.parser(__doc__)
-    _common.training_options(
-        p,
-        epochs=20,
-        samples=2000,
-        units=32,
-        lr=5e-3,
-        epochs_help="Passes over the training sequences.",
-        samples_help="Training sequences (the test set has a quarter as many).",
-        units_help="CfC neurons.",
-    )
-    args = p.parse_args(argv)
-    epochs, n = (2, 128) if args.quick else (args.epochs, args.samples)
+    args = _common.training_args(__doc__, argv, HELPS, epochs=20, samples=2000, units=32, lr=5e-3, quick=(2, 128))
     timer = _common.Timer()
 
-    x_train, y_train = waveforms(n, seed=args.seed)
-    x_test, y_test = waveforms(max(n // 4, 64), seed=args.seed + 1)
+    x_train, y_train = waveforms(args.samples, seed=args.seed)
+    x_test, y_test = waveforms(max(args.samples // 4, 64), seed=args.seed + 1)
     x_test_mx, y_test_mx = mx.array(x_test), mx.array(y_test)
 
     mx.random.seed(args.seed)
@@ -104,7 +97,7 @@ def main(argv: list[str] | None = None) -> dict:
         return float(mx.mean(mx.argmax(model(x), axis=-1) == y))
 
     history = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}
-    for epoch in range(epochs):
+    for epoch in range(args.epochs):
         t = _common.Timer()
         losses = []
         for xb, yb in iterate_batches((x_train, y_train), batch_size=32, shuffle=True, seed=args.seed + epoch):
@@ -116,34 +109,32 @@ def main(argv: list[str] | None = None) -> dict:
         history["val_loss"].append(float(loss_fn(model, x_test_mx, y_test_mx)))
         history["val_accuracy"].append(accuracy(x_test_mx, y_test_mx))
         print(
-            f"epoch {epoch + 1}/{epochs}: loss {history['loss'][-1]:.4f}, accuracy {history['accuracy'][-1]:.3f}, "
+            f"epoch {epoch + 1}/{args.epochs}: loss {history['loss'][-1]:.4f}, accuracy {history['accuracy'][-1]:.3f}, "
             f"test accuracy {history['val_accuracy'][-1]:.3f} ({t():.1f}s)",
             flush=True,
         )
 
-    out = args.out
     metrics = {
         "example": NAME,
-        "epochs": epochs,
-        "train_samples": n,
+        "epochs": args.epochs,
+        "train_samples": args.samples,
         "test_samples": len(y_test),
         "test_accuracy": history["val_accuracy"][-1],
         "total_seconds": timer(),
     }
-    _common.write_metrics(out, NAME, metrics)
+    _common.write_metrics(args.out, NAME, metrics)
     with _common.plotting():
-        plt = _common.plt()
-        fig, axes = plt.subplots(1, len(CLASSES), figsize=(12, 2.6), sharey=True)
-        for k, ax in enumerate(axes):
-            for i in np.flatnonzero(y_train == k)[:3]:
+
+        def draw(ax, k, shown):
+            for i in shown:
                 ax.plot(x_train[i, :, 0], lw=1)
-            ax.set_title(CLASSES[k])
-            ax.set_xlabel("step")
-        fig.suptitle("Generated waveforms (three per class)")
-        _common.save(fig, out, f"{NAME}_data.png")
+            return CLASSES[k]
+
+        title = "Generated waveforms (three per class)"
+        _common.plot_classes(args.out, f"{NAME}_data.png", title, CLASSES, y_train, draw)
         _common.plot_history(
             history,
-            out,
+            args.out,
             f"{NAME}_training.png",
             "SequenceClassifier (CfC + Linear)",
             keys=["loss", "accuracy"],
@@ -151,19 +142,8 @@ def main(argv: list[str] | None = None) -> dict:
         )
 
         pred = np.array(mx.argmax(model(x_test_mx), axis=-1))
-        conf = np.zeros((len(CLASSES), len(CLASSES)), int)
-        for a, b in zip(y_test, pred):
-            conf[a, b] += 1
-        fig, ax = plt.subplots(figsize=(4.4, 3.8))
-        ax.imshow(conf, cmap="Blues")
-        for (i, j), v in np.ndenumerate(conf):
-            ax.text(j, i, str(v), ha="center", va="center")
-        ax.set_xticks(range(len(CLASSES)), CLASSES, rotation=30)
-        ax.set_yticks(range(len(CLASSES)), CLASSES)
-        ax.set_xlabel("predicted")
-        ax.set_ylabel("true")
-        ax.set_title(f"Confusion matrix (test accuracy {history['val_accuracy'][-1]:.3f})")
-        _common.save(fig, out, f"{NAME}_confusion.png")
+        title = f"Confusion matrix (test accuracy {history['val_accuracy'][-1]:.3f})"
+        _common.plot_confusion(y_test, pred, CLASSES, args.out, f"{NAME}_confusion.png", title, rotation=30)
 
         rnn = model.rnn
         h = c = mx.zeros((1, rnn.state_size))
@@ -174,7 +154,7 @@ def main(argv: list[str] | None = None) -> dict:
             states.append(h[0])
         _common.plot_activity(
             np.array(mx.stack(states)),
-            out,
+            args.out,
             f"{NAME}_activity.png",
             f"CfC hidden state over one test sequence ({CLASSES[y_test[0]]})",
         )

@@ -31,6 +31,11 @@ from ncps.training import fit, pad_sequences, predict
 NAME = "variable_length"
 CLASSES = ["sine", "square", "triangle", "sawtooth"]
 MIN_LEN, MAX_LEN = 6, 64
+HELPS = {
+    "epochs": "Passes over the training set.",
+    "samples": "Training sequences, 6 to 64 steps long (the test set has half as many).",
+    "units": "Neurons of the mixed-memory CfC.",
+}
 
 
 class Classifier(nn.Module):
@@ -73,23 +78,11 @@ def accuracy(model, x, y, lengths):
 
 
 def main(argv: list[str] | None = None) -> dict:
-    p = _common.parser(__doc__.splitlines()[0])
-    _common.training_options(
-        p,
-        epochs=25,
-        samples=3000,
-        units=32,
-        lr=5e-3,
-        epochs_help="Passes over the training set.",
-        samples_help="Training sequences, 6 to 64 steps long (the test set has half as many).",
-        units_help="Neurons of the mixed-memory CfC.",
-    )
-    args = p.parse_args(argv)
-    epochs, n = (2, 192) if args.quick else (args.epochs, args.samples)
+    args = _common.training_args(__doc__, argv, HELPS, epochs=25, samples=3000, units=32, lr=5e-3, quick=(2, 192))
     timer = _common.Timer()
 
-    train_seqs, y_train = waveforms(n, seed=args.seed)
-    test_seqs, y_test = waveforms(max(n // 2, 128), seed=args.seed + 1)
+    train_seqs, y_train = waveforms(args.samples, seed=args.seed)
+    test_seqs, y_test = waveforms(max(args.samples // 2, 128), seed=args.seed + 1)
     x_test, len_test = pad_sequences(test_seqs)
 
     mx.random.seed(args.seed)
@@ -99,7 +92,7 @@ def main(argv: list[str] | None = None) -> dict:
         loss_fn,
         (train_seqs, y_train),
         optimizer=adam(args.lr),
-        epochs=epochs,
+        epochs=args.epochs,
         batch_size=32,
         validation_data=(x_test, y_test, len_test),
         metrics={"accuracy": accuracy},
@@ -108,7 +101,7 @@ def main(argv: list[str] | None = None) -> dict:
         progress=False,
         callbacks=[
             lambda epoch, logs: print(
-                f"epoch {epoch + 1}/{epochs}: loss {logs['loss']:.4f}, test accuracy {logs['val_accuracy']:.3f}",
+                f"epoch {epoch + 1}/{args.epochs}: loss {logs['loss']:.4f}, test accuracy {logs['val_accuracy']:.3f}",
                 flush=True,
             )
         ],
@@ -123,38 +116,36 @@ def main(argv: list[str] | None = None) -> dict:
         for b in range(len(edges) - 1)
     ]
     counts = [int(np.sum(which == b)) for b in range(len(edges) - 1)]
-    out = args.out
     metrics = {
         "example": NAME,
-        "epochs": epochs,
-        "train_samples": n,
+        "epochs": args.epochs,
+        "train_samples": args.samples,
         "test_samples": len(y_test),
         "test_accuracy": float(np.mean(pred == y_test)),
         "accuracy_by_length": dict(zip([f"{lo}-{hi - 1}" for lo, hi in zip(edges[:-1], edges[1:])], acc)),
         "total_seconds": timer(),
     }
-    _common.write_metrics(out, NAME, metrics)
+    _common.write_metrics(args.out, NAME, metrics)
     with _common.plotting():
-        plt = _common.plt()
-        fig, axes = plt.subplots(1, len(CLASSES), figsize=(12, 2.8), sharey=True)
-        for k, ax in enumerate(axes):
-            shown = sorted(np.flatnonzero(y_train == k)[:3], key=lambda i: len(train_seqs[i]))
+
+        def draw(ax, k, shown):
+            shown = sorted(shown, key=lambda i: len(train_seqs[i]))
             for i in shown:
                 ax.plot(train_seqs[i][:, 0], lw=1)
-            ax.set_title(f"{CLASSES[k]} ({', '.join(str(len(train_seqs[i])) for i in shown)} steps)", fontsize=10)
-            ax.set_xlabel("step")
             ax.set_xlim(0, MAX_LEN)
-        axes[0].set_ylabel("value")
-        fig.suptitle(f"Generated waveforms of {MIN_LEN} to {MAX_LEN} steps (three per class)", y=1.04)
-        _common.save(fig, out, f"{NAME}_data.png")
+            return f"{CLASSES[k]} ({', '.join(str(len(train_seqs[i])) for i in shown)} steps)"
+
+        title = f"Generated waveforms of {MIN_LEN} to {MAX_LEN} steps (three per class)"
+        _common.plot_classes(args.out, f"{NAME}_data.png", title, CLASSES, y_train, draw, ylabel="value")
         _common.plot_history(
             history.history,
-            out,
+            args.out,
             f"{NAME}_training.png",
             "CfC with lengths= (train on a list of sequences)",
             keys=["loss", "accuracy"],
         )
 
+        plt = _common.plt()
         fig, ax = plt.subplots(figsize=(6.4, 3.6))
         bins = np.arange(len(acc))
         ax.bar(bins, acc, width=0.8, color="tab:blue", alpha=0.8, label="test accuracy")
@@ -168,7 +159,7 @@ def main(argv: list[str] | None = None) -> dict:
         ax.set_ylim(0, 1.3)
         ax.legend(loc="upper left", fontsize=8, ncol=2)
         ax.set_title(f"Test accuracy per sequence length (overall {np.mean(pred == y_test):.3f})")
-        _common.save(fig, out, f"{NAME}_by_length.png")
+        _common.save(fig, args.out, f"{NAME}_by_length.png")
     return metrics
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks.common.fmt import IMPL_NAMES
+from benchmarks.common.fmt import IMPL_NAMES, median
 
 Panel = Callable[[Any], None]
 
@@ -85,3 +85,16 @@ def short(model: str) -> str:
 def scaled(v: float | None, scale: float) -> float | None:
     """``v * scale`` (seconds to ms: 1e3), None stays None."""
     return None if v is None else v * scale
+
+
+def step_bars(rows: list[dict], title: str, impls: tuple[str, ...]) -> Panel:
+    """The panel of a batch-1 step section: per model (``row["model"]``), the median seconds of
+    each implementation in ``impls`` (``row["impl"]``) as µs bars on a log axis."""
+    idx = {(r["model"], r["impl"]): r for r in rows}
+    models = list(dict.fromkeys(r["model"] for r in rows))
+
+    def panel(ax: Any) -> None:
+        series = {i: [scaled(median(idx.get((m, i))), 1e6) for m in models] for i in impls}
+        bars(ax, title, [short(m) for m in models], series, "µs (median, log)", log=True)
+
+    return panel

@@ -1,14 +1,27 @@
-"""Shared pieces of the GPU-kernel tests: problems, reference gradients, tolerances."""
+"""Shared pieces of the GPU-kernel tests: problems, reference gradients, tolerances, the CUDA compiler."""
 
 from __future__ import annotations
 
+import os
+import shutil
+
 import mlx.core as mx
 import numpy as np
+import pytest
 
 from ncps.cells.ltc import LTCCell, ltc_sequence
 
 OUT_TOL = 1e-5  # outputs, relative to the reference's largest magnitude
 GRAD_TOL = 1e-4  # gradients, likewise
+
+
+def nvcc(check: str) -> str:
+    """The path of ``nvcc``; without the CUDA toolkit the calling test is skipped, saying that
+    ``check`` (e.g. "the CUDA compile check") needs it."""
+    exe = shutil.which("nvcc") or ("/usr/local/bin/nvcc" if os.path.exists("/usr/local/bin/nvcc") else None)
+    if exe is None:
+        pytest.skip(f"nvcc is not installed: {check} needs the CUDA toolkit")
+    return exe
 
 
 def assert_close(got, want, tol: float, what: str) -> None:

@@ -21,6 +21,7 @@ from ncps.backends.ltc_args import lstm_params
 from ncps.cells.cfc import CfCCell
 from ncps.cells.lstm import LSTMCell
 from ncps.wirings import AutoNCP
+from tests.gpu import gpu_util
 from tests.gpu.gpu_util import ltc_grads, ltc_problem
 
 pytestmark = pytest.mark.gpu_emulated
@@ -89,18 +90,11 @@ def test_tsan_reports_a_race_when_a_barrier_is_removed(tag, ltc):
 
 
 # -- CUDA: nvcc / ptxas ----------------------------------------------------------------------------
-def _nvcc() -> str:
-    exe = shutil.which("nvcc") or ("/usr/local/bin/nvcc" if os.path.exists("/usr/local/bin/nvcc") else None)
-    if exe is None:
-        pytest.skip("nvcc is not installed: the CUDA compile check needs the CUDA toolkit")
-    return exe
-
-
 @pytest.fixture(scope="module")
 def ptxas_log() -> str:
     """ptxas -v output for all kernels (one translation unit per kernel as MLX builds it, one
     front-end run to compute_80 PTX, then ptxas for sm_80 and sm_90); cached by source hash."""
-    nvcc = _nvcc()
+    nvcc = gpu_util.nvcc("the CUDA compile check")
     srcs = [cuda_wrapper_source(s, CHECK_SIZES[s.name]) for s in SPECS]
     key = hashlib.sha256("\0".join(srcs).encode()).hexdigest()[:16]
     out = emulate.cache_root() / f"cuda-check-{key}"

@@ -9,8 +9,6 @@ only when that download is impossible or nvcc is absent."""
 
 import hashlib
 import importlib.util
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -18,6 +16,7 @@ import pytest
 
 from ncps.backends.gpu import emulate
 from ncps.backends.gpu._source import cuda_wrapper_source
+from tests.gpu.gpu_util import nvcc
 from tests.gpu.test_gpu_kernel_checks import CHECK_SIZES, SPECS
 
 pytestmark = pytest.mark.gpu_emulated
@@ -36,13 +35,6 @@ def _load_prelude_module():
 gpu_prelude = _load_prelude_module()
 
 
-def _nvcc() -> str:
-    exe = shutil.which("nvcc") or ("/usr/local/bin/nvcc" if os.path.exists("/usr/local/bin/nvcc") else None)
-    if exe is None:
-        pytest.skip("nvcc is not installed: the compile check with MLX's prelude needs the CUDA toolkit")
-    return exe
-
-
 @pytest.fixture(scope="module")
 def prelude() -> Path:
     try:
@@ -57,7 +49,8 @@ def _compile(source: str, prelude: Path, cc: int, out: Path) -> subprocess.Compl
     out.mkdir(parents=True, exist_ok=True)
     cu = out / "kernel.cu"
     cu.write_text(source)
-    cmd = [_nvcc(), "-cubin", gpu_prelude.arch_flag(cc), *gpu_prelude.nvcc_flags(prelude), "-o", str(out / "k.cubin")]
+    compiler = nvcc("the compile check with MLX's prelude")
+    cmd = [compiler, "-cubin", gpu_prelude.arch_flag(cc), *gpu_prelude.nvcc_flags(prelude), "-o", str(out / "k.cubin")]
     return subprocess.run([*cmd, str(cu)], capture_output=True, text=True)
 
 

@@ -691,24 +691,25 @@ def _persistence_cases():
         mx.save_safetensors(path, {"a": mx.zeros(3)}, metadata={"ncps": meta})
         return ncps.load(path)
 
-    add("load_meta_not_json", lambda: load_with_metadata("{not json"), raises(V, "configuration"))
-    add("load_meta_wrong_format", lambda: load_with_metadata('{"format": "other/9", "model": {}}'), raises(V, "format"))
-    add(
-        "load_meta_unknown_class",
-        lambda: load_with_metadata(
-            '{"format": "ncps-model/1", "model": {"__layer__": "Evil", "cell": {}, "options": {}}}'
+    # (case, the metadata's "ncps" entry, a word the error names)
+    bad_metadata = [
+        ("load_meta_not_json", "{not json", "configuration"),
+        ("load_meta_wrong_format", '{"format": "other/9", "model": {}}', "format"),
+        (
+            "load_meta_unknown_class",
+            '{"format": "ncps-model/1", "model": {"__layer__": "Evil", "cell": {}, "options": {}}}',
+            "Evil",
         ),
-        raises(V, "Evil"),
-    )
-    add("load_meta_list", lambda: load_with_metadata("[1, 2, 3]"), raises(V, "configuration"))
-    add("load_meta_missing_model", lambda: load_with_metadata('{"format": "ncps-model/1"}'), raises(V, "model"))
-    add(
-        "load_meta_bad_cell_args",
-        lambda: load_with_metadata(
-            '{"format": "ncps-model/1", "model": {"__cell__": "CfCCell", "config": {"bogus": 1}}}'
+        ("load_meta_list", "[1, 2, 3]", "configuration"),
+        ("load_meta_missing_model", '{"format": "ncps-model/1"}', "model"),
+        (
+            "load_meta_bad_cell_args",
+            '{"format": "ncps-model/1", "model": {"__cell__": "CfCCell", "config": {"bogus": 1}}}',
+            "config",
         ),
-        raises(V, "config"),
-    )
+    ]
+    for name, meta, word in bad_metadata:
+        add(name, lambda meta=meta: load_with_metadata(meta), raises(V, word))
 
     def load_wrong_weights():
         path = _tmp("w.safetensors")

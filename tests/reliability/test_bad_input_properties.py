@@ -23,6 +23,7 @@ import ncps
 from ncps import mini_keras, training
 from ncps import wirings as W
 from ncps.optimizers import adam
+from tests.wirings.small import SMALL_NCP
 
 SETTINGS = settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 ALLOWED = (TypeError, ValueError, NotImplementedError)
@@ -69,42 +70,37 @@ def _regressor(**kwargs):
     return est.fit(np.zeros((6, 3, 2)), np.zeros(6))
 
 
+# The arguments that CfC and LTC share (the sequence layer's own); each adds its cell's.
+LAYER_OPTIONS = dict(
+    input_size=bad_size.filter(lambda v: v is not None),
+    units=bad_size,
+    merge_mode=bad_choice,
+    **dict.fromkeys(("return_sequences", "batch_first", "mixed_memory", "bidirectional"), bad_bool),
+)
 CONSTRUCTORS = {
     "CfC": (
         ncps.CfC,
         dict(input_size=3, units=4),
-        dict(
-            input_size=bad_size.filter(lambda v: v is not None),
-            units=bad_size,
+        LAYER_OPTIONS
+        | dict(
             proj_size=bad_size.filter(lambda v: v is not None),
-            return_sequences=bad_bool,
-            batch_first=bad_bool,
-            mixed_memory=bad_bool,
-            bidirectional=bad_bool,
             mode=bad_choice,
             activation=bad_choice,
             backbone_units=bad_size0.filter(lambda v: not isinstance(v, (list, tuple))),
             backbone_layers=bad_size0,
             backbone_dropout=bad_fraction.filter(lambda v: v is not None),
-            merge_mode=bad_choice,
         ),
     ),
     "LTC": (
         ncps.LTC,
         dict(input_size=3, units=4),
-        dict(
-            input_size=bad_size.filter(lambda v: v is not None),
-            units=bad_size,
-            return_sequences=bad_bool,
-            batch_first=bad_bool,
-            mixed_memory=bad_bool,
-            bidirectional=bad_bool,
+        LAYER_OPTIONS
+        | dict(
             input_mapping=bad_choice,
             output_mapping=bad_choice,
             ode_unfolds=bad_unfolds,
             epsilon=st.one_of(bad_real, st.floats(-1e9, -1e-9)),
             implicit_param_constraints=bad_bool,
-            merge_mode=bad_choice,
         ),
     ),
     "CTRNN": (ncps.CTRNN, dict(input_size=3, units=4), dict(units=bad_size, ode_unfolds=bad_unfolds)),
@@ -138,15 +134,7 @@ CONSTRUCTORS = {
     "Random": (W.Random, dict(units=4), dict(units=bad_size, sparsity_level=bad_fraction, random_seed=bad_seed)),
     "NCP": (
         W.NCP,
-        dict(
-            inter_neurons=4,
-            command_neurons=3,
-            motor_neurons=2,
-            sensory_fanout=2,
-            inter_fanout=2,
-            recurrent_command_synapses=2,
-            motor_fanin=2,
-        ),
+        SMALL_NCP,
         dict(inter_neurons=bad_size, command_neurons=bad_size, motor_neurons=bad_size, seed=bad_seed),
     ),
     "AutoNCP": (
@@ -169,11 +157,7 @@ CONSTRUCTORS = {
             batch_size=bad_size,
             clip_norm=bad_positive.filter(lambda v: v is not None),
             early_stopping_patience=bad_size0,
-            shuffle=bad_bool,
-            progress=bad_bool,
-            compile=bad_bool,
-            restore_best=bad_bool,
-            resume=bad_bool,
+            **dict.fromkeys(("shuffle", "progress", "compile", "restore_best", "resume"), bad_bool),
             seed=st.one_of(non_integral, st.integers(-(2**40), -1)),  # any size: fit reduces it
             on_nonfinite=bad_choice,
         ),
@@ -182,15 +166,10 @@ CONSTRUCTORS = {
         _regressor,
         {},
         dict(
-            epochs=bad_size,
-            batch_size=bad_size,
-            n_iter_no_change=bad_size,
+            **dict.fromkeys(("epochs", "batch_size", "n_iter_no_change"), bad_size),
             learning_rate=bad_positive,
             validation_fraction=bad_fraction,
-            early_stopping=bad_bool,
-            normalize_y=bad_bool,
-            compile=bad_bool,
-            return_sequences=bad_bool,
+            **dict.fromkeys(("early_stopping", "normalize_y", "compile", "return_sequences"), bad_bool),
             random_state=st.one_of(non_integral, st.integers(-(2**40), -1)),
         ),
     ),

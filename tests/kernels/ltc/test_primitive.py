@@ -14,6 +14,7 @@ from ncps import wirings as W
 from ncps.backends.cpu import ltc as fused
 from ncps.backends.ltc_args import LSTM_PARAMS, LTC_INPUTS
 from ncps.cells.ltc import SOLVER_PARAMS, LTCCell, ltc_sequence
+from tests.wirings.small import SMALL_NCP
 
 pytestmark = pytest.mark.skipif(kernels._ext is None, reason="the extension ncps._ext is not built")
 
@@ -91,15 +92,7 @@ def check_against_reference(x, h0, dt, p, K, eps=1e-8, out_tol=1e-5, grad_tol=1e
 
 
 def ncp_small():
-    return W.NCP(
-        inter_neurons=5,
-        command_neurons=4,
-        motor_neurons=2,
-        sensory_fanout=2,
-        inter_fanout=2,
-        recurrent_command_synapses=3,
-        motor_fanin=2,
-    )
+    return W.NCP(**SMALL_NCP)
 
 
 WIRINGS = {

@@ -129,17 +129,7 @@ def cfc_sequence(cell: Any, x: mx.array, h0: mx.array, dt: mx.array, lstm: Any =
     return sequence(cell, x, h0, _checks.invalid_timespans_to_nan(dt), lstm, c0)
 
 
-def sequence(
-    cell: Any,
-    x: mx.array,
-    h0: mx.array,
-    dt: mx.array,
-    lstm: Any = None,
-    c0: mx.array | None = None,
-    *,
-    backend: str = "cpu",
-    stream: object | None = None,
-):
+def sequence(cell, x: mx.array, h0: mx.array, dt: mx.array, lstm=None, c0=None, *, backend: str = "cpu", stream=None):
     """:meth:`ncps.backends.hooks.Hooks.sequence` as one ``CfCSequence`` primitive (the
     mixed-memory LSTM runs inside it). A layer's padded steps (zero input, ``dt = 0``) are
     computed like any other and discarded by the layer."""

@@ -192,17 +192,7 @@ def why_not(cell: Any, mixed_memory: bool = False) -> str | None:
     return None
 
 
-def sequence(
-    cell: Any,
-    x: mx.array,
-    h0: mx.array,
-    dt: mx.array,
-    lstm: Any = None,
-    c0: mx.array | None = None,
-    *,
-    backend: str = "cpu",
-    stream: object | None = None,
-):
+def sequence(cell, x: mx.array, h0: mx.array, dt: mx.array, lstm=None, c0=None, *, backend: str = "cpu", stream=None):
     """:meth:`ncps.backends.hooks.Hooks.sequence` as one ``LTCSequence`` primitive, or with
     ``lstm`` one ``LTCMixedSequence`` (the LSTM inside the time loop).
 
