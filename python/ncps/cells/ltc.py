@@ -267,22 +267,17 @@ class LTCCell(WiredSizes, Cell):
             "vleak": get("vleak"),
         }
 
-    def map_inputs(self, x: mx.array) -> mx.array:
-        mapping = self.input_mapping
+    def _mapped(self, v: mx.array, mapping: str, side: str) -> mx.array:
+        """``v * w + b`` (affine), ``v * w`` (linear) or ``v``, with ``w, b = <side>_w, <side>_b``."""
         if mapping in ("affine", "linear"):
-            x = x * self["input_w"]
-        if mapping == "affine":
-            x = x + self["input_b"]
-        return x
+            v = v * self[f"{side}_w"]
+        return v + self[f"{side}_b"] if mapping == "affine" else v
+
+    def map_inputs(self, x: mx.array) -> mx.array:
+        return self._mapped(x, self.input_mapping, "input")
 
     def map_outputs(self, v: mx.array) -> mx.array:
-        y = v[..., : self._wiring.output_dim]
-        mapping = self.output_mapping
-        if mapping in ("affine", "linear"):
-            y = y * self["output_w"]
-        if mapping == "affine":
-            y = y + self["output_b"]
-        return y
+        return self._mapped(v[..., : self._wiring.output_dim], self.output_mapping, "output")
 
     def step(self, x: mx.array, v: mx.array, ts: float | mx.array) -> mx.array:
         """The new state (no input checks; ``ts`` a float or ``(B, 1)``)."""
