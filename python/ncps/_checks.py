@@ -129,10 +129,15 @@ def infinite_to_nan(x: mx.array) -> mx.array:
     finite, plausible outputs, while NaN propagates through the same math. Applied to the
     inputs once per call, before the dispatch, it makes inf follow NaN's path on every path
     (fused CPU, GPU, reference) without touching the kernels' loops. One lazy elementwise op;
-    integer inputs cannot hold inf and pass unchanged."""
+    integer inputs cannot hold inf and pass unchanged. Compiled into one fused elementwise pass:
+    uncompiled, ``isinf`` and ``where`` took four passes over ``x`` (~90 µs at 32 x 100 x 16, about
+    6 % of a wired CfC forward); compiled, ~3 µs."""
     if not mx.issubdtype(x.dtype, mx.inexact):
         return x
-    return mx.where(mx.isinf(x), math.nan, x)
+    return _infinite_to_nan(x)
+
+
+_infinite_to_nan = mx.compile(lambda x: mx.where(mx.isinf(x), math.nan, x), shapeless=True)
 
 
 def real_array(x: mx.array, name: str) -> None:
