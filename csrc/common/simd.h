@@ -141,6 +141,54 @@ NCPS_INLINE void store_n(float* p, vf<> v, int n) {
 #endif
 }
 
+// Two short rows in one native vector: lanes [0, m) from p and [W/2, W/2 + m) from q, m <= W/2
+// (the other lanes read as 0 and are not written); splat_pair broadcasts a over the low half and b
+// over the high one. For row tails narrower than half a vector (the 2-, 6- and 8-wide ends of the
+// wired CfC's 34-, 22- and 8-neuron layers), which would otherwise cost a whole vector per row.
+NCPS_INLINE vf<> load_pair(const float* p, const float* q, int m) {
+#if defined(__AVX512F__) && defined(__AVX512VL__) && defined(__AVX512DQ__)
+  const __mmask8 k = static_cast<__mmask8>((1u << m) - 1u);
+  return (vf<>)_mm512_insertf32x8(_mm512_castps256_ps512(_mm256_maskz_loadu_ps(k, p)), _mm256_maskz_loadu_ps(k, q), 1);
+#elif defined(__AVX2__) && !defined(__AVX512F__)
+  const __m128i k = _mm_cmpgt_epi32(_mm_set1_epi32(m), _mm_setr_epi32(0, 1, 2, 3));
+  return (vf<>)_mm256_insertf128_ps(_mm256_castps128_ps256(_mm_maskload_ps(p, k)), _mm_maskload_ps(q, k), 1);
+#else
+  vf<> v = {};
+  for (int i = 0; i < m; ++i) {
+    v[i] = p[i];
+    v[W / 2 + i] = q[i];
+  }
+  return v;
+#endif
+}
+NCPS_INLINE void store_pair(float* p, float* q, vf<> v, int m) {
+#if defined(__AVX512F__) && defined(__AVX512VL__) && defined(__AVX512DQ__)
+  const __mmask8 k = static_cast<__mmask8>((1u << m) - 1u);
+  _mm256_mask_storeu_ps(p, k, _mm512_castps512_ps256((__m512)v));
+  _mm256_mask_storeu_ps(q, k, _mm512_extractf32x8_ps((__m512)v, 1));
+#elif defined(__AVX2__) && !defined(__AVX512F__)
+  const __m128i k = _mm_cmpgt_epi32(_mm_set1_epi32(m), _mm_setr_epi32(0, 1, 2, 3));
+  _mm_maskstore_ps(p, k, _mm256_castps256_ps128((__m256)v));
+  _mm_maskstore_ps(q, k, _mm256_extractf128_ps((__m256)v, 1));
+#else
+  for (int i = 0; i < m; ++i) {
+    p[i] = v[i];
+    q[i] = v[W / 2 + i];
+  }
+#endif
+}
+NCPS_INLINE vf<> splat_pair(float a, float b) {
+#if defined(__AVX512F__) && defined(__AVX512DQ__)
+  return (vf<>)_mm512_insertf32x8(_mm512_set1_ps(a), _mm256_set1_ps(b), 1);
+#elif defined(__AVX__) && !defined(__AVX512F__)
+  return (vf<>)_mm256_insertf128_ps(_mm256_set1_ps(a), _mm_set1_ps(b), 1);
+#else
+  vf<> v = splat(a);
+  for (int i = W / 2; i < W; ++i) v[i] = b;
+  return v;
+#endif
+}
+
 // m lanes from p (m == W: a full load).
 NCPS_INLINE vf<> load_m(const float* p, int m) { return m == W ? load(p) : load_n(p, m); }
 NCPS_INLINE void store_m(float* p, vf<> v, int m) {

@@ -194,8 +194,7 @@ void backward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, 
   auto run_tile = [&](int b0, int b1, float* acc) {
     const int nb = b1 - b0;
     std::vector<float> G(static_cast<size_t>(nb) * N), carry(static_cast<size_t>(nb) * N, 0.0f),
-        dhin(static_cast<size_t>(nb) * N), dc(static_cast<size_t>(nb) * N, 0.0f), dz0(static_cast<size_t>(nb) * maxw),
-        dz1(static_cast<size_t>(nb) * maxw);
+        dc(static_cast<size_t>(nb) * N, 0.0f), dz0(static_cast<size_t>(nb) * maxw), dz1(static_cast<size_t>(nb) * maxw);
     for (int t = T - 1; t >= 0; --t) {
       const int64_t r = static_cast<int64_t>(t) * B + b0;
       const float* dtr = DT + r;
@@ -251,15 +250,25 @@ void backward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, 
           ld1 = U.widths[0];
         }
         const Lin& F = w.first();
-        F.bwd(nb, D1, ld1, U.in, U.n, dhin.data() + U.off, N, false);
-        if (uu > 0) F.bwd(nb, D1, ld1, 0, U.in, G.data() + p.units[uu - 1].off, N, true);
+        if (uu > 0) {
+          // G's columns of this unit were consumed by heads_bwd above: zeroed, they take dL/dh_t's
+          // own part, and the columns before them (the previous unit's new state, this unit's
+          // input; make_plan chains the units in adjacent columns) are accumulated into, in one
+          // product over [input, own state]: 56 and 30 columns on the NCP layers (4 and 2 vectors)
+          // instead of 22 + 34 and 8 + 22 (5 and 3). Same sums in the same order as two products.
+          for (int b = 0; b < nb; ++b) std::fill_n(G.data() + static_cast<int64_t>(b) * N + U.off, U.n, 0.0f);
+          F.bwd(nb, D1, ld1, 0, U.in + U.n, G.data() + p.units[uu - 1].off, N, true);
+        } else {
+          F.bwd(nb, D1, ld1, U.in, U.n, G.data() + U.off, N, false);
+        }
       }
+      // G now holds dL/dh_t (of the LSTM's output when mixed).
       if (mixed) {
         float* dg = DG + r * 4 * N;
-        lstm_bwd(nb, N, GT + r * 4 * N, CC + r * N, CC + (r + B) * N, dhin.data(), dc.data(), dg);
+        lstm_bwd(nb, N, GT + r * 4 * N, CC + r * N, CC + (r + B) * N, G.data(), dc.data(), dg);
         lwh.bwd(nb, dg, 4 * N, 0, N, carry.data(), N, false);
       } else {
-        std::swap(carry, dhin);
+        std::swap(carry, G);
       }
     }
     std::memcpy(grads[1] + static_cast<int64_t>(b0) * N, carry.data(), sizeof(float) * nb * N);

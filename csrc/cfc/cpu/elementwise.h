@@ -97,6 +97,28 @@ inline void heads_fwd(int mode, int nb, int n, float* H, int hs, const float* dt
 template <int MODE>
 inline void heads_bwd_(int nb, int n, const float* H, int hs, const float* dtr, const float* gh, int64_t ldg, float* DH,
                        int hn, float* ddt, const float* w_tau, const float* A, float* accA, float* accW) {
+  // The gated modes' vector [j, j + m) on one row or two (ld: H, go: dL/dh', st: DH; dtv: the
+  // lane's dt): returns the lanes' dL/d dt terms.
+  auto gated = [&](int j, vf dtv, auto ld, vf go, auto st) {
+    const vf f1 = ld(j);
+    const vf f2 = ld(n + j);
+    const vf ta = ld(2 * n + j);
+    const vf g = ld(3 * n + j);
+    vf dp1, dgl;
+    if constexpr (MODE == NO_GATE) {
+      dp1 = go * (1.0f - f1 * f1);
+      dgl = go * f2;
+    } else {
+      dp1 = go * (1.0f - g) * (1.0f - f1 * f1);
+      dgl = go * (f2 - f1);
+    }
+    const vf dgp = dgl * g * (1.0f - g);
+    st(j, dp1);
+    st(n + j, go * g * (1.0f - f2 * f2));
+    st(2 * n + j, dgp * dtv);
+    st(3 * n + j, dgp);
+    return dgp * ta;
+  };
   for (int j = 0; j < n; j += W) {
     const int m = std::min(W, n - j);
     vf sa{}, sw{}, a{}, wt{};
@@ -104,7 +126,30 @@ inline void heads_bwd_(int nb, int n, const float* H, int hs, const float* dtr, 
       a = load_m(A + j, m);
       wt = load_m(w_tau + j, m);
     }
-    for (int b = 0; b < nb; ++b) {
+    int b = 0;
+    // A last vector of at most W/2 lanes takes two rows at once (as in heads_fwd_; not in pure
+    // mode, whose sums over rows would change order). Each half's dL/d dt sum adds the same
+    // lanes in the same order as hsum of the row's own vector (whose other lanes are 0).
+    if constexpr (MODE != PURE)
+      if (2 * m <= W)
+        for (; b + 1 < nb; b += 2) {
+          const float* hp = H + static_cast<int64_t>(b) * hs;
+          const float* hq = hp + hs;
+          float* dh = DH + static_cast<int64_t>(b) * hn;
+          float* dq = dh + hn;
+          const vf sdt = gated(
+              j, splat_pair(dtr[b], dtr[b + 1]), [&](int o) { return load_pair(hp + o, hq + o, m); },
+              load_pair(gh + b * ldg + j, gh + (b + 1) * ldg + j, m),
+              [&](int o, vf v) { store_pair(dh + o, dq + o, v, m); });
+          float s0 = 0.0f, s1 = 0.0f;
+          for (int l = 0; l < W / 2; ++l) {
+            s0 += sdt[l];
+            s1 += sdt[W / 2 + l];
+          }
+          ddt[b] += s0;
+          ddt[b + 1] += s1;
+        }
+    for (; b < nb; ++b) {
       const float* hp = H + static_cast<int64_t>(b) * hs;
       float* dh = DH + static_cast<int64_t>(b) * hn;
       const float dtv = dtr[b];
@@ -120,24 +165,8 @@ inline void heads_bwd_(int nb, int n, const float* H, int hs, const float* dtr, 
         sw += go * aef * dtv * vsign(wt);
         sdt = go * aef * (vabs(wt) + af);
       } else {
-        const vf f1 = load_m(hp + j, m);
-        const vf f2 = load_m(hp + n + j, m);
-        const vf ta = load_m(hp + 2 * n + j, m);
-        const vf g = load_m(hp + 3 * n + j, m);
-        vf dp1, dgl;
-        if constexpr (MODE == NO_GATE) {
-          dp1 = go * (1.0f - f1 * f1);
-          dgl = go * f2;
-        } else {
-          dp1 = go * (1.0f - g) * (1.0f - f1 * f1);
-          dgl = go * (f2 - f1);
-        }
-        const vf dgp = dgl * g * (1.0f - g);
-        store_m(dh + j, dp1, m);
-        store_m(dh + n + j, go * g * (1.0f - f2 * f2), m);
-        store_m(dh + 2 * n + j, dgp * dtv, m);
-        store_m(dh + 3 * n + j, dgp, m);
-        sdt = dgp * ta;
+        sdt = gated(
+            j, splat(dtv), [&](int o) { return load_m(hp + o, m); }, go, [&](int o, vf v) { store_m(dh + o, v, m); });
       }
       ddt[b] += hsum(sdt);
     }
