@@ -222,6 +222,51 @@ def test_peers_and_machine_limits(tmp_path):
     assert (out / "t.png").read_bytes()[:8] == PNG_MAGIC
 
 
+def test_precision_section_tiny(tmp_path):
+    """bf16 and fp16 against float32 on the fused path: every model, pass and dtype timed (the
+    dtypes in interleaved rounds, each half row with its per-round ratios to float32), each
+    model returns its dtype, one peak memory per model and dtype; the tables and the chart."""
+    results, stdout, out = run_bench(tmp_path, "precision")
+    assert results["mode"]["sections"] == ["precision"]
+    sec = results["sections"]["precision"]
+    dtypes = ["float32", "bfloat16", "float16"]
+    assert sec["dtypes"] == dtypes
+    models = list(dict.fromkeys(r["model"] for r in sec["results"]))
+    units, motor = results["config"]["units"], results["config"]["motor"]
+    assert models == [
+        f"CfC(16, {units}) · backbone {results['config']['backbone_units']}×1",
+        f"CfC · AutoNCP({units}, {motor})",
+        f"LTC · AutoNCP({units}, {motor})",
+    ]
+    rounds = results["config"]["rounds"]
+    got = {(r["model"], r["pass"], r["dtype"]): r for r in sec["results"]}
+    assert len(got) == len(sec["results"]) == 3 * 2 * 3
+    for m in models:
+        for kind in ("forward", "fwd+bwd"):
+            for d in dtypes:
+                r = got[(m, kind, d)]
+                _check_timing(r)
+                assert r["status"] == "ok" and r["impl"] == "fused" and len(r["rounds"]) == rounds, r
+                assert r["output_dtype"] == d  # a half model returns its dtype on the fused path
+                if d == "float32":
+                    assert r["ratio_rounds"] == [] and r["ratio"] is None
+                else:
+                    base = got[(m, kind, "float32")]
+                    for x, a, b in zip(r["ratio_rounds"], r["rounds"], base["rounds"], strict=True):
+                        assert x == pytest.approx(a["median_s"] / b["median_s"])
+    memory = {(r["model"], r["dtype"]): r for r in sec["memory"]}
+    assert set(memory) == {(m, d) for m in models for d in dtypes}
+    for r in memory.values():
+        assert r["status"] == "ok" and r["peak_bytes"] >= r["baseline_bytes"] > 0, r
+        assert r["transient_bytes"] == r["peak_bytes"] - r["baseline_bytes"]
+    assert "### Half precision: bfloat16 and float16 against float32 (fused)" in stdout
+    assert "compute in float32 today and convert" in stdout
+    assert "| model | pass | fp32 | bf16 | fp16 | bf16 ÷ fp32 | fp16 ÷ fp32 | bf16 forward target |" in stdout
+    for m in models:
+        assert sum(line.startswith(f"| {m} | ") for line in stdout.splitlines()) == 3  # 2 passes + memory
+    assert (out / "t.png").read_bytes()[:8] == PNG_MAGIC
+
+
 def test_thread_scaling_section(tmp_path):
     """Ours at 1 and 2 threads (each in its own pinned process) for every model, batch and pass,
     the speed-ups and the table (a one-CPU machine reports 1 thread only)."""
