@@ -333,6 +333,20 @@ def test_accuracy_section_tiny(tmp_path):
     (row,) = sec["summary"]
     assert row["metric"] == "accuracy" and row["ncps"]["status"] == "ok"
     assert "| BasicMotions | CfC(6, 32) | 2 / 8 / 0.001 | accuracy |" in stdout
+    # the mixed-precision run (bf16, ncps only; the JapaneseVowels CfC's in --quick and full runs):
+    # same seed, batches and initial weights as the float32 run, beside it with the verdict
+    (half,) = [r for r in sec["runs"] if r["package"] == "ncps bf16"]
+    assert half["status"] == "ok" and half["precision"] == "bf16" and len(half["epochs"]) == 2, half
+    assert half["init"] == ours[0]["init"] and ours[0]["precision"] == "fp32"
+    for e in half["epochs"]:
+        assert 0.0 <= e["metric"] <= 1.0 and math.isfinite(e["loss"])
+    # bf16 rounds the forward, so the first epoch's loss is close to float32's, not the same
+    assert abs(half["epochs"][0]["loss"] - ours[0]["epochs"][0]["loss"]) <= 0.05 * (1 + ours[0]["epochs"][0]["loss"])
+    bf16 = row["half"]["bf16"]
+    assert bf16["status"] == "ok" and bf16["seeds"] == 1 and bf16["within_fp32_spread"] is None
+    assert bf16["gap"] == pytest.approx(abs(bf16["mean"] - row["ncps"]["mean"]))
+    assert "| BasicMotions | CfC(6, 32), bf16 mixed precision | 2 / 8 / 0.001 | accuracy |" in stdout
+    assert "- BasicMotions CfC, bf16 mixed precision: " in stdout and "not judged: one seed" in stdout
     official = [r for r in sec["runs"] if r["package"] == "official"]
     assert len(official) == 1
     if results["official"]["available"]:
