@@ -39,6 +39,12 @@ permutation per epoch from ``numpy.random.RandomState(seed)``); the same initial
 official model is built after ``torch.manual_seed(seed)`` and its ``state_dict`` is loaded into ours
 with ``ncps.interop.load_torch_state_dict``). Our side runs under ``ncps.kernels.use("fused")``.
 
+Mixed precision (``AccuracyConfig.half``: the JapaneseVowels CfC in bf16): ncps alone trains the
+same task again, same seeds, initial weights and batches, with the loss of
+``ncps.training.fit(precision="bf16")`` (float32 master weights and optimizer, the forward and
+backward on bfloat16 copies of the weights and inputs; evaluation in float32), reported beside the
+float32 run with whether its mean is within the float32 run's seed spread (one sd).
+
 Reported
 --------
 For each task and model, over the seeds: the final test accuracy (RMSE for regression) as
@@ -87,6 +93,11 @@ from benchmarks.timing import guarded
 
 PACKAGES = ("ncps", "official")
 PACKAGE_NAMES = {"ncps": "ncps (MLX, fused)", "official": "official ncps.torch"}
+
+
+def half_package(precision: str) -> str:
+    """The ``package`` of ncps's mixed-precision runs in the results (``"ncps bf16"``)."""
+    return f"ncps {precision}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -142,6 +153,9 @@ class AccuracyConfig(Config):
     xor_test: int = 1024
     xor_pad: int = 10  # strings of 2 .. xor_pad - 1 bits
     threads: int = 2
+    # (task, model, precision): ncps also trains these in mixed precision (recipe.train_loss),
+    # beside its float32 run; a task or model this run leaves out is left out here too
+    half: tuple = (("JapaneseVowels", "CfC", "bf16"),)
 
     QUICK: ClassVar[dict[str, Any]] = {
         "datasets": ("BasicMotions", "JapaneseVowels", "xor"),
@@ -150,13 +164,15 @@ class AccuracyConfig(Config):
         "layers": ("CfC",),
         "xor_train": 2048,
     }
-    # the test: one small task, one seed, two epochs
+    # the test: one small task, one seed, two epochs (and its bf16 run: the code path of the
+    # JapaneseVowels one, on the task the test trains)
     TINY: ClassVar[dict[str, Any]] = {
         "datasets": ("BasicMotions",),
         "seeds": (0,),
         "epochs": 2,
         "quick": True,
         "layers": ("CfC",),
+        "half": (("BasicMotions", "CfC", "bf16"),),
     }
 
     def epochs_of(self, name: str) -> int:
@@ -165,6 +181,10 @@ class AccuracyConfig(Config):
 
     def layers_of(self, name: str) -> tuple:
         return tuple(l for l in TASKS[name].layers if self.layers is None or l in self.layers)
+
+    def precisions_of(self, name: str, layer: str) -> tuple:
+        """The half precisions ncps also trains ``layer`` on task ``name`` in."""
+        return tuple(p for task, model, p in self.half if (task, model) == (name, layer))
 
     def recipe(self, name: str | None = None) -> dict:
         """The training settings (of task ``name``; without it, those common to every task)."""
@@ -323,6 +343,10 @@ def section(cfg: AccuracyConfig, log: Callable[[str], None]) -> dict:
             ours = guarded(lambda: train_ours(job, data[job["dataset"]], order))
             log(f"accuracy: ncps {job['id']}: {last_metric(ours)}")
             runs += [run_row(job, "ncps", ours), run_row(job, "official", off)]
+            for p in cfg.precisions_of(job["dataset"], job["layer"]):
+                half = guarded(lambda p=p: train_ours(job, data[job["dataset"]], order, precision=p))
+                log(f"accuracy: ncps {p} {job['id']}: {last_metric(half)}")
+                runs.append(run_row(job, half_package(p), half))
     return {
         "config": cfg.public(),
         "recipe": cfg.recipe(),
@@ -386,9 +410,24 @@ def summarize(runs: list, datasets: list) -> list:
         for package in PACKAGES:
             mine = [r for r in runs if (r["dataset"], r["layer"], r["package"]) == (*key, package)]
             entry[package] = package_entry(mine)
-        entry["same_loss_epochs"] = same_loss_epochs([r for r in runs if (r["dataset"], r["layer"]) == key])
+        same = [r for r in runs if (r["dataset"], r["layer"]) == key]
+        entry["same_loss_epochs"] = same_loss_epochs([r for r in same if r["package"] in PACKAGES])
+        for package in dict.fromkeys(r["package"] for r in same if r["package"] not in PACKAGES):
+            mine = [r for r in same if r["package"] == package]
+            entry.setdefault("half", {})[package.removeprefix("ncps ")] = half_entry(mine, entry["ncps"])
         out.append(with_time_to_target(entry, kinds[key[0]] == "classification"))
     return out
+
+
+def half_entry(runs: list, fp32: dict) -> dict:
+    """A mixed-precision run's statistics beside the float32 ones: the gap of the means, the
+    float32 seeds' sd, and whether the gap is within it (None with one seed: no spread)."""
+    entry = package_entry(runs)
+    if entry.get("status") != "ok" or fp32.get("status") != "ok":
+        return entry
+    gap = abs(entry["mean"] - fp32["mean"])
+    within = gap <= fp32["sd"] if fp32["seeds"] > 1 else None
+    return {**entry, "gap": gap, "fp32_sd": fp32["sd"], "within_fp32_spread": within}
 
 
 def same_loss_epochs(runs: list) -> int | None:
@@ -460,7 +499,9 @@ def markdown(sec: dict, results: dict) -> list[str]:
         "time until the mean test metric first reaches the official package's final mean; speed-up = "
         "official ÷ ncps. Same losses: the leading epochs (fewest over the seeds) in which both packages' "
         "training losses agree to 1e-3; after that, float rounding amplified by training lets the two "
-        "runs drift apart, and the seeds' spread is the yardstick.",
+        "runs drift apart, and the seeds' spread is the yardstick. Rows marked bf16: ncps alone, mixed "
+        'precision as in `fit(precision="bf16")` (float32 master weights, bfloat16 forward and backward), '
+        "same seeds, weights and batches as its float32 row.",
         "",
     ]
     header = [
@@ -477,7 +518,7 @@ def markdown(sec: dict, results: dict) -> list[str]:
         "speed-up",
         "paper (its full task)",
     ]
-    lines += table(header, [table_row(sec, e) for e in sec["summary"]])
+    lines += table(header, [row for e in sec["summary"] for row in (table_row(sec, e), *half_rows(sec, e))])
     lines += ["", "Tasks: " + "; ".join(task_line(d) for d in sec["datasets"]) + "."]
     notes = [
         f"- {PACKAGE_NAMES[p]} on {e['dataset']} {e['layer']}: {e[p]['status']} — {e[p].get('reason')}"
@@ -486,6 +527,7 @@ def markdown(sec: dict, results: dict) -> list[str]:
         if e[p].get("status") != "ok"
     ]
     notes += [n for e in sec["summary"] for n in findings(e, task_of(sec, e["dataset"]))]
+    notes += [n for e in sec["summary"] for n in half_findings(e)]
     notes += [f"- {d['name']}: skipped — {d['reason']}" for d in sec["datasets"] if d.get("status") != "ok"]
     return lines + (["", *dict.fromkeys(notes)] if notes else [])
 
@@ -546,6 +588,38 @@ def table_row(sec: dict, e: dict) -> list[str]:
     ]
 
 
+def half_rows(sec: dict, e: dict) -> list[list[str]]:
+    """A row per mixed-precision run of the entry: ncps's columns only."""
+    d, task, rows = task_of(sec, e["dataset"]), TASKS[e["dataset"]], []
+    for precision, s in e.get("half", {}).items():
+        model = f"{e['layer']}({d['features']}, {sec['recipe']['units']}), {precision} mixed precision"
+        epochs = f"{cfg_epochs(sec, e)} / {task.batch} / {task.lr:g}"
+        rows.append([e["dataset"], model, epochs, e["metric"], fmt_stats(e["metric"], s), "—", "—"])
+        rows[-1] += [fmt_time(s.get("train_s")), "—", "—", "—", "—"]
+    return rows
+
+
+def half_findings(e: dict) -> list[str]:
+    """Whether each mixed-precision mean is within the float32 run's seed spread (one sd)."""
+    notes = []
+    for precision, s in e.get("half", {}).items():
+        what = f"- {e['dataset']} {e['layer']}, {precision} mixed precision"
+        if "gap" not in s:
+            notes.append(f"{what}: {s.get('status')} — {s.get('reason', 'the float32 run did not run')}")
+            continue
+        metric, fp32 = e["metric"], e["ncps"]
+        said = (
+            f"{what}: {fmt_stats(metric, s)} against float32 {fmt_stats(metric, fp32)}; the gap of the means, "
+            f"{fmt_gap(metric, s['gap'])}, is "
+        )
+        if s["within_fp32_spread"] is None:
+            notes.append(said + "not judged: one seed, so the float32 run has no spread (a full run has three).")
+        else:
+            verdict = "within" if s["within_fp32_spread"] else "outside"
+            notes.append(said + f"{verdict} the float32 run's seed spread (sd {fmt_gap(metric, s['fp32_sd'])}).")
+    return notes
+
+
 def cfg_epochs(sec: dict, e: dict) -> int:
     cfg = sec["config"]
     task = TASKS[e["dataset"]]
@@ -586,6 +660,11 @@ def curve_panel(ax, e: dict) -> None:
             scale = 100.0 if e["metric"] == "accuracy" else 1.0
             ax.plot(t, [v * scale for v in m], "o-", ms=3, color=colors[package], label=PACKAGE_NAMES[package])
             drawn = True
+    for precision, s in e.get("half", {}).items():
+        if s.get("status") == "ok":
+            t, m = zip(*s["curve"])
+            scale = 100.0 if e["metric"] == "accuracy" else 1.0
+            ax.plot(t, [v * scale for v in m], "s--", ms=3, color="#9467bd", label=f"ncps {precision} mixed precision")
     if "target" in e:
         scale = 100.0 if e["metric"] == "accuracy" else 1.0
         ax.axhline(e["target"] * scale, color="gray", ls="--", lw=0.8, label="official final (target)")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from benchmarks import accuracy, deploy, gpu, limits, memory, scaling, speed, streaming, threads, training
+from benchmarks import accuracy, deploy, gpu, limits, memory, precision, scaling, speed, streaming, threads, training
 from benchmarks.common.context import Section
 
 # In the order they run (``--section`` takes their names).
@@ -21,6 +21,7 @@ SECTIONS: tuple[Section, ...] = (
     scaling.SECTION,
     threads.SECTION,
     memory.SECTION,
+    precision.SECTION,
     streaming.SECTION,
     deploy.SECTION,
     accuracy.SECTION,
@@ -38,6 +39,7 @@ MARKDOWN_ORDER = (
     "scaling",
     "threads",
     "memory",
+    "precision",
     "streaming",
     "deploy",
     "gpu",
@@ -51,6 +53,7 @@ PANEL_ORDER = (
     "scaling",
     "threads",
     "memory",
+    "precision",
     "streaming",
     "deploy",
     "accuracy",

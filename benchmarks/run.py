@@ -19,8 +19,8 @@ whole recurrence; ``official_keras.py``, JAX and Keras from ``.peers/``) and ``t
 for minutes on 2 cores). A peer that is not installed is skipped with a note. The first table of
 the report puts them side by side, with the fraction of the machine's limit each fused row reaches.
 
-Sections (``--section limits,ltc,cfc,scaling,threads,memory,streaming,deploy,accuracy,training,gpu``; all by default)
---------------------------------------------------------------------------------------------------------------
+Sections (all by default; ``--section`` takes a comma-separated subset of these names)
+--------------------------------------------------------------------------------------
 ``limits``
     The machine's limits (``benchmarks/limits.py``): the GEMM rate (float32 2048² matmul, the best
     of numpy's BLAS, JAX's XLA and our ``csrc/common/gemm.h`` tiles) and the LTC synapse rate (the
@@ -47,6 +47,12 @@ Sections (``--section limits,ltc,cfc,scaling,threads,memory,streaming,deploy,acc
     Peak MLX memory of one forward+backward, fused vs reference (target for LTC: fused ≤ ¼):
     ``mx.clear_cache()``, ``mx.reset_peak_memory()``, the call, ``mx.get_peak_memory()``
     (the peak includes what was already allocated: parameters and input).
+``precision``
+    bfloat16 and float16 against float32 on the fused path (``model.set_dtype``, input of the same
+    dtype): forward and forward+backward of CfC(16, 64), CfC(16, AutoNCP(64, 8)) and
+    LTC(16, AutoNCP(64, 8)), the dtypes in interleaved rounds, and the peak memory of one
+    forward+backward per dtype (``benchmarks/precision.py``). The fused kernels compute in float32
+    and convert at their boundary today: the numbers show the conversion's cost.
 ``streaming``
     Latency of one cell step at batch 1 from a given state, feeding the new state back:
     ``out, h = cell(x, h); mx.eval(out, h)`` (also under ``mx.compile``, and ``cell.infer``, which

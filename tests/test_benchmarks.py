@@ -222,6 +222,51 @@ def test_peers_and_machine_limits(tmp_path):
     assert (out / "t.png").read_bytes()[:8] == PNG_MAGIC
 
 
+def test_precision_section_tiny(tmp_path):
+    """bf16 and fp16 against float32 on the fused path: every model, pass and dtype timed (the
+    dtypes in interleaved rounds, each half row with its per-round ratios to float32), each
+    model returns its dtype, one peak memory per model and dtype; the tables and the chart."""
+    results, stdout, out = run_bench(tmp_path, "precision")
+    assert results["mode"]["sections"] == ["precision"]
+    sec = results["sections"]["precision"]
+    dtypes = ["float32", "bfloat16", "float16"]
+    assert sec["dtypes"] == dtypes
+    models = list(dict.fromkeys(r["model"] for r in sec["results"]))
+    units, motor = results["config"]["units"], results["config"]["motor"]
+    assert models == [
+        f"CfC(16, {units}) · backbone {results['config']['backbone_units']}×1",
+        f"CfC · AutoNCP({units}, {motor})",
+        f"LTC · AutoNCP({units}, {motor})",
+    ]
+    rounds = results["config"]["rounds"]
+    got = {(r["model"], r["pass"], r["dtype"]): r for r in sec["results"]}
+    assert len(got) == len(sec["results"]) == 3 * 2 * 3
+    for m in models:
+        for kind in ("forward", "fwd+bwd"):
+            for d in dtypes:
+                r = got[(m, kind, d)]
+                _check_timing(r)
+                assert r["status"] == "ok" and r["impl"] == "fused" and len(r["rounds"]) == rounds, r
+                assert r["output_dtype"] == d  # a half model returns its dtype on the fused path
+                if d == "float32":
+                    assert r["ratio_rounds"] == [] and r["ratio"] is None
+                else:
+                    base = got[(m, kind, "float32")]
+                    for x, a, b in zip(r["ratio_rounds"], r["rounds"], base["rounds"], strict=True):
+                        assert x == pytest.approx(a["median_s"] / b["median_s"])
+    memory = {(r["model"], r["dtype"]): r for r in sec["memory"]}
+    assert set(memory) == {(m, d) for m in models for d in dtypes}
+    for r in memory.values():
+        assert r["status"] == "ok" and r["peak_bytes"] >= r["baseline_bytes"] > 0, r
+        assert r["transient_bytes"] == r["peak_bytes"] - r["baseline_bytes"]
+    assert "### Half precision: bfloat16 and float16 against float32 (fused)" in stdout
+    assert "compute in float32 today and convert" in stdout
+    assert "| model | pass | fp32 | bf16 | fp16 | bf16 ÷ fp32 | fp16 ÷ fp32 | bf16 forward target |" in stdout
+    for m in models:
+        assert sum(line.startswith(f"| {m} | ") for line in stdout.splitlines()) == 3  # 2 passes + memory
+    assert (out / "t.png").read_bytes()[:8] == PNG_MAGIC
+
+
 def test_thread_scaling_section(tmp_path):
     """Ours at 1 and 2 threads (each in its own pinned process) for every model, batch and pass,
     the speed-ups and the table (a one-CPU machine reports 1 thread only)."""
@@ -288,6 +333,20 @@ def test_accuracy_section_tiny(tmp_path):
     (row,) = sec["summary"]
     assert row["metric"] == "accuracy" and row["ncps"]["status"] == "ok"
     assert "| BasicMotions | CfC(6, 32) | 2 / 8 / 0.001 | accuracy |" in stdout
+    # the mixed-precision run (bf16, ncps only; the JapaneseVowels CfC's in --quick and full runs):
+    # same seed, batches and initial weights as the float32 run, beside it with the verdict
+    (half,) = [r for r in sec["runs"] if r["package"] == "ncps bf16"]
+    assert half["status"] == "ok" and half["precision"] == "bf16" and len(half["epochs"]) == 2, half
+    assert half["init"] == ours[0]["init"] and ours[0]["precision"] == "fp32"
+    for e in half["epochs"]:
+        assert 0.0 <= e["metric"] <= 1.0 and math.isfinite(e["loss"])
+    # bf16 rounds the forward, so the first epoch's loss is close to float32's, not the same
+    assert abs(half["epochs"][0]["loss"] - ours[0]["epochs"][0]["loss"]) <= 0.05 * (1 + ours[0]["epochs"][0]["loss"])
+    bf16 = row["half"]["bf16"]
+    assert bf16["status"] == "ok" and bf16["seeds"] == 1 and bf16["within_fp32_spread"] is None
+    assert bf16["gap"] == pytest.approx(abs(bf16["mean"] - row["ncps"]["mean"]))
+    assert "| BasicMotions | CfC(6, 32), bf16 mixed precision | 2 / 8 / 0.001 | accuracy |" in stdout
+    assert "- BasicMotions CfC, bf16 mixed precision: " in stdout and "not judged: one seed" in stdout
     official = [r for r in sec["runs"] if r["package"] == "official"]
     assert len(official) == 1
     if results["official"]["available"]:

@@ -26,6 +26,9 @@ COLORS = {
     "C": "#bcbd22",
     "onnxruntime": "#e377c2",
     ".mlxfn": "#9467bd",
+    "float32": "#1f77b4",
+    "bfloat16": "#ff7f0e",
+    "float16": "#2ca02c",
 }
 
 

@@ -48,7 +48,7 @@ _TINY_POLICY = Policy(warmup=1, reps=2, min_reps=1, budget_s=0.2)
 @dataclass
 class RunConfig(Config):
     """Every size and repetition count of the timing sections (ltc, cfc, scaling, threads, memory,
-    streaming, limits, gpu); the accuracy and training sections' own configurations ride along."""
+    precision, streaming, limits, gpu); the accuracy and training sections' own configurations ride along."""
 
     batch: int = 32
     time: int = 100
@@ -90,6 +90,9 @@ class RunConfig(Config):
     scan_fast: Policy = Policy(warmup=2, reps=7, min_reps=3, budget_s=3.0)
     scan_slow: Policy = Policy(warmup=1, reps=3, min_reps=1, budget_s=4.0)
     stream: Policy = Policy(warmup=20, reps=1000, min_reps=50, budget_s=2.0)
+    # the precision section: millisecond calls whose ratios to float32 are the point, so more
+    # repetitions than `fast` (split over the interleaved rounds like every comparison)
+    precision: Policy = Policy(warmup=3, reps=100, min_reps=10, budget_s=3.0)
     # the accuracy and training sections' configurations (their classes live with their sections)
     accuracy: Config | None = None
     training: Config | None = None
@@ -108,6 +111,7 @@ class RunConfig(Config):
         "scan_fast": Policy(warmup=1, reps=3, min_reps=1, budget_s=1.0),
         "scan_slow": Policy(warmup=1, reps=1, min_reps=1, budget_s=1.0),
         "stream": Policy(warmup=10, reps=300, min_reps=30, budget_s=0.5),
+        "precision": Policy(warmup=2, reps=30, min_reps=6, budget_s=1.0),
         "limit_seconds": 0.5,
         "rounds": 3,
         "thread_peers": ("keras-jax",),
@@ -138,6 +142,7 @@ class RunConfig(Config):
         "scan_fast": _TINY_POLICY,
         "scan_slow": _TINY_POLICY,
         "stream": Policy(warmup=3, reps=20, min_reps=5, budget_s=0.1),
+        "precision": _TINY_POLICY,
         "gemm_n": 256,
         "limit_seconds": 0.05,
         "rounds": 3,

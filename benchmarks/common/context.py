@@ -93,16 +93,23 @@ class Context:
         return result
 
     def peak_memory(
-        self, s: dict, impl: str, batch: int | None = None, T: int | None = None, kind: str = "fwd+bwd"
+        self,
+        s: dict,
+        impl: str,
+        batch: int | None = None,
+        T: int | None = None,
+        kind: str = "fwd+bwd",
+        dtype: str | None = None,
     ) -> dict:
         """Peak MLX memory of one call: ``mx.clear_cache()``, ``mx.reset_peak_memory()``, the call,
-        ``mx.get_peak_memory()`` (the peak includes what was already allocated)."""
+        ``mx.get_peak_memory()`` (the peak includes what was already allocated). ``dtype``: the
+        model's parameters and the input in that ``mlx.core`` dtype (float32 when None)."""
         cfg = self.cfg
         batch, T = batch or cfg.batch, T or cfg.time
 
         def run():
-            model = build(s)
-            call = sequence_call(model, sequence_input(cfg, batch, T), kind, impl)
+            model = build(s, dtype)
+            call = sequence_call(model, sequence_input(cfg, batch, T, dtype), kind, impl)
             gc.collect()
             mx.clear_cache()
             baseline = mx.get_active_memory()
@@ -117,7 +124,8 @@ class Context:
             }
 
         result = guarded(run)
-        self.log(f"memory {label(s)} B={batch} T={T} {kind} {impl}: {result.get('peak_bytes', result.get('reason'))}")
+        what = f"{label(s)} B={batch} T={T} {kind} {impl}" + (f" {dtype}" if dtype else "")
+        self.log(f"memory {what}: {result.get('peak_bytes', result.get('reason'))}")
         return result
 
     # -- the official side ------------------------------------------------------------------

@@ -77,8 +77,9 @@ def make_units(units: int | dict) -> Any:
     return int(units)
 
 
-def build(s: dict) -> nn.Module:
-    """Our model (or an ``mlx.nn`` baseline) from a spec, with fixed random parameters."""
+def build(s: dict, dtype: str | None = None) -> nn.Module:
+    """Our model (or an ``mlx.nn`` baseline) from a spec, with fixed random parameters (drawn in
+    float32, then cast to ``dtype``, an ``mlx.core`` dtype name such as ``"bfloat16"``, if given)."""
     mx.random.seed(0)
     layer, n_in, kw, units = s["layer"], s["input_size"], dict(s.get("kwargs", {})), make_units(s["units"])
     constructors: dict[str, Callable[[], nn.Module]] = {
@@ -91,6 +92,8 @@ def build(s: dict) -> nn.Module:
         "mlx.nn.GRU": lambda: nn.GRU(n_in, units),
     }
     model = constructors[layer]()
+    if dtype is not None:
+        model.set_dtype(getattr(mx, dtype))
     mx.eval(model.parameters())
     return model
 
@@ -147,9 +150,12 @@ def step_call(cell: nn.Module, batch: int, how: str) -> Callable[[], None]:
     return call
 
 
-def sequence_input(cfg: RunConfig, batch: int, time_steps: int) -> mx.array:
-    """``(batch, time_steps, cfg.inputs)``, the same random input for every path."""
+def sequence_input(cfg: RunConfig, batch: int, time_steps: int, dtype: str | None = None) -> mx.array:
+    """``(batch, time_steps, cfg.inputs)``, the same random input for every path (drawn in
+    float32, then cast to ``dtype`` if given)."""
     mx.random.seed(2)
     x = mx.random.normal((batch, time_steps, cfg.inputs))
+    if dtype is not None:
+        x = x.astype(getattr(mx, dtype))
     mx.eval(x)
     return x

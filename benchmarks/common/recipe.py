@@ -17,6 +17,7 @@ from mlx.utils import tree_flatten, tree_map
 
 import ncps
 from benchmarks.common.paths import HERE
+from ncps._dtypes import PRECISIONS
 
 TRAIN_SCRIPT = HERE / "accuracy_torch.py"  # the same recipe on the official package
 AEON_HINT = "pip install aeon (or pip install -e '.[bench]')"
@@ -160,10 +161,23 @@ def warm_up(value_and_grad: Callable, model: Net, x: mx.array, y: mx.array) -> f
     return time.perf_counter() - t0
 
 
-def train_step(model: Net, opt: optim.Optimizer, kind: str, clip: float, compiled: bool) -> Callable:
+def train_loss(kind: str, precision: str = "fp32") -> Callable:
+    """The task's loss; with a half ``precision`` (``"bf16"``, ``"fp16"``) computed the way
+    ``ncps.training.fit(precision=...)`` does: on half copies of the float32 master weights and
+    of the inputs, the gradients arriving in float32 for the float32 update."""
+    fn = loss_fn(kind)
+    if precision == "fp32":
+        return fn
+    return ncps.training._half_loss(fn, PRECISIONS[precision])
+
+
+def train_step(
+    model: Net, opt: optim.Optimizer, kind: str, clip: float, compiled: bool, precision: str = "fp32"
+) -> Callable:
     """``step(x, y) -> loss``: value_and_grad, clipping and the optimizer update; with
-    ``compiled`` the whole step under ``mx.compile`` (model and optimizer state as its state)."""
-    value_and_grad = nn.value_and_grad(model, loss_fn(kind))
+    ``compiled`` the whole step under ``mx.compile`` (model and optimizer state as its state);
+    ``precision`` as in :func:`train_loss`."""
+    value_and_grad = nn.value_and_grad(model, train_loss(kind, precision))
 
     def step(x: mx.array, y: mx.array) -> mx.array:
         loss, grads = value_and_grad(model, x, y)
@@ -174,10 +188,12 @@ def train_step(model: Net, opt: optim.Optimizer, kind: str, clip: float, compile
     return mx.compile(step, inputs=state, outputs=state) if compiled else step
 
 
-def train_ours(job: dict, data: dict, order: np.ndarray, compiled: bool = False) -> dict:
+def train_ours(job: dict, data: dict, order: np.ndarray, compiled: bool = False, precision: str = "fp32") -> dict:
     """Train our model on one task and seed; the curve of (training time, test metric) per epoch.
     ``compiled``: the step under ``mx.compile`` (the training benchmark's floor; the accuracy
-    section runs it eagerly, the plain MLX loop)."""
+    section runs it eagerly, the plain MLX loop). ``precision``: ``"fp32"``, or mixed precision
+    ``"bf16"`` / ``"fp16"`` (:func:`train_loss`: float32 master weights and optimizer, half
+    forward and backward); the test metric is evaluated in float32 either way."""
     kind, recipe = job["kind"], job["recipe"]
     mx.random.seed(int(job["seed"]))
     model = Net(job["layer"], data["x_train"].shape[-1], int(job["units"]), int(data["outputs"]))
@@ -187,8 +203,8 @@ def train_ours(job: dict, data: dict, order: np.ndarray, compiled: bool = False)
     mx.eval(model.parameters())
     opt = torch_adam(recipe["lr"])
     opt.init(model.trainable_parameters())  # before the compiled step captures its state
-    value_and_grad = nn.value_and_grad(model, loss_fn(kind))
-    step = train_step(model, opt, kind, recipe["clip"], compiled)
+    value_and_grad = nn.value_and_grad(model, train_loss(kind, precision))
+    step = train_step(model, opt, kind, recipe["clip"], compiled, precision)
     x = mx.array(data["x_train"])
     y = mx.array(data["y_train"] if kind == "classification" else data["y_train_std"])
     train_s, epochs, batch = 0.0, [], int(recipe["batch"])
@@ -205,4 +221,4 @@ def train_ours(job: dict, data: dict, order: np.ndarray, compiled: bool = False)
             metric = test_metric(model, data, kind, int(recipe["eval_batch"]))
             epochs.append({"epoch": epoch + 1, "train_s": train_s, "metric": metric, "loss": float(np.mean(losses))})
     init_from = "official" if init.is_file() else "own"
-    return {"status": "ok", "init": init_from, "warmup_s": warmup_s, "epochs": epochs}
+    return {"status": "ok", "init": init_from, "precision": precision, "warmup_s": warmup_s, "epochs": epochs}
