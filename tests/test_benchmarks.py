@@ -477,7 +477,7 @@ def test_accuracy_table_shows_the_paper_and_no_chance_panels():
                 "official": stats(0.51),
                 "same_loss_epochs": 2,
             },
-        ],  # fmt: skip
+        ],
     }
     lines = accuracy.markdown(sec, {})
     (xor_row,) = [line for line in lines if line.startswith("| xor |")]

@@ -190,8 +190,16 @@ def test_fit_names_a_non_scalar_loss_and_a_short_validation_tuple():
     per_sample = lambda m, x, y: ((m(x)[0] - y) ** 2).mean(axis=1)  # noqa: E731
     for compile_step in (True, False):
         with pytest.raises(ValueError, match=r"loss_fn must return a scalar .* shape \(16,\)"):
-            training.fit(model, per_sample, (X, y), optimizer=adam(0.01), epochs=1, batch_size=16,
-                         progress=False, compile=compile_step)  # fmt: skip
+            training.fit(
+                model,
+                per_sample,
+                (X, y),
+                optimizer=adam(0.01),
+                epochs=1,
+                batch_size=16,
+                progress=False,
+                compile=compile_step,
+            )
     with pytest.raises(ValueError, match="validation_data must hold as many arrays as train_data"):
         training.fit(model, _mse, (X, y), optimizer=adam(0.01), validation_data=(X,), progress=False)
 
@@ -263,8 +271,9 @@ def test_hidden_is_the_state():
         layer(x, h0, hidden=h0)
 
 
-@pytest.mark.parametrize("front, hint", [("torch", "from ncps import CfC"), ("keras", "mini_keras as keras"),
-                                         ("tf", "mini_keras as keras")])  # fmt: skip
+@pytest.mark.parametrize(
+    "front, hint", [("torch", "from ncps import CfC"), ("keras", "mini_keras as keras"), ("tf", "mini_keras as keras")]
+)
 def test_official_front_imports_say_what_to_import(front, hint):
     import importlib
 
