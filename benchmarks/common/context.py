@@ -174,6 +174,9 @@ class Context:
             else:
                 self.log(f"official ncps on {impl}: {len(jobs)} jobs in a subprocess, {rounds} rounds ...")
                 sessions[impl] = oracle.PeerSession(jobs, threads=self.cfg.threads, peer=PEER_IMPLS[impl])
+                # Wait until it has imported its framework: that start-up (seconds of CPU) must not
+                # overlap our first round.
+                sessions[impl].measure([], theirs.to_dict())
         try:
             for r in range(rounds):
                 for key, call in ours.items():
