@@ -101,7 +101,11 @@ def step_calls(layer: ncps.RNN, tmp: Path) -> dict:
     try:
         import onnxruntime as ort
     except ImportError:
-        return calls
+
+        def missing():  # guarded() turns it into an "n/a" entry with this reason
+            raise NotImplementedError("onnxruntime not installed (pip install 'ncps[export]')")
+
+        return dict(calls, onnxruntime=missing)
     options = ort.SessionOptions()
     options.intra_op_num_threads = options.inter_op_num_threads = 1
     options.log_severity_level = 3
@@ -126,14 +130,9 @@ def compute(ctx: Context) -> dict:
             name, layer = deploy_label(s), layer_of(s)
             results = {"C": guarded(lambda: time_c(layer, tmp, cfg.stream))}
             calls = guarded(lambda: {"status": "ok", "calls": step_calls(layer, tmp)})
-            for form in FORMS[1:]:
-                fn = calls.get("calls", {}).get(form)
-                missing = {"status": "n/a", "reason": "onnxruntime not installed (pip install 'ncps[export]')"}
-                results[form] = (
-                    guarded(lambda fn=fn: measure(fn, cfg.stream))
-                    if fn
-                    else (calls if calls.get("status") != "ok" else missing)
-                )
+            for form in FORMS[1:]:  # every form gets the exporters' failure, if they failed
+                fn = calls["calls"][form] if calls["status"] == "ok" else None
+                results[form] = guarded(lambda fn=fn: measure(fn, cfg.stream)) if fn else calls
             for form, r in results.items():
                 ctx.log(f"deploy {name} {form}: {describe(r)}")
                 rows.append({"model": name, "spec": s, "impl": form, **r})

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from benchmarks.common.chart import COLORS, Panel, bars, log_y, no_data, scaled, short
+from benchmarks.common.chart import COLORS, Panel, bars, log2_x, log_y, no_data, scaled, short
 from benchmarks.common.context import Context, Section
 from benchmarks.common.fmt import IMPL_NAMES, Notes, cell, fmt_bytes, fmt_ratio, median, ratio, table
 from benchmarks.common.models import PASSES, cfc_specs, label, ltc_specs, spec, units_count, wiring
@@ -311,12 +311,10 @@ def _scan_panel(ax, section: dict, sweep: str) -> None:
     log_y(ax)
     values = [p["value"] for p in pts]
     if sweep in ("batch", "units", "time", "sparse units"):
-        from matplotlib.ticker import NullFormatter
-
-        ax.set_xscale("log", base=2)
-        ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_xticks(values)
-    ax.set_xticklabels([f"{v:g}" for v in values], fontsize=7)
+        log2_x(ax, values)
+    else:
+        ax.set_xticks(values)
+        ax.set_xticklabels([f"{v:g}" for v in values], fontsize=7)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
 
@@ -345,14 +343,8 @@ def _row_step_panel(ax, section: dict, sweep: str) -> None:
                 drawn = True
     if not drawn:
         return no_data(ax, title)
-    from matplotlib.ticker import NullFormatter
-
     ax.set_title(title, fontsize=10)
-    ax.set_xscale("log", base=2)
-    ax.xaxis.set_minor_formatter(NullFormatter())
-    xs = sorted({r["row_steps"] for r in pts})
-    ax.set_xticks(xs)
-    ax.set_xticklabels([f"{x:g}" for x in xs], fontsize=6, rotation=45)
+    log2_x(ax, sorted({r["row_steps"] for r in pts}), fontsize=6, rotation=45)
     ax.set_xlabel("B·T (row-steps per call)", fontsize=8)
     ax.set_ylabel("ns per row-step (minimum, log)", fontsize=8)
     ax.set_yscale("log")

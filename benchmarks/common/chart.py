@@ -39,6 +39,16 @@ def no_data(ax: Any, title: str) -> None:
     ax.set_yticks([])
 
 
+def log2_x(ax: Any, values: list[float], fontsize: int = 7, rotation: int = 0) -> None:
+    """A base-2 log x axis with a tick at each of ``values`` (their plain numbers), no minor labels."""
+    from matplotlib.ticker import NullFormatter
+
+    ax.set_xscale("log", base=2)
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xticks(values)
+    ax.set_xticklabels([f"{v:g}" for v in values], fontsize=fontsize, rotation=rotation)
+
+
 def log_y(ax: Any) -> None:
     """Plain numbers on a log y axis (1, 2, 5, 10, ... rather than 10^0); call after plotting."""
     from matplotlib.ticker import FuncFormatter

@@ -34,18 +34,22 @@ namespace {
 // the column sums keep their two accumulators across blocks, so every gradient gets exactly the
 // sums (same terms, same order) it got from one call over all K rows.
 
-// Rows [0, m) of C (ldc) = A^T B, A: K x m (lda; columns of a wider array), B: K x n (ldb),
-// optionally times a mask laid out as C.
-struct TnPart {
-  const float* A;
-  int64_t lda;
-  int m;
+// One B operand of a product C (ldc) = A^T B, B: K x n (ldb), optionally times a mask laid out as C.
+struct BOperand {
   const float* B;
   int64_t ldb;
   int n;
   float* C;
   int64_t ldc;
   const float* mask;
+};
+
+// Rows [0, m) of b.C = A^T b.B, A: K x m (lda; columns of a wider array).
+struct TnPart {
+  const float* A;
+  int64_t lda;
+  int m;
+  BOperand b;
 };
 
 // out[j] = sum over the K rows of D[r, j], j < n: two accumulators (even, odd rows) as one pass.
@@ -77,7 +81,8 @@ void run_post_job(const PostJob& job, int K) {
   for (int k0 = 0; k0 < K; k0 += common::KC) {
     const int kc = std::min(common::KC, K - k0);
     for (const TnPart& t : job.tn)
-      common::gemm_cols(t.m, 0, t.n, kc, t.A + k0 * t.lda, 1, t.lda, t.B + k0 * t.ldb, t.ldb, t.C, t.ldc, k0 > 0);
+      common::gemm_cols(t.m, 0, t.b.n, kc, t.A + k0 * t.lda, 1, t.lda, t.b.B + k0 * t.b.ldb, t.b.ldb, t.b.C, t.b.ldc,
+                        k0 > 0);
     float* o1 = odd.data();
     for (const SumPart& s : job.sums) {
       for (int j = 0; j < s.n; j += W) {
@@ -97,9 +102,9 @@ void run_post_job(const PostJob& job, int K) {
     }
   }
   for (const TnPart& t : job.tn)
-    if (t.mask)
+    if (t.b.mask)
       for (int i = 0; i < t.m; ++i)
-        for (int j = 0; j < t.n; ++j) t.C[i * t.ldc + j] *= t.mask[i * t.ldc + j];
+        for (int j = 0; j < t.b.n; ++j) t.b.C[i * t.b.ldc + j] *= t.b.mask[i * t.b.ldc + j];
   const float* o1 = odd.data();
   for (const SumPart& s : job.sums) {
     for (int j = 0; j < s.n; j += W) {
@@ -113,14 +118,6 @@ void run_post_job(const PostJob& job, int K) {
 // The output rows [0, m) of one A: the products against each B in `bs` (B, ldb, n, C, ldc, mask:
 // C's row 0 is output row 0) and, with sum_out, the column sums of A into sum_out. Added to the
 // last job while it stays within kJobRows rows, else to new jobs of at most kJobRows rows each.
-struct BOperand {
-  const float* B;
-  int64_t ldb;
-  int n;
-  float* C;
-  int64_t ldc;
-  const float* mask;
-};
 
 void add_rows(std::vector<PostJob>& jobs, const float* A, int64_t lda, int m, const std::vector<BOperand>& bs,
               float* sum_out) {
@@ -130,7 +127,7 @@ void add_rows(std::vector<PostJob>& jobs, const float* A, int64_t lda, int m, co
     PostJob& j = jobs.back();
     for (const BOperand& b : bs)
       j.tn.push_back(
-          {A + m0, lda, mm, b.B, b.ldb, b.n, b.C + m0 * b.ldc, b.ldc, b.mask ? b.mask + m0 * b.ldc : nullptr});
+          {A + m0, lda, mm, {b.B, b.ldb, b.n, b.C + m0 * b.ldc, b.ldc, b.mask ? b.mask + m0 * b.ldc : nullptr}});
     if (sum_out) j.sums.push_back({A + m0, lda, mm, sum_out + m0});
     j.rows += mm;
   }

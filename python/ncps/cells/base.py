@@ -34,6 +34,9 @@ def shape_of(a: Any) -> tuple:
     return tuple(np.shape(a))
 
 
+_NUMPY_FLOATS = {np.dtype(np.float16): mx.float16, np.dtype(np.float32): mx.float32}
+
+
 class Cell(nn.Module):
     """Base of the ncps cells: ``cell(x, state=None, ts=1.0) -> (output, new_state)``."""
 
@@ -170,11 +173,10 @@ class Cell(nn.Module):
         dtype = _dtypes.model_dtype(self)
 
         def dtype_of(a: Any) -> mx.Dtype:
-            if a is None:
-                return dtype
-            if not isinstance(a, mx.array):
-                a = mx.array(np.asarray(a)) if np.asarray(a).dtype in (np.float16, np.float32) else mx.array(0)
-            return _dtypes.as_compute_input(a, dtype).dtype
+            if isinstance(a, mx.array):
+                return _dtypes.as_compute_input(a, dtype).dtype
+            # None, numbers and lists: the model's dtype; numpy keeps float16/float32 (as mx.array would)
+            return _NUMPY_FLOATS.get(np.asarray(a).dtype if a is not None else None, dtype)
 
         dtype = _dtypes.compute_dtype(dtype_of(x), dtype_of(state), dtype)
         if all(o.dtype == dtype for o in out):
