@@ -14,6 +14,7 @@
 include(CheckCXXCompilerFlag)
 
 set(NCPS_KERNEL_SOURCES
+  csrc/common/convert.cpp
   csrc/common/math_probe.cpp
   csrc/ltc/cpu/forward.cpp
   csrc/ltc/cpu/backward.cpp

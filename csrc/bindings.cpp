@@ -12,7 +12,9 @@
 #include "common/build_info.h"
 #include "common/isa.h"
 #include "common/math_probe.h"
+#include "common/storage.h"
 #include "common/stream_step.h"
+#include "common/workspace_pool.h"
 #include "ltc/ops.h"
 
 namespace nb = nanobind;
@@ -33,13 +35,31 @@ NB_MODULE(_ext, m) {
       },
       "fn"_a, "x"_a, "lanes"_a,
       "Tests only: the kernels' SIMD exp / exp2 / sigmoid / sigmoid_log2 / tanh on a list of floats.");
+  m.def(
+      "_storage_probe",
+      [](const std::vector<float>& x, const std::string& dtype) {
+        const auto st = dtype == "bfloat16" ? ncps::common::Storage::bf16 : ncps::common::Storage::f16;
+        if (dtype != "bfloat16" && dtype != "float16")
+          throw std::invalid_argument("_storage_probe: dtype must be 'bfloat16' or 'float16', got '" + dtype + "'");
+        const auto n = static_cast<int64_t>(x.size());
+        std::vector<uint16_t> bits(x.size());
+        std::vector<float> back(x.size());
+        ncps::common::narrow(st, x.data(), n, bits.data());
+        ncps::common::widen(st, bits.data(), n, back.data());
+        return std::make_pair(bits, back);
+      },
+      "x"_a, "dtype"_a,
+      "Tests only: the kernels' rounding of float32 values to a half type (its bits) and their widening back.");
   nb::class_<ncps::common::ArrayToken>(m, "ArrayToken",
                                        "Whether an mx.array still has the descriptor it had when taken "
                                        "(an in-place update swaps it): ArrayToken(a).same(a).")
       .def(nb::init<const mx::array&>(), "array"_a)
       .def("same", &ncps::common::ArrayToken::same, "array"_a);
-  m.def("cfc_release_workspaces", &ncps::cfc::release_workspaces,
-        "Frees the CfC kernels' idle workspace buffers (kept to avoid page faults); returns the bytes.");
+  m.def(
+      "release_workspaces", [] { return ncps::common::WorkspacePool::get().release(); },
+      "Frees the kernels' idle workspace buffers (kept to avoid page faults); returns the bytes.");
+  m.def("bf16_instructions", &ncps::common::bf16_instructions,
+        "Whether float32 -> bfloat16 rounding uses AVX-512 BF16 (VCVTNEPS2BF16) here.");
   m.def(
       "cfc_modes",
       [] { return std::vector<std::string>(std::begin(ncps::cfc::kModeNames), std::end(ncps::cfc::kModeNames)); },
@@ -107,8 +127,8 @@ dt <= 0 keep their state for that step.
 
 Shapes: x (B, T, I) mapped inputs; h0 (B, N); dt (B, T); sensory_w, sensory_sigma, sensory_mu,
 sensory_erev, sensory_mask (I, N); w, sigma, mu, erev, mask (N, N) indexed [source, destination];
-cm, gleak, vleak (N,). Returns the state after every step, (B, T, N), in x's floating dtype
-(computed in float32). w, sensory_w, cm and gleak are used as given (apply constraints outside).
+cm, gleak, vleak (N,). Returns the state after every step, (B, T, N), in the promoted dtype of
+every input but dt (computed in float32; bfloat16 and float16 read and written as they are). w, sensory_w, cm and gleak are used as given (apply constraints outside).
 Masks multiply the synaptic activation; only synapses with a nonzero mask are computed, and the
 masks receive zero gradient. Raises ValueError for wrong shapes. CPU only.)doc");
   m.def("ltc_step_now", &ncps::ltc::ltc_step_now, "x"_a, "h0"_a, "dt"_a, "params"_a, "input_w"_a.none(),
@@ -155,6 +175,6 @@ x[:, t] and dt[:, t] gives the new v (samples with dt <= 0 keep h'). v starts at
 
 Shapes: the arguments of ``ltc_sequence``, plus lstm_input (B, T, F), lstm_input_w (4N, F),
 lstm_input_b (4N,), lstm_recurrent_w (4N, N), c0 (B, N). Returns (states, cells), each (B, T, N):
-the LTC state v and the cell state c after every step, in x's floating dtype (computed in
-float32). Raises ValueError for wrong shapes. CPU only.)doc");
+the LTC state v and the cell state c after every step, in the promoted dtype of every input but
+dt (computed in float32). Raises ValueError for wrong shapes. CPU only.)doc");
 }

@@ -25,7 +25,7 @@ INSTALL=0
 if [ "${1:-}" = "--install" ]; then INSTALL=1; shift; fi
 TESTS=("$@")
 [ ${#TESTS[@]} -gt 0 ] || TESTS=(tests/kernels/cfc/test_fused_cfc.py tests/kernels/ltc/test_primitive.py
-                                 tests/kernels/test_simd_math.py)
+                                 tests/kernels/test_simd_math.py tests/kernels/test_storage.py)
 log() { echo "[check_aarch64 $(date +%H:%M:%S)] $*"; }
 missing() { echo "[check_aarch64] missing prerequisite: $*" >&2; exit 2; }
 

@@ -116,13 +116,14 @@ def cmake_sources(text: str) -> list[str]:
 
 
 def test_the_build_compiles_every_source_once_kernels_per_target():
-    """cpu/ sources (and common/math_probe.cpp) are the kernel sources of cmake/kernel_targets.cmake,
-    compiled once per instruction set; every other .cpp is in CMakeLists.txt's module, once."""
+    """cpu/ sources (and common/convert.cpp, common/math_probe.cpp) are the kernel sources of
+    cmake/kernel_targets.cmake, compiled once per instruction set; every other .cpp is in
+    CMakeLists.txt's module, once."""
     kernel = cmake_sources((ROOT / "cmake" / "kernel_targets.cmake").read_text().split("# The first flag set")[0])
     module = cmake_sources((ROOT / "CMakeLists.txt").read_text().split("nanobind_add_module(")[1].split(")")[0])
     assert len(kernel) == len(set(kernel)) and len(module) == len(set(module))
     assert not set(kernel) & set(module)
     every = {str(p.relative_to(ROOT)) for p in sources() if p.suffix == ".cpp"}
     assert set(kernel) | set(module) == every
-    assert {s for s in kernel if "/cpu/" not in s} == {"csrc/common/math_probe.cpp"}
+    assert {s for s in kernel if "/cpu/" not in s} == {"csrc/common/convert.cpp", "csrc/common/math_probe.cpp"}
     assert all("/cpu/" not in s for s in module)

@@ -119,17 +119,12 @@ std::vector<mx::array> cfc_sequence(const mx::array& x, const mx::array& h0, con
                                     const std::optional<mx::array>& c0, mx::StreamOrDevice s) {
   auto [plan, in] = checked_inputs(x, h0, dt, params, unit_sizes, backbone, masked, mode, activation, lstm, c0);
   const mx::Stream st = common::cpu_stream(s, "cfc_sequence");
-  mx::Dtype out_dtype = x.dtype();
-  for (const auto& a : in) out_dtype = mx::promote_types(out_dtype, a.dtype());
-  // Strided inputs are gathered inside the task (View), so no copies are added to the graph.
-  for (auto& a : in)
-    if (a.dtype() != mx::float32) a = mx::astype(a, mx::float32, st);
-  const auto oshapes = forward_shapes(plan);
-  auto outs = mx::array::make_arrays(oshapes, std::vector<mx::Dtype>(oshapes.size(), mx::float32),
-                                     std::make_shared<CfCSequence>(st, plan.cfg), in);
+  // Half inputs go in as they are (the kernels read and write bfloat16 and float16, with float32
+  // state and sums); strided ones are gathered inside the task (View), so no copies are added.
+  const std::vector<mx::Dtype> dtypes = forward_dtypes(plan, in);
+  for (auto& a : in) a = common::as_storage(a, st);
+  auto outs = mx::array::make_arrays(forward_shapes(plan), dtypes, std::make_shared<CfCSequence>(st, plan.cfg), in);
   outs.pop_back();  // the workspace stays in the graph for the vjp only
-  if (out_dtype != mx::float32)
-    for (auto& o : outs) o = mx::astype(o, out_dtype, st);
   return outs;
 }
 
@@ -171,6 +166,7 @@ CfCStepCore::CfCStepCore(const std::vector<mx::array>& params, const std::vector
   // float32 host copies: the parameters are immutable arrays, and a changed one makes a new step.
   params_.reserve(params.size());
   for (const auto& p : params) params_.push_back(common::host_copy(p));
+  dtype_ = common::output_dtype(params);
 }
 
 std::pair<mx::array, mx::array> CfCStepCore::run(int B, const float* x, const float* h, const float* dt) {

@@ -50,14 +50,17 @@ class CfCStepCore {
               const std::string& activation, int input_size, int readout_start, int readout_size);
   int input_size() const { return I_; }
   int state_size() const { return N_; }
+  // The promoted dtype of the parameters (the step computes with float32 copies).
+  mx::Dtype param_dtype() const { return dtype_; }
   // One step from float32 row-contiguous host data x (B, I), h (B, N), dt (B,): the evaluated
-  // (output (B, readout_size), new state (B, N)).
+  // float32 (output (B, readout_size), new state (B, N)).
   std::pair<mx::array, mx::array> run(int B, const float* x, const float* h, const float* dt);
 
  private:
   Config cfg_;
   Plan plan_;  // for batch plan_.B; rebuilt when the batch changes
   int I_ = 0, N_ = 0, r0_ = 0, rn_ = 0;
+  mx::Dtype dtype_ = mx::float32;
   std::vector<std::vector<float>> params_;
 };
 

@@ -17,9 +17,9 @@ namespace mx = mlx::core;
 // shapes: states, cells (mixed memory, shaped as states), the workspace.
 Plan plan_of(const Config& cfg, const mx::array& x);
 std::vector<mx::Shape> forward_shapes(const Plan& p);
-
-// Frees the idle buffers of the workspace pool (see primitives.cpp); returns the bytes freed.
-size_t release_workspaces();
+// Their dtypes: states and cells in the promoted dtype of the inputs but dt (common/ops.h), the
+// workspace float32.
+std::vector<mx::Dtype> forward_dtypes(const Plan& p, const std::vector<mx::array>& inputs);
 
 // Inputs in plan order (problem.h). Outputs: states, cells (mixed memory) and the workspace, which
 // only the vjp reads.

@@ -95,6 +95,9 @@ bool cpu_supports(const std::string& isa) {
 #if defined(NCPS_X86)
   if (isa == "avx512") return x86_v4();
   if (isa == "avx2") return x86_v3();
+  if (isa == "avx512_bf16") return x86_v4() && bit(cpuid(7, 1).a, 5);  // an extension, not a target
+#else
+  if (isa == "avx512_bf16") return false;
 #endif
   return true;  // baseline, neon (part of every aarch64 CPU), native (the build machine's)
 }

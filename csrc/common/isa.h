@@ -44,7 +44,8 @@ namespace ncps::common {
 // std::runtime_error if that target is not compiled in or the CPU lacks it), else the first one
 // the CPU supports. Decided on the first call.
 int chosen_isa();
-// The compiled targets, best first, and whether this CPU can run each.
+// The compiled targets, best first, and whether this CPU can run each (also "avx512_bf16", the
+// extension common/storage.h uses within the avx512 target).
 std::vector<std::string> compiled_isas();
 bool cpu_supports(const std::string& isa);
 

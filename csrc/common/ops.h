@@ -3,13 +3,17 @@
 // outputs with MLX's CPU command encoder.
 #pragma once
 
+#include <algorithm>
+#include <cstring>
 #include <sstream>
 #include <stdexcept>
 #include <string>
 #include <variant>
 #include <vector>
 
+#include "common/storage.h"
 #include "common/view.h"
+#include "common/workspace_pool.h"
 #include "mlx/array.h"
 #include "mlx/backend/cpu/encoder.h"
 #include "mlx/ops.h"
@@ -41,12 +45,42 @@ inline mx::Stream cpu_stream(const mx::StreamOrDevice& s, const char* op) {
   return st;
 }
 
-// The task's view of a float32 input (`prim` names the primitive in the internal error).
+// The storage type of a kernel input or output: float32, bfloat16 or float16 (`what` names the
+// caller in the internal error; the ops convert every other dtype first).
+inline Storage storage_of(mx::Dtype d, const char* what) {
+  if (d == mx::float32) return Storage::f32;
+  if (d == mx::bfloat16) return Storage::bf16;
+  if (d == mx::float16) return Storage::f16;
+  throw std::runtime_error(std::string("[") + what +
+                           "] internal error: kernel arrays must be float32, bfloat16 or float16");
+}
+
+// Whether the kernels read and write `d` as it is (else the op converts it to float32).
+inline bool is_storage(mx::Dtype d) { return d == mx::float32 || d == mx::bfloat16 || d == mx::float16; }
+
+// `a` as a kernel input: itself in a storage type, else converted to float32 in the graph.
+inline mx::array as_storage(const mx::array& a, mx::Stream st) {
+  return is_storage(a.dtype()) ? a : mx::astype(a, mx::float32, st);
+}
+
+// MLX's promotion of the inputs' dtypes, skipping input `skip` (the elapsed times), as a storage
+// type: the dtype of the outputs (float32 when the promotion is none of the three).
+inline mx::Dtype output_dtype(const std::vector<mx::array>& in, int skip = -1) {
+  mx::Dtype d = mx::float32;
+  bool first = true;
+  for (int i = 0; i < static_cast<int>(in.size()); ++i)
+    if (i != skip) {
+      d = first ? in[i].dtype() : mx::promote_types(d, in[i].dtype());
+      first = false;
+    }
+  return is_storage(d) ? d : mx::float32;
+}
+
+// The task's view of an input (`prim` names the primitive in the internal error).
 inline View make_view(const mx::array& a, const char* prim) {
-  if (a.dtype() != mx::float32)
-    throw std::runtime_error(std::string("[") + prim + "] internal error: kernel inputs must be float32");
   View v;
-  v.ptr = a.data<float>();
+  v.st = storage_of(a.dtype(), prim);
+  v.ptr = a.data<char>();
   v.size = static_cast<int64_t>(a.size());
   v.contiguous = a.flags().row_contiguous;
   if (!v.contiguous) {
@@ -68,30 +102,65 @@ inline std::vector<View> input_views(mx::cpu::CommandEncoder& enc, const std::ve
   return views;
 }
 
-// Allocates and registers the (float32) outputs; returns their data pointers.
-inline std::vector<float*> allocate_outputs(mx::cpu::CommandEncoder& enc, std::vector<mx::array>& outputs) {
-  std::vector<float*> ptr;
-  ptr.reserve(outputs.size());
-  for (auto& o : outputs) {
-    o.set_data(mx::allocator::malloc(o.nbytes()));
-    enc.set_output_array(o);
-    ptr.push_back(o.data<float>());
-  }
-  return ptr;
-}
+// The outputs as a task's kernel writes them: float32, straight into a float32 output, or into a
+// float32 staging buffer (an encoder temporary from the workspace pool) that finish() rounds into
+// the half output after the kernel. The kernels keep float32 sums and state either way.
+struct Outputs {
+  struct Narrowing {
+    const float* src;
+    void* dst;
+    Storage st;
+    int64_t n;
+  };
+  std::vector<float*> ptr;  // where the kernel writes output o
+  std::vector<int64_t> n;   // elements of output o
+  std::vector<Narrowing> pending;
 
-// Byte sizes of the outputs (for kernels that zero them in the task).
-inline std::vector<size_t> output_bytes(const std::vector<mx::array>& outputs) {
-  std::vector<size_t> n;
-  for (const auto& o : outputs) n.push_back(o.nbytes());
-  return n;
+  float* operator[](size_t o) const { return ptr[o]; }
+  size_t size() const { return ptr.size(); }
+  // Zeroes what the kernel writes (for kernels that accumulate into their outputs).
+  void zero() const {
+    for (size_t o = 0; o < ptr.size(); ++o)
+      if (n[o]) std::memset(ptr[o], 0, sizeof(float) * static_cast<size_t>(n[o]));
+  }
+  void finish() const {
+    for (const auto& p : pending) narrow(p.st, p.src, p.n, p.dst);
+  }
+};
+
+// Allocates and registers the outputs (float32, bfloat16 or float16); `data` allocates an
+// output's own buffer (MLX's allocator by default).
+template <class Alloc>
+Outputs allocate_outputs(mx::cpu::CommandEncoder& enc, std::vector<mx::array>& outputs, Alloc data) {
+  Outputs out;
+  for (auto& o : outputs) {
+    o.set_data(data(o));
+    enc.set_output_array(o);
+    const auto n = static_cast<int64_t>(o.size());
+    out.n.push_back(n);
+    const Storage st = storage_of(o.dtype(), "allocate_outputs");
+    if (st == Storage::f32) {
+      out.ptr.push_back(o.data<float>());
+      continue;
+    }
+    mx::array stage({static_cast<int>(std::max<int64_t>(1, n))}, mx::float32, nullptr, {});
+    stage.set_data(WorkspacePool::get().take(stage.nbytes()));
+    float* p = stage.data<float>();
+    enc.add_temporary(std::move(stage));
+    out.ptr.push_back(p);
+    out.pending.push_back({p, o.data<char>(), st, n});
+  }
+  return out;
+}
+inline Outputs allocate_outputs(mx::cpu::CommandEncoder& enc, std::vector<mx::array>& outputs) {
+  return allocate_outputs(enc, outputs, [](const mx::array& o) { return mx::allocator::malloc(o.nbytes()); });
 }
 
 // `a` as float32 row-contiguous host data (`hold` keeps a converted or evaluated copy alive,
-// `buf` a gathered one); nullptr for a non-floating dtype (the checked path reports it).
+// `buf` a gathered or widened one); nullptr for a non-floating dtype (the checked path reports it).
 inline const float* host_floats(const mx::array& a, mx::array& hold, std::vector<float>& buf) {
   if (!mx::issubdtype(a.dtype(), mx::floating)) return nullptr;
-  hold = a.dtype() == mx::float32 ? a : mx::astype(a, mx::float32, mx::default_stream(mx::Device::cpu));
+  hold = is_storage(a.dtype()) ? a : mx::astype(a, mx::float32, mx::default_stream(mx::Device::cpu));
   // mx::eval builds a tape and synchronises even when nothing is pending: only when needed (a
   // parameter or the previous step's state is already evaluated).
   if (!hold.is_available()) mx::eval(hold);

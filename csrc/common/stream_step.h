@@ -118,6 +118,13 @@ class ArrayToken {
   mx::array held_;
 };
 
+// An evaluated float32 array rounded to the half type `dtype`.
+inline mx::array narrowed(const mx::array& a, mx::Dtype dtype) {
+  mx::array out(mx::allocator::malloc(a.size() * mx::size_of(dtype)), a.shape(), dtype);
+  narrow(storage_of(dtype, "narrowed"), a.data<float>(), static_cast<int64_t>(a.size()), out.data<char>());
+  return out;
+}
+
 // Per-thread scratch of a step call: gathered copies of strided arguments, and dt. (Plain floats:
 // no MLX object outlives a call in thread-local storage.)
 struct StepScratch {
@@ -185,6 +192,10 @@ class StreamStep {
     for (size_t i = 0, n = static_cast<size_t>(B) * I; i < n; ++i)
       if (!std::isfinite(xp[i])) return nb::none();
     auto [y, state] = core_.run(B, xp, hp, s.dtbuf.data());
+    // Results in the promoted dtype of x, h and the parameters, as the graph path gives them.
+    const mx::Dtype dtype = mx::promote_types(mx::promote_types(x.dtype(), h.dtype()), core_.param_dtype());
+    if (dtype == mx::bfloat16 || dtype == mx::float16)
+      return nb::make_tuple(narrowed(y, dtype), narrowed(state, dtype));
     return nb::make_tuple(std::move(y), std::move(state));
   }
 

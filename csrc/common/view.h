@@ -1,29 +1,48 @@
-// A float32 input as a dispatched task sees it: the array's data pointer, plus its shape and
-// strides when it is not row-contiguous (a transposed weight, the broadcast cotangent of a sum),
-// so that the task gathers it instead of the op adding a copy to the graph.
+// An input as a dispatched task sees it: the array's data pointer and storage type, plus its
+// shape and strides when it is not row-contiguous (a transposed weight, the broadcast cotangent
+// of a sum), so that the task gathers (and widens) it instead of the op adding a copy to the graph.
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
 #include <vector>
 
+#include "common/storage.h"
+
 namespace ncps::common {
 
 struct View {
-  const float* ptr = nullptr;
+  const void* ptr = nullptr;
+  Storage st = Storage::f32;
   bool contiguous = true;
   int64_t size = 0;
   std::vector<int> shape;
   std::vector<int64_t> strides;
 
-  // Row-contiguous data: the array itself, or a gathered copy kept in `buf`.
+  // Row-contiguous float32 data: the array itself, or a gathered and/or widened copy in `buf`.
   const float* resolve(std::vector<float>& buf) const {
-    if (contiguous) return ptr;
+    if (contiguous && st == Storage::f32) return static_cast<const float*>(ptr);
     buf.resize(static_cast<size_t>(size));
+    if (contiguous) {
+      widen(st, ptr, size, buf.data());
+    } else if (st == Storage::f32) {
+      gather(static_cast<const float*>(ptr), buf.data());
+    } else {
+      std::vector<uint16_t> raw(static_cast<size_t>(size));
+      gather(static_cast<const uint16_t*>(ptr), raw.data());
+      widen(st, raw.data(), size, buf.data());
+    }
+    return buf.data();
+  }
+
+ private:
+  // The elements in row-major order into out[0:size].
+  template <class E>
+  void gather(const E* src0, E* out) const {
     const int nd = static_cast<int>(shape.size());
     if (nd == 0 || size == 0) {
-      if (size) buf[0] = ptr[0];
-      return buf.data();
+      if (size) out[0] = src0[0];
+      return;
     }
     // Odometer over the outer dimensions; the innermost one is a strided (often stride-0,
     // i.e. broadcast) run. No division per element: a broadcast cotangent of (B, T, N) is common.
@@ -32,8 +51,8 @@ struct View {
     std::vector<int> idx(nd, 0);
     int64_t loc = 0;
     for (int64_t o = 0; o < size; o += inner) {
-      float* dst = buf.data() + o;
-      const float* src = ptr + loc;
+      E* dst = out + o;
+      const E* src = src0 + loc;
       if (is == 0)
         std::fill(dst, dst + inner, src[0]);
       else
@@ -45,7 +64,6 @@ struct View {
         idx[d] = 0;
       }
     }
-    return buf.data();
   }
 };
 

@@ -79,20 +79,6 @@ MixedDims validate_mixed(const std::vector<mx::array>& in, int ode_unfolds) {
   return MixedDims{d, F};
 }
 
-// The outputs of a float32 node in x's floating dtype (float32 for non-floating x).
-std::vector<mx::array> in_dtype_of(std::vector<mx::array> out, const mx::array& x, mx::Stream st) {
-  if (mx::issubdtype(x.dtype(), mx::floating) && x.dtype() != mx::float32)
-    for (auto& o : out) o = mx::astype(o, x.dtype(), st);
-  return out;
-}
-
-// Float32 inputs; strided ones are gathered inside the task (common::View), not copied in the graph.
-std::vector<mx::array> as_float32(std::vector<mx::array> in, mx::Stream st) {
-  for (auto& a : in)
-    if (a.dtype() != mx::float32) a = mx::astype(a, mx::float32, st);
-  return in;
-}
-
 }  // namespace
 
 std::vector<mx::array> sequence_node(std::vector<mx::array> in, int ode_unfolds, float epsilon, mx::StreamOrDevice s) {
@@ -106,11 +92,12 @@ std::vector<mx::array> sequence_node(std::vector<mx::array> in, int ode_unfolds,
   else
     node = std::make_shared<LTCSequence>(st, ode_unfolds, epsilon);
   const size_t n_out = mixed ? 2 : 1;  // states (, cells)
-  const mx::array x = in[kX];
-  return in_dtype_of(
-      mx::array::make_arrays(std::vector<mx::Shape>(n_out, {d.B, d.T, d.N}), std::vector<mx::Dtype>(n_out, mx::float32),
-                             node, as_float32(std::move(in), st)),
-      x, st);
+  // Half inputs go in as they are (the kernels read and write bfloat16 and float16); the
+  // outputs take the promoted dtype of every input but the elapsed times.
+  const mx::Dtype dtype = common::output_dtype(in, kDt);
+  for (auto& a : in) a = common::as_storage(a, st);
+  return mx::array::make_arrays(std::vector<mx::Shape>(n_out, {d.B, d.T, d.N}), std::vector<mx::Dtype>(n_out, dtype),
+                                node, std::move(in));
 }
 
 }  // namespace ncps::ltc
@@ -206,6 +193,10 @@ LTCStepCore::LTCStepCore(const std::vector<mx::array>& params, const std::option
   cm_ = std::move(q[10]);
   gl_ = std::move(q[11]);
   vl_ = std::move(q[12]);
+  std::vector<mx::array> given(params.begin(), params.end());
+  for (const auto* m : maps)
+    if (m->has_value()) given.push_back(**m);
+  dtype_ = common::output_dtype(given);
 }
 
 std::pair<mx::array, mx::array> LTCStepCore::run(int B, const float* x, const float* h, const float* dt) {

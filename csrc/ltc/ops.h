@@ -16,7 +16,9 @@ namespace mx = mlx::core;
 
 // The graph node of LTCSequence on its 16 inputs, or of LTCMixedSequence on its 21, in Input order
 // (problem.h): [states] or [states, cells]. Validates the shapes (std::invalid_argument naming
-// the argument); computes in float32 and returns x's floating dtype (float32 for non-floating x).
+// the argument). Reads and writes float32, bfloat16 and float16 arrays as they are (other dtypes
+// are converted to float32), computes in float32, and returns the promoted dtype of every input
+// but dt (float32 where that is none of the three).
 std::vector<mx::array> sequence_node(std::vector<mx::array> in, int ode_unfolds, float epsilon, mx::StreamOrDevice s);
 
 // states (B, T, N) = state after every step. Shapes: x (B, T, I), h0 (B, N), dt (B, T),
@@ -79,7 +81,10 @@ class LTCStepCore {
               bool implicit_constraints, int input_size);
   int input_size() const { return I_; }
   int state_size() const { return N_; }
-  // One step from float32 row-contiguous host data x (B, I) raw inputs, h (B, N), dt (B,).
+  // The promoted dtype of the parameters and mappings (the step computes with float32 copies).
+  mx::Dtype param_dtype() const { return dtype_; }
+  // One step from float32 row-contiguous host data x (B, I) raw inputs, h (B, N), dt (B,):
+  // the evaluated float32 (output, new state).
   std::pair<mx::array, mx::array> run(int B, const float* x, const float* h, const float* dt);
 
  private:
@@ -87,6 +92,7 @@ class LTCStepCore {
 
   int I_ = 0, N_ = 0, M_ = 0, K_ = 1;
   float eps_ = 0.0f;
+  mx::Dtype dtype_ = mx::float32;
   SynapseList sens_, rec_;
   FlatSynapses sens_flat_, rec_flat_;                    // the same, for the single-sample kernel (B = 1)
   std::vector<float> cm_, gl_, vl_, iw_, ib_, ow_, ob_;  // mappings empty when absent

@@ -38,16 +38,17 @@ std::vector<mx::Shape> grad_shapes(const std::vector<mx::array>& primals, int n_
 }
 
 // The backward node: primals, then `saved` (forward outputs, used as they are) and the
-// cotangents (float32); one float32 gradient per non-mask input.
+// cotangents; one gradient per non-mask input, in that input's dtype.
 template <class Grad>
 std::vector<mx::array> grad_node(const std::vector<mx::array>& primals, const std::vector<mx::array>& saved,
                                  const std::vector<mx::array>& cotangents, int n_outputs, int K, float eps,
                                  mx::Stream s) {
   std::vector<mx::array> in(primals.begin(), primals.end());
   in.insert(in.end(), saved.begin(), saved.end());
-  for (const auto& c : cotangents) in.push_back(mx::astype(c, mx::float32, s));
-  return mx::array::make_arrays(grad_shapes(primals, n_outputs), std::vector<mx::Dtype>(n_outputs, mx::float32),
-                                std::make_shared<Grad>(s, K, eps), in);
+  for (const auto& c : cotangents) in.push_back(common::as_storage(c, s));
+  std::vector<mx::Dtype> dtypes;
+  for (int o = 0; o < n_outputs; ++o) dtypes.push_back(primals[kInputOf[o]].dtype());
+  return mx::array::make_arrays(grad_shapes(primals, n_outputs), dtypes, std::make_shared<Grad>(s, K, eps), in);
 }
 
 // The vjp's answer: the gradient node's output for every requested input, zeros for the masks
@@ -69,7 +70,7 @@ std::vector<mx::array> pick_grads(const std::vector<mx::array>& primals, const s
 }
 
 // The backward nodes' eval_cpu: check the arity, register the inputs, and run `kernel(views, out)`
-// on zeroed float32 outputs (the kernels accumulate into them).
+// on zeroed float32 outputs (the kernels accumulate into them; half outputs are staged).
 template <class Kernel>
 void eval_grad(mx::Primitive& node, const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs,
                size_t n_inputs, size_t n_outputs, Kernel kernel) {
@@ -77,10 +78,10 @@ void eval_grad(mx::Primitive& node, const std::vector<mx::array>& inputs, std::v
     throw std::runtime_error(std::string("[") + node.name() + "] internal error: wrong number of inputs or outputs");
   auto& enc = mx::cpu::get_command_encoder(node.stream());
   enc.dispatch([views = common::input_views(enc, inputs, node.name()), out = common::allocate_outputs(enc, outputs),
-                bytes = common::output_bytes(outputs), kernel = std::move(kernel)]() {
-    for (size_t o = 0; o < out.size(); ++o)
-      if (bytes[o]) std::memset(out[o], 0, bytes[o]);
-    kernel(views, out);
+                kernel = std::move(kernel)]() {
+    out.zero();
+    kernel(views, out.ptr);
+    out.finish();
   });
 }
 
@@ -121,8 +122,9 @@ void LTCForward<kMixed>::eval_cpu(const std::vector<mx::array>& inputs, std::vec
     throw std::runtime_error(std::string("[") + name() + "] internal error: wrong number of inputs or outputs");
   auto& enc = mx::cpu::get_command_encoder(stream());
   auto views = common::input_views(enc, inputs, name());
-  const std::vector<float*> out = common::allocate_outputs(enc, outputs);
-  enc.dispatch([views = std::move(views), d = dims_for<kMixed>(inputs), K = ode_unfolds_, eps = epsilon_, out]() {
+  common::Outputs out = common::allocate_outputs(enc, outputs);
+  enc.dispatch([views = std::move(views), d = dims_for<kMixed>(inputs), K = ode_unfolds_, eps = epsilon_,
+                out = std::move(out)]() {
     const DataFor<kMixed> pd(views, d, K, eps);
     common::dispatch([&]<class Isa>() {
       if constexpr (kMixed)
@@ -130,6 +132,7 @@ void LTCForward<kMixed>::eval_cpu(const std::vector<mx::array>& inputs, std::vec
       else
         cpu::forward<Isa>(pd.p, out[0]);
     });
+    out.finish();
   });
 }
 

@@ -265,12 +265,12 @@ def plan(cell: Any, *, mixed_memory: bool = False, stream: None | mx.Stream | mx
 
 
 def clear_cache() -> int:
-    """``mx.clear_cache()`` and the fused CfC kernels' idle workspace buffers: those come from a pool
+    """``mx.clear_cache()`` and the fused kernels' idle workspace buffers: those come from a pool
     of their own (so that a large batch does not fault its workspace in afresh on every call,
     MLX's cache keeping at most 32 MiB), which ``mx.clear_cache()`` does not reach. Returns the
     bytes the pool released."""
     mx.clear_cache()
-    return int(_ext.cfc_release_workspaces()) if _ext is not None else 0
+    return int(_ext.release_workspaces()) if _ext is not None else 0
 
 
 def kernel_backends() -> dict[str, str | None]:
@@ -291,6 +291,9 @@ def info() -> dict[str, Any]:
     ``"neon"`` on aarch64; ``"native"`` for an ``NCPS_NATIVE=ON`` build) and ``simd_compiled``
     every target compiled into the extension, best first. A forced target that is not compiled
     in or that the CPU lacks leaves the extension unloaded, with the reason in ``reason``.
+    ``bf16_rounding`` says how the kernels round float32 to bfloat16: ``"avx512_bf16"``
+    (VCVTNEPS2BF16: subnormals to zero) or ``"integer"`` (round to nearest even, like MLX);
+    ``NCPS_BF16_INSN=0`` forces the latter.
     """
     out: dict[str, Any] = {
         "extension_loaded": _ext is not None,
@@ -311,7 +314,10 @@ def info() -> dict[str, Any]:
         simd_compiled=built.pop("simd_compiled").split(","),
         mlx_version_built=built.pop("mlx_version"),
         threads=int(_ext.max_threads()),
+        bf16_rounding="avx512_bf16" if _ext.bf16_instructions() else "integer",
         **built,
     )
-    out["kernels"] = sorted(n for n in dir(_ext) if not n.startswith("_") and n not in ("build_info", "max_threads"))
+    out["kernels"] = sorted(
+        n for n in dir(_ext) if not n.startswith("_") and n not in ("build_info", "max_threads", "bf16_instructions")
+    )
     return out

@@ -43,7 +43,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from . import _checks, distributed, optimizers, training
+from . import _checks, _dtypes, distributed, optimizers, training
 from .layers import LTC, MODEL_TYPES, CfC
 from .wirings import Wiring
 
@@ -115,6 +115,8 @@ class _LiquidBase(BaseEstimator):
         if self.clip_value is not None and _checks.real(self.clip_value, "clip_value") <= 0:
             raise ValueError(f"clip_value must be a positive number or None, got {self.clip_value!r}")
         _checks.real(self.validation_fraction, "validation_fraction", 0.0, below=1.0)
+        if not isinstance(self.precision, str) or self.precision not in _dtypes.PRECISIONS:
+            raise ValueError(f"precision must be one of {list(_dtypes.PRECISIONS)}, got {self.precision!r}")
 
     # -- input validation ---------------------------------------------------------------------
     def _check_X(self, X: Any, *, reset: bool, lengths: Any = None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -208,6 +210,7 @@ class _LiquidBase(BaseEstimator):
             progress=bool(self.verbose),
             seed=seed,
             compile=self.compile,
+            precision=self.precision,
         )
         self.history_ = history
         self.loss_curve_ = list(getattr(self, "loss_curve_", [])) + history.history.get("loss", [])
@@ -255,6 +258,9 @@ class LiquidRegressor(RegressorMixin, _LiquidBase):
         verbose: show a progress bar per epoch.
         compile: compile the training step with ``mx.compile`` (fastest for long runs; False
             skips the one-off tracing cost, better for many small fits).
+        precision: ``"fp32"``, or mixed precision ``"bf16"`` / ``"fp16"``: the forward and backward
+            run in that half type on float32 master weights (:func:`ncps.training.fit`); the
+            fitted model stays float32.
 
     Attributes:
         model_: the trained :class:`LiquidNet` (``model_.rnn`` is the ncps layer).
@@ -283,6 +289,7 @@ class LiquidRegressor(RegressorMixin, _LiquidBase):
         normalize_y: bool = True,
         verbose: bool = False,
         compile: bool = True,
+        precision: str = "fp32",
     ):
         self._store_params(locals())
 
@@ -407,7 +414,7 @@ class LiquidClassifier(ClassifierMixin, _LiquidBase):
     Args:
         model_type, units, epochs, batch_size, learning_rate, clip_value, random_state, mode,
         backbone_units, validation_fraction, early_stopping, n_iter_no_change, verbose,
-        compile: as for :class:`LiquidRegressor`.
+        compile, precision: as for :class:`LiquidRegressor`.
 
     Attributes:
         classes_: the class labels, sorted.
@@ -430,6 +437,7 @@ class LiquidClassifier(ClassifierMixin, _LiquidBase):
         n_iter_no_change: int = 10,
         verbose: bool = False,
         compile: bool = True,
+        precision: str = "fp32",
     ):
         self._store_params(locals())
 

@@ -8,8 +8,10 @@ import pickle
 import subprocess
 import sys
 
+import mlx.core as mx
 import numpy as np
 import pytest
+from mlx.utils import tree_flatten
 
 pytest.importorskip("sklearn")
 
@@ -119,6 +121,18 @@ def test_same_random_state_same_model():
     assert not np.array_equal(a, c)
 
 
+def test_mixed_precision_passes_through_to_fit():
+    """precision="bf16" trains in bfloat16 on float32 masters: a float32 model that learns, and a
+    different trajectory from the float32 fit with the same seed."""
+    X, slope = sequences(n=60)
+    half = LiquidRegressor(units=8, backbone_units=16, epochs=3, random_state=3, precision="bf16").fit(X, slope)
+    full = LiquidRegressor(units=8, backbone_units=16, epochs=3, random_state=3).fit(X, slope)
+    assert all(p.dtype == mx.float32 for _, p in tree_flatten(half.model_.parameters()))
+    assert half.loss_curve_[-1] < half.loss_curve_[0]
+    assert not np.array_equal(half.predict(X), full.predict(X))
+    np.testing.assert_allclose(half.predict(X), full.predict(X), atol=0.2 * np.abs(full.predict(X)).max())
+
+
 def test_partial_fit_continues_training():
     X, slope = sequences()
     labels = (slope > 0).astype(int)
@@ -177,6 +191,7 @@ def test_pickle_and_pipeline_and_grid_search():
         (dict(learning_rate=-1.0), "learning_rate"),
         (dict(clip_value=0), "clip_value"),
         (dict(validation_fraction=1.0), "validation_fraction"),
+        (dict(precision="fp64"), "precision"),
     ],
 )
 def test_bad_parameters_raise_at_fit(params, match):

@@ -96,7 +96,8 @@ def ltc_sequence(
         stream: optional CPU stream or device.
 
     Returns:
-        ``(B, T, N)`` in ``x``'s floating dtype (computed in float32).
+        ``(B, T, N)`` in MLX's promotion of every input but ``dt`` (computed in float32; half
+        arrays are read and written as they are).
 
     Raises:
         ValueError: a missing parameter, a wrong shape or rank (the message names the argument and
@@ -148,7 +149,7 @@ def ltc_mixed_sequence(
         ode_unfolds, epsilon, stream: as for :func:`ltc_sequence`.
 
     Returns:
-        ``(states, cells)`` in ``x``'s floating dtype (computed in float32).
+        ``(states, cells)`` in MLX's promotion of every input but ``dt`` (computed in float32).
 
     Raises:
         ValueError: a missing parameter or a wrong shape (the message names the argument and the
@@ -202,7 +203,7 @@ def sequence(cell, x: mx.array, h0: mx.array, dt: mx.array, lstm=None, c0=None, 
     runs at ``dt = 0``.)"""
     args = (cell.solver_params(), cell.ode_unfolds, cell.epsilon)
     # The reference's dtype: its arithmetic promotes x, the state and the parameters together
-    # (the primitive alone returns x's dtype).
+    # (the primitive promotes the same, but sees the mapped input).
     dtype = mx.result_type(x, h0, args[0]["cm"])
     if lstm is None:
         return _dtypes.cast(_plain(cell.map_inputs(x), h0, dt, *args, stream=stream), dtype), None
