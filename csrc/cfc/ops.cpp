@@ -178,7 +178,7 @@ std::pair<mx::array, mx::array> CfCStepCore::run(int B, const float* x, const fl
   ws.resize(static_cast<size_t>(plan_.ws_size));
   mx::array out(mx::allocator::malloc(static_cast<size_t>(B) * N_ * sizeof(float)), {B, N_}, mx::float32);
   float* states = out.data<float>();
-  common::dispatch([&]<class Isa>() { cpu::forward<Isa>(plan_, ptrs, states, nullptr, ws.data()); });
+  common::dispatch([&]<class Isa>() { cpu::forward<Isa>(plan_, ptrs, {states}, {}, ws.data()); });
   mx::array y(mx::allocator::malloc(static_cast<size_t>(B) * rn_ * sizeof(float)), {B, rn_}, mx::float32);
   float* yo = y.data<float>();
   for (int b = 0; b < B; ++b)

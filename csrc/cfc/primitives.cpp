@@ -41,15 +41,19 @@ void CfCSequence::eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx:
   std::vector<common::View> views = common::input_views(enc, inputs, name());
   // states (and cells) from MLX's allocator like any op's output, the workspace from the pool.
   const mx::array* ws_out = &outputs.back();
-  common::Outputs out = common::allocate_outputs(enc, outputs, [ws_out](const mx::array& a) {
-    return &a == ws_out ? common::WorkspacePool::get().take(a.nbytes()) : mx::allocator::malloc(a.nbytes());
-  });
+  // The kernel writes states (and cells) in their own dtype (no staging pass).
+  common::Outputs out = common::allocate_outputs(
+      enc, outputs,
+      [ws_out](const mx::array& a) {
+        return &a == ws_out ? common::WorkspacePool::get().take(a.nbytes()) : mx::allocator::malloc(a.nbytes());
+      },
+      outputs.size() - 1);
   Plan plan = plan_of(cfg_, inputs[0]);
   enc.dispatch([plan = std::move(plan), views = std::move(views), out = std::move(out)]() {
     std::vector<std::vector<float>> bufs;
     const std::vector<const float*> ptrs = common::resolve_all(views, bufs);
-    float* cells = plan.cfg.mixed ? out[1] : nullptr;
-    common::dispatch([&]<class Isa>() { cpu::forward<Isa>(plan, ptrs, out[0], cells, out[out.size() - 1]); });
+    const common::Sink cells = plan.cfg.mixed ? out.sink[1] : common::Sink{};
+    common::dispatch([&]<class Isa>() { cpu::forward<Isa>(plan, ptrs, out.sink[0], cells, out[out.size() - 1]); });
     out.finish();
   });
 }

@@ -112,7 +112,8 @@ struct Outputs {
     Storage st;
     int64_t n;
   };
-  std::vector<float*> ptr;  // where the kernel writes output o
+  std::vector<float*> ptr;  // where the kernel writes output o as float32 (null: a Sink output)
+  std::vector<Sink> sink;   // output o as the kernel writes it in its own storage type
   std::vector<int64_t> n;   // elements of output o
   std::vector<Narrowing> pending;
 
@@ -121,7 +122,7 @@ struct Outputs {
   // Zeroes what the kernel writes (for kernels that accumulate into their outputs).
   void zero() const {
     for (size_t o = 0; o < ptr.size(); ++o)
-      if (n[o]) std::memset(ptr[o], 0, sizeof(float) * static_cast<size_t>(n[o]));
+      if (n[o] && ptr[o]) std::memset(ptr[o], 0, sizeof(float) * static_cast<size_t>(n[o]));
   }
   void finish() const {
     for (const auto& p : pending) narrow(p.st, p.src, p.n, p.dst);
@@ -129,9 +130,10 @@ struct Outputs {
 };
 
 // Allocates and registers the outputs (float32, bfloat16 or float16); `data` allocates an
-// output's own buffer (MLX's allocator by default).
+// output's own buffer (MLX's allocator by default). The kernel writes outputs [0, direct) in
+// their storage type itself (sink[o]), the others as float32 (ptr[o]; staged when half).
 template <class Alloc>
-Outputs allocate_outputs(mx::cpu::CommandEncoder& enc, std::vector<mx::array>& outputs, Alloc data) {
+Outputs allocate_outputs(mx::cpu::CommandEncoder& enc, std::vector<mx::array>& outputs, Alloc data, size_t direct = 0) {
   Outputs out;
   for (auto& o : outputs) {
     o.set_data(data(o));
@@ -139,6 +141,11 @@ Outputs allocate_outputs(mx::cpu::CommandEncoder& enc, std::vector<mx::array>& o
     const auto n = static_cast<int64_t>(o.size());
     out.n.push_back(n);
     const Storage st = storage_of(o.dtype(), "allocate_outputs");
+    out.sink.push_back({o.data<char>(), st, st == Storage::bf16 && bf16_instructions()});
+    if (out.ptr.size() < direct) {
+      out.ptr.push_back(nullptr);
+      continue;
+    }
     if (st == Storage::f32) {
       out.ptr.push_back(o.data<float>());
       continue;

@@ -17,6 +17,14 @@ inline const char* storage_name(Storage s) {
   return s == Storage::f32 ? "float32" : s == Storage::bf16 ? "bfloat16" : "float16";
 }
 
+// An output a kernel writes in its storage type itself (common/convert.h's put()), rather than
+// through a float32 staging buffer: a float32, bfloat16 or float16 array's data.
+struct Sink {
+  void* data = nullptr;
+  Storage st = Storage::f32;
+  bool bf16_insn = false;  // round to bfloat16 with VCVTNEPS2BF16 (bf16_instructions())
+};
+
 namespace cpu {
 // The chosen target's conversions (convert.cpp, one specialisation per target). `bf16_insn`:
 // round to bfloat16 with the AVX-512 BF16 instruction (the caller checked the CPU has it).

@@ -233,7 +233,7 @@ std::pair<mx::array, mx::array> LTCStepCore::run(int B, const float* x, const fl
     ws.resize(static_cast<size_t>(2 * std::max(sens_flat_.padded, rec_flat_.padded) + 4 * N));
     common::dispatch([&]<class Isa>() { cpu::sample_forward<Isa>(sp, state.data<float>(), ws.data()); });
   } else {
-    common::dispatch([&]<class Isa>() { cpu::forward<Isa>(p, state.data<float>()); });
+    common::dispatch([&]<class Isa>() { cpu::forward<Isa>(p, {state.data<float>()}); });
   }
   return {readout(state), std::move(state)};
 }

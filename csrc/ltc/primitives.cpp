@@ -122,7 +122,9 @@ void LTCForward<kMixed>::eval_cpu(const std::vector<mx::array>& inputs, std::vec
     throw std::runtime_error(std::string("[") + name() + "] internal error: wrong number of inputs or outputs");
   auto& enc = mx::cpu::get_command_encoder(stream());
   auto views = common::input_views(enc, inputs, name());
-  common::Outputs out = common::allocate_outputs(enc, outputs);
+  // The plain kernel writes its states in their own dtype (no staging pass); the mixed one float32.
+  common::Outputs out = common::allocate_outputs(
+      enc, outputs, [](const mx::array& o) { return mx::allocator::malloc(o.nbytes()); }, kMixed ? 0 : 1);
   enc.dispatch([views = std::move(views), d = dims_for<kMixed>(inputs), K = ode_unfolds_, eps = epsilon_,
                 out = std::move(out)]() {
     const DataFor<kMixed> pd(views, d, K, eps);
@@ -130,7 +132,7 @@ void LTCForward<kMixed>::eval_cpu(const std::vector<mx::array>& inputs, std::vec
       if constexpr (kMixed)
         cpu::mixed_forward<Isa>(pd.m, out[0], out[1]);  // states, cells
       else
-        cpu::forward<Isa>(pd.p, out[0]);
+        cpu::forward<Isa>(pd.p, out.sink[0]);
     });
     out.finish();
   });

@@ -22,6 +22,7 @@
 #include "cfc/cpu/elementwise.h"
 #include "cfc/cpu/kernel.h"
 #include "cfc/cpu/weights.h"
+#include "common/convert.h"
 #include "common/thread_pool.h"
 
 namespace ncps::cfc::cpu {
@@ -29,7 +30,8 @@ namespace ncps::cfc::cpu {
 // ---- forward ------------------------------------------------------------------------------------
 
 template <>
-void forward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, float* states, float* cells, float* ws) {
+void forward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, const common::Sink& states,
+                           const common::Sink& cells, float* ws) {
   const int B = p.B, T = p.T, I = p.I, N = p.N;
   const int64_t TB = static_cast<int64_t>(T) * B;
   const bool mixed = p.cfg.mixed;
@@ -60,8 +62,8 @@ void forward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, f
     for (int b = b0; b < b1; ++b)
       for (int t = 0; t < T; ++t) {
         const int64_t src = (static_cast<int64_t>(t + 1) * B + b) * N, dst = (static_cast<int64_t>(b) * T + t) * N;
-        copy_row(HH + src, N, states + dst);
-        if (mixed) copy_row(CC + src, N, cells + dst);
+        common::put(states, dst, HH + src, N);  // rounded here when half: no staging pass
+        if (mixed) common::put(cells, dst, CC + src, N);
       }
   };
 

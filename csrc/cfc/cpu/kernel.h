@@ -9,15 +9,18 @@
 
 #include "cfc/problem.h"
 #include "common/isa.h"
+#include "common/storage.h"
 
 namespace ncps::cfc::cpu {
 
 // Below ~2 MFLOP (~20 us on one core) waking a second thread does not pay.
 constexpr double kMinParallelFlops = 2e6;
 
-// Forward: states (B,T,N), cells (B,T,N; the LSTM cell state after every step) or null, ws (ws_size).
+// Forward: states (B,T,N) and cells (B,T,N; the LSTM cell state after every step; data null
+// without mixed memory), each written in its storage type; ws (ws_size), float32.
 template <class Isa>
-void forward(const Plan& p, const std::vector<const float*>& in, float* states, float* cells, float* ws);
+void forward(const Plan& p, const std::vector<const float*>& in, const common::Sink& states, const common::Sink& cells,
+             float* ws);
 
 // Backward: grads[i] has the shape of input i (the mask's gradient is zero). `scratch` holds
 // backward_scratch_size(p) floats (problem.h). Without need_dx the x gradient, without

@@ -9,7 +9,7 @@
 namespace ncps::ltc::cpu {
 
 template <>
-void forward<NCPS_ISA_TAG>(const Problem& p, float* states) {
+void forward<NCPS_ISA_TAG>(const Problem& p, const common::Sink& states) {
   NCPS_ISA::forward(p, states);
 }
 

@@ -5,16 +5,17 @@
 #pragma once
 
 #include "common/isa.h"
+#include "common/storage.h"
 #include "ltc/problem.h"
 
 namespace ncps::ltc::cpu {
 
 // The kernels for target Isa; run the chosen one with
 //   common::dispatch([&]<class Isa>() { cpu::forward<Isa>(p, states); });
-// forward: states (B, T, N). backward: the gradients of every input (pre-zeroed) from the
-// forward's states and their cotangent. mixed_*: the same with the LSTM (states and cells).
+// forward: states (B, T, N), written in their storage type. backward: the gradients of every input (pre-zeroed) from
+// the forward's states and their cotangent. mixed_*: the same with the LSTM (states and cells).
 template <class Isa>
-void forward(const Problem& p, float* states);
+void forward(const Problem& p, const common::Sink& states);
 template <class Isa>
 void backward(const Problem& p, const float* states, const float* cot, const Grads& g);
 template <class Isa>

@@ -43,6 +43,7 @@
 #include <cstring>
 #include <vector>
 
+#include "common/convert.h"
 #include "common/simd.h"
 #include "common/thread_pool.h"
 #include "ltc/problem.h"
@@ -51,7 +52,10 @@ namespace ncps::ltc::cpu {
 NCPS_ISA_BEGIN
 
 using common::lane_vector;
+using common::put;
+using common::Sink;
 using common::splat;
+using common::Storage;
 using common::vf;
 using common::vsigmoid_log2;
 
@@ -210,10 +214,24 @@ NCPS_INLINE void scatter_rows(const vf<L>* in, int B, int b0, int n, float* base
   }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Forward: states (B, T, N) for lanes [b0, b0 + L).
+// The rows of lanes [b0, b0 + L) (each n values) into the output `s` at element offset
+// off + (b0 + l) * lane_stride, in its storage type (a half row is rounded as it is written).
 template <int L>
-void forward_tile(const Problem& p, int b0, float* states) {
+NCPS_INLINE void put_rows(const vf<L>* in, int B, int b0, int n, const Sink& s, int64_t off, int64_t lane_stride) {
+  if (s.st == Storage::f32) return scatter_rows<L>(in, B, b0, n, static_cast<float*>(s.data) + off, lane_stride);
+  const int nl = std::min(L, B - b0);
+  thread_local std::vector<float> row;
+  row.resize(static_cast<size_t>(n));
+  for (int l = 0; l < nl; ++l) {
+    for (int i = 0; i < n; ++i) row[i] = in[i][l];
+    put(s, off + static_cast<int64_t>(b0 + l) * lane_stride, row.data(), n);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Forward: states (B, T, N) for lanes [b0, b0 + L), in their storage type.
+template <int L>
+void forward_tile(const Problem& p, int b0, const Sink& states) {
   using V = vf<L>;
   const int N = p.N;
   lane_vector<V> v(N), w(N), v0(N);
@@ -222,12 +240,12 @@ void forward_tile(const Problem& p, int b0, float* states) {
   for (int t = 0; t < p.T; ++t) {
     c.prepare(p, b0, t);
     advance<L>(p, c, v, w, v0);
-    scatter_rows<L>(v.data(), p.B, b0, N, states + static_cast<int64_t>(t) * N, static_cast<int64_t>(p.T) * N);
+    put_rows<L>(v.data(), p.B, b0, N, states, static_cast<int64_t>(t) * N, static_cast<int64_t>(p.T) * N);
   }
 }
 
 template <int L>
-void forward_impl(const Problem& p, float* states) {
+void forward_impl(const Problem& p, const Sink& states) {
   const int tiles = (p.B + L - 1) / L;
   const int nt = common::threads_for(tiles, work_units(p, L), kMinParallelWork);
   common::parallel_chunks(nt, [&](int c) {
@@ -253,7 +271,7 @@ void with_lanes(int B, F&& f) {
   }
 }
 
-inline void forward(const Problem& p, float* states) {
+inline void forward(const Problem& p, const Sink& states) {
   if (p.B == 0 || p.T == 0 || p.N == 0) return;
   with_lanes(p.B, [&]<int L>() { forward_impl<L>(p, states); });
 }
