@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import mlx.core as mx
 
+import ncps
 from benchmarks import oracle
 from benchmarks.common.chart import Panel
 from benchmarks.common.config import RunConfig
@@ -101,7 +102,8 @@ class Context:
         kind: str = "fwd+bwd",
         dtype: str | None = None,
     ) -> dict:
-        """Peak MLX memory of one call: ``mx.clear_cache()``, ``mx.reset_peak_memory()``, the call,
+        """Peak MLX memory of one call: ``ncps.kernels.clear_cache()`` (MLX's cache and the fused
+        kernels' idle workspace pool), ``mx.reset_peak_memory()``, the call,
         ``mx.get_peak_memory()`` (the peak includes what was already allocated). ``dtype``: the
         model's parameters and the input in that ``mlx.core`` dtype (float32 when None)."""
         cfg = self.cfg
@@ -111,7 +113,7 @@ class Context:
             model = build(s, dtype)
             call = sequence_call(model, sequence_input(cfg, batch, T, dtype), kind, impl)
             gc.collect()
-            mx.clear_cache()
+            ncps.kernels.clear_cache()  # MLX's cache and the kernels' idle workspaces: the call's own count
             baseline = mx.get_active_memory()
             mx.reset_peak_memory()
             call()
