@@ -649,15 +649,23 @@ def _make_step(
     world = 1 if group is None else group.size()
     if precision != "fp32":
         loss_fn = _half_loss(loss_fn, _dtypes.PRECISIONS[precision])
+    scaler = LossScaler() if precision == "fp16" else None
+
+    def split(*batch: mx.array) -> tuple[Any, list]:
+        loss, extras = _split_loss(loss_fn(model, *batch), loss_metrics)
+        return (loss if scaler is None else loss * scaler.scale), extras
+
     # The function differentiated returns (loss, [loss_metrics values]): MLX takes the gradient
     # of the first item, and the metrics come from the same forward pass.
-    value_and_grad = nn.value_and_grad(model, lambda *batch: _split_loss(loss_fn(model, *batch), loss_metrics))
+    value_and_grad = nn.value_and_grad(model, split)
     metric_fns = list(metrics.items())
 
     def step(weight: mx.array, *batch: mx.array) -> mx.array:
         # Metrics see the parameters before the update, like the loss (Keras convention).
         values = [_scalar(fn(model, *batch), f"metric {name!r}") for name, fn in metric_fns]
         (loss, extras), grads = value_and_grad(*batch)
+        if scaler is not None:
+            loss, grads = scaler.unscale(loss, grads)
         values = mx.stack([_scalar(loss, "loss_fn"), *extras, *values])
         if world > 1:
             tree = tree_map(lambda g: g * weight.astype(g.dtype), {"grads": grads, "values": values})
@@ -665,10 +673,59 @@ def _make_step(
             grads, values = tree["grads"], tree["values"]
         if clip_norm is not None:
             grads, _ = optim.clip_grad_norm(grads, clip_norm)
-        optimizer.update(model, grads)
+        if scaler is None:
+            optimizer.update(model, grads)
+        else:
+            scaler.update(model, optimizer, grads)
         return values
 
+    step.state = [] if scaler is None else [scaler.state]  # compiled with the model's (see _Stepper)
     return step
+
+
+class LossScaler:
+    """Dynamic loss scaling for float16 mixed precision (``precision="fp16"``), as torch.amp's
+    GradScaler: the loss is multiplied by ``scale`` before the backward so that small gradients
+    survive float16 (whose smallest subnormal is 6e-8), and the float32 gradients are divided by
+    it again. A step whose gradients are not all finite (an overflow) changes nothing (parameters
+    and optimizer state keep their values) and halves the scale; after ``GROWTH_INTERVAL`` finite
+    steps in a row the scale doubles. bfloat16 has float32's range and needs none."""
+
+    INIT_SCALE = 2.0**15
+    GROWTH_INTERVAL = 2000
+
+    def __init__(self) -> None:
+        self.state = {"scale": mx.array(self.INIT_SCALE, mx.float32), "good_steps": mx.array(0, mx.int32)}
+
+    @property
+    def scale(self) -> mx.array:
+        return self.state["scale"]
+
+    def unscale(self, loss: mx.array, grads: dict) -> tuple[mx.array, dict]:
+        """The loss and the gradients divided by the scale (in float32)."""
+        inv = 1.0 / self.scale
+        return loss * inv, tree_map(lambda g: g.astype(mx.float32) * inv, grads)
+
+    def update(self, model: nn.Module, optimizer: optim.Optimizer, grads: dict) -> None:
+        """``optimizer.update(model, grads)`` when every gradient is finite, else nothing (as a
+        select, so that the step stays one compiled graph); then the scale's update."""
+        finite = mx.array(True)
+        for _, g in tree_flatten(grads):
+            finite = mx.logical_and(finite, mx.isfinite(g).all())
+        if not optimizer._initialized:  # the state to keep must exist before the first update
+            optimizer.init(model.trainable_parameters())
+        params, state = model.trainable_parameters(), optimizer.state
+        optimizer.update(model, tree_map(lambda g: mx.where(finite, g, 0.0), grads))
+
+        def keep(new: Any, old: Any) -> Any:
+            return mx.where(finite, new, old) if isinstance(new, mx.array) else new
+
+        model.update(tree_map(keep, model.trainable_parameters(), params))
+        optimizer.state = tree_map(keep, optimizer.state, state)
+        good = mx.where(finite, self.state["good_steps"] + 1, 0)
+        grow = good >= self.GROWTH_INTERVAL
+        self.state["scale"] = mx.where(finite, mx.where(grow, self.scale * 2.0, self.scale), self.scale * 0.5)
+        self.state["good_steps"] = mx.where(grow, 0, good)
 
 
 def _half_loss(loss_fn: LossFn, dtype: mx.Dtype) -> LossFn:
@@ -720,7 +777,8 @@ class _Stepper:
     def __init__(self, model, optimizer, step, compile_step: bool, seed: int | None, stacklevel: int = 3):
         self.model, self.optimizer, self.raw, self.seed = model, optimizer, step, seed
         self.stacklevel = stacklevel  # of the fallback warning: the frame that called the stepper's caller
-        self.state = [model.state, optimizer.state, mx.random.state]
+        # The step's own state (the float16 loss scaler) is compiled in with the model's.
+        self.state = [model.state, optimizer.state, mx.random.state, *getattr(step, "state", [])]
         self.compiled = False
         self.fn = step
         self._first = compile_step
@@ -736,6 +794,8 @@ class _Stepper:
         self._first = False
         params = tree_flatten(self.model.parameters())
         opt_state = tree_map(lambda x: x, self.optimizer.state)
+        extra = getattr(self.raw, "state", [])
+        extra_saved = [dict(e) for e in extra]
         try:
             values = self.fn(weight, *batch)
             mx.eval(values, self.state)
@@ -747,7 +807,9 @@ class _Stepper:
             # The failed trace may have left a tracer in mx.random.state: seed it afresh.
             mx.random.seed(self.seed if self.seed is not None else int(np.random.randint(0, 2**31 - 1)))
             self.fn, self.compiled = self.raw, False
-            self.state = [self.model.state, self.optimizer.state, mx.random.state]
+            for kept, saved in zip(extra, extra_saved):
+                kept.update(saved)
+            self.state = [self.model.state, self.optimizer.state, mx.random.state, *extra]
             values = self.fn(weight, *batch)  # a real error in loss_fn raises here, unmasked
             mx.eval(values, self.state)
             warnings.warn(

@@ -274,6 +274,64 @@ def test_fit_mixed_precision_trains_half_on_float32_masters(precision):
     assert all(np.isfinite(h.history["loss"]))
 
 
+def _fp16_step(monkeypatch, init_scale: float, growth: int = 2000, loss_scale: float = 1.0, lr: float = 0.1):
+    """A float16 mixed-precision training step (SGD) on a small CfC, its model and a batch."""
+    monkeypatch.setattr(training.LossScaler, "INIT_SCALE", init_scale)
+    monkeypatch.setattr(training.LossScaler, "GROWTH_INTERVAL", growth)
+    X, y = _regression(16)
+    mx.random.seed(0)
+    m = ncps.CfC(2, 8, proj_size=1, return_sequences=False, backbone_units=16)
+
+    def loss(model, x, t):
+        return loss_scale * nn.losses.mse_loss(model(x)[0], t)
+
+    step = training._make_step(m, loss, optimizers.sgd(lr), {}, None, None, (), "fp16")
+    return step, m, (mx.array(X), mx.array(y))
+
+
+def test_fp16_loss_scaling_keeps_gradients_that_float16_would_flush(monkeypatch):
+    """A loss of 1e-9 * mse has gradients below float16's smallest subnormal (6e-8): unscaled, the
+    float16 backward flushes most of them to zero; scaled by 2^15 the step matches float32's."""
+    deltas = {}
+    for name, scale in (("scaled", 2.0**15), ("unscaled", 1.0)):
+        step, m, batch = _fp16_step(monkeypatch, scale, loss_scale=1e-9, lr=1e7)  # updates of ~1e-3
+        before = dict(tree_flatten(m.parameters()))
+        step(mx.array(1.0), *batch)
+        deltas[name] = {k: np.array(v - before[k]) for k, v in tree_flatten(m.parameters())}
+    mx.random.seed(0)
+    ref = ncps.CfC(2, 8, proj_size=1, return_sequences=False, backbone_units=16)
+    before = dict(tree_flatten(ref.parameters()))
+    X, y = _regression(16)
+    g = nn.value_and_grad(ref, lambda model, x, t: 1e-9 * nn.losses.mse_loss(model(x)[0], t))(ref, X, y)[1]
+    want = {k: -1e7 * np.array(v) for k, v in tree_flatten(g)}
+    total = sum(np.abs(w).sum() for w in want.values())
+    err = {n: sum(np.abs(d[k] - want[k]).sum() for k in want) / total for n, d in deltas.items()}
+    assert err["scaled"] < 0.05 < 0.5 < err["unscaled"], err
+
+
+def test_fp16_overflowing_step_changes_nothing_and_halves_the_scale(monkeypatch):
+    step, m, batch = _fp16_step(monkeypatch, 2.0**40)  # the scaled loss overflows float16
+    before = dict(tree_flatten(m.parameters()))
+    values = step(mx.array(1.0), *batch)
+    assert np.isfinite(np.array(values)).all()  # the reported loss is the unscaled one
+    assert all(mx.array_equal(v, before[k]).item() for k, v in tree_flatten(m.parameters()))
+    assert step.state[0]["scale"].item() == 2.0**39
+    # Halved until the scaled gradients fit, then the parameters move.
+    for _ in range(30):
+        step(mx.array(1.0), *batch)
+    assert step.state[0]["scale"].item() < 2.0**20
+    assert not all(mx.array_equal(v, before[k]).item() for k, v in tree_flatten(m.parameters()))
+
+
+def test_fp16_scale_doubles_after_the_growth_interval(monkeypatch):
+    step, _, batch = _fp16_step(monkeypatch, 2.0**10, growth=3)
+    scales = []
+    for _ in range(7):
+        step(mx.array(1.0), *batch)
+        scales.append(step.state[0]["scale"].item())
+    assert scales == [2.0**10] * 2 + [2.0**11] * 3 + [2.0**12] * 2
+
+
 def test_fit_precision_is_validated():
     X, y = _regression(8)
     loss = lambda model, x, t: nn.losses.mse_loss(model(x)[0], t)  # noqa: E731
