@@ -21,13 +21,15 @@ from ... import _dtypes
 from ..._cfc_modes import MODES
 from ...activations import ACTIVATIONS
 from ._source import KernelSpec
-from .launch import check_index_range, check_threads, default_backend, launch, resolve_backend, tg_memory_limit
+from .launch import check_index_range, check_threads, default_backend, io_name, launch, resolve_backend, tg_memory_limit
 
 __all__ = ["cfc_sequence_gpu", "cfc_why_not", "wired_cfc_sequence_gpu", "CFC_FORWARD", "CFC_BACKWARD"]
 
+# "io": per-sample arrays, stored as the launch's IOT (x's dtype when float16 / bfloat16); the
+# parameters, dt and the per-(b, t) adjoints the weight-gradient GEMMs read stay float32.
 _FWD_INPUTS = (
-    ("x", "float"),
-    ("h0", "float"),
+    ("x", "io"),
+    ("h0", "io"),
     ("dt", "float"),
     ("bw", "float"),
     ("bb", "float"),
@@ -36,17 +38,20 @@ _FWD_INPUTS = (
     ("lw", "float"),
     ("lb", "float"),
     ("rw", "float"),
-    ("c0", "float"),
+    ("c0", "io"),
     ("dims", "int"),
 )
 _TEMPLATE = ("I", "H", "L", "U", "MODE", "ACT", "MIX", "NT")
-CFC_FORWARD = KernelSpec("ncps_cfc_forward", "cfc_forward.inc", _FWD_INPUTS, ("states", "cells"), _TEMPLATE)
+CFC_FORWARD = KernelSpec(
+    "ncps_cfc_forward", "cfc_forward.inc", _FWD_INPUTS, ("states", "cells"), _TEMPLATE, io_outputs=("states", "cells")
+)
 CFC_BACKWARD = KernelSpec(
     "ncps_cfc_backward",
     "cfc_backward.inc",
-    _FWD_INPUTS[:-1] + (("states", "float"), ("cells", "float"), ("cot", "float"), ("cot_c", "float"), ("dims", "int")),
+    _FWD_INPUTS[:-1] + (("states", "io"), ("cells", "io"), ("cot", "io"), ("cot_c", "io"), ("dims", "int")),
     ("g_x", "g_h0", "g_dt", "g_f", "g_a", "zs", "zin", "g_gates", "g_c0", "hls"),
     _TEMPLATE,
+    io_outputs=("g_x", "g_h0", "g_c0"),
 )
 # The kernel bodies' MODE and ACT codes: a name's index in the one table (ACT covers the first four).
 _MODES = {name: code for code, name in enumerate(MODES)}
@@ -128,7 +133,7 @@ def cfc_forward(backend: str, template: dict, arrays, stream=None) -> list:
     (``cells`` a placeholder without mixed memory)."""
     B, T = arrays[0].shape[:2]
     H = template["H"]
-    ins = [a.astype(mx.float32) for a in arrays] + [_dims(B, T, template["widths"])]
+    ins = [*arrays, _dims(B, T, template["widths"])]  # launch() casts each to its kind's dtype
     shapes = [(B, T, H), (B, T, H) if template["MIX"] else (1,)]
     nbytes = _tg_bytes_forward(template["I"], H, template["widths"], template["MIX"])
     return launch(CFC_FORWARD, backend, ins, shapes, template, B, stream=stream, tg_bytes=nbytes)
@@ -150,8 +155,7 @@ def cfc_backward(backend: str, template: dict, primals, cotangents, outputs, str
     I, H, widths, mix = template["I"], template["H"], template["widths"], template["MIX"]
     L, U = len(widths), max(widths, default=0)
     Z, R = (widths[-1] if L else I + H), B * T
-    ins = [a.astype(mx.float32) for a in primals]
-    ins += [states, cells, cot.astype(mx.float32), cot_c.astype(mx.float32), _dims(B, T, widths)]
+    ins = [*primals, states, cells, cot, cot_c, _dims(B, T, widths)]  # cast by launch()
     LU = (B, T, max(L, 1), max(U, 1))
     mixed = (B, T, 4, H) if mix else (1,), (B, H) if mix else (1,), (B, T, H) if mix else (1,)
     shapes = [(B, T, I), (B, H), (B, T), (B, T, 4, H), LU, LU, (B, T, Z), *mixed]
@@ -172,7 +176,7 @@ def cfc_backward(backend: str, template: dict, primals, cotangents, outputs, str
     if template["MODE"] == 2:  # only ff1 reads zin; rows 1..3 of gf are w_tau, A and 0
         ghw = mx.concatenate([ghw[:1], mx.zeros((3, H, Z))])
     x32 = x.astype(mx.float32)
-    prev = mx.concatenate([h0[:, None].astype(mx.float32), states[:, :-1]], axis=1)  # h_{t-1}
+    prev = mx.concatenate([h0[:, None].astype(states.dtype), states[:, :-1]], axis=1).astype(mx.float32)  # h_{t-1}
     if L:
         layer_in = mx.concatenate([x32, hls if mix else prev], axis=-1).reshape(R, I + H)
         gws, gbs = [], []
@@ -274,6 +278,7 @@ def cfc_sequence_gpu(
         MIX=int(lstm is not None),
         NT=NT,
         widths=widths,
+        IOT=io_name(x.dtype),
     )
 
     @mx.custom_function
@@ -338,8 +343,11 @@ def sequence(cell, x: mx.array, h0: mx.array, dt: mx.array, lstm=None, c0=None, 
     """:meth:`ncps.backends.hooks.Hooks.sequence` as one GPU kernel (the mixed-memory LSTM inside
     it, dense cells only: :func:`why_not`). A layer's padded steps (zero input, ``dt = 0``) are
     computed like any other and discarded by the layer."""
-    # The reference path's dtype (README "Precision"): the kernels return x's.
+    # The reference path's dtype (README "Precision"): the kernels store x's (float16 / bfloat16
+    # storage, float32 state and sums), so the per-sample arrays go in as the compute dtype.
     dtype = _dtypes.compute_dtype(x, h0, _dtypes.model_dtype(cell))
+    x, h0 = _dtypes.cast(x, dtype), _dtypes.cast(h0, dtype)
+    c0 = None if c0 is None else _dtypes.cast(c0, dtype)
     if lstm is not None:
         states, cells = cfc_sequence_gpu(cell, x, h0, dt, lstm=lstm, c0=c0, backend=backend, stream=stream)
         return _dtypes.cast(states, dtype), _dtypes.cast(cells, dtype)

@@ -8,7 +8,7 @@ from functools import cache
 import mlx.core as mx
 import numpy as np
 
-from ._source import BACKENDS, KernelSpec, assemble
+from ._source import BACKENDS, IO_TYPES, KernelSpec, assemble, io_type
 
 # Threadgroup memory a kernel may use. Metal: static threadgroup arrays, 32 KiB guaranteed. CUDA:
 # the arrays come from dynamic shared memory (mx.fast.cuda_kernel's shared_memory=), up to the
@@ -25,6 +25,15 @@ EMULATE_SHARED = CUDA_SHARED_OPTIN[(9, 0)]
 MAX_THREADS = 256
 # Indices in the kernel bodies are 32-bit ints: every array a kernel touches must have fewer elements.
 INDEX_LIMIT = 2**31
+# The kernels' storage types of per-sample arrays (``IOT``), by name (the keys of _source.IO_TYPES).
+IO_DTYPES = {"float32": mx.float32, "float16": mx.float16, "bfloat16": mx.bfloat16}
+assert IO_DTYPES.keys() == IO_TYPES.keys()
+
+
+def io_name(dtype: mx.Dtype) -> str:
+    """The storage type (``template["IOT"]``) for per-sample arrays of ``dtype``: float16 and
+    bfloat16 as they are, float32 for anything else (float32, integers: cast first)."""
+    return next((name for name, d in IO_DTYPES.items() if d == dtype), "float32")
 
 
 def tg_memory_limit(backend: str | None, stream=None) -> int:
@@ -128,18 +137,27 @@ def launch(
     verbose: bool = False,
     tg_bytes: int | None = None,
 ) -> list[mx.array]:
-    """Run ``spec`` on ``groups`` threadgroups of ``template["NT"]`` threads; float32 outputs.
+    """Run ``spec`` on ``groups`` threadgroups of ``template["NT"]`` threads.
 
-    ``zero_init`` starts the outputs at zero (the emulation always does). ``tg_bytes``: the
-    threadgroup memory the body declares (CUDA: the dynamic shared memory requested; the emulation
-    checks it against the body)."""
+    Inputs are cast by kind (``"float"``: float32, ``"int"``: int32, ``"io"``: the storage dtype
+    ``template["IOT"]``, float32 by default; no graph node where they already are); outputs are
+    float32, those in ``spec.io_outputs`` the storage dtype. ``zero_init`` starts the outputs at
+    zero (the emulation always does). ``tg_bytes``: the threadgroup memory the body declares
+    (CUDA: the dynamic shared memory requested; the emulation checks it against the body)."""
     nt = int(template["NT"])
+    io = IO_DTYPES[io_type(template)]
+    want = {"int": mx.int32, "float": mx.float32, "io": io}
+    inputs = [a if a.dtype == want[k] else a.astype(want[k]) for a, (_, k) in zip(inputs, spec.inputs, strict=True)]
+    out_dtypes = [io if k == "io" else mx.float32 for k in spec.output_kinds()]
     if backend == "emulate":
         from . import emulate
 
-        host = [np.array(a) for a in inputs]
+        bits = io != mx.float32  # 16-bit storage travels as its bit patterns (numpy has no bfloat16)
+        host = [
+            np.array(a.view(mx.uint16)) if k == "io" and bits else np.array(a) for a, (_, k) in zip(inputs, spec.inputs)
+        ]
         outs, _ = emulate.run(spec, host, output_shapes, template, groups, tg_bytes=tg_bytes)
-        return [mx.array(o) for o in outs]
+        return [mx.array(o).view(d) if o.dtype == np.uint16 else mx.array(o) for o, d in zip(outs, out_dtypes)]
     if backend == "cuda" and not tg_bytes:
         raise ValueError(
             f"{spec.name}: a CUDA launch needs tg_bytes (its threadgroup arrays are dynamic shared memory)"
@@ -147,12 +165,12 @@ def launch(
     kernel = mlx_kernel(spec, backend, int(tg_bytes) if backend == "cuda" else 0)
     kwargs = dict(init_value=0.0) if zero_init else {}
     return kernel(
-        inputs=list(inputs),
+        inputs=inputs,
         output_shapes=[tuple(s) for s in output_shapes],
-        output_dtypes=[mx.float32] * len(output_shapes),
+        output_dtypes=out_dtypes,
         grid=(groups * nt, 1, 1),
         threadgroup=(nt, 1, 1),
-        template=[(c, int(template[c])) for c in spec.template],
+        template=[(c, int(template[c])) for c in spec.template] + [("IOT", io)],
         verbose=verbose,
         stream=stream,
         **kwargs,

@@ -23,7 +23,7 @@ import numpy as np
 from ... import _dtypes
 from ..ltc_args import LTC_INPUTS, SOLVER_PARAMS, check_lstm_args, check_ltc_args, lstm_params
 from ._source import KernelSpec
-from .launch import check_index_range, check_threads, default_backend, launch, resolve_backend, tg_memory_limit
+from .launch import check_index_range, check_threads, default_backend, io_name, launch, resolve_backend, tg_memory_limit
 
 __all__ = ["LTCSynapsePlan", "ltc_synapse_plan", "ltc_sequence_gpu", "ltc_threads", "LTC_FORWARD", "LTC_BACKWARD"]
 
@@ -31,22 +31,32 @@ _SENSORY, _RECURRENT, _NEURON = SOLVER_PARAMS[:5], SOLVER_PARAMS[5:10], SOLVER_P
 _CSR = (("rec_ptr", "int"), ("rec_src", "int"), ("sens_ptr", "int"), ("sens_src", "int"))
 # The mixed-memory LSTM's arrays (placeholders without it): its input (B, T, F), input_w (4N, F),
 # input_b (4N,), recurrent_w (4N, N), and the initial cell state (B, N).
-_MIXED = (("lstm_input", "float"), ("lw", "float"), ("lb", "float"), ("rw", "float"), ("c0", "float"))
-_FWD_INPUTS = (*((k, "float") for k in LTC_INPUTS), *_CSR, *_MIXED, ("dims", "int"), ("eps", "float"))
+# "io": per-sample arrays, stored as the launch's IOT (x's dtype when float16 / bfloat16); the
+# parameters, dt and the per-synapse gradient rows stay float32.
+_MIXED = (("lstm_input", "io"), ("lw", "float"), ("lb", "float"), ("rw", "float"), ("c0", "io"))
+_FWD_INPUTS = (
+    *((k, "io" if k in ("x", "h0") else "float") for k in LTC_INPUTS),
+    *_CSR,
+    *_MIXED,
+    ("dims", "int"),
+    ("eps", "float"),
+)
 # Gradient outputs: one per input but the masks (they get zeros), in input order.
 _GRAD_OF = tuple(k for k in LTC_INPUTS if k not in ("sensory_mask", "mask"))
 _TEMPLATE = ("N", "I", "K", "F", "MIX", "NT")
 
-LTC_FORWARD = KernelSpec("ncps_ltc_forward", "ltc_forward.inc", _FWD_INPUTS, ("states", "cells"), _TEMPLATE)
+LTC_FORWARD = KernelSpec(
+    "ncps_ltc_forward", "ltc_forward.inc", _FWD_INPUTS, ("states", "cells"), _TEMPLATE, io_outputs=("states", "cells")
+)
 LTC_BACKWARD = KernelSpec(
     "ncps_ltc_backward",
     "ltc_backward.inc",
     _FWD_INPUTS
     + (
-        ("states", "float"),
-        ("cells", "float"),
-        ("cot", "float"),
-        ("cot_c", "float"),
+        ("states", "io"),
+        ("cells", "io"),
+        ("cot", "io"),
+        ("cot_c", "io"),
         ("rec_optr", "int"),
         ("rec_odst", "int"),
         ("sens_optr", "int"),
@@ -54,6 +64,7 @@ LTC_BACKWARD = KernelSpec(
     ),
     tuple("g_" + k for k in _GRAD_OF) + ("g_u", "g_gates", "g_c0"),
     _TEMPLATE,
+    io_outputs=("g_x", "g_h0", "g_u", "g_c0"),
 )
 
 
@@ -158,11 +169,11 @@ class LTCLaunch:
 
 
 def _inputs(run: LTCLaunch, x, h0, dt, p, mixed) -> list:
-    """The forward kernel's inputs (float32 arrays, the CSR lists, the LSTM's arrays, the scalars)."""
-    f32 = [a.astype(mx.float32) for a in (x, h0, dt, *p)]
+    """The forward kernel's inputs (the arrays, the CSR lists, the LSTM's arrays, the scalars;
+    launch() casts each to its kind's dtype)."""
     pl = run.plan
     meta = [mx.array([run.B, run.T], dtype=mx.int32), mx.array([run.epsilon], dtype=mx.float32)]
-    return f32 + [pl.rec_ptr, pl.rec_src, pl.sens_ptr, pl.sens_src] + [a.astype(mx.float32) for a in mixed] + meta
+    return [x, h0, dt, *p, pl.rec_ptr, pl.rec_src, pl.sens_ptr, pl.sens_src, *mixed, *meta]
 
 
 def _split(arrays) -> tuple:
@@ -211,8 +222,8 @@ def ltc_backward(run: LTCLaunch, primals, cotangents, outputs) -> tuple:
     ins = _inputs(run, x, h0, dt, p, mixed) + [
         states,
         cells,
-        cot.astype(mx.float32),
-        cot_c.astype(mx.float32),
+        cot,
+        cot_c,
         pl.rec_optr,
         pl.rec_odst,
         pl.sens_optr,
@@ -238,7 +249,9 @@ def ltc_backward(run: LTCLaunch, primals, cotangents, outputs) -> tuple:
         gu, gg, gc0 = outs[len(_GRAD_OF) :]
         R = B * T
         gg = gg.reshape(R, 4 * N)
-        prev = mx.concatenate([h0[:, None].astype(mx.float32), states[:, :-1]], axis=1).reshape(R, N)
+        prev = (
+            mx.concatenate([h0[:, None].astype(states.dtype), states[:, :-1]], axis=1).astype(mx.float32).reshape(R, N)
+        )
         u = mixed[0].astype(mx.float32).reshape(R, F)
         lstm_grads = (gu, gg.T @ u, gg.sum(axis=0), gg.T @ prev, gc0)
     else:
@@ -302,7 +315,7 @@ def ltc_sequence_gpu(
             f"threadgroup memory, more than {limit} ({backend})"
         )
     check_index_range(op, _index_sizes(B, T, N, I, F, int(plan.rec_flat.size), int(plan.sens_flat.size)))
-    template = dict(N=N, I=I, K=K, F=max(F, 1), MIX=int(lstm is not None), NT=NT)
+    template = dict(N=N, I=I, K=K, F=max(F, 1), MIX=int(lstm is not None), NT=NT, IOT=io_name(x.dtype))
     run = LTCLaunch(backend, plan, template, B, T, float(epsilon), stream)
 
     @mx.custom_function
@@ -371,6 +384,10 @@ def sequence(cell, x: mx.array, h0: mx.array, dt: mx.array, lstm=None, c0=None, 
     params = cell.solver_params()
     kwargs = dict(plan=cell_synapse_plan(cell), backend=backend, stream=stream)
     dtype = _dtypes.compute_dtype(x, h0, params["cm"])  # the reference's (README "Precision")
+    # The kernels store x's dtype (float16 / bfloat16 storage, float32 state and sums), so the
+    # per-sample arrays go in as the compute dtype.
+    x, h0 = _dtypes.cast(x, dtype), _dtypes.cast(h0, dtype)
+    c0 = None if c0 is None else _dtypes.cast(c0, dtype)
     if lstm is None:
         states = ltc_sequence_gpu(cell.map_inputs(x), h0, dt, params, cell.ode_unfolds, cell.epsilon, **kwargs)
         return _dtypes.cast(states, dtype), None
