@@ -31,7 +31,7 @@ def capture(iot: str) -> None:
     names = list(SOLVER_PARAMS)
     params = cell.solver_params()
     plan = ltc_synapse_plan(params)
-    run = gl.LTCLaunch("metal", plan, dict(N=10, I=3, K=6, F=3, MIX=1, NT=32, IOT=iot), 2, 4, 1e-8)
+    run = gl.LTCLaunch("metal", plan, dict(N=10, I=3, K=6, F=3, MIX=1, NT=32, R=2, WT=1, IOT=iot), 2, 4, 1e-8)
     mixed = [mx.zeros((2, 4, 3)), mx.zeros((40, 3)), mx.zeros((40,)), mx.zeros((40, 10)), mx.zeros((2, 10))]
 
     def f(x, h0, dt, *p):
@@ -45,7 +45,8 @@ def capture(iot: str) -> None:
     gc.launch = gl.launch
     cfc = CfCCell(3, 6, backbone_units=[7, 5])
     hw, hb = gc._heads(cfc)
-    template = dict(I=3, H=6, L=2, U=7, MODE=0, ACT=0, MIX=1, NT=32, widths=(7, 5), IOT=iot)
+    nw = gc._weight_floats(3, 6, [7, 5], True)  # two rows per group, transposed weights staged in threadgroup memory
+    template = dict(I=3, H=6, L=2, U=7, MODE=0, ACT=0, MIX=1, NT=32, R=2, WT=1, WTG=1, NW=nw, widths=(7, 5), IOT=iot)
     lstm = [mx.zeros((24, 3)), mx.zeros((24,)), mx.zeros((24, 6)), mx.zeros((2, 6))]
     bw = mx.concatenate([layer.weight.reshape(-1) for layer in cfc.backbone])
     bb = mx.concatenate([layer.bias for layer in cfc.backbone])

@@ -15,7 +15,7 @@ import pytest
 
 from ncps.backends.gpu import cfc_sequence_gpu, emulate, ltc_sequence_gpu
 from ncps.backends.gpu._source import cuda_wrapper_source
-from ncps.backends.gpu.cfc import CFC_BACKWARD, CFC_FORWARD
+from ncps.backends.gpu.cfc import CFC_BACKWARD, CFC_FORWARD, _weight_floats
 from ncps.backends.gpu.ltc import LTC_BACKWARD, LTC_FORWARD
 from ncps.backends.ltc_args import lstm_params
 from ncps.cells.cfc import CfCCell
@@ -34,9 +34,22 @@ VARIANTS = [(s, iot) for s in SPECS for iot in IOTS]
 VARIANT_IDS = [f"{s.name}-{iot}" for s, iot in VARIANTS]
 # Template constants of the compile checks, per kernel.
 CHECK_SIZES = {
-    LTC_FORWARD.name: dict(N=64, I=16, K=6, F=16, MIX=1, NT=64),
+    LTC_FORWARD.name: dict(N=64, I=16, K=6, F=16, MIX=1, NT=64, R=4, WT=1),
     LTC_BACKWARD.name: dict(N=64, I=16, K=6, F=16, MIX=1, NT=64),
-    CFC_FORWARD.name: dict(I=16, H=64, L=2, U=128, MODE=0, ACT=0, MIX=1, NT=128),
+    CFC_FORWARD.name: dict(
+        I=16,
+        H=64,
+        L=2,
+        U=128,
+        MODE=0,
+        ACT=0,
+        MIX=1,
+        NT=128,
+        R=4,
+        WT=1,
+        WTG=1,
+        NW=_weight_floats(16, 64, [128, 128], True),
+    ),
     CFC_BACKWARD.name: dict(I=16, H=64, L=2, U=128, MODE=0, ACT=0, MIX=1, NT=128),
 }
 
@@ -44,8 +57,9 @@ CHECK_SIZES = {
 # -- ThreadSanitizer -----------------------------------------------------------------------------
 def _tsan_reports(extra_flags=(), ltc: bool = True, cfc: bool = False) -> str:
     """Run forward + backward of a small LTC (3 neurons per thread, idle lanes; without and with
-    mixed memory) and, with ``cfc``,
-    of a CfC (two backbone layers wider than the threads; without and with mixed memory) under TSan."""
+    mixed memory) and, with ``cfc``, of a CfC (two backbone layers wider than the threads; without
+    and with mixed memory) under TSan; and each mixed-memory forward with 3 rows per group
+    (transposed weights; the CfC's staged in threadgroup memory)."""
     cell, x, h0, dt = ltc_problem(AutoNCP(10, 2), 3, 2, 3, dt_zero=[(1, 1)])
     p = cell.solver_params()
     reports = []
@@ -69,13 +83,32 @@ def _tsan_reports(extra_flags=(), ltc: bool = True, cfc: bool = False) -> str:
                 )[0].sum()
 
             mx.grad(mixed)(x)
+            # the forward with 3 rows per group (one row past B = 2), the LSTM's matrices transposed
+            mx.eval(
+                ltc_sequence_gpu(
+                    x,
+                    h0,
+                    dt,
+                    p,
+                    2,
+                    1e-8,
+                    lstm_input=x,
+                    lstm=lp,
+                    backend="emulate",
+                    threads=4,
+                    rows_per_group=3,
+                    transposed_weights=True,
+                )
+            )
         if cfc:
             mx.random.seed(0)
             c, lstm = CfCCell(3, 6, backbone_units=[7, 5]), LSTMCell(3, 6)
             mx.grad(lambda h: cfc_sequence_gpu(c, x, h, dt, backend="emulate", threads=4).sum())(mx.zeros((2, 6)))
             mixed = lambda h: cfc_sequence_gpu(c, x, h, dt, lstm=lstm, backend="emulate", threads=4)[0].sum()  # noqa: E731
             mx.grad(mixed)(mx.zeros((2, 6)))
-    assert len(reports) == 4 * ltc + 4 * cfc  # every kernel ran
+            kw = dict(backend="emulate", threads=4, rows_per_group=3, transposed_weights=True, stage_weights=True)
+            mx.eval(cfc_sequence_gpu(c, x, mx.zeros((2, 6)), dt, lstm=lstm, **kw))  # 3 rows, weights staged
+    assert len(reports) == 5 * ltc + 5 * cfc  # every kernel ran
     return "\n".join(reports)
 
 

@@ -21,7 +21,17 @@ from ... import _dtypes
 from ..._cfc_modes import MODES
 from ...activations import ACTIVATIONS
 from ._source import KernelSpec
-from .launch import check_index_range, check_threads, default_backend, io_name, launch, resolve_backend, tg_memory_limit
+from .launch import (
+    check_index_range,
+    check_threads,
+    default_backend,
+    groups_for,
+    io_name,
+    launch,
+    perf,
+    resolve_backend,
+    tg_memory_limit,
+)
 
 __all__ = ["cfc_sequence_gpu", "cfc_why_not", "wired_cfc_sequence_gpu", "CFC_FORWARD", "CFC_BACKWARD"]
 
@@ -43,7 +53,12 @@ _FWD_INPUTS = (
 )
 _TEMPLATE = ("I", "H", "L", "U", "MODE", "ACT", "MIX", "NT")
 CFC_FORWARD = KernelSpec(
-    "ncps_cfc_forward", "cfc_forward.inc", _FWD_INPUTS, ("states", "cells"), _TEMPLATE, io_outputs=("states", "cells")
+    "ncps_cfc_forward",
+    "cfc_forward.inc",
+    _FWD_INPUTS,
+    ("states", "cells"),
+    _TEMPLATE + ("R", "WT", "WTG", "NW"),  # rows per group, transposed weights, staged weights (floats)
+    io_outputs=("states", "cells"),
 )
 CFC_BACKWARD = KernelSpec(
     "ncps_cfc_backward",
@@ -71,10 +86,19 @@ def _tg_bytes(I: int, H: int, widths: list, mix: bool = False) -> int:
     return 4 * (C + 3 * max(L * U, 1) + 6 * H + (U if L else C) + (12 * H + I if mix else 6))
 
 
-def _tg_bytes_forward(I: int, H: int, widths: list, mix: bool = False) -> int:
-    """Threadgroup memory the forward kernel declares: cat C, zs LU, hn H, hl H, cs H."""
+def _tg_bytes_forward(I: int, H: int, widths: list, mix: bool = False, R: int = 1, nw: int = 0) -> int:
+    """Threadgroup memory the forward kernel declares for ``R`` rows per group: cat RC, zs RLU,
+    hn RH, hl RH, cs RH (one float each without ``mix``), wtg ``nw`` floats (the staged weights,
+    :func:`_weight_floats`; one float when not staged, ``nw = 0``)."""
     L, U = len(widths), max(widths, default=0)
-    return 4 * (I + 2 * H + max(L * U, 1) + (2 * H if mix else 2))
+    return 4 * (R * (I + 2 * H + max(L * U, 1)) + (2 * R * H if mix else 2) + max(nw, 1))
+
+
+def _weight_floats(I: int, H: int, widths: list, mix: bool = False) -> int:
+    """Floats of the weight matrices the forward reads per step: backbone, heads, (mix) the LSTM's."""
+    cins = (I + H, *widths)
+    Z = widths[-1] if widths else I + H
+    return sum(w * c for w, c in zip(widths, cins)) + 4 * H * Z + (4 * H * (I + H) if mix else 0)
 
 
 def units_of(cell) -> list:
@@ -132,11 +156,31 @@ def cfc_forward(backend: str, template: dict, arrays, stream=None) -> list:
     ``lb``, ``rw``, ``c0``: the mixed-memory LSTM, placeholders without it): ``[states, cells]``
     (``cells`` a placeholder without mixed memory)."""
     B, T = arrays[0].shape[:2]
-    H = template["H"]
-    ins = [*arrays, _dims(B, T, template["widths"])]  # launch() casts each to its kind's dtype
+    H, widths, R = template["H"], template["widths"], template["R"]
+    if template["WT"]:  # coalesced reads: each matrix transposed once per call (README, performance design)
+        arrays = _transposed(arrays, template["I"], H, widths, template["MIX"])
+    ins = [*arrays, _dims(B, T, widths)]  # launch() casts each to its kind's dtype
     shapes = [(B, T, H), (B, T, H) if template["MIX"] else (1,)]
-    nbytes = _tg_bytes_forward(template["I"], H, template["widths"], template["MIX"])
-    return launch(CFC_FORWARD, backend, ins, shapes, template, B, stream=stream, tg_bytes=nbytes)
+    nw = template["NW"] if template["WTG"] else 0
+    nbytes = _tg_bytes_forward(template["I"], H, widths, template["MIX"], R, nw)
+    return launch(CFC_FORWARD, backend, ins, shapes, template, groups_for(B, R), stream=stream, tg_bytes=nbytes)
+
+
+def _transposed(arrays, I: int, H: int, widths: tuple, mix: int) -> list:
+    """:func:`cfc_forward`'s arrays with every weight matrix transposed: backbone layer ``l``
+    ``(width, cin) -> (cin, width)`` (flattened, concatenated), heads ``(4, H, Z) -> (4, Z, H)``,
+    the LSTM's ``(4H, I) -> (I, 4H)`` and ``(4H, H) -> (H, 4H)``."""
+    x, h0, dt, bw, bb, hw, hb, lw, lb, rw, c0 = arrays
+    if widths:
+        parts, off = [], 0
+        for width, cin in zip(widths, (I + H, *widths)):
+            parts.append(bw[off : off + width * cin].reshape(width, cin).T.reshape(-1))
+            off += width * cin
+        bw = mx.concatenate(parts)
+    hw = hw.transpose(0, 2, 1)
+    if mix:
+        lw, rw = lw.T, rw.T
+    return [x, h0, dt, bw, bb, hw, hb, lw, lb, rw, c0]
 
 
 def cfc_backward(backend: str, template: dict, primals, cotangents, outputs, stream=None) -> tuple:
@@ -207,6 +251,9 @@ def cfc_sequence_gpu(
     c0: mx.array | None = None,
     backend: str | None = None,
     threads: int | None = None,
+    rows_per_group: int | None = None,
+    transposed_weights: bool | None = None,
+    stage_weights: bool | None = None,
     stream=None,
 ):
     """States ``(B, T, H)`` of ``cell`` over ``x`` ``(B, T, I)`` from ``h0`` ``(B, H)`` with
@@ -220,11 +267,19 @@ def cfc_sequence_gpu(
         backend: ``"metal"``, ``"cuda"`` or ``"emulate"`` (the C++ emulation, for tests); None
             picks the back-end of the default device / ``stream``.
         threads: threads per group (default: a power of two covering ``max(I, H, U)``, 32..256).
+        rows_per_group, transposed_weights, stage_weights: the forward kernel's performance design
+            (kernels/README.md; unmeasured on hardware): ``R`` batch rows per threadgroup sharing
+            each weight read (1..8), the weight matrices transposed once per call for coalesced
+            reads, the weights copied once into threadgroup memory. None: the
+            :func:`ncps.backends.gpu.launch.perf_options` defaults (1, False, False). Any choice
+            gives the same bits; the backward runs one row per group.
 
     Raises:
         ValueError: a cell the kernels do not cover (see :func:`cfc_why_not`; the mixed-memory
-            LSTM's threadgroup memory included), ``threads`` outside ``1..MAX_THREADS``, an array
-            of ``2**31`` elements or more, or wrong shapes.
+            LSTM's threadgroup memory included), a forward whose ``rows_per_group`` (and staged
+            weights) need more threadgroup memory than the back-end's limit, ``threads`` outside
+            ``1..MAX_THREADS``, ``rows_per_group`` outside ``1..8``, an array of ``2**31``
+            elements or more, or wrong shapes.
     """
     backend = resolve_backend(backend, stream)
     why = cfc_why_not(cell, lstm is not None, backend, stream)
@@ -262,6 +317,16 @@ def cfc_sequence_gpu(
     if lstm is not None:
         sizes |= dict(g_gates=B * T * 4 * H, input_w=4 * H * I, recurrent_w=4 * H * H)
     check_index_range("cfc_sequence_gpu", sizes)
+    R, WT, WTG = perf("cfc_sequence_gpu", rows_per_group, transposed_weights, stage_weights)
+    nw = _weight_floats(I, H, list(widths), lstm is not None)
+    need = _tg_bytes_forward(I, H, widths, lstm is not None, R, nw if WTG else 0)
+    limit = tg_memory_limit(backend, stream)
+    if need > limit:
+        staged = f" with the weights staged ({4 * nw} bytes)" if WTG else ""
+        raise ValueError(
+            f"cfc_sequence_gpu: the forward at rows_per_group={R}{staged} needs {need} bytes of threadgroup memory, "
+            f"more than {limit} ({backend}): use fewer rows per group{' or stage_weights=False' if WTG else ''}"
+        )
     if widths:
         bw = mx.concatenate([layer.weight.reshape(-1) for layer in cell.backbone])
         bb = mx.concatenate([layer.bias for layer in cell.backbone])
@@ -277,6 +342,10 @@ def cfc_sequence_gpu(
         ACT=_ACTS.get(cell.activation, 0),
         MIX=int(lstm is not None),
         NT=NT,
+        R=R,
+        WT=WT,
+        WTG=WTG,
+        NW=max(nw, 1) if WTG else 1,
         widths=widths,
         IOT=io_name(x.dtype),
     )

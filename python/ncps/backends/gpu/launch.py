@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from functools import cache
 
 import mlx.core as mx
@@ -28,6 +29,47 @@ INDEX_LIMIT = 2**31
 # The kernels' storage types of per-sample arrays (``IOT``), by name (the keys of _source.IO_TYPES).
 IO_DTYPES = {"float32": mx.float32, "float16": mx.float16, "bfloat16": mx.bfloat16}
 assert IO_DTYPES.keys() == IO_TYPES.keys()
+
+
+# The performance design of kernels/README.md ("Performance design for hardware"), built in the
+# forward kernels and unmeasured on hardware: R batch rows per threadgroup (each weight read
+# applied to R rows), weight matrices transposed by the launch layer once per call (coalesced
+# reads), and (CfC) the weights staged once in threadgroup memory. The defaults reproduce the
+# one-row-per-group kernels; perf_options() changes them (the hardware timing run does).
+MAX_ROWS = 8
+_PERF = {"rows_per_group": 1, "transposed_weights": False, "stage_weights": False}
+
+
+@contextmanager
+def perf_options(**options) -> Iterator[None]:
+    """Within the block, forward launches that do not name them use these ``rows_per_group``
+    (1..MAX_ROWS), ``transposed_weights`` and ``stage_weights`` (CfC only) defaults."""
+    unknown = set(options) - set(_PERF)
+    if unknown:
+        raise ValueError(f"perf_options: unknown option(s) {sorted(unknown)}; known: {sorted(_PERF)}")
+    saved = dict(_PERF)
+    _PERF.update(options)
+    try:
+        yield
+    finally:
+        _PERF.clear()
+        _PERF.update(saved)
+
+
+def perf(op: str, rows_per_group=None, transposed_weights=None, stage_weights=None) -> tuple[int, int, int]:
+    """``(R, WT, WTG)`` template constants: each argument, or its :func:`perf_options` default;
+    ``R`` must be in ``1..MAX_ROWS`` (a ValueError names the bound)."""
+    R = int(_PERF["rows_per_group"] if rows_per_group is None else rows_per_group)
+    if not 1 <= R <= MAX_ROWS:
+        raise ValueError(f"{op}: rows_per_group must be in 1..{MAX_ROWS}, got {R}")
+    wt = _PERF["transposed_weights"] if transposed_weights is None else transposed_weights
+    wtg = _PERF["stage_weights"] if stage_weights is None else stage_weights
+    return R, int(bool(wt)), int(bool(wtg))
+
+
+def groups_for(B: int, R: int) -> int:
+    """Threadgroups for ``B`` batch rows, ``R`` per group (the last may hold fewer)."""
+    return -(-int(B) // int(R))
 
 
 def io_name(dtype: mx.Dtype) -> str:

@@ -23,7 +23,17 @@ import numpy as np
 from ... import _dtypes
 from ..ltc_args import LTC_INPUTS, SOLVER_PARAMS, check_lstm_args, check_ltc_args, lstm_params
 from ._source import KernelSpec
-from .launch import check_index_range, check_threads, default_backend, io_name, launch, resolve_backend, tg_memory_limit
+from .launch import (
+    check_index_range,
+    check_threads,
+    default_backend,
+    groups_for,
+    io_name,
+    launch,
+    perf,
+    resolve_backend,
+    tg_memory_limit,
+)
 
 __all__ = ["LTCSynapsePlan", "ltc_synapse_plan", "ltc_sequence_gpu", "ltc_threads", "LTC_FORWARD", "LTC_BACKWARD"]
 
@@ -46,7 +56,12 @@ _GRAD_OF = tuple(k for k in LTC_INPUTS if k not in ("sensory_mask", "mask"))
 _TEMPLATE = ("N", "I", "K", "F", "MIX", "NT")
 
 LTC_FORWARD = KernelSpec(
-    "ncps_ltc_forward", "ltc_forward.inc", _FWD_INPUTS, ("states", "cells"), _TEMPLATE, io_outputs=("states", "cells")
+    "ncps_ltc_forward",
+    "ltc_forward.inc",
+    _FWD_INPUTS,
+    ("states", "cells"),
+    _TEMPLATE + ("R", "WT"),  # rows per group, the LSTM's matrices transposed
+    io_outputs=("states", "cells"),
 )
 LTC_BACKWARD = KernelSpec(
     "ncps_ltc_backward",
@@ -134,9 +149,10 @@ def _tg_bytes(N: int, I: int, K: int, NT: int, F: int = 0) -> int:
     return 4 * ((K + 1) * N + K * N + I + 7 * N + NT + (F + 11 * N if F else 6))
 
 
-def _tg_bytes_forward(N: int, I: int, F: int = 0) -> int:
-    """Threadgroup memory the forward kernel declares: v 2N, xs 2I, num_s N, den_s N, us F, cs N."""
-    return 4 * (4 * N + 2 * I + (F + N if F else 2))
+def _tg_bytes_forward(N: int, I: int, F: int = 0, R: int = 1) -> int:
+    """Threadgroup memory the forward kernel declares for ``R`` rows per group: v 2RN, xs 2RI,
+    num_s RN, den_s RN, us RF, cs RN (one float each without mixed memory, ``F = 0``)."""
+    return 4 * (R * (4 * N + 2 * I) + (R * (F + N) if F else 2))
 
 
 def _index_sizes(B: int, T: int, N: int, I: int, F: int, S: int, SS: int) -> dict:
@@ -187,17 +203,21 @@ def ltc_forward(run: LTCLaunch, arrays) -> tuple:
     """Launch the forward kernel on ``(x, h0, dt, *p, *mixed)`` (``p`` in :data:`SOLVER_PARAMS`
     order, ``mixed`` the LSTM's five arrays or placeholders): ``(states, cells)`` (``cells`` a
     placeholder without mixed memory)."""
-    N, mix = run.template["N"], run.template["MIX"]
+    N, mix, R = run.template["N"], run.template["MIX"], run.template["R"]
     shapes = [(run.B, run.T, N), (run.B, run.T, N) if mix else (1,)]
     F = run.template["F"] if mix else 0
-    nbytes = _tg_bytes_forward(N, run.template["I"], F)
+    nbytes = _tg_bytes_forward(N, run.template["I"], F, R)
+    x, h0, dt, p, mixed = _split(arrays)
+    if mix and run.template["WT"]:  # coalesced reads: the LSTM's matrices transposed once per call
+        u, lw, lb, rw, c0 = mixed
+        mixed = (u, lw.T, lb, rw.T, c0)
     outs = launch(
         LTC_FORWARD,
         run.backend,
-        _inputs(run, *_split(arrays)),
+        _inputs(run, x, h0, dt, p, mixed),
         shapes,
         run.template,
-        run.B,
+        groups_for(run.B, R),
         stream=run.stream,
         tg_bytes=nbytes,
     )
@@ -273,6 +293,8 @@ def ltc_sequence_gpu(
     c0: mx.array | None = None,
     backend: str | None = None,
     threads: int | None = None,
+    rows_per_group: int | None = None,
+    transposed_weights: bool | None = None,
     stream=None,
 ):
     """The LTC sequence as one GPU kernel: states ``(B, T, N)`` after every step.
@@ -289,6 +311,12 @@ def ltc_sequence_gpu(
         backend: ``"metal"``, ``"cuda"`` or ``"emulate"`` (the C++ emulation, for tests); None
             picks the back-end of the default device / ``stream``.
         threads: threads per group (default :func:`ltc_threads`).
+        rows_per_group, transposed_weights: the forward kernel's performance design
+            (kernels/README.md; unmeasured on hardware): ``R`` batch rows per threadgroup sharing
+            each synapse-parameter read (1..8), and the mixed-memory LSTM's matrices transposed
+            once per call for coalesced reads. None: the
+            :func:`ncps.backends.gpu.launch.perf_options` defaults (1, False). Any choice gives
+            the same bits; the backward runs one row per group.
         stream: the MLX stream or device of the launches.
 
     Raises:
@@ -314,8 +342,15 @@ def ltc_sequence_gpu(
             f"{op}: N={N}, I={I}, ode_unfolds={K}{f', F={F}' if F else ''} need {need} bytes of "
             f"threadgroup memory, more than {limit} ({backend})"
         )
+    R, WT, _ = perf(op, rows_per_group, transposed_weights)
+    need_fwd = _tg_bytes_forward(N, I, F, R)
+    if need_fwd > limit:
+        raise ValueError(
+            f"{op}: the forward at rows_per_group={R} needs {need_fwd} bytes of threadgroup memory, more than "
+            f"{limit} ({backend}): use fewer rows per group"
+        )
     check_index_range(op, _index_sizes(B, T, N, I, F, int(plan.rec_flat.size), int(plan.sens_flat.size)))
-    template = dict(N=N, I=I, K=K, F=max(F, 1), MIX=int(lstm is not None), NT=NT, IOT=io_name(x.dtype))
+    template = dict(N=N, I=I, K=K, F=max(F, 1), MIX=int(lstm is not None), NT=NT, R=R, WT=WT, IOT=io_name(x.dtype))
     run = LTCLaunch(backend, plan, template, B, T, float(epsilon), stream)
 
     @mx.custom_function
