@@ -103,7 +103,12 @@ def _cases():
         # (the CfC's staged in threadgroup memory); and 16-bit storage, forward and backward.
         x5, h5, dt5 = mx.random.normal((5, 4, 6)), mx.random.normal((5, 20)), mx.random.uniform(0.2, 1.5, (5, 4))
         perf = dict(rows_per_group=4, transposed_weights=True)
-        mx.eval(cfc_sequence_gpu(cell, x5, h5, dt5, lstm=lstm, backend="emulate", stage_weights=True, **perf))
+
+        def multi(x):  # forward (weights staged) and backward with 4 rows per group
+            out = cfc_sequence_gpu(cell, x, h5, dt5, lstm=lstm, backend="emulate", stage_weights=True, **perf)[0]
+            return (out**2).sum()
+
+        mx.eval(mx.grad(multi)(x5))
         lcell = ncps.LTCCell(AutoNCP(16, 4), 6)
         lp5, lh5 = lstm_params(ncps.LSTMCell(6, 16)), 0.1 * mx.random.normal((5, 16))
         mx.eval(

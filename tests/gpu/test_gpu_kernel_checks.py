@@ -50,7 +50,7 @@ CHECK_SIZES = {
         WTG=1,
         NW=_weight_floats(16, 64, [128, 128], True),
     ),
-    CFC_BACKWARD.name: dict(I=16, H=64, L=2, U=128, MODE=0, ACT=0, MIX=1, NT=128),
+    CFC_BACKWARD.name: dict(I=16, H=64, L=2, U=128, MODE=0, ACT=0, MIX=1, NT=128, R=4),
 }
 
 
@@ -107,8 +107,9 @@ def _tsan_reports(extra_flags=(), ltc: bool = True, cfc: bool = False) -> str:
             mixed = lambda h: cfc_sequence_gpu(c, x, h, dt, lstm=lstm, backend="emulate", threads=4)[0].sum()  # noqa: E731
             mx.grad(mixed)(mx.zeros((2, 6)))
             kw = dict(backend="emulate", threads=4, rows_per_group=3, transposed_weights=True, stage_weights=True)
-            mx.eval(cfc_sequence_gpu(c, x, mx.zeros((2, 6)), dt, lstm=lstm, **kw))  # 3 rows, weights staged
-    assert len(reports) == 5 * ltc + 5 * cfc  # every kernel ran
+            multi = lambda h: cfc_sequence_gpu(c, x, h, dt, lstm=lstm, **kw)[0].sum()  # noqa: E731
+            mx.grad(multi)(mx.zeros((2, 6)))  # 3 rows per group (forward: weights staged), forward + backward
+    assert len(reports) == 5 * ltc + 6 * cfc  # every kernel ran
     return "\n".join(reports)
 
 

@@ -13,7 +13,7 @@ from mlx.utils import tree_flatten
 
 import ncps
 from ncps.backends.gpu import cfc_sequence_gpu, launch, ltc_sequence_gpu, ltc_synapse_plan
-from ncps.backends.gpu.cfc import CFC_FORWARD, _tg_bytes_forward, _weight_floats
+from ncps.backends.gpu.cfc import CFC_BACKWARD, CFC_FORWARD, _tg_bytes, _tg_bytes_forward, _weight_floats
 from ncps.backends.gpu.ltc import LTC_FORWARD
 from ncps.backends.gpu.ltc import _tg_bytes_forward as ltc_fwd_bytes
 from ncps.backends.ltc_args import lstm_params
@@ -79,22 +79,43 @@ def test_cfc_rows_per_group_and_weight_layouts_give_the_bits_of_one_row(case):
             np.testing.assert_array_equal(np.array(g), np.array(b), err_msg=f"R={R} WT={wt} WTG={wtg} output {k}")
 
 
-def test_cfc_gradients_through_a_multi_row_forward():
-    """The backward (one row per group) reads the multi-row forward's states: the same gradients."""
+GRAD_CASES = [
+    ("default-backbone", dict(backbone_units=5), False),
+    ("pure-nobackbone", dict(mode="pure", backbone_layers=0), False),
+    ("no_gate-2layers-mixed", dict(mode="no_gate", backbone_units=[5, 7]), True),
+]
+
+
+@pytest.mark.parametrize("case", GRAD_CASES, ids=[c[0] for c in GRAD_CASES])
+def test_cfc_backward_with_several_rows_per_group_gives_the_bits_of_one_row(case):
+    """Forward and backward with 2 and 4 rows per group (B = 5): every gradient (parameters, x,
+    h0, c0, dt; cotangents on states and cells) bit for bit as with one row per group."""
+    _, kw, mixed = case
     mx.random.seed(5)
-    cell = CfCCell(4, 6, backbone_units=5)
+    model = nn.Module()
+    model.cell = CfCCell(4, 6, **kw)
+    if mixed:
+        model.lstm = LSTMCell(4, 6)
     x, h0, dt = mx.random.normal((B, 3, 4)), mx.random.normal((B, 6)), mx.random.uniform(0.2, 1.5, (B, 3))
+    c0 = mx.random.normal((B, 6))
 
-    def grads(**kw):
-        def loss(m, x):
-            return (cfc_sequence_gpu(m, x, h0, dt, backend="emulate", threads=4, **kw) ** 2).sum()
+    def grads(**perf):
+        def loss(m, x, h0, c0, dt):
+            extra = dict(lstm=m.lstm, c0=c0) if mixed else {}
+            out = cfc_sequence_gpu(m.cell, x, h0, dt, backend="emulate", threads=4, **extra, **perf)
+            states, cells = out if mixed else (out, out)
+            return (states**2).sum() + (0.5 * cells).sum()
 
-        g, gx = nn.value_and_grad(cell, loss)(cell, x)[1], mx.grad(loss, argnums=1)(cell, x)
-        return {**dict(tree_flatten(g)), "x": gx}
+        g = nn.value_and_grad(model, loss)(model, x, h0, c0, dt)[1]
+        inputs = mx.grad(loss, argnums=(1, 2, 3, 4))(model, x, h0, c0, dt)
+        return {**dict(tree_flatten(g)), **dict(zip(("x", "h0", "c0", "dt"), inputs))}
 
-    base, multi = grads(), grads(rows_per_group=4, transposed_weights=True, stage_weights=True)
-    for name, want in base.items():
-        np.testing.assert_array_equal(np.array(multi[name]), np.array(want), err_msg=name)
+    base = grads()
+    for perf in (dict(rows_per_group=2), dict(rows_per_group=4, transposed_weights=True, stage_weights=True)):
+        multi = grads(**perf)
+        assert multi.keys() == base.keys()
+        for name, want in base.items():
+            np.testing.assert_array_equal(np.array(multi[name]), np.array(want), err_msg=f"{perf}: d{name}")
 
 
 LTC_CASES = [("autoncp10-nt4", lambda: AutoNCP(10, 2), False), ("fc7-mixed-nt4", lambda: FullyConnected(7), True)]
@@ -155,6 +176,11 @@ def test_rows_per_group_bounds_and_metal_budget():
     args = mx.zeros((8, 1, 64)), mx.zeros((8, 500)), mx.ones((8, 1))
     with pytest.raises(ValueError, match=r"rows_per_group=8 needs \d+ bytes .* 32768 \(metal\): use fewer rows"):
         cfc_sequence_gpu(big, *args, backend="metal", rows_per_group=8)
+    mid = CfCCell(16, 128, backbone_units=128, backbone_layers=1)  # 8 rows: the forward fits, the backward not
+    assert _tg_bytes_forward(16, 128, [128], R=8) <= 32 * 1024 < _tg_bytes(16, 128, [128], R=8)
+    args = mx.zeros((8, 1, 16)), mx.zeros((8, 128)), mx.ones((8, 1))
+    with pytest.raises(ValueError, match=r"the backward at rows_per_group=8 needs \d+ bytes .* 32768 \(metal\)"):
+        cfc_sequence_gpu(mid, *args, backend="metal", rows_per_group=8)
     lcell, lx, lh0, ldt = ltc_problem(FullyConnected(300), 4, 8, 1)
     assert ltc_fwd_bytes(300, 4, R=8) > 32 * 1024
     with pytest.raises(ValueError, match=r"rows_per_group=8 needs \d+ bytes .* 32768 \(metal\)"):
@@ -194,7 +220,8 @@ def test_cuda_launch_of_several_rows(monkeypatch):
         cfc = ncps.CfCCell(3, 5, backbone_units=7, backbone_layers=1)
         x = mx.zeros((7, 2, 3), mx.bfloat16)
         kw = dict(backend="cuda", threads=32, rows_per_group=4, transposed_weights=True, stage_weights=True)
-        mx.eval(cfc_sequence_gpu(cfc, x, mx.zeros((7, 5), mx.bfloat16), mx.ones((7, 2)), **kw))
+        loss = lambda x: cfc_sequence_gpu(cfc, x, mx.zeros((7, 5), mx.bfloat16), mx.ones((7, 2)), **kw).sum()  # noqa: E731
+        mx.eval(mx.grad(loss)(x))
         cell, lx, lh0, ldt = ltc_problem(FullyConnected(6), 3, 7, 2)
         mx.eval(ltc_sequence_gpu(lx, lh0, ldt, cell.solver_params(), backend="cuda", threads=32, rows_per_group=3))
     finally:
@@ -202,8 +229,10 @@ def test_cuda_launch_of_several_rows(monkeypatch):
     nw = _weight_floats(3, 5, [7])
     assert made == {
         CFC_FORWARD.name: _tg_bytes_forward(3, 5, [7], R=4, nw=nw),
+        CFC_BACKWARD.name: _tg_bytes(3, 5, [7], R=4),
         LTC_FORWARD.name: ltc_fwd_bytes(6, 3, R=3),
     }
+    assert calls[CFC_BACKWARD.name]["grid"] == (2 * 32, 1, 1) and dict(calls[CFC_BACKWARD.name]["template"])["R"] == 4
     c, lt = calls[CFC_FORWARD.name], calls[LTC_FORWARD.name]
     assert c["grid"] == (2 * 32, 1, 1) and lt["grid"] == (3 * 32, 1, 1)  # ceil(7 / 4), ceil(7 / 3) groups
     tmpl = dict(c["template"])

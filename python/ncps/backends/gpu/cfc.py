@@ -65,7 +65,7 @@ CFC_BACKWARD = KernelSpec(
     "cfc_backward.inc",
     _FWD_INPUTS[:-1] + (("states", "io"), ("cells", "io"), ("cot", "io"), ("cot_c", "io"), ("dims", "int")),
     ("g_x", "g_h0", "g_dt", "g_f", "g_a", "zs", "zin", "g_gates", "g_c0", "hls"),
-    _TEMPLATE,
+    _TEMPLATE + ("R",),  # rows per group
     io_outputs=("g_x", "g_h0", "g_c0"),
 )
 # The kernel bodies' MODE and ACT codes: a name's index in the one table (ACT covers the first four).
@@ -78,12 +78,13 @@ def _sizes(cell) -> tuple[int, int, list]:
     return cell.input_size, cell.hidden_size, [layer.weight.shape[0] for layer in cell.backbone]
 
 
-def _tg_bytes(I: int, H: int, widths: list, mix: bool = False) -> int:
-    """Threadgroup memory the backward kernel declares (the larger of the two), in the order of its
-    TG_ARRAYs: cat C, z / dact LU, gf 4H, dts H, dzin (U, or C without a backbone), da LU, gh H,
-    then the LSTM's hl H, lg 4H, dhl H, dg 4H, dxc C, gc H (one float each without ``mix``)."""
+def _tg_bytes(I: int, H: int, widths: list, mix: bool = False, R: int = 1) -> int:
+    """Threadgroup memory the backward kernel declares for ``R`` rows per group (the larger of the
+    two at equal ``R``), in the order of its TG_ARRAYs, per row: cat C, z / dact LU, gf 4H, dts H,
+    dzin (U, or C without a backbone), da LU, gh H, then the LSTM's hl H, lg 4H, dhl H, dg 4H,
+    dxc C, gc H (one float each, not per row, without ``mix``)."""
     C, L, U = I + H, len(widths), max(widths, default=0)
-    return 4 * (C + 3 * max(L * U, 1) + 6 * H + (U if L else C) + (12 * H + I if mix else 6))
+    return 4 * (R * (C + 3 * max(L * U, 1) + 6 * H + (U if L else C)) + (R * (12 * H + I) if mix else 6))
 
 
 def _tg_bytes_forward(I: int, H: int, widths: list, mix: bool = False, R: int = 1, nw: int = 0) -> int:
@@ -209,10 +210,10 @@ def cfc_backward(backend: str, template: dict, primals, cotangents, outputs, str
         ins,
         shapes,
         template,
-        B,
+        groups_for(B, template["R"]),
         zero_init=True,
         stream=stream,
-        tg_bytes=_tg_bytes(I, H, widths, mix),
+        tg_bytes=_tg_bytes(I, H, widths, mix, template["R"]),
     )
     gf = gf.reshape(R, 4 * H)
     ghb = gf.sum(axis=0).reshape(4, H)
@@ -267,17 +268,17 @@ def cfc_sequence_gpu(
         backend: ``"metal"``, ``"cuda"`` or ``"emulate"`` (the C++ emulation, for tests); None
             picks the back-end of the default device / ``stream``.
         threads: threads per group (default: a power of two covering ``max(I, H, U)``, 32..256).
-        rows_per_group, transposed_weights, stage_weights: the forward kernel's performance design
+        rows_per_group, transposed_weights, stage_weights: the kernels' performance design
             (kernels/README.md; unmeasured on hardware): ``R`` batch rows per threadgroup sharing
-            each weight read (1..8), the weight matrices transposed once per call for coalesced
-            reads, the weights copied once into threadgroup memory. None: the
-            :func:`ncps.backends.gpu.launch.perf_options` defaults (1, False, False). Any choice
-            gives the same bits; the backward runs one row per group.
+            each weight read (1..8; forward and backward), the forward's weight matrices
+            transposed once per call for coalesced reads, and copied once into threadgroup
+            memory. None: the :func:`ncps.backends.gpu.launch.perf_options` defaults (1, False,
+            False). Any choice gives the same bits.
 
     Raises:
         ValueError: a cell the kernels do not cover (see :func:`cfc_why_not`; the mixed-memory
-            LSTM's threadgroup memory included), a forward whose ``rows_per_group`` (and staged
-            weights) need more threadgroup memory than the back-end's limit, ``threads`` outside
+            LSTM's threadgroup memory included), a forward or backward whose ``rows_per_group``
+            (and staged weights) need more threadgroup memory than the back-end's limit, ``threads`` outside
             ``1..MAX_THREADS``, ``rows_per_group`` outside ``1..8``, an array of ``2**31``
             elements or more, or wrong shapes.
     """
@@ -320,12 +321,16 @@ def cfc_sequence_gpu(
     R, WT, WTG = perf("cfc_sequence_gpu", rows_per_group, transposed_weights, stage_weights)
     nw = _weight_floats(I, H, list(widths), lstm is not None)
     need = _tg_bytes_forward(I, H, widths, lstm is not None, R, nw if WTG else 0)
+    need_b = _tg_bytes(I, H, widths, lstm is not None, R)
     limit = tg_memory_limit(backend, stream)
-    if need > limit:
-        staged = f" with the weights staged ({4 * nw} bytes)" if WTG else ""
+    if max(need, need_b) > limit:
+        staged = need > limit and WTG
+        which = "forward" if need > limit else "backward"
+        what = f" with the weights staged ({4 * nw} bytes)" if staged else ""
         raise ValueError(
-            f"cfc_sequence_gpu: the forward at rows_per_group={R}{staged} needs {need} bytes of threadgroup memory, "
-            f"more than {limit} ({backend}): use fewer rows per group{' or stage_weights=False' if WTG else ''}"
+            f"cfc_sequence_gpu: the {which} at rows_per_group={R}{what} needs {max(need, need_b)} bytes of "
+            f"threadgroup memory, more than {limit} ({backend}): use fewer rows per group"
+            + (" or stage_weights=False" if staged else "")
         )
     if widths:
         bw = mx.concatenate([layer.weight.reshape(-1) for layer in cell.backbone])
