@@ -111,9 +111,12 @@ def _cases():
         mx.eval(mx.grad(multi)(x5))
         lcell = ncps.LTCCell(AutoNCP(16, 4), 6)
         lp5, lh5 = lstm_params(ncps.LSTMCell(6, 16)), 0.1 * mx.random.normal((5, 16))
-        mx.eval(
-            ltc_sequence_gpu(x5, lh5, dt5, lcell.solver_params(), 6, lstm_input=x5, lstm=lp5, backend="emulate", **perf)
-        )
+
+        def multi_ltc(x):  # forward and backward with 4 rows per group
+            kw = dict(lstm_input=x, lstm=lp5, backend="emulate", **perf)
+            return (ltc_sequence_gpu(x, lh5, dt5, lcell.solver_params(), 6, **kw)[0] ** 2).sum()
+
+        mx.eval(mx.grad(multi_ltc)(x5))
         xb, hb = x.astype(mx.bfloat16), h0.astype(mx.bfloat16)
 
         def bf(x):

@@ -35,7 +35,7 @@ VARIANT_IDS = [f"{s.name}-{iot}" for s, iot in VARIANTS]
 # Template constants of the compile checks, per kernel.
 CHECK_SIZES = {
     LTC_FORWARD.name: dict(N=64, I=16, K=6, F=16, MIX=1, NT=64, R=4, WT=1),
-    LTC_BACKWARD.name: dict(N=64, I=16, K=6, F=16, MIX=1, NT=64),
+    LTC_BACKWARD.name: dict(N=64, I=16, K=6, F=16, MIX=1, NT=64, R=4),
     CFC_FORWARD.name: dict(
         I=16,
         H=64,
@@ -58,8 +58,8 @@ CHECK_SIZES = {
 def _tsan_reports(extra_flags=(), ltc: bool = True, cfc: bool = False) -> str:
     """Run forward + backward of a small LTC (3 neurons per thread, idle lanes; without and with
     mixed memory) and, with ``cfc``, of a CfC (two backbone layers wider than the threads; without
-    and with mixed memory) under TSan; and each mixed-memory forward with 3 rows per group
-    (transposed weights; the CfC's staged in threadgroup memory)."""
+    and with mixed memory) under TSan; and each mixed-memory forward and backward with 3 rows per
+    group (transposed weights; the CfC's staged in threadgroup memory)."""
     cell, x, h0, dt = ltc_problem(AutoNCP(10, 2), 3, 2, 3, dt_zero=[(1, 1)])
     p = cell.solver_params()
     reports = []
@@ -83,23 +83,9 @@ def _tsan_reports(extra_flags=(), ltc: bool = True, cfc: bool = False) -> str:
                 )[0].sum()
 
             mx.grad(mixed)(x)
-            # the forward with 3 rows per group (one row past B = 2), the LSTM's matrices transposed
-            mx.eval(
-                ltc_sequence_gpu(
-                    x,
-                    h0,
-                    dt,
-                    p,
-                    2,
-                    1e-8,
-                    lstm_input=x,
-                    lstm=lp,
-                    backend="emulate",
-                    threads=4,
-                    rows_per_group=3,
-                    transposed_weights=True,
-                )
-            )
+            # 3 rows per group (one row past B = 2; a row with dt = 0), the LSTM's matrices transposed
+            kw = dict(lstm_input=x, lstm=lp, backend="emulate", threads=4, rows_per_group=3, transposed_weights=True)
+            mx.grad(lambda x: ltc_sequence_gpu(x, h0, dt, p, 2, 1e-8, **kw)[0].sum())(x)
         if cfc:
             mx.random.seed(0)
             c, lstm = CfCCell(3, 6, backbone_units=[7, 5]), LSTMCell(3, 6)
@@ -109,7 +95,7 @@ def _tsan_reports(extra_flags=(), ltc: bool = True, cfc: bool = False) -> str:
             kw = dict(backend="emulate", threads=4, rows_per_group=3, transposed_weights=True, stage_weights=True)
             multi = lambda h: cfc_sequence_gpu(c, x, h, dt, lstm=lstm, **kw)[0].sum()  # noqa: E731
             mx.grad(multi)(mx.zeros((2, 6)))  # 3 rows per group (forward: weights staged), forward + backward
-    assert len(reports) == 5 * ltc + 6 * cfc  # every kernel ran
+    assert len(reports) == 6 * ltc + 6 * cfc  # every kernel ran
     return "\n".join(reports)
 
 

@@ -14,7 +14,8 @@ from mlx.utils import tree_flatten
 import ncps
 from ncps.backends.gpu import cfc_sequence_gpu, launch, ltc_sequence_gpu, ltc_synapse_plan
 from ncps.backends.gpu.cfc import CFC_BACKWARD, CFC_FORWARD, _tg_bytes, _tg_bytes_forward, _weight_floats
-from ncps.backends.gpu.ltc import LTC_FORWARD
+from ncps.backends.gpu.ltc import LTC_BACKWARD, LTC_FORWARD
+from ncps.backends.gpu.ltc import _tg_bytes as ltc_bytes
 from ncps.backends.gpu.ltc import _tg_bytes_forward as ltc_fwd_bytes
 from ncps.backends.ltc_args import lstm_params
 from ncps.cells.cfc import CfCCell
@@ -158,6 +159,37 @@ def test_ltc_rows_per_group_give_the_bits_of_one_row(case):
             np.testing.assert_array_equal(np.array(g), np.array(b), err_msg=f"R={R} WT={wt} output {k}")
 
 
+@pytest.mark.parametrize("case", LTC_CASES, ids=[c[0] for c in LTC_CASES])
+def test_ltc_backward_with_several_rows_per_group_gives_the_bits_of_one_row(case):
+    """Forward and backward with 2 and 4 rows per group (B = 5; rows with dt = 0 beside rows with
+    dt > 0 in one group, and a step frozen in a whole group): every gradient (x, h0, dt, the solver
+    parameters; mixed memory: the LSTM's input, weights and c0, cotangents on both outputs) bit for
+    bit as with one row per group."""
+    _, make, mixed = case
+    cell, x, h0, dt = ltc_problem(make(), 3, B, 4, dt_zero=[(1, 1), (4, 0), (0, 3), (1, 3), (2, 3), (3, 3)])
+    p = cell.solver_params()
+    plan = ltc_synapse_plan(p)
+    lp = lstm_params(LSTMCell(3, cell.state_size))
+    c0 = 0.3 * mx.random.normal(h0.shape)
+
+    def grads(**perf):
+        def loss(x, h0, dt, p, lp, c0):
+            kw = dict(lstm_input=x, lstm=lp, c0=c0) if mixed else {}
+            out = ltc_sequence_gpu(x, h0, dt, p, 3, 1e-8, plan=plan, backend="emulate", threads=4, **kw, **perf)
+            states, cells = out if mixed else (out, out)
+            return (states**2).sum() + (0.5 * cells).sum()
+
+        g = mx.grad(loss, argnums=(0, 1, 2, 3, 4, 5))(x, h0, dt, p, lp, c0)
+        return dict(tree_flatten(list(g)))
+
+    base = grads()
+    for perf in (dict(rows_per_group=2), dict(rows_per_group=4, transposed_weights=True)):
+        multi = grads(**perf)
+        assert multi.keys() == base.keys()
+        for name, want in base.items():
+            np.testing.assert_array_equal(np.array(multi[name]), np.array(want), err_msg=f"{perf}: d{name}")
+
+
 # -- budgets ---------------------------------------------------------------------------------------
 def test_rows_per_group_bounds_and_metal_budget():
     cell = CfCCell(16, 64, backbone_units=64, backbone_layers=1)
@@ -223,7 +255,8 @@ def test_cuda_launch_of_several_rows(monkeypatch):
         loss = lambda x: cfc_sequence_gpu(cfc, x, mx.zeros((7, 5), mx.bfloat16), mx.ones((7, 2)), **kw).sum()  # noqa: E731
         mx.eval(mx.grad(loss)(x))
         cell, lx, lh0, ldt = ltc_problem(FullyConnected(6), 3, 7, 2)
-        mx.eval(ltc_sequence_gpu(lx, lh0, ldt, cell.solver_params(), backend="cuda", threads=32, rows_per_group=3))
+        lkw = dict(backend="cuda", threads=32, rows_per_group=3)
+        mx.eval(mx.grad(lambda x: ltc_sequence_gpu(x, lh0, ldt, cell.solver_params(), **lkw).sum())(lx))
     finally:
         launch.mlx_kernel.cache_clear()
     nw = _weight_floats(3, 5, [7])
@@ -231,7 +264,9 @@ def test_cuda_launch_of_several_rows(monkeypatch):
         CFC_FORWARD.name: _tg_bytes_forward(3, 5, [7], R=4, nw=nw),
         CFC_BACKWARD.name: _tg_bytes(3, 5, [7], R=4),
         LTC_FORWARD.name: ltc_fwd_bytes(6, 3, R=3),
+        LTC_BACKWARD.name: ltc_bytes(6, 3, 6, 32, R=3),
     }
+    assert calls[LTC_BACKWARD.name]["grid"] == (3 * 32, 1, 1) and dict(calls[LTC_BACKWARD.name]["template"])["R"] == 3
     assert calls[CFC_BACKWARD.name]["grid"] == (2 * 32, 1, 1) and dict(calls[CFC_BACKWARD.name]["template"])["R"] == 4
     c, lt = calls[CFC_FORWARD.name], calls[LTC_FORWARD.name]
     assert c["grid"] == (2 * 32, 1, 1) and lt["grid"] == (3 * 32, 1, 1)  # ceil(7 / 4), ceil(7 / 3) groups

@@ -31,10 +31,10 @@ IO_DTYPES = {"float32": mx.float32, "float16": mx.float16, "bfloat16": mx.bfloat
 assert IO_DTYPES.keys() == IO_TYPES.keys()
 
 
-# The performance design of kernels/README.md ("Performance design for hardware"), built in the
-# forward kernels and unmeasured on hardware: R batch rows per threadgroup (each weight read
-# applied to R rows), weight matrices transposed by the launch layer once per call (coalesced
-# reads), and (CfC) the weights staged once in threadgroup memory. The defaults reproduce the
+# The performance design of kernels/README.md ("Performance design for hardware"), unmeasured on
+# hardware: R batch rows per threadgroup in all four kernels (each weight read applied to R rows),
+# and in the forwards weight matrices transposed by the launch layer once per call (coalesced
+# reads) and (CfC) the weights staged once in threadgroup memory. The defaults reproduce the
 # one-row-per-group kernels; perf_options() changes them (the hardware timing run does).
 MAX_ROWS = 8
 _PERF = {"rows_per_group": 1, "transposed_weights": False, "stage_weights": False}

@@ -78,7 +78,7 @@ LTC_BACKWARD = KernelSpec(
         ("sens_odst", "int"),
     ),
     tuple("g_" + k for k in _GRAD_OF) + ("g_u", "g_gates", "g_c0"),
-    _TEMPLATE,
+    _TEMPLATE + ("R",),  # rows per group
     io_outputs=("g_x", "g_h0", "g_u", "g_c0"),
 )
 
@@ -142,11 +142,12 @@ def ltc_threads(N: int, I: int) -> int:
     return min(256, max(32, _next_pow2(max(N, I))))
 
 
-def _tg_bytes(N: int, I: int, K: int, NT: int, F: int = 0) -> int:
-    """Threadgroup memory the backward kernel declares (the larger of the two), in the order of its
-    TG_ARRAYs: vs (K+1)N, dd KN, xs I, 7 arrays of N, red NT, then the LSTM's us F, vp N, hlv N,
-    lg 4N, dg 4N, gc N (one float each without mixed memory, ``F = 0``)."""
-    return 4 * ((K + 1) * N + K * N + I + 7 * N + NT + (F + 11 * N if F else 6))
+def _tg_bytes(N: int, I: int, K: int, NT: int, F: int = 0, R: int = 1) -> int:
+    """Threadgroup memory the backward kernel declares for ``R`` rows per group (the larger of the
+    two at equal ``R``), in the order of its TG_ARRAYs, per row: vs (K+1)N, dd KN, xs I, 7 arrays
+    of N, red NT, then the LSTM's us F, vp N, hlv N, lg 4N, dg 4N, gc N (one float each, not per
+    row, without mixed memory, ``F = 0``)."""
+    return 4 * (R * ((K + 1) * N + K * N + I + 7 * N + NT) + (R * (F + 11 * N) if F else 6))
 
 
 def _tg_bytes_forward(N: int, I: int, F: int = 0, R: int = 1) -> int:
@@ -252,9 +253,11 @@ def ltc_backward(run: LTCLaunch, primals, cotangents, outputs) -> tuple:
     S, SS = int(pl.rec_flat.size), int(pl.sens_flat.size)
     shapes = [(B, T, I), (B, N), (B, T), *[(B, SS)] * 4, *[(B, S)] * 4, (B, N), (B, N), (B, N)]
     shapes += [(B, T, F), (B, T, 4, N), (B, N)] if mix else [(1,)] * 3
-    nbytes = _tg_bytes(N, I, run.template["K"], run.template["NT"], F if mix else 0)
+    R = run.template["R"]
+    nbytes = _tg_bytes(N, I, run.template["K"], run.template["NT"], F if mix else 0, R)
+    groups = groups_for(B, R)
     outs = launch(
-        LTC_BACKWARD, run.backend, ins, shapes, run.template, B, zero_init=True, stream=run.stream, tg_bytes=nbytes
+        LTC_BACKWARD, run.backend, ins, shapes, run.template, groups, zero_init=True, stream=run.stream, tg_bytes=nbytes
     )
     g = dict(zip(_GRAD_OF, outs))
     grads = {"x": g["x"], "h0": g["h0"], "dt": g["dt"], "sensory_mask": mx.zeros((I, N)), "mask": mx.zeros((N, N))}
@@ -311,18 +314,19 @@ def ltc_sequence_gpu(
         backend: ``"metal"``, ``"cuda"`` or ``"emulate"`` (the C++ emulation, for tests); None
             picks the back-end of the default device / ``stream``.
         threads: threads per group (default :func:`ltc_threads`).
-        rows_per_group, transposed_weights: the forward kernel's performance design
-            (kernels/README.md; unmeasured on hardware): ``R`` batch rows per threadgroup sharing
-            each synapse-parameter read (1..8), and the mixed-memory LSTM's matrices transposed
-            once per call for coalesced reads. None: the
+        rows_per_group, transposed_weights: the kernels' performance design (kernels/README.md;
+            unmeasured on hardware): ``R`` batch rows per threadgroup sharing each
+            synapse-parameter read (1..8; forward and backward), and the forward's mixed-memory
+            LSTM matrices transposed once per call for coalesced reads. None: the
             :func:`ncps.backends.gpu.launch.perf_options` defaults (1, False). Any choice gives
-            the same bits; the backward runs one row per group.
+            the same bits.
         stream: the MLX stream or device of the launches.
 
     Raises:
         ValueError: wrong shapes (the message names the argument and the expected shape), a plan
             of another size, a kernel that needs more threadgroup memory than the back-end's limit
-            (Metal 32 KiB; CUDA the device's dynamic shared memory), ``threads`` outside
+            (Metal 32 KiB; CUDA the device's dynamic shared memory; with ``rows_per_group`` rows
+            per group), ``threads`` outside
             ``1..256``, or an array of ``2**31`` elements or more (32-bit indices).
         RuntimeError: no GPU back-end and no ``backend`` given.
     """
@@ -343,12 +347,13 @@ def ltc_sequence_gpu(
             f"threadgroup memory, more than {limit} ({backend})"
         )
     R, WT, _ = perf(op, rows_per_group, transposed_weights)
-    need_fwd = _tg_bytes_forward(N, I, F, R)
-    if need_fwd > limit:
-        raise ValueError(
-            f"{op}: the forward at rows_per_group={R} needs {need_fwd} bytes of threadgroup memory, more than "
-            f"{limit} ({backend}): use fewer rows per group"
-        )
+    need_rows = {"forward": _tg_bytes_forward(N, I, F, R), "backward": _tg_bytes(N, I, K, NT, F, R)}
+    for which, need in need_rows.items():
+        if need > limit:
+            raise ValueError(
+                f"{op}: the {which} at rows_per_group={R} needs {need} bytes of threadgroup memory, more than "
+                f"{limit} ({backend}): use fewer rows per group"
+            )
     check_index_range(op, _index_sizes(B, T, N, I, F, int(plan.rec_flat.size), int(plan.sens_flat.size)))
     template = dict(N=N, I=I, K=K, F=max(F, 1), MIX=int(lstm is not None), NT=NT, R=R, WT=WT, IOT=io_name(x.dtype))
     run = LTCLaunch(backend, plan, template, B, T, float(epsilon), stream)
