@@ -27,8 +27,7 @@ MAX_THREADS = 256
 # Indices in the kernel bodies are 32-bit ints: every array a kernel touches must have fewer elements.
 INDEX_LIMIT = 2**31
 # The kernels' storage types of per-sample arrays (``IOT``), by name (the keys of _source.IO_TYPES).
-IO_DTYPES = {"float32": mx.float32, "float16": mx.float16, "bfloat16": mx.bfloat16}
-assert IO_DTYPES.keys() == IO_TYPES.keys()
+IO_DTYPES = {name: getattr(mx, name) for name in IO_TYPES}
 
 
 # The performance design of kernels/README.md ("Performance design for hardware"), unmeasured on
@@ -42,8 +41,9 @@ _PERF = {"rows_per_group": 1, "transposed_weights": False, "stage_weights": Fals
 
 @contextmanager
 def perf_options(**options) -> Iterator[None]:
-    """Within the block, forward launches that do not name them use these ``rows_per_group``
-    (1..MAX_ROWS), ``transposed_weights`` and ``stage_weights`` (CfC only) defaults."""
+    """Within the block, calls of ``cfc_sequence_gpu`` / ``ltc_sequence_gpu`` (the layers' GPU
+    hooks included) that do not name them use these defaults: ``rows_per_group`` (1..MAX_ROWS,
+    forward and backward), ``transposed_weights`` (forward) and ``stage_weights`` (CfC forward)."""
     unknown = set(options) - set(_PERF)
     if unknown:
         raise ValueError(f"perf_options: unknown option(s) {sorted(unknown)}; known: {sorted(_PERF)}")
