@@ -7,7 +7,9 @@ kernel and a few problem sizes, the exact translation unit MLX's ``mx.fast.cuda_
 extracted by scripts/gpu_prelude.py into ``OUT/prelude``), the launch (groups, threads, dynamic
 shared memory), the inputs, and the outputs of the same body run by the C++ emulation (which the
 test suite checks against the pure-MLX reference). One case needs more than 48 KiB of shared
-memory, so the opt-in path of dynamic shared memory runs too. ``manifest.json`` records the hash of
+memory, so the opt-in path of dynamic shared memory runs too. Cases cover the forward kernels with
+4 rows per threadgroup and transposed (CfC: staged) weights, and 16-bit storage (bfloat16 CfC,
+float16 LTC; their arrays travel as uint16 bit patterns). ``manifest.json`` records the hash of
 the kernel sources, so a stale preparation is detected.
 
 ``check OUT`` (here) validates a prepared folder: every file present, the kernel-source hash equal
@@ -37,6 +39,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "build" / "gpu_check"
 PRELUDE_FILES = ("utils.cuh", "complex.cuh", "config.h")
+# Tolerance of 16-bit stored outputs: the GPU's float math differs from the emulation's by ~1e-6,
+# which can move a rounding by one unit (bfloat16 2^-8, float16 2^-11 relative).
+HALF_TOL = {"bfloat16": 1e-2, "float16": 2e-3}
 DEVICE = "mlx/backend/cuda/device"
 
 
@@ -94,6 +99,38 @@ def _cases():
         lstm = ncps.LSTMCell(6, 20)  # mixed memory: the LSTM inside the CfC kernels' time loop
         mixed = lambda x: (cfc_sequence_gpu(cell, x, h0, dt, lstm=lstm, backend="emulate")[0] ** 2).sum()  # noqa: E731
         mx.eval(mx.grad(mixed)(x))
+        # The performance design: 4 rows per group over B = 5 (a partial group), transposed weights
+        # (the CfC's staged in threadgroup memory); and 16-bit storage, forward and backward.
+        x5, h5, dt5 = mx.random.normal((5, 4, 6)), mx.random.normal((5, 20)), mx.random.uniform(0.2, 1.5, (5, 4))
+        perf = dict(rows_per_group=4, transposed_weights=True)
+
+        def multi(x):  # forward (weights staged) and backward with 4 rows per group
+            out = cfc_sequence_gpu(cell, x, h5, dt5, lstm=lstm, backend="emulate", stage_weights=True, **perf)[0]
+            return (out**2).sum()
+
+        mx.eval(mx.grad(multi)(x5))
+        lcell = ncps.LTCCell(AutoNCP(16, 4), 6)
+        lp5, lh5 = lstm_params(ncps.LSTMCell(6, 16)), 0.1 * mx.random.normal((5, 16))
+
+        def multi_ltc(x):  # forward and backward with 4 rows per group
+            kw = dict(lstm_input=x, lstm=lp5, backend="emulate", **perf)
+            return (ltc_sequence_gpu(x, lh5, dt5, lcell.solver_params(), 6, **kw)[0] ** 2).sum()
+
+        mx.eval(mx.grad(multi_ltc)(x5))
+        xb, hb = x.astype(mx.bfloat16), h0.astype(mx.bfloat16)
+
+        def bf(x):
+            return cfc_sequence_gpu(cell, x, hb, dt, lstm=lstm, backend="emulate")[0].astype(mx.float32).sum()
+
+        mx.eval(mx.grad(bf)(xb))
+        lx = mx.random.normal((3, 5, 6)).astype(mx.float16)
+        lh = (0.1 * mx.random.normal((3, 16))).astype(mx.float16)
+
+        def f16(x):
+            out = ltc_sequence_gpu(x, lh, dt, lcell.solver_params(), 6, backend="emulate")
+            return out.astype(mx.float32).sum()
+
+        mx.eval(mx.grad(f16)(lx))
         # Large: the mixed-memory LTC backward at N = 420 needs ~52 KiB (> CUDA's 48 KiB without
         # opt-in), sparse so the per-synapse gradient rows stay small.
         small[0] = False
@@ -137,6 +174,8 @@ def prepare(out: Path, prelude: Path) -> None:
                 "small": small,
                 "inputs": [t for _, t in spec.inputs],
                 "outputs": list(spec.outputs),
+                "output_kinds": spec.output_kinds(),
+                "iot": template.get("IOT", "float32"),
                 "tolerance": 1e-4 if "backward" in spec.name else 1e-5,
             }
         )
@@ -224,23 +263,41 @@ def run(out: Path, nvcc: str, small_only: bool = False) -> int:
         base = case["build"]
         kernel = _load(base.parent / (base.name + ".cubin"), base.parent / (base.name + ".ptx"), case["shared_bytes"])
         data = np.load(out / f"{case['name']}.npz")
-        ins = [
-            cp.asarray(data[f"in_{i}"].astype(np.int32 if t == "int" else np.float32))
-            for i, t in enumerate(case["inputs"])
-        ]
-        outs = [cp.zeros(data[f"out_{i}"].shape, dtype=cp.float32) for i in range(len(case["outputs"]))]
+        iot = case.get("iot", "float32")
+        half = iot != "float32"  # 16-bit storage: "io" arrays are uint16 bit patterns
+
+        def host(t: str) -> type:
+            return np.int32 if t == "int" else np.uint16 if t == "io" and half else np.float32
+
+        ins = [cp.asarray(data[f"in_{i}"].astype(host(t))) for i, t in enumerate(case["inputs"])]
+        kinds = case.get("output_kinds", ["float"] * len(case["outputs"]))
+        outs = [cp.zeros(data[f"out_{i}"].shape, dtype=host(k)) for i, k in enumerate(kinds)]
         kernel((case["groups"],), (case["threads"],), (*ins, *outs), shared_mem=case["shared_bytes"])
         cp.cuda.Device().synchronize()
         launched += 1
         for i, name in enumerate(case["outputs"]):
-            want, got = data[f"out_{i}"].astype(np.float64), cp.asnumpy(outs[i]).astype(np.float64)
+            bits = kinds[i] == "io" and half
+            want, got = (_decode(a, iot if bits else "float32") for a in (data[f"out_{i}"], cp.asnumpy(outs[i])))
             scale = max(float(np.abs(want).max(initial=0.0)), 1e-6)
             err = float(np.abs(got - want).max(initial=0.0)) / scale
-            ok = err <= case["tolerance"] and np.isfinite(got).all()
+            tol = max(case["tolerance"], HALF_TOL[iot]) if bits else case["tolerance"]
+            ok = err <= tol and np.isfinite(got).all()
             failures += not ok
-            print(f"{'ok  ' if ok else 'FAIL'} {case['name']} {name}: rel err {err:.2e} (tol {case['tolerance']:g})")
+            print(
+                f"{'ok  ' if ok else 'FAIL'} {case['name']} {name} ({iot if bits else 'float32'}): "
+                f"rel err {err:.2e} (tol {tol:g})"
+            )
     print(f"{launched} launches on {arch}: {failures} outputs out of tolerance")
     return 1 if failures else 0
+
+
+def _decode(a: np.ndarray, iot: str) -> np.ndarray:
+    """``a`` as float64: float32 values, or float16 / bfloat16 bit patterns (uint16)."""
+    if iot == "float16":
+        return a.astype(np.uint16).view(np.float16).astype(np.float64)
+    if iot == "bfloat16":
+        return (a.astype(np.uint32) << 16).view(np.float32).astype(np.float64)
+    return a.astype(np.float64)
 
 
 def main() -> int:

@@ -8,7 +8,14 @@ Models: LTC AutoNCP(64, 8), LTC FullyConnected(256) (16 inputs, 6 unfolds), dens
 parameter gradient, ``nn.value_and_grad``). Implementations:
 
 - ``gpu``: the GPU kernels (``kernels.use("fused")``, default device the GPU, ``NCPS_GPU_KERNELS=1``;
-  the plan's backend is recorded, so a call that fell back shows as such);
+  the plan's backend is recorded, so a call that fell back shows as such), one batch row per
+  threadgroup, weights in their row layout;
+- the forward kernels' performance design (kernels/README.md, "Performance design for hardware"),
+  each hypothesis against ``gpu`` at the same model, B and T (``ncps.backends.gpu.launch.perf_options``):
+  ``gpu-R4`` 4 batch rows per threadgroup (not at B = 1: one row), ``gpu-T`` the weight matrices
+  transposed for coalesced reads, ``gpu-R4-TS`` both with the weights staged in threadgroup memory
+  (the last two on the CfC models only: the LTC models here have no mixed-memory LSTM, whose
+  matrices are the LTC's only ones to transpose);
 - ``reference-gpu``: the pure-MLX reference path on the GPU;
 - ``cpu``: the fused CPU primitive (``kernels.use("fused")`` on the CPU) where the compiled
   extension is loaded; on a machine where it is not (the GPU machine runs ncps from the source
@@ -17,8 +24,9 @@ parameter gradient, ``nn.value_and_grad``). Implementations:
 Per cell: the first call's wall time (``first_s``: graph building and, for the first cell of a
 kernel configuration, NVRTC's compile of the kernels) apart from the steady state: one warm-up
 call, then ``REPS`` = 10 timed calls, each ``mx.eval`` + ``mx.synchronize``, reported as the
-median (and min). Budget: cells run in priority order (every ``gpu`` cell first, B = 32 before
-1 before 256, T = 100 before 1000; then ``reference-gpu``, then ``cpu``). A cell is not started
+median (and min). Budget: cells run in priority order (the ``gpu`` cells first, each followed by
+its design variants, B = 32 before 1 before 256, T = 100 before 1000; then ``reference-gpu``,
+then ``cpu``). A cell is not started
 when a call of it, estimated from the last measured cell of the same model, implementation and
 pass scaled by B T, times 2 (first call and warm-up) exceeds the budget left (``"not run"``, with
 the estimate); a cell whose warm-up call times 12 exceeds the budget left is reported with that one
@@ -44,20 +52,45 @@ MODELS = ("LTC AutoNCP(64, 8)", "LTC FullyConnected(256)", "CfC(16 -> 64)", "wir
 BATCHES = (32, 1, 256)  # priority order
 LENGTHS = (100, 1000)
 PASSES = ("forward", "forward+backward")
-IMPLS = ("gpu", "reference-gpu", "cpu")
+# The GPU kernels and their performance-design variants (perf_options of ncps.backends.gpu.launch).
+GPU_VARIANTS = {
+    "gpu": {},
+    "gpu-R4": dict(rows_per_group=4),
+    "gpu-T": dict(transposed_weights=True),
+    "gpu-R4-TS": dict(rows_per_group=4, transposed_weights=True, stage_weights=True),
+}
+IMPLS = (*GPU_VARIANTS, "reference-gpu", "cpu")
 INPUTS = 16
 
 
+def _applies(impl: str, model: str, B: int) -> bool:
+    """Whether a variant is a distinct measurement at this model and batch."""
+    if "R4" in impl and B < 2:
+        return False  # one row: one group either way
+    # The LTC models here have no mixed memory: no weight matrix to transpose or stage.
+    return not (impl in ("gpu-T", "gpu-R4-TS") and model.startswith("LTC"))
+
+
 def grid() -> list[dict]:
-    """Every cell, in the order they run."""
-    return [
+    """Every cell, in the order they run: each ``gpu`` cell with its design variants next to it."""
+    gpu = [
         dict(impl=impl, model=m, B=B, T=T, kind=kind)
-        for impl in IMPLS
+        for T in LENGTHS
+        for B in BATCHES
+        for m in MODELS
+        for kind in PASSES
+        for impl in GPU_VARIANTS
+        if _applies(impl, m, B)
+    ]
+    rest = [
+        dict(impl=impl, model=m, B=B, T=T, kind=kind)
+        for impl in IMPLS[len(GPU_VARIANTS) :]
         for T in LENGTHS
         for B in BATCHES
         for m in MODELS
         for kind in PASSES
     ]
+    return gpu + rest
 
 
 def build(model: str):
@@ -100,6 +133,7 @@ def measure(cell: dict, left: float, models: dict) -> dict:
     import mlx.core as mx
 
     from ncps import kernels
+    from ncps.backends.gpu.launch import perf_options
 
     impl = cell["impl"]
     if impl == "cpu" and not kernels.info().get("extension_loaded"):
@@ -107,8 +141,9 @@ def measure(cell: dict, left: float, models: dict) -> dict:
     device = mx.cpu if impl == "cpu" else mx.gpu
     mode = "reference" if impl == "reference-gpu" else "fused"
     mx.set_default_device(device)
-    with kernels.use(mode):
-        model = models.setdefault((cell["model"], impl), build(cell["model"]))
+    with kernels.use(mode), perf_options(**GPU_VARIANTS.get(impl, {})):
+        shared = "gpu" if impl in GPU_VARIANTS else impl  # the variants time the same model
+        model = models.setdefault((cell["model"], shared), build(cell["model"]))
         mx.eval(model.parameters())
         backend = kernels.plan(model.rnn_cell, stream=device).backend if mode == "fused" else "reference"
         mx.random.seed(0)

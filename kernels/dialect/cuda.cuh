@@ -7,6 +7,28 @@
 // byte count from the same declarations (ncps.backends.gpu.ltc/cfc `_tg_bytes*`); the CPU emulation checks
 // the two agree on every emulated launch. Every array holds 4-byte elements (int, float), so each
 // stays 4-byte aligned.
+//
+// Per-sample inputs and outputs are stored as IOT (`using IOT = float / __half / __nv_bfloat16;`,
+// from the launch's dtype template argument); IO_LOAD converts to float, IO_STORE rounds a float to
+// IOT (round to nearest even). The conversion intrinsics are used rather than the types'
+// conversion operators, which cuda_fp16.h / cuda_bf16.h hide under __CUDA_NO_HALF_CONVERSIONS__.
+// MLX's device prelude (utils.cuh) includes both headers already; the includes here make the
+// prelude self-contained (nvcc checks without MLX's headers).
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+__device__ __forceinline__ float ncps_io_load(float v) { return v; }
+__device__ __forceinline__ float ncps_io_load(__half v) { return __half2float(v); }
+__device__ __forceinline__ float ncps_io_load(__nv_bfloat16 v) { return __bfloat162float(v); }
+template <class T>
+__device__ __forceinline__ T ncps_io_store(float v);
+template <>
+__device__ __forceinline__ float ncps_io_store<float>(float v) { return v; }
+template <>
+__device__ __forceinline__ __half ncps_io_store<__half>(float v) { return __float2half_rn(v); }
+template <>
+__device__ __forceinline__ __nv_bfloat16 ncps_io_store<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
+#define IO_LOAD(v) ncps_io_load(v)
+#define IO_STORE(v) ncps_io_store<IOT>(v)
 #define KERNEL_CONST const
 #define LID_X (static_cast<int>(threadIdx.x))
 #define GID_X (static_cast<int>(blockIdx.x))

@@ -3,6 +3,10 @@
 // kernel *source*: MLX declares the [[thread_position_in_threadgroup]]-style arguments only for
 // names it finds in the source, not in the header.
 #define KERNEL_CONST const
+// Per-sample inputs and outputs are stored as IOT (the kernel's `typename IOT` template parameter:
+// float, half (MLX: float16_t) or bfloat16_t); loads convert to float, stores round a float to IOT.
+#define IO_LOAD(v) static_cast<float>(v)
+#define IO_STORE(v) static_cast<IOT>(v)
 // Threadgroup arrays are static on Metal (32 KiB guaranteed); TG_SETUP is needed only by CUDA's
 // dynamic shared memory.
 #define TG_SETUP static_cast<void>(0)

@@ -11,6 +11,12 @@
 #define thread
 #define METAL_FUNC inline
 #include <cstdint>
+// Metal's 16-bit types are builtins that convert by static_cast; clang's storage-only __fp16 stands
+// in for both (half, and bfloat16_t, which MLX maps to Metal's bfloat): the check covers that the
+// bodies convert explicitly and name the types MLX generates, not 16-bit arithmetic.
+typedef __fp16 half;
+typedef half float16_t;  // MLX's name for half in the signatures it generates
+typedef __fp16 bfloat16_t;
 struct uint3 {
   unsigned x, y, z;
 };

@@ -17,7 +17,7 @@ import pytest
 from ncps.backends.gpu import emulate
 from ncps.backends.gpu._source import cuda_wrapper_source
 from tests.gpu.gpu_util import nvcc
-from tests.gpu.test_gpu_kernel_checks import CHECK_SIZES, SPECS
+from tests.gpu.test_gpu_kernel_checks import CHECK_SIZES, IOTS, SPECS
 
 pytestmark = pytest.mark.gpu_emulated
 
@@ -60,10 +60,13 @@ def test_prelude_is_mlx_utils_cuh(prelude):
     assert "#define MAX_NDIM" in (prelude / "include" / gpu_prelude.DEVICE / "config.h").read_text()
 
 
+@pytest.mark.parametrize("iot", IOTS)
 @pytest.mark.parametrize("cc", ARCHS)
 @pytest.mark.parametrize("spec", SPECS, ids=[s.name for s in SPECS])
-def test_cuda_kernels_compile_behind_mlx_prelude(spec, cc, prelude):
-    source = cuda_wrapper_source(spec, CHECK_SIZES[spec.name], mlx_prelude=True)
+def test_cuda_kernels_compile_behind_mlx_prelude(spec, cc, iot, prelude):
+    """Each kernel for each storage type of its per-sample arrays (float32, __half, __nv_bfloat16:
+    cuda_fp16.h / cuda_bf16.h as utils.cuh includes them)."""
+    source = cuda_wrapper_source(spec, {**CHECK_SIZES[spec.name], "IOT": iot}, mlx_prelude=True)
     assert source.startswith('\n#include "mlx/backend/cuda/device/utils.cuh"\n\n#include <cooperative_groups.h>')
     key = hashlib.sha256(f"{source}\0{cc}\0{gpu_prelude.MLX_VERSION}".encode()).hexdigest()[:16]
     out = emulate.cache_root() / f"mlx-prelude-{key}"

@@ -38,6 +38,9 @@ def test_dry_run_without_a_stage_validates_the_commands(tmp_path):
         ("machine", "import", "pytest", "timing"), "validated"
     )
     assert "gpu tests collected" in res.stdout and "cells in this order" in res.stdout
+    # the timing plan measures the performance design: 4 rows per group next to one, same cell
+    plan = [line.split() for line in res.stdout.splitlines() if line.startswith("  gpu")]
+    assert plan[:2] == [["gpu", *plan[0][1:]], ["gpu-R4", *plan[0][1:]]], plan[:2]
     assert (tmp_path / "results.md").read_text().startswith("# gpu_check call 2 (dry run): ok")
 
 

@@ -28,20 +28,46 @@ def kernel_dir() -> Path:
     raise FileNotFoundError(f"the ncps kernel sources were not found (looked in {' and '.join(map(str, candidates))})")
 
 
+# The storage types of per-sample inputs and outputs (the kernels' ``IOT`` template type), by MLX
+# dtype name: the C++ type on each back-end and the element size. State, sums and accumulation are
+# float32 whatever the storage type.
+IO_TYPES = {
+    "float32": dict(metal="float", cuda="float", emulate="float", size=4),
+    "float16": dict(metal="half", cuda="__half", emulate="ncps_emu::half_t", size=2),
+    "bfloat16": dict(metal="bfloat16_t", cuda="__nv_bfloat16", emulate="ncps_emu::bfloat16_t", size=2),
+}
+
+
 @dataclass(frozen=True)
 class KernelSpec:
-    """A kernel's interface: ``inputs`` are ``(name, "float" | "int")`` pairs, ``outputs`` float
-    array names, ``template`` the int constants (compile-time on the GPU back-ends)."""
+    """A kernel's interface: ``inputs`` are ``(name, "float" | "io" | "int")`` pairs (``"io"``: a
+    per-sample array stored as the launch's ``IOT``), ``outputs`` array names (float32, but those
+    in ``io_outputs``, stored as ``IOT``), ``template`` the int constants (compile-time on the GPU
+    back-ends). The storage type travels in the launch's template dict as ``template["IOT"]`` (a
+    key of :data:`IO_TYPES`; float32 when absent)."""
 
     name: str
     body: str
     inputs: tuple
     outputs: tuple
     template: tuple
+    io_outputs: tuple = ()
 
     @property
     def input_names(self) -> list[str]:
         return [n for n, _ in self.inputs]
+
+    def output_kinds(self) -> list[str]:
+        """``"io"`` or ``"float"`` per output, in order."""
+        return ["io" if n in self.io_outputs else "float" for n in self.outputs]
+
+
+def io_type(template: dict) -> str:
+    """The storage type name of a launch (``template["IOT"]``, float32 by default), checked."""
+    name = template.get("IOT", "float32")
+    if name not in IO_TYPES:
+        raise ValueError(f"IOT must be one of {list(IO_TYPES)}, got {name!r}")
+    return name
 
 
 @cache
@@ -72,6 +98,7 @@ def source_hash(spec: KernelSpec, *extra: str) -> str:
         read_text("dialect/cpu.h"),
         repr(spec.inputs),
         repr(spec.outputs),
+        repr(spec.io_outputs),
         repr(spec.template),
         *extra,
     ):
@@ -89,17 +116,20 @@ _MLX_CUDA_DEFAULT_HEADER = '\n#include "mlx/backend/cuda/device/utils.cuh"\n\n#i
 def cuda_wrapper_source(spec: KernelSpec, template: dict, mlx_prelude: bool = False) -> str:
     """The translation unit ``mx.fast.cuda_kernel`` builds for ``spec`` (MLX 0.32.4's layout:
     default header, our header, ``namespace mlx::core::cu``, one ``__global__`` function with the
-    inputs, outputs and ``constexpr int`` template constants, then the body). Without
-    ``mlx_prelude`` the ``utils.cuh`` include is left out (it needs MLX's CUDA headers). Used to
-    compile-check the CUDA kernels with nvcc."""
+    inputs, outputs, ``constexpr int`` template constants and the storage type ``using IOT = ...``
+    (``template["IOT"]``), then the body). Without ``mlx_prelude`` the ``utils.cuh`` include is
+    left out (it needs MLX's CUDA headers). Used to compile-check the CUDA kernels with nvcc."""
     source, header = assemble(spec, "cuda")
     default = _MLX_CUDA_DEFAULT_HEADER
     if not mlx_prelude:
         default = default.replace('#include "mlx/backend/cuda/device/utils.cuh"\n', "")
-    params = [f"    const {'int32_t' if t == 'int' else 'float'}* {n}" for n, t in spec.inputs]
-    params += [f"    float* {n}" for n in spec.outputs]
+    iot = io_type(template)
+    ctype = {"int": "int32_t", "float": "float", "io": IO_TYPES[iot]["cuda"]}
+    params = [f"    const {ctype[t]}* {n}" for n, t in spec.inputs]
+    params += [f"    {ctype[t]}* {n}" for n, t in zip(spec.outputs, spec.output_kinds())]
     consts = "".join(f"  constexpr int {c} = {int(template[c])};\n" for c in spec.template)
-    name = "custom_kernel_" + spec.name + "".join(f"_{int(template[c])}" for c in spec.template)
+    consts += f"  using IOT = {IO_TYPES[iot]['cuda']};\n"
+    name = "custom_kernel_" + spec.name + "".join(f"_{int(template[c])}" for c in spec.template) + f"_{iot}"
     return (
         default + header + "namespace mlx::core::cu {\n\nnamespace cg = cooperative_groups;\n\n"
         f"__global__ void {name}(\n"

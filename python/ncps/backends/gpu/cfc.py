@@ -21,13 +21,25 @@ from ... import _dtypes
 from ..._cfc_modes import MODES
 from ...activations import ACTIVATIONS
 from ._source import KernelSpec
-from .launch import check_index_range, check_threads, default_backend, launch, resolve_backend, tg_memory_limit
+from .launch import (
+    check_index_range,
+    check_threads,
+    default_backend,
+    groups_for,
+    io_name,
+    launch,
+    perf,
+    resolve_backend,
+    tg_memory_limit,
+)
 
 __all__ = ["cfc_sequence_gpu", "cfc_why_not", "wired_cfc_sequence_gpu", "CFC_FORWARD", "CFC_BACKWARD"]
 
+# "io": per-sample arrays, stored as the launch's IOT (x's dtype when float16 / bfloat16); the
+# parameters, dt and the per-(b, t) adjoints the weight-gradient GEMMs read stay float32.
 _FWD_INPUTS = (
-    ("x", "float"),
-    ("h0", "float"),
+    ("x", "io"),
+    ("h0", "io"),
     ("dt", "float"),
     ("bw", "float"),
     ("bb", "float"),
@@ -36,17 +48,25 @@ _FWD_INPUTS = (
     ("lw", "float"),
     ("lb", "float"),
     ("rw", "float"),
-    ("c0", "float"),
+    ("c0", "io"),
     ("dims", "int"),
 )
 _TEMPLATE = ("I", "H", "L", "U", "MODE", "ACT", "MIX", "NT")
-CFC_FORWARD = KernelSpec("ncps_cfc_forward", "cfc_forward.inc", _FWD_INPUTS, ("states", "cells"), _TEMPLATE)
+CFC_FORWARD = KernelSpec(
+    "ncps_cfc_forward",
+    "cfc_forward.inc",
+    _FWD_INPUTS,
+    ("states", "cells"),
+    _TEMPLATE + ("R", "WT", "WTG", "NW"),  # rows per group, transposed weights, staged weights (floats)
+    io_outputs=("states", "cells"),
+)
 CFC_BACKWARD = KernelSpec(
     "ncps_cfc_backward",
     "cfc_backward.inc",
-    _FWD_INPUTS[:-1] + (("states", "float"), ("cells", "float"), ("cot", "float"), ("cot_c", "float"), ("dims", "int")),
+    _FWD_INPUTS[:-1] + (("states", "io"), ("cells", "io"), ("cot", "io"), ("cot_c", "io"), ("dims", "int")),
     ("g_x", "g_h0", "g_dt", "g_f", "g_a", "zs", "zin", "g_gates", "g_c0", "hls"),
-    _TEMPLATE,
+    _TEMPLATE + ("R",),  # rows per group
+    io_outputs=("g_x", "g_h0", "g_c0"),
 )
 # The kernel bodies' MODE and ACT codes: a name's index in the one table (ACT covers the first four).
 _MODES = {name: code for code, name in enumerate(MODES)}
@@ -58,18 +78,28 @@ def _sizes(cell) -> tuple[int, int, list]:
     return cell.input_size, cell.hidden_size, [layer.weight.shape[0] for layer in cell.backbone]
 
 
-def _tg_bytes(I: int, H: int, widths: list, mix: bool = False) -> int:
-    """Threadgroup memory the backward kernel declares (the larger of the two), in the order of its
-    TG_ARRAYs: cat C, z / dact LU, gf 4H, dts H, dzin (U, or C without a backbone), da LU, gh H,
-    then the LSTM's hl H, lg 4H, dhl H, dg 4H, dxc C, gc H (one float each without ``mix``)."""
+def _tg_bytes(I: int, H: int, widths: list, mix: bool = False, R: int = 1) -> int:
+    """Threadgroup memory the backward kernel declares for ``R`` rows per group (the larger of the
+    two at equal ``R``), in the order of its TG_ARRAYs, per row: cat C, z / dact LU, gf 4H, dts H,
+    dzin (U, or C without a backbone), da LU, gh H, then the LSTM's hl H, lg 4H, dhl H, dg 4H,
+    dxc C, gc H (one float each, not per row, without ``mix``)."""
     C, L, U = I + H, len(widths), max(widths, default=0)
-    return 4 * (C + 3 * max(L * U, 1) + 6 * H + (U if L else C) + (12 * H + I if mix else 6))
+    return 4 * (R * (C + 3 * max(L * U, 1) + 6 * H + (U if L else C)) + (R * (12 * H + I) if mix else 6))
 
 
-def _tg_bytes_forward(I: int, H: int, widths: list, mix: bool = False) -> int:
-    """Threadgroup memory the forward kernel declares: cat C, zs LU, hn H, hl H, cs H."""
+def _tg_bytes_forward(I: int, H: int, widths: list, mix: bool = False, R: int = 1, nw: int = 0) -> int:
+    """Threadgroup memory the forward kernel declares for ``R`` rows per group: cat RC, zs RLU,
+    hn RH, hl RH, cs RH (one float each without ``mix``), wtg ``nw`` floats (the staged weights,
+    :func:`_weight_floats`; one float when not staged, ``nw = 0``)."""
     L, U = len(widths), max(widths, default=0)
-    return 4 * (I + 2 * H + max(L * U, 1) + (2 * H if mix else 2))
+    return 4 * (R * (I + 2 * H + max(L * U, 1)) + (2 * R * H if mix else 2) + max(nw, 1))
+
+
+def _weight_floats(I: int, H: int, widths: list, mix: bool = False) -> int:
+    """Floats of the weight matrices the forward reads per step: backbone, heads, (mix) the LSTM's."""
+    cins = (I + H, *widths)
+    Z = widths[-1] if widths else I + H
+    return sum(w * c for w, c in zip(widths, cins)) + 4 * H * Z + (4 * H * (I + H) if mix else 0)
 
 
 def units_of(cell) -> list:
@@ -127,11 +157,31 @@ def cfc_forward(backend: str, template: dict, arrays, stream=None) -> list:
     ``lb``, ``rw``, ``c0``: the mixed-memory LSTM, placeholders without it): ``[states, cells]``
     (``cells`` a placeholder without mixed memory)."""
     B, T = arrays[0].shape[:2]
-    H = template["H"]
-    ins = [a.astype(mx.float32) for a in arrays] + [_dims(B, T, template["widths"])]
+    H, widths, R = template["H"], template["widths"], template["R"]
+    if template["WT"]:  # coalesced reads: each matrix transposed once per call (README, performance design)
+        arrays = _transposed(arrays, template["I"], H, widths, template["MIX"])
+    ins = [*arrays, _dims(B, T, widths)]  # launch() casts each to its kind's dtype
     shapes = [(B, T, H), (B, T, H) if template["MIX"] else (1,)]
-    nbytes = _tg_bytes_forward(template["I"], H, template["widths"], template["MIX"])
-    return launch(CFC_FORWARD, backend, ins, shapes, template, B, stream=stream, tg_bytes=nbytes)
+    nw = template["NW"] if template["WTG"] else 0
+    nbytes = _tg_bytes_forward(template["I"], H, widths, template["MIX"], R, nw)
+    return launch(CFC_FORWARD, backend, ins, shapes, template, groups_for(B, R), stream=stream, tg_bytes=nbytes)
+
+
+def _transposed(arrays, I: int, H: int, widths: tuple, mix: int) -> list:
+    """:func:`cfc_forward`'s arrays with every weight matrix transposed: backbone layer ``l``
+    ``(width, cin) -> (cin, width)`` (flattened, concatenated), heads ``(4, H, Z) -> (4, Z, H)``,
+    the LSTM's ``(4H, I) -> (I, 4H)`` and ``(4H, H) -> (H, 4H)``."""
+    x, h0, dt, bw, bb, hw, hb, lw, lb, rw, c0 = arrays
+    if widths:
+        parts, off = [], 0
+        for width, cin in zip(widths, (I + H, *widths)):
+            parts.append(bw[off : off + width * cin].reshape(width, cin).T.reshape(-1))
+            off += width * cin
+        bw = mx.concatenate(parts)
+    hw = hw.transpose(0, 2, 1)
+    if mix:
+        lw, rw = lw.T, rw.T
+    return [x, h0, dt, bw, bb, hw, hb, lw, lb, rw, c0]
 
 
 def cfc_backward(backend: str, template: dict, primals, cotangents, outputs, stream=None) -> tuple:
@@ -150,8 +200,7 @@ def cfc_backward(backend: str, template: dict, primals, cotangents, outputs, str
     I, H, widths, mix = template["I"], template["H"], template["widths"], template["MIX"]
     L, U = len(widths), max(widths, default=0)
     Z, R = (widths[-1] if L else I + H), B * T
-    ins = [a.astype(mx.float32) for a in primals]
-    ins += [states, cells, cot.astype(mx.float32), cot_c.astype(mx.float32), _dims(B, T, widths)]
+    ins = [*primals, states, cells, cot, cot_c, _dims(B, T, widths)]  # cast by launch()
     LU = (B, T, max(L, 1), max(U, 1))
     mixed = (B, T, 4, H) if mix else (1,), (B, H) if mix else (1,), (B, T, H) if mix else (1,)
     shapes = [(B, T, I), (B, H), (B, T), (B, T, 4, H), LU, LU, (B, T, Z), *mixed]
@@ -161,10 +210,10 @@ def cfc_backward(backend: str, template: dict, primals, cotangents, outputs, str
         ins,
         shapes,
         template,
-        B,
+        groups_for(B, template["R"]),
         zero_init=True,
         stream=stream,
-        tg_bytes=_tg_bytes(I, H, widths, mix),
+        tg_bytes=_tg_bytes(I, H, widths, mix, template["R"]),
     )
     gf = gf.reshape(R, 4 * H)
     ghb = gf.sum(axis=0).reshape(4, H)
@@ -172,7 +221,7 @@ def cfc_backward(backend: str, template: dict, primals, cotangents, outputs, str
     if template["MODE"] == 2:  # only ff1 reads zin; rows 1..3 of gf are w_tau, A and 0
         ghw = mx.concatenate([ghw[:1], mx.zeros((3, H, Z))])
     x32 = x.astype(mx.float32)
-    prev = mx.concatenate([h0[:, None].astype(mx.float32), states[:, :-1]], axis=1)  # h_{t-1}
+    prev = mx.concatenate([h0[:, None].astype(states.dtype), states[:, :-1]], axis=1).astype(mx.float32)  # h_{t-1}
     if L:
         layer_in = mx.concatenate([x32, hls if mix else prev], axis=-1).reshape(R, I + H)
         gws, gbs = [], []
@@ -203,6 +252,9 @@ def cfc_sequence_gpu(
     c0: mx.array | None = None,
     backend: str | None = None,
     threads: int | None = None,
+    rows_per_group: int | None = None,
+    transposed_weights: bool | None = None,
+    stage_weights: bool | None = None,
     stream=None,
 ):
     """States ``(B, T, H)`` of ``cell`` over ``x`` ``(B, T, I)`` from ``h0`` ``(B, H)`` with
@@ -216,11 +268,19 @@ def cfc_sequence_gpu(
         backend: ``"metal"``, ``"cuda"`` or ``"emulate"`` (the C++ emulation, for tests); None
             picks the back-end of the default device / ``stream``.
         threads: threads per group (default: a power of two covering ``max(I, H, U)``, 32..256).
+        rows_per_group, transposed_weights, stage_weights: the kernels' performance design
+            (kernels/README.md; unmeasured on hardware): ``R`` batch rows per threadgroup sharing
+            each weight read (1..8; forward and backward), the forward's weight matrices
+            transposed once per call for coalesced reads, and copied once into threadgroup
+            memory. None: the :func:`ncps.backends.gpu.launch.perf_options` defaults (1, False,
+            False). Any choice gives the same bits.
 
     Raises:
         ValueError: a cell the kernels do not cover (see :func:`cfc_why_not`; the mixed-memory
-            LSTM's threadgroup memory included), ``threads`` outside ``1..MAX_THREADS``, an array
-            of ``2**31`` elements or more, or wrong shapes.
+            LSTM's threadgroup memory included), a forward or backward whose ``rows_per_group``
+            (and staged weights) need more threadgroup memory than the back-end's limit, ``threads`` outside
+            ``1..MAX_THREADS``, ``rows_per_group`` outside ``1..8``, an array of ``2**31``
+            elements or more, or wrong shapes.
     """
     backend = resolve_backend(backend, stream)
     why = cfc_why_not(cell, lstm is not None, backend, stream)
@@ -258,6 +318,20 @@ def cfc_sequence_gpu(
     if lstm is not None:
         sizes |= dict(g_gates=B * T * 4 * H, input_w=4 * H * I, recurrent_w=4 * H * H)
     check_index_range("cfc_sequence_gpu", sizes)
+    R, WT, WTG = perf("cfc_sequence_gpu", rows_per_group, transposed_weights, stage_weights)
+    nw = _weight_floats(I, H, list(widths), lstm is not None)
+    need = _tg_bytes_forward(I, H, widths, lstm is not None, R, nw if WTG else 0)
+    need_b = _tg_bytes(I, H, widths, lstm is not None, R)
+    limit = tg_memory_limit(backend, stream)
+    if max(need, need_b) > limit:
+        staged = need > limit and WTG
+        which = "forward" if need > limit else "backward"
+        what = f" with the weights staged ({4 * nw} bytes)" if staged else ""
+        raise ValueError(
+            f"cfc_sequence_gpu: the {which} at rows_per_group={R}{what} needs {max(need, need_b)} bytes of "
+            f"threadgroup memory, more than {limit} ({backend}): use fewer rows per group"
+            + (" or stage_weights=False" if staged else "")
+        )
     if widths:
         bw = mx.concatenate([layer.weight.reshape(-1) for layer in cell.backbone])
         bb = mx.concatenate([layer.bias for layer in cell.backbone])
@@ -273,7 +347,12 @@ def cfc_sequence_gpu(
         ACT=_ACTS.get(cell.activation, 0),
         MIX=int(lstm is not None),
         NT=NT,
+        R=R,
+        WT=WT,
+        WTG=WTG,
+        NW=max(nw, 1) if WTG else 1,
         widths=widths,
+        IOT=io_name(x.dtype),
     )
 
     @mx.custom_function
@@ -338,8 +417,11 @@ def sequence(cell, x: mx.array, h0: mx.array, dt: mx.array, lstm=None, c0=None, 
     """:meth:`ncps.backends.hooks.Hooks.sequence` as one GPU kernel (the mixed-memory LSTM inside
     it, dense cells only: :func:`why_not`). A layer's padded steps (zero input, ``dt = 0``) are
     computed like any other and discarded by the layer."""
-    # The reference path's dtype (README "Precision"): the kernels return x's.
+    # The reference path's dtype (README "Precision"): the kernels store x's (float16 / bfloat16
+    # storage, float32 state and sums), so the per-sample arrays go in as the compute dtype.
     dtype = _dtypes.compute_dtype(x, h0, _dtypes.model_dtype(cell))
+    x, h0 = _dtypes.cast(x, dtype), _dtypes.cast(h0, dtype)
+    c0 = None if c0 is None else _dtypes.cast(c0, dtype)
     if lstm is not None:
         states, cells = cfc_sequence_gpu(cell, x, h0, dt, lstm=lstm, c0=c0, backend=backend, stream=stream)
         return _dtypes.cast(states, dtype), _dtypes.cast(cells, dtype)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._source import KernelSpec, body, kernel_dir, source_hash
+from ._source import IO_TYPES, KernelSpec, body, io_type, kernel_dir, source_hash
 
 TSAN_FLAGS = ("-fsanitize=thread", "-O1", "-g")
 DEFAULT_FLAGS = ("-O2",)
@@ -51,22 +51,24 @@ def cxx() -> str:
     return exe
 
 
-def program_source(spec: KernelSpec) -> str:
-    """The C++ program that runs ``spec`` under the CPU prelude."""
-    params = [f"const {'int' if t == 'int' else 'float'}* {n}" for n, t in spec.inputs]
-    params += [f"float* {n}" for n in spec.outputs]
+def program_source(spec: KernelSpec, iot: str = "float32") -> str:
+    """The C++ program that runs ``spec`` under the CPU prelude with per-sample arrays stored as
+    ``iot`` (a key of :data:`~ncps.backends.gpu._source.IO_TYPES`)."""
+    ctype = {"int": "int", "float": "float", "io": "IOT"}
+    params = [f"const {ctype[t]}* {n}" for n, t in spec.inputs]
+    params += [f"{ctype[t]}* {n}" for n, t in zip(spec.outputs, spec.output_kinds())]
     consts = "".join(f"  const int {c} = ncps_tmpl[{k}];\n" for k, c in enumerate(spec.template))
-    args = [
-        f"reinterpret_cast<const {'int' if t == 'int' else 'float'}*>(ins[{k}].data())"
-        for k, (_, t) in enumerate(spec.inputs)
-    ]
-    args += [f"outs[{k}].data()" for k in range(len(spec.outputs))]
+    args = [f"reinterpret_cast<const {ctype[t]}*>(ins[{k}].data())" for k, (_, t) in enumerate(spec.inputs)]
+    args += [f"reinterpret_cast<{ctype[t]}*>(outs[{k}].data())" for k, t in enumerate(spec.output_kinds())]
+    sizes = ", ".join(str(IO_TYPES[iot]["size"] if t == "io" else 4) for t in spec.output_kinds())
     path = (kernel_dir() / spec.body).as_posix()
     return f"""#include "cpu.h"
 #include <cstdio>
 #include <fstream>
 #include <iterator>
 #include <string>
+
+using IOT = {IO_TYPES[iot]["emulate"]};
 
 static void ncps_kernel({", ".join(params)}, int ncps_groups, const int* ncps_tmpl) {{
 {consts}  ncps_emu::launch(ncps_groups, NT, [&](ncps_emu::Ctx& ncps_ctx) {{
@@ -90,12 +92,13 @@ int main(int argc, char** argv) {{
   for (int& v : tmpl) meta >> v;
   std::vector<std::vector<char>> ins;
   for (int k = 0; k < {len(spec.inputs)}; ++k) ins.push_back(slurp(dir + "/in_" + std::to_string(k) + ".bin"));
-  std::vector<std::vector<float>> outs({len(spec.outputs)});
-  for (auto& o : outs) {{ long n = 0; meta >> n; o.assign(n, 0.0f); }}
+  const int out_size[] = {{{sizes}}};  // bytes per element of each output
+  std::vector<std::vector<char>> outs({len(spec.outputs)});
+  for (size_t k = 0; k < outs.size(); ++k) {{ long n = 0; meta >> n; outs[k].assign(n * out_size[k], 0); }}
   ncps_kernel({", ".join(args)}, groups, tmpl.data());
   for (size_t k = 0; k < outs.size(); ++k) {{
     std::ofstream f(dir + "/out_" + std::to_string(k) + ".bin", std::ios::binary);
-    f.write(reinterpret_cast<const char*>(outs[k].data()), outs[k].size() * sizeof(float));
+    f.write(outs[k].data(), static_cast<std::streamsize>(outs[k].size()));
   }}
   std::ofstream(dir + "/tg_bytes.txt") << ncps_emu::tg_bytes_declared << "\\n";
   return 0;
@@ -103,10 +106,11 @@ int main(int argc, char** argv) {{
 """
 
 
-def build(spec: KernelSpec, flags: Sequence[str] = DEFAULT_FLAGS) -> Path:
-    """Compile (or reuse) the emulation program of ``spec``; returns the executable's path."""
+def build(spec: KernelSpec, flags: Sequence[str] = DEFAULT_FLAGS, iot: str = "float32") -> Path:
+    """Compile (or reuse) the emulation program of ``spec`` with storage type ``iot``; returns the
+    executable's path."""
     flags = tuple(flags)
-    src = program_source(spec)
+    src = program_source(spec, iot)
     out_dir = cache_root() / f"{spec.name}-{source_hash(spec, src, *flags)}"
     exe = out_dir / "kernel"
     if exe.is_file():
@@ -142,16 +146,29 @@ def run(
     tg_bytes: int | None = None,
 ) -> tuple[list[np.ndarray], subprocess.CompletedProcess]:
     """Run ``spec`` on ``groups`` threadgroups of ``template["NT"]`` threads. Outputs start at
-    zero. Returns the outputs (float32) and the finished process (its stderr holds TSan reports).
+    zero. Per-sample arrays (kind ``"io"``, ``spec.io_outputs``) are stored as ``template["IOT"]``:
+    16-bit ones travel as their bit patterns (``np.uint16``; an ``np.float16`` input is viewed as
+    such). Returns the outputs (float32, or ``np.uint16`` bits for 16-bit storage) and the finished
+    process (its stderr holds TSan reports).
     ``flags`` default to those of :func:`configured`. ``tg_bytes``: the threadgroup memory the
     launch layer computed (CUDA's dynamic shared memory); a body that declares another amount
     raises RuntimeError, so every emulated launch checks that count."""
     flags = _options["flags"] if flags is None else flags
     if len(inputs) != len(spec.inputs):
         raise ValueError(f"{spec.name}: expected {len(spec.inputs)} inputs, got {len(inputs)}")
-    exe = build(spec, flags)
+    iot = io_type(template)
+    half = IO_TYPES[iot]["size"] == 2
+    exe = build(spec, flags, iot)
     with tempfile.TemporaryDirectory(prefix="ncps-emu-") as d:
-        for k, ((_name, kind), a) in enumerate(zip(spec.inputs, inputs)):
+        for k, ((name, kind), a) in enumerate(zip(spec.inputs, inputs)):
+            if kind == "io" and half:
+                a = np.ascontiguousarray(a)
+                if a.dtype == np.float16:
+                    a = a.view(np.uint16)
+                if a.dtype != np.uint16:
+                    raise ValueError(f"{spec.name}: {name} must hold {iot} bits (np.uint16), got {a.dtype}")
+                a.tofile(os.path.join(d, f"in_{k}.bin"))
+                continue
             dtype = np.int32 if kind == "int" else np.float32
             np.ascontiguousarray(a, dtype=dtype).tofile(os.path.join(d, f"in_{k}.bin"))
         sizes = [int(np.prod(s)) for s in output_shapes]
@@ -162,8 +179,11 @@ def run(
             raise RuntimeError(f"the emulation of {spec.name} failed (exit {proc.returncode}):\n{proc.stderr}")
         if _options["reports"] is not None:
             _options["reports"].append(proc.stderr)
+        kinds = spec.output_kinds()
         outs = [
-            np.fromfile(os.path.join(d, f"out_{k}.bin"), dtype=np.float32).reshape(s)
+            np.fromfile(
+                os.path.join(d, f"out_{k}.bin"), dtype=np.uint16 if kinds[k] == "io" and half else np.float32
+            ).reshape(s)
             for k, s in enumerate(output_shapes)
         ]
         declared = int(Path(d, "tg_bytes.txt").read_text())

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from functools import cache
 
 import mlx.core as mx
 import numpy as np
 
-from ._source import BACKENDS, KernelSpec, assemble
+from ._source import BACKENDS, IO_TYPES, KernelSpec, assemble, io_type
 
 # Threadgroup memory a kernel may use. Metal: static threadgroup arrays, 32 KiB guaranteed. CUDA:
 # the arrays come from dynamic shared memory (mx.fast.cuda_kernel's shared_memory=), up to the
@@ -25,6 +26,56 @@ EMULATE_SHARED = CUDA_SHARED_OPTIN[(9, 0)]
 MAX_THREADS = 256
 # Indices in the kernel bodies are 32-bit ints: every array a kernel touches must have fewer elements.
 INDEX_LIMIT = 2**31
+# The kernels' storage types of per-sample arrays (``IOT``), by name (the keys of _source.IO_TYPES).
+IO_DTYPES = {name: getattr(mx, name) for name in IO_TYPES}
+
+
+# The performance design of kernels/README.md ("Performance design for hardware"), unmeasured on
+# hardware: R batch rows per threadgroup in all four kernels (each weight read applied to R rows),
+# and in the forwards weight matrices transposed by the launch layer once per call (coalesced
+# reads) and (CfC) the weights staged once in threadgroup memory. The defaults reproduce the
+# one-row-per-group kernels; perf_options() changes them (the hardware timing run does).
+MAX_ROWS = 8
+_PERF = {"rows_per_group": 1, "transposed_weights": False, "stage_weights": False}
+
+
+@contextmanager
+def perf_options(**options) -> Iterator[None]:
+    """Within the block, calls of ``cfc_sequence_gpu`` / ``ltc_sequence_gpu`` (the layers' GPU
+    hooks included) that do not name them use these defaults: ``rows_per_group`` (1..MAX_ROWS,
+    forward and backward), ``transposed_weights`` (forward) and ``stage_weights`` (CfC forward)."""
+    unknown = set(options) - set(_PERF)
+    if unknown:
+        raise ValueError(f"perf_options: unknown option(s) {sorted(unknown)}; known: {sorted(_PERF)}")
+    saved = dict(_PERF)
+    _PERF.update(options)
+    try:
+        yield
+    finally:
+        _PERF.clear()
+        _PERF.update(saved)
+
+
+def perf(op: str, rows_per_group=None, transposed_weights=None, stage_weights=None) -> tuple[int, int, int]:
+    """``(R, WT, WTG)`` template constants: each argument, or its :func:`perf_options` default;
+    ``R`` must be in ``1..MAX_ROWS`` (a ValueError names the bound)."""
+    R = int(_PERF["rows_per_group"] if rows_per_group is None else rows_per_group)
+    if not 1 <= R <= MAX_ROWS:
+        raise ValueError(f"{op}: rows_per_group must be in 1..{MAX_ROWS}, got {R}")
+    wt = _PERF["transposed_weights"] if transposed_weights is None else transposed_weights
+    wtg = _PERF["stage_weights"] if stage_weights is None else stage_weights
+    return R, int(bool(wt)), int(bool(wtg))
+
+
+def groups_for(B: int, R: int) -> int:
+    """Threadgroups for ``B`` batch rows, ``R`` per group (the last may hold fewer)."""
+    return -(-int(B) // int(R))
+
+
+def io_name(dtype: mx.Dtype) -> str:
+    """The storage type (``template["IOT"]``) for per-sample arrays of ``dtype``: float16 and
+    bfloat16 as they are, float32 for anything else (float32, integers: cast first)."""
+    return next((name for name, d in IO_DTYPES.items() if d == dtype), "float32")
 
 
 def tg_memory_limit(backend: str | None, stream=None) -> int:
@@ -128,18 +179,27 @@ def launch(
     verbose: bool = False,
     tg_bytes: int | None = None,
 ) -> list[mx.array]:
-    """Run ``spec`` on ``groups`` threadgroups of ``template["NT"]`` threads; float32 outputs.
+    """Run ``spec`` on ``groups`` threadgroups of ``template["NT"]`` threads.
 
-    ``zero_init`` starts the outputs at zero (the emulation always does). ``tg_bytes``: the
-    threadgroup memory the body declares (CUDA: the dynamic shared memory requested; the emulation
-    checks it against the body)."""
+    Inputs are cast by kind (``"float"``: float32, ``"int"``: int32, ``"io"``: the storage dtype
+    ``template["IOT"]``, float32 by default; no graph node where they already are); outputs are
+    float32, those in ``spec.io_outputs`` the storage dtype. ``zero_init`` starts the outputs at
+    zero (the emulation always does). ``tg_bytes``: the threadgroup memory the body declares
+    (CUDA: the dynamic shared memory requested; the emulation checks it against the body)."""
     nt = int(template["NT"])
+    io = IO_DTYPES[io_type(template)]
+    want = {"int": mx.int32, "float": mx.float32, "io": io}
+    inputs = [a if a.dtype == want[k] else a.astype(want[k]) for a, (_, k) in zip(inputs, spec.inputs, strict=True)]
+    out_dtypes = [io if k == "io" else mx.float32 for k in spec.output_kinds()]
     if backend == "emulate":
         from . import emulate
 
-        host = [np.array(a) for a in inputs]
+        bits = io != mx.float32  # 16-bit storage travels as its bit patterns (numpy has no bfloat16)
+        host = [
+            np.array(a.view(mx.uint16)) if k == "io" and bits else np.array(a) for a, (_, k) in zip(inputs, spec.inputs)
+        ]
         outs, _ = emulate.run(spec, host, output_shapes, template, groups, tg_bytes=tg_bytes)
-        return [mx.array(o) for o in outs]
+        return [mx.array(o).view(d) if o.dtype == np.uint16 else mx.array(o) for o, d in zip(outs, out_dtypes)]
     if backend == "cuda" and not tg_bytes:
         raise ValueError(
             f"{spec.name}: a CUDA launch needs tg_bytes (its threadgroup arrays are dynamic shared memory)"
@@ -147,12 +207,12 @@ def launch(
     kernel = mlx_kernel(spec, backend, int(tg_bytes) if backend == "cuda" else 0)
     kwargs = dict(init_value=0.0) if zero_init else {}
     return kernel(
-        inputs=list(inputs),
+        inputs=inputs,
         output_shapes=[tuple(s) for s in output_shapes],
-        output_dtypes=[mx.float32] * len(output_shapes),
+        output_dtypes=out_dtypes,
         grid=(groups * nt, 1, 1),
         threadgroup=(nt, 1, 1),
-        template=[(c, int(template[c])) for c in spec.template],
+        template=[(c, int(template[c])) for c in spec.template] + [("IOT", io)],
         verbose=verbose,
         stream=stream,
         **kwargs,

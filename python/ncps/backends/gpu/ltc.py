@@ -23,7 +23,17 @@ import numpy as np
 from ... import _dtypes
 from ..ltc_args import LTC_INPUTS, SOLVER_PARAMS, check_lstm_args, check_ltc_args, lstm_params
 from ._source import KernelSpec
-from .launch import check_index_range, check_threads, default_backend, launch, resolve_backend, tg_memory_limit
+from .launch import (
+    check_index_range,
+    check_threads,
+    default_backend,
+    groups_for,
+    io_name,
+    launch,
+    perf,
+    resolve_backend,
+    tg_memory_limit,
+)
 
 __all__ = ["LTCSynapsePlan", "ltc_synapse_plan", "ltc_sequence_gpu", "ltc_threads", "LTC_FORWARD", "LTC_BACKWARD"]
 
@@ -31,29 +41,45 @@ _SENSORY, _RECURRENT, _NEURON = SOLVER_PARAMS[:5], SOLVER_PARAMS[5:10], SOLVER_P
 _CSR = (("rec_ptr", "int"), ("rec_src", "int"), ("sens_ptr", "int"), ("sens_src", "int"))
 # The mixed-memory LSTM's arrays (placeholders without it): its input (B, T, F), input_w (4N, F),
 # input_b (4N,), recurrent_w (4N, N), and the initial cell state (B, N).
-_MIXED = (("lstm_input", "float"), ("lw", "float"), ("lb", "float"), ("rw", "float"), ("c0", "float"))
-_FWD_INPUTS = (*((k, "float") for k in LTC_INPUTS), *_CSR, *_MIXED, ("dims", "int"), ("eps", "float"))
+# "io": per-sample arrays, stored as the launch's IOT (x's dtype when float16 / bfloat16); the
+# parameters, dt and the per-synapse gradient rows stay float32.
+_MIXED = (("lstm_input", "io"), ("lw", "float"), ("lb", "float"), ("rw", "float"), ("c0", "io"))
+_FWD_INPUTS = (
+    *((k, "io" if k in ("x", "h0") else "float") for k in LTC_INPUTS),
+    *_CSR,
+    *_MIXED,
+    ("dims", "int"),
+    ("eps", "float"),
+)
 # Gradient outputs: one per input but the masks (they get zeros), in input order.
 _GRAD_OF = tuple(k for k in LTC_INPUTS if k not in ("sensory_mask", "mask"))
 _TEMPLATE = ("N", "I", "K", "F", "MIX", "NT")
 
-LTC_FORWARD = KernelSpec("ncps_ltc_forward", "ltc_forward.inc", _FWD_INPUTS, ("states", "cells"), _TEMPLATE)
+LTC_FORWARD = KernelSpec(
+    "ncps_ltc_forward",
+    "ltc_forward.inc",
+    _FWD_INPUTS,
+    ("states", "cells"),
+    _TEMPLATE + ("R", "WT"),  # rows per group, the LSTM's matrices transposed
+    io_outputs=("states", "cells"),
+)
 LTC_BACKWARD = KernelSpec(
     "ncps_ltc_backward",
     "ltc_backward.inc",
     _FWD_INPUTS
     + (
-        ("states", "float"),
-        ("cells", "float"),
-        ("cot", "float"),
-        ("cot_c", "float"),
+        ("states", "io"),
+        ("cells", "io"),
+        ("cot", "io"),
+        ("cot_c", "io"),
         ("rec_optr", "int"),
         ("rec_odst", "int"),
         ("sens_optr", "int"),
         ("sens_odst", "int"),
     ),
     tuple("g_" + k for k in _GRAD_OF) + ("g_u", "g_gates", "g_c0"),
-    _TEMPLATE,
+    _TEMPLATE + ("R",),  # rows per group
+    io_outputs=("g_x", "g_h0", "g_u", "g_c0"),
 )
 
 
@@ -116,16 +142,18 @@ def ltc_threads(N: int, I: int) -> int:
     return min(256, max(32, _next_pow2(max(N, I))))
 
 
-def _tg_bytes(N: int, I: int, K: int, NT: int, F: int = 0) -> int:
-    """Threadgroup memory the backward kernel declares (the larger of the two), in the order of its
-    TG_ARRAYs: vs (K+1)N, dd KN, xs I, 7 arrays of N, red NT, then the LSTM's us F, vp N, hlv N,
-    lg 4N, dg 4N, gc N (one float each without mixed memory, ``F = 0``)."""
-    return 4 * ((K + 1) * N + K * N + I + 7 * N + NT + (F + 11 * N if F else 6))
+def _tg_bytes(N: int, I: int, K: int, NT: int, F: int = 0, R: int = 1) -> int:
+    """Threadgroup memory the backward kernel declares for ``R`` rows per group (the larger of the
+    two at equal ``R``), in the order of its TG_ARRAYs, per row: vs (K+1)N, dd KN, xs I, 7 arrays
+    of N, red NT, then the LSTM's us F, vp N, hlv N, lg 4N, dg 4N, gc N (one float each, not per
+    row, without mixed memory, ``F = 0``)."""
+    return 4 * (R * ((K + 1) * N + K * N + I + 7 * N + NT) + (R * (F + 11 * N) if F else 6))
 
 
-def _tg_bytes_forward(N: int, I: int, F: int = 0) -> int:
-    """Threadgroup memory the forward kernel declares: v 2N, xs 2I, num_s N, den_s N, us F, cs N."""
-    return 4 * (4 * N + 2 * I + (F + N if F else 2))
+def _tg_bytes_forward(N: int, I: int, F: int = 0, R: int = 1) -> int:
+    """Threadgroup memory the forward kernel declares for ``R`` rows per group: v 2RN, xs 2RI,
+    num_s RN, den_s RN, us RF, cs RN (one float each without mixed memory, ``F = 0``)."""
+    return 4 * (R * (4 * N + 2 * I) + (R * (F + N) if F else 2))
 
 
 def _index_sizes(B: int, T: int, N: int, I: int, F: int, S: int, SS: int) -> dict:
@@ -158,11 +186,11 @@ class LTCLaunch:
 
 
 def _inputs(run: LTCLaunch, x, h0, dt, p, mixed) -> list:
-    """The forward kernel's inputs (float32 arrays, the CSR lists, the LSTM's arrays, the scalars)."""
-    f32 = [a.astype(mx.float32) for a in (x, h0, dt, *p)]
+    """The forward kernel's inputs (the arrays, the CSR lists, the LSTM's arrays, the scalars;
+    launch() casts each to its kind's dtype)."""
     pl = run.plan
     meta = [mx.array([run.B, run.T], dtype=mx.int32), mx.array([run.epsilon], dtype=mx.float32)]
-    return f32 + [pl.rec_ptr, pl.rec_src, pl.sens_ptr, pl.sens_src] + [a.astype(mx.float32) for a in mixed] + meta
+    return [x, h0, dt, *p, pl.rec_ptr, pl.rec_src, pl.sens_ptr, pl.sens_src, *mixed, *meta]
 
 
 def _split(arrays) -> tuple:
@@ -176,17 +204,21 @@ def ltc_forward(run: LTCLaunch, arrays) -> tuple:
     """Launch the forward kernel on ``(x, h0, dt, *p, *mixed)`` (``p`` in :data:`SOLVER_PARAMS`
     order, ``mixed`` the LSTM's five arrays or placeholders): ``(states, cells)`` (``cells`` a
     placeholder without mixed memory)."""
-    N, mix = run.template["N"], run.template["MIX"]
+    N, mix, R = run.template["N"], run.template["MIX"], run.template["R"]
     shapes = [(run.B, run.T, N), (run.B, run.T, N) if mix else (1,)]
     F = run.template["F"] if mix else 0
-    nbytes = _tg_bytes_forward(N, run.template["I"], F)
+    nbytes = _tg_bytes_forward(N, run.template["I"], F, R)
+    x, h0, dt, p, mixed = _split(arrays)
+    if mix and run.template["WT"]:  # coalesced reads: the LSTM's matrices transposed once per call
+        u, lw, lb, rw, c0 = mixed
+        mixed = (u, lw.T, lb, rw.T, c0)
     outs = launch(
         LTC_FORWARD,
         run.backend,
-        _inputs(run, *_split(arrays)),
+        _inputs(run, x, h0, dt, p, mixed),
         shapes,
         run.template,
-        run.B,
+        groups_for(run.B, R),
         stream=run.stream,
         tg_bytes=nbytes,
     )
@@ -211,8 +243,8 @@ def ltc_backward(run: LTCLaunch, primals, cotangents, outputs) -> tuple:
     ins = _inputs(run, x, h0, dt, p, mixed) + [
         states,
         cells,
-        cot.astype(mx.float32),
-        cot_c.astype(mx.float32),
+        cot,
+        cot_c,
         pl.rec_optr,
         pl.rec_odst,
         pl.sens_optr,
@@ -221,9 +253,11 @@ def ltc_backward(run: LTCLaunch, primals, cotangents, outputs) -> tuple:
     S, SS = int(pl.rec_flat.size), int(pl.sens_flat.size)
     shapes = [(B, T, I), (B, N), (B, T), *[(B, SS)] * 4, *[(B, S)] * 4, (B, N), (B, N), (B, N)]
     shapes += [(B, T, F), (B, T, 4, N), (B, N)] if mix else [(1,)] * 3
-    nbytes = _tg_bytes(N, I, run.template["K"], run.template["NT"], F if mix else 0)
+    R = run.template["R"]
+    nbytes = _tg_bytes(N, I, run.template["K"], run.template["NT"], F if mix else 0, R)
+    groups = groups_for(B, R)
     outs = launch(
-        LTC_BACKWARD, run.backend, ins, shapes, run.template, B, zero_init=True, stream=run.stream, tg_bytes=nbytes
+        LTC_BACKWARD, run.backend, ins, shapes, run.template, groups, zero_init=True, stream=run.stream, tg_bytes=nbytes
     )
     g = dict(zip(_GRAD_OF, outs))
     grads = {"x": g["x"], "h0": g["h0"], "dt": g["dt"], "sensory_mask": mx.zeros((I, N)), "mask": mx.zeros((N, N))}
@@ -238,7 +272,9 @@ def ltc_backward(run: LTCLaunch, primals, cotangents, outputs) -> tuple:
         gu, gg, gc0 = outs[len(_GRAD_OF) :]
         R = B * T
         gg = gg.reshape(R, 4 * N)
-        prev = mx.concatenate([h0[:, None].astype(mx.float32), states[:, :-1]], axis=1).reshape(R, N)
+        prev = (
+            mx.concatenate([h0[:, None].astype(states.dtype), states[:, :-1]], axis=1).astype(mx.float32).reshape(R, N)
+        )
         u = mixed[0].astype(mx.float32).reshape(R, F)
         lstm_grads = (gu, gg.T @ u, gg.sum(axis=0), gg.T @ prev, gc0)
     else:
@@ -260,6 +296,8 @@ def ltc_sequence_gpu(
     c0: mx.array | None = None,
     backend: str | None = None,
     threads: int | None = None,
+    rows_per_group: int | None = None,
+    transposed_weights: bool | None = None,
     stream=None,
 ):
     """The LTC sequence as one GPU kernel: states ``(B, T, N)`` after every step.
@@ -276,12 +314,19 @@ def ltc_sequence_gpu(
         backend: ``"metal"``, ``"cuda"`` or ``"emulate"`` (the C++ emulation, for tests); None
             picks the back-end of the default device / ``stream``.
         threads: threads per group (default :func:`ltc_threads`).
+        rows_per_group, transposed_weights: the kernels' performance design (kernels/README.md;
+            unmeasured on hardware): ``R`` batch rows per threadgroup sharing each
+            synapse-parameter read (1..8; forward and backward), and the forward's mixed-memory
+            LSTM matrices transposed once per call for coalesced reads. None: the
+            :func:`ncps.backends.gpu.launch.perf_options` defaults (1, False). Any choice gives
+            the same bits.
         stream: the MLX stream or device of the launches.
 
     Raises:
         ValueError: wrong shapes (the message names the argument and the expected shape), a plan
             of another size, a kernel that needs more threadgroup memory than the back-end's limit
-            (Metal 32 KiB; CUDA the device's dynamic shared memory), ``threads`` outside
+            (Metal 32 KiB; CUDA the device's dynamic shared memory; with ``rows_per_group`` rows
+            per group), ``threads`` outside
             ``1..256``, or an array of ``2**31`` elements or more (32-bit indices).
         RuntimeError: no GPU back-end and no ``backend`` given.
     """
@@ -301,8 +346,16 @@ def ltc_sequence_gpu(
             f"{op}: N={N}, I={I}, ode_unfolds={K}{f', F={F}' if F else ''} need {need} bytes of "
             f"threadgroup memory, more than {limit} ({backend})"
         )
+    R, WT, _ = perf(op, rows_per_group, transposed_weights)
+    need_rows = {"forward": _tg_bytes_forward(N, I, F, R), "backward": _tg_bytes(N, I, K, NT, F, R)}
+    for which, need in need_rows.items():
+        if need > limit:
+            raise ValueError(
+                f"{op}: the {which} at rows_per_group={R} needs {need} bytes of threadgroup memory, more than "
+                f"{limit} ({backend}): use fewer rows per group"
+            )
     check_index_range(op, _index_sizes(B, T, N, I, F, int(plan.rec_flat.size), int(plan.sens_flat.size)))
-    template = dict(N=N, I=I, K=K, F=max(F, 1), MIX=int(lstm is not None), NT=NT)
+    template = dict(N=N, I=I, K=K, F=max(F, 1), MIX=int(lstm is not None), NT=NT, R=R, WT=WT, IOT=io_name(x.dtype))
     run = LTCLaunch(backend, plan, template, B, T, float(epsilon), stream)
 
     @mx.custom_function
@@ -371,6 +424,10 @@ def sequence(cell, x: mx.array, h0: mx.array, dt: mx.array, lstm=None, c0=None, 
     params = cell.solver_params()
     kwargs = dict(plan=cell_synapse_plan(cell), backend=backend, stream=stream)
     dtype = _dtypes.compute_dtype(x, h0, params["cm"])  # the reference's (README "Precision")
+    # The kernels store x's dtype (float16 / bfloat16 storage, float32 state and sums), so the
+    # per-sample arrays go in as the compute dtype.
+    x, h0 = _dtypes.cast(x, dtype), _dtypes.cast(h0, dtype)
+    c0 = None if c0 is None else _dtypes.cast(c0, dtype)
     if lstm is None:
         states = ltc_sequence_gpu(cell.map_inputs(x), h0, dt, params, cell.ode_unfolds, cell.epsilon, **kwargs)
         return _dtypes.cast(states, dtype), None
