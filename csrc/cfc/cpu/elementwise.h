@@ -52,31 +52,84 @@ template <int MODE>
 inline void heads_fwd_(int nb, int n, float* H, int hs, const float* dtr, float* hout, int64_t ldo, const float* w_tau,
                        const float* A) {
   constexpr float kLog2e = 1.44269504088896341f;
+  // One vector of neurons: ld(o) loads H's columns o + [its lanes], st(o, v) stores them, out(v)
+  // stores h'; dtv holds each lane's dt, wt / a each lane's w_tau / A (pure mode). Every lane is
+  // computed by the same instructions whichever rows and columns the vector holds.
+  auto body = [&](auto ld, auto st, auto out, vf dtv, vf wt, vf a) NCPS_INLINE_LAMBDA {
+    if constexpr (MODE == PURE) {
+      const vf f = ld(0);
+      const vf e = vexp(-dtv * (vabs(wt) + vabs(f)));
+      st(n, e);
+      out(a - a * e * f);
+    } else {
+      const vf f1 = vtanh<W, true>(ld(0));
+      const vf f2 = vtanh<W, true>(ld(n));
+      const vf g = vsigmoid_log2(ld(2 * n) * (-dtv * kLog2e) - ld(3 * n) * kLog2e);
+      const vf h = MODE == NO_GATE ? f1 + g * f2 : f1 + g * (f2 - f1);
+      st(0, f1);
+      st(n, f2);
+      st(3 * n, g);
+      out(h);
+    }
+  };
+  // A last vector of at most W/2 lanes (the 2-, 6- and 8-wide ends of the wired CfC's 34-, 22-
+  // and 8-neuron layers) takes several rows at once, where one vector per row wasted most of its
+  // lanes: on AutoNCP(64, 8) with AVX-512, 4.1 vectors per row instead of 6. Up to W/4 lanes:
+  // Q rows (RowLanes, AVX-512); up to W/2: two rows (load_pair, the two halves of the vector).
+  [[maybe_unused]] auto packed = [&]<int Q>(int j, int m) {
+    if constexpr (kRowLanes) {
+      const vf wt = MODE == PURE ? load_m(w_tau + j, m) : vf{};
+      const vf a = MODE == PURE ? load_m(A + j, m) : vf{};
+      auto rows = [&](const RowLanes<Q>& rl, int b) NCPS_INLINE_LAMBDA {
+        float* hp = H + static_cast<int64_t>(b) * hs + j;
+        float* ho = hout + b * ldo + j;
+        body([&](int o) { return rl.load(hp + o, hs); }, [&](int o, vf v) { rl.store(hp + o, hs, v); },
+             [&](vf v) { rl.store(ho, ldo, v); }, rl.per_row(dtr + b), rl.per_col(wt), rl.per_col(a));
+      };
+      const RowLanes<Q> full(m, Q);  // (the masks and permutations once per column vector)
+      int b = 0;
+      for (; b + Q <= nb; b += Q) rows(full, b);
+      if (b < nb) rows(RowLanes<Q>(m, nb - b), b);
+    }
+  };
+  auto pairs = [&](int j, int m) {
+    const vf wt = MODE == PURE ? load_pair(w_tau + j, w_tau + j, m) : vf{};
+    const vf a = MODE == PURE ? load_pair(A + j, A + j, m) : vf{};
+    int b = 0;
+    for (; b + 1 < nb; b += 2) {
+      float* hp = H + static_cast<int64_t>(b) * hs + j;
+      float* hq = hp + hs;
+      float* ho = hout + b * ldo + j;
+      float* hr = ho + ldo;
+      body([&](int o) { return load_pair(hp + o, hq + o, m); }, [&](int o, vf v) { store_pair(hp + o, hq + o, v, m); },
+           [&](vf v) { store_pair(ho, hr, v, m); }, splat_pair(dtr[b], dtr[b + 1]), wt, a);
+    }
+    return b;  // the first row left (an odd last one)
+  };
   // Column vectors outside, rows inside: consecutive iterations are independent rows with the
   // same lane mask, and a row's partial last vector is not loaded right after the overlapping
   // stores of its previous vector (a masked load that overlaps a pending store waits for it).
   for (int j = 0; j < n; j += W) {
     const int m = std::min(W, n - j);
-    for (int b = 0; b < nb; ++b) {
-      float* hp = H + static_cast<int64_t>(b) * hs;
-      float* ho = hout + b * ldo;
-      const float dtv = dtr[b];
-      if constexpr (MODE == PURE) {
-        const vf f = load_m(hp + j, m);
-        const vf a = load_m(A + j, m);
-        const vf e = vexp(-dtv * (vabs(load_m(w_tau + j, m)) + vabs(f)));
-        store_m(hp + n + j, e, m);
-        store_m(ho + j, a - a * e * f, m);
-      } else {
-        const vf f1 = vtanh<W, true>(load_m(hp + j, m));
-        const vf f2 = vtanh<W, true>(load_m(hp + n + j, m));
-        const vf g = vsigmoid_log2(load_m(hp + 2 * n + j, m) * (-dtv * kLog2e) - load_m(hp + 3 * n + j, m) * kLog2e);
-        const vf h = MODE == NO_GATE ? f1 + g * f2 : f1 + g * (f2 - f1);
-        store_m(hp + j, f1, m);
-        store_m(hp + n + j, f2, m);
-        store_m(hp + 3 * n + j, g, m);
-        store_m(ho + j, h, m);
+    int b0 = 0;
+    if constexpr (kRowLanes) {
+      if (8 * m <= W) {  // m <= 2 on AVX-512
+        packed.template operator()<8>(j, m);
+        continue;
       }
+      if (4 * m <= W) {
+        packed.template operator()<4>(j, m);
+        continue;
+      }
+    }
+    if (2 * m <= W) b0 = pairs(j, m);
+    const vf wt = MODE == PURE ? load_m(w_tau + j, m) : vf{};
+    const vf a = MODE == PURE ? load_m(A + j, m) : vf{};
+    for (int b = b0; b < nb; ++b) {
+      float* hp = H + static_cast<int64_t>(b) * hs + j;
+      float* ho = hout + b * ldo + j;
+      body([&](int o) { return load_m(hp + o, m); }, [&](int o, vf v) { store_m(hp + o, v, m); },
+           [&](vf v) { store_m(ho, v, m); }, splat(dtr[b]), wt, a);
     }
   }
 }
