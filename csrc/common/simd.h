@@ -210,11 +210,15 @@ struct RowLanes {
   __m512i to_lanes[Q], from_lanes[Q];  // row r's lanes [0, m) <-> [r m, r m + m)
   NCPS_INLINE RowLanes(int m_, int rows_) : m(m_), rows(rows_) {
     alignas(64) int32_t ro[W], co[W];
-    for (int l = 0; l < W; ++l) {
-      const int r = std::min(l / m, Q - 1);
-      ro[l] = std::min(r, rows - 1);
-      co[l] = l - r * m < m ? l - r * m : 0;
+    for (int l = 0; l < W; ++l) {  // lanes past Q m
+      ro[l] = rows - 1;
+      co[l] = 0;
     }
+    for (int r = 0; r < Q; ++r)
+      for (int c = 0; c < m; ++c) {
+        ro[r * m + c] = std::min(r, rows - 1);
+        co[r * m + c] = c;
+      }
     row_of = _mm512_load_si512(ro);
     col_of = _mm512_load_si512(co);
     for (int r = 0; r < Q; ++r) {

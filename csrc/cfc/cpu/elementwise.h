@@ -45,12 +45,14 @@ inline void act_grad_rows(int act, int nb, int w, const float* a, const float* z
 
 // Heads forward on nb rows. H (ld hs) holds the head pre-activations [p1 | p2 | pa | pb]
 // (or [p1] in pure mode) and receives what the backward needs: [f1 | f2 | t_a | g] (or
-// [f1 | e]). Writes h' into hout (ld ldo). The transcendentals avoid vector divisions (tanh by a
-// refined reciprocal, the gate as 1 / (1 + 2^u) with u = -(pa dt + pb) log2(e)): they were most of
-// this loop's time, which was a third of the wired forward's.
+// [f1 | e]). Writes h' into hout (ld ldo) and into out2 (ld ldo2): the workspace's state, which
+// the next step reads, and the caller's (B, T, N) states, while the rows are in registers (a copy
+// after the loop read the (T, B, N) workspace back across the batch, a cache miss per row). The transcendentals avoid
+// vector divisions (tanh by a refined reciprocal, the gate as 1 / (1 + 2^u) with u = -(pa dt + pb) log2(e)): they were
+// most of this loop's time, which was a third of the wired forward's.
 template <int MODE>
-inline void heads_fwd_(int nb, int n, float* H, int hs, const float* dtr, float* hout, int64_t ldo, const float* w_tau,
-                       const float* A) {
+inline void heads_fwd_(int nb, int n, float* H, int hs, const float* dtr, float* hout, int64_t ldo, float* out2,
+                       int64_t ldo2, const float* w_tau, const float* A) {
   constexpr float kLog2e = 1.44269504088896341f;
   // One vector of neurons: ld(o) loads H's columns o + [its lanes], st(o, v) stores them, out(v)
   // stores h'; dtv holds each lane's dt, wt / a each lane's w_tau / A (pure mode). Every lane is
@@ -83,8 +85,13 @@ inline void heads_fwd_(int nb, int n, float* H, int hs, const float* dtr, float*
       auto rows = [&](const RowLanes<Q>& rl, int b) NCPS_INLINE_LAMBDA {
         float* hp = H + static_cast<int64_t>(b) * hs + j;
         float* ho = hout + b * ldo + j;
+        float* o2 = out2 + b * ldo2 + j;
         body([&](int o) { return rl.load(hp + o, hs); }, [&](int o, vf v) { rl.store(hp + o, hs, v); },
-             [&](vf v) { rl.store(ho, ldo, v); }, rl.per_row(dtr + b), rl.per_col(wt), rl.per_col(a));
+             [&](vf v) {
+               rl.store(ho, ldo, v);
+               rl.store(o2, ldo2, v);
+             },
+             rl.per_row(dtr + b), rl.per_col(wt), rl.per_col(a));
       };
       const RowLanes<Q> full(m, Q);  // (the masks and permutations once per column vector)
       int b = 0;
@@ -100,9 +107,13 @@ inline void heads_fwd_(int nb, int n, float* H, int hs, const float* dtr, float*
       float* hp = H + static_cast<int64_t>(b) * hs + j;
       float* hq = hp + hs;
       float* ho = hout + b * ldo + j;
-      float* hr = ho + ldo;
+      float* o2 = out2 + b * ldo2 + j;
       body([&](int o) { return load_pair(hp + o, hq + o, m); }, [&](int o, vf v) { store_pair(hp + o, hq + o, v, m); },
-           [&](vf v) { store_pair(ho, hr, v, m); }, splat_pair(dtr[b], dtr[b + 1]), wt, a);
+           [&](vf v) {
+             store_pair(ho, ho + ldo, v, m);
+             store_pair(o2, o2 + ldo2, v, m);
+           },
+           splat_pair(dtr[b], dtr[b + 1]), wt, a);
     }
     return b;  // the first row left (an odd last one)
   };
@@ -128,20 +139,25 @@ inline void heads_fwd_(int nb, int n, float* H, int hs, const float* dtr, float*
     for (int b = b0; b < nb; ++b) {
       float* hp = H + static_cast<int64_t>(b) * hs + j;
       float* ho = hout + b * ldo + j;
+      float* o2 = out2 + b * ldo2 + j;
       body([&](int o) { return load_m(hp + o, m); }, [&](int o, vf v) { store_m(hp + o, v, m); },
-           [&](vf v) { store_m(ho, v, m); }, splat(dtr[b]), wt, a);
+           [&](vf v) {
+             store_m(ho, v, m);
+             store_m(o2, v, m);
+           },
+           splat(dtr[b]), wt, a);
     }
   }
 }
 
 inline void heads_fwd(int mode, int nb, int n, float* H, int hs, const float* dtr, float* hout, int64_t ldo,
-                      const float* w_tau, const float* A) {
+                      float* out2, int64_t ldo2, const float* w_tau, const float* A) {
   if (mode == PURE)
-    heads_fwd_<PURE>(nb, n, H, hs, dtr, hout, ldo, w_tau, A);
+    heads_fwd_<PURE>(nb, n, H, hs, dtr, hout, ldo, out2, ldo2, w_tau, A);
   else if (mode == NO_GATE)
-    heads_fwd_<NO_GATE>(nb, n, H, hs, dtr, hout, ldo, w_tau, A);
+    heads_fwd_<NO_GATE>(nb, n, H, hs, dtr, hout, ldo, out2, ldo2, w_tau, A);
   else
-    heads_fwd_<DEFAULT>(nb, n, H, hs, dtr, hout, ldo, w_tau, A);
+    heads_fwd_<DEFAULT>(nb, n, H, hs, dtr, hout, ldo, out2, ldo2, w_tau, A);
 }
 
 // Heads backward on nb rows: gh = dL/dh' (ld ldg) -> DH (ld hn) = dL/d(head pre-activations);

@@ -56,13 +56,11 @@ void forward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, f
       std::copy_n(in[p.c0] + static_cast<int64_t>(b0) * N, static_cast<int64_t>(b1 - b0) * N,
                   CC + static_cast<int64_t>(b0) * N);
   };
-  auto stage_out = [&](int b0, int b1) {
-    for (int b = b0; b < b1; ++b)
-      for (int t = 0; t < T; ++t) {
-        const int64_t src = (static_cast<int64_t>(t + 1) * B + b) * N, dst = (static_cast<int64_t>(b) * T + t) * N;
-        copy_row(HH + src, N, states + dst);
-        if (mixed) copy_row(CC + src, N, cells + dst);
-      }
+  auto stage_out = [&](int b0, int b1) {  // (the states are written by the heads)
+    if (mixed)
+      for (int b = b0; b < b1; ++b)
+        for (int t = 0; t < T; ++t)
+          copy_row(CC + (static_cast<int64_t>(t + 1) * B + b) * N, N, cells + (static_cast<int64_t>(b) * T + t) * N);
   };
 
   // Tiny calls (a streaming step) use the weights as they are; otherwise transposed copies.
@@ -139,7 +137,8 @@ void forward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, f
         }
         float* Hc = ws + U.heads_off + r * U.hs;
         if (!U.widths.empty()) w.heads.fwd_bias(nb, zlast, wlast, wlast, nullptr, 0, 0, 0, w.hbias.data(), Hc, U.hs);
-        heads_fwd(mode, nb, U.n, Hc, U.hs, dtr, hout_base + U.off, N, w.w_tau, w.A);
+        heads_fwd(mode, nb, U.n, Hc, U.hs, dtr, hout_base + U.off, N,
+                  states + (static_cast<int64_t>(b0) * T + t) * N + U.off, static_cast<int64_t>(T) * N, w.w_tau, w.A);
       }
     }
     stage_out(b0, b1);
