@@ -163,9 +163,23 @@ inline void heads_fwd(int mode, int nb, int n, float* H, int hs, const float* dt
 // Heads backward on nb rows: gh = dL/dh' (ld ldg) -> DH (ld hn) = dL/d(head pre-activations);
 // adds dL/d dt to ddt[b]; in pure mode accumulates dL/dA and dL/dw_tau into accA, accW.
 // Column vectors outside, rows inside, as heads_fwd_ (and the pure-mode sums stay in registers).
+// Hpre, when given, is the next H to be read (the previous step's, ld hs): each row's lines of it
+// are prefetched as the row's are used (backward.cpp says when).
 template <int MODE>
 inline void heads_bwd_(int nb, int n, const float* H, int hs, const float* dtr, const float* gh, int64_t ldg, float* DH,
-                       int hn, float* ddt, const float* w_tau, const float* A, float* accA, float* accW) {
+                       int hn, float* ddt, const float* w_tau, const float* A, float* accA, float* accW,
+                       const float* Hpre) {
+  auto pre = [&](int b, int j) NCPS_INLINE_LAMBDA {
+    if (Hpre) {
+      const float* q = Hpre + static_cast<int64_t>(b) * hs + j;
+      __builtin_prefetch(q);
+      __builtin_prefetch(q + n);
+      if constexpr (MODE != PURE) {
+        __builtin_prefetch(q + 2 * n);
+        __builtin_prefetch(q + 3 * n);
+      }
+    }
+  };
   // The gated modes' vector [j, j + m) on one row or two (ld: H, go: dL/dh', st: DH; dtv: the
   // lane's dt): returns the lanes' dL/d dt terms.
   auto gated = [&](int j, vf dtv, auto ld, vf go, auto st) {
@@ -202,6 +216,8 @@ inline void heads_bwd_(int nb, int n, const float* H, int hs, const float* dtr, 
     if constexpr (MODE != PURE)
       if (2 * m <= W)
         for (; b + 1 < nb; b += 2) {
+          pre(b, j);
+          pre(b + 1, j);
           const float* hp = H + static_cast<int64_t>(b) * hs;
           const float* hq = hp + hs;
           float* dh = DH + static_cast<int64_t>(b) * hn;
@@ -219,6 +235,7 @@ inline void heads_bwd_(int nb, int n, const float* H, int hs, const float* dtr, 
           ddt[b + 1] += s1;
         }
     for (; b < nb; ++b) {
+      pre(b, j);
       const float* hp = H + static_cast<int64_t>(b) * hs;
       float* dh = DH + static_cast<int64_t>(b) * hn;
       const float dtv = dtr[b];
@@ -247,13 +264,14 @@ inline void heads_bwd_(int nb, int n, const float* H, int hs, const float* dtr, 
 }
 
 inline void heads_bwd(int mode, int nb, int n, const float* H, int hs, const float* dtr, const float* gh, int64_t ldg,
-                      float* DH, int hn, float* ddt, const float* w_tau, const float* A, float* accA, float* accW) {
+                      float* DH, int hn, float* ddt, const float* w_tau, const float* A, float* accA, float* accW,
+                      const float* Hpre = nullptr) {
   if (mode == PURE)
-    heads_bwd_<PURE>(nb, n, H, hs, dtr, gh, ldg, DH, hn, ddt, w_tau, A, accA, accW);
+    heads_bwd_<PURE>(nb, n, H, hs, dtr, gh, ldg, DH, hn, ddt, w_tau, A, accA, accW, Hpre);
   else if (mode == NO_GATE)
-    heads_bwd_<NO_GATE>(nb, n, H, hs, dtr, gh, ldg, DH, hn, ddt, w_tau, A, accA, accW);
+    heads_bwd_<NO_GATE>(nb, n, H, hs, dtr, gh, ldg, DH, hn, ddt, w_tau, A, accA, accW, Hpre);
   else
-    heads_bwd_<DEFAULT>(nb, n, H, hs, dtr, gh, ldg, DH, hn, ddt, w_tau, A, accA, accW);
+    heads_bwd_<DEFAULT>(nb, n, H, hs, dtr, gh, ldg, DH, hn, ddt, w_tau, A, accA, accW, Hpre);
 }
 
 // LSTM forward on nb rows: G (ld 4N) holds the gate pre-activations and receives
