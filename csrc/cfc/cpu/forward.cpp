@@ -4,9 +4,17 @@
 // independent along the recurrence, so chunks of it run the whole time loop on the common pool's
 // threads without synchronising.
 //
-// Where the time goes (wired CfC(16, AutoNCP(64, 8)), batch 32, T 100, one thread, perf): ~50 %
-// in the GEMM tiles, which run near the core's FMA peak, ~25 % in the heads' elementwise update
-// (three transcendentals per neuron), the rest outside the loop (staging, packing, the graph).
+// Where the time goes (wired CfC(16, AutoNCP(64, 8)), batch 32, T 100, one thread, perf, after
+// the changes below): ~59 % in the GEMM tiles (~81 MFLOP per call at about the core's FMA peak;
+// ~6 % of it on the half-empty last vectors of the 136- and 88-wide head products), ~18 % in the
+// heads' elementwise update (three transcendentals per neuron), ~7 % in the loop body around them
+// (staging, dispatch), the rest outside the kernel: graph building in Python (~40 us per eager
+// call, mostly the layer's own code), MLX's eval and thread hand-offs, packing the weights (~6 us).
+// Of a ~590 us eager call, ~545 us is the kernel loop. The heads take several rows per vector
+// where a row's last vector is at most half full (the 34-, 22- and 8-neuron layers end in 2-, 6-
+// and 8-wide vectors: 4.1 vectors per row-step instead of 6), and write h' into the caller's
+// states directly. Past the caches (B*T beyond ~12 000 row-steps, 1.35 KB of workspace each) the
+// hoisted input product runs a block of steps ahead of its use instead of all at once.
 // Every per-step product starts from its bias inside the tile (no per-step bias copies), and a
 // wired layer's [new state of the layer before, own state] input is one product over both
 // arrays (gemm_nn2). The heads' elementwise pass runs columns outside and rows inside: row by
