@@ -319,6 +319,17 @@ NCPS_INLINE vf<L> vsign(vf<L> a) {
   return (a > 0.0f ? splat<L>(1.0f) : splat<L>(0.0f)) - (a < 0.0f ? splat<L>(1.0f) : splat<L>(0.0f));
 }
 
+// The lanes' sum as a tree (depth log2 L instead of a chain of L - 1 dependent adds): for sums
+// whose order is free (hsum's is fixed: results are compared bitwise across code changes).
+template <int L = W>
+NCPS_INLINE float hsum_tree(vf<L> a) {
+  float s[L];
+  std::memcpy(s, &a, sizeof(s));
+  for (int h = L / 2; h > 0; h /= 2)
+    for (int l = 0; l < h; ++l) s[l] += s[l + h];
+  return s[0];
+}
+
 template <int L = W>
 NCPS_INLINE float hsum(vf<L> a) {
   float s = 0.0f;

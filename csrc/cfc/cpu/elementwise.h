@@ -50,7 +50,9 @@ inline void act_grad_rows(int act, int nb, int w, const float* a, const float* z
 // after the loop read the (T, B, N) workspace back across the batch, a cache miss per row). The transcendentals avoid
 // vector divisions (tanh by a refined reciprocal, the gate as 1 / (1 + 2^u) with u = -(pa dt + pb) log2(e)): they were
 // most of this loop's time, which was a third of the wired forward's.
-template <int MODE>
+// FOLD: H's third block holds the folded gate pre-activation pa dt + pb (weights.h:
+// fold_time_heads), and is left as it is (the backward recomputes pa).
+template <int MODE, bool FOLD>
 inline void heads_fwd_(int nb, int n, float* H, int hs, const float* dtr, float* hout, int64_t ldo, float* out2,
                        int64_t ldo2, const float* w_tau, const float* A) {
   constexpr float kLog2e = 1.44269504088896341f;
@@ -66,7 +68,8 @@ inline void heads_fwd_(int nb, int n, float* H, int hs, const float* dtr, float*
     } else {
       const vf f1 = vtanh<W, true>(ld(0));
       const vf f2 = vtanh<W, true>(ld(n));
-      const vf g = vsigmoid_log2(ld(2 * n) * (-dtv * kLog2e) - ld(3 * n) * kLog2e);
+      const vf g =
+          FOLD ? vsigmoid_log2(ld(2 * n) * -kLog2e) : vsigmoid_log2(ld(2 * n) * (-dtv * kLog2e) - ld(3 * n) * kLog2e);
       const vf h = MODE == NO_GATE ? f1 + g * f2 : f1 + g * (f2 - f1);
       st(0, f1);
       st(n, f2);
@@ -150,21 +153,24 @@ inline void heads_fwd_(int nb, int n, float* H, int hs, const float* dtr, float*
   }
 }
 
-inline void heads_fwd(int mode, int nb, int n, float* H, int hs, const float* dtr, float* hout, int64_t ldo,
+inline void heads_fwd(int mode, bool fold, int nb, int n, float* H, int hs, const float* dtr, float* hout, int64_t ldo,
                       float* out2, int64_t ldo2, const float* w_tau, const float* A) {
   if (mode == PURE)
-    heads_fwd_<PURE>(nb, n, H, hs, dtr, hout, ldo, out2, ldo2, w_tau, A);
+    heads_fwd_<PURE, false>(nb, n, H, hs, dtr, hout, ldo, out2, ldo2, w_tau, A);
   else if (mode == NO_GATE)
-    heads_fwd_<NO_GATE>(nb, n, H, hs, dtr, hout, ldo, out2, ldo2, w_tau, A);
+    fold ? heads_fwd_<NO_GATE, true>(nb, n, H, hs, dtr, hout, ldo, out2, ldo2, w_tau, A)
+         : heads_fwd_<NO_GATE, false>(nb, n, H, hs, dtr, hout, ldo, out2, ldo2, w_tau, A);
   else
-    heads_fwd_<DEFAULT>(nb, n, H, hs, dtr, hout, ldo, out2, ldo2, w_tau, A);
+    fold ? heads_fwd_<DEFAULT, true>(nb, n, H, hs, dtr, hout, ldo, out2, ldo2, w_tau, A)
+         : heads_fwd_<DEFAULT, false>(nb, n, H, hs, dtr, hout, ldo, out2, ldo2, w_tau, A);
 }
 
 // Heads backward on nb rows: gh = dL/dh' (ld ldg) -> DH (ld hn) = dL/d(head pre-activations);
-// adds dL/d dt to ddt[b]; in pure mode accumulates dL/dA and dL/dw_tau into accA, accW.
-// Column vectors outside, rows inside, as heads_fwd_ (and the pure-mode sums stay in registers).
-// Hpre, when given, is the next H to be read (the previous step's, ld hs): each row's lines of it
-// are prefetched as the row's are used (backward.cpp says when).
+// adds dL/d dt to ddt[b] (unless ddt is null: the forward folded the time heads, H's t_a block
+// is not pa, and backward.cpp adds those terms after the sweep); in pure mode accumulates dL/dA and dL/dw_tau into
+// accA, accW. Column vectors outside, rows inside, as heads_fwd_ (and the pure-mode sums stay in registers). Hpre, when
+// given, is the next H to be read (the previous step's, ld hs): each row's lines of it are prefetched as the row's are
+// used (backward.cpp says when).
 template <int MODE>
 inline void heads_bwd_(int nb, int n, const float* H, int hs, const float* dtr, const float* gh, int64_t ldg, float* DH,
                        int hn, float* ddt, const float* w_tau, const float* A, float* accA, float* accW,
@@ -231,8 +237,10 @@ inline void heads_bwd_(int nb, int n, const float* H, int hs, const float* dtr, 
             s0 += sdt[l];
             s1 += sdt[W / 2 + l];
           }
-          ddt[b] += s0;
-          ddt[b + 1] += s1;
+          if (ddt) {
+            ddt[b] += s0;
+            ddt[b + 1] += s1;
+          }
         }
     for (; b < nb; ++b) {
       pre(b, j);
@@ -254,7 +262,7 @@ inline void heads_bwd_(int nb, int n, const float* H, int hs, const float* dtr, 
         sdt = gated(
             j, splat(dtv), [&](int o) { return load_m(hp + o, m); }, go, [&](int o, vf v) { store_m(dh + o, v, m); });
       }
-      ddt[b] += hsum(sdt);
+      if (ddt) ddt[b] += hsum(sdt);
     }
     if constexpr (MODE == PURE) {
       store_m(accA + j, load_m(accA + j, m) + sa, m);

@@ -73,7 +73,9 @@ void forward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, f
 
   // Tiny calls (a streaming step) use the weights as they are; otherwise transposed copies.
   const bool pack = TB >= 8;
-  std::vector<UnitW> uw = make_weights(p, in, pack, /*backward=*/false);
+  float dt_value = 0.0f;  // one dt for the whole call: the time heads fold (weights.h: fold_time_heads)
+  const bool fold = pack && fold_time_heads(p, dt, dt_value);
+  std::vector<UnitW> uw = make_weights(p, in, pack, /*backward=*/false, fold ? &dt_value : nullptr);
   Lin lwx, lwh;
   if (mixed) {
     std::tie(lwx, lwh) = lstm_weights(p, in);
@@ -147,7 +149,7 @@ void forward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, f
         }
         float* Hc = ws + U.heads_off + r * U.hs;
         if (!U.widths.empty()) w.heads.fwd_bias(nb, zlast, wlast, wlast, nullptr, 0, 0, 0, w.hbias.data(), Hc, U.hs);
-        heads_fwd(mode, nb, U.n, Hc, U.hs, dtr, hout_base + U.off, N,
+        heads_fwd(mode, fold, nb, U.n, Hc, U.hs, dtr, hout_base + U.off, N,
                   states + (static_cast<int64_t>(b0) * T + t) * N + U.off, static_cast<int64_t>(T) * N, w.w_tau, w.A);
       }
     }
