@@ -14,7 +14,10 @@
 // where a row's last vector is at most half full (the 34-, 22- and 8-neuron layers end in 2-, 6-
 // and 8-wide vectors: 4.1 vectors per row-step instead of 6), and write h' into the caller's
 // states directly. Past the caches (B*T beyond ~12 000 row-steps, 1.35 KB of workspace each) the
-// hoisted input product runs a block of steps ahead of its use instead of all at once.
+// hoisted input product runs a block of steps ahead of its use instead of all at once. With one dt
+// for the call, a backbone unit's time heads fold into one (weights.h: fold_time_heads).
+// Python's share of an eager call: ~11 us in backends/cpu/cfc.py (6 of them creating the op in
+// C++), ~20 us more in the layer's own code.
 // Every per-step product starts from its bias inside the tile (no per-step bias copies), and a
 // wired layer's [new state of the layer before, own state] input is one product over both
 // arrays (gemm_nn2). The heads' elementwise pass runs columns outside and rows inside: row by
