@@ -159,6 +159,7 @@ int64_t backward_scratch_size(const Plan& p) {
     for (int w : U.widths) n += TB * w;
   }
   if (p.cfg.mixed) n += TB * 4 * p.N;
+  if (p.cfg.mode != PURE) n += TB * static_cast<int64_t>(p.units.size());  // dL/d dt per unit (folded time heads)
   return n;
 }
 

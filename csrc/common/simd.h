@@ -15,6 +15,7 @@
 //  - vsigmoid(100) = 1, vsigmoid(-100) = 0 exactly; vtanh saturates for |x| >= 7.9 at +-(1 - 2.4e-7).
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <memory>
 #include <vector>
@@ -44,6 +45,12 @@
 #define NCPS_INLINE inline __attribute__((always_inline))
 #else
 #define NCPS_INLINE inline
+#endif
+// A lambda force-inlined into its caller: [&](...) NCPS_INLINE_LAMBDA { ... }.
+#if defined(__GNUC__) || defined(__clang__)
+#define NCPS_INLINE_LAMBDA __attribute__((always_inline))
+#else
+#define NCPS_INLINE_LAMBDA
 #endif
 
 namespace ncps::common {
@@ -189,6 +196,70 @@ NCPS_INLINE vf<> splat_pair(float a, float b) {
 #endif
 }
 
+// Q short rows in one native vector (AVX-512 only; kRowLanes says whether the target has it):
+// row r's m lanes, (p + r ld)[0, m), sit at lanes [r m, r m + m) for r < rows <= Q, Q m <= W; the
+// other lanes read as 0 and are not written. The generalisation of load_pair to the 2-wide tail
+// of a 34-neuron layer (8 rows per vector instead of 1); one masked load or store per row.
+#if defined(__AVX512F__)
+constexpr bool kRowLanes = true;
+template <int Q>
+struct RowLanes {
+  __mmask16 k[Q];
+  int m, rows;
+  __m512i row_of, col_of;              // lane l -> l / m and l % m (lanes past Q m: the last row's)
+  __m512i to_lanes[Q], from_lanes[Q];  // row r's lanes [0, m) <-> [r m, r m + m)
+  NCPS_INLINE RowLanes(int m_, int rows_) : m(m_), rows(rows_) {
+    alignas(64) int32_t ro[W], co[W];
+    for (int l = 0; l < W; ++l) {  // lanes past Q m
+      ro[l] = rows - 1;
+      co[l] = 0;
+    }
+    for (int r = 0; r < Q; ++r)
+      for (int c = 0; c < m; ++c) {
+        ro[r * m + c] = std::min(r, rows - 1);
+        co[r * m + c] = c;
+      }
+    row_of = _mm512_load_si512(ro);
+    col_of = _mm512_load_si512(co);
+    for (int r = 0; r < Q; ++r) {
+      k[r] = r < rows ? static_cast<__mmask16>(((1u << m) - 1u) << (r * m)) : 0;
+      const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+      const __m512i lanes = _mm512_set1_epi32(W - 1);
+      to_lanes[r] = _mm512_and_si512(_mm512_sub_epi32(iota, _mm512_set1_epi32(r * m)), lanes);
+      from_lanes[r] = _mm512_and_si512(_mm512_add_epi32(iota, _mm512_set1_epi32(r * m)), lanes);
+    }
+  }
+  // Each row's m floats are read and written exactly (a masked load or store at the row's own
+  // address, its lanes moved into / out of place by a permutation). A load shifted so that its
+  // lane r m is the row's first float also spanned the row's previous columns, just stored by the
+  // heads' full vectors, and waited for those stores (perf: that 8-row form cost more than one
+  // vector per row); expanding loads and compresses were slower still.
+  NCPS_INLINE vf<> load(const float* p, int64_t ld) const {
+    __m512 v = _mm512_maskz_loadu_ps(k[0], p);
+#pragma GCC unroll 8
+    for (int r = 1; r < Q; ++r)
+      if (r < rows) v = _mm512_mask_permutexvar_ps(v, k[r], to_lanes[r], _mm512_maskz_loadu_ps(k[0], p + r * ld));
+    return (vf<>)v;
+  }
+  NCPS_INLINE void store(float* p, int64_t ld, vf<> v) const {
+    _mm512_mask_storeu_ps(p, k[0], (__m512)v);
+#pragma GCC unroll 8
+    for (int r = 1; r < Q; ++r)
+      if (r < rows) _mm512_mask_storeu_ps(p + r * ld, k[0], _mm512_permutexvar_ps(from_lanes[r], (__m512)v));
+  }
+  // s[0, rows) spread so that lane l holds s[l / m] (a per-row scalar such as dt).
+  NCPS_INLINE vf<> per_row(const float* s) const {
+    return (vf<>)_mm512_permutexvar_ps(row_of, _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << rows) - 1u), s));
+  }
+  // v's lanes [0, m) repeated for every row: lane l holds v[l % m] (a per-column parameter).
+  NCPS_INLINE vf<> per_col(vf<> v) const { return (vf<>)_mm512_permutexvar_ps(col_of, (__m512)v); }
+};
+#else
+constexpr bool kRowLanes = false;
+template <int Q>
+struct RowLanes;  // (no definition: the callers' code for it is discarded)
+#endif
+
 // m lanes from p (m == W: a full load).
 NCPS_INLINE vf<> load_m(const float* p, int m) { return m == W ? load(p) : load_n(p, m); }
 NCPS_INLINE void store_m(float* p, vf<> v, int m) {
@@ -246,6 +317,17 @@ NCPS_INLINE vf<L> vabs(vf<L> a) {
 template <int L = W>
 NCPS_INLINE vf<L> vsign(vf<L> a) {
   return (a > 0.0f ? splat<L>(1.0f) : splat<L>(0.0f)) - (a < 0.0f ? splat<L>(1.0f) : splat<L>(0.0f));
+}
+
+// The lanes' sum as a tree (depth log2 L instead of a chain of L - 1 dependent adds): for sums
+// whose order is free (hsum's is fixed: results are compared bitwise across code changes).
+template <int L = W>
+NCPS_INLINE float hsum_tree(vf<L> a) {
+  float s[L];
+  std::memcpy(s, &a, sizeof(s));
+  for (int h = L / 2; h > 0; h /= 2)
+    for (int l = 0; l < h; ++l) s[l] += s[l + h];
+  return s[0];
 }
 
 template <int L = W>

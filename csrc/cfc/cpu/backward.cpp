@@ -181,6 +181,14 @@ void backward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, 
   }
   float* DG = mixed ? take(TB * 4 * N) : nullptr;
   float* DDT = take(TB);
+  // When the forward folded the time heads (one dt for the call, weights.h: fold_time_heads), H's t_a
+  // block holds pa dt + pb, not pa: pa (TB x n per unit, in TA) is recomputed after the sweep,
+  // one product over all rows, and the dL/d dt terms (dgp . pa) added then.
+  float dt_value = 0.0f;
+  const bool fold = fold_time_heads(p, in[2], dt_value);
+  std::vector<float*> DDTU(nu, nullptr);  // each unit's dL/d dt terms (fold)
+  if (fold)
+    for (size_t u = 0; u < nu; ++u) DDTU[u] = take(TB);
   const double flops = 2.0 * step_flops(p) * TB;
   const int nt = common::threads_for(B, flops, kMinParallelFlops);
   int64_t pure_len = 0;
@@ -188,6 +196,7 @@ void backward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, 
   const int nc = batch_chunks(B, nt);
   std::vector<std::vector<float>> pure_acc(nc, std::vector<float>(mode == PURE ? pure_len : 0, 0.0f));
 
+  const bool prefetch = prefetch_steps(p.ws_size);
   auto run_tile = [&](int b0, int b1, float* acc) {
     const int nb = b1 - b0;
     std::vector<float> G(static_cast<size_t>(nb) * N), carry(static_cast<size_t>(nb) * N, 0.0f),
@@ -195,10 +204,15 @@ void backward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, 
     for (int t = T - 1; t >= 0; --t) {
       const int64_t r = static_cast<int64_t>(t) * B + b0;
       const float* dtr = DT + r;
+      // Past the caches (chunks.h: prefetch_steps), the previous step's rows of dstates and of the
+      // heads' workspace, read next, are prefetched row by row as this step's are used: two
+      // thirds of the sweep's time at B 512, T 100 had been those loads waiting for memory.
+      const bool pre = prefetch && t > 0;
       std::fill(DDT + r, DDT + r + nb, 0.0f);
       for (int b = 0; b < nb; ++b) {
         const int64_t bt = (static_cast<int64_t>(b0 + b) * T + t) * N;
         const float* ds = dstates + bt;
+        if (pre) prefetch_floats(ds - N, N);
         if (mixed && dcells) {  // dc holds dL/dc_t (the cell state after step t): add this step's cotangent
           float* d = dc.data() + static_cast<int64_t>(b) * N;
           for (int j = 0; j < N; j += W) {
@@ -225,8 +239,9 @@ void backward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, 
           accA = acc + o;
           accW = acc + o + U.n;
         }
-        heads_bwd(mode, nb, U.n, ws + U.heads_off + r * U.hs, U.hs, dtr, G.data() + U.off, N, dH, U.hn, DDT + r,
-                  w.w_tau, w.A, accA, accW);
+        const float* Hs = ws + U.heads_off + r * U.hs;
+        heads_bwd(mode, nb, U.n, Hs, U.hs, dtr, G.data() + U.off, N, dH, U.hn, fold ? nullptr : DDT + r, w.w_tau, w.A,
+                  accA, accW, pre ? Hs - static_cast<int64_t>(B) * U.hs : nullptr);
         const float* D1 = dH;
         int64_t ld1 = U.hn;
         if (!U.widths.empty()) {
@@ -370,8 +385,47 @@ void backward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, 
       });
     }
   }
+  // pa = [inp, h] W_a^T + b_a of every row (fold), in blocks of rows beside the other products,
+  // and each row's dgp . pa (a vector sum over the unit's neurons, then one tree sum per row: a
+  // serial sum per lane had cost more than the products).
+  std::vector<Lin> la(fold ? nu : 0);
+  for (size_t u = 0; u < la.size(); ++u) {
+    const Unit& U = p.units[u];
+    la[u].part[0] = in[U.head_w[2]];
+    la[u].out = U.n;
+    la[u].in = U.head_in;
+    la[u].pack();
+    // The heads' input: [inp, h] without a backbone, else the last backbone layer.
+    const int wl = U.widths.empty() ? 0 : U.widths.back();
+    const float* INP = wl ? ws + U.z_off.back() : u == 0 ? XT : HH + static_cast<int64_t>(B) * N + p.units[u - 1].off;
+    const int64_t ldi = wl ? wl : u == 0 ? I : N;
+    const int k1 = wl ? wl : U.in;
+    const float* HIN = wl ? nullptr : (mixed ? HL : HH) + U.off;
+    const int k2 = wl ? 0 : U.n;
+    for (int64_t r0 = 0; r0 < TB; r0 += kJobRows) {
+      const int rows = static_cast<int>(std::min<int64_t>(kJobRows, TB - r0));
+      jobs.emplace_back([=, &U, &la, &in, &DH, &DDTU] {
+        std::vector<float> pa(static_cast<size_t>(rows) * U.n);
+        la[u].fwd_bias(rows, INP + r0 * ldi, ldi, k1, HIN ? HIN + r0 * N : nullptr, N, k2, 0, in[U.head_b[2]],
+                       pa.data(), U.n);
+        for (int i = 0; i < rows; ++i) {
+          const float* dgp = DH[u] + (r0 + i) * U.hn + 3 * U.n;
+          const float* pr = pa.data() + static_cast<int64_t>(i) * U.n;
+          vf acc{};
+          for (int j = 0; j < U.n; j += W) {
+            const int m = std::min(W, U.n - j);
+            acc += load_m(dgp + j, m) * load_m(pr + j, m);
+          }
+          DDTU[u][r0 + i] = hsum_tree(acc);
+        }
+      });
+    }
+  }
   common::run_jobs(jobs, common::threads_for(static_cast<int64_t>(jobs.size()), flops, kMinParallelFlops));
   for (auto& f : finish) f();
+  if (fold)  // the units last to first, as heads_bwd adds them
+    for (int64_t r = 0; r < TB; ++r)
+      for (size_t uu = nu; uu-- > 0;) DDT[r] += DDTU[uu][r];
 
   // dt (B, T) and the pure-mode parameters.
   for (int b = 0; b < B; ++b)

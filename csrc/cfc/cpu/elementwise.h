@@ -45,58 +45,147 @@ inline void act_grad_rows(int act, int nb, int w, const float* a, const float* z
 
 // Heads forward on nb rows. H (ld hs) holds the head pre-activations [p1 | p2 | pa | pb]
 // (or [p1] in pure mode) and receives what the backward needs: [f1 | f2 | t_a | g] (or
-// [f1 | e]). Writes h' into hout (ld ldo). The transcendentals avoid vector divisions (tanh by a
-// refined reciprocal, the gate as 1 / (1 + 2^u) with u = -(pa dt + pb) log2(e)): they were most of
-// this loop's time, which was a third of the wired forward's.
-template <int MODE>
-inline void heads_fwd_(int nb, int n, float* H, int hs, const float* dtr, float* hout, int64_t ldo, const float* w_tau,
-                       const float* A) {
+// [f1 | e]). Writes h' into hout (ld ldo) and into out2 (ld ldo2): the workspace's state, which
+// the next step reads, and the caller's (B, T, N) states, while the rows are in registers (a copy
+// after the loop read the (T, B, N) workspace back across the batch, a cache miss per row). The transcendentals avoid
+// vector divisions (tanh by a refined reciprocal, the gate as 1 / (1 + 2^u) with u = -(pa dt + pb) log2(e)): they were
+// most of this loop's time, which was a third of the wired forward's.
+// FOLD: H's third block holds the folded gate pre-activation pa dt + pb (weights.h:
+// fold_time_heads), and is left as it is (the backward recomputes pa).
+template <int MODE, bool FOLD>
+inline void heads_fwd_(int nb, int n, float* H, int hs, const float* dtr, float* hout, int64_t ldo, float* out2,
+                       int64_t ldo2, const float* w_tau, const float* A) {
   constexpr float kLog2e = 1.44269504088896341f;
+  // One vector of neurons: ld(o) loads H's columns o + [its lanes], st(o, v) stores them, out(v)
+  // stores h'; dtv holds each lane's dt, wt / a each lane's w_tau / A (pure mode). Every lane is
+  // computed by the same instructions whichever rows and columns the vector holds.
+  auto body = [&](auto ld, auto st, auto out, vf dtv, vf wt, vf a) NCPS_INLINE_LAMBDA {
+    if constexpr (MODE == PURE) {
+      const vf f = ld(0);
+      const vf e = vexp(-dtv * (vabs(wt) + vabs(f)));
+      st(n, e);
+      out(a - a * e * f);
+    } else {
+      const vf f1 = vtanh<W, true>(ld(0));
+      const vf f2 = vtanh<W, true>(ld(n));
+      const vf g =
+          FOLD ? vsigmoid_log2(ld(2 * n) * -kLog2e) : vsigmoid_log2(ld(2 * n) * (-dtv * kLog2e) - ld(3 * n) * kLog2e);
+      const vf h = MODE == NO_GATE ? f1 + g * f2 : f1 + g * (f2 - f1);
+      st(0, f1);
+      st(n, f2);
+      st(3 * n, g);
+      out(h);
+    }
+  };
+  // A last vector of at most W/2 lanes (the 2-, 6- and 8-wide ends of the wired CfC's 34-, 22-
+  // and 8-neuron layers) takes several rows at once, where one vector per row wasted most of its
+  // lanes: on AutoNCP(64, 8) with AVX-512, 4.1 vectors per row instead of 6. Up to W/4 lanes:
+  // Q rows (RowLanes, AVX-512); up to W/2: two rows (load_pair, the two halves of the vector).
+  [[maybe_unused]] auto packed = [&]<int Q>(int j, int m) {
+    if constexpr (kRowLanes) {
+      const vf wt = MODE == PURE ? load_m(w_tau + j, m) : vf{};
+      const vf a = MODE == PURE ? load_m(A + j, m) : vf{};
+      auto rows = [&](const RowLanes<Q>& rl, int b) NCPS_INLINE_LAMBDA {
+        float* hp = H + static_cast<int64_t>(b) * hs + j;
+        float* ho = hout + b * ldo + j;
+        float* o2 = out2 + b * ldo2 + j;
+        body([&](int o) { return rl.load(hp + o, hs); }, [&](int o, vf v) { rl.store(hp + o, hs, v); },
+             [&](vf v) {
+               rl.store(ho, ldo, v);
+               rl.store(o2, ldo2, v);
+             },
+             rl.per_row(dtr + b), rl.per_col(wt), rl.per_col(a));
+      };
+      const RowLanes<Q> full(m, Q);  // (the masks and permutations once per column vector)
+      int b = 0;
+      for (; b + Q <= nb; b += Q) rows(full, b);
+      if (b < nb) rows(RowLanes<Q>(m, nb - b), b);
+    }
+  };
+  auto pairs = [&](int j, int m) {
+    const vf wt = MODE == PURE ? load_pair(w_tau + j, w_tau + j, m) : vf{};
+    const vf a = MODE == PURE ? load_pair(A + j, A + j, m) : vf{};
+    int b = 0;
+    for (; b + 1 < nb; b += 2) {
+      float* hp = H + static_cast<int64_t>(b) * hs + j;
+      float* hq = hp + hs;
+      float* ho = hout + b * ldo + j;
+      float* o2 = out2 + b * ldo2 + j;
+      body([&](int o) { return load_pair(hp + o, hq + o, m); }, [&](int o, vf v) { store_pair(hp + o, hq + o, v, m); },
+           [&](vf v) {
+             store_pair(ho, ho + ldo, v, m);
+             store_pair(o2, o2 + ldo2, v, m);
+           },
+           splat_pair(dtr[b], dtr[b + 1]), wt, a);
+    }
+    return b;  // the first row left (an odd last one)
+  };
   // Column vectors outside, rows inside: consecutive iterations are independent rows with the
   // same lane mask, and a row's partial last vector is not loaded right after the overlapping
   // stores of its previous vector (a masked load that overlaps a pending store waits for it).
   for (int j = 0; j < n; j += W) {
     const int m = std::min(W, n - j);
-    for (int b = 0; b < nb; ++b) {
-      float* hp = H + static_cast<int64_t>(b) * hs;
-      float* ho = hout + b * ldo;
-      const float dtv = dtr[b];
-      if constexpr (MODE == PURE) {
-        const vf f = load_m(hp + j, m);
-        const vf a = load_m(A + j, m);
-        const vf e = vexp(-dtv * (vabs(load_m(w_tau + j, m)) + vabs(f)));
-        store_m(hp + n + j, e, m);
-        store_m(ho + j, a - a * e * f, m);
-      } else {
-        const vf f1 = vtanh<W, true>(load_m(hp + j, m));
-        const vf f2 = vtanh<W, true>(load_m(hp + n + j, m));
-        const vf g = vsigmoid_log2(load_m(hp + 2 * n + j, m) * (-dtv * kLog2e) - load_m(hp + 3 * n + j, m) * kLog2e);
-        const vf h = MODE == NO_GATE ? f1 + g * f2 : f1 + g * (f2 - f1);
-        store_m(hp + j, f1, m);
-        store_m(hp + n + j, f2, m);
-        store_m(hp + 3 * n + j, g, m);
-        store_m(ho + j, h, m);
+    int b0 = 0;
+    if constexpr (kRowLanes) {
+      if (8 * m <= W) {  // m <= 2 on AVX-512
+        packed.template operator()<8>(j, m);
+        continue;
       }
+      if (4 * m <= W) {
+        packed.template operator()<4>(j, m);
+        continue;
+      }
+    }
+    if (2 * m <= W) b0 = pairs(j, m);
+    const vf wt = MODE == PURE ? load_m(w_tau + j, m) : vf{};
+    const vf a = MODE == PURE ? load_m(A + j, m) : vf{};
+    for (int b = b0; b < nb; ++b) {
+      float* hp = H + static_cast<int64_t>(b) * hs + j;
+      float* ho = hout + b * ldo + j;
+      float* o2 = out2 + b * ldo2 + j;
+      body([&](int o) { return load_m(hp + o, m); }, [&](int o, vf v) { store_m(hp + o, v, m); },
+           [&](vf v) {
+             store_m(ho, v, m);
+             store_m(o2, v, m);
+           },
+           splat(dtr[b]), wt, a);
     }
   }
 }
 
-inline void heads_fwd(int mode, int nb, int n, float* H, int hs, const float* dtr, float* hout, int64_t ldo,
-                      const float* w_tau, const float* A) {
+inline void heads_fwd(int mode, bool fold, int nb, int n, float* H, int hs, const float* dtr, float* hout, int64_t ldo,
+                      float* out2, int64_t ldo2, const float* w_tau, const float* A) {
   if (mode == PURE)
-    heads_fwd_<PURE>(nb, n, H, hs, dtr, hout, ldo, w_tau, A);
+    heads_fwd_<PURE, false>(nb, n, H, hs, dtr, hout, ldo, out2, ldo2, w_tau, A);
   else if (mode == NO_GATE)
-    heads_fwd_<NO_GATE>(nb, n, H, hs, dtr, hout, ldo, w_tau, A);
+    fold ? heads_fwd_<NO_GATE, true>(nb, n, H, hs, dtr, hout, ldo, out2, ldo2, w_tau, A)
+         : heads_fwd_<NO_GATE, false>(nb, n, H, hs, dtr, hout, ldo, out2, ldo2, w_tau, A);
   else
-    heads_fwd_<DEFAULT>(nb, n, H, hs, dtr, hout, ldo, w_tau, A);
+    fold ? heads_fwd_<DEFAULT, true>(nb, n, H, hs, dtr, hout, ldo, out2, ldo2, w_tau, A)
+         : heads_fwd_<DEFAULT, false>(nb, n, H, hs, dtr, hout, ldo, out2, ldo2, w_tau, A);
 }
 
 // Heads backward on nb rows: gh = dL/dh' (ld ldg) -> DH (ld hn) = dL/d(head pre-activations);
-// adds dL/d dt to ddt[b]; in pure mode accumulates dL/dA and dL/dw_tau into accA, accW.
-// Column vectors outside, rows inside, as heads_fwd_ (and the pure-mode sums stay in registers).
+// adds dL/d dt to ddt[b] (unless ddt is null: the forward folded the time heads, H's t_a block
+// is not pa, and backward.cpp adds those terms after the sweep); in pure mode accumulates dL/dA and dL/dw_tau into
+// accA, accW. Column vectors outside, rows inside, as heads_fwd_ (and the pure-mode sums stay in registers). Hpre, when
+// given, is the next H to be read (the previous step's, ld hs): each row's lines of it are prefetched as the row's are
+// used (backward.cpp says when).
 template <int MODE>
 inline void heads_bwd_(int nb, int n, const float* H, int hs, const float* dtr, const float* gh, int64_t ldg, float* DH,
-                       int hn, float* ddt, const float* w_tau, const float* A, float* accA, float* accW) {
+                       int hn, float* ddt, const float* w_tau, const float* A, float* accA, float* accW,
+                       const float* Hpre) {
+  auto pre = [&](int b, int j) NCPS_INLINE_LAMBDA {
+    if (Hpre) {
+      const float* q = Hpre + static_cast<int64_t>(b) * hs + j;
+      __builtin_prefetch(q);
+      __builtin_prefetch(q + n);
+      if constexpr (MODE != PURE) {
+        __builtin_prefetch(q + 2 * n);
+        __builtin_prefetch(q + 3 * n);
+      }
+    }
+  };
   // The gated modes' vector [j, j + m) on one row or two (ld: H, go: dL/dh', st: DH; dtv: the
   // lane's dt): returns the lanes' dL/d dt terms.
   auto gated = [&](int j, vf dtv, auto ld, vf go, auto st) {
@@ -133,6 +222,8 @@ inline void heads_bwd_(int nb, int n, const float* H, int hs, const float* dtr, 
     if constexpr (MODE != PURE)
       if (2 * m <= W)
         for (; b + 1 < nb; b += 2) {
+          pre(b, j);
+          pre(b + 1, j);
           const float* hp = H + static_cast<int64_t>(b) * hs;
           const float* hq = hp + hs;
           float* dh = DH + static_cast<int64_t>(b) * hn;
@@ -146,10 +237,13 @@ inline void heads_bwd_(int nb, int n, const float* H, int hs, const float* dtr, 
             s0 += sdt[l];
             s1 += sdt[W / 2 + l];
           }
-          ddt[b] += s0;
-          ddt[b + 1] += s1;
+          if (ddt) {
+            ddt[b] += s0;
+            ddt[b + 1] += s1;
+          }
         }
     for (; b < nb; ++b) {
+      pre(b, j);
       const float* hp = H + static_cast<int64_t>(b) * hs;
       float* dh = DH + static_cast<int64_t>(b) * hn;
       const float dtv = dtr[b];
@@ -168,7 +262,7 @@ inline void heads_bwd_(int nb, int n, const float* H, int hs, const float* dtr, 
         sdt = gated(
             j, splat(dtv), [&](int o) { return load_m(hp + o, m); }, go, [&](int o, vf v) { store_m(dh + o, v, m); });
       }
-      ddt[b] += hsum(sdt);
+      if (ddt) ddt[b] += hsum(sdt);
     }
     if constexpr (MODE == PURE) {
       store_m(accA + j, load_m(accA + j, m) + sa, m);
@@ -178,13 +272,14 @@ inline void heads_bwd_(int nb, int n, const float* H, int hs, const float* dtr, 
 }
 
 inline void heads_bwd(int mode, int nb, int n, const float* H, int hs, const float* dtr, const float* gh, int64_t ldg,
-                      float* DH, int hn, float* ddt, const float* w_tau, const float* A, float* accA, float* accW) {
+                      float* DH, int hn, float* ddt, const float* w_tau, const float* A, float* accA, float* accW,
+                      const float* Hpre = nullptr) {
   if (mode == PURE)
-    heads_bwd_<PURE>(nb, n, H, hs, dtr, gh, ldg, DH, hn, ddt, w_tau, A, accA, accW);
+    heads_bwd_<PURE>(nb, n, H, hs, dtr, gh, ldg, DH, hn, ddt, w_tau, A, accA, accW, Hpre);
   else if (mode == NO_GATE)
-    heads_bwd_<NO_GATE>(nb, n, H, hs, dtr, gh, ldg, DH, hn, ddt, w_tau, A, accA, accW);
+    heads_bwd_<NO_GATE>(nb, n, H, hs, dtr, gh, ldg, DH, hn, ddt, w_tau, A, accA, accW, Hpre);
   else
-    heads_bwd_<DEFAULT>(nb, n, H, hs, dtr, gh, ldg, DH, hn, ddt, w_tau, A, accA, accW);
+    heads_bwd_<DEFAULT>(nb, n, H, hs, dtr, gh, ldg, DH, hn, ddt, w_tau, A, accA, accW, Hpre);
 }
 
 // LSTM forward on nb rows: G (ld 4N) holds the gate pre-activations and receives

@@ -4,9 +4,20 @@
 // independent along the recurrence, so chunks of it run the whole time loop on the common pool's
 // threads without synchronising.
 //
-// Where the time goes (wired CfC(16, AutoNCP(64, 8)), batch 32, T 100, one thread, perf): ~50 %
-// in the GEMM tiles, which run near the core's FMA peak, ~25 % in the heads' elementwise update
-// (three transcendentals per neuron), the rest outside the loop (staging, packing, the graph).
+// Where the time goes (wired CfC(16, AutoNCP(64, 8)), batch 32, T 100, one thread, perf, after
+// the changes below): ~59 % in the GEMM tiles (~81 MFLOP per call at about the core's FMA peak;
+// ~6 % of it on the half-empty last vectors of the 136- and 88-wide head products), ~18 % in the
+// heads' elementwise update (three transcendentals per neuron), ~7 % in the loop body around them
+// (staging, dispatch), the rest outside the kernel: graph building in Python (~40 us per eager
+// call, mostly the layer's own code), MLX's eval and thread hand-offs, packing the weights (~6 us).
+// Of a ~590 us eager call, ~545 us is the kernel loop. The heads take several rows per vector
+// where a row's last vector is at most half full (the 34-, 22- and 8-neuron layers end in 2-, 6-
+// and 8-wide vectors: 4.1 vectors per row-step instead of 6), and write h' into the caller's
+// states directly. Past the caches (B*T beyond ~12 000 row-steps, 1.35 KB of workspace each) the
+// hoisted input product runs a block of steps ahead of its use instead of all at once. With one dt
+// for the call, a backbone unit's time heads fold into one (weights.h: fold_time_heads).
+// Python's share of an eager call: ~11 us in backends/cpu/cfc.py (6 of them creating the op in
+// C++), ~20 us more in the layer's own code.
 // Every per-step product starts from its bias inside the tile (no per-step bias copies), and a
 // wired layer's [new state of the layer before, own state] input is one product over both
 // arrays (gemm_nn2). The heads' elementwise pass runs columns outside and rows inside: row by
@@ -58,18 +69,24 @@ void forward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, c
       std::copy_n(in[p.c0] + static_cast<int64_t>(b0) * N, static_cast<int64_t>(b1 - b0) * N,
                   CC + static_cast<int64_t>(b0) * N);
   };
+  // float32 states are written by the heads while the rows are in registers (no copy after the
+  // loop); half states are rounded into place here from the workspace, and so are the cells.
+  float* const states32 = states.st == common::Storage::f32 ? static_cast<float*>(states.data) : nullptr;
   auto stage_out = [&](int b0, int b1) {
+    if (states32 != nullptr && !mixed) return;
     for (int b = b0; b < b1; ++b)
       for (int t = 0; t < T; ++t) {
         const int64_t src = (static_cast<int64_t>(t + 1) * B + b) * N, dst = (static_cast<int64_t>(b) * T + t) * N;
-        common::put(states, dst, HH + src, N);  // rounded here when half: no staging pass
+        if (states32 == nullptr) common::put(states, dst, HH + src, N);
         if (mixed) common::put(cells, dst, CC + src, N);
       }
   };
 
   // Tiny calls (a streaming step) use the weights as they are; otherwise transposed copies.
   const bool pack = TB >= 8;
-  std::vector<UnitW> uw = make_weights(p, in, pack, /*backward=*/false);
+  float dt_value = 0.0f;  // one dt for the whole call: the time heads fold (weights.h: fold_time_heads)
+  const bool fold = pack && fold_time_heads(p, dt, dt_value);
+  std::vector<UnitW> uw = make_weights(p, in, pack, /*backward=*/false, fold ? &dt_value : nullptr);
   Lin lwx, lwh;
   if (mixed) {
     std::tie(lwx, lwh) = lstm_weights(p, in);
@@ -97,12 +114,14 @@ void forward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, c
   auto run_tile = [&](int b0, int b1) {
     const int nb = b1 - b0;
     stage_in(b0, b1);
-    if (nb == B)  // all rows of every step are contiguous: one big product
-      for (int64_t r0 = 0; r0 < TB; r0 += 256) hoist(r0, static_cast<int>(std::min<int64_t>(256, TB - r0)));
-    else
-      for (int t = 0; t < T; ++t) hoist(static_cast<int64_t>(t) * B + b0, nb);
+    // The hoisted product runs just ahead of the steps that read it, a block of steps (about 256
+    // rows, contiguous when the tile is the whole batch) at a time: done for all T steps before
+    // the loop, it wrote 0.54 KB per row-step (wired CfC(16, AutoNCP(64, 8))), which the loop read
+    // back from memory once B*T was past the caches (the forward's part of issue 28's cliff).
+    const int hoist_steps = nb == B ? std::max(1, 256 / B) : 1;
     for (int t = 0; t < T; ++t) {
       const int64_t r = static_cast<int64_t>(t) * B + b0;  // first row of the tile at step t
+      if (t % hoist_steps == 0) hoist(r, nb == B ? std::min(hoist_steps, T - t) * B : nb);
       const float* dtr = DT + r;
       if (mixed) {
         float* G = GT + r * 4 * N;
@@ -141,7 +160,10 @@ void forward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, c
         }
         float* Hc = ws + U.heads_off + r * U.hs;
         if (!U.widths.empty()) w.heads.fwd_bias(nb, zlast, wlast, wlast, nullptr, 0, 0, 0, w.hbias.data(), Hc, U.hs);
-        heads_fwd(mode, nb, U.n, Hc, U.hs, dtr, hout_base + U.off, N, w.w_tau, w.A);
+        // The second copy of h' goes to float32 states, else again into the workspace (stage_out rounds it).
+        float* out2 = states32 ? states32 + (static_cast<int64_t>(b0) * T + t) * N + U.off : hout_base + U.off;
+        heads_fwd(mode, fold, nb, U.n, Hc, U.hs, dtr, hout_base + U.off, N, out2,
+                  states32 ? static_cast<int64_t>(T) * N : N, w.w_tau, w.A);
       }
     }
     stage_out(b0, b1);

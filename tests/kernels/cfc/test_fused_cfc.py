@@ -112,6 +112,8 @@ def compare(layer, B=3, T=5, state=False, ts="per_sample", batch_first=True, see
         ts = mx.random.uniform(0.2, 2.0, (B, T) if batch_first else (T, B))
     elif ts == "per_batch":
         ts = mx.random.uniform(0.2, 2.0, (B,))
+    elif ts == "constant":  # one dt for every step: the fused forward folds the time heads
+        ts = mx.full((B, T) if batch_first else (T, B), 0.7)
     ref = run_layer(layer, x, st, ts, "reference")
     fus = run_layer(layer, x, st, ts, "fused")
     assert_close_outputs(fus[:2], ref[:2])
@@ -284,6 +286,18 @@ def test_wide_layers_cross_the_k_panel(spy, make):
 
 def test_wired_batch_one_odd_sizes(spy):
     compare(ncps.CfC(5, AutoNCP(11, 3, seed=4), mode="no_gate"), B=1, T=6, state=True)
+    assert spy.calls > 0
+
+
+@pytest.mark.parametrize("mode", ["default", "no_gate"])
+@pytest.mark.parametrize("mixed", [False, True])
+def test_constant_timespans_fold_the_time_heads(spy, mode, mixed):
+    """One dt for the whole call: the forward folds time_a dt + time_b into one head and the backward
+    recomputes time_a's pre-activation for dL/d dt (csrc/cfc/cpu/weights.h: fold_time_heads)."""
+    compare(
+        ncps.CfC(4, 12, backbone_units=10, backbone_layers=2, mode=mode, mixed_memory=mixed), B=6, T=11, ts="constant"
+    )
+    compare(ncps.CfC(5, AutoNCP(11, 3, seed=4), mode=mode, mixed_memory=mixed), B=5, T=9, ts="constant")
     assert spy.calls > 0
 
 
