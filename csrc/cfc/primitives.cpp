@@ -117,17 +117,20 @@ std::vector<mx::array> CfCSequence::vjp(const std::vector<mx::array>& primals, c
     shapes.push_back(p.shape());
     dtypes.push_back(p.dtype());
   }
-  // Skip the products nobody asked for: dx, and the weight gradients (e.g. for input saliency).
+  // Skip the products nobody asked for: dx, the weight gradients (e.g. for input saliency), and
+  // dt's (training never asks for it; after folded time heads it costs a recomputation).
   const Plan plan = plan_of(cfg_, primals[0]);
-  bool need_dx = false, need_weights = false;
+  bool need_dx = false, need_weights = false, need_dt = false;
   for (int a : argnums) {
     if (a == 0)
       need_dx = true;
+    else if (a == 2)
+      need_dt = true;
     else if (a > 2 && a != plan.c0)
       need_weights = true;
   }
-  auto grads =
-      mx::array::make_arrays(shapes, dtypes, std::make_shared<CfCSequenceGrad>(st, cfg_, need_dx, need_weights), gin);
+  auto grads = mx::array::make_arrays(shapes, dtypes,
+                                      std::make_shared<CfCSequenceGrad>(st, cfg_, need_dx, need_weights, need_dt), gin);
   std::vector<mx::array> res;
   for (int a : argnums) res.push_back(grads[a]);
   return res;
@@ -154,7 +157,7 @@ void CfCSequenceGrad::eval_cpu(const std::vector<mx::array>& inputs, std::vector
   float* sp = scratch.data<float>();
   enc.add_temporary(std::move(scratch));
   enc.dispatch([plan = std::move(plan), views = std::move(views), grads = std::move(grads), sp, dx = need_dx_,
-                wts = need_weights_]() {
+                wts = need_weights_, ddt = need_dt_]() {
     std::vector<std::vector<float>> bufs;
     const std::vector<const float*> ptrs = common::resolve_all(views, bufs);
     const int n = plan.n_inputs;
@@ -163,14 +166,15 @@ void CfCSequenceGrad::eval_cpu(const std::vector<mx::array>& inputs, std::vector
     const float* dstates = ptrs[n + 1];
     const float* dcells = plan.cfg.mixed ? ptrs[n + 2] : nullptr;
     common::dispatch(
-        [&]<class Isa>() { cpu::backward<Isa>(plan, primals, ws, dstates, dcells, grads.ptr, sp, dx, wts); });
+        [&]<class Isa>() { cpu::backward<Isa>(plan, primals, ws, dstates, dcells, grads.ptr, sp, dx, wts, ddt); });
     grads.finish();
   });
 }
 
 bool CfCSequenceGrad::same_config(const mx::Primitive& other) const {
   auto* o = dynamic_cast<const CfCSequenceGrad*>(&other);
-  return o != nullptr && o->cfg_ == cfg_ && o->need_dx_ == need_dx_ && o->need_weights_ == need_weights_;
+  return o != nullptr && o->cfg_ == cfg_ && o->need_dx_ == need_dx_ && o->need_weights_ == need_weights_ &&
+         o->need_dt_ == need_dt_;
 }
 
 std::vector<mx::Shape> CfCSequenceGrad::output_shapes(const std::vector<mx::array>& inputs) {

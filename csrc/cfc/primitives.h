@@ -43,11 +43,16 @@ class CfCSequence : public common::Primitive {
 
 // Inputs: the forward's inputs, its workspace, the cotangent of states and (mixed) of cells.
 // Outputs: the gradient of every forward input (zero for masks); without need_dx the x gradient,
-// without need_weights the parameter gradients are not computed (the vjp does not return them).
+// without need_weights the parameter gradients, without need_dt the dt gradient are not computed
+// (the vjp does not return them).
 class CfCSequenceGrad : public common::Primitive {
  public:
-  CfCSequenceGrad(mx::Stream stream, Config cfg, bool need_dx, bool need_weights)
-      : common::Primitive(stream), cfg_(std::move(cfg)), need_dx_(need_dx), need_weights_(need_weights) {}
+  CfCSequenceGrad(mx::Stream stream, Config cfg, bool need_dx, bool need_weights, bool need_dt)
+      : common::Primitive(stream),
+        cfg_(std::move(cfg)),
+        need_dx_(need_dx),
+        need_weights_(need_weights),
+        need_dt_(need_dt) {}
 
   void eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) override;
   std::vector<mx::Shape> output_shapes(const std::vector<mx::array>& inputs) override;
@@ -56,7 +61,7 @@ class CfCSequenceGrad : public common::Primitive {
 
  private:
   Config cfg_;
-  bool need_dx_, need_weights_;
+  bool need_dx_, need_weights_, need_dt_;
 };
 
 }  // namespace ncps::cfc

@@ -141,7 +141,7 @@ NCPS_ISA_END
 template <>
 void backward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, const float* ws, const float* dstates,
                             const float* dcells, const std::vector<float*>& grads, float* scratch, bool need_dx,
-                            bool need_weights) {
+                            bool need_weights, bool need_dt) {
   const int B = p.B, T = p.T, I = p.I, N = p.N;
   const int64_t TB = static_cast<int64_t>(T) * B;
   const bool mixed = p.cfg.mixed;
@@ -186,8 +186,9 @@ void backward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, 
   // one product over all rows, and the dL/d dt terms (dgp . pa) added then.
   float dt_value = 0.0f;
   const bool fold = fold_time_heads(p, in[2], dt_value);
-  std::vector<float*> DDTU(nu, nullptr);  // each unit's dL/d dt terms (fold)
-  if (fold)
+  std::vector<float*> DDTU(nu, nullptr);   // each unit's dL/d dt terms (fold)
+  const bool recompute = fold && need_dt;  // pa is only needed for dL/d dt
+  if (recompute)
     for (size_t u = 0; u < nu; ++u) DDTU[u] = take(TB);
   const double flops = 2.0 * step_flops(p) * TB;
   const int nt = common::threads_for(B, flops, kMinParallelFlops);
@@ -388,7 +389,7 @@ void backward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, 
   // pa = [inp, h] W_a^T + b_a of every row (fold), in blocks of rows beside the other products,
   // and each row's dgp . pa (a vector sum over the unit's neurons, then one tree sum per row: a
   // serial sum per lane had cost more than the products).
-  std::vector<Lin> la(fold ? nu : 0);
+  std::vector<Lin> la(recompute ? nu : 0);
   for (size_t u = 0; u < la.size(); ++u) {
     const Unit& U = p.units[u];
     la[u].part[0] = in[U.head_w[2]];
@@ -423,13 +424,14 @@ void backward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, 
   }
   common::run_jobs(jobs, common::threads_for(static_cast<int64_t>(jobs.size()), flops, kMinParallelFlops));
   for (auto& f : finish) f();
-  if (fold)  // the units last to first, as heads_bwd adds them
+  if (recompute)  // the units last to first, as heads_bwd adds them
     for (int64_t r = 0; r < TB; ++r)
       for (size_t uu = nu; uu-- > 0;) DDT[r] += DDTU[uu][r];
 
   // dt (B, T) and the pure-mode parameters.
-  for (int b = 0; b < B; ++b)
-    for (int t = 0; t < T; ++t) grads[2][static_cast<int64_t>(b) * T + t] = DDT[static_cast<int64_t>(t) * B + b];
+  if (need_dt)
+    for (int b = 0; b < B; ++b)
+      for (int t = 0; t < T; ++t) grads[2][static_cast<int64_t>(b) * T + t] = DDT[static_cast<int64_t>(t) * B + b];
   if (mode == PURE && need_weights) {
     int64_t o = 0;
     for (const Unit& U : p.units) {

@@ -99,16 +99,13 @@ inline std::pair<Lin, Lin> lstm_weights(const Plan& p, const std::vector<const f
 // pa dt + pb = z (W_a dt + W_b)^T + (b_a dt + b_b), so when one dt holds for every (t, b) of the
 // call (no timespans, or constant ones) the time_a and time_b heads fold into one head of n
 // columns: the forward's heads product has 3n columns instead of 4n, and the backward recomputes
-// pa (for dL/d dt only) after its sweep. Only for units with a backbone (CfCCell), whose heads
-// read a wide backbone layer: both products are whole vectors (CfC(16, 64): forward -16 %,
-// fwd+bwd -7 %). On the wired CfC (no backbone, 34/22/8 neurons) the forward gained 14 % but the
-// narrow recomputation cost the backward more (fwd+bwd +10 %), so it keeps the four heads. NaN
-// (a padded step) or two values: no folding.
+// pa after its sweep, only when dL/d dt is asked for (training never does: the vjp's need_dt).
+// CfC(16, 64): forward -16 %, fwd+bwd -7 %; the wired CfC (34/22/8 neurons): forward -14 %, and
+// fwd+bwd +10 % in the rare call that differentiates the timespans (the narrow recomputation).
+// NaN (a padded step) or two values: no folding.
 inline bool fold_time_heads(const Plan& p, const float* dt, float& value) {
   const int64_t n = static_cast<int64_t>(p.B) * p.T;
   if (p.cfg.mode == PURE || n < 8) return false;
-  for (const Unit& U : p.units)
-    if (U.widths.empty()) return false;
   value = dt[0];
   for (int64_t i = 0; i < n; ++i)
     if (!(dt[i] == value)) return false;

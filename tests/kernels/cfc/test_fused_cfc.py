@@ -298,6 +298,15 @@ def test_constant_timespans_fold_the_time_heads(spy, mode, mixed):
         ncps.CfC(4, 12, backbone_units=10, backbone_layers=2, mode=mode, mixed_memory=mixed), B=6, T=11, ts="constant"
     )
     compare(ncps.CfC(5, AutoNCP(11, 3, seed=4), mode=mode, mixed_memory=mixed), B=5, T=9, ts="constant")
+    # The parameters' gradients alone (as training asks: no dL/d dt, whose recomputation is skipped).
+    layer = ncps.CfC(5, AutoNCP(11, 3, seed=4), mode=mode, mixed_memory=mixed)
+    x, ts = mx.random.normal((5, 9, 5)), mx.full((5, 9), 0.7)
+    grads = {}
+    for impl in ("reference", "fused"):
+        with kernels.use(impl):
+            grads[impl] = nn.value_and_grad(layer, lambda m: (m(x, None, ts)[0] ** 2).sum())(layer)[1]
+            mx.eval(grads[impl])
+    assert_close_grads(grads["fused"], grads["reference"])
     assert spy.calls > 0
 
 
