@@ -114,6 +114,21 @@ def _normalize_lengths(lengths: Lengths, B: int, T: int, batched: bool) -> mx.ar
     return lengths
 
 
+_UNIT_TIMESPANS: dict = {}
+
+
+def _unit_timespans(B: int, T: int) -> mx.array:
+    """An evaluated ``(B, T)`` array of ones (Δt = 1 for every step), kept per shape: a graph leaf,
+    so that a call without timespans adds no op for it."""
+    dt = _UNIT_TIMESPANS.get((B, T))
+    if dt is None:
+        if len(_UNIT_TIMESPANS) > 64:
+            _UNIT_TIMESPANS.clear()
+        dt = _UNIT_TIMESPANS[(B, T)] = mx.ones((B, T))
+        mx.eval(dt)
+    return dt
+
+
 def _at(a: mx.array, index: mx.array) -> mx.array:
     """``a[b, index[b]]`` for every ``b``: ``(B, T, ...)`` and ``(B,)`` → ``(B, ...)``."""
     index = index.reshape((-1,) + (1,) * (a.ndim - 1))
@@ -241,7 +256,7 @@ class RNN(nn.Module):
         plan = kernels.plan(cell, mixed_memory=self.mixed_memory)
         if plan.fused:
             B, T = x.shape[:2]
-            dt = mx.ones((B, T)) if ts is None else ts
+            dt = _unit_timespans(B, T) if ts is None else ts
             states, cells = plan.kernel.sequence(cell, x, h, dt, lstm, c, **plan.hook_args())
             last = (lambda a: a[:, -1]) if lengths is None else (lambda a: _at(a, lengths - 1))
             return cell.readout(states), last(states), (None if cells is None else last(cells))
@@ -261,11 +276,18 @@ class RNN(nn.Module):
             outputs.append(cell.readout(h))
         return mx.stack(outputs, axis=1), h, c
 
-    def _run(self, x: mx.array, state: Any, ts: mx.array | None, lengths: mx.array | None = None):
+    def _run(
+        self,
+        x: mx.array,
+        state: Any,
+        ts: mx.array | None,
+        lengths: mx.array | None = None,
+        dtype: mx.Dtype | None = None,
+    ):
         """Batch-first ``x`` (padding sanitized) → ``(outputs (B, T, ·) or (B, ·), final state)``
         for one direction."""
         B, T = x.shape[:2]
-        h, c = self._initial_state(state, B, x)
+        h, c = self._initial_state(state, B, x, dtype)
         outputs, h, c = self._scan(x, h, c, ts, lengths)
         if not self.return_sequences:
             outputs = outputs[:, -1] if lengths is None else _at(outputs, lengths - 1)
@@ -275,11 +297,12 @@ class RNN(nn.Module):
             outputs = mx.where((mx.arange(T)[None] < lengths[:, None])[..., None], outputs, 0.0)
         return outputs, ((h, c) if self.mixed_memory else h)
 
-    def _initial_state(self, state: Any, B: int, x: mx.array):
-        """``(h, c)`` from ``state``: zeros in the compute dtype of ``x`` and the parameters when
-        None; integer and float64 states cast to the parameters' dtype (README "Precision")."""
+    def _initial_state(self, state: Any, B: int, x: mx.array, dtype: mx.Dtype | None = None):
+        """``(h, c)`` from ``state``: zeros in the compute dtype of ``x`` and the parameters
+        (``dtype``: the model's, when the caller has it) when None; integer and float64 states
+        cast to the parameters' dtype (README "Precision")."""
         N = self.state_size
-        dtype = _dtypes.model_dtype(self.rnn_cell)
+        dtype = dtype or _dtypes.model_dtype(self.rnn_cell)
         if state is None:
             zeros = mx.zeros((B, N), dtype=_dtypes.compute_dtype(x, dtype))
             return zeros, (zeros if self.mixed_memory else None)
@@ -351,7 +374,8 @@ class RNN(nn.Module):
             timespans = time_delta
         x = _checks.as_array(x, "x")
         _checks.real_array(x, "x")
-        x = _checks.infinite_to_nan(_dtypes.as_compute_input(x, _dtypes.model_dtype(self.rnn_cell)))
+        dtype = _dtypes.model_dtype(self.rnn_cell)  # once per call: it walks the parameter tree
+        x = _checks.infinite_to_nan(_dtypes.as_compute_input(x, dtype))
         if x.ndim not in (2, 3):
             layout = "(B, T, F)" if self.batch_first else "(T, B, F)"
             raise ValueError(f"x must have shape {layout} or (T, F), got {_shape(x)}")
@@ -380,7 +404,7 @@ class RNN(nn.Module):
             if state is not None and (not isinstance(state, (tuple, list)) or len(state) != 2):
                 raise ValueError("a bidirectional layer takes state as a tuple (forward_state, backward_state)")
             fwd_state, bwd_state = (None, None) if state is None else state
-            out_f, state_f = self._run(x, fwd_state, ts, lengths)
+            out_f, state_f = self._run(x, fwd_state, ts, lengths, dtype)
             if lengths is None:
                 reverse = lambda a: a[:, ::-1]  # noqa: E731
             else:
@@ -395,7 +419,7 @@ class RNN(nn.Module):
             output = _merge(out_f, out_b, self.merge_mode)
             state = (state_f, state_b)
         else:
-            output, state = self._run(x, state, ts, lengths)
+            output, state = self._run(x, state, ts, lengths, dtype)
 
         if not batched:
             output = _map_output(output, lambda o: o[0])
