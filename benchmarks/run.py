@@ -45,14 +45,15 @@ Sections (all by default; ``--section`` takes a comma-separated subset of these 
     full runs) at the same counts (``benchmarks/threads.py``).
 ``memory``
     Peak MLX memory of one forward+backward, fused vs reference (target for LTC: fused ≤ ¼):
-    ``mx.clear_cache()``, ``mx.reset_peak_memory()``, the call, ``mx.get_peak_memory()``
-    (the peak includes what was already allocated: parameters and input).
+    ``ncps.kernels.clear_cache()`` (MLX's cache and the kernels' idle workspace pool),
+    ``mx.reset_peak_memory()``, the call, ``mx.get_peak_memory()`` (the peak includes what was
+    already allocated: parameters and input).
 ``precision``
     bfloat16 and float16 against float32 on the fused path (``model.set_dtype``, input of the same
     dtype): forward and forward+backward of CfC(16, 64), CfC(16, AutoNCP(64, 8)) and
     LTC(16, AutoNCP(64, 8)), the dtypes in interleaved rounds, and the peak memory of one
-    forward+backward per dtype (``benchmarks/precision.py``). The fused kernels compute in float32
-    and convert at their boundary today: the numbers show the conversion's cost.
+    forward+backward per dtype (``benchmarks/precision.py``). The fused kernels read and write the
+    half arrays themselves and compute in float32.
 ``streaming``
     Latency of one cell step at batch 1 from a given state, feeding the new state back:
     ``out, h = cell(x, h); mx.eval(out, h)`` (also under ``mx.compile``, and ``cell.infer``, which
