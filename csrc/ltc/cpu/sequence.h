@@ -215,16 +215,16 @@ NCPS_INLINE void scatter_rows(const vf<L>* in, int B, int b0, int n, float* base
 }
 
 // The rows of lanes [b0, b0 + L) (each n values) into the output `s` at element offset
-// off + (b0 + l) * lane_stride, in its storage type (a half row is rounded as it is written).
+// off + (b0 + l) * lane_stride, in its storage type (a half row is gathered into `row`, n floats,
+// and rounded as it is written).
 template <int L>
-NCPS_INLINE void put_rows(const vf<L>* in, int B, int b0, int n, const Sink& s, int64_t off, int64_t lane_stride) {
+NCPS_INLINE void put_rows(const vf<L>* in, int B, int b0, int n, const Sink& s, int64_t off, int64_t lane_stride,
+                          float* row) {
   if (s.st == Storage::f32) return scatter_rows<L>(in, B, b0, n, static_cast<float*>(s.data) + off, lane_stride);
   const int nl = std::min(L, B - b0);
-  thread_local std::vector<float> row;
-  row.resize(static_cast<size_t>(n));
   for (int l = 0; l < nl; ++l) {
     for (int i = 0; i < n; ++i) row[i] = in[i][l];
-    put(s, off + static_cast<int64_t>(b0 + l) * lane_stride, row.data(), n);
+    put(s, off + static_cast<int64_t>(b0 + l) * lane_stride, row, n);
   }
 }
 
@@ -235,12 +235,13 @@ void forward_tile(const Problem& p, int b0, const Sink& states) {
   using V = vf<L>;
   const int N = p.N;
   lane_vector<V> v(N), w(N), v0(N);
+  lane_vector<float> row(states.st == Storage::f32 ? 0 : N);  // put_rows' scratch for half states
   StepCtx<L> c(p);
   gather_rows<L>(p.h0, N, p.B, b0, N, v.data());
   for (int t = 0; t < p.T; ++t) {
     c.prepare(p, b0, t);
     advance<L>(p, c, v, w, v0);
-    put_rows<L>(v.data(), p.B, b0, N, states, static_cast<int64_t>(t) * N, static_cast<int64_t>(p.T) * N);
+    put_rows<L>(v.data(), p.B, b0, N, states, static_cast<int64_t>(t) * N, static_cast<int64_t>(p.T) * N, row.data());
   }
 }
 
