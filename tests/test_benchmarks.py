@@ -260,7 +260,7 @@ def test_precision_section_tiny(tmp_path):
         assert r["status"] == "ok" and r["peak_bytes"] >= r["baseline_bytes"] > 0, r
         assert r["transient_bytes"] == r["peak_bytes"] - r["baseline_bytes"]
     assert "### Half precision: bfloat16 and float16 against float32 (fused)" in stdout
-    assert "compute in float32 today and convert" in stdout
+    assert "read and write the half arrays themselves" in stdout
     assert "| model | pass | fp32 | bf16 | fp16 | bf16 ÷ fp32 | fp16 ÷ fp32 | bf16 forward target |" in stdout
     for m in models:
         assert sum(line.startswith(f"| {m} | ") for line in stdout.splitlines()) == 3  # 2 passes + memory
