@@ -185,7 +185,7 @@ void backward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, 
   // block holds pa dt + pb, not pa: pa (TB x n per unit, in TA) is recomputed after the sweep,
   // one product over all rows, and the dL/d dt terms (dgp . pa) added then.
   float dt_value = 0.0f;
-  const bool fold = fold_time_heads(p, in[2], dt_value);
+  const bool fold = fold_time_heads(p, in[2], in[1], dt_value);
   std::vector<float*> DDTU(nu, nullptr);   // each unit's dL/d dt terms (fold)
   const bool recompute = fold && need_dt;  // pa is only needed for dL/d dt
   if (recompute)

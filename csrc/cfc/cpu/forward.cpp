@@ -85,7 +85,7 @@ void forward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, c
   // Tiny calls (a streaming step) use the weights as they are; otherwise transposed copies.
   const bool pack = TB >= 8;
   float dt_value = 0.0f;  // one dt for the whole call: the time heads fold (weights.h: fold_time_heads)
-  const bool fold = pack && fold_time_heads(p, dt, dt_value);
+  const bool fold = pack && fold_time_heads(p, dt, h0, dt_value);
   std::vector<UnitW> uw = make_weights(p, in, pack, /*backward=*/false, fold ? &dt_value : nullptr);
   Lin lwx, lwh;
   if (mixed) {

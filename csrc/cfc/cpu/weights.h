@@ -3,6 +3,7 @@
 // forward GEMMs or row-major stacks for the backward's dX = dY W.
 #pragma once
 
+#include <cmath>
 #include <cstring>
 #include <utility>
 #include <vector>
@@ -102,13 +103,18 @@ inline std::pair<Lin, Lin> lstm_weights(const Plan& p, const std::vector<const f
 // pa after its sweep, only when dL/d dt is asked for (training never does: the vjp's need_dt).
 // CfC(16, 64): forward -16 %, fwd+bwd -7 %; the wired CfC (34/22/8 neurons): forward -14 %, and
 // fwd+bwd +10 % in the rare call that differentiates the timespans (the narrow recomputation).
-// NaN (a padded step) or two values: no folding.
-inline bool fold_time_heads(const Plan& p, const float* dt, float& value) {
+// NaN (a padded step) or two values: no folding. Nor with a non-finite initial state h0 (the
+// only way an infinity reaches the heads: x's are NaN by then, and the state stays bounded): the
+// unfolded pa dt + pb can be inf - inf = NaN where the folded product is a saturating inf, and
+// both paths must give the reference's result.
+inline bool fold_time_heads(const Plan& p, const float* dt, const float* h0, float& value) {
   const int64_t n = static_cast<int64_t>(p.B) * p.T;
   if (p.cfg.mode == PURE || n < 8) return false;
   value = dt[0];
   for (int64_t i = 0; i < n; ++i)
     if (!(dt[i] == value)) return false;
+  for (int64_t i = 0, m = static_cast<int64_t>(p.B) * p.N; i < m; ++i)
+    if (!std::isfinite(h0[i])) return false;
   return true;
 }
 

@@ -168,8 +168,9 @@ class Cell(nn.Module):
         return self._infer_checked(x, state, ts)
 
     def _in_dtype(self, out: tuple, x: Any, state: Any) -> tuple:
-        """The evaluated float32 ``(output, state)`` of a CPU kernel's immediate step in the
-        compute dtype of ``x``, ``state`` and the cell (README "Precision")."""
+        """The evaluated ``(output, state)`` of a CPU kernel's immediate step in the compute dtype
+        of ``x``, ``state`` and the cell (README "Precision"): as they are when the step returned
+        that dtype (a prepared step does, for arrays), else converted."""
         dtype = _dtypes.model_dtype(self)
 
         def dtype_of(a: Any) -> mx.Dtype:

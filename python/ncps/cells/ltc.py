@@ -108,6 +108,11 @@ def ltc_sequence(x: mx.array, h0: mx.array, dt: mx.array, p: dict, ode_unfolds: 
     return mx.stack(states, axis=1)
 
 
+@mx.compile
+def _affine(v: mx.array, w: mx.array, b: mx.array) -> mx.array:
+    return v * w + b
+
+
 class _Memo:
     """Values computed from ``sources`` (a tuple of arrays), None until computed. ``tokens`` (the
     extension's ``ArrayToken``) tell an in-place update of a source (``w[...] = v`` keeps the
@@ -277,7 +282,12 @@ class LTCCell(WiredSizes, Cell):
         return self._mapped(x, self.input_mapping, "input")
 
     def map_outputs(self, v: mx.array) -> mx.array:
-        return self._mapped(v[..., : self._wiring.output_dim], self.output_mapping, "output")
+        motor = v[..., : self._wiring.output_dim]
+        if v.ndim == 3 and self.output_mapping == "affine":
+            # A sequence's motor columns are a strided view: one compiled pass instead of two
+            # eager ops (B 32, T 100, 8 of 64 columns: float32 30 -> 23 us, bfloat16 143 -> 56 us).
+            return _affine(motor, self["output_w"], self["output_b"])
+        return self._mapped(motor, self.output_mapping, "output")
 
     def step(self, x: mx.array, v: mx.array, ts: float | mx.array) -> mx.array:
         """The new state (no input checks; ``ts`` a float or ``(B, 1)``)."""

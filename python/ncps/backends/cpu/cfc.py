@@ -143,9 +143,9 @@ def sequence(cell, x: mx.array, h0: mx.array, dt: mx.array, lstm=None, c0=None, 
 
 def _result_dtype(units: list, x: mx.array, h: mx.array) -> mx.Dtype:
     """The reference path's dtype: MLX's promotion of ``x``, the state and the parameters, with
-    ``dt`` left out (README "Precision"). The primitive computes in float32 (half inputs and
-    parameters converted at its boundary) and returns the promotion of all its inputs, ``dt``'s
-    float32 included, so the hooks cast its results back."""
+    ``dt`` left out (README "Precision"). The primitive reads and writes half arrays itself
+    (float32 inside) and returns the promotion of all its inputs but ``dt``: the same dtype, so the
+    hooks' cast is no node unless a parameter array (e.g. a mask) has a dtype of its own."""
     return _dtypes.compute_dtype(x, h, units[0]["ff1"]["weight"])
 
 
