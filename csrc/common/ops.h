@@ -90,7 +90,9 @@ inline View make_view(const mx::array& a, const char* prim) {
   return v;
 }
 
-// Registers the inputs with the encoder and returns the task's views of them.
+// Registers the inputs with the encoder and returns the task's views of them. A large half input
+// (a saved state sequence, a cotangent) is widened into a buffer from the workspace pool, an
+// encoder temporary: a fresh heap buffer of that size was mapped and page-faulted on every call.
 inline std::vector<View> input_views(mx::cpu::CommandEncoder& enc, const std::vector<mx::array>& inputs,
                                      const char* prim) {
   std::vector<View> views;
@@ -98,6 +100,13 @@ inline std::vector<View> input_views(mx::cpu::CommandEncoder& enc, const std::ve
   for (const auto& a : inputs) {
     enc.set_input_array(a);
     views.push_back(make_view(a, prim));
+    View& v = views.back();
+    if (v.st != Storage::f32 && v.size * 4 >= int64_t{1} << 20) {
+      mx::array wide({static_cast<int>(v.size)}, mx::float32, nullptr, {});
+      wide.set_data(WorkspacePool::get().take(wide.nbytes()));
+      v.wide = wide.data<float>();
+      enc.add_temporary(std::move(wide));
+    }
   }
   return views;
 }

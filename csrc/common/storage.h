@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 
 namespace ncps::common {
 
@@ -15,6 +16,26 @@ enum class Storage : uint8_t { f32, bf16, f16 };
 inline int storage_bytes(Storage s) { return s == Storage::f32 ? 4 : 2; }
 inline const char* storage_name(Storage s) {
   return s == Storage::f32 ? "float32" : s == Storage::bf16 ? "bfloat16" : "float16";
+}
+
+// One bfloat16 or float16 value (its bits) as float32, exactly (scalar code, for strided gathers).
+inline float half_to_float(Storage s, uint16_t h) {
+  uint32_t u;
+  if (s == Storage::bf16) {
+    u = static_cast<uint32_t>(h) << 16;
+  } else {
+    const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
+    if (e == 0) {  // zero or subnormal: m * 2^-24
+      float v = static_cast<float>(m) * 5.9604644775390625e-8f;
+      std::memcpy(&u, &v, 4);
+      u |= sign;
+    } else {
+      u = sign | (e == 31 ? 0x7f800000u | (m << 13) : ((e + 112u) << 23) | (m << 13));
+    }
+  }
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
 }
 
 // An output a kernel writes in its storage type itself (common/convert.h's put()), rather than

@@ -14,6 +14,7 @@ namespace ncps::common {
 struct View {
   const void* ptr = nullptr;
   Storage st = Storage::f32;
+  float* wide = nullptr;  // where a large half input is widened (a pooled buffer), else `buf`
   bool contiguous = true;
   int64_t size = 0;
   std::vector<int> shape;
@@ -22,26 +23,27 @@ struct View {
   // Row-contiguous float32 data: the array itself, or a gathered and/or widened copy in `buf`.
   const float* resolve(std::vector<float>& buf) const {
     if (contiguous && st == Storage::f32) return static_cast<const float*>(ptr);
-    buf.resize(static_cast<size_t>(size));
-    if (contiguous) {
-      widen(st, ptr, size, buf.data());
-    } else if (st == Storage::f32) {
-      gather(static_cast<const float*>(ptr), buf.data());
-    } else {
-      std::vector<uint16_t> raw(static_cast<size_t>(size));
-      gather(static_cast<const uint16_t*>(ptr), raw.data());
-      widen(st, raw.data(), size, buf.data());
+    float* out = wide;
+    if (out == nullptr) {
+      buf.resize(static_cast<size_t>(size));
+      out = buf.data();
     }
-    return buf.data();
+    if (contiguous)
+      widen(st, ptr, size, out);
+    else if (st == Storage::f32)
+      gather(static_cast<const float*>(ptr), out, [](float v) { return v; });
+    else  // widened as gathered (a broadcast cotangent is common: no raw copy of it first)
+      gather(static_cast<const uint16_t*>(ptr), out, [s = st](uint16_t h) { return half_to_float(s, h); });
+    return out;
   }
 
  private:
-  // The elements in row-major order into out[0:size].
-  template <class E>
-  void gather(const E* src0, E* out) const {
+  // The elements in row-major order, each through `conv`, into out[0:size].
+  template <class E, class Conv>
+  void gather(const E* src0, float* out, Conv conv) const {
     const int nd = static_cast<int>(shape.size());
     if (nd == 0 || size == 0) {
-      if (size) out[0] = src0[0];
+      if (size) out[0] = conv(src0[0]);
       return;
     }
     // Odometer over the outer dimensions; the innermost one is a strided (often stride-0,
@@ -51,12 +53,12 @@ struct View {
     std::vector<int> idx(nd, 0);
     int64_t loc = 0;
     for (int64_t o = 0; o < size; o += inner) {
-      E* dst = out + o;
+      float* dst = out + o;
       const E* src = src0 + loc;
       if (is == 0)
-        std::fill(dst, dst + inner, src[0]);
+        std::fill(dst, dst + inner, conv(src[0]));
       else
-        for (int j = 0; j < inner; ++j) dst[j] = src[j * is];
+        for (int j = 0; j < inner; ++j) dst[j] = conv(src[j * is]);
       for (int d = nd - 2; d >= 0; --d) {
         loc += strides[d];
         if (++idx[d] < shape[d]) break;
