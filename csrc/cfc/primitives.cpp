@@ -152,10 +152,7 @@ void CfCSequenceGrad::eval_cpu(const std::vector<mx::array>& inputs, std::vector
   Plan plan = plan_of(cfg_, inputs[0]);
   // Scratch for the per-step gradients, from the workspace pool (no fresh pages on every call);
   // a temporary of the command encoder, released after the task.
-  mx::array scratch({static_cast<int>(std::max<int64_t>(1, backward_scratch_size(plan)))}, mx::float32, nullptr, {});
-  scratch.set_data(common::WorkspacePool::get().take(scratch.nbytes()));
-  float* sp = scratch.data<float>();
-  enc.add_temporary(std::move(scratch));
+  float* sp = common::pooled_temporary(enc, backward_scratch_size(plan));
   enc.dispatch([plan = std::move(plan), views = std::move(views), grads = std::move(grads), sp, dx = need_dx_,
                 wts = need_weights_, ddt = need_dt_]() {
     std::vector<std::vector<float>> bufs;

@@ -90,9 +90,19 @@ inline View make_view(const mx::array& a, const char* prim) {
   return v;
 }
 
-// Registers the inputs with the encoder and returns the task's views of them. A large half input
-// (a saved state sequence, a cotangent) is widened into a buffer from the workspace pool, an
-// encoder temporary: a fresh heap buffer of that size was mapped and page-faulted on every call.
+// A float32 buffer of n (>= 1) elements from the workspace pool for the task, an encoder temporary
+// (released after the task): no fresh pages on every call for the large ones.
+inline float* pooled_temporary(mx::cpu::CommandEncoder& enc, int64_t n) {
+  mx::array tmp({static_cast<int>(std::max<int64_t>(1, n))}, mx::float32, nullptr, {});
+  tmp.set_data(WorkspacePool::get().take(tmp.nbytes()));
+  float* p = tmp.data<float>();
+  enc.add_temporary(std::move(tmp));
+  return p;
+}
+
+// Registers the inputs with the encoder and returns the task's views of them. A half input (a
+// saved state sequence, a cotangent) is widened into a pooled temporary, not a heap buffer of the
+// task.
 inline std::vector<View> input_views(mx::cpu::CommandEncoder& enc, const std::vector<mx::array>& inputs,
                                      const char* prim) {
   std::vector<View> views;
@@ -100,13 +110,7 @@ inline std::vector<View> input_views(mx::cpu::CommandEncoder& enc, const std::ve
   for (const auto& a : inputs) {
     enc.set_input_array(a);
     views.push_back(make_view(a, prim));
-    View& v = views.back();
-    if (v.st != Storage::f32 && v.size * 4 >= int64_t{1} << 20) {
-      mx::array wide({static_cast<int>(v.size)}, mx::float32, nullptr, {});
-      wide.set_data(WorkspacePool::get().take(wide.nbytes()));
-      v.wide = wide.data<float>();
-      enc.add_temporary(std::move(wide));
-    }
+    if (views.back().st != Storage::f32) views.back().wide = pooled_temporary(enc, views.back().size);
   }
   return views;
 }
@@ -159,10 +163,7 @@ Outputs allocate_outputs(mx::cpu::CommandEncoder& enc, std::vector<mx::array>& o
       out.ptr.push_back(o.data<float>());
       continue;
     }
-    mx::array stage({static_cast<int>(std::max<int64_t>(1, n))}, mx::float32, nullptr, {});
-    stage.set_data(WorkspacePool::get().take(stage.nbytes()));
-    float* p = stage.data<float>();
-    enc.add_temporary(std::move(stage));
+    float* p = pooled_temporary(enc, n);
     out.ptr.push_back(p);
     out.pending.push_back({p, o.data<char>(), st, n});
   }

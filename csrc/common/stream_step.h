@@ -194,8 +194,7 @@ class StreamStep {
     auto [y, state] = core_.run(B, xp, hp, s.dtbuf.data());
     // Results in the promoted dtype of x, h and the parameters, as the graph path gives them.
     const mx::Dtype dtype = mx::promote_types(mx::promote_types(x.dtype(), h.dtype()), core_.param_dtype());
-    if (dtype == mx::bfloat16 || dtype == mx::float16)
-      return nb::make_tuple(narrowed(y, dtype), narrowed(state, dtype));
+    if (dtype != mx::float32 && is_storage(dtype)) return nb::make_tuple(narrowed(y, dtype), narrowed(state, dtype));
     return nb::make_tuple(std::move(y), std::move(state));
   }
 

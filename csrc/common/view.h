@@ -14,7 +14,7 @@ namespace ncps::common {
 struct View {
   const void* ptr = nullptr;
   Storage st = Storage::f32;
-  float* wide = nullptr;  // where a large half input is widened (a pooled buffer), else `buf`
+  float* wide = nullptr;  // where a half input is widened (a pooled buffer), else `buf`
   bool contiguous = true;
   int64_t size = 0;
   std::vector<int> shape;
