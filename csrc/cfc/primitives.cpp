@@ -18,9 +18,9 @@
 
 namespace ncps::cfc {
 
-Plan plan_of(const Config& cfg, const mx::array& x) {
-  if (cfg.step) return make_plan(cfg, x.shape(0), 1, x.shape(1));
-  return make_plan(cfg, x.shape(0), x.shape(1), x.shape(2));
+Plan plan_of(const Config& cfg, const mx::array& x, bool saved, bool states_in_hh) {
+  if (cfg.step) return make_plan(cfg, x.shape(0), 1, x.shape(1), saved, states_in_hh);
+  return make_plan(cfg, x.shape(0), x.shape(1), x.shape(2), saved, states_in_hh);
 }
 
 std::vector<mx::Dtype> forward_dtypes(const Plan& p, const std::vector<mx::array>& inputs) {
@@ -39,16 +39,20 @@ std::vector<mx::Shape> forward_shapes(const Plan& p) {
 void CfCSequence::eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) {
   auto& enc = mx::cpu::get_command_encoder(stream());
   std::vector<common::View> views = common::input_views(enc, inputs, name());
-  // states (and cells) from MLX's allocator like any op's output, the workspace from the pool.
+  // Without a vjp the hidden states ring too, unless half states or cells are rounded out of them.
+  const bool states_in_hh = cfg_.mixed || outputs[0].dtype() != mx::float32;
+  Plan plan = plan_of(cfg_, inputs[0], saved_, states_in_hh);
+  // states (and cells) from MLX's allocator like any op's output, the workspace (as large as the
+  // plan's: a ring is smaller than the declared shape, and nothing but the vjp reads it) from the pool.
   const mx::array* ws_out = &outputs.back();
+  const size_t ws_bytes = static_cast<size_t>(plan.ws_size) * sizeof(float);
   // The kernel writes states (and cells) in their own dtype (no staging pass).
   common::Outputs out = common::allocate_outputs(
       enc, outputs,
-      [ws_out](const mx::array& a) {
-        return &a == ws_out ? common::WorkspacePool::get().take(a.nbytes()) : mx::allocator::malloc(a.nbytes());
+      [ws_out, ws_bytes](const mx::array& a) {
+        return &a == ws_out ? common::WorkspacePool::get().take(ws_bytes) : mx::allocator::malloc(a.nbytes());
       },
       outputs.size() - 1);
-  Plan plan = plan_of(cfg_, inputs[0]);
   enc.dispatch([plan = std::move(plan), views = std::move(views), out = std::move(out)]() {
     std::vector<std::vector<float>> bufs;
     const std::vector<const float*> ptrs = common::resolve_all(views, bufs);
@@ -88,7 +92,7 @@ std::pair<std::vector<mx::array>, std::vector<int>> CfCSequence::vmap(const std:
   }
   const Plan vp = plan_of(cfg_, in[0]);
   auto outs = mx::array::make_arrays(forward_shapes(vp), forward_dtypes(vp, inputs),
-                                     std::make_shared<CfCSequence>(st, cfg_), in);
+                                     std::make_shared<CfCSequence>(st, cfg_, saved_), in);
   std::vector<int> out_axes(outs.size(), -1);
   if (V >= 0) {
     // The batch size of one vmapped slice, from x without its mapped axis.
@@ -108,7 +112,15 @@ std::vector<mx::array> CfCSequence::vjp(const std::vector<mx::array>& primals, c
                                         const std::vector<int>& argnums, const std::vector<mx::array>& outputs) {
   const mx::Stream st = stream();
   std::vector<mx::array> gin = primals;
-  gin.push_back(outputs.back());
+  if (outputs.back().status() == mx::array::Status::unscheduled) {
+    saved_ = true;  // evaluated later: the forward saves its activations
+    gin.push_back(outputs.back());
+  } else {  // evaluated already (mx.eval inside the differentiated function), maybe with a ring
+    const Plan full = plan_of(cfg_, primals[0]);
+    gin.push_back(mx::array::make_arrays(forward_shapes(full), forward_dtypes(full, primals),
+                                         std::make_shared<CfCSequence>(st, cfg_, /*saved=*/true), primals)
+                      .back());
+  }
   gin.push_back(common::as_storage(cotangents[0], st));
   if (cfg_.mixed) gin.push_back(common::as_storage(cotangents[1], st));
   std::vector<mx::Shape> shapes;
@@ -138,7 +150,7 @@ std::vector<mx::array> CfCSequence::vjp(const std::vector<mx::array>& primals, c
 
 bool CfCSequence::same_config(const mx::Primitive& other) const {
   auto* o = dynamic_cast<const CfCSequence*>(&other);
-  return o != nullptr && o->cfg_ == cfg_;
+  return o != nullptr && o->cfg_ == cfg_ && o->saved_ == saved_;
 }
 
 std::vector<mx::Shape> CfCSequence::output_shapes(const std::vector<mx::array>& inputs) {

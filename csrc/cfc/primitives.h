@@ -13,19 +13,26 @@ namespace ncps::cfc {
 
 namespace mx = mlx::core;
 
-// The plan of a call with input x ((B, T, I), or (B, I) for one step), and the forward's output
-// shapes: states, cells (mixed memory, shaped as states), the workspace.
-Plan plan_of(const Config& cfg, const mx::array& x);
+// The plan of a call with input x ((B, T, I), or (B, I) for one step; make_plan's saved and
+// states_in_hh), and the forward's output shapes: states, cells (mixed memory, shaped as states),
+// the workspace.
+Plan plan_of(const Config& cfg, const mx::array& x, bool saved = true, bool states_in_hh = true);
 std::vector<mx::Shape> forward_shapes(const Plan& p);
 // Their dtypes: states and cells in the promoted dtype of the inputs but dt (common/ops.h), the
 // workspace float32.
 std::vector<mx::Dtype> forward_dtypes(const Plan& p, const std::vector<mx::array>& inputs);
 
 // Inputs in plan order (problem.h). Outputs: states, cells (mixed memory) and the workspace, which
-// only the vjp reads.
+// only the vjp reads. Whether the workspace is filled is decided when the graph is evaluated, not
+// when it is built: MLX builds a gradient's backward graph (calling vjp) before evaluating the
+// forward, so a node whose vjp was taken saves every step's activations, and any other keeps a
+// ring of the last steps (problem.h), its workspace array then only as large as the ring. A vjp
+// taken after the node was evaluated (mx.eval inside the differentiated function) recomputes the
+// forward: the flag may be shared (mx.compile replays one primitive), the node's own status not.
 class CfCSequence : public common::Primitive {
  public:
-  CfCSequence(mx::Stream stream, Config cfg) : common::Primitive(stream), cfg_(std::move(cfg)) {}
+  CfCSequence(mx::Stream stream, Config cfg, bool saved = false)
+      : common::Primitive(stream), cfg_(std::move(cfg)), saved_(saved) {}
 
   void eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) override;
   std::vector<mx::array> vjp(const std::vector<mx::array>& primals, const std::vector<mx::array>& cotangents,
@@ -39,6 +46,7 @@ class CfCSequence : public common::Primitive {
 
  private:
   Config cfg_;
+  bool saved_;  // the workspace holds every step (set by vjp)
 };
 
 // Inputs: the forward's inputs, its workspace, the cotangent of states and (mixed) of cells.

@@ -5,13 +5,16 @@ namespace ncps::cfc {
 
 // ---- plan ---------------------------------------------------------------------------------------
 
-Plan make_plan(const Config& cfg, int B, int T, int I) {
+Plan make_plan(const Config& cfg, int B, int T, int I, bool saved, bool states_in_hh) {
   Plan p;
   p.cfg = cfg;
   p.B = B;
   p.T = T;
   p.I = I;
+  p.ws_steps = saved ? T : hoist_block(B, T);
+  p.hh_steps = saved || states_in_hh ? T + 1 : 2;
   const int64_t TB = static_cast<int64_t>(T) * B;
+  const int64_t WB = static_cast<int64_t>(p.ws_steps) * B;  // rows of a per-step activation
   int idx = 3;
   int N = 0;
   for (int n : cfg.unit_sizes) N += n;
@@ -30,10 +33,10 @@ Plan make_plan(const Config& cfg, int B, int T, int I) {
   };
   p.xt_off = take(TB * I);
   p.dt_off = take(TB);
-  p.hh_off = take((TB + B) * N);
+  p.hh_off = take(static_cast<int64_t>(p.hh_steps) * B * N);
   if (cfg.mixed) {
-    p.hl_off = take(TB * N);
-    p.gates_off = take(TB * 4 * N);
+    p.hl_off = take(WB * N);
+    p.gates_off = take(WB * 4 * N);
     p.cc_off = take((TB + B) * N);
   }
   int col = 0, in = I;
@@ -50,8 +53,8 @@ Plan make_plan(const Config& cfg, int B, int T, int I) {
     for (size_t l = 0; l < U.widths.size(); ++l) {
       U.bw.push_back(idx++);
       U.bb.push_back(idx++);
-      U.a_off.push_back(take(TB * U.widths[l]));
-      U.z_off.push_back(take(TB * U.widths[l]));
+      U.a_off.push_back(take(WB * U.widths[l]));
+      U.z_off.push_back(take(WB * U.widths[l]));
     }
     const int nh = cfg.mode == PURE ? 1 : 4;
     for (int k = 0; k < nh; ++k) {
@@ -63,7 +66,7 @@ Plan make_plan(const Config& cfg, int B, int T, int I) {
       U.A = idx++;
     }
     if (cfg.masked[u]) U.mask = idx++;
-    U.heads_off = take(TB * U.hs);
+    U.heads_off = take(WB * U.hs);
     p.units.push_back(U);
     col += U.n;
     in = U.n;

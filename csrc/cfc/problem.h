@@ -11,7 +11,9 @@
 // contiguous (B, .) matrix and the products over all (t, b) rows (the hoisted input products
 // and the weight gradients) are single GEMMs. The forward saves, in one float32 workspace
 // output `ws`, every per-step activation the backward needs; the backward recomputes nothing
-// but cheap elementwise derivatives.
+// but cheap elementwise derivatives. A forward nobody differentiates keeps only a ring of the
+// last steps' rows instead (Plan::ws_steps, hh_steps): the activations of a call grow with B*T,
+// 1.35 to 2.3 KB per row-step, and past the caches writing them cost a forward up to a third.
 #pragma once
 
 #include <cstddef>
@@ -85,6 +87,10 @@ struct Unit {
 struct Plan {
   Config cfg;
   int B = 0, T = 0, I = 0, N = 0;
+  // Slots along time of the per-step activations (backbone, heads, LSTM gates and input) and of
+  // the hidden states hh: T and T + 1 when the backward will read them; a ring otherwise, step t
+  // in slot t % ws_steps (hh: t % hh_steps).
+  int ws_steps = 0, hh_steps = 0;
   int n_inputs = 0;
   int c0 = -1, lwx = -1, lb = -1, lwh = -1;  // mixed-memory LSTM inputs
   std::vector<Unit> units;
@@ -98,7 +104,17 @@ struct Plan {
 //   default/no_gate: ff1.W, ff1.b, ff2.W, ff2.b, time_a.W, time_a.b, time_b.W, time_b.b
 //   pure:            ff1.W, ff1.b, w_tau (1,n), A (1,n)
 //   and the mask (n, head_in) when masked. Weights are in Linear layout (out, in).
-Plan make_plan(const Config& cfg, int B, int T, int I);
+// A forward-only plan (saved false) rings the activations over hoist_block(B, T) steps, and the
+// hidden states over two unless the states are rounded out of hh after the loop (half states,
+// mixed memory: states_in_hh).
+Plan make_plan(const Config& cfg, int B, int T, int I, bool saved = true, bool states_in_hh = true);
+
+// Steps of the hoisted input product done at once by a forward over the whole batch: about 256
+// rows (see cpu/forward.cpp).
+inline int hoist_block(int B, int T) {
+  const int s = 256 / B;
+  return s < 1 ? 1 : (s > T ? T : s);
+}
 
 // Expected shape of every input (for validation and output_shapes).
 std::vector<std::vector<int>> input_shapes(const Plan& p);

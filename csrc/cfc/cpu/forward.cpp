@@ -14,7 +14,10 @@
 // where a row's last vector is at most half full (the 34-, 22- and 8-neuron layers end in 2-, 6-
 // and 8-wide vectors: 4.1 vectors per row-step instead of 6), and write h' into the caller's
 // states directly. Past the caches (B*T beyond ~12 000 row-steps, 1.35 KB of workspace each) the
-// hoisted input product runs a block of steps ahead of its use instead of all at once. With one dt
+// hoisted input product runs a block of steps ahead of its use instead of all at once. A forward
+// that no vjp reads keeps its activations in a ring of one such block (problem.h): they are
+// written and read back in cache, which took 15-30 % off a dense or mixed forward and ~30 % off a
+// wired one at B 128-512, T 100 (issue 28's forward cliff). With one dt
 // for the call, a backbone unit's time heads fold into one (weights.h: fold_time_heads).
 // Python's share of an eager call: ~11 us in backends/cpu/cfc.py (6 of them creating the op in
 // C++), ~20 us more in the layer's own code.
@@ -105,9 +108,9 @@ void forward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, c
   const float* F0b = uw[0].first_bias();
   float* P0 = U0.widths.empty() ? ws + U0.heads_off : ws + U0.a_off[0];
   const int64_t ld0 = U0.widths.empty() ? U0.hs : U0.widths[0];
-  auto hoist = [&](int64_t r0, int rows) {
-    F0.fwd_bias(rows, XT + r0 * I, I, I, nullptr, 0, 0, 0, F0b, P0 + r0 * ld0, ld0);
-    if (mixed) lwx.fwd_bias(rows, XT + r0 * I, I, I, nullptr, 0, 0, 0, in[p.lb], GT + r0 * 4 * N, 4 * N);
+  auto hoist = [&](int64_t rx, int64_t rw, int rows) {  // rows from XT's row rx into slot row rw
+    F0.fwd_bias(rows, XT + rx * I, I, I, nullptr, 0, 0, 0, F0b, P0 + rw * ld0, ld0);
+    if (mixed) lwx.fwd_bias(rows, XT + rx * I, I, I, nullptr, 0, 0, 0, in[p.lb], GT + rw * 4 * N, 4 * N);
   };
   const int nt = common::threads_for(B, flops, kMinParallelFlops);
 
@@ -118,18 +121,23 @@ void forward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, c
     // rows, contiguous when the tile is the whole batch) at a time: done for all T steps before
     // the loop, it wrote 0.54 KB per row-step (wired CfC(16, AutoNCP(64, 8))), which the loop read
     // back from memory once B*T was past the caches (the forward's part of issue 28's cliff).
-    const int hoist_steps = nb == B ? std::max(1, 256 / B) : 1;
+    // A forward-only plan's ring holds exactly one such block (problem.h).
+    const int hoist_steps = nb == B ? hoist_block(B, T) : 1;
     for (int t = 0; t < T; ++t) {
       const int64_t r = static_cast<int64_t>(t) * B + b0;  // first row of the tile at step t
-      if (t % hoist_steps == 0) hoist(r, nb == B ? std::min(hoist_steps, T - t) * B : nb);
+      // ... and its rows in the per-step activations and in the hidden states (rings or not)
+      const int64_t rw = static_cast<int64_t>(t % p.ws_steps) * B + b0;
+      const int64_t rh = static_cast<int64_t>(t % p.hh_steps) * B + b0;
+      const int64_t rh1 = static_cast<int64_t>((t + 1) % p.hh_steps) * B + b0;
+      if (t % hoist_steps == 0) hoist(r, rw, nb == B ? std::min(hoist_steps, T - t) * B : nb);
       const float* dtr = DT + r;
       if (mixed) {
-        float* G = GT + r * 4 * N;
-        lwh.fwd(nb, HH + r * N, N, 0, N, G, 4 * N, true);
-        lstm_fwd(nb, N, G, CC + r * N, CC + (r + B) * N, HL + r * N);
+        float* G = GT + rw * 4 * N;
+        lwh.fwd(nb, HH + rh * N, N, 0, N, G, 4 * N, true);
+        lstm_fwd(nb, N, G, CC + r * N, CC + (r + B) * N, HL + rw * N);
       }
-      const float* hin_base = (mixed ? HL : HH) + r * N;
-      float* hout_base = HH + (r + B) * N;
+      const float* hin_base = mixed ? HL + rw * N : HH + rh * N;
+      float* hout_base = HH + rh1 * N;
       for (size_t u = 0; u < p.units.size(); ++u) {
         const Unit& U = p.units[u];
         const UnitW& w = uw[u];
@@ -137,10 +145,10 @@ void forward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, c
         float* C;
         int64_t ldc;
         if (U.widths.empty()) {
-          C = ws + U.heads_off + r * U.hs;
+          C = ws + U.heads_off + rw * U.hs;
           ldc = U.hs;
         } else {
-          C = ws + U.a_off[0] + r * U.widths[0];
+          C = ws + U.a_off[0] + rw * U.widths[0];
           ldc = U.widths[0];
         }
         if (u > 0)  // [new state of the unit before, own state] in one product, bias included
@@ -151,14 +159,14 @@ void forward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, c
         int wlast = 0;
         for (size_t l = 0; l < U.widths.size(); ++l) {
           const int wl = U.widths[l];
-          float* a = ws + U.a_off[l] + r * wl;
-          float* z = ws + U.z_off[l] + r * wl;
+          float* a = ws + U.a_off[l] + rw * wl;
+          float* z = ws + U.z_off[l] + rw * wl;
           if (l > 0) w.bb[l].fwd_bias(nb, zlast, wlast, wlast, nullptr, 0, 0, 0, w.bbias[l], a, wl);
           act_rows(act, nb, wl, a, z);
           zlast = z;
           wlast = wl;
         }
-        float* Hc = ws + U.heads_off + r * U.hs;
+        float* Hc = ws + U.heads_off + rw * U.hs;
         if (!U.widths.empty()) w.heads.fwd_bias(nb, zlast, wlast, wlast, nullptr, 0, 0, 0, w.hbias.data(), Hc, U.hs);
         // The second copy of h' goes to float32 states, else again into the workspace (stage_out rounds it).
         float* out2 = states32 ? states32 + (static_cast<int64_t>(b0) * T + t) * N + U.off : hout_base + U.off;

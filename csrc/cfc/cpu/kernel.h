@@ -17,7 +17,8 @@ namespace ncps::cfc::cpu {
 constexpr double kMinParallelFlops = 2e6;
 
 // Forward: states (B,T,N) and cells (B,T,N; the LSTM cell state after every step; data null
-// without mixed memory), each written in its storage type; ws (ws_size), float32.
+// without mixed memory), each written in its storage type; ws (ws_size), float32: every step's
+// activations, or the ring of a forward-only plan (p.ws_steps < T).
 template <class Isa>
 void forward(const Plan& p, const std::vector<const float*>& in, const common::Sink& states, const common::Sink& cells,
              float* ws);
