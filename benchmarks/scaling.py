@@ -147,6 +147,31 @@ def flatness(rows: list[dict]) -> list[dict]:
     return out
 
 
+# Issue 28's test of the cliff: the large training shapes against the best of the moderate ones.
+CLIFF_LARGE = ((256, 100), (512, 100))
+CLIFF_MODERATE = ((64, 100), (128, 100), (160, 100), (256, 50))
+CLIFF_TARGET = 1.15
+
+
+def cliff(rows: list[dict]) -> list[dict]:
+    """Per family and pass: the dearer of the large shapes (CLIFF_LARGE) per row-step over the best
+    of the moderate ones (CLIFF_MODERATE); empty where a run lacks those points (--quick)."""
+    out = []
+    for family in dict.fromkeys(r["family"] for r in rows):
+        for kind in PASSES:
+            at = {
+                (r["batch"], r["time"]): r["ns_per_row_step"]
+                for r in rows
+                if r["family"] == family and r["pass"] == kind and r["ns_per_row_step"] is not None
+            }
+            if not all(k in at for k in CLIFF_LARGE + CLIFF_MODERATE):
+                continue
+            large = max(at[k] for k in CLIFF_LARGE)
+            best = min(at[k] for k in CLIFF_MODERATE)
+            out.append({"family": family, "pass": kind, "large_ns": large, "best_ns": best, "ratio": large / best})
+    return out
+
+
 def compute(ctx: Context) -> dict:
     cfg = ctx.cfg
     kw = {"ode_unfolds": cfg.ode_unfolds}
@@ -167,6 +192,7 @@ def compute(ctx: Context) -> dict:
         "growth": growth(scan),
         "row_steps": per_row_step,
         "row_step_flatness": flatness(per_row_step),
+        "row_step_cliff": cliff(per_row_step),
     }
 
 
@@ -225,7 +251,34 @@ def _ns(v: float | None) -> str:
     return "—" if v is None else f"{v:.0f}"
 
 
-def _row_step_tables(rows: list[dict], flat: list[dict]) -> list[str]:
+def _shapes(shapes: tuple) -> str:
+    return ", ".join(f"{B}×{T}" for B, T in shapes)
+
+
+def _cliff_table(rows: list[dict]) -> list[str]:
+    lines = [
+        "",
+        f"The cliff (issue 28): the dearer of {_shapes(CLIFF_LARGE)} per row-step over the best of "
+        f"{_shapes(CLIFF_MODERATE)}:",
+        "",
+    ]
+    return lines + table(
+        ["family", "pass", "large ns", "best moderate ns", "large ÷ best", f"target ≤ {CLIFF_TARGET}"],
+        [
+            [
+                r["family"],
+                r["pass"],
+                _ns(r["large_ns"]),
+                _ns(r["best_ns"]),
+                fmt_ratio(r["ratio"]),
+                "met" if r["ratio"] <= CLIFF_TARGET else "NOT met",
+            ]
+            for r in rows
+        ],
+    )
+
+
+def _row_step_tables(rows: list[dict], flat: list[dict], cliff_rows: list[dict]) -> list[str]:
     lines = [
         "",
         "#### Cost per row-step (fused, ns per batch row per time step, minimum of the repetitions)",
@@ -262,6 +315,8 @@ def _row_step_tables(rows: list[dict], flat: list[dict]) -> list[str]:
                 for f in flat
             ],
         )
+    if cliff_rows:
+        lines += _cliff_table(cliff_rows)
     return lines
 
 
@@ -286,7 +341,9 @@ def markdown(section: dict, results: dict) -> list[str]:
             [[sweep, _exp(f.get("time")), _exp(f.get("memory"))] for sweep, f in fits.items()],
         )
     if section.get("row_steps"):
-        lines += _row_step_tables(section["row_steps"], section.get("row_step_flatness") or [])
+        lines += _row_step_tables(
+            section["row_steps"], section.get("row_step_flatness") or [], section.get("row_step_cliff") or []
+        )
     return notes.under(lines)
 
 

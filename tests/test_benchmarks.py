@@ -175,6 +175,24 @@ def test_benchmark_writes_json_table_and_chart(tmp_path):
     assert (out / "t.png").read_bytes()[:8] == PNG_MAGIC
 
 
+def test_cliff_criterion():
+    """Issue 28's check: the dearer large shape per row-step over the best moderate one, per family
+    and pass; nothing where a run lacks the points."""
+    sys.path.insert(0, str(REPO))
+    from benchmarks.scaling import CLIFF_LARGE, CLIFF_MODERATE, cliff
+
+    def rows(ns):
+        return [
+            {"family": "dense CfC", "pass": "forward", "batch": B, "time": T, "ns_per_row_step": ns(B, T)}
+            for B, T in CLIFF_LARGE + CLIFF_MODERATE
+        ]
+
+    # the large shapes twice as dear as 128x100 (the best moderate one)
+    (r,) = cliff(rows(lambda B, T: 100.0 if (B, T) == (128, 100) else 150.0 if B * T < 25600 else 200.0))
+    assert (r["large_ns"], r["best_ns"], r["ratio"]) == (200.0, 100.0, 2.0)
+    assert cliff(rows(lambda B, T: None if (B, T) == (512, 100) else 1.0)) == []
+
+
 def test_benchmark_without_official_package(tmp_path):
     results, stdout, out = run_bench(tmp_path, "streaming", {"NCPS_ORACLE_DIR": str(tmp_path / "no-oracle")})
     assert results["official"]["available"] is False
