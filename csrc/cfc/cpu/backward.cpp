@@ -67,9 +67,12 @@ struct PostJob {
   int rows = 0;  // output rows (columns of A): the job's size
 };
 
-// Output rows per job: 128 keeps a job's K block of A (and a 128-wide B) near 256 KB, and gives
-// the dense heads (4 x 64 rows) two jobs, so two threads still share the post-loop evenly.
-constexpr int kJobRows = 128;
+// Output rows per job: 64. With 128, CfC(16, 64)'s post-loop was three big jobs (two of heads,
+// one of the backbone) for two threads, one of which then ran two while the other waited; 64
+// makes six, and each job's operand block stays smaller. Measured (2 threads, min of 3 A/B
+// pairs, fwd+bwd at T 100): dense B 32 2.40 -> 2.34 ms, B 256 23.5 -> 22.1 ms, wired unchanged
+// to -3 %; 32 lost again at B 256 (more passes over the shared B operand).
+constexpr int kJobRows = 64;
 static_assert(common::KC % 2 == 0, "the column sums pair rows within a block");
 
 void run_post_job(const PostJob& job, int K) {
