@@ -10,9 +10,10 @@ call allocated (peak minus what was allocated before: parameters and input).
 
 The fused kernels read and write bfloat16 / float16 themselves (README "Precision") and compute
 in float32, so the time is about float32's; the LTC saves its states in the half type, the CfC
-family keeps its float32 workspace (what its backward reads). The memory counts the kernels'
-workspace (the pool is emptied before each measurement). The targets, shown beside the numbers:
-the bf16 forward no slower than float32, and the memory a training step allocates halved.
+family its activations (its workspace). The memory counts the kernels' workspace (the pool is
+emptied before each measurement): of a forward under a gradient (what it keeps for the backward,
+kind "saved") and of a whole forward+backward. The targets, shown beside the numbers: the bf16
+forward no slower than float32, and the memory a training step allocates halved.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ from benchmarks.common.models import PASSES, build, cfc_specs, label, ltc_specs,
 DTYPES = ("float32", "bfloat16", "float16")  # mlx.core names; float32 is the baseline of every ratio
 SHORT = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
 TARGETS = {"forward": 1.0, "memory": 0.5}  # bf16 ÷ fp32: forward time, memory a training step allocates
+# The memory peaks: the forward under a gradient (what it keeps for the backward), the whole step.
+MEMORY_KINDS = ("saved", "fwd+bwd")
 
 
 def specs(ctx: Context) -> list[dict]:
@@ -81,8 +84,9 @@ def compute(ctx: Context) -> dict:
     # unrecorded measurement goes first.
     ctx.peak_memory(models[0], "fused")
     memory = [
-        {"model": label(s), "spec": s, "pass": "fwd+bwd", "impl": "fused", "dtype": dtype}
-        | ctx.peak_memory(s, "fused", dtype=dtype)
+        {"model": label(s), "spec": s, "pass": kind, "impl": "fused", "dtype": dtype}
+        | ctx.peak_memory(s, "fused", kind=kind, dtype=dtype)
+        for kind in MEMORY_KINDS
         for s in models
         for dtype in DTYPES
     ]
@@ -117,17 +121,17 @@ def _transient(r: dict | None) -> float | None:
     return r["transient_bytes"] if ok(r) else None
 
 
-def _memory_rows(section: dict, notes: Notes) -> list[list[str]]:
+def _memory_rows(section: dict, notes: Notes, kind: str) -> list[list[str]]:
     idx, body = _index(section["memory"]), []
     for model in dict.fromkeys(r["model"] for r in section["memory"]):
-        got = {d: idx.get((model, "fwd+bwd", d)) for d in DTYPES}
+        got = {d: idx.get((model, kind, d)) for d in DTYPES}
         cells = []
         for d in DTYPES:
             notes.add(f"memory {d}", got[d])
             r = got[d]
             cells.append(f"{fmt_bytes(r['peak_bytes'])} ({fmt_bytes(r['transient_bytes'])})" if ok(r) else "—")
         shares = [ratio(_transient(got[d]), _transient(got["float32"])) for d in DTYPES[1:]]
-        target = f"≤ {TARGETS['memory']:g}: {_verdict(shares[0], TARGETS['memory'])}"
+        target = f"≤ {TARGETS['memory']:g}: {_verdict(shares[0], TARGETS['memory'])}" if kind == "fwd+bwd" else ""
         body.append([model, *cells, *(fmt_ratio(v) for v in shares), target])
     return body
 
@@ -140,21 +144,26 @@ def markdown(section: dict, results: dict) -> list[str]:
         f"Batch {shape.get('batch')}, T = {shape.get('time')}; each model after `set_dtype` with an input of "
         'its dtype, under `kernels.use("fused")`; the three dtypes of a row in interleaved rounds, ratios '
         "the median of the rounds' ratios to float32 (range over the rounds). The fused kernels read and "
-        "write the half arrays themselves and compute in float32: the LTC saves its states in the half "
-        "type, the CfC family keeps a float32 workspace (its saved activations), so its memory does not halve.",
+        "write the half arrays themselves and compute in float32, and save what their backward reads in "
+        "the half type (the LTC its states, the CfC family its activations); the backward's own buffers "
+        "(gradients of every step's activations) are float32.",
         "",
     ]
     header = ["model", "pass", *(SHORT[d] for d in DTYPES), "bf16 ÷ fp32", "fp16 ÷ fp32", "bf16 forward target"]
     lines += table(header, _time_rows(section, notes))
-    lines += [
-        "",
-        "Peak memory of one forward+backward per dtype, and in parentheses what the call allocated (peak minus "
-        "what was allocated before: parameters, input and the process's one-off buffers); the ratios are of "
-        "that allocated part.",
-        "",
-    ]
     header = ["model", *(SHORT[d] for d in DTYPES), "bf16 ÷ fp32", "fp16 ÷ fp32", "bf16 target"]
-    lines += table(header, _memory_rows(section, notes))
+    for kind, what in (
+        ("saved", "a forward under a gradient (`mx.vjp`, its outputs evaluated: what it keeps for the backward)"),
+        ("fwd+bwd", "one forward+backward"),
+    ):
+        lines += [
+            "",
+            f"Peak memory of {what} per dtype, and in parentheses what the call allocated (peak minus what was "
+            "allocated before: parameters, input and the process's one-off buffers); the ratios are of that "
+            "allocated part.",
+            "",
+        ]
+        lines += table(header, _memory_rows(section, notes, kind))
     return notes.under(lines)
 
 

@@ -272,16 +272,19 @@ def test_precision_section_tiny(tmp_path):
                     base = got[(m, kind, "float32")]
                     for x, a, b in zip(r["ratio_rounds"], r["rounds"], base["rounds"], strict=True):
                         assert x == pytest.approx(a["median_s"] / b["median_s"])
-    memory = {(r["model"], r["dtype"]): r for r in sec["memory"]}
-    assert set(memory) == {(m, d) for m in models for d in dtypes}
+    memory = {(r["model"], r["pass"], r["dtype"]): r for r in sec["memory"]}
+    assert set(memory) == {(m, k, d) for m in models for k in ("saved", "fwd+bwd") for d in dtypes}
     for r in memory.values():
         assert r["status"] == "ok" and r["peak_bytes"] >= r["baseline_bytes"] > 0, r
         assert r["transient_bytes"] == r["peak_bytes"] - r["baseline_bytes"]
+    for m in models:  # what a forward keeps for its backward is part of what the whole step allocates
+        for d in dtypes:
+            assert memory[(m, "saved", d)]["transient_bytes"] <= memory[(m, "fwd+bwd", d)]["transient_bytes"]
     assert "### Half precision: bfloat16 and float16 against float32 (fused)" in stdout
     assert "read and write the half arrays themselves" in stdout
     assert "| model | pass | fp32 | bf16 | fp16 | bf16 ÷ fp32 | fp16 ÷ fp32 | bf16 forward target |" in stdout
     for m in models:
-        assert sum(line.startswith(f"| {m} | ") for line in stdout.splitlines()) == 3  # 2 passes + memory
+        assert sum(line.startswith(f"| {m} | ") for line in stdout.splitlines()) == 4  # 2 passes + 2 memory
     assert (out / "t.png").read_bytes()[:8] == PNG_MAGIC
 
 

@@ -112,12 +112,22 @@ def _first(out: Any) -> mx.array:
 
 
 def sequence_call(model: nn.Module, x: mx.array, kind: str, impl: str) -> Callable[[], None]:
-    """One synchronised forward or forward+backward call of a sequence model."""
+    """One synchronised forward or forward+backward call of a sequence model; kind "saved": the
+    forward alone, under a gradient (``mx.vjp``, only its outputs evaluated), which keeps what its
+    backward will read."""
     if kind == "forward":
 
         def call():
             with mode_context(impl):
                 mx.eval(model(x))
+
+        return call
+    if kind == "saved":
+
+        def call():
+            with mode_context(impl):
+                out, _ = mx.vjp(lambda inp: [_first(model(inp))], [x], [mx.zeros_like(_first(model(x)))])
+                mx.eval(out)
 
         return call
 

@@ -18,10 +18,17 @@
 
 namespace ncps::cfc {
 
-Plan plan_of(const Config& cfg, const mx::array& x, bool saved, bool states_in_hh) {
-  if (cfg.step) return make_plan(cfg, x.shape(0), 1, x.shape(1), saved, states_in_hh);
-  return make_plan(cfg, x.shape(0), x.shape(1), x.shape(2), saved, states_in_hh);
+Plan plan_of(const Config& cfg, const mx::array& x, bool saved, common::Storage act) {
+  if (cfg.step) return make_plan(cfg, x.shape(0), 1, x.shape(1), saved, act);
+  return make_plan(cfg, x.shape(0), x.shape(1), x.shape(2), saved, act);
 }
+
+namespace {
+// The storage of the saved activations: the outputs' (the promoted dtype of the inputs but dt).
+common::Storage act_of(const std::vector<mx::array>& inputs) {
+  return common::storage_of(common::output_dtype(inputs, /*skip dt=*/2), "CfCSequence");
+}
+}  // namespace
 
 std::vector<mx::Dtype> forward_dtypes(const Plan& p, const std::vector<mx::array>& inputs) {
   std::vector<mx::Dtype> d(p.cfg.mixed ? 2 : 1, common::output_dtype(inputs, /*skip dt=*/2));
@@ -39,9 +46,7 @@ std::vector<mx::Shape> forward_shapes(const Plan& p) {
 void CfCSequence::eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) {
   auto& enc = mx::cpu::get_command_encoder(stream());
   std::vector<common::View> views = common::input_views(enc, inputs, name());
-  // Without a vjp the hidden states ring too, unless half states or cells are rounded out of them.
-  const bool states_in_hh = cfg_.mixed || outputs[0].dtype() != mx::float32;
-  Plan plan = plan_of(cfg_, inputs[0], saved_, states_in_hh);
+  Plan plan = plan_of(cfg_, inputs[0], saved_, act_of(inputs));
   // states (and cells) from MLX's allocator like any op's output, the workspace (as large as the
   // plan's: a ring is smaller than the declared shape, and nothing but the vjp reads it) from the pool.
   const mx::array* ws_out = &outputs.back();
@@ -90,7 +95,7 @@ std::pair<std::vector<mx::array>, std::vector<int>> CfCSequence::vmap(const std:
       in[i] = mx::reshape(a, merged, st);
     }
   }
-  const Plan vp = plan_of(cfg_, in[0]);
+  const Plan vp = plan_of(cfg_, in[0], true, act_of(inputs));
   auto outs = mx::array::make_arrays(forward_shapes(vp), forward_dtypes(vp, inputs),
                                      std::make_shared<CfCSequence>(st, cfg_, saved_), in);
   std::vector<int> out_axes(outs.size(), -1);
@@ -116,7 +121,7 @@ std::vector<mx::array> CfCSequence::vjp(const std::vector<mx::array>& primals, c
     saved_ = true;  // evaluated later: the forward saves its activations
     gin.push_back(outputs.back());
   } else {  // evaluated already (mx.eval inside the differentiated function), maybe with a ring
-    const Plan full = plan_of(cfg_, primals[0]);
+    const Plan full = plan_of(cfg_, primals[0], true, act_of(primals));
     gin.push_back(mx::array::make_arrays(forward_shapes(full), forward_dtypes(full, primals),
                                          std::make_shared<CfCSequence>(st, cfg_, /*saved=*/true), primals)
                       .back());
@@ -141,8 +146,9 @@ std::vector<mx::array> CfCSequence::vjp(const std::vector<mx::array>& primals, c
     else if (a > 2 && a != plan.c0)
       need_weights = true;
   }
-  auto grads = mx::array::make_arrays(shapes, dtypes,
-                                      std::make_shared<CfCSequenceGrad>(st, cfg_, need_dx, need_weights, need_dt), gin);
+  auto grads = mx::array::make_arrays(
+      shapes, dtypes, std::make_shared<CfCSequenceGrad>(st, cfg_, act_of(primals), need_dx, need_weights, need_dt),
+      gin);
   std::vector<mx::array> res;
   for (int a : argnums) res.push_back(grads[a]);
   return res;
@@ -154,14 +160,14 @@ bool CfCSequence::same_config(const mx::Primitive& other) const {
 }
 
 std::vector<mx::Shape> CfCSequence::output_shapes(const std::vector<mx::array>& inputs) {
-  return forward_shapes(plan_of(cfg_, inputs[0]));
+  return forward_shapes(plan_of(cfg_, inputs[0], true, act_of(inputs)));
 }
 
 void CfCSequenceGrad::eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) {
   auto& enc = mx::cpu::get_command_encoder(stream());
   std::vector<common::View> views = common::input_views(enc, inputs, name());
   common::Outputs grads = common::allocate_outputs(enc, outputs);
-  Plan plan = plan_of(cfg_, inputs[0]);
+  Plan plan = plan_of(cfg_, inputs[0], true, act_);
   // Scratch for the per-step gradients, from the workspace pool (no fresh pages on every call);
   // a temporary of the command encoder, released after the task.
   float* sp = common::pooled_temporary(enc, backward_scratch_size(plan));
@@ -182,8 +188,8 @@ void CfCSequenceGrad::eval_cpu(const std::vector<mx::array>& inputs, std::vector
 
 bool CfCSequenceGrad::same_config(const mx::Primitive& other) const {
   auto* o = dynamic_cast<const CfCSequenceGrad*>(&other);
-  return o != nullptr && o->cfg_ == cfg_ && o->need_dx_ == need_dx_ && o->need_weights_ == need_weights_ &&
-         o->need_dt_ == need_dt_;
+  return o != nullptr && o->cfg_ == cfg_ && o->act_ == act_ && o->need_dx_ == need_dx_ &&
+         o->need_weights_ == need_weights_ && o->need_dt_ == need_dt_;
 }
 
 std::vector<mx::Shape> CfCSequenceGrad::output_shapes(const std::vector<mx::array>& inputs) {

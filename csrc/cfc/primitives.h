@@ -13,10 +13,10 @@ namespace ncps::cfc {
 
 namespace mx = mlx::core;
 
-// The plan of a call with input x ((B, T, I), or (B, I) for one step; make_plan's saved and
-// states_in_hh), and the forward's output shapes: states, cells (mixed memory, shaped as states),
-// the workspace.
-Plan plan_of(const Config& cfg, const mx::array& x, bool saved = true, bool states_in_hh = true);
+// The plan of a call with input x ((B, T, I), or (B, I) for one step; make_plan's saved and act),
+// and the forward's output shapes: states, cells (mixed memory, shaped as states), the workspace
+// (as a saved plan lays it out).
+Plan plan_of(const Config& cfg, const mx::array& x, bool saved = true, common::Storage act = common::Storage::f32);
 std::vector<mx::Shape> forward_shapes(const Plan& p);
 // Their dtypes: states and cells in the promoted dtype of the inputs but dt (common/ops.h), the
 // workspace float32.
@@ -55,9 +55,11 @@ class CfCSequence : public common::Primitive {
 // (the vjp does not return them).
 class CfCSequenceGrad : public common::Primitive {
  public:
-  CfCSequenceGrad(mx::Stream stream, Config cfg, bool need_dx, bool need_weights, bool need_dt)
+  // act: the storage of the forward's saved activations (its outputs' type, problem.h: Plan::act).
+  CfCSequenceGrad(mx::Stream stream, Config cfg, common::Storage act, bool need_dx, bool need_weights, bool need_dt)
       : common::Primitive(stream),
         cfg_(std::move(cfg)),
+        act_(act),
         need_dx_(need_dx),
         need_weights_(need_weights),
         need_dt_(need_dt) {}
@@ -69,6 +71,7 @@ class CfCSequenceGrad : public common::Primitive {
 
  private:
   Config cfg_;
+  common::Storage act_;
   bool need_dx_, need_weights_, need_dt_;
 };
 

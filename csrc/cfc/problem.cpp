@@ -5,14 +5,17 @@ namespace ncps::cfc {
 
 // ---- plan ---------------------------------------------------------------------------------------
 
-Plan make_plan(const Config& cfg, int B, int T, int I, bool saved, bool states_in_hh) {
+Plan make_plan(const Config& cfg, int B, int T, int I, bool saved, common::Storage act) {
   Plan p;
   p.cfg = cfg;
   p.B = B;
   p.T = T;
   p.I = I;
-  p.ws_steps = saved ? T : hoist_block(B, T);
-  p.hh_steps = saved || states_in_hh ? T + 1 : 2;
+  p.act = saved ? act : common::Storage::f32;
+  p.grads = p.act == common::Storage::bf16 ? common::Storage::bf16 : common::Storage::f32;
+  const bool every_step = saved && !p.copies();  // the working arrays are what the backward reads
+  p.ws_steps = every_step ? T : hoist_block(B, T);
+  p.hh_steps = every_step ? T + 1 : 2;
   const int64_t TB = static_cast<int64_t>(T) * B;
   const int64_t WB = static_cast<int64_t>(p.ws_steps) * B;  // rows of a per-step activation
   int idx = 3;
@@ -70,6 +73,20 @@ Plan make_plan(const Config& cfg, int B, int T, int I, bool saved, bool states_i
     p.units.push_back(U);
     col += U.n;
     in = U.n;
+  }
+  // The backward's copies: the working arrays themselves, or half arrays of every step.
+  auto copy = [&](int64_t work, int64_t n) { return p.copies() ? take((n + 1) / 2) : work; };
+  p.hh_sav = copy(p.hh_off, (TB + B) * N);
+  if (cfg.mixed) {
+    p.hl_sav = copy(p.hl_off, TB * N);
+    p.gates_sav = copy(p.gates_off, TB * 4 * N);
+  }
+  for (Unit& U : p.units) {
+    for (size_t l = 0; l < U.widths.size(); ++l) {
+      U.a_sav.push_back(copy(U.a_off[l], TB * U.widths[l]));
+      U.z_sav.push_back(copy(U.z_off[l], TB * U.widths[l]));
+    }
+    U.heads_sav = copy(U.heads_off, TB * U.hs);
   }
   p.n_inputs = idx;
   p.ws_size = off;
@@ -156,12 +173,13 @@ double step_flops(const Plan& p) {
 
 int64_t backward_scratch_size(const Plan& p) {
   const int64_t TB = static_cast<int64_t>(p.T) * p.B;
+  auto grad = [&p](int64_t n) { return p.grads == common::Storage::f32 ? n : (n + 1) / 2; };
   int64_t n = TB;  // dL/d dt
   for (const Unit& U : p.units) {
-    n += TB * U.hn;
-    for (int w : U.widths) n += TB * w;
+    n += grad(TB * U.hn);
+    for (int w : U.widths) n += grad(TB * w);
   }
-  if (p.cfg.mixed) n += TB * 4 * p.N;
+  if (p.cfg.mixed) n += grad(TB * 4 * p.N);
   if (p.cfg.mode != PURE) n += TB * static_cast<int64_t>(p.units.size());  // dL/d dt per unit (folded time heads)
   return n;
 }

@@ -14,12 +14,17 @@
 // but cheap elementwise derivatives. A forward nobody differentiates keeps only a ring of the
 // last steps' rows instead (Plan::ws_steps, hh_steps): the activations of a call grow with B*T,
 // 1.35 to 2.3 KB per row-step, and past the caches writing them cost a forward up to a third.
+// A half model (bfloat16 or float16 outputs) computes each step in that float32 ring too and
+// saves the activations the backward reads as copies in its own half type (Plan::act, the *_sav
+// offsets): half the memory, the backward widening them as it reads.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
+
+#include "common/storage.h"
 
 namespace ncps::cfc {
 
@@ -82,6 +87,9 @@ struct Unit {
   // workspace offsets (floats)
   std::vector<int64_t> a_off, z_off;  // backbone pre-/post-activations, (T, B, width)
   int64_t heads_off = 0;              // (T, B, hs)
+  // where the backward reads them: the same arrays, or their half copies (Plan::act)
+  std::vector<int64_t> a_sav, z_sav;
+  int64_t heads_sav = 0;
 };
 
 struct Plan {
@@ -96,6 +104,17 @@ struct Plan {
   std::vector<Unit> units;
   // workspace offsets (floats)
   int64_t xt_off = 0, dt_off = 0, hh_off = 0, hl_off = -1, gates_off = -1, cc_off = -1, ws_size = 0;
+  // The storage of the activations the backward reads (hidden states, backbone, heads, LSTM gates
+  // and output): float32 in the working arrays themselves, or half copies at the *_sav offsets
+  // (a half array of n elements takes (n + 1) / 2 floats).
+  common::Storage act = common::Storage::f32;
+  int64_t hh_sav = 0, hl_sav = -1, gates_sav = -1;
+  bool copies() const { return act != common::Storage::f32; }
+  // The storage of the backward's per-step gradients (backward_scratch_size): bfloat16 for a
+  // bfloat16 model, else float32. float16's range would not do: with a loss scaled by 2^15 the
+  // gradients of a 1e-9 loss's activations (~1e-6) are float16 subnormals, and the step lost 8 %
+  // of its size (tests/layers/test_precision.py); bfloat16 has float32's range.
+  common::Storage grads = common::Storage::f32;
 };
 
 // Builds the plan: input indices, per-unit sizes, workspace layout. Input order:
@@ -104,10 +123,10 @@ struct Plan {
 //   default/no_gate: ff1.W, ff1.b, ff2.W, ff2.b, time_a.W, time_a.b, time_b.W, time_b.b
 //   pure:            ff1.W, ff1.b, w_tau (1,n), A (1,n)
 //   and the mask (n, head_in) when masked. Weights are in Linear layout (out, in).
-// A forward-only plan (saved false) rings the activations over hoist_block(B, T) steps, and the
-// hidden states over two unless the states are rounded out of hh after the loop (half states,
-// mixed memory: states_in_hh).
-Plan make_plan(const Config& cfg, int B, int T, int I, bool saved = true, bool states_in_hh = true);
+// A forward-only plan (saved false) rings the activations over hoist_block(B, T) steps and the
+// hidden states over two. A saved plan of a half model (act bfloat16 or float16) rings them too
+// and adds their half copies for the backward.
+Plan make_plan(const Config& cfg, int B, int T, int I, bool saved = true, common::Storage act = common::Storage::f32);
 
 // Steps of the hoisted input product done at once by a forward over the whole batch: about 256
 // rows (see cpu/forward.cpp).
@@ -123,7 +142,8 @@ std::vector<std::string> input_names(const Plan& p);
 // Multiply-adds of one step of the whole batch row (for the threading decision).
 double step_flops(const Plan& p);
 
-// Floats of scratch the backward kernel (cpu::backward) needs besides the workspace.
+// Floats of scratch the backward kernel (cpu::backward) needs besides the workspace: the
+// gradients of every step's activations, in Plan::grads.
 int64_t backward_scratch_size(const Plan& p);
 
 }  // namespace ncps::cfc

@@ -12,12 +12,57 @@
 #include "cfc/cpu/elementwise.h"
 #include "cfc/cpu/kernel.h"
 #include "cfc/cpu/weights.h"
+#include "common/convert.h"
 #include "common/thread_pool.h"
 
 namespace ncps::cfc::cpu {
 NCPS_ISA_BEGIN
 
 namespace {
+
+// An array of the workspace the backward reads: float32, or a half model's half copy (problem.h:
+// Plan::act), widened as it is read, a few rows at a time.
+struct Saved {
+  const float* f = nullptr;
+  const uint16_t* h = nullptr;
+  common::Storage st = common::Storage::f32;
+  Saved(const float* data = nullptr) : f(data) {}  // NOLINT: float32 arrays pass as they are
+  Saved(const uint16_t* data, common::Storage s) : h(data), st(s) {}
+  Saved at(int64_t i) const {  // from element i on
+    Saved o = *this;
+    if (f) o.f += i;
+    if (h) o.h += i;
+    return o;
+  }
+  // Rows [r, r + n), `width` elements of each (ld apart): the float32 data itself (rows ld apart),
+  // or widened into buf (width apart; ld_of says which).
+  const float* rows(int64_t r, int64_t n, int64_t ld, int width, float* buf) const {
+    if (f) return f + r * ld;
+    if (ld == width) {
+      common::widen_run(st, h + r * ld, n * ld, buf);
+    } else {
+      for (int64_t i = 0; i < n; ++i) common::widen_run(st, h + (r + i) * ld, width, buf + i * width);
+    }
+    return buf;
+  }
+  int64_t ld_of(int64_t ld, int width) const { return f ? ld : width; }
+};
+
+// A (T, B, .) gradient array of the sweep's: float32, or a half model's half scratch (read back
+// by the post-loop products as a Saved). A step's rows are computed in float32 (in place, or in
+// a buffer) and rounded into the half array when done.
+struct Grad {
+  float* f = nullptr;
+  uint16_t* h = nullptr;
+  common::Sink sink;  // the half array as a rounding target
+  // Where rows [r, r + n) (ld apart) are computed: in place, or in buf (ld apart too).
+  float* rows(int64_t r, int64_t ld, float* buf) const { return f ? f + r * ld : buf; }
+  // The rows computed at `at` (from rows()) into the half array.
+  void store(int64_t r, int64_t n, int64_t ld, const float* at) const {
+    if (h) common::put(sink, r * ld, at, n * ld);
+  }
+  Saved saved() const { return f ? Saved(f) : Saved(h, sink.st); }
+};
 
 // ---- post-loop products ------------------------------------------------------------------------
 //
@@ -36,7 +81,7 @@ namespace {
 
 // One B operand of a product C (ldc) = A^T B, B: K x n (ldb), optionally times a mask laid out as C.
 struct BOperand {
-  const float* B;
+  Saved B;
   int64_t ldb;
   int n;
   float* C;
@@ -46,7 +91,7 @@ struct BOperand {
 
 // Rows [0, m) of b.C = A^T b.B, A: K x m (lda; columns of a wider array).
 struct TnPart {
-  const float* A;
+  Saved A;
   int64_t lda;
   int m;
   BOperand b;
@@ -54,7 +99,7 @@ struct TnPart {
 
 // out[j] = sum over the K rows of D[r, j], j < n: two accumulators (even, odd rows) as one pass.
 struct SumPart {
-  const float* D;
+  Saved D;
   int64_t ld;
   int n;
   float* out;
@@ -81,23 +126,36 @@ void run_post_job(const PostJob& job, int K) {
   for (const SumPart& s : job.sums) odd_len += static_cast<size_t>(s.n);
   std::vector<float> odd(odd_len, 0.0f);
   for (const SumPart& s : job.sums) std::fill(s.out, s.out + s.n, 0.0f);
+  // A block of each half operand, widened (a half model's saved activations).
+  int wa = 0, wb = 0, ws = 0;
+  for (const TnPart& t : job.tn) {
+    if (t.A.h) wa = std::max(wa, t.m);
+    if (t.b.B.h) wb = std::max(wb, t.b.n);
+  }
+  for (const SumPart& s : job.sums)
+    if (s.D.h) ws = std::max(ws, s.n);
+  std::vector<float> abuf(static_cast<size_t>(common::KC) * wa), bbuf(static_cast<size_t>(common::KC) * wb),
+      sbuf(static_cast<size_t>(common::KC) * ws);
   for (int k0 = 0; k0 < K; k0 += common::KC) {
     const int kc = std::min(common::KC, K - k0);
     for (const TnPart& t : job.tn)
-      common::gemm_cols(t.m, 0, t.b.n, kc, t.A + k0 * t.lda, 1, t.lda, t.b.B + k0 * t.b.ldb, t.b.ldb, t.b.C, t.b.ldc,
+      common::gemm_cols(t.m, 0, t.b.n, kc, t.A.rows(k0, kc, t.lda, t.m, abuf.data()), 1, t.A.ld_of(t.lda, t.m),
+                        t.b.B.rows(k0, kc, t.b.ldb, t.b.n, bbuf.data()), t.b.B.ld_of(t.b.ldb, t.b.n), t.b.C, t.b.ldc,
                         k0 > 0);
     float* o1 = odd.data();
     for (const SumPart& s : job.sums) {
+      const float* block = s.D.rows(k0, kc, s.ld, s.n, sbuf.data());
+      const int64_t ld = s.D.ld_of(s.ld, s.n);
       for (int j = 0; j < s.n; j += W) {
         const int m = std::min(W, s.n - j);
         vf s0 = load_m(s.out + j, m), s1 = load_m(o1 + j, m);
-        const float* D = s.D + static_cast<int64_t>(k0) * s.ld + j;
+        const float* D = block + j;
         int r = 0;
         for (; r + 1 < kc; r += 2) {
-          s0 += load_m(D + r * s.ld, m);
-          s1 += load_m(D + (r + 1) * s.ld, m);
+          s0 += load_m(D + r * ld, m);
+          s1 += load_m(D + (r + 1) * ld, m);
         }
-        if (r < kc) s0 += load_m(D + r * s.ld, m);  // only in the last block (KC is even)
+        if (r < kc) s0 += load_m(D + r * ld, m);  // only in the last block (KC is even)
         store_m(s.out + j, s0, m);
         store_m(o1 + j, s1, m);
       }
@@ -122,7 +180,7 @@ void run_post_job(const PostJob& job, int K) {
 // C's row 0 is output row 0) and, with sum_out, the column sums of A into sum_out. Added to the
 // last job while it stays within kJobRows rows, else to new jobs of at most kJobRows rows each.
 
-void add_rows(std::vector<PostJob>& jobs, const float* A, int64_t lda, int m, const std::vector<BOperand>& bs,
+void add_rows(std::vector<PostJob>& jobs, Saved A, int64_t lda, int m, const std::vector<BOperand>& bs,
               float* sum_out) {
   for (int m0 = 0; m0 < m; m0 += kJobRows) {
     const int mm = std::min(kJobRows, m - m0);
@@ -130,8 +188,8 @@ void add_rows(std::vector<PostJob>& jobs, const float* A, int64_t lda, int m, co
     PostJob& j = jobs.back();
     for (const BOperand& b : bs)
       j.tn.push_back(
-          {A + m0, lda, mm, {b.B, b.ldb, b.n, b.C + m0 * b.ldc, b.ldc, b.mask ? b.mask + m0 * b.ldc : nullptr}});
-    if (sum_out) j.sums.push_back({A + m0, lda, mm, sum_out + m0});
+          {A.at(m0), lda, mm, {b.B, b.ldb, b.n, b.C + m0 * b.ldc, b.ldc, b.mask ? b.mask + m0 * b.ldc : nullptr}});
+    if (sum_out) j.sums.push_back({A.at(m0), lda, mm, sum_out + m0});
     j.rows += mm;
   }
 }
@@ -149,11 +207,15 @@ void backward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, 
   const int64_t TB = static_cast<int64_t>(T) * B;
   const bool mixed = p.cfg.mixed;
   const int mode = p.cfg.mode, act = p.cfg.act;
+  // The saved arrays at workspace offset `off`: float32, or a half model's half copies.
+  auto saved = [&p, ws](int64_t off) {
+    return p.copies() ? Saved(reinterpret_cast<const uint16_t*>(ws + off), p.act) : Saved(ws + off);
+  };
   const float* XT = ws + p.xt_off;
   const float* DT = ws + p.dt_off;
-  const float* HH = ws + p.hh_off;
-  const float* HL = mixed ? ws + p.hl_off : nullptr;
-  const float* GT = mixed ? ws + p.gates_off : nullptr;
+  const Saved HH = saved(p.hh_sav);
+  const Saved HL = mixed ? saved(p.hl_sav) : Saved();
+  const Saved GT = mixed ? saved(p.gates_sav) : Saved();
   const float* CC = mixed ? ws + p.cc_off : nullptr;
   // Every gradient is overwritten below except the masks'.
   for (const Unit& U : p.units)
@@ -171,18 +233,29 @@ void backward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, 
     next += n;
     return o;
   };
-  std::vector<float*> DH(nu);
-  std::vector<std::vector<float*>> DA(nu);
+  // A bfloat16 model's are bfloat16 arrays (problem.h: Plan::grads).
+  auto grad = [&](int64_t n) {
+    Grad g;
+    if (p.grads == common::Storage::f32) {
+      g.f = take(n);
+    } else {
+      g.h = reinterpret_cast<uint16_t*>(take((n + 1) / 2));
+      g.sink = {g.h, p.grads, common::bf16_instructions()};
+    }
+    return g;
+  };
+  std::vector<Grad> DH(nu);
+  std::vector<std::vector<Grad>> DA(nu);
   int maxw = 1;
   for (size_t u = 0; u < nu; ++u) {
     const Unit& U = p.units[u];
-    DH[u] = take(TB * U.hn);
+    DH[u] = grad(TB * U.hn);
     for (int w : U.widths) {
-      DA[u].push_back(take(TB * w));
+      DA[u].push_back(grad(TB * w));
       maxw = std::max(maxw, w);
     }
   }
-  float* DG = mixed ? take(TB * 4 * N) : nullptr;
+  const Grad DG = mixed ? grad(TB * 4 * N) : Grad();
   float* DDT = take(TB);
   // When the forward folded the time heads (one dt for the call, weights.h: fold_time_heads), H's t_a
   // block holds pa dt + pb, not pa: pa (TB x n per unit, in TA) is recomputed after the sweep,
@@ -198,13 +271,24 @@ void backward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, 
   int64_t pure_len = 0;
   for (const Unit& U : p.units) pure_len += 2 * U.n;
   const int nc = batch_chunks(B, nt);
-  std::vector<std::vector<float>> pure_acc(nc, std::vector<float>(mode == PURE ? pure_len : 0, 0.0f));
+  // Built in place: a copy of a std::vector<float> here is a standard-library template compiled for
+  // this target, which the linker may take for the baseline files' copies (common/isa.h).
+  std::vector<std::vector<float>> pure_acc(nc);
+  for (auto& a : pure_acc) a.resize(mode == PURE ? pure_len : 0, 0.0f);
 
   const bool prefetch = prefetch_steps(p.ws_size);
+  int maxhs = 1;
+  for (const Unit& U : p.units) maxhs = std::max(maxhs, U.hs);
   auto run_tile = [&](int b0, int b1, float* acc) {
     const int nb = b1 - b0;
     std::vector<float> G(static_cast<size_t>(nb) * N), carry(static_cast<size_t>(nb) * N, 0.0f),
         dc(static_cast<size_t>(nb) * N, 0.0f), dz0(static_cast<size_t>(nb) * maxw), dz1(static_cast<size_t>(nb) * maxw);
+    // One step's rows of the half copies, widened, and of the half gradients, in float32 (empty for
+    // a float32 model).
+    const size_t wide = p.copies() ? static_cast<size_t>(nb) : 0;
+    const size_t gwide = p.grads == common::Storage::f32 ? 0 : static_cast<size_t>(nb);
+    std::vector<float> hs_buf(wide * maxhs), a_buf(wide * maxw), z_buf(wide * maxw), g_buf(mixed ? wide * 4 * N : 0);
+    std::vector<float> dh_buf(gwide * maxhs), da_buf(gwide * maxw), dg_buf(mixed ? gwide * 4 * N : 0);
     for (int t = T - 1; t >= 0; --t) {
       const int64_t r = static_cast<int64_t>(t) * B + b0;
       const float* dtr = DT + r;
@@ -234,7 +318,7 @@ void backward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, 
       for (size_t uu = nu; uu-- > 0;) {
         const Unit& U = p.units[uu];
         const UnitW& w = uw[uu];
-        float* dH = DH[uu] + r * U.hn;
+        float* dH = DH[uu].rows(r, U.hn, dh_buf.data());
         float* accA = nullptr;
         float* accW = nullptr;
         if (mode == PURE) {
@@ -243,9 +327,11 @@ void backward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, 
           accA = acc + o;
           accW = acc + o + U.n;
         }
-        const float* Hs = ws + U.heads_off + r * U.hs;
+        const Saved heads = saved(U.heads_sav);
+        const float* Hs = heads.rows(r, nb, U.hs, U.hs, hs_buf.data());
         heads_bwd(mode, nb, U.n, Hs, U.hs, dtr, G.data() + U.off, N, dH, U.hn, fold ? nullptr : DDT + r, w.w_tau, w.A,
-                  accA, accW, pre ? Hs - static_cast<int64_t>(B) * U.hs : nullptr);
+                  accA, accW, pre && heads.f ? Hs - static_cast<int64_t>(B) * U.hs : nullptr);
+        DH[uu].store(r, nb, U.hn, dH);
         const float* D1 = dH;
         int64_t ld1 = U.hn;
         if (!U.widths.empty()) {
@@ -253,16 +339,19 @@ void backward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, 
           float* dz = dz0.data();
           float* dzn = dz1.data();
           w.heads.bwd(nb, dH, U.hn, 0, U.head_in, dz, U.head_in, false);
+          float* da = nullptr;
           for (int l = L - 1; l >= 0; --l) {
             const int wl = U.widths[l];
-            float* da = DA[uu][l] + r * wl;
-            act_grad_rows(act, nb, wl, ws + U.a_off[l] + r * wl, ws + U.z_off[l] + r * wl, dz, wl, da);
+            da = DA[uu][l].rows(r, wl, da_buf.data());
+            act_grad_rows(act, nb, wl, saved(U.a_sav[l]).rows(r, nb, wl, wl, a_buf.data()),
+                          saved(U.z_sav[l]).rows(r, nb, wl, wl, z_buf.data()), dz, wl, da);
+            DA[uu][l].store(r, nb, wl, da);
             if (l > 0) {
               w.bb[l].bwd(nb, da, wl, 0, U.widths[l - 1], dzn, U.widths[l - 1], false);
               std::swap(dz, dzn);
             }
           }
-          D1 = DA[uu][0] + r * U.widths[0];
+          D1 = da;  // layer 0's
           ld1 = U.widths[0];
         }
         const Lin& F = w.first();
@@ -280,8 +369,10 @@ void backward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, 
       }
       // G now holds dL/dh_t (of the LSTM's output when mixed).
       if (mixed) {
-        float* dg = DG + r * 4 * N;
-        lstm_bwd(nb, N, GT + r * 4 * N, CC + r * N, CC + (r + B) * N, G.data(), dc.data(), dg);
+        float* dg = DG.rows(r, 4 * N, dg_buf.data());
+        lstm_bwd(nb, N, GT.rows(r, nb, 4 * N, 4 * N, g_buf.data()), CC + r * N, CC + (r + B) * N, G.data(), dc.data(),
+                 dg);
+        DG.store(r, nb, 4 * N, dg);
         lwh.bwd(nb, dg, 4 * N, 0, N, carry.data(), N, false);
       } else {
         std::swap(carry, G);
@@ -305,9 +396,9 @@ void backward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, 
   const int K = static_cast<int>(TB);
   for (size_t u = 0; need_weights && u < nu; ++u) {
     const Unit& U = p.units[u];
-    const float* INP = u == 0 ? XT : HH + static_cast<int64_t>(B) * N + p.units[u - 1].off;
+    const Saved INP = u == 0 ? Saved(XT) : HH.at(static_cast<int64_t>(B) * N + p.units[u - 1].off);
     const int64_t ldi = u == 0 ? I : N;
-    const float* HIN = (mixed ? HL : HH) + U.off;
+    const Saved HIN = (mixed ? HL : HH).at(U.off);
     const float* mask = U.mask >= 0 ? in[U.mask] : nullptr;
     const int nh = mode == PURE ? 1 : 4;
     // The heads: input is the last backbone layer, or [inp, h] without backbone.
@@ -320,11 +411,11 @@ void backward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, 
       float* Sw = S.data();
       float* Sb = Sw + static_cast<int64_t>(U.K) * U.hn;
       new_group();
-      add_rows(post, INP, ldi, U.in, {{DH[u], U.hn, U.hn, Sw, U.hn, nullptr}}, nullptr);
-      add_rows(post, HIN, N, U.n, {{DH[u], U.hn, U.hn, Sw + static_cast<int64_t>(U.in) * U.hn, U.hn, nullptr}},
+      add_rows(post, INP, ldi, U.in, {{DH[u].saved(), U.hn, U.hn, Sw, U.hn, nullptr}}, nullptr);
+      add_rows(post, HIN, N, U.n, {{DH[u].saved(), U.hn, U.hn, Sw + static_cast<int64_t>(U.in) * U.hn, U.hn, nullptr}},
                nullptr);
       // The column sums of dH go with the last rows' job (which reads dH already).
-      post.back().sums.push_back({DH[u], U.hn, U.hn, Sb});
+      post.back().sums.push_back({DH[u].saved(), U.hn, U.hn, Sb});
       finish.emplace_back([=, &U] {
         for (int k = 0; k < nh; ++k) {
           float* dW = grads[U.head_w[k]];
@@ -342,28 +433,28 @@ void backward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, 
       const int L = static_cast<int>(U.widths.size());
       new_group();
       for (int k = 0; k < nh; ++k)
-        add_rows(
-            post, DH[u] + k * U.n, U.hn, U.n,
-            {{ws + U.z_off[L - 1], U.widths[L - 1], U.head_in, grads[U.head_w[k]], U.head_in, k < 2 ? mask : nullptr}},
-            grads[U.head_b[k]]);
+        add_rows(post, DH[u].saved().at(k * U.n), U.hn, U.n,
+                 {{saved(U.z_sav[L - 1]), U.widths[L - 1], U.head_in, grads[U.head_w[k]], U.head_in,
+                   k < 2 ? mask : nullptr}},
+                 grads[U.head_b[k]]);
     }
     for (size_t l = 0; l < U.widths.size(); ++l) {
       const int wl = U.widths[l];
       float* dW = grads[U.bw[l]];
       new_group();
       if (l == 0)
-        add_rows(post, DA[u][l], wl, wl, {{INP, ldi, U.in, dW, U.K, nullptr}, {HIN, N, U.n, dW + U.in, U.K, nullptr}},
-                 grads[U.bb[l]]);
+        add_rows(post, DA[u][l].saved(), wl, wl,
+                 {{INP, ldi, U.in, dW, U.K, nullptr}, {HIN, N, U.n, dW + U.in, U.K, nullptr}}, grads[U.bb[l]]);
       else
-        add_rows(post, DA[u][l], wl, wl,
-                 {{ws + U.z_off[l - 1], U.widths[l - 1], U.widths[l - 1], dW, U.widths[l - 1], nullptr}},
+        add_rows(post, DA[u][l].saved(), wl, wl,
+                 {{saved(U.z_sav[l - 1]), U.widths[l - 1], U.widths[l - 1], dW, U.widths[l - 1], nullptr}},
                  grads[U.bb[l]]);
     }
   }
   if (mixed && need_weights) {
     new_group();
-    add_rows(post, DG, 4 * N, 4 * N, {{XT, I, I, grads[p.lwx], I, nullptr}, {HH, N, N, grads[p.lwh], N, nullptr}},
-             grads[p.lb]);
+    add_rows(post, DG.saved(), 4 * N, 4 * N,
+             {{XT, I, I, grads[p.lwx], I, nullptr}, {HH, N, N, grads[p.lwh], N, nullptr}}, grads[p.lb]);
   }
   for (const PostJob& j : post)
     if (j.rows > 0) jobs.emplace_back([&j, K] { run_post_job(j, K); });
@@ -371,20 +462,24 @@ void backward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, 
   if (need_dx) {
     const Unit& U0 = p.units[0];
     const Lin& F = uw[0].first();
-    const float* D1 = U0.widths.empty() ? DH[0] : DA[0][0];
-    const int64_t ld1 = U0.widths.empty() ? U0.hn : U0.widths[0];
-    const float* dgp = DG;
+    const Saved D1 = U0.widths.empty() ? DH[0].saved() : DA[0][0].saved();
+    const int ld1 = U0.widths.empty() ? U0.hn : U0.widths[0];
+    const Saved dgp = DG.saved();
+    const bool lstm = mixed;
     float* dx = grads[0];
     const int tchunk = std::max(1, 256 / std::max(1, B));
     for (int t0 = 0; t0 < T; t0 += tchunk) {
       const int t1 = std::min(T, t0 + tchunk);
       jobs.emplace_back([=, &F, &lwx] {
+        std::vector<float> d1_buf(D1.h ? static_cast<size_t>(B) * ld1 : 0),
+            dg_buf(lstm && dgp.h ? static_cast<size_t>(B) * 4 * N : 0);
         for (int t = t0; t < t1; ++t) {
           const int64_t r = static_cast<int64_t>(t) * B;
-          F.bwd(B, D1 + r * ld1, ld1, 0, I, dx + static_cast<int64_t>(t) * I, static_cast<int64_t>(T) * I, false);
-          if (dgp)
-            lwx.bwd(B, dgp + r * 4 * N, 4 * N, 0, I, dx + static_cast<int64_t>(t) * I, static_cast<int64_t>(T) * I,
-                    true);
+          F.bwd(B, D1.rows(r, B, ld1, ld1, d1_buf.data()), ld1, 0, I, dx + static_cast<int64_t>(t) * I,
+                static_cast<int64_t>(T) * I, false);
+          if (lstm)
+            lwx.bwd(B, dgp.rows(r, B, 4 * N, 4 * N, dg_buf.data()), 4 * N, 0, I, dx + static_cast<int64_t>(t) * I,
+                    static_cast<int64_t>(T) * I, true);
         }
       });
     }
@@ -401,19 +496,30 @@ void backward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, 
     la[u].pack();
     // The heads' input: [inp, h] without a backbone, else the last backbone layer.
     const int wl = U.widths.empty() ? 0 : U.widths.back();
-    const float* INP = wl ? ws + U.z_off.back() : u == 0 ? XT : HH + static_cast<int64_t>(B) * N + p.units[u - 1].off;
+    const Saved INP = wl       ? saved(U.z_sav.back())
+                      : u == 0 ? Saved(XT)
+                               : HH.at(static_cast<int64_t>(B) * N + p.units[u - 1].off);
     const int64_t ldi = wl ? wl : u == 0 ? I : N;
     const int k1 = wl ? wl : U.in;
-    const float* HIN = wl ? nullptr : (mixed ? HL : HH) + U.off;
+    const Saved HIN = wl ? Saved() : (mixed ? HL : HH).at(U.off);
     const int k2 = wl ? 0 : U.n;
     for (int64_t r0 = 0; r0 < TB; r0 += kJobRows) {
       const int rows = static_cast<int>(std::min<int64_t>(kJobRows, TB - r0));
       jobs.emplace_back([=, &U, &la, &in, &DH, &DDTU] {
         std::vector<float> pa(static_cast<size_t>(rows) * U.n);
-        la[u].fwd_bias(rows, INP + r0 * ldi, ldi, k1, HIN ? HIN + r0 * N : nullptr, N, k2, 0, in[U.head_b[2]],
-                       pa.data(), U.n);
+        std::vector<float> ibuf(INP.h ? static_cast<size_t>(rows) * k1 : 0),
+            hbuf(HIN.h ? static_cast<size_t>(rows) * k2 : 0);
+        const bool has_h = HIN.f || HIN.h;
+        la[u].fwd_bias(rows, INP.rows(r0, rows, ldi, k1, ibuf.data()), INP.ld_of(ldi, k1), k1,
+                       has_h ? HIN.rows(r0, rows, N, k2, hbuf.data()) : nullptr, HIN.ld_of(N, k2), k2, 0,
+                       in[U.head_b[2]], pa.data(), U.n);
+        // The gate's gradients of these rows (dH's last n columns), widened from a half model's.
+        const Saved dgs = DH[u].saved().at(3 * U.n);
+        std::vector<float> gbuf(dgs.h ? static_cast<size_t>(rows) * U.n : 0);
+        const float* dg_rows = dgs.rows(r0, rows, U.hn, U.n, gbuf.data());
+        const int64_t ldg = dgs.ld_of(U.hn, U.n);
         for (int i = 0; i < rows; ++i) {
-          const float* dgp = DH[u] + (r0 + i) * U.hn + 3 * U.n;
+          const float* dgp = dg_rows + i * ldg;
           const float* pr = pa.data() + static_cast<int64_t>(i) * U.n;
           vf acc{};
           for (int j = 0; j < U.n; j += W) {

@@ -73,16 +73,44 @@ void forward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, c
                   CC + static_cast<int64_t>(b0) * N);
   };
   // float32 states are written by the heads while the rows are in registers (no copy after the
-  // loop); half states are rounded into place here from the workspace, and so are the cells.
+  // loop); half states are rounded into place after each step (save_step), the cells after the
+  // loop from the workspace.
   float* const states32 = states.st == common::Storage::f32 ? static_cast<float*>(states.data) : nullptr;
   auto stage_out = [&](int b0, int b1) {
-    if (states32 != nullptr && !mixed) return;
+    if (!mixed) return;
     for (int b = b0; b < b1; ++b)
       for (int t = 0; t < T; ++t) {
         const int64_t src = (static_cast<int64_t>(t + 1) * B + b) * N, dst = (static_cast<int64_t>(b) * T + t) * N;
-        if (states32 == nullptr) common::put(states, dst, HH + src, N);
-        if (mixed) common::put(cells, dst, CC + src, N);
+        common::put(cells, dst, CC + src, N);
       }
+  };
+  // A half model's saved copies (problem.h: Plan::act): rows [rw, rw + nb) of the working array at
+  // `work` (ld floats a row) rounded into rows [r, r + nb) of the copy at `sav`.
+  const common::Sink act_sink{nullptr, p.act, states.bf16_insn};
+  auto save_rows = [&](int64_t work, int64_t sav, int64_t ld, int64_t rw, int64_t r, int nb) {
+    common::Sink to = act_sink;
+    to.data = ws + sav;
+    common::put(to, r * ld, ws + work + rw * ld, nb * ld);
+  };
+  // After step t of rows [b0, b0 + nb): half states, and the copies of the step's activations.
+  auto save_step = [&](int t, int b0, int nb, int64_t rw, int64_t rh1) {
+    const int64_t r = static_cast<int64_t>(t) * B + b0;
+    if (states32 == nullptr)
+      for (int b = 0; b < nb; ++b)
+        common::put(states, (static_cast<int64_t>(b0 + b) * T + t) * N, HH + (rh1 + b) * N, N);
+    if (!p.copies()) return;
+    save_rows(p.hh_off, p.hh_sav, N, rh1, r + B, nb);
+    if (mixed) {
+      save_rows(p.hl_off, p.hl_sav, N, rw, r, nb);
+      save_rows(p.gates_off, p.gates_sav, 4 * N, rw, r, nb);
+    }
+    for (const Unit& U : p.units) {
+      for (size_t l = 0; l < U.widths.size(); ++l) {
+        save_rows(U.a_off[l], U.a_sav[l], U.widths[l], rw, r, nb);
+        save_rows(U.z_off[l], U.z_sav[l], U.widths[l], rw, r, nb);
+      }
+      save_rows(U.heads_off, U.heads_sav, U.hs, rw, r, nb);
+    }
   };
 
   // Tiny calls (a streaming step) use the weights as they are; otherwise transposed copies.
@@ -117,6 +145,7 @@ void forward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, c
   auto run_tile = [&](int b0, int b1) {
     const int nb = b1 - b0;
     stage_in(b0, b1);
+    if (p.copies()) save_rows(p.hh_off, p.hh_sav, N, b0, b0, nb);  // h0
     // The hoisted product runs just ahead of the steps that read it, a block of steps (about 256
     // rows, contiguous when the tile is the whole batch) at a time: done for all T steps before
     // the loop, it wrote 0.54 KB per row-step (wired CfC(16, AutoNCP(64, 8))), which the loop read
@@ -168,11 +197,12 @@ void forward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, c
         }
         float* Hc = ws + U.heads_off + rw * U.hs;
         if (!U.widths.empty()) w.heads.fwd_bias(nb, zlast, wlast, wlast, nullptr, 0, 0, 0, w.hbias.data(), Hc, U.hs);
-        // The second copy of h' goes to float32 states, else again into the workspace (stage_out rounds it).
+        // The second copy of h' goes to float32 states, else again into the workspace (save_step rounds it).
         float* out2 = states32 ? states32 + (static_cast<int64_t>(b0) * T + t) * N + U.off : hout_base + U.off;
         heads_fwd(mode, fold, nb, U.n, Hc, U.hs, dtr, hout_base + U.off, N, out2,
                   states32 ? static_cast<int64_t>(T) * N : N, w.w_tau, w.A);
       }
+      save_step(t, b0, nb, rw, rh1);
     }
     stage_out(b0, b1);
   };

@@ -78,14 +78,15 @@ def _grads(model, x, R, eval_inside):
     dx = mx.grad(lambda inp: loss(model, inp))(x)
     arrays = [value, dx] + [g for _, g in tree_flatten(grads)]
     mx.eval(arrays)
-    return [np.array(a) for a in arrays]
+    return [np.array(a.astype(mx.float32)) for a in arrays]
 
 
+@pytest.mark.parametrize("dtype", [mx.float32, mx.bfloat16], ids=["f32", "bf16"])
 @pytest.mark.parametrize("name", sorted(MODELS))
-def test_a_forward_evaluated_before_its_vjp_is_recomputed(name):
+def test_a_forward_evaluated_before_its_vjp_is_recomputed(name, dtype):
     with kernels.use("fused"):
-        model, x = model_and_input(name, mx.float32, 32, 50)
-        R = mx.random.normal((32, 50, model(x)[0].shape[-1]))
+        model, x = model_and_input(name, dtype, 32, 50)
+        R = mx.random.normal((32, 50, model(x)[0].shape[-1])).astype(dtype)
         expected = _grads(model, x, R, eval_inside=False)
         got = _grads(model, x, R, eval_inside=True)
     assert len(got) == len(expected) > 3
