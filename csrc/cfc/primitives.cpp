@@ -165,21 +165,23 @@ std::vector<mx::Shape> CfCSequence::output_shapes(const std::vector<mx::array>& 
 
 void CfCSequenceGrad::eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) {
   auto& enc = mx::cpu::get_command_encoder(stream());
-  std::vector<common::View> views = common::input_views(enc, inputs, name());
-  common::Outputs grads = common::allocate_outputs(enc, outputs);
   Plan plan = plan_of(cfg_, inputs[0], true, act_);
+  const size_t n = static_cast<size_t>(plan.n_inputs);
+  // x is not read (its transposed copy is in the workspace), the cotangents row by row in their own
+  // type: none of the three gets a float32 copy of the whole sequence.
+  std::vector<common::View> views = common::input_views(enc, inputs, name(), {0, n + 1, n + 2});
+  common::Outputs grads = common::allocate_outputs(enc, outputs);
   // Scratch for the per-step gradients, from the workspace pool (no fresh pages on every call);
   // a temporary of the command encoder, released after the task.
   float* sp = common::pooled_temporary(enc, backward_scratch_size(plan));
-  enc.dispatch([plan = std::move(plan), views = std::move(views), grads = std::move(grads), sp, dx = need_dx_,
+  enc.dispatch([plan = std::move(plan), views = std::move(views), grads = std::move(grads), sp, n, dx = need_dx_,
                 wts = need_weights_, ddt = need_dt_]() {
-    std::vector<std::vector<float>> bufs;
-    const std::vector<const float*> ptrs = common::resolve_all(views, bufs);
-    const int n = plan.n_inputs;
-    const std::vector<const float*> primals(ptrs.begin(), ptrs.begin() + n);
-    const float* ws = ptrs[n];
-    const float* dstates = ptrs[n + 1];
-    const float* dcells = plan.cfg.mixed ? ptrs[n + 2] : nullptr;
+    std::vector<std::vector<float>> bufs(views.size());
+    std::vector<const float*> primals(n, nullptr);
+    for (size_t i = 1; i < n; ++i) primals[i] = views[i].resolve(bufs[i]);
+    const float* ws = views[n].resolve(bufs[n]);
+    const common::Rows dstates = views[n + 1].rows(bufs[n + 1]);
+    const common::Rows dcells = plan.cfg.mixed ? views[n + 2].rows(bufs[n + 2]) : common::Rows{};
     common::dispatch(
         [&]<class Isa>() { cpu::backward<Isa>(plan, primals, ws, dstates, dcells, grads.ptr, sp, dx, wts, ddt); });
     grads.finish();

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <initializer_list>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -103,14 +104,18 @@ inline float* pooled_temporary(mx::cpu::CommandEncoder& enc, int64_t n) {
 // Registers the inputs with the encoder and returns the task's views of them. A half input (a
 // saved state sequence, a cotangent) is widened into a pooled temporary, not a heap buffer of the
 // task.
+// `as_rows`: the inputs the kernel reads row by row in their storage type (View::rows), which get
+// no float32 copy when they are row-contiguous.
 inline std::vector<View> input_views(mx::cpu::CommandEncoder& enc, const std::vector<mx::array>& inputs,
-                                     const char* prim) {
+                                     const char* prim, std::initializer_list<size_t> as_rows = {}) {
   std::vector<View> views;
   views.reserve(inputs.size());
-  for (const auto& a : inputs) {
-    enc.set_input_array(a);
-    views.push_back(make_view(a, prim));
-    if (views.back().st != Storage::f32) views.back().wide = pooled_temporary(enc, views.back().size);
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    enc.set_input_array(inputs[i]);
+    views.push_back(make_view(inputs[i], prim));
+    View& v = views.back();
+    const bool row_wise = v.contiguous && std::find(as_rows.begin(), as_rows.end(), i) != as_rows.end();
+    if (v.st != Storage::f32 && !row_wise) v.wide = pooled_temporary(enc, v.size);
   }
   return views;
 }

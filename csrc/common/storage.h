@@ -38,6 +38,14 @@ inline float half_to_float(Storage s, uint16_t h) {
   return f;
 }
 
+// An input a kernel reads in its storage type itself: float32 data as it is, half data widened a
+// few rows at a time as the kernel reads them, where a float32 copy would be as big as the array
+// (a half LTC's saved states, say).
+struct Rows {
+  const void* data = nullptr;
+  Storage st = Storage::f32;
+};
+
 // An output a kernel writes in its storage type itself (common/convert.h's put()), rather than
 // through a float32 staging buffer: a float32, bfloat16 or float16 array's data.
 struct Sink {

@@ -20,6 +20,13 @@ struct View {
   std::vector<int> shape;
   std::vector<int64_t> strides;
 
+  // A row-contiguous array as it is, in its storage type (the kernel widens it row by row), else
+  // resolve()'s float32 copy in `buf`.
+  Rows rows(std::vector<float>& buf) const {
+    if (contiguous) return {ptr, st};
+    return {resolve(buf), Storage::f32};
+  }
+
   // Row-contiguous float32 data: the array itself, or a gathered and/or widened copy in `buf`.
   const float* resolve(std::vector<float>& buf) const {
     if (contiguous && st == Storage::f32) return static_cast<const float*>(ptr);

@@ -73,12 +73,12 @@ std::vector<mx::array> pick_grads(const std::vector<mx::array>& primals, const s
 // on zeroed float32 outputs (the kernels accumulate into them; half outputs are staged).
 template <class Kernel>
 void eval_grad(mx::Primitive& node, const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs,
-               size_t n_inputs, size_t n_outputs, Kernel kernel) {
+               size_t n_inputs, size_t n_outputs, Kernel kernel, std::initializer_list<size_t> as_rows = {}) {
   if (inputs.size() != n_inputs || outputs.size() != n_outputs)
     throw std::runtime_error(std::string("[") + node.name() + "] internal error: wrong number of inputs or outputs");
   auto& enc = mx::cpu::get_command_encoder(node.stream());
-  enc.dispatch([views = common::input_views(enc, inputs, node.name()), out = common::allocate_outputs(enc, outputs),
-                kernel = std::move(kernel)]() {
+  enc.dispatch([views = common::input_views(enc, inputs, node.name(), as_rows),
+                out = common::allocate_outputs(enc, outputs), kernel = std::move(kernel)]() {
     out.zero();
     kernel(views, out.ptr);
     out.finish();
@@ -159,22 +159,29 @@ std::vector<mx::Shape> LTCForward<kMixed>::output_shapes(const std::vector<mx::a
 
 template <bool kMixed>
 void LTCBackward<kMixed>::eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) {
-  eval_grad(*this, inputs, outputs, kInputs, kOutputs,
-            [d = dims_for<kMixed>(inputs), K = ode_unfolds_, eps = epsilon_](const auto& views, const auto& out) {
-              const DataFor<kMixed> pd(views, d, K, eps);
-              // The forward's outputs, then their cotangents: states (, cells), cot (, cot_c).
-              constexpr int kSaved = kInputs - LTCForward<kMixed>::kInputs;
-              std::vector<float> bufs[kSaved];
-              const float* saved[kSaved];
-              for (int k = 0; k < kSaved; ++k) saved[k] = views[LTCForward<kMixed>::kInputs + k].resolve(bufs[k]);
-              common::dispatch([&]<class Isa>() {
-                if constexpr (kMixed)
-                  cpu::mixed_backward<Isa>(pd.m, saved[0], saved[1], saved[2], saved[3], ltc_grads(out),
-                                           MixedGrads{out[14], out[15], out[16], out[17], out[18]});
-                else
-                  cpu::backward<Isa>(pd.p, saved[0], saved[1], ltc_grads(out));
-              });
-            });
+  // The forward's outputs, then their cotangents: states (, cells), cot (, cot_c). The plain
+  // kernel reads the states and their cotangent row by row in their own type (a half model's
+  // saved states get no float32 copy of the whole sequence).
+  static constexpr size_t kFirst = LTCForward<kMixed>::kInputs;
+  static constexpr int kSaved = kInputs - kFirst;  // static: usable in the lambda without a capture (clang)
+  eval_grad(
+      *this, inputs, outputs, kInputs, kOutputs,
+      [d = dims_for<kMixed>(inputs), K = ode_unfolds_, eps = epsilon_](const auto& views, const auto& out) {
+        const DataFor<kMixed> pd(views, d, K, eps);
+        std::vector<float> bufs[kSaved];
+        if constexpr (kMixed) {
+          const float* saved[kSaved];
+          for (int k = 0; k < kSaved; ++k) saved[k] = views[kFirst + k].resolve(bufs[k]);
+          common::dispatch([&]<class Isa>() {
+            cpu::mixed_backward<Isa>(pd.m, saved[0], saved[1], saved[2], saved[3], ltc_grads(out),
+                                     MixedGrads{out[14], out[15], out[16], out[17], out[18]});
+          });
+        } else {
+          const common::Rows states = views[kFirst].rows(bufs[0]), cot = views[kFirst + 1].rows(bufs[1]);
+          common::dispatch([&]<class Isa>() { cpu::backward<Isa>(pd.p, states, cot, ltc_grads(out)); });
+        }
+      },
+      kMixed ? std::initializer_list<size_t>{} : std::initializer_list<size_t>{kFirst, kFirst + 1});
 }
 
 template <bool kMixed>

@@ -155,6 +155,37 @@ def test_cfc_half_model_saves_half_the_activations(name):
     assert saved_bytes(mx.bfloat16) < 0.7 * saved_bytes(mx.float32)
 
 
+@pytest.mark.parametrize("name,share", [("cfc", 0.7), ("cfc_wired", 0.7), ("ltc", 0.9)])
+def test_half_training_step_allocates_less(name, share):
+    """A bfloat16 forward+backward (with a contiguous cotangent, as a loss on the outputs makes)
+    allocates less than a float32 one: the saved activations and the CfC's per-step gradients are
+    bfloat16, and no backward widens a half sequence (saved states, cotangent, input) into a
+    float32 copy of it. Measured 0.61x (CfC, wired CfC) and 0.81x (LTC)."""
+    make = {
+        "cfc": lambda: ncps.CfC(16, 64),
+        "cfc_wired": lambda: ncps.CfC(16, AutoNCP(64, 8)),
+        "ltc": lambda: ncps.LTC(16, AutoNCP(64, 8)),
+    }[name]
+
+    def step_bytes(dtype) -> int:
+        mx.random.seed(0)
+        model = make()
+        model.set_dtype(dtype)
+        x = mx.random.normal((32, 100, 16)).astype(dtype)
+        r = mx.random.normal((32, 100, model.output_size)).astype(dtype)
+        mx.eval(model.parameters(), x, r)
+        step = nn.value_and_grad(model, lambda m, inp: (m(inp)[0] * r).sum())
+        with kernels.use("fused"):
+            mx.eval(step(model, x))
+            kernels.clear_cache()
+            before = mx.get_active_memory()
+            mx.reset_peak_memory()
+            mx.eval(step(model, x))
+            return mx.get_peak_memory() - before
+
+    assert step_bytes(mx.bfloat16) < share * step_bytes(mx.float32)
+
+
 @pytest.mark.parametrize("dtype", HALF)
 @pytest.mark.parametrize("make", [CFC["cfc_wired"], lambda: ncps.LTC(3, AutoNCP(10, 2, seed=1))], ids=["cfc", "ltc"])
 def test_streaming_infer_reads_and_writes_half(make, dtype):

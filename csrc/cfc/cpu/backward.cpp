@@ -48,6 +48,11 @@ struct Saved {
   int64_t ld_of(int64_t ld, int width) const { return f ? ld : width; }
 };
 
+inline Saved saved_rows(const common::Rows& a) {
+  return a.st == common::Storage::f32 ? Saved(static_cast<const float*>(a.data))
+                                      : Saved(static_cast<const uint16_t*>(a.data), a.st);
+}
+
 // A (T, B, .) gradient array of the sweep's: float32, or a half model's half scratch (read back
 // by the post-loop products as a Saved). A step's rows are computed in float32 (in place, or in
 // a buffer) and rounded into the half array when done.
@@ -124,7 +129,7 @@ void run_post_job(const PostJob& job, int K) {
   // The odd-row accumulators of the column sums (the even ones live in `out`).
   size_t odd_len = 0;
   for (const SumPart& s : job.sums) odd_len += static_cast<size_t>(s.n);
-  std::vector<float> odd(odd_len, 0.0f);
+  std::vector<float> odd(odd_len);  // zeros (value-initialised: no fill-constructor instance, common/isa.h)
   for (const SumPart& s : job.sums) std::fill(s.out, s.out + s.n, 0.0f);
   // A block of each half operand, widened (a half model's saved activations).
   int wa = 0, wb = 0, ws = 0;
@@ -200,9 +205,9 @@ NCPS_ISA_END
 // ---- backward -----------------------------------------------------------------------------------
 
 template <>
-void backward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, const float* ws, const float* dstates,
-                            const float* dcells, const std::vector<float*>& grads, float* scratch, bool need_dx,
-                            bool need_weights, bool need_dt) {
+void backward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, const float* ws,
+                            const common::Rows& dstates, const common::Rows& dcells, const std::vector<float*>& grads,
+                            float* scratch, bool need_dx, bool need_weights, bool need_dt) {
   const int B = p.B, T = p.T, I = p.I, N = p.N;
   const int64_t TB = static_cast<int64_t>(T) * B;
   const bool mixed = p.cfg.mixed;
@@ -274,21 +279,23 @@ void backward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, 
   // Built in place: a copy of a std::vector<float> here is a standard-library template compiled for
   // this target, which the linker may take for the baseline files' copies (common/isa.h).
   std::vector<std::vector<float>> pure_acc(nc);
-  for (auto& a : pure_acc) a.resize(mode == PURE ? pure_len : 0, 0.0f);
+  for (auto& a : pure_acc) a.resize(mode == PURE ? pure_len : 0);  // zeros
 
   const bool prefetch = prefetch_steps(p.ws_size);
+  const Saved dS = saved_rows(dstates), dC = saved_rows(dcells);
   int maxhs = 1;
   for (const Unit& U : p.units) maxhs = std::max(maxhs, U.hs);
   auto run_tile = [&](int b0, int b1, float* acc) {
     const int nb = b1 - b0;
-    std::vector<float> G(static_cast<size_t>(nb) * N), carry(static_cast<size_t>(nb) * N, 0.0f),
-        dc(static_cast<size_t>(nb) * N, 0.0f), dz0(static_cast<size_t>(nb) * maxw), dz1(static_cast<size_t>(nb) * maxw);
+    std::vector<float> G(static_cast<size_t>(nb) * N), carry(static_cast<size_t>(nb) * N),
+        dc(static_cast<size_t>(nb) * N), dz0(static_cast<size_t>(nb) * maxw), dz1(static_cast<size_t>(nb) * maxw);
     // One step's rows of the half copies, widened, and of the half gradients, in float32 (empty for
     // a float32 model).
     const size_t wide = p.copies() ? static_cast<size_t>(nb) : 0;
     const size_t gwide = p.grads == common::Storage::f32 ? 0 : static_cast<size_t>(nb);
     std::vector<float> hs_buf(wide * maxhs), a_buf(wide * maxw), z_buf(wide * maxw), g_buf(mixed ? wide * 4 * N : 0);
     std::vector<float> dh_buf(gwide * maxhs), da_buf(gwide * maxw), dg_buf(mixed ? gwide * 4 * N : 0);
+    std::vector<float> ds_buf(N), dc_buf(N);  // a row of a half cotangent, widened
     for (int t = T - 1; t >= 0; --t) {
       const int64_t r = static_cast<int64_t>(t) * B + b0;
       const float* dtr = DT + r;
@@ -298,14 +305,15 @@ void backward<NCPS_ISA_TAG>(const Plan& p, const std::vector<const float*>& in, 
       const bool pre = prefetch && t > 0;
       std::fill(DDT + r, DDT + r + nb, 0.0f);
       for (int b = 0; b < nb; ++b) {
-        const int64_t bt = (static_cast<int64_t>(b0 + b) * T + t) * N;
-        const float* ds = dstates + bt;
-        if (pre) prefetch_floats(ds - N, N);
-        if (mixed && dcells) {  // dc holds dL/dc_t (the cell state after step t): add this step's cotangent
+        const int64_t bt = static_cast<int64_t>(b0 + b) * T + t;  // the row of (b, t) in (B, T, N)
+        const float* ds = dS.rows(bt, 1, N, N, ds_buf.data());
+        if (pre && dS.f) prefetch_floats(ds - N, N);
+        if (mixed && dcells.data) {  // dc holds dL/dc_t (the cell state after step t): add this step's cotangent
           float* d = dc.data() + static_cast<int64_t>(b) * N;
+          const float* dcr = dC.rows(bt, 1, N, N, dc_buf.data());
           for (int j = 0; j < N; j += W) {
             const int m = std::min(W, N - j);
-            store_m(d + j, load_m(d + j, m) + load_m(dcells + bt + j, m), m);
+            store_m(d + j, load_m(d + j, m) + load_m(dcr + j, m), m);
           }
         }
         float* g = G.data() + static_cast<int64_t>(b) * N;

@@ -23,14 +23,15 @@ template <class Isa>
 void forward(const Plan& p, const std::vector<const float*>& in, const common::Sink& states, const common::Sink& cells,
              float* ws);
 
-// Backward: grads[i] has the shape of input i (the mask's gradient is zero). `scratch` holds
+// Backward: grads[i] has the shape of input i (the mask's gradient is zero); in[0] (x) is not
+// read (may be null); the cotangents (B,T,N) are read in their storage type, a row at a time. `scratch` holds
 // backward_scratch_size(p) floats (problem.h). Without need_dx the x gradient, without
 // need_weights every parameter gradient (the big post-loop products), without need_dt the dt
 // gradient (and, after folded time heads, its recomputation) is left unwritten; h0 and c0
 // always get theirs.
 template <class Isa>
-void backward(const Plan& p, const std::vector<const float*>& in, const float* ws, const float* dstates,
-              const float* dcells, const std::vector<float*>& grads, float* scratch, bool need_dx = true,
+void backward(const Plan& p, const std::vector<const float*>& in, const float* ws, const common::Rows& dstates,
+              const common::Rows& dcells, const std::vector<float*>& grads, float* scratch, bool need_dx = true,
               bool need_weights = true, bool need_dt = true);
 
 }  // namespace ncps::cfc::cpu

@@ -7,7 +7,7 @@
 namespace ncps::ltc::cpu {
 
 template <>
-void backward<NCPS_ISA_TAG>(const Problem& p, const float* states, const float* cot, const Grads& g) {
+void backward<NCPS_ISA_TAG>(const Problem& p, const common::Rows& states, const common::Rows& cot, const Grads& g) {
   NCPS_ISA::backward(p, states, cot, g);
 }
 

@@ -13,11 +13,12 @@ namespace ncps::ltc::cpu {
 // The kernels for target Isa; run the chosen one with
 //   common::dispatch([&]<class Isa>() { cpu::forward<Isa>(p, states); });
 // forward: states (B, T, N), written in their storage type. backward: the gradients of every input (pre-zeroed) from
-// the forward's states and their cotangent. mixed_*: the same with the LSTM (states and cells).
+// the forward's states and their cotangent, read in their storage type. mixed_*: the same with the LSTM (states and
+// cells, float32).
 template <class Isa>
 void forward(const Problem& p, const common::Sink& states);
 template <class Isa>
-void backward(const Problem& p, const float* states, const float* cot, const Grads& g);
+void backward(const Problem& p, const common::Rows& states, const common::Rows& cot, const Grads& g);
 template <class Isa>
 void mixed_forward(const MixedProblem& m, float* states, float* cells);
 // sample_forward: the new state (N) of one sample after one step; ws: 2 * max(sens->padded,

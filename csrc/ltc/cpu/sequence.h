@@ -440,22 +440,37 @@ struct StepAdjoint {
   }
 };
 
+// gather_rows from an array in its storage type (from element `off` on): a half one's n-element
+// rows of the tile's lanes are widened into `wide` (L * n floats) first.
+template <int L>
+void gather_rows_of(const common::Rows& a, int64_t off, int64_t lane_stride, int B, int b0, int n, vf<L>* out,
+                    float* wide) {
+  if (a.st == Storage::f32) return gather_rows<L>(static_cast<const float*>(a.data) + off, lane_stride, B, b0, n, out);
+  const int nl = std::min(L, B - b0);
+  const uint16_t* h = static_cast<const uint16_t*>(a.data) + off;
+  for (int l = 0; l < nl; ++l)
+    common::widen_run(a.st, h + (b0 + l) * lane_stride, n, wide + static_cast<int64_t>(l) * n);
+  gather_rows<L>(wide, n, nl, 0, n, out);
+}
+
 template <int L, int A, bool CACHE_SIG>
-void backward_tile(const Problem& p, int b0, const float* states, const float* cot, const Grads& g, Accum<A>& acc) {
+void backward_tile(const Problem& p, int b0, const common::Rows& states, const common::Rows& cot, const Grads& g,
+                   Accum<A>& acc) {
   using V = vf<L>;
   const int N = p.N, T = p.T;
   const int64_t row = static_cast<int64_t>(T) * N;
   StepCtx<L> c(p);
   StepAdjoint<L, A, CACHE_SIG> adj(p);
   lane_vector<V> gv(N, splat<L>(0.0f)), ct(N);
+  lane_vector<float> wide(states.st == Storage::f32 && cot.st == Storage::f32 ? 0 : L * N);
   for (int t = T - 1; t >= 0; --t) {
     if ((T - 1 - t) % kFlushSteps == kFlushSteps - 1) acc.flush();
-    gather_rows<L>(cot + static_cast<int64_t>(t) * N, row, p.B, b0, N, ct.data());
+    gather_rows_of<L>(cot, static_cast<int64_t>(t) * N, row, p.B, b0, N, ct.data(), wide.data());
     for (int i = 0; i < N; ++i) gv[i] += ct[i];
     c.prepare(p, b0, t);
     if (!c.any_moving) continue;  // every lane frozen: gradient passes through, dx = ddt = 0
     if (t > 0)
-      gather_rows<L>(states + static_cast<int64_t>(t - 1) * N, row, p.B, b0, N, adj.start());
+      gather_rows_of<L>(states, static_cast<int64_t>(t - 1) * N, row, p.B, b0, N, adj.start(), wide.data());
     else
       gather_rows<L>(p.h0, N, p.B, b0, N, adj.start());
     adj(p, c, b0, t, gv.data(), acc, g);
@@ -505,7 +520,7 @@ void write_param_grads(const Problem& p, std::vector<Accum<A>>& accs, const Grad
 }
 
 template <int L, int A, bool CACHE_SIG>
-void backward_impl(const Problem& p, const float* states, const float* cot, const Grads& g) {
+void backward_impl(const Problem& p, const common::Rows& states, const common::Rows& cot, const Grads& g) {
   const int tiles = (p.B + L - 1) / L;
   const int nt = common::threads_for(tiles, 3 * work_units(p, L), kMinParallelWork);
   std::vector<Accum<A>> accs = make_accums<A>(p, nt);
@@ -535,7 +550,7 @@ void with_backward_config(const Problem& p, F&& f) {
   return cache ? f.template operator()<L, true>() : f.template operator()<L, false>();
 }
 
-inline void backward(const Problem& p, const float* states, const float* cot, const Grads& g) {
+inline void backward(const Problem& p, const common::Rows& states, const common::Rows& cot, const Grads& g) {
   if (p.B == 0 || p.T == 0 || p.N == 0) return;
   with_lanes(p.B, [&]<int L>() {
     with_backward_config<L>(p, [&]<int A, bool C>() { backward_impl<L, A, C>(p, states, cot, g); });
