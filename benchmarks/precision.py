@@ -145,8 +145,8 @@ def markdown(section: dict, results: dict) -> list[str]:
         'its dtype, under `kernels.use("fused")`; the three dtypes of a row in interleaved rounds, ratios '
         "the median of the rounds' ratios to float32 (range over the rounds). The fused kernels read and "
         "write the half arrays themselves and compute in float32, and save what their backward reads in "
-        "the half type (the LTC its states, the CfC family its activations); the backward's own buffers "
-        "(gradients of every step's activations) are float32.",
+        "the half type (the LTC its states, the CfC family its activations); a bfloat16 CfC's backward keeps "
+        "its per-step gradients in bfloat16 too, a float16 one in float32.",
         "",
     ]
     header = ["model", "pass", *(SHORT[d] for d in DTYPES), "bf16 ÷ fp32", "fp16 ÷ fp32", "bf16 forward target"]

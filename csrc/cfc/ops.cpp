@@ -123,9 +123,11 @@ std::vector<mx::array> cfc_sequence(const mx::array& x, const mx::array& h0, con
   // state and sums); strided ones are gathered inside the task (View), so no copies are added.
   const std::vector<mx::Dtype> dtypes = forward_dtypes(plan, in);
   for (auto& a : in) a = common::as_storage(a, st);
-  // The workspace is declared as a saved plan of the outputs' storage lays it out (problem.h).
-  const Plan saved = plan_of(plan.cfg, in[0], true, common::storage_of(dtypes[0], "cfc_sequence"));
-  auto outs = mx::array::make_arrays(forward_shapes(saved), dtypes, std::make_shared<CfCSequence>(st, plan.cfg), in);
+  // The workspace is declared as a saved plan of the outputs' storage lays it out (problem.h):
+  // checked_inputs' float32 one, or a half model's (with its half copies).
+  const common::Storage act = common::storage_of(dtypes[0], "cfc_sequence");
+  if (act != common::Storage::f32) plan = plan_of(plan.cfg, in[0], true, act);
+  auto outs = mx::array::make_arrays(forward_shapes(plan), dtypes, std::make_shared<CfCSequence>(st, plan.cfg), in);
   outs.pop_back();  // the workspace stays in the graph for the vjp only
   return outs;
 }

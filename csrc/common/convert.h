@@ -150,6 +150,13 @@ inline void widen_run(Storage s, const void* src, int64_t n, float* dst) {
     detail::widen_f16(static_cast<const uint16_t*>(src), n, dst);
 }
 
+// Rows [0, rows) of a half array, `width` elements of each (ld apart), widened into dst (width
+// apart): one run when the rows are contiguous. The kernels' reading of half sequences row-wise.
+inline void widen_rows(Storage s, const uint16_t* src, int64_t rows, int64_t ld, int64_t width, float* dst) {
+  if (ld == width) return widen_run(s, src, rows * ld, dst);
+  for (int64_t i = 0; i < rows; ++i) widen_run(s, src + i * ld, width, dst + i * width);
+}
+
 // dst[0:n] = src[0:n] rounded to storage s (bf16_insn: with VCVTNEPS2BF16, checked by the caller).
 inline void narrow_run(Storage s, const float* src, int64_t n, void* dst, bool bf16_insn) {
   if (s == Storage::f32) {  // in vectors: kernels put short rows, where a memcpy call costs more

@@ -38,11 +38,7 @@ struct Saved {
   // or widened into buf (width apart; ld_of says which).
   const float* rows(int64_t r, int64_t n, int64_t ld, int width, float* buf) const {
     if (f) return f + r * ld;
-    if (ld == width) {
-      common::widen_run(st, h + r * ld, n * ld, buf);
-    } else {
-      for (int64_t i = 0; i < n; ++i) common::widen_run(st, h + (r + i) * ld, width, buf + i * width);
-    }
+    common::widen_rows(st, h + r * ld, n, ld, width, buf);
     return buf;
   }
   int64_t ld_of(int64_t ld, int width) const { return f ? ld : width; }

@@ -448,8 +448,7 @@ void gather_rows_of(const common::Rows& a, int64_t off, int64_t lane_stride, int
   if (a.st == Storage::f32) return gather_rows<L>(static_cast<const float*>(a.data) + off, lane_stride, B, b0, n, out);
   const int nl = std::min(L, B - b0);
   const uint16_t* h = static_cast<const uint16_t*>(a.data) + off;
-  for (int l = 0; l < nl; ++l)
-    common::widen_run(a.st, h + (b0 + l) * lane_stride, n, wide + static_cast<int64_t>(l) * n);
+  common::widen_rows(a.st, h + b0 * lane_stride, nl, lane_stride, n, wide);
   gather_rows<L>(wide, n, nl, 0, n, out);
 }
 
